@@ -1,0 +1,1 @@
+//! `calops doctor`: prerequisite checks.

@@ -1,0 +1,20 @@
+//! calops: deploy and operate a self-hosted scheduling service on Oracle Cloud.
+//!
+//! The binary is a thin shell over this library: `cli` holds clap types, `commands` glue one
+//! subcommand each, and the modules below do the work so that tests can call them directly.
+
+pub mod cli;
+pub mod commands;
+pub mod doctor;
+pub mod error;
+pub mod profile;
+pub mod testkit;
+pub mod ui;
+
+/// The version line printed by `calops --version`.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CALOPS_TARGET"),
+    ")"
+);

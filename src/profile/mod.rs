@@ -1,0 +1,3 @@
+//! Typed profiles: loading, merging and validation.
+
+pub mod node;
