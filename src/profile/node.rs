@@ -19,6 +19,8 @@ pub enum Origin {
     Env {
         var: String,
     },
+    /// The `--profile` argument (or `CALOPS_PROFILE`).
+    CommandLine,
     Default,
 }
 
@@ -27,6 +29,7 @@ impl fmt::Display for Origin {
         match self {
             Origin::File { path, line, col } => write!(f, "{}:{line}:{col}", path.display()),
             Origin::Env { var } => write!(f, "environment variable {var}"),
+            Origin::CommandLine => f.write_str("--profile"),
             Origin::Default => f.write_str("built-in default"),
         }
     }
@@ -146,7 +149,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Table, SyntaxError> {
     Ok(convert_table(doc.as_table(), &at))
 }
 
-fn convert_table(t: &toml_edit::Table, at: &dyn Fn(Option<std::ops::Range<usize>>) -> Origin) -> Table {
+fn convert_table(
+    t: &toml_edit::Table,
+    at: &dyn Fn(Option<std::ops::Range<usize>>) -> Origin,
+) -> Table {
     let mut out = Table::default();
     for (k, item) in t.iter() {
         let key_span = t.key(k).and_then(|key| key.span());
@@ -183,7 +189,10 @@ fn convert_item(
     }
 }
 
-fn convert_value(v: &toml_edit::Value, at: &dyn Fn(Option<std::ops::Range<usize>>) -> Origin) -> Node {
+fn convert_value(
+    v: &toml_edit::Value,
+    at: &dyn Fn(Option<std::ops::Range<usize>>) -> Origin,
+) -> Node {
     use toml_edit::Value as V;
     let origin = at(v.span());
     let value = match v {
@@ -225,7 +234,11 @@ mod tests {
     #[test]
     fn syntax_error_has_position() {
         let e = parse("a = 1\nb = = 2\n", Path::new("p.toml")).unwrap_err();
-        assert!(e.origin.to_string().starts_with("p.toml:2:"), "{}", e.origin);
+        assert!(
+            e.origin.to_string().starts_with("p.toml:2:"),
+            "{}",
+            e.origin
+        );
     }
 
     #[test]
