@@ -1,0 +1,5 @@
+//! The release pipeline's building blocks shared by every target.
+
+pub mod ledger;
+pub mod lock;
+pub mod store;
