@@ -3,4 +3,6 @@
 pub mod ledger;
 pub mod local;
 pub mod lock;
+pub mod pipeline;
+pub mod steps;
 pub mod store;
