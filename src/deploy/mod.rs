@@ -4,5 +4,6 @@ pub mod ledger;
 pub mod local;
 pub mod lock;
 pub mod pipeline;
+pub mod slots;
 pub mod steps;
 pub mod store;
