@@ -8,6 +8,7 @@ pub mod commands;
 pub mod deploy;
 pub mod doctor;
 pub mod error;
+pub mod net;
 pub mod profile;
 pub mod testkit;
 pub mod ui;
