@@ -28,6 +28,7 @@ pub mod containerinstances;
 pub mod keys;
 pub mod loadbalancer;
 pub mod objectstorage;
+pub mod raw;
 pub mod registry;
 pub mod signer;
 pub mod workrequests;
