@@ -319,7 +319,7 @@ fn profile_to_signer_checks() {
 
     let p = OciConfig::load(Some(&cfg), Some("WRONGFP")).unwrap();
     let e = auth::signer_for(&p).unwrap_err();
-    let msg = format!("{e}: {}", std::error::Error::source(&e).unwrap());
+    let msg = e.to_string();
     assert!(
         matches!(e.key_error(), Some(KeyError::FingerprintMismatch { .. })),
         "{msg}"

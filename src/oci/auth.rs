@@ -17,19 +17,20 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("profile [{profile}] in {}: {source}", config_file.display())]
+    // The key error is part of the message, not a `source`, so that printing the error chain
+    // does not repeat it.
+    #[error("profile [{profile}] in {}: {error}", config_file.display())]
     Key {
         config_file: PathBuf,
         profile: String,
-        #[source]
-        source: KeyError,
+        error: KeyError,
     },
-    #[error("profile [{profile}] in {}: cannot read security_token_file {}: {source}\n  fix: refresh the session with `oci session authenticate` or `oci session refresh --profile {profile}`", config_file.display(), path.display())]
+    #[error("profile [{profile}] in {}: cannot read security_token_file {}: {error}\n  fix: refresh the session with `oci session authenticate` or `oci session refresh --profile {profile}`", config_file.display(), path.display())]
     Token {
         config_file: PathBuf,
         profile: String,
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("profile [{profile}] in {}: security_token_file {} is empty\n  fix: refresh the session with `oci session refresh --profile {profile}`", config_file.display(), path.display())]
     EmptyToken {
@@ -43,7 +44,7 @@ impl AuthError {
     /// The key problem underneath, if any (for `calops doctor` to classify).
     pub fn key_error(&self) -> Option<&KeyError> {
         match self {
-            AuthError::Key { source, .. } => Some(source),
+            AuthError::Key { error, .. } => Some(error),
             _ => None,
         }
     }
@@ -52,10 +53,10 @@ impl AuthError {
 /// Build the signer a profile describes. Refuses a key readable by group/others, a key that
 /// does not decrypt, and a key whose fingerprint differs from the config's.
 pub fn signer_for(profile: &OciProfile) -> Result<Signer, AuthError> {
-    let wrap = |source: KeyError| AuthError::Key {
+    let wrap = |error: KeyError| AuthError::Key {
         config_file: profile.config_file.clone(),
         profile: profile.profile.clone(),
-        source,
+        error,
     };
     keys::check_permissions(&profile.key_file).map_err(wrap)?;
     let key =
@@ -65,11 +66,11 @@ pub fn signer_for(profile: &OciProfile) -> Result<Signer, AuthError> {
         keys::check_fingerprint(expected, &actual, &profile.key_file).map_err(wrap)?;
     }
     if let Some(path) = &profile.security_token_file {
-        let token = std::fs::read_to_string(path).map_err(|source| AuthError::Token {
+        let token = std::fs::read_to_string(path).map_err(|error| AuthError::Token {
             config_file: profile.config_file.clone(),
             profile: profile.profile.clone(),
             path: path.clone(),
-            source,
+            error,
         })?;
         if token.trim().is_empty() {
             return Err(AuthError::EmptyToken {

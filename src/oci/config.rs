@@ -95,10 +95,10 @@ impl OciProfile {
 pub enum ConfigError {
     #[error("OCI config file {} not found\n  fix: create it with `oci setup config`, or point --oci-config / ${ENV_CONFIG_FILE} at your config file", path.display())]
     NotFound { path: PathBuf },
-    #[error("cannot read OCI config file {}: {source}", path.display())]
+    #[error("cannot read OCI config file {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}:{line}: {message}", path.display())]
     Syntax {
@@ -170,7 +170,7 @@ impl OciConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ConfigError::NotFound { path })
             }
-            Err(source) => return Err(ConfigError::Read { path, source }),
+            Err(error) => return Err(ConfigError::Read { path, error }),
         };
         let parsed = parse(&text, &path)?;
         parsed.profile(&name, home.as_deref())

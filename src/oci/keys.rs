@@ -30,10 +30,10 @@ use std::path::{Path, PathBuf};
 pub enum KeyError {
     #[error("API key file {} not found\n  fix: check `key_file` in your OCI config, or create a key with `oci setup keys`", path.display())]
     NotFound { path: PathBuf },
-    #[error("cannot read API key file {}: {source}", path.display())]
+    #[error("cannot read API key file {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("API key file {} is encrypted with the legacy OpenSSL format (Proc-Type: 4,ENCRYPTED), which calops does not read\n  fix: convert it to encrypted PKCS#8 (same pass phrase): openssl pkcs8 -topk8 -v2 aes256 -in {} -out {}.pk8 && mv {}.pk8 {}", path.display(), path.display(), path.display(), path.display(), path.display())]
     LegacyEncrypted { path: PathBuf },
@@ -69,10 +69,10 @@ pub fn load_private_key(
                 path: path.to_path_buf(),
             })
         }
-        Err(source) => {
+        Err(error) => {
             return Err(KeyError::Read {
                 path: path.to_path_buf(),
-                source,
+                error,
             })
         }
     };
@@ -171,7 +171,7 @@ pub fn check_permissions(path: &Path) -> Result<(), KeyError> {
         } else {
             KeyError::Read {
                 path: path.to_path_buf(),
-                source: e,
+                error: e,
             }
         }
     })?;
