@@ -11,6 +11,7 @@ use calops::oci::keys::{self, KeyError};
 use calops::oci::objectstorage::{CreateBucket, ListObjects, PutCondition};
 use calops::oci::signer::{body_mode_for, BodyMode, Signer};
 use calops::oci::workrequests::{WaitOptions, CONTAINER_INSTANCES};
+use md5::Md5;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::DecodePublicKey;
@@ -358,6 +359,8 @@ struct Store {
     work_polls: HashMap<String, u32>,
     /// Seconds added to the Date header of 401 answers.
     skew_401: i64,
+    /// Store the next PUT, then answer 503 as if the answer had been lost.
+    lose_next_put_answer: bool,
     failures: Vec<String>,
 }
 
@@ -661,6 +664,9 @@ async fn handle(
                     let etag = format!("etag-{}", st.etag_counter);
                     let ct = header("content-type").unwrap_or_default();
                     st.objects.insert(key, (body.clone(), etag.clone(), ct));
+                    if std::mem::take(&mut st.lose_next_put_answer) {
+                        return oci_error(503, "ServiceUnavailable", "answer lost");
+                    }
                     reply(
                         200,
                         &[
@@ -678,12 +684,15 @@ async fn handle(
                         } else {
                             Bytes::new()
                         };
+                        let md5 =
+                            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&data));
                         let mut r = reply(
                             200,
                             &[
                                 ("etag", etag),
                                 ("content-type", ct),
                                 ("opc-meta-origin", "test".into()),
+                                ("content-md5", md5),
                             ],
                             b,
                         );
@@ -1004,6 +1013,57 @@ async fn object_storage_happy_paths_and_conditions() {
         .delete_object("testns", "calops-state", name, None)
         .await
         .unwrap());
+    f.no_failures();
+}
+
+#[tokio::test]
+async fn create_only_put_survives_a_lost_answer() {
+    let f = start().await;
+    let os = f.client.object_storage();
+    let path = "/n/testns/b/st/o/locks%2Fdeploy";
+    // The first attempt is stored but its answer lost (503); the retry then finds the
+    // object present (409): the client sees that the object holds its own bytes.
+    f.oci.store.lock().unwrap().lose_next_put_answer = true;
+    let put = os
+        .put_object(
+            "testns",
+            "st",
+            "locks/deploy",
+            b"holder-a".to_vec(),
+            PutCondition::CreateOnly,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(put.etag, "etag-1");
+    assert_eq!(f.oci.hits(path), 3, "PUT, retried PUT, HEAD");
+    // Retried, but the object holds someone else's bytes: a real conflict stays a conflict.
+    f.oci.script(
+        path,
+        vec![(
+            503,
+            vec![],
+            r#"{"code":"ServiceUnavailable","message":"busy"}"#.into(),
+        )],
+    );
+    let e = os
+        .put_object(
+            "testns",
+            "st",
+            "locks/deploy",
+            b"holder-c".to_vec(),
+            PutCondition::CreateOnly,
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(409));
+    assert!(e.to_string().contains("after 2 attempts"), "{e}");
+    assert_eq!(
+        f.oci.hits(path),
+        3 + 3,
+        "PUT (503), retried PUT (409), HEAD"
+    );
     f.no_failures();
 }
 

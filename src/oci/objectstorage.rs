@@ -15,7 +15,9 @@
 
 use crate::oci::client::{encode_path_segment, query, OciClient, OciError, OciRequest, Service};
 use crate::oci::signer::BodyMode;
+use base64::Engine as _;
 use bytes::Bytes;
+use md5::Digest as _;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -105,6 +107,8 @@ pub struct ObjectMeta {
     pub content_type: Option<String>,
     pub last_modified: Option<String>,
     pub version_id: Option<String>,
+    /// Base64 MD5 of the content (`content-md5`; absent for multipart objects).
+    pub content_md5: Option<String>,
     /// `opc-meta-*` headers, without the prefix.
     pub metadata: BTreeMap<String, String>,
 }
@@ -177,6 +181,7 @@ fn meta_from(resp: &crate::oci::client::OciResponse) -> ObjectMeta {
         content_type: resp.header("content-type").map(String::from),
         last_modified: resp.header("last-modified").map(String::from),
         version_id: resp.header("version-id").map(String::from),
+        content_md5: resp.header("content-md5").map(String::from),
         metadata,
     }
 }
@@ -274,12 +279,39 @@ impl ObjectStorage<'_> {
         for (k, v) in metadata {
             req = req.header(&format!("opc-meta-{k}"), v)?;
         }
-        let resp = self.client.send(req).await?;
-        Ok(PutObjectResult {
-            etag: resp.header("etag").unwrap_or_default().to_string(),
-            version_id: resp.header("version-id").map(String::from),
-            content_md5: resp.header("opc-content-md5").map(String::from),
-        })
+        let body_md5 =
+            base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&req.body));
+        match self.client.send(req).await {
+            Ok(resp) => Ok(PutObjectResult {
+                etag: resp.header("etag").unwrap_or_default().to_string(),
+                version_id: resp.header("version-id").map(String::from),
+                content_md5: resp.header("opc-content-md5").map(String::from),
+            }),
+            // A conditional put that was retried can lose to its own earlier attempt (the
+            // write landed but the answer was lost). If the object now holds exactly our
+            // bytes, that attempt won: report success rather than a conflict.
+            Err(OciError::Api(e))
+                if e.attempts > 1
+                    && matches!(e.status, 409 | 412)
+                    && condition != PutCondition::Any =>
+            {
+                match self.head_object(ns, bucket, name).await? {
+                    Some(meta) if meta.content_md5.as_deref() == Some(body_md5.as_str()) => {
+                        tracing::debug!(
+                            object = name,
+                            "conditional put: an earlier attempt had succeeded"
+                        );
+                        Ok(PutObjectResult {
+                            etag: meta.etag,
+                            version_id: meta.version_id,
+                            content_md5: meta.content_md5,
+                        })
+                    }
+                    _ => Err(OciError::Api(e)),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// GetObject; `None` when it does not exist.
