@@ -1,7 +1,9 @@
 //! The signed HTTP client: endpoints, retries, and errors a person can act on.
 //!
 //! - Endpoints come from service + region ([`Service::default_endpoint`]); any service can be
-//!   pointed elsewhere with [`OciClient::with_endpoint`] (tests, private endpoints).
+//!   pointed elsewhere with [`OciClient::with_endpoint`] (tests, private endpoints), or with
+//!   `CALOPS_OCI_ENDPOINT_<SERVICE>` (e.g. `CALOPS_OCI_ENDPOINT_OBJECTSTORAGE=http://127.0.0.1:8080`)
+//!   for clients built by [`OciClient::from_profile`].
 //! - Every attempt is signed afresh (new `date`). Retries happen on 429, on 5xx other than
 //!   501/505, and on connection errors and timeouts, with exponential backoff and full
 //!   jitter, honouring `Retry-After`, bounded by [`RetryPolicy::max_attempts`] and
@@ -62,6 +64,12 @@ impl Service {
             Service::Registry => "registry",
             Service::Core => "core",
         }
+    }
+
+    /// The environment variable that overrides this service's endpoint:
+    /// `CALOPS_OCI_ENDPOINT_<NAME>` (e.g. `CALOPS_OCI_ENDPOINT_OBJECTSTORAGE`).
+    pub fn env_var(self) -> String {
+        format!("CALOPS_OCI_ENDPOINT_{}", self.name().to_ascii_uppercase())
     }
 
     /// The public endpoint of this service in `region` (commercial realm, oraclecloud.com).
@@ -503,10 +511,31 @@ impl OciClient {
         })
     }
 
-    /// A client for a config profile: checks and loads its key (see [`auth::signer_for`]).
+    /// A client for a config profile: checks and loads its key (see [`auth::signer_for`]),
+    /// and applies endpoint overrides from the environment ([`Service::env_var`]).
     pub fn from_profile(profile: &OciProfile) -> Result<OciClient, OciError> {
         let signer = auth::signer_for(profile)?;
-        OciClient::new(signer, profile.region.clone())
+        OciClient::new(signer, profile.region.clone())?
+            .with_endpoint_overrides(|k| std::env::var(k).ok())
+    }
+
+    /// Apply `CALOPS_OCI_ENDPOINT_<SERVICE>` overrides found by `lookup` (private endpoints,
+    /// local test servers). An override that is not a URL is an error naming the variable.
+    pub fn with_endpoint_overrides(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<OciClient, OciError> {
+        for svc in Service::ALL {
+            let var = svc.env_var();
+            if let Some(v) = lookup(&var).filter(|v| !v.trim().is_empty()) {
+                let url = Url::parse(v.trim()).map_err(|e| OciError::Endpoint {
+                    service: svc.name(),
+                    why: format!("${var} is `{v}`, not a URL ({e}); use e.g. https://objectstorage.example.com"),
+                })?;
+                self.overrides.insert(svc, url);
+            }
+        }
+        Ok(self)
     }
 
     /// Send `service`'s calls to `base` instead (tests, private endpoints).
@@ -731,6 +760,42 @@ mod tests {
             .default_endpoint("xx-nowhere-1")
             .unwrap_err();
         assert!(e.to_string().contains("xx-nowhere-1"));
+    }
+
+    #[test]
+    fn endpoint_overrides_from_env() {
+        let key = rsa::RsaPrivateKey::from_components(
+            rsa::BigUint::from(3233u32),
+            rsa::BigUint::from(17u32),
+            rsa::BigUint::from(2753u32),
+            vec![rsa::BigUint::from(61u32), rsa::BigUint::from(53u32)],
+        )
+        .unwrap();
+        let c = OciClient::new(Signer::new("k", key), "ap-sydney-1")
+            .unwrap()
+            .with_endpoint_overrides(|k| {
+                (k == "CALOPS_OCI_ENDPOINT_OBJECTSTORAGE")
+                    .then(|| "http://127.0.0.1:9/".to_string())
+            })
+            .unwrap();
+        assert_eq!(
+            c.url(Service::ObjectStorage, "/n/").unwrap().as_str(),
+            "http://127.0.0.1:9/n/"
+        );
+        assert_eq!(
+            c.endpoint(Service::LoadBalancer).unwrap().as_str(),
+            "https://iaas.ap-sydney-1.oraclecloud.com/"
+        );
+        let e = c
+            .with_endpoint_overrides(|k| {
+                (k == "CALOPS_OCI_ENDPOINT_REGISTRY").then(|| "nope".into())
+            })
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("$CALOPS_OCI_ENDPOINT_REGISTRY is `nope`"),
+            "{e}"
+        );
     }
 
     #[test]
