@@ -27,6 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use url::Url;
 
+/// The `User-Agent` calops sends.
+pub const USER_AGENT: &str = concat!("calops/", env!("CARGO_PKG_VERSION"));
+
 /// The OCI services calops calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Service {
@@ -497,7 +500,7 @@ impl OciClient {
     /// A client signing with `signer` against `region`'s public endpoints.
     pub fn new(signer: Signer, region: impl Into<String>) -> Result<OciClient, OciError> {
         let http = reqwest::Client::builder()
-            .user_agent(concat!("calops/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
             .build()
@@ -589,6 +592,9 @@ impl OciClient {
         }
         if !headers.contains_key("accept") {
             headers.insert("accept", HeaderValue::from_static("application/json"));
+        }
+        if !headers.contains_key("user-agent") {
+            headers.insert("user-agent", HeaderValue::from_static(USER_AGENT));
         }
         let signed = self.signer.sign(
             req.method.as_str(),
