@@ -10,6 +10,12 @@ use std::path::Path;
 use std::time::{Instant, SystemTime};
 
 fn time<T>(label: &str, n: u32, mut f: impl FnMut() -> T) {
+    // `cargo bench` passes --bench; under `cargo test --all-targets` run each op once only.
+    let n = if std::env::args().any(|a| a == "--bench") {
+        n
+    } else {
+        1
+    };
     let _ = f(); // warm-up
     let t = Instant::now();
     for _ in 0..n {
