@@ -629,6 +629,35 @@ mod tests {
         assert_eq!(n, "ARG");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Any text: parse returns, never panics.
+        #[test]
+        fn parse_never_panics(text in "\\PC{0,200}") {
+            let _ = parse(&text, Path::new("/c"));
+        }
+
+        /// Keys and values survive odd spacing, either delimiter and key case.
+        #[test]
+        fn spacing_and_delimiters_round_trip(
+            entries in proptest::collection::btree_map("[a-z_]{1,12}", "[A-Za-z0-9._/~:=-]{1,20}", 1..8),
+            pad in "[ \t]{0,3}",
+            colon in proptest::bool::ANY,
+            upper in proptest::bool::ANY,
+        ) {
+            let mut text = String::from("[P]\n");
+            for (k, v) in &entries {
+                let key = if upper { k.to_ascii_uppercase() } else { k.clone() };
+                let delim = if colon { ":" } else { "=" };
+                text.push_str(&format!("{pad}{key}{pad}{delim}{pad}{v}{pad}\n"));
+            }
+            let cfg = parse(&text, Path::new("/c")).unwrap();
+            let merged = cfg.merged("P").unwrap();
+            proptest::prop_assert_eq!(&merged, &entries);
+        }
+    }
+
     #[test]
     fn load_from_disk_and_missing_file() {
         let dir = tempfile::tempdir().unwrap();
