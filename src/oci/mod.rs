@@ -32,3 +32,17 @@ pub mod raw;
 pub mod registry;
 pub mod signer;
 pub mod workrequests;
+
+/// Split an error message from this module into what went wrong and the fix: messages end
+/// with `\n  fix: ...` when there is one (handy for `calops doctor`'s detail/fix columns).
+///
+/// ```
+/// let (what, fix) = calops::oci::split_fix("key too open\n  fix: chmod 600 k.pem");
+/// assert_eq!((what, fix), ("key too open", Some("chmod 600 k.pem")));
+/// ```
+pub fn split_fix(message: &str) -> (&str, Option<&str>) {
+    match message.split_once("\n  fix: ") {
+        Some((what, fix)) => (what, Some(fix.trim_end())),
+        None => (message, None),
+    }
+}
