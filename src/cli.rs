@@ -53,6 +53,8 @@ pub enum Command {
     Profile(ProfileArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Talk to the OCI API directly with your ~/.oci/config credentials.
+    Oci(OciArgs),
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +86,51 @@ pub enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct OciArgs {
+    #[command(subcommand)]
+    pub command: OciCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OciCommand {
+    /// Send one signed request (like `oci raw-request`) and print status, headers and body.
+    RawRequest(RawRequestArgs),
+}
+
+/// Which OCI config file and profile to use (not the calops --profile).
+#[derive(Debug, Clone, Args)]
+pub struct OciConfigArgs {
+    /// OCI config file [default: $OCI_CLI_CONFIG_FILE, else ~/.oci/config].
+    #[arg(long, value_name = "PATH")]
+    pub oci_config: Option<PathBuf>,
+    /// Profile in the OCI config file [default: $OCI_CLI_PROFILE, else DEFAULT].
+    #[arg(long, value_name = "NAME")]
+    pub oci_profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RawRequestArgs {
+    /// HTTP method (GET, HEAD, DELETE, POST, PUT, PATCH).
+    #[arg(long, value_name = "METHOD")]
+    pub http_method: String,
+    /// Full URL, e.g. https://objectstorage.ap-sydney-1.oraclecloud.com/n/
+    #[arg(long, value_name = "URL")]
+    pub target_uri: String,
+    /// Request body: the text itself, or @FILE to read it from a file.
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub request_body: Option<String>,
+    /// Extra headers as a JSON object, e.g. '{"opc-retry-token":"abc"}'. A `date` or
+    /// `x-date` given here is signed as given.
+    #[arg(long, value_name = "JSON")]
+    pub request_headers: Option<String>,
+    /// Print the signed request (method, URL, every header, body) as JSON without sending it.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub oci: OciConfigArgs,
 }
 
 /// Path of a file given on the command line, kept as given for messages.

@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod doctor;
 pub mod error;
 pub mod net;
+pub mod oci;
 pub mod profile;
 pub mod testkit;
 pub mod ui;

@@ -5,6 +5,7 @@ use crate::ui::Ui;
 
 pub mod completions;
 pub mod doctor;
+pub mod oci;
 pub mod profile;
 
 /// Run the parsed command; returns the process exit code.
@@ -14,6 +15,7 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
         Command::Doctor(_) => doctor::run(g, ui),
         Command::Profile(args) => profile::run(g, &args, ui),
         Command::Completions(args) => completions::run(&args),
+        Command::Oci(args) => oci::run(&args, ui),
     }
 }
 
