@@ -1683,3 +1683,97 @@ fn raw_request_sends_and_prints() {
     assert_eq!(doc["body"]["code"], "BucketNotFound");
     f.no_failures();
 }
+
+/// The deploy lock and release ledger of the OCI target, on the stand-in Object Storage:
+/// concurrent deploys from two runners (exactly one wins), renewal by If-Match, takeover of an
+/// expired lease, and a ledger whose numbers are never reused.
+#[tokio::test]
+async fn deploy_lock_and_ledger_on_object_storage() {
+    use calops::deploy::ledger::{Kind, Ledger, Outcome, Release};
+    use calops::deploy::lock::{DeployLock, LockError};
+    use calops::deploy::ocistore::OciStore;
+    use jiff::{SignedDuration, Timestamp};
+
+    let f = start().await;
+    f.client
+        .object_storage()
+        .create_bucket(
+            "testns",
+            &CreateBucket::private("calops-tfstate", "ocid1.compartment.oc1..c"),
+        )
+        .await
+        .unwrap();
+    let client = Arc::new(f.client.clone());
+    let store = OciStore::new(client, "testns", "calops-tfstate");
+    let lease = Duration::from_secs(60);
+    let now = Timestamp::now();
+
+    // Eight runners race for the lock: exactly one wins, the rest are told who holds it.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let l = DeployLock::new(store.clone(), "prod-au/lock.json", lease);
+        tasks.push(tokio::spawn(async move {
+            l.acquire(&format!("runner {i}"), now).await
+        }));
+    }
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(h) => winners.push(h),
+            Err(LockError::Held(info)) => assert!(info.message.starts_with("runner ")),
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one runner holds the lock");
+    let mut held = winners.pop().unwrap();
+
+    let lock = DeployLock::new(store.clone(), "prod-au/lock.json", lease);
+    lock.renew(&mut held, now + SignedDuration::from_secs(30))
+        .await
+        .unwrap();
+    // Before the renewed lease ends, nobody can take it; after, a takeover is reported.
+    assert!(matches!(
+        lock.acquire("late", now + SignedDuration::from_secs(80))
+            .await,
+        Err(LockError::Held(_))
+    ));
+    let taken = lock
+        .acquire("after expiry", now + SignedDuration::from_secs(91))
+        .await
+        .unwrap();
+    assert_eq!(taken.took_over.as_ref().unwrap().message, held.info.message);
+    assert!(matches!(
+        lock.renew(&mut held, now + SignedDuration::from_secs(92))
+            .await,
+        Err(LockError::Lost(_))
+    ));
+    lock.release(&taken).await.unwrap();
+    assert!(lock.status().await.unwrap().is_none());
+
+    let ledger = Ledger::new(store.clone(), "prod-au/");
+    let rel = |d: &str| Release {
+        seq: 0,
+        id: "x".into(),
+        kind: Kind::Deploy,
+        time: now,
+        user: "ci@runner".into(),
+        artifact_digest: d.into(),
+        profile_hash: "p".into(),
+        inputs_hash: "i".into(),
+        outcome: Outcome::InProgress,
+        restores: None,
+        failure: None,
+        steps: vec![],
+        details: Default::default(),
+    };
+    let mut a = ledger.begin(rel("sha256:a")).await.unwrap();
+    a.outcome = Outcome::Succeeded;
+    ledger.save(&a).await.unwrap();
+    let b = ledger.begin(rel("sha256:b")).await.unwrap();
+    assert_eq!((a.seq, b.seq), (1, 2));
+    assert_eq!(
+        ledger.current().await.unwrap().unwrap().artifact_digest,
+        "sha256:a"
+    );
+    f.no_failures();
+}

@@ -3,6 +3,7 @@
 pub mod ledger;
 pub mod local;
 pub mod lock;
+pub mod ocistore;
 pub mod pipeline;
 pub mod slots;
 pub mod steps;
