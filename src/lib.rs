@@ -7,7 +7,9 @@ pub mod cli;
 pub mod commands;
 pub mod doctor;
 pub mod error;
+pub mod pg;
 pub mod profile;
+pub mod service;
 pub mod testkit;
 pub mod ui;
 
