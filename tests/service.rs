@@ -1000,19 +1000,40 @@ async fn calops_serve_process_lifecycle() {
             .unwrap()
     };
     // Both start together (migrations under the advisory lock) on one port.
-    let first = spawn();
-    let second = spawn();
+    let mut children = Vec::new();
+    for _ in 0..2 {
+        let mut child = spawn();
+        let mut stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        children.push((child, log, reader));
+    }
     let http = reqwest::Client::new();
     let health = format!("http://127.0.0.1:{port}/health");
     let mut up = false;
-    for _ in 0..200 {
-        if http
+    for _ in 0..400 {
+        let both_listening = children
+            .iter()
+            .all(|(_, log, _)| log.lock().unwrap().contains("\"message\":\"listening\""));
+        let healthy = http
             .get(&health)
             .send()
             .await
             .map(|r| r.status() == 200)
-            .unwrap_or(false)
-        {
+            .unwrap_or(false);
+        if both_listening && healthy {
             up = true;
             break;
         }
@@ -1034,7 +1055,7 @@ async fn calops_serve_process_lifecycle() {
         .send()
         .await
         .unwrap();
-    for mut child in [first, second] {
+    for (mut child, log, reader) in children {
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
@@ -1052,18 +1073,9 @@ async fn calops_serve_process_lifecycle() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(status.code(), Some(0));
-        let mut log = String::new();
-        use std::io::Read;
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
-        assert!(
-            log.contains("\"listening\"") || log.contains("listening"),
-            "{log}"
-        );
+        reader.join().unwrap();
+        let log = log.lock().unwrap().clone();
+        assert!(log.contains("SIGTERM: draining"), "{log}");
         assert!(
             !log.contains("bob.smith") && !log.contains("example.org"),
             "unmasked e-mail: {log}"

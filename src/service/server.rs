@@ -92,11 +92,17 @@ pub async fn start(config: &Config) -> Result<Running> {
     })
 }
 
-/// Serve until SIGTERM or SIGINT, then shut down gracefully.
+/// Serve until SIGTERM or SIGINT, then shut down gracefully. A signal that arrives while the
+/// service is still starting (connecting, migrating) stops it before it serves.
 pub async fn run(config: Config) -> Result<()> {
-    let running = start(&config).await?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let running = tokio::select! {
+        r = start(&config) => r?,
+        _ = term.recv() => { tracing::info!("SIGTERM while starting: stopped"); return Ok(()); }
+        _ = int.recv() => { tracing::info!("SIGINT while starting: stopped"); return Ok(()); }
+    };
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: draining"),
         _ = int.recv() => tracing::info!("SIGINT: draining"),

@@ -216,9 +216,14 @@ pub async fn get(
     let org = who.org()?;
     who.require("read")?;
     let q = parse_query(&params)?;
+    // Busy time that can touch the range (buffers are at most a day each), and the whole local
+    // dates at both ends for the per-day limit.
+    let margin = 3 * 86_400;
+    let from = Timestamp::from_second(q.start - margin).unwrap_or(Timestamp::UNIX_EPOCH);
+    let to = Timestamp::from_second(q.end + margin).unwrap_or(Timestamp::MAX);
     let ctx = state
         .store
-        .slot_context(org, q.event_type_id)
+        .slot_context(org, q.event_type_id, from, to)
         .await?
         .ok_or_else(|| {
             ApiError::new(
@@ -251,16 +256,9 @@ pub async fn get(
                 window,
                 per_day_limit: et.per_day_limit.and_then(|n| u32::try_from(n).ok()),
             };
-            // Busy time that can touch the range (buffers are at most a day each), and the
-            // whole local dates at both ends for the per-day limit.
-            let margin = 3 * 86_400;
-            let from = Timestamp::from_second(q.start - margin).unwrap_or(Timestamp::UNIX_EPOCH);
-            let to = Timestamp::from_second(q.end + margin).unwrap_or(Timestamp::MAX);
-            let busy: Vec<Busy> = state
-                .store
-                .busy(et.user_id, et.id, from, to)
-                .await?
-                .into_iter()
+            let busy: Vec<Busy> = ctx
+                .busy
+                .iter()
                 .map(|b| Busy {
                     start: b.start.as_second(),
                     end: b.end.as_second(),

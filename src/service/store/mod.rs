@@ -486,23 +486,39 @@ impl Store {
 
     // ---- slots ---------------------------------------------------------------------------
 
-    /// An event type with the schedule it uses (its own, else the host's default), in one query.
+    /// Everything a slots query needs, in one round trip: the event type, the schedule it uses
+    /// (its own, else the host's default), and the host's accepted bookings overlapping
+    /// `[from, to)` with their buffers. `None` when the event type is not in `org_id`.
     pub async fn slot_context(
         &self,
         org_id: i64,
         event_type_id: i64,
+        from: Timestamp,
+        to: Timestamp,
     ) -> Result<Option<SlotContext>> {
         let c = self.conn().await?;
         let stmt = c
             .prepare_cached(&format!(
-                "SELECT {EVENT_TYPE_COLS_E}, s.time_zone, s.availability, s.overrides
+                "SELECT {EVENT_TYPE_COLS_E}, s.time_zone, s.availability, s.overrides,
+                        busy.starts, busy.ends, busy.befores, busy.afters, busy.same
                  FROM event_types e
                  LEFT JOIN schedules s ON s.id = COALESCE(e.schedule_id,
                    (SELECT d.id FROM schedules d WHERE d.user_id = e.user_id AND d.is_default LIMIT 1))
+                 LEFT JOIN LATERAL (
+                   SELECT array_agg(b.start_at ORDER BY b.start_at) AS starts,
+                          array_agg(b.end_at ORDER BY b.start_at) AS ends,
+                          array_agg(b.before_buffer_minutes ORDER BY b.start_at) AS befores,
+                          array_agg(b.after_buffer_minutes ORDER BY b.start_at) AS afters,
+                          array_agg(b.event_type_id = e.id ORDER BY b.start_at) AS same
+                   FROM bookings b
+                   WHERE b.host_user_id = e.user_id AND b.status = 'accepted'
+                     AND b.start_at < $4 AND b.end_at > $3) busy ON true
                  WHERE e.org_id = $1 AND e.id = $2"
             ))
             .await?;
-        let row = c.query_opt(&stmt, &[&org_id, &event_type_id]).await?;
+        let row = c
+            .query_opt(&stmt, &[&org_id, &event_type_id, &from, &to])
+            .await?;
         Ok(row.map(|r| {
             let event_type = EventType::from_row(&r);
             let schedule = r.get::<_, Option<String>>(15).map(|tz| ScheduleHours {
@@ -510,42 +526,31 @@ impl Store {
                 availability: r.get(16),
                 overrides: r.get(17),
             });
+            let starts: Vec<Timestamp> = r.get::<_, Option<_>>(18).unwrap_or_default();
+            let ends: Vec<Timestamp> = r.get::<_, Option<_>>(19).unwrap_or_default();
+            let befores: Vec<i32> = r.get::<_, Option<_>>(20).unwrap_or_default();
+            let afters: Vec<i32> = r.get::<_, Option<_>>(21).unwrap_or_default();
+            let same: Vec<bool> = r.get::<_, Option<_>>(22).unwrap_or_default();
+            let busy = (0..starts
+                .len()
+                .min(ends.len())
+                .min(befores.len())
+                .min(afters.len())
+                .min(same.len()))
+                .map(|i| BusyRow {
+                    start: starts[i],
+                    end: ends[i],
+                    before_buffer: befores[i],
+                    after_buffer: afters[i],
+                    same_event_type: same[i],
+                })
+                .collect();
             SlotContext {
                 event_type,
                 schedule,
+                busy,
             }
         }))
-    }
-
-    /// Accepted bookings of `host` that overlap `[from, to)`, with the booked type's buffers.
-    pub async fn busy(
-        &self,
-        host: i64,
-        event_type_id: i64,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<BusyRow>> {
-        let c = self.conn().await?;
-        let stmt = c
-            .prepare_cached(
-                "SELECT start_at, end_at, before_buffer_minutes, after_buffer_minutes,
-                        event_type_id = $4
-                 FROM bookings
-                 WHERE host_user_id = $1 AND status = 'accepted' AND start_at < $3 AND end_at > $2
-                 ORDER BY start_at",
-            )
-            .await?;
-        let rows = c.query(&stmt, &[&host, &from, &to, &event_type_id]).await?;
-        Ok(rows
-            .iter()
-            .map(|r| BusyRow {
-                start: r.get(0),
-                end: r.get(1),
-                before_buffer: r.get(2),
-                after_buffer: r.get(3),
-                same_event_type: r.get(4),
-            })
-            .collect())
     }
 
     // ---- bookings (part 1 only stores them for busy time; the API comes in part 2) ---------
@@ -789,6 +794,8 @@ pub struct SlotContext {
     pub event_type: EventType,
     /// `None` when the host has no schedule at all.
     pub schedule: Option<ScheduleHours>,
+    /// The host's accepted bookings in the asked-for window, by start.
+    pub busy: Vec<BusyRow>,
 }
 
 #[derive(Debug, Clone, Copy)]
