@@ -55,6 +55,8 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Talk to the OCI API directly with your ~/.oci/config credentials.
     Oci(OciArgs),
+    /// Run the scheduling service (Cal.com API v2 compatible) in the foreground.
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +133,39 @@ pub struct RawRequestArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub oci: OciConfigArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 0.0.0.0:3000].
+    #[arg(long, env = "CALOPS_LISTEN", value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// PostgreSQL URL (required).
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Redis URL (optional; reported by /health).
+    #[arg(long, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Object storage URL: https://host/bucket or file:///path (optional; reported by /health).
+    #[arg(
+        long,
+        env = "CALOPS_OBJECT_STORAGE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub object_storage_url: Option<String>,
+    /// Where the bootstrap admin token is: env:NAME (the token itself never goes on the command line).
+    #[arg(long, env = "CALOPS_ADMIN_TOKEN_REF", value_name = "env:NAME")]
+    pub admin_token_ref: Option<String>,
+    /// Set SO_REUSEPORT so that a new release can listen on the same port before the old one stops.
+    #[arg(long, env = "CALOPS_REUSE_PORT")]
+    pub reuse_port: bool,
+    /// Largest number of database connections [default: 16].
+    #[arg(long, env = "CALOPS_DB_POOL_SIZE", value_name = "N")]
+    pub db_pool_size: Option<String>,
+    /// How long in-flight requests may run after SIGTERM [default: 20s].
+    #[arg(long, env = "CALOPS_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    pub shutdown_timeout: Option<String>,
 }
 
 /// Path of a file given on the command line, kept as given for messages.

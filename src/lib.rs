@@ -10,7 +10,9 @@ pub mod doctor;
 pub mod error;
 pub mod net;
 pub mod oci;
+pub mod pg;
 pub mod profile;
+pub mod service;
 pub mod testkit;
 pub mod ui;
 
