@@ -57,6 +57,18 @@ pub enum Command {
     Oci(OciArgs),
     /// Run the scheduling service (Cal.com API v2 compatible) in the foreground.
     Serve(ServeArgs),
+    /// Build, provision, start, verify and switch to a new release (local target).
+    Deploy(DeployArgs),
+    /// Go back to an earlier release, verified like a deploy (local target).
+    Rollback(RollbackArgs),
+    /// List the releases of a profile.
+    Releases,
+    /// Show the current release, its health and endpoints.
+    Status,
+    /// Stop everything a profile runs; keeps data unless --purge.
+    Destroy(DestroyArgs),
+    /// Inspect or release the deploy lock.
+    Lock(LockArgs),
 }
 
 #[derive(Debug, Args)]
@@ -160,12 +172,61 @@ pub struct ServeArgs {
     /// Set SO_REUSEPORT so that a new release can listen on the same port before the old one stops.
     #[arg(long, env = "CALOPS_REUSE_PORT")]
     pub reuse_port: bool,
+    /// Also listen here, privately (not shared with other releases), so a deploy can verify this
+    /// release before it gets traffic.
+    #[arg(long, env = "CALOPS_PRIVATE_LISTEN", value_name = "HOST:PORT")]
+    pub private_listen: Option<String>,
     /// Largest number of database connections [default: 16].
     #[arg(long, env = "CALOPS_DB_POOL_SIZE", value_name = "N")]
     pub db_pool_size: Option<String>,
     /// How long in-flight requests may run after SIGTERM [default: 20s].
     #[arg(long, env = "CALOPS_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Keep a release that fails verification running (without traffic) for inspection.
+    #[arg(long)]
+    pub no_auto_rollback: bool,
+    /// A note stored in the deploy lock (shown to anyone who finds it held).
+    #[arg(long, short, default_value = "calops deploy")]
+    pub message: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The release to go back to [default: the previous successful release].
+    #[arg(long, value_name = "SEQ")]
+    pub to: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Do not ask for the profile name.
+    #[arg(long)]
+    pub yes: bool,
+    /// Also delete the data (database, objects, releases, history).
+    #[arg(long)]
+    pub purge: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[command(subcommand)]
+    pub action: LockAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockAction {
+    /// Who holds the deploy lock, since when, and until when its lease runs.
+    Status,
+    /// Release the lock when its holder is gone (expired lease, or a dead process on this host).
+    Release {
+        /// Release it whoever holds it.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Path of a file given on the command line, kept as given for messages.

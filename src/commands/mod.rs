@@ -4,6 +4,7 @@ use crate::cli::{Cli, Command};
 use crate::ui::Ui;
 
 pub mod completions;
+pub mod deploy;
 pub mod doctor;
 pub mod oci;
 pub mod profile;
@@ -18,6 +19,12 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
         Command::Completions(args) => completions::run(&args),
         Command::Oci(args) => oci::run(&args, ui),
         Command::Serve(args) => serve::run(&args, ui),
+        Command::Deploy(args) => deploy::deploy(g, &args, ui),
+        Command::Rollback(args) => deploy::rollback(g, &args, ui),
+        Command::Releases => deploy::releases(g, ui),
+        Command::Status => deploy::status(g, ui),
+        Command::Destroy(args) => deploy::destroy(g, &args, ui),
+        Command::Lock(args) => deploy::lock(g, &args, ui),
     }
 }
 
