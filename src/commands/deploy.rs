@@ -131,14 +131,13 @@ pub fn rollback(g: &GlobalArgs, args: &RollbackArgs, ui: &Ui) -> anyhow::Result<
         let to = match args.to {
             Some(seq) => all.iter().find(|r| r.seq == seq).cloned().ok_or_else(|| actionable(format!("there is no release #{seq}"), "list them with `calops releases`"))?,
             None => {
-                let cur_seq = current.as_ref().map(|c| c.seq).unwrap_or(u64::MAX);
-                let cur_digest = current.as_ref().map(|c| c.artifact_digest.clone());
+                // The newest earlier success that differs from what runs now (artifact or inputs).
+                let cur = current.as_ref().ok_or_else(|| actionable("nothing is deployed, so there is nothing to roll back", "deploy first with `calops deploy --profile ...`"))?;
                 all.iter()
                     .rev()
-                    .find(|r| r.outcome == Outcome::Succeeded && r.seq < cur_seq && Some(&r.artifact_digest) != cur_digest.as_ref())
-                    .or_else(|| all.iter().rev().find(|r| r.outcome == Outcome::Succeeded && r.seq < cur_seq))
+                    .find(|r| r.outcome == Outcome::Succeeded && r.seq < cur.seq && (r.artifact_digest != cur.artifact_digest || r.inputs_hash != cur.inputs_hash))
                     .cloned()
-                    .ok_or_else(|| actionable("there is no earlier successful release to roll back to", "list them with `calops releases`"))?
+                    .ok_or_else(|| actionable(format!("no earlier successful release differs from the current one (#{})", cur.seq), "list them with `calops releases`"))?
             }
         };
         if to.outcome != Outcome::Succeeded {

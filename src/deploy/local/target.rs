@@ -64,6 +64,20 @@ pub fn file_digest(path: &Path) -> Result<String> {
     Ok(format!("sha256:{}", hex::encode(h.finalize())))
 }
 
+/// Identity of a file's current content as the filesystem sees it.
+fn source_key(path: &Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(format!(
+        "{}:{}:{}:{}.{}",
+        m.dev(),
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec()
+    ))
+}
+
 /// Read (or create once, mode 0600) a random secret kept under the target's directory.
 pub fn stored_secret(path: &Path) -> Result<String> {
     if let Ok(s) = std::fs::read_to_string(path) {
@@ -239,6 +253,48 @@ impl LocalTarget {
     }
 }
 
+/// Copy `src` into the release store under its digest, unless it is there already. The digest
+/// of an unchanged file is remembered by (device, inode, size, mtime), so an unchanged
+/// re-deploy does not hash the binary again. Returns the artifact and whether it was reused.
+fn store_artifact(src: &Path, layout: &Layout) -> Result<(Artifact, bool)> {
+    let cache = layout.root.join("releases").join(".source-digest.json");
+    let key = source_key(src)?;
+    let cached: Option<(String, String)> = std::fs::read_to_string(&cache)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let digest = match cached {
+        Some((k, d)) if k == key => d,
+        _ => file_digest(src)?,
+    };
+    let dest = layout.artifact(&digest);
+    let artifact = Artifact {
+        digest: digest.clone(),
+        location: dest.display().to_string(),
+    };
+    let len = |p: &Path| std::fs::metadata(p).ok().map(|m| m.len());
+    // Artifacts are verified when stored (below), so an existing one of the right size is it.
+    if dest.is_file() && len(&dest) == len(src) {
+        let _ = process::write_atomic(&cache, serde_json::to_string(&(key, &digest))?.as_bytes());
+        return Ok((artifact, true));
+    }
+    let dir = dest.parent().context("artifact path has a parent")?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(".calops.tmp");
+    std::fs::copy(src, &tmp)
+        .with_context(|| format!("copying {} to {}", src.display(), tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    if file_digest(&tmp)? != digest {
+        let _ = std::fs::remove_file(&tmp);
+        anyhow::bail!(
+            "{} changed while it was being copied; deploy again",
+            src.display()
+        );
+    }
+    std::fs::rename(&tmp, &dest)?;
+    let _ = process::write_atomic(&cache, serde_json::to_string(&(key, &digest))?.as_bytes());
+    Ok((artifact, false))
+}
+
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
@@ -249,52 +305,56 @@ impl Target for LocalTarget {
     async fn build(&mut self, steps: &mut Steps<'_>) -> Result<(Artifact, bool)> {
         let src = self.source_binary.clone();
         let layout = self.layout.clone();
-        let (artifact, reused) = steps
+        steps
             .run(
                 "build",
                 "copying the calops binary into the release store",
                 Duration::from_secs(120),
-                async move {
-                    let digest = file_digest(&src)?;
-                    let dest = layout.artifact(&digest);
-                    if dest.is_file() && file_digest(&dest)? == digest {
-                        return Ok((
-                            Artifact {
-                                digest,
-                                location: dest.display().to_string(),
-                            },
-                            true,
-                        ));
-                    }
-                    let dir = dest.parent().context("artifact path has a parent")?;
-                    std::fs::create_dir_all(dir)?;
-                    let tmp = dir.join(".calops.tmp");
-                    std::fs::copy(&src, &tmp).with_context(|| {
-                        format!("copying {} to {}", src.display(), tmp.display())
-                    })?;
-                    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
-                    std::fs::rename(&tmp, &dest)?;
-                    Ok((
-                        Artifact {
-                            digest,
-                            location: dest.display().to_string(),
-                        },
-                        false,
-                    ))
-                },
+                async move { store_artifact(&src, &layout) },
             )
-            .await?;
-        Ok((artifact, reused))
+            .await
+            .map_err(Into::into)
     }
 
-    fn inputs_hash(&self) -> String {
-        let doc = serde_json::json!({
+    fn inputs(&self) -> serde_json::Value {
+        serde_json::json!({
             "environment": self.profile.service.environment,
             "secrets": self.profile.service.secrets,
-            "local": self.profile.local,
             "graceful_shutdown_seconds": self.profile.service.graceful_shutdown_seconds,
-        });
-        hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+        })
+    }
+
+    fn restore_inputs(&mut self, inputs: &serde_json::Value) -> Result<()> {
+        let s = &mut self.profile.service;
+        if let Some(env) = inputs.get("environment") {
+            s.environment = serde_json::from_value(env.clone())
+                .context("the release's recorded environment is unreadable")?;
+        }
+        if let Some(secrets) = inputs.get("secrets").and_then(|v| v.as_object()) {
+            let mut out = BTreeMap::new();
+            for (k, v) in secrets {
+                let text = v
+                    .as_str()
+                    .context("a recorded secret reference is not text")?;
+                out.insert(
+                    k.clone(),
+                    SecretRef::parse(text)
+                        .map_err(|e| anyhow::anyhow!("recorded secret reference {k}: {e}"))?,
+                );
+            }
+            s.secrets = out;
+        }
+        if let Some(g) = inputs
+            .get("graceful_shutdown_seconds")
+            .and_then(|v| v.as_u64())
+        {
+            s.graceful_shutdown_seconds = g as u32;
+        }
+        Ok(())
+    }
+
+    async fn clean_up_interrupted(&mut self) {
+        self.stop_strays(None);
     }
 
     async fn provision(&mut self, steps: &mut Steps<'_>) -> Result<bool> {
@@ -312,10 +372,9 @@ impl Target for LocalTarget {
                         &layout.pg(),
                         crate::pg::Options::default(),
                     )?;
-                    if cluster.running_pid().is_none() {
-                        cluster.start()?;
-                        changed = true;
-                    }
+                    // `start` adopts a server already running on this cluster (and learns its port).
+                    changed |= cluster.running_pid().is_none();
+                    cluster.start()?;
                     if fresh {
                         cluster.create_database("calops").await?;
                         changed = true;
