@@ -8,6 +8,7 @@ pub mod commands;
 pub mod doctor;
 pub mod error;
 pub mod profile;
+pub mod terraform;
 pub mod testkit;
 pub mod ui;
 
