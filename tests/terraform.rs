@@ -421,4 +421,59 @@ fn sigint_during_apply_stops_cleanly_and_state_stays_readable() {
     assert_eq!(r.address, "terraform_data.slow");
     assert_eq!(r.action, Action::Replace);
     assert!(r.reason.as_deref().unwrap().starts_with("tainted"), "{r:?}");
+
+    // Second scenario: two Ctrl-C kill Terraform and everything it started.
+    let log2 = tmp.path().join("apply2.log");
+    let mut child = calops(
+        tmp.path(),
+        &["tf-apply", "--dir", d, "--log", log2.to_str().unwrap()],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    assert!(
+        wait_for(
+            &log2,
+            "Provisioning with 'local-exec'",
+            Duration::from_secs(60)
+        ),
+        "second apply never reached the provisioner"
+    );
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(30), "calops did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("killed by a second Ctrl-C") || stderr.contains("stopped cleanly"),
+        "{stderr}"
+    );
+    // Nothing Terraform started survives (the whole process group is killed).
+    assert!(no_process_matching("sleep 97"), "provisioner left running");
+}
+
+/// True when no process's command line contains `needle` (checked for up to a second).
+fn no_process_matching(needle: &str) -> bool {
+    let matching = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .any(|c| c.contains(needle))
+    };
+    for _ in 0..10 {
+        if !matching() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }

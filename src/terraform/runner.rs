@@ -102,20 +102,6 @@ impl Runner {
         ok_codes: &[i32],
         on_line: &mut dyn FnMut(&str),
     ) -> anyhow::Result<RunOutput> {
-        if self.handle_interrupts {
-            interrupt::install();
-            if interrupt::pending() > 0 {
-                interrupt::mark_handled();
-                return Err(Exit {
-                    code: EXIT_INTERRUPTED,
-                    message: Some(format!(
-                        "interrupted before terraform {} started; nothing was changed by it",
-                        cmd.op.name()
-                    )),
-                }
-                .into());
-            }
-        }
         let started = jiff::Timestamp::now();
         self.log_line(&format!(
             "=== {started} $ {} (in {})",
@@ -134,12 +120,15 @@ impl Runner {
             use std::os::unix::process::CommandExt;
             command.process_group(0);
         }
+        // Count Ctrl-C from just before the spawn until the run is over.
+        let baseline = interrupt::received();
+        let _counting = self.handle_interrupts.then(interrupt::Counting::install);
         let mut child = match command.spawn() {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(crate::error::actionable(
                     format!("terraform not found: `{}`", cmd.program.display()),
-                    "install Terraform >= 1.5 (Debian: apt-get install terraform, or run scripts/setup), \
+                    "install Terraform >= 1.4 (Debian: apt-get install terraform, or run scripts/setup), \
                      or point CALOPS_TERRAFORM at the terraform binary",
                 ));
             }
@@ -183,7 +172,6 @@ impl Runner {
 
         let mut stdout = String::new();
         let mut stderr = String::new();
-        let baseline = interrupt::received();
         let mut forwarded = false;
         let mut killed = false;
         let mut exited_at: Option<Instant> = None;
@@ -213,6 +201,11 @@ impl Runner {
                     if exited_at.is_none() {
                         if let Ok(Some(_)) = child.try_wait() {
                             exited_at = Some(Instant::now());
+                            if self.handle_interrupts {
+                                // Terraform is gone; anything left in its process group is
+                                // an orphan it started (a provisioner's grandchild, say).
+                                kill_group(pid);
+                            }
                         }
                     } else if exited_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
                         // Terraform is gone but something it started still holds the pipes.
@@ -240,16 +233,16 @@ impl Runner {
                     self.log_line("=== second Ctrl-C: killing terraform");
                     on_line("second Ctrl-C: killing terraform");
                     // The whole group: Terraform and anything it started (provisioners).
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(-pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
+                    kill_group(pid);
                 }
             }
         }
         let status = child
             .wait()
             .with_context(|| format!("waiting for terraform {}", cmd.op.name()))?;
+        if self.handle_interrupts {
+            kill_group(pid);
+        }
         for r in readers {
             let _ = r.join();
         }
@@ -269,7 +262,6 @@ impl Runner {
             });
         }
         if forwarded {
-            interrupt::mark_handled();
             let log = self
                 .log_path
                 .as_ref()
@@ -315,6 +307,16 @@ impl Runner {
             }
         }
     }
+}
+
+/// SIGKILL the process group Terraform leads (it runs in its own group when interrupts are
+/// handled). A group outlives its leader while members remain, so its id cannot be reused
+/// by then; when it is empty this fails with ESRCH, which is ignored.
+fn kill_group(pgid: i32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(-pgid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 fn for_each_line(r: impl Read, mut f: impl FnMut(String)) {
