@@ -117,12 +117,27 @@ fn first_plan_creates_and_exits_2_with_json_markdown_and_log() {
     for text in [&out, &err, &markdown, &log] {
         assert!(!text.contains("fixture-secret-basic"));
     }
-    // Without --detailed-exitcode, changes still exit 0; human text on stdout.
+    // Without --detailed-exitcode, changes still exit 0; human text on stdout; --out is
+    // relative to where calops runs, not to the Terraform directory.
     let (code, out, _) = run(calops(
         tmp.path(),
-        &["tf-plan", "--dir", dir.to_str().unwrap()],
+        &[
+            "tf-plan",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--out",
+            "saved.tfplan",
+        ],
     ));
     assert_eq!(code, 0);
+    assert!(tmp.path().join("saved.tfplan").is_file());
+    assert!(
+        out.contains(&format!(
+            "Saved plan: {}",
+            tmp.path().join("saved.tfplan").display()
+        )),
+        "{out}"
+    );
     assert!(
         out.contains("Plan: 2 to create, 0 to update, 0 to replace, 0 to delete"),
         "{out}"

@@ -4,7 +4,7 @@
 use crate::cli::{TfApplyArgs, TfCommonArgs, TfPlanArgs};
 use crate::error::{Exit, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::terraform::summary::{render_human, render_markdown, MARKDOWN_LIMIT};
-use crate::terraform::{apply_if_changed, run_plan, PlanOptions};
+use crate::terraform::{apply_if_changed, run_plan, PlanOptions, PlanOutcome};
 use crate::ui::Ui;
 use anyhow::Context;
 use serde_json::json;
@@ -56,16 +56,27 @@ pub fn plan(args: &TfPlanArgs, ui: &Ui) -> anyhow::Result<i32> {
     let pb = ui.spinner("terraform plan");
     let res = run_plan(&args.common.dir, &opts, progress_fn(ui, &pb));
     pb.finish_and_clear();
-    let outcome = res?;
+    report_plan(ui, &res?, args.markdown.as_deref(), args.detailed_exitcode)
+}
+
+/// Print a plan outcome the way `plan` commands do (one JSON document with `--json`, else the
+/// human summary), write the Markdown PR comment when asked, and return the exit code: 0, 2
+/// for changes with `detailed_exitcode`, or an error (exit 1) when the destroy guard refused.
+pub fn report_plan(
+    ui: &Ui,
+    outcome: &PlanOutcome,
+    markdown: Option<&Path>,
+    detailed_exitcode: bool,
+) -> anyhow::Result<i32> {
     let s = &outcome.summary;
-    if let Some(md) = &args.markdown {
+    if let Some(md) = markdown {
         std::fs::write(md, render_markdown(s, MARKDOWN_LIMIT))
             .with_context(|| format!("writing the Markdown summary to {}", md.display()))?;
     }
     let refused = !s.refused.is_empty();
     let code = if refused {
         EXIT_ERROR
-    } else if args.detailed_exitcode && outcome.has_changes {
+    } else if detailed_exitcode && outcome.has_changes {
         EXIT_CHANGES
     } else {
         EXIT_OK

@@ -117,16 +117,19 @@ pub fn plan_with(
             .init(&opts.init, &mut on_line(super::command::Op::Init))
             .map_err(|e| explain_version(driver, e))?;
     }
-    let planfile = opts
-        .planfile
-        .clone()
-        .unwrap_or_else(|| default_planfile(driver.dir()));
+    // Terraform runs inside the directory: paths given relative to ours must be made absolute.
+    let planfile = absolute(
+        &opts
+            .planfile
+            .clone()
+            .unwrap_or_else(|| default_planfile(driver.dir())),
+    );
     if let Some(parent) = planfile.parent() {
         std::fs::create_dir_all(parent).ok();
     }
     let mut args = PlanArgs::new(&planfile);
     args.lock_timeout = opts.lock_timeout;
-    args.var_files = opts.var_files.clone();
+    args.var_files = opts.var_files.iter().map(|f| absolute(f)).collect();
     progress("plan");
     let has_changes = match driver.plan(&args, &mut on_line(super::command::Op::Plan)) {
         Ok(c) => c,
@@ -177,4 +180,8 @@ fn explain_version(driver: &Driver, err: anyhow::Error) -> anyhow::Error {
         Err(version_err) => version_err.context(err.to_string()),
         Ok(_) => err,
     }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
