@@ -1,7 +1,7 @@
 //! Overhead of `calops tf-plan` over a bare `terraform plan` on the same fixture.
 //!
-//! Both plan the same applied `terraform_data` configuration (so both refresh state and find
-//! no changes) and save a plan file; runs alternate to spread machine noise evenly. Prints the
+//! Both plan the same `terraform_data` configuration and save a plan file: applied first
+//! (both refresh state and find no changes), or not (both plan creates); runs alternate to spread machine noise evenly. Prints the
 //! medians and their ratio (goal: under 1.10). Run with `cargo bench --bench plan_overhead`;
 //! `PLAN_BENCH_RUNS=N` changes the number of runs (default 15).
 
@@ -44,7 +44,7 @@ fn setup(dir: &Path, resources: usize) {
     .unwrap();
 }
 
-fn bench(label: &str, resources: usize, runs: usize, tmp: &Path) {
+fn bench(label: &str, resources: usize, applied: bool, runs: usize, tmp: &Path) {
     let dir = tmp.join(label);
     setup(&dir, resources);
     let tf = |args: &[&str]| {
@@ -66,7 +66,11 @@ fn bench(label: &str, resources: usize, runs: usize, tmp: &Path) {
     };
     let d = dir.to_str().unwrap();
     time(tf(&["init", "-input=false"]), &[0]);
-    time(calops(&["tf-apply", "--dir", d]), &[0]);
+    // Applied: both plans refresh state and find no changes. Not applied: both plan creates.
+    let expect: &[i32] = if applied { &[0] } else { &[2] };
+    if applied {
+        time(calops(&["tf-apply", "--dir", d]), &[0]);
+    }
     let mut bare = Vec::new();
     let mut ours = Vec::new();
     let log = tmp.join(format!("{label}.log"));
@@ -78,7 +82,7 @@ fn bench(label: &str, resources: usize, runs: usize, tmp: &Path) {
                 "-out=bare.tfplan",
                 "-detailed-exitcode",
             ]),
-            &[0],
+            expect,
         );
         let o = time(
             calops(&[
@@ -90,7 +94,7 @@ fn bench(label: &str, resources: usize, runs: usize, tmp: &Path) {
                 "--log",
                 log.to_str().unwrap(),
             ]),
-            &[0],
+            expect,
         );
         if i > 0 {
             // The first pair warms the page cache.
@@ -116,7 +120,7 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     // `cargo test --all-targets` runs this binary without `--bench`: one quick smoke pass.
     if !std::env::args().any(|a| a == "--bench") {
-        bench("smoke (cargo test)", 1, 1, tmp.path());
+        bench("smoke (cargo test)", 1, true, 1, tmp.path());
         return;
     }
     let runs: usize = std::env::var("PLAN_BENCH_RUNS")
@@ -124,7 +128,8 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(15);
     println!("plan_overhead: calops tf-plan (plan -out + show -json + summary + cost + guard) vs bare terraform plan -out");
-    bench("small (2 resources)", 1, runs, tmp.path());
-    bench("medium (51 resources)", 50, runs, tmp.path());
-    bench("large (301 resources)", 300, runs, tmp.path());
+    bench("no changes, small", 1, true, runs, tmp.path());
+    bench("no changes, medium", 50, true, runs, tmp.path());
+    bench("no changes, large", 300, true, runs, tmp.path());
+    bench("all creates, medium", 50, false, runs, tmp.path());
 }

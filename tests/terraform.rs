@@ -171,6 +171,8 @@ fn apply_then_second_plan_has_no_changes_and_no_apply_call() {
     assert!(first.outputs["db_password"].sensitive);
     assert!(!format!("{:?}", first.outputs).contains("fixture-secret-basic"));
     let serial = first.state_serial.expect("state exists after apply");
+    // The shared plugin cache is created under the user's cache dir.
+    assert!(tmp.path().join("cache/calops/plugin-cache").is_dir());
 
     let second = apply_if_changed(&dir, &o, |_| {}).unwrap();
     assert!(!second.applied);
@@ -345,6 +347,16 @@ fn syntax_error_surfaces_terraforms_message() {
     assert_eq!(code, 1);
     assert!(err.contains("Invalid multi-line string"), "{err}");
     assert!(!err.contains("exit status 1\n") || err.contains("on main.tf line 2"));
+    // A terraform path override that points nowhere says so and how to fix it.
+    let mut c = calops(tmp.path(), &["tf-plan", "--dir", dir.to_str().unwrap()]);
+    c.env("CALOPS_TERRAFORM", "/nonexistent/terraform");
+    let (code2, _, err2) = run(c);
+    assert_eq!(code2, 1);
+    assert!(
+        err2.contains("terraform not found: `/nonexistent/terraform`"),
+        "{err2}"
+    );
+    assert!(err2.contains("CALOPS_TERRAFORM"), "{err2}");
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(doc["error"]["message"]
         .as_str()
