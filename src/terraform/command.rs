@@ -48,11 +48,19 @@ pub struct TfCommand {
 }
 
 impl TfCommand {
-    /// The command as a person would type it (for logs and messages; no environment values).
+    /// The command as a person would type it, for logs and messages: no environment values,
+    /// and the values of `-var NAME=VALUE` hidden (they may be secrets).
     pub fn display(&self) -> String {
         let mut s = self.program.display().to_string();
+        let mut after_var = false;
         for a in &self.args {
             s.push(' ');
+            if std::mem::take(&mut after_var) {
+                let name = a.split('=').next().unwrap_or("");
+                s.push_str(&format!("{name}=(hidden)"));
+                continue;
+            }
+            after_var = a == "-var";
             if a.contains(' ') || a.is_empty() {
                 s.push_str(&format!("{a:?}"));
             } else {
@@ -375,6 +383,18 @@ mod tests {
         assert_eq!(c.env["TF_IN_AUTOMATION"], "1");
         assert_eq!(c.env["TF_PLUGIN_CACHE_DIR"], "/cache/calops/plugin-cache");
         assert_eq!(c.dir, PathBuf::from("/work/dir"));
+    }
+
+    #[test]
+    fn display_hides_var_values() {
+        let mut a = PlanArgs::new("p");
+        a.vars.push(("db_password".into(), "hunter2".into()));
+        let c = plan(&ctx(), &a);
+        assert!(c.args.contains(&"db_password=hunter2".to_string()));
+        let shown = c.display();
+        assert!(shown.contains("-var db_password=(hidden)"), "{shown}");
+        assert!(!shown.contains("hunter2"));
+        assert!(shown.starts_with("/opt/tf/terraform plan -input=false"));
     }
 
     #[test]

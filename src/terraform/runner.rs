@@ -175,6 +175,7 @@ impl Runner {
         let mut forwarded = false;
         let mut killed = false;
         let mut exited_at: Option<Instant> = None;
+        let mut pipes_held = false;
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(Msg::Out(l)) => {
@@ -209,6 +210,7 @@ impl Runner {
                         }
                     } else if exited_at.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
                         // Terraform is gone but something it started still holds the pipes.
+                        pipes_held = true;
                         break;
                     }
                 }
@@ -243,8 +245,10 @@ impl Runner {
         if self.handle_interrupts {
             kill_group(pid);
         }
-        for r in readers {
-            let _ = r.join();
+        if !pipes_held {
+            for r in readers {
+                let _ = r.join();
+            }
         }
         let code = status.code();
         self.log_line(&format!(
@@ -333,5 +337,130 @@ fn for_each_line(r: impl Read, mut f: impl FnMut(String)) {
                 f(String::from_utf8_lossy(&buf).into_owned());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn sh(op: Op, script: &str, secret: bool) -> TfCommand {
+        TfCommand {
+            op,
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            env: BTreeMap::from([("CALOPS_RUNNER_TEST".to_string(), "yes".to_string())]),
+            dir: std::env::temp_dir(),
+            secret_stdout: secret,
+        }
+    }
+
+    #[test]
+    fn streams_lines_logs_and_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("logs/run.log");
+        let r = Runner::new().with_log(&log).unwrap();
+        let mut seen = Vec::new();
+        let out = r
+            .run(
+                &sh(
+                    Op::Plan,
+                    "echo one; echo two >&2; echo $CALOPS_RUNNER_TEST; exit 2",
+                    false,
+                ),
+                &[0, 2],
+                &mut |l| seen.push(l.to_string()),
+            )
+            .unwrap();
+        assert_eq!(out.exit_code, 2);
+        assert_eq!(out.stdout, "one\nyes\n");
+        assert_eq!(out.stderr, "two\n");
+        seen.sort();
+        assert_eq!(seen, ["one", "two", "yes"]);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("$ /bin/sh -c"), "{text}");
+        assert!(text.contains("one\n") && text.contains("two\n"));
+        assert!(text.contains("=== exit 2"));
+        assert_eq!(r.invocations().len(), 1);
+        assert_eq!(r.invocations()[0].exit_code, Some(2));
+    }
+
+    #[test]
+    fn secret_stdout_is_never_logged_or_streamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("run.log");
+        let r = Runner::new().with_log(&log).unwrap();
+        let mut seen = Vec::new();
+        let out = r
+            .run(
+                &{
+                    let mut c = sh(Op::Output, "echo \"{\\\"pw\\\":\\\"$PW\\\"}\"", true);
+                    c.env.insert("PW".into(), "s3cret-value".into());
+                    c
+                },
+                &[0],
+                &mut |l| seen.push(l.to_string()),
+            )
+            .unwrap();
+        assert!(out.stdout.contains("s3cret-value"));
+        assert!(seen.is_empty());
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(!text.contains("s3cret-value"), "{text}");
+        assert!(text.contains("not logged"));
+    }
+
+    #[test]
+    fn failure_carries_terraform_error_text() {
+        let r = Runner::new();
+        let err = r
+            .run(
+                &sh(
+                    Op::Apply,
+                    "echo 'working...'; printf '\\nError: Invalid reference\\n\\n  on main.tf line 4:\\n' >&2; exit 1",
+                    false,
+                ),
+                &[0],
+                &mut |_| {},
+            )
+            .unwrap_err();
+        let tf = err.downcast_ref::<TfError>().unwrap();
+        assert_eq!(tf.op, Op::Apply);
+        assert_eq!(tf.exit_code, Some(1));
+        assert_eq!(
+            tf.message,
+            "Error: Invalid reference\n\n  on main.tf line 4:"
+        );
+        let shown = err.to_string();
+        assert!(
+            shown.starts_with("terraform apply failed (exit status 1):"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn missing_program_is_actionable() {
+        let mut c = sh(Op::Version, "", false);
+        c.program = "/nonexistent/terraform".into();
+        let e = Runner::new()
+            .run(&c, &[0], &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("terraform not found"), "{e}");
+        assert!(e.contains("CALOPS_TERRAFORM"), "{e}");
+    }
+
+    #[test]
+    fn an_orphan_holding_the_pipes_does_not_hang_the_run() {
+        let t = Instant::now();
+        let out = Runner::new()
+            .run(
+                &sh(Op::Apply, "sleep 7 & echo started", false),
+                &[0],
+                &mut |_| {},
+            )
+            .unwrap();
+        assert_eq!(out.stdout, "started\n");
+        assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
     }
 }
