@@ -132,15 +132,58 @@ fn first_plan_creates_and_exits_2_with_json_markdown_and_log() {
     assert_eq!(code, 0);
     assert!(tmp.path().join("saved.tfplan").is_file());
     assert!(
+        out.contains("Plan: 2 to create, 0 to update, 0 to replace, 0 to delete"),
+        "{out}"
+    );
+    assert!(
         out.contains(&format!(
             "Saved plan: {}",
             tmp.path().join("saved.tfplan").display()
         )),
         "{out}"
     );
+
+    // --prices: a table of one's own (dated and sourced), or a clear error for a broken one.
+    let mine = tmp.path().join("prices.toml");
+    std::fs::write(
+        &mine,
+        calops::terraform::cost::BUNDLED
+            .replace("as_of = \"2025-01-15\"", "as_of = \"2031-02-03\""),
+    )
+    .unwrap();
+    let (code, out, err) = run(calops(
+        tmp.path(),
+        &[
+            "tf-plan",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--prices",
+            mine.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["summary"]["cost"]["prices_as_of"], "2031-02-03");
+    std::fs::write(
+        &mine,
+        "as_of = \"x\"\n[cache]\nmemory_gb_hour = \"cheap\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(calops(
+        tmp.path(),
+        &[
+            "tf-plan",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--prices",
+            mine.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(code, 1);
     assert!(
-        out.contains("Plan: 2 to create, 0 to update, 0 to replace, 0 to delete"),
-        "{out}"
+        err.contains(&format!("price table {} is not valid", mine.display())),
+        "{err}"
     );
 }
 
