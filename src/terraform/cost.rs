@@ -97,7 +97,7 @@ impl PriceTable {
                 "write the date the prices were read and where from",
             ));
         }
-        if !(t.hours_per_month > 0.0) {
+        if t.hours_per_month.is_nan() || t.hours_per_month <= 0.0 {
             anyhow::bail!("price table {origin}: hours_per_month must be positive");
         }
         Ok(t)

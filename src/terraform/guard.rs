@@ -78,7 +78,7 @@ impl GuardPolicy {
         {
             return Some(format!("it is {what}"));
         }
-        if self.protected_types.iter().any(|t| *t == c.rtype) {
+        if self.protected_types.contains(&c.rtype) {
             return Some(format!("resource type {} is protected", c.rtype));
         }
         if self
