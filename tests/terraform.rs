@@ -246,6 +246,24 @@ fn apply_then_second_plan_has_no_changes_and_no_apply_call() {
     ));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("No changes"), "{out}");
+
+    // Plan, look at it, then apply exactly that saved plan file.
+    std::fs::write(dir.join("size.auto.tfvars"), "size = \"medium\"\n").unwrap();
+    let driver = calops::terraform::plan::driver_for(&dir, &o).unwrap();
+    let planned = calops::terraform::plan::plan_with(&driver, &o, &|_| {}).unwrap();
+    assert_eq!(planned.summary.counts.replace, 1);
+    let planfile = planned.planfile.display().to_string();
+    let done = calops::terraform::apply::apply_planned(&driver, planned, &o, &|_| {}).unwrap();
+    assert!(done.applied);
+    let applies: Vec<_> = done
+        .invocations
+        .iter()
+        .filter(|i| i.op == Op::Apply)
+        .collect();
+    assert_eq!(applies.len(), 1);
+    assert_eq!(applies[0].args.last(), Some(&planfile));
+    assert_eq!(done.outputs["db_size"].as_str(), Some("medium"));
+    assert!(done.state_serial > Some(serial));
 }
 
 #[test]

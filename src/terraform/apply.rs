@@ -36,6 +36,18 @@ pub fn apply_with(
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<ApplyOutcome> {
     let plan = plan_with(driver, opts, progress)?;
+    apply_planned(driver, plan, opts, progress)
+}
+
+/// Apply a plan made earlier with the same driver (e.g. after showing its summary and asking
+/// for confirmation): refused if the destroy guard objects, skipped when it has no changes,
+/// otherwise exactly the saved plan file is applied. Outputs are read either way.
+pub fn apply_planned(
+    driver: &Driver,
+    plan: PlanOutcome,
+    opts: &PlanOptions,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<ApplyOutcome> {
     plan.ensure_allowed()?;
     let applied = if plan.has_changes {
         progress("apply");
