@@ -169,9 +169,9 @@ pub fn explain(violations: &[Violation]) -> String {
     );
     for v in violations {
         let verb = if v.action == Action::Replace {
-            "replace (destroy, then create empty)"
+            "be replaced (destroyed, then created empty)"
         } else {
-            "delete"
+            "be deleted"
         };
         s.push_str(&format!(
             "  - {} would {verb}: {}",
