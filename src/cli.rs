@@ -69,6 +69,12 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Inspect or release the deploy lock.
     Lock(LockArgs),
+    /// Plan an already-rendered Terraform directory: summary, destroy guard, cost estimate.
+    #[command(hide = true)]
+    TfPlan(TfPlanArgs),
+    /// Apply an already-rendered Terraform directory if (and only if) its plan has changes.
+    #[command(hide = true)]
+    TfApply(TfApplyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -227,6 +233,54 @@ pub enum LockAction {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// Options shared by `tf-plan` and `tf-apply`.
+#[derive(Debug, Clone, Args)]
+pub struct TfCommonArgs {
+    /// The Terraform root module directory (already rendered).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Let the plan delete or replace this protected resource (repeatable).
+    #[arg(long = "allow-destroy", value_name = "ADDRESS")]
+    pub allow_destroy: Vec<String>,
+    /// Also protect this resource type or address (repeatable), besides the database, cache,
+    /// bucket, load balancer and anything with prevent_destroy.
+    #[arg(long, value_name = "TYPE|ADDRESS")]
+    pub protect: Vec<String>,
+    /// Price table (TOML, same format as the bundled one) for the cost estimate.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// How long to wait for the state lock.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
+    /// Terraform variable files (repeatable).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+    /// Write the full Terraform log here (default: .calops/<dir name>/logs/<timestamp>-<op>.log).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TfPlanArgs {
+    #[command(flatten)]
+    pub common: TfCommonArgs,
+    /// Write a Markdown summary for a PR comment (under 60,000 characters).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Exit 2 when there are changes (0 none, 1 error), as terraform plan -detailed-exitcode.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Save the plan file here (default: .terraform/calops.tfplan in the directory).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TfApplyArgs {
+    #[command(flatten)]
+    pub common: TfCommonArgs,
 }
 
 /// Path of a file given on the command line, kept as given for messages.

@@ -13,6 +13,7 @@ pub mod oci;
 pub mod pg;
 pub mod profile;
 pub mod service;
+pub mod terraform;
 pub mod testkit;
 pub mod ui;
 

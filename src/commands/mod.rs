@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod oci;
 pub mod profile;
 pub mod serve;
+pub mod tf;
 
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
@@ -25,6 +26,8 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
         Command::Status => deploy::status(g, ui),
         Command::Destroy(args) => deploy::destroy(g, &args, ui),
         Command::Lock(args) => deploy::lock(g, &args, ui),
+        Command::TfPlan(args) => tf::plan(&args, ui),
+        Command::TfApply(args) => tf::apply(&args, ui),
     }
 }
 
