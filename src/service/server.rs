@@ -29,6 +29,27 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> Result<tokio::net::TcpListene
     Ok(tokio::net::TcpListener::from_std(std_listener)?)
 }
 
+/// How long a process that hands over keeps answering (with `Connection: close`).
+const HANDOVER_DRAIN: Duration = Duration::from_secs(2);
+
+/// Adds `Connection: close` to responses while draining.
+async fn close_when_draining(
+    axum::extract::State(draining): axum::extract::State<
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    >,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut resp = next.run(req).await;
+    if draining.load(std::sync::atomic::Ordering::SeqCst) {
+        resp.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    resp
+}
+
 /// A running service.
 pub struct Running {
     pub addr: SocketAddr,
@@ -36,6 +57,8 @@ pub struct Running {
     pub private_addr: Option<SocketAddr>,
     /// A handle on the shared listener for steering its reuseport group (see [`crate::net::reuseport`]).
     steering: Option<std::net::TcpListener>,
+    /// Set while handing over: every response says `Connection: close`.
+    draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub state: AppState,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
@@ -50,8 +73,12 @@ impl Running {
         if let Some(l) = &self.steering {
             crate::net::reuseport::steer_to(l, 1)
                 .context("steering connections to the successor")?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        // Keep answering for a moment, closing each keep-alive connection after its next
+        // response, so clients reconnect (to the successor) instead of racing our close.
+        self.draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(HANDOVER_DRAIN.min(self.grace)).await;
         self.shutdown().await
     }
 
@@ -110,7 +137,11 @@ pub async fn start(config: &Config) -> Result<Running> {
         config.redis_url.as_deref(),
         config.object_storage_url.clone(),
     );
-    let app = api::router(state.clone());
+    let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        draining.clone(),
+        close_when_draining,
+    ));
     let (stop, stopped) = watch::channel(false);
     if let Some(private) = private {
         let (app, mut stopped) = (app.clone(), stopped.clone());
@@ -135,6 +166,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         addr,
         private_addr,
         steering,
+        draining,
         state,
         stop,
         task,
