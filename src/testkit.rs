@@ -19,7 +19,10 @@ pub fn require_tool(test: &str, tool: &str) -> Option<PathBuf> {
     match which::which(tool) {
         Ok(p) => Some(p),
         Err(_) => {
-            skip_or_fail(test, &format!("`{tool}` is not installed (run scripts/setup)"));
+            skip_or_fail(
+                test,
+                &format!("`{tool}` is not installed (run scripts/setup)"),
+            );
             None
         }
     }

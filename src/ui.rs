@@ -75,7 +75,11 @@ impl Ui {
     /// Detail shown with `-v`.
     pub fn detail(&self, msg: impl AsRef<str>) {
         if self.verbose > 0 {
-            let _ = writeln!(std::io::stderr(), "{}", self.paint(msg.as_ref(), Style::Dim));
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}",
+                self.paint(msg.as_ref(), Style::Dim)
+            );
         }
     }
 

@@ -146,7 +146,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Table, SyntaxError> {
     Ok(convert_table(doc.as_table(), &at))
 }
 
-fn convert_table(t: &toml_edit::Table, at: &dyn Fn(Option<std::ops::Range<usize>>) -> Origin) -> Table {
+fn convert_table(
+    t: &toml_edit::Table,
+    at: &dyn Fn(Option<std::ops::Range<usize>>) -> Origin,
+) -> Table {
     let mut out = Table::default();
     for (k, item) in t.iter() {
         let key_span = t.key(k).and_then(|key| key.span());
@@ -183,7 +186,10 @@ fn convert_item(
     }
 }
 
-fn convert_value(v: &toml_edit::Value, at: &dyn Fn(Option<std::ops::Range<usize>>) -> Origin) -> Node {
+fn convert_value(
+    v: &toml_edit::Value,
+    at: &dyn Fn(Option<std::ops::Range<usize>>) -> Origin,
+) -> Node {
     use toml_edit::Value as V;
     let origin = at(v.span());
     let value = match v {
@@ -225,7 +231,11 @@ mod tests {
     #[test]
     fn syntax_error_has_position() {
         let e = parse("a = 1\nb = = 2\n", Path::new("p.toml")).unwrap_err();
-        assert!(e.origin.to_string().starts_with("p.toml:2:"), "{}", e.origin);
+        assert!(
+            e.origin.to_string().starts_with("p.toml:2:"),
+            "{}",
+            e.origin
+        );
     }
 
     #[test]

@@ -1,0 +1,163 @@
+//! Terraform rendering: the provider-schema checker, the plain modules in `iac/modules`,
+//! rendered root modules (goldens, determinism, security), and `terraform fmt` (real binary).
+
+#[path = "support/schema_check.rs"]
+mod schema_check;
+
+use schema_check::{check_dir, check_text, Schema};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn schema() -> Schema {
+    Schema::load(&root().join("tests/fixtures/render/oci-provider-schema.json"))
+}
+
+fn broken(name: &str) -> Vec<String> {
+    let path = root().join("tests/fixtures/render/broken").join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    check_text(&schema(), name, &text)
+        .into_iter()
+        .map(|f| f.to_string())
+        .collect()
+}
+
+/// Run `terraform fmt -check -recursive -diff` on `dir`; None when terraform is missing.
+fn terraform_fmt_check(test: &str, dir: &Path) -> Option<(bool, String)> {
+    let tf = calops::testkit::require_tool(test, "terraform")?;
+    let out = Command::new(tf)
+        .args(["fmt", "-check", "-recursive", "-diff"])
+        .arg(dir)
+        .output()
+        .expect("run terraform fmt");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some((out.status.success(), text))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The checker proves itself on deliberately broken fixtures.
+
+#[test]
+fn checker_rejects_unknown_resource_type() {
+    let f = broken("unknown_type.tf");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].contains("unknown resource type `oci_core_virtual_network_thing`"),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn checker_rejects_unknown_attribute() {
+    let f = broken("unknown_attribute.tf");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(f[0].contains("unknown attribute `cidr_blok`"), "{f:#?}");
+}
+
+#[test]
+fn checker_rejects_missing_required_attribute() {
+    let f = broken("missing_required.tf");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].contains("missing required attribute `vcn_id`"),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn checker_rejects_too_many_blocks() {
+    let f = broken("too_many_blocks.tf");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].contains("block `health_checker` appears 2 times, max_items is 1"),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn checker_rejects_missing_required_block() {
+    let f = broken("missing_block.tf");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].contains("block `services` appears 0 times, min_items is 1"),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn checker_looks_inside_dynamic_content() {
+    let f = broken("unknown_nested_in_dynamic.tf");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].contains("items.redirect_uri: unknown attribute `portt`"),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn checker_rejects_computed_only_attribute() {
+    let f = broken("computed_only.tf");
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert!(
+        f[0].contains("`primary_endpoint_ip_address` is computed-only"),
+        "{f:#?}"
+    );
+}
+
+#[test]
+fn checker_accepts_a_valid_block() {
+    let text = r#"
+resource "oci_core_service_gateway" "x" {
+  compartment_id = "c"
+  vcn_id         = "v"
+  services {
+    service_id = "s"
+  }
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+data "oci_objectstorage_namespace" "ns" {}
+"#;
+    let f = check_text(&schema(), "ok.tf", text);
+    assert!(f.is_empty(), "{f:#?}");
+}
+
+#[test]
+fn every_broken_fixture_fails_the_directory_check() {
+    let dir = root().join("tests/fixtures/render/broken");
+    let findings = check_dir(&schema(), &dir);
+    let files: std::collections::BTreeSet<_> = findings.iter().map(|f| f.file.clone()).collect();
+    let all: std::collections::BTreeSet<_> = schema_check::tf_files(&dir, true)
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(files, all, "every broken fixture must produce a finding");
+}
+
+#[test]
+fn terraform_fmt_check_detects_misformatted_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.tf"),
+        "resource \"a\" \"b\" {\nx=1\n    yy = 2\n}\n",
+    )
+    .unwrap();
+    let Some((ok, out)) =
+        terraform_fmt_check("terraform_fmt_check_detects_misformatted_files", dir.path())
+    else {
+        return;
+    };
+    assert!(
+        !ok,
+        "terraform fmt -check must fail on a misformatted file: {out}"
+    );
+    assert!(out.contains("bad.tf"), "{out}");
+}
