@@ -161,3 +161,73 @@ fn terraform_fmt_check_detects_misformatted_files() {
     );
     assert!(out.contains("bad.tf"), "{out}");
 }
+
+#[test]
+fn checker_rejects_bad_module_calls() {
+    let dir = root().join("tests/fixtures/render/broken");
+    let text = std::fs::read_to_string(dir.join("bad_module_call.tf")).unwrap();
+    let f: Vec<String> = schema_check::check_module_calls("bad_module_call.tf", &dir, &text)
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    assert!(
+        f.iter().any(|m| m.contains("has no variable `no_such`")),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter()
+            .any(|m| m.contains("required variable `compartment_id`")),
+        "{f:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The plain modules.
+
+const MODULES: &[&str] = &[
+    "network",
+    "database",
+    "cache",
+    "storage",
+    "registry",
+    "container",
+    "loadbalancer",
+    "monitoring",
+];
+
+#[test]
+fn iac_modules_are_valid_against_the_provider_schema() {
+    let files = schema_check::tf_files(&root().join("iac"), true);
+    assert_eq!(files.len(), MODULES.len() * 4, "{files:#?}");
+    let findings = check_dir(&schema(), &root().join("iac"));
+    assert!(
+        findings.is_empty(),
+        "{:#?}",
+        findings.iter().map(|f| f.to_string()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn iac_modules_have_variables_main_outputs_and_readme() {
+    for m in MODULES {
+        for f in [
+            "variables.tf",
+            "main.tf",
+            "outputs.tf",
+            "README.md",
+            "versions.tf",
+        ] {
+            let p = root().join("iac/modules").join(m).join(f);
+            assert!(p.is_file(), "missing {}", p.display());
+        }
+    }
+}
+
+#[test]
+fn iac_is_terraform_fmt_clean() {
+    let Some((ok, out)) = terraform_fmt_check("iac_is_terraform_fmt_clean", &root().join("iac"))
+    else {
+        return;
+    };
+    assert!(ok, "terraform fmt -check -recursive iac/ failed:\n{out}");
+}
