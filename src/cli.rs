@@ -47,8 +47,29 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Check prerequisites for a profile: tools, toolchains, OCI configuration.
+    Doctor(DoctorArgs),
+    /// Validate profiles and show their resolved values.
+    Profile(ProfileArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {}
+
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    #[command(subcommand)]
+    pub action: ProfileAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileAction {
+    /// Validate the profile and print its resolved values (with -v, where each came from).
+    Show,
+    /// List the profiles that --profile can name.
+    List,
 }
 
 #[derive(Debug, Args)]

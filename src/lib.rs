@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod deploy;
 pub mod doctor;
 pub mod error;
 pub mod profile;

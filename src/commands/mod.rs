@@ -4,10 +4,40 @@ use crate::cli::{Cli, Command};
 use crate::ui::Ui;
 
 pub mod completions;
+pub mod doctor;
+pub mod profile;
 
 /// Run the parsed command; returns the process exit code.
-pub fn run(cli: Cli, _ui: &Ui) -> anyhow::Result<i32> {
+pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
+    let g = &cli.global;
     match cli.command {
+        Command::Doctor(_) => doctor::run(g, ui),
+        Command::Profile(args) => profile::run(g, &args, ui),
         Command::Completions(args) => completions::run(&args),
     }
+}
+
+/// Load the profile named by `--profile`, reporting overrides with `-v`.
+pub fn load_profile(
+    g: &crate::cli::GlobalArgs,
+    ui: &Ui,
+) -> anyhow::Result<crate::profile::Profile> {
+    let spec = g.profile.as_deref().ok_or_else(|| {
+        crate::error::actionable(
+            "this command needs a profile",
+            format!(
+                "pass --profile NAME (available: {})",
+                crate::profile::available(&crate::profile::search_dirs()).join(", ")
+            ),
+        )
+    })?;
+    let loaded = crate::profile::load(spec)?;
+    for o in &loaded.overrides {
+        let field = match &o.section {
+            Some(s) => format!("{s}.{}", o.key),
+            None => o.key.clone(),
+        };
+        ui.detail(format!("override: {field} from {}", o.var));
+    }
+    Ok(loaded.profile)
 }

@@ -19,6 +19,8 @@ pub enum Origin {
     Env {
         var: String,
     },
+    /// The `--profile` argument (or `CALOPS_PROFILE`).
+    CommandLine,
     Default,
 }
 
@@ -27,6 +29,7 @@ impl fmt::Display for Origin {
         match self {
             Origin::File { path, line, col } => write!(f, "{}:{line}:{col}", path.display()),
             Origin::Env { var } => write!(f, "environment variable {var}"),
+            Origin::CommandLine => f.write_str("--profile"),
             Origin::Default => f.write_str("built-in default"),
         }
     }

@@ -1,0 +1,3 @@
+//! The local target: the service as a background process on this machine.
+
+pub mod process;

@@ -1,0 +1,265 @@
+//! The individual checks. Each takes what it needs and returns one [`Check`].
+
+use super::tools::{self, Version};
+use super::{Check, Report};
+use crate::profile::{Profile, Target};
+use std::path::Path;
+
+const TF_MIN: Version = Version(1, 5, 0);
+const TF_NATIVE_OCI_BACKEND: Version = Version(1, 12, 0);
+
+/// Run every check that applies to `profile` (or the machine-wide ones without a profile).
+pub fn run(profile: Option<&Profile>) -> Report {
+    let target = profile.map(|p| p.target);
+    let mut checks = vec![terraform(profile)];
+    let oci = target == Some(Target::Oci);
+    if oci {
+        if profile
+            .map(|p| p.image.builder == "buildx")
+            .unwrap_or(false)
+        {
+            checks.push(docker_buildx());
+        }
+        checks.push(rust_toolchain());
+        let platforms = profile
+            .map(|p| p.image.platforms.clone())
+            .unwrap_or_default();
+        if profile
+            .map(|p| p.image.builder == "native")
+            .unwrap_or(false)
+        {
+            for p in platforms {
+                if let Some(c) = cross_target(&p) {
+                    checks.push(c);
+                }
+            }
+        }
+    }
+    if target == Some(Target::Local) || target.is_none() {
+        checks.push(postgres(target == Some(Target::Local)));
+        checks.push(redis());
+    }
+    if let Some(p) = profile {
+        if p.target == Target::Oci {
+            checks.extend(super::oci::checks(p));
+        }
+    }
+    Report {
+        profile: profile.map(|p| p.name.clone()),
+        target: profile.map(|p| match p.target {
+            Target::Oci => "oci".into(),
+            Target::Local => "local".into(),
+        }),
+        checks,
+    }
+}
+
+pub fn terraform(profile: Option<&Profile>) -> Check {
+    let required = profile.map(|p| p.target == Target::Oci).unwrap_or(false);
+    let install = "install Terraform >= 1.5 (HashiCorp's apt repository: `apt-get install terraform`), or set CALOPS_TERRAFORM=/path/to/terraform";
+    let Some(path) = tools::terraform() else {
+        return Check::fail(
+            "terraform",
+            required,
+            "terraform not found on PATH (nor CALOPS_TERRAFORM)",
+            install,
+        );
+    };
+    let Some(v) = tools::run_capture(&path, &["version", "-json"])
+        .and_then(|(o, _)| tools::parse_terraform_version(&o))
+    else {
+        return Check::fail(
+            "terraform",
+            required,
+            "terraform did not report its version",
+            install,
+        )
+        .at(&path);
+    };
+    if v < TF_MIN {
+        return Check::fail(
+            "terraform",
+            required,
+            format!("terraform {v} is older than {TF_MIN}"),
+            install,
+        )
+        .found(v.to_string())
+        .at(&path);
+    }
+    let oci_state = profile
+        .map(|p| p.target == Target::Oci && p.state.backend == "oci")
+        .unwrap_or(false);
+    if v < TF_NATIVE_OCI_BACKEND && oci_state {
+        return Check::warn(
+            "terraform",
+            required,
+            format!("terraform {v} works, but only >= 1.12 has the native OCI state backend; older versions use the S3-compatible endpoint, which has no state locking"),
+            "upgrade Terraform to >= 1.12 for state locking in Object Storage",
+        )
+        .found(v.to_string())
+        .at(&path);
+    }
+    let mut c = Check::ok("terraform", required, format!("terraform {v}"))
+        .found(v.to_string())
+        .at(&path);
+    if v < TF_NATIVE_OCI_BACKEND {
+        c.detail
+            .push_str(" (>= 1.12 brings the native OCI state backend)");
+    }
+    c
+}
+
+pub fn docker_buildx() -> Check {
+    let fix = "install Docker with the buildx plugin (`apt-get install docker.io docker-buildx`), or set `[image] builder = \"native\"` to build without Docker";
+    let Some(docker) = tools::find("docker") else {
+        return Check::fail(
+            "docker-buildx",
+            true,
+            "docker not found, and [image] builder = \"buildx\" needs it",
+            fix,
+        );
+    };
+    match tools::run_version(&docker, &["buildx", "version"]).and_then(|o| tools::parse_version(&o))
+    {
+        Some(v) => Check::ok("docker-buildx", true, format!("docker buildx {v}"))
+            .found(v.to_string())
+            .at(&docker),
+        None => Check::fail(
+            "docker-buildx",
+            true,
+            "docker is installed but `docker buildx version` failed",
+            fix,
+        )
+        .at(&docker),
+    }
+}
+
+pub fn rust_toolchain() -> Check {
+    let fix = "install Rust with rustup (https://rustup.rs) or Debian's `apt-get install rustc-web cargo-web`";
+    let Some(cargo) = tools::find("cargo") else {
+        return Check::fail(
+            "rust",
+            true,
+            "cargo not found; building the service image needs a Rust toolchain",
+            fix,
+        );
+    };
+    let rustc = tools::find("rustc");
+    match rustc
+        .as_deref()
+        .and_then(|r| tools::run_version(r, &["--version"]))
+        .and_then(|o| tools::parse_version(&o))
+    {
+        Some(v) => Check::ok("rust", true, format!("rustc {v}"))
+            .found(v.to_string())
+            .at(&cargo),
+        None => Check::fail("rust", true, "rustc did not report its version", fix).at(&cargo),
+    }
+}
+
+/// The Rust target triple for a container platform.
+pub fn rust_triple(platform: &str) -> Option<&'static str> {
+    match platform {
+        "linux/amd64" => Some("x86_64-unknown-linux-gnu"),
+        "linux/arm64" => Some("aarch64-unknown-linux-gnu"),
+        _ => None,
+    }
+}
+
+/// Can this machine build for `platform`? `None` when it is the host platform.
+pub fn cross_target(platform: &str) -> Option<Check> {
+    let triple = rust_triple(platform)?;
+    let host = if cfg!(target_arch = "x86_64") {
+        "x86_64-unknown-linux-gnu"
+    } else if cfg!(target_arch = "aarch64") {
+        "aarch64-unknown-linux-gnu"
+    } else {
+        ""
+    };
+    if triple == host {
+        return None;
+    }
+    let name = format!("cross-{platform}");
+    // A standard library for the target: rustup's, or Debian's rustc-web with libstd-rust-web-dev.
+    let rustup_std = tools::find("rustup")
+        .and_then(|r| tools::run_version(&r, &["target", "list", "--installed"]))
+        .map(|o| o.lines().any(|l| l.trim() == triple))
+        .unwrap_or(false);
+    let debian_std = Path::new("/usr/bin/rustc").is_file()
+        && Path::new(&format!("/usr/lib/rustlib/{triple}/lib")).is_dir();
+    let (gcc, deb_arch) = match triple {
+        "aarch64-unknown-linux-gnu" => ("aarch64-linux-gnu-gcc", "arm64"),
+        _ => ("x86_64-linux-gnu-gcc", "amd64"),
+    };
+    let linker = tools::find(gcc).or_else(|| tools::find("cargo-zigbuild"));
+    let install = format!(
+        "dpkg --add-architecture {deb_arch} && apt-get update && apt-get install -y rustc-web libstd-rust-web-dev:{deb_arch} gcc-{}-linux-gnu libc6-dev-{deb_arch}-cross (or `rustup target add {triple}` plus the gcc cross linker)",
+        if deb_arch == "arm64" { "aarch64" } else { "x86-64" }
+    );
+    match (rustup_std || debian_std, linker) {
+        (true, Some(l)) => {
+            let how = if rustup_std {
+                "rustup target"
+            } else {
+                "Debian rustc-web + libstd-rust-web-dev"
+            };
+            Some(
+                Check::ok(
+                    &name,
+                    true,
+                    format!("can build {triple} ({how}, linker {})", l.display()),
+                )
+                .found(triple.to_string())
+                .at(&l),
+            )
+        }
+        (false, _) => Some(Check::fail(
+            &name,
+            true,
+            format!("no Rust standard library for {triple}, needed to build the {platform} image"),
+            install,
+        )),
+        (true, None) => Some(Check::fail(
+            &name,
+            true,
+            format!("no linker for {triple} ({gcc} or cargo-zigbuild)"),
+            install,
+        )),
+    }
+}
+
+pub fn postgres(required: bool) -> Check {
+    let fix = "apt-get install postgresql (the server binaries initdb, pg_ctl and postgres; they need not be on PATH)";
+    match tools::postgres_bin_dir() {
+        Some(dir) => {
+            let v = tools::run_version(&dir.join("postgres"), &["--version"]).and_then(|o| tools::parse_version(&o));
+            let mut c = Check::ok("postgresql", required, format!("PostgreSQL server binaries in {}", dir.display())).at(&dir);
+            if let Some(v) = v {
+                c.found = Some(v.to_string());
+            }
+            c
+        }
+        None => Check::fail("postgresql", required, "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found on PATH, via pg_config --bindir, or under /usr/lib/postgresql/*/bin", fix),
+    }
+}
+
+pub fn redis() -> Check {
+    let fix = "apt-get install redis-server (optional: without it the service uses in-process rate limits and locks)";
+    match tools::find("redis-server") {
+        Some(p) => match tools::run_version(&p, &["--version"])
+            .and_then(|o| tools::parse_redis_version(&o))
+        {
+            Some(v) => Check::ok("redis", false, format!("redis-server {v}"))
+                .found(v.to_string())
+                .at(&p),
+            None => Check::fail(
+                "redis",
+                false,
+                "redis-server did not report its version",
+                fix,
+            )
+            .at(&p),
+        },
+        None => Check::fail("redis", false, "redis-server not found (optional)", fix),
+    }
+}

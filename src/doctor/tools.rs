@@ -1,0 +1,163 @@
+//! Finding tools and reading their versions. Parsing is pure; probing runs the tool.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// A dotted version, compared numerically.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32, pub u32, pub u32);
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.0, self.1, self.2)
+    }
+}
+
+/// The first `N.N[.N]` in `text` (after an optional `v`).
+pub fn parse_version(text: &str) -> Option<Version> {
+    let re = regex::Regex::new(r"v?(\d+)\.(\d+)(?:\.(\d+))?").ok()?;
+    let c = re.captures(text)?;
+    let n = |i: usize| c.get(i).and_then(|m| m.as_str().parse().ok()).unwrap_or(0);
+    Some(Version(n(1), n(2), n(3)))
+}
+
+/// `terraform version -json` prints `{"terraform_version": "1.11.4", ...}`.
+pub fn parse_terraform_version(json: &str) -> Option<Version> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    parse_version(v.get("terraform_version")?.as_str()?)
+}
+
+/// `redis-server --version` prints `Redis server v=7.0.15 sha=...`.
+pub fn parse_redis_version(text: &str) -> Option<Version> {
+    let i = text.find("v=")?;
+    parse_version(&text[i + 2..])
+}
+
+/// Run `tool args...` with a time limit; stdout+stderr on success.
+pub fn run_version(tool: &Path, args: &[&str]) -> Option<String> {
+    run_capture(tool, args).map(|(out, err)| out + &err)
+}
+
+/// Run `tool args...` with a time limit; (stdout, stderr) on success.
+pub fn run_capture(tool: &Path, args: &[&str]) -> Option<(String, String)> {
+    let mut child = Command::new(tool)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    Some((
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Find a tool on PATH.
+pub fn find(tool: &str) -> Option<PathBuf> {
+    which::which(tool).ok()
+}
+
+/// The terraform binary: `CALOPS_TERRAFORM` if set, else `terraform` on PATH.
+pub fn terraform() -> Option<PathBuf> {
+    match std::env::var_os("CALOPS_TERRAFORM") {
+        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
+        None => find("terraform"),
+    }
+}
+
+/// Directories that may hold PostgreSQL server binaries: PATH, `pg_config --bindir`, then
+/// `/usr/lib/postgresql/<version>/bin` newest first.
+pub fn postgres_bin_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(p) = find("postgres") {
+        if let Some(d) = p.parent() {
+            dirs.push(d.to_path_buf());
+        }
+    }
+    if let Some(pg_config) = find("pg_config") {
+        if let Some(out) = run_version(&pg_config, &["--bindir"]) {
+            dirs.push(PathBuf::from(out.trim()));
+        }
+    }
+    let mut versioned: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    versioned.sort_by_key(|p| {
+        std::cmp::Reverse(
+            p.parent()
+                .and_then(|v| v.file_name())
+                .and_then(|v| v.to_str())
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0),
+        )
+    });
+    dirs.extend(versioned);
+    dirs.dedup();
+    dirs
+}
+
+/// The first directory holding all of `initdb`, `pg_ctl` and `postgres`.
+pub fn postgres_bin_dir() -> Option<PathBuf> {
+    postgres_bin_dirs().into_iter().find(|d| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|b| d.join(b).is_file())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            parse_terraform_version(r#"{"terraform_version":"1.11.4","platform":"linux_amd64"}"#),
+            Some(Version(1, 11, 4))
+        );
+        assert_eq!(
+            parse_version("rustc 1.95.0 (59807616e 2026-04-14)"),
+            Some(Version(1, 95, 0))
+        );
+        assert_eq!(
+            parse_version("postgres (PostgreSQL) 15.18"),
+            Some(Version(15, 18, 0))
+        );
+        assert_eq!(
+            parse_version("github.com/docker/buildx v0.19.3 48d6a39"),
+            Some(Version(0, 19, 3))
+        );
+        assert_eq!(
+            parse_redis_version(
+                "Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0 bits=64"
+            ),
+            Some(Version(7, 0, 15))
+        );
+        assert_eq!(parse_terraform_version("not json"), None);
+        assert!(Version(1, 12, 0) > Version(1, 5, 9));
+    }
+}
