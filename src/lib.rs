@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod doctor;
 pub mod error;
 pub mod profile;
+pub mod render;
 pub mod testkit;
 pub mod ui;
 

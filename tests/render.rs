@@ -231,3 +231,163 @@ fn iac_is_terraform_fmt_clean() {
     };
     assert!(ok, "terraform fmt -check -recursive iac/ failed:\n{out}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Rendered root modules.
+
+use calops::profile::{Profile, Target};
+use calops::render::{self, RenderInput, Rendered, Slot, SlotState, StateBackend};
+use std::collections::BTreeMap;
+
+const DIGEST_BLUE: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const DIGEST_GREEN: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+fn image(digest: &str) -> String {
+    format!("ap-sydney-1.ocir.io/calopsns/calops/scheduler@sha256:{digest}")
+}
+
+fn load_profile(name: &str) -> Profile {
+    calops::profile::load_with(name, &[root().join("profiles")], vec![])
+        .unwrap_or_else(|e| panic!("profile {name}: {e}"))
+        .profile
+}
+
+/// Every shipped profile that targets OCI (base is abstract: it has no [oci] section).
+fn oci_profiles() -> Vec<String> {
+    let names = calops::profile::available(&[root().join("profiles")]);
+    let oci: Vec<String> = names
+        .into_iter()
+        .filter(|n| {
+            calops::profile::load_with(n, &[root().join("profiles")], vec![])
+                .map(|l| l.profile.target == Target::Oci)
+                .unwrap_or(false)
+        })
+        .collect();
+    assert!(oci.contains(&"prod-au".to_string()), "{oci:?}");
+    oci
+}
+
+/// The slots used for goldens: blue active, green draining (a release in progress).
+fn showcase_slots() -> BTreeMap<String, Slot> {
+    BTreeMap::from([
+        ("blue".to_string(), Slot::active(&image(DIGEST_BLUE))),
+        (
+            "green".to_string(),
+            Slot {
+                image: Some(image(DIGEST_GREEN)),
+                state: SlotState::Draining,
+            },
+        ),
+    ])
+}
+
+fn input_for(name: &str, slots: BTreeMap<String, Slot>) -> RenderInput {
+    RenderInput::from_profile(&load_profile(name), slots, Some("1.11.4".into())).unwrap()
+}
+
+fn write_rendered(r: &Rendered) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    render::write::write_to(r, dir.path()).unwrap();
+    dir
+}
+
+fn findings(dir: &Path) -> Vec<String> {
+    check_dir(&schema(), dir)
+        .iter()
+        .map(|f| f.to_string())
+        .collect()
+}
+
+/// All combinations of slot states (including no slots at all).
+fn slot_combinations() -> Vec<BTreeMap<String, Slot>> {
+    let states = [SlotState::Active, SlotState::Draining, SlotState::Absent];
+    let mut out = vec![BTreeMap::new()];
+    for b in states {
+        for g in states {
+            out.push(BTreeMap::from([
+                (
+                    "blue".to_string(),
+                    Slot {
+                        image: Some(image(DIGEST_BLUE)),
+                        state: b,
+                    },
+                ),
+                (
+                    "green".to_string(),
+                    Slot {
+                        image: Some(image(DIGEST_GREEN)),
+                        state: g,
+                    },
+                ),
+            ]));
+        }
+    }
+    out
+}
+
+#[test]
+fn rendered_profiles_are_valid_and_fmt_clean() {
+    for name in oci_profiles() {
+        for backend in [StateBackend::Oci, StateBackend::Local] {
+            for tf in ["1.11.4", "1.12.1"] {
+                let mut input = input_for(&name, showcase_slots());
+                input.state.backend = backend;
+                input.terraform_version = Some(tf.into());
+                let r = render::render(&input).unwrap();
+                let dir = write_rendered(&r);
+                let f = findings(dir.path());
+                assert!(f.is_empty(), "{name} {backend:?} {tf}: {f:#?}");
+                if let Some((ok, out)) =
+                    terraform_fmt_check("rendered_profiles_are_valid_and_fmt_clean", dir.path())
+                {
+                    assert!(
+                        ok,
+                        "{name} {backend:?} {tf}: terraform fmt -check failed:\n{out}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_slot_combination_renders_valid_terraform() {
+    let mut hashes = std::collections::BTreeSet::new();
+    for slots in slot_combinations() {
+        let r = render::render(&input_for("prod-au", slots.clone())).unwrap();
+        let dir = write_rendered(&r);
+        let f = findings(dir.path());
+        assert!(f.is_empty(), "{slots:?}: {f:#?}");
+        let tfvars: serde_json::Value =
+            serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+        for name in ["blue", "green"] {
+            let want = slots
+                .get(name)
+                .map(|s| s.state)
+                .unwrap_or(SlotState::Absent);
+            assert_eq!(tfvars["slots"][name]["state"], want.as_str(), "{slots:?}");
+        }
+        hashes.insert(r.content_hash());
+    }
+    // Every distinct slot set gives a distinct root module.
+    assert_eq!(hashes.len(), slot_combinations().len());
+}
+
+#[test]
+fn tfvars_match_the_root_variables() {
+    let r = render::render(&input_for("prod-au", showcase_slots())).unwrap();
+    let dir = write_rendered(&r);
+    let vars = schema_check::module_variables(dir.path());
+    let tfvars: serde_json::Value =
+        serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+    let given: Vec<&String> = tfvars.as_object().unwrap().keys().collect();
+    for k in &given {
+        assert!(vars.contains_key(*k), "tfvars sets undeclared variable {k}");
+    }
+    for (v, has_default) in &vars {
+        assert!(
+            *has_default || given.contains(&v),
+            "required root variable {v} missing from tfvars"
+        );
+    }
+}
