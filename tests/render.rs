@@ -391,3 +391,569 @@ fn tfvars_match_the_root_variables() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Security properties of what is rendered, checked on the parsed HCL.
+
+/// Every `resource` block in the rendered directory: (file, type, name, body).
+fn resources(dir: &Path) -> Vec<(String, String, String, hcl::Body)> {
+    let mut out = Vec::new();
+    for f in schema_check::tf_files(dir, true) {
+        let body = hcl::parse(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        for b in body.blocks().filter(|b| b.identifier() == "resource") {
+            out.push((
+                f.strip_prefix(dir).unwrap().display().to_string(),
+                b.labels()[0].as_str().to_string(),
+                b.labels()[1].as_str().to_string(),
+                b.body().clone(),
+            ));
+        }
+    }
+    out
+}
+
+/// An attribute's expression as HCL text.
+fn attr(body: &hcl::Body, key: &str) -> Option<String> {
+    body.attributes()
+        .find(|a| a.key() == key)
+        .map(|a| hcl::format::to_string(a.expr()).unwrap())
+}
+
+fn blocks<'a>(body: &'a hcl::Body, id: &'a str) -> impl Iterator<Item = &'a hcl::Body> + 'a {
+    body.blocks()
+        .filter(move |b| b.identifier() == id)
+        .map(|b| b.body())
+}
+
+fn is_world(cidr: &str) -> bool {
+    let c = cidr.trim_matches('"');
+    c.ends_with("/0")
+}
+
+fn port_range(rule: &hcl::Body) -> Option<(String, String)> {
+    let tcp = blocks(rule, "tcp_options").next()?;
+    let r = blocks(tcp, "destination_port_range").next()?;
+    Some((attr(r, "min")?, attr(r, "max")?))
+}
+
+fn rendered_showcase() -> tempfile::TempDir {
+    write_rendered(&render::render(&input_for("prod-au", showcase_slots())).unwrap())
+}
+
+#[test]
+fn security_only_the_lb_accepts_internet_ingress_and_only_on_80_and_443() {
+    let dir = rendered_showcase();
+    let mut world_ports = Vec::new();
+    let mut ingress_rules = 0;
+    for (file, ty, name, body) in resources(dir.path()) {
+        if ty == "oci_core_network_security_group_security_rule" {
+            if attr(&body, "direction").as_deref() != Some("\"INGRESS\"") {
+                continue;
+            }
+            ingress_rules += 1;
+            let source = attr(&body, "source").unwrap_or_default();
+            let nsg = attr(&body, "network_security_group_id").unwrap();
+            if is_world(&source) {
+                assert_eq!(
+                    nsg, "oci_core_network_security_group.lb.id",
+                    "{file} {name}"
+                );
+                let (min, max) = port_range(&body).expect("world ingress must be port-limited");
+                assert_eq!(min, max, "{file} {name}: a single port");
+                world_ports.push(min);
+            } else {
+                // Every other ingress comes from another NSG, never from a CIDR.
+                assert_eq!(
+                    attr(&body, "source_type").as_deref(),
+                    Some("\"NETWORK_SECURITY_GROUP\""),
+                    "{file} {name}"
+                );
+            }
+        }
+        if ty == "oci_core_security_list" {
+            assert_eq!(
+                blocks(&body, "ingress_security_rules").count(),
+                0,
+                "{file} {name}"
+            );
+            assert_eq!(blocks(&body, "dynamic").count(), 0, "{file} {name}");
+        }
+        if ty == "oci_core_subnet" {
+            // No subnet falls back to the VCN's default security list (SSH from anywhere).
+            assert!(attr(&body, "security_list_ids").is_some(), "{file} {name}");
+        }
+    }
+    world_ports.sort();
+    assert_eq!(world_ports, ["443", "80"]);
+    assert_eq!(
+        ingress_rules, 5,
+        "lb 80, lb 443, app from lb, db from app, cache from app"
+    );
+    // Database and cache accept only their port, only from the app NSG.
+    let res = resources(dir.path());
+    for (rule, port) in [("db_ingress_app", "5432"), ("cache_ingress_app", "6379")] {
+        let body = &res.iter().find(|r| r.2 == rule).unwrap().3;
+        assert_eq!(
+            attr(body, "source").unwrap(),
+            "oci_core_network_security_group.app.id"
+        );
+        assert_eq!(
+            port_range(body).unwrap(),
+            (port.to_string(), port.to_string())
+        );
+    }
+}
+
+#[test]
+fn security_database_cache_and_app_live_in_the_private_subnet_without_public_ips() {
+    let dir = rendered_showcase();
+    let main = hcl::parse(&std::fs::read_to_string(dir.path().join("main.tf")).unwrap()).unwrap();
+    let module = |name: &str| {
+        main.blocks()
+            .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == name)
+            .unwrap()
+            .body()
+            .clone()
+    };
+    for m in ["database", "cache", "container"] {
+        assert_eq!(
+            attr(&module(m), "subnet_id").unwrap(),
+            "module.network.private_subnet_id",
+            "{m}"
+        );
+    }
+    assert_eq!(
+        attr(&module("loadbalancer"), "subnet_id").unwrap(),
+        "module.network.public_subnet_id"
+    );
+    let res = resources(dir.path());
+    let get = |ty: &str, name: &str| {
+        res.iter()
+            .find(|r| r.1 == ty && r.2 == name)
+            .unwrap()
+            .3
+            .clone()
+    };
+    let private = get("oci_core_subnet", "private");
+    assert_eq!(
+        attr(&private, "prohibit_public_ip_on_vnic").unwrap(),
+        "true"
+    );
+    assert_eq!(attr(&private, "prohibit_internet_ingress").unwrap(), "true");
+    let ci = get("oci_container_instances_container_instance", "this");
+    let vnic = blocks(&ci, "vnics").next().unwrap();
+    assert_eq!(attr(vnic, "is_public_ip_assigned").unwrap(), "false");
+    let db = get("oci_psql_db_system", "this");
+    assert_eq!(
+        attr(blocks(&db, "network_details").next().unwrap(), "subnet_id").unwrap(),
+        "var.subnet_id"
+    );
+    let cache = get("oci_redis_redis_cluster", "this");
+    assert_eq!(attr(&cache, "subnet_id").unwrap(), "var.subnet_id");
+    // Neither module can be given a public subnet by accident: they have no such input.
+    for m in ["database", "cache"] {
+        let vars = schema_check::module_variables(&dir.path().join("modules").join(m));
+        assert!(!vars.keys().any(|k| k.contains("public")), "{m}: {vars:?}");
+    }
+    let lb = get("oci_load_balancer_load_balancer", "this");
+    assert_eq!(attr(&lb, "is_private").unwrap(), "false");
+}
+
+#[test]
+fn security_bucket_and_registry_are_private_and_stateful_resources_are_protected() {
+    let dir = rendered_showcase();
+    let res = resources(dir.path());
+    let get = |ty: &str| res.iter().find(|r| r.1 == ty).unwrap().3.clone();
+    let bucket = get("oci_objectstorage_bucket");
+    assert_eq!(attr(&bucket, "access_type").unwrap(), "\"NoPublicAccess\"");
+    let repo = get("oci_artifacts_container_repository");
+    assert_eq!(attr(&repo, "is_public").unwrap(), "false");
+    for ty in ["oci_objectstorage_bucket", "oci_psql_db_system"] {
+        let body = get(ty);
+        let lc = blocks(&body, "lifecycle")
+            .next()
+            .unwrap_or_else(|| panic!("{ty} has no lifecycle"));
+        assert_eq!(attr(lc, "prevent_destroy").unwrap(), "true", "{ty}");
+    }
+    let db = get("oci_psql_db_system");
+    let cred = blocks(&db, "credentials").next().unwrap();
+    let pw = blocks(cred, "password_details").next().unwrap();
+    assert_eq!(attr(pw, "password_type").unwrap(), "\"VAULT_SECRET\"");
+    assert!(attr(pw, "password").is_none(), "no password value");
+    // ICS copies expire.
+    let lcp = get("oci_objectstorage_object_lifecycle_policy");
+    let rule = blocks(&lcp, "rules").next().unwrap();
+    let filter = blocks(rule, "object_name_filter").next().unwrap();
+    let prefixes: String = attr(filter, "inclusion_prefixes")
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(prefixes, "[\"ics/\"]");
+    assert_eq!(attr(rule, "time_amount").unwrap(), "var.ics_retention_days");
+}
+
+/// Recursively collect (path, literal) for attributes whose name mentions a secret.
+fn secret_literals(body: &hcl::Body, at: &str, out: &mut Vec<String>) {
+    for a in body.attributes() {
+        let k = a.key().to_ascii_lowercase();
+        let secretish = ["password", "secret", "token", "private_key"]
+            .iter()
+            .any(|w| k.contains(w))
+            && !k.ends_with("_id")
+            && !k.ends_with("_type")
+            && !k.ends_with("_version");
+        if secretish
+            && matches!(
+                a.expr(),
+                hcl::Expression::String(_) | hcl::Expression::TemplateExpr(_)
+            )
+        {
+            out.push(format!("{at}.{}", a.key()));
+        }
+    }
+    for b in body.blocks() {
+        secret_literals(b.body(), &format!("{at}.{}", b.identifier()), out);
+    }
+}
+
+#[test]
+fn security_no_secret_value_in_any_rendered_file() {
+    // Secret *values* in the environment, under the names the references point at and under
+    // the names calops reads profile overrides from: rendering must never pick them up.
+    let sentinel = "S3NTINEL-do-not-render-0a9f7c";
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tf");
+    let assert = assert_cmd::Command::cargo_bin("calops")
+        .unwrap()
+        .current_dir(root())
+        // cargo exports build.rs's CALOPS_TARGET to test processes; it is not a profile override.
+        .env_remove("CALOPS_TARGET")
+        .env("CALOPS_ADMIN_TOKEN", sentinel)
+        .env("CALOPS_DB_PASSWORD", sentinel)
+        .env("DATABASE_PASSWORD", sentinel)
+        .env("TF_VAR_db_admin_password", sentinel)
+        .args(["render", "--profile", "prod-au", "--json", "--out"])
+        .arg(&out)
+        .arg("--image")
+        .arg(image(DIGEST_BLUE))
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(!stdout.contains(sentinel) && !stderr.contains(sentinel));
+    let mut scanned = 0;
+    let mut stack = vec![out.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            scanned += 1;
+            assert!(
+                !text.contains(sentinel),
+                "{} contains a secret value",
+                p.display()
+            );
+            assert!(
+                !text.contains("vault:"),
+                "{}: raw reference syntax leaked",
+                p.display()
+            );
+            assert!(!text.contains("-----BEGIN"), "{}", p.display());
+            if p.extension().is_some_and(|x| x == "tf") {
+                let mut lits = Vec::new();
+                secret_literals(
+                    &hcl::parse(&text).unwrap(),
+                    &p.display().to_string(),
+                    &mut lits,
+                );
+                assert!(
+                    lits.is_empty(),
+                    "literal values in secret attributes: {lits:?}"
+                );
+            }
+        }
+    }
+    assert!(scanned > 40, "scanned {scanned} files");
+    // The references are there, as OCIDs: the container gets <NAME>_SECRET_OCID.
+    let tfvars: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("terraform.tfvars.json")).unwrap())
+            .unwrap();
+    assert!(tfvars["service_secret_ocids"]["CALOPS_ADMIN_TOKEN"]
+        .as_str()
+        .unwrap()
+        .starts_with("ocid1.vaultsecret."));
+    assert!(tfvars["db_admin_password_secret_id"]
+        .as_str()
+        .unwrap()
+        .starts_with("ocid1.vaultsecret."));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lookups and the state backend.
+
+fn data_blocks(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in schema_check::tf_files(dir, true) {
+        let body = hcl::parse(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        for b in body.blocks().filter(|b| b.identifier() == "data") {
+            out.push(format!("{}: {}", f.display(), b.labels()[0].as_str()));
+        }
+    }
+    out
+}
+
+fn backend_of(r: &Rendered) -> (String, hcl::Body) {
+    let body = hcl::parse(&r.files["versions.tf"]).unwrap();
+    let tf = body
+        .blocks()
+        .find(|b| b.identifier() == "terraform")
+        .unwrap();
+    let be = tf
+        .body()
+        .blocks()
+        .find(|b| b.identifier() == "backend")
+        .unwrap();
+    (be.labels()[0].as_str().to_string(), be.body().clone())
+}
+
+#[test]
+fn lookups_use_data_sources_unless_pinned() {
+    let r = render::render(&input_for("prod-au", showcase_slots())).unwrap();
+    let dir = write_rendered(&r);
+    let d = data_blocks(dir.path());
+    assert_eq!(d.len(), 3, "{d:#?}");
+    for ty in [
+        "oci_identity_availability_domains",
+        "oci_objectstorage_namespace",
+        "oci_core_services",
+    ] {
+        assert!(d.iter().any(|x| x.ends_with(ty)), "{ty} missing: {d:#?}");
+    }
+    // Pin one at a time: exactly that data source disappears.
+    let pins: [(&str, fn(&mut RenderInput)); 3] = [
+        ("oci_identity_availability_domains", |i| {
+            i.oci.availability_domain = Some("Uocm:AP-SYDNEY-1-AD-1".into())
+        }),
+        ("oci_objectstorage_namespace", |i| {
+            i.oci.object_storage_namespace = Some("calopsns".into())
+        }),
+        ("oci_core_services", |i| {
+            i.oci.services_gateway_service_id = Some("ocid1.service.oc1.ap-sydney-1.aaaa".into())
+        }),
+    ];
+    for (ty, pin) in pins {
+        let mut input = input_for("prod-au", showcase_slots());
+        pin(&mut input);
+        let r = render::render(&input).unwrap();
+        let dir = write_rendered(&r);
+        let d = data_blocks(dir.path());
+        assert_eq!(d.len(), 2, "{ty}: {d:#?}");
+        assert!(!d.iter().any(|x| x.ends_with(ty)), "{ty} still looked up");
+        assert!(findings(dir.path()).is_empty());
+    }
+}
+
+/// With everything pinned and local state, the configuration has no data source, no remote
+/// state and no remote backend: `terraform plan` on an empty state makes no OCI API call
+/// (resources to create are planned from configuration alone; refresh has nothing to read).
+#[test]
+fn fully_pinned_local_state_needs_no_oci_api_call_to_plan() {
+    let mut input = input_for("prod-au", showcase_slots());
+    input.oci.availability_domain = Some("Uocm:AP-SYDNEY-1-AD-1".into());
+    input.oci.object_storage_namespace = Some("calopsns".into());
+    input.oci.services_gateway_service_id = Some("ocid1.service.oc1.ap-sydney-1.aaaa".into());
+    input.state.backend = StateBackend::Local;
+    let r = render::render(&input).unwrap();
+    let dir = write_rendered(&r);
+    assert_eq!(data_blocks(dir.path()), Vec::<String>::new());
+    let (kind, body) = backend_of(&r);
+    assert_eq!(kind, "local");
+    assert_eq!(attr(&body, "path").unwrap(), "\"terraform.tfstate\"");
+    assert!(r.backend_init_config.is_empty());
+    for (name, text) in &r.files {
+        assert!(!text.contains("terraform_remote_state"), "{name}");
+        assert!(!text.contains("data."), "{name} reads a data source");
+    }
+    let tfvars: serde_json::Value =
+        serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+    assert_eq!(tfvars["availability_domain"], "Uocm:AP-SYDNEY-1-AD-1");
+    assert_eq!(tfvars["object_storage_namespace"], "calopsns");
+}
+
+#[test]
+fn backend_is_native_oci_from_terraform_1_12_and_s3_compatible_before() {
+    let mut input = input_for("prod-au", showcase_slots());
+    input.oci.object_storage_namespace = Some("calopsns".into());
+    input.terraform_version = Some("1.12.0".into());
+    let r = render::render(&input).unwrap();
+    let (kind, body) = backend_of(&r);
+    assert_eq!(kind, "oci");
+    assert_eq!(r.backend, render::BackendKind::OciNative);
+    assert_eq!(attr(&body, "namespace").unwrap(), "\"calopsns\"");
+    assert_eq!(attr(&body, "key").unwrap(), "\"prod-au/terraform.tfstate\"");
+    assert_eq!(attr(&body, "config_file_profile").unwrap(), "\"DEFAULT\"");
+    assert!(
+        !r.warnings.iter().any(|w| w.contains("locking")),
+        "{:?}",
+        r.warnings
+    );
+
+    for old in [Some("1.11.4".to_string()), None] {
+        input.terraform_version = old.clone();
+        let r = render::render(&input).unwrap();
+        let (kind, body) = backend_of(&r);
+        assert_eq!(kind, "s3", "{old:?}");
+        assert_eq!(r.backend, render::BackendKind::S3Compatible);
+        assert!(
+            r.warnings.iter().any(|w| w.contains("NO state locking")),
+            "{:?}",
+            r.warnings
+        );
+        assert!(r.files["versions.tf"].contains("NO state locking"));
+        let endpoints = attr(&body, "endpoints").unwrap();
+        assert!(
+            endpoints.contains("https://calopsns.compat.objectstorage.ap-sydney-1.oraclecloud.com"),
+            "{endpoints}"
+        );
+        assert_eq!(attr(&body, "use_path_style").unwrap(), "true");
+    }
+
+    // Without a pinned namespace the backend needs it at init time, and says so.
+    input.oci.object_storage_namespace = None;
+    input.terraform_version = Some("1.12.0".into());
+    let r = render::render(&input).unwrap();
+    assert_eq!(r.backend_init_config, ["namespace"]);
+    assert!(attr(&backend_of(&r).1, "namespace").is_none());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slots drive instances and backends.
+
+#[test]
+fn slots_drive_instances_and_backends() {
+    let r = render::render(&input_for("prod-au", showcase_slots())).unwrap();
+    let main = hcl::parse(&r.files["main.tf"]).unwrap();
+    let container = main
+        .blocks()
+        .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == "container")
+        .unwrap();
+    assert_eq!(
+        attr(container.body(), "for_each").unwrap(),
+        "local.live_slots"
+    );
+    let locals = main.blocks().find(|b| b.identifier() == "locals").unwrap();
+    let live = attr(locals.body(), "live_slots").unwrap();
+    assert!(live.contains("slot.state != \"absent\""), "{live}");
+    let lb = main
+        .blocks()
+        .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == "loadbalancer")
+        .unwrap();
+    let backends = attr(lb.body(), "backends").unwrap();
+    assert!(backends.contains("local.live_slots"), "{backends}");
+    assert!(
+        backends.contains("drain = slot.state == \"draining\""),
+        "{backends}"
+    );
+    assert!(
+        backends.contains("module.container[name].private_ip"),
+        "{backends}"
+    );
+    // The LB module turns each entry into one backend with that drain flag.
+    let dir = write_rendered(&r);
+    let res = resources(dir.path());
+    let be = &res
+        .iter()
+        .find(|r| r.1 == "oci_load_balancer_backend")
+        .unwrap()
+        .3;
+    assert_eq!(attr(be, "for_each").unwrap(), "var.backends");
+    assert_eq!(attr(be, "drain").unwrap(), "each.value.drain");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input is refused with a specific message and a fix.
+
+#[test]
+fn bad_inputs_are_refused_with_a_fix() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut RenderInput)>)> = vec![
+        (
+            "not pinned by digest",
+            Box::new(|i| {
+                i.slots.insert(
+                    "blue".into(),
+                    Slot::active("ap-sydney-1.ocir.io/ns/app:latest"),
+                );
+            }),
+        ),
+        (
+            "has no image",
+            Box::new(|i| {
+                i.slots.insert(
+                    "green".into(),
+                    Slot {
+                        image: None,
+                        state: SlotState::Active,
+                    },
+                );
+            }),
+        ),
+        (
+            "unknown deployment slot `purple`",
+            Box::new(|i| {
+                i.slots
+                    .insert("purple".into(), Slot::active(&image(DIGEST_BLUE)));
+            }),
+        ),
+        (
+            "`env:` reference",
+            Box::new(|i| i.database.admin_password = "env:CALOPS_DB_PASSWORD".into()),
+        ),
+        (
+            "`env:` reference",
+            Box::new(|i| {
+                i.service
+                    .secrets
+                    .insert("SMTP_PASSWORD".into(), "env:SMTP_PASSWORD".into());
+            }),
+        ),
+        (
+            "not a secret reference (the value is not shown)",
+            Box::new(|i| i.database.admin_password = "hunter2-plain-value".into()),
+        ),
+        (
+            "both a secret and a plain environment variable",
+            Box::new(|i| {
+                i.service
+                    .environment
+                    .insert("CALOPS_ADMIN_TOKEN".into(), "x".into());
+            }),
+        ),
+        (
+            "min_bandwidth_mbps (500) is above",
+            Box::new(|i| i.load_balancer.min_bandwidth_mbps = 500),
+        ),
+        (
+            "idle_timeout_seconds = 0",
+            Box::new(|i| i.load_balancer.idle_timeout_seconds = 0),
+        ),
+    ];
+    for (want, change) in cases {
+        let mut input = input_for("prod-au", showcase_slots());
+        change(&mut input);
+        let e = render::render(&input).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(want), "want {want:?} in {msg}");
+        assert!(msg.contains("fix:"), "{msg}");
+        assert!(
+            !msg.contains("hunter2"),
+            "the value must not be echoed: {msg}"
+        );
+    }
+    let local = load_profile("local");
+    let e = RenderInput::from_profile(&local, BTreeMap::new(), None).unwrap_err();
+    assert!(e.to_string().contains("target = \"local\""), "{e}");
+}

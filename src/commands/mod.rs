@@ -6,6 +6,7 @@ use crate::ui::Ui;
 pub mod completions;
 pub mod doctor;
 pub mod profile;
+pub mod render;
 
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
@@ -14,6 +15,7 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
         Command::Doctor(_) => doctor::run(g, ui),
         Command::Profile(args) => profile::run(g, &args, ui),
         Command::Completions(args) => completions::run(&args),
+        Command::Render(args) => render::run(g, &args, ui),
     }
 }
 
