@@ -957,3 +957,227 @@ fn bad_inputs_are_refused_with_a_fix() {
     let e = RenderInput::from_profile(&local, BTreeMap::new(), None).unwrap_err();
     assert!(e.to_string().contains("target = \"local\""), "{e}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Goldens and determinism.
+
+/// Root-module files kept as goldens (the modules are checked against iac/ instead).
+const ROOT_FILES: &[&str] = &[
+    "versions.tf",
+    "providers.tf",
+    "lookups.tf",
+    "variables.tf",
+    "main.tf",
+    "outputs.tf",
+    "terraform.tfvars.json",
+];
+
+fn golden_input(name: &str) -> RenderInput {
+    let mut input = input_for(name, showcase_slots());
+    input.terraform_version = Some("1.12.0".into());
+    input
+}
+
+/// Compare each shipped OCI profile's rendering with tests/golden/<profile>/.
+/// `UPDATE_GOLDEN=1 cargo test --test render golden` rewrites them after a deliberate change.
+#[test]
+fn golden_snapshots_of_every_shipped_oci_profile() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut failures = Vec::new();
+    for name in oci_profiles() {
+        let r = render::render(&golden_input(&name)).unwrap();
+        let gdir = root().join("tests/golden").join(&name);
+        let mut expected: Vec<(String, String)> = ROOT_FILES
+            .iter()
+            .map(|f| (f.to_string(), r.files[*f].clone()))
+            .collect();
+        expected.push(("CONTENT_HASH".into(), format!("{}\n", r.content_hash())));
+        for (file, text) in expected {
+            let path = gdir.join(&file);
+            if update {
+                std::fs::create_dir_all(&gdir).unwrap();
+                std::fs::write(&path, &text).unwrap();
+                continue;
+            }
+            match std::fs::read_to_string(&path) {
+                Ok(g) if g == text => {}
+                Ok(g) => failures.push(format!(
+                    "{name}/{file} differs from the golden (first differing line: {:?})",
+                    g.lines().zip(text.lines()).find(|(a, b)| a != b)
+                )),
+                Err(e) => failures.push(format!("{}: {e}", path.display())),
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{failures:#?}\nIf the change is intended: UPDATE_GOLDEN=1 cargo test --test render golden"
+    );
+}
+
+#[test]
+fn rendered_modules_are_the_iac_modules_byte_for_byte() {
+    let r = render::render(&golden_input("prod-au")).unwrap();
+    let mut n = 0;
+    for (path, text) in &r.files {
+        if let Some(rest) = path.strip_prefix("modules/") {
+            let src = std::fs::read_to_string(root().join("iac/modules").join(rest)).unwrap();
+            assert_eq!(&src, text, "{path}");
+            n += 1;
+        }
+    }
+    assert_eq!(n, MODULES.len() * 5);
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    let a = render::render(&golden_input("prod-au")).unwrap();
+    // A fresh load of the profile, and a clone through serde, give the same bytes.
+    let b = render::render(&golden_input("prod-au")).unwrap();
+    let json = serde_json::to_string(&golden_input("prod-au")).unwrap();
+    let c = render::render(&serde_json::from_str::<RenderInput>(&json).unwrap()).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a, c);
+    assert_eq!(a.content_hash(), c.content_hash());
+    let d1 = write_rendered(&a);
+    let d2 = write_rendered(&b);
+    for f in schema_check::tf_files(d1.path(), true) {
+        let rel = f.strip_prefix(d1.path()).unwrap();
+        assert_eq!(
+            std::fs::read(&f).unwrap(),
+            std::fs::read(d2.path().join(rel)).unwrap()
+        );
+    }
+    // No timestamps or absolute paths sneak in.
+    for (name, text) in &a.files {
+        assert!(
+            !text.contains("/tmp") && !text.contains(env!("CARGO_MANIFEST_DIR")),
+            "{name}"
+        );
+        assert!(!text.contains("2026-"), "{name}");
+    }
+    // Any input change changes the hash.
+    let mut other = golden_input("prod-au");
+    other.monitoring.cpu_threshold_percent = 80;
+    assert_ne!(
+        render::render(&other).unwrap().content_hash(),
+        a.content_hash()
+    );
+}
+
+#[test]
+fn rewriting_removes_stale_files_and_keeps_terraform_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = render::render(&golden_input("prod-au")).unwrap();
+    let clean = r.clone();
+    r.files
+        .insert("old.tf".into(), "# from an earlier render\n".into());
+    render::write::write_to(&r, dir.path()).unwrap();
+    std::fs::write(dir.path().join("terraform.tfstate"), "{}").unwrap();
+    assert!(dir.path().join("old.tf").exists());
+    render::write::write_to(&clean, dir.path()).unwrap();
+    assert!(
+        !dir.path().join("old.tf").exists(),
+        "stale rendered file kept"
+    );
+    assert!(
+        dir.path().join("terraform.tfstate").exists(),
+        "state must never be touched"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("main.tf")).unwrap(),
+        clean.files["main.tf"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command.
+
+fn calops_in(cwd: &Path) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("calops").unwrap();
+    c.current_dir(cwd)
+        .env_remove("CALOPS_TARGET")
+        .env("CALOPS_PROFILE_DIR", root().join("profiles"));
+    c
+}
+
+#[test]
+fn render_command_writes_the_default_dir_and_reports_files_and_hash() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = calops_in(cwd.path())
+        .args(["render", "--profile", "prod-au", "--json", "--image"])
+        .arg(image(DIGEST_BLUE))
+        .args(["--slot", &format!("green:draining:{}", image(DIGEST_GREEN))])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let dir = cwd.path().join(".calops/prod-au/terraform");
+    assert_eq!(doc["out"], ".calops/prod-au/terraform");
+    assert!(dir.join("main.tf").is_file());
+    assert_eq!(doc["slots"]["blue"]["state"], "active");
+    assert_eq!(doc["slots"]["green"]["state"], "draining");
+    // The hash is the library's, for the same input (same Terraform version as detected).
+    let mut input = input_for("prod-au", showcase_slots());
+    input.terraform_version = doc["terraform_version"].as_str().map(String::from);
+    let lib = render::render(&input).unwrap();
+    assert_eq!(doc["content_hash"], lib.content_hash());
+    let files = doc["files"].as_array().unwrap();
+    assert_eq!(files.len(), lib.files.len());
+    for f in files {
+        let path = f["path"].as_str().unwrap();
+        let text = std::fs::read_to_string(dir.join(path)).unwrap();
+        assert_eq!(f["sha256"], Rendered::file_hash(&text), "{path}");
+    }
+    // Human output lists the files and the hash.
+    let human = calops_in(cwd.path())
+        .args(["render", "--profile", "prod-au", "--image"])
+        .arg(image(DIGEST_BLUE))
+        .args(["--slot", &format!("green:draining:{}", image(DIGEST_GREEN))])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        text.contains("main.tf") && text.contains(&format!("content hash: {}", lib.content_hash())),
+        "{text}"
+    );
+}
+
+#[test]
+fn render_command_refuses_bad_input_without_writing() {
+    let cwd = tempfile::tempdir().unwrap();
+    for (args, want) in [
+        (
+            vec!["--image", "ap-sydney-1.ocir.io/ns/app:latest"],
+            "not pinned by digest",
+        ),
+        (vec!["--slot", "purple:active"], "unknown slot `purple`"),
+        (vec!["--slot", "green:sleeping"], "unknown state `sleeping`"),
+    ] {
+        let out = calops_in(cwd.path())
+            .args(["render", "--profile", "prod-au"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(want) && err.contains("fix:"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !cwd.path().join(".calops").exists(),
+            "nothing may be written on error"
+        );
+    }
+    let out = calops_in(cwd.path())
+        .args(["render", "--profile", "local"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no Terraform to render"));
+}

@@ -12,6 +12,7 @@ pub fn run(g: &GlobalArgs, args: &RenderArgs, ui: &Ui) -> anyhow::Result<i32> {
     let profile = super::load_profile(g, ui)?;
     let slots = parse_slots(args.image.as_deref(), &args.slot)?;
     let tf_version = installed_terraform_version();
+    let tf_version_doc = tf_version.clone();
     if tf_version.is_none() {
         ui.warn("terraform was not found on PATH: rendering for the S3-compatible state backend (works with every Terraform version)");
     }
@@ -42,6 +43,7 @@ pub fn run(g: &GlobalArgs, args: &RenderArgs, ui: &Ui) -> anyhow::Result<i32> {
         .collect();
     let doc = json!({
         "profile": profile.name,
+        "terraform_version": tf_version_doc,
         "out": out.display().to_string(),
         "content_hash": hash,
         "backend": rendered.backend,
