@@ -52,8 +52,9 @@ fn atomic_write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", parent.display()))?;
     let mut tmp = tempfile::NamedTempFile::new_in(parent)
         .map_err(|e| anyhow::anyhow!("cannot write in {}: {e}", parent.display()))?;
+    // No fsync: rendered files are regenerated from the profile at will; the rename is what
+    // guarantees that a reader never sees a half-written file.
     tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -91,10 +91,23 @@ module "container" {
   memory_gbs                = var.service_memory_gbs
   image                     = each.value.image
   port                      = var.service_port
-  environment               = var.service_environment
-  secret_ocids              = var.service_secret_ocids
   graceful_shutdown_seconds = var.service_graceful_shutdown_seconds
   freeform_tags             = local.tags
+
+  # Where the service finds its dependencies (non-secret), then the profile's own variables
+  # (which win on a clash). Secrets travel as Vault secret OCIDs: <NAME>_SECRET_OCID.
+  environment = merge({
+    CALOPS_LISTEN             = "0.0.0.0:${var.service_port}"
+    CALOPS_DATABASE_HOST      = module.database.endpoint
+    CALOPS_DATABASE_PORT      = "5432"
+    CALOPS_DATABASE_USER      = var.db_admin_username
+    REDIS_URL                 = "rediss://${module.cache.endpoint}:6379"
+    CALOPS_OBJECT_STORAGE_URL = "https://objectstorage.${var.region}.oraclecloud.com/n/${local.object_storage_namespace}/b/${module.storage.bucket_name}"
+    CALOPS_SHUTDOWN_TIMEOUT   = "${max(1, var.service_graceful_shutdown_seconds - 5)}s"
+  }, var.service_environment)
+  secret_ocids = merge({
+    DATABASE_PASSWORD = var.db_admin_password_secret_id
+  }, var.service_secret_ocids)
 }
 
 module "loadbalancer" {
