@@ -1181,3 +1181,111 @@ fn render_command_refuses_bad_input_without_writing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no Terraform to render"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real Terraform loads every configuration. Providers cannot be downloaded here, so
+// `terraform init -backend=false` runs against an empty provider mirror: it parses and loads the
+// whole configuration (root, module calls, variable types and validations) and stops at
+// provider installation. The only error allowed is that the provider is not in the mirror.
+
+fn terraform_init_errors(test: &str, dir: &Path) -> Option<(Vec<String>, String)> {
+    let tf = calops::testkit::require_tool(test, "terraform")?;
+    let mirror = tempfile::tempdir().unwrap();
+    let rc = mirror.path().join("terraformrc");
+    std::fs::write(
+        &rc,
+        format!(
+            "provider_installation {{\n  filesystem_mirror {{\n    path    = \"{}\"\n    include = [\"*/*/*\"]\n  }}\n}}\n",
+            mirror.path().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(tf)
+        .args(["init", "-backend=false", "-input=false", "-no-color"])
+        .current_dir(dir)
+        .env("TF_CLI_CONFIG_FILE", &rc)
+        .env("TF_IN_AUTOMATION", "1")
+        .env_remove("TF_LOG")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let errors = text
+        .lines()
+        .filter_map(|l| {
+            l.trim_start_matches(['│', ' ', '╷'])
+                .strip_prefix("Error: ")
+        })
+        .map(|s| s.trim().to_string())
+        .collect();
+    Some((errors, text))
+}
+
+fn installed_terraform_version() -> Option<String> {
+    let out = Command::new("terraform")
+        .args(["version", "-json"])
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["terraform_version"].as_str().map(String::from)
+}
+
+const ONLY_PROVIDER_MISSING: &str = "Failed to query available provider packages";
+
+#[test]
+fn real_terraform_loads_every_rendered_profile_and_module() {
+    let test = "real_terraform_loads_every_rendered_profile_and_module";
+    let mut dirs = Vec::new();
+    for name in oci_profiles() {
+        for backend in [StateBackend::Oci, StateBackend::Local] {
+            let mut input = input_for(&name, showcase_slots());
+            input.state.backend = backend;
+            // The backend flavour the installed Terraform understands.
+            input.terraform_version = installed_terraform_version();
+            dirs.push((
+                format!("{name} {backend:?}"),
+                write_rendered(&render::render(&input).unwrap()),
+            ));
+        }
+    }
+    for m in MODULES {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["versions.tf", "variables.tf", "main.tf", "outputs.tf"] {
+            std::fs::copy(root().join("iac/modules").join(m).join(f), d.path().join(f)).unwrap();
+        }
+        dirs.push((format!("iac/modules/{m}"), d));
+    }
+    for (what, dir) in &dirs {
+        let Some((errors, text)) = terraform_init_errors(test, dir.path()) else {
+            return;
+        };
+        assert!(
+            text.contains("Finding oracle/oci versions matching \">= 8.0.0, < 9.0.0\""),
+            "{what}:\n{text}"
+        );
+        assert_eq!(errors, [ONLY_PROVIDER_MISSING], "{what}:\n{text}");
+    }
+}
+
+#[test]
+fn real_terraform_check_catches_a_broken_configuration() {
+    let r = render::render(&input_for("prod-au", showcase_slots())).unwrap();
+    let dir = write_rendered(&r);
+    let vars = dir.path().join("modules/cache/variables.tf");
+    let mut text = std::fs::read_to_string(&vars).unwrap();
+    text.push_str("\nvariable \"broken\" {\n  type = strnig\n}\n");
+    std::fs::write(&vars, text).unwrap();
+    let Some((errors, text)) = terraform_init_errors(
+        "real_terraform_check_catches_a_broken_configuration",
+        dir.path(),
+    ) else {
+        return;
+    };
+    assert!(
+        errors.iter().any(|e| e == "Invalid type specification"),
+        "{errors:?}\n{text}"
+    );
+}
