@@ -310,6 +310,18 @@ mod tests {
     }
 
     #[test]
+    fn every_embedded_template_compiles() {
+        let mut h = Handlebars::new();
+        for (name, text) in embedded::TEMPLATES {
+            h.register_template_string(name, *text)
+                .unwrap_or_else(|e| panic!("templates/{name}.hbs: {e}"));
+        }
+        for (name, _) in embedded::TEMPLATES {
+            assert!(registry().get_template(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
     fn whole_numbers_have_no_fraction() {
         assert_eq!(num(2.0).to_string(), "2");
         assert_eq!(num(0.5).to_string(), "0.5");
