@@ -53,6 +53,10 @@ pub enum Command {
     Profile(ProfileArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Talk to the OCI API directly with your ~/.oci/config credentials.
+    Oci(OciArgs),
+    /// Run the scheduling service (Cal.com API v2 compatible) in the foreground.
+    Serve(ServeArgs),
     /// Render the profile's Terraform root module (deterministic; prints files and a content hash).
     Render(RenderArgs),
 }
@@ -100,6 +104,84 @@ pub enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+#[derive(Debug, Args)]
+pub struct OciArgs {
+    #[command(subcommand)]
+    pub command: OciCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OciCommand {
+    /// Send one signed request (like `oci raw-request`) and print status, headers and body.
+    RawRequest(RawRequestArgs),
+}
+
+/// Which OCI config file and profile to use (not the calops --profile).
+#[derive(Debug, Clone, Args)]
+pub struct OciConfigArgs {
+    /// OCI config file [default: $OCI_CLI_CONFIG_FILE, else ~/.oci/config].
+    #[arg(long, value_name = "PATH")]
+    pub oci_config: Option<PathBuf>,
+    /// Profile in the OCI config file [default: $OCI_CLI_PROFILE, else DEFAULT].
+    #[arg(long, value_name = "NAME")]
+    pub oci_profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RawRequestArgs {
+    /// HTTP method (GET, HEAD, DELETE, POST, PUT, PATCH).
+    #[arg(long, value_name = "METHOD")]
+    pub http_method: String,
+    /// Full URL, e.g. https://objectstorage.ap-sydney-1.oraclecloud.com/n/
+    #[arg(long, value_name = "URL")]
+    pub target_uri: String,
+    /// Request body: the text itself, or @FILE to read it from a file.
+    #[arg(long, value_name = "TEXT|@FILE")]
+    pub request_body: Option<String>,
+    /// Extra headers as a JSON object, e.g. '{"opc-retry-token":"abc"}'. A `date` or
+    /// `x-date` given here is signed as given.
+    #[arg(long, value_name = "JSON")]
+    pub request_headers: Option<String>,
+    /// Print the signed request (method, URL, every header, body) as JSON without sending it.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub oci: OciConfigArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 0.0.0.0:3000].
+    #[arg(long, env = "CALOPS_LISTEN", value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// PostgreSQL URL (required).
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Redis URL (optional; reported by /health).
+    #[arg(long, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Object storage URL: https://host/bucket or file:///path (optional; reported by /health).
+    #[arg(
+        long,
+        env = "CALOPS_OBJECT_STORAGE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub object_storage_url: Option<String>,
+    /// Where the bootstrap admin token is: env:NAME (the token itself never goes on the command line).
+    #[arg(long, env = "CALOPS_ADMIN_TOKEN_REF", value_name = "env:NAME")]
+    pub admin_token_ref: Option<String>,
+    /// Set SO_REUSEPORT so that a new release can listen on the same port before the old one stops.
+    #[arg(long, env = "CALOPS_REUSE_PORT")]
+    pub reuse_port: bool,
+    /// Largest number of database connections [default: 16].
+    #[arg(long, env = "CALOPS_DB_POOL_SIZE", value_name = "N")]
+    pub db_pool_size: Option<String>,
+    /// How long in-flight requests may run after SIGTERM [default: 20s].
+    #[arg(long, env = "CALOPS_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
+    pub shutdown_timeout: Option<String>,
 }
 
 /// Path of a file given on the command line, kept as given for messages.

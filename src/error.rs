@@ -32,6 +32,23 @@ impl fmt::Display for Exit {
 
 impl std::error::Error for Exit {}
 
+/// A failure whose `--json` document is more than the generic error (e.g. a failed deploy's
+/// release record). `main` prints `doc` on stdout with `--json` and `message` on stderr.
+#[derive(Debug)]
+pub struct ExitWithDoc {
+    pub code: i32,
+    pub message: String,
+    pub doc: serde_json::Value,
+}
+
+impl fmt::Display for ExitWithDoc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ExitWithDoc {}
+
 /// An error a person can act on: what failed, and the next thing to do.
 #[derive(Debug)]
 pub struct Actionable {
@@ -59,6 +76,9 @@ pub fn actionable(what: impl Into<String>, fix: impl Into<String>) -> anyhow::Er
 pub fn exit_code_of(err: &anyhow::Error) -> i32 {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<Exit>() {
+            return e.code;
+        }
+        if let Some(e) = cause.downcast_ref::<ExitWithDoc>() {
             return e.code;
         }
     }

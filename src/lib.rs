@@ -8,8 +8,12 @@ pub mod commands;
 pub mod deploy;
 pub mod doctor;
 pub mod error;
+pub mod net;
+pub mod oci;
+pub mod pg;
 pub mod profile;
 pub mod render;
+pub mod service;
 pub mod testkit;
 pub mod ui;
 

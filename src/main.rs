@@ -38,6 +38,15 @@ fn report(ui: &Ui, err: &anyhow::Error) {
         }
     }
     eprintln!("{} {text}", ui.paint("error:", calops::ui::Style::Fail));
+    if let Some(e) = err.downcast_ref::<calops::error::ExitWithDoc>() {
+        if ui.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&e.doc).unwrap_or_default()
+            );
+        }
+        return;
+    }
     if ui.json {
         let doc = serde_json::json!({
             "status": "error",

@@ -399,3 +399,159 @@ fn completions_and_version() {
     let out = calops(&root).arg("--no-such-flag").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+mod oci_config {
+    use super::*;
+    use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+    use std::os::unix::fs::PermissionsExt;
+
+    struct Setup {
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        key: PathBuf,
+        fingerprint: String,
+    }
+
+    fn setup() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 1024).unwrap();
+        let fingerprint = calops::oci::keys::fingerprint(&rsa::RsaPublicKey::from(&key));
+        let key_path = dir.path().join("key.pem");
+        std::fs::write(
+            &key_path,
+            key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+        )
+        .unwrap();
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = dir.path().join("config");
+        Setup {
+            dir,
+            config,
+            key: key_path,
+            fingerprint,
+        }
+    }
+
+    fn write_config(s: &Setup, profile: &str, fingerprint: &str) {
+        let text = format!(
+            "[DEFAULT]\ntenancy=ocid1.tenancy.oc1..aaaaaaaatenancyexample000000000\nregion=ap-sydney-1\nkey_file={}\n\n[{profile}]\nuser = ocid1.user.oc1..aaaaaaaauserexample0000000000\nfingerprint = {fingerprint}\n",
+            s.key.display()
+        );
+        std::fs::write(&s.config, text).unwrap();
+    }
+
+    /// Run doctor on prod-au with the OCI config at `s.config`; return (exit code, checks).
+    fn doctor(s: &Setup, oci_profile: &str) -> (i32, Vec<serde_json::Value>) {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let out = calops(&root)
+            .env("CALOPS_OCI_CONFIG_FILE", &s.config)
+            .env("CALOPS_OCI_CONFIG_PROFILE", oci_profile)
+            .args(["doctor", "--profile", "prod-au", "--json"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (
+            out.status.code().unwrap(),
+            v["report"]["checks"].as_array().unwrap().clone(),
+        )
+    }
+
+    fn check<'a>(checks: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no check {name} in {checks:?}"))
+    }
+
+    #[test]
+    fn good_config_passes() {
+        let s = setup();
+        write_config(&s, "CALOPS", &s.fingerprint);
+        let (_, checks) = doctor(&s, "CALOPS");
+        for name in ["oci-config", "oci-identity", "oci-key", "oci-fingerprint"] {
+            assert_eq!(
+                check(&checks, name)["status"],
+                "ok",
+                "{name}: {:?}",
+                check(&checks, name)
+            );
+        }
+        assert_eq!(
+            check(&checks, "oci-fingerprint")["found"],
+            s.fingerprint.as_str()
+        );
+    }
+
+    #[test]
+    fn config_missing() {
+        let s = setup();
+        let (code, checks) = doctor(&s, "DEFAULT");
+        assert_eq!(code, 1);
+        let c = check(&checks, "oci-config");
+        assert_eq!(c["status"], "fail");
+        assert!(c["detail"].as_str().unwrap().contains("not found"), "{c}");
+        assert!(
+            c["fix"].as_str().unwrap().contains("oci setup config"),
+            "{c}"
+        );
+    }
+
+    #[test]
+    fn profile_missing() {
+        let s = setup();
+        write_config(&s, "CALOPS", &s.fingerprint);
+        let (code, checks) = doctor(&s, "NOPE");
+        assert_eq!(code, 1);
+        let c = check(&checks, "oci-config");
+        assert!(
+            c["detail"]
+                .as_str()
+                .unwrap()
+                .contains("profile [NOPE] not found"),
+            "{c}"
+        );
+        assert!(
+            c["detail"].as_str().unwrap().contains("CALOPS"),
+            "lists the profiles there: {c}"
+        );
+    }
+
+    #[test]
+    fn key_unreadable() {
+        let s = setup();
+        write_config(&s, "CALOPS", &s.fingerprint);
+        std::fs::remove_file(&s.key).unwrap();
+        let (code, checks) = doctor(&s, "CALOPS");
+        assert_eq!(code, 1);
+        let c = check(&checks, "oci-key");
+        assert_eq!(c["status"], "fail");
+        assert!(c["detail"].as_str().unwrap().contains("not found"), "{c}");
+    }
+
+    #[test]
+    fn key_permissions_too_open() {
+        let s = setup();
+        write_config(&s, "CALOPS", &s.fingerprint);
+        std::fs::set_permissions(&s.key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (code, checks) = doctor(&s, "CALOPS");
+        assert_eq!(code, 1);
+        let c = check(&checks, "oci-key");
+        assert!(c["fix"].as_str().unwrap().contains("chmod 600"), "{c}");
+    }
+
+    #[test]
+    fn fingerprint_mismatch() {
+        let s = setup();
+        let wrong = "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff";
+        write_config(&s, "CALOPS", wrong);
+        let (code, checks) = doctor(&s, "CALOPS");
+        assert_eq!(code, 1);
+        let c = check(&checks, "oci-fingerprint");
+        let d = c["detail"].as_str().unwrap();
+        assert!(
+            d.contains(wrong) && d.contains(&s.fingerprint),
+            "names both: {c}"
+        );
+        let _ = &s.dir;
+    }
+}

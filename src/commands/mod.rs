@@ -5,8 +5,10 @@ use crate::ui::Ui;
 
 pub mod completions;
 pub mod doctor;
+pub mod oci;
 pub mod profile;
 pub mod render;
+pub mod serve;
 
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
@@ -16,6 +18,8 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
         Command::Profile(args) => profile::run(g, &args, ui),
         Command::Completions(args) => completions::run(&args),
         Command::Render(args) => render::run(g, &args, ui),
+        Command::Oci(args) => oci::run(&args, ui),
+        Command::Serve(args) => serve::run(&args, ui),
     }
 }
 

@@ -3,4 +3,8 @@
 pub mod ledger;
 pub mod local;
 pub mod lock;
+pub mod ocistore;
+pub mod pipeline;
+pub mod slots;
+pub mod steps;
 pub mod store;

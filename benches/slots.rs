@@ -1,0 +1,180 @@
+//! Slots query latency over HTTP on loopback: one host with a month of bookings, 7-day and
+//! 31-day queries at 1 and 32 concurrent clients. Run with `cargo bench --bench slots`.
+//! (Under `cargo test --all-targets` it only says how to run it.)
+
+use calops::service::testing::{TestApp, BOOTSTRAP_TOKEN};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const MONTH_START: &str = "2031-03-01";
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("slots bench: run with `cargo bench --bench slots` (skipped under cargo test)");
+        return;
+    }
+    if calops::testkit::require_tool("slots bench", "pg_config").is_none()
+        && !calops::service::testing::postgres_available()
+    {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run()).expect("bench failed");
+}
+
+async fn post(c: &reqwest::Client, url: String, token: &str, body: Value) -> anyhow::Result<Value> {
+    let r = c.post(url).bearer_auth(token).json(&body).send().await?;
+    let status = r.status();
+    let v: Value = r.json().await?;
+    anyhow::ensure!(status.is_success(), "{status}: {v}");
+    Ok(v["data"].clone())
+}
+
+async fn run() -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let org = post(
+        &http,
+        app.url("/v2/organizations"),
+        BOOTSTRAP_TOKEN,
+        json!({"name": "Bench Org"}),
+    )
+    .await?;
+    let key = org["apiKey"].as_str().unwrap_or_default().to_string();
+    let org_id = org["id"].as_i64().unwrap_or_default();
+    let user = post(
+        &http,
+        app.url(&format!("/v2/organizations/{org_id}/users")),
+        &key,
+        json!({"name": "Host", "email": "host@example.com", "timeZone": "America/New_York"}),
+    )
+    .await?;
+    let user_id = user["id"].as_i64().unwrap_or_default();
+    post(&http, app.url("/v2/schedules"), &key, json!({
+        "userId": user_id, "name": "Working hours", "timeZone": "America/New_York",
+        "availability": [
+            {"days": ["Monday","Tuesday","Wednesday","Thursday","Friday"], "startTime": "08:00", "endTime": "18:00"},
+            {"days": ["Saturday"], "startTime": "10:00", "endTime": "14:00"}
+        ],
+        "overrides": [{"date": "2031-03-17", "startTime": "00:00", "endTime": "00:00"}]
+    })).await?;
+    let et = post(&http, app.url("/v2/event-types"), &key, json!({
+        "userId": user_id, "title": "Consultation", "slug": "consultation", "lengthInMinutes": 30,
+        "slotInterval": 15, "beforeEventBuffer": 5, "afterEventBuffer": 10
+    })).await?;
+    let et_id = et["id"].as_i64().unwrap_or_default();
+
+    // A month of bookings: 6 a weekday, 75 minutes apart from 09:00 local.
+    let tz = jiff::tz::TimeZone::get("America/New_York")?;
+    let first: jiff::civil::Date = MONTH_START.parse()?;
+    let store = &app.running.state.store;
+    let mut n = 0;
+    for day in 0..31 {
+        let d = first.checked_add(jiff::Span::new().days(day))?;
+        if matches!(
+            d.weekday(),
+            jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday
+        ) {
+            continue;
+        }
+        for i in 0..6 {
+            let start = d.at(9, 0, 0, 0).to_zoned(tz.clone())?.timestamp()
+                + jiff::SignedDuration::from_mins(75 * i);
+            let end = start + jiff::SignedDuration::from_mins(30);
+            store
+                .insert_accepted_booking(org_id, et_id, start, end, &json!({"name": "A"}))
+                .await?;
+            n += 1;
+        }
+    }
+    println!(
+        "slots bench: 1 host, {n} bookings in March 2031, 30-min slots every 15 min, buffers 5/10"
+    );
+    println!(
+        "{:<10} {:>8} {:>9} {:>11} {:>11} {:>10} {:>7}",
+        "range", "clients", "requests", "median ms", "p99 ms", "req/s", "slots"
+    );
+    for (label, days) in [("7 days", 7), ("31 days", 31)] {
+        let end = first.checked_add(jiff::Span::new().days(days - 1))?;
+        let url = app.url(&format!(
+            "/v2/slots?eventTypeId={et_id}&start={MONTH_START}&end={end}&timeZone=Europe/Berlin"
+        ));
+        let check: Value = http
+            .get(&url)
+            .bearer_auth(&key)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let slots: usize = check["data"]
+            .as_object()
+            .map(|m| {
+                m.values()
+                    .map(|v| v.as_array().map_or(0, |a| a.len()))
+                    .sum()
+            })
+            .unwrap_or(0);
+        anyhow::ensure!(slots > 0, "no slots: {check}");
+        for (clients, total) in [(1usize, 400usize), (32, 3200)] {
+            // Warm up connections and caches.
+            load(&http, &url, &key, clients, clients * 5).await?;
+            let (lat, wall) = load(&http, &url, &key, clients, total).await?;
+            let p = |q: f64| {
+                lat[((lat.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0
+            };
+            println!(
+                "{:<10} {:>8} {:>9} {:>11.2} {:>11.2} {:>10.0} {:>7}",
+                label,
+                clients,
+                total,
+                p(0.5),
+                p(0.99),
+                total as f64 / wall.as_secs_f64(),
+                slots
+            );
+        }
+    }
+    app.running.shutdown().await?;
+    Ok(())
+}
+
+/// `total` requests spread over `clients` concurrent loops; sorted latencies and wall time.
+async fn load(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    clients: usize,
+    total: usize,
+) -> anyhow::Result<(Vec<Duration>, Duration)> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (http, url, key, next) = (http.clone(), url.to_string(), key.to_string(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                let t = Instant::now();
+                let r = http.get(&url).bearer_auth(&key).send().await?;
+                anyhow::ensure!(r.status().is_success(), "status {}", r.status());
+                r.bytes().await?;
+                lat.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut all = Vec::with_capacity(total);
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let wall = started.elapsed();
+    all.sort();
+    Ok((all, wall))
+}

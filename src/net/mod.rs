@@ -1,0 +1,3 @@
+//! Networking helpers shared by the service and the local target.
+
+pub mod reuseport;

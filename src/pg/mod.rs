@@ -1,0 +1,479 @@
+//! A private PostgreSQL cluster started from the machine's server binaries.
+//!
+//! Used by the service tests and benchmark (a temporary directory, one cluster per run) and by
+//! the local deploy target (a persistent directory under `.calops/local/`). The layout of a
+//! cluster directory:
+//!
+//! ```text
+//! DIR/data/            the PostgreSQL data directory (owned by the server's OS user)
+//! DIR/data/server.log  the server log
+//! DIR/superuser.password  the `calops` role's password (mode 0600, never printed)
+//! DIR/port             the TCP port of the running server (written by `start`)
+//! ```
+//!
+//! The server listens on 127.0.0.1 only, with its unix socket inside the data directory, and
+//! authenticates with scram-sha-256. PostgreSQL refuses to run as root; when this process is
+//! root, `initdb` and `postgres` run as a dedicated system user (`calops-pg`, created with
+//! `useradd --system` when missing; `nobody` if that fails).
+
+mod binaries;
+mod user;
+
+pub use binaries::Binaries;
+pub use user::RunAs;
+
+use anyhow::{bail, Context, Result};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The superuser role every cluster is created with.
+pub const SUPERUSER: &str = "calops";
+
+/// How to find and start a cluster.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// TCP port; `None` picks a free one at start.
+    pub port: Option<u16>,
+    /// Extra `-c name=value` server settings.
+    pub settings: Vec<(String, String)>,
+    /// How long `start` waits for the server to accept connections.
+    pub start_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            port: None,
+            settings: Vec::new(),
+            start_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A cluster directory, initialised and possibly running.
+#[derive(Debug)]
+pub struct Cluster {
+    dir: PathBuf,
+    bins: Binaries,
+    run_as: Option<RunAs>,
+    password: String,
+    port: Option<u16>,
+    options: Options,
+}
+
+impl Cluster {
+    /// Open the cluster in `dir`, running `initdb` first when `dir/data` is not a cluster yet.
+    pub fn init_or_open(dir: &Path, options: Options) -> Result<Cluster> {
+        let bins = Binaries::locate()?;
+        let run_as = RunAs::for_current_process()?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the cluster directory {}", dir.display()))?;
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", dir.display()))?;
+        let data = dir.join("data");
+        let password_file = dir.join("superuser.password");
+        let initialised = data.join("PG_VERSION").is_file();
+        let password = if initialised {
+            std::fs::read_to_string(&password_file)
+                .with_context(|| {
+                    format!(
+                        "reading {} (the cluster in {} exists but its password file is missing; \
+                         remove the directory to start over)",
+                        password_file.display(),
+                        dir.display()
+                    )
+                })?
+                .trim()
+                .to_string()
+        } else {
+            let password = random_token(32);
+            initdb(&bins, run_as.as_ref(), &dir, &data, &password)?;
+            write_private(&password_file, &password)?;
+            password
+        };
+        Ok(Cluster {
+            dir,
+            bins,
+            run_as,
+            password,
+            port: None,
+            options,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.data_dir().join("server.log")
+    }
+
+    /// The port while running.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// Is a postmaster for this data directory alive (perhaps started by another process)?
+    pub fn running_pid(&self) -> Option<i32> {
+        let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        let pid: i32 = text.lines().next()?.trim().parse().ok()?;
+        // Signal 0 checks existence without touching the process.
+        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        alive.then_some(pid)
+    }
+
+    /// Start the server (or adopt one already running on this data directory) and wait until
+    /// it accepts connections.
+    pub fn start(&mut self) -> Result<u16> {
+        if self.running_pid().is_some() {
+            if let Some(port) = read_port_from_pidfile(&self.data_dir()) {
+                self.port = Some(port);
+                wait_ready(
+                    port,
+                    &self.password,
+                    self.options.start_timeout,
+                    &self.log_file(),
+                )?;
+                return Ok(port);
+            }
+        }
+        let port = match self.options.port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        let data = self.data_dir();
+        let mut opts = format!(
+            "-c port={port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='{}'",
+            data.display()
+        );
+        for (k, v) in &self.options.settings {
+            opts.push_str(&format!(" -c {k}={v}"));
+        }
+        let mut cmd = Command::new(self.bins.path("pg_ctl"));
+        cmd.arg("start")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(self.log_file())
+            .arg("-o")
+            .arg(&opts)
+            .arg("-w")
+            .arg("-t")
+            .arg(self.options.start_timeout.as_secs().max(1).to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        // The postmaster outlives this process only when started for a persistent directory;
+        // its own session keeps a Ctrl-C in our terminal from reaching it.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        user::apply(&mut cmd, self.run_as.as_ref());
+        let out = cmd
+            .output()
+            .with_context(|| format!("running {}", self.bins.path("pg_ctl").display()))?;
+        if !out.status.success() {
+            bail!(
+                "PostgreSQL did not start (pg_ctl: {}).\n{}\n  log excerpt ({}):\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                self.log_file().display(),
+                log_tail(&self.log_file(), 15)
+            );
+        }
+        wait_ready(
+            port,
+            &self.password,
+            self.options.start_timeout,
+            &self.log_file(),
+        )?;
+        std::fs::write(self.dir.join("port"), port.to_string())?;
+        self.port = Some(port);
+        Ok(port)
+    }
+
+    /// Stop the server: a fast shutdown (rolls back open transactions), waiting up to 30 s.
+    pub fn stop(&mut self) -> Result<()> {
+        if self.running_pid().is_none() {
+            self.port = None;
+            return Ok(());
+        }
+        let mut cmd = Command::new(self.bins.path("pg_ctl"));
+        cmd.arg("stop")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "fast", "-w", "-t", "30"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        user::apply(&mut cmd, self.run_as.as_ref());
+        let out = cmd.output().context("running pg_ctl stop")?;
+        if !out.status.success() {
+            bail!(
+                "PostgreSQL did not stop: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        self.port = None;
+        let _ = std::fs::remove_file(self.dir.join("port"));
+        Ok(())
+    }
+
+    /// A connection URL for `database` (contains the password: never print it).
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{}",
+            self.password,
+            self.port.unwrap_or(5432),
+            database
+        )
+    }
+
+    /// The URL with the password masked, for messages.
+    pub fn display_url(&self, database: &str) -> String {
+        format!(
+            "postgres://{SUPERUSER}:***@127.0.0.1:{}/{}",
+            self.port.unwrap_or(5432),
+            database
+        )
+    }
+
+    /// Create `name` unless it exists. Names are limited to `[a-z0-9_]`.
+    pub async fn create_database(&self, name: &str) -> Result<()> {
+        if name.is_empty()
+            || name.len() > 63
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            bail!("invalid database name {name:?}: use 1-63 characters of a-z, 0-9 and _");
+        }
+        let (client, conn) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
+            .await
+            .context("connecting to the private PostgreSQL cluster")?;
+        let task = tokio::spawn(conn);
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
+            .await?
+            .is_some();
+        if !exists {
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .with_context(|| format!("creating database {name}"))?;
+        }
+        drop(client);
+        let _ = task.await;
+        Ok(())
+    }
+
+    /// Leave a watchdog process that kills the server and removes the cluster directory once
+    /// process `pid` is gone (for temporary clusters of tests and benchmarks, which may end by
+    /// panic or SIGKILL).
+    pub fn remove_when_process_exits(&self, pid: u32) -> Result<()> {
+        let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
+pm=$(head -n 1 "$2/data/postmaster.pid" 2>/dev/null)
+if [ -n "$pm" ]; then kill -QUIT "$pm" 2>/dev/null; i=0; while kill -0 "$pm" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; fi
+rm -rf "$2""#;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .arg("calops-pg-reaper")
+            .arg(pid.to_string())
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        cmd.spawn()
+            .context("starting the cluster clean-up watchdog")?;
+        Ok(())
+    }
+}
+
+fn initdb(
+    bins: &Binaries,
+    run_as: Option<&RunAs>,
+    dir: &Path,
+    data: &Path,
+    password: &str,
+) -> Result<()> {
+    if let Some(u) = run_as {
+        // The server's user must reach the data directory: the cluster directory itself is
+        // opened up for traversal (not listing), the data directory is handed over.
+        let mut perm = std::fs::metadata(dir)?.permissions();
+        perm.set_mode(perm.mode() | 0o711);
+        std::fs::set_permissions(dir, perm)?;
+        for ancestor in dir.ancestors().skip(1) {
+            if let Ok(meta) = std::fs::metadata(ancestor) {
+                if meta.permissions().mode() & 0o001 == 0 {
+                    bail!(
+                        "PostgreSQL runs as user {} here (this process is root), but {} is not \
+                         searchable by other users (mode {:o}); choose a cluster directory \
+                         under a world-searchable path or run `chmod o+x {}`",
+                        u.name,
+                        ancestor.display(),
+                        meta.permissions().mode() & 0o7777,
+                        ancestor.display()
+                    );
+                }
+            }
+        }
+    }
+    std::fs::create_dir_all(data)?;
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))?;
+    if let Some(u) = run_as {
+        nix::unistd::chown(data, Some(u.uid.into()), Some(u.gid.into()))
+            .with_context(|| format!("handing {} to user {}", data.display(), u.name))?;
+    }
+    // The password goes through a file readable only by the server's user, then is removed.
+    let pwfile = dir.join(".initdb-pw");
+    write_private(&pwfile, password)?;
+    if let Some(u) = run_as {
+        nix::unistd::chown(&pwfile, Some(u.uid.into()), Some(u.gid.into()))?;
+    }
+    let mut cmd = Command::new(bins.path("initdb"));
+    cmd.arg("-D")
+        .arg(data)
+        .arg("-U")
+        .arg(SUPERUSER)
+        .arg("--pwfile")
+        .arg(&pwfile)
+        .args([
+            "-A",
+            "scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    user::apply(&mut cmd, run_as);
+    let out = cmd.output().context("running initdb")?;
+    let _ = std::fs::remove_file(&pwfile);
+    if !out.status.success() {
+        bail!(
+            "initdb failed for {}: {}",
+            data.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// A random token of `n` lowercase hex characters.
+pub fn random_token(n: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| char::from_digit(rng.gen_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on right now.
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn read_port_from_pidfile(data: &Path) -> Option<u16> {
+    // Line 4 of postmaster.pid is the port.
+    let text = std::fs::read_to_string(data.join("postmaster.pid")).ok()?;
+    text.lines().nth(3)?.trim().parse().ok()
+}
+
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Poll until a login over TCP succeeds.
+/// Runs on its own thread with its own runtime, so it works from sync and async callers alike.
+fn wait_ready(port: u16, password: &str, timeout: Duration, log: &Path) -> Result<()> {
+    std::thread::scope(|s| {
+        s.spawn(|| wait_ready_blocking(port, password, timeout, log))
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the readiness check panicked")))
+    })
+}
+
+fn wait_ready_blocking(port: u16, password: &str, timeout: Duration, log: &Path) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let url = format!("postgres://{SUPERUSER}:{password}@127.0.0.1:{port}/postgres");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    loop {
+        let attempt = rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            let task = tokio::spawn(conn);
+            client.simple_query("SELECT 1").await?;
+            drop(client);
+            let _ = task.await;
+            Ok::<_, tokio_postgres::Error>(())
+        });
+        match attempt {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                bail!(
+                    "PostgreSQL on 127.0.0.1:{port} did not accept connections within {:?}: {e}\n  log excerpt ({}):\n{}",
+                    timeout,
+                    log.display(),
+                    log_tail(log, 15)
+                );
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_is_read_from_line_four_of_the_pid_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("postmaster.pid"),
+            "123\n/data\n1700000000\n54321\n/data\n127.0.0.1\n",
+        )
+        .unwrap();
+        assert_eq!(read_port_from_pidfile(dir.path()), Some(54321));
+    }
+
+    #[test]
+    fn random_tokens_are_hex_and_differ() {
+        let a = random_token(32);
+        let b = random_token(32);
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}

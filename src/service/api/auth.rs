@@ -1,0 +1,206 @@
+//! API keys: `Authorization: Bearer <key>`, stored only as SHA-256 hashes, with scopes.
+//!
+//! A key belongs to one organization and reaches that organization and the ones below it.
+//! The bootstrap admin token (configured by reference, never stored) is a platform admin: it
+//! may create top-level organizations and manage any organization.
+
+use super::error::ApiError;
+use super::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The scopes a key can hold.
+pub const SCOPES: [&str; 5] = ["read", "book", "cancel", "reschedule", "admin"];
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Bootstrap,
+    Key {
+        key_id: i64,
+        org_id: i64,
+        scopes: Vec<String>,
+    },
+}
+
+impl Principal {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        match self {
+            Principal::Bootstrap => true,
+            Principal::Key { scopes, .. } => scopes.iter().any(|s| s == scope || s == "admin"),
+        }
+    }
+
+    /// 403 unless the caller holds `scope` (`admin` implies every scope).
+    pub fn require(&self, scope: &str) -> Result<(), ApiError> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "insufficient_scope",
+                format!("this API key lacks the {scope:?} scope; create a key with it"),
+            ))
+        }
+    }
+
+    /// The organization an org-scoped endpoint (/v2/schedules, ...) works in.
+    pub fn org(&self) -> Result<i64, ApiError> {
+        match self {
+            Principal::Key { org_id, .. } => Ok(*org_id),
+            Principal::Bootstrap => Err(ApiError::forbidden(
+                "organization_key_required",
+                "the bootstrap admin token manages organizations only; use an organization's API key here",
+            )),
+        }
+    }
+}
+
+pub fn hash_key(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// A new random API key (`cal_live_` + 48 hex characters) and its hash.
+pub fn new_key() -> (String, [u8; 32]) {
+    let key = format!("cal_live_{}", crate::pg::random_token(48));
+    let h = hash_key(&key);
+    (key, h)
+}
+
+/// Recently verified keys, so that a busy client costs one query per `ttl`, not per request.
+pub struct KeyCache {
+    ttl: Duration,
+    map: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
+}
+
+impl KeyCache {
+    pub fn new(ttl: Duration) -> KeyCache {
+        KeyCache {
+            ttl,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, h: &[u8; 32]) -> Option<Principal> {
+        let map = self.map.lock().ok()?;
+        let (p, at) = map.get(h)?;
+        (at.elapsed() < self.ttl).then(|| p.clone())
+    }
+
+    fn put(&self, h: [u8; 32], p: Principal) {
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() > 10_000 {
+                map.clear();
+            }
+            map.insert(h, (p, Instant::now()));
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing `Authorization: Bearer <API key>` header")
+            })?;
+        let text = header
+            .to_str()
+            .map_err(|_| ApiError::unauthorized("the Authorization header is not text"))?;
+        let key = text
+            .strip_prefix("Bearer ")
+            .or_else(|| text.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("use `Authorization: Bearer <API key>`"))?;
+        let h = hash_key(key);
+        if let Some(boot) = &state.bootstrap_hash {
+            if constant_time_eq(boot, &h) {
+                return Ok(Principal::Bootstrap);
+            }
+        }
+        if let Some(p) = state.keys.get(&h) {
+            return Ok(p);
+        }
+        match state.store.find_api_key(&h).await? {
+            Some(row) => {
+                let p = Principal::Key {
+                    key_id: row.id,
+                    org_id: row.org_id,
+                    scopes: row.scopes,
+                };
+                state.keys.put(h, p.clone());
+                Ok(p)
+            }
+            None => Err(ApiError::unauthorized("invalid or expired API key")),
+        }
+    }
+}
+
+/// Check that the caller may see organization `org_id`; 404 (not 403) when it may not, so a
+/// key cannot learn which other organizations exist.
+pub async fn check_org_access(
+    state: &AppState,
+    who: &Principal,
+    org_id: i64,
+) -> Result<crate::service::store::Org, ApiError> {
+    let allowed = match who {
+        Principal::Bootstrap => true,
+        Principal::Key { org_id: own, .. } => state.store.org_within(*own, org_id).await?,
+    };
+    let org = if allowed {
+        state.store.get_org(org_id).await?
+    } else {
+        None
+    };
+    org.ok_or_else(|| ApiError::not_found(&format!("organization {org_id}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_implies_every_scope_and_others_do_not() {
+        let admin = Principal::Key {
+            key_id: 1,
+            org_id: 1,
+            scopes: vec!["admin".into()],
+        };
+        let reader = Principal::Key {
+            key_id: 2,
+            org_id: 1,
+            scopes: vec!["read".into()],
+        };
+        assert!(admin.require("book").is_ok());
+        assert!(reader.require("read").is_ok());
+        let e = reader.require("admin").unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN);
+        assert!(Principal::Bootstrap.org().is_err());
+    }
+
+    #[test]
+    fn keys_are_random_and_hashes_are_sha256() {
+        let (a, ha) = new_key();
+        let (b, _) = new_key();
+        assert_ne!(a, b);
+        assert!(a.starts_with("cal_live_"));
+        assert_eq!(ha, hash_key(&a));
+        assert_eq!(
+            hex::encode(hash_key("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(constant_time_eq(b"xy", b"xy"));
+        assert!(!constant_time_eq(b"xy", b"xz"));
+    }
+}

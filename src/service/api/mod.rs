@@ -1,0 +1,200 @@
+//! HTTP handlers per resource, the router, and the middleware that gives each request an id,
+//! a JSON log line and a latency observation.
+
+pub mod auth;
+pub mod error;
+pub mod event_types;
+pub mod openapi;
+pub mod orgs;
+pub mod schedules;
+pub mod slots;
+
+use crate::service::metrics::Metrics;
+use crate::service::store::Store;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use error::ApiError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub keys: Arc<auth::KeyCache>,
+    pub bootstrap_hash: Option<[u8; 32]>,
+    pub redis: Option<redis::Client>,
+    pub object_storage_url: Option<String>,
+    pub http: reqwest::Client,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        bootstrap_token: Option<&str>,
+        redis_url: Option<&str>,
+        object_storage_url: Option<String>,
+    ) -> AppState {
+        AppState {
+            store,
+            metrics: Arc::new(Metrics::default()),
+            keys: Arc::new(auth::KeyCache::new(Duration::from_secs(30))),
+            bootstrap_hash: bootstrap_token.map(auth::hash_key),
+            redis: redis_url.and_then(|u| redis::Client::open(u).ok()),
+            object_storage_url,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(crate::service::health::handler))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_doc))
+        .route("/v2/organizations", axum::routing::post(orgs::create_top))
+        .route(
+            "/v2/organizations/{org_id}",
+            get(orgs::get).patch(orgs::patch),
+        )
+        .route(
+            "/v2/organizations/{org_id}/organizations",
+            get(orgs::list_children).post(orgs::create_child),
+        )
+        .route(
+            "/v2/organizations/{org_id}/api-keys",
+            axum::routing::post(orgs::create_key),
+        )
+        .route(
+            "/v2/organizations/{org_id}/users",
+            get(orgs::list_users).post(orgs::create_user),
+        )
+        .route(
+            "/v2/organizations/{org_id}/users/{user_id}",
+            get(orgs::get_user),
+        )
+        .route(
+            "/v2/schedules",
+            get(schedules::list).post(schedules::create),
+        )
+        .route(
+            "/v2/schedules/{id}",
+            get(schedules::get)
+                .patch(schedules::patch)
+                .delete(schedules::delete),
+        )
+        .route(
+            "/v2/event-types",
+            get(event_types::list).post(event_types::create),
+        )
+        .route(
+            "/v2/event-types/{id}",
+            get(event_types::get).delete(event_types::delete),
+        )
+        .route("/v2/slots", get(slots::get))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        "no such endpoint; GET /openapi.json lists them",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method; GET /openapi.json lists them",
+    )
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.metrics.render(
+        state.store.pool_status(),
+        state.started.elapsed().as_secs_f64(),
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn openapi_doc() -> Response {
+    axum::Json(openapi::document()).into_response()
+}
+
+/// Request id (kept from `x-request-id` when the caller sends a sane one), one JSON log line,
+/// and a latency observation per request.
+async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        req.headers_mut().insert("x-request-id", v);
+    }
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let mut res = next.run(req).await;
+    let status = res.status().as_u16();
+    let secs = started.elapsed().as_secs_f64();
+    state.metrics.observe(&route, &method, status, secs);
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    // Every line goes through the masking writer, so e-mails in paths or queries are hidden.
+    if status >= 500 {
+        tracing::error!(
+            request_id,
+            method,
+            route,
+            path,
+            query,
+            status,
+            latency_ms = secs * 1000.0,
+            "request"
+        );
+    } else {
+        tracing::info!(
+            request_id,
+            method,
+            route,
+            path,
+            query,
+            status,
+            latency_ms = secs * 1000.0,
+            "request"
+        );
+    }
+    res
+}

@@ -1,0 +1,428 @@
+//! Organizations (with child organizations, i.e. sub-accounts), their API keys and users.
+
+use super::auth::{self, check_org_access, Principal};
+use super::error::{success, ApiError, ApiResult, Json, Path};
+use super::AppState;
+use crate::service::domain::hours::check_time_zone;
+use crate::service::domain::FieldError;
+use crate::service::store::{NewOrg, Org, OrgPatch, User};
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub fn org_json(o: &Org) -> Value {
+    json!({
+        "id": o.id,
+        "parentId": o.parent_id,
+        "name": o.name,
+        "slug": o.slug,
+        "brandColor": o.brand_color,
+        "darkBrandColor": o.dark_brand_color,
+        "logoUrl": o.logo_url,
+        "theme": o.theme,
+        "hideBranding": o.hide_branding,
+        "metadata": o.metadata,
+        "createdAt": o.created_at.to_string(),
+    })
+}
+
+pub fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "organizationId": u.org_id,
+        "name": u.name,
+        "email": u.email,
+        "timeZone": u.time_zone,
+        "createdAt": u.created_at.to_string(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateOrg {
+    name: String,
+    slug: Option<String>,
+    #[serde(default)]
+    metadata: Option<Value>,
+    /// Scopes of the API key returned for the new organization (default: all).
+    #[serde(default)]
+    api_key_scopes: Option<Vec<String>>,
+    /// Days until the returned key expires (default: never).
+    #[serde(default)]
+    api_key_days_valid: Option<u32>,
+}
+
+/// Derive a URL slug from a name: lowercase ASCII letters and digits joined by dashes.
+pub fn slugify(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+fn valid_slug(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 100
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn check_scopes(scopes: &[String], errors: &mut Vec<FieldError>, field: &str) {
+    if scopes.is_empty() {
+        errors.push(FieldError::new(field, "list at least one scope"));
+    }
+    for s in scopes {
+        if !auth::SCOPES.contains(&s.as_str()) {
+            errors.push(FieldError::new(
+                field,
+                format!("unknown scope {s:?}: use {}", auth::SCOPES.join(", ")),
+            ));
+        }
+    }
+}
+
+async fn create_org_with_key(state: &AppState, parent: Option<i64>, body: CreateOrg) -> ApiResult {
+    let mut errors = Vec::new();
+    let name = body.name.trim().to_string();
+    if name.is_empty() || name.len() > 200 {
+        errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+    }
+    let slug = body.slug.clone().unwrap_or_else(|| slugify(&name));
+    if !valid_slug(&slug) {
+        errors.push(FieldError::new(
+            "slug",
+            format!("{slug:?} is not a slug: use lowercase letters, digits and dashes"),
+        ));
+    }
+    let scopes = body
+        .api_key_scopes
+        .clone()
+        .unwrap_or_else(|| auth::SCOPES.iter().map(|s| s.to_string()).collect());
+    check_scopes(&scopes, &mut errors, "apiKeyScopes");
+    let metadata = body.metadata.clone().unwrap_or_else(|| json!({}));
+    if !metadata.is_object() {
+        errors.push(FieldError::new("metadata", "must be an object"));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let org = state
+        .store
+        .create_org(&NewOrg {
+            parent_id: parent,
+            name,
+            slug,
+            metadata,
+        })
+        .await?;
+    let (key, hash) = auth::new_key();
+    let expires = body
+        .api_key_days_valid
+        .map(|d| jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * i64::from(d)));
+    state
+        .store
+        .create_api_key(org.id, &hash, &key[..13], Some("initial"), &scopes, expires)
+        .await?;
+    let mut data = org_json(&org);
+    data["apiKey"] = json!(key);
+    data["apiKeyScopes"] = json!(scopes);
+    Ok(success(StatusCode::CREATED, data))
+}
+
+/// POST /v2/organizations: a top-level organization (bootstrap admin only).
+pub async fn create_top(
+    State(state): State<AppState>,
+    who: Principal,
+    Json(body): Json<CreateOrg>,
+) -> ApiResult {
+    if who != Principal::Bootstrap {
+        return Err(ApiError::forbidden(
+            "bootstrap_admin_required",
+            "only the bootstrap admin token can create top-level organizations; use POST /v2/organizations/{orgId}/organizations for a child organization",
+        ));
+    }
+    create_org_with_key(&state, None, body).await
+}
+
+/// POST /v2/organizations/{orgId}/organizations: a child organization and its first API key
+/// (returned once).
+pub async fn create_child(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(org_id): Path<i64>,
+    Json(body): Json<CreateOrg>,
+) -> ApiResult {
+    check_org_access(&state, &who, org_id).await?;
+    who.require("admin")?;
+    create_org_with_key(&state, Some(org_id), body).await
+}
+
+pub async fn list_children(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(org_id): Path<i64>,
+) -> ApiResult {
+    check_org_access(&state, &who, org_id).await?;
+    who.require("read")?;
+    let orgs = state.store.list_child_orgs(org_id).await?;
+    Ok(success(
+        StatusCode::OK,
+        Value::Array(orgs.iter().map(org_json).collect()),
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(org_id): Path<i64>,
+) -> ApiResult {
+    let org = check_org_access(&state, &who, org_id).await?;
+    who.require("read")?;
+    Ok(success(StatusCode::OK, org_json(&org)))
+}
+
+/// Branding and name; `null` clears a branding field.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchOrg {
+    name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    brand_color: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    dark_brand_color: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    logo_url: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    theme: Option<Option<String>>,
+    hide_branding: Option<bool>,
+    metadata: Option<Value>,
+}
+
+/// Tell "absent" (`None`) from "null" (`Some(None)`).
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::<String>::deserialize(d)?))
+}
+
+fn valid_color(c: &str) -> bool {
+    let hex = c.strip_prefix('#').unwrap_or("");
+    (hex.len() == 6 || hex.len() == 3) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(org_id): Path<i64>,
+    Json(body): Json<PatchOrg>,
+) -> ApiResult {
+    check_org_access(&state, &who, org_id).await?;
+    who.require("admin")?;
+    let mut errors = Vec::new();
+    for (field, v) in [
+        ("brandColor", &body.brand_color),
+        ("darkBrandColor", &body.dark_brand_color),
+    ] {
+        if let Some(Some(c)) = v {
+            if !valid_color(c) {
+                errors.push(FieldError::new(
+                    field,
+                    format!("{c:?} is not a colour: use #RRGGBB"),
+                ));
+            }
+        }
+    }
+    if let Some(Some(u)) = &body.logo_url {
+        let ok = url::Url::parse(u)
+            .map(|u| matches!(u.scheme(), "http" | "https"))
+            .unwrap_or(false);
+        if !ok {
+            errors.push(FieldError::new("logoUrl", "must be an http(s) URL"));
+        }
+    }
+    if let Some(Some(t)) = &body.theme {
+        if !matches!(t.as_str(), "light" | "dark") {
+            errors.push(FieldError::new(
+                "theme",
+                "must be \"light\", \"dark\" or null",
+            ));
+        }
+    }
+    if let Some(n) = &body.name {
+        if n.trim().is_empty() || n.len() > 200 {
+            errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+        }
+    }
+    if let Some(m) = &body.metadata {
+        if !m.is_object() {
+            errors.push(FieldError::new("metadata", "must be an object"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let p = OrgPatch {
+        name: body.name.map(|n| n.trim().to_string()),
+        brand_color: body.brand_color,
+        dark_brand_color: body.dark_brand_color,
+        logo_url: body.logo_url,
+        theme: body.theme,
+        hide_branding: body.hide_branding,
+        metadata: body.metadata,
+    };
+    let org = state
+        .store
+        .update_org(org_id, &p)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("organization {org_id}")))?;
+    Ok(success(StatusCode::OK, org_json(&org)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateKey {
+    scopes: Vec<String>,
+    name: Option<String>,
+    days_valid: Option<u32>,
+}
+
+/// POST /v2/organizations/{orgId}/api-keys: another key, returned once. A key can only grant
+/// scopes it holds itself.
+pub async fn create_key(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(org_id): Path<i64>,
+    Json(body): Json<CreateKey>,
+) -> ApiResult {
+    check_org_access(&state, &who, org_id).await?;
+    who.require("admin")?;
+    let mut errors = Vec::new();
+    check_scopes(&body.scopes, &mut errors, "scopes");
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let (key, hash) = auth::new_key();
+    let expires = body
+        .days_valid
+        .map(|d| jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * i64::from(d)));
+    let id = state
+        .store
+        .create_api_key(
+            org_id,
+            &hash,
+            &key[..13],
+            body.name.as_deref(),
+            &body.scopes,
+            expires,
+        )
+        .await?;
+    Ok(success(
+        StatusCode::CREATED,
+        json!({
+            "id": id,
+            "organizationId": org_id,
+            "apiKey": key,
+            "scopes": body.scopes,
+            "name": body.name,
+            "expiresAt": expires.map(|t| t.to_string()),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateUser {
+    name: String,
+    email: String,
+    time_zone: Option<String>,
+}
+
+/// A plausible e-mail address: one `@`, a dot in the domain, no spaces.
+pub fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !e.contains(char::is_whitespace)
+        && !domain.contains('@')
+        && e.len() <= 254
+}
+
+pub async fn create_user(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(org_id): Path<i64>,
+    Json(body): Json<CreateUser>,
+) -> ApiResult {
+    check_org_access(&state, &who, org_id).await?;
+    who.require("admin")?;
+    let mut errors = Vec::new();
+    let name = body.name.trim().to_string();
+    if name.is_empty() || name.len() > 200 {
+        errors.push(FieldError::new("name", "must be 1 to 200 characters"));
+    }
+    let email = body.email.trim().to_string();
+    if !valid_email(&email) {
+        errors.push(FieldError::new("email", "is not an e-mail address"));
+    }
+    let tz = body.time_zone.unwrap_or_else(|| "UTC".into());
+    check_time_zone("timeZone", &tz, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let user = state.store.create_user(org_id, &name, &email, &tz).await?;
+    Ok(success(StatusCode::CREATED, user_json(&user)))
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(org_id): Path<i64>,
+) -> ApiResult {
+    check_org_access(&state, &who, org_id).await?;
+    who.require("read")?;
+    let users = state.store.list_users(org_id).await?;
+    Ok(success(
+        StatusCode::OK,
+        Value::Array(users.iter().map(user_json).collect()),
+    ))
+}
+
+pub async fn get_user(
+    State(state): State<AppState>,
+    who: Principal,
+    Path((org_id, user_id)): Path<(i64, i64)>,
+) -> ApiResult {
+    check_org_access(&state, &who, org_id).await?;
+    who.require("read")?;
+    let user = state
+        .store
+        .get_user(org_id, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("user {user_id}")))?;
+    Ok(success(StatusCode::OK, user_json(&user)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_and_colors_and_emails() {
+        assert_eq!(slugify("Acme Dental, Inc."), "acme-dental-inc");
+        assert!(valid_slug("acme-1"));
+        assert!(!valid_slug("Acme"));
+        assert!(valid_color("#1a2B3c"));
+        assert!(!valid_color("red"));
+        assert!(valid_email("ana@example.com"));
+        assert!(!valid_email("ana@example"));
+        assert!(!valid_email("ana example@x.com"));
+    }
+}

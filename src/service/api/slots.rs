@@ -1,0 +1,404 @@
+//! GET /v2/slots: bookable start times, grouped by date in the requested time zone.
+
+use super::auth::Principal;
+use super::error::{ApiError, ApiResult, Query};
+use super::AppState;
+use crate::service::domain::hours::{self, time_zone};
+use crate::service::domain::slots::{self, Busy, Rules};
+use crate::service::domain::FieldError;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use jiff::civil::{Date, DateTime};
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use std::collections::HashMap;
+use std::fmt::Write;
+
+/// The longest range one query may cover.
+pub const MAX_RANGE_DAYS: i64 = 31;
+
+/// One end of the range: a date (the day's start in `tz`; for the end, the day's end), a date
+/// and time with an offset or `Z`, or a date and time without one (read in `tz`).
+pub fn parse_instant(s: &str, tz: &TimeZone, is_end: bool) -> Option<i64> {
+    if s.len() == 10 {
+        let d: Date = s.parse().ok()?;
+        let d = if is_end { d.tomorrow().ok()? } else { d };
+        return Some(
+            tz.to_zoned(d.to_datetime(jiff::civil::Time::midnight()))
+                .ok()?
+                .timestamp()
+                .as_second(),
+        );
+    }
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Some(t.as_second());
+    }
+    let dt: DateTime = s.parse().ok()?;
+    Some(tz.to_zoned(dt).ok()?.timestamp().as_second())
+}
+
+/// The validated query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlotsQuery {
+    pub event_type_id: i64,
+    pub start: i64,
+    pub end: i64,
+    pub tz: TimeZone,
+    pub tz_name: String,
+    pub duration: Option<i64>,
+    pub range: bool,
+}
+
+/// Check every parameter and report all problems together.
+pub fn parse_query(q: &HashMap<String, String>) -> Result<SlotsQuery, ApiError> {
+    let mut errors = Vec::new();
+    let get = |k: &str| q.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+    let event_type_id = match get("eventTypeId") {
+        None => {
+            errors.push(FieldError::new("eventTypeId", "required"));
+            0
+        }
+        Some(v) => v.parse::<i64>().unwrap_or_else(|_| {
+            errors.push(FieldError::new(
+                "eventTypeId",
+                format!("{v:?} is not a number"),
+            ));
+            0
+        }),
+    };
+    let tz_name = get("timeZone").unwrap_or("UTC").to_string();
+    let tz = time_zone(&tz_name);
+    if tz.is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_time_zone",
+            format!("unknown time zone {tz_name:?}: use an IANA name such as \"America/New_York\""),
+        ));
+    }
+    let tz = tz.unwrap_or(TimeZone::UTC);
+    let mut instant = |k: &str, is_end: bool| match get(k) {
+        None => {
+            errors.push(FieldError::new(k, "required"));
+            None
+        }
+        Some(v) => {
+            let t = parse_instant(v, &tz, is_end);
+            if t.is_none() {
+                errors.push(FieldError::new(
+                    k,
+                    format!("{v:?} is not a date or time: use YYYY-MM-DD or an ISO 8601 time such as 2026-06-01T09:00:00Z"),
+                ));
+            }
+            t
+        }
+    };
+    let start = instant("start", false);
+    let end = instant("end", true);
+    let duration = match get("duration") {
+        None => None,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if (1..=1440).contains(&n) => Some(n),
+            _ => {
+                errors.push(FieldError::new("duration", "must be 1 to 1440 minutes"));
+                None
+            }
+        },
+    };
+    let range = match get("format") {
+        None | Some("time") => false,
+        Some("range") => true,
+        Some(other) => {
+            errors.push(FieldError::new(
+                "format",
+                format!("{other:?}: use \"time\" or \"range\""),
+            ));
+            false
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    let (start, end) = (start.unwrap_or(0), end.unwrap_or(0));
+    if end <= start {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+            "end must be after start",
+        ));
+    }
+    if end - start > MAX_RANGE_DAYS * 86_400 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "range_too_large",
+            format!(
+                "the range covers more than {MAX_RANGE_DAYS} days; split it into several queries"
+            ),
+        ));
+    }
+    Ok(SlotsQuery {
+        event_type_id,
+        start,
+        end,
+        tz,
+        tz_name,
+        duration,
+        range,
+    })
+}
+
+/// `2026-06-01T09:00:00.000+02:00` (`Z` when the zone is UTC), as Cal.com formats times.
+pub fn format_time(t: i64, tz: &TimeZone, utc: bool, out: &mut String) {
+    let ts = Timestamp::from_second(t).unwrap_or(Timestamp::UNIX_EPOCH);
+    let offset = tz.to_offset(ts);
+    let dt = offset.to_datetime(ts);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000",
+        dt.year(),
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    );
+    if utc {
+        out.push('Z');
+    } else {
+        let secs = offset.seconds();
+        let sign = if secs < 0 { '-' } else { '+' };
+        let a = secs.unsigned_abs() / 60;
+        let _ = write!(out, "{sign}{:02}:{:02}", a / 60, a % 60);
+    }
+}
+
+/// The response body, written directly (this is the hot path).
+pub fn render(slots_v: &[i64], q: &SlotsQuery, length_min: i64) -> String {
+    let utc = q.tz_name == "UTC" || q.tz_name == "Etc/UTC";
+    let mut out = String::with_capacity(64 + slots_v.len() * 80);
+    out.push_str(r#"{"status":"success","data":{"#);
+    let mut current: Option<Date> = None;
+    let mut t_buf = String::with_capacity(32);
+    for &t in slots_v {
+        let ts = Timestamp::from_second(t).unwrap_or(Timestamp::UNIX_EPOCH);
+        let date = q.tz.to_offset(ts).to_datetime(ts).date();
+        if current != Some(date) {
+            if current.is_some() {
+                out.push_str("],");
+            }
+            let _ = write!(out, "\"{date}\":[");
+            current = Some(date);
+        } else {
+            out.push(',');
+        }
+        t_buf.clear();
+        format_time(t, &q.tz, utc, &mut t_buf);
+        let _ = write!(out, "{{\"start\":\"{t_buf}\"");
+        if q.range {
+            t_buf.clear();
+            format_time(t + length_min * 60, &q.tz, utc, &mut t_buf);
+            let _ = write!(out, ",\"end\":\"{t_buf}\"");
+        }
+        out.push('}');
+    }
+    if current.is_some() {
+        out.push(']');
+    }
+    out.push_str("}}");
+    out
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let org = who.org()?;
+    who.require("read")?;
+    let q = parse_query(&params)?;
+    // Busy time that can touch the range (buffers are at most a day each), and the whole local
+    // dates at both ends for the per-day limit.
+    let margin = 3 * 86_400;
+    let from = Timestamp::from_second(q.start - margin).unwrap_or(Timestamp::UNIX_EPOCH);
+    let to = Timestamp::from_second(q.end + margin).unwrap_or(Timestamp::MAX);
+    let ctx = state
+        .store
+        .slot_context(org, q.event_type_id, from, to)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "event_type_not_found",
+                format!("event type {} not found", q.event_type_id),
+            )
+        })?;
+    let et = &ctx.event_type;
+    let length = q.duration.unwrap_or(i64::from(et.length_minutes));
+    let body = match &ctx.schedule {
+        None => render(&[], &q, length),
+        Some(s) => {
+            let avail = hours::stored_availability(&s.time_zone, &s.availability, &s.overrides)
+                .map_err(|e| {
+                    tracing::error!(event_type = et.id, error = %e, "stored schedule is unreadable");
+                    ApiError::internal()
+                })?;
+            let mut errors = Vec::new();
+            let window = et
+                .booking_window
+                .as_ref()
+                .and_then(|w| hours::booking_window(w, &mut errors));
+            let rules = Rules {
+                length,
+                slot_interval: et.slot_interval.map(i64::from),
+                minimum_notice: i64::from(et.minimum_booking_notice),
+                before_buffer: i64::from(et.before_event_buffer),
+                after_buffer: i64::from(et.after_event_buffer),
+                window,
+                per_day_limit: et.per_day_limit.and_then(|n| u32::try_from(n).ok()),
+            };
+            let busy: Vec<Busy> = ctx
+                .busy
+                .iter()
+                .map(|b| Busy {
+                    start: b.start.as_second(),
+                    end: b.end.as_second(),
+                    before_buffer: i64::from(b.before_buffer),
+                    after_buffer: i64::from(b.after_buffer),
+                    same_event_type: b.same_event_type,
+                })
+                .collect();
+            let query = slots::Query {
+                start: q.start,
+                end: q.end,
+                now: Timestamp::now().as_second(),
+            };
+            let found = slots::compute(&avail, &rules, &busy, &query);
+            render(&found, &q, length)
+        }
+    };
+    Ok((
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn dates_are_read_in_the_requested_zone_and_ends_are_inclusive() {
+        let ny = TimeZone::get("America/New_York").unwrap();
+        let s = parse_instant("2026-06-01", &ny, false).unwrap();
+        let e = parse_instant("2026-06-01", &ny, true).unwrap();
+        assert_eq!(
+            Timestamp::from_second(s).unwrap().to_string(),
+            "2026-06-01T04:00:00Z"
+        );
+        assert_eq!(e - s, 86_400);
+        assert_eq!(
+            parse_instant("2026-06-01T09:00:00+02:00", &ny, false).unwrap(),
+            "2026-06-01T07:00:00Z"
+                .parse::<Timestamp>()
+                .unwrap()
+                .as_second()
+        );
+        assert_eq!(
+            parse_instant("2026-06-01T09:00:00", &ny, false).unwrap(),
+            "2026-06-01T13:00:00Z"
+                .parse::<Timestamp>()
+                .unwrap()
+                .as_second()
+        );
+        assert!(parse_instant("June 1st", &ny, false).is_none());
+    }
+
+    #[test]
+    fn bad_queries_get_specific_errors() {
+        let e = parse_query(&params(&[
+            ("eventTypeId", "1"),
+            ("start", "2026-06-01"),
+            ("end", "2026-06-02"),
+            ("timeZone", "Moon/Base"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.code, "invalid_time_zone");
+        let e = parse_query(&params(&[
+            ("eventTypeId", "1"),
+            ("start", "2026-06-05"),
+            ("end", "2026-06-02"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.code, "invalid_range");
+        let e = parse_query(&params(&[
+            ("eventTypeId", "1"),
+            ("start", "2026-06-01"),
+            ("end", "2026-07-02"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.code, "range_too_large");
+        let e = parse_query(&params(&[
+            ("eventTypeId", "x"),
+            ("end", "nope"),
+            ("format", "xml"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.code, "validation_error");
+        assert_eq!(e.details["fields"].as_array().unwrap().len(), 4);
+        assert!(parse_query(&params(&[
+            ("eventTypeId", "1"),
+            ("start", "2026-06-01"),
+            ("end", "2026-07-01")
+        ]))
+        .is_ok());
+    }
+
+    #[test]
+    fn rendering_groups_by_local_date_with_offsets() {
+        let q = parse_query(&params(&[
+            ("eventTypeId", "1"),
+            ("start", "2026-06-01"),
+            ("end", "2026-06-02"),
+            ("timeZone", "Asia/Tokyo"),
+            ("format", "range"),
+        ]))
+        .unwrap();
+        let t1 = "2026-06-01T14:30:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_second(); // 23:30 JST
+        let t2 = "2026-06-01T15:00:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_second(); // 00:00 JST next day
+        let body = render(&[t1, t2], &q, 30);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"status":"success","data":{
+                "2026-06-01":[{"start":"2026-06-01T23:30:00.000+09:00","end":"2026-06-02T00:00:00.000+09:00"}],
+                "2026-06-02":[{"start":"2026-06-02T00:00:00.000+09:00","end":"2026-06-02T00:30:00.000+09:00"}]
+            }})
+        );
+        let q = parse_query(&params(&[
+            ("eventTypeId", "1"),
+            ("start", "2026-06-01"),
+            ("end", "2026-06-02"),
+        ]))
+        .unwrap();
+        assert_eq!(render(&[], &q, 30), r#"{"status":"success","data":{}}"#);
+        assert_eq!(
+            render(&[t1], &q, 30),
+            r#"{"status":"success","data":{"2026-06-01":[{"start":"2026-06-01T14:30:00.000Z"}]}}"#
+        );
+    }
+}

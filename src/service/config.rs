@@ -1,0 +1,283 @@
+//! Service configuration from flags and environment, checked at start with every problem
+//! reported together.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// What the user gave, unparsed (flags, with environment variables as fallbacks).
+#[derive(Debug, Clone, Default)]
+pub struct RawConfig {
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub object_storage_url: Option<String>,
+    pub admin_token_ref: Option<String>,
+    pub reuse_port: bool,
+    pub db_pool_size: Option<String>,
+    pub shutdown_timeout: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub object_storage_url: Option<String>,
+    /// The bootstrap admin token, resolved from its reference (never logged).
+    pub admin_token: Option<String>,
+    pub reuse_port: bool,
+    pub db_pool_size: usize,
+    pub shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field(
+                "object_storage_url",
+                &self.object_storage_url.as_deref().map(redact_url),
+            )
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
+            .field("reuse_port", &self.reuse_port)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish()
+    }
+}
+
+/// A URL with any password replaced by `***`.
+pub fn redact_url(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut p) => {
+            if p.password().is_some() {
+                let _ = p.set_password(Some("***"));
+            }
+            p.to_string()
+        }
+        Err(_) => "<unparsable URL>".into(),
+    }
+}
+
+/// One thing wrong with the configuration, with the setting to change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.setting, self.message)
+    }
+}
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:3000";
+/// The shortest bootstrap admin token accepted.
+pub const MIN_TOKEN_LEN: usize = 24;
+
+impl RawConfig {
+    /// Validate everything; `env` resolves `env:NAME` references.
+    pub fn validate(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut problem =
+            |setting: &'static str, message: String| problems.push(Problem { setting, message });
+        let listen_text = self.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = SocketAddr::from_str(&listen_text)
+            .map_err(|_| {
+                problem(
+                    "--listen / CALOPS_LISTEN",
+                    format!(
+                        "{listen_text:?} is not an address: use HOST:PORT such as 0.0.0.0:3000"
+                    ),
+                )
+            })
+            .ok();
+        let database_url = match self.database_url.as_deref().map(str::trim) {
+            None | Some("") => {
+                problem(
+                    "--database-url / DATABASE_URL",
+                    "required: a PostgreSQL URL such as postgres://user:password@127.0.0.1:5432/calops".into(),
+                );
+                None
+            }
+            Some(u) => {
+                let scheme_ok = u.starts_with("postgres://") || u.starts_with("postgresql://");
+                if !scheme_ok || tokio_postgres::Config::from_str(u).is_err() {
+                    problem(
+                        "--database-url / DATABASE_URL",
+                        format!("{} is not a PostgreSQL URL (postgres://user:password@host:port/database)", redact_url(u)),
+                    );
+                    None
+                } else {
+                    Some(u.to_string())
+                }
+            }
+        };
+        let redis_url = match self.redis_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(u) => {
+                let ok = url::Url::parse(u)
+                    .map(|p| matches!(p.scheme(), "redis" | "rediss") && p.host().is_some())
+                    .unwrap_or(false);
+                if !ok {
+                    problem(
+                        "--redis-url / REDIS_URL",
+                        format!("{} is not a Redis URL (redis://host:port)", redact_url(u)),
+                    );
+                }
+                Some(u.to_string())
+            }
+        };
+        let object_storage_url = match self.object_storage_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(u) => {
+                let ok = url::Url::parse(u)
+                    .map(|p| match p.scheme() {
+                        "http" | "https" => p.host().is_some(),
+                        "file" => p.path().starts_with('/'),
+                        _ => false,
+                    })
+                    .unwrap_or(false);
+                if !ok {
+                    problem(
+                        "--object-storage-url / CALOPS_OBJECT_STORAGE_URL",
+                        format!("{} is not an object storage URL: use https://host/bucket or file:///path", redact_url(u)),
+                    );
+                }
+                Some(u.to_string())
+            }
+        };
+        let admin_token = match self.admin_token_ref.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(r) => match r.strip_prefix("env:") {
+                Some(name) if !name.is_empty() => match env(name) {
+                    None => {
+                        problem(
+                            "--admin-token-ref / CALOPS_ADMIN_TOKEN_REF",
+                            format!("refers to environment variable {name}, which is not set"),
+                        );
+                        None
+                    }
+                    Some(v) if v.trim().len() < MIN_TOKEN_LEN => {
+                        problem(
+                            "--admin-token-ref / CALOPS_ADMIN_TOKEN_REF",
+                            format!("the token in {name} is shorter than {MIN_TOKEN_LEN} characters; generate one with `openssl rand -hex 32`"),
+                        );
+                        None
+                    }
+                    Some(v) => Some(v.trim().to_string()),
+                },
+                _ => {
+                    problem(
+                        "--admin-token-ref / CALOPS_ADMIN_TOKEN_REF",
+                        "is not a reference: use env:NAME, naming the environment variable that holds the token (the value is not shown; the token itself never goes on the command line)".into(),
+                    );
+                    None
+                }
+            },
+        };
+        let db_pool_size = match self.db_pool_size.as_deref() {
+            None => 16,
+            Some(s) => match s.parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => n,
+                _ => {
+                    problem(
+                        "--db-pool-size / CALOPS_DB_POOL_SIZE",
+                        format!("{s:?}: use 1 to 1000"),
+                    );
+                    16
+                }
+            },
+        };
+        let shutdown_timeout = match self.shutdown_timeout.as_deref() {
+            None => Duration::from_secs(20),
+            Some(s) => match humantime::parse_duration(s) {
+                Ok(d) if d <= Duration::from_secs(3600) => d,
+                _ => {
+                    problem(
+                        "--shutdown-timeout / CALOPS_SHUTDOWN_TIMEOUT",
+                        format!("{s:?}: use a duration such as 20s, at most 1h"),
+                    );
+                    Duration::from_secs(20)
+                }
+            },
+        };
+        match (listen, database_url) {
+            (Some(listen), Some(database_url)) if problems.is_empty() => Ok(Config {
+                listen,
+                database_url,
+                redis_url,
+                object_storage_url,
+                admin_token,
+                reuse_port: self.reuse_port,
+                db_pool_size,
+                shutdown_timeout,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let raw = RawConfig {
+            listen: Some("localhost".into()),
+            database_url: None,
+            redis_url: Some("http://x".into()),
+            object_storage_url: Some("ftp://x".into()),
+            admin_token_ref: Some("hunter2hunter2".into()),
+            db_pool_size: Some("0".into()),
+            shutdown_timeout: Some("forever".into()),
+            reuse_port: false,
+        };
+        let problems = raw.validate(&no_env).unwrap_err();
+        assert_eq!(problems.len(), 7, "{problems:#?}");
+        // A token passed where its reference belongs is not echoed.
+        assert!(problems.iter().any(|p| p.message.contains("env:NAME")));
+        assert!(!problems.iter().any(|p| p.message.contains("hunter2")));
+    }
+
+    #[test]
+    fn references_resolve_and_secrets_are_redacted() {
+        let raw = RawConfig {
+            database_url: Some("postgres://calops:s3cret@127.0.0.1:5432/calops".into()),
+            admin_token_ref: Some("env:BOOT".into()),
+            ..Default::default()
+        };
+        let env = |n: &str| (n == "BOOT").then(|| "x".repeat(32));
+        let c = raw.validate(&env).unwrap();
+        assert_eq!(c.admin_token.as_deref(), Some("x".repeat(32).as_str()));
+        assert_eq!(c.listen.to_string(), "0.0.0.0:3000");
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("xxxxxxxx"),
+            "{shown}"
+        );
+
+        let missing = RawConfig {
+            admin_token_ref: Some("env:NOPE".into()),
+            ..raw.clone()
+        };
+        let p = missing.validate(&env).unwrap_err();
+        assert!(p[0].message.contains("NOPE"));
+        let short = RawConfig {
+            admin_token_ref: Some("env:SHORT".into()),
+            ..raw
+        };
+        let p = short.validate(&|_| Some("abc".into())).unwrap_err();
+        assert!(p[0].message.contains("shorter"));
+        assert!(!p[0].message.contains("abc"));
+    }
+}

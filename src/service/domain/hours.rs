@@ -1,0 +1,322 @@
+//! Parsing and checking the Cal.com-shaped inputs of schedules and event types into the
+//! types slot computation uses. Every problem is collected, each with the field it is about.
+
+use super::slots::{self, BookingWindow, DateOverride, WeeklyRule};
+use super::FieldError;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `{"days":["Monday"],"startTime":"09:00","endTime":"17:00"}`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AvailabilityInput {
+    pub days: Vec<String>,
+    pub start_time: String,
+    pub end_time: String,
+}
+
+/// `{"date":"2026-06-01","startTime":"10:00","endTime":"12:00"}`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct OverrideInput {
+    pub date: String,
+    pub start_time: String,
+    pub end_time: String,
+}
+
+/// An IANA time zone name that the bundled database knows.
+pub fn time_zone(name: &str) -> Option<TimeZone> {
+    if name.is_empty() {
+        return None;
+    }
+    TimeZone::get(name).ok()
+}
+
+pub fn check_time_zone(field: &str, name: &str, errors: &mut Vec<FieldError>) -> Option<TimeZone> {
+    let tz = time_zone(name);
+    if tz.is_none() {
+        errors.push(FieldError::new(
+            field,
+            format!("unknown time zone {name:?}: use an IANA name such as \"Europe/Berlin\""),
+        ));
+    }
+    tz
+}
+
+pub fn weekly_rules(input: &[AvailabilityInput], errors: &mut Vec<FieldError>) -> Vec<WeeklyRule> {
+    let mut out = Vec::new();
+    for (i, a) in input.iter().enumerate() {
+        let at = |f: &str| format!("availability[{i}].{f}");
+        let mut days = Vec::new();
+        if a.days.is_empty() {
+            errors.push(FieldError::new(at("days"), "list at least one day"));
+        }
+        for d in &a.days {
+            match slots::parse_weekday(d) {
+                Some(w) => days.push(w),
+                None => errors.push(FieldError::new(
+                    at("days"),
+                    format!("{d:?} is not a day: use Monday, Tuesday, ... Sunday"),
+                )),
+            }
+        }
+        let start = wall(&at("startTime"), &a.start_time, false, errors);
+        let end = wall(&at("endTime"), &a.end_time, true, errors);
+        if let (Some(s), Some(e)) = (start, end) {
+            if e <= s {
+                errors.push(FieldError::new(at("endTime"), "must be after startTime"));
+            } else {
+                out.push(WeeklyRule {
+                    days,
+                    start: s,
+                    end: e,
+                });
+            }
+        }
+    }
+    out
+}
+
+pub fn date_overrides(input: &[OverrideInput], errors: &mut Vec<FieldError>) -> Vec<DateOverride> {
+    let mut out = Vec::new();
+    for (i, o) in input.iter().enumerate() {
+        let at = |f: &str| format!("overrides[{i}].{f}");
+        let date = date(&at("date"), &o.date, errors);
+        let start = wall(&at("startTime"), &o.start_time, false, errors);
+        let end = wall(&at("endTime"), &o.end_time, true, errors);
+        if let (Some(date), Some(s), Some(e)) = (date, start, end) {
+            if e < s {
+                errors.push(FieldError::new(
+                    at("endTime"),
+                    "must not be before startTime (equal times block the date)",
+                ));
+            } else {
+                out.push(DateOverride {
+                    date,
+                    start: s,
+                    end: e,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn wall(field: &str, s: &str, is_end: bool, errors: &mut Vec<FieldError>) -> Option<u16> {
+    let v = slots::parse_wall(s, is_end);
+    if v.is_none() {
+        let range = if is_end {
+            "00:00 to 24:00"
+        } else {
+            "00:00 to 23:59"
+        };
+        errors.push(FieldError::new(
+            field,
+            format!("{s:?} is not a time: use HH:MM, {range}"),
+        ));
+    }
+    v
+}
+
+pub fn date(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Date> {
+    let d = (s.len() == 10).then(|| s.parse::<Date>().ok()).flatten();
+    if d.is_none() {
+        errors.push(FieldError::new(
+            field,
+            format!("{s:?} is not a date: use YYYY-MM-DD"),
+        ));
+    }
+    d
+}
+
+/// A booking window in Cal.com's shape:
+/// `{"type":"calendarDays"|"businessDays","value":N}` or `{"type":"range","value":["YYYY-MM-DD","YYYY-MM-DD"]}`.
+pub fn booking_window(v: &Value, errors: &mut Vec<FieldError>) -> Option<BookingWindow> {
+    let field = "bookingWindow";
+    let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
+    if v.get("rolling").and_then(Value::as_bool) == Some(true) {
+        errors.push(FieldError::new(
+            format!("{field}.rolling"),
+            "rolling windows are not supported: omit \"rolling\" or set it to false",
+        ));
+        return None;
+    }
+    let days = || {
+        v.get("value")
+            .and_then(Value::as_u64)
+            .filter(|n| (1..=3650).contains(n))
+            .map(|n| n as u32)
+    };
+    match kind {
+        "calendarDays" | "businessDays" => match days() {
+            Some(n) if kind == "calendarDays" => Some(BookingWindow::CalendarDays(n)),
+            Some(n) => Some(BookingWindow::BusinessDays(n)),
+            None => {
+                errors.push(FieldError::new(
+                    format!("{field}.value"),
+                    "must be a whole number of days from 1 to 3650",
+                ));
+                None
+            }
+        },
+        "range" => {
+            let arr = v.get("value").and_then(Value::as_array);
+            let pair = arr
+                .filter(|a| a.len() == 2)
+                .and_then(|a| Some((a[0].as_str()?, a[1].as_str()?)));
+            let Some((s, e)) = pair else {
+                errors.push(FieldError::new(
+                    format!("{field}.value"),
+                    "must be [\"YYYY-MM-DD\", \"YYYY-MM-DD\"]",
+                ));
+                return None;
+            };
+            let start = date(&format!("{field}.value[0]"), s, errors)?;
+            let end = date(&format!("{field}.value[1]"), e, errors)?;
+            if end < start {
+                errors.push(FieldError::new(
+                    format!("{field}.value"),
+                    "the range ends before it starts",
+                ));
+                return None;
+            }
+            Some(BookingWindow::Range { start, end })
+        }
+        _ => {
+            errors.push(FieldError::new(
+                format!("{field}.type"),
+                "must be \"calendarDays\", \"businessDays\" or \"range\"",
+            ));
+            None
+        }
+    }
+}
+
+/// Availability of a stored schedule (validated when it was written).
+pub fn stored_availability(
+    time_zone_name: &str,
+    availability: &Value,
+    overrides: &Value,
+) -> Result<slots::Availability, String> {
+    let tz =
+        time_zone(time_zone_name).ok_or_else(|| format!("unknown time zone {time_zone_name:?}"))?;
+    let a: Vec<AvailabilityInput> =
+        serde_json::from_value(availability.clone()).map_err(|e| e.to_string())?;
+    let o: Vec<OverrideInput> =
+        serde_json::from_value(overrides.clone()).map_err(|e| e.to_string())?;
+    let mut errors = Vec::new();
+    let rules = weekly_rules(&a, &mut errors);
+    let overrides = date_overrides(&o, &mut errors);
+    if let Some(e) = errors.first() {
+        return Err(format!("{}: {}", e.field, e.message));
+    }
+    Ok(slots::Availability {
+        tz,
+        rules,
+        overrides,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn all_problems_are_reported_with_their_field() {
+        let mut errors = Vec::new();
+        let rules = weekly_rules(
+            &[
+                AvailabilityInput {
+                    days: vec!["Monday".into(), "Funday".into()],
+                    start_time: "9:00".into(),
+                    end_time: "17:00".into(),
+                },
+                AvailabilityInput {
+                    days: vec!["Tuesday".into()],
+                    start_time: "12:00".into(),
+                    end_time: "11:00".into(),
+                },
+            ],
+            &mut errors,
+        );
+        assert!(rules.is_empty());
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "availability[0].days",
+                "availability[0].startTime",
+                "availability[1].endTime"
+            ]
+        );
+    }
+
+    #[test]
+    fn zero_length_overrides_are_allowed_and_reversed_ones_are_not() {
+        let mut errors = Vec::new();
+        let o = date_overrides(
+            &[
+                OverrideInput {
+                    date: "2026-06-01".into(),
+                    start_time: "00:00".into(),
+                    end_time: "00:00".into(),
+                },
+                OverrideInput {
+                    date: "2026-13-01".into(),
+                    start_time: "10:00".into(),
+                    end_time: "09:00".into(),
+                },
+            ],
+            &mut errors,
+        );
+        assert_eq!(o.len(), 1);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "overrides[1].date");
+    }
+
+    #[test]
+    fn booking_windows_parse_in_cal_com_shape() {
+        let mut e = Vec::new();
+        assert_eq!(
+            booking_window(&json!({"type":"businessDays","value":5}), &mut e),
+            Some(BookingWindow::BusinessDays(5))
+        );
+        assert_eq!(
+            booking_window(
+                &json!({"type":"range","value":["2026-01-01","2026-01-31"]}),
+                &mut e
+            ),
+            Some(BookingWindow::Range {
+                start: jiff::civil::date(2026, 1, 1),
+                end: jiff::civil::date(2026, 1, 31)
+            })
+        );
+        assert!(e.is_empty());
+        assert_eq!(
+            booking_window(&json!({"type":"weeks","value":5}), &mut e),
+            None
+        );
+        assert_eq!(
+            booking_window(&json!({"type":"calendarDays","value":0}), &mut e),
+            None
+        );
+        assert_eq!(
+            booking_window(
+                &json!({"type":"calendarDays","value":3,"rolling":true}),
+                &mut e
+            ),
+            None
+        );
+        assert_eq!(e.len(), 3);
+    }
+
+    #[test]
+    fn time_zones_must_be_known() {
+        assert!(time_zone("Australia/Sydney").is_some());
+        assert!(time_zone("Mars/Olympus").is_none());
+        assert!(time_zone("").is_none());
+    }
+}

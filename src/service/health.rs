@@ -1,0 +1,162 @@
+//! GET /health: each dependency's status and latency. 200 while the required ones (the
+//! database) are up, 503 otherwise; Redis and object storage are optional and only degrade.
+
+use crate::service::api::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The outcome of one dependency check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    Up { latency_ms: f64 },
+    Down { latency_ms: f64, error: String },
+    NotConfigured,
+}
+
+impl Check {
+    fn json(&self, required: bool) -> Value {
+        match self {
+            Check::Up { latency_ms } => {
+                json!({"status": "up", "required": required, "latencyMs": round(*latency_ms)})
+            }
+            Check::Down { latency_ms, error } => json!({
+                "status": "down", "required": required, "latencyMs": round(*latency_ms), "error": error
+            }),
+            Check::NotConfigured => json!({"status": "not_configured", "required": required}),
+        }
+    }
+}
+
+fn round(ms: f64) -> f64 {
+    (ms * 1000.0).round() / 1000.0
+}
+
+/// Overall status from the checks: `down` when the database is, `degraded` when an optional
+/// dependency that is configured is down, else `ok`.
+pub fn overall(db: &Check, optional: &[&Check]) -> &'static str {
+    if !matches!(db, Check::Up { .. }) {
+        "down"
+    } else if optional.iter().any(|c| matches!(c, Check::Down { .. })) {
+        "degraded"
+    } else {
+        "ok"
+    }
+}
+
+async fn timed<F, E>(f: F) -> Check
+where
+    F: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let t = Instant::now();
+    let r = tokio::time::timeout(CHECK_TIMEOUT, f).await;
+    let latency_ms = t.elapsed().as_secs_f64() * 1000.0;
+    match r {
+        Ok(Ok(())) => Check::Up { latency_ms },
+        Ok(Err(e)) => Check::Down {
+            latency_ms,
+            error: e.to_string(),
+        },
+        Err(_) => Check::Down {
+            latency_ms,
+            error: format!("no answer within {CHECK_TIMEOUT:?}"),
+        },
+    }
+}
+
+async fn check_redis(client: &Option<redis::Client>) -> Check {
+    let Some(client) = client else {
+        return Check::NotConfigured;
+    };
+    timed(async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await?;
+        Ok::<_, redis::RedisError>(())
+    })
+    .await
+}
+
+async fn check_object_storage(url: &Option<String>, http: &reqwest::Client) -> Check {
+    let Some(url) = url else {
+        return Check::NotConfigured;
+    };
+    let url = url.clone();
+    timed(async move {
+        let parsed = url::Url::parse(&url).map_err(|e| e.to_string())?;
+        if parsed.scheme() == "file" {
+            let path = parsed
+                .to_file_path()
+                .map_err(|_| "not a local path".to_string())?;
+            let meta = tokio::fs::metadata(&path)
+                .await
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if !meta.is_dir() {
+                return Err(format!("{} is not a directory", path.display()));
+            }
+            if meta.permissions().readonly() {
+                return Err(format!("{} is read-only", path.display()));
+            }
+            Ok(())
+        } else {
+            // Any HTTP answer (even 403 for an anonymous request) means the endpoint is up.
+            http.head(parsed.as_str())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.without_url().to_string())
+        }
+    })
+    .await
+}
+
+pub async fn handler(State(state): State<AppState>) -> Response {
+    let store = state.store.clone();
+    let (db, redis, storage) = tokio::join!(
+        timed(async move { store.ping().await }),
+        check_redis(&state.redis),
+        check_object_storage(&state.object_storage_url, &state.http),
+    );
+    let status = overall(&db, &[&redis, &storage]);
+    let code = if status == "down" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSeconds": round(state.started.elapsed().as_secs_f64()),
+        "checks": {
+            "database": db.json(true),
+            "redis": redis.json(false),
+            "objectStorage": storage.json(false),
+        },
+    });
+    (code, axum::Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_decides_and_optional_dependencies_only_degrade() {
+        let up = Check::Up { latency_ms: 1.0 };
+        let down = Check::Down {
+            latency_ms: 1.0,
+            error: "refused".into(),
+        };
+        assert_eq!(
+            overall(&up, &[&Check::NotConfigured, &Check::NotConfigured]),
+            "ok"
+        );
+        assert_eq!(overall(&up, &[&down, &Check::NotConfigured]), "degraded");
+        assert_eq!(overall(&down, &[&up]), "down");
+        assert_eq!(Check::NotConfigured.json(false)["status"], "not_configured");
+    }
+}

@@ -1,0 +1,154 @@
+//! Prometheus text exposition: request latency histograms by route, method and status, and
+//! connection pool usage.
+
+use crate::service::store::PoolStatus;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// Upper bounds (seconds) of the latency buckets.
+pub const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+}
+
+impl Metrics {
+    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let Ok(mut map) = self.requests.lock() else {
+            return;
+        };
+        let h = map
+            .entry((route.to_string(), method.to_string(), status))
+            .or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if seconds <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += seconds;
+    }
+
+    /// The exposition text.
+    pub fn render(&self, pool: PoolStatus, uptime_seconds: f64) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP calops_http_request_duration_seconds Time to answer an HTTP request.\n",
+        );
+        out.push_str("# TYPE calops_http_request_duration_seconds histogram\n");
+        let snapshot = self.requests.lock().map(|m| m.clone()).unwrap_or_default();
+        for ((route, method, status), h) in &snapshot {
+            let labels = format!(
+                "route=\"{}\",method=\"{}\",status=\"{}\"",
+                escape(route),
+                escape(method),
+                status
+            );
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "calops_http_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "calops_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "calops_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "calops_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        let gauges = [
+            (
+                "calops_db_pool_max_connections",
+                "Largest number of pooled database connections.",
+                pool.max_size,
+            ),
+            (
+                "calops_db_pool_connections",
+                "Database connections currently open.",
+                pool.size,
+            ),
+            (
+                "calops_db_pool_idle_connections",
+                "Open database connections not in use.",
+                pool.available,
+            ),
+            (
+                "calops_db_pool_waiting",
+                "Requests waiting for a database connection.",
+                pool.waiting,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP calops_uptime_seconds Seconds since the service started.\n# TYPE calops_uptime_seconds gauge\ncalops_uptime_seconds {uptime_seconds:.3}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP calops_build_info Version of the running service.\n# TYPE calops_build_info gauge\ncalops_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_labelled() {
+        let m = Metrics::default();
+        m.observe("/v2/slots", "GET", 200, 0.003);
+        m.observe("/v2/slots", "GET", 200, 0.02);
+        m.observe("/v2/slots", "GET", 400, 0.0001);
+        let pool = PoolStatus {
+            max_size: 16,
+            size: 3,
+            available: 2,
+            waiting: 0,
+        };
+        let text = m.render(pool, 1.5);
+        assert!(text.contains(
+            "calops_http_request_duration_seconds_bucket{route=\"/v2/slots\",method=\"GET\",status=\"200\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "calops_http_request_duration_seconds_bucket{route=\"/v2/slots\",method=\"GET\",status=\"200\",le=\"0.025\"} 2"
+        ));
+        assert!(text.contains(
+            "calops_http_request_duration_seconds_count{route=\"/v2/slots\",method=\"GET\",status=\"400\"} 1"
+        ));
+        assert!(text.contains("calops_db_pool_connections 3"));
+        assert!(text.contains("calops_db_pool_max_connections 16"));
+    }
+}
