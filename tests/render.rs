@@ -436,6 +436,15 @@ fn port_range(rule: &hcl::Body) -> Option<(String, String)> {
     Some((attr(r, "min")?, attr(r, "max")?))
 }
 
+/// The test's environment without CALOPS_* variables: calops reads CALOPS_<SECTION>_<KEY> as
+/// profile overrides, and cargo or other test setups export unrelated CALOPS_* names
+/// (CALOPS_TARGET from build.rs, CALOPS_OCI_SIGNING_VECTORS).
+fn clean_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| !k.starts_with("CALOPS_"))
+        .collect()
+}
+
 fn rendered_showcase() -> tempfile::TempDir {
     write_rendered(&render::render(&input_for("prod-au", showcase_slots())).unwrap())
 }
@@ -626,8 +635,8 @@ fn security_no_secret_value_in_any_rendered_file() {
     let assert = assert_cmd::Command::cargo_bin("calops")
         .unwrap()
         .current_dir(root())
-        // cargo exports build.rs's CALOPS_TARGET to test processes; it is not a profile override.
-        .env_remove("CALOPS_TARGET")
+        .env_clear()
+        .envs(clean_env())
         .env("CALOPS_ADMIN_TOKEN", sentinel)
         .env("CALOPS_DB_PASSWORD", sentinel)
         .env("DATABASE_PASSWORD", sentinel)
@@ -1096,7 +1105,8 @@ fn rewriting_removes_stale_files_and_keeps_terraform_state() {
 fn calops_in(cwd: &Path) -> assert_cmd::Command {
     let mut c = assert_cmd::Command::cargo_bin("calops").unwrap();
     c.current_dir(cwd)
-        .env_remove("CALOPS_TARGET")
+        .env_clear()
+        .envs(clean_env())
         .env("CALOPS_PROFILE_DIR", root().join("profiles"));
     c
 }
