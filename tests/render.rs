@@ -1299,3 +1299,37 @@ fn real_terraform_check_catches_a_broken_configuration() {
         "{errors:?}\n{text}"
     );
 }
+
+#[test]
+fn checker_rejects_literals_of_the_wrong_type() {
+    let f = broken("wrong_literal_type.tf");
+    assert_eq!(f.len(), 2, "{f:#?}");
+    assert!(
+        f.iter().any(|m| m.contains(
+            "attribute `destinations`: a string cannot be used where a list is expected"
+        )),
+        "{f:#?}"
+    );
+    assert!(
+        f.iter().any(|m| m
+            .contains("attribute `is_enabled`: a string cannot be used where a bool is expected")),
+        "{f:#?}"
+    );
+    // Terraform's own conversions are accepted.
+    let ok = r#"
+resource "oci_core_network_security_group_security_rule" "x" {
+  network_security_group_id = "n"
+  direction                 = "INGRESS"
+  protocol                  = 6
+  stateless                 = "false"
+  tcp_options {
+    destination_port_range {
+      min = "443"
+      max = 443
+    }
+  }
+}
+"#;
+    let f = check_text(&schema(), "ok.tf", ok);
+    assert!(f.is_empty(), "{f:#?}");
+}

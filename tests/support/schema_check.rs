@@ -138,8 +138,8 @@ fn check_body(
         })
     };
     let mut set_attrs = BTreeSet::new();
-    for a in body.attributes() {
-        let key = a.key();
+    for hcl_attr in body.attributes() {
+        let key = hcl_attr.key();
         set_attrs.insert(key.to_string());
         if top && META_ATTRS.contains(&key) {
             continue;
@@ -159,6 +159,9 @@ fn check_body(
                 }
                 if key == "id" {
                     push("do not set `id`".to_string());
+                }
+                if let Some(problem) = literal_type_problem(&a["type"], hcl_attr.expr()) {
+                    push(format!("attribute `{key}`: {problem}"));
                 }
             }
         }
@@ -350,4 +353,55 @@ pub fn check_dir(schema: &Schema, dir: &Path) -> Vec<Finding> {
         out.extend(check_module_calls(&name, f.parent().unwrap(), &text));
     }
     out
+}
+
+/// For a literal value, whether it can convert to the attribute's schema type (Terraform's
+/// conversions: numbers and bools to strings, numeric strings to numbers, "true"/"false" to
+/// bools). Expressions that are not literals are left to Terraform.
+pub fn literal_type_problem(ty: &Value, expr: &hcl::Expression) -> Option<String> {
+    use hcl::Expression as E;
+    let scalar = match expr {
+        E::Null => return None,
+        E::Bool(_) => "a bool",
+        E::Number(_) => "a number",
+        E::String(_) => "a string",
+        E::Array(_) => "a list",
+        E::Object(_) => "an object",
+        _ => return None,
+    };
+    let bad = |want: &str| Some(format!("{scalar} cannot be used where {want} is expected"));
+    match ty {
+        Value::String(t) if t == "string" => match expr {
+            E::Array(_) | E::Object(_) => bad("a string"),
+            _ => None,
+        },
+        Value::String(t) if t == "number" => match expr {
+            E::Number(_) => None,
+            E::String(s) if s.trim().parse::<f64>().is_ok() => None,
+            _ => bad("a number"),
+        },
+        Value::String(t) if t == "bool" => match expr {
+            E::Bool(_) => None,
+            E::String(s) if s == "true" || s == "false" => None,
+            _ => bad("a bool"),
+        },
+        Value::Array(parts) if parts.len() == 2 => {
+            let kind = parts[0].as_str().unwrap_or_default();
+            match (kind, expr) {
+                ("list" | "set", E::Array(items)) => items
+                    .iter()
+                    .find_map(|i| literal_type_problem(&parts[1], i))
+                    .map(|p| format!("element: {p}")),
+                ("list" | "set", _) => bad(&format!("a {kind}")),
+                ("map", E::Object(obj)) => obj
+                    .values()
+                    .find_map(|v| literal_type_problem(&parts[1], v))
+                    .map(|p| format!("map value: {p}")),
+                ("object", E::Object(_)) => None,
+                ("map" | "object", _) => bad(&format!("a {kind}")),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
