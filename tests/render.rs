@@ -193,6 +193,7 @@ const MODULES: &[&str] = &[
     "container",
     "loadbalancer",
     "monitoring",
+    "access",
 ];
 
 #[test]
@@ -1332,4 +1333,34 @@ resource "oci_core_network_security_group_security_rule" "x" {
 "#;
     let f = check_text(&schema(), "ok.tf", ok);
     assert!(f.is_empty(), "{f:#?}");
+}
+
+#[test]
+fn security_the_service_policy_is_scoped_to_its_principal_secrets_and_bucket() {
+    let dir = rendered_showcase();
+    let res = resources(dir.path());
+    let policies: Vec<_> = res
+        .iter()
+        .filter(|r| r.1 == "oci_identity_policy")
+        .collect();
+    assert_eq!(policies.len(), 1);
+    let main = std::fs::read_to_string(dir.path().join("modules/access/main.tf")).unwrap();
+    // Every statement is conditioned on the container-instance principal of this compartment.
+    let statements = attr(&policies[0].3, "statements").unwrap();
+    assert_eq!(
+        statements.matches("Allow any-user").count(),
+        2,
+        "{statements}"
+    );
+    assert!(main.contains("request.principal.type = 'computecontainerinstance'"));
+    assert!(
+        main.contains("target.secret.id = '${id}'"),
+        "secrets one by one"
+    );
+    assert!(main.contains("target.bucket.name = '${var.bucket_name}'"));
+    assert!(!main.contains("manage all-resources") && !main.contains("in tenancy"));
+    let root_main = std::fs::read_to_string(dir.path().join("main.tf")).unwrap();
+    assert!(root_main.contains(
+        "secret_ids     = concat([var.db_admin_password_secret_id], values(var.service_secret_ocids))"
+    ));
 }

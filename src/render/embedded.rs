@@ -42,4 +42,5 @@ pub const MODULE_FILES: &[(&str, &str)] = module_files!(
     "container",
     "loadbalancer",
     "monitoring",
+    "access",
 );

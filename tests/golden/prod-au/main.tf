@@ -1,5 +1,5 @@
 # The calops stack for profile "prod-au": network, database, cache, storage, registry,
-# one container instance per live deployment slot, load balancer and monitoring.
+# one container instance per live deployment slot, load balancer, access policy and monitoring.
 
 locals {
   tags = { "calops-profile" = var.profile }
@@ -132,6 +132,16 @@ module "loadbalancer" {
       drain      = slot.state == "draining"
     }
   }
+}
+
+module "access" {
+  source = "./modules/access"
+
+  compartment_id = var.compartment_id
+  name           = var.name
+  bucket_name    = module.storage.bucket_name
+  secret_ids     = concat([var.db_admin_password_secret_id], values(var.service_secret_ocids))
+  freeform_tags  = local.tags
 }
 
 module "monitoring" {
