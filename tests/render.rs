@@ -811,6 +811,7 @@ fn backend_is_native_oci_from_terraform_1_12_and_s3_compatible_before() {
         "{:?}",
         r.warnings
     );
+    assert!(r.files["versions.tf"].contains("required_version = \">= 1.12.0\""));
 
     for old in [Some("1.11.4".to_string()), None] {
         input.terraform_version = old.clone();
@@ -830,6 +831,7 @@ fn backend_is_native_oci_from_terraform_1_12_and_s3_compatible_before() {
             "{endpoints}"
         );
         assert_eq!(attr(&body, "use_path_style").unwrap(), "true");
+        assert!(r.files["versions.tf"].contains("required_version = \">= 1.6.0\""));
     }
 
     // Without a pinned namespace the backend needs it at init time, and says so.

@@ -159,8 +159,16 @@ pub fn render(input: &RenderInput) -> Result<Rendered, RenderError> {
     }
 
     // --- templates -----------------------------------------------------------------------------
+    // The oldest Terraform that understands the chosen backend: `endpoints`, `use_path_style`
+    // and `skip_s3_checksum` of the s3 backend need 1.6; the native oci backend needs 1.12.
+    let required_version = match backend_kind {
+        BackendKind::Local => ">= 1.5.0",
+        BackendKind::S3Compatible => ">= 1.6.0",
+        BackendKind::OciNative => ">= 1.12.0",
+    };
     let ctx = json!({
         "profile": input.profile,
+        "required_version": hcl::quote(required_version),
         "backend": backend,
         "pins": {
             "availability_domain": oci.availability_domain.is_some(),

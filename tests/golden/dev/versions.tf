@@ -2,7 +2,7 @@
 # profile and render again. Same inputs, byte-identical files.
 
 terraform {
-  required_version = ">= 1.5.0"
+  required_version = ">= 1.12.0"
 
   required_providers {
     oci = {
