@@ -840,6 +840,21 @@ fn backend_is_native_oci_from_terraform_1_12_and_s3_compatible_before() {
     let r = render::render(&input).unwrap();
     assert_eq!(r.backend_init_config, ["namespace"]);
     assert!(attr(&backend_of(&r).1, "namespace").is_none());
+    let file = render::backend_init_file(&r, "calopsns", "ap-sydney-1").unwrap();
+    assert_eq!(file, "namespace = \"calopsns\"\n");
+    input.terraform_version = Some("1.11.4".into());
+    let r = render::render(&input).unwrap();
+    assert_eq!(r.backend_init_config, ["endpoints"]);
+    let file = render::backend_init_file(&r, "calopsns", "ap-sydney-1").unwrap();
+    let parsed = hcl::parse(&file).unwrap();
+    let endpoints = attr(&parsed, "endpoints").unwrap();
+    assert!(
+        endpoints.contains("https://calopsns.compat.objectstorage.ap-sydney-1.oraclecloud.com"),
+        "{endpoints}"
+    );
+    // Pinned namespace or local state: nothing to add.
+    input.state.backend = StateBackend::Local;
+    assert!(render::backend_init_file(&render::render(&input).unwrap(), "x", "y").is_none());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -63,6 +63,25 @@ impl Rendered {
     }
 }
 
+/// The contents of a `-backend-config=FILE` for `terraform init`, completing a backend whose
+/// Object Storage namespace the profile does not pin (see [`Rendered::backend_init_config`]).
+/// `None` when the backend needs nothing more.
+pub fn backend_init_file(r: &Rendered, namespace: &str, region: &str) -> Option<String> {
+    if r.backend_init_config.is_empty() {
+        return None;
+    }
+    match r.backend {
+        BackendKind::OciNative => Some(format!("namespace = {}\n", hcl::quote(namespace))),
+        BackendKind::S3Compatible => Some(format!(
+            "endpoints = {{\n  s3 = {}\n}}\n",
+            hcl::quote(&format!(
+                "https://{namespace}.compat.objectstorage.{region}.oraclecloud.com"
+            ))
+        )),
+        BackendKind::Local => None,
+    }
+}
+
 /// `major.minor` of a Terraform version string such as `1.11.4` or `v1.12.0-beta1`.
 pub fn parse_terraform_version(v: &str) -> Option<(u32, u32)> {
     let v = v.trim().trim_start_matches('v');
