@@ -23,7 +23,7 @@ pub fn run(g: &GlobalArgs, args: &RenderArgs, ui: &Ui) -> anyhow::Result<i32> {
     }
     if !rendered.backend_init_config.is_empty() {
         ui.note(format!(
-            "note: the state backend needs {} at `terraform init` (-backend-config, see calops::render::backend_init_file); pin [oci] object_storage_namespace to write it into the files",
+            "note: the state backend still needs {} at `terraform init` (-backend-config): pin [oci] object_storage_namespace (`oci os ns get` prints it) to write it into the files",
             rendered.backend_init_config.join(", ")
         ));
     }
