@@ -1381,3 +1381,34 @@ fn security_the_service_policy_is_scoped_to_its_principal_secrets_and_bucket() {
         "secret_ids     = concat([var.db_admin_password_secret_id], values(var.service_secret_ocids))"
     ));
 }
+
+mod quoting {
+    use proptest::prelude::*;
+
+    #[test]
+    fn templates_and_quotes_stay_literal() {
+        for s in [
+            "x${var.secret}y",
+            "%{ if true }z",
+            "a\"\nb = 2",
+            "back\\slash",
+        ] {
+            let src = format!("a = {}\n", calops::render::hcl::quote(s));
+            let v: serde_json::Value = hcl::from_str(&src).expect("parses");
+            assert_eq!(v["a"].as_str(), Some(s), "{src}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Any profile text placed in a backend setting stays one literal string: no HCL
+        /// injection through quotes, backslashes, newlines or `${...}` templates.
+        #[test]
+        fn quoted_values_parse_back_to_themselves(s in "\\PC*|[\"\\\\$%{}\n\t a-z]*") {
+            let src = format!("a = {}\nb = 1\n", calops::render::hcl::quote(&s));
+            let v: serde_json::Value = hcl::from_str(&src).expect("parses");
+            prop_assert_eq!(v["a"].as_str(), Some(s.as_str()));
+            prop_assert_eq!(v.as_object().unwrap().len(), 2);
+        }
+    }
+}
