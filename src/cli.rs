@@ -57,6 +57,24 @@ pub enum Command {
     Oci(OciArgs),
     /// Run the scheduling service (Cal.com API v2 compatible) in the foreground.
     Serve(ServeArgs),
+    /// Build, provision, start, verify and switch to a new release (local target).
+    Deploy(DeployArgs),
+    /// Go back to an earlier release, verified like a deploy (local target).
+    Rollback(RollbackArgs),
+    /// List the releases of a profile.
+    Releases,
+    /// Show the current release, its health and endpoints.
+    Status,
+    /// Stop everything a profile runs; keeps data unless --purge.
+    Destroy(DestroyArgs),
+    /// Inspect or release the deploy lock.
+    Lock(LockArgs),
+    /// Plan an already-rendered Terraform directory: summary, destroy guard, cost estimate.
+    #[command(hide = true)]
+    TfPlan(TfPlanArgs),
+    /// Apply an already-rendered Terraform directory if (and only if) its plan has changes.
+    #[command(hide = true)]
+    TfApply(TfApplyArgs),
     /// Render the profile's Terraform root module (deterministic; prints files and a content hash).
     Render(RenderArgs),
 }
@@ -176,12 +194,109 @@ pub struct ServeArgs {
     /// Set SO_REUSEPORT so that a new release can listen on the same port before the old one stops.
     #[arg(long, env = "CALOPS_REUSE_PORT")]
     pub reuse_port: bool,
+    /// Also listen here, privately (not shared with other releases), so a deploy can verify this
+    /// release before it gets traffic.
+    #[arg(long, env = "CALOPS_PRIVATE_LISTEN", value_name = "HOST:PORT")]
+    pub private_listen: Option<String>,
     /// Largest number of database connections [default: 16].
     #[arg(long, env = "CALOPS_DB_POOL_SIZE", value_name = "N")]
     pub db_pool_size: Option<String>,
     /// How long in-flight requests may run after SIGTERM [default: 20s].
     #[arg(long, env = "CALOPS_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Keep a release that fails verification running (without traffic) for inspection.
+    #[arg(long)]
+    pub no_auto_rollback: bool,
+    /// A note stored in the deploy lock (shown to anyone who finds it held).
+    #[arg(long, short, default_value = "calops deploy")]
+    pub message: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The release to go back to [default: the previous successful release].
+    #[arg(long, value_name = "SEQ")]
+    pub to: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Do not ask for the profile name.
+    #[arg(long)]
+    pub yes: bool,
+    /// Also delete the data (database, objects, releases, history).
+    #[arg(long)]
+    pub purge: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[command(subcommand)]
+    pub action: LockAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockAction {
+    /// Who holds the deploy lock, since when, and until when its lease runs.
+    Status,
+    /// Release the lock when its holder is gone (expired lease, or a dead process on this host).
+    Release {
+        /// Release it whoever holds it.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Options shared by `tf-plan` and `tf-apply`.
+#[derive(Debug, Clone, Args)]
+pub struct TfCommonArgs {
+    /// The Terraform root module directory (already rendered).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Let the plan delete or replace this protected resource (repeatable).
+    #[arg(long = "allow-destroy", value_name = "ADDRESS")]
+    pub allow_destroy: Vec<String>,
+    /// Also protect this resource type or address (repeatable), besides the database, cache,
+    /// bucket, load balancer and anything with prevent_destroy.
+    #[arg(long, value_name = "TYPE|ADDRESS")]
+    pub protect: Vec<String>,
+    /// Price table (TOML, same format as the bundled one) for the cost estimate.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// How long to wait for the state lock.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub lock_timeout: std::time::Duration,
+    /// Terraform variable files (repeatable).
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+    /// Write the full Terraform log here (default: .calops/<dir name>/logs/<timestamp>-<op>.log).
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TfPlanArgs {
+    #[command(flatten)]
+    pub common: TfCommonArgs,
+    /// Write a Markdown summary for a PR comment (under 60,000 characters).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Exit 2 when there are changes (0 none, 1 error), as terraform plan -detailed-exitcode.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Save the plan file here (default: .terraform/calops.tfplan in the directory).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TfApplyArgs {
+    #[command(flatten)]
+    pub common: TfCommonArgs,
 }
 
 /// Path of a file given on the command line, kept as given for messages.

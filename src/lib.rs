@@ -14,6 +14,7 @@ pub mod pg;
 pub mod profile;
 pub mod render;
 pub mod service;
+pub mod terraform;
 pub mod testkit;
 pub mod ui;
 

@@ -876,6 +876,7 @@ async fn health_metrics_and_a_truthful_openapi_document() {
         ),
         admin_token: None,
         reuse_port: false,
+        private_listen: None,
         db_pool_size: 4,
         shutdown_timeout: Duration::from_secs(5),
     };

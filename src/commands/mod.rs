@@ -4,11 +4,13 @@ use crate::cli::{Cli, Command};
 use crate::ui::Ui;
 
 pub mod completions;
+pub mod deploy;
 pub mod doctor;
 pub mod oci;
 pub mod profile;
 pub mod render;
 pub mod serve;
+pub mod tf;
 
 /// Run the parsed command; returns the process exit code.
 pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
@@ -20,6 +22,14 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
         Command::Render(args) => render::run(g, &args, ui),
         Command::Oci(args) => oci::run(&args, ui),
         Command::Serve(args) => serve::run(&args, ui),
+        Command::Deploy(args) => deploy::deploy(g, &args, ui),
+        Command::Rollback(args) => deploy::rollback(g, &args, ui),
+        Command::Releases => deploy::releases(g, ui),
+        Command::Status => deploy::status(g, ui),
+        Command::Destroy(args) => deploy::destroy(g, &args, ui),
+        Command::Lock(args) => deploy::lock(g, &args, ui),
+        Command::TfPlan(args) => tf::plan(&args, ui),
+        Command::TfApply(args) => tf::apply(&args, ui),
     }
 }
 

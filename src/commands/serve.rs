@@ -12,6 +12,7 @@ pub fn run(args: &ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
         object_storage_url: args.object_storage_url.clone(),
         admin_token_ref: args.admin_token_ref.clone(),
         reuse_port: args.reuse_port,
+        private_listen: args.private_listen.clone(),
         db_pool_size: args.db_pool_size.clone(),
         shutdown_timeout: args.shutdown_timeout.clone(),
     };

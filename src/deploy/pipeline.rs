@@ -39,8 +39,11 @@ pub trait Target {
     type Candidate;
     /// Build the artifact for the source being deployed, or find it already built.
     async fn build(&mut self, steps: &mut Steps<'_>) -> Result<(Artifact, bool)>;
-    /// A hash of everything that configures the release besides the artifact.
-    fn inputs_hash(&self) -> String;
+    /// Everything that configures the release besides the artifact (no secret values), stored
+    /// in the release record so that a rollback restores it.
+    fn inputs(&self) -> serde_json::Value;
+    /// Use the inputs recorded by an earlier release (for a rollback).
+    fn restore_inputs(&mut self, inputs: &serde_json::Value) -> Result<()>;
     /// Make sure the infrastructure exists and matches the profile. True when it changed.
     async fn provision(&mut self, steps: &mut Steps<'_>) -> Result<bool>;
     /// True when `release` is what runs now, and it answers healthy.
@@ -63,6 +66,14 @@ pub trait Target {
     fn details(&self) -> serde_json::Map<String, serde_json::Value>;
     /// How long verification may take.
     fn verify_timeout(&self) -> Duration;
+    /// After an interrupt, while the lock is still held: stop anything half-started.
+    async fn clean_up_interrupted(&mut self) {}
+}
+
+/// The hash of a release's inputs, as stored in its record.
+pub fn inputs_hash(inputs: &serde_json::Value) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(inputs.to_string().as_bytes()))
 }
 
 pub struct Options {
@@ -198,6 +209,9 @@ async fn run_locked<T: Target, S: ObjectStore + Clone + 'static>(
                 ));
             }
             steps.skip("build", &format!("rolling back to release #{}", r.seq));
+            if let Some(inputs) = r.details.get("inputs") {
+                target.restore_inputs(inputs)?;
+            }
             Artifact {
                 digest: r.artifact_digest.clone(),
                 location: String::new(),
@@ -211,7 +225,8 @@ async fn run_locked<T: Target, S: ObjectStore + Clone + 'static>(
             a
         }
     };
-    let inputs_hash = target.inputs_hash();
+    let inputs = target.inputs();
+    let inputs_hash = inputs_hash(&inputs);
 
     // 2. Idempotence: the same artifact and inputs already serving means nothing to do.
     if let Some(cur) = &current {
@@ -266,6 +281,10 @@ async fn run_locked<T: Target, S: ObjectStore + Clone + 'static>(
     .await;
     record.steps = std::mem::take(&mut steps.timings);
     record.details = target.details();
+    record.details.insert("inputs".into(), inputs);
+    if steps.interrupt.raised() {
+        target.clean_up_interrupted().await;
+    }
     let (result, message, err) = match outcome {
         Ok(()) => {
             record.outcome = Outcome::Succeeded;

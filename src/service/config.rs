@@ -14,6 +14,8 @@ pub struct RawConfig {
     pub object_storage_url: Option<String>,
     pub admin_token_ref: Option<String>,
     pub reuse_port: bool,
+    /// A second, private listener (not shared) for verifying a new release before it gets traffic.
+    pub private_listen: Option<String>,
     pub db_pool_size: Option<String>,
     pub shutdown_timeout: Option<String>,
 }
@@ -27,6 +29,7 @@ pub struct Config {
     /// The bootstrap admin token, resolved from its reference (never logged).
     pub admin_token: Option<String>,
     pub reuse_port: bool,
+    pub private_listen: Option<SocketAddr>,
     pub db_pool_size: usize,
     pub shutdown_timeout: Duration,
 }
@@ -43,6 +46,7 @@ impl std::fmt::Debug for Config {
             )
             .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
             .field("reuse_port", &self.reuse_port)
+            .field("private_listen", &self.private_listen)
             .field("db_pool_size", &self.db_pool_size)
             .field("shutdown_timeout", &self.shutdown_timeout)
             .finish()
@@ -206,6 +210,19 @@ impl RawConfig {
                 }
             },
         };
+        let private_listen = match self.private_listen.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(t) => match SocketAddr::from_str(t) {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    problem(
+                        "--private-listen / CALOPS_PRIVATE_LISTEN",
+                        format!("{t:?} is not an address: use HOST:PORT such as 127.0.0.1:3001"),
+                    );
+                    None
+                }
+            },
+        };
         match (listen, database_url) {
             (Some(listen), Some(database_url)) if problems.is_empty() => Ok(Config {
                 listen,
@@ -214,6 +231,7 @@ impl RawConfig {
                 object_storage_url,
                 admin_token,
                 reuse_port: self.reuse_port,
+                private_listen,
                 db_pool_size,
                 shutdown_timeout,
             }),
@@ -241,6 +259,7 @@ mod tests {
             db_pool_size: Some("0".into()),
             shutdown_timeout: Some("forever".into()),
             reuse_port: false,
+            private_listen: None,
         };
         let problems = raw.validate(&no_env).unwrap_err();
         assert_eq!(problems.len(), 7, "{problems:#?}");

@@ -32,6 +32,10 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> Result<tokio::net::TcpListene
 /// A running service.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The private listener's address, when there is one.
+    pub private_addr: Option<SocketAddr>,
+    /// A handle on the shared listener for steering its reuseport group (see [`crate::net::reuseport`]).
+    steering: Option<std::net::TcpListener>,
     pub state: AppState,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
@@ -39,6 +43,18 @@ pub struct Running {
 }
 
 impl Running {
+    /// Hand over to a successor listening on the same port: steer every new connection to it,
+    /// give this listener a moment to accept what was already queued on it, then shut down
+    /// gracefully. No queued connection is reset.
+    pub async fn hand_over(self) -> Result<()> {
+        if let Some(l) = &self.steering {
+            crate::net::reuseport::steer_to(l, 1)
+                .context("steering connections to the successor")?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        self.shutdown().await
+    }
+
     /// Stop accepting, let in-flight requests finish for up to the shutdown timeout.
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(true);
@@ -67,6 +83,27 @@ pub async fn start(config: &Config) -> Result<Running> {
     }
     let listener = bind(config.listen, config.reuse_port)?;
     let addr = listener.local_addr()?;
+    // In a reuseport group, keep traffic on the incumbent (index 0) until it hands over; for the
+    // first process that is itself. A duplicate handle lets `hand_over` re-steer later.
+    let steering = if config.reuse_port {
+        use std::os::fd::{AsFd, FromRawFd, IntoRawFd};
+        let dup = listener.as_fd().try_clone_to_owned()?;
+        // SAFETY: `dup` is a fresh, owned descriptor of the listening socket.
+        let dup = unsafe { std::net::TcpListener::from_raw_fd(dup.into_raw_fd()) };
+        crate::net::reuseport::steer_to(&dup, 0)
+            .context("attaching the reuseport steering program")?;
+        Some(dup)
+    } else {
+        None
+    };
+    let private = match config.private_listen {
+        Some(a) => Some(bind(a, false)?),
+        None => None,
+    };
+    let private_addr = match &private {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
     let state = AppState::new(
         store,
         config.admin_token.as_deref(),
@@ -74,7 +111,18 @@ pub async fn start(config: &Config) -> Result<Running> {
         config.object_storage_url.clone(),
     );
     let app = api::router(state.clone());
-    let (stop, mut stopped) = watch::channel(false);
+    let (stop, stopped) = watch::channel(false);
+    if let Some(private) = private {
+        let (app, mut stopped) = (app.clone(), stopped.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(private, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await;
+        });
+    }
+    let mut stopped = stopped;
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -85,6 +133,8 @@ pub async fn start(config: &Config) -> Result<Running> {
     tracing::info!(%addr, reuse_port = config.reuse_port, version = env!("CARGO_PKG_VERSION"), "listening");
     Ok(Running {
         addr,
+        private_addr,
+        steering,
         state,
         stop,
         task,
@@ -98,16 +148,22 @@ pub async fn run(config: Config) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
     let running = tokio::select! {
         r = start(&config) => r?,
         _ = term.recv() => { tracing::info!("SIGTERM while starting: stopped"); return Ok(()); }
         _ = int.recv() => { tracing::info!("SIGINT while starting: stopped"); return Ok(()); }
     };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: draining"),
-        _ = int.recv() => tracing::info!("SIGINT: draining"),
+    let hand_over = tokio::select! {
+        _ = term.recv() => { tracing::info!("SIGTERM: draining"); false }
+        _ = int.recv() => { tracing::info!("SIGINT: draining"); false }
+        _ = usr1.recv() => { tracing::info!("SIGUSR1: handing over to the new release, then draining"); true }
+    };
+    if hand_over {
+        running.hand_over().await?;
+    } else {
+        running.shutdown().await?;
     }
-    running.shutdown().await?;
     tracing::info!("stopped");
     Ok(())
 }

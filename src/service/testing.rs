@@ -95,6 +95,7 @@ impl TestApp {
             object_storage_url: None,
             admin_token: Some(BOOTSTRAP_TOKEN.into()),
             reuse_port: false,
+            private_listen: None,
             db_pool_size: 16,
             shutdown_timeout: Duration::from_secs(5),
         };
