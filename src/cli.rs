@@ -75,6 +75,22 @@ pub enum Command {
     /// Apply an already-rendered Terraform directory if (and only if) its plan has changes.
     #[command(hide = true)]
     TfApply(TfApplyArgs),
+    /// Render the profile's Terraform root module (deterministic; prints files and a content hash).
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Directory to write the root module to [default: .calops/<profile>/terraform].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Service image pinned by digest (REPO@sha256:DIGEST); runs as the active `blue` slot.
+    #[arg(long, value_name = "REF@DIGEST")]
+    pub image: Option<String>,
+    /// A deployment slot as NAME:STATE[:IMAGE] (STATE = active, draining or absent), e.g.
+    /// `green:draining:syd.ocir.io/ns/app@sha256:...`. Repeatable; overrides --image for that slot.
+    #[arg(long, value_name = "NAME:STATE[:IMAGE]")]
+    pub slot: Vec<String>,
 }
 
 #[derive(Debug, Args)]

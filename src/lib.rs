@@ -12,6 +12,7 @@ pub mod net;
 pub mod oci;
 pub mod pg;
 pub mod profile;
+pub mod render;
 pub mod service;
 pub mod terraform;
 pub mod testkit;

@@ -8,6 +8,7 @@ pub mod deploy;
 pub mod doctor;
 pub mod oci;
 pub mod profile;
+pub mod render;
 pub mod serve;
 pub mod tf;
 
@@ -18,6 +19,7 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
         Command::Doctor(_) => doctor::run(g, ui),
         Command::Profile(args) => profile::run(g, &args, ui),
         Command::Completions(args) => completions::run(&args),
+        Command::Render(args) => render::run(g, &args, ui),
         Command::Oci(args) => oci::run(&args, ui),
         Command::Serve(args) => serve::run(&args, ui),
         Command::Deploy(args) => deploy::deploy(g, &args, ui),

@@ -1,0 +1,4 @@
+output "policy_id" {
+  description = "OCID of the service policy."
+  value       = oci_identity_policy.service.id
+}

@@ -1,0 +1,14 @@
+output "id" {
+  description = "OCID of the cache cluster."
+  value       = oci_redis_redis_cluster.this.id
+}
+
+output "endpoint" {
+  description = "Private FQDN of the primary endpoint (port 6379)."
+  value       = oci_redis_redis_cluster.this.primary_fqdn
+}
+
+output "endpoint_ip" {
+  description = "Private IP address of the primary endpoint."
+  value       = oci_redis_redis_cluster.this.primary_endpoint_ip_address
+}

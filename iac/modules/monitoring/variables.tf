@@ -1,0 +1,44 @@
+variable "compartment_id" {
+  description = "OCID of the compartment (alarms and the metrics they watch)."
+  type        = string
+}
+
+variable "name" {
+  description = "Name prefix of the topic and alarms."
+  type        = string
+}
+
+variable "notification_email" {
+  description = "E-mail address subscribed to the alarm topic; null creates the topic without a subscription."
+  type        = string
+  default     = null
+}
+
+variable "load_balancer_id" {
+  description = "OCID of the load balancer to watch."
+  type        = string
+}
+
+variable "cpu_threshold_percent" {
+  description = "Alarm when container CPU stays above this percentage."
+  type        = number
+  default     = 75
+}
+
+variable "lb_5xx_threshold" {
+  description = "Alarm when the load balancer returns more 5xx responses than this in 5 minutes."
+  type        = number
+  default     = 10
+}
+
+variable "latency_threshold_ms" {
+  description = "Alarm when the mean backend response time exceeds this (ms)."
+  type        = number
+  default     = 500
+}
+
+variable "freeform_tags" {
+  description = "Tags applied to the topic and alarms."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,126 @@
+//! `calops render`: profile (+ image / slots) -> Terraform root module on disk.
+
+use crate::cli::{GlobalArgs, RenderArgs};
+use crate::error::actionable;
+use crate::render::{self, RenderInput, Slot, SlotState, SLOT_NAMES};
+use crate::ui::Ui;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub fn run(g: &GlobalArgs, args: &RenderArgs, ui: &Ui) -> anyhow::Result<i32> {
+    let profile = super::load_profile(g, ui)?;
+    let slots = parse_slots(args.image.as_deref(), &args.slot)?;
+    let tf_version = installed_terraform_version();
+    let tf_version_doc = tf_version.clone();
+    if tf_version.is_none() {
+        ui.warn("terraform was not found on PATH: rendering for the S3-compatible state backend (works with every Terraform version)");
+    }
+    let input = RenderInput::from_profile(&profile, slots, tf_version)?;
+    let rendered = render::render(&input)?;
+    for w in &rendered.warnings {
+        ui.warn(w);
+    }
+    if !rendered.backend_init_config.is_empty() {
+        ui.note(format!(
+            "note: the state backend still needs {} at `terraform init` (-backend-config): pin [oci] object_storage_namespace (`oci os ns get` prints it) to write it into the files",
+            rendered.backend_init_config.join(", ")
+        ));
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(".calops")
+            .join(&profile.name)
+            .join("terraform")
+    });
+    render::write::write_to(&rendered, &out)?;
+    let hash = rendered.content_hash();
+    let files: Vec<serde_json::Value> = rendered
+        .files
+        .iter()
+        .map(|(name, text)| {
+            json!({"path": name, "sha256": render::Rendered::file_hash(text), "bytes": text.len()})
+        })
+        .collect();
+    let doc = json!({
+        "profile": profile.name,
+        "terraform_version": tf_version_doc,
+        "out": out.display().to_string(),
+        "content_hash": hash,
+        "backend": rendered.backend,
+        "backend_init_config": rendered.backend_init_config,
+        "slots": input.slots,
+        "warnings": rendered.warnings,
+        "files": files,
+    });
+    ui.result(&doc, || {
+        let mut s = format!(
+            "rendered {} files for profile {} into {}\n",
+            rendered.files.len(),
+            profile.name,
+            out.display()
+        );
+        for (name, text) in &rendered.files {
+            s.push_str(&format!(
+                "  {}  {name}\n",
+                &render::Rendered::file_hash(text)[..12]
+            ));
+        }
+        s.push_str(&format!("content hash: {hash}\n"));
+        s
+    });
+    Ok(0)
+}
+
+/// `--image` makes `blue` active; each `--slot NAME:STATE[:IMAGE]` sets one slot.
+pub fn parse_slots(
+    image: Option<&str>,
+    slots: &[String],
+) -> anyhow::Result<BTreeMap<String, Slot>> {
+    let mut out = BTreeMap::new();
+    if let Some(img) = image {
+        out.insert("blue".to_string(), Slot::active(img));
+    }
+    for spec in slots {
+        let mut parts = spec.splitn(3, ':');
+        let name = parts.next().unwrap_or_default();
+        let state = parts.next().unwrap_or_default();
+        let image = parts.next().filter(|s| !s.is_empty()).map(String::from);
+        if !SLOT_NAMES.contains(&name) {
+            return Err(actionable(
+                format!("--slot {spec}: unknown slot `{name}`"),
+                format!(
+                    "slots are named {}; write NAME:STATE[:IMAGE]",
+                    SLOT_NAMES.join(" and ")
+                ),
+            ));
+        }
+        let state = match state {
+            "active" => SlotState::Active,
+            "draining" => SlotState::Draining,
+            "absent" => SlotState::Absent,
+            other => {
+                return Err(actionable(
+                    format!("--slot {spec}: unknown state `{other}`"),
+                    "use active, draining or absent: NAME:STATE[:IMAGE]",
+                ))
+            }
+        };
+        // A slot given without an image keeps the one --image gave it.
+        let image = image.or_else(|| out.get(name).and_then(|s: &Slot| s.image.clone()));
+        out.insert(name.to_string(), Slot { image, state });
+    }
+    Ok(out)
+}
+
+/// The installed Terraform's version (`terraform version -json`), if it runs.
+fn installed_terraform_version() -> Option<String> {
+    let tf = which::which("terraform").ok()?;
+    let out = std::process::Command::new(tf)
+        .args(["version", "-json"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["terraform_version"].as_str().map(String::from)
+}

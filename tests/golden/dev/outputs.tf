@@ -1,0 +1,51 @@
+output "lb_public_ip" {
+  description = "Public IP address of the load balancer."
+  value       = module.loadbalancer.public_ip
+}
+
+output "lb_url" {
+  description = "Public URL of the service."
+  value       = module.loadbalancer.url
+}
+
+output "slots" {
+  description = "Live deployment slots: instance OCID, private IP, image and state."
+  value = {
+    for name, slot in local.live_slots : name => {
+      instance_id = module.container[name].id
+      private_ip  = module.container[name].private_ip
+      image       = module.container[name].image
+      state       = slot.state
+    }
+  }
+}
+
+output "bucket" {
+  description = "Name of the private bucket."
+  value       = module.storage.bucket_name
+}
+
+output "object_storage_namespace" {
+  description = "Object Storage (and OCIR) namespace of the tenancy."
+  value       = local.object_storage_namespace
+}
+
+output "database_endpoint" {
+  description = "Private IP of the PostgreSQL primary (port 5432)."
+  value       = module.database.endpoint
+}
+
+output "cache_endpoint" {
+  description = "Private FQDN of the cache primary (port 6379)."
+  value       = module.cache.endpoint
+}
+
+output "repository_path" {
+  description = "Container repository to push the service image to."
+  value       = module.registry.path
+}
+
+output "alarm_topic_id" {
+  description = "Notification topic the alarms publish to."
+  value       = module.monitoring.topic_id
+}
