@@ -29,7 +29,7 @@ fn time<T>(label: &str, n: u32, mut f: impl FnMut() -> T) {
 }
 
 fn main() {
-    let path = std::env::var("CALOPS_OCI_SIGNING_VECTORS").unwrap_or_else(|_| {
+    let path = std::env::var("CALOPS_SIGNING_VECTORS").unwrap_or_else(|_| {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../shared/oci-signing-vectors.json"
@@ -38,7 +38,7 @@ fn main() {
     });
     let Ok(text) = std::fs::read_to_string(&path) else {
         eprintln!(
-            "oci_signer bench needs the signing vectors at {path} (set CALOPS_OCI_SIGNING_VECTORS)"
+            "oci_signer bench needs the signing vectors at {path} (set CALOPS_SIGNING_VECTORS)"
         );
         std::process::exit(1);
     };

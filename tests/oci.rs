@@ -33,10 +33,10 @@ const VECTORS: &str = concat!(
     "/../shared/oci-signing-vectors.json"
 );
 
-/// The vectors' path: `$CALOPS_OCI_SIGNING_VECTORS` when set (e.g. from a git worktree that
+/// The vectors' path: `$CALOPS_SIGNING_VECTORS` when set (e.g. from a git worktree that
 /// is not next to `shared/`), else `../shared/oci-signing-vectors.json` from the repo root.
 fn vectors_path() -> String {
-    std::env::var("CALOPS_OCI_SIGNING_VECTORS").unwrap_or_else(|_| VECTORS.to_string())
+    std::env::var("CALOPS_SIGNING_VECTORS").unwrap_or_else(|_| VECTORS.to_string())
 }
 
 fn vectors() -> Value {
@@ -45,7 +45,7 @@ fn vectors() -> Value {
         panic!(
             "the OCI signing vectors are required at {path} ({e}); they are the shared \
              file produced with Oracle's Python SDK (tools/gen_oci_signing_vectors.py); \
-             set CALOPS_OCI_SIGNING_VECTORS to its path if it lives elsewhere"
+             set CALOPS_SIGNING_VECTORS to its path if it lives elsewhere"
         )
     });
     serde_json::from_str(&text).expect("oci-signing-vectors.json is not valid JSON")

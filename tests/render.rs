@@ -439,7 +439,7 @@ fn port_range(rule: &hcl::Body) -> Option<(String, String)> {
 
 /// The test's environment without CALOPS_* variables: calops reads CALOPS_<SECTION>_<KEY> as
 /// profile overrides, and cargo or other test setups export unrelated CALOPS_* names
-/// (CALOPS_TARGET from build.rs, CALOPS_OCI_SIGNING_VECTORS).
+/// (e.g. CALOPS_SIGNING_VECTORS).
 fn clean_env() -> Vec<(String, String)> {
     std::env::vars()
         .filter(|(k, _)| !k.starts_with("CALOPS_"))

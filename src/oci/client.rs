@@ -2,7 +2,7 @@
 //!
 //! - Endpoints come from service + region ([`Service::default_endpoint`]); any service can be
 //!   pointed elsewhere with [`OciClient::with_endpoint`] (tests, private endpoints), or with
-//!   `CALOPS_OCI_ENDPOINT_<SERVICE>` (e.g. `CALOPS_OCI_ENDPOINT_OBJECTSTORAGE=http://127.0.0.1:8080`)
+//!   `CALOPS_ENDPOINT_<SERVICE>` (e.g. `CALOPS_ENDPOINT_OBJECTSTORAGE=http://127.0.0.1:8080`)
 //!   for clients built by [`OciClient::from_profile`].
 //! - Every attempt is signed afresh (new `date`). Retries happen on 429, on 5xx other than
 //!   501/505, and on connection errors and timeouts, with exponential backoff and full
@@ -70,9 +70,9 @@ impl Service {
     }
 
     /// The environment variable that overrides this service's endpoint:
-    /// `CALOPS_OCI_ENDPOINT_<NAME>` (e.g. `CALOPS_OCI_ENDPOINT_OBJECTSTORAGE`).
+    /// `CALOPS_ENDPOINT_<NAME>` (e.g. `CALOPS_ENDPOINT_OBJECTSTORAGE`).
     pub fn env_var(self) -> String {
-        format!("CALOPS_OCI_ENDPOINT_{}", self.name().to_ascii_uppercase())
+        format!("CALOPS_ENDPOINT_{}", self.name().to_ascii_uppercase())
     }
 
     /// The public endpoint of this service in `region` (commercial realm, oraclecloud.com).
@@ -522,7 +522,7 @@ impl OciClient {
             .with_endpoint_overrides(|k| std::env::var(k).ok())
     }
 
-    /// Apply `CALOPS_OCI_ENDPOINT_<SERVICE>` overrides found by `lookup` (private endpoints,
+    /// Apply `CALOPS_ENDPOINT_<SERVICE>` overrides found by `lookup` (private endpoints,
     /// local test servers). An override that is not a URL is an error naming the variable.
     pub fn with_endpoint_overrides(
         mut self,
@@ -780,8 +780,7 @@ mod tests {
         let c = OciClient::new(Signer::new("k", key), "ap-sydney-1")
             .unwrap()
             .with_endpoint_overrides(|k| {
-                (k == "CALOPS_OCI_ENDPOINT_OBJECTSTORAGE")
-                    .then(|| "http://127.0.0.1:9/".to_string())
+                (k == "CALOPS_ENDPOINT_OBJECTSTORAGE").then(|| "http://127.0.0.1:9/".to_string())
             })
             .unwrap();
         assert_eq!(
@@ -793,13 +792,11 @@ mod tests {
             "https://iaas.ap-sydney-1.oraclecloud.com/"
         );
         let e = c
-            .with_endpoint_overrides(|k| {
-                (k == "CALOPS_OCI_ENDPOINT_REGISTRY").then(|| "nope".into())
-            })
+            .with_endpoint_overrides(|k| (k == "CALOPS_ENDPOINT_REGISTRY").then(|| "nope".into()))
             .unwrap_err();
         assert!(
             e.to_string()
-                .contains("$CALOPS_OCI_ENDPOINT_REGISTRY is `nope`"),
+                .contains("$CALOPS_ENDPOINT_REGISTRY is `nope`"),
             "{e}"
         );
     }

@@ -329,3 +329,41 @@ pub fn load_with(
 pub fn load(spec: &str) -> Result<Loaded, ProfileError> {
     load_with(spec, &search_dirs(), env_overrides(std::env::vars()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_section_variables_are_overrides() {
+        let vars = [
+            ("CALOPS_DATABASE_OCPUS", "4"),
+            ("CALOPS_LOAD_BALANCER_MAX_BANDWIDTH_MBPS", "100"),
+            ("CALOPS_TARGET", "local"),
+            // Other calops settings share the prefix but name no section.
+            ("CALOPS_PROFILE", "prod-au"),
+            ("CALOPS_PROFILE_DIR", "/x"),
+            ("CALOPS_TERRAFORM", "/usr/bin/terraform"),
+            ("CALOPS_ENDPOINT_OBJECTSTORAGE", "http://127.0.0.1:1"),
+            ("CALOPS_SIGNING_VECTORS", "/x.json"),
+            ("CALOPS_BUILD_TARGET", "x86_64-unknown-linux-gnu"),
+            ("CALOPS_LISTEN", "0.0.0.0:3000"),
+            ("CALOPS_DB_POOL_SIZE", "8"),
+            ("PATH", "/bin"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let o = env_overrides(vars);
+        let names: Vec<(Option<&str>, &str)> = o
+            .iter()
+            .map(|o| (o.section.as_deref(), o.key.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (Some("database"), "ocpus"),
+                (Some("load_balancer"), "max_bandwidth_mbps"),
+                (None, "target")
+            ]
+        );
+    }
+}
