@@ -57,6 +57,8 @@ pub enum Command {
     Oci(OciArgs),
     /// Run the scheduling service (Cal.com API v2 compatible) in the foreground.
     Serve(ServeArgs),
+    /// Render the profile's Terraform and plan it: summary, destroy guard, cost estimate.
+    Plan(PlanArgs),
     /// Build, provision, start, verify and switch to a new release (local target).
     Deploy(DeployArgs),
     /// Go back to an earlier release, verified like a deploy (local target).
@@ -204,6 +206,31 @@ pub struct ServeArgs {
     /// How long in-flight requests may run after SIGTERM [default: 20s].
     #[arg(long, env = "CALOPS_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Exit 2 when the plan has changes, 0 when it has none (as Terraform does).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Also write a Markdown summary for a pull-request comment (under 60,000 characters).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Save the plan file here [default: .terraform/calops.tfplan in the rendered directory].
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Let the plan delete or replace this protected resource (repeatable).
+    #[arg(long = "allow-destroy", value_name = "ADDRESS")]
+    pub allow_destroy: Vec<String>,
+    /// Price table (TOML, same format as the bundled one) for the cost estimate.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<PathBuf>,
+    /// Plan with this image (pinned `repo@sha256:...`) in the blue slot.
+    #[arg(long, value_name = "REF@DIGEST")]
+    pub image: Option<String>,
+    /// Set a container slot: NAME:STATE[:IMAGE] (repeatable).
+    #[arg(long, value_name = "NAME:STATE[:IMAGE]")]
+    pub slot: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1412,3 +1412,80 @@ mod quoting {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// `calops plan --profile`: rendering, then the real terraform. The OCI provider cannot be
+// downloaded here, so these check what happens up to `terraform init` and that its error text
+// (not just an exit status) reaches the user.
+
+#[test]
+fn plan_renders_then_surfaces_terraform_init_errors() {
+    if calops::testkit::require_tool(
+        "plan_renders_then_surfaces_terraform_init_errors",
+        "terraform",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let cwd = tempfile::tempdir().unwrap();
+    let out = calops_in(cwd.path())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // Offline review: every lookup pinned, state on disk.
+        .env("CALOPS_STATE_BACKEND", "local")
+        .env("CALOPS_OCI_OBJECT_STORAGE_NAMESPACE", "testns")
+        .env("CALOPS_OCI_AVAILABILITY_DOMAIN", "Uocm:AP-SYDNEY-1-AD-1")
+        .env(
+            "CALOPS_OCI_SERVICES_GATEWAY_SERVICE_ID",
+            "ocid1.service.oc1.ap-sydney-1.aaaaaaaaexampleservice",
+        )
+        .env("TF_PLUGIN_CACHE_DIR", cwd.path().join("plugins"))
+        .args([
+            "plan",
+            "--profile",
+            "prod-au",
+            "--no-progress",
+            "--detailed-exitcode",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("terraform init failed"), "{stderr}");
+    assert!(
+        stderr.contains("oracle/oci"),
+        "Terraform's own text: {stderr}"
+    );
+    let dir = cwd.path().join(".calops/prod-au/terraform");
+    assert!(dir.join("main.tf").is_file(), "rendered before planning");
+    let logs: Vec<_> = std::fs::read_dir(cwd.path().join(".calops/prod-au/logs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(logs.len(), 1, "one plan log");
+    assert!(logs[0].file_name().to_string_lossy().ends_with("-plan.log"));
+}
+
+#[test]
+fn plan_refuses_local_profiles_and_explains_a_missing_namespace() {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = calops_in(cwd.path())
+        .args(["plan", "--profile", "local"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no Terraform to plan"));
+    // Without a pinned namespace the state backend needs the OCI API; with no OCI config the
+    // error says how to fix it, and nothing is applied.
+    let out = calops_in(cwd.path())
+        .env("OCI_CLI_CONFIG_FILE", cwd.path().join("no-such-config"))
+        .args(["plan", "--profile", "prod-au", "--no-progress"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("OCI config file") && stderr.contains("not found"),
+        "{stderr}"
+    );
+}

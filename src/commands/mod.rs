@@ -7,6 +7,7 @@ pub mod completions;
 pub mod deploy;
 pub mod doctor;
 pub mod oci;
+pub mod plan;
 pub mod profile;
 pub mod render;
 pub mod serve;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
         Command::Render(args) => render::run(g, &args, ui),
         Command::Oci(args) => oci::run(&args, ui),
         Command::Serve(args) => serve::run(&args, ui),
+        Command::Plan(args) => plan::run(g, &args, ui),
         Command::Deploy(args) => deploy::deploy(g, &args, ui),
         Command::Rollback(args) => deploy::rollback(g, &args, ui),
         Command::Releases => deploy::releases(g, ui),

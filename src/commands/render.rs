@@ -8,31 +8,43 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub fn run(g: &GlobalArgs, args: &RenderArgs, ui: &Ui) -> anyhow::Result<i32> {
-    let profile = super::load_profile(g, ui)?;
-    let slots = parse_slots(args.image.as_deref(), &args.slot)?;
+/// Render `profile` with `slots` into `out` (default `.calops/<profile>/terraform/`), with the
+/// warnings and notes the operator should see. Shared by `render` and `plan`.
+pub fn render_profile(
+    profile: &crate::profile::Profile,
+    slots: BTreeMap<String, Slot>,
+    out: Option<PathBuf>,
+    ui: &Ui,
+) -> anyhow::Result<(RenderInput, render::Rendered, PathBuf, Option<String>)> {
     let tf_version = installed_terraform_version();
-    let tf_version_doc = tf_version.clone();
     if tf_version.is_none() {
         ui.warn("terraform was not found on PATH: rendering for the S3-compatible state backend (works with every Terraform version)");
     }
-    let input = RenderInput::from_profile(&profile, slots, tf_version)?;
+    let input = RenderInput::from_profile(profile, slots, tf_version.clone())?;
     let rendered = render::render(&input)?;
     for w in &rendered.warnings {
         ui.warn(w);
     }
+    let out = out.unwrap_or_else(|| {
+        PathBuf::from(".calops")
+            .join(&profile.name)
+            .join("terraform")
+    });
+    render::write::write_to(&rendered, &out)?;
+    Ok((input, rendered, out, tf_version))
+}
+
+pub fn run(g: &GlobalArgs, args: &RenderArgs, ui: &Ui) -> anyhow::Result<i32> {
+    let profile = super::load_profile(g, ui)?;
+    let slots = parse_slots(args.image.as_deref(), &args.slot)?;
+    let (input, rendered, out, tf_version_doc) =
+        render_profile(&profile, slots, args.out.clone(), ui)?;
     if !rendered.backend_init_config.is_empty() {
         ui.note(format!(
             "note: the state backend still needs {} at `terraform init` (-backend-config): pin [oci] object_storage_namespace (`oci os ns get` prints it) to write it into the files",
             rendered.backend_init_config.join(", ")
         ));
     }
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(".calops")
-            .join(&profile.name)
-            .join("terraform")
-    });
-    render::write::write_to(&rendered, &out)?;
     let hash = rendered.content_hash();
     let files: Vec<serde_json::Value> = rendered
         .files
@@ -114,13 +126,5 @@ pub fn parse_slots(
 
 /// The installed Terraform's version (`terraform version -json`), if it runs.
 fn installed_terraform_version() -> Option<String> {
-    let tf = which::which("terraform").ok()?;
-    let out = std::process::Command::new(tf)
-        .args(["version", "-json"])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    v["terraform_version"].as_str().map(String::from)
+    crate::doctor::tools::terraform_version_string()
 }

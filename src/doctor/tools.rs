@@ -85,6 +85,12 @@ pub fn terraform() -> Option<PathBuf> {
     }
 }
 
+/// The installed terraform's version string (e.g. `1.11.4`), if terraform is found.
+pub fn terraform_version_string() -> Option<String> {
+    let (out, _) = run_capture(&terraform()?, &["version", "-json"])?;
+    parse_terraform_version(&out).map(|v| v.to_string())
+}
+
 /// Directories that may hold PostgreSQL server binaries: PATH, `pg_config --bindir`, then
 /// `/usr/lib/postgresql/<version>/bin` newest first.
 pub fn postgres_bin_dirs() -> Vec<PathBuf> {

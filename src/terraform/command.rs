@@ -186,6 +186,8 @@ pub fn version(ctx: &TfContext) -> TfCommand {
 pub struct InitArgs {
     /// `-backend-config=KEY=VALUE` pairs (from the profile's state backend).
     pub backend_config: Vec<(String, String)>,
+    /// `-backend-config=FILE` files (e.g. the Object Storage namespace found at run time).
+    pub backend_config_files: Vec<PathBuf>,
     /// `-backend=false`: skip backend setup (validation-only uses).
     pub no_backend: bool,
     /// `-reconfigure`: ignore any saved backend configuration.
@@ -202,6 +204,9 @@ pub fn init(ctx: &TfContext, a: &InitArgs) -> TfCommand {
     }
     for (k, v) in &a.backend_config {
         args.push(format!("-backend-config={k}={v}"));
+    }
+    for f in &a.backend_config_files {
+        args.push(format!("-backend-config={}", f.display()));
     }
     if a.reconfigure {
         args.push("-reconfigure".into());

@@ -1,0 +1,92 @@
+//! `calops plan --profile P`: render the profile's root module, init, plan, and summarise
+//! (counts, replacements and what forces them, protected resources, monthly cost estimate).
+
+use crate::cli::{GlobalArgs, PlanArgs};
+use crate::error::actionable;
+use crate::profile::Target;
+use crate::terraform::{run_plan, PlanOptions};
+use crate::ui::Ui;
+
+pub fn run(g: &GlobalArgs, args: &PlanArgs, ui: &Ui) -> anyhow::Result<i32> {
+    let profile = super::load_profile(g, ui)?;
+    if profile.target != Target::Oci {
+        return Err(actionable(
+            format!("profile `{}` has target = \"local\", which has no Terraform to plan", profile.name),
+            "plan an `oci` profile (e.g. --profile prod-au), or run `calops deploy --profile local`",
+        ));
+    }
+    let slots = super::render::parse_slots(args.image.as_deref(), &args.slot)?;
+    let (_, rendered, dir, _) = super::render::render_profile(&profile, slots, None, ui)?;
+    let mut opts = PlanOptions {
+        log: Some(super::tf::default_log_path(&profile.name, "plan")),
+        planfile: args.out.clone(),
+        prices: args.prices.clone(),
+        handle_interrupts: true,
+        ..PlanOptions::default()
+    };
+    opts.guard.allow_destroy = args.allow_destroy.clone();
+    if !rendered.backend_init_config.is_empty() {
+        let oci = profile
+            .oci
+            .as_ref()
+            .expect("oci target has an [oci] section");
+        let namespace = match &oci.object_storage_namespace {
+            Some(ns) => ns.clone(),
+            None => lookup_namespace(&profile)?,
+        };
+        if let Some(text) =
+            crate::render::backend_init_file(&rendered, &namespace, oci.region.as_str())
+        {
+            let file = dir.join("calops.tfbackend");
+            std::fs::write(&file, text)?;
+            opts.init
+                .backend_config_files
+                .push(std::path::absolute(&file)?);
+        }
+    }
+    ui.detail(format!(
+        "full Terraform log: {}",
+        opts.log
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    ));
+    let pb = ui.spinner("terraform");
+    let progress = {
+        let (pb, ui) = (pb.clone(), ui.clone());
+        move |m: &str| {
+            pb.set_message(m.to_string());
+            if !ui.progress_enabled() {
+                ui.detail(m);
+            }
+        }
+    };
+    let outcome = run_plan(&dir, &opts, progress);
+    pb.finish_and_clear();
+    super::tf::report_plan(
+        ui,
+        &outcome?,
+        args.markdown.as_deref(),
+        args.detailed_exitcode,
+    )
+}
+
+/// The Object Storage namespace of the profile's tenancy, from the OCI API.
+fn lookup_namespace(profile: &crate::profile::Profile) -> anyhow::Result<String> {
+    let oci = profile
+        .oci
+        .as_ref()
+        .expect("oci target has an [oci] section");
+    let cfg =
+        crate::oci::config::OciConfig::load(oci.config_file.as_deref(), Some(&oci.config_profile))?;
+    let client = crate::oci::client::OciClient::from_profile(&cfg)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(client.object_storage().namespace()).map_err(|e| {
+        actionable(
+            format!("could not look up the Object Storage namespace for the state backend: {e}"),
+            "pin it in the profile: [oci] object_storage_namespace = \"...\" (`oci os ns get` prints it)",
+        )
+    })
+}
