@@ -6,6 +6,8 @@ use crate::profile::{Profile, Target};
 use std::path::Path;
 
 const TF_MIN: Version = Version(1, 5, 0);
+/// The S3-compatible state backend with OCI Object Storage needs `endpoints`/`use_path_style`.
+const TF_S3_BACKEND: Version = Version(1, 6, 0);
 const TF_NATIVE_OCI_BACKEND: Version = Version(1, 12, 0);
 
 /// Run every check that applies to `profile` (or the machine-wide ones without a profile).
@@ -89,6 +91,16 @@ pub fn terraform(profile: Option<&Profile>) -> Check {
     let oci_state = profile
         .map(|p| p.target == Target::Oci && p.state.backend == "oci")
         .unwrap_or(false);
+    if v < TF_S3_BACKEND && oci_state {
+        return Check::fail(
+            "terraform",
+            required,
+            format!("terraform {v} cannot keep state in Object Storage: its S3-compatible backend needs >= {TF_S3_BACKEND} (and >= 1.12 for the native `oci` backend, which locks)"),
+            "upgrade Terraform to >= 1.12, or set `[state] backend = \"local\"`",
+        )
+        .found(v.to_string())
+        .at(&path);
+    }
     if v < TF_NATIVE_OCI_BACKEND && oci_state {
         return Check::warn(
             "terraform",
