@@ -1100,6 +1100,11 @@ async fn postgres_harness_persists_across_restarts() {
         .prefix("calops-pgh-")
         .tempdir()
         .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let path = dir.path().join("pg");
     let p2 = path.clone();
     let url = tokio::task::spawn_blocking(move || {
@@ -1159,9 +1164,23 @@ async fn postgres_harness_persists_across_restarts() {
     );
     let p4 = path.clone();
     tokio::task::spawn_blocking(move || {
-        let mut c = calops::pg::Cluster::init_or_open(&p4, calops::pg::Options::default()).unwrap();
-        c.start().unwrap();
-        c.stop().unwrap();
+        let c = calops::pg::Cluster::init_or_open(&p4, calops::pg::Options::default()).unwrap();
+        let data = c.data_dir();
+        if nix::unistd::Uid::effective().is_root() {
+            // The temporary directory is mode 0700: the server's user cannot reach it, so the
+            // data lives under /var/lib/calops-pg with a link here.
+            assert!(
+                data.starts_with(calops::pg::RELOCATED_ROOT),
+                "{}",
+                data.display()
+            );
+            assert!(std::fs::symlink_metadata(p4.join("data"))
+                .unwrap()
+                .file_type()
+                .is_symlink());
+        }
+        c.remove().unwrap();
+        assert!(!data.exists() && !p4.exists());
     })
     .await
     .unwrap();
