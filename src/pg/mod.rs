@@ -283,6 +283,9 @@ impl Cluster {
         if data != self.dir.join("data") {
             std::fs::remove_dir_all(&data)
                 .with_context(|| format!("removing {}", data.display()))?;
+            if let Some(parent) = data.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
         }
         std::fs::remove_dir_all(&self.dir)
             .with_context(|| format!("removing {}", self.dir.display()))?;
