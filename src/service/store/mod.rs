@@ -505,11 +505,13 @@ impl Store {
                  LEFT JOIN schedules s ON s.id = COALESCE(e.schedule_id,
                    (SELECT d.id FROM schedules d WHERE d.user_id = e.user_id AND d.is_default LIMIT 1))
                  LEFT JOIN LATERAL (
-                   SELECT array_agg(b.start_at ORDER BY b.start_at) AS starts,
-                          array_agg(b.end_at ORDER BY b.start_at) AS ends,
-                          array_agg(b.before_buffer_minutes ORDER BY b.start_at) AS befores,
-                          array_agg(b.after_buffer_minutes ORDER BY b.start_at) AS afters,
-                          array_agg(b.event_type_id = e.id ORDER BY b.start_at) AS same
+                   -- Aggregates of one query level see the rows in the same order, so the
+                   -- arrays line up; slot computation sorts busy time itself.
+                   SELECT array_agg(b.start_at) AS starts,
+                          array_agg(b.end_at) AS ends,
+                          array_agg(b.before_buffer_minutes) AS befores,
+                          array_agg(b.after_buffer_minutes) AS afters,
+                          array_agg(b.event_type_id = e.id) AS same
                    FROM bookings b
                    WHERE b.host_user_id = e.user_id AND b.status = 'accepted'
                      AND b.start_at < $4 AND b.end_at > $3) busy ON true
@@ -794,7 +796,7 @@ pub struct SlotContext {
     pub event_type: EventType,
     /// `None` when the host has no schedule at all.
     pub schedule: Option<ScheduleHours>,
-    /// The host's accepted bookings in the asked-for window, by start.
+    /// The host's accepted bookings in the asked-for window (in no particular order).
     pub busy: Vec<BusyRow>,
 }
 
