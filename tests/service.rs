@@ -535,6 +535,40 @@ async fn schedules_event_types_and_bad_input() {
         "{v}"
     );
 
+    // PATCH merges, then checks the whole event type.
+    let path = format!("/v2/event-types/{et_id}");
+    let (s, v) = c
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&t.key),
+            Some(json!({"title": "Longer", "slotInterval": null, "bookingWindow": null})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["title"], "Longer");
+    assert_eq!(v["data"]["slotInterval"], Value::Null);
+    assert_eq!(v["data"]["bookingWindow"], Value::Null);
+    assert_eq!(v["data"]["lengthInMinutes"], 90, "untouched fields stay");
+    let (s, v) = c
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&t.key),
+            Some(json!({"lengthInMinutes": 0, "scheduleId": 424242})),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "validation_error"));
+    let (s, v) = c
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&t.key),
+            Some(json!({"slug": "intro"})),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "conflict"));
+
     // Bad JSON, wrong shapes, wrong content type, unknown routes and methods: 4xx, never 500.
     let raw = c
         .http

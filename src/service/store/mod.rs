@@ -445,6 +445,39 @@ impl Store {
         Ok(EventType::from_row(&row))
     }
 
+    /// Replace every field of event type `id` (in `e.org_id`) with `e`'s.
+    pub async fn update_event_type(&self, id: i64, e: &NewEventType) -> Result<Option<EventType>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "UPDATE event_types SET schedule_id = $3, title = $4, slug = $5, description = $6,
+                       length_minutes = $7, slot_interval = $8, minimum_booking_notice = $9,
+                       before_event_buffer = $10, after_event_buffer = $11, booking_window = $12,
+                       per_day_limit = $13
+                     WHERE org_id = $1 AND id = $2 RETURNING {EVENT_TYPE_COLS}"
+                ),
+                &[
+                    &e.org_id,
+                    &id,
+                    &e.schedule_id,
+                    &e.title,
+                    &e.slug,
+                    &e.description,
+                    &e.length_minutes,
+                    &e.slot_interval,
+                    &e.minimum_booking_notice,
+                    &e.before_event_buffer,
+                    &e.after_event_buffer,
+                    &e.booking_window,
+                    &e.per_day_limit,
+                ],
+            )
+            .await
+            .map_err(|err| classify(err, &format!("an event type with slug {:?} for this host", e.slug)))?;
+        Ok(row.as_ref().map(EventType::from_row))
+    }
+
     pub async fn list_event_types(&self, org_id: i64) -> Result<Vec<EventType>> {
         let c = self.conn().await?;
         let rows = c
