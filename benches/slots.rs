@@ -141,6 +141,84 @@ async fn run() -> anyhow::Result<()> {
             );
         }
     }
+    // The same queries without HTTP or the database: pure slot computation plus rendering.
+    let ctx = store
+        .slot_context(
+            org_id,
+            et_id,
+            first.at(0, 0, 0, 0).to_zoned(tz.clone())?.timestamp()
+                - jiff::SignedDuration::from_hours(72),
+            first.at(0, 0, 0, 0).to_zoned(tz.clone())?.timestamp()
+                + jiff::SignedDuration::from_hours(24 * 35),
+        )
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("event type vanished"))?;
+    let sched = ctx
+        .schedule
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("no schedule"))?;
+    for (label, days) in [("7 days", 7), ("31 days", 31)] {
+        let end = first.checked_add(jiff::Span::new().days(days - 1))?;
+        let params: std::collections::HashMap<String, String> = [
+            ("eventTypeId", et_id.to_string()),
+            ("start", MONTH_START.to_string()),
+            ("end", end.to_string()),
+            ("timeZone", "Europe/Berlin".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let rounds = 2000;
+        let t = Instant::now();
+        let mut n = 0;
+        for _ in 0..rounds {
+            let q = calops::service::api::slots::parse_query(&params)
+                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let avail = calops::service::domain::hours::stored_availability(
+                &sched.time_zone,
+                &sched.availability,
+                &sched.overrides,
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            let busy: Vec<calops::service::domain::slots::Busy> = ctx
+                .busy
+                .iter()
+                .map(|b| calops::service::domain::slots::Busy {
+                    start: b.start.as_second(),
+                    end: b.end.as_second(),
+                    before_buffer: i64::from(b.before_buffer),
+                    after_buffer: i64::from(b.after_buffer),
+                    same_event_type: b.same_event_type,
+                })
+                .collect();
+            let rules = calops::service::domain::slots::Rules {
+                length: 30,
+                slot_interval: Some(15),
+                minimum_notice: 0,
+                before_buffer: 5,
+                after_buffer: 10,
+                window: None,
+                per_day_limit: None,
+            };
+            let found = calops::service::domain::slots::compute(
+                &avail,
+                &rules,
+                &busy,
+                &calops::service::domain::slots::Query {
+                    start: q.start,
+                    end: q.end,
+                    now: 0,
+                },
+            );
+            n += calops::service::api::slots::render(&found, &q, 30).len();
+        }
+        let per = t.elapsed() / rounds;
+        println!(
+            "{label:<10} in-process compute + render: {:.1} us per query ({} bytes)",
+            per.as_secs_f64() * 1e6,
+            n / rounds as usize
+        );
+    }
     app.running.shutdown().await?;
     Ok(())
 }

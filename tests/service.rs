@@ -535,6 +535,40 @@ async fn schedules_event_types_and_bad_input() {
         "{v}"
     );
 
+    // PATCH merges, then checks the whole event type.
+    let path = format!("/v2/event-types/{et_id}");
+    let (s, v) = c
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&t.key),
+            Some(json!({"title": "Longer", "slotInterval": null, "bookingWindow": null})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["title"], "Longer");
+    assert_eq!(v["data"]["slotInterval"], Value::Null);
+    assert_eq!(v["data"]["bookingWindow"], Value::Null);
+    assert_eq!(v["data"]["lengthInMinutes"], 90, "untouched fields stay");
+    let (s, v) = c
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&t.key),
+            Some(json!({"lengthInMinutes": 0, "scheduleId": 424242})),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "validation_error"));
+    let (s, v) = c
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&t.key),
+            Some(json!({"slug": "intro"})),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "conflict"));
+
     // Bad JSON, wrong shapes, wrong content type, unknown routes and methods: 4xx, never 500.
     let raw = c
         .http
@@ -1101,6 +1135,11 @@ async fn postgres_harness_persists_across_restarts() {
         .prefix("calops-pgh-")
         .tempdir()
         .unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let path = dir.path().join("pg");
     let p2 = path.clone();
     let url = tokio::task::spawn_blocking(move || {
@@ -1160,9 +1199,23 @@ async fn postgres_harness_persists_across_restarts() {
     );
     let p4 = path.clone();
     tokio::task::spawn_blocking(move || {
-        let mut c = calops::pg::Cluster::init_or_open(&p4, calops::pg::Options::default()).unwrap();
-        c.start().unwrap();
-        c.stop().unwrap();
+        let c = calops::pg::Cluster::init_or_open(&p4, calops::pg::Options::default()).unwrap();
+        let data = c.data_dir();
+        if nix::unistd::Uid::effective().is_root() {
+            // The temporary directory is mode 0700: the server's user cannot reach it, so the
+            // data lives under /var/lib/calops-pg with a link here.
+            assert!(
+                data.starts_with(calops::pg::RELOCATED_ROOT),
+                "{}",
+                data.display()
+            );
+            assert!(std::fs::symlink_metadata(p4.join("data"))
+                .unwrap()
+                .file_type()
+                .is_symlink());
+        }
+        c.remove().unwrap();
+        assert!(!data.exists() && !p4.exists());
     })
     .await
     .unwrap();

@@ -19,17 +19,8 @@ pub fn run(args: &ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
     let config = match raw.validate(&|name| std::env::var(name).ok()) {
         Ok(c) => c,
         Err(problems) => {
+            // main prints the error (and with --json, one JSON document holding it).
             let list: Vec<String> = problems.iter().map(|p| format!("  - {p}")).collect();
-            if ui.json {
-                let doc = serde_json::json!({
-                    "status": "error",
-                    "error": {
-                        "message": "invalid service configuration",
-                        "problems": problems.iter().map(|p| serde_json::json!({"setting": p.setting, "message": p.message})).collect::<Vec<_>>(),
-                    }
-                });
-                println!("{doc}");
-            }
             return Err(crate::error::actionable(
                 format!("invalid service configuration ({} problems):\n{}", problems.len(), list.join("\n")),
                 "fix the settings above (flags or environment variables; `calops serve --help` lists them) and start again",
@@ -40,6 +31,13 @@ pub fn run(args: &ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let started = std::time::Instant::now();
     rt.block_on(crate::service::server::run(config))?;
+    // Logs went to stderr as JSON lines; stdout gets one document when the service stops.
+    let secs = started.elapsed().as_secs_f64();
+    ui.result(
+        &serde_json::json!({"status": "stopped", "uptimeSeconds": secs}),
+        || format!("calops serve stopped after {secs:.1} s"),
+    );
     Ok(0)
 }

@@ -74,7 +74,7 @@ impl Cluster {
         let dir = dir
             .canonicalize()
             .with_context(|| format!("resolving {}", dir.display()))?;
-        let data = dir.join("data");
+        let data = resolve_data(&dir);
         let password_file = dir.join("superuser.password");
         let initialised = data.join("PG_VERSION").is_file();
         let password = if initialised {
@@ -91,7 +91,7 @@ impl Cluster {
                 .to_string()
         } else {
             let password = random_token(32);
-            initdb(&bins, run_as.as_ref(), &dir, &data, &password)?;
+            initdb(&bins, run_as.as_ref(), &dir, &password)?;
             write_private(&password_file, &password)?;
             password
         };
@@ -109,8 +109,10 @@ impl Cluster {
         &self.dir
     }
 
+    /// The data directory (`DIR/data`, or where that symlink points when the cluster had to
+    /// be placed under [`RELOCATED_ROOT`]).
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
+        resolve_data(&self.dir)
     }
 
     pub fn log_file(&self) -> PathBuf {
@@ -274,6 +276,22 @@ impl Cluster {
         Ok(())
     }
 
+    /// Stop the server and delete the cluster: its directory and (when relocated) its data.
+    pub fn remove(mut self) -> Result<()> {
+        self.stop()?;
+        let data = self.data_dir();
+        if data != self.dir.join("data") {
+            std::fs::remove_dir_all(&data)
+                .with_context(|| format!("removing {}", data.display()))?;
+            if let Some(parent) = data.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+        std::fs::remove_dir_all(&self.dir)
+            .with_context(|| format!("removing {}", self.dir.display()))?;
+        Ok(())
+    }
+
     /// Leave a watchdog process that kills the server and removes the cluster directory once
     /// process `pid` is gone (for temporary clusters of tests and benchmarks, which may end by
     /// panic or SIGKILL).
@@ -281,13 +299,14 @@ impl Cluster {
         let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
 pm=$(head -n 1 "$2/data/postmaster.pid" 2>/dev/null)
 if [ -n "$pm" ]; then kill -QUIT "$pm" 2>/dev/null; i=0; while kill -0 "$pm" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; fi
-rm -rf "$2""#;
+rm -rf "$3" "$2""#;
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(script)
             .arg("calops-pg-reaper")
             .arg(pid.to_string())
             .arg(&self.dir)
+            .arg(self.data_dir())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -298,35 +317,69 @@ rm -rf "$2""#;
     }
 }
 
-fn initdb(
-    bins: &Binaries,
-    run_as: Option<&RunAs>,
-    dir: &Path,
-    data: &Path,
-    password: &str,
-) -> Result<()> {
+/// Where a root-run cluster's data goes when the cluster directory cannot be reached by the
+/// server's user (for example a project under /root): `RELOCATED_ROOT/<hash of DIR>/data`,
+/// with `DIR/data` a symlink to it.
+pub const RELOCATED_ROOT: &str = "/var/lib/calops-pg";
+
+fn resolve_data(dir: &Path) -> PathBuf {
+    let link = dir.join("data");
+    match std::fs::read_link(&link) {
+        Ok(target) if target.is_absolute() => target,
+        _ => link,
+    }
+}
+
+/// The first ancestor of `dir` that other users cannot search, if any.
+fn unsearchable_ancestor(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors().skip(1).find_map(|a| {
+        let meta = std::fs::metadata(a).ok()?;
+        (meta.permissions().mode() & 0o001 == 0).then(|| a.to_path_buf())
+    })
+}
+
+fn initdb(bins: &Binaries, run_as: Option<&RunAs>, dir: &Path, password: &str) -> Result<()> {
+    let mut data = dir.join("data");
+    let mut staging = dir.to_path_buf();
     if let Some(u) = run_as {
-        // The server's user must reach the data directory: the cluster directory itself is
-        // opened up for traversal (not listing), the data directory is handed over.
-        let mut perm = std::fs::metadata(dir)?.permissions();
-        perm.set_mode(perm.mode() | 0o711);
-        std::fs::set_permissions(dir, perm)?;
-        for ancestor in dir.ancestors().skip(1) {
-            if let Ok(meta) = std::fs::metadata(ancestor) {
-                if meta.permissions().mode() & 0o001 == 0 {
-                    bail!(
-                        "PostgreSQL runs as user {} here (this process is root), but {} is not \
-                         searchable by other users (mode {:o}); choose a cluster directory \
-                         under a world-searchable path or run `chmod o+x {}`",
-                        u.name,
-                        ancestor.display(),
-                        meta.permissions().mode() & 0o7777,
-                        ancestor.display()
-                    );
-                }
+        if let Some(blocked) = unsearchable_ancestor(dir) {
+            // The server's user cannot reach DIR: keep the data where it can, link it here.
+            use sha2::Digest;
+            let digest = hex::encode(sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes()));
+            let base = Path::new(RELOCATED_ROOT).join(&digest[..16]);
+            std::fs::create_dir_all(&base).with_context(|| {
+                format!(
+                    "{} is not searchable by user {} (PostgreSQL cannot run as root), and \
+                     creating {} for the data failed",
+                    blocked.display(),
+                    u.name,
+                    base.display()
+                )
+            })?;
+            for p in [Path::new(RELOCATED_ROOT), base.as_path()] {
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o711))?;
             }
+            let real = base.join("data");
+            if real.exists() {
+                bail!(
+                    "{} already exists but {} does not point to it; remove one of them",
+                    real.display(),
+                    data.display()
+                );
+            }
+            std::fs::create_dir_all(&real)?;
+            std::os::unix::fs::symlink(&real, &data)
+                .with_context(|| format!("linking {} to {}", data.display(), real.display()))?;
+            data = real;
+            staging = base;
+        } else {
+            // The cluster directory is opened for traversal (not listing) by the server's user.
+            let mut perm = std::fs::metadata(dir)?.permissions();
+            perm.set_mode(perm.mode() | 0o711);
+            std::fs::set_permissions(dir, perm)?;
         }
     }
+    let data = data.as_path();
     std::fs::create_dir_all(data)?;
     std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))?;
     if let Some(u) = run_as {
@@ -334,7 +387,7 @@ fn initdb(
             .with_context(|| format!("handing {} to user {}", data.display(), u.name))?;
     }
     // The password goes through a file readable only by the server's user, then is removed.
-    let pwfile = dir.join(".initdb-pw");
+    let pwfile = staging.join(".initdb-pw");
     write_private(&pwfile, password)?;
     if let Some(u) = run_as {
         nix::unistd::chown(&pwfile, Some(u.uid.into()), Some(u.gid.into()))?;

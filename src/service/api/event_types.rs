@@ -69,6 +69,13 @@ pub async fn create(
 ) -> ApiResult {
     let org = who.org()?;
     who.require("admin")?;
+    let new = check(&state, org, b).await?;
+    let e = state.store.create_event_type(&new).await?;
+    Ok(success(StatusCode::CREATED, event_type_json(&e)))
+}
+
+/// Check a whole event type (every problem at once) and turn it into a row to write.
+async fn check(state: &AppState, org: i64, b: CreateEventType) -> Result<NewEventType, ApiError> {
     let mut errors = Vec::new();
     if b.title.trim().is_empty() || b.title.len() > 200 {
         errors.push(FieldError::new("title", "must be 1 to 200 characters"));
@@ -158,25 +165,96 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    Ok(NewEventType {
+        org_id: org,
+        user_id: b.user_id,
+        schedule_id: b.schedule_id,
+        title: b.title.trim().to_string(),
+        slug: b.slug,
+        description: b.description,
+        length_minutes: length,
+        slot_interval: interval,
+        minimum_booking_notice: notice,
+        before_event_buffer: before,
+        after_event_buffer: after,
+        booking_window: b.booking_window,
+        per_day_limit: per_day,
+    })
+}
+
+/// Fields to change; `null` clears an optional one. The merged result is checked as a whole.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchEventType {
+    title: Option<String>,
+    slug: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+    length_in_minutes: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    slot_interval: Option<Option<i64>>,
+    minimum_booking_notice: Option<i64>,
+    before_event_buffer: Option<i64>,
+    after_event_buffer: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    schedule_id: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    booking_window: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "nullable")]
+    booking_limits_count: Option<Option<Value>>,
+}
+
+/// Tell "absent" (`None`) from "null" (`Some(None)`).
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Some(Option::<T>::deserialize(d)?))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<i64>,
+    Json(p): Json<PatchEventType>,
+) -> ApiResult {
+    let org = who.org()?;
+    who.require("admin")?;
+    let cur = state
+        .store
+        .get_event_type(org, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("event type {id}")))?;
+    let merged = CreateEventType {
+        user_id: cur.user_id,
+        title: p.title.unwrap_or(cur.title),
+        slug: p.slug.unwrap_or(cur.slug),
+        description: p.description.unwrap_or(cur.description),
+        length_in_minutes: p.length_in_minutes.unwrap_or(i64::from(cur.length_minutes)),
+        slot_interval: p.slot_interval.unwrap_or(cur.slot_interval.map(i64::from)),
+        minimum_booking_notice: p
+            .minimum_booking_notice
+            .unwrap_or(i64::from(cur.minimum_booking_notice)),
+        before_event_buffer: p
+            .before_event_buffer
+            .unwrap_or(i64::from(cur.before_event_buffer)),
+        after_event_buffer: p
+            .after_event_buffer
+            .unwrap_or(i64::from(cur.after_event_buffer)),
+        schedule_id: p.schedule_id.unwrap_or(cur.schedule_id),
+        booking_window: p.booking_window.unwrap_or(cur.booking_window),
+        booking_limits_count: p
+            .booking_limits_count
+            .unwrap_or(cur.per_day_limit.map(|d| serde_json::json!({ "day": d }))),
+    };
+    let new = check(&state, org, merged).await?;
     let e = state
         .store
-        .create_event_type(&NewEventType {
-            org_id: org,
-            user_id: b.user_id,
-            schedule_id: b.schedule_id,
-            title: b.title.trim().to_string(),
-            slug: b.slug,
-            description: b.description,
-            length_minutes: length,
-            slot_interval: interval,
-            minimum_booking_notice: notice,
-            before_event_buffer: before,
-            after_event_buffer: after,
-            booking_window: b.booking_window,
-            per_day_limit: per_day,
-        })
-        .await?;
-    Ok(success(StatusCode::CREATED, event_type_json(&e)))
+        .update_event_type(id, &new)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("event type {id}")))?;
+    Ok(success(StatusCode::OK, event_type_json(&e)))
 }
 
 pub async fn list(State(state): State<AppState>, who: Principal) -> ApiResult {

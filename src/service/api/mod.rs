@@ -99,7 +99,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v2/event-types/{id}",
-            get(event_types::get).delete(event_types::delete),
+            get(event_types::get)
+                .patch(event_types::patch)
+                .delete(event_types::delete),
         )
         .route("/v2/slots", get(slots::get))
         .fallback(not_found)

@@ -202,6 +202,15 @@ pub const ENDPOINTS: &[Endpoint] = &[
         errors: AUTH_ERR,
     },
     Endpoint {
+        method: "patch",
+        path: "/v2/event-types/{eventTypeId}",
+        summary: "Change an event type (given fields replace; null clears optional ones)",
+        scope: Some("admin"),
+        body: Some("PatchEventType"),
+        ok: (200, "EventType"),
+        errors: &[400, 401, 403, 404, 409, 415],
+    },
+    Endpoint {
         method: "delete",
         path: "/v2/event-types/{eventTypeId}",
         summary: "Delete an event type without bookings (409 when it has some)",
@@ -324,6 +333,8 @@ fn schemas() -> Value {
         "bookingLimitsCount": {"type": ["object", "null"], "properties": {"day": s("integer")}},
         "ownerId": s("integer"), "scheduleId": nullable("integer"),
     });
+    let mut create_event_type_props = event_type_props.clone();
+    create_event_type_props["userId"] = s("integer");
     let slot = obj(
         &["start"],
         json!({"start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"}}),
@@ -357,7 +368,8 @@ fn schemas() -> Value {
         "ScheduleData": schedule,
         "Schedule": data(r("ScheduleData")),
         "ScheduleList": data(json!({"type": "array", "items": r("ScheduleData")})),
-        "CreateEventType": obj(&["userId", "title", "slug", "lengthInMinutes"], event_type_props.clone()),
+        "CreateEventType": obj(&["userId", "title", "slug", "lengthInMinutes"], create_event_type_props),
+        "PatchEventType": obj(&[], event_type_props.clone()),
         "EventTypeData": obj(&["id", "title", "slug", "lengthInMinutes", "ownerId"], event_type_props),
         "EventType": data(r("EventTypeData")),
         "EventTypeList": data(json!({"type": "array", "items": r("EventTypeData")})),

@@ -13,7 +13,6 @@ use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use std::collections::HashMap;
-use std::fmt::Write;
 
 /// The longest range one query may cover.
 pub const MAX_RANGE_DAYS: i64 = 31;
@@ -148,28 +147,44 @@ pub fn parse_query(q: &HashMap<String, String>) -> Result<SlotsQuery, ApiError> 
 }
 
 /// `2026-06-01T09:00:00.000+02:00` (`Z` when the zone is UTC), as Cal.com formats times.
-pub fn format_time(t: i64, tz: &TimeZone, utc: bool, out: &mut String) {
+pub fn format_time(t: i64, offsets: &mut slots::Offsets, utc: bool, out: &mut String) {
     let ts = Timestamp::from_second(t).unwrap_or(Timestamp::UNIX_EPOCH);
-    let offset = tz.to_offset(ts);
+    let offset = offsets.at(t);
     let dt = offset.to_datetime(ts);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.000",
-        dt.year(),
-        dt.month(),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    );
+    push_date(out, dt.date());
+    out.push('T');
+    push2(out, dt.hour() as u32);
+    out.push(':');
+    push2(out, dt.minute() as u32);
+    out.push(':');
+    push2(out, dt.second() as u32);
+    out.push_str(".000");
     if utc {
         out.push('Z');
     } else {
         let secs = offset.seconds();
-        let sign = if secs < 0 { '-' } else { '+' };
+        out.push(if secs < 0 { '-' } else { '+' });
         let a = secs.unsigned_abs() / 60;
-        let _ = write!(out, "{sign}{:02}:{:02}", a / 60, a % 60);
+        push2(out, a / 60);
+        out.push(':');
+        push2(out, a % 60);
     }
+}
+
+fn push2(out: &mut String, v: u32) {
+    out.push(char::from(b'0' + (v / 10 % 10) as u8));
+    out.push(char::from(b'0' + (v % 10) as u8));
+}
+
+/// `YYYY-MM-DD` (years 0000-9999, which is all a 31-day window near today can reach).
+fn push_date(out: &mut String, d: Date) {
+    let y = d.year().clamp(0, 9999) as u32;
+    push2(out, y / 100);
+    push2(out, y % 100);
+    out.push('-');
+    push2(out, d.month() as u32);
+    out.push('-');
+    push2(out, d.day() as u32);
 }
 
 /// The response body, written directly (this is the hot path).
@@ -179,25 +194,32 @@ pub fn render(slots_v: &[i64], q: &SlotsQuery, length_min: i64) -> String {
     out.push_str(r#"{"status":"success","data":{"#);
     let mut current: Option<Date> = None;
     let mut t_buf = String::with_capacity(32);
+    let mut offsets = slots::Offsets::new(&q.tz);
+    let mut end_offsets = slots::Offsets::new(&q.tz);
     for &t in slots_v {
-        let ts = Timestamp::from_second(t).unwrap_or(Timestamp::UNIX_EPOCH);
-        let date = q.tz.to_offset(ts).to_datetime(ts).date();
+        let date = offsets.datetime(t).date();
         if current != Some(date) {
             if current.is_some() {
                 out.push_str("],");
             }
-            let _ = write!(out, "\"{date}\":[");
+            out.push('"');
+            push_date(&mut out, date);
+            out.push_str("\":[");
             current = Some(date);
         } else {
             out.push(',');
         }
         t_buf.clear();
-        format_time(t, &q.tz, utc, &mut t_buf);
-        let _ = write!(out, "{{\"start\":\"{t_buf}\"");
+        format_time(t, &mut offsets, utc, &mut t_buf);
+        out.push_str("{\"start\":\"");
+        out.push_str(&t_buf);
+        out.push('"');
         if q.range {
             t_buf.clear();
-            format_time(t + length_min * 60, &q.tz, utc, &mut t_buf);
-            let _ = write!(out, ",\"end\":\"{t_buf}\"");
+            format_time(t + length_min * 60, &mut end_offsets, utc, &mut t_buf);
+            out.push_str(",\"end\":\"");
+            out.push_str(&t_buf);
+            out.push('"');
         }
         out.push('}');
     }

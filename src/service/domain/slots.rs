@@ -137,16 +137,17 @@ pub fn compute(avail: &Availability, rules: &Rules, busy: &[Busy], q: &Query) ->
     let full_days = per_day_limit_dates(rules.per_day_limit, busy, tz);
 
     let mut out = Vec::new();
+    let mut offsets = Offsets::new(tz);
     for (fs, fe) in free {
         let mut t = if Some(fs) == cut {
             // Hours without a beginning: one absolute lattice of steps, whatever the query.
             fs + (step - fs.rem_euclid(step)) % step
         } else {
-            round_up_local(fs, grid, tz)
+            round_up_local(fs, grid, &mut offsets)
         };
         while t + len <= fe {
             if t >= q.start && t < q.end && t >= earliest {
-                let date = local_date(t, tz);
+                let date = offsets.datetime(t).date();
                 let in_window = window.is_none_or(|(lo, hi)| date >= lo && date <= hi);
                 if in_window && !full_days.contains(&date) {
                     out.push(t);
@@ -254,6 +255,49 @@ pub fn wall_to_instant(date: Date, minute: u16, tz: &TimeZone, how: Disambiguati
     Some(z.timestamp().as_second())
 }
 
+/// A zone's UTC offset remembered until its next transition: instants are looked up mostly in
+/// ascending order, so one zone lookup serves a whole DST period.
+pub struct Offsets<'a> {
+    tz: &'a TimeZone,
+    lo: i64,
+    hi: i64,
+    offset: jiff::tz::Offset,
+}
+
+impl<'a> Offsets<'a> {
+    pub fn new(tz: &'a TimeZone) -> Offsets<'a> {
+        Offsets {
+            tz,
+            lo: 1,
+            hi: 0,
+            offset: jiff::tz::Offset::UTC,
+        }
+    }
+
+    pub fn at(&mut self, t: i64) -> jiff::tz::Offset {
+        if t >= self.lo && t < self.hi {
+            return self.offset;
+        }
+        let ts = Timestamp::from_second(t).unwrap_or(Timestamp::UNIX_EPOCH);
+        self.offset = self.tz.to_offset(ts);
+        // Valid from t (a transition exactly at t is already in effect) to the next one.
+        self.lo = t;
+        self.hi = self
+            .tz
+            .following(ts)
+            .next()
+            .map(|tr| tr.timestamp().as_second())
+            .unwrap_or(i64::MAX);
+        self.offset
+    }
+
+    /// The local date and time of instant `t`.
+    pub fn datetime(&mut self, t: i64) -> jiff::civil::DateTime {
+        let ts = Timestamp::from_second(t).unwrap_or(Timestamp::UNIX_EPOCH);
+        self.at(t).to_datetime(ts)
+    }
+}
+
 /// The host-local date of instant `t`.
 pub fn local_date(t: i64, tz: &TimeZone) -> Date {
     let ts = Timestamp::from_second(t).unwrap_or(Timestamp::UNIX_EPOCH);
@@ -261,9 +305,8 @@ pub fn local_date(t: i64, tz: &TimeZone) -> Date {
 }
 
 /// Round `t` up so that its local second-of-day is a multiple of `grid` seconds.
-fn round_up_local(t: i64, grid: i64, tz: &TimeZone) -> i64 {
-    let ts = Timestamp::from_second(t).unwrap_or(Timestamp::UNIX_EPOCH);
-    let offset = tz.to_offset(ts).seconds() as i64;
+fn round_up_local(t: i64, grid: i64, offsets: &mut Offsets) -> i64 {
+    let offset = offsets.at(t).seconds() as i64;
     let local = t + offset;
     let rem = local.rem_euclid(grid);
     if rem == 0 {

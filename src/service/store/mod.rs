@@ -445,6 +445,39 @@ impl Store {
         Ok(EventType::from_row(&row))
     }
 
+    /// Replace every field of event type `id` (in `e.org_id`) with `e`'s.
+    pub async fn update_event_type(&self, id: i64, e: &NewEventType) -> Result<Option<EventType>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "UPDATE event_types SET schedule_id = $3, title = $4, slug = $5, description = $6,
+                       length_minutes = $7, slot_interval = $8, minimum_booking_notice = $9,
+                       before_event_buffer = $10, after_event_buffer = $11, booking_window = $12,
+                       per_day_limit = $13
+                     WHERE org_id = $1 AND id = $2 RETURNING {EVENT_TYPE_COLS}"
+                ),
+                &[
+                    &e.org_id,
+                    &id,
+                    &e.schedule_id,
+                    &e.title,
+                    &e.slug,
+                    &e.description,
+                    &e.length_minutes,
+                    &e.slot_interval,
+                    &e.minimum_booking_notice,
+                    &e.before_event_buffer,
+                    &e.after_event_buffer,
+                    &e.booking_window,
+                    &e.per_day_limit,
+                ],
+            )
+            .await
+            .map_err(|err| classify(err, &format!("an event type with slug {:?} for this host", e.slug)))?;
+        Ok(row.as_ref().map(EventType::from_row))
+    }
+
     pub async fn list_event_types(&self, org_id: i64) -> Result<Vec<EventType>> {
         let c = self.conn().await?;
         let rows = c
@@ -505,11 +538,13 @@ impl Store {
                  LEFT JOIN schedules s ON s.id = COALESCE(e.schedule_id,
                    (SELECT d.id FROM schedules d WHERE d.user_id = e.user_id AND d.is_default LIMIT 1))
                  LEFT JOIN LATERAL (
-                   SELECT array_agg(b.start_at ORDER BY b.start_at) AS starts,
-                          array_agg(b.end_at ORDER BY b.start_at) AS ends,
-                          array_agg(b.before_buffer_minutes ORDER BY b.start_at) AS befores,
-                          array_agg(b.after_buffer_minutes ORDER BY b.start_at) AS afters,
-                          array_agg(b.event_type_id = e.id ORDER BY b.start_at) AS same
+                   -- Aggregates of one query level see the rows in the same order, so the
+                   -- arrays line up; slot computation sorts busy time itself.
+                   SELECT array_agg(b.start_at) AS starts,
+                          array_agg(b.end_at) AS ends,
+                          array_agg(b.before_buffer_minutes) AS befores,
+                          array_agg(b.after_buffer_minutes) AS afters,
+                          array_agg(b.event_type_id = e.id) AS same
                    FROM bookings b
                    WHERE b.host_user_id = e.user_id AND b.status = 'accepted'
                      AND b.start_at < $4 AND b.end_at > $3) busy ON true
@@ -794,7 +829,7 @@ pub struct SlotContext {
     pub event_type: EventType,
     /// `None` when the host has no schedule at all.
     pub schedule: Option<ScheduleHours>,
-    /// The host's accepted bookings in the asked-for window, by start.
+    /// The host's accepted bookings in the asked-for window (in no particular order).
     pub busy: Vec<BusyRow>,
 }
 

@@ -663,3 +663,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn remembered_offsets_match_the_zone_in_any_order() {
+    let zone = tz("America/New_York");
+    let mut cache = Offsets::new(&zone);
+    let start = ts("2026-03-07T00:00:00Z");
+    let mut instants: Vec<i64> = (0..(4 * 24 * 4)).map(|i| start + i * 900).collect();
+    instants.extend(instants.clone().into_iter().rev());
+    for t in instants {
+        let want = zone.to_offset(Timestamp::from_second(t).unwrap());
+        assert_eq!(cache.at(t), want, "at {}", iso(t));
+    }
+}
