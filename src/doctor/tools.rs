@@ -91,48 +91,10 @@ pub fn terraform_version_string() -> Option<String> {
     parse_terraform_version(&out).map(|v| v.to_string())
 }
 
-/// Directories that may hold PostgreSQL server binaries: PATH, `pg_config --bindir`, then
-/// `/usr/lib/postgresql/<version>/bin` newest first.
-pub fn postgres_bin_dirs() -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(p) = find("postgres") {
-        if let Some(d) = p.parent() {
-            dirs.push(d.to_path_buf());
-        }
-    }
-    if let Some(pg_config) = find("pg_config") {
-        if let Some(out) = run_version(&pg_config, &["--bindir"]) {
-            dirs.push(PathBuf::from(out.trim()));
-        }
-    }
-    let mut versioned: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path().join("bin"))
-                .collect()
-        })
-        .unwrap_or_default();
-    versioned.sort_by_key(|p| {
-        std::cmp::Reverse(
-            p.parent()
-                .and_then(|v| v.file_name())
-                .and_then(|v| v.to_str())
-                .and_then(|v| v.parse::<u32>().ok())
-                .unwrap_or(0),
-        )
-    });
-    dirs.extend(versioned);
-    dirs.dedup();
-    dirs
-}
-
-/// The first directory holding all of `initdb`, `pg_ctl` and `postgres`.
+/// The directory holding `initdb`, `pg_ctl` and `postgres` (the same search as the local
+/// target's PostgreSQL harness: PATH, `pg_config --bindir`, `/usr/lib/postgresql/*/bin`).
 pub fn postgres_bin_dir() -> Option<PathBuf> {
-    postgres_bin_dirs().into_iter().find(|d| {
-        ["initdb", "pg_ctl", "postgres"]
-            .iter()
-            .all(|b| d.join(b).is_file())
-    })
+    crate::pg::Binaries::locate().ok().map(|b| b.bindir)
 }
 
 #[cfg(test)]
