@@ -102,48 +102,11 @@ impl Service {
 
 /// The three-letter region key OCIR uses (`ap-sydney-1` -> `syd`).
 pub fn region_key(region: &str) -> Option<&'static str> {
-    const KEYS: &[(&str, &str)] = &[
-        ("af-johannesburg-1", "jnb"),
-        ("ap-chuncheon-1", "yny"),
-        ("ap-hyderabad-1", "hyd"),
-        ("ap-melbourne-1", "mel"),
-        ("ap-mumbai-1", "bom"),
-        ("ap-osaka-1", "kix"),
-        ("ap-seoul-1", "icn"),
-        ("ap-singapore-1", "sin"),
-        ("ap-singapore-2", "xsp"),
-        ("ap-sydney-1", "syd"),
-        ("ap-tokyo-1", "nrt"),
-        ("ca-montreal-1", "yul"),
-        ("ca-toronto-1", "yyz"),
-        ("eu-amsterdam-1", "ams"),
-        ("eu-frankfurt-1", "fra"),
-        ("eu-madrid-1", "mad"),
-        ("eu-marseille-1", "mrs"),
-        ("eu-milan-1", "lin"),
-        ("eu-paris-1", "cdg"),
-        ("eu-stockholm-1", "arn"),
-        ("eu-zurich-1", "zrh"),
-        ("il-jerusalem-1", "mtz"),
-        ("me-abudhabi-1", "auh"),
-        ("me-dubai-1", "dxb"),
-        ("me-jeddah-1", "jed"),
-        ("me-riyadh-1", "ruh"),
-        ("mx-monterrey-1", "mty"),
-        ("mx-queretaro-1", "qro"),
-        ("sa-bogota-1", "bog"),
-        ("sa-santiago-1", "scl"),
-        ("sa-saopaulo-1", "gru"),
-        ("sa-valparaiso-1", "vap"),
-        ("sa-vinhedo-1", "vcp"),
-        ("uk-cardiff-1", "cwl"),
-        ("uk-london-1", "lhr"),
-        ("us-ashburn-1", "iad"),
-        ("us-chicago-1", "ord"),
-        ("us-phoenix-1", "phx"),
-        ("us-sanjose-1", "sjc"),
-    ];
-    KEYS.iter().find(|(r, _)| *r == region).map(|(_, k)| *k)
+    // One table of regions for the whole tool: the profile's.
+    crate::profile::types::REGIONS
+        .iter()
+        .find(|(r, _)| *r == region)
+        .map(|(_, k)| *k)
 }
 
 /// How hard to retry. [`RetryPolicy::default`] suits real OCI; tests use millisecond delays.
