@@ -23,14 +23,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// The local target and its state store, or a clear error for targets this build cannot drive.
-fn local(profile: Profile) -> anyhow::Result<(LocalTarget, FsStore)> {
+/// A clear error for targets this build cannot drive.
+fn ensure_local(profile: &Profile) -> anyhow::Result<()> {
     if profile.target != Target::Local {
         return Err(actionable(
             format!("profile `{}` has target = \"oci\": this build deploys the local target only", profile.name),
             "use `calops plan --profile ...` to review the OCI stack, or `calops deploy --profile local`",
         ));
     }
+    Ok(())
+}
+
+/// The local target and its state store.
+fn local(profile: Profile) -> anyhow::Result<(LocalTarget, FsStore)> {
+    ensure_local(&profile)?;
     let cwd = std::env::current_dir()?;
     let t = LocalTarget::new(profile, &cwd)?;
     let store = FsStore::new(t.layout.state());
@@ -60,6 +66,8 @@ fn print_result(ui: &Ui, r: &RunResult, demo: Option<&seed::Demo>, url: &str) {
 
 pub fn deploy(g: &GlobalArgs, args: &DeployArgs, ui: &Ui) -> anyhow::Result<i32> {
     let profile = super::load_profile(g, ui)?;
+    // Say what this build cannot do before checking prerequisites it would not use.
+    ensure_local(&profile)?;
     let report = crate::doctor::checks::run(Some(&profile));
     if !report.passed() {
         let failed: Vec<String> = report
