@@ -7,14 +7,10 @@ pub mod cli;
 pub mod commands;
 pub mod doctor;
 pub mod error;
+pub mod image;
 pub mod profile;
 pub mod testkit;
 pub mod ui;
 
 /// The version line printed by `calops --version`.
-pub const VERSION_LINE: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (",
-    env!("CALOPS_TARGET"),
-    ")"
-);
+pub const VERSION_LINE: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CALOPS_TARGET"), ")");
