@@ -6,9 +6,8 @@
 //! builds in seconds); the cross-build of calops itself is measured in `benches/image.rs`.
 
 use calops::image::auth::CredentialSource;
-use calops::image::layer::{build_layer, entries_from_dir, LayerEntry};
 use calops::image::pipeline::{plan_builds, BinarySource};
-use calops::image::spec::{self, canonical_json, Descriptor};
+use calops::image::spec;
 use calops::image::toolchain::{run_cargo, CargoBuild};
 use calops::image::{build_image, ImageBuildOptions, ImageRef, Platform};
 use calops::testkit::{require_tool, skip_or_fail};
@@ -104,88 +103,15 @@ fn run(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-/// Debian packages for the base image, downloaded once into the target tmp dir.
-fn rootfs_for(arch: &str) -> PathBuf {
-    let debs = Path::new(TMP).join("image-debs").join(arch);
-    let root = Path::new(TMP).join("image-rootfs").join(arch);
-    if root.join("etc/passwd").exists() {
-        return root;
-    }
-    std::fs::create_dir_all(&debs).unwrap();
-    let pkgs: Vec<String> = ["libc6", "libgcc-s1", "ca-certificates"]
-        .iter()
-        .map(|p| {
-            if *p == "ca-certificates" {
-                p.to_string()
-            } else {
-                format!("{p}:{arch}")
-            }
-        })
-        .collect();
-    if std::fs::read_dir(&debs).unwrap().count() < 3 {
-        run(Command::new("apt-get")
-            .arg("download")
-            .args(&pkgs)
-            .current_dir(&debs));
-    }
-    let tmp_root = root.with_extension("tmp");
-    let _ = std::fs::remove_dir_all(&tmp_root);
-    std::fs::create_dir_all(&tmp_root).unwrap();
-    for deb in std::fs::read_dir(&debs).unwrap() {
-        run(Command::new("dpkg-deb")
-            .arg("-x")
-            .arg(deb.unwrap().path())
-            .arg(&tmp_root));
-    }
-    std::fs::create_dir_all(tmp_root.join("etc")).unwrap();
-    std::fs::write(
-        tmp_root.join("etc/passwd"),
-        "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
-    )
-    .unwrap();
-    std::fs::write(tmp_root.join("etc/group"), "root:x:0:\nnonroot:x:65532:\n").unwrap();
-    let _ = std::fs::remove_dir_all(&root);
-    std::fs::rename(&tmp_root, &root).unwrap();
-    root
-}
-
-/// Write a base image layout (one layer per platform) for skopeo to push.
+/// A base image layout from Debian packages (cached in the target tmp dir).
 fn base_layout(name: &str, arches: &[&str]) -> PathBuf {
-    let mut blobs = BTreeMap::new();
-    let mut manifests = Vec::new();
-    for arch in arches {
-        let mut entries = entries_from_dir(&rootfs_for(arch)).unwrap();
-        entries.push(LayerEntry::dir("home/nonroot").owned_by(65532, 65532));
-        entries.push(LayerEntry::dir("home"));
-        let layer = build_layer(entries, 0).unwrap();
-        let config = serde_json::json!({
-            "architecture": arch, "os": "linux",
-            "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"], "User": "0"},
-            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id]},
-            "history": [{"created_by": "debian packages libc6 libgcc-s1 ca-certificates"}],
-        });
-        let config = canonical_json(&config);
-        let cdesc = Descriptor::of(spec::MT_OCI_CONFIG, &config);
-        let m = canonical_json(&spec::build_manifest(
-            cdesc.clone(),
-            vec![layer.descriptor.clone()],
-        ));
-        let mut mdesc = Descriptor::of(spec::MT_OCI_MANIFEST, &m);
-        mdesc.platform = Some(Platform {
-            os: "linux".into(),
-            architecture: arch.to_string(),
-            variant: None,
-        });
-        blobs.insert(layer.descriptor.digest.clone(), layer.gz.into());
-        blobs.insert(cdesc.digest, config.into());
-        blobs.insert(mdesc.digest.clone(), m.into());
-        manifests.push(mdesc);
-    }
-    let idx = canonical_json(&spec::build_index(manifests));
-    let idesc = Descriptor::of(spec::MT_OCI_INDEX, &idx);
-    blobs.insert(idesc.digest.clone(), idx.into());
     let dir = Path::new(TMP).join("image-base-layouts").join(name);
-    calops::image::layout::write_layout(&dir, &idesc, "base", &blobs).unwrap();
+    calops::image::debian_base::write_base_layout(
+        &dir,
+        arches,
+        &Path::new(TMP).join("image-debian"),
+    )
+    .expect("base image from Debian packages");
     dir
 }
 

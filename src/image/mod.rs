@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod buildx;
+pub mod debian_base;
 pub mod layer;
 pub mod layout;
 pub mod pipeline;
