@@ -7,6 +7,7 @@
 
 use calops::image::auth::CredentialSource;
 use calops::image::pipeline::{plan_builds, BinarySource};
+use calops::image::registry::{RegistryClient, CHUNK_SIZE};
 use calops::image::spec;
 use calops::image::toolchain::{run_cargo, CargoBuild};
 use calops::image::{build_image, ImageBuildOptions, ImageRef, Platform};
@@ -16,13 +17,18 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 const TMP: &str = env!("CARGO_TARGET_TMPDIR");
 
 fn tools(test: &str, list: &[&str]) -> bool {
     list.iter().all(|t| require_tool(test, t).is_some())
+}
+
+enum Auth {
+    Htpasswd(String, String),
+    Token { realm: String, cert: PathBuf },
 }
 
 /// A `docker-registry serve` process on a free loopback port; killed on drop.
@@ -34,6 +40,10 @@ struct Registry {
 
 impl Registry {
     fn start(htpasswd: Option<(&str, &str)>) -> Registry {
+        Registry::start_with(htpasswd.map(|(u, p)| Auth::Htpasswd(u.to_string(), p.to_string())))
+    }
+
+    fn start_with(auth: Option<Auth>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -44,10 +54,16 @@ impl Registry {
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
-        if let Some((user, pass)) = htpasswd {
+        if let Some(Auth::Token { realm, cert }) = &auth {
+            cfg.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: calops-test\n    issuer: calops-test-issuer\n    rootcertbundle: {}\n",
+                cert.display()
+            ));
+        }
+        if let Some(Auth::Htpasswd(user, pass)) = &auth {
             let file = dir.path().join("htpasswd");
             let out = Command::new("htpasswd")
-                .args(["-Bbc", file.to_str().unwrap(), user, pass])
+                .args(["-Bbc", file.to_str().unwrap(), user.as_str(), pass.as_str()])
                 .output()
                 .unwrap();
             assert!(out.status.success(), "htpasswd: {out:?}");
@@ -540,4 +556,233 @@ fn unreachable_registry_and_missing_cross_toolchain_fail_clearly() {
         "{e}"
     );
     assert!(e.contains("fix:"), "{e}");
+}
+
+#[test]
+fn large_blobs_go_up_in_chunks_and_come_back_verified() {
+    let t = "large_blobs_go_up_in_chunks_and_come_back_verified";
+    if !tools(t, &["docker-registry"]) {
+        return;
+    }
+    let reg = Registry::start(None);
+    let client = RegistryClient::new(&reg.host(), &reg.host(), true, None, "none").unwrap();
+    let big: Vec<u8> = (0..CHUNK_SIZE * 2 + 123)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
+    let digest = spec::sha256_digest(&big);
+    let seen = Mutex::new(Vec::new());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        assert!(!client.blob_exists("big", &digest, true).await.unwrap());
+        client
+            .upload_blob("big", &digest, bytes::Bytes::from(big.clone()), &|n| {
+                seen.lock().unwrap().push(n)
+            })
+            .await
+            .unwrap();
+        assert!(client.blob_exists("big", &digest, true).await.unwrap());
+        assert_eq!(client.get_blob("big", &digest).await.unwrap(), big);
+        // A wrong digest is refused by the registry, and the error says where.
+        let e = client
+            .upload_blob(
+                "big",
+                &spec::sha256_digest(b"other"),
+                bytes::Bytes::from_static(b"data"),
+                &|_| {},
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("DIGEST_INVALID") || e.contains("digest"), "{e}");
+    });
+    let total = big.len() as u64;
+    let c = CHUNK_SIZE as u64;
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![c, 2 * c, total],
+        "three PATCH chunks"
+    );
+    assert_eq!(client.stats.snapshot().blobs_uploaded, 1);
+}
+
+/// A token service as the registry's `auth.token` expects: RS256 JWTs with an x5c chain that
+/// the registry trusts via `rootcertbundle`. Valid credentials get the scopes they ask for;
+/// anonymous callers get pull only; bad credentials get 401.
+struct TokenServer {
+    port: u16,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn start_token_server(
+    key_pem: String,
+    cert_der: Vec<u8>,
+    user: &'static str,
+    pass: &'static str,
+) -> TokenServer {
+    use axum::extract::RawQuery;
+    use axum::http::{HeaderMap, StatusCode};
+    use base64::Engine as _;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&key_pem).unwrap();
+    let signer = std::sync::Arc::new(rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key));
+    let x5c = base64::engine::general_purpose::STANDARD.encode(&cert_der);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handler = move |RawQuery(q): RawQuery, headers: HeaderMap| {
+        let signer = signer.clone();
+        let x5c = x5c.clone();
+        async move {
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            let expected = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+            );
+            let authed = match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                None => false,
+                Some(h) if h == expected => true,
+                Some(_) => return (StatusCode::UNAUTHORIZED, "bad credentials".to_string()),
+            };
+            let mut access = Vec::new();
+            for (k, v) in url::form_urlencoded::parse(q.unwrap_or_default().as_bytes()) {
+                if k != "scope" {
+                    continue;
+                }
+                let parts: Vec<&str> = v.split(':').collect();
+                let actions: Vec<&str> = parts[2]
+                    .split(',')
+                    .filter(|a| authed || *a == "pull")
+                    .collect();
+                access.push(
+                    serde_json::json!({"type": parts[0], "name": parts[1], "actions": actions}),
+                );
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5c": [x5c]});
+            let claims = serde_json::json!({
+                "iss": "calops-test-issuer", "sub": if authed { user } else { "" }, "aud": "calops-test",
+                "exp": now + 300, "nbf": now - 10, "iat": now - 10, "jti": uuid::Uuid::new_v4().to_string(),
+                "access": access,
+            });
+            let input = format!(
+                "{}.{}",
+                b64.encode(header.to_string()),
+                b64.encode(claims.to_string())
+            );
+            let sig = signer.sign(input.as_bytes()).to_bytes();
+            let token = format!("{input}.{}", b64.encode(sig));
+            (
+                StatusCode::OK,
+                serde_json::json!({"token": token}).to_string(),
+            )
+        }
+    };
+    let app = axum::Router::new().route("/token", axum::routing::get(handler));
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    TokenServer { port, _rt: rt }
+}
+
+#[test]
+fn bearer_token_registry_anonymous_pull_and_authenticated_push() {
+    let t = "bearer_token_registry_anonymous_pull_and_authenticated_push";
+    if !tools(
+        t,
+        &[
+            "docker-registry",
+            "skopeo",
+            "openssl",
+            "apt-get",
+            "dpkg-deb",
+            "aarch64-linux-gnu-gcc",
+        ],
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=calops-test-token",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    let der = Command::new("openssl")
+        .args(["x509", "-outform", "DER", "-in"])
+        .arg(&cert)
+        .output()
+        .unwrap()
+        .stdout;
+    let ts = start_token_server(
+        std::fs::read_to_string(&key).unwrap(),
+        der,
+        "robot",
+        "t0ken-pass",
+    );
+    let reg = Registry::start_with(Some(Auth::Token {
+        realm: format!("http://127.0.0.1:{}/token", ts.port),
+        cert,
+    }));
+    let (multi, _) = base_layouts();
+    skopeo_push(
+        multi,
+        &format!("{}/base:1", reg.host()),
+        Some("robot:t0ken-pass"),
+    );
+
+    // Anonymous: the bearer flow works for pulling the base, but pushing is refused.
+    let mut o = options(&reg, "app", "base:1");
+    let e = build_image(&o, &Ui::silent()).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("registry {} requires authentication", reg.host())),
+        "{e}"
+    );
+    o.push = false;
+    o.layout_dir = Some(dir.path().join("layout"));
+    let local = build_image(&o, &Ui::silent()).expect("anonymous pull through the token flow");
+    assert!(dir.path().join("layout/index.json").exists());
+
+    // Wrong credentials: the token service answers 401.
+    std::env::set_var("CALOPS_IT_TOKEN_USER", "robot");
+    std::env::set_var("CALOPS_IT_TOKEN_BAD", "nope");
+    std::env::set_var("CALOPS_IT_TOKEN_PASS", "t0ken-pass");
+    o.push = true;
+    o.layout_dir = None;
+    o.credentials = CredentialSource::Env {
+        username_var: "CALOPS_IT_TOKEN_USER".into(),
+        password_var: "CALOPS_IT_TOKEN_BAD".into(),
+    };
+    let e = build_image(&o, &Ui::silent()).unwrap_err().to_string();
+    assert!(e.contains("rejected the credentials"), "{e}");
+
+    // Right credentials: pushed (base layers mounted across repositories), same digest as the layout.
+    o.credentials = CredentialSource::Env {
+        username_var: "CALOPS_IT_TOKEN_USER".into(),
+        password_var: "CALOPS_IT_TOKEN_PASS".into(),
+    };
+    let img = build_image(&o, &Ui::silent()).expect("push with a bearer token");
+    assert_eq!(img.digest, local.digest);
+    let up = img.uploads.unwrap();
+    assert_eq!((up.blobs_mounted, up.blobs_uploaded), (2, 4), "{up:?}");
+    let (raw, _) = skopeo_raw(&format!("{}/app:v1", reg.host()), Some("robot:t0ken-pass"));
+    assert_eq!(spec::sha256_digest(&raw), img.digest);
 }

@@ -17,6 +17,18 @@ pub fn run(cmd: ImageCommand, ui: &Ui) -> anyhow::Result<i32> {
 
 fn build(args: &ImageBuildArgs, ui: &Ui) -> anyhow::Result<i32> {
     let opts = options(args)?;
+    if opts.insecure_registry {
+        for r in [&opts.repository, &opts.base] {
+            if let Ok(r) = r.parse::<crate::image::reference::ImageReference>() {
+                if !r.is_loopback() {
+                    ui.warn(format!(
+                        "--insecure-registry applies to loopback registries only; {} stays on HTTPS",
+                        r.registry
+                    ));
+                }
+            }
+        }
+    }
     let image = build_image(&opts, ui)?;
     let doc = serde_json::json!({ "status": "ok", "image": image, "pinned": image.pinned() });
     ui.result(&doc, || human(&image));

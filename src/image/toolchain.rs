@@ -148,6 +148,31 @@ pub fn plan(target: &str, facts: &Facts) -> Result<CrossPlan, crate::error::Acti
     })
 }
 
+/// For `doctor`: how each platform would be built here, or what to install.
+pub fn check_platforms(
+    platforms: &[super::platform::Platform],
+    overrides: &Overrides,
+) -> Vec<(
+    super::platform::Platform,
+    Result<CrossPlan, crate::error::Actionable>,
+)> {
+    let targets: Vec<&str> = platforms.iter().filter_map(|p| p.rust_target()).collect();
+    let facts = probe(overrides, &targets);
+    platforms
+        .iter()
+        .map(|p| {
+            let r = match p.rust_target() {
+                Some(t) => plan(t, &facts),
+                None => Err(crate::error::Actionable {
+                    what: format!("unsupported platform {p}"),
+                    fix: "use linux/amd64 or linux/arm64".into(),
+                }),
+            };
+            (p.clone(), r)
+        })
+        .collect()
+}
+
 /// Look at the machine: default rustc's host and targets, Debian's rustc, linkers, zigbuild.
 pub fn probe(overrides: &Overrides, wanted_targets: &[&str]) -> Facts {
     let rustc = std::env::var_os("RUSTC")
