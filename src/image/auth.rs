@@ -127,6 +127,8 @@ pub fn from_docker_config(text: &str, registry: &str) -> anyhow::Result<Option<C
     struct Config {
         #[serde(default)]
         auths: BTreeMap<String, Entry>,
+        #[serde(default, rename = "credHelpers")]
+        cred_helpers: BTreeMap<String, String>,
     }
     let cfg: Config = serde_json::from_str(text)
         .map_err(|e| anyhow::anyhow!("not a valid docker config.json: {e}"))?;
@@ -137,6 +139,16 @@ pub fn from_docker_config(text: &str, registry: &str) -> anyhow::Result<Option<C
         .find(|(k, _)| normalize_registry(k) == want)
         .map(|(_, v)| v)
     else {
+        if let Some((_, helper)) = cfg
+            .cred_helpers
+            .iter()
+            .find(|(k, _)| normalize_registry(k) == want)
+        {
+            return Err(crate::error::actionable(
+                format!("credentials for {registry} are kept by docker-credential-{helper}, which calops does not call"),
+                "pass --username-env/--password-env naming variables that hold them",
+            ));
+        }
         return Ok(None);
     };
     if let Some(auth) = &entry.auth {
@@ -292,6 +304,11 @@ mod tests {
         assert_eq!(from_docker_config(&text, "other:1").unwrap(), None);
         assert!(from_docker_config(r#"{"auths":{"h":{"auth":"%%"}}}"#, "h").is_err());
         assert!(from_docker_config("nope", "h").is_err());
+        let helper = r#"{"credHelpers":{"syd.ocir.io":"oci"}}"#;
+        let e = from_docker_config(helper, "syd.ocir.io")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("docker-credential-oci"), "{e}");
     }
 
     #[test]
