@@ -556,6 +556,31 @@ fn unreachable_registry_and_missing_cross_toolchain_fail_clearly() {
         "{e}"
     );
     assert!(e.contains("fix:"), "{e}");
+
+    // --builder buildx without Docker on the machine: says so, and names the alternative.
+    if which::which("docker").is_err() {
+        let out = Command::new(env!("CARGO_BIN_EXE_calops"))
+            .args([
+                "image",
+                "build",
+                "--builder",
+                "buildx",
+                "--repo",
+                "127.0.0.1:9/calops",
+            ])
+            .arg(format!(
+                "--manifest-path={}/Cargo.toml",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("`docker` is not installed") && err.contains("--builder native"),
+            "{err}"
+        );
+    }
 }
 
 #[test]

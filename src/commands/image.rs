@@ -198,3 +198,82 @@ fn default_labels(manifest_path: &Path) -> BTreeMap<String, String> {
     }
     l
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> ImageBuildArgs {
+        let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let mut argv = vec![
+            "calops",
+            "image",
+            "build",
+            "--repo",
+            "127.0.0.1:5000/calops",
+            "--manifest-path",
+            manifest,
+        ];
+        argv.extend(extra);
+        match Cli::parse_from(argv).command {
+            crate::cli::Command::Image(ImageCommand::Build(a)) => a,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn flags_become_options() {
+        let o = options(&args(&[
+            "--platform",
+            "linux/arm64",
+            "--label",
+            "io.calops.profile-hash=abc",
+            "--push",
+            "--username-env",
+            "U",
+            "--password-env",
+            "P",
+            "--tag",
+            "v1",
+        ]))
+        .unwrap();
+        assert_eq!(o.platforms, vec![Platform::linux_arm64()]);
+        assert_eq!(o.labels["io.calops.profile-hash"], "abc");
+        assert_eq!(
+            o.labels["org.opencontainers.image.version"],
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(o.push && o.layout_dir.is_none());
+        assert_eq!(
+            o.credentials,
+            CredentialSource::Env {
+                username_var: "U".into(),
+                password_var: "P".into()
+            }
+        );
+        let o = options(&args(&["--binary", "linux/amd64=/bin/true"])).unwrap();
+        assert!(matches!(o.binary, BinarySource::Prebuilt(ref m) if m.len() == 1));
+        assert!(
+            o.layout_dir.unwrap().ends_with("calops-image"),
+            "build without push writes a layout"
+        );
+    }
+
+    #[test]
+    fn bad_flags_say_what_to_type() {
+        let e = options(&args(&["--label", "novalue"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--label `novalue` is not KEY=VALUE"), "{e}");
+        let e = options(&args(&["--binary", "linux/arm64"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not OS/ARCH=PATH"), "{e}");
+        let e = options(&args(&["--platform", "windows/amd64"]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unsupported platform"), "{e}");
+    }
+}
