@@ -13,4 +13,9 @@ pub mod testkit;
 pub mod ui;
 
 /// The version line printed by `calops --version`.
-pub const VERSION_LINE: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("CALOPS_TARGET"), ")");
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("CALOPS_TARGET"),
+    ")"
+);
