@@ -10,7 +10,9 @@
 //! memory and exits, so the test suite stays fast.
 
 use calops::image::auth::CredentialSource;
-use calops::image::pipeline::{assemble, assemble_index, plan_builds, resolve_base, BinarySource};
+use calops::image::pipeline::{
+    assemble, assemble_all, assemble_index, plan_builds, resolve_base, BinarySource,
+};
 use calops::image::reference::ImageReference;
 use calops::image::registry::RegistryClient;
 use calops::image::toolchain::{run_cargo, CargoBuild};
@@ -175,11 +177,8 @@ fn main() {
     let mut layer_sizes = Vec::new();
     for _ in 0..iters {
         let t = Instant::now();
-        let imgs: Vec<_> = bases
-            .iter()
-            .zip(&bins)
-            .map(|(b, bin)| assemble(b, bin.clone(), &opts).unwrap())
-            .collect();
+        let inputs = bases.iter().zip(bins.iter().cloned()).collect();
+        let imgs = assemble_all(inputs, &opts).unwrap();
         let _ = assemble_index(&imgs);
         times.push(secs(t.elapsed()));
         layer_sizes = imgs.iter().map(|a| a.layer.descriptor.size).collect();

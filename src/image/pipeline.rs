@@ -209,6 +209,26 @@ pub fn assemble(
     })
 }
 
+/// Assemble several platforms in parallel (layer compression dominates). Pure.
+pub fn assemble_all(
+    inputs: Vec<(&BasePlatform, Vec<u8>)>,
+    opts: &ImageBuildOptions,
+) -> anyhow::Result<Vec<Assembled>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = inputs
+            .into_iter()
+            .map(|(base, bin)| s.spawn(move || assemble(base, bin, opts)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("image assembly thread panicked"))?
+            })
+            .collect()
+    })
+}
+
 /// The image index over assembled platforms. Pure.
 pub fn assemble_index(images: &[Assembled]) -> (Bytes, Descriptor) {
     let idx = spec::build_index(images.iter().map(|a| a.manifest_desc.clone()).collect());
@@ -484,15 +504,19 @@ pub async fn build_image_async(opts: &ImageBuildOptions, ui: &Ui) -> anyhow::Res
     }
 
     let t = Instant::now();
-    let mut images = Vec::new();
+    let mut inputs = Vec::new();
     for (wanted, base) in opts.platforms.iter().zip(&bases) {
         let path = &binaries[wanted];
         let bin =
             std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        let mut a = assemble(base, bin, opts)?;
-        a.platform = base.platform.clone();
-        images.push((wanted.clone(), a));
+        inputs.push((base, bin));
     }
+    let images: Vec<(Platform, Assembled)> = opts
+        .platforms
+        .iter()
+        .cloned()
+        .zip(assemble_all(inputs, opts)?)
+        .collect();
     let assembled: Vec<Assembled> = images.iter().map(|(_, a)| a.clone()).collect();
     let (index_bytes, index_desc) = assemble_index(&assembled);
     timings.insert("assemble".into(), ms(t.elapsed()));
