@@ -79,6 +79,9 @@ pub enum Command {
     TfApply(TfApplyArgs),
     /// Render the profile's Terraform root module (deterministic; prints files and a content hash).
     Render(RenderArgs),
+    /// Build (and push) the multi-arch service image without a Docker daemon.
+    #[command(subcommand)]
+    Image(ImageCommand),
 }
 
 #[derive(Debug, Args)]
@@ -324,6 +327,71 @@ pub struct TfPlanArgs {
 pub struct TfApplyArgs {
     #[command(flatten)]
     pub common: TfCommonArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Cross-build calops for each platform, assemble an OCI image index, optionally push it.
+    Build(ImageBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageBuildArgs {
+    /// Repository to push to, without tag: REGISTRY/REPOSITORY (e.g. syd.ocir.io/ns/calops).
+    #[arg(long, value_name = "REGISTRY/REPO")]
+    pub repo: String,
+    /// Tag for the image index (without it, the index is pushed by digest only).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Base image (multi-arch); pin it by digest for reproducible images.
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        default_value = "gcr.io/distroless/cc-debian12:nonroot"
+    )]
+    pub base: String,
+    /// Platform to build (repeatable); default linux/amd64 and linux/arm64.
+    #[arg(long = "platform", value_name = "OS/ARCH")]
+    pub platforms: Vec<String>,
+    /// Push to the registry and report REPO@sha256:<index digest>.
+    #[arg(long)]
+    pub push: bool,
+    /// Use plain HTTP for loopback registries (127.0.0.1, localhost).
+    #[arg(long)]
+    pub insecure_registry: bool,
+    /// native: cross-compile and assemble without Docker; buildx: `docker buildx build`.
+    #[arg(long, value_enum, default_value_t = ImageBuilderArg::Native)]
+    pub builder: ImageBuilderArg,
+    /// Write an OCI image layout here (default target/calops-image when not pushing).
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Extra image label KEY=VALUE (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Use a prebuilt binary for a platform instead of building: OS/ARCH=PATH (repeatable).
+    #[arg(long = "binary", value_name = "OS/ARCH=PATH")]
+    pub binaries: Vec<String>,
+    /// Cargo.toml of the calops package to build.
+    #[arg(long, value_name = "PATH", default_value = "Cargo.toml")]
+    pub manifest_path: PathBuf,
+    /// Cargo profile for the binaries.
+    #[arg(long, default_value = "release")]
+    pub cargo_profile: String,
+    /// Name of the environment variable holding the registry username.
+    #[arg(long, value_name = "VAR", requires = "password_env")]
+    pub username_env: Option<String>,
+    /// Name of the environment variable holding the registry password or token.
+    #[arg(long, value_name = "VAR", requires = "username_env")]
+    pub password_env: Option<String>,
+    /// A docker config.json to read credentials from (default ~/.docker/config.json).
+    #[arg(long, value_name = "PATH", conflicts_with = "username_env")]
+    pub docker_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ImageBuilderArg {
+    Native,
+    Buildx,
 }
 
 /// Path of a file given on the command line, kept as given for messages.

@@ -6,6 +6,7 @@ use crate::ui::Ui;
 pub mod completions;
 pub mod deploy;
 pub mod doctor;
+pub mod image;
 pub mod oci;
 pub mod plan;
 pub mod profile;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
         Command::Lock(args) => deploy::lock(g, &args, ui),
         Command::TfPlan(args) => tf::plan(&args, ui),
         Command::TfApply(args) => tf::apply(&args, ui),
+        Command::Image(cmd) => image::run(cmd, ui),
     }
 }
 
