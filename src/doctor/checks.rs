@@ -3,7 +3,6 @@
 use super::tools::{self, Version};
 use super::{Check, Report};
 use crate::profile::{Profile, Target};
-use std::path::Path;
 
 const TF_MIN: Version = Version(1, 5, 0);
 /// The S3-compatible state backend with OCI Object Storage needs `endpoints`/`use_path_style`.
@@ -30,11 +29,7 @@ pub fn run(profile: Option<&Profile>) -> Report {
             .map(|p| p.image.builder == "native")
             .unwrap_or(false)
         {
-            for p in platforms {
-                if let Some(c) = cross_target(&p) {
-                    checks.push(c);
-                }
-            }
+            checks.extend(cross_targets(&platforms));
         }
     }
     if target == Some(Target::Local) || target.is_none() {
@@ -169,75 +164,26 @@ pub fn rust_toolchain() -> Check {
     }
 }
 
-/// The Rust target triple for a container platform.
-pub fn rust_triple(platform: &str) -> Option<&'static str> {
-    match platform {
-        "linux/amd64" => Some("x86_64-unknown-linux-gnu"),
-        "linux/arm64" => Some("aarch64-unknown-linux-gnu"),
-        _ => None,
-    }
-}
-
-/// Can this machine build for `platform`? `None` when it is the host platform.
-pub fn cross_target(platform: &str) -> Option<Check> {
-    let triple = rust_triple(platform)?;
-    let host = if cfg!(target_arch = "x86_64") {
-        "x86_64-unknown-linux-gnu"
-    } else if cfg!(target_arch = "aarch64") {
-        "aarch64-unknown-linux-gnu"
-    } else {
-        ""
-    };
-    if triple == host {
-        return None;
-    }
-    let name = format!("cross-{platform}");
-    // A standard library for the target: rustup's, or Debian's rustc-web with libstd-rust-web-dev.
-    let rustup_std = tools::find("rustup")
-        .and_then(|r| tools::run_version(&r, &["target", "list", "--installed"]))
-        .map(|o| o.lines().any(|l| l.trim() == triple))
-        .unwrap_or(false);
-    let debian_std = Path::new("/usr/bin/rustc").is_file()
-        && Path::new(&format!("/usr/lib/rustlib/{triple}/lib")).is_dir();
-    let (gcc, deb_arch) = match triple {
-        "aarch64-unknown-linux-gnu" => ("aarch64-linux-gnu-gcc", "arm64"),
-        _ => ("x86_64-linux-gnu-gcc", "amd64"),
-    };
-    let linker = tools::find(gcc).or_else(|| tools::find("cargo-zigbuild"));
-    let install = format!(
-        "dpkg --add-architecture {deb_arch} && apt-get update && apt-get install -y rustc-web libstd-rust-web-dev:{deb_arch} gcc-{}-linux-gnu libc6-dev-{deb_arch}-cross (or `rustup target add {triple}` plus the gcc cross linker)",
-        if deb_arch == "arm64" { "aarch64" } else { "x86-64" }
-    );
-    match (rustup_std || debian_std, linker) {
-        (true, Some(l)) => {
-            let how = if rustup_std {
-                "rustup target"
-            } else {
-                "Debian rustc-web + libstd-rust-web-dev"
-            };
-            Some(
-                Check::ok(
-                    &name,
-                    true,
-                    format!("can build {triple} ({how}, linker {})", l.display()),
-                )
-                .found(triple.to_string())
-                .at(&l),
-            )
-        }
-        (false, _) => Some(Check::fail(
-            &name,
-            true,
-            format!("no Rust standard library for {triple}, needed to build the {platform} image"),
-            install,
-        )),
-        (true, None) => Some(Check::fail(
-            &name,
-            true,
-            format!("no linker for {triple} ({gcc} or cargo-zigbuild)"),
-            install,
-        )),
-    }
+/// Can this machine build the image for each platform? Asks the same planner the image build
+/// uses, so doctor and `calops image build` never disagree. The host platform needs nothing.
+pub fn cross_targets(platforms: &[String]) -> Vec<Check> {
+    use crate::image::platform::Platform;
+    use crate::image::toolchain::{check_platforms, CrossPlan, Overrides};
+    let parsed: Vec<Platform> = platforms.iter().filter_map(|p| p.parse().ok()).collect();
+    check_platforms(&parsed, &Overrides::default())
+        .into_iter()
+        .filter_map(|(p, plan)| {
+            let name = format!("cross-{p}");
+            match plan {
+                Ok(CrossPlan::Native) => None,
+                Ok(plan) => Some(
+                    Check::ok(&name, true, format!("can build {p}: {}", plan.describe()))
+                        .found(p.to_string()),
+                ),
+                Err(e) => Some(Check::fail(&name, true, e.what, e.fix)),
+            }
+        })
+        .collect()
 }
 
 pub fn postgres(required: bool) -> Check {
