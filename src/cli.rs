@@ -393,6 +393,3 @@ pub enum ImageBuilderArg {
     Native,
     Buildx,
 }
-
-/// Path of a file given on the command line, kept as given for messages.
-pub type CliPath = PathBuf;

@@ -62,7 +62,7 @@ impl Ui {
         format!("\x1b[{code}m{text}\x1b[0m")
     }
 
-    /// A line of human output on stderr (suppressed for nothing: stderr is never parsed).
+    /// A line of human output on stderr (also with `--json`: stderr is never parsed).
     pub fn note(&self, msg: impl AsRef<str>) {
         let _ = writeln!(std::io::stderr(), "{}", msg.as_ref());
     }
