@@ -188,63 +188,99 @@ async fn drop_expired_holds(
     Ok(())
 }
 
-/// Insert an accepted booking inside `tx`; the event type's host and buffers are copied.
+/// Insert an accepted booking inside `tx` and read it back; the event type's host and
+/// buffers are copied. Every statement goes out in one pipeline (one round trip while this
+/// host's queue is held), in order: queue for the host, drop expired holds in the way, use up
+/// the presented hold, insert, read back.
 async fn insert_booking(
-    tx: &impl GenericClient,
+    tx: &deadpool_postgres::Transaction<'_>,
     b: &NewBooking,
     uid: Uuid,
     rescheduled_from: Option<Uuid>,
-) -> Result<i64> {
-    let et = tx
-        .query_opt(
-            "SELECT user_id, before_event_buffer, after_event_buffer FROM event_types
-             WHERE org_id = $1 AND id = $2",
-            &[&b.org_id, &b.event_type_id],
-        )
-        .await?
-        .ok_or_else(|| StoreError::Invalid(format!("event type {} not found", b.event_type_id)))?;
-    let (host, before, after): (i64, i32, i32) = (et.get(0), et.get(1), et.get(2));
-    queue_for_host(tx, host).await?;
-    drop_expired_holds(tx, host, b.start, b.end, before, after).await?;
-    if let Some(r) = b.reservation_uid {
-        let used = tx
-            .execute(
-                "DELETE FROM slot_reservations WHERE uid = $1 AND org_id = $2
-                   AND event_type_id = $3 AND start_at = $4 AND end_at = $5",
-                &[&r, &b.org_id, &b.event_type_id, &b.start, &b.end],
-            )
-            .await?;
-        if used == 0 {
-            return Err(StoreError::ReservationInvalid(format!(
-                "reservation {r} does not exist (any more) or holds another slot"
-            )));
-        }
-    }
-    let row = tx
-        .query_one(
+) -> Result<Booking> {
+    let read_sql = format!("{BOOKING_SELECT} WHERE b.uid = $1");
+    let (lock, drop, use_hold, insert, read) = futures::try_join!(
+        tx.prepare_cached(
+            "SELECT pg_advisory_xact_lock(7161, (SELECT (user_id % 2147483647)::integer
+               FROM event_types WHERE org_id = $1 AND id = $2))"
+        ),
+        tx.prepare_cached(
+            "DELETE FROM slot_reservations r USING event_types e
+             WHERE e.org_id = $1 AND e.id = $2 AND r.host_user_id = e.user_id
+               AND r.expires_at <= now()
+               AND r.occupied && calops_occupied($3, $4, e.before_event_buffer, e.after_event_buffer)"
+        ),
+        tx.prepare_cached(
+            "DELETE FROM slot_reservations WHERE uid = $1 AND org_id = $2
+               AND event_type_id = $3 AND start_at = $4 AND end_at = $5"
+        ),
+        tx.prepare_cached(
             "INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at,
                status, before_buffer_minutes, after_buffer_minutes, attendee, guests, metadata,
                rescheduled_from_uid)
-             VALUES ($1, $2, $3, $4, $5, $6, 'accepted', $7, $8, $9, $10, $11, $12)
-             RETURNING id",
-            &[
-                &uid,
-                &b.org_id,
-                &b.event_type_id,
-                &host,
-                &b.start,
-                &b.end,
-                &before,
-                &after,
-                &b.attendee,
-                &b.guests,
-                &b.metadata,
-                &rescheduled_from,
-            ],
-        )
-        .await
-        .map_err(|e| conflict_or(e, "the booking"))?;
-    Ok(row.get(0))
+             SELECT $3, org_id, id, user_id, $4, $5, 'accepted', before_event_buffer,
+               after_event_buffer, $6, $7, $8, $9
+             FROM event_types WHERE org_id = $1 AND id = $2
+             RETURNING id"
+        ),
+        tx.prepare_cached(&read_sql),
+    )?;
+    let et = [
+        &b.org_id as &(dyn tokio_postgres::types::ToSql + Sync),
+        &b.event_type_id,
+    ];
+    let hold = async {
+        match b.reservation_uid {
+            None => Ok(None),
+            Some(r) => tx
+                .execute(
+                    &use_hold,
+                    &[&r, &b.org_id, &b.event_type_id, &b.start, &b.end],
+                )
+                .await
+                .map(|n| Some((r, n))),
+        }
+    };
+    let (_, _, used, inserted, row) = futures::try_join!(
+        async { tx.execute(&lock, &et).await.map_err(StoreError::from) },
+        async {
+            tx.execute(&drop, &[&b.org_id, &b.event_type_id, &b.start, &b.end])
+                .await
+                .map_err(StoreError::from)
+        },
+        async { hold.await.map_err(StoreError::from) },
+        async {
+            tx.query_opt(
+                &insert,
+                &[
+                    &b.org_id,
+                    &b.event_type_id,
+                    &uid,
+                    &b.start,
+                    &b.end,
+                    &b.attendee,
+                    &b.guests,
+                    &b.metadata,
+                    &rescheduled_from,
+                ],
+            )
+            .await
+            .map_err(|e| conflict_or(e, "the booking"))
+        },
+        async { tx.query_opt(&read, &[&uid]).await.map_err(StoreError::from) },
+    )?;
+    if let Some((r, 0)) = used {
+        return Err(StoreError::ReservationInvalid(format!(
+            "reservation {r} does not exist (any more) or holds another slot"
+        )));
+    }
+    match (inserted, row) {
+        (Some(_), Some(row)) => Ok(Booking::from_row(&row)),
+        _ => Err(StoreError::Invalid(format!(
+            "event type {} not found",
+            b.event_type_id
+        ))),
+    }
 }
 
 impl Store {
@@ -294,12 +330,7 @@ impl Store {
                 };
             }
         }
-        let uid = Uuid::new_v4();
-        insert_booking(&tx, b, uid, None).await?;
-        let booking = Booking::from_row(
-            &tx.query_one(&format!("{BOOKING_SELECT} WHERE b.uid = $1"), &[&uid])
-                .await?,
-        );
+        let booking = insert_booking(&tx, b, Uuid::new_v4(), None).await?;
         if let Some(k) = idem {
             tx.execute(
                 "UPDATE idempotency_keys SET status = 201, response = $3 WHERE org_id = $1 AND key = $2",
@@ -407,6 +438,13 @@ impl Store {
     ) -> Result<Option<Booking>> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
+        // The host's queue first, then the row: the order every writer of this host uses.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(7161, (SELECT (host_user_id % 2147483647)::integer
+               FROM bookings WHERE org_id = $1 AND uid = $2))",
+            &[&org_id, &uid],
+        )
+        .await?;
         let Some(status) = lock_booking(&tx, org_id, uid).await? else {
             return Ok(None);
         };
@@ -439,12 +477,9 @@ impl Store {
             metadata: old.get(3),
             reservation_uid,
         };
-        insert_booking(&tx, &nb, new_uid, Some(uid)).await?;
-        let row = tx
-            .query_one(&format!("{BOOKING_SELECT} WHERE b.uid = $1"), &[&new_uid])
-            .await?;
+        let booking = insert_booking(&tx, &nb, new_uid, Some(uid)).await?;
         tx.commit().await?;
-        Ok(Some(Booking::from_row(&row)))
+        Ok(Some(booking))
     }
 
     /// Hold `[start, end)` of an event type's host until `expires_at`.
