@@ -990,3 +990,90 @@ async fn overlapping_bookings_of_different_lengths_and_buffers_never_coexist() {
         .get(0);
     assert_eq!(n, total_created);
 }
+
+/// Migration 2 on a database that already has part 1's bookings: their occupied ranges are
+/// filled in and they hold their time; overlapping old data stops it with a clear message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_two_keeps_existing_bookings_and_refuses_overlapping_ones() {
+    if !have_pg("migration_two_keeps_existing_bookings_and_refuses_overlapping_ones") {
+        return;
+    }
+    use calops::service::store::{migrations::MIGRATIONS, Store};
+    let v1 = |url: String| async move {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        c.batch_execute(MIGRATIONS[0].2).await.unwrap();
+        c.batch_execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now());
+             INSERT INTO schema_migrations (version, name) VALUES (1, 'initial schema');
+             INSERT INTO organizations (name, slug) VALUES ('Old', 'old');
+             INSERT INTO users (org_id, name, email, time_zone) VALUES (1, 'H', 'h@example.com', 'UTC');
+             INSERT INTO event_types (org_id, user_id, title, slug, length_minutes, before_event_buffer, after_event_buffer)
+               VALUES (1, 1, 'Call', 'call', 30, 10, 5);
+             INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at,
+               before_buffer_minutes, after_buffer_minutes)
+               VALUES (gen_random_uuid(), 1, 1, 1, '2031-03-03T09:00Z', '2031-03-03T09:30Z', 10, 5),
+                      (gen_random_uuid(), 1, 1, 1, '2031-03-03T10:00Z', '2031-03-03T10:30Z', 10, 5);",
+        )
+        .await
+        .unwrap();
+        c
+    };
+    let url = calops::service::testing::fresh_database().await.unwrap();
+    let c = v1(url.clone()).await;
+    let store = Store::new(&url, 2).unwrap();
+    assert_eq!(store.migrate().await.unwrap(), vec![2]);
+    let row = c
+        .query_one(
+            "SELECT count(*), min(lower(occupied))::text FROM bookings b
+             JOIN occupancy o ON o.booking_id = b.id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 2);
+    assert_eq!(row.get::<_, String>(1), "2031-03-03 08:50:00+00");
+    // The old bookings hold their time: 10:30 + 5 after > 10:25 - 10 before.
+    let err = store
+        .insert_accepted_booking(
+            1,
+            1,
+            "2031-03-03T10:35:00Z".parse().unwrap(),
+            "2031-03-03T11:05:00Z".parse().unwrap(),
+            &json!({}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, calops::service::store::StoreError::BookingConflict(_)),
+        "{err}"
+    );
+
+    // Overlapping old bookings: the migration names them and changes nothing.
+    let url = calops::service::testing::fresh_database().await.unwrap();
+    let c = v1(url.clone()).await;
+    c.batch_execute(
+        "INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at)
+           VALUES ('00000000-0000-0000-0000-00000000000a', 1, 1, 1, '2031-03-03T09:15Z', '2031-03-03T09:45Z')",
+    )
+    .await
+    .unwrap();
+    let store = Store::new(&url, 2).unwrap();
+    let err = format!("{:?}", store.migrate().await.unwrap_err());
+    assert!(err.contains("overlap"), "{err}");
+    assert!(
+        err.contains("00000000-0000-0000-0000-00000000000a"),
+        "{err}"
+    );
+    let v: Vec<i32> = c
+        .query("SELECT version FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(v, [1]);
+}
