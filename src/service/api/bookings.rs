@@ -17,6 +17,7 @@ use crate::service::store::bookings::{
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -466,17 +467,7 @@ pub async fn list(
             "hasPreviousPage": f.skip > 0,
         }
     });
-    Ok((StatusCode::OK, axum::Json(body)).into_response_ok())
-}
-
-trait IntoResponseOk {
-    fn into_response_ok(self) -> axum::response::Response;
-}
-
-impl<T: axum::response::IntoResponse> IntoResponseOk for T {
-    fn into_response_ok(self) -> axum::response::Response {
-        self.into_response()
-    }
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
 }
 
 pub async fn cancel(
