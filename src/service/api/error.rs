@@ -89,6 +89,28 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             StoreError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            StoreError::BookingConflict(m) => {
+                ApiError::new(StatusCode::CONFLICT, "booking_conflict", m)
+            }
+            StoreError::Transient(m) => {
+                tracing::warn!(error = %m, "transient database conflict after retries");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_busy",
+                    "the database could not settle concurrent writes; retry shortly",
+                )
+            }
+            StoreError::NotActive(m) => {
+                ApiError::new(StatusCode::CONFLICT, "booking_not_active", m)
+            }
+            StoreError::ReservationInvalid(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "reservation_invalid", m)
+            }
+            StoreError::IdempotencyMismatch(m) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                m,
+            ),
             StoreError::Invalid(m) => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_reference", m)
             }

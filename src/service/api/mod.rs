@@ -2,6 +2,7 @@
 //! a JSON log line and a latency observation.
 
 pub mod auth;
+pub mod bookings;
 pub mod error;
 pub mod event_types;
 pub mod openapi;
@@ -104,6 +105,24 @@ pub fn router(state: AppState) -> Router {
                 .delete(event_types::delete),
         )
         .route("/v2/slots", get(slots::get))
+        .route(
+            "/v2/slots/reservations",
+            axum::routing::post(bookings::reserve),
+        )
+        .route(
+            "/v2/slots/reservations/{uid}",
+            axum::routing::delete(bookings::release),
+        )
+        .route("/v2/bookings", get(bookings::list).post(bookings::create))
+        .route("/v2/bookings/{uid}", get(bookings::get))
+        .route(
+            "/v2/bookings/{uid}/cancel",
+            axum::routing::post(bookings::cancel),
+        )
+        .route(
+            "/v2/bookings/{uid}/reschedule",
+            axum::routing::post(bookings::reschedule),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))

@@ -229,13 +229,119 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ok: (200, "Slots"),
         errors: AUTH_ERR,
     },
+    Endpoint {
+        method: "post",
+        path: "/v2/slots/reservations",
+        summary: "Hold a slot (5 minutes unless reservationDuration says otherwise); a held slot leaves /v2/slots and only the booking presenting reservationUid may take it; 422 when the slot is not available or already held",
+        scope: Some("book"),
+        body: Some("CreateReservation"),
+        ok: (201, "Reservation"),
+        errors: &[400, 401, 403, 404, 422],
+    },
+    Endpoint {
+        method: "delete",
+        path: "/v2/slots/reservations/{uid}",
+        summary: "Release a slot hold early",
+        scope: Some("book"),
+        body: None,
+        ok: (200, "ReservationReleased"),
+        errors: AUTH_ERR,
+    },
+    Endpoint {
+        method: "post",
+        path: "/v2/bookings",
+        summary: "Book a slot. 422 when start is not an available slot; 409 booking_conflict when someone else took or holds it (PostgreSQL refuses overlaps). An Idempotency-Key header returns the first result on a retry.",
+        scope: Some("book"),
+        body: Some("CreateBooking"),
+        ok: (201, "Booking"),
+        errors: &[400, 401, 403, 404, 409, 422],
+    },
+    Endpoint {
+        method: "get",
+        path: "/v2/bookings",
+        summary: "The organization's bookings by start time, filtered by status and time, paged",
+        scope: Some("read"),
+        body: None,
+        ok: (200, "BookingList"),
+        errors: &[400, 401, 403],
+    },
+    Endpoint {
+        method: "get",
+        path: "/v2/bookings/{uid}",
+        summary: "One booking",
+        scope: Some("read"),
+        body: None,
+        ok: (200, "Booking"),
+        errors: AUTH_ERR,
+    },
+    Endpoint {
+        method: "post",
+        path: "/v2/bookings/{uid}/cancel",
+        summary: "Cancel an accepted booking (409 booking_not_active when it is not)",
+        scope: Some("cancel"),
+        body: Some("CancelBooking"),
+        ok: (200, "Booking"),
+        errors: &[400, 401, 403, 404, 409],
+    },
+    Endpoint {
+        method: "post",
+        path: "/v2/bookings/{uid}/reschedule",
+        summary: "Move a booking in one transaction: a new booking linked both ways to the old, which is cancelled; when the new time is taken (409) nothing changes",
+        scope: Some("reschedule"),
+        body: Some("RescheduleBooking"),
+        ok: (201, "Booking"),
+        errors: &[400, 401, 403, 404, 409, 422],
+    },
 ];
 
 fn path_params(path: &str) -> Vec<Value> {
     path.split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}').map(str::to_string))
-        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "integer", "format": "int64"}}))
+        .map(|name| {
+            let schema = if name == "uid" {
+                json!({"type": "string", "format": "uuid"})
+            } else {
+                json!({"type": "integer", "format": "int64"})
+            };
+            json!({"name": name, "in": "path", "required": true, "schema": schema})
+        })
         .collect()
+}
+
+fn booking_list_params() -> Vec<Value> {
+    let p = |name: &str, schema: Value, description: &str| json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description});
+    vec![
+        p(
+            "status",
+            json!({"type": "string"}),
+            "accepted, cancelled, or both comma-separated; default all.",
+        ),
+        p(
+            "afterStart",
+            json!({"type": "string", "format": "date-time"}),
+            "Only bookings starting at or after this time.",
+        ),
+        p(
+            "beforeEnd",
+            json!({"type": "string", "format": "date-time"}),
+            "Only bookings ending at or before this time.",
+        ),
+        p(
+            "eventTypeId",
+            json!({"type": "integer"}),
+            "Only bookings of this event type.",
+        ),
+        p(
+            "take",
+            json!({"type": "integer", "minimum": 1, "maximum": 250, "default": 100}),
+            "Page size.",
+        ),
+        p(
+            "skip",
+            json!({"type": "integer", "minimum": 0, "default": 0}),
+            "Bookings to skip.",
+        ),
+    ]
 }
 
 fn slot_params() -> Vec<Value> {
@@ -339,7 +445,7 @@ fn schemas() -> Value {
         &["start"],
         json!({"start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"}}),
     );
-    json!({
+    let mut all = json!({
         "Error": obj(&["status", "error"], json!({"status": {"const": "error"}, "error": obj(&["code", "message"], json!({
             "code": s("string"), "message": s("string"), "details": {"description": "Null, or e.g. {\"fields\":[{\"field\",\"message\"}]}"}
         }))})),
@@ -381,6 +487,55 @@ fn schemas() -> Value {
                 "status": {"enum": ["up", "down", "not_configured"]}, "required": s("boolean"), "latencyMs": s("number"), "error": s("string")}))}})),
         "PrometheusText": s("string"),
         "Object": s("object"),
+    });
+    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), booking_schemas()) {
+        all.extend(more);
+    }
+    all
+}
+
+/// Schemas of /v2/bookings and /v2/slots/reservations.
+fn booking_schemas() -> Value {
+    json!({
+        "Attendee": obj(&["name", "email", "timeZone"], json!({"name": s("string"), "email": s("string"), "timeZone": s("string"), "language": s("string")})),
+        "CreateBooking": obj(&["start", "eventTypeId", "attendee"], json!({
+            "start": {"type": "string", "format": "date-time", "description": "ISO 8601 with offset; must be an available slot."},
+            "eventTypeId": s("integer"), "attendee": r("Attendee"),
+            "guests": {"type": "array", "items": s("string"), "maxItems": 30},
+            "lengthInMinutes": {"type": "integer", "description": "Must equal the event type's length when given."},
+            "metadata": s("object"),
+            "reservationUid": {"type": "string", "format": "uuid", "description": "A hold of this slot to use up."}})),
+        "CancelBooking": obj(&[], json!({"cancellationReason": s("string")})),
+        "RescheduleBooking": obj(&["start"], json!({"start": {"type": "string", "format": "date-time"}, "reschedulingReason": s("string"),
+            "reservationUid": {"type": "string", "format": "uuid"}})),
+        "BookingData": obj(&["id", "uid", "status", "start", "end", "eventTypeId", "hosts", "attendees"], json!({
+            "id": s("integer"), "uid": {"type": "string", "format": "uuid"}, "title": s("string"),
+            "status": {"enum": ["accepted", "cancelled"]},
+            "start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"},
+            "duration": s("integer"), "eventTypeId": s("integer"),
+            "eventType": obj(&["id", "slug"], json!({"id": s("integer"), "slug": s("string")})),
+            "hosts": {"type": "array", "items": obj(&["id"], json!({"id": s("integer"), "name": s("string"), "email": s("string"), "timeZone": s("string")}))},
+            "attendees": {"type": "array", "items": r("Attendee")},
+            "guests": {"type": "array", "items": s("string")}, "metadata": s("object"),
+            "rescheduledFromUid": {"type": ["string", "null"], "format": "uuid"},
+            "rescheduledToUid": {"type": ["string", "null"], "format": "uuid"},
+            "cancellationReason": nullable("string"),
+            "createdAt": {"type": "string", "format": "date-time"}, "updatedAt": {"type": "string", "format": "date-time"}})),
+        "Booking": data(r("BookingData")),
+        "BookingList": obj(&["status", "data", "pagination"], json!({"status": {"const": "success"},
+            "data": {"type": "array", "items": r("BookingData")},
+            "pagination": obj(&["totalItems"], json!({"totalItems": s("integer"), "returnedItems": s("integer"), "remainingItems": s("integer"),
+                "itemsPerPage": s("integer"), "skip": s("integer"), "hasNextPage": s("boolean"), "hasPreviousPage": s("boolean")}))})),
+        "CreateReservation": obj(&["eventTypeId", "slotStart"], json!({"eventTypeId": s("integer"),
+            "slotStart": {"type": "string", "format": "date-time"},
+            "slotDuration": {"type": "integer", "description": "Must equal the event type's length when given."},
+            "reservationDuration": {"type": "integer", "minimum": 1, "maximum": 60, "default": 5, "description": "Minutes."}})),
+        "Reservation": data(obj(&["reservationUid", "eventTypeId", "slotStart", "slotEnd", "reservationUntil"], json!({
+            "reservationUid": {"type": "string", "format": "uuid"}, "eventTypeId": s("integer"),
+            "slotStart": {"type": "string", "format": "date-time"}, "slotEnd": {"type": "string", "format": "date-time"},
+            "slotDuration": s("integer"), "reservationDuration": s("integer"),
+            "reservationUntil": {"type": "string", "format": "date-time"}}))),
+        "ReservationReleased": data(obj(&["reservationUid"], json!({"reservationUid": {"type": "string", "format": "uuid"}}))),
     })
 }
 
@@ -401,6 +556,14 @@ pub fn document() -> Value {
         let mut params = path_params(e.path);
         if e.path == "/v2/slots" {
             params.extend(slot_params());
+        }
+        if e.path == "/v2/bookings" && e.method == "get" {
+            params.extend(booking_list_params());
+        }
+        if e.path == "/v2/bookings" && e.method == "post" {
+            params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
+                "schema": {"type": "string", "maxLength": 255},
+                "description": "A retry with the same key (per organization) returns the first result; a different body with a used key is 422."}));
         }
         if !params.is_empty() {
             op.insert("parameters".into(), Value::Array(params));
@@ -437,6 +600,7 @@ pub fn document() -> Value {
                 404 => "Not found, or not visible to this key",
                 409 => "Conflicts with existing data",
                 415 => "The body is not JSON",
+                422 => "Not an available slot, a slot already held, or an unusable reservation/idempotency key",
                 503 => "A required dependency is down",
                 _ => "Error",
             };

@@ -258,37 +258,8 @@ pub async fn get(
     let length = q.duration.unwrap_or(i64::from(et.length_minutes));
     let body = match &ctx.schedule {
         None => render(&[], &q, length),
-        Some(s) => {
-            let avail = hours::stored_availability(&s.time_zone, &s.availability, &s.overrides)
-                .map_err(|e| {
-                    tracing::error!(event_type = et.id, error = %e, "stored schedule is unreadable");
-                    ApiError::internal()
-                })?;
-            let mut errors = Vec::new();
-            let window = et
-                .booking_window
-                .as_ref()
-                .and_then(|w| hours::booking_window(w, &mut errors));
-            let rules = Rules {
-                length,
-                slot_interval: et.slot_interval.map(i64::from),
-                minimum_notice: i64::from(et.minimum_booking_notice),
-                before_buffer: i64::from(et.before_event_buffer),
-                after_buffer: i64::from(et.after_event_buffer),
-                window,
-                per_day_limit: et.per_day_limit.and_then(|n| u32::try_from(n).ok()),
-            };
-            let busy: Vec<Busy> = ctx
-                .busy
-                .iter()
-                .map(|b| Busy {
-                    start: b.start.as_second(),
-                    end: b.end.as_second(),
-                    before_buffer: i64::from(b.before_buffer),
-                    after_buffer: i64::from(b.after_buffer),
-                    same_event_type: b.same_event_type,
-                })
-                .collect();
+        Some(_) => {
+            let (avail, rules, busy) = prepare(&ctx, length)?;
             let query = slots::Query {
                 start: q.start,
                 end: q.end,
@@ -304,6 +275,47 @@ pub async fn get(
         body,
     )
         .into_response())
+}
+
+/// The host's hours, the event type's rules and the busy time of a slot context, ready for
+/// [`slots::compute`]. The context must have a schedule.
+pub fn prepare(
+    ctx: &crate::service::store::SlotContext,
+    length: i64,
+) -> Result<(slots::Availability, Rules, Vec<Busy>), ApiError> {
+    let et = &ctx.event_type;
+    let s = ctx.schedule.as_ref().ok_or_else(ApiError::internal)?;
+    let avail =
+        hours::stored_availability(&s.time_zone, &s.availability, &s.overrides).map_err(|e| {
+            tracing::error!(event_type = et.id, error = %e, "stored schedule is unreadable");
+            ApiError::internal()
+        })?;
+    let mut errors = Vec::new();
+    let window = et
+        .booking_window
+        .as_ref()
+        .and_then(|w| hours::booking_window(w, &mut errors));
+    let rules = Rules {
+        length,
+        slot_interval: et.slot_interval.map(i64::from),
+        minimum_notice: i64::from(et.minimum_booking_notice),
+        before_buffer: i64::from(et.before_event_buffer),
+        after_buffer: i64::from(et.after_event_buffer),
+        window,
+        per_day_limit: et.per_day_limit.and_then(|n| u32::try_from(n).ok()),
+    };
+    let busy = ctx
+        .busy
+        .iter()
+        .map(|b| Busy {
+            start: b.start.as_second(),
+            end: b.end.as_second(),
+            before_buffer: i64::from(b.before_buffer),
+            after_buffer: i64::from(b.after_buffer),
+            same_event_type: b.same_event_type,
+        })
+        .collect();
+    Ok((avail, rules, busy))
 }
 
 #[cfg(test)]

@@ -7,7 +7,10 @@ use tokio_postgres::Client;
 pub const LOCK_KEY: i64 = 0x63_61_6c_6f_70_73;
 
 /// (version, name, SQL). Append only: never edit a migration that has shipped.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "initial schema", V1)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial schema", V1),
+    (2, "bookings: no overlaps, reservations, idempotency", V2),
+];
 
 const V1: &str = r#"
 -- Part 2 (bookings) needs btree_gist for its exclusion constraint; it ships in contrib and is
@@ -111,6 +114,128 @@ CREATE TABLE bookings (
   CHECK (end_at > start_at)
 );
 CREATE INDEX bookings_host_time ON bookings (host_user_id, start_at) WHERE status = 'accepted';
+"#;
+
+/// The double-booking guarantee. Every booking row carries its occupied range (its time
+/// widened by its own buffers, kept by a trigger); an exclusion constraint forbids two
+/// accepted bookings of one host whose ranges overlap. Slot holds and accepted bookings share
+/// one `occupancy` table with its own exclusion constraint, so a hold and a booking exclude
+/// each other too, whatever the interleaving of transactions.
+const V2: &str = r#"
+CREATE EXTENSION IF NOT EXISTS btree_gist;
+
+ALTER TABLE bookings
+  ADD COLUMN title                text,
+  ADD COLUMN guests               jsonb NOT NULL DEFAULT '[]',
+  ADD COLUMN occupied             tstzrange,
+  ADD COLUMN rescheduled_from_uid uuid,
+  ADD COLUMN rescheduled_to_uid   uuid,
+  ADD COLUMN cancellation_reason  text,
+  ADD COLUMN updated_at           timestamptz NOT NULL DEFAULT now();
+
+CREATE FUNCTION calops_occupied(s timestamptz, e timestamptz, b integer, a integer)
+RETURNS tstzrange LANGUAGE sql STABLE AS
+$f$ SELECT tstzrange(s - make_interval(mins => b), e + make_interval(mins => a), '[)') $f$;
+
+CREATE FUNCTION bookings_set_occupied() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  NEW.occupied := calops_occupied(NEW.start_at, NEW.end_at, NEW.before_buffer_minutes,
+                                  NEW.after_buffer_minutes);
+  RETURN NEW;
+END $f$;
+CREATE TRIGGER bookings_occupied BEFORE INSERT OR UPDATE ON bookings
+  FOR EACH ROW EXECUTE FUNCTION bookings_set_occupied();
+
+UPDATE bookings SET occupied = calops_occupied(start_at, end_at, before_buffer_minutes,
+                                               after_buffer_minutes);
+ALTER TABLE bookings ALTER COLUMN occupied SET NOT NULL;
+
+-- Existing data must already be free of overlaps; say which rows are not, rather than guess.
+DO $d$
+DECLARE pairs text;
+BEGIN
+  SELECT string_agg(a.uid || ' & ' || b.uid, ', ') INTO pairs
+  FROM bookings a JOIN bookings b
+    ON a.host_user_id = b.host_user_id AND a.id < b.id AND a.occupied && b.occupied
+  WHERE a.status = 'accepted' AND b.status = 'accepted';
+  IF pairs IS NOT NULL THEN
+    RAISE EXCEPTION 'accepted bookings overlap (with their buffers): %', pairs
+      USING HINT = 'cancel one booking of each pair (UPDATE bookings SET status = ''cancelled'' WHERE uid = ...), then start the service again';
+  END IF;
+END $d$;
+
+ALTER TABLE bookings ADD CONSTRAINT bookings_no_overlap
+  EXCLUDE USING gist (host_user_id WITH =, occupied WITH &&) WHERE (status = 'accepted');
+
+CREATE INDEX bookings_org_start ON bookings (org_id, start_at);
+
+CREATE TABLE slot_reservations (
+  id                    bigserial PRIMARY KEY,
+  uid                   uuid NOT NULL UNIQUE,
+  org_id                bigint NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  event_type_id         bigint NOT NULL REFERENCES event_types(id) ON DELETE CASCADE,
+  host_user_id          bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  start_at              timestamptz NOT NULL,
+  end_at                timestamptz NOT NULL,
+  before_buffer_minutes integer NOT NULL DEFAULT 0,
+  after_buffer_minutes  integer NOT NULL DEFAULT 0,
+  occupied              tstzrange NOT NULL,
+  expires_at            timestamptz NOT NULL,
+  created_at            timestamptz NOT NULL DEFAULT now(),
+  CHECK (end_at > start_at)
+);
+CREATE INDEX slot_reservations_host ON slot_reservations (host_user_id, expires_at);
+
+-- What holds a host's time: accepted bookings and slot holds, one row each.
+CREATE TABLE occupancy (
+  host_user_id   bigint NOT NULL,
+  during         tstzrange NOT NULL,
+  booking_id     bigint UNIQUE REFERENCES bookings(id) ON DELETE CASCADE,
+  reservation_id bigint UNIQUE REFERENCES slot_reservations(id) ON DELETE CASCADE,
+  CHECK ((booking_id IS NULL) <> (reservation_id IS NULL)),
+  CONSTRAINT occupancy_no_overlap EXCLUDE USING gist (host_user_id WITH =, during WITH &&)
+);
+
+CREATE FUNCTION bookings_sync_occupancy() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    IF OLD.status = NEW.status AND OLD.occupied = NEW.occupied
+       AND OLD.host_user_id = NEW.host_user_id THEN
+      RETURN NEW;
+    END IF;
+    DELETE FROM occupancy WHERE booking_id = NEW.id;
+  END IF;
+  IF NEW.status = 'accepted' THEN
+    INSERT INTO occupancy (host_user_id, during, booking_id)
+      VALUES (NEW.host_user_id, NEW.occupied, NEW.id);
+  END IF;
+  RETURN NEW;
+END $f$;
+CREATE TRIGGER bookings_occupancy AFTER INSERT OR UPDATE ON bookings
+  FOR EACH ROW EXECUTE FUNCTION bookings_sync_occupancy();
+
+CREATE FUNCTION reservations_sync_occupancy() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  INSERT INTO occupancy (host_user_id, during, reservation_id)
+    VALUES (NEW.host_user_id, NEW.occupied, NEW.id);
+  RETURN NEW;
+END $f$;
+CREATE TRIGGER reservations_occupancy AFTER INSERT ON slot_reservations
+  FOR EACH ROW EXECUTE FUNCTION reservations_sync_occupancy();
+
+INSERT INTO occupancy (host_user_id, during, booking_id)
+  SELECT host_user_id, occupied, id FROM bookings WHERE status = 'accepted';
+
+-- Idempotency-Key: the first result per organization and key.
+CREATE TABLE idempotency_keys (
+  org_id       bigint NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  key          text NOT NULL,
+  request_hash bytea NOT NULL,
+  status       integer,
+  response     jsonb,
+  created_at   timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (org_id, key)
+);
 "#;
 
 /// Apply every pending migration. Holds a session advisory lock for the duration, so replicas

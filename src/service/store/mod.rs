@@ -2,6 +2,7 @@
 //!
 //! Rows come back as plain structs; the API layer turns them into Cal.com-shaped JSON.
 
+pub mod bookings;
 pub mod migrations;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
@@ -24,6 +25,21 @@ pub enum StoreError {
     /// No connection could be had in time.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// An exclusion constraint refused an overlap (SQLSTATE 23P01).
+    #[error("{0}")]
+    BookingConflict(String),
+    /// Deadlock or serialization failure: nothing was written; the transaction may be retried.
+    #[error("transient database conflict: {0}")]
+    Transient(String),
+    /// The booking is not accepted (cancelled, rescheduled) and cannot change.
+    #[error("{0}")]
+    NotActive(String),
+    /// A presented reservation does not hold the slot.
+    #[error("{0}")]
+    ReservationInvalid(String),
+    /// An idempotency key came back with a different request.
+    #[error("{0}")]
+    IdempotencyMismatch(String),
     #[error("database error: {0}")]
     Db(#[from] tokio_postgres::Error),
 }
@@ -34,8 +50,17 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     }
 }
 
-fn classify(e: tokio_postgres::Error, what: &str) -> StoreError {
+pub(crate) fn classify(e: tokio_postgres::Error, what: &str) -> StoreError {
     match e.code() {
+        Some(c)
+            if *c == SqlState::T_R_DEADLOCK_DETECTED
+                || *c == SqlState::T_R_SERIALIZATION_FAILURE =>
+        {
+            StoreError::Transient(db_message(&e))
+        }
+        Some(c) if *c == SqlState::EXCLUSION_VIOLATION => StoreError::BookingConflict(format!(
+            "{what} overlaps a booking or a held slot of the same host"
+        )),
         Some(c) if *c == SqlState::UNIQUE_VIOLATION => {
             StoreError::Conflict(format!("{what} already exists"))
         }
@@ -529,6 +554,20 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Option<SlotContext>> {
+        self.slot_context_except(org_id, event_type_id, from, to, None)
+            .await
+    }
+
+    /// [`Store::slot_context`], with live slot holds as busy time too, except the hold `mine`
+    /// (the one a booking presents).
+    pub async fn slot_context_except(
+        &self,
+        org_id: i64,
+        event_type_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        mine: Option<uuid::Uuid>,
+    ) -> Result<Option<SlotContext>> {
         let c = self.conn().await?;
         let stmt = c
             .prepare_cached(&format!(
@@ -544,15 +583,24 @@ impl Store {
                           array_agg(b.end_at) AS ends,
                           array_agg(b.before_buffer_minutes) AS befores,
                           array_agg(b.after_buffer_minutes) AS afters,
-                          array_agg(b.event_type_id = e.id) AS same
-                   FROM bookings b
-                   WHERE b.host_user_id = e.user_id AND b.status = 'accepted'
-                     AND b.start_at < $4 AND b.end_at > $3) busy ON true
+                          array_agg(COALESCE(b.event_type_id = e.id, false)) AS same
+                   FROM (SELECT start_at, end_at, before_buffer_minutes, after_buffer_minutes,
+                                event_type_id
+                         FROM bookings
+                         WHERE host_user_id = e.user_id AND status = 'accepted'
+                           AND start_at < $4 AND end_at > $3
+                         UNION ALL
+                         SELECT start_at, end_at, before_buffer_minutes, after_buffer_minutes,
+                                NULL
+                         FROM slot_reservations
+                         WHERE host_user_id = e.user_id AND expires_at > now()
+                           AND start_at < $4 AND end_at > $3
+                           AND uid IS DISTINCT FROM $5) b) busy ON true
                  WHERE e.org_id = $1 AND e.id = $2"
             ))
             .await?;
         let row = c
-            .query_opt(&stmt, &[&org_id, &event_type_id, &from, &to])
+            .query_opt(&stmt, &[&org_id, &event_type_id, &from, &to, &mine])
             .await?;
         Ok(row.map(|r| {
             let event_type = EventType::from_row(&r);

@@ -1,0 +1,239 @@
+//! Bookings per second and latency percentiles at 32 concurrent clients booking distinct
+//! slots of one host over HTTP on loopback, side by side with the raw PostgreSQL rate of
+//! single-row insert transactions from 32 connections to the same cluster (same settings).
+//! `cargo bench --bench bookings` runs the full measurement; without `--bench` (under
+//! `cargo test --all-targets`) it makes one quick, small pass.
+
+use calops::service::testing::{TestApp, BOOTSTRAP_TOKEN};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CLIENTS: usize = 32;
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    if !calops::service::testing::postgres_available() {
+        calops::testkit::skip_or_fail(
+            "bookings bench",
+            "PostgreSQL server binaries are not installed (run scripts/setup)",
+        );
+        return;
+    }
+    let total = if full { 4_000 } else { 128 };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(total, full)).expect("bench failed");
+}
+
+async fn post(c: &reqwest::Client, url: String, token: &str, body: Value) -> anyhow::Result<Value> {
+    let r = c.post(url).bearer_auth(token).json(&body).send().await?;
+    let status = r.status();
+    let v: Value = r.json().await?;
+    anyhow::ensure!(status.is_success(), "{status}: {v}");
+    Ok(v["data"].clone())
+}
+
+struct Stats {
+    n: usize,
+    secs: f64,
+    lat_ms: Vec<f64>,
+}
+
+impl Stats {
+    fn pct(&self, p: f64) -> f64 {
+        if self.lat_ms.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.lat_ms.len() as f64 - 1.0) * p).round() as usize;
+        self.lat_ms[i]
+    }
+
+    fn line(&self, what: &str) -> String {
+        format!(
+            "{what:<44} {:>6} ops in {:>6.2} s = {:>8.0} /s   p50 {:>6.2} ms  p95 {:>6.2} ms  p99 {:>6.2} ms",
+            self.n,
+            self.secs,
+            self.n as f64 / self.secs,
+            self.pct(0.50),
+            self.pct(0.95),
+            self.pct(0.99)
+        )
+    }
+}
+
+/// Run `op(i)` for i in 0..total from `CLIENTS` workers; latencies sorted.
+async fn drive<F, Fut>(total: usize, op: F) -> anyhow::Result<Stats>
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let op = Arc::new(op);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..CLIENTS {
+        let (next, op) = (next.clone(), op.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                let t = Instant::now();
+                op(worker, i).await?;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut lat_ms = Vec::with_capacity(total);
+    for t in tasks {
+        lat_ms.extend(t.await??);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    lat_ms.sort_by(f64::total_cmp);
+    Ok(Stats {
+        n: total,
+        secs,
+        lat_ms,
+    })
+}
+
+/// The i-th distinct half-hour slot from 2031-03-03 00:00Z on (47 a day).
+fn slot(i: usize) -> String {
+    let t0: jiff::Timestamp = "2031-03-03T00:00:00Z".parse().expect("time");
+    let i = i as i64;
+    let m = (i / 47) * 24 * 60 + (i % 47) * 30;
+    (t0 + jiff::SignedDuration::from_mins(m)).to_string()
+}
+
+async fn run(total: usize, full: bool) -> anyhow::Result<()> {
+    let app = TestApp::spawn().await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let org = post(
+        &http,
+        app.url("/v2/organizations"),
+        BOOTSTRAP_TOKEN,
+        json!({"name": "Bench Org"}),
+    )
+    .await?;
+    let key = org["apiKey"].as_str().unwrap_or_default().to_string();
+    let org_id = org["id"].as_i64().unwrap_or_default();
+    let user = post(
+        &http,
+        app.url(&format!("/v2/organizations/{org_id}/users")),
+        &key,
+        json!({"name": "Host", "email": "host@example.com", "timeZone": "UTC"}),
+    )
+    .await?;
+    let user_id = user["id"].as_i64().unwrap_or_default();
+    post(&http, app.url("/v2/schedules"), &key, json!({
+        "userId": user_id, "name": "Always", "timeZone": "UTC",
+        "availability": [{"days": ["Monday","Tuesday","Wednesday","Thursday","Friday","Saturday","Sunday"],
+                          "startTime": "00:00", "endTime": "23:59"}]
+    })).await?;
+    let et = post(
+        &http,
+        app.url("/v2/event-types"),
+        &key,
+        json!({
+            "userId": user_id, "title": "Call", "slug": "call", "lengthInMinutes": 30
+        }),
+    )
+    .await?;
+    let et_id = et["id"].as_i64().unwrap_or_default();
+
+    // Warm up connections and caches on slots far from the measured ones.
+    for i in 0..CLIENTS {
+        post(
+            &http,
+            app.url("/v2/bookings"),
+            &key,
+            json!({"start": slot(total + 47 * 3 + i), "eventTypeId": et_id,
+                   "attendee": {"name": "Warm", "email": "warm@example.com", "timeZone": "UTC"}}),
+        )
+        .await?;
+    }
+
+    let url = app.url("/v2/bookings");
+    let (h, k) = (http.clone(), Arc::new(key.clone()));
+    let service = drive(total, move |_, i| {
+        let (h, k, url) = (h.clone(), k.clone(), url.clone());
+        async move {
+            post(
+                &h,
+                url,
+                &k,
+                json!({"start": slot(i), "eventTypeId": et_id,
+                       "attendee": {"name": "Client", "email": "client@example.com", "timeZone": "UTC"}}),
+            )
+            .await?;
+            Ok(())
+        }
+    })
+    .await?;
+
+    // Raw PostgreSQL: one single-row INSERT transaction per operation, 32 connections.
+    let mut conns = Vec::new();
+    for _ in 0..CLIENTS {
+        let (c, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        conns.push(Arc::new(c));
+    }
+    conns[0]
+        .batch_execute(
+            "CREATE TABLE raw_insert (id bigserial PRIMARY KEY, host bigint NOT NULL,
+               start_at timestamptz NOT NULL, end_at timestamptz NOT NULL, attendee jsonb NOT NULL)",
+        )
+        .await?;
+    let conns = Arc::new(conns);
+    let raw =
+        drive(total, move |worker, i| {
+            let c = conns[worker].clone();
+            async move {
+                let start: jiff::Timestamp = slot(i).parse()?;
+                let end = start + jiff::SignedDuration::from_mins(30);
+                c.execute(
+                "INSERT INTO raw_insert (host, start_at, end_at, attendee) VALUES ($1, $2, $3, $4)",
+                &[&1i64, &start, &end, &json!({"name": "Client", "email": "client@example.com"})],
+            )
+            .await?;
+                Ok(())
+            }
+        })
+        .await?;
+
+    let db = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(db.1);
+    let accepted: i64 =
+        db.0.query_one(
+            "SELECT count(*) FROM bookings WHERE status = 'accepted'",
+            &[],
+        )
+        .await?
+        .get(0);
+    anyhow::ensure!(
+        accepted as usize == total + CLIENTS,
+        "expected {} bookings, found {accepted}",
+        total + CLIENTS
+    );
+    println!(
+        "bookings bench ({}): {CLIENTS} concurrent clients, distinct slots of one host; test cluster (fsync=off, synchronous_commit=off)",
+        if full { "full" } else { "quick pass; run `cargo bench --bench bookings` for the real numbers" }
+    );
+    println!("{}", service.line("POST /v2/bookings (HTTP, 201)"));
+    println!("{}", raw.line("raw PostgreSQL single-row INSERT txn"));
+    println!(
+        "service / raw = {:.2}",
+        (service.n as f64 / service.secs) / (raw.n as f64 / raw.secs)
+    );
+    Ok(())
+}

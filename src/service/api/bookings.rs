@@ -1,0 +1,690 @@
+//! `/v2/bookings` (create, read, list, cancel, reschedule) and `/v2/slots/reservations`
+//! (slot holds), in Cal.com API v2 shapes.
+//!
+//! A start must be one of the event type's slots (422 otherwise). Whether the time is still
+//! free is decided by PostgreSQL's exclusion constraints at insert time (409
+//! `booking_conflict`); the slot check beforehand only answers early.
+
+use super::auth::Principal;
+use super::error::{success, ApiError, ApiResult, Path, Query};
+use super::AppState;
+use crate::service::domain::hours::time_zone;
+use crate::service::domain::slots;
+use crate::service::domain::FieldError;
+use crate::service::store::bookings::{
+    retry_transient, BookOutcome, Booking, BookingFilter, IdempotencyKey, NewBooking, Replay,
+};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use jiff::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// How long a slot hold lasts unless the request asks otherwise (minutes).
+pub const DEFAULT_RESERVATION_MINUTES: i64 = 5;
+/// The longest hold a request may ask for (minutes).
+pub const MAX_RESERVATION_MINUTES: i64 = 60;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Attendee {
+    pub name: String,
+    pub email: String,
+    pub time_zone: String,
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateBooking {
+    pub start: String,
+    pub event_type_id: i64,
+    pub attendee: Attendee,
+    #[serde(default)]
+    pub guests: Vec<String>,
+    #[serde(default)]
+    pub length_in_minutes: Option<i64>,
+    #[serde(default)]
+    pub metadata: Option<Value>,
+    #[serde(default)]
+    pub reservation_uid: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CancelBooking {
+    #[serde(default)]
+    pub cancellation_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RescheduleBooking {
+    pub start: String,
+    #[serde(default)]
+    pub rescheduling_reason: Option<String>,
+    #[serde(default)]
+    pub reservation_uid: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateReservation {
+    pub event_type_id: i64,
+    pub slot_start: String,
+    #[serde(default)]
+    pub slot_duration: Option<i64>,
+    #[serde(default)]
+    pub reservation_duration: Option<i64>,
+}
+
+/// A JSON body (empty counts as `{}`), with our error shape on failure.
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    serde_json::from_value(v).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "validation_error",
+            format!("the body does not match the expected shape: {e}"),
+        )
+    })
+}
+
+/// An ISO 8601 instant with an offset or `Z`.
+fn instant(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
+    match s.trim().parse::<Timestamp>() {
+        Ok(t) if t.as_second() % 60 == 0 && t.subsec_nanosecond() == 0 => Some(t),
+        Ok(_) => {
+            errors.push(FieldError::new(field, "must be on a whole minute"));
+            None
+        }
+        Err(_) => {
+            errors.push(FieldError::new(
+                field,
+                format!(
+                    "{s:?} is not an ISO 8601 time with an offset, such as 2026-06-01T09:00:00Z"
+                ),
+            ));
+            None
+        }
+    }
+}
+
+fn valid_email(s: &str) -> bool {
+    let s = s.trim();
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+/// Check a create request; every problem at once.
+pub fn validate_create(b: &CreateBooking) -> Result<Timestamp, ApiError> {
+    let mut errors = Vec::new();
+    let start = instant("start", &b.start, &mut errors);
+    if b.attendee.name.trim().is_empty() {
+        errors.push(FieldError::new("attendee.name", "required"));
+    }
+    if !valid_email(&b.attendee.email) {
+        errors.push(FieldError::new(
+            "attendee.email",
+            format!("{:?} is not an e-mail address", b.attendee.email),
+        ));
+    }
+    if time_zone(&b.attendee.time_zone).is_none() {
+        errors.push(FieldError::new(
+            "attendee.timeZone",
+            format!(
+                "unknown time zone {:?}: use an IANA name such as \"Europe/Berlin\"",
+                b.attendee.time_zone
+            ),
+        ));
+    }
+    for (i, g) in b.guests.iter().enumerate() {
+        if !valid_email(g) {
+            errors.push(FieldError::new(
+                format!("guests[{i}]"),
+                format!("{g:?} is not an e-mail address"),
+            ));
+        }
+    }
+    if b.guests.len() > 30 {
+        errors.push(FieldError::new("guests", "at most 30 guests"));
+    }
+    if let Some(m) = &b.metadata {
+        if !m.is_object() {
+            errors.push(FieldError::new("metadata", "must be an object"));
+        }
+    }
+    if let Some(n) = b.length_in_minutes {
+        if !(1..=1440).contains(&n) {
+            errors.push(FieldError::new("lengthInMinutes", "must be 1 to 1440"));
+        }
+    }
+    match (errors.is_empty(), start) {
+        (true, Some(s)) => Ok(s),
+        _ => Err(ApiError::validation(errors)),
+    }
+}
+
+/// Is `start` one of the event type's slots? 422 when it never is (outside hours, not on the
+/// grid, too soon, outside the window); 409 when it is but a booking or hold has taken it.
+/// Returns the end and the event type's length in minutes.
+async fn check_slot(
+    state: &AppState,
+    org: i64,
+    event_type_id: i64,
+    start: Timestamp,
+    length: Option<i64>,
+    mine: Option<Uuid>,
+    check_busy: bool,
+) -> Result<(Timestamp, i64), ApiError> {
+    let margin = jiff::SignedDuration::from_hours(72);
+    let ctx = state
+        .store
+        .slot_context_except(org, event_type_id, start - margin, start + margin, mine)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "event_type_not_found",
+                format!("event type {event_type_id} not found"),
+            )
+        })?;
+    let own = i64::from(ctx.event_type.length_minutes);
+    if let Some(l) = length {
+        if l != own {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "lengthInMinutes",
+                format!(
+                    "this event type lasts {own} minutes; leave lengthInMinutes out or send {own}"
+                ),
+            )]));
+        }
+    }
+    let unavailable = || {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "slot_unavailable",
+            format!(
+                "{start} is not an available slot of event type {event_type_id}; GET /v2/slots lists them"
+            ),
+        )
+    };
+    if ctx.schedule.is_none() {
+        return Err(unavailable());
+    }
+    let (avail, rules, busy) = super::slots::prepare(&ctx, own)?;
+    let q = slots::Query {
+        start: start.as_second(),
+        end: start.as_second() + 1,
+        now: Timestamp::now().as_second(),
+    };
+    if slots::compute(&avail, &rules, &[], &q).is_empty() {
+        return Err(unavailable());
+    }
+    if check_busy && slots::compute(&avail, &rules, &busy, &q).is_empty() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "booking_conflict",
+            format!("{start} has been booked or is held by someone else; pick another slot"),
+        ));
+    }
+    Ok((start + jiff::SignedDuration::from_mins(own), own))
+}
+
+fn iso(t: Timestamp) -> String {
+    format!("{t:.3}")
+}
+
+/// The Cal.com v2 booking object.
+pub fn booking_json(b: &Booking) -> Value {
+    let attendee = &b.attendee;
+    json!({
+        "id": b.id,
+        "uid": b.uid,
+        "title": b.title,
+        "status": b.status,
+        "start": iso(b.start),
+        "end": iso(b.end),
+        "duration": (b.end.as_second() - b.start.as_second()) / 60,
+        "eventTypeId": b.event_type_id,
+        "eventType": {"id": b.event_type_id, "slug": b.event_type_slug},
+        "hosts": [{"id": b.host_id, "name": b.host_name, "email": b.host_email, "timeZone": b.host_time_zone}],
+        "attendees": [attendee],
+        "guests": b.guests,
+        "metadata": b.metadata,
+        "rescheduledFromUid": b.rescheduled_from_uid,
+        "rescheduledToUid": b.rescheduled_to_uid,
+        "cancellationReason": b.cancellation_reason,
+        "createdAt": iso(b.created_at),
+        "updatedAt": iso(b.updated_at),
+    })
+}
+
+fn idempotency_key(headers: &HeaderMap, raw: &[u8]) -> Result<Option<IdempotencyKey>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice)",
+            )
+        })?;
+    Ok(Some(IdempotencyKey {
+        key: key.to_string(),
+        request_hash: Sha256::digest(raw).to_vec(),
+    }))
+}
+
+fn uid(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(s).map_err(|_| ApiError::not_found("booking"))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> ApiResult {
+    let org = who.org()?;
+    who.require("book")?;
+    let req: CreateBooking = body(&raw)?;
+    let start = validate_create(&req)?;
+    let idem = idempotency_key(&headers, &raw)?;
+    if let Some(k) = &idem {
+        if let Some(r) = state.store.idempotent_replay(org, k).await? {
+            return Ok(replayed(r));
+        }
+    }
+    let checked = check_slot(
+        &state,
+        org,
+        req.event_type_id,
+        start,
+        req.length_in_minutes,
+        req.reservation_uid,
+        true,
+    )
+    .await;
+    let end = match (checked, &idem) {
+        (Ok((end, _)), _) => end,
+        // The first request with this key may have just taken the slot.
+        (Err(e), Some(k)) => match state.store.idempotent_replay(org, k).await? {
+            Some(r) => return Ok(replayed(r)),
+            None => return Err(e),
+        },
+        (Err(e), None) => return Err(e),
+    };
+    let mut attendee = json!({
+        "name": req.attendee.name.trim(),
+        "email": req.attendee.email.trim(),
+        "timeZone": req.attendee.time_zone,
+    });
+    if let Some(l) = &req.attendee.language {
+        attendee["language"] = json!(l);
+    }
+    let nb = NewBooking {
+        org_id: org,
+        event_type_id: req.event_type_id,
+        start,
+        end,
+        attendee,
+        guests: json!(req.guests),
+        metadata: req.metadata.clone().unwrap_or_else(|| json!({})),
+        reservation_uid: req.reservation_uid,
+    };
+    let outcome = retry_transient(|| state.store.create_booking(&nb, idem.as_ref(), booking_json));
+    match outcome.await? {
+        BookOutcome::Created(b) => Ok(success(StatusCode::CREATED, booking_json(&b))),
+        BookOutcome::Replayed(r) => Ok(replayed(r)),
+    }
+}
+
+fn replayed(r: Replay) -> axum::response::Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
+    let mut res = success(status, r.body);
+    res.headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    res
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let org = who.org()?;
+    who.require("read")?;
+    let b = state
+        .store
+        .get_booking(org, uid(&id)?)
+        .await?
+        .ok_or_else(|| ApiError::not_found("booking"))?;
+    Ok(success(StatusCode::OK, booking_json(&b)))
+}
+
+/// Check the list query; every problem at once.
+pub fn parse_list(q: &HashMap<String, String>) -> Result<BookingFilter, ApiError> {
+    let mut errors = Vec::new();
+    let get = |k: &str| q.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+    let mut f = BookingFilter {
+        take: 100,
+        ..BookingFilter::default()
+    };
+    if let Some(s) = get("status") {
+        for part in s.split(',').map(str::trim) {
+            match part {
+                "accepted" | "cancelled" => f.statuses.push(part.to_string()),
+                other => errors.push(FieldError::new(
+                    "status",
+                    format!("{other:?}: use accepted or cancelled (comma-separated for both)"),
+                )),
+            }
+        }
+    }
+    f.after_start = get("afterStart").and_then(|v| instant("afterStart", v, &mut errors));
+    f.before_end = get("beforeEnd").and_then(|v| instant("beforeEnd", v, &mut errors));
+    let mut int = |k: &str, lo: i64, hi: i64| {
+        get(k).and_then(|v| match v.parse::<i64>() {
+            Ok(n) if (lo..=hi).contains(&n) => Some(n),
+            _ => {
+                errors.push(FieldError::new(
+                    k,
+                    format!("must be a number from {lo} to {hi}"),
+                ));
+                None
+            }
+        })
+    };
+    f.event_type_id = int("eventTypeId", 1, i64::MAX);
+    if let Some(t) = int("take", 1, 250) {
+        f.take = t;
+    }
+    if let Some(s) = int("skip", 0, i64::MAX / 2) {
+        f.skip = s;
+    }
+    if let (Some(a), Some(b)) = (f.after_start, f.before_end) {
+        if b <= a {
+            errors.push(FieldError::new("beforeEnd", "must be after afterStart"));
+        }
+    }
+    if errors.is_empty() {
+        Ok(f)
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    who: Principal,
+    Query(params): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let org = who.org()?;
+    who.require("read")?;
+    let f = parse_list(&params)?;
+    let (rows, total) = state.store.list_bookings(org, &f).await?;
+    let returned = rows.len() as i64;
+    let data: Vec<Value> = rows.iter().map(booking_json).collect();
+    let body = json!({
+        "status": "success",
+        "data": data,
+        "pagination": {
+            "totalItems": total,
+            "returnedItems": returned,
+            "remainingItems": (total - f.skip - returned).max(0),
+            "itemsPerPage": f.take,
+            "skip": f.skip,
+            "hasNextPage": f.skip + returned < total,
+            "hasPreviousPage": f.skip > 0,
+        }
+    });
+    Ok((StatusCode::OK, axum::Json(body)).into_response())
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> ApiResult {
+    let org = who.org()?;
+    who.require("cancel")?;
+    let uid = uid(&id)?;
+    let req: CancelBooking = body(&raw)?;
+    let b = state
+        .store
+        .cancel_booking(org, uid, req.cancellation_reason.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::not_found("booking"))?;
+    Ok(success(StatusCode::OK, booking_json(&b)))
+}
+
+pub async fn reschedule(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+    raw: Bytes,
+) -> ApiResult {
+    let org = who.org()?;
+    who.require("reschedule")?;
+    let uid = uid(&id)?;
+    let req: RescheduleBooking = body(&raw)?;
+    let mut errors = Vec::new();
+    let start = instant("start", &req.start, &mut errors);
+    let Some(start) = start.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    let old = state
+        .store
+        .get_booking(org, uid)
+        .await?
+        .ok_or_else(|| ApiError::not_found("booking"))?;
+    // The old booking still occupies its time here, so only "is this ever a slot" is checked;
+    // whether the new time is free is the database's call inside the transaction.
+    let (end, _) = check_slot(
+        &state,
+        org,
+        old.event_type_id,
+        start,
+        None,
+        req.reservation_uid,
+        false,
+    )
+    .await?;
+    let b = retry_transient(|| {
+        state.store.reschedule_booking(
+            org,
+            uid,
+            start,
+            end,
+            req.rescheduling_reason.as_deref(),
+            req.reservation_uid,
+        )
+    })
+    .await?
+    .ok_or_else(|| ApiError::not_found("booking"))?;
+    Ok(success(StatusCode::CREATED, booking_json(&b)))
+}
+
+pub async fn reserve(State(state): State<AppState>, who: Principal, raw: Bytes) -> ApiResult {
+    let org = who.org()?;
+    who.require("book")?;
+    let req: CreateReservation = body(&raw)?;
+    let mut errors = Vec::new();
+    let start = instant("slotStart", &req.slot_start, &mut errors);
+    let minutes = req
+        .reservation_duration
+        .unwrap_or(DEFAULT_RESERVATION_MINUTES);
+    if !(1..=MAX_RESERVATION_MINUTES).contains(&minutes) {
+        errors.push(FieldError::new(
+            "reservationDuration",
+            format!("must be 1 to {MAX_RESERVATION_MINUTES} minutes"),
+        ));
+    }
+    let Some(start) = start.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    let held = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "slot_unavailable", m);
+    let (end, length) = match check_slot(
+        &state,
+        org,
+        req.event_type_id,
+        start,
+        req.slot_duration,
+        None,
+        true,
+    )
+    .await
+    {
+        Err(e) if e.status == StatusCode::CONFLICT => return Err(held(e.message)),
+        other => other?,
+    };
+    let r = match retry_transient(|| {
+        state
+            .store
+            .create_reservation(org, req.event_type_id, start, end, minutes * 60)
+    })
+    .await
+    {
+        Err(crate::service::store::StoreError::BookingConflict(m)) => return Err(held(m)),
+        other => other?,
+    }
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "event_type_not_found",
+            format!("event type {} not found", req.event_type_id),
+        )
+    })?;
+    Ok(success(
+        StatusCode::CREATED,
+        json!({
+            "reservationUid": r.uid,
+            "eventTypeId": r.event_type_id,
+            "slotStart": iso(r.start),
+            "slotEnd": iso(r.end),
+            "slotDuration": length,
+            "reservationDuration": minutes,
+            "reservationUntil": iso(r.expires_at),
+        }),
+    ))
+}
+
+pub async fn release(
+    State(state): State<AppState>,
+    who: Principal,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let org = who.org()?;
+    who.require("book")?;
+    let uid = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("reservation"))?;
+    if !state.store.delete_reservation(org, uid).await? {
+        return Err(ApiError::not_found("reservation"));
+    }
+    Ok(success(StatusCode::OK, json!({"reservationUid": uid})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(v: Value) -> CreateBooking {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn create_requests_report_every_problem() {
+        let e = validate_create(&req(json!({
+            "start": "tomorrow", "eventTypeId": 1,
+            "attendee": {"name": " ", "email": "nope", "timeZone": "Mars/Olympus"},
+            "guests": ["a@b.example", "bad"], "metadata": [1], "lengthInMinutes": 0
+        })))
+        .unwrap_err();
+        assert_eq!(e.code, "validation_error");
+        let fields: Vec<&str> = e.details["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "start",
+                "attendee.name",
+                "attendee.email",
+                "attendee.timeZone",
+                "guests[1]",
+                "metadata",
+                "lengthInMinutes"
+            ]
+        );
+        let ok = validate_create(&req(json!({
+            "start": "2031-03-03T09:00:00+01:00", "eventTypeId": 1,
+            "attendee": {"name": "Ann", "email": "ann@example.com", "timeZone": "Europe/Berlin"}
+        })))
+        .unwrap();
+        assert_eq!(ok.to_string(), "2031-03-03T08:00:00Z");
+        let e = validate_create(&req(json!({
+            "start": "2031-03-03T09:00:30Z", "eventTypeId": 1,
+            "attendee": {"name": "Ann", "email": "ann@example.com", "timeZone": "UTC"}
+        })))
+        .unwrap_err();
+        assert!(e.message.contains("whole minute"), "{}", e.message);
+    }
+
+    #[test]
+    fn list_queries_are_checked() {
+        let p = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let f = parse_list(&p(&[
+            ("status", "accepted,cancelled"),
+            ("take", "10"),
+            ("skip", "20"),
+        ]))
+        .unwrap();
+        assert_eq!(f.statuses, ["accepted", "cancelled"]);
+        assert_eq!((f.take, f.skip), (10, 20));
+        let e = parse_list(&p(&[
+            ("status", "pending"),
+            ("take", "1000"),
+            ("afterStart", "2031-01-02T00:00:00Z"),
+            ("beforeEnd", "2031-01-01T00:00:00Z"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.details["fields"].as_array().unwrap().len(), 3);
+    }
+}

@@ -1,0 +1,585 @@
+//! Bookings, slot holds and idempotency keys. Overlaps are refused by PostgreSQL itself (the
+//! exclusion constraints of migration 2); this module turns their SQLSTATE 23P01 into
+//! [`StoreError::BookingConflict`].
+
+use super::{classify, Result, Store, StoreError};
+use deadpool_postgres::GenericClient;
+use jiff::Timestamp;
+use serde_json::Value;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+/// A booking as the API shows it (joined with its event type and host).
+#[derive(Debug, Clone)]
+pub struct Booking {
+    pub id: i64,
+    pub uid: Uuid,
+    pub org_id: i64,
+    pub event_type_id: i64,
+    pub event_type_slug: String,
+    pub title: String,
+    pub host_id: i64,
+    pub host_name: String,
+    pub host_email: String,
+    pub host_time_zone: String,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub status: String,
+    pub attendee: Value,
+    pub guests: Value,
+    pub metadata: Value,
+    pub rescheduled_from_uid: Option<Uuid>,
+    pub rescheduled_to_uid: Option<Uuid>,
+    pub cancellation_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+const BOOKING_SELECT: &str = "SELECT b.id, b.uid, b.org_id, b.event_type_id, e.slug,
+  COALESCE(b.title, e.title), u.id, u.name, u.email, u.time_zone, b.start_at, b.end_at, b.status,
+  b.attendee, b.guests, b.metadata, b.rescheduled_from_uid, b.rescheduled_to_uid,
+  b.cancellation_reason, b.created_at, b.updated_at
+  FROM bookings b JOIN event_types e ON e.id = b.event_type_id JOIN users u ON u.id = b.host_user_id";
+
+impl Booking {
+    fn from_row(r: &Row) -> Booking {
+        Booking {
+            id: r.get(0),
+            uid: r.get(1),
+            org_id: r.get(2),
+            event_type_id: r.get(3),
+            event_type_slug: r.get(4),
+            title: r.get(5),
+            host_id: r.get(6),
+            host_name: r.get(7),
+            host_email: r.get(8),
+            host_time_zone: r.get(9),
+            start: r.get(10),
+            end: r.get(11),
+            status: r.get(12),
+            attendee: r.get(13),
+            guests: r.get(14),
+            metadata: r.get(15),
+            rescheduled_from_uid: r.get(16),
+            rescheduled_to_uid: r.get(17),
+            cancellation_reason: r.get(18),
+            created_at: r.get(19),
+            updated_at: r.get(20),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewBooking {
+    pub org_id: i64,
+    pub event_type_id: i64,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub attendee: Value,
+    pub guests: Value,
+    pub metadata: Value,
+    /// A hold of this very slot that the booking uses up.
+    pub reservation_uid: Option<Uuid>,
+}
+
+/// An `Idempotency-Key` and a fingerprint of the request it came with.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    pub request_hash: Vec<u8>,
+}
+
+/// A stored first result.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    pub status: u16,
+    pub body: Value,
+}
+
+#[derive(Debug, Clone)]
+pub enum BookOutcome {
+    Created(Box<Booking>),
+    /// The key was used before; this is the first result.
+    Replayed(Replay),
+}
+
+/// A slot hold.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub uid: Uuid,
+    pub event_type_id: i64,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// Filters of `GET /v2/bookings`.
+#[derive(Debug, Clone, Default)]
+pub struct BookingFilter {
+    pub statuses: Vec<String>,
+    pub after_start: Option<Timestamp>,
+    pub before_end: Option<Timestamp>,
+    pub event_type_id: Option<i64>,
+    pub take: i64,
+    pub skip: i64,
+}
+
+/// Run `f` again (up to 8 times, with a short random pause) while it fails with a deadlock or
+/// serialization failure. Concurrent inserts of overlapping ranges can deadlock while
+/// PostgreSQL checks the exclusion constraint; the victim's transaction wrote nothing.
+pub async fn retry_transient<T, F, Fut>(mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Err(StoreError::Transient(_)) if attempt < 7 => {
+                attempt += 1;
+                let ms = rand::random::<u64>() % (2 << attempt);
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// 23P01 (an exclusion constraint said no) becomes a booking conflict.
+fn conflict_or(e: tokio_postgres::Error, what: &str) -> StoreError {
+    if e.code() == Some(&SqlState::EXCLUSION_VIOLATION) {
+        StoreError::BookingConflict(format!(
+            "{what} overlaps a booking or a held slot of the same host"
+        ))
+    } else {
+        classify(e, what)
+    }
+}
+
+/// Writers of one host's time queue up for the rest of the transaction. This is not the
+/// guarantee (the exclusion constraints are); it keeps concurrent overlapping inserts from
+/// deadlocking inside the constraint check, which PostgreSQL would only resolve after
+/// `deadlock_timeout`.
+async fn queue_for_host(c: &impl GenericClient, host: i64) -> Result<()> {
+    c.execute(
+        "SELECT pg_advisory_xact_lock(7161, ($1::bigint % 2147483647)::integer)",
+        &[&host],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Holds that ran out no longer hold anything: drop those in the way of `[start, end)` widened.
+async fn drop_expired_holds(
+    c: &impl GenericClient,
+    host: i64,
+    start: Timestamp,
+    end: Timestamp,
+    before: i32,
+    after: i32,
+) -> Result<()> {
+    c.execute(
+        "DELETE FROM slot_reservations WHERE host_user_id = $1 AND expires_at <= now()
+           AND occupied && calops_occupied($2, $3, $4, $5)",
+        &[&host, &start, &end, &before, &after],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Insert an accepted booking inside `tx` and read it back; the event type's host and
+/// buffers are copied. Every statement goes out in one pipeline (one round trip while this
+/// host's queue is held), in order: queue for the host, drop expired holds in the way, use up
+/// the presented hold, insert, read back.
+async fn insert_booking(
+    tx: &deadpool_postgres::Transaction<'_>,
+    b: &NewBooking,
+    uid: Uuid,
+    rescheduled_from: Option<Uuid>,
+) -> Result<Booking> {
+    let read_sql = format!("{BOOKING_SELECT} WHERE b.uid = $1");
+    let (lock, drop, use_hold, insert, read) = futures::try_join!(
+        tx.prepare_cached(
+            "SELECT pg_advisory_xact_lock(7161, (SELECT (user_id % 2147483647)::integer
+               FROM event_types WHERE org_id = $1 AND id = $2))"
+        ),
+        tx.prepare_cached(
+            "DELETE FROM slot_reservations r USING event_types e
+             WHERE e.org_id = $1 AND e.id = $2 AND r.host_user_id = e.user_id
+               AND r.expires_at <= now()
+               AND r.occupied && calops_occupied($3, $4, e.before_event_buffer, e.after_event_buffer)"
+        ),
+        tx.prepare_cached(
+            "DELETE FROM slot_reservations WHERE uid = $1 AND org_id = $2
+               AND event_type_id = $3 AND start_at = $4 AND end_at = $5"
+        ),
+        tx.prepare_cached(
+            "INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at,
+               status, before_buffer_minutes, after_buffer_minutes, attendee, guests, metadata,
+               rescheduled_from_uid)
+             SELECT $3, org_id, id, user_id, $4, $5, 'accepted', before_event_buffer,
+               after_event_buffer, $6, $7, $8, $9
+             FROM event_types WHERE org_id = $1 AND id = $2
+             RETURNING id"
+        ),
+        tx.prepare_cached(&read_sql),
+    )?;
+    let et = [
+        &b.org_id as &(dyn tokio_postgres::types::ToSql + Sync),
+        &b.event_type_id,
+    ];
+    let hold = async {
+        match b.reservation_uid {
+            None => Ok(None),
+            Some(r) => tx
+                .execute(
+                    &use_hold,
+                    &[&r, &b.org_id, &b.event_type_id, &b.start, &b.end],
+                )
+                .await
+                .map(|n| Some((r, n))),
+        }
+    };
+    let (_, _, used, inserted, row) = futures::try_join!(
+        async { tx.execute(&lock, &et).await.map_err(StoreError::from) },
+        async {
+            tx.execute(&drop, &[&b.org_id, &b.event_type_id, &b.start, &b.end])
+                .await
+                .map_err(StoreError::from)
+        },
+        async { hold.await.map_err(StoreError::from) },
+        async {
+            tx.query_opt(
+                &insert,
+                &[
+                    &b.org_id,
+                    &b.event_type_id,
+                    &uid,
+                    &b.start,
+                    &b.end,
+                    &b.attendee,
+                    &b.guests,
+                    &b.metadata,
+                    &rescheduled_from,
+                ],
+            )
+            .await
+            .map_err(|e| conflict_or(e, "the booking"))
+        },
+        async { tx.query_opt(&read, &[&uid]).await.map_err(StoreError::from) },
+    )?;
+    if let Some((r, 0)) = used {
+        return Err(StoreError::ReservationInvalid(format!(
+            "reservation {r} does not exist (any more) or holds another slot"
+        )));
+    }
+    match (inserted, row) {
+        (Some(_), Some(row)) => Ok(Booking::from_row(&row)),
+        _ => Err(StoreError::Invalid(format!(
+            "event type {} not found",
+            b.event_type_id
+        ))),
+    }
+}
+
+impl Store {
+    /// The stored first result of an idempotency key, if its request finished.
+    pub async fn idempotent_replay(
+        &self,
+        org_id: i64,
+        k: &IdempotencyKey,
+    ) -> Result<Option<Replay>> {
+        let c = self.conn().await?;
+        replay(&c, org_id, k).await
+    }
+
+    /// Book, honouring an idempotency key: a key seen before returns its first result (also
+    /// when the first request is still running: the second waits for it). `render` gives the
+    /// response body stored for replays.
+    pub async fn create_booking(
+        &self,
+        b: &NewBooking,
+        idem: Option<&IdempotencyKey>,
+        render: impl Fn(&Booking) -> Value,
+    ) -> Result<BookOutcome> {
+        let mut c = self.conn().await?;
+        if let Some(k) = idem {
+            if let Some(r) = replay(&c, b.org_id, k).await? {
+                return Ok(BookOutcome::Replayed(r));
+            }
+        }
+        let tx = c.transaction().await?;
+        if let Some(k) = idem {
+            // Blocks while another request with this key is in flight.
+            let fresh = tx
+                .execute(
+                    "INSERT INTO idempotency_keys (org_id, key, request_hash) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[&b.org_id, &k.key, &k.request_hash],
+                )
+                .await?;
+            if fresh == 0 {
+                tx.rollback().await?;
+                return match replay(&c, b.org_id, k).await? {
+                    Some(r) => Ok(BookOutcome::Replayed(r)),
+                    None => Err(StoreError::Conflict(
+                        "a request with this Idempotency-Key is still in progress; retry shortly"
+                            .into(),
+                    )),
+                };
+            }
+        }
+        let booking = insert_booking(&tx, b, Uuid::new_v4(), None).await?;
+        if let Some(k) = idem {
+            tx.execute(
+                "UPDATE idempotency_keys SET status = 201, response = $3 WHERE org_id = $1 AND key = $2",
+                &[&b.org_id, &k.key, &render(&booking)],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(BookOutcome::Created(Box::new(booking)))
+    }
+
+    pub async fn get_booking(&self, org_id: i64, uid: Uuid) -> Result<Option<Booking>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("{BOOKING_SELECT} WHERE b.org_id = $1 AND b.uid = $2"),
+                &[&org_id, &uid],
+            )
+            .await?;
+        Ok(row.as_ref().map(Booking::from_row))
+    }
+
+    /// One page of an organization's bookings (by start time) and the total count.
+    pub async fn list_bookings(
+        &self,
+        org_id: i64,
+        f: &BookingFilter,
+    ) -> Result<(Vec<Booking>, i64)> {
+        let c = self.conn().await?;
+        let filter = "WHERE b.org_id = $1 AND (cardinality($2::text[]) = 0 OR b.status = ANY($2))
+               AND ($3::timestamptz IS NULL OR b.start_at >= $3)
+               AND ($4::timestamptz IS NULL OR b.end_at <= $4)
+               AND ($5::bigint IS NULL OR b.event_type_id = $5)";
+        let rows = c
+            .query(
+                &format!("{BOOKING_SELECT} {filter} ORDER BY b.start_at, b.id LIMIT $6 OFFSET $7"),
+                &[
+                    &org_id,
+                    &f.statuses,
+                    &f.after_start,
+                    &f.before_end,
+                    &f.event_type_id,
+                    &f.take,
+                    &f.skip,
+                ],
+            )
+            .await?;
+        let total: i64 = c
+            .query_one(
+                &format!("SELECT count(*) FROM bookings b {filter}"),
+                &[
+                    &org_id,
+                    &f.statuses,
+                    &f.after_start,
+                    &f.before_end,
+                    &f.event_type_id,
+                ],
+            )
+            .await?
+            .get(0);
+        Ok((rows.iter().map(Booking::from_row).collect(), total))
+    }
+
+    /// Cancel an accepted booking. `None` when it is not in `org_id`.
+    pub async fn cancel_booking(
+        &self,
+        org_id: i64,
+        uid: Uuid,
+        reason: Option<&str>,
+    ) -> Result<Option<Booking>> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        let Some(status) = lock_booking(&tx, org_id, uid).await? else {
+            return Ok(None);
+        };
+        if status != "accepted" {
+            return Err(StoreError::NotActive(format!(
+                "booking {uid} is {status}; only accepted bookings can be cancelled"
+            )));
+        }
+        tx.execute(
+            "UPDATE bookings SET status = 'cancelled', cancellation_reason = $2, updated_at = now()
+             WHERE uid = $1",
+            &[&uid, &reason],
+        )
+        .await?;
+        let row = tx
+            .query_one(&format!("{BOOKING_SELECT} WHERE b.uid = $1"), &[&uid])
+            .await?;
+        tx.commit().await?;
+        Ok(Some(Booking::from_row(&row)))
+    }
+
+    /// Move an accepted booking to `[start, end)` in one transaction: the old booking is
+    /// cancelled and linked to a new one; when the new time is taken nothing changes.
+    /// Returns the new booking; `None` when the old one is not in `org_id`.
+    pub async fn reschedule_booking(
+        &self,
+        org_id: i64,
+        uid: Uuid,
+        start: Timestamp,
+        end: Timestamp,
+        reason: Option<&str>,
+        reservation_uid: Option<Uuid>,
+    ) -> Result<Option<Booking>> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        // The host's queue first, then the row: the order every writer of this host uses.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(7161, (SELECT (host_user_id % 2147483647)::integer
+               FROM bookings WHERE org_id = $1 AND uid = $2))",
+            &[&org_id, &uid],
+        )
+        .await?;
+        let Some(status) = lock_booking(&tx, org_id, uid).await? else {
+            return Ok(None);
+        };
+        if status != "accepted" {
+            return Err(StoreError::NotActive(format!(
+                "booking {uid} is {status}; only accepted bookings can be rescheduled"
+            )));
+        }
+        let old = tx
+            .query_one(
+                "SELECT event_type_id, attendee, guests, metadata FROM bookings WHERE uid = $1",
+                &[&uid],
+            )
+            .await?;
+        let new_uid = Uuid::new_v4();
+        // Free the old time first, so the new time may overlap it.
+        tx.execute(
+            "UPDATE bookings SET status = 'cancelled', rescheduled_to_uid = $2,
+               cancellation_reason = $3, updated_at = now() WHERE uid = $1",
+            &[&uid, &new_uid, &reason],
+        )
+        .await?;
+        let nb = NewBooking {
+            org_id,
+            event_type_id: old.get(0),
+            start,
+            end,
+            attendee: old.get(1),
+            guests: old.get(2),
+            metadata: old.get(3),
+            reservation_uid,
+        };
+        let booking = insert_booking(&tx, &nb, new_uid, Some(uid)).await?;
+        tx.commit().await?;
+        Ok(Some(booking))
+    }
+
+    /// Hold `[start, end)` of an event type's host until `expires_at`.
+    pub async fn create_reservation(
+        &self,
+        org_id: i64,
+        event_type_id: i64,
+        start: Timestamp,
+        end: Timestamp,
+        ttl_seconds: i64,
+    ) -> Result<Option<Reservation>> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        let Some(et) = tx
+            .query_opt(
+                "SELECT user_id, before_event_buffer, after_event_buffer FROM event_types
+                 WHERE org_id = $1 AND id = $2",
+                &[&org_id, &event_type_id],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (host, before, after): (i64, i32, i32) = (et.get(0), et.get(1), et.get(2));
+        queue_for_host(&tx, host).await?;
+        drop_expired_holds(&tx, host, start, end, before, after).await?;
+        let uid = Uuid::new_v4();
+        let row = tx
+            .query_one(
+                "INSERT INTO slot_reservations (uid, org_id, event_type_id, host_user_id, start_at,
+                   end_at, before_buffer_minutes, after_buffer_minutes, occupied, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, calops_occupied($5, $6, $7, $8),
+                   now() + make_interval(secs => $9::bigint::double precision))
+                 RETURNING expires_at",
+                &[
+                    &uid,
+                    &org_id,
+                    &event_type_id,
+                    &host,
+                    &start,
+                    &end,
+                    &before,
+                    &after,
+                    &ttl_seconds,
+                ],
+            )
+            .await
+            .map_err(|e| conflict_or(e, "the reservation"))?;
+        tx.commit().await?;
+        Ok(Some(Reservation {
+            uid,
+            event_type_id,
+            start,
+            end,
+            expires_at: row.get(0),
+        }))
+    }
+
+    /// Release a hold early. `false` when there is none with this uid in `org_id`.
+    pub async fn delete_reservation(&self, org_id: i64, uid: Uuid) -> Result<bool> {
+        let c = self.conn().await?;
+        let n = c
+            .execute(
+                "DELETE FROM slot_reservations WHERE org_id = $1 AND uid = $2",
+                &[&org_id, &uid],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+}
+
+async fn replay(c: &impl GenericClient, org_id: i64, k: &IdempotencyKey) -> Result<Option<Replay>> {
+    let row = c
+        .query_opt(
+            "SELECT request_hash, status, response FROM idempotency_keys
+             WHERE org_id = $1 AND key = $2 AND status IS NOT NULL",
+            &[&org_id, &k.key],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let hash: Vec<u8> = row.get(0);
+    if hash != k.request_hash {
+        return Err(StoreError::IdempotencyMismatch(
+            "this Idempotency-Key was used with a different request; use a new key".into(),
+        ));
+    }
+    let status: i32 = row.get(1);
+    Ok(Some(Replay {
+        status: u16::try_from(status).unwrap_or(200),
+        body: row.get(2),
+    }))
+}
+
+/// Lock a booking of `org_id` for the rest of the transaction; its status, or `None`.
+async fn lock_booking(tx: &impl GenericClient, org_id: i64, uid: Uuid) -> Result<Option<String>> {
+    Ok(tx
+        .query_opt(
+            "SELECT status FROM bookings WHERE org_id = $1 AND uid = $2 FOR UPDATE",
+            &[&org_id, &uid],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}

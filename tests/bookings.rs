@@ -1,0 +1,1079 @@
+//! Bookings and slot holds against a real PostgreSQL cluster (one per test run, a database per
+//! test) over real HTTP on 127.0.0.1: every endpoint's happy path and bad input, idempotency,
+//! atomic reschedule, reservations, and concurrent clients racing for one slot.
+
+use calops::service::testing::{postgres_available, TestApp, BOOTSTRAP_TOKEN};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn have_pg(test: &str) -> bool {
+    if postgres_available() {
+        return true;
+    }
+    calops::testkit::skip_or_fail(
+        test,
+        "PostgreSQL server binaries are not installed (run scripts/setup)",
+    );
+    false
+}
+
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn new(app: &TestApp) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(128)
+                .build()
+                .unwrap(),
+            base: app.base.clone(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+        idem: Option<&str>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut rq = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            rq = rq.json(&b);
+        }
+        if let Some(k) = idem {
+            rq = rq.header("Idempotency-Key", k);
+        }
+        let res = rq.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v, headers)
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let (s, v, _) = self.send(Method::GET, path, token, None, None).await;
+        (s, v)
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        let (s, v, _) = self.send(Method::POST, path, token, Some(body), None).await;
+        (s, v)
+    }
+
+    async fn create(&self, path: &str, token: &str, body: Value) -> Value {
+        let (s, v) = self.post(path, token, body).await;
+        assert_eq!(s, StatusCode::CREATED, "POST {path}: {v}");
+        v["data"].clone()
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no code>")
+}
+
+struct Tenant {
+    org_id: i64,
+    key: String,
+    user_id: i64,
+    event_type_id: i64,
+}
+
+const ALL_DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+/// An organization with a host working 09:00-12:00 UTC every day and one event type.
+async fn tenant(c: &Client, name: &str, start: &str, end: &str, event_type: Value) -> Tenant {
+    let org = c
+        .create("/v2/organizations", BOOTSTRAP_TOKEN, json!({"name": name}))
+        .await;
+    let key = org["apiKey"].as_str().unwrap().to_string();
+    let org_id = org["id"].as_i64().unwrap();
+    let user = c
+        .create(
+            &format!("/v2/organizations/{org_id}/users"),
+            &key,
+            json!({"name": "Host", "email": format!("host@{}.example.com", org["slug"].as_str().unwrap()), "timeZone": "UTC"}),
+        )
+        .await;
+    let user_id = user["id"].as_i64().unwrap();
+    c.create(
+        "/v2/schedules",
+        &key,
+        json!({"userId": user_id, "name": "Work", "timeZone": "UTC",
+               "availability": [{"days": ALL_DAYS, "startTime": start, "endTime": end}]}),
+    )
+    .await;
+    let event_type_id = event_type_of(c, &key, user_id, event_type).await;
+    Tenant {
+        org_id,
+        key,
+        user_id,
+        event_type_id,
+    }
+}
+
+async fn event_type_of(c: &Client, key: &str, user_id: i64, mut et: Value) -> i64 {
+    et["userId"] = json!(user_id);
+    c.create("/v2/event-types", key, et).await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+fn call_type() -> Value {
+    json!({"title": "Call", "slug": "call", "lengthInMinutes": 30})
+}
+
+fn booking(et: i64, start: &str) -> Value {
+    json!({"start": start, "eventTypeId": et,
+           "attendee": {"name": "Ann Lee", "email": "ann@example.com", "timeZone": "Europe/Berlin"}})
+}
+
+async fn slot_starts(c: &Client, t: &Tenant, et: i64, day: &str) -> Vec<String> {
+    let (s, v) = c
+        .get(
+            &format!("/v2/slots?eventTypeId={et}&start={day}&end={day}"),
+            &t.key,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    v["data"][day]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| s["start"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn db(app: &TestApp) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// Pairs of accepted bookings of one host whose ranges (with their buffers) overlap.
+async fn overlapping_pairs(db: &tokio_postgres::Client) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM bookings a JOIN bookings b ON a.host_user_id = b.host_user_id
+           AND a.id < b.id
+           AND tstzrange(a.start_at - a.before_buffer_minutes * interval '1 minute',
+                         a.end_at + a.after_buffer_minutes * interval '1 minute')
+            && tstzrange(b.start_at - b.before_buffer_minutes * interval '1 minute',
+                         b.end_at + b.after_buffer_minutes * interval '1 minute')
+         WHERE a.status = 'accepted' AND b.status = 'accepted'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookings_endpoints_happy_paths_and_bad_input() {
+    if !have_pg("bookings_endpoints_happy_paths_and_bad_input") {
+        return;
+    }
+    let app = TestApp::spawn().await.unwrap();
+    let c = Client::new(&app);
+    let t = tenant(&c, "Acme", "09:00", "12:00", call_type()).await;
+    let other = tenant(&c, "Other", "09:00", "12:00", call_type()).await;
+    let day = "2031-03-03";
+    assert!(slot_starts(&c, &t, t.event_type_id, day)
+        .await
+        .contains(&"2031-03-03T09:00:00.000Z".to_string()));
+
+    // Create: Cal.com v2 shape, and the slot leaves /v2/slots.
+    let mut body = booking(t.event_type_id, "2031-03-03T10:00:00+01:00");
+    body["guests"] = json!(["bob@example.com"]);
+    body["lengthInMinutes"] = json!(30);
+    body["metadata"] = json!({"crmId": "42"});
+    let b = c.create("/v2/bookings", &t.key, body).await;
+    let uid = b["uid"].as_str().unwrap().to_string();
+    assert_eq!(b["status"], "accepted");
+    assert_eq!(b["start"], "2031-03-03T09:00:00.000Z");
+    assert_eq!(b["end"], "2031-03-03T09:30:00.000Z");
+    assert_eq!(b["duration"], 30);
+    assert_eq!(b["eventTypeId"], t.event_type_id);
+    assert_eq!(b["eventType"]["slug"], "call");
+    assert_eq!(b["hosts"][0]["id"], t.user_id);
+    assert_eq!(b["attendees"][0]["email"], "ann@example.com");
+    assert_eq!(b["attendees"][0]["timeZone"], "Europe/Berlin");
+    assert_eq!(b["guests"], json!(["bob@example.com"]));
+    assert_eq!(b["metadata"]["crmId"], "42");
+    let starts = slot_starts(&c, &t, t.event_type_id, day).await;
+    assert!(!starts.contains(&"2031-03-03T09:00:00.000Z".to_string()));
+    assert!(starts.contains(&"2031-03-03T09:30:00.000Z".to_string()));
+
+    // The same slot again: 409; not a slot at all: 422.
+    let (s, v) = c
+        .post(
+            "/v2/bookings",
+            &t.key,
+            booking(t.event_type_id, "2031-03-03T09:00:00Z"),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "booking_conflict"),
+        "{v}"
+    );
+    for start in [
+        "2031-03-03T13:00:00Z",
+        "2031-03-03T09:10:00Z",
+        "2020-01-06T09:00:00Z",
+    ] {
+        let (s, v) = c
+            .post("/v2/bookings", &t.key, booking(t.event_type_id, start))
+            .await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "slot_unavailable"),
+            "{start}: {v}"
+        );
+    }
+
+    // Bad input.
+    let (s, v) = c.post("/v2/bookings", &t.key, json!({})).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "validation_error"));
+    let (s, v) = c
+        .post("/v2/bookings", &t.key, json!({"start": "2031-03-03T09:30:00Z", "eventTypeId": t.event_type_id,
+            "attendee": {"name": "", "email": "x", "timeZone": "Nowhere/City"}, "guests": ["nope"]}))
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "validation_error"));
+    assert_eq!(
+        v["error"]["details"]["fields"].as_array().unwrap().len(),
+        4,
+        "{v}"
+    );
+    let res = c
+        .http
+        .post(format!("{}/v2/bookings", c.base))
+        .bearer_auth(&t.key)
+        .header("content-type", "application/json")
+        .body("{\"start\":")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(code(&v), "invalid_json");
+    let mut wrong_len = booking(t.event_type_id, "2031-03-03T09:30:00Z");
+    wrong_len["lengthInMinutes"] = json!(45);
+    let (s, v) = c.post("/v2/bookings", &t.key, wrong_len).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "validation_error"),
+        "{v}"
+    );
+    let (s, v) = c
+        .post(
+            "/v2/bookings",
+            &t.key,
+            booking(999_999, "2031-03-03T09:30:00Z"),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::NOT_FOUND, "event_type_not_found")
+    );
+    // Another organization's event type is just as unknown.
+    let (s, _) = c
+        .post(
+            "/v2/bookings",
+            &t.key,
+            booking(other.event_type_id, "2031-03-03T09:30:00Z"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Scopes: a read-only key may read but not book, cancel or reschedule.
+    let ro = c
+        .create(
+            &format!("/v2/organizations/{}/api-keys", t.org_id),
+            &t.key,
+            json!({"scopes": ["read"]}),
+        )
+        .await["apiKey"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, v) = c
+        .post(
+            "/v2/bookings",
+            &ro,
+            booking(t.event_type_id, "2031-03-03T09:30:00Z"),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "insufficient_scope"));
+    for action in ["cancel", "reschedule"] {
+        let (s, _) = c
+            .post(
+                &format!("/v2/bookings/{uid}/{action}"),
+                &ro,
+                json!({"start": "2031-03-03T11:00:00Z"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{action}");
+    }
+    let (s, v) = c.get(&format!("/v2/bookings/{uid}"), &ro).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["data"]["uid"], uid.as_str());
+
+    // Cross-organization access is 404, as are unknown and malformed uids.
+    for path in [
+        format!("/v2/bookings/{uid}"),
+        format!("/v2/bookings/{}", uuid::Uuid::new_v4()),
+        "/v2/bookings/not-a-uid".to_string(),
+    ] {
+        let (s, v) = c.get(&path, &other.key).await;
+        assert_eq!(
+            (s, code(&v)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{path}"
+        );
+    }
+    let (s, _) = c
+        .post(&format!("/v2/bookings/{uid}/cancel"), &other.key, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = c
+        .post(
+            &format!("/v2/bookings/{uid}/reschedule"),
+            &other.key,
+            json!({"start": "2031-03-03T11:00:00Z"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = c.get("/v2/bookings", &other.key).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["data"], json!([]));
+
+    // More bookings for the list.
+    let b2 = c
+        .create(
+            "/v2/bookings",
+            &t.key,
+            booking(t.event_type_id, "2031-03-04T09:00:00Z"),
+        )
+        .await;
+    let b3 = c
+        .create(
+            "/v2/bookings",
+            &t.key,
+            booking(t.event_type_id, "2031-03-05T09:00:00Z"),
+        )
+        .await;
+
+    // Cancel: the slot comes back; a second cancel is 409.
+    let (s, v) = c
+        .post(
+            &format!("/v2/bookings/{}/cancel", b2["uid"].as_str().unwrap()),
+            &t.key,
+            json!({"cancellationReason": "conflict"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["status"], "cancelled");
+    assert_eq!(v["data"]["cancellationReason"], "conflict");
+    assert!(slot_starts(&c, &t, t.event_type_id, "2031-03-04")
+        .await
+        .contains(&"2031-03-04T09:00:00.000Z".to_string()));
+    let (s, v) = c
+        .post(
+            &format!("/v2/bookings/{}/cancel", b2["uid"].as_str().unwrap()),
+            &t.key,
+            json!({}),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "booking_not_active"));
+    let (s, v) = c
+        .post(
+            &format!("/v2/bookings/{}/cancel", b3["uid"].as_str().unwrap()),
+            &t.key,
+            json!({"cancellationReason": 5}),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "validation_error"));
+
+    // List: filters and pages.
+    let (s, v) = c.get("/v2/bookings", &t.key).await;
+    assert_eq!(s, 200);
+    assert_eq!(v["pagination"]["totalItems"], 3);
+    let (_, v) = c.get("/v2/bookings?status=cancelled", &t.key).await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    assert_eq!(v["data"][0]["uid"], b2["uid"]);
+    let (_, v) = c.get("/v2/bookings?status=accepted&take=1", &t.key).await;
+    assert_eq!(v["data"][0]["uid"], uid.as_str());
+    assert_eq!(v["pagination"]["hasNextPage"], true);
+    let (_, v) = c
+        .get("/v2/bookings?status=accepted&take=1&skip=1", &t.key)
+        .await;
+    assert_eq!(v["data"][0]["uid"], b3["uid"]);
+    assert_eq!(v["pagination"]["hasNextPage"], false);
+    let (_, v) = c
+        .get(
+            "/v2/bookings?afterStart=2031-03-04T00:00:00Z&beforeEnd=2031-03-05T00:00:00Z",
+            &t.key,
+        )
+        .await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    assert_eq!(v["data"][0]["uid"], b2["uid"]);
+    let (s, v) = c.get("/v2/bookings?status=pending&take=0", &t.key).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "validation_error"));
+    assert_eq!(v["error"]["details"]["fields"].as_array().unwrap().len(), 2);
+
+    // Reschedule: a new uid linked both ways; the old one is cancelled; the new time may
+    // overlap the old one's.
+    let (s, v) = c
+        .post(
+            &format!("/v2/bookings/{uid}/reschedule"),
+            &t.key,
+            json!({"start": "2031-03-03T09:30:00Z", "reschedulingReason": "later"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let moved = v["data"].clone();
+    assert_ne!(moved["uid"], uid.as_str());
+    assert_eq!(moved["rescheduledFromUid"], uid.as_str());
+    assert_eq!(moved["start"], "2031-03-03T09:30:00.000Z");
+    assert_eq!(moved["attendees"][0]["email"], "ann@example.com");
+    assert_eq!(moved["metadata"]["crmId"], "42");
+    let (_, old) = c.get(&format!("/v2/bookings/{uid}"), &t.key).await;
+    assert_eq!(old["data"]["status"], "cancelled");
+    assert_eq!(old["data"]["rescheduledToUid"], moved["uid"]);
+    let (s, v) = c
+        .post(
+            &format!("/v2/bookings/{uid}/reschedule"),
+            &t.key,
+            json!({"start": "2031-03-03T10:00:00Z"}),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "booking_not_active"));
+
+    // Reschedule onto a taken time: 409 and nothing changes (one transaction).
+    let taken = c
+        .create(
+            "/v2/bookings",
+            &t.key,
+            booking(t.event_type_id, "2031-03-03T11:00:00Z"),
+        )
+        .await;
+    let db = db(&app).await;
+    let before: Vec<(String, String)> = db
+        .query("SELECT uid::text, status FROM bookings ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let moved_uid = moved["uid"].as_str().unwrap();
+    let (s, v) = c
+        .post(
+            &format!("/v2/bookings/{moved_uid}/reschedule"),
+            &t.key,
+            json!({"start": "2031-03-03T11:00:00Z"}),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "booking_conflict"),
+        "{v}"
+    );
+    let after: Vec<(String, String)> = db
+        .query("SELECT uid::text, status FROM bookings ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(before, after);
+    let (_, v) = c.get(&format!("/v2/bookings/{moved_uid}"), &t.key).await;
+    assert_eq!(v["data"]["status"], "accepted");
+    assert_eq!(v["data"]["rescheduledToUid"], Value::Null);
+    // Not a slot, and bad input.
+    for (body, want) in [
+        (
+            json!({"start": "2031-03-03T15:00:00Z"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({"start": "soon"}), StatusCode::BAD_REQUEST),
+        (json!({}), StatusCode::BAD_REQUEST),
+    ] {
+        let (s, v) = c
+            .post(
+                &format!("/v2/bookings/{moved_uid}/reschedule"),
+                &t.key,
+                body.clone(),
+            )
+            .await;
+        assert_eq!(s, want, "{body}: {v}");
+    }
+    assert_eq!(overlapping_pairs(&db).await, 0);
+    assert_eq!(taken["status"], "accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_return_the_first_result() {
+    if !have_pg("idempotency_keys_return_the_first_result") {
+        return;
+    }
+    let app = TestApp::spawn().await.unwrap();
+    let c = Client::new(&app);
+    let t = tenant(&c, "Idem", "09:00", "12:00", call_type()).await;
+    let other = tenant(&c, "Idem Two", "09:00", "12:00", call_type()).await;
+    let body = booking(t.event_type_id, "2031-03-03T09:00:00Z");
+    let (s1, v1, h1) = c
+        .send(
+            Method::POST,
+            "/v2/bookings",
+            &t.key,
+            Some(body.clone()),
+            Some("k-1"),
+        )
+        .await;
+    assert_eq!(s1, StatusCode::CREATED, "{v1}");
+    assert!(h1.get("idempotent-replayed").is_none());
+    let (s2, v2, h2) = c
+        .send(
+            Method::POST,
+            "/v2/bookings",
+            &t.key,
+            Some(body.clone()),
+            Some("k-1"),
+        )
+        .await;
+    assert_eq!(s2, StatusCode::CREATED, "{v2}");
+    assert_eq!(v1, v2);
+    assert_eq!(h2.get("idempotent-replayed").unwrap(), "true");
+    // The same key with another request is refused.
+    let (s, v, _) = c
+        .send(
+            Method::POST,
+            "/v2/bookings",
+            &t.key,
+            Some(booking(t.event_type_id, "2031-03-03T10:00:00Z")),
+            Some("k-1"),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    // Keys are per organization.
+    let (s, v, _) = c
+        .send(
+            Method::POST,
+            "/v2/bookings",
+            &other.key,
+            Some(booking(other.event_type_id, "2031-03-03T09:00:00Z")),
+            Some("k-1"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_ne!(v["data"]["uid"], v1["data"]["uid"]);
+    // Concurrent retries with one key: one booking, every answer the same.
+    let body = booking(t.event_type_id, "2031-03-03T11:00:00Z");
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (c, key, body) = (c.clone(), t.key.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            c.send(Method::POST, "/v2/bookings", &key, Some(body), Some("k-2"))
+                .await
+        }));
+    }
+    let mut uids = std::collections::BTreeSet::new();
+    for task in tasks {
+        let (s, v, _) = task.await.unwrap();
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        uids.insert(v["data"]["uid"].as_str().unwrap().to_string());
+    }
+    assert_eq!(uids.len(), 1);
+    let db = db(&app).await;
+    let n: i64 = db
+        .query_one(
+            "SELECT count(*) FROM bookings WHERE start_at = '2031-03-03T11:00:00Z'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    // A failed attempt stores nothing: the key can be used again.
+    let (s, _, _) = c
+        .send(
+            Method::POST,
+            "/v2/bookings",
+            &t.key,
+            Some(booking(t.event_type_id, "2031-03-03T11:00:00Z")),
+            Some("k-3"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _, _) = c
+        .send(
+            Method::POST,
+            "/v2/bookings",
+            &t.key,
+            Some(booking(t.event_type_id, "2031-03-03T11:30:00Z")),
+            Some("k-3"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let long = "x".repeat(300);
+    let (s, v, _) = c
+        .send(
+            Method::POST,
+            "/v2/bookings",
+            &t.key,
+            Some(body),
+            Some(&long),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_idempotency_key")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_hold_slots_in_the_database() {
+    if !have_pg("reservations_hold_slots_in_the_database") {
+        return;
+    }
+    let app = TestApp::spawn().await.unwrap();
+    let c = Client::new(&app);
+    let t = tenant(&c, "Hold", "09:00", "12:00", call_type()).await;
+    let other = tenant(&c, "Hold Two", "09:00", "12:00", call_type()).await;
+    let day = "2031-03-03";
+    let hold = |start: &str| json!({"eventTypeId": t.event_type_id, "slotStart": start});
+
+    let r = c
+        .create(
+            "/v2/slots/reservations",
+            &t.key,
+            hold("2031-03-03T09:00:00Z"),
+        )
+        .await;
+    let ruid = r["reservationUid"].as_str().unwrap().to_string();
+    assert_eq!(r["slotEnd"], "2031-03-03T09:30:00.000Z");
+    assert_eq!(r["reservationDuration"], 5);
+    let until: jiff::Timestamp = r["reservationUntil"].as_str().unwrap().parse().unwrap();
+    let left = until.as_second() - jiff::Timestamp::now().as_second();
+    assert!((240..=301).contains(&left), "{left}");
+    assert!(!slot_starts(&c, &t, t.event_type_id, day)
+        .await
+        .contains(&"2031-03-03T09:00:00.000Z".to_string()));
+
+    // Nobody else gets it: another hold is 422, a booking without the hold is 409.
+    let (s, v) = c
+        .post(
+            "/v2/slots/reservations",
+            &t.key,
+            hold("2031-03-03T09:00:00Z"),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "slot_unavailable")
+    );
+    let (s, v) = c
+        .post(
+            "/v2/bookings",
+            &t.key,
+            booking(t.event_type_id, "2031-03-03T09:00:00Z"),
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "booking_conflict"));
+    // The database refuses it too, whatever path the insert takes.
+    let store = &app.running.state.store;
+    let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+    let err = store
+        .insert_accepted_booking(
+            t.org_id,
+            t.event_type_id,
+            at("2031-03-03T09:15:00Z"),
+            at("2031-03-03T09:45:00Z"),
+            &json!({}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, calops::service::store::StoreError::BookingConflict(_)),
+        "{err}"
+    );
+    // A hold of another slot does not let one book this one.
+    let r2 = c
+        .create(
+            "/v2/slots/reservations",
+            &t.key,
+            hold("2031-03-03T10:00:00Z"),
+        )
+        .await;
+    let mut wrong = booking(t.event_type_id, "2031-03-03T09:00:00Z");
+    wrong["reservationUid"] = r2["reservationUid"].clone();
+    let (s, v) = c.post("/v2/bookings", &t.key, wrong).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    // Other organizations cannot use or release it.
+    let (s, _, _) = c
+        .send(
+            Method::DELETE,
+            &format!("/v2/slots/reservations/{ruid}"),
+            &other.key,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // The booking that presents the hold gets it, and the hold is used up.
+    let mut mine = booking(t.event_type_id, "2031-03-03T09:00:00Z");
+    mine["reservationUid"] = json!(ruid);
+    let b = c.create("/v2/bookings", &t.key, mine.clone()).await;
+    assert_eq!(b["start"], "2031-03-03T09:00:00.000Z");
+    let (s, v) = c.post("/v2/bookings", &t.key, mine).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    // A booked slot cannot be held.
+    let (s, _) = c
+        .post(
+            "/v2/slots/reservations",
+            &t.key,
+            hold("2031-03-03T09:00:00Z"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // An expired hold holds nothing.
+    let db = db(&app).await;
+    db.execute(
+        "UPDATE slot_reservations SET expires_at = now() - interval '1 second' WHERE uid = $1",
+        &[&uuid::Uuid::parse_str(r2["reservationUid"].as_str().unwrap()).unwrap()],
+    )
+    .await
+    .unwrap();
+    assert!(slot_starts(&c, &t, t.event_type_id, day)
+        .await
+        .contains(&"2031-03-03T10:00:00.000Z".to_string()));
+    c.create(
+        "/v2/bookings",
+        &t.key,
+        booking(t.event_type_id, "2031-03-03T10:00:00Z"),
+    )
+    .await;
+
+    // Release early.
+    let r3 = c
+        .create(
+            "/v2/slots/reservations",
+            &t.key,
+            json!({"eventTypeId": t.event_type_id,
+            "slotStart": "2031-03-03T11:00:00Z", "reservationDuration": 10, "slotDuration": 30}),
+        )
+        .await;
+    assert_eq!(r3["reservationDuration"], 10);
+    let path = format!(
+        "/v2/slots/reservations/{}",
+        r3["reservationUid"].as_str().unwrap()
+    );
+    let (s, _, _) = c.send(Method::DELETE, &path, &t.key, None, None).await;
+    assert_eq!(s, 200);
+    let (s, _, _) = c.send(Method::DELETE, &path, &t.key, None, None).await;
+    assert_eq!(s, 404);
+    c.create(
+        "/v2/bookings",
+        &t.key,
+        booking(t.event_type_id, "2031-03-03T11:00:00Z"),
+    )
+    .await;
+
+    // Bad input.
+    for (body, want) in [
+        (json!({}), StatusCode::BAD_REQUEST),
+        (
+            json!({"eventTypeId": t.event_type_id, "slotStart": "2031-03-03T11:30:00Z", "reservationDuration": 0}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"eventTypeId": t.event_type_id, "slotStart": "noon"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"eventTypeId": t.event_type_id, "slotStart": "2031-03-03T11:30:00Z", "slotDuration": 60}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"eventTypeId": 999_999, "slotStart": "2031-03-03T11:30:00Z"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"eventTypeId": other.event_type_id, "slotStart": "2031-03-03T11:30:00Z"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({"eventTypeId": t.event_type_id, "slotStart": "2031-03-03T15:00:00Z"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (s, v) = c.post("/v2/slots/reservations", &t.key, body.clone()).await;
+        assert_eq!(s, want, "{body}: {v}");
+    }
+    let mut unknown = booking(t.event_type_id, "2031-03-03T11:30:00Z");
+    unknown["reservationUid"] = json!(uuid::Uuid::new_v4());
+    let (s, v) = c.post("/v2/bookings", &t.key, unknown).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "reservation_invalid")
+    );
+    assert_eq!(overlapping_pairs(&db).await, 0);
+}
+
+/// `count` half-hour starts from `first` on, 47 a day (hours 00:00-23:59 hold 47 slots).
+fn starts(first: &str, count: usize) -> Vec<String> {
+    let t0: jiff::Timestamp = first.parse().unwrap();
+    (0..count as i64)
+        .map(|i| {
+            let m = (i / 47) * 24 * 60 + (i % 47) * 30;
+            (t0 + jiff::SignedDuration::from_mins(m)).to_string()
+        })
+        .collect()
+}
+
+/// Rounds of the race (default 200; `CALOPS_RACE_ROUNDS` changes it).
+fn race_rounds() -> usize {
+    std::env::var("CALOPS_RACE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_clients_race_for_one_slot_and_exactly_one_wins() {
+    if !have_pg("sixty_four_clients_race_for_one_slot_and_exactly_one_wins") {
+        return;
+    }
+    let app = TestApp::spawn().await.unwrap();
+    let c = Client::new(&app);
+    // Hours round the clock minus a minute, 30-minute meetings: 47 slots a day.
+    let t = tenant(&c, "Race", "00:00", "23:59", call_type()).await;
+    let rounds = race_rounds();
+    let slots = starts("2031-03-03T00:00:00Z", rounds);
+    let key = Arc::new(t.key.clone());
+    let started = Instant::now();
+    for (round, start) in slots.iter().enumerate() {
+        let mut tasks = Vec::with_capacity(64);
+        for i in 0..64 {
+            let (c, key) = (c.clone(), key.clone());
+            let mut body = booking(t.event_type_id, start);
+            body["attendee"]["name"] = json!(format!("Client {i}"));
+            tasks.push(tokio::spawn(async move {
+                c.post("/v2/bookings", &key, body).await
+            }));
+        }
+        let (mut created, mut conflicts) = (0, 0);
+        for task in tasks {
+            let (s, v) = task.await.unwrap();
+            match s {
+                StatusCode::CREATED => created += 1,
+                StatusCode::CONFLICT => {
+                    assert_eq!(code(&v), "booking_conflict");
+                    conflicts += 1
+                }
+                other => panic!("round {round}: unexpected {other}: {v}"),
+            }
+        }
+        assert_eq!((created, conflicts), (1, 63), "round {round} at {start}");
+    }
+    eprintln!(
+        "race: {rounds} rounds x 64 clients in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let db = db(&app).await;
+    let n: i64 = db
+        .query_one(
+            "SELECT count(*) FROM bookings WHERE status = 'accepted'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, rounds as i64);
+    assert_eq!(overlapping_pairs(&db).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_bookings_of_different_lengths_and_buffers_never_coexist() {
+    if !have_pg("overlapping_bookings_of_different_lengths_and_buffers_never_coexist") {
+        return;
+    }
+    let app = TestApp::spawn().await.unwrap();
+    let c = Client::new(&app);
+    let t = tenant(
+        &c,
+        "Mixed",
+        "08:00",
+        "18:00",
+        json!({"title": "Short", "slug": "short", "lengthInMinutes": 15, "beforeEventBuffer": 5, "afterEventBuffer": 10}),
+    )
+    .await;
+    let long = event_type_of(
+        &c,
+        &t.key,
+        t.user_id,
+        json!({"title": "Long", "slug": "long", "lengthInMinutes": 60, "afterEventBuffer": 15}),
+    )
+    .await;
+    let mid = event_type_of(
+        &c,
+        &t.key,
+        t.user_id,
+        json!({"title": "Mid", "slug": "mid", "lengthInMinutes": 30, "beforeEventBuffer": 20}),
+    )
+    .await;
+    let types = [(t.event_type_id, 15), (long, 60), (mid, 30)];
+    let key = Arc::new(t.key.clone());
+    let db = db(&app).await;
+    let mut total_created = 0i64;
+    for day in 0..8 {
+        // 64 clients, each a type and a start in one busy hour of that day.
+        let base: jiff::Timestamp = "2031-03-03T10:00:00Z".parse().unwrap();
+        let base = base + jiff::SignedDuration::from_hours(24 * day);
+        let mut tasks = Vec::new();
+        for i in 0..64usize {
+            let (et, len) = types[i % 3];
+            let offset = (i as i64 * 7) % 4 * len; // four grid starts per type
+            let start = (base + jiff::SignedDuration::from_mins(offset)).to_string();
+            let (c, key) = (c.clone(), key.clone());
+            tasks.push(tokio::spawn(async move {
+                c.post("/v2/bookings", &key, booking(et, &start)).await
+            }));
+        }
+        let mut created = 0;
+        for task in tasks {
+            let (s, v) = task.await.unwrap();
+            match s {
+                StatusCode::CREATED => created += 1,
+                StatusCode::CONFLICT => assert_eq!(code(&v), "booking_conflict"),
+                other => panic!("day {day}: unexpected {other}: {v}"),
+            }
+        }
+        assert!(created >= 1, "day {day}: nobody got a booking");
+        total_created += created;
+        assert_eq!(overlapping_pairs(&db).await, 0, "day {day}");
+    }
+    let n: i64 = db
+        .query_one(
+            "SELECT count(*) FROM bookings WHERE status = 'accepted'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, total_created);
+}
+
+/// Migration 2 on a database that already has part 1's bookings: their occupied ranges are
+/// filled in and they hold their time; overlapping old data stops it with a clear message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_two_keeps_existing_bookings_and_refuses_overlapping_ones() {
+    if !have_pg("migration_two_keeps_existing_bookings_and_refuses_overlapping_ones") {
+        return;
+    }
+    use calops::service::store::{migrations::MIGRATIONS, Store};
+    let v1 = |url: String| async move {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        c.batch_execute(MIGRATIONS[0].2).await.unwrap();
+        c.batch_execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now());
+             INSERT INTO schema_migrations (version, name) VALUES (1, 'initial schema');
+             INSERT INTO organizations (name, slug) VALUES ('Old', 'old');
+             INSERT INTO users (org_id, name, email, time_zone) VALUES (1, 'H', 'h@example.com', 'UTC');
+             INSERT INTO event_types (org_id, user_id, title, slug, length_minutes, before_event_buffer, after_event_buffer)
+               VALUES (1, 1, 'Call', 'call', 30, 10, 5);
+             INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at,
+               before_buffer_minutes, after_buffer_minutes)
+               VALUES (gen_random_uuid(), 1, 1, 1, '2031-03-03T09:00Z', '2031-03-03T09:30Z', 10, 5),
+                      (gen_random_uuid(), 1, 1, 1, '2031-03-03T10:00Z', '2031-03-03T10:30Z', 10, 5);",
+        )
+        .await
+        .unwrap();
+        c
+    };
+    let url = calops::service::testing::fresh_database().await.unwrap();
+    let c = v1(url.clone()).await;
+    let store = Store::new(&url, 2).unwrap();
+    assert_eq!(store.migrate().await.unwrap(), vec![2]);
+    let row = c
+        .query_one(
+            "SELECT count(*), min(lower(occupied))::text FROM bookings b
+             JOIN occupancy o ON o.booking_id = b.id",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 2);
+    assert_eq!(row.get::<_, String>(1), "2031-03-03 08:50:00+00");
+    // The old bookings hold their time: 10:30 + 5 after > 10:25 - 10 before.
+    let err = store
+        .insert_accepted_booking(
+            1,
+            1,
+            "2031-03-03T10:35:00Z".parse().unwrap(),
+            "2031-03-03T11:05:00Z".parse().unwrap(),
+            &json!({}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, calops::service::store::StoreError::BookingConflict(_)),
+        "{err}"
+    );
+
+    // Overlapping old bookings: the migration names them and changes nothing.
+    let url = calops::service::testing::fresh_database().await.unwrap();
+    let c = v1(url.clone()).await;
+    c.batch_execute(
+        "INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at)
+           VALUES ('00000000-0000-0000-0000-00000000000a', 1, 1, 1, '2031-03-03T09:15Z', '2031-03-03T09:45Z')",
+    )
+    .await
+    .unwrap();
+    let store = Store::new(&url, 2).unwrap();
+    let err = format!("{:?}", store.migrate().await.unwrap_err());
+    assert!(err.contains("overlap"), "{err}");
+    assert!(
+        err.contains("00000000-0000-0000-0000-00000000000a"),
+        "{err}"
+    );
+    let v: Vec<i32> = c
+        .query("SELECT version FROM schema_migrations", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(v, [1]);
+}
