@@ -124,6 +124,53 @@ impl Site {
         })
     }
 
+    /// Book the first available demo slot through the HTTP API; returns the booking uid.
+    fn book(&self) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let c = reqwest::Client::new();
+            let slots: Value = c.get(self.slots_url()).bearer_auth(self.api_key()).send().await.unwrap().json().await.unwrap();
+            let first = slots["data"].as_object().and_then(|days| days.values().next()).and_then(|d| d[0]["start"].as_str()).expect("a free slot").to_string();
+            let ids: Value = serde_json::from_str(&std::fs::read_to_string(self.root().join("secrets/demo.json")).unwrap()).unwrap();
+            let body = serde_json::json!({
+                "start": first,
+                "eventTypeId": ids["event_type_id"],
+                "attendee": {"name": "Ada", "email": "ada@example.com", "timeZone": "Australia/Sydney"},
+            });
+            let r = c.post(format!("http://127.0.0.1:{}/v2/bookings", self.port)).bearer_auth(self.api_key()).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(status, 201, "{v}");
+            v["data"]["uid"].as_str().unwrap().to_string()
+        })
+    }
+
+    /// The status of a booking (`accepted`, ...) as the running release reports it.
+    fn booking_status(&self, uid: &str) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let v: Value = reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{}/v2/bookings/{uid}", self.port))
+                .bearer_auth(self.api_key())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["data"]["status"]
+                .as_str()
+                .unwrap_or("missing")
+                .to_string()
+        })
+    }
+
     fn healthy(&self) -> bool {
         self.get(&format!("http://127.0.0.1:{}/health", self.port)) == 200
     }
@@ -260,6 +307,8 @@ fn local_release_lifecycle() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(site.get(&site.slots_url()), 200);
+    let booking = site.book();
+    assert_eq!(site.booking_status(&booking), "accepted");
 
     // The same deploy again does nothing and records nothing.
     let (code, doc, _) = site.json(&["deploy"]);
@@ -282,7 +331,8 @@ fn local_release_lifecycle() {
     assert!(ok > 20, "the load ran ({ok} requests)");
     assert_eq!(failed, 0, "failed requests during the switch: {errors:?}");
     assert_eq!(site.serve_processes(), 1, "the old release exited");
-    // The data is still there: the organization's key and event type answer as before.
+    // The data is still there: the booking, the organization's key and event type.
+    assert_eq!(site.booking_status(&booking), "accepted");
     assert_eq!(site.get(&site.slots_url()), 200);
 
     // A release that exits at start is rolled back automatically and recorded as such.
