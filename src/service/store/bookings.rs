@@ -157,14 +157,20 @@ fn conflict_or(e: tokio_postgres::Error, what: &str) -> StoreError {
     }
 }
 
-/// Writers of one host's time queue up for the rest of the transaction. This is not the
-/// guarantee (the exclusion constraints are); it keeps concurrent overlapping inserts from
-/// deadlocking inside the constraint check, which PostgreSQL would only resolve after
-/// `deadlock_timeout`.
-async fn queue_for_host(c: &impl GenericClient, host: i64) -> Result<()> {
+/// Queue behind other writers of overlapping time of this host (see `calops_lock_time` in
+/// migration 2): not the guarantee, it keeps overlapping inserts from deadlocking inside the
+/// exclusion check.
+async fn queue_for_time(
+    c: &impl GenericClient,
+    host: i64,
+    start: Timestamp,
+    end: Timestamp,
+    before: i32,
+    after: i32,
+) -> Result<()> {
     c.execute(
-        "SELECT pg_advisory_xact_lock(7161, ($1::bigint % 2147483647)::integer)",
-        &[&host],
+        "SELECT calops_lock_time($1, calops_occupied($2, $3, $4, $5))",
+        &[&host, &start, &end, &before, &after],
     )
     .await?;
     Ok(())
@@ -189,8 +195,8 @@ async fn drop_expired_holds(
 }
 
 /// Insert an accepted booking inside `tx` and read it back; the event type's host and
-/// buffers are copied. Every statement goes out in one pipeline (one round trip while this
-/// host's queue is held), in order: queue for the host, drop expired holds in the way, use up
+/// buffers are copied. Every statement goes out in one pipeline (one round trip while the
+/// time is queued for), in order: queue for the time, drop expired holds in the way, use up
 /// the presented hold, insert, read back.
 async fn insert_booking(
     tx: &deadpool_postgres::Transaction<'_>,
@@ -201,8 +207,9 @@ async fn insert_booking(
     let read_sql = format!("{BOOKING_SELECT} WHERE b.uid = $1");
     let (lock, drop, use_hold, insert, read) = futures::try_join!(
         tx.prepare_cached(
-            "SELECT pg_advisory_xact_lock(7161, (SELECT (user_id % 2147483647)::integer
-               FROM event_types WHERE org_id = $1 AND id = $2))"
+            "SELECT calops_lock_time(user_id,
+               calops_occupied($3, $4, before_event_buffer, after_event_buffer))
+             FROM event_types WHERE org_id = $1 AND id = $2"
         ),
         tx.prepare_cached(
             "DELETE FROM slot_reservations r USING event_types e
@@ -225,10 +232,6 @@ async fn insert_booking(
         ),
         tx.prepare_cached(&read_sql),
     )?;
-    let et = [
-        &b.org_id as &(dyn tokio_postgres::types::ToSql + Sync),
-        &b.event_type_id,
-    ];
     let hold = async {
         match b.reservation_uid {
             None => Ok(None),
@@ -242,7 +245,11 @@ async fn insert_booking(
         }
     };
     let (_, _, used, inserted, row) = futures::try_join!(
-        async { tx.execute(&lock, &et).await.map_err(StoreError::from) },
+        async {
+            tx.execute(&lock, &[&b.org_id, &b.event_type_id, &b.start, &b.end])
+                .await
+                .map_err(StoreError::from)
+        },
         async {
             tx.execute(&drop, &[&b.org_id, &b.event_type_id, &b.start, &b.end])
                 .await
@@ -438,11 +445,12 @@ impl Store {
     ) -> Result<Option<Booking>> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
-        // The host's queue first, then the row: the order every writer of this host uses.
+        // Queue for the old and the new time (and between) first, then lock the row.
         tx.execute(
-            "SELECT pg_advisory_xact_lock(7161, (SELECT (host_user_id % 2147483647)::integer
-               FROM bookings WHERE org_id = $1 AND uid = $2))",
-            &[&org_id, &uid],
+            "SELECT calops_lock_time(host_user_id, range_merge(occupied,
+               calops_occupied($3, $4, before_buffer_minutes, after_buffer_minutes)))
+             FROM bookings WHERE org_id = $1 AND uid = $2",
+            &[&org_id, &uid, &start, &end],
         )
         .await?;
         let Some(status) = lock_booking(&tx, org_id, uid).await? else {
@@ -504,7 +512,7 @@ impl Store {
             return Ok(None);
         };
         let (host, before, after): (i64, i32, i32) = (et.get(0), et.get(1), et.get(2));
-        queue_for_host(&tx, host).await?;
+        queue_for_time(&tx, host, start, end, before, after).await?;
         drop_expired_holds(&tx, host, start, end, before, after).await?;
         let uid = Uuid::new_v4();
         let row = tx

@@ -137,6 +137,22 @@ CREATE FUNCTION calops_occupied(s timestamptz, e timestamptz, b integer, a integ
 RETURNS tstzrange LANGUAGE sql STABLE AS
 $f$ SELECT tstzrange(s - make_interval(mins => b), e + make_interval(mins => a), '[)') $f$;
 
+-- Writers of overlapping time queue up: one transaction-scoped advisory lock per hour that the
+-- range touches, taken in ascending order. Two overlapping ranges share an hour, so they never
+-- wait on each other inside the exclusion check (where PostgreSQL can only break a deadlock
+-- after deadlock_timeout); writers of separate hours run in parallel. Not the guarantee: the
+-- exclusion constraints are.
+CREATE FUNCTION calops_lock_time(host bigint, r tstzrange) RETURNS void LANGUAGE plpgsql AS $f$
+DECLARE h bigint;
+BEGIN
+  FOR h IN SELECT generate_series(floor(extract(epoch FROM lower(r)) / 3600)::bigint,
+                                  floor((extract(epoch FROM upper(r)) - 1) / 3600)::bigint)
+  LOOP
+    PERFORM pg_advisory_xact_lock(4611686018427387904 + (host % 1073741824) * 16777216
+                                  + (h % 16777216));
+  END LOOP;
+END $f$;
+
 CREATE FUNCTION bookings_set_occupied() RETURNS trigger LANGUAGE plpgsql AS $f$
 BEGIN
   NEW.occupied := calops_occupied(NEW.start_at, NEW.end_at, NEW.before_buffer_minutes,
