@@ -105,16 +105,22 @@ impl FsStore {
         }
     }
 
-    /// Write atomically: temp file in the same directory, fsync, rename.
     fn write(path: &Path, body: &[u8]) -> Result<Etag, StoreError> {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_err(dir, e))?;
-        tmp.write_all(body).map_err(|e| io_err(path, e))?;
-        tmp.as_file().sync_all().map_err(|e| io_err(path, e))?;
-        tmp.persist(path).map_err(|e| io_err(path, e.error))?;
+        write_atomic(path, body).map_err(|e| io_err(path, e))?;
         Ok(etag_of(body))
     }
+}
+
+/// Write a file atomically and durably: a temp file in the same directory, fsync, rename. A
+/// reader sees the old content or the new, never a half-written file.
+pub fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(body)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> StoreError {

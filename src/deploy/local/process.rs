@@ -1,6 +1,7 @@
 //! Background processes of the local target: start detached with a pidfile and a log file,
 //! check liveness, signal, wait for exit. No knowledge of what the process is.
 
+use crate::deploy::store::write_atomic;
 use anyhow::{Context, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -53,17 +54,6 @@ pub fn spawn_detached(mut cmd: Command, pidfile: &Path, log: &Path) -> Result<Ma
         pidfile: pidfile.to_path_buf(),
         log: log.to_path_buf(),
     })
-}
-
-pub fn write_atomic(path: &Path, body: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(body)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// Read a pidfile; `None` when absent, unreadable or naming a dead process.

@@ -2,6 +2,7 @@
 //! persistence, started detached with a pidfile, found again by later runs.
 
 use super::process::{self, Managed};
+use crate::deploy::store::write_atomic;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -65,7 +66,7 @@ pub fn ensure(dir: &Path) -> Result<Option<(LocalRedis, bool)>> {
     .arg("--dir")
     .arg(dir);
     let m = process::spawn_detached(cmd, &dir.join("redis.pid"), &dir.join("redis.log"))?;
-    process::write_atomic(&port_file(dir), format!("{port}\n").as_bytes())?;
+    write_atomic(&port_file(dir), format!("{port}\n").as_bytes())?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if ping(port) {

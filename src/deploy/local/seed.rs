@@ -3,7 +3,7 @@
 //! and kept (mode 0600) under `.calops/<profile>/secrets/`.
 
 use super::layout::Layout;
-use super::process;
+use crate::deploy::store::write_atomic;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
@@ -93,10 +93,10 @@ pub async fn ensure(
     )
     .await?;
     let et_id = et["id"].as_i64().context("no event type id")?;
-    process::write_atomic(&key_file, format!("{key}\n").as_bytes())?;
+    write_atomic(&key_file, format!("{key}\n").as_bytes())?;
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
     let ids = json!({"organization_id": org_id, "event_type_id": et_id});
-    process::write_atomic(&ids_file, ids.to_string().as_bytes())?;
+    write_atomic(&ids_file, ids.to_string().as_bytes())?;
     Ok(Some(Demo {
         organization_id: org_id,
         event_type_id: et_id,

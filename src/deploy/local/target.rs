@@ -11,6 +11,7 @@ use super::redis;
 use crate::deploy::ledger::Release;
 use crate::deploy::pipeline::{Artifact, Target, VerifyFailure};
 use crate::deploy::steps::Steps;
+use crate::deploy::store::write_atomic;
 use crate::profile::types::SecretRef;
 use crate::profile::Profile;
 use anyhow::{Context, Result};
@@ -90,7 +91,7 @@ pub fn stored_secret(path: &Path) -> Result<String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    process::write_atomic(path, format!("{token}\n").as_bytes())?;
+    write_atomic(path, format!("{token}\n").as_bytes())?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(token)
 }
@@ -274,7 +275,7 @@ fn store_artifact(src: &Path, layout: &Layout) -> Result<(Artifact, bool)> {
     let len = |p: &Path| std::fs::metadata(p).ok().map(|m| m.len());
     // Artifacts are verified when stored (below), so an existing one of the right size is it.
     if dest.is_file() && len(&dest) == len(src) {
-        let _ = process::write_atomic(&cache, serde_json::to_string(&(key, &digest))?.as_bytes());
+        let _ = write_atomic(&cache, serde_json::to_string(&(key, &digest))?.as_bytes());
         return Ok((artifact, true));
     }
     let dir = dest.parent().context("artifact path has a parent")?;
@@ -291,7 +292,7 @@ fn store_artifact(src: &Path, layout: &Layout) -> Result<(Artifact, bool)> {
         );
     }
     std::fs::rename(&tmp, &dest)?;
-    let _ = process::write_atomic(&cache, serde_json::to_string(&(key, &digest))?.as_bytes());
+    let _ = write_atomic(&cache, serde_json::to_string(&(key, &digest))?.as_bytes());
     Ok((artifact, false))
 }
 
@@ -508,7 +509,7 @@ impl Target for LocalTarget {
             digest: c.digest.clone(),
             private_port: c.private_port,
         };
-        process::write_atomic(
+        write_atomic(
             &self.layout.current(),
             serde_json::to_string_pretty(&cur)?.as_bytes(),
         )?;
