@@ -201,17 +201,11 @@ pub fn status(g: &GlobalArgs, ui: &Ui) -> anyhow::Result<i32> {
     let (release, healthy, health) = rt.block_on(async {
         let release = Ledger::new(store, "").current().await?;
         let (healthy, health) = match target.current() {
-            Some(c) => match reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()?
-                .get(format!("http://127.0.0.1:{}/health", c.private_port))
-                .send()
-                .await
-            {
-                Ok(r) => {
-                    let ok = r.status().is_success();
-                    (ok, r.json::<serde_json::Value>().await.unwrap_or_default())
-                }
+            Some(c) => match LocalTarget::get(c.private_port, "/health").await {
+                Ok((status, body)) => (
+                    (200..300).contains(&status),
+                    serde_json::from_str(&body).unwrap_or_default(),
+                ),
                 Err(e) => (false, json!({"error": e.to_string()})),
             },
             None => (false, json!(null)),

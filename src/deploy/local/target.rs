@@ -219,7 +219,7 @@ impl LocalTarget {
     }
 
     /// GET `http://127.0.0.1:port/path` with a short timeout.
-    async fn get(port: u16, path: &str) -> Result<(u16, String)> {
+    pub async fn get(port: u16, path: &str) -> Result<(u16, String)> {
         let c = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()?;
