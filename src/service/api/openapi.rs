@@ -292,6 +292,15 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ok: (201, "Booking"),
         errors: &[400, 401, 403, 404, 409, 422],
     },
+    Endpoint {
+        method: "get",
+        path: "/v2/bookings/{uid}/ics",
+        summary: "The booking's RFC 5545 calendar (text/calendar): one UID across reschedules, SEQUENCE raised on each reschedule and the cancel, METHOD:REQUEST or METHOD:CANCEL. From object storage (ics/<org>/<calendar uid>.ics) when written, else rendered from the database; X-Calops-Ics-Source says which",
+        scope: Some("read"),
+        body: None,
+        ok: (200, "Calendar"),
+        errors: AUTH_ERR,
+    },
 ];
 
 fn path_params(path: &str) -> Vec<Value> {
@@ -535,6 +544,7 @@ fn booking_schemas() -> Value {
             "slotStart": {"type": "string", "format": "date-time"}, "slotEnd": {"type": "string", "format": "date-time"},
             "slotDuration": s("integer"), "reservationDuration": s("integer"),
             "reservationUntil": {"type": "string", "format": "date-time"}}))),
+        "Calendar": {"type": "string", "description": "An RFC 5545 VCALENDAR with one VEVENT, CRLF line endings."},
         "ReservationReleased": data(obj(&["reservationUid"], json!({"reservationUid": {"type": "string", "format": "uuid"}}))),
     })
 }
@@ -585,6 +595,8 @@ pub fn document() -> Value {
         let mut responses = Map::new();
         let ok_content = if e.ok.1 == "PrometheusText" {
             json!({"text/plain; version=0.0.4": {"schema": r(e.ok.1)}})
+        } else if e.ok.1 == "Calendar" {
+            json!({"text/calendar": {"schema": r(e.ok.1)}})
         } else {
             json!({"application/json": {"schema": r(e.ok.1)}})
         };

@@ -1,0 +1,632 @@
+//! Booking calendars (ICS) in object storage and composite bookings, against real servers:
+//! PostgreSQL (the shared test cluster), the service over HTTP on 127.0.0.1, the filesystem
+//! backend, and an S3-compatible server (`moto` from PyPI, started on 127.0.0.1). Calendar
+//! files are checked with an independent parser (Python's `icalendar` package).
+
+use calops::service::objstore::{self, ObjectStore};
+use calops::service::testing::{fresh_database, postgres_available, TestApp, BOOTSTRAP_TOKEN};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn have_pg(test: &str) -> bool {
+    if postgres_available() {
+        return true;
+    }
+    calops::testkit::skip_or_fail(
+        test,
+        "PostgreSQL server binaries are not installed (run scripts/setup)",
+    );
+    false
+}
+
+/// A Python with `icalendar` (and `moto` when `moto` is true): $CALOPS_PYTHON, the venv that
+/// scripts/setup makes (/opt/calops-venv), or python3 on PATH.
+fn python(test: &str, moto: bool) -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(p) = std::env::var("CALOPS_PYTHON") {
+        candidates.push(p.into());
+    }
+    candidates.push("/opt/calops-venv/bin/python3".into());
+    if let Ok(p) = which::which("python3") {
+        candidates.push(p);
+    }
+    let imports = if moto {
+        "import icalendar, moto, flask"
+    } else {
+        "import icalendar"
+    };
+    for p in candidates {
+        let ok = Command::new(&p)
+            .args(["-c", imports])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            return Some(p);
+        }
+    }
+    calops::testkit::skip_or_fail(
+        test,
+        &format!("no Python with `{imports}` (run scripts/setup, which makes /opt/calops-venv)"),
+    );
+    None
+}
+
+/// Parse a calendar with Python's icalendar; one JSON object per file.
+const PARSE_ICS: &str = r#"
+import json, sys
+from icalendar import Calendar
+out = []
+for path in sys.argv[1:]:
+    cal = Calendar.from_ical(open(path, 'rb').read())
+    ev = [c for c in cal.walk('VEVENT')]
+    assert len(ev) == 1, len(ev)
+    e = ev[0]
+    att = e.get('ATTENDEE')
+    att = att if isinstance(att, list) else ([att] if att is not None else [])
+    out.append({
+        'method': str(cal.get('METHOD')),
+        'version': str(cal.get('VERSION')),
+        'prodid': str(cal.get('PRODID')),
+        'uid': str(e.get('UID')),
+        'sequence': int(e.get('SEQUENCE')),
+        'status': str(e.get('STATUS')),
+        'summary': str(e.get('SUMMARY')),
+        'dtstart': e.decoded('DTSTART').isoformat(),
+        'dtend': e.decoded('DTEND').isoformat(),
+        'dtstamp': e.decoded('DTSTAMP').isoformat(),
+        'organizer': str(e.get('ORGANIZER')),
+        'attendees': [str(a) for a in att],
+        'attendee_names': [str(a.params.get('CN', '')) for a in att],
+    })
+print(json.dumps(out))
+"#;
+
+fn parse_ics(py: &Path, texts: &[&[u8]]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["-c".to_string(), PARSE_ICS.to_string()];
+    for (i, t) in texts.iter().enumerate() {
+        let p = dir.path().join(format!("{i}.ics"));
+        std::fs::write(&p, t).unwrap();
+        args.push(p.display().to_string());
+    }
+    let out = Command::new(py).args(&args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "icalendar refused the file: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(texts[0])
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// RFC 5545 framing that a lenient parser would not catch: CRLF only, no line over 75 octets.
+fn assert_framing(text: &[u8]) {
+    let s = std::str::from_utf8(text).expect("UTF-8");
+    assert!(s.ends_with("\r\n"));
+    for line in s.split("\r\n") {
+        assert!(!line.contains('\n') && !line.contains('\r'), "bare LF/CR");
+        assert!(line.len() <= 75, "{} octets: {line:?}", line.len());
+    }
+}
+
+#[derive(Clone)]
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn new(app: &TestApp) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap(),
+            base: app.base.clone(),
+        }
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut rq = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            rq = rq.json(&b);
+        }
+        let res = rq.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.send(Method::POST, path, token, Some(body)).await
+    }
+
+    async fn create(&self, path: &str, token: &str, body: Value) -> Value {
+        let (s, v) = self.post(path, token, body).await;
+        assert_eq!(s, StatusCode::CREATED, "POST {path}: {v}");
+        v["data"].clone()
+    }
+
+    /// GET the ICS: (bytes, source header).
+    async fn ics(&self, uid: &str, token: &str) -> (Vec<u8>, String) {
+        let res = self
+            .http
+            .get(format!("{}/v2/bookings/{uid}/ics", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            res.headers()["content-type"],
+            "text/calendar; charset=utf-8"
+        );
+        let source = res.headers()["x-calops-ics-source"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        (res.bytes().await.unwrap().to_vec(), source)
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no code>")
+}
+
+const ALL_DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
+
+struct Tenant {
+    org_id: i64,
+    key: String,
+    event_type_id: i64,
+}
+
+/// An organization with a host working 09:00-12:00 UTC every day and a 30-minute event type.
+async fn tenant(c: &Client, name: &str) -> Tenant {
+    let org = c
+        .create("/v2/organizations", BOOTSTRAP_TOKEN, json!({"name": name}))
+        .await;
+    let key = org["apiKey"].as_str().unwrap().to_string();
+    let org_id = org["id"].as_i64().unwrap();
+    let event_type_id = host(c, &key, org_id, "host", 0).await;
+    Tenant {
+        org_id,
+        key,
+        event_type_id,
+    }
+}
+
+/// Another host of the organization with its own 30-minute event type (buffers `after`).
+async fn host(c: &Client, key: &str, org_id: i64, name: &str, after: i64) -> i64 {
+    let user = c
+        .create(
+            &format!("/v2/organizations/{org_id}/users"),
+            key,
+            json!({"name": format!("Host {name}"), "email": format!("{name}-{org_id}@example.com"), "timeZone": "UTC"}),
+        )
+        .await;
+    let user_id = user["id"].as_i64().unwrap();
+    c.create(
+        "/v2/schedules",
+        key,
+        json!({"userId": user_id, "name": "Work", "timeZone": "UTC",
+               "availability": [{"days": ALL_DAYS, "startTime": "09:00", "endTime": "12:00"}]}),
+    )
+    .await;
+    c.create(
+        "/v2/event-types",
+        key,
+        json!({"userId": user_id, "title": format!("Call {name}"), "slug": format!("call-{name}"),
+               "lengthInMinutes": 30, "afterEventBuffer": after}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap()
+}
+
+/// A long multibyte attendee name, so that ATTENDEE lines must fold inside UTF-8 text.
+const LONG_NAME: &str = "Zoë Ångström-Ōkubo 日本語の名前 with a rather long tail, truly";
+
+fn booking(et: i64, start: &str) -> Value {
+    json!({"start": start, "eventTypeId": et, "guests": ["guest@example.com"],
+           "attendee": {"name": LONG_NAME, "email": "zoe@example.com", "timeZone": "Europe/Berlin"}})
+}
+
+async fn db(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// Poll `f` until it returns `Some`, for up to `secs`.
+async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Wait until the object under `key` shows SEQUENCE `seq`; its bytes.
+async fn object_with_sequence(store: &dyn ObjectStore, key: &str, seq: i32) -> Vec<u8> {
+    let want = format!("\r\nSEQUENCE:{seq}\r\n");
+    eventually(30, &format!("{key} with SEQUENCE:{seq}"), || async {
+        match store.get(key).await {
+            Ok(Some(b)) if String::from_utf8_lossy(&b).contains(&want) => Some(b),
+            _ => None,
+        }
+    })
+    .await
+}
+
+fn config(database_url: String, storage: Option<String>) -> calops::service::config::Config {
+    calops::service::config::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url,
+        redis_url: None,
+        object_storage_url: storage,
+        admin_token: Some(BOOTSTRAP_TOKEN.into()),
+        reuse_port: false,
+        private_listen: None,
+        db_pool_size: 8,
+        shutdown_timeout: Duration::from_secs(5),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ics_files_on_the_filesystem_follow_create_reschedule_and_cancel() {
+    let test = "ics_files_on_the_filesystem_follow_create_reschedule_and_cancel";
+    if !have_pg(test) {
+        return;
+    }
+    let Some(py) = python(test, false) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let url = url::Url::from_directory_path(dir.path())
+        .unwrap()
+        .to_string();
+    let app = TestApp::spawn_with(config(fresh_database().await.unwrap(), Some(url)))
+        .await
+        .unwrap();
+    let c = Client::new(&app);
+    let t = tenant(&c, "Icsfs").await;
+    let store = objstore::FsStore::new(dir.path().to_path_buf());
+
+    let b = c
+        .create(
+            "/v2/bookings",
+            &t.key,
+            booking(t.event_type_id, "2031-03-03T09:00:00Z"),
+        )
+        .await;
+    let uid = b["uid"].as_str().unwrap().to_string();
+    let key = format!("ics/{}/{uid}.ics", t.org_id);
+    let first = object_with_sequence(&store, &key, 0).await;
+    assert_framing(&first);
+    let p = &parse_ics(&py, &[&first])[0];
+    assert_eq!(p["method"], "REQUEST");
+    assert_eq!(p["version"], "2.0");
+    assert_eq!(p["uid"], uid.as_str());
+    assert_eq!(p["sequence"], 0);
+    assert_eq!(p["status"], "CONFIRMED");
+    assert_eq!(p["dtstart"], "2031-03-03T09:00:00+00:00");
+    assert_eq!(p["dtend"], "2031-03-03T09:30:00+00:00");
+    assert!(
+        p["organizer"].as_str().unwrap().starts_with("mailto:host-"),
+        "{p}"
+    );
+    assert_eq!(
+        p["attendees"],
+        json!(["mailto:zoe@example.com", "mailto:guest@example.com"])
+    );
+    // The folded multibyte name comes back whole through an independent parser.
+    assert_eq!(p["attendee_names"][0], LONG_NAME);
+    // Served from storage, byte for byte.
+    let (served, source) = c.ics(&uid, &t.key).await;
+    assert_eq!(
+        (served.as_slice(), source.as_str()),
+        (first.as_slice(), "storage")
+    );
+
+    // Reschedule: same calendar UID and file, SEQUENCE 1, new times.
+    let moved = c
+        .create(
+            &format!("/v2/bookings/{uid}/reschedule"),
+            &t.key,
+            json!({"start": "2031-03-03T10:00:00Z"}),
+        )
+        .await;
+    let new_uid = moved["uid"].as_str().unwrap().to_string();
+    assert_ne!(new_uid, uid);
+    let second = object_with_sequence(&store, &key, 1).await;
+    let p = &parse_ics(&py, &[&second])[0];
+    assert_eq!(
+        (p["method"].as_str(), p["uid"].as_str()),
+        (Some("REQUEST"), Some(uid.as_str()))
+    );
+    assert_eq!(p["dtstart"], "2031-03-03T10:00:00+00:00");
+    assert_eq!(p["dtend"], "2031-03-03T10:30:00+00:00");
+    assert!(!dir
+        .path()
+        .join(format!("ics/{}/{new_uid}.ics", t.org_id))
+        .exists());
+    // Either booking of the chain answers with the calendar as it stands.
+    assert_eq!(c.ics(&uid, &t.key).await.0, second);
+    assert_eq!(c.ics(&new_uid, &t.key).await.0, second);
+
+    // Cancel: METHOD:CANCEL, STATUS:CANCELLED, SEQUENCE 2.
+    let (s, v) = c
+        .post(
+            &format!("/v2/bookings/{new_uid}/cancel"),
+            &t.key,
+            json!({"cancellationReason": "ill; sorry, really"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let third = object_with_sequence(&store, &key, 2).await;
+    assert_framing(&third);
+    let p = &parse_ics(&py, &[&third])[0];
+    assert_eq!(p["method"], "CANCEL");
+    assert_eq!(p["status"], "CANCELLED");
+    assert_eq!(p["uid"], uid.as_str());
+    assert_eq!(p["dtstart"], "2031-03-03T10:00:00+00:00");
+
+    // Nothing is left pending; the health check reports the directory.
+    let db = db(&app.database_url).await;
+    let pending: i64 = eventually(10, "no pending writes", || async {
+        let n: i64 = db
+            .query_one("SELECT count(*) FROM ics_pending", &[])
+            .await
+            .unwrap()
+            .get(0);
+        (n == 0).then_some(n)
+    })
+    .await;
+    assert_eq!(pending, 0);
+    let (s, h) = c.send(Method::GET, "/health", "", None).await;
+    assert_eq!(
+        (s, &h["checks"]["objectStorage"]["status"]),
+        (StatusCode::OK, &json!("up"))
+    );
+    // A booking of another organization's calendar is not visible.
+    let other = tenant(&c, "Icsother").await;
+    let (s, v) = c
+        .send(
+            Method::GET,
+            &format!("/v2/bookings/{uid}/ics"),
+            &other.key,
+            None,
+        )
+        .await;
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{v}");
+    app.running.shutdown().await.unwrap();
+}
+
+/// A `moto` S3 server on 127.0.0.1:`port`, killed on drop.
+struct Moto {
+    child: Child,
+}
+
+impl Moto {
+    async fn start(py: &Path, port: u16) -> Moto {
+        let child = Command::new(py)
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting moto");
+        let m = Moto { child };
+        let http = reqwest::Client::new();
+        eventually(60, "moto to answer", || {
+            let http = http.clone();
+            async move {
+                http.get(format!("http://127.0.0.1:{port}/"))
+                    .send()
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
+        })
+        .await;
+        m
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ics_files_in_s3_are_written_after_a_storage_outage() {
+    let test = "ics_files_in_s3_are_written_after_a_storage_outage";
+    if !have_pg(test) {
+        return;
+    }
+    let Some(py) = python(test, true) else { return };
+    let port = free_port();
+    let moto = Moto::start(&py, port).await;
+    // Credentials by reference: the service reads them from these variables.
+    std::env::set_var("CALOPS_TEST_S3_KEY", "AKIDCALOPSTEST");
+    std::env::set_var("CALOPS_TEST_S3_SECRET", "calops-test-secret-value");
+    let url = format!(
+        "s3://calops-ics?endpoint=http://127.0.0.1:{port}&region=us-east-1&access_key=env:CALOPS_TEST_S3_KEY&secret_key=env:CALOPS_TEST_S3_SECRET"
+    );
+    let spec = objstore::Spec::parse(&url, &|n| std::env::var(n).ok()).unwrap();
+    let objstore::Spec::S3(s3spec) = &spec else {
+        panic!("{spec:?}")
+    };
+    let bucket = objstore::s3::S3Store::new(s3spec).unwrap();
+    bucket.create_bucket().await.unwrap();
+    let store: Arc<dyn ObjectStore> = Arc::new(objstore::s3::S3Store::new(s3spec).unwrap());
+
+    let app = TestApp::spawn_with(config(fresh_database().await.unwrap(), Some(url)))
+        .await
+        .unwrap();
+    let c = Client::new(&app);
+    let (_, h) = c.send(Method::GET, "/health", "", None).await;
+    assert_eq!(h["checks"]["objectStorage"]["status"], "up", "{h}");
+    let t = tenant(&c, "Icss3").await;
+
+    let b = c
+        .create(
+            "/v2/bookings",
+            &t.key,
+            booking(t.event_type_id, "2031-03-03T09:00:00Z"),
+        )
+        .await;
+    let uid = b["uid"].as_str().unwrap().to_string();
+    let key = format!("ics/{}/{uid}.ics", t.org_id);
+    let stored = object_with_sequence(store.as_ref(), &key, 0).await;
+    assert_framing(&stored);
+    let p = &parse_ics(&py, &[&stored])[0];
+    assert_eq!(
+        (
+            p["method"].as_str(),
+            p["uid"].as_str(),
+            p["sequence"].as_i64()
+        ),
+        (Some("REQUEST"), Some(uid.as_str()), Some(0))
+    );
+    let (served, source) = eventually(10, "the ICS served from storage", || async {
+        let (b, s) = c.ics(&uid, &t.key).await;
+        (s == "storage").then_some((b, s))
+    })
+    .await;
+    assert_eq!((served, source.as_str()), (stored.clone(), "storage"));
+
+    // Storage goes away: health says so, bookings still succeed.
+    moto.stop();
+    let (s, h) = c.send(Method::GET, "/health", "", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert_eq!(h["checks"]["objectStorage"]["status"], "down", "{h}");
+    assert!(
+        !h.to_string().contains("calops-test-secret-value")
+            && !h.to_string().contains("AKIDCALOPSTEST")
+    );
+    let b2 = c
+        .create(
+            "/v2/bookings",
+            &t.key,
+            booking(t.event_type_id, "2031-03-03T10:00:00Z"),
+        )
+        .await;
+    let uid2 = b2["uid"].as_str().unwrap().to_string();
+    let (s, v) = c
+        .post(&format!("/v2/bookings/{uid}/cancel"), &t.key, json!({}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // The writes are pending, with the failure recorded (no secret in it).
+    let db = db(&app.database_url).await;
+    let err: String = eventually(15, "a recorded failed write", || async {
+        db.query_opt(
+            "SELECT last_error FROM ics_pending WHERE ical_uid = $1::text::uuid AND attempts >= 1 AND last_error IS NOT NULL",
+            &[&uid2],
+        )
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+    })
+    .await;
+    assert!(err.contains("calops-ics"), "{err}");
+    assert!(
+        !err.contains("AKIDCALOPSTEST") && !err.contains("X-Amz-Signature"),
+        "{err}"
+    );
+    // Meanwhile GET renders from the database.
+    let (rendered, source) = c.ics(&uid2, &t.key).await;
+    assert_eq!(source, "database");
+    let p = &parse_ics(&py, &[&rendered])[0];
+    assert_eq!(
+        (p["uid"].as_str(), p["sequence"].as_i64()),
+        (Some(uid2.as_str()), Some(0))
+    );
+
+    // Storage returns (empty: moto keeps nothing): both calendars are written.
+    let _moto = Moto::start(&py, port).await;
+    bucket.create_bucket().await.unwrap();
+    let key2 = format!("ics/{}/{uid2}.ics", t.org_id);
+    let second = object_with_sequence(store.as_ref(), &key2, 0).await;
+    let cancelled = object_with_sequence(store.as_ref(), &key, 1).await;
+    let parsed = parse_ics(&py, &[&second, &cancelled]);
+    assert_eq!(
+        (parsed[0]["method"].as_str(), parsed[0]["dtstart"].as_str()),
+        (Some("REQUEST"), Some("2031-03-03T10:00:00+00:00"))
+    );
+    assert_eq!(
+        (parsed[1]["method"].as_str(), parsed[1]["status"].as_str()),
+        (Some("CANCEL"), Some("CANCELLED"))
+    );
+    eventually(10, "no pending writes", || async {
+        let n: i64 = db
+            .query_one("SELECT count(*) FROM ics_pending", &[])
+            .await
+            .unwrap()
+            .get(0);
+        (n == 0).then_some(())
+    })
+    .await;
+    let (_, h) = c.send(Method::GET, "/health", "", None).await;
+    assert_eq!(h["checks"]["objectStorage"]["status"], "up", "{h}");
+    app.running.shutdown().await.unwrap();
+}
