@@ -630,3 +630,288 @@ async fn ics_files_in_s3_are_written_after_a_storage_outage() {
     assert_eq!(h["checks"]["objectStorage"]["status"], "up", "{h}");
     app.running.shutdown().await.unwrap();
 }
+
+fn segment(et: i64, start: &str) -> Value {
+    json!({"eventTypeId": et, "start": start})
+}
+
+fn composite(segments: Vec<Value>) -> Value {
+    json!({"segments": segments, "guests": ["guest@example.com"],
+           "attendee": {"name": "Ann Lee", "email": "ann@example.com", "timeZone": "UTC"}})
+}
+
+/// Accepted bookings of an event type's host.
+async fn accepted_of(db: &tokio_postgres::Client, et: i64) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM bookings b JOIN event_types e ON e.user_id = b.host_user_id
+         WHERE e.id = $1 AND b.status = 'accepted'",
+        &[&et],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn composite_bookings_are_all_or_nothing_and_name_the_segment() {
+    let test = "composite_bookings_are_all_or_nothing_and_name_the_segment";
+    if !have_pg(test) {
+        return;
+    }
+    let Some(py) = python(test, false) else {
+        return;
+    };
+    let app = TestApp::spawn().await.unwrap();
+    let c = Client::new(&app);
+    let t = tenant(&c, "Composite").await;
+    let a = t.event_type_id;
+    let b = host(&c, &t.key, t.org_id, "second", 10).await;
+    let db = db(&app.database_url).await;
+
+    // A, a pause, then B with another host: both booked, in request order.
+    let v = c
+        .create(
+            "/v2/bookings/composite",
+            &t.key,
+            composite(vec![
+                segment(a, "2031-03-03T09:00:00Z"),
+                segment(b, "2031-03-03T10:00:00Z"),
+            ]),
+        )
+        .await;
+    let booked = v.as_array().unwrap();
+    assert_eq!(booked.len(), 2);
+    assert_eq!(
+        (
+            booked[0]["eventTypeId"].as_i64(),
+            booked[0]["start"].as_str()
+        ),
+        (Some(a), Some("2031-03-03T09:00:00.000Z"))
+    );
+    assert_eq!(
+        (
+            booked[1]["eventTypeId"].as_i64(),
+            booked[1]["start"].as_str()
+        ),
+        (Some(b), Some("2031-03-03T10:00:00.000Z"))
+    );
+    assert_ne!(booked[0]["hosts"][0]["id"], booked[1]["hosts"][0]["id"]);
+    // Each segment is a booking with its own calendar (no storage here: rendered from the database).
+    let uid1 = booked[1]["uid"].as_str().unwrap();
+    let (text, source) = c.ics(uid1, &t.key).await;
+    assert_eq!(source, "database");
+    let p = &parse_ics(&py, &[&text])[0];
+    assert_eq!(
+        (p["uid"].as_str(), p["dtstart"].as_str()),
+        (Some(uid1), Some("2031-03-03T10:00:00+00:00"))
+    );
+
+    // The second segment is taken: 409 naming segment 1, and the first segment stays free.
+    c.create(
+        "/v2/bookings",
+        &t.key,
+        json!({"start": "2031-03-04T11:00:00Z", "eventTypeId": b,
+        "attendee": {"name": "X", "email": "x@example.com", "timeZone": "UTC"}}),
+    )
+    .await;
+    let before = (accepted_of(&db, a).await, accepted_of(&db, b).await);
+    let (s, v) = c
+        .post(
+            "/v2/bookings/composite",
+            &t.key,
+            composite(vec![
+                segment(a, "2031-03-04T09:00:00Z"),
+                segment(b, "2031-03-04T11:00:00Z"),
+            ]),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "booking_conflict"),
+        "{v}"
+    );
+    assert_eq!(v["error"]["details"]["segment"], 1, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("segments[1]:"),
+        "{v}"
+    );
+    // Not a slot (outside working hours): 422 naming segment 1; nothing booked.
+    let (s, v) = c
+        .post(
+            "/v2/bookings/composite",
+            &t.key,
+            composite(vec![
+                segment(a, "2031-03-04T09:00:00Z"),
+                segment(b, "2031-03-04T13:00:00Z"),
+            ]),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "slot_unavailable"),
+        "{v}"
+    );
+    assert_eq!(v["error"]["details"]["segment"], 1);
+    assert_eq!(
+        (accepted_of(&db, a).await, accepted_of(&db, b).await),
+        before
+    );
+    // Out of order, unknown event type, bad input: each named.
+    let (s, v) = c
+        .post(
+            "/v2/bookings/composite",
+            &t.key,
+            composite(vec![
+                segment(a, "2031-03-05T10:00:00Z"),
+                segment(b, "2031-03-05T09:00:00Z"),
+            ]),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "validation_error"),
+        "{v}"
+    );
+    assert_eq!(
+        v["error"]["details"]["fields"][0]["field"], "segments[1].start",
+        "{v}"
+    );
+    let (s, v) = c
+        .post(
+            "/v2/bookings/composite",
+            &t.key,
+            composite(vec![
+                segment(a, "2031-03-05T09:00:00Z"),
+                segment(999_999, "2031-03-05T10:00:00Z"),
+            ]),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["details"]["segment"].as_i64()),
+        (StatusCode::NOT_FOUND, Some(1)),
+        "{v}"
+    );
+    let (s, v) = c
+        .post("/v2/bookings/composite", &t.key, json!({"segments": []}))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(
+        (accepted_of(&db, a).await, accepted_of(&db, b).await),
+        before
+    );
+
+    // Concurrent composites share their last segment (B at 11:30); each has its own first
+    // segment (A at 09:00 ... 11:00). Exactly one wins per round; the losers get 409 naming
+    // segment 1 and keep nothing, not even their own free first segment.
+    let rounds = 8;
+    let clients = 5;
+    for round in 0..rounds {
+        let day = format!("2031-04-{:02}", round + 1);
+        let mut tasks = Vec::new();
+        for k in 0..clients {
+            let (c, key) = (c.clone(), t.key.clone());
+            let body = composite(vec![
+                segment(
+                    a,
+                    &format!("{day}T{:02}:{:02}:00Z", 9 + k / 2, (k % 2) * 30),
+                ),
+                segment(b, &format!("{day}T11:30:00Z")),
+            ]);
+            tasks.push(tokio::spawn(async move {
+                c.post("/v2/bookings/composite", &key, body).await
+            }));
+        }
+        let mut won = 0;
+        for task in tasks {
+            let (s, v) = task.await.unwrap();
+            match s {
+                StatusCode::CREATED => won += 1,
+                StatusCode::CONFLICT => {
+                    assert_eq!(
+                        (code(&v), v["error"]["details"]["segment"].as_i64()),
+                        ("booking_conflict", Some(1)),
+                        "{v}"
+                    )
+                }
+                other => panic!("round {round}: {other} {v}"),
+            }
+        }
+        assert_eq!(won, 1, "round {round}");
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM bookings WHERE status = 'accepted' AND start_at >= $1::text::timestamptz
+                   AND start_at < $1::text::timestamptz + interval '1 day'",
+                &[&day],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            n, 2,
+            "round {round}: the winner's two segments and nothing else"
+        );
+    }
+    app.running.shutdown().await.unwrap();
+}
+
+/// Migration 4 over bookings made before it: calendar UIDs follow reschedule chains and
+/// SEQUENCE counts reschedules and the cancel; every calendar gets a pending write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migration_four_backfills_calendar_uids_along_reschedule_chains() {
+    if !have_pg("migration_four_backfills_calendar_uids_along_reschedule_chains") {
+        return;
+    }
+    use calops::service::store::{migrations::MIGRATIONS, Store};
+    let url = fresh_database().await.unwrap();
+    let c = db(&url).await;
+    c.batch_execute(MIGRATIONS[0].2).await.unwrap();
+    c.batch_execute(MIGRATIONS[1].2).await.unwrap();
+    c.batch_execute(
+        "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+           applied_at timestamptz NOT NULL DEFAULT now());
+         INSERT INTO schema_migrations (version, name) VALUES (1, 'one'), (2, 'two');
+         INSERT INTO organizations (name, slug) VALUES ('Old', 'old');
+         INSERT INTO users (org_id, name, email, time_zone) VALUES (1, 'H', 'h@example.com', 'UTC');
+         INSERT INTO event_types (org_id, user_id, title, slug, length_minutes) VALUES (1, 1, 'Call', 'call', 30);
+         INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at, status, rescheduled_to_uid)
+           VALUES ('00000000-0000-0000-0000-00000000000a', 1, 1, 1, '2031-03-03T09:00Z', '2031-03-03T09:30Z', 'cancelled', '00000000-0000-0000-0000-00000000000b');
+         INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at, status, rescheduled_from_uid, rescheduled_to_uid)
+           VALUES ('00000000-0000-0000-0000-00000000000b', 1, 1, 1, '2031-03-03T10:00Z', '2031-03-03T10:30Z', 'cancelled', '00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000c');
+         INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at, status, rescheduled_from_uid)
+           VALUES ('00000000-0000-0000-0000-00000000000c', 1, 1, 1, '2031-03-03T11:00Z', '2031-03-03T11:30Z', 'cancelled', '00000000-0000-0000-0000-00000000000b'),
+                  ('00000000-0000-0000-0000-00000000000d', 1, 1, 1, '2031-03-04T11:00Z', '2031-03-04T11:30Z', 'accepted', NULL);",
+    )
+    .await
+    .unwrap();
+    let store = Store::new(&url, 2).unwrap();
+    let applied = store.migrate().await.unwrap();
+    assert!(applied.contains(&4), "{applied:?}");
+    let rows: Vec<(String, String, i32)> = c
+        .query(
+            "SELECT uid::text, ical_uid::text, ical_sequence FROM bookings ORDER BY uid",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let a = "00000000-0000-0000-0000-00000000000a".to_string();
+    let d = "00000000-0000-0000-0000-00000000000d".to_string();
+    assert_eq!(rows[0], (a.clone(), a.clone(), 0));
+    assert_eq!((rows[1].1.clone(), rows[1].2), (a.clone(), 1));
+    // Rescheduled twice, then cancelled: 2 + 1.
+    assert_eq!((rows[2].1.clone(), rows[2].2), (a.clone(), 3));
+    assert_eq!(rows[3], (d.clone(), d.clone(), 0));
+    let pending: Vec<String> = c
+        .query("SELECT ical_uid::text FROM ics_pending ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(pending, [a, d]);
+}

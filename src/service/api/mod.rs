@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod bookings;
 pub mod calendar;
+pub mod composite;
 pub mod error;
 pub mod event_types;
 pub mod openapi;
@@ -123,6 +124,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/bookings", get(bookings::list).post(bookings::create))
         .route("/v2/bookings/{uid}", get(bookings::get))
         .route("/v2/bookings/{uid}/ics", get(calendar::get_ics))
+        .route(
+            "/v2/bookings/composite",
+            axum::routing::post(composite::create),
+        )
         .route(
             "/v2/bookings/{uid}/cancel",
             axum::routing::post(bookings::cancel),

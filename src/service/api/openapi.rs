@@ -301,6 +301,15 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ok: (200, "Calendar"),
         errors: AUTH_ERR,
     },
+    Endpoint {
+        method: "post",
+        path: "/v2/bookings/composite",
+        summary: "Book several segments (event types, possibly of different hosts, in time order with pauses between) in one transaction: all or nothing. 422 slot_unavailable or 409 booking_conflict name the segment (details.segment)",
+        scope: Some("book"),
+        body: Some("CreateCompositeBooking"),
+        ok: (201, "CompositeBooking"),
+        errors: &[400, 401, 403, 404, 409, 422],
+    },
 ];
 
 fn path_params(path: &str) -> Vec<Value> {
@@ -544,6 +553,16 @@ fn booking_schemas() -> Value {
             "slotStart": {"type": "string", "format": "date-time"}, "slotEnd": {"type": "string", "format": "date-time"},
             "slotDuration": s("integer"), "reservationDuration": s("integer"),
             "reservationUntil": {"type": "string", "format": "date-time"}}))),
+        "CreateCompositeBooking": obj(&["segments", "attendee"], json!({
+            "segments": {"type": "array", "minItems": 1, "maxItems": 10, "items": obj(&["eventTypeId", "start"], json!({
+                "eventTypeId": s("integer"),
+                "start": {"type": "string", "format": "date-time", "description": "Must be an available slot, at or after the previous segment's end."},
+                "lengthInMinutes": {"type": "integer", "description": "Must equal the event type's length when given."}}))},
+            "attendee": r("Attendee"),
+            "guests": {"type": "array", "items": s("string"), "maxItems": 30},
+            "metadata": s("object")})),
+        "CompositeBooking": obj(&["status", "data"], json!({"status": {"const": "success"},
+            "data": {"type": "array", "items": r("BookingData"), "description": "One booking per segment, in request order."}})),
         "Calendar": {"type": "string", "description": "An RFC 5545 VCALENDAR with one VEVENT, CRLF line endings."},
         "ReservationReleased": data(obj(&["reservationUid"], json!({"reservationUid": {"type": "string", "format": "uuid"}}))),
     })

@@ -591,3 +591,60 @@ async fn lock_booking(tx: &impl GenericClient, org_id: i64, uid: Uuid) -> Result
         .await?
         .map(|r| r.get(0)))
 }
+
+/// A composite booking failed at one segment (its index in the request).
+#[derive(Debug)]
+pub struct SegmentError {
+    pub segment: usize,
+    pub error: StoreError,
+}
+
+impl Store {
+    /// Book every segment in one transaction: all or nothing. Each segment goes through the
+    /// same insert as a single booking (the exclusion constraints decide); the time of every
+    /// segment is queued for first, in one global order (host, then time), so that composites
+    /// sharing hosts wait for each other instead of deadlocking. A failure names its segment.
+    pub async fn create_composite(
+        &self,
+        segments: &[NewBooking],
+    ) -> std::result::Result<Vec<Booking>, SegmentError> {
+        let whole = |error: StoreError| SegmentError { segment: 0, error };
+        let mut c = self.conn().await.map_err(whole)?;
+        let tx = c.transaction().await.map_err(|e| whole(e.into()))?;
+        let mut order = Vec::with_capacity(segments.len());
+        for (i, s) in segments.iter().enumerate() {
+            let et = tx
+                .query_opt(
+                    "SELECT user_id, before_event_buffer, after_event_buffer FROM event_types
+                     WHERE org_id = $1 AND id = $2",
+                    &[&s.org_id, &s.event_type_id],
+                )
+                .await
+                .map_err(|e| SegmentError {
+                    segment: i,
+                    error: e.into(),
+                })?
+                .ok_or_else(|| SegmentError {
+                    segment: i,
+                    error: StoreError::Invalid(format!("event type {} not found", s.event_type_id)),
+                })?;
+            let (host, before, after): (i64, i32, i32) = (et.get(0), et.get(1), et.get(2));
+            order.push((host, s.start, i, before, after));
+        }
+        order.sort();
+        for (host, start, i, before, after) in &order {
+            queue_for_time(&tx, *host, *start, segments[*i].end, *before, *after)
+                .await
+                .map_err(|error| SegmentError { segment: *i, error })?;
+        }
+        let mut booked = Vec::with_capacity(segments.len());
+        for (i, s) in segments.iter().enumerate() {
+            let b = insert_booking(&tx, s, Uuid::new_v4(), None)
+                .await
+                .map_err(|error| SegmentError { segment: i, error })?;
+            booked.push(b);
+        }
+        tx.commit().await.map_err(|e| whole(e.into()))?;
+        Ok(booked)
+    }
+}
