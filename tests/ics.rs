@@ -915,3 +915,53 @@ async fn migration_four_backfills_calendar_uids_along_reschedule_chains() {
         .collect();
     assert_eq!(pending, [a, d]);
 }
+
+/// A pending write outlives the process: storage is unusable while a booking is made, the
+/// service stops, storage comes back, and the next start writes the calendar.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_calendar_writes_survive_a_restart() {
+    if !have_pg("pending_calendar_writes_survive_a_restart") {
+        return;
+    }
+    let parent = tempfile::tempdir().unwrap();
+    let root = parent.path().join("objects");
+    let url = url::Url::from_directory_path(&root).unwrap().to_string();
+    let database_url = fresh_database().await.unwrap();
+    let app = TestApp::spawn_with(config(database_url.clone(), Some(url.clone())))
+        .await
+        .unwrap();
+    let c = Client::new(&app);
+    let (_, h) = c.send(Method::GET, "/health", "", None).await;
+    assert_eq!(h["checks"]["objectStorage"]["status"], "down", "{h}");
+    let t = tenant(&c, "Restart").await;
+    let b = c
+        .create(
+            "/v2/bookings",
+            &t.key,
+            booking(t.event_type_id, "2031-03-03T09:00:00Z"),
+        )
+        .await;
+    let uid = b["uid"].as_str().unwrap().to_string();
+    let db = db(&database_url).await;
+    eventually(15, "a failed attempt", || async {
+        let r = db
+            .query_opt(
+                "SELECT last_error FROM ics_pending WHERE attempts >= 1",
+                &[],
+            )
+            .await
+            .unwrap();
+        r.and_then(|r| r.get::<_, Option<String>>(0))
+    })
+    .await;
+    app.running.shutdown().await.unwrap();
+
+    std::fs::create_dir(&root).unwrap();
+    let app = TestApp::spawn_with(config(database_url, Some(url)))
+        .await
+        .unwrap();
+    let store = objstore::FsStore::new(root.clone());
+    let text = object_with_sequence(&store, &format!("ics/{}/{uid}.ics", t.org_id), 0).await;
+    assert!(String::from_utf8_lossy(&text).contains(&format!("\r\nUID:{uid}\r\n")));
+    app.running.shutdown().await.unwrap();
+}
