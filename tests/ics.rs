@@ -706,6 +706,31 @@ async fn composite_bookings_are_all_or_nothing_and_name_the_segment() {
         (Some(uid1), Some("2031-03-03T10:00:00+00:00"))
     );
 
+    // An Idempotency-Key returns the first result on a retry, without booking again.
+    let body = composite(vec![
+        segment(a, "2031-03-06T09:00:00Z"),
+        segment(b, "2031-03-06T10:00:00Z"),
+    ]);
+    let mut answers = Vec::new();
+    for _ in 0..2 {
+        let res = c
+            .http
+            .post(format!("{}/v2/bookings/composite", c.base))
+            .bearer_auth(&t.key)
+            .header("Idempotency-Key", "composite-key-1")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let replayed = res.headers().get("idempotent-replayed").is_some();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        let v: Value = res.json().await.unwrap();
+        answers.push((replayed, v["data"].clone()));
+    }
+    assert_eq!((answers[0].0, answers[1].0), (false, true));
+    assert_eq!(answers[0].1, answers[1].1);
+    assert_eq!(answers[0].1.as_array().unwrap().len(), 2);
+
     // The second segment is taken: 409 naming segment 1, and the first segment stays free.
     c.create(
         "/v2/bookings",

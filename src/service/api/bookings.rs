@@ -282,7 +282,10 @@ pub fn booking_json(b: &Booking) -> Value {
     })
 }
 
-fn idempotency_key(headers: &HeaderMap, raw: &[u8]) -> Result<Option<IdempotencyKey>, ApiError> {
+pub(super) fn idempotency_key(
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -368,7 +371,7 @@ pub async fn create(
     }
 }
 
-fn replayed(r: Replay) -> axum::response::Response {
+pub(super) fn replayed(r: Replay) -> axum::response::Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
     let mut res = success(status, r.body);
     res.headers_mut()

@@ -6,16 +6,17 @@
 
 use super::auth::Principal;
 use super::bookings::{
-    body, booking_json, check_slot, instant, validate_create, Attendee, CreateBooking,
+    body, booking_json, check_slot, idempotency_key, instant, replayed, validate_create, Attendee,
+    CreateBooking,
 };
 use super::error::{success, ApiError, ApiResult};
 use super::AppState;
 use crate::service::domain::FieldError;
-use crate::service::store::bookings::{NewBooking, SegmentError};
+use crate::service::store::bookings::{Booking, CompositeOutcome, NewBooking, SegmentError};
 use crate::service::store::StoreError;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -114,11 +115,48 @@ pub fn validate(
     }
 }
 
-pub async fn create(State(state): State<AppState>, who: Principal, raw: Bytes) -> ApiResult {
+/// The response data: one booking per segment, in request order.
+fn bookings_json(booked: &[Booking]) -> Value {
+    json!(booked.iter().map(booking_json).collect::<Vec<_>>())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    who: Principal,
+    headers: HeaderMap,
+    raw: Bytes,
+) -> ApiResult {
     let org = who.org()?;
     who.require("book")?;
     let req: CreateComposite = body(&raw)?;
     let (starts, shared, segments) = validate(req)?;
+    let idem = idempotency_key(&headers, &raw)?;
+    if let Some(k) = &idem {
+        if let Some(r) = state.store.idempotent_replay(org, k).await? {
+            return Ok(replayed(r));
+        }
+    }
+    match plan_and_book(&state, org, starts, shared, segments, idem.as_ref()).await {
+        // The first request with this key may have just taken the slots.
+        Err(e) => match &idem {
+            Some(k) => match state.store.idempotent_replay(org, k).await? {
+                Some(r) => Ok(replayed(r)),
+                None => Err(e),
+            },
+            None => Err(e),
+        },
+        ok => ok,
+    }
+}
+
+async fn plan_and_book(
+    state: &AppState,
+    org: i64,
+    starts: Vec<jiff::Timestamp>,
+    shared: CreateBooking,
+    segments: Vec<Segment>,
+    idem: Option<&crate::service::store::bookings::IdempotencyKey>,
+) -> ApiResult {
     let mut attendee = json!({
         "name": shared.attendee.name.trim(),
         "email": shared.attendee.email.trim(),
@@ -130,7 +168,7 @@ pub async fn create(State(state): State<AppState>, who: Principal, raw: Bytes) -
     let mut planned: Vec<NewBooking> = Vec::with_capacity(segments.len());
     for (i, (s, start)) in segments.iter().zip(starts).enumerate() {
         let (end, _) = check_slot(
-            &state,
+            state,
             org,
             s.event_type_id,
             start,
@@ -169,7 +207,11 @@ pub async fn create(State(state): State<AppState>, who: Principal, raw: Bytes) -
     // A deadlock or serialization failure wrote nothing: try again (as single bookings do).
     let mut attempt = 0;
     let booked = loop {
-        match state.store.create_composite(&planned).await {
+        match state
+            .store
+            .create_composite(&planned, idem, bookings_json)
+            .await
+        {
             Err(SegmentError {
                 error: StoreError::Transient(_),
                 ..
@@ -181,11 +223,11 @@ pub async fn create(State(state): State<AppState>, who: Principal, raw: Bytes) -
             Err(SegmentError { segment, error }) => {
                 return Err(at_segment(segment, ApiError::from(error)))
             }
-            Ok(b) => break b,
+            Ok(CompositeOutcome::Replayed(r)) => return Ok(replayed(r)),
+            Ok(CompositeOutcome::Created(b)) => break b,
         }
     };
-    let data: Vec<Value> = booked.iter().map(booking_json).collect();
-    Ok(success(StatusCode::CREATED, json!(data)))
+    Ok(success(StatusCode::CREATED, bookings_json(&booked)))
 }
 
 #[cfg(test)]

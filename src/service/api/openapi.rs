@@ -589,7 +589,7 @@ pub fn document() -> Value {
         if e.path == "/v2/bookings" && e.method == "get" {
             params.extend(booking_list_params());
         }
-        if e.path == "/v2/bookings" && e.method == "post" {
+        if (e.path == "/v2/bookings" || e.path == "/v2/bookings/composite") && e.method == "post" {
             params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
                 "schema": {"type": "string", "maxLength": 255},
                 "description": "A retry with the same key (per organization) returns the first result; a different body with a used key is 422."}));

@@ -599,18 +599,56 @@ pub struct SegmentError {
     pub error: StoreError,
 }
 
+/// The result of a composite booking.
+#[derive(Debug)]
+pub enum CompositeOutcome {
+    Created(Vec<Booking>),
+    /// The Idempotency-Key was used before; this is the first result.
+    Replayed(Replay),
+}
+
 impl Store {
     /// Book every segment in one transaction: all or nothing. Each segment goes through the
     /// same insert as a single booking (the exclusion constraints decide); the time of every
     /// segment is queued for first, in one global order (host, then time), so that composites
     /// sharing hosts wait for each other instead of deadlocking. A failure names its segment.
+    /// An idempotency key works as for single bookings (`render` gives the stored response).
     pub async fn create_composite(
         &self,
         segments: &[NewBooking],
-    ) -> std::result::Result<Vec<Booking>, SegmentError> {
+        idem: Option<&IdempotencyKey>,
+        render: impl Fn(&[Booking]) -> Value,
+    ) -> std::result::Result<CompositeOutcome, SegmentError> {
         let whole = |error: StoreError| SegmentError { segment: 0, error };
+        let org_id = segments.first().map(|s| s.org_id).unwrap_or_default();
         let mut c = self.conn().await.map_err(whole)?;
+        if let Some(k) = idem {
+            if let Some(r) = replay(&c, org_id, k).await.map_err(whole)? {
+                return Ok(CompositeOutcome::Replayed(r));
+            }
+        }
         let tx = c.transaction().await.map_err(|e| whole(e.into()))?;
+        if let Some(k) = idem {
+            // Blocks while another request with this key is in flight.
+            let fresh = tx
+                .execute(
+                    "INSERT INTO idempotency_keys (org_id, key, request_hash) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[&org_id, &k.key, &k.request_hash],
+                )
+                .await
+                .map_err(|e| whole(e.into()))?;
+            if fresh == 0 {
+                tx.rollback().await.map_err(|e| whole(e.into()))?;
+                return match replay(&c, org_id, k).await.map_err(whole)? {
+                    Some(r) => Ok(CompositeOutcome::Replayed(r)),
+                    None => Err(whole(StoreError::Conflict(
+                        "a request with this Idempotency-Key is still in progress; retry shortly"
+                            .into(),
+                    ))),
+                };
+            }
+        }
         let mut order = Vec::with_capacity(segments.len());
         for (i, s) in segments.iter().enumerate() {
             let et = tx
@@ -644,7 +682,15 @@ impl Store {
                 .map_err(|error| SegmentError { segment: i, error })?;
             booked.push(b);
         }
+        if let Some(k) = idem {
+            tx.execute(
+                "UPDATE idempotency_keys SET status = 201, response = $3 WHERE org_id = $1 AND key = $2",
+                &[&org_id, &k.key, &render(&booked)],
+            )
+            .await
+            .map_err(|e| whole(e.into()))?;
+        }
         tx.commit().await.map_err(|e| whole(e.into()))?;
-        Ok(booked)
+        Ok(CompositeOutcome::Created(booked))
     }
 }
