@@ -145,10 +145,11 @@ pub async fn write_due(store: &Store, objects: &dyn ObjectStore) -> (usize, usiz
 }
 
 /// Run the writer until `stop` turns true. Without object storage, pending writes are
-/// dropped (GET /v2/bookings/{uid}/ics renders from the database).
+/// dropped (GET /v2/bookings/{uid}/ics renders from the database); with storage configured
+/// but unusable (`Some(Err)`, e.g. no credentials), they wait for a start that can write.
 pub fn spawn_writer(
     store: Store,
-    objects: Option<Arc<dyn ObjectStore>>,
+    objects: Option<Result<Arc<dyn ObjectStore>, String>>,
     mut stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -161,9 +162,10 @@ pub fn spawn_writer(
                 return;
             }
             match &objects {
-                Some(o) => {
+                Some(Ok(o)) => {
                     write_due(&store, o.as_ref()).await;
                 }
+                Some(Err(_)) => {}
                 None => {
                     if let Err(e) = store.drop_ics_writes().await {
                         tracing::debug!(error = %e, "ics writer: cannot drop pending writes");

@@ -145,7 +145,7 @@ pub async fn start(config: &Config) -> Result<Running> {
     let (stop, stopped) = watch::channel(false);
     crate::service::calendar::spawn_writer(
         state.store.clone(),
-        state.objects.clone().and_then(Result::ok),
+        state.objects.clone(),
         stopped.clone(),
     );
     if let Some(private) = private {

@@ -17,8 +17,9 @@ pub struct S3Spec {
     pub bucket: String,
     pub region: String,
     pub path_style: bool,
-    pub access_key: String,
-    pub secret_key: String,
+    /// `(access key, secret key)`; `None` when the default references (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`) are not set: storage is then reported down, not a start error.
+    pub credentials: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for S3Spec {
@@ -28,9 +29,27 @@ impl std::fmt::Debug for S3Spec {
             .field("bucket", &self.bucket)
             .field("region", &self.region)
             .field("path_style", &self.path_style)
-            .field("access_key", &"***")
-            .field("secret_key", &"***")
+            .field("credentials", &self.credentials.as_ref().map(|_| "***"))
             .finish()
+    }
+}
+
+/// OCI's native Object Storage URL, `https://objectstorage.REGION.oraclecloud.com/n/NS/b/BUCKET`,
+/// as (its S3 compatibility endpoint, bucket); the region follows from that endpoint's name.
+fn oci_native(u: &Url, segs: &[&str]) -> Option<(Url, String)> {
+    let region = u
+        .host_str()?
+        .strip_prefix("objectstorage.")?
+        .strip_suffix(".oraclecloud.com")?;
+    match segs {
+        ["n", ns, "b", bucket] if !ns.is_empty() && !region.is_empty() && !region.contains('.') => {
+            let e = Url::parse(&format!(
+                "https://{ns}.compat.objectstorage.{region}.oraclecloud.com/"
+            ))
+            .ok()?;
+            Some((e, bucket.to_string()))
+        }
+        _ => None,
     }
 }
 
@@ -73,15 +92,15 @@ impl S3Spec {
         let mut endpoint = None;
         let mut region = None;
         let mut style = None;
-        let mut access_ref = "env:AWS_ACCESS_KEY_ID".to_string();
-        let mut secret_ref = "env:AWS_SECRET_ACCESS_KEY".to_string();
+        let mut access_ref = None;
+        let mut secret_ref = None;
         for (k, v) in u.query_pairs() {
             match k.as_ref() {
                 "endpoint" => endpoint = Some(v.to_string()),
                 "region" => region = Some(v.to_string()),
                 "style" => style = Some(v.to_string()),
-                "access_key" => access_ref = v.to_string(),
-                "secret_key" => secret_ref = v.to_string(),
+                "access_key" => access_ref = Some(v.to_string()),
+                "secret_key" => secret_ref = Some(v.to_string()),
                 other => {
                     return Err(format!(
                         "unknown setting {other:?} in the query; known: endpoint, region, style, access_key, secret_key"
@@ -106,15 +125,16 @@ impl S3Spec {
                 return Err("endpoint= is only for s3:// URLs; https://HOST/BUCKET names the endpoint already".into());
             }
             let segs: Vec<&str> = u.path().trim_matches('/').split('/').collect();
-            if segs.len() != 1 || segs[0].is_empty() {
-                return Err(
-                    "an http(s) object storage URL is https://HOST/BUCKET (path-style)".into(),
-                );
+            if let Some(native) = oci_native(u, &segs) {
+                native
+            } else if segs.len() != 1 || segs[0].is_empty() {
+                return Err("an http(s) object storage URL is https://HOST/BUCKET (path-style) or OCI's https://objectstorage.REGION.oraclecloud.com/n/NAMESPACE/b/BUCKET".into());
+            } else {
+                let mut e = u.clone();
+                e.set_path("/");
+                e.set_query(None);
+                (e, segs[0].to_string())
             }
-            let mut e = u.clone();
-            e.set_path("/");
-            e.set_query(None);
-            (e, segs[0].to_string())
         };
         if !matches!(endpoint.scheme(), "http" | "https") || endpoint.host_str().is_none() {
             return Err("the endpoint must be http(s)://HOST[:PORT]".into());
@@ -138,15 +158,25 @@ impl S3Spec {
             Some("virtual") => false,
             Some(_) => return Err("style must be path or virtual".into()),
         };
-        let access_key = resolve("access_key", &access_ref, env)?;
-        let secret_key = resolve("secret_key", &secret_ref, env)?;
+        // References given explicitly must resolve; the defaults may be unset (then storage
+        // is reported down and writes wait, rather than the service refusing to start).
+        let explicit = access_ref.is_some() || secret_ref.is_some();
+        let access_ref = access_ref.unwrap_or_else(|| "env:AWS_ACCESS_KEY_ID".into());
+        let secret_ref = secret_ref.unwrap_or_else(|| "env:AWS_SECRET_ACCESS_KEY".into());
+        let credentials = match (
+            resolve("access_key", &access_ref, env),
+            resolve("secret_key", &secret_ref, env),
+        ) {
+            (Ok(a), Ok(s)) => Some((a, s)),
+            (Err(e), _) | (_, Err(e)) if explicit => return Err(e),
+            _ => None,
+        };
         Ok(S3Spec {
             endpoint,
             bucket,
             region,
             path_style,
-            access_key,
-            secret_key,
+            credentials,
         })
     }
 }
@@ -161,6 +191,12 @@ pub struct S3Store {
 
 impl S3Store {
     pub fn new(spec: &S3Spec) -> Result<S3Store, ObjError> {
+        let Some((access, secret)) = spec.credentials.clone() else {
+            return Err(ObjError(format!(
+                "no credentials for bucket {}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (an OCI customer secret key) or add access_key=env:NAME&secret_key=env:NAME to the URL",
+                spec.bucket
+            )));
+        };
         let style = if spec.path_style {
             UrlStyle::Path
         } else {
@@ -180,7 +216,7 @@ impl S3Store {
             .map_err(|e| ObjError(format!("HTTP client: {e}")))?;
         Ok(S3Store {
             bucket,
-            credentials: Credentials::new(spec.access_key.clone(), spec.secret_key.clone()),
+            credentials: Credentials::new(access, secret),
             http,
             shown: format!("s3 bucket {} at {}", spec.bucket, spec.endpoint),
         })
@@ -326,7 +362,28 @@ mod tests {
         assert_eq!(s.bucket, "calops-ics");
         assert_eq!(s.region, "ap-sydney-1");
         assert!(s.path_style);
-        assert_eq!(s.access_key, "AKIDEXAMPLE");
+        assert_eq!(s.credentials.as_ref().unwrap().0, "AKIDEXAMPLE");
+        // OCI's native URL (what the OCI target renders) means its S3 compatibility endpoint.
+        let s =
+            s3("https://objectstorage.ap-sydney-1.oraclecloud.com/n/axaxnpcrorw5/b/calops-prod")
+                .unwrap();
+        assert_eq!(
+            s.endpoint.as_str(),
+            "https://axaxnpcrorw5.compat.objectstorage.ap-sydney-1.oraclecloud.com/"
+        );
+        assert_eq!(
+            (s.bucket.as_str(), s.region.as_str()),
+            ("calops-prod", "ap-sydney-1")
+        );
+        // Without the default credential variables the URL is still valid; the store says why
+        // it cannot work (reported by /health); explicit references must resolve.
+        let spec = match Spec::parse("s3://b?endpoint=https://x&region=r", &|_| None).unwrap() {
+            Spec::S3(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert!(spec.credentials.is_none());
+        let e = S3Store::new(&spec).err().unwrap();
+        assert!(e.0.contains("AWS_ACCESS_KEY_ID"), "{e}");
         let shown = format!("{s:?}");
         assert!(
             !shown.contains("AKIDEXAMPLE") && !shown.contains("wJalr"),
