@@ -990,3 +990,49 @@ async fn pending_calendar_writes_survive_a_restart() {
     assert!(String::from_utf8_lossy(&text).contains(&format!("\r\nUID:{uid}\r\n")));
     app.running.shutdown().await.unwrap();
 }
+
+/// Storage configured without its (default) credentials: the service starts, /health says
+/// why storage is down, bookings succeed, and their writes wait instead of being dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_without_credentials_degrades_and_keeps_writes_pending() {
+    let test = "storage_without_credentials_degrades_and_keeps_writes_pending";
+    if !have_pg(test) {
+        return;
+    }
+    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+        calops::testkit::skip_or_fail(test, "AWS_ACCESS_KEY_ID is set in this environment");
+        return;
+    }
+    let url = format!(
+        "https://objectstorage.ap-sydney-1.oraclecloud.com/n/ns{}/b/calops",
+        free_port()
+    );
+    let app = TestApp::spawn_with(config(fresh_database().await.unwrap(), Some(url)))
+        .await
+        .unwrap();
+    let c = Client::new(&app);
+    let (s, h) = c.send(Method::GET, "/health", "", None).await;
+    assert_eq!(
+        (s, &h["status"]),
+        (StatusCode::OK, &json!("degraded")),
+        "{h}"
+    );
+    let why = h["checks"]["objectStorage"]["error"].as_str().unwrap();
+    assert!(why.contains("AWS_ACCESS_KEY_ID"), "{why}");
+    let t = tenant(&c, "Nocreds").await;
+    c.create(
+        "/v2/bookings",
+        &t.key,
+        booking(t.event_type_id, "2031-03-03T09:00:00Z"),
+    )
+    .await;
+    tokio::time::sleep(calops::service::calendar::POLL * 3).await;
+    let db = db(&app.database_url).await;
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM ics_pending", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "the write waits for usable storage");
+    app.running.shutdown().await.unwrap();
+}
