@@ -185,7 +185,9 @@ pub struct ServeArgs {
     /// Redis URL (optional; reported by /health).
     #[arg(long, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
     pub redis_url: Option<String>,
-    /// Object storage URL: https://host/bucket or file:///path (optional; reported by /health).
+    /// Object storage for ICS files (optional; reported by /health): file:///path,
+    /// s3://BUCKET?endpoint=https://HOST&region=R or https://HOST/BUCKET?region=R; S3
+    /// credentials by reference: &access_key=env:NAME&secret_key=env:NAME.
     #[arg(
         long,
         env = "CALOPS_OBJECT_STORAGE_URL",

@@ -139,17 +139,11 @@ impl RawConfig {
         let object_storage_url = match self.object_storage_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(u) => {
-                let ok = url::Url::parse(u)
-                    .map(|p| match p.scheme() {
-                        "http" | "https" => p.host().is_some(),
-                        "file" => p.path().starts_with('/'),
-                        _ => false,
-                    })
-                    .unwrap_or(false);
-                if !ok {
+                // Checks the form and resolves the credential references (values never shown).
+                if let Err(why) = crate::service::objstore::Spec::parse(u, env) {
                     problem(
                         "--object-storage-url / CALOPS_OBJECT_STORAGE_URL",
-                        format!("{} is not an object storage URL: use https://host/bucket or file:///path", redact_url(u)),
+                        format!("{}: {why}", redact_url(u.split('?').next().unwrap_or(u))),
                     );
                 }
                 Some(u.to_string())

@@ -143,6 +143,11 @@ pub async fn start(config: &Config) -> Result<Running> {
         close_when_draining,
     ));
     let (stop, stopped) = watch::channel(false);
+    crate::service::calendar::spawn_writer(
+        state.store.clone(),
+        state.objects.clone(),
+        stopped.clone(),
+    );
     if let Some(private) = private {
         let (app, mut stopped) = (app.clone(), stopped.clone());
         tokio::spawn(async move {

@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod bookings;
+pub mod calendar;
+pub mod composite;
 pub mod error;
 pub mod event_types;
 pub mod openapi;
@@ -31,6 +33,9 @@ pub struct AppState {
     pub bootstrap_hash: Option<[u8; 32]>,
     pub redis: Option<redis::Client>,
     pub object_storage_url: Option<String>,
+    /// The object store `object_storage_url` names: `None` when there is none, `Err` (why)
+    /// when it is configured but unusable.
+    pub objects: Option<Result<Arc<dyn crate::service::objstore::ObjectStore>, String>>,
     pub http: reqwest::Client,
     pub started: Instant,
 }
@@ -48,6 +53,9 @@ impl AppState {
             keys: Arc::new(auth::KeyCache::new(Duration::from_secs(30))),
             bootstrap_hash: bootstrap_token.map(auth::hash_key),
             redis: redis_url.and_then(|u| redis::Client::open(u).ok()),
+            objects: object_storage_url
+                .as_deref()
+                .map(crate::service::objstore::open_url),
             object_storage_url,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
@@ -115,6 +123,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/bookings", get(bookings::list).post(bookings::create))
         .route("/v2/bookings/{uid}", get(bookings::get))
+        .route("/v2/bookings/{uid}/ics", get(calendar::get_ics))
+        .route(
+            "/v2/bookings/composite",
+            axum::routing::post(composite::create),
+        )
         .route(
             "/v2/bookings/{uid}/cancel",
             axum::routing::post(bookings::cancel),
