@@ -487,7 +487,13 @@ fn lock_contention_takeover_and_interrupt() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Interrupt once the deploy holds its lock (it has passed its prerequisite checks and
+    // installed its Ctrl-C handler): a fixed delay raced the checks on a loaded machine.
+    let lock = site.root().join("state/lock.json");
+    let waited = std::time::Instant::now();
+    while !lock.exists() && waited.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,

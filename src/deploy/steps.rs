@@ -40,15 +40,25 @@ impl Interrupt {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    /// Raise on the first SIGINT or SIGTERM received by this process.
+    /// Raise on the first SIGINT or SIGTERM received by this process. The handlers are
+    /// registered before this returns, so a signal that arrives right after is never lost.
     pub fn install(&self) {
+        use tokio::signal::unix::{signal, SignalKind};
         let me = self.clone();
+        let mut int = signal(SignalKind::interrupt()).ok();
+        let mut term = signal(SignalKind::terminate()).ok();
         tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                _ = next(&mut int) => {}
+                _ = next(&mut term) => {}
             }
             me.raise();
         });
