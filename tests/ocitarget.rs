@@ -31,7 +31,7 @@ use url::Url;
 
 const KEY_ID: &str = "ocid1.tenancy.oc1..t/ocid1.user.oc1..u/aa:bb";
 const BUCKET: &str = "calops-state";
-const LOCK: &str = "dev/lock.json";
+const LOCK: &str = "dev/deploy.lock";
 
 fn image(n: u32) -> String {
     format!(
@@ -138,8 +138,9 @@ fn verify(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .ok_or("no authorization header")?;
-    if param(auth, "keyId").as_deref() != Some(KEY_ID) {
-        return Err(format!("unknown keyId in {auth}"));
+    // tenancy/user/fingerprint (the signature below proves the key).
+    if param(auth, "keyId").is_none_or(|k| k.split('/').count() != 3) {
+        return Err(format!("malformed keyId in {auth}"));
     }
     let names = param(auth, "headers").ok_or("no headers")?;
     let mut lines = Vec::new();
@@ -1014,5 +1015,113 @@ async fn ctrl_c_at_each_step_keeps_traffic_on_a_healthy_slot() {
         w.live(),
         live(&[("blue", 1, "draining"), ("green", 2, "active")])
     );
+    w.no_signature_failures();
+}
+
+/// The commands on an `oci` profile, against the stand-in (CALOPS_ENDPOINT_* overrides): the
+/// OCI config and key are loaded, the state bucket found, releases listed from Object Storage,
+/// status asks /health through the load balancer, and bad input is refused before any change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_on_an_oci_profile() {
+    let Some(w) = world("commands_on_an_oci_profile").await else {
+        return;
+    };
+    let (r, _) = w.deploy(&image(1), true).await;
+    r.unwrap();
+    let dir = w.tmp.path().to_path_buf();
+    // An OCI config with the stand-in's key, and a profile using it.
+    use rsa::pkcs8::EncodePrivateKey;
+    let pem = key().to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+    let key_file = dir.join("key.pem");
+    std::fs::write(&key_file, pem.as_bytes()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let fp = calops::oci::keys::fingerprint(&key().to_public_key());
+    let config = dir.join("oci-config");
+    std::fs::write(
+        &config,
+        format!("[DEFAULT]\nuser = ocid1.user.oc1..u\nfingerprint = {fp}\ntenancy = ocid1.tenancy.oc1..t\nregion = ap-sydney-1\nkey_file = {}\n", key_file.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let profiles = dir.join("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    std::fs::copy(repo.join("base.toml"), profiles.join("base.toml")).unwrap();
+    let dev = std::fs::read_to_string(repo.join("dev.toml"))
+        .unwrap()
+        .replace(
+            "config_profile = \"DEFAULT\"",
+            &format!(
+                "config_profile = \"DEFAULT\"\nconfig_file = \"{}\"",
+                config.display()
+            ),
+        );
+    std::fs::write(
+        profiles.join("dev.toml"),
+        format!("{dev}\n[state]\nbucket = \"{BUCKET}\"\nprefix = \"dev\"\n"),
+    )
+    .unwrap();
+    let base = w.client.endpoint(Service::ObjectStorage).unwrap();
+    let run = move |args: &[&str]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_calops"));
+        c.args(args)
+            .args(["--profile", "dev", "--json"])
+            .current_dir(&dir)
+            .env("CALOPS_PROFILE_DIR", &profiles)
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .env_remove("CALOPS_PROFILE")
+            .env_remove("CALOPS_HEALTH_URL")
+            .env_remove("OCI_CLI_CONFIG_FILE")
+            .env_remove("OCI_CLI_PROFILE");
+        for svc in Service::ALL {
+            c.env(svc.env_var(), base.as_str());
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            serde_json::from_slice::<Value>(&out.stdout).unwrap_or_default(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, doc, err) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(&["releases"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(doc["releases"][0]["artifact_digest"], digest(1));
+    let (code, doc, err) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(&["status"])
+    })
+    .await
+    .unwrap();
+    assert_eq!((code, &doc["healthy"]), (0, &json!(true)), "{doc} {err}");
+    assert_eq!(doc["health"]["slot"], "blue");
+    let (code, doc, err) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(&["lock", "status"])
+    })
+    .await
+    .unwrap();
+    assert_eq!((code, &doc["lock"]), (0, &json!(null)), "{err}");
+    // Refused before anything changes: an unpinned image, and a rollback with nowhere to go.
+    let (code, _, err) = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || run(&["deploy", "--image", "127.0.0.1/testns/calops:latest"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("not pinned by digest"), "{err}");
+    let (code, _, err) = tokio::task::spawn_blocking(move || run(&["rollback"]))
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no earlier successful release"), "{err}");
+    assert_eq!(w.releases().await.len(), 1);
+    assert!(!w.lock_held());
     w.no_signature_failures();
 }

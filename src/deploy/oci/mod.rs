@@ -10,6 +10,7 @@
 
 pub mod bootstrap;
 pub mod registry;
+pub mod setup;
 pub mod stack;
 pub mod target;
 pub mod watch;

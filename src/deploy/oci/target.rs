@@ -35,6 +35,8 @@ pub enum ImageSource {
     Pinned(String),
     /// Built and pushed from the profile's `[image]` section.
     Build(Box<ImageBuildOptions>),
+    /// A rollback: the image recorded with the release rolled back to.
+    Recorded,
 }
 
 pub struct OciTargetOptions {
@@ -129,7 +131,7 @@ impl OciTarget {
     ) -> OciTarget {
         let image = match &opts.image {
             ImageSource::Pinned(i) => Some(i.clone()),
-            ImageSource::Build(_) => None,
+            ImageSource::Build(_) | ImageSource::Recorded => None,
         };
         OciTarget {
             client,
@@ -409,6 +411,10 @@ impl Target for OciTarget {
                     true,
                 ))
             }
+            ImageSource::Recorded => Err(crate::error::actionable(
+                "no image to deploy: this target was set up for a rollback",
+                "pass --image REPOSITORY@sha256:..., or let calops build one",
+            )),
             ImageSource::Build(opts) => {
                 let opts = (**opts).clone();
                 let ui = self.ui.clone();
