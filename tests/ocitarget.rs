@@ -547,10 +547,21 @@ impl World {
         rollback_to: Option<&Release>,
         interrupt: Interrupt,
     ) -> anyhow::Result<RunResult> {
+        self.run_leased(t, rollback_to, interrupt, Duration::from_secs(3))
+            .await
+    }
+
+    async fn run_leased(
+        &self,
+        t: &mut OciTarget,
+        rollback_to: Option<&Release>,
+        interrupt: Interrupt,
+        lease: Duration,
+    ) -> anyhow::Result<RunResult> {
         let opts = Options {
             auto_rollback: true,
             message: "test deploy".into(),
-            lock_lease: Duration::from_secs(3),
+            lock_lease: lease,
             profile_hash: "p".into(),
         };
         pipeline::run(
@@ -703,7 +714,15 @@ async fn blue_green_sequence_flip_rollback_and_registry_redeploy() {
     let blue_id = w.instance_id("blue");
     w.stand.st().lb_served.clear();
     let (r, t) = w.deploy(&image(2), true).await;
-    assert_eq!(r.unwrap().result, "deployed");
+    let r = r.unwrap();
+    assert_eq!(r.result, "deployed");
+    // Step timings on the terraform_data stack (printed for the record, never asserted).
+    for s in &r.release.as_ref().unwrap().steps {
+        eprintln!(
+            "blue/green step {:<10} {:>6} ms {}",
+            s.name, s.millis, s.status
+        );
+    }
     assert_eq!(
         applied(&t),
         vec![
@@ -857,7 +876,8 @@ async fn unhealthy_slot_rolled_back_and_plan_guard() {
     assert_eq!(doc["result"], "rolled_back");
     let failure = doc["release"]["failure"].as_str().unwrap();
     assert!(
-        failure.contains("slot green did not serve")
+        failure.contains("container instance green is CREATING")
+            && failure.contains("slot green did not serve")
             && failure.contains("CRITICAL (checks: CONNECT_FAILED)"),
         "{failure}"
     );
@@ -949,6 +969,27 @@ async fn concurrent_deploys_and_lease_takeover() {
         .contains("crashed deploy"));
     assert_eq!(r.result, "deployed");
     assert!(!w.lock_held());
+    // A long deploy (an unhealthy image: verify waits its full 4 s) keeps renewing its 1 s
+    // lease, so nobody can take the lock over while it runs.
+    w.stand.st().unhealthy.insert(image(4));
+    let mut t = w.target("runner-b", &image(4), true);
+    let probe = async {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        DeployLock::new(w.store(), LOCK, Duration::from_secs(1))
+            .acquire("probe", jiff::Timestamp::now())
+            .await
+    };
+    let (r, probed) = tokio::join!(
+        w.run_leased(&mut t, None, Interrupt::default(), Duration::from_secs(1)),
+        probe
+    );
+    assert!(
+        matches!(probed, Err(calops::deploy::lock::LockError::Held(ref i)) if i.message == "test deploy"),
+        "{probed:?}"
+    );
+    assert!(format!("{:#}", r.unwrap_err()).contains("did not serve"));
+    assert!(!w.lock_held());
+    w.stand.st().unhealthy.clear();
     // A lock whose lease runs is respected.
     let live_lock = DeployLock::new(w.store(), LOCK, Duration::from_secs(600));
     let held = live_lock
@@ -972,7 +1013,13 @@ async fn ctrl_c_at_each_step_keeps_traffic_on_a_healthy_slot() {
     };
     let (r, _) = w.deploy(&image(1), true).await;
     r.unwrap();
-    for step in ["build", "provision", "apply stage", "verify", "apply drain"] {
+    for step in [
+        "build",
+        "apply provision",
+        "apply stage",
+        "verify",
+        "apply drain",
+    ] {
         let interrupt = Interrupt::default();
         let i2 = interrupt.clone();
         let step_name = step.to_string();
@@ -1008,6 +1055,16 @@ async fn ctrl_c_at_each_step_keeps_traffic_on_a_healthy_slot() {
             "{step}"
         );
     }
+    // Every interrupted deploy that got a record says how it ended.
+    let records = w.releases().await;
+    assert_eq!(
+        records.len(),
+        5,
+        "release 1 and four interrupted ones (build makes none)"
+    );
+    assert!(records[1..]
+        .iter()
+        .all(|r| matches!(r.outcome, Outcome::RolledBack | Outcome::Failed)));
     // The next deploy works normally.
     let (r, _) = w.deploy(&image(2), true).await;
     assert_eq!(r.unwrap().result, "deployed");

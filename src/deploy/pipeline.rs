@@ -146,8 +146,10 @@ impl<S: ObjectStore + 'static> LockGuard<S> {
     }
 
     async fn release(self) {
-        self.renewer.abort();
+        // The renewer holds `held` while it renews: taking it first lets a renewal in flight
+        // finish (and record its new etag) before the renewer stops.
         let h = self.held.lock().await;
+        self.renewer.abort();
         let _ = self.lock.release(&h).await;
     }
 }

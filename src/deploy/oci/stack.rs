@@ -159,6 +159,57 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn profile_stack_renders_the_slots_input() {
+        let dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles")];
+        let profile = crate::profile::load::load_with("dev", &dirs, vec![])
+            .unwrap()
+            .profile;
+        let stack = ProfileStack::new(profile, Some("1.11.4".into()));
+        let img = |c: char| format!("syd.ocir.io/ns/calops@sha256:{}", c.to_string().repeat(64));
+        let mut slots = Slots::default();
+        slots.0.insert(
+            "blue".into(),
+            Slot {
+                image: Some(img('1')),
+                state: SlotState::Draining,
+            },
+        );
+        slots.0.insert(
+            "green".into(),
+            Slot {
+                image: Some(img('2')),
+                state: SlotState::Active,
+            },
+        );
+        let dir = tempfile::tempdir().unwrap();
+        stack.write(dir.path(), &slots).unwrap();
+        let vars: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join("terraform.tfvars.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            vars["slots"],
+            json!({"blue": {"image": img('1'), "state": "draining"},
+                   "green": {"image": img('2'), "state": "active"}})
+        );
+        let outputs = std::fs::read_to_string(dir.path().join("outputs.tf")).unwrap();
+        for o in ["load_balancer_id", "backend_set_name", "backend"] {
+            assert!(outputs.contains(o), "{o}");
+        }
+        // An unpinned image is refused before anything is written.
+        slots.0.insert(
+            "green".into(),
+            Slot {
+                image: Some("r:latest".into()),
+                state: SlotState::Active,
+            },
+        );
+        assert!(stack
+            .write(tempfile::tempdir().unwrap().path(), &slots)
+            .is_err());
+    }
+
+    #[test]
     fn outputs_to_slots() {
         let mut o = Outputs::new();
         o.insert(
