@@ -900,6 +900,30 @@ async fn unhealthy_slot_rolled_back_and_plan_guard() {
     let last = w.releases().await.pop().unwrap();
     assert_eq!(last.outcome, Outcome::RolledBack);
 
+    // An instance that fails to create: the apply fails, the half-made slot goes away.
+    w.stand.st().manifests.insert(digest(0xdead));
+    let (r, t) = w.deploy(&image(0xdead), true).await;
+    let msg = format!("{:#}", r.unwrap_err());
+    assert!(
+        msg.contains("container failed to start") && msg.contains("went back"),
+        "{msg}"
+    );
+    assert_eq!(
+        t.history()
+            .iter()
+            .map(|h| h.phase.as_str())
+            .collect::<Vec<_>>(),
+        ["provision", "abort"],
+        "the stage apply failed, then the slots were restored"
+    );
+    assert_eq!(w.live(), live(&[("blue", 1, "active")]));
+    assert_eq!(w.lb().await.1["image"], image(1));
+    assert_eq!(
+        w.releases().await.pop().unwrap().outcome,
+        Outcome::RolledBack
+    );
+    assert!(!w.lock_held());
+
     // The plan guard: a changed database shape would replace the database.
     w.stand.st().unhealthy.clear();
     *w.database_shape.lock().unwrap() = "PostgreSQL.VM.Standard.E4.Flex".into();

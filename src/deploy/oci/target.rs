@@ -343,13 +343,24 @@ impl OciTarget {
     }
 
     /// Return to `before` (the old slot takes all traffic again; a new slot goes away).
+    /// (Planned like every phase: when nothing differs, nothing is applied.)
     async fn restore(&self, before: &Slots, why: &str) -> Result<()> {
         self.notify(why);
-        let current = self.known().map(|o| o.slots());
-        if current.as_ref() == Some(before) {
-            return Ok(());
-        }
         self.apply(why, plan_abort(before)).await.map(|_| ())
+    }
+
+    /// Apply a phase that starts the candidate; when it fails, return to `before` (a half-made
+    /// slot must not linger, and the old slot keeps the traffic).
+    async fn apply_or_restore(&self, phase: &str, slots: Slots, before: &Slots) -> Result<()> {
+        if let Err(e) = self.apply(phase, slots).await {
+            return Err(match self.restore(before, "abort").await {
+                Ok(()) => e.context("the slots went back to their previous state"),
+                Err(b) => e.context(format!(
+                    "returning the slots to their previous state ALSO failed: {b:#}"
+                )),
+            });
+        }
+        Ok(())
     }
 
     fn image_for(&self, artifact: &Artifact) -> Result<String> {
@@ -531,7 +542,8 @@ impl Target for OciTarget {
                 "  release {} still runs in slot {slot}: rolling back by a load balancer change only",
                 artifact.digest
             ));
-            self.apply("flip", flipped.clone()).await?;
+            self.apply_or_restore("flip", flipped.clone(), &before)
+                .await?;
             let mut rest = Vec::new();
             if !self.opts.keep_previous {
                 if let Some(old) = before.active() {
@@ -561,7 +573,8 @@ impl Target for OciTarget {
         let mut phases = plan_deploy(&before, &image, self.opts.keep_previous);
         let stage = phases.remove(0);
         let slot = before.idle().to_string();
-        self.apply(stage.name, stage.slots).await?;
+        self.apply_or_restore(stage.name, stage.slots, &before)
+            .await?;
         Ok(Candidate {
             slot,
             image,
