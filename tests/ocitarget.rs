@@ -530,6 +530,7 @@ impl World {
         opts.health_timeout = Duration::from_secs(4);
         opts.poll_interval = Duration::from_millis(100);
         opts.settle_checks = 4;
+        opts.drain_wait = Duration::from_millis(200);
         let stack = FixtureStack {
             lb_url: self.lb_url.clone(),
             database_shape: self.database_shape.clone(),

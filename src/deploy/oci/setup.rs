@@ -194,6 +194,7 @@ pub async fn prepare(
     let mut opts = OciTargetOptions::new(workdir.clone(), source);
     opts.plan = plan;
     opts.keep_previous = profile.deploy.keep_previous;
+    opts.drain_wait = Duration::from_secs(profile.service.graceful_shutdown_seconds as u64);
     opts.health_timeout = Duration::from_secs(profile.deploy.health_timeout_seconds.max(1) as u64);
     opts.health_url = std::env::var("CALOPS_HEALTH_URL")
         .ok()

@@ -55,6 +55,8 @@ pub struct OciTargetOptions {
     pub health_url: Option<String>,
     /// Consecutive `/health` answers from the new release required once the old one drains.
     pub settle_checks: u32,
+    /// How long requests in flight on a drained slot may take before it is removed.
+    pub drain_wait: Duration,
 }
 
 impl OciTargetOptions {
@@ -69,6 +71,7 @@ impl OciTargetOptions {
             poll_interval: Duration::from_secs(5),
             health_url: None,
             settle_checks: 3,
+            drain_wait: Duration::from_secs(30),
         }
     }
 }
@@ -594,6 +597,13 @@ impl Target for OciTarget {
         for phase in &c.rest {
             match phase.name {
                 "retire" => {
+                    if !self.opts.drain_wait.is_zero() {
+                        self.status.set(&format!(
+                            "letting requests in flight on the drained slot finish ({} s)",
+                            self.opts.drain_wait.as_secs()
+                        ));
+                        tokio::time::sleep(self.opts.drain_wait).await;
+                    }
                     // Traffic is on the new slot already: a failed retire leaves the old slot
                     // drained (the next deploy reuses it), it does not fail the release.
                     if let Err(e) = self.apply(phase.name, phase.slots.clone()).await {
