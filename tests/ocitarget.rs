@@ -36,7 +36,7 @@ const LOCK: &str = "dev/deploy.lock";
 fn image(n: u32) -> String {
     format!(
         "127.0.0.1/testns/calops@sha256:{}",
-        format!("{n:x}").repeat(64)[..64].to_string()
+        &format!("{n:x}").repeat(64)[..64]
     )
 }
 
