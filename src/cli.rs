@@ -246,6 +246,9 @@ pub struct DeployArgs {
     /// A note stored in the deploy lock (shown to anyone who finds it held).
     #[arg(long, short, default_value = "calops deploy")]
     pub message: String,
+    /// OCI profiles: deploy this pushed image (REPOSITORY@sha256:...) instead of building one.
+    #[arg(long, value_name = "REPO@DIGEST")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -65,10 +65,27 @@ impl Interrupt {
     }
 }
 
+/// The running step's spinner line, shared with targets so they can show what they are
+/// waiting for ("backend 10.0.1.10:8080 CRITICAL").
+#[derive(Clone, Default)]
+pub struct StatusLine(Arc<std::sync::Mutex<Option<(indicatif::ProgressBar, String)>>>);
+
+impl StatusLine {
+    /// Append `detail` to the running step's spinner message (nothing when no step runs).
+    pub fn set(&self, detail: &str) {
+        if let Ok(g) = self.0.lock() {
+            if let Some((pb, base)) = &*g {
+                pb.set_message(format!("{base} — {detail}"));
+            }
+        }
+    }
+}
+
 pub struct Steps<'a> {
     ui: &'a Ui,
     pub timings: Vec<StepTiming>,
     pub interrupt: Interrupt,
+    pub status: StatusLine,
 }
 
 impl<'a> Steps<'a> {
@@ -77,6 +94,7 @@ impl<'a> Steps<'a> {
             ui,
             timings: Vec::new(),
             interrupt,
+            status: StatusLine::default(),
         }
     }
 
@@ -106,10 +124,11 @@ impl<'a> Steps<'a> {
         if self.interrupt.raised() {
             return Err(StepError::Interrupted(name.into()));
         }
-        let pb = self.ui.spinner(format!(
-            "{name}: {waiting} (timeout {} s)",
-            timeout.as_secs()
-        ));
+        let base = format!("{name}: {waiting} (timeout {} s)", timeout.as_secs());
+        let pb = self.ui.spinner(base.clone());
+        if let Ok(mut g) = self.status.0.lock() {
+            *g = Some((pb.clone(), base));
+        }
         let start = Instant::now();
         let result = tokio::select! {
             r = tokio::time::timeout(timeout, fut) => match r {
@@ -119,6 +138,9 @@ impl<'a> Steps<'a> {
             },
             _ = self.interrupt.wait() => Err(StepError::Interrupted(name.into())),
         };
+        if let Ok(mut g) = self.status.0.lock() {
+            *g = None;
+        }
         pb.finish_and_clear();
         let millis = start.elapsed().as_millis() as u64;
         let status = if result.is_ok() { "done" } else { "failed" };

@@ -109,7 +109,7 @@ pub async fn handler(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::OK
     };
-    let body = json!({
+    let mut body = json!({
         "status": status,
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": round(state.started.elapsed().as_secs_f64()),
@@ -119,6 +119,13 @@ pub async fn handler(State(state): State<AppState>) -> Response {
             "objectStorage": storage.json(false),
         },
     });
+    // On OCI each deployment slot runs with its image and slot name in the environment, so a
+    // deploy can tell through the load balancer which release answered.
+    for (field, var) in [("image", "CALOPS_IMAGE"), ("slot", "CALOPS_SLOT")] {
+        if let Ok(v) = std::env::var(var) {
+            body[field] = json!(v);
+        }
+    }
     (code, axum::Json(body)).into_response()
 }
 
