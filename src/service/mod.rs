@@ -11,6 +11,7 @@ pub mod domain;
 pub mod health;
 pub mod logging;
 pub mod metrics;
+pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod testing;
