@@ -475,6 +475,57 @@ async fn redis_killed_mid_run_falls_back_in_process_then_limits_resume_through_r
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_stops_answering_costs_requests_at_most_the_timeout() {
+    let test = "a_redis_that_stops_answering_costs_requests_at_most_the_timeout";
+    if !have_pg(test) {
+        return;
+    }
+    let Some(redis) = TestRedis::start(test) else {
+        return;
+    };
+    let db = fresh_database().await.unwrap();
+    let app = TestApp::spawn_with(redis.app_config(&db, per_minute(100, 100)))
+        .await
+        .unwrap();
+    let c = Client::new(&app);
+    let t = tenant(&c, "Frozen").await;
+    let (s, _, h) = c
+        .send(Method::GET, &slots_path(&t), Some(&t.key), None)
+        .await;
+    assert_eq!(
+        (s, header(&h, "x-ratelimit-remaining")),
+        (StatusCode::OK, Some(99))
+    );
+    // Frozen, not dead: the socket stays open and nothing comes back.
+    redis.pause();
+    let mut slowest = Duration::ZERO;
+    for i in 0..8 {
+        let started = Instant::now();
+        let (s, v, _) = if i == 4 {
+            c.send(
+                Method::POST,
+                "/v2/bookings",
+                Some(&t.key),
+                Some(booking(t.event_type_id, "2031-03-03T11:00:00Z")),
+            )
+            .await
+        } else {
+            c.send(Method::GET, &slots_path(&t), Some(&t.key), None)
+                .await
+        };
+        assert!(s.is_success(), "{s}: {v}");
+        slowest = slowest.max(started.elapsed());
+    }
+    eprintln!("frozen Redis: slowest request {slowest:?}");
+    // The 250 ms timeout once (then the breaker skips Redis), plus the request's own work.
+    assert!(slowest < Duration::from_millis(1500), "slowest {slowest:?}");
+    let (_, h, _) = c.send(Method::GET, "/health", None, None).await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    redis.resume();
+    app.running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn booking_locks_are_exclusive_and_released_only_by_their_holder() {
     let Some(redis) =
         TestRedis::start("booking_locks_are_exclusive_and_released_only_by_their_holder")
