@@ -211,6 +211,15 @@ pub struct ServeArgs {
     /// How long in-flight requests may run after SIGTERM [default: 20s].
     #[arg(long, env = "CALOPS_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<String>,
+    /// Requests to GET /v2/slots per API key: N/PERIOD (60/min, 5/s, 1000/h) or off [default: 60/min].
+    #[arg(long, env = "CALOPS_RATE_LIMIT_AVAILABILITY", value_name = "N/PERIOD")]
+    pub rate_limit_availability: Option<String>,
+    /// Booking requests (create, reschedule, cancel, reservations) per API key: N/PERIOD or off [default: 20/min].
+    #[arg(long, env = "CALOPS_RATE_LIMIT_BOOKINGS", value_name = "N/PERIOD")]
+    pub rate_limit_bookings: Option<String>,
+    /// Longest wait for Redis before rate limits fall back to in-process counters [default: 250ms].
+    #[arg(long, env = "CALOPS_REDIS_TIMEOUT", value_name = "DURATION")]
+    pub redis_timeout: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -297,15 +297,13 @@ async fn object_with_sequence(store: &dyn ObjectStore, key: &str, seq: i32) -> V
 
 fn config(database_url: String, storage: Option<String>) -> calops::service::config::Config {
     calops::service::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url,
-        redis_url: None,
         object_storage_url: storage,
-        admin_token: Some(BOOTSTRAP_TOKEN.into()),
-        reuse_port: false,
-        private_listen: None,
         db_pool_size: 8,
-        shutdown_timeout: Duration::from_secs(5),
+        ..calops::service::testing::app_config(
+            &database_url,
+            None,
+            calops::service::ratelimit::policy::Limits::OFF,
+        )
     }
 }
 

@@ -109,8 +109,15 @@ pub async fn handler(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::OK
     };
+    // Where rate limits are counted right now: Redis only when it is configured and answers.
+    let limiter_backend = if matches!(redis, Check::Up { .. }) {
+        "redis"
+    } else {
+        "in_process"
+    };
     let mut body = json!({
         "status": status,
+        "rateLimits": {"backend": limiter_backend},
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": round(state.started.elapsed().as_secs_f64()),
         "checks": {

@@ -14,6 +14,7 @@ pub mod ics;
 pub mod logging;
 pub mod metrics;
 pub mod objstore;
+pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod testing;

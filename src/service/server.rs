@@ -136,6 +136,11 @@ pub async fn start(config: &Config) -> Result<Running> {
         config.admin_token.as_deref(),
         config.redis_url.as_deref(),
         config.object_storage_url.clone(),
+    )
+    .with_rate_limits(
+        config.rate_limits,
+        config.redis_url.as_deref(),
+        config.redis_timeout,
     );
     let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(

@@ -346,6 +346,15 @@ pub async fn create(
         },
         (Err(e), None) => return Err(e),
     };
+    // The Redis lock only spares the database a crowd of conflicting inserts (waiters hold no
+    // database connection while the first request books); the exclusion constraint decides.
+    let lock = crate::service::ratelimit::lock::slot_key(
+        org,
+        &format!("et{}", req.event_type_id),
+        start.as_second(),
+        end.as_second(),
+    );
+    let lock = state.booking_locks.acquire(&lock).await.into_guard();
     let mut attendee = json!({
         "name": req.attendee.name.trim(),
         "email": req.attendee.email.trim(),
@@ -365,7 +374,11 @@ pub async fn create(
         reservation_uid: req.reservation_uid,
     };
     let outcome = retry_transient(|| state.store.create_booking(&nb, idem.as_ref(), booking_json));
-    match outcome.await? {
+    let outcome = outcome.await;
+    if let Some(g) = lock {
+        g.release().await;
+    }
+    match outcome? {
         BookOutcome::Created(b) => Ok(success(StatusCode::CREATED, booking_json(&b))),
         BookOutcome::Replayed(r) => Ok(replayed(r)),
     }

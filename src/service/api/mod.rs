@@ -38,6 +38,10 @@ pub struct AppState {
     pub objects: Option<Result<Arc<dyn crate::service::objstore::ObjectStore>, String>>,
     pub http: reqwest::Client,
     pub started: Instant,
+    /// Rate limits per API key (Redis-shared when configured; see `service::ratelimit`).
+    pub rate_limiter: Arc<crate::service::ratelimit::RateLimiter>,
+    /// The Redis lock in front of booking (a no-op without Redis).
+    pub booking_locks: crate::service::ratelimit::lock::BookingLocks,
 }
 
 impl AppState {
@@ -62,7 +66,30 @@ impl AppState {
                 .build()
                 .unwrap_or_default(),
             started: Instant::now(),
+            rate_limiter: Arc::new(crate::service::ratelimit::RateLimiter::new(
+                crate::service::ratelimit::policy::Limits::OFF,
+                None,
+            )),
+            booking_locks: crate::service::ratelimit::lock::BookingLocks::new(None),
         }
+    }
+
+    /// Rate limits and the booking lock, shared through Redis at `redis_url` when given.
+    pub fn with_rate_limits(
+        mut self,
+        limits: crate::service::ratelimit::policy::Limits,
+        redis_url: Option<&str>,
+        redis_timeout: Duration,
+    ) -> AppState {
+        let redis = redis_url
+            .and_then(|u| crate::service::ratelimit::redis_conn::SharedRedis::new(u, redis_timeout))
+            .map(Arc::new);
+        self.rate_limiter = Arc::new(crate::service::ratelimit::RateLimiter::new(
+            limits,
+            redis.clone(),
+        ));
+        self.booking_locks = crate::service::ratelimit::lock::BookingLocks::new(redis);
+        self
     }
 }
 
@@ -138,6 +165,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::service::ratelimit::middleware,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -159,9 +190,14 @@ async fn method_not_allowed() -> ApiError {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.render(
+    let mut text = state.metrics.render(
         state.store.pool_status(),
         state.started.elapsed().as_secs_f64(),
+    );
+    text.push_str(
+        &state
+            .metrics
+            .render_rate_limits(state.rate_limiter.fallbacks()),
     );
     (
         [(

@@ -642,6 +642,14 @@ pub fn document() -> Value {
             };
             responses.insert(code.to_string(), json!({"description": description, "content": {"application/json": {"schema": schema}}}));
         }
+        if crate::service::ratelimit::policy::classify(&e.method.to_uppercase(), e.path).is_some() {
+            let int = json!({"schema": {"type": "integer"}});
+            responses.insert("429".into(), json!({
+                "description": "Rate limit of this API key exceeded (see the X-RateLimit-* headers)",
+                "headers": {"Retry-After": int, "X-RateLimit-Limit": int,
+                            "X-RateLimit-Remaining": int, "X-RateLimit-Reset": int},
+                "content": {"application/json": {"schema": r("Error")}}}));
+        }
         op.insert("responses".into(), Value::Object(responses));
         let entry = paths.entry(e.path.to_string()).or_insert_with(|| json!({}));
         entry[e.method] = Value::Object(op);
@@ -682,5 +690,10 @@ mod tests {
                 .len(),
             6
         );
+        assert!(
+            doc["paths"]["/v2/bookings"]["post"]["responses"]["429"]["headers"]["Retry-After"]
+                .is_object()
+        );
+        assert!(doc["paths"]["/v2/bookings"]["get"]["responses"]["429"].is_null());
     }
 }
