@@ -1025,7 +1025,8 @@ async fn migration_two_keeps_existing_bookings_and_refuses_overlapping_ones() {
     let url = calops::service::testing::fresh_database().await.unwrap();
     let c = v1(url.clone()).await;
     let store = Store::new(&url, 2).unwrap();
-    assert_eq!(store.migrate().await.unwrap(), vec![2]);
+    // Migration 2 and every later one.
+    assert_eq!(store.migrate().await.unwrap()[0], 2);
     let row = c
         .query_one(
             "SELECT count(*), min(lower(occupied))::text FROM bookings b

@@ -913,6 +913,7 @@ async fn health_metrics_and_a_truthful_openapi_document() {
         private_listen: None,
         db_pool_size: 4,
         shutdown_timeout: Duration::from_secs(5),
+        webhooks: Default::default(),
     };
     let app = TestApp::spawn_with(config).await.unwrap();
     let c = Client::new(&app);

@@ -32,6 +32,8 @@ pub struct Config {
     pub private_listen: Option<SocketAddr>,
     pub db_pool_size: usize,
     pub shutdown_timeout: Duration,
+    /// Webhook delivery (`CALOPS_WEBHOOK_*` environment variables).
+    pub webhooks: crate::service::webhooks::Settings,
 }
 
 impl std::fmt::Debug for Config {
@@ -49,6 +51,7 @@ impl std::fmt::Debug for Config {
             .field("private_listen", &self.private_listen)
             .field("db_pool_size", &self.db_pool_size)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -223,6 +226,10 @@ impl RawConfig {
                 }
             },
         };
+        let webhooks = crate::service::webhooks::Settings::from_env(env).unwrap_or_else(|p| {
+            problems.extend(p);
+            Default::default()
+        });
         match (listen, database_url) {
             (Some(listen), Some(database_url)) if problems.is_empty() => Ok(Config {
                 listen,
@@ -234,6 +241,7 @@ impl RawConfig {
                 private_listen,
                 db_pool_size,
                 shutdown_timeout,
+                webhooks,
             }),
             _ => Err(problems),
         }

@@ -98,6 +98,7 @@ impl TestApp {
             private_listen: None,
             db_pool_size: 16,
             shutdown_timeout: Duration::from_secs(5),
+            webhooks: Default::default(),
         };
         Self::spawn_with(config).await
     }

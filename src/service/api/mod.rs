@@ -9,6 +9,7 @@ pub mod openapi;
 pub mod orgs;
 pub mod schedules;
 pub mod slots;
+pub mod webhooks;
 
 use crate::service::metrics::Metrics;
 use crate::service::store::Store;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub object_storage_url: Option<String>,
     pub http: reqwest::Client,
     pub started: Instant,
+    /// Webhook settings (the key that seals secrets at rest, the breaker threshold).
+    pub webhooks: crate::service::webhooks::Settings,
 }
 
 impl AppState {
@@ -54,6 +57,7 @@ impl AppState {
                 .build()
                 .unwrap_or_default(),
             started: Instant::now(),
+            webhooks: Default::default(),
         }
     }
 }
@@ -123,6 +127,7 @@ pub fn router(state: AppState) -> Router {
             "/v2/bookings/{uid}/reschedule",
             axum::routing::post(bookings::reschedule),
         )
+        .merge(webhooks::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))

@@ -4,6 +4,7 @@
 
 pub mod bookings;
 pub mod migrations;
+pub mod webhooks;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use jiff::Timestamp;
