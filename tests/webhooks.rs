@@ -638,9 +638,17 @@ async fn failed_deliveries_retry_with_backoff_then_dead_letter_and_replay() {
     assert!(seen
         .iter()
         .all(|r| r.delivery == seen[0].delivery && r.body["payload"]["uid"] == b["uid"]));
-    // Backoff: base 40 ms doubling, jitter in [0.5, 1): at least 20 + 40 ms between attempts.
-    assert!(started.elapsed() >= Duration::from_millis(60));
     let d = &deliveries(&c, &t, h1).await[0];
+    // Backoff: base 40 ms doubling, jitter in [0.5, 1): attempts at least 20 then 40 ms apart.
+    let at: Vec<jiff::Timestamp> = d["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["startedAt"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let gap = |i: usize| at[i + 1].duration_since(at[i]).as_millis();
+    assert!(gap(0) >= 20 && gap(1) >= 40, "{at:?}");
+    assert!(started.elapsed() >= Duration::from_millis(60));
     assert_eq!(d["status"], "delivered");
     assert_eq!(d["attempts"], 3);
     let codes: Vec<Value> = d["history"]
@@ -708,7 +716,7 @@ async fn the_circuit_breaker_opens_after_five_failures_and_skips_while_open() {
     if !have_pg("the_circuit_breaker_opens_after_five_failures_and_skips_while_open") {
         return;
     }
-    let cooldown = Duration::from_millis(2500);
+    let cooldown = Duration::from_secs(4);
     let app = app(settings(|s| {
         s.max_attempts = 50;
         s.backoff_base = Duration::from_millis(20);
@@ -744,7 +752,10 @@ async fn the_circuit_breaker_opens_after_five_failures_and_skips_while_open() {
     )
     .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(opened.elapsed() < cooldown);
+    assert!(
+        opened.elapsed() < cooldown,
+        "the machine is too slow for this test's timing"
+    );
     assert_eq!(hook.seen().len(), 5, "attempts while the breaker was open");
     let ds = deliveries(&c, &t, h).await;
     assert_eq!(ds.len(), 2);
@@ -1079,6 +1090,7 @@ async fn kill_9_keeps_every_confirmed_booking_and_its_webhook() {
     }
     let confirmed: Vec<String> = confirmed.lock().unwrap().clone();
     assert!(confirmed.len() >= 40);
+    eprintln!("{} bookings confirmed before kill -9", confirmed.len());
     // Every 201 is in the database.
     let d = db(&database_url).await;
     let stored: HashSet<String> = d
@@ -1126,6 +1138,11 @@ async fn kill_9_keeps_every_confirmed_booking_and_its_webhook() {
         .map(|r| r.body["payload"]["uid"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(got, stored);
+    eprintln!(
+        "{} bookings stored ({} confirmed), all delivered after the restart",
+        stored.len(),
+        confirmed.len()
+    );
     unsafe {
         libc::kill(server.child.id() as i32, libc::SIGTERM);
     }
