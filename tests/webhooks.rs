@@ -489,7 +489,7 @@ async fn bookings_are_delivered_signed_in_cal_com_shape_and_secrets_stay_hidden(
     )];
     assert_eq!(
         created["payload"]["startTime"],
-        format!("{}", slot(0)).replace(":00Z", ":00.000Z")
+        slot(0).replace(":00Z", ":00.000Z")
     );
     assert_eq!(created["payload"]["status"], "ACCEPTED");
     assert_eq!(created["payload"]["eventTypeId"], t.event_type_id);

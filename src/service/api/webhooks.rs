@@ -107,16 +107,32 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// Addresses a subscriber URL may not name: link-local (the cloud instance metadata service
+/// lives at 169.254.169.254), unspecified and multicast. Names are not resolved here.
+pub fn forbidden_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Ipv4(a) => a.is_link_local() || a.is_unspecified() || a.is_multicast(),
+        url::Host::Ipv6(a) => {
+            (a.segments()[0] & 0xffc0) == 0xfe80 || a.is_unspecified() || a.is_multicast()
+        }
+        url::Host::Domain(_) => false,
+    }
+}
+
 fn check_url(u: &str, errors: &mut Vec<FieldError>) {
-    let ok = u.len() <= MAX_URL_LEN
-        && url::Url::parse(u)
-            .map(|p| matches!(p.scheme(), "http" | "https") && p.host().is_some())
-            .unwrap_or(false);
-    if !ok {
-        errors.push(FieldError::new(
+    let parsed = url::Url::parse(u).ok().filter(|p| {
+        u.len() <= MAX_URL_LEN && matches!(p.scheme(), "http" | "https") && p.host().is_some()
+    });
+    match parsed {
+        None => errors.push(FieldError::new(
             "subscriberUrl",
             format!("must be an http(s) URL with a host, at most {MAX_URL_LEN} characters"),
-        ));
+        )),
+        Some(p) if p.host().is_some_and(|h| forbidden_host(&h)) => errors.push(FieldError::new(
+            "subscriberUrl",
+            "link-local, unspecified and multicast addresses are not allowed",
+        )),
+        Some(_) => {}
     }
 }
 
@@ -477,7 +493,7 @@ pub async fn replay_range(
             errors.push(FieldError::new("to", "must be after from"));
         }
     }
-    let (Some(from), Some(to)) = (from, to).into() else {
+    let (Some(from), Some(to)) = (from, to) else {
         return Err(ApiError::validation(errors));
     };
     if !errors.is_empty() {
@@ -492,4 +508,29 @@ pub async fn replay_range(
             "deliveries": rows.iter().map(delivery_json).collect::<Vec<_>>(),
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subscriber_urls_are_checked() {
+        let errs = |u: &str| {
+            let mut e = Vec::new();
+            check_url(u, &mut e);
+            e.len()
+        };
+        assert_eq!(errs("https://hooks.example.com/cal?token=x"), 0);
+        assert_eq!(errs("http://127.0.0.1:8080/hook"), 0);
+        assert_eq!(errs("http://169.254.169.254/opc/v2/instance/"), 1);
+        assert_eq!(errs("http://[fe80::1]/"), 1);
+        assert_eq!(errs("http://0.0.0.0/"), 1);
+        assert_eq!(errs("ftp://example.com/"), 1);
+        assert_eq!(errs("not a url"), 1);
+        assert_eq!(
+            errs(&format!("https://example.com/{}", "a".repeat(MAX_URL_LEN))),
+            1
+        );
+    }
 }
