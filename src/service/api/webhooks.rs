@@ -47,7 +47,7 @@ pub struct CreateWebhook {
     pub triggers: Vec<String>,
     #[serde(default)]
     pub active: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "opaque")]
     pub secret: Option<String>,
     #[serde(default)]
     pub payload_template: Option<Value>,
@@ -69,10 +69,19 @@ pub struct PatchWebhook {
     pub payload_template: Option<Value>,
 }
 
+/// A string or null whose value never appears in an error message (serde's would quote it).
+fn opaque<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        _ => Err(serde::de::Error::custom("secret must be a string")),
+    }
+}
+
 fn some_or_null<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<String>>, D::Error> {
-    Ok(Some(Option::deserialize(d)?))
+    Ok(Some(opaque(d)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -528,6 +537,21 @@ mod tests {
         assert_eq!(errs("http://0.0.0.0/"), 1);
         assert_eq!(errs("ftp://example.com/"), 1);
         assert_eq!(errs("not a url"), 1);
+        // A secret of the wrong type is refused without being quoted.
+        let e = body::<CreateWebhook>(
+            br#"{"subscriberUrl":"http://a.example","triggers":[],"secret":987654321}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("secret must be a string"),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("987654321"), "{}", e.message);
+        let p = body::<PatchWebhook>(br#"{"secret":null}"#).unwrap();
+        assert_eq!(p.secret, Some(None));
+        let p = body::<PatchWebhook>(br#"{}"#).unwrap();
+        assert_eq!(p.secret, None);
         assert_eq!(
             errs(&format!("https://example.com/{}", "a".repeat(MAX_URL_LEN))),
             1

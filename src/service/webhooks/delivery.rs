@@ -144,8 +144,10 @@ async fn work(
             }
             Ok(None) => match store.next_delivery_due().await {
                 Ok(Some(due)) => {
+                    // Something due but nothing claimed means another worker holds it (or
+                    // its subscription) this instant: look again shortly, not in a spin.
                     let ms = due.as_millisecond() - Timestamp::now().as_millisecond();
-                    Duration::from_millis(ms.clamp(0, i64::MAX) as u64).min(settings.poll_interval)
+                    Duration::from_millis(ms.clamp(10, i64::MAX) as u64).min(settings.poll_interval)
                 }
                 _ => settings.poll_interval,
             },
