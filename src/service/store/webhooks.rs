@@ -415,25 +415,41 @@ impl Store {
     /// moves to the end of a lease of `lease_s` seconds (after which another worker may try
     /// again if this one died), and the attempt is recorded, all in one statement.
     /// `FOR UPDATE SKIP LOCKED` keeps concurrent claimers, in any process, off the same row;
-    /// subscriptions whose breaker is open and inactive subscriptions are skipped. The
-    /// subscription row is locked too, so that a half-open breaker (`breaker_threshold`
-    /// straight failures, cooldown over) lets exactly one trial through: claiming it closes
-    /// the gate again for the lease, until the trial's outcome decides.
+    /// subscriptions whose breaker is open and inactive subscriptions are skipped.
+    ///
+    /// Subscriptions with a closed breaker are claimed from without locking the subscription
+    /// row, so many workers can deliver to one subscriber at once. A half-open breaker
+    /// (`breaker_threshold` straight failures, cooldown over) is claimed from with the
+    /// subscription row locked too, and claiming closes the gate again for the lease, so that
+    /// exactly one trial goes through until its outcome decides.
     pub async fn claim_delivery(
         &self,
         lease_s: f64,
         breaker_threshold: i32,
     ) -> Result<Option<Claimed>> {
         let c = self.conn().await?;
-        let stmt = c
-            .prepare_cached(
-                "WITH due AS (
+        for (gate, lock) in [("<", "d"), (">=", "d, w")] {
+            let stmt = c.prepare_cached(&claim_sql(gate, lock)).await?;
+            if let Some(r) = c.query_opt(&stmt, &[&lease_s, &breaker_threshold]).await? {
+                return Ok(Some(claimed(&r)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The claim statement: `gate` compares straight failures with the threshold ($2), `lock`
+/// names the tables locked (skipping rows other claimers hold).
+fn claim_sql(gate: &str, lock: &str) -> String {
+    format!(
+        "WITH due AS (
                    SELECT d.id FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
                    WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND w.active
+                     AND w.consecutive_failures {gate} $2
                      AND (w.breaker_open_until IS NULL OR w.breaker_open_until <= now())
                    ORDER BY d.next_attempt_at, d.id
                    LIMIT 1
-                   FOR UPDATE OF d, w SKIP LOCKED
+                   FOR UPDATE OF {lock} SKIP LOCKED
                  ), claimed AS (
                    UPDATE webhook_deliveries d SET attempts = d.attempts + 1,
                      next_attempt_at = now() + make_interval(secs => $1)
@@ -449,30 +465,30 @@ impl Store {
                  )
                  SELECT c.id, c.uid, c.event_uid, c.webhook_id, c.org_id, c.attempts, c.body,
                    c.trigger_event, w.subscriber_url, w.secret, w.secret_key_id
-                 FROM claimed c JOIN webhooks w ON w.id = c.webhook_id",
-            )
-            .await?;
-        let row = c.query_opt(&stmt, &[&lease_s, &breaker_threshold]).await?;
-        Ok(row.map(|r| {
-            let secret: Option<Vec<u8>> = r.get(9);
-            Claimed {
-                delivery_id: r.get(0),
-                uid: r.get(1),
-                event_uid: r.get(2),
-                webhook_id: r.get(3),
-                org_id: r.get(4),
-                attempt: r.get(5),
-                body: r.get(6),
-                trigger_event: r.get(7),
-                subscriber_url: r.get(8),
-                secret: secret.map(|bytes| Stored {
-                    bytes,
-                    key_id: r.get(10),
-                }),
-            }
-        }))
-    }
+                 FROM claimed c JOIN webhooks w ON w.id = c.webhook_id"
+    )
+}
 
+fn claimed(r: &Row) -> Claimed {
+    let secret: Option<Vec<u8>> = r.get(9);
+    Claimed {
+        delivery_id: r.get(0),
+        uid: r.get(1),
+        event_uid: r.get(2),
+        webhook_id: r.get(3),
+        org_id: r.get(4),
+        attempt: r.get(5),
+        body: r.get(6),
+        trigger_event: r.get(7),
+        subscriber_url: r.get(8),
+        secret: secret.map(|bytes| Stored {
+            bytes,
+            key_id: r.get(10),
+        }),
+    }
+}
+
+impl Store {
     /// Record how a claimed attempt ended and update the subscription's breaker, in one
     /// transaction. `breaker` gets (straight failures, open until, database now) and returns
     /// the new pair; `outcome` gets the database's now and returns what to store. The
