@@ -1,7 +1,7 @@
 //! Webhooks: booking latency with and without an active subscription (the outbox row is
 //! written in the booking transaction either way; with one, it matches a subscriber), and
 //! delivery lag (201 of the booking to the signed POST arriving at a receiver on 127.0.0.1)
-//! and delivery throughput with the default 4 workers.
+//! and delivery throughput with the default 8 workers.
 //! `cargo bench --bench webhooks` runs the full measurement; without `--bench` (under
 //! `cargo test --all-targets`) it makes one quick, small pass.
 

@@ -513,44 +513,55 @@ impl Store {
             Some(r) => r.get(2),
             None => tx.query_one("SELECT now()", &[]).await?.get(0),
         };
-        if let Some(r) = &w {
-            let (failures, until) = breaker(r.get(0), r.get(1), now);
-            tx.execute(
-                "UPDATE webhooks SET consecutive_failures = $2, breaker_open_until = $3
-                 WHERE id = $1",
-                &[&claimed.webhook_id, &failures, &until],
-            )
-            .await?;
-        }
+        let gate = w.as_ref().map(|r| breaker(r.get(0), r.get(1), now));
         let f = outcome(now);
-        tx.execute(
-            "UPDATE webhook_attempts SET finished_at = now(), status_code = $3, error = $4,
+        // The three writes go out in one pipeline (one round trip).
+        let update_breaker = async {
+            match gate {
+                Some((failures, until)) => tx
+                    .execute(
+                        "UPDATE webhooks SET consecutive_failures = $2, breaker_open_until = $3
+                         WHERE id = $1",
+                        &[&claimed.webhook_id, &failures, &until],
+                    )
+                    .await
+                    .map(|_| ()),
+                None => Ok(()),
+            }
+        };
+        let update_attempt = async {
+            tx.execute(
+                "UPDATE webhook_attempts SET finished_at = now(), status_code = $3, error = $4,
                duration_ms = $5 WHERE delivery_id = $1 AND attempt = $2",
-            &[
-                &claimed.delivery_id,
-                &claimed.attempt,
-                &f.status_code,
-                &f.error,
-                &f.duration_ms,
-            ],
-        )
-        .await?;
-        tx.execute(
-            "UPDATE webhook_deliveries SET status = $3,
+                &[
+                    &claimed.delivery_id,
+                    &claimed.attempt,
+                    &f.status_code,
+                    &f.error,
+                    &f.duration_ms,
+                ],
+            )
+            .await
+        };
+        let update_delivery = async {
+            tx.execute(
+                "UPDATE webhook_deliveries SET status = $3,
                next_attempt_at = COALESCE($4, next_attempt_at),
                last_status_code = $5, last_error = $6,
                delivered_at = CASE WHEN $3 = 'delivered' THEN now() ELSE delivered_at END
              WHERE id = $1 AND attempts = $2 AND status = 'pending'",
-            &[
-                &claimed.delivery_id,
-                &claimed.attempt,
-                &f.status,
-                &f.next_attempt_at,
-                &f.status_code,
-                &f.error,
-            ],
-        )
-        .await?;
+                &[
+                    &claimed.delivery_id,
+                    &claimed.attempt,
+                    &f.status,
+                    &f.next_attempt_at,
+                    &f.status_code,
+                    &f.error,
+                ],
+            )
+            .await
+        };
+        futures::try_join!(update_breaker, update_attempt, update_delivery)?;
         tx.commit().await?;
         Ok(f)
     }

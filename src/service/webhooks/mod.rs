@@ -43,7 +43,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            workers: 4,
+            workers: 8,
             max_attempts: 8,
             backoff_base: Duration::from_secs(10),
             backoff_max: Duration::from_secs(3600),
@@ -170,7 +170,7 @@ mod tests {
     #[test]
     fn settings_come_from_the_environment_with_every_problem_reported() {
         let s = Settings::from_env(&|_| None).unwrap();
-        assert_eq!((s.workers, s.max_attempts, s.breaker_threshold), (4, 8, 5));
+        assert_eq!((s.workers, s.max_attempts, s.breaker_threshold), (8, 8, 5));
         assert_eq!(s.breaker_cooldown, Duration::from_secs(60));
         let env = |n: &str| {
             match n {
