@@ -151,6 +151,7 @@ fn settings(f: impl FnOnce(&mut Settings)) -> Settings {
         breaker_cooldown: Duration::from_secs(60),
         poll_interval: Duration::from_millis(200),
         secret_key: Some(SecretKey::parse(SEAL_KEY).unwrap()),
+        retention: Duration::from_secs(86_400),
     };
     f(&mut s);
     s
@@ -619,6 +620,35 @@ async fn bookings_are_delivered_signed_in_cal_com_shape_and_secrets_stay_hidden(
         .await;
     assert_eq!(s, 404);
     assert!(!c.saw_secret(), "a response echoed the webhook secret");
+
+    // Retention (a day here): finished deliveries older than that go, with their attempts;
+    // pending ones stay whatever their age.
+    d.execute(
+        "UPDATE webhook_deliveries SET created_at = now() - interval '2 days'",
+        &[],
+    )
+    .await
+    .unwrap();
+    d.execute(
+        "INSERT INTO webhook_deliveries (webhook_id, org_id, event_uid, trigger_event, body,
+           created_at, next_attempt_at)
+         SELECT id, org_id, gen_random_uuid(), 'BOOKING_CREATED', '{}',
+           now() - interval '2 days', now() + interval '1 day' FROM webhooks WHERE id = $1",
+        &[&hook],
+    )
+    .await
+    .unwrap();
+    let count = |sql: &'static str| {
+        let d = &d;
+        async move { d.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let until = Instant::now() + Duration::from_secs(20);
+    while count("SELECT count(*) FROM webhook_deliveries WHERE status <> 'pending'").await > 0 {
+        assert!(Instant::now() < until, "old deliveries were not purged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count("SELECT count(*) FROM webhook_deliveries").await, 1);
+    assert_eq!(count("SELECT count(*) FROM webhook_attempts").await, 0);
     app.running.shutdown().await.unwrap();
 }
 

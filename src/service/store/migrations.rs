@@ -295,6 +295,7 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_history ON webhook_deliveries (webhook_id, created_at);
+CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (created_at) WHERE status <> 'pending';
 
 -- One row per attempt, written when the attempt is claimed: the primary key is the proof
 -- that no attempt is ever made twice.

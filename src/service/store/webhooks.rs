@@ -566,6 +566,20 @@ impl Store {
         Ok(f)
     }
 
+    /// Delete up to `limit` delivered or dead deliveries created more than `retention_s`
+    /// seconds ago (with their attempts); returns how many.
+    pub async fn purge_deliveries(&self, retention_s: f64, limit: i64) -> Result<u64> {
+        let c = self.conn().await?;
+        Ok(c.execute(
+            "DELETE FROM webhook_deliveries WHERE id IN (
+               SELECT id FROM webhook_deliveries
+               WHERE status <> 'pending' AND created_at < now() - make_interval(secs => $1)
+               ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+            &[&retention_s, &limit],
+        )
+        .await?)
+    }
+
     /// The earliest due time of a pending delivery whose subscription may be tried (for
     /// sleeping until then).
     pub async fn next_delivery_due(&self) -> Result<Option<Timestamp>> {

@@ -57,6 +57,11 @@ pub fn spawn(store: Store, database_url: &str, settings: Settings) -> Workers {
         .build()
         .unwrap_or_default();
     let settings = Arc::new(settings);
+    tasks.push(tokio::spawn(purge(
+        store.clone(),
+        settings.clone(),
+        stopped.clone(),
+    )));
     for _ in 0..settings.workers {
         tasks.push(tokio::spawn(work(
             store.clone(),
@@ -115,6 +120,35 @@ async fn listen(url: String, wake: Arc<Notify>, mut stopped: watch::Receiver<boo
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Delete finished deliveries past the retention, a batch every 12 poll intervals.
+async fn purge(store: Store, settings: Arc<Settings>, mut stopped: watch::Receiver<bool>) {
+    let every = settings.poll_interval * 12;
+    loop {
+        loop {
+            match store
+                .purge_deliveries(settings.retention.as_secs_f64(), 1000)
+                .await
+            {
+                Ok(1000) => continue,
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(deleted = n, "purged old webhook deliveries");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "purging old webhook deliveries failed");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
             _ = stopped.changed() => return,
         }
     }

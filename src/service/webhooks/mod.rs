@@ -38,6 +38,9 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Seals subscription secrets at rest when set.
     pub secret_key: Option<SecretKey>,
+    /// Delivered and dead deliveries older than this are deleted (pending ones never are);
+    /// replays reach back this far.
+    pub retention: Duration,
 }
 
 impl Default for Settings {
@@ -52,6 +55,7 @@ impl Default for Settings {
             breaker_cooldown: Duration::from_secs(60),
             poll_interval: Duration::from_secs(5),
             secret_key: None,
+            retention: Duration::from_secs(30 * 86_400),
         }
     }
 }
@@ -130,6 +134,12 @@ impl Settings {
             ms(600_000),
             &mut s.poll_interval,
         );
+        dur(
+            "CALOPS_WEBHOOK_RETENTION",
+            ms(1000),
+            day * 3650,
+            &mut s.retention,
+        );
         if s.backoff_max < s.backoff_base {
             s.backoff_max = s.backoff_base;
         }
@@ -176,6 +186,7 @@ mod tests {
             match n {
                 "CALOPS_WEBHOOK_BACKOFF" => Some("50ms"),
                 "CALOPS_WEBHOOK_MAX_ATTEMPTS" => Some("3"),
+                "CALOPS_WEBHOOK_RETENTION" => Some("7days"),
                 "CALOPS_WEBHOOK_SECRET_KEY_REF" => Some("env:WHKEY"),
                 "WHKEY" => Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
                 _ => None,
@@ -185,6 +196,7 @@ mod tests {
         let s = Settings::from_env(&env).unwrap();
         assert_eq!(s.backoff_base, Duration::from_millis(50));
         assert_eq!(s.max_attempts, 3);
+        assert_eq!(s.retention, Duration::from_secs(7 * 86_400));
         assert!(s.secret_key.is_some());
         assert!(!format!("{s:?}").contains("0123456789abcdef0123"));
         let bad = |n: &str| {
