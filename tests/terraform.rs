@@ -494,7 +494,9 @@ fn sigint_during_apply_stops_cleanly_and_state_stays_readable() {
     )
     .unwrap();
     let id = lock["ID"].as_str().unwrap();
+    let who = lock["Who"].as_str().unwrap();
     assert!(err.contains(&format!("lock ID {id}")), "{err}");
+    assert!(err.contains(&format!("locked by {who}")), "{err}");
     assert!(err.contains("operation OperationTypeApply"), "{err}");
     assert!(err.contains(&format!("force-unlock {id}")), "{err}");
 
