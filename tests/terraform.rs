@@ -114,6 +114,7 @@ fn first_plan_creates_and_exits_2_with_json_markdown_and_log() {
     // Plan runs with -json: the log has its messages as text, not JSON.
     assert!(log.contains("terraform_data.db: Plan to create"), "{log}");
     assert!(!log.contains("\"@message\""), "{log}");
+    assert!(log.contains("attribute-level diff of this plan:"), "{log}");
     assert!(log.contains("-detailed-exitcode"));
     // Neither the output, the comment nor the log shows the sensitive default.
     for text in [&out, &err, &markdown, &log] {

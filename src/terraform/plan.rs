@@ -159,6 +159,13 @@ pub fn plan_with(
             }
             Err(e) => return Err(explain_version(driver, e)),
         };
+    // The -json stream has no attribute-level diff; say where to see it.
+    driver.runner.note(&format!(
+        "attribute-level diff of this plan: {} -chdir={} show {}",
+        driver.ctx.program.display(),
+        driver.dir().display(),
+        planfile.display()
+    ));
     progress("reading the plan");
     let plan = read_back(driver, opts, &stream, &planfile)?;
     let table = match &opts.prices {
