@@ -4,6 +4,7 @@
 //! the caller's organization: another organization's webhook is a 404.
 
 use super::auth::Principal;
+use super::bookings::body;
 use super::error::{success, ApiError, ApiResult, Path, Query};
 use super::AppState;
 use crate::service::domain::FieldError;
@@ -93,28 +94,6 @@ pub struct ReplayRange {
 
 /// The longest subscriber URL accepted.
 pub const MAX_URL_LEN: usize = 2048;
-
-fn body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    serde_json::from_value(v).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "validation_error",
-            format!("the body does not match the expected shape: {e}"),
-        )
-    })
-}
 
 /// Addresses a subscriber URL may not name: link-local (the cloud instance metadata service
 /// lives at 169.254.169.254), unspecified and multicast. Names are not resolved here.
