@@ -430,7 +430,7 @@ fn schemas() -> Value {
     let window = json!({"type": ["object", "null"], "properties": {
         "type": {"enum": ["calendarDays", "businessDays", "range"]},
         "value": {"description": "Days (1-3650), or [startDate, endDate] for range."},
-        "rolling": {"const": false},
+        "rolling": {"type": "boolean", "description": "With calendarDays or businessDays: count only dates that still have a slot (Cal.com's rolling window; businessDays counts Monday to Friday only). At most 365 days ahead."},
     }});
     let event_type_props = json!({
         "id": s("integer"), "title": s("string"), "slug": s("string"), "description": nullable("string"),
