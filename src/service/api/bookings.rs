@@ -200,17 +200,27 @@ async fn check_slot(
     check_busy: bool,
 ) -> Result<(Timestamp, i64), ApiError> {
     let margin = jiff::SignedDuration::from_hours(72);
-    let ctx = state
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "event_type_not_found",
+            format!("event type {event_type_id} not found"),
+        )
+    };
+    let mut ctx = state
         .store
         .slot_context_except(org, event_type_id, start - margin, start + margin, mine)
         .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "event_type_not_found",
-                format!("event type {event_type_id} not found"),
-            )
-        })?;
+        .ok_or_else(not_found)?;
+    let busy_from = Timestamp::now() - margin;
+    if super::slots::rolls(&ctx.event_type) && busy_from < start - margin {
+        // A rolling window counts bookable dates from today on.
+        ctx = state
+            .store
+            .slot_context_except(org, event_type_id, busy_from, start + margin, mine)
+            .await?
+            .ok_or_else(not_found)?;
+    }
     let own = i64::from(ctx.event_type.length_minutes);
     if let Some(l) = length {
         if l != own {
