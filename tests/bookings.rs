@@ -443,6 +443,36 @@ async fn bookings_endpoints_happy_paths_and_bad_input() {
     let (s, v) = c.get("/v2/bookings?status=pending&take=0", &t.key).await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "validation_error"));
     assert_eq!(v["error"]["details"]["fields"].as_array().unwrap().len(), 2);
+    // Cal.com's upcoming and past: active bookings by their end; cancelled ones are neither.
+    let (s, v) = c.get("/v2/bookings?status=upcoming", &t.key).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["pagination"]["totalItems"], 2);
+    let old = app
+        .running
+        .state
+        .store
+        .insert_accepted_booking(
+            t.org_id,
+            t.event_type_id,
+            "2020-01-06T09:00:00Z".parse().unwrap(),
+            "2020-01-06T09:30:00Z".parse().unwrap(),
+            &json!({"name": "Old", "email": "old@example.com", "timeZone": "UTC"}),
+        )
+        .await
+        .unwrap();
+    let (_, v) = c.get("/v2/bookings?status=past", &t.key).await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["data"][0]["uid"], old.to_string().as_str());
+    let (_, v) = c.get("/v2/bookings?status=upcoming", &t.key).await;
+    assert_eq!(v["pagination"]["totalItems"], 2);
+    let (_, v) = c.get("/v2/bookings?status=past,cancelled", &t.key).await;
+    assert_eq!(v["pagination"]["totalItems"], 2);
+    let (s, v) = c.get("/v2/bookings?status=recurring", &t.key).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "validation_error"));
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("upcoming"),
+        "{v}"
+    );
 
     // Reschedule: a new uid linked both ways; the old one is cancelled; the new time may
     // overlap the old one's.

@@ -412,10 +412,15 @@ pub fn parse_list(q: &HashMap<String, String>) -> Result<BookingFilter, ApiError
     if let Some(s) = get("status") {
         for part in s.split(',').map(str::trim) {
             match part {
-                "accepted" | "cancelled" => f.statuses.push(part.to_string()),
+                "accepted" => f.statuses.push(part.to_string()),
+                // As Cal.com: cancelled covers rejected too; unconfirmed is pending.
+                "cancelled" => f.statuses.extend(["cancelled".into(), "rejected".into()]),
+                "unconfirmed" => f.statuses.push("pending".into()),
+                "upcoming" => f.upcoming = true,
+                "past" => f.past = true,
                 other => errors.push(FieldError::new(
                     "status",
-                    format!("{other:?}: use accepted or cancelled (comma-separated for both)"),
+                    format!("{other:?}: use upcoming, past, cancelled, unconfirmed or accepted (comma-separated for several)"),
                 )),
             }
         }
@@ -686,10 +691,13 @@ mod tests {
             ("skip", "20"),
         ]))
         .unwrap();
-        assert_eq!(f.statuses, ["accepted", "cancelled"]);
+        assert_eq!(f.statuses, ["accepted", "cancelled", "rejected"]);
+        assert!(!f.upcoming && !f.past);
+        let f = parse_list(&p(&[("status", "upcoming, past")])).unwrap();
+        assert!(f.upcoming && f.past && f.statuses.is_empty());
         assert_eq!((f.take, f.skip), (10, 20));
         let e = parse_list(&p(&[
-            ("status", "pending"),
+            ("status", "recurring"),
             ("take", "1000"),
             ("afterStart", "2031-01-02T00:00:00Z"),
             ("beforeEnd", "2031-01-01T00:00:00Z"),

@@ -259,7 +259,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "get",
         path: "/v2/bookings",
-        summary: "The organization's bookings by start time, filtered by status and time, paged",
+        summary: "The organization's bookings by start time, paged; status=upcoming|past|cancelled|unconfirmed|accepted (comma-separated), afterStart, beforeEnd, eventTypeId, take, skip",
         scope: Some("read"),
         body: None,
         ok: (200, "BookingList"),

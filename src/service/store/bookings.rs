@@ -117,7 +117,12 @@ pub struct Reservation {
 /// Filters of `GET /v2/bookings`.
 #[derive(Debug, Clone, Default)]
 pub struct BookingFilter {
+    /// Stored statuses (`accepted`, `cancelled`, ...).
     pub statuses: Vec<String>,
+    /// Cal.com's `upcoming`: active bookings that end after now.
+    pub upcoming: bool,
+    /// Cal.com's `past`: active bookings that ended.
+    pub past: bool,
     pub after_start: Option<Timestamp>,
     pub before_end: Option<Timestamp>,
     pub event_type_id: Option<i64>,
@@ -401,19 +406,28 @@ impl Store {
         f: &BookingFilter,
     ) -> Result<(Vec<Booking>, i64)> {
         let c = self.conn().await?;
-        let filter = "WHERE b.org_id = $1 AND (cardinality($2::text[]) = 0 OR b.status = ANY($2))
+        // Cal.com's `upcoming` and `past` are active bookings (accepted or pending) that end
+        // after, or by, now; several status filters together mean any of them.
+        let filtered = !f.statuses.is_empty() || f.upcoming || f.past;
+        let filter = "WHERE b.org_id = $1
+               AND (NOT $6 OR b.status = ANY($2)
+                    OR ($7 AND b.status IN ('accepted', 'pending') AND b.end_at > now())
+                    OR ($8 AND b.status IN ('accepted', 'pending') AND b.end_at <= now()))
                AND ($3::timestamptz IS NULL OR b.start_at >= $3)
                AND ($4::timestamptz IS NULL OR b.end_at <= $4)
                AND ($5::bigint IS NULL OR b.event_type_id = $5)";
         let rows = c
             .query(
-                &format!("{BOOKING_SELECT} {filter} ORDER BY b.start_at, b.id LIMIT $6 OFFSET $7"),
+                &format!("{BOOKING_SELECT} {filter} ORDER BY b.start_at, b.id LIMIT $9 OFFSET $10"),
                 &[
                     &org_id,
                     &f.statuses,
                     &f.after_start,
                     &f.before_end,
                     &f.event_type_id,
+                    &filtered,
+                    &f.upcoming,
+                    &f.past,
                     &f.take,
                     &f.skip,
                 ],
@@ -428,6 +442,9 @@ impl Store {
                     &f.after_start,
                     &f.before_end,
                     &f.event_type_id,
+                    &filtered,
+                    &f.upcoming,
+                    &f.past,
                 ],
             )
             .await?
