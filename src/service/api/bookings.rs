@@ -693,9 +693,9 @@ mod tests {
         .unwrap();
         assert_eq!(f.statuses, ["accepted", "cancelled", "rejected"]);
         assert!(!f.upcoming && !f.past);
+        assert_eq!((f.take, f.skip), (10, 20));
         let f = parse_list(&p(&[("status", "upcoming, past")])).unwrap();
         assert!(f.upcoming && f.past && f.statuses.is_empty());
-        assert_eq!((f.take, f.skip), (10, 20));
         let e = parse_list(&p(&[
             ("status", "recurring"),
             ("take", "1000"),
