@@ -199,7 +199,11 @@ async fn check_slot(
     mine: Option<Uuid>,
     check_busy: bool,
 ) -> Result<(Timestamp, i64), ApiError> {
+    // Busy time matters when it ends less than two days before the start (buffers are at most
+    // a day each) or starts less than three days after it (a day of length plus buffers); the
+    // per-day limit looks at the start's local date, well inside both.
     let margin = jiff::SignedDuration::from_hours(72);
+    let before = jiff::SignedDuration::from_hours(50);
     let not_found = || {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -209,11 +213,11 @@ async fn check_slot(
     };
     let mut ctx = state
         .store
-        .slot_context_except(org, event_type_id, start - margin, start + margin, mine)
+        .slot_context_except(org, event_type_id, start - before, start + margin, mine)
         .await?
         .ok_or_else(not_found)?;
     let busy_from = Timestamp::now() - margin;
-    if super::slots::rolls(&ctx.event_type) && busy_from < start - margin {
+    if super::slots::rolls(&ctx.event_type) && busy_from < start - before {
         // A rolling window counts bookable dates from today on.
         ctx = state
             .store

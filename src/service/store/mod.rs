@@ -591,7 +591,7 @@ impl Store {
                            AND start_at < $4 AND end_at > $3
                            -- A booking lasts at most a day (length_minutes <= 1440): this
                            -- bounds the index range scan from below too.
-                           AND start_at > $3::timestamptz - interval '2 days'
+                           AND start_at > $3::timestamptz - interval '1 day'
                          UNION ALL
                          SELECT start_at, end_at, before_buffer_minutes, after_buffer_minutes,
                                 NULL
