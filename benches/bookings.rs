@@ -150,6 +150,9 @@ async fn durable_app() -> anyhow::Result<(TestApp, calops::pg::Cluster)> {
         private_listen: None,
         db_pool_size: 16,
         shutdown_timeout: Duration::from_secs(5),
+        // As the test app: the bench measures bookings, not the rate limiter.
+        rate_limits: calops::service::ratelimit::policy::Limits::OFF,
+        redis_timeout: calops::service::ratelimit::redis_conn::DEFAULT_TIMEOUT,
     };
     Ok((TestApp::spawn_with(config).await?, cluster))
 }

@@ -185,7 +185,9 @@ pub struct ServeArgs {
     /// Redis URL (optional; reported by /health).
     #[arg(long, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
     pub redis_url: Option<String>,
-    /// Object storage URL: https://host/bucket or file:///path (optional; reported by /health).
+    /// Object storage for ICS files (optional; reported by /health): file:///path,
+    /// s3://BUCKET?endpoint=https://HOST&region=R or https://HOST/BUCKET?region=R; S3
+    /// credentials by reference: &access_key=env:NAME&secret_key=env:NAME.
     #[arg(
         long,
         env = "CALOPS_OBJECT_STORAGE_URL",
@@ -209,6 +211,15 @@ pub struct ServeArgs {
     /// How long in-flight requests may run after SIGTERM [default: 20s].
     #[arg(long, env = "CALOPS_SHUTDOWN_TIMEOUT", value_name = "DURATION")]
     pub shutdown_timeout: Option<String>,
+    /// Requests to GET /v2/slots per API key: N/PERIOD (60/min, 5/s, 1000/h) or off [default: 60/min].
+    #[arg(long, env = "CALOPS_RATE_LIMIT_AVAILABILITY", value_name = "N/PERIOD")]
+    pub rate_limit_availability: Option<String>,
+    /// Booking requests (create, reschedule, cancel, reservations) per API key: N/PERIOD or off [default: 20/min].
+    #[arg(long, env = "CALOPS_RATE_LIMIT_BOOKINGS", value_name = "N/PERIOD")]
+    pub rate_limit_bookings: Option<String>,
+    /// Longest wait for Redis before rate limits fall back to in-process counters [default: 250ms].
+    #[arg(long, env = "CALOPS_REDIS_TIMEOUT", value_name = "DURATION")]
+    pub redis_timeout: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -244,6 +255,9 @@ pub struct DeployArgs {
     /// A note stored in the deploy lock (shown to anyone who finds it held).
     #[arg(long, short, default_value = "calops deploy")]
     pub message: String,
+    /// OCI profiles: deploy this pushed image (REPOSITORY@sha256:...) instead of building one.
+    #[arg(long, value_name = "REPO@DIGEST")]
+    pub image: Option<String>,
 }
 
 #[derive(Debug, Args)]

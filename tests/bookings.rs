@@ -1055,7 +1055,9 @@ async fn migration_two_keeps_existing_bookings_and_refuses_overlapping_ones() {
     let url = calops::service::testing::fresh_database().await.unwrap();
     let c = v1(url.clone()).await;
     let store = Store::new(&url, 2).unwrap();
-    assert_eq!(store.migrate().await.unwrap(), vec![2]);
+    // 2 and every later migration (their numbers may have gaps).
+    let later: Vec<i32> = MIGRATIONS[1..].iter().map(|m| m.0).collect();
+    assert_eq!(store.migrate().await.unwrap(), later);
     let row = c
         .query_one(
             "SELECT count(*), min(lower(occupied))::text FROM bookings b

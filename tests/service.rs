@@ -963,6 +963,8 @@ async fn health_metrics_and_a_truthful_openapi_document() {
         private_listen: None,
         db_pool_size: 4,
         shutdown_timeout: Duration::from_secs(5),
+        rate_limits: calops::service::ratelimit::policy::Limits::OFF,
+        redis_timeout: Duration::from_millis(250),
     };
     let app = TestApp::spawn_with(config).await.unwrap();
     let c = Client::new(&app);

@@ -1,12 +1,14 @@
 //! `deploy`, `rollback`, `releases`, `status`, `destroy` and `lock`: the release commands.
 
 use crate::cli::{DeployArgs, DestroyArgs, GlobalArgs, LockAction, LockArgs, RollbackArgs};
-use crate::deploy::ledger::{Ledger, Outcome};
+use crate::deploy::ledger::{Ledger, Outcome, Release};
 use crate::deploy::local::{seed, target::LocalTarget};
 use crate::deploy::lock::DeployLock;
+use crate::deploy::oci::setup as oci_setup;
 use crate::deploy::pipeline::{self, Options, RunResult};
 use crate::deploy::steps::Interrupt;
 use crate::deploy::store::FsStore;
+use crate::deploy::store::ObjectStore;
 use crate::error::actionable;
 use crate::profile::{Profile, Target};
 use crate::ui::Ui;
@@ -23,12 +25,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// A clear error for targets this build cannot drive.
+/// Commands only the local target has (`destroy`) refuse OCI profiles clearly.
 fn ensure_local(profile: &Profile) -> anyhow::Result<()> {
     if profile.target != Target::Local {
         return Err(actionable(
-            format!("profile `{}` has target = \"oci\": this build deploys the local target only", profile.name),
-            "use `calops plan --profile ...` to review the OCI stack, or `calops deploy --profile local`",
+            format!("profile `{}` has target = \"oci\": `calops destroy` removes local deployments only", profile.name),
+            format!("to remove the OCI stack, run `terraform destroy` in .calops/{}/terraform (the database and bucket are protected: review the plan)", profile.name),
         ));
     }
     Ok(())
@@ -66,8 +68,22 @@ fn print_result(ui: &Ui, r: &RunResult, demo: Option<&seed::Demo>, url: &str) {
 
 pub fn deploy(g: &GlobalArgs, args: &DeployArgs, ui: &Ui) -> anyhow::Result<i32> {
     let profile = super::load_profile(g, ui)?;
-    // Say what this build cannot do before checking prerequisites it would not use.
-    ensure_local(&profile)?;
+    if profile.target == Target::Oci {
+        return oci_run(
+            profile,
+            args.image.as_deref(),
+            args.no_auto_rollback,
+            &args.message,
+            None,
+            ui,
+        );
+    }
+    if args.image.is_some() {
+        return Err(actionable(
+            "--image applies to OCI profiles; the local target deploys this calops binary",
+            "drop --image, or deploy an OCI profile",
+        ));
+    }
     let report = crate::doctor::checks::run(Some(&profile));
     if !report.passed() {
         let failed: Vec<String> = report
@@ -126,8 +142,118 @@ pub fn deploy(g: &GlobalArgs, args: &DeployArgs, ui: &Ui) -> anyhow::Result<i32>
     })
 }
 
+/// The release to roll back to: `--to SEQ`, else the newest earlier success that differs from
+/// what runs now (artifact or inputs). Only succeeded releases qualify.
+fn pick_rollback(
+    all: &[Release],
+    current: Option<&Release>,
+    to: Option<u64>,
+) -> anyhow::Result<Release> {
+    let to = match to {
+        Some(seq) => all.iter().find(|r| r.seq == seq).cloned().ok_or_else(|| {
+            actionable(
+                format!("there is no release #{seq}"),
+                "list them with `calops releases`",
+            )
+        })?,
+        None => {
+            let cur = current.ok_or_else(|| {
+                actionable(
+                    "nothing is deployed, so there is nothing to roll back",
+                    "deploy first with `calops deploy --profile ...`",
+                )
+            })?;
+            all.iter()
+                .rev()
+                .find(|r| {
+                    r.outcome == Outcome::Succeeded
+                        && r.seq < cur.seq
+                        && (r.artifact_digest != cur.artifact_digest
+                            || r.inputs_hash != cur.inputs_hash)
+                })
+                .cloned()
+                .ok_or_else(|| {
+                    actionable(
+                        format!(
+                            "no earlier successful release differs from the current one (#{})",
+                            cur.seq
+                        ),
+                        "list them with `calops releases`",
+                    )
+                })?
+        }
+    };
+    if to.outcome != Outcome::Succeeded {
+        return Err(actionable(format!("release #{} did not succeed ({:?}); rolling back to it would restore a broken release", to.seq, to.outcome), "pick a succeeded release from `calops releases`"));
+    }
+    Ok(to)
+}
+
+/// Deploy (or roll back, with `rollback_to`) an `oci` profile.
+fn oci_run(
+    profile: Profile,
+    image: Option<&str>,
+    no_auto_rollback: bool,
+    message: &str,
+    rollback_to: Option<Option<u64>>,
+    ui: &Ui,
+) -> anyhow::Result<i32> {
+    let profile_hash = profile.hash();
+    let auto_rollback = profile.deploy.auto_rollback && !no_auto_rollback;
+    let workdir = std::path::PathBuf::from(".calops")
+        .join(&profile.name)
+        .join("terraform");
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut p = oci_setup::prepare(&profile, image, rollback_to.is_some(), workdir, ui).await?;
+        let ledger = Ledger::new(p.state.store.clone(), p.state.ledger_prefix.clone());
+        let to = match rollback_to {
+            Some(seq) => {
+                let all = ledger.list().await?;
+                let current = ledger.current().await?;
+                Some(pick_rollback(&all, current.as_ref(), seq)?)
+            }
+            None => None,
+        };
+        let interrupt = Interrupt::default();
+        interrupt.install();
+        let opts = Options {
+            auto_rollback,
+            message: match &to {
+                Some(r) => format!("calops rollback to #{}", r.seq),
+                None => message.to_string(),
+            },
+            lock_lease: LOCK_LEASE,
+            profile_hash,
+        };
+        let r = pipeline::run(
+            &mut p.target,
+            p.state.store.clone(),
+            &p.state.lock_key,
+            &p.state.ledger_prefix,
+            &opts,
+            to.as_ref(),
+            ui,
+            interrupt,
+        )
+        .await?;
+        let url = r
+            .release
+            .as_ref()
+            .and_then(|rel| rel.details.get("url"))
+            .and_then(|u| u.as_str())
+            .unwrap_or_default()
+            .to_string();
+        print_result(ui, &r, None, &url);
+        Ok(0)
+    })
+}
+
 pub fn rollback(g: &GlobalArgs, args: &RollbackArgs, ui: &Ui) -> anyhow::Result<i32> {
     let profile = super::load_profile(g, ui)?;
+    if profile.target == Target::Oci {
+        return oci_run(profile, None, false, "calops rollback", Some(args.to), ui);
+    }
     let profile_hash = profile.hash();
     let auto_rollback = profile.deploy.auto_rollback;
     let (mut target, store) = local(profile)?;
@@ -136,25 +262,26 @@ pub fn rollback(g: &GlobalArgs, args: &RollbackArgs, ui: &Ui) -> anyhow::Result<
         let ledger = Ledger::new(store.clone(), "");
         let all = ledger.list().await?;
         let current = ledger.current().await?;
-        let to = match args.to {
-            Some(seq) => all.iter().find(|r| r.seq == seq).cloned().ok_or_else(|| actionable(format!("there is no release #{seq}"), "list them with `calops releases`"))?,
-            None => {
-                // The newest earlier success that differs from what runs now (artifact or inputs).
-                let cur = current.as_ref().ok_or_else(|| actionable("nothing is deployed, so there is nothing to roll back", "deploy first with `calops deploy --profile ...`"))?;
-                all.iter()
-                    .rev()
-                    .find(|r| r.outcome == Outcome::Succeeded && r.seq < cur.seq && (r.artifact_digest != cur.artifact_digest || r.inputs_hash != cur.inputs_hash))
-                    .cloned()
-                    .ok_or_else(|| actionable(format!("no earlier successful release differs from the current one (#{})", cur.seq), "list them with `calops releases`"))?
-            }
-        };
-        if to.outcome != Outcome::Succeeded {
-            return Err(actionable(format!("release #{} did not succeed ({:?}); rolling back to it would restore a broken release", to.seq, to.outcome), "pick a succeeded release from `calops releases`"));
-        }
+        let to = pick_rollback(&all, current.as_ref(), args.to)?;
         let interrupt = Interrupt::default();
         interrupt.install();
-        let opts = Options { auto_rollback, message: format!("calops rollback to #{}", to.seq), lock_lease: LOCK_LEASE, profile_hash };
-        let r = pipeline::run(&mut target, store, LOCK_KEY, "", &opts, Some(&to), ui, interrupt).await?;
+        let opts = Options {
+            auto_rollback,
+            message: format!("calops rollback to #{}", to.seq),
+            lock_lease: LOCK_LEASE,
+            profile_hash,
+        };
+        let r = pipeline::run(
+            &mut target,
+            store,
+            LOCK_KEY,
+            "",
+            &opts,
+            Some(&to),
+            ui,
+            interrupt,
+        )
+        .await?;
         print_result(ui, &r, None, &target.public_url());
         Ok(0)
     })
@@ -162,8 +289,15 @@ pub fn rollback(g: &GlobalArgs, args: &RollbackArgs, ui: &Ui) -> anyhow::Result<
 
 pub fn releases(g: &GlobalArgs, ui: &Ui) -> anyhow::Result<i32> {
     let profile = super::load_profile(g, ui)?;
-    let (_, store) = local(profile)?;
-    let list = runtime()?.block_on(Ledger::new(store, "").list())?;
+    let list = if profile.target == Target::Oci {
+        runtime()?.block_on(async {
+            let s = oci_setup::state_store(&profile).await?;
+            anyhow::Ok(Ledger::new(s.store, s.ledger_prefix).list().await?)
+        })?
+    } else {
+        let (_, store) = local(profile)?;
+        runtime()?.block_on(Ledger::new(store, "").list())?
+    };
     ui.result(&json!({ "releases": list }), || {
         if list.is_empty() {
             return "no releases yet\n".into();
@@ -194,8 +328,77 @@ pub fn releases(g: &GlobalArgs, ui: &Ui) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// `status` of an `oci` profile: the current release and `/health` through the load balancer.
+fn oci_status(profile: Profile, ui: &Ui) -> anyhow::Result<i32> {
+    use crate::deploy::oci::watch::{get_health, health_client};
+    let rt = runtime()?;
+    let (release, url, answer) = rt.block_on(async {
+        let s = oci_setup::state_store(&profile).await?;
+        let release = Ledger::new(s.store, s.ledger_prefix).current().await?;
+        let url = std::env::var("CALOPS_HEALTH_URL").ok().or_else(|| {
+            release
+                .as_ref()
+                .and_then(|r| r.details.get("url"))
+                .and_then(|u| u.as_str())
+                .map(String::from)
+        });
+        let answer = match &url {
+            Some(u) => Some(
+                get_health(&health_client(), u)
+                    .await
+                    .map_err(|e| format!("{e:#}")),
+            ),
+            None => None,
+        };
+        anyhow::Ok((release, url, answer))
+    })?;
+    let image = release
+        .as_ref()
+        .and_then(|r| r.details.get("image"))
+        .and_then(|i| i.as_str())
+        .map(String::from);
+    let healthy = match (&answer, &image) {
+        (Some(Ok(a)), Some(i)) => a.from_image(i),
+        _ => false,
+    };
+    let health = match &answer {
+        Some(Ok(a)) => {
+            json!({"status": a.status, "image": a.image, "slot": a.slot, "version": a.version})
+        }
+        Some(Err(e)) => json!({"error": e}),
+        None => json!(null),
+    };
+    ui.result(
+        &json!({"release": release, "healthy": healthy, "health": health, "url": url}),
+        || match &release {
+            None => "no release deployed yet (run `calops deploy --profile ...`)\n".into(),
+            Some(r) => format!(
+                "release #{} ({}) deployed {} by {}\nslot: {}\nhealth: {}\nurl: {}\n",
+                r.seq,
+                r.artifact_digest,
+                r.time.strftime("%Y-%m-%d %H:%M:%S"),
+                r.user,
+                r.details
+                    .get("slot")
+                    .and_then(|s| s.as_str())
+                    .unwrap_or("?"),
+                if healthy {
+                    "ok".to_string()
+                } else {
+                    format!("NOT HEALTHY ({health})")
+                },
+                url.as_deref().unwrap_or("?")
+            ),
+        },
+    );
+    Ok(if healthy || release.is_none() { 0 } else { 1 })
+}
+
 pub fn status(g: &GlobalArgs, ui: &Ui) -> anyhow::Result<i32> {
     let profile = super::load_profile(g, ui)?;
+    if profile.target == Target::Oci {
+        return oci_status(profile, ui);
+    }
     let (target, store) = local(profile)?;
     let rt = runtime()?;
     let (release, healthy, health) = rt.block_on(async {
@@ -288,9 +491,27 @@ pub fn destroy(g: &GlobalArgs, args: &DestroyArgs, ui: &Ui) -> anyhow::Result<i3
 
 pub fn lock(g: &GlobalArgs, args: &LockArgs, ui: &Ui) -> anyhow::Result<i32> {
     let profile = super::load_profile(g, ui)?;
-    let (_, store) = local(profile)?;
-    let lock = DeployLock::new(store, LOCK_KEY, LOCK_LEASE);
     let rt = runtime()?;
+    if profile.target == Target::Oci {
+        let s = rt.block_on(oci_setup::state_store(&profile))?;
+        return lock_with(
+            DeployLock::new(s.store, s.lock_key, LOCK_LEASE),
+            args,
+            ui,
+            &rt,
+        );
+    }
+    let (_, store) = local(profile)?;
+    lock_with(DeployLock::new(store, LOCK_KEY, LOCK_LEASE), args, ui, &rt)
+}
+
+/// `lock status` / `lock release` on either target's store.
+fn lock_with<S: ObjectStore>(
+    lock: DeployLock<S>,
+    args: &LockArgs,
+    ui: &Ui,
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<i32> {
     let now = jiff::Timestamp::now();
     match args.action {
         LockAction::Status => {

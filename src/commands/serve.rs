@@ -15,6 +15,9 @@ pub fn run(args: &ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
         private_listen: args.private_listen.clone(),
         db_pool_size: args.db_pool_size.clone(),
         shutdown_timeout: args.shutdown_timeout.clone(),
+        rate_limit_availability: args.rate_limit_availability.clone(),
+        rate_limit_bookings: args.rate_limit_bookings.clone(),
+        redis_timeout: args.redis_timeout.clone(),
     };
     let config = match raw.validate(&|name| std::env::var(name).ok()) {
         Ok(c) => c,

@@ -191,7 +191,19 @@ impl<S: ObjectStore> DeployLock<S> {
     pub async fn release(&self, held: &Held) -> Result<(), LockError> {
         match self.store.delete(&self.key, &held.etag).await {
             Ok(()) => Ok(()),
-            Err(StoreError::Conflict(_)) => Ok(()), // taken over meanwhile: not ours to delete
+            Err(StoreError::Conflict(_)) => {
+                // Still our acquisition (a renewal whose answer was lost changed the etag)?
+                // Then delete that version; otherwise it was taken over: not ours to delete.
+                match self.store.get(&self.key).await? {
+                    Some((b, etag)) if Self::parse(&b).is_ok_and(|i| i.id == held.info.id) => {
+                        match self.store.delete(&self.key, &etag).await {
+                            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+                            Err(e) => Err(e.into()),
+                        }
+                    }
+                    _ => Ok(()),
+                }
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -275,6 +287,21 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, LockError::Held(_)));
         assert_eq!(h.info.started_at, t0);
+    }
+
+    #[tokio::test]
+    async fn release_after_a_renewal_whose_answer_was_lost() {
+        let d = tempfile::tempdir().unwrap();
+        let l = lock(d.path());
+        let t0 = Timestamp::now();
+        let held = l.acquire("deploy", t0).await.unwrap();
+        // A renewal that reached the store, but whose new etag this holder never saw.
+        let mut renewed = held.clone();
+        l.renew(&mut renewed, t0 + SignedDuration::from_secs(10))
+            .await
+            .unwrap();
+        l.release(&held).await.unwrap();
+        assert!(l.status().await.unwrap().is_none());
     }
 
     #[tokio::test]

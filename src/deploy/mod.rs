@@ -3,6 +3,7 @@
 pub mod ledger;
 pub mod local;
 pub mod lock;
+pub mod oci;
 pub mod ocistore;
 pub mod pipeline;
 pub mod slots;

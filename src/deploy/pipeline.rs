@@ -66,6 +66,10 @@ pub trait Target {
     fn details(&self) -> serde_json::Map<String, serde_json::Value>;
     /// How long verification may take.
     fn verify_timeout(&self) -> Duration;
+    /// How long starting the candidate, and switching traffic, may take.
+    fn start_timeout(&self) -> Duration {
+        Duration::from_secs(120)
+    }
     /// After an interrupt, while the lock is still held: stop anything half-started.
     async fn clean_up_interrupted(&mut self) {}
 }
@@ -142,8 +146,10 @@ impl<S: ObjectStore + 'static> LockGuard<S> {
     }
 
     async fn release(self) {
-        self.renewer.abort();
+        // The renewer holds `held` while it renews: taking it first lets a renewal in flight
+        // finish (and record its new etag) before the renewer stops.
         let h = self.held.lock().await;
+        self.renewer.abort();
         let _ = self.lock.release(&h).await;
     }
 }
@@ -383,7 +389,7 @@ async fn deploy_steps<T: Target>(
         .run(
             "start",
             "starting the new release beside the current one",
-            Duration::from_secs(120),
+            target.start_timeout(),
             target.start(artifact, record),
         )
         .await
@@ -419,7 +425,7 @@ async fn deploy_steps<T: Target>(
         .run(
             "switch",
             "moving traffic to the new release and retiring the old one",
-            Duration::from_secs(120),
+            target.start_timeout(),
             target.switch(candidate),
         )
         .await

@@ -40,18 +40,44 @@ impl Interrupt {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    /// Raise on the first SIGINT or SIGTERM received by this process.
+    /// Raise on the first SIGINT or SIGTERM received by this process. The handlers are
+    /// registered before this returns, so a signal that arrives right after is never lost.
     pub fn install(&self) {
+        use tokio::signal::unix::{signal, SignalKind};
         let me = self.clone();
+        let mut int = signal(SignalKind::interrupt()).ok();
+        let mut term = signal(SignalKind::terminate()).ok();
         tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            async fn next(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                _ = next(&mut int) => {}
+                _ = next(&mut term) => {}
             }
             me.raise();
         });
+    }
+}
+
+/// The running step's spinner line, shared with targets so they can show what they are
+/// waiting for ("backend 10.0.1.10:8080 CRITICAL").
+#[derive(Clone, Default)]
+pub struct StatusLine(Arc<std::sync::Mutex<Option<(indicatif::ProgressBar, String)>>>);
+
+impl StatusLine {
+    /// Append `detail` to the running step's spinner message (nothing when no step runs).
+    pub fn set(&self, detail: &str) {
+        if let Ok(g) = self.0.lock() {
+            if let Some((pb, base)) = &*g {
+                pb.set_message(format!("{base} — {detail}"));
+            }
+        }
     }
 }
 
@@ -59,6 +85,7 @@ pub struct Steps<'a> {
     ui: &'a Ui,
     pub timings: Vec<StepTiming>,
     pub interrupt: Interrupt,
+    pub status: StatusLine,
 }
 
 impl<'a> Steps<'a> {
@@ -67,6 +94,7 @@ impl<'a> Steps<'a> {
             ui,
             timings: Vec::new(),
             interrupt,
+            status: StatusLine::default(),
         }
     }
 
@@ -96,10 +124,11 @@ impl<'a> Steps<'a> {
         if self.interrupt.raised() {
             return Err(StepError::Interrupted(name.into()));
         }
-        let pb = self.ui.spinner(format!(
-            "{name}: {waiting} (timeout {} s)",
-            timeout.as_secs()
-        ));
+        let base = format!("{name}: {waiting} (timeout {} s)", timeout.as_secs());
+        let pb = self.ui.spinner(base.clone());
+        if let Ok(mut g) = self.status.0.lock() {
+            *g = Some((pb.clone(), base));
+        }
         let start = Instant::now();
         let result = tokio::select! {
             r = tokio::time::timeout(timeout, fut) => match r {
@@ -109,6 +138,9 @@ impl<'a> Steps<'a> {
             },
             _ = self.interrupt.wait() => Err(StepError::Interrupted(name.into())),
         };
+        if let Ok(mut g) = self.status.0.lock() {
+            *g = None;
+        }
         pb.finish_and_clear();
         let millis = start.elapsed().as_millis() as u64;
         let status = if result.is_ok() { "done" } else { "failed" };

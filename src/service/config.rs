@@ -18,6 +18,12 @@ pub struct RawConfig {
     pub private_listen: Option<String>,
     pub db_pool_size: Option<String>,
     pub shutdown_timeout: Option<String>,
+    /// `N/PERIOD` or `off` (default 60/min).
+    pub rate_limit_availability: Option<String>,
+    /// `N/PERIOD` or `off` (default 20/min).
+    pub rate_limit_bookings: Option<String>,
+    /// How long a Redis call may take before the in-process fallback is used (default 250ms).
+    pub redis_timeout: Option<String>,
 }
 
 #[derive(Clone)]
@@ -32,6 +38,9 @@ pub struct Config {
     pub private_listen: Option<SocketAddr>,
     pub db_pool_size: usize,
     pub shutdown_timeout: Duration,
+    /// Rate limits per API key.
+    pub rate_limits: crate::service::ratelimit::policy::Limits,
+    pub redis_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -49,6 +58,8 @@ impl std::fmt::Debug for Config {
             .field("private_listen", &self.private_listen)
             .field("db_pool_size", &self.db_pool_size)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("rate_limits", &self.rate_limits)
+            .field("redis_timeout", &self.redis_timeout)
             .finish()
     }
 }
@@ -139,17 +150,11 @@ impl RawConfig {
         let object_storage_url = match self.object_storage_url.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(u) => {
-                let ok = url::Url::parse(u)
-                    .map(|p| match p.scheme() {
-                        "http" | "https" => p.host().is_some(),
-                        "file" => p.path().starts_with('/'),
-                        _ => false,
-                    })
-                    .unwrap_or(false);
-                if !ok {
+                // Checks the form and resolves the credential references (values never shown).
+                if let Err(why) = crate::service::objstore::Spec::parse(u, env) {
                     problem(
                         "--object-storage-url / CALOPS_OBJECT_STORAGE_URL",
-                        format!("{} is not an object storage URL: use https://host/bucket or file:///path", redact_url(u)),
+                        format!("{}: {why}", redact_url(u.split('?').next().unwrap_or(u))),
                     );
                 }
                 Some(u.to_string())
@@ -223,6 +228,46 @@ impl RawConfig {
                 }
             },
         };
+        let mut limit =
+            |setting: &'static str,
+             text: &Option<String>,
+             default: crate::service::ratelimit::policy::Limit| {
+                match text.as_deref().map(str::trim) {
+                    None | Some("") => Some(default),
+                    Some(t) => {
+                        crate::service::ratelimit::policy::parse_limit(t).unwrap_or_else(|m| {
+                            problem(setting, m);
+                            Some(default)
+                        })
+                    }
+                }
+            };
+        let rate_limits = crate::service::ratelimit::policy::Limits {
+            availability: limit(
+                "--rate-limit-availability / CALOPS_RATE_LIMIT_AVAILABILITY",
+                &self.rate_limit_availability,
+                crate::service::ratelimit::policy::DEFAULT_AVAILABILITY,
+            ),
+            bookings: limit(
+                "--rate-limit-bookings / CALOPS_RATE_LIMIT_BOOKINGS",
+                &self.rate_limit_bookings,
+                crate::service::ratelimit::policy::DEFAULT_BOOKINGS,
+            ),
+        };
+        let default_redis_timeout = crate::service::ratelimit::redis_conn::DEFAULT_TIMEOUT;
+        let redis_timeout = match self.redis_timeout.as_deref().map(str::trim) {
+            None | Some("") => default_redis_timeout,
+            Some(s) => match humantime::parse_duration(s) {
+                Ok(d) if d >= Duration::from_millis(10) && d <= Duration::from_secs(10) => d,
+                _ => {
+                    problem(
+                        "--redis-timeout / CALOPS_REDIS_TIMEOUT",
+                        format!("{s:?}: use a duration from 10ms to 10s, such as 250ms"),
+                    );
+                    default_redis_timeout
+                }
+            },
+        };
         match (listen, database_url) {
             (Some(listen), Some(database_url)) if problems.is_empty() => Ok(Config {
                 listen,
@@ -234,6 +279,8 @@ impl RawConfig {
                 private_listen,
                 db_pool_size,
                 shutdown_timeout,
+                rate_limits,
+                redis_timeout,
             }),
             _ => Err(problems),
         }
@@ -260,9 +307,12 @@ mod tests {
             shutdown_timeout: Some("forever".into()),
             reuse_port: false,
             private_listen: None,
+            rate_limit_availability: Some("60 per minute".into()),
+            rate_limit_bookings: Some("0/min".into()),
+            redis_timeout: Some("1h".into()),
         };
         let problems = raw.validate(&no_env).unwrap_err();
-        assert_eq!(problems.len(), 7, "{problems:#?}");
+        assert_eq!(problems.len(), 10, "{problems:#?}");
         // A token passed where its reference belongs is not echoed.
         assert!(problems.iter().any(|p| p.message.contains("env:NAME")));
         assert!(!problems.iter().any(|p| p.message.contains("hunter2")));
@@ -279,6 +329,22 @@ mod tests {
         let c = raw.validate(&env).unwrap();
         assert_eq!(c.admin_token.as_deref(), Some("x".repeat(32).as_str()));
         assert_eq!(c.listen.to_string(), "0.0.0.0:3000");
+        assert_eq!(
+            c.rate_limits,
+            crate::service::ratelimit::policy::Limits::default()
+        );
+        assert_eq!(c.redis_timeout, Duration::from_millis(250));
+        let tuned = RawConfig {
+            rate_limit_availability: Some("120/min".into()),
+            rate_limit_bookings: Some("off".into()),
+            redis_timeout: Some("50ms".into()),
+            ..raw.clone()
+        }
+        .validate(&env)
+        .unwrap();
+        assert_eq!(tuned.rate_limits.availability.unwrap().requests, 120);
+        assert_eq!(tuned.rate_limits.bookings, None);
+        assert_eq!(tuned.redis_timeout, Duration::from_millis(50));
         let shown = format!("{c:?}");
         assert!(
             !shown.contains("s3cret") && !shown.contains("xxxxxxxx"),

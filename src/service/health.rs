@@ -81,37 +81,19 @@ async fn check_redis(client: &Option<redis::Client>) -> Check {
     .await
 }
 
-async fn check_object_storage(url: &Option<String>, http: &reqwest::Client) -> Check {
-    let Some(url) = url else {
-        return Check::NotConfigured;
-    };
-    let url = url.clone();
-    timed(async move {
-        let parsed = url::Url::parse(&url).map_err(|e| e.to_string())?;
-        if parsed.scheme() == "file" {
-            let path = parsed
-                .to_file_path()
-                .map_err(|_| "not a local path".to_string())?;
-            let meta = tokio::fs::metadata(&path)
-                .await
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            if !meta.is_dir() {
-                return Err(format!("{} is not a directory", path.display()));
-            }
-            if meta.permissions().readonly() {
-                return Err(format!("{} is read-only", path.display()));
-            }
-            Ok(())
-        } else {
-            // Any HTTP answer (even 403 for an anonymous request) means the endpoint is up.
-            http.head(parsed.as_str())
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| e.without_url().to_string())
-        }
-    })
-    .await
+/// Object storage through the same client the ICS writer uses: a writable directory, or a
+/// signed HEAD of the bucket answered 2xx (wrong credentials or a missing bucket are "down").
+async fn check_object_storage(
+    objects: &Option<Result<std::sync::Arc<dyn crate::service::objstore::ObjectStore>, String>>,
+) -> Check {
+    match objects {
+        None => Check::NotConfigured,
+        Some(Err(e)) => Check::Down {
+            latency_ms: 0.0,
+            error: format!("unusable configuration: {e}"),
+        },
+        Some(Ok(o)) => timed(o.check()).await,
+    }
 }
 
 pub async fn handler(State(state): State<AppState>) -> Response {
@@ -119,7 +101,7 @@ pub async fn handler(State(state): State<AppState>) -> Response {
     let (db, redis, storage) = tokio::join!(
         timed(async move { store.ping().await }),
         check_redis(&state.redis),
-        check_object_storage(&state.object_storage_url, &state.http),
+        check_object_storage(&state.objects),
     );
     let status = overall(&db, &[&redis, &storage]);
     let code = if status == "down" {
@@ -127,8 +109,15 @@ pub async fn handler(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::OK
     };
-    let body = json!({
+    // Where rate limits are counted right now: Redis only when it is configured and answers.
+    let limiter_backend = if matches!(redis, Check::Up { .. }) {
+        "redis"
+    } else {
+        "in_process"
+    };
+    let mut body = json!({
         "status": status,
+        "rateLimits": {"backend": limiter_backend},
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": round(state.started.elapsed().as_secs_f64()),
         "checks": {
@@ -137,6 +126,13 @@ pub async fn handler(State(state): State<AppState>) -> Response {
             "objectStorage": storage.json(false),
         },
     });
+    // On OCI each deployment slot runs with its image and slot name in the environment, so a
+    // deploy can tell through the load balancer which release answered.
+    for (field, var) in [("image", "CALOPS_IMAGE"), ("slot", "CALOPS_SLOT")] {
+        if let Ok(v) = std::env::var(var) {
+            body[field] = json!(v);
+        }
+    }
     (code, axum::Json(body)).into_response()
 }
 

@@ -21,9 +21,39 @@ struct Histogram {
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    /// 429 answers by rate-limit class.
+    rate_limited: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Metrics {
+    /// Count one request refused with 429 by the rate limiter.
+    pub fn rate_limited(&self, class: &str) {
+        if let Ok(mut m) = self.rate_limited.lock() {
+            *m.entry(class.to_string()).or_default() += 1;
+        }
+    }
+
+    /// The rate-limit counters' exposition text: 429s by class (both classes always listed).
+    pub fn render_rate_limits(&self, redis_fallbacks: u64) -> String {
+        let mut out = String::from(
+            "# HELP calops_rate_limited_total Requests refused with 429 by the rate limiter.\n# TYPE calops_rate_limited_total counter\n",
+        );
+        let snapshot = self
+            .rate_limited
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        for class in ["availability", "bookings"] {
+            let n = snapshot.get(class).copied().unwrap_or(0);
+            let _ = writeln!(out, "calops_rate_limited_total{{class=\"{class}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP calops_rate_limit_redis_fallbacks_total Rate-limit decisions made in-process because Redis did not answer.\n# TYPE calops_rate_limit_redis_fallbacks_total counter\ncalops_rate_limit_redis_fallbacks_total {redis_fallbacks}"
+        );
+        out
+    }
+
     pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
         let Ok(mut map) = self.requests.lock() else {
             return;

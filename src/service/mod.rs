@@ -6,11 +6,15 @@
 //! - `config`, `health`, `metrics`, `logging`, `server`: the runtime around them
 
 pub mod api;
+pub mod calendar;
 pub mod config;
 pub mod domain;
 pub mod health;
+pub mod ics;
 pub mod logging;
 pub mod metrics;
+pub mod objstore;
+pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod testing;

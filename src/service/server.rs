@@ -136,6 +136,11 @@ pub async fn start(config: &Config) -> Result<Running> {
         config.admin_token.as_deref(),
         config.redis_url.as_deref(),
         config.object_storage_url.clone(),
+    )
+    .with_rate_limits(
+        config.rate_limits,
+        config.redis_url.as_deref(),
+        config.redis_timeout,
     );
     let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
@@ -143,6 +148,11 @@ pub async fn start(config: &Config) -> Result<Running> {
         close_when_draining,
     ));
     let (stop, stopped) = watch::channel(false);
+    crate::service::calendar::spawn_writer(
+        state.store.clone(),
+        state.objects.clone(),
+        stopped.clone(),
+    );
     if let Some(private) = private {
         let (app, mut stopped) = (app.clone(), stopped.clone());
         tokio::spawn(async move {

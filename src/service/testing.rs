@@ -98,6 +98,9 @@ impl TestApp {
             private_listen: None,
             db_pool_size: 16,
             shutdown_timeout: Duration::from_secs(5),
+            // Tests that hammer the service must not be throttled; rate-limit tests set them.
+            rate_limits: crate::service::ratelimit::policy::Limits::OFF,
+            redis_timeout: crate::service::ratelimit::redis_conn::DEFAULT_TIMEOUT,
         };
         Self::spawn_with(config).await
     }
@@ -115,5 +118,128 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+}
+
+/// A private `redis-server` for a test: 127.0.0.1 on a free port, no persistence, killed when
+/// dropped. `kill` (SIGKILL) and `restart` (same port) simulate an outage.
+pub struct TestRedis {
+    bin: std::path::PathBuf,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl TestRedis {
+    /// `None` (after `require_tool` printed SKIP, or panicked under CI) when redis-server is
+    /// not installed.
+    pub fn start(test: &str) -> Option<TestRedis> {
+        let bin = crate::testkit::require_tool(test, "redis-server")?;
+        let port = crate::deploy::local::process::free_port().expect("a free port");
+        let dir = tempfile::Builder::new()
+            .prefix("calops-redis-")
+            .tempdir()
+            .expect("a temporary directory");
+        let mut r = TestRedis {
+            bin,
+            port,
+            dir,
+            child: None,
+        };
+        r.restart().expect("redis-server starts");
+        Some(r)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// SIGKILL the server and wait until it is gone.
+    pub fn kill(&mut self) {
+        self.resume();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Freeze the server (SIGSTOP): connections stay open but nothing answers.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Thaw a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        if let Some(c) = &self.child {
+            // SAFETY: kill(2) on our own child's pid; no memory is involved.
+            unsafe {
+                libc::kill(c.id() as libc::pid_t, sig);
+            }
+        }
+    }
+
+    /// Start the server (again) on the same port and wait until it answers PING.
+    pub fn restart(&mut self) -> Result<()> {
+        self.kill();
+        let log = std::fs::File::create(self.dir.path().join("redis.log"))?;
+        let child = std::process::Command::new(&self.bin)
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting redis-server")?;
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if crate::deploy::local::redis::ping(self.port) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default();
+        anyhow::bail!("redis-server did not answer on port {}: {log}", self.port)
+    }
+
+    /// A config like [`TestApp::spawn`]'s on `database_url`, with this Redis and `limits`.
+    pub fn app_config(
+        &self,
+        database_url: &str,
+        limits: crate::service::ratelimit::policy::Limits,
+    ) -> Config {
+        app_config(database_url, Some(self.url()), limits)
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The config [`TestApp::spawn`] uses, with a Redis URL and rate limits of your choice.
+pub fn app_config(
+    database_url: &str,
+    redis_url: Option<String>,
+    limits: crate::service::ratelimit::policy::Limits,
+) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("an address"),
+        database_url: database_url.to_string(),
+        redis_url,
+        object_storage_url: None,
+        admin_token: Some(BOOTSTRAP_TOKEN.into()),
+        reuse_port: false,
+        private_listen: None,
+        db_pool_size: 16,
+        shutdown_timeout: Duration::from_secs(5),
+        rate_limits: limits,
+        redis_timeout: crate::service::ratelimit::redis_conn::DEFAULT_TIMEOUT,
     }
 }

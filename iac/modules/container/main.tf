@@ -7,6 +7,8 @@ locals {
   environment = merge(var.environment, local.secret_env, {
     PORT        = tostring(var.port)
     CALOPS_SLOT = var.slot
+    # Reported by /health, so a deploy can tell which release answers.
+    CALOPS_IMAGE = var.image
   })
   registry_endpoint = split("/", var.image)[0]
 }

@@ -86,7 +86,7 @@ pub struct CreateReservation {
 }
 
 /// A JSON body (empty counts as `{}`), with our error shape on failure.
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -109,7 +109,7 @@ fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// An ISO 8601 instant with an offset or `Z`.
-fn instant(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
+pub(super) fn instant(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
     match s.trim().parse::<Timestamp>() {
         Ok(t) if t.as_second() % 60 == 0 && t.subsec_nanosecond() == 0 => Some(t),
         Ok(_) => {
@@ -190,7 +190,7 @@ pub fn validate_create(b: &CreateBooking) -> Result<Timestamp, ApiError> {
 /// Is `start` one of the event type's slots? 422 when it never is (outside hours, not on the
 /// grid, too soon, outside the window); 409 when it is but a booking or hold has taken it.
 /// Returns the end and the event type's length in minutes.
-async fn check_slot(
+pub(super) async fn check_slot(
     state: &AppState,
     org: i64,
     event_type_id: i64,
@@ -296,7 +296,10 @@ pub fn booking_json(b: &Booking) -> Value {
     })
 }
 
-fn idempotency_key(headers: &HeaderMap, raw: &[u8]) -> Result<Option<IdempotencyKey>, ApiError> {
+pub(super) fn idempotency_key(
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
     };
@@ -357,6 +360,15 @@ pub async fn create(
         },
         (Err(e), None) => return Err(e),
     };
+    // The Redis lock only spares the database a crowd of conflicting inserts (waiters hold no
+    // database connection while the first request books); the exclusion constraint decides.
+    let lock = crate::service::ratelimit::lock::slot_key(
+        org,
+        &format!("et{}", req.event_type_id),
+        start.as_second(),
+        end.as_second(),
+    );
+    let lock = state.booking_locks.acquire(&lock).await.into_guard();
     let mut attendee = json!({
         "name": req.attendee.name.trim(),
         "email": req.attendee.email.trim(),
@@ -376,13 +388,17 @@ pub async fn create(
         reservation_uid: req.reservation_uid,
     };
     let outcome = retry_transient(|| state.store.create_booking(&nb, idem.as_ref(), booking_json));
-    match outcome.await? {
+    let outcome = outcome.await;
+    if let Some(g) = lock {
+        g.release().await;
+    }
+    match outcome? {
         BookOutcome::Created(b) => Ok(success(StatusCode::CREATED, booking_json(&b))),
         BookOutcome::Replayed(r) => Ok(replayed(r)),
     }
 }
 
-fn replayed(r: Replay) -> axum::response::Response {
+pub(super) fn replayed(r: Replay) -> axum::response::Response {
     let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
     let mut res = success(status, r.body);
     res.headers_mut()

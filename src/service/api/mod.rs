@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod bookings;
+pub mod calendar;
+pub mod composite;
 pub mod error;
 pub mod event_types;
 pub mod openapi;
@@ -31,8 +33,15 @@ pub struct AppState {
     pub bootstrap_hash: Option<[u8; 32]>,
     pub redis: Option<redis::Client>,
     pub object_storage_url: Option<String>,
+    /// The object store `object_storage_url` names: `None` when there is none, `Err` (why)
+    /// when it is configured but unusable.
+    pub objects: Option<Result<Arc<dyn crate::service::objstore::ObjectStore>, String>>,
     pub http: reqwest::Client,
     pub started: Instant,
+    /// Rate limits per API key (Redis-shared when configured; see `service::ratelimit`).
+    pub rate_limiter: Arc<crate::service::ratelimit::RateLimiter>,
+    /// The Redis lock in front of booking (a no-op without Redis).
+    pub booking_locks: crate::service::ratelimit::lock::BookingLocks,
 }
 
 impl AppState {
@@ -48,13 +57,39 @@ impl AppState {
             keys: Arc::new(auth::KeyCache::new(Duration::from_secs(30))),
             bootstrap_hash: bootstrap_token.map(auth::hash_key),
             redis: redis_url.and_then(|u| redis::Client::open(u).ok()),
+            objects: object_storage_url
+                .as_deref()
+                .map(crate::service::objstore::open_url),
             object_storage_url,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
                 .build()
                 .unwrap_or_default(),
             started: Instant::now(),
+            rate_limiter: Arc::new(crate::service::ratelimit::RateLimiter::new(
+                crate::service::ratelimit::policy::Limits::OFF,
+                None,
+            )),
+            booking_locks: crate::service::ratelimit::lock::BookingLocks::new(None),
         }
+    }
+
+    /// Rate limits and the booking lock, shared through Redis at `redis_url` when given.
+    pub fn with_rate_limits(
+        mut self,
+        limits: crate::service::ratelimit::policy::Limits,
+        redis_url: Option<&str>,
+        redis_timeout: Duration,
+    ) -> AppState {
+        let redis = redis_url
+            .and_then(|u| crate::service::ratelimit::redis_conn::SharedRedis::new(u, redis_timeout))
+            .map(Arc::new);
+        self.rate_limiter = Arc::new(crate::service::ratelimit::RateLimiter::new(
+            limits,
+            redis.clone(),
+        ));
+        self.booking_locks = crate::service::ratelimit::lock::BookingLocks::new(redis);
+        self
     }
 }
 
@@ -115,6 +150,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/bookings", get(bookings::list).post(bookings::create))
         .route("/v2/bookings/{uid}", get(bookings::get))
+        .route("/v2/bookings/{uid}/ics", get(calendar::get_ics))
+        .route(
+            "/v2/bookings/composite",
+            axum::routing::post(composite::create),
+        )
         .route(
             "/v2/bookings/{uid}/cancel",
             axum::routing::post(bookings::cancel),
@@ -125,6 +165,10 @@ pub fn router(state: AppState) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::service::ratelimit::middleware,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
@@ -146,9 +190,14 @@ async fn method_not_allowed() -> ApiError {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    let text = state.metrics.render(
+    let mut text = state.metrics.render(
         state.store.pool_status(),
         state.started.elapsed().as_secs_f64(),
+    );
+    text.push_str(
+        &state
+            .metrics
+            .render_rate_limits(state.rate_limiter.fallbacks()),
     );
     (
         [(

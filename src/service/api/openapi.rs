@@ -292,6 +292,24 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ok: (201, "Booking"),
         errors: &[400, 401, 403, 404, 409, 422],
     },
+    Endpoint {
+        method: "get",
+        path: "/v2/bookings/{uid}/ics",
+        summary: "The booking's RFC 5545 calendar (text/calendar): one UID across reschedules, SEQUENCE raised on each reschedule and the cancel, METHOD:REQUEST or METHOD:CANCEL. From object storage (ics/<org>/<calendar uid>.ics) when written, else rendered from the database; X-Calops-Ics-Source says which",
+        scope: Some("read"),
+        body: None,
+        ok: (200, "Calendar"),
+        errors: AUTH_ERR,
+    },
+    Endpoint {
+        method: "post",
+        path: "/v2/bookings/composite",
+        summary: "Book several segments (event types, possibly of different hosts, in time order with pauses between) in one transaction: all or nothing. 422 slot_unavailable or 409 booking_conflict name the segment (details.segment)",
+        scope: Some("book"),
+        body: Some("CreateCompositeBooking"),
+        ok: (201, "CompositeBooking"),
+        errors: &[400, 401, 403, 404, 409, 422],
+    },
 ];
 
 fn path_params(path: &str) -> Vec<Value> {
@@ -535,6 +553,17 @@ fn booking_schemas() -> Value {
             "slotStart": {"type": "string", "format": "date-time"}, "slotEnd": {"type": "string", "format": "date-time"},
             "slotDuration": s("integer"), "reservationDuration": s("integer"),
             "reservationUntil": {"type": "string", "format": "date-time"}}))),
+        "CreateCompositeBooking": obj(&["segments", "attendee"], json!({
+            "segments": {"type": "array", "minItems": 1, "maxItems": 10, "items": obj(&["eventTypeId", "start"], json!({
+                "eventTypeId": s("integer"),
+                "start": {"type": "string", "format": "date-time", "description": "Must be an available slot, at or after the previous segment's end."},
+                "lengthInMinutes": {"type": "integer", "description": "Must equal the event type's length when given."}}))},
+            "attendee": r("Attendee"),
+            "guests": {"type": "array", "items": s("string"), "maxItems": 30},
+            "metadata": s("object")})),
+        "CompositeBooking": obj(&["status", "data"], json!({"status": {"const": "success"},
+            "data": {"type": "array", "items": r("BookingData"), "description": "One booking per segment, in request order."}})),
+        "Calendar": {"type": "string", "description": "An RFC 5545 VCALENDAR with one VEVENT, CRLF line endings."},
         "ReservationReleased": data(obj(&["reservationUid"], json!({"reservationUid": {"type": "string", "format": "uuid"}}))),
     })
 }
@@ -560,7 +589,7 @@ pub fn document() -> Value {
         if e.path == "/v2/bookings" && e.method == "get" {
             params.extend(booking_list_params());
         }
-        if e.path == "/v2/bookings" && e.method == "post" {
+        if (e.path == "/v2/bookings" || e.path == "/v2/bookings/composite") && e.method == "post" {
             params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
                 "schema": {"type": "string", "maxLength": 255},
                 "description": "A retry with the same key (per organization) returns the first result; a different body with a used key is 422."}));
@@ -585,6 +614,8 @@ pub fn document() -> Value {
         let mut responses = Map::new();
         let ok_content = if e.ok.1 == "PrometheusText" {
             json!({"text/plain; version=0.0.4": {"schema": r(e.ok.1)}})
+        } else if e.ok.1 == "Calendar" {
+            json!({"text/calendar": {"schema": r(e.ok.1)}})
         } else {
             json!({"application/json": {"schema": r(e.ok.1)}})
         };
@@ -610,6 +641,14 @@ pub fn document() -> Value {
                 r("Error")
             };
             responses.insert(code.to_string(), json!({"description": description, "content": {"application/json": {"schema": schema}}}));
+        }
+        if crate::service::ratelimit::policy::classify(&e.method.to_uppercase(), e.path).is_some() {
+            let int = json!({"schema": {"type": "integer"}});
+            responses.insert("429".into(), json!({
+                "description": "Rate limit of this API key exceeded (see the X-RateLimit-* headers)",
+                "headers": {"Retry-After": int, "X-RateLimit-Limit": int,
+                            "X-RateLimit-Remaining": int, "X-RateLimit-Reset": int},
+                "content": {"application/json": {"schema": r("Error")}}}));
         }
         op.insert("responses".into(), Value::Object(responses));
         let entry = paths.entry(e.path.to_string()).or_insert_with(|| json!({}));
@@ -651,5 +690,10 @@ mod tests {
                 .len(),
             6
         );
+        assert!(
+            doc["paths"]["/v2/bookings"]["post"]["responses"]["429"]["headers"]["Retry-After"]
+                .is_object()
+        );
+        assert!(doc["paths"]["/v2/bookings"]["get"]["responses"]["429"].is_null());
     }
 }

@@ -642,3 +642,106 @@ async fn lock_booking(tx: &impl GenericClient, org_id: i64, uid: Uuid) -> Result
         .await?
         .map(|r| r.get(0)))
 }
+
+/// A composite booking failed at one segment (its index in the request).
+#[derive(Debug)]
+pub struct SegmentError {
+    pub segment: usize,
+    pub error: StoreError,
+}
+
+/// The result of a composite booking.
+#[derive(Debug)]
+pub enum CompositeOutcome {
+    Created(Vec<Booking>),
+    /// The Idempotency-Key was used before; this is the first result.
+    Replayed(Replay),
+}
+
+impl Store {
+    /// Book every segment in one transaction: all or nothing. Each segment goes through the
+    /// same insert as a single booking (the exclusion constraints decide); the time of every
+    /// segment is queued for first, in one global order (host, then time), so that composites
+    /// sharing hosts wait for each other instead of deadlocking. A failure names its segment.
+    /// An idempotency key works as for single bookings (`render` gives the stored response).
+    pub async fn create_composite(
+        &self,
+        segments: &[NewBooking],
+        idem: Option<&IdempotencyKey>,
+        render: impl Fn(&[Booking]) -> Value,
+    ) -> std::result::Result<CompositeOutcome, SegmentError> {
+        let whole = |error: StoreError| SegmentError { segment: 0, error };
+        let org_id = segments.first().map(|s| s.org_id).unwrap_or_default();
+        let mut c = self.conn().await.map_err(whole)?;
+        if let Some(k) = idem {
+            if let Some(r) = replay(&c, org_id, k).await.map_err(whole)? {
+                return Ok(CompositeOutcome::Replayed(r));
+            }
+        }
+        let tx = c.transaction().await.map_err(|e| whole(e.into()))?;
+        if let Some(k) = idem {
+            // Blocks while another request with this key is in flight.
+            let fresh = tx
+                .execute(
+                    "INSERT INTO idempotency_keys (org_id, key, request_hash) VALUES ($1, $2, $3)
+                     ON CONFLICT DO NOTHING",
+                    &[&org_id, &k.key, &k.request_hash],
+                )
+                .await
+                .map_err(|e| whole(e.into()))?;
+            if fresh == 0 {
+                tx.rollback().await.map_err(|e| whole(e.into()))?;
+                return match replay(&c, org_id, k).await.map_err(whole)? {
+                    Some(r) => Ok(CompositeOutcome::Replayed(r)),
+                    None => Err(whole(StoreError::Conflict(
+                        "a request with this Idempotency-Key is still in progress; retry shortly"
+                            .into(),
+                    ))),
+                };
+            }
+        }
+        let mut order = Vec::with_capacity(segments.len());
+        for (i, s) in segments.iter().enumerate() {
+            let et = tx
+                .query_opt(
+                    "SELECT user_id, before_event_buffer, after_event_buffer FROM event_types
+                     WHERE org_id = $1 AND id = $2",
+                    &[&s.org_id, &s.event_type_id],
+                )
+                .await
+                .map_err(|e| SegmentError {
+                    segment: i,
+                    error: e.into(),
+                })?
+                .ok_or_else(|| SegmentError {
+                    segment: i,
+                    error: StoreError::Invalid(format!("event type {} not found", s.event_type_id)),
+                })?;
+            let (host, before, after): (i64, i32, i32) = (et.get(0), et.get(1), et.get(2));
+            order.push((host, s.start, i, before, after));
+        }
+        order.sort();
+        for (host, start, i, before, after) in &order {
+            queue_for_time(&tx, *host, *start, segments[*i].end, *before, *after)
+                .await
+                .map_err(|error| SegmentError { segment: *i, error })?;
+        }
+        let mut booked = Vec::with_capacity(segments.len());
+        for (i, s) in segments.iter().enumerate() {
+            let b = insert_booking(&tx, s, Uuid::new_v4(), None)
+                .await
+                .map_err(|error| SegmentError { segment: i, error })?;
+            booked.push(b);
+        }
+        if let Some(k) = idem {
+            tx.execute(
+                "UPDATE idempotency_keys SET status = 201, response = $3 WHERE org_id = $1 AND key = $2",
+                &[&org_id, &k.key, &render(&booked)],
+            )
+            .await
+            .map_err(|e| whole(e.into()))?;
+        }
+        tx.commit().await.map_err(|e| whole(e.into()))?;
+        Ok(CompositeOutcome::Created(booked))
+    }
+}

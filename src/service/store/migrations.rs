@@ -10,6 +10,12 @@ pub const LOCK_KEY: i64 = 0x63_61_6c_6f_70_73;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial schema", V1),
     (2, "bookings: no overlaps, reservations, idempotency", V2),
+    // 3 is the webhooks outbox (another branch); versions apply in order, gaps allowed.
+    (
+        4,
+        "ics: calendar uid and sequence, pending object writes",
+        V4,
+    ),
 ];
 
 const V1: &str = r#"
@@ -254,6 +260,85 @@ CREATE TABLE idempotency_keys (
 );
 "#;
 
+/// Calendar (ICS) bookkeeping. A booking's calendar `UID` is the uid of the booking that
+/// started its reschedule chain and its `SEQUENCE` grows with every reschedule and the cancel;
+/// both are kept by a trigger, so every path that writes bookings gets them. Every change a
+/// calendar file must show records a pending write in the same transaction (`ics_pending`, one
+/// row per calendar, `version` bumped on each change); a background task writes the file to
+/// object storage and deletes the row only if its version is unchanged.
+const V4: &str = r#"
+ALTER TABLE bookings
+  ADD COLUMN ical_uid      uuid,
+  ADD COLUMN ical_sequence integer NOT NULL DEFAULT 0;
+
+WITH RECURSIVE chain(id, uid, root, depth) AS (
+  SELECT id, uid, uid, 0 FROM bookings WHERE rescheduled_from_uid IS NULL
+  UNION ALL
+  SELECT b.id, b.uid, c.root, c.depth + 1 FROM bookings b JOIN chain c ON b.rescheduled_from_uid = c.uid
+)
+UPDATE bookings b SET ical_uid = chain.root,
+  ical_sequence = chain.depth + CASE WHEN b.status = 'cancelled' AND b.rescheduled_to_uid IS NULL
+                                     THEN 1 ELSE 0 END
+FROM chain WHERE chain.id = b.id;
+UPDATE bookings SET ical_uid = uid WHERE ical_uid IS NULL;
+ALTER TABLE bookings ALTER COLUMN ical_uid SET NOT NULL;
+CREATE INDEX bookings_ical_uid ON bookings (ical_uid, id);
+
+CREATE FUNCTION bookings_set_ical() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE prev record;
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    IF NEW.rescheduled_from_uid IS NOT NULL THEN
+      SELECT ical_uid, ical_sequence INTO prev FROM bookings WHERE uid = NEW.rescheduled_from_uid;
+      IF FOUND THEN
+        NEW.ical_uid := prev.ical_uid;
+        NEW.ical_sequence := prev.ical_sequence + 1;
+      END IF;
+    END IF;
+    NEW.ical_uid := COALESCE(NEW.ical_uid, NEW.uid);
+  ELSIF NEW.status = 'cancelled' AND OLD.status <> 'cancelled' AND NEW.rescheduled_to_uid IS NULL THEN
+    NEW.ical_sequence := OLD.ical_sequence + 1;
+  END IF;
+  RETURN NEW;
+END $f$;
+CREATE TRIGGER bookings_ical BEFORE INSERT OR UPDATE ON bookings
+  FOR EACH ROW EXECUTE FUNCTION bookings_set_ical();
+
+CREATE TABLE ics_pending (
+  ical_uid   uuid PRIMARY KEY,
+  org_id     bigint NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  version    bigint NOT NULL DEFAULT 1,
+  attempts   integer NOT NULL DEFAULT 0,
+  due_at     timestamptz NOT NULL DEFAULT now(),
+  last_error text,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ics_pending_due ON ics_pending (due_at);
+
+CREATE FUNCTION bookings_ics_pending() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    IF NEW.status = OLD.status AND NEW.start_at = OLD.start_at AND NEW.end_at = OLD.end_at THEN
+      RETURN NEW;
+    END IF;
+    -- The old half of a reschedule: the new booking (same calendar) records the write.
+    IF NEW.rescheduled_to_uid IS NOT NULL THEN
+      RETURN NEW;
+    END IF;
+  END IF;
+  INSERT INTO ics_pending (ical_uid, org_id) VALUES (NEW.ical_uid, NEW.org_id)
+    ON CONFLICT (ical_uid) DO UPDATE
+      SET version = ics_pending.version + 1, attempts = 0, due_at = now(), last_error = NULL;
+  RETURN NEW;
+END $f$;
+CREATE TRIGGER bookings_ics_pending AFTER INSERT OR UPDATE ON bookings
+  FOR EACH ROW EXECUTE FUNCTION bookings_ics_pending();
+
+-- Calendars of existing bookings are written once, too.
+INSERT INTO ics_pending (ical_uid, org_id)
+  SELECT DISTINCT ON (ical_uid) ical_uid, org_id FROM bookings ON CONFLICT DO NOTHING;
+"#;
+
 /// Apply every pending migration. Holds a session advisory lock for the duration, so replicas
 /// that start together wait for each other instead of racing.
 pub async fn run(client: &mut Client) -> Result<Vec<i32>, tokio_postgres::Error> {
@@ -307,9 +392,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_ascend_without_gaps() {
-        for (i, (v, _, _)) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(*v, i as i32 + 1);
+    fn versions_ascend() {
+        assert_eq!(MIGRATIONS[0].0, 1);
+        for w in MIGRATIONS.windows(2) {
+            assert!(w[0].0 < w[1].0, "{} then {}", w[0].0, w[1].0);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Rows come back as plain structs; the API layer turns them into Cal.com-shaped JSON.
 
 pub mod bookings;
+pub mod ics;
 pub mod migrations;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};

@@ -8,6 +8,16 @@ output "lb_url" {
   value       = module.loadbalancer.url
 }
 
+output "load_balancer_id" {
+  description = "OCID of the load balancer (for backend health queries)."
+  value       = module.loadbalancer.id
+}
+
+output "backend_set_name" {
+  description = "Name of the load balancer's backend set."
+  value       = module.loadbalancer.backend_set_name
+}
+
 output "slots" {
   description = "Live deployment slots: instance OCID, private IP, image and state."
   value = {
@@ -16,6 +26,7 @@ output "slots" {
       private_ip  = module.container[name].private_ip
       image       = module.container[name].image
       state       = slot.state
+      backend     = "${module.container[name].private_ip}:${var.service_port}"
     }
   }
 }
