@@ -1,5 +1,9 @@
 //! Benchmark of the `calops` image: cross-build times, assembly, first push, unchanged
-//! re-push, and `skopeo copy` of the same OCI layout to the same registry as a baseline.
+//! re-push, and `skopeo copy` of the same OCI layout to the same registry as a baseline; then
+//! the end-to-end proof for the real image: each platform pulled back with skopeo, unpacked,
+//! and `calops --version` run (arm64 under `qemu-aarch64-static -L <rootfs>`, amd64 in
+//! `chroot <rootfs>`). The test suite (`tests/image.rs`) proves the same with a small fixture
+//! binary, because a cold arm64 build of calops takes minutes.
 //!
 //! `cargo bench --bench image` runs it. Settings (environment):
 //! - CALOPS_BENCH_PROFILE: cargo profile for the calops binaries (default `release`);
@@ -264,6 +268,86 @@ fn main() {
     println!("unchanged re-push (calops)                         median {mr:>7.3} s");
     println!("unchanged re-push (skopeo copy)                    median {sr:>7.3} s   ratio calops/skopeo {:.2}", mr / sr);
     println!("skopeo pushed the identical index digest: {same}");
+
+    // 6. The pushed calops image runs: each platform pulled with skopeo, its layers unpacked,
+    //    the arm64 binary run under qemu-aarch64-static -L <rootfs>, the amd64 one in chroot.
+    let work = tmp.join("bench-image-run");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let image = format!("{host}/calops-0:bench");
+    for arch in ["arm64", "amd64"] {
+        let t = Instant::now();
+        let root = pull_rootfs(&image, arch, &work);
+        let pulled = secs(t.elapsed());
+        let bin = root.join("usr/local/bin/calops");
+        let mut cmd = if arch == "arm64" {
+            let mut c = Command::new("qemu-aarch64-static");
+            c.arg("-L").arg(&root).arg(&bin);
+            c
+        } else if nix::unistd::Uid::effective().is_root() {
+            let mut c = Command::new("chroot");
+            c.arg(&root).arg("/usr/local/bin/calops");
+            c
+        } else {
+            println!("run amd64: skipped (chroot needs root)");
+            continue;
+        };
+        let t = Instant::now();
+        let out = cmd
+            .arg("--version")
+            .output()
+            .expect("run calops from the image");
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(
+            out.status.success() && text.starts_with("calops "),
+            "calops --version from the {arch} image: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        println!(
+            "run {arch:<5} from the pulled image: `{text}`  (pull+unpack {pulled:.2} s, run {:.2} s{})",
+            secs(t.elapsed()),
+            if arch == "arm64" { ", qemu-aarch64-static -L rootfs" } else { ", chroot rootfs" }
+        );
+    }
+}
+
+/// `skopeo copy` one platform of `image` to a directory and unpack its layers into a rootfs.
+fn pull_rootfs(image: &str, arch: &str, dir: &Path) -> PathBuf {
+    let img = dir.join(format!("img-{arch}"));
+    let out = Command::new("skopeo")
+        .args([
+            "copy",
+            "--src-tls-verify=false",
+            "--override-arch",
+            arch,
+            "--override-os",
+            "linux",
+        ])
+        .arg(format!("docker://{image}"))
+        .arg(format!("dir:{}", img.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(img.join("manifest.json")).unwrap()).unwrap();
+    let root = dir.join(format!("rootfs-{arch}"));
+    std::fs::create_dir_all(&root).unwrap();
+    for l in m["layers"].as_array().unwrap() {
+        let hex = l["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        let st = Command::new("tar")
+            .arg("-xzf")
+            .arg(img.join(hex))
+            .arg("-C")
+            .arg(&root)
+            .status()
+            .unwrap();
+        assert!(st.success(), "unpacking layer {hex}");
+    }
+    root
 }
 
 /// Quick check under `cargo test`: assemble a tiny image in memory.

@@ -45,7 +45,20 @@ fn setup(dir: &Path, resources: usize) {
 }
 
 fn bench(label: &str, resources: usize, applied: bool, runs: usize, tmp: &Path) {
-    let dir = tmp.join(label);
+    bench_with(label, resources, applied, false, runs, tmp)
+}
+
+/// `replace`: after the apply, a changed input makes both plans replace one resource (the
+/// case where calops still needs `terraform show -json` for the forcing attribute).
+fn bench_with(
+    label: &str,
+    resources: usize,
+    applied: bool,
+    replace: bool,
+    runs: usize,
+    tmp: &Path,
+) {
+    let dir = tmp.join(label.replace([' ', ','], "_"));
     setup(&dir, resources);
     let tf = |args: &[&str]| {
         let mut c = Command::new("terraform");
@@ -67,9 +80,12 @@ fn bench(label: &str, resources: usize, applied: bool, runs: usize, tmp: &Path) 
     let d = dir.to_str().unwrap();
     time(tf(&["init", "-input=false"]), &[0]);
     // Applied: both plans refresh state and find no changes. Not applied: both plan creates.
-    let expect: &[i32] = if applied { &[0] } else { &[2] };
+    let expect: &[i32] = if applied && !replace { &[0] } else { &[2] };
     if applied {
         time(calops(&["tf-apply", "--dir", d]), &[0]);
+    }
+    if replace {
+        std::fs::write(dir.join("size.auto.tfvars"), "size = \"large\"\n").unwrap();
     }
     let mut bare = Vec::new();
     let mut ours = Vec::new();
@@ -127,9 +143,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(15);
-    println!("plan_overhead: calops tf-plan (plan -out + show -json + summary + cost + guard) vs bare terraform plan -out");
+    println!("plan_overhead: calops tf-plan (plan -json -out, show -json only when needed, summary + cost + guard) vs bare terraform plan -out");
     bench("no changes, small", 1, true, runs, tmp.path());
     bench("no changes, medium", 50, true, runs, tmp.path());
     bench("no changes, large", 300, true, runs, tmp.path());
     bench("all creates, medium", 50, false, runs, tmp.path());
+    bench_with("one replacement, medium", 50, true, true, runs, tmp.path());
 }

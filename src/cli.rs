@@ -400,6 +400,13 @@ pub struct ImageBuildArgs {
     /// A docker config.json to read credentials from (default ~/.docker/config.json).
     #[arg(long, value_name = "PATH", conflicts_with = "username_env")]
     pub docker_config: Option<PathBuf>,
+    /// Authenticate to OCIR with a token fetched with this OCI config profile's API key
+    /// (without it, OCIR hosts use ~/.oci/config when `docker login` has no entry).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["username_env", "docker_config"])]
+    pub oci_profile: Option<String>,
+    /// The OCI config file for --oci-profile (default $OCI_CLI_CONFIG_FILE or ~/.oci/config).
+    #[arg(long, value_name = "PATH", requires = "oci_profile")]
+    pub oci_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

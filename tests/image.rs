@@ -811,3 +811,209 @@ fn bearer_token_registry_anonymous_pull_and_authenticated_push() {
     let (raw, _) = skopeo_raw(&format!("{}/app:v1", reg.host()), Some("robot:t0ken-pass"));
     assert_eq!(spec::sha256_digest(&raw), img.digest);
 }
+
+/// A stand-in for OCIR's token endpoint (`GET /20180419/docker/token`): it verifies the OCI
+/// request signature (keyId, signed headers, RSA-SHA256 over the signing string, clock skew)
+/// with the test key's public half and answers a registry token; anything else gets OCI's 401.
+struct OcirTokenServer {
+    port: u16,
+    /// (valid signed requests, rejected requests).
+    hits: std::sync::Arc<Mutex<(u32, Vec<String>)>>,
+    _rt: tokio::runtime::Runtime,
+}
+
+fn start_ocir_token_server(
+    public: rsa::RsaPublicKey,
+    key_id: String,
+    token: &'static str,
+) -> OcirTokenServer {
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let hits = std::sync::Arc::new(Mutex::new((0u32, Vec::new())));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let h = hits.clone();
+    let handler = move |uri: Uri, headers: HeaderMap| {
+        let (public, key_id, hits) = (public.clone(), key_id.clone(), h.clone());
+        async move {
+            let check = || -> Result<(), String> {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or("no authorization header")?;
+                let param = |name: &str| {
+                    regex::Regex::new(&format!(r#"(?:^Signature |,){name}="([^"]*)""#))
+                        .unwrap()
+                        .captures(auth)
+                        .map(|c| c[1].to_string())
+                };
+                if param("keyId").as_deref() != Some(key_id.as_str()) {
+                    return Err(format!("unknown keyId {:?}", param("keyId")));
+                }
+                let names = param("headers").ok_or("no headers")?;
+                if names != "date (request-target) host" {
+                    return Err(format!("signed headers {names}"));
+                }
+                let target = format!(
+                    "get {}",
+                    uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+                );
+                let hv = |n: &str| {
+                    headers
+                        .get(n)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let signing = format!(
+                    "date: {}\n(request-target): {target}\nhost: {}",
+                    hv("date"),
+                    hv("host")
+                );
+                let sig = base64::engine::general_purpose::STANDARD
+                    .decode(param("signature").ok_or("no signature")?)
+                    .map_err(|e| e.to_string())?;
+                public
+                    .verify(
+                        rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                        &sha2::Sha256::digest(signing.as_bytes()),
+                        &sig,
+                    )
+                    .map_err(|_| "signature does not verify".to_string())?;
+                let when = httpdate::parse_http_date(&hv("date")).map_err(|e| e.to_string())?;
+                let skew = match when.duration_since(std::time::SystemTime::now()) {
+                    Ok(d) => d,
+                    Err(e) => e.duration(),
+                };
+                if skew > Duration::from_secs(300) {
+                    return Err("date more than 5 minutes off".into());
+                }
+                Ok(())
+            };
+            match check() {
+                Ok(()) => {
+                    hits.lock().unwrap().0 += 1;
+                    (
+                        StatusCode::OK,
+                        serde_json::json!({"token": token, "access_token": token, "expires_in": 300})
+                            .to_string(),
+                    )
+                }
+                Err(why) => {
+                    hits.lock().unwrap().1.push(why);
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        serde_json::json!({"code": "NotAuthenticated",
+                            "message": "The required information to complete authentication was not provided or was incorrect."})
+                        .to_string(),
+                    )
+                }
+            }
+        }
+    };
+    let app = axum::Router::new().route("/20180419/docker/token", axum::routing::get(handler));
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    OcirTokenServer {
+        port,
+        hits,
+        _rt: rt,
+    }
+}
+
+#[test]
+fn ocir_token_from_the_oci_api_key_authenticates_the_push() {
+    let t = "ocir_token_from_the_oci_api_key_authenticates_the_push";
+    if !tools(
+        t,
+        &[
+            "docker-registry",
+            "skopeo",
+            "htpasswd",
+            "apt-get",
+            "dpkg-deb",
+            "aarch64-linux-gnu-gcc",
+        ],
+    ) {
+        return;
+    }
+    use calops::image::ocir::{OciKeySource, BEARER_USERNAME};
+    use rsa::pkcs8::EncodePrivateKey;
+    use std::os::unix::fs::PermissionsExt;
+    const TOKEN: &str = "ocir-registry-token-for-test";
+    // An OCI API key and config profile, as `oci setup config` writes them.
+    let dir = tempfile::tempdir().unwrap();
+    let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    let key_file = dir.path().join("oci_api_key.pem");
+    std::fs::write(
+        &key_file,
+        key.to_pkcs8_pem(Default::default()).unwrap().as_bytes(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let fp = calops::oci::keys::fingerprint(&key.to_public_key());
+    let (tenancy, user) = (
+        "ocid1.tenancy.oc1..aaaaaaaatestttenancy",
+        "ocid1.user.oc1..aaaaaaaatestuser",
+    );
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[DEFAULT]\nuser={user}\nfingerprint={fp}\nkey_file={}\ntenancy={tenancy}\nregion=ap-sydney-1\n\n\
+             [OTHER]\nuser=ocid1.user.oc1..aaaaaaaaunknownuser\n",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let ts = start_ocir_token_server(key.to_public_key(), format!("{tenancy}/{user}/{fp}"), TOKEN);
+
+    // The registry accepts the token the way OCIR does: user BEARER_TOKEN, the token as password.
+    let reg = Registry::start(Some((BEARER_USERNAME, TOKEN)));
+    let (multi, _) = base_layouts();
+    let creds = format!("{BEARER_USERNAME}:{TOKEN}");
+    skopeo_push(multi, &format!("{}/base:1", reg.host()), Some(&creds));
+
+    let mut o = options(&reg, "app", "base:1");
+    let source = |profile: &str| {
+        CredentialSource::OciApiKey(OciKeySource {
+            config_file: Some(config.clone()),
+            profile: Some(profile.into()),
+            token_endpoint: Some(
+                url::Url::parse(&format!("http://127.0.0.1:{}", ts.port)).unwrap(),
+            ),
+        })
+    };
+    o.credentials = source("DEFAULT");
+    let img = build_image(&o, &Ui::silent()).expect("push with an OCIR token");
+    {
+        let hits = ts.hits.lock().unwrap();
+        assert!(
+            hits.0 >= 1,
+            "the token endpoint was called with a valid signature"
+        );
+        assert!(hits.1.is_empty(), "rejected signatures: {:?}", hits.1);
+    }
+    let (raw, _) = skopeo_raw(&format!("{}/app:v1", reg.host()), Some(&creds));
+    assert_eq!(spec::sha256_digest(&raw), img.digest);
+
+    // A key OCI does not know: the token call's 401 is reported with what to do; no secret.
+    o.credentials = source("OTHER");
+    let e = format!("{:#}", build_image(&o, &Ui::silent()).unwrap_err());
+    assert!(e.contains("could not get an OCIR token"), "{e}");
+    assert!(e.contains("401") || e.contains("NotAuthenticated"), "{e}");
+    assert!(!e.contains(TOKEN), "{e}");
+    assert_eq!(ts.hits.lock().unwrap().1.len(), 1);
+
+    // A profile that does not exist: a clear local error before any network call.
+    o.credentials = source("MISSING");
+    let e = format!("{:#}", build_image(&o, &Ui::silent()).unwrap_err());
+    assert!(e.contains("cannot load the OCI profile"), "{e}");
+}

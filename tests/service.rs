@@ -950,8 +950,6 @@ async fn health_metrics_and_a_truthful_openapi_document() {
         .port();
     let storage = tempfile::tempdir().unwrap();
     let config = calops::service::config::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: fresh_database().await.unwrap(),
         redis_url: Some(format!("redis://127.0.0.1:{dead}")),
         object_storage_url: Some(
             url::Url::from_directory_path(storage.path())
@@ -959,12 +957,12 @@ async fn health_metrics_and_a_truthful_openapi_document() {
                 .to_string(),
         ),
         admin_token: None,
-        reuse_port: false,
-        private_listen: None,
         db_pool_size: 4,
-        shutdown_timeout: Duration::from_secs(5),
-        rate_limits: calops::service::ratelimit::policy::Limits::OFF,
-        redis_timeout: Duration::from_millis(250),
+        ..calops::service::testing::app_config(
+            &fresh_database().await.unwrap(),
+            None,
+            calops::service::ratelimit::policy::Limits::OFF,
+        )
     };
     let app = TestApp::spawn_with(config).await.unwrap();
     let c = Client::new(&app);

@@ -111,7 +111,10 @@ fn first_plan_creates_and_exits_2_with_json_markdown_and_log() {
     assert_eq!(logs.len(), 1);
     assert!(logs[0].to_string_lossy().ends_with("-plan.log"));
     let log = std::fs::read_to_string(&logs[0]).unwrap();
-    assert!(log.contains("terraform_data.db will be created"), "{log}");
+    // Plan runs with -json: the log has its messages as text, not JSON.
+    assert!(log.contains("terraform_data.db: Plan to create"), "{log}");
+    assert!(!log.contains("\"@message\""), "{log}");
+    assert!(log.contains("attribute-level diff of this plan:"), "{log}");
     assert!(log.contains("-detailed-exitcode"));
     // Neither the output, the comment nor the log shows the sensitive default.
     for text in [&out, &err, &markdown, &log] {
@@ -199,17 +202,12 @@ fn apply_then_second_plan_has_no_changes_and_no_apply_call() {
     let first = apply_if_changed(&dir, &o, |_| {}).unwrap();
     assert!(first.applied);
     let ops: Vec<Op> = first.invocations.iter().map(|i| i.op).collect();
+    // Creates only: the plan stream says enough, no `terraform show -json`.
     assert_eq!(
         ops,
-        [
-            Op::Init,
-            Op::Plan,
-            Op::Show,
-            Op::Apply,
-            Op::Output,
-            Op::StatePull
-        ]
+        [Op::Init, Op::Plan, Op::Apply, Op::Output, Op::StatePull]
     );
+    assert!(first.invocations[1].args.contains(&"-json".to_string()));
     assert_eq!(first.outputs["db_size"].as_str(), Some("small"));
     assert!(first.outputs["db_password"].sensitive);
     assert!(!format!("{:?}", first.outputs).contains("fixture-secret-basic"));
@@ -235,6 +233,23 @@ fn apply_then_second_plan_has_no_changes_and_no_apply_call() {
     assert_eq!(plan.summary.counts.total(), 0);
     // The directory was initialised once; later runs do not init again.
     assert!(plan.invocations.iter().all(|i| i.op != Op::Init));
+    // No changes: one Terraform process; the summary equals the one `show -json` gives.
+    let ops: Vec<Op> = plan.invocations.iter().map(|i| i.op).collect();
+    assert_eq!(ops, [Op::Plan]);
+    let shown = run_plan(
+        &dir,
+        &PlanOptions {
+            always_show: true,
+            ..o.clone()
+        },
+        |_| {},
+    )
+    .unwrap();
+    assert!(shown.invocations.iter().any(|i| i.op == Op::Show));
+    assert_eq!(
+        serde_json::to_value(&plan.summary).unwrap(),
+        serde_json::to_value(&shown.summary).unwrap()
+    );
     let (code, out, err) = run(calops(
         tmp.path(),
         &[
@@ -252,6 +267,13 @@ fn apply_then_second_plan_has_no_changes_and_no_apply_call() {
     let driver = calops::terraform::plan::driver_for(&dir, &o).unwrap();
     let planned = calops::terraform::plan::plan_with(&driver, &o, &|_| {}).unwrap();
     assert_eq!(planned.summary.counts.replace, 1);
+    // A replacement needs the attribute diff: `show -json` runs.
+    assert_eq!(
+        planned.invocations.last().map(|i| i.op),
+        Some(Op::Show),
+        "{:?}",
+        planned.invocations
+    );
     let planfile = planned.planfile.display().to_string();
     let done = calops::terraform::apply::apply_planned(&driver, planned, &o, &|_| {}).unwrap();
     assert!(done.applied);
@@ -473,7 +495,9 @@ fn sigint_during_apply_stops_cleanly_and_state_stays_readable() {
     )
     .unwrap();
     let id = lock["ID"].as_str().unwrap();
+    let who = lock["Who"].as_str().unwrap();
     assert!(err.contains(&format!("lock ID {id}")), "{err}");
+    assert!(err.contains(&format!("locked by {who}")), "{err}");
     assert!(err.contains("operation OperationTypeApply"), "{err}");
     assert!(err.contains(&format!("force-unlock {id}")), "{err}");
 

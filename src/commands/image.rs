@@ -137,6 +137,13 @@ pub fn options(a: &ImageBuildArgs) -> anyhow::Result<ImageBuildOptions> {
         o.labels.insert(k.to_string(), v.to_string());
     }
     o.credentials = match (&a.username_env, &a.password_env, &a.docker_config) {
+        _ if a.oci_profile.is_some() => {
+            CredentialSource::OciApiKey(crate::image::ocir::OciKeySource {
+                config_file: a.oci_config.clone(),
+                profile: a.oci_profile.clone(),
+                token_endpoint: None,
+            })
+        }
         (Some(u), Some(p), _) => CredentialSource::Env {
             username_var: u.clone(),
             password_var: p.clone(),
@@ -252,6 +259,21 @@ mod tests {
                 username_var: "U".into(),
                 password_var: "P".into()
             }
+        );
+        let o = options(&args(&[
+            "--oci-profile",
+            "CI",
+            "--oci-config",
+            "/etc/oci/config",
+        ]))
+        .unwrap();
+        assert_eq!(
+            o.credentials,
+            CredentialSource::OciApiKey(crate::image::ocir::OciKeySource {
+                config_file: Some("/etc/oci/config".into()),
+                profile: Some("CI".into()),
+                token_endpoint: None,
+            })
         );
         let o = options(&args(&["--binary", "linux/amd64=/bin/true"])).unwrap();
         assert!(matches!(o.binary, BinarySource::Prebuilt(ref m) if m.len() == 1));

@@ -47,6 +47,10 @@ pub enum CredentialSource {
         username_var: String,
         password_var: String,
     },
+    /// An OCIR token fetched with the signed OCI API call, signed with this OCI config profile
+    /// (see [`super::ocir`]). With the default [`CredentialSource::DockerConfig`], OCIR hosts
+    /// get this automatically when `docker login` has no entry and an OCI config exists.
+    OciApiKey(super::ocir::OciKeySource),
 }
 
 impl fmt::Display for CredentialSource {
@@ -59,6 +63,11 @@ impl fmt::Display for CredentialSource {
                 username_var,
                 password_var,
             } => write!(f, "environment variables {username_var}/{password_var}"),
+            CredentialSource::OciApiKey(k) => write!(
+                f,
+                "an OCIR token signed with OCI profile {}",
+                k.profile.as_deref().unwrap_or("DEFAULT")
+            ),
         }
     }
 }
@@ -71,10 +80,12 @@ pub fn default_docker_config() -> Option<PathBuf> {
     dirs::home_dir().map(|h| h.join(".docker").join("config.json"))
 }
 
-/// Look up credentials for `registry` (host[:port]) from a source.
+/// Look up credentials for `registry` (host[:port]) from a static source. An OCIR token
+/// ([`CredentialSource::OciApiKey`]) needs a network call: [`super::ocir::resolve`] fetches
+/// it; here it gives `None`.
 pub fn lookup(source: &CredentialSource, registry: &str) -> anyhow::Result<Option<Credentials>> {
     match source {
-        CredentialSource::None => Ok(None),
+        CredentialSource::None | CredentialSource::OciApiKey(_) => Ok(None),
         CredentialSource::DockerConfig => match default_docker_config() {
             Some(p) if p.exists() => from_docker_config_file(&p, registry),
             _ => Ok(None),

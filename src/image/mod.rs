@@ -3,7 +3,8 @@
 //! - [`toolchain`]: cross-build detection and cargo invocations (one per platform);
 //! - [`layer`], [`spec`]: reproducible layers and the OCI config/manifest/index documents;
 //! - [`registry`], [`auth`]: the OCI distribution API client (bearer challenge, Basic, docker
-//!   config credentials); [`reference`]: image references;
+//!   config credentials); [`ocir`]: OCIR tokens from an OCI API key; [`reference`]: image
+//!   references;
 //! - [`pipeline`]: base image → binaries → per-platform images → index → push / OCI layout;
 //! - [`buildx`]: the `docker buildx` path for those who prefer Docker.
 
@@ -12,6 +13,7 @@ pub mod buildx;
 pub mod debian_base;
 pub mod layer;
 pub mod layout;
+pub mod ocir;
 pub mod pipeline;
 pub mod platform;
 pub mod reference;

@@ -1,7 +1,7 @@
 //! The image pipeline: check toolchains → resolve the base image → build binaries →
 //! assemble per-platform images and the index → push (or write an OCI layout).
 
-use super::auth::{self, CredentialSource};
+use super::auth::CredentialSource;
 use super::layer::{binary_entries, build_layer, Layer};
 use super::platform::Platform;
 use super::reference::ImageReference;
@@ -293,16 +293,14 @@ struct Clients {
     target: Option<Arc<RegistryClient>>,
 }
 
-fn client_for(r: &ImageReference, opts: &ImageBuildOptions) -> anyhow::Result<RegistryClient> {
-    let creds = auth::lookup(&opts.credentials, &r.registry)?;
+async fn client_for(
+    r: &ImageReference,
+    opts: &ImageBuildOptions,
+) -> anyhow::Result<RegistryClient> {
     let plain = opts.insecure_registry && r.is_loopback();
-    RegistryClient::new(
-        &r.registry,
-        r.api_host(),
-        plain,
-        creds,
-        &opts.credentials.to_string(),
-    )
+    // Static credentials, or an OCIR token fetched with the OCI API key (see `ocir`).
+    let (creds, from) = super::ocir::resolve(&opts.credentials, &r.registry, plain).await?;
+    RegistryClient::new(&r.registry, r.api_host(), plain, creds, &from)
 }
 
 /// Fetch the base image's per-platform manifests and configs.
@@ -464,14 +462,14 @@ pub async fn build_image_async(opts: &ImageBuildOptions, ui: &Ui) -> anyhow::Res
     let plans = plan_builds(opts)?;
 
     // Clients: one per registry, shared when base and target live on the same one.
-    let base_client = Arc::new(client_for(&base_ref, opts)?);
+    let base_client = Arc::new(client_for(&base_ref, opts).await?);
     let clients = Clients {
         target: if !opts.push {
             None
         } else if target_ref.registry == base_ref.registry {
             Some(base_client.clone())
         } else {
-            Some(Arc::new(client_for(&target_ref, opts)?))
+            Some(Arc::new(client_for(&target_ref, opts).await?))
         },
         base: base_client,
     };

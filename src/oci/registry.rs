@@ -10,13 +10,33 @@ use std::fmt;
 
 /// A registry token. `Debug` does not show it.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "RawToken")]
 pub struct RegistryToken {
     /// The bearer token (secret).
-    #[serde(alias = "access_token")]
     pub token: String,
     /// Lifetime in seconds, when the registry says.
-    #[serde(default)]
     pub expires_in: Option<u64>,
+}
+
+/// The answer as sent: Docker's token format has `token`, `access_token` or both (a serde
+/// alias would reject an answer that has both as a duplicate field).
+#[derive(Deserialize)]
+struct RawToken {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+impl From<RawToken> for RegistryToken {
+    fn from(r: RawToken) -> RegistryToken {
+        RegistryToken {
+            token: r.token.or(r.access_token).unwrap_or_default(),
+            expires_in: r.expires_in,
+        }
+    }
 }
 
 impl fmt::Debug for RegistryToken {
@@ -66,5 +86,25 @@ impl Registry<'_> {
             )));
         }
         Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_answers_with_token_access_token_or_both() {
+        for body in [
+            r#"{"token":"t1","expires_in":300}"#,
+            r#"{"access_token":"t1"}"#,
+            r#"{"token":"t1","access_token":"t1","expires_in":300}"#,
+        ] {
+            let t: RegistryToken = serde_json::from_str(body).unwrap();
+            assert_eq!(t.token, "t1", "{body}");
+        }
+        let t: RegistryToken = serde_json::from_str("{}").unwrap();
+        assert!(t.token.is_empty());
+        assert!(!format!("{t:?}").contains("t1"));
     }
 }

@@ -41,6 +41,8 @@ pub struct Config {
     /// Rate limits per API key.
     pub rate_limits: crate::service::ratelimit::policy::Limits,
     pub redis_timeout: Duration,
+    /// Webhook delivery (`CALOPS_WEBHOOK_*` environment variables).
+    pub webhooks: crate::service::webhooks::Settings,
 }
 
 impl std::fmt::Debug for Config {
@@ -60,6 +62,7 @@ impl std::fmt::Debug for Config {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("rate_limits", &self.rate_limits)
             .field("redis_timeout", &self.redis_timeout)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -268,6 +271,10 @@ impl RawConfig {
                 }
             },
         };
+        let webhooks = crate::service::webhooks::Settings::from_env(env).unwrap_or_else(|p| {
+            problems.extend(p);
+            Default::default()
+        });
         match (listen, database_url) {
             (Some(listen), Some(database_url)) if problems.is_empty() => Ok(Config {
                 listen,
@@ -281,6 +288,7 @@ impl RawConfig {
                 shutdown_timeout,
                 rate_limits,
                 redis_timeout,
+                webhooks,
             }),
             _ => Err(problems),
         }

@@ -18,3 +18,4 @@ pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod testing;
+pub mod webhooks;

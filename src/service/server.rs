@@ -60,6 +60,8 @@ pub struct Running {
     /// Set while handing over: every response says `Connection: close`.
     draining: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub state: AppState,
+    /// Webhook delivery workers (stopped after the listener).
+    webhooks: crate::service::webhooks::delivery::Workers,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     grace: Duration,
@@ -85,8 +87,8 @@ impl Running {
     /// Stop accepting, let in-flight requests finish for up to the shutdown timeout.
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.stop.send(true);
-        match tokio::time::timeout(self.grace, self.task).await {
-            Ok(joined) => Ok(joined??),
+        let served = match tokio::time::timeout(self.grace, self.task).await {
+            Ok(joined) => joined?,
             Err(_) => {
                 tracing::warn!(
                     timeout_s = self.grace.as_secs_f64(),
@@ -94,7 +96,9 @@ impl Running {
                 );
                 Ok(())
             }
-        }
+        };
+        self.webhooks.shutdown(self.grace).await;
+        Ok(served?)
     }
 }
 
@@ -131,7 +135,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
-    let state = AppState::new(
+    let mut state = AppState::new(
         store,
         config.admin_token.as_deref(),
         config.redis_url.as_deref(),
@@ -141,6 +145,12 @@ pub async fn start(config: &Config) -> Result<Running> {
         config.rate_limits,
         config.redis_url.as_deref(),
         config.redis_timeout,
+    );
+    state.webhooks = config.webhooks.clone();
+    let webhooks = crate::service::webhooks::delivery::spawn(
+        state.store.clone(),
+        &config.database_url,
+        config.webhooks.clone(),
     );
     let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
@@ -178,6 +188,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         steering,
         draining,
         state,
+        webhooks,
         stop,
         task,
         grace: config.shutdown_timeout,

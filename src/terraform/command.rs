@@ -45,6 +45,9 @@ pub struct TfCommand {
     /// stdout carries machine output that may hold secrets (show -json, output -json, state
     /// pull): it is captured in memory only, never streamed to the log or progress callback.
     pub secret_stdout: bool,
+    /// stdout is Terraform's machine-readable UI (`-json`): one JSON object per line. The
+    /// runner logs and streams the human text of each line and keeps the JSON for parsing.
+    pub json_stream: bool,
 }
 
 impl TfCommand {
@@ -169,6 +172,7 @@ fn cmd(ctx: &TfContext, op: Op, args: Vec<String>, secret_stdout: bool) -> TfCom
         env: ctx.env.clone(),
         dir: ctx.dir.clone(),
         secret_stdout,
+        json_stream: false,
     }
 }
 
@@ -232,6 +236,8 @@ pub struct PlanArgs {
     pub destroy: bool,
     /// `-refresh=false`.
     pub no_refresh: bool,
+    /// `-json`: the machine-readable UI on stdout (one JSON message per line).
+    pub json: bool,
 }
 
 impl PlanArgs {
@@ -243,6 +249,7 @@ impl PlanArgs {
             vars: Vec::new(),
             destroy: false,
             no_refresh: false,
+            json: false,
         }
     }
 }
@@ -252,16 +259,19 @@ pub fn tf_duration(d: Duration) -> String {
     format!("{}s", d.as_secs())
 }
 
-/// `terraform plan -input=false -no-color -out=FILE -detailed-exitcode -lock-timeout=Ns`.
+/// `terraform plan [-json] -input=false -no-color -out=FILE -detailed-exitcode -lock-timeout=Ns`.
 pub fn plan(ctx: &TfContext, a: &PlanArgs) -> TfCommand {
-    let mut args = vec![
-        "plan".into(),
+    let mut args: Vec<String> = vec!["plan".into()];
+    if a.json {
+        args.push("-json".into());
+    }
+    args.extend([
         "-input=false".into(),
         "-no-color".into(),
         format!("-out={}", a.out.display()),
         "-detailed-exitcode".into(),
         format!("-lock-timeout={}", tf_duration(a.lock_timeout)),
-    ];
+    ]);
     for f in &a.var_files {
         args.push(format!("-var-file={}", f.display()));
     }
@@ -275,7 +285,9 @@ pub fn plan(ctx: &TfContext, a: &PlanArgs) -> TfCommand {
     if a.no_refresh {
         args.push("-refresh=false".into());
     }
-    cmd(ctx, Op::Plan, args, false)
+    let mut c = cmd(ctx, Op::Plan, args, false);
+    c.json_stream = a.json;
+    c
 }
 
 /// `terraform show -json FILE` (the plan as JSON; holds sensitive values, so stdout is secret).
@@ -385,9 +397,21 @@ mod tests {
             ]
         );
         assert!(!c.secret_stdout);
+        assert!(!c.json_stream);
         assert_eq!(c.env["TF_IN_AUTOMATION"], "1");
         assert_eq!(c.env["TF_PLUGIN_CACHE_DIR"], "/cache/calops/plugin-cache");
         assert_eq!(c.dir, PathBuf::from("/work/dir"));
+    }
+
+    #[test]
+    fn plan_json_stream() {
+        let mut a = PlanArgs::new("/tmp/x.tfplan");
+        a.json = true;
+        let c = plan(&ctx(), &a);
+        assert_eq!(&c.args[..3], ["plan", "-json", "-input=false"]);
+        assert!(c.args.contains(&"-detailed-exitcode".to_string()));
+        assert!(c.json_stream);
+        assert!(!c.secret_stdout);
     }
 
     #[test]

@@ -167,6 +167,21 @@ fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
+/// Resource types whose price [`price`] reads from their attribute values (sizes, shapes);
+/// every other type is priced from its type alone.
+pub const PRICED_BY_VALUES: &[&str] = &[
+    "oci_container_instances_container_instance",
+    "oci_psql_db_system",
+    "oci_redis_redis_cluster",
+    "oci_load_balancer_load_balancer",
+];
+
+/// Whether pricing a resource of `rtype` needs its values (a plan that creates one needs
+/// `terraform show -json` for its planned size).
+pub fn needs_values(rtype: &str) -> bool {
+    PRICED_BY_VALUES.contains(&rtype)
+}
+
 /// Price one resource's values.
 pub fn price(rtype: &str, v: &Value, t: &PriceTable) -> Priced {
     let h = t.hours_per_month;
@@ -338,6 +353,31 @@ mod tests {
             planned,
             applyable: true,
             errored: false,
+        }
+    }
+
+    #[test]
+    fn only_the_listed_types_are_priced_by_their_values() {
+        let t = PriceTable::bundled();
+        let sized = json!({"shape": "flexible", "shape_details": [{"maximum_bandwidth_in_mbps": 10}],
+            "instance_ocpu_count": 2, "instance_memory_size_in_gbs": 32, "node_count": 1,
+            "node_memory_in_gbs": 2, "shape_config": [{"ocpus": 1, "memory_in_gbs": 4}]});
+        let mut types: Vec<String> = [
+            "oci_objectstorage_bucket",
+            "oci_artifacts_container_repository",
+            "oci_core_vcn",
+            "terraform_data",
+            "oci_unknown_thing",
+        ]
+        .map(String::from)
+        .to_vec();
+        types.extend(t.free_types.iter().cloned());
+        for ty in &types {
+            assert!(!needs_values(ty));
+            assert_eq!(price(ty, &Value::Null, &t), price(ty, &sized, &t), "{ty}");
+        }
+        for ty in PRICED_BY_VALUES {
+            assert_ne!(price(ty, &Value::Null, &t), price(ty, &sized, &t), "{ty}");
         }
     }
 

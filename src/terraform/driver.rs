@@ -85,6 +85,19 @@ impl Driver {
         Ok(out.exit_code == 2)
     }
 
+    /// Plan into `args.out` with the machine-readable UI (`-json`); returns whether there are
+    /// changes and what the stream said.
+    pub fn plan_streamed(
+        &self,
+        args: &PlanArgs,
+        progress: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<(bool, super::stream::StreamPlan)> {
+        let mut args = args.clone();
+        args.json = true;
+        let out = self.run(&command::plan(&self.ctx, &args), &[0, 2], progress)?;
+        Ok((out.exit_code == 2, super::stream::parse(&out.stdout)))
+    }
+
     pub fn show_plan(&self, planfile: &Path) -> anyhow::Result<Plan> {
         let out = self.run(&command::show_plan(&self.ctx, planfile), &[0], &mut |_| {})?;
         plan_json::parse(&out.stdout)

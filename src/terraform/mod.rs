@@ -6,6 +6,8 @@
 //! - [`runner`]: the one place that runs them (streams lines, logs, Ctrl-C, error mapping).
 //! - [`driver`]: one method per operation (builder + runner + parsing).
 //! - [`plan_json`]: `terraform show -json` parsed into our types, sensitive values masked.
+//! - [`stream`]: `plan -json`'s machine-readable stream (progress, diagnostics, changes) and
+//!   when it makes `show -json` unnecessary; [`planfile`]: the prior state inside a plan file.
 //! - [`summary`], [`guard`], [`cost`], [`forcenew`]: what the plan means for people.
 //! - [`plan`] / [`apply`]: the library entry points `run_plan` and `apply_if_changed`.
 //!
@@ -23,8 +25,10 @@ pub mod guard;
 pub mod interrupt;
 pub mod plan;
 pub mod plan_json;
+pub mod planfile;
 pub mod progress;
 pub mod runner;
+pub mod stream;
 pub mod summary;
 
 pub use apply::{apply_if_changed, ApplyOutcome};

@@ -1,14 +1,23 @@
 //! `plan` end to end for an already-rendered directory: init when needed, plan to a saved
-//! file, read it back as JSON, summarise, price, and run the destroy guard.
+//! file (with `-json`: live progress and diagnostics from one process), read the plan back,
+//! summarise, price, and run the destroy guard.
+//!
+//! Reading the plan back: when the `-json` stream says everything the summary needs (no
+//! changes, or only creates and deletes whose price does not depend on their size), the plan is
+//! built from the stream and the prior state saved in the plan file; otherwise (updates and
+//! replacements, whose changed and forcing attributes only the plan JSON has)
+//! `terraform show -json` runs. Both give the same summary, guard verdict and cost estimate.
 
 use super::command::{EnvSnapshot, InitArgs, PlanArgs};
-use super::cost::{estimate, PriceTable};
+use super::cost::{estimate, needs_values, PriceTable};
 use super::driver::{default_planfile, Driver};
 use super::errors::{needs_init, TfError};
 use super::guard::{explain, scan_prevent_destroy, GuardPolicy};
 use super::plan_json::Plan;
+use super::planfile::read_prior_state;
 use super::progress;
 use super::runner::{Invocation, Runner};
+use super::stream::{show_needed, to_plan, StreamPlan};
 use super::summary::{summarize, Summary};
 use crate::error::{EXIT_CHANGES, EXIT_OK};
 use std::path::{Path, PathBuf};
@@ -33,6 +42,9 @@ pub struct PlanOptions {
     pub handle_interrupts: bool,
     /// The environment to resolve terraform and the plugin cache from (default: the process).
     pub env: Option<EnvSnapshot>,
+    /// Always read the plan back with `terraform show -json`, even when the plan stream says
+    /// enough (for comparisons and as an escape hatch).
+    pub always_show: bool,
 }
 
 impl Default for PlanOptions {
@@ -48,6 +60,7 @@ impl Default for PlanOptions {
             prices: None,
             handle_interrupts: false,
             env: None,
+            always_show: false,
         }
     }
 }
@@ -131,22 +144,30 @@ pub fn plan_with(
     args.lock_timeout = opts.lock_timeout;
     args.var_files = opts.var_files.iter().map(|f| absolute(f)).collect();
     progress("plan");
-    let has_changes = match driver.plan(&args, &mut on_line(super::command::Op::Plan)) {
-        Ok(c) => c,
-        // A directory initialised before a module or backend change: init once, plan again.
-        Err(e)
-            if e.downcast_ref::<TfError>()
-                .is_some_and(|t| needs_init(&t.message)) =>
-        {
-            progress("init (the directory needs it)");
-            driver.init(&opts.init, &mut on_line(super::command::Op::Init))?;
-            progress("plan");
-            driver.plan(&args, &mut on_line(super::command::Op::Plan))?
-        }
-        Err(e) => return Err(explain_version(driver, e)),
-    };
+    let (has_changes, stream) =
+        match driver.plan_streamed(&args, &mut on_line(super::command::Op::Plan)) {
+            Ok(c) => c,
+            // A directory initialised before a module or backend change: init once, plan again.
+            Err(e)
+                if e.downcast_ref::<TfError>()
+                    .is_some_and(|t| needs_init(&t.message)) =>
+            {
+                progress("init (the directory needs it)");
+                driver.init(&opts.init, &mut on_line(super::command::Op::Init))?;
+                progress("plan");
+                driver.plan_streamed(&args, &mut on_line(super::command::Op::Plan))?
+            }
+            Err(e) => return Err(explain_version(driver, e)),
+        };
+    // The -json stream has no attribute-level diff; say where to see it.
+    driver.runner.note(&format!(
+        "attribute-level diff of this plan: {} -chdir={} show {}",
+        driver.ctx.program.display(),
+        driver.dir().display(),
+        planfile.display()
+    ));
     progress("reading the plan");
-    let plan = driver.show_plan(&planfile)?;
+    let plan = read_back(driver, opts, &stream, &planfile)?;
     let table = match &opts.prices {
         Some(p) => PriceTable::load(p)?,
         None => PriceTable::bundled(),
@@ -167,6 +188,38 @@ pub fn plan_with(
         log: driver.runner.log_path().map(Path::to_path_buf),
         invocations: driver.invocations(),
     })
+}
+
+/// The plan as [`Plan`]: from the stream and the plan file's prior state when that says
+/// enough, else from `terraform show -json`. The choice and its reason go to the log.
+fn read_back(
+    driver: &Driver,
+    opts: &PlanOptions,
+    stream: &StreamPlan,
+    planfile: &Path,
+) -> anyhow::Result<Plan> {
+    let why = if opts.always_show {
+        Some("always_show is set".to_string())
+    } else {
+        show_needed(stream, needs_values)
+    };
+    let why = match why {
+        Some(w) => w,
+        None => match read_prior_state(planfile) {
+            Ok(prior) => {
+                driver.runner.note(
+                    "plan read from the -json stream and the plan file's prior state \
+                     (no `terraform show -json` needed)",
+                );
+                return Ok(to_plan(stream, prior));
+            }
+            Err(e) => format!("the plan file's state could not be read ({e:#})"),
+        },
+    };
+    driver.runner.note(&format!(
+        "reading the plan with `terraform show -json`: {why}"
+    ));
+    driver.show_plan(planfile)
 }
 
 /// The version is checked only when Terraform failed (a separate `terraform version` run on

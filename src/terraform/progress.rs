@@ -32,6 +32,12 @@ pub fn message(op: Op, line: &str) -> Option<String> {
                 ("Creation complete", "created"),
                 ("Modifications complete", "updated"),
                 ("Destruction complete", "destroyed"),
+                ("Plan to create", "will create"),
+                ("Plan to update", "will update"),
+                ("Plan to replace", "will replace"),
+                ("Plan to delete", "will delete"),
+                ("Plan to read", "will read"),
+                ("Drift detected", "drift in"),
             ]
             .iter()
             .find(|(p, _)| rest.starts_with(p))
@@ -106,6 +112,10 @@ mod tests {
         assert_eq!(
             message(Op::Plan, "Plan: 1 to add, 0 to change, 0 to destroy.").as_deref(),
             Some("plan: Plan: 1 to add, 0 to change, 0 to destroy.")
+        );
+        assert_eq!(
+            message(Op::Plan, "terraform_data.db: Plan to replace").as_deref(),
+            Some("plan: will replace terraform_data.db")
         );
         assert_eq!(message(Op::Plan, "  + id = (known after apply)"), None);
         assert_eq!(message(Op::Plan, "Error: something: bad"), None);

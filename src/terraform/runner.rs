@@ -86,6 +86,11 @@ impl Runner {
             .unwrap_or_default()
     }
 
+    /// A line of calops's own in the log (`=== ` prefixed), e.g. why a step ran.
+    pub fn note(&self, line: &str) {
+        self.log_line(&format!("=== {line}"));
+    }
+
     fn log_line(&self, line: &str) {
         if let Some(log) = &self.log {
             if let Ok(mut f) = log.lock() {
@@ -171,6 +176,8 @@ impl Runner {
         drop(tx);
 
         let mut stdout = String::new();
+        // For a `-json` run: what a person would have read (diagnostics rendered as text).
+        let mut human_stdout = String::new();
         let mut stderr = String::new();
         let mut forwarded = false;
         let mut killed = false;
@@ -178,6 +185,16 @@ impl Runner {
         let mut pipes_held = false;
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(Msg::Out(l)) if cmd.json_stream => {
+                    for h in super::stream::human_lines(&l) {
+                        self.log_line(&h);
+                        on_line(&h);
+                        human_stdout.push_str(&h);
+                        human_stdout.push('\n');
+                    }
+                    stdout.push_str(&l);
+                    stdout.push('\n');
+                }
                 Ok(Msg::Out(l)) => {
                     self.log_line(&l);
                     on_line(&l);
@@ -298,8 +315,13 @@ impl Runner {
                 stderr,
             }),
             _ => {
-                let text = format!("{stderr}\n{stdout}");
-                let plain_stdout = if cmd.secret_stdout { "" } else { &stdout };
+                let readable = if cmd.json_stream {
+                    &human_stdout
+                } else {
+                    &stdout
+                };
+                let text = format!("{stderr}\n{readable}");
+                let plain_stdout = if cmd.secret_stdout { "" } else { readable };
                 Err(TfError {
                     op: cmd.op,
                     exit_code: code,
@@ -353,7 +375,49 @@ mod tests {
             env: BTreeMap::from([("CALOPS_RUNNER_TEST".to_string(), "yes".to_string())]),
             dir: std::env::temp_dir(),
             secret_stdout: secret,
+            json_stream: false,
         }
+    }
+
+    #[test]
+    fn json_stream_logs_and_streams_text_and_keeps_the_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("run.log");
+        let r = Runner::new().with_log(&log).unwrap();
+        let lines = [
+            r#"{"@message":"terraform_data.db: Refreshing state... [id=1]","type":"refresh_start"}"#,
+            r#"{"@level":"error","@message":"Error: Bad thing","diagnostic":{"severity":"error","summary":"Bad thing","detail":"It went wrong.","range":{"filename":"main.tf","start":{"line":4}}},"type":"diagnostic"}"#,
+        ];
+        let script = format!("printf '%s\\n%s\\n' '{}' '{}'; exit 1", lines[0], lines[1]);
+        let mut c = sh(Op::Plan, &script, false);
+        c.json_stream = true;
+        let mut seen = Vec::new();
+        let err = r
+            .run(&c, &[0, 2], &mut |l| seen.push(l.to_string()))
+            .unwrap_err();
+        assert_eq!(seen[0], "terraform_data.db: Refreshing state... [id=1]");
+        assert!(seen.contains(&"Error: Bad thing".to_string()), "{seen:?}");
+        let tf = err.downcast_ref::<TfError>().unwrap();
+        assert_eq!(
+            tf.message,
+            "Error: Bad thing\n\n  on main.tf line 4:\n\nIt went wrong."
+        );
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(text.contains("  on main.tf line 4:"), "{text}");
+        assert!(!text.contains("\"@message\""), "{text}");
+        // Success keeps the raw JSON lines for the parser.
+        let ok = r
+            .run(
+                &{
+                    let mut c = sh(Op::Plan, &format!("echo '{}'; exit 2", lines[0]), false);
+                    c.json_stream = true;
+                    c
+                },
+                &[0, 2],
+                &mut |_| {},
+            )
+            .unwrap();
+        assert_eq!(ok.stdout.trim(), lines[0]);
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod orgs;
 pub mod schedules;
 pub mod slots;
+pub mod webhooks;
 
 use crate::service::metrics::Metrics;
 use crate::service::store::Store;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub rate_limiter: Arc<crate::service::ratelimit::RateLimiter>,
     /// The Redis lock in front of booking (a no-op without Redis).
     pub booking_locks: crate::service::ratelimit::lock::BookingLocks,
+    /// Webhook settings (the key that seals secrets at rest, the breaker threshold).
+    pub webhooks: crate::service::webhooks::Settings,
 }
 
 impl AppState {
@@ -71,6 +74,7 @@ impl AppState {
                 None,
             )),
             booking_locks: crate::service::ratelimit::lock::BookingLocks::new(None),
+            webhooks: Default::default(),
         }
     }
 
@@ -163,6 +167,7 @@ pub fn router(state: AppState) -> Router {
             "/v2/bookings/{uid}/reschedule",
             axum::routing::post(bookings::reschedule),
         )
+        .merge(webhooks::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

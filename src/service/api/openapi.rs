@@ -310,13 +310,85 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ok: (201, "CompositeBooking"),
         errors: &[400, 401, 403, 404, 409, 422],
     },
+    Endpoint {
+        method: "post",
+        path: "/v2/webhooks",
+        summary: "Subscribe a URL to booking events; the secret is write-only (never returned)",
+        scope: Some("admin"),
+        body: Some("CreateWebhook"),
+        ok: (201, "Webhook"),
+        errors: &[400, 401, 403],
+    },
+    Endpoint {
+        method: "get",
+        path: "/v2/webhooks",
+        summary: "The organization's webhooks (take, skip)",
+        scope: Some("admin"),
+        body: None,
+        ok: (200, "WebhookList"),
+        errors: &[400, 401, 403],
+    },
+    Endpoint {
+        method: "get",
+        path: "/v2/webhooks/{webhookId}",
+        summary: "One webhook with its circuit breaker state",
+        scope: Some("admin"),
+        body: None,
+        ok: (200, "Webhook"),
+        errors: AUTH_ERR,
+    },
+    Endpoint {
+        method: "patch",
+        path: "/v2/webhooks/{webhookId}",
+        summary: "Change URL, triggers, active or secret (null removes it); a changed URL or re-activation closes the breaker",
+        scope: Some("admin"),
+        body: Some("PatchWebhook"),
+        ok: (200, "Webhook"),
+        errors: AUTH_ERR,
+    },
+    Endpoint {
+        method: "delete",
+        path: "/v2/webhooks/{webhookId}",
+        summary: "Delete a webhook and its delivery history",
+        scope: Some("admin"),
+        body: None,
+        ok: (200, "Webhook"),
+        errors: AUTH_ERR,
+    },
+    Endpoint {
+        method: "get",
+        path: "/v2/webhooks/{webhookId}/deliveries",
+        summary: "Delivery history, newest first, with every attempt (status, take, skip)",
+        scope: Some("admin"),
+        body: None,
+        ok: (200, "WebhookDeliveryList"),
+        errors: AUTH_ERR,
+    },
+    Endpoint {
+        method: "post",
+        path: "/v2/webhooks/{webhookId}/deliveries/{deliveryId}/replay",
+        summary: "Send one delivery's event again: a new delivery with the same body and eventId",
+        scope: Some("admin"),
+        body: None,
+        ok: (202, "WebhookDelivery"),
+        errors: AUTH_ERR,
+    },
+    Endpoint {
+        method: "post",
+        path: "/v2/webhooks/{webhookId}/replay",
+        summary: "Send again every original event of this webhook created in [from, to)",
+        scope: Some("admin"),
+        body: Some("ReplayRange"),
+        ok: (202, "WebhookReplay"),
+        errors: AUTH_ERR,
+    },
 ];
 
 fn path_params(path: &str) -> Vec<Value> {
     path.split('/')
         .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}').map(str::to_string))
         .map(|name| {
-            let schema = if name == "uid" {
+            let schema = if name == "uid" || name == "deliveryId" {
                 json!({"type": "string", "format": "uuid"})
             } else {
                 json!({"type": "integer", "format": "int64"})
@@ -509,6 +581,9 @@ fn schemas() -> Value {
     if let (Some(all), Value::Object(more)) = (all.as_object_mut(), booking_schemas()) {
         all.extend(more);
     }
+    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), webhook_schemas()) {
+        all.extend(more);
+    }
     all
 }
 
@@ -565,6 +640,66 @@ fn booking_schemas() -> Value {
             "data": {"type": "array", "items": r("BookingData"), "description": "One booking per segment, in request order."}})),
         "Calendar": {"type": "string", "description": "An RFC 5545 VCALENDAR with one VEVENT, CRLF line endings."},
         "ReservationReleased": data(obj(&["reservationUid"], json!({"reservationUid": {"type": "string", "format": "uuid"}}))),
+    })
+}
+
+/// Schemas of /v2/webhooks.
+fn webhook_schemas() -> Value {
+    let triggers = json!({"type": "array", "minItems": 1, "items": {"enum": ["BOOKING_CREATED", "BOOKING_CANCELLED", "BOOKING_RESCHEDULED"]}});
+    let time = json!({"type": "string", "format": "date-time"});
+    let delivery = obj(
+        &[
+            "id",
+            "webhookId",
+            "eventId",
+            "triggerEvent",
+            "status",
+            "attempts",
+            "history",
+        ],
+        json!({
+            "id": {"type": "string", "format": "uuid", "description": "Sent as X-Calops-Delivery."},
+            "webhookId": s("integer"),
+            "eventId": {"type": "string", "format": "uuid", "description": "Sent as X-Calops-Event; the same for replays of one event."},
+            "triggerEvent": s("string"), "bookingUid": {"type": ["string", "null"], "format": "uuid"},
+            "status": {"enum": ["pending", "delivered", "dead"]}, "attempts": s("integer"),
+            "nextAttemptAt": {"type": ["string", "null"], "format": "date-time"},
+            "lastStatusCode": nullable("integer"), "lastError": nullable("string"),
+            "replayOf": {"type": ["string", "null"], "format": "uuid"},
+            "createdAt": time, "deliveredAt": {"type": ["string", "null"], "format": "date-time"},
+            "history": {"type": "array", "items": obj(&["attempt", "startedAt"], json!({"attempt": s("integer"), "startedAt": time,
+                "finishedAt": {"type": ["string", "null"], "format": "date-time"}, "statusCode": nullable("integer"),
+                "error": nullable("string"), "durationMs": nullable("integer")}))},
+        }),
+    );
+    json!({
+        "CreateWebhook": obj(&["subscriberUrl", "triggers"], json!({
+            "subscriberUrl": {"type": "string", "format": "uri", "maxLength": 2048},
+            "triggers": triggers, "active": {"type": "boolean", "default": true},
+            "secret": {"type": "string", "minLength": 1, "maxLength": 512, "writeOnly": true,
+                "description": "Signs deliveries: X-Cal-Signature-256 = hex HMAC-SHA256(body); X-Calops-Signature = t=<unix>,v1=<hex HMAC-SHA256 of \"t.body\">. Without it X-Cal-Signature-256 is no-secret-provided."},
+            "payloadTemplate": {"type": "null", "description": "Custom templates are not supported."}})),
+        "PatchWebhook": obj(&[], json!({
+            "subscriberUrl": {"type": "string", "format": "uri", "maxLength": 2048},
+            "triggers": triggers, "active": s("boolean"),
+            "secret": {"type": ["string", "null"], "writeOnly": true, "description": "null removes the secret."}})),
+        "WebhookData": obj(&["id", "subscriberUrl", "triggers", "active", "hasSecret"], json!({
+            "id": s("integer"), "organizationId": s("integer"), "subscriberUrl": s("string"), "triggers": triggers,
+            "active": s("boolean"), "payloadTemplate": {"type": "null"}, "hasSecret": s("boolean"),
+            "circuitBreaker": obj(&["state", "consecutiveFailures"], json!({"state": {"enum": ["closed", "open", "half_open"]},
+                "consecutiveFailures": s("integer"), "openUntil": {"type": ["string", "null"], "format": "date-time"}})),
+            "createdAt": time, "updatedAt": time})),
+        "Webhook": data(r("WebhookData")),
+        "WebhookList": data(json!({"type": "array", "items": r("WebhookData")})),
+        "WebhookDeliveryData": delivery,
+        "WebhookDelivery": data(r("WebhookDeliveryData")),
+        "WebhookDeliveryList": obj(&["status", "data", "pagination"], json!({"status": {"const": "success"},
+            "data": {"type": "array", "items": r("WebhookDeliveryData")},
+            "pagination": obj(&["totalItems"], json!({"totalItems": s("integer"), "returnedItems": s("integer"), "remainingItems": s("integer"),
+                "itemsPerPage": s("integer"), "skip": s("integer"), "hasNextPage": s("boolean"), "hasPreviousPage": s("boolean")}))})),
+        "ReplayRange": obj(&["from", "to"], json!({"from": time, "to": time})),
+        "WebhookReplay": data(obj(&["count", "deliveries"], json!({"count": s("integer"),
+            "deliveries": {"type": "array", "items": r("WebhookDeliveryData")}}))),
     })
 }
 

@@ -3,6 +3,7 @@
 //! [`StoreError::BookingConflict`].
 
 use super::{classify, Result, Store, StoreError};
+use crate::service::webhooks::payload::Trigger;
 use deadpool_postgres::GenericClient;
 use jiff::Timestamp;
 use serde_json::Value;
@@ -377,6 +378,7 @@ impl Store {
             }
         }
         let booking = insert_booking(&tx, b, Uuid::new_v4(), None).await?;
+        super::webhooks::booking_event(&tx, Trigger::BookingCreated, &booking).await?;
         if let Some(k) = idem {
             tx.execute(
                 "UPDATE idempotency_keys SET status = 201, response = $3 WHERE org_id = $1 AND key = $2",
@@ -478,8 +480,10 @@ impl Store {
         let row = tx
             .query_one(&format!("{BOOKING_SELECT} WHERE b.uid = $1"), &[&uid])
             .await?;
+        let booking = Booking::from_row(&row);
+        super::webhooks::booking_event(&tx, Trigger::BookingCancelled, &booking).await?;
         tx.commit().await?;
-        Ok(Some(Booking::from_row(&row)))
+        Ok(Some(booking))
     }
 
     /// Move an accepted booking to `[start, end)` in one transaction: the old booking is
@@ -537,6 +541,7 @@ impl Store {
             reservation_uid,
         };
         let booking = insert_booking(&tx, &nb, new_uid, Some(uid)).await?;
+        super::webhooks::booking_event(&tx, Trigger::BookingRescheduled, &booking).await?;
         tx.commit().await?;
         Ok(Some(booking))
     }
@@ -729,6 +734,10 @@ impl Store {
         let mut booked = Vec::with_capacity(segments.len());
         for (i, s) in segments.iter().enumerate() {
             let b = insert_booking(&tx, s, Uuid::new_v4(), None)
+                .await
+                .map_err(|error| SegmentError { segment: i, error })?;
+            // Each segment is a booking of its own for subscribers, in the same transaction.
+            super::webhooks::booking_event(&tx, Trigger::BookingCreated, &b)
                 .await
                 .map_err(|error| SegmentError { segment: i, error })?;
             booked.push(b);

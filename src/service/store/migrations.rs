@@ -10,7 +10,7 @@ pub const LOCK_KEY: i64 = 0x63_61_6c_6f_70_73;
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial schema", V1),
     (2, "bookings: no overlaps, reservations, idempotency", V2),
-    // 3 is the webhooks outbox (another branch); versions apply in order, gaps allowed.
+    (3, "webhooks", V3),
     (
         4,
         "ics: calendar uid and sequence, pending object writes",
@@ -257,6 +257,62 @@ CREATE TABLE idempotency_keys (
   response     jsonb,
   created_at   timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (org_id, key)
+);
+"#;
+
+/// Webhook subscriptions, their outbox (one delivery row per event and matching active
+/// subscription, written in the booking's own transaction), and every attempt made. A
+/// subscription's circuit breaker lives in its row so that all replicas share it.
+const V3: &str = r#"
+CREATE TABLE webhooks (
+  id                   bigserial PRIMARY KEY,
+  org_id               bigint NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  subscriber_url       text NOT NULL,
+  triggers             text[] NOT NULL,
+  active               boolean NOT NULL DEFAULT true,
+  secret               bytea,       -- AES-256-GCM sealed when secret_key_id is set
+  secret_key_id        text,
+  consecutive_failures integer NOT NULL DEFAULT 0,
+  breaker_open_until   timestamptz,
+  created_at           timestamptz NOT NULL DEFAULT now(),
+  updated_at           timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX webhooks_org ON webhooks (org_id);
+
+CREATE TABLE webhook_deliveries (
+  id               bigserial PRIMARY KEY,
+  uid              uuid NOT NULL UNIQUE DEFAULT gen_random_uuid(),
+  webhook_id       bigint NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+  org_id           bigint NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  event_uid        uuid NOT NULL,     -- the same for every delivery (and replay) of one event
+  trigger_event    text NOT NULL,
+  booking_uid      uuid,
+  body             text NOT NULL,     -- the exact bytes signed and sent
+  status           text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead')),
+  attempts         integer NOT NULL DEFAULT 0,
+  -- When pending: when it is due; while an attempt is in flight, the end of its lease.
+  next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+  last_status_code integer,
+  last_error       text,
+  replay_of        bigint REFERENCES webhook_deliveries(id) ON DELETE SET NULL,
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  delivered_at     timestamptz
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_history ON webhook_deliveries (webhook_id, created_at);
+CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (created_at) WHERE status <> 'pending';
+
+-- One row per attempt, written when the attempt is claimed: the primary key is the proof
+-- that no attempt is ever made twice.
+CREATE TABLE webhook_attempts (
+  delivery_id bigint NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+  attempt     integer NOT NULL,
+  started_at  timestamptz NOT NULL DEFAULT now(),
+  finished_at timestamptz,
+  status_code integer,
+  error       text,
+  duration_ms integer,
+  PRIMARY KEY (delivery_id, attempt)
 );
 "#;
 

@@ -5,6 +5,7 @@
 pub mod bookings;
 pub mod ics;
 pub mod migrations;
+pub mod webhooks;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use jiff::Timestamp;
