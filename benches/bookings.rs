@@ -3,6 +3,11 @@
 //! single-row insert transactions from 32 connections to the same cluster (same settings).
 //! `cargo bench --bench bookings` runs the full measurement; without `--bench` (under
 //! `cargo test --all-targets`) it makes one quick, small pass.
+//!
+//! The test cluster runs without durability (fsync=off, synchronous_commit=off), so both
+//! sides are CPU-bound. `cargo bench --bench bookings -- --durable` measures both sides
+//! against a cluster with production durability instead (fsync=on, synchronous_commit=on,
+//! full_page_writes=on: every commit waits for its WAL flush, as in production).
 
 use calops::service::testing::{TestApp, BOOTSTRAP_TOKEN};
 use serde_json::{json, Value};
@@ -21,12 +26,14 @@ fn main() {
         );
         return;
     }
+    let durable = std::env::args().any(|a| a == "--durable");
     let total = if full { 4_000 } else { 128 };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(total, full)).expect("bench failed");
+    rt.block_on(run(total, full, durable))
+        .expect("bench failed");
 }
 
 async fn post(c: &reqwest::Client, url: String, token: &str, body: Value) -> anyhow::Result<Value> {
@@ -112,8 +119,52 @@ fn slot(i: usize) -> String {
     (t0 + jiff::SignedDuration::from_mins(m)).to_string()
 }
 
-async fn run(total: usize, full: bool) -> anyhow::Result<()> {
-    let app = TestApp::spawn().await?;
+/// A private cluster with PostgreSQL's default (production) durability, removed at exit.
+async fn durable_app() -> anyhow::Result<(TestApp, calops::pg::Cluster)> {
+    let dir = tempfile::Builder::new()
+        .prefix("calops-bench-pg-")
+        .tempdir()?
+        .keep();
+    let mut cluster = calops::pg::Cluster::init_or_open(
+        &dir,
+        calops::pg::Options {
+            settings: vec![
+                ("fsync".into(), "on".into()),
+                ("synchronous_commit".into(), "on".into()),
+                ("full_page_writes".into(), "on".into()),
+                ("max_connections".into(), "300".into()),
+            ],
+            ..calops::pg::Options::default()
+        },
+    )?;
+    cluster.remove_when_process_exits(std::process::id())?;
+    cluster.start()?;
+    cluster.create_database("bench").await?;
+    let config = calops::service::config::Config {
+        listen: "127.0.0.1:0".parse()?,
+        database_url: cluster.url("bench"),
+        redis_url: None,
+        object_storage_url: None,
+        admin_token: Some(BOOTSTRAP_TOKEN.into()),
+        reuse_port: false,
+        private_listen: None,
+        db_pool_size: 16,
+        shutdown_timeout: Duration::from_secs(5),
+        // As the test app: the bench measures bookings, not the rate limiter.
+        rate_limits: calops::service::ratelimit::policy::Limits::OFF,
+        redis_timeout: calops::service::ratelimit::redis_conn::DEFAULT_TIMEOUT,
+        webhooks: Default::default(),
+    };
+    Ok((TestApp::spawn_with(config).await?, cluster))
+}
+
+async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
+    let (app, _cluster) = if durable {
+        let (app, cluster) = durable_app().await?;
+        (app, Some(cluster))
+    } else {
+        (TestApp::spawn().await?, None)
+    };
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .timeout(Duration::from_secs(30))
@@ -226,8 +277,17 @@ async fn run(total: usize, full: bool) -> anyhow::Result<()> {
         total + CLIENTS
     );
     println!(
-        "bookings bench ({}): {CLIENTS} concurrent clients, distinct slots of one host; test cluster (fsync=off, synchronous_commit=off)",
-        if full { "full" } else { "quick pass; run `cargo bench --bench bookings` for the real numbers" }
+        "bookings bench ({}): {CLIENTS} concurrent clients, distinct slots of one host; {}",
+        if full {
+            "full"
+        } else {
+            "quick pass; run `cargo bench --bench bookings` for the real numbers"
+        },
+        if durable {
+            "durable cluster (fsync=on, synchronous_commit=on)"
+        } else {
+            "test cluster (fsync=off, synchronous_commit=off; `-- --durable` for production durability)"
+        }
     );
     println!("{}", service.line("POST /v2/bookings (HTTP, 201)"));
     println!("{}", raw.line("raw PostgreSQL single-row INSERT txn"));

@@ -443,6 +443,36 @@ async fn bookings_endpoints_happy_paths_and_bad_input() {
     let (s, v) = c.get("/v2/bookings?status=pending&take=0", &t.key).await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "validation_error"));
     assert_eq!(v["error"]["details"]["fields"].as_array().unwrap().len(), 2);
+    // Cal.com's upcoming and past: active bookings by their end; cancelled ones are neither.
+    let (s, v) = c.get("/v2/bookings?status=upcoming", &t.key).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["pagination"]["totalItems"], 2);
+    let old = app
+        .running
+        .state
+        .store
+        .insert_accepted_booking(
+            t.org_id,
+            t.event_type_id,
+            "2020-01-06T09:00:00Z".parse().unwrap(),
+            "2020-01-06T09:30:00Z".parse().unwrap(),
+            &json!({"name": "Old", "email": "old@example.com", "timeZone": "UTC"}),
+        )
+        .await
+        .unwrap();
+    let (_, v) = c.get("/v2/bookings?status=past", &t.key).await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["data"][0]["uid"], old.to_string().as_str());
+    let (_, v) = c.get("/v2/bookings?status=upcoming", &t.key).await;
+    assert_eq!(v["pagination"]["totalItems"], 2);
+    let (_, v) = c.get("/v2/bookings?status=past,cancelled", &t.key).await;
+    assert_eq!(v["pagination"]["totalItems"], 2);
+    let (s, v) = c.get("/v2/bookings?status=recurring", &t.key).await;
+    assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "validation_error"));
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("upcoming"),
+        "{v}"
+    );
 
     // Reschedule: a new uid linked both ways; the old one is cancelled; the new time may
     // overlap the old one's.
@@ -1078,4 +1108,79 @@ async fn migration_two_keeps_existing_bookings_and_refuses_overlapping_ones() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(v, [1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_bookings_never_exceed_the_per_day_limit_of_the_hosts_local_date() {
+    if !have_pg("concurrent_bookings_never_exceed_the_per_day_limit_of_the_hosts_local_date") {
+        return;
+    }
+    let app = TestApp::spawn().await.unwrap();
+    let c = Client::new(&app);
+    let t = tenant(&c, "Limited", "00:00", "23:59", call_type()).await;
+    // Hours in Berlin, so that a local date straddles two UTC dates (UTC+2 in June).
+    let berlin = c
+        .create(
+            "/v2/schedules",
+            &t.key,
+            json!({"userId": t.user_id, "name": "Berlin", "timeZone": "Europe/Berlin",
+                   "availability": [{"days": ALL_DAYS, "startTime": "00:00", "endTime": "23:59"}]}),
+        )
+        .await;
+    let et = event_type_of(
+        &c,
+        &t.key,
+        t.user_id,
+        json!({"title": "Limited", "slug": "limited", "lengthInMinutes": 30,
+               "scheduleId": berlin["id"], "bookingLimitsCount": {"day": 2}}),
+    )
+    .await;
+    let key = Arc::new(t.key.clone());
+    let tz = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+    let days = ["2031-06-02", "2031-06-03", "2031-06-04", "2031-06-05"];
+    for day in days {
+        // 16 distinct slots from 00:00 to 07:30 Berlin time: the first four are on the
+        // previous UTC date.
+        let d: jiff::civil::Date = day.parse().unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..16i64 {
+            let start = d.at(0, 0, 0, 0).to_zoned(tz.clone()).unwrap().timestamp()
+                + jiff::SignedDuration::from_mins(30 * i);
+            let (c, key) = (c.clone(), key.clone());
+            let body = booking(et, &start.to_string());
+            tasks.push(tokio::spawn(async move {
+                c.post("/v2/bookings", &key, body).await
+            }));
+        }
+        let (mut created, mut conflicts) = (0, 0);
+        for task in tasks {
+            let (s, v) = task.await.unwrap();
+            match s {
+                StatusCode::CREATED => created += 1,
+                StatusCode::CONFLICT => {
+                    assert_eq!(code(&v), "booking_conflict", "{v}");
+                    conflicts += 1
+                }
+                other => panic!("{day}: unexpected {other}: {v}"),
+            }
+        }
+        assert_eq!((created, conflicts), (2, 14), "{day}");
+    }
+    let db = db(&app).await;
+    let rows = db
+        .query(
+            "SELECT (start_at AT TIME ZONE 'Europe/Berlin')::date::text, count(*) FROM bookings
+             WHERE status = 'accepted' AND event_type_id = $1 GROUP BY 1 ORDER BY 1",
+            &[&et],
+        )
+        .await
+        .unwrap();
+    let per_day: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        per_day,
+        days.iter().map(|d| (d.to_string(), 2)).collect::<Vec<_>>()
+    );
+    // The limit reached, the date offers no more slots; the next date still does.
+    assert!(slot_starts(&c, &t, et, "2031-06-02").await.is_empty());
+    assert!(!slot_starts(&c, &t, et, "2031-06-06").await.is_empty());
 }

@@ -769,6 +769,56 @@ async fn slots_apply_hours_bookings_buffers_and_limits() {
         .await;
     assert_eq!(slot_starts(&v), ["2031-03-30T03:30:00.000+02:00"], "{v}");
 
+    // A rolling window: the next 2 dates (from today) that still have a slot.
+    let rolling = c
+        .create(
+            "/v2/event-types",
+            &t.key,
+            json!({"userId": t.user_id, "title": "Rolling", "slug": "rolling", "lengthInMinutes": 30,
+                   "bookingWindow": {"type": "calendarDays", "value": 2, "rolling": true}}),
+        )
+        .await;
+    assert_eq!(rolling["bookingWindow"]["rolling"], true);
+    let rolling_id = rolling["id"].as_i64().unwrap();
+    let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+    let today = jiff::Timestamp::now().to_zoned(berlin.clone()).date();
+    let days_of =
+        |v: &Value| -> Vec<String> { v["data"].as_object().unwrap().keys().cloned().collect() };
+    let in_days = |n: i64| today.checked_add(jiff::Span::new().days(n)).unwrap();
+    let rolling_q = |from: jiff::civil::Date, to: jiff::civil::Date| {
+        format!("/v2/slots?eventTypeId={rolling_id}&start={from}&end={to}&timeZone=Europe/Berlin")
+    };
+    let (s, v) = c.get(&rolling_q(today, in_days(12)), &t.key).await;
+    assert_eq!(s, 200, "{v}");
+    let first = days_of(&v);
+    assert_eq!(first.len(), 2, "{v}");
+    // Booking out the first of them moves the window on by a date, also for a query that
+    // starts after it.
+    let d1: jiff::civil::Date = first[0].parse().unwrap();
+    store
+        .insert_accepted_booking(
+            t.org_id,
+            rolling_id,
+            d1.at(9, 0, 0, 0)
+                .to_zoned(berlin.clone())
+                .unwrap()
+                .timestamp(),
+            d1.at(12, 0, 0, 0)
+                .to_zoned(berlin.clone())
+                .unwrap()
+                .timestamp(),
+            &json!({}),
+        )
+        .await
+        .unwrap();
+    let (_, v) = c.get(&rolling_q(today, in_days(12)), &t.key).await;
+    let second = days_of(&v);
+    assert_eq!(second.len(), 2, "{v}");
+    assert_eq!(second[0], first[1]);
+    let d3: jiff::civil::Date = second[1].parse().unwrap();
+    let (_, v) = c.get(&rolling_q(d3, in_days(12)), &t.key).await;
+    assert_eq!(days_of(&v), [second[1].clone()], "{v}");
+
     // Bad queries.
     let base = format!("/v2/slots?eventTypeId={}", t.event_type_id);
     for (query, status, want) in [

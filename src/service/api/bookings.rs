@@ -199,18 +199,32 @@ pub(super) async fn check_slot(
     mine: Option<Uuid>,
     check_busy: bool,
 ) -> Result<(Timestamp, i64), ApiError> {
+    // Busy time matters when it ends less than two days before the start (buffers are at most
+    // a day each) or starts less than three days after it (a day of length plus buffers); the
+    // per-day limit looks at the start's local date, well inside both.
     let margin = jiff::SignedDuration::from_hours(72);
-    let ctx = state
+    let before = jiff::SignedDuration::from_hours(50);
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "event_type_not_found",
+            format!("event type {event_type_id} not found"),
+        )
+    };
+    let mut ctx = state
         .store
-        .slot_context_except(org, event_type_id, start - margin, start + margin, mine)
+        .slot_context_except(org, event_type_id, start - before, start + margin, mine)
         .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "event_type_not_found",
-                format!("event type {event_type_id} not found"),
-            )
-        })?;
+        .ok_or_else(not_found)?;
+    let busy_from = Timestamp::now() - margin;
+    if super::slots::rolls(&ctx.event_type) && busy_from < start - before {
+        // A rolling window counts bookable dates from today on.
+        ctx = state
+            .store
+            .slot_context_except(org, event_type_id, busy_from, start + margin, mine)
+            .await?
+            .ok_or_else(not_found)?;
+    }
     let own = i64::from(ctx.event_type.length_minutes);
     if let Some(l) = length {
         if l != own {
@@ -418,10 +432,15 @@ pub fn parse_list(q: &HashMap<String, String>) -> Result<BookingFilter, ApiError
     if let Some(s) = get("status") {
         for part in s.split(',').map(str::trim) {
             match part {
-                "accepted" | "cancelled" => f.statuses.push(part.to_string()),
+                "accepted" => f.statuses.push(part.to_string()),
+                // As Cal.com: cancelled covers rejected too; unconfirmed is pending.
+                "cancelled" => f.statuses.extend(["cancelled".into(), "rejected".into()]),
+                "unconfirmed" => f.statuses.push("pending".into()),
+                "upcoming" => f.upcoming = true,
+                "past" => f.past = true,
                 other => errors.push(FieldError::new(
                     "status",
-                    format!("{other:?}: use accepted or cancelled (comma-separated for both)"),
+                    format!("{other:?}: use upcoming, past, cancelled, unconfirmed or accepted (comma-separated for several)"),
                 )),
             }
         }
@@ -692,10 +711,13 @@ mod tests {
             ("skip", "20"),
         ]))
         .unwrap();
-        assert_eq!(f.statuses, ["accepted", "cancelled"]);
+        assert_eq!(f.statuses, ["accepted", "cancelled", "rejected"]);
+        assert!(!f.upcoming && !f.past);
         assert_eq!((f.take, f.skip), (10, 20));
+        let f = parse_list(&p(&[("status", "upcoming, past")])).unwrap();
+        assert!(f.upcoming && f.past && f.statuses.is_empty());
         let e = parse_list(&p(&[
-            ("status", "pending"),
+            ("status", "recurring"),
             ("take", "1000"),
             ("afterStart", "2031-01-02T00:00:00Z"),
             ("beforeEnd", "2031-01-01T00:00:00Z"),

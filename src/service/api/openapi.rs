@@ -259,7 +259,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "get",
         path: "/v2/bookings",
-        summary: "The organization's bookings by start time, filtered by status and time, paged",
+        summary: "The organization's bookings by start time, paged; status=upcoming|past|cancelled|unconfirmed|accepted (comma-separated), afterStart, beforeEnd, eventTypeId, take, skip",
         scope: Some("read"),
         body: None,
         ok: (200, "BookingList"),
@@ -520,7 +520,7 @@ fn schemas() -> Value {
     let window = json!({"type": ["object", "null"], "properties": {
         "type": {"enum": ["calendarDays", "businessDays", "range"]},
         "value": {"description": "Days (1-3650), or [startDate, endDate] for range."},
-        "rolling": {"const": false},
+        "rolling": {"type": "boolean", "description": "With calendarDays or businessDays: count only dates that still have a slot (Cal.com's rolling window; businessDays counts Monday to Friday only). At most 365 days ahead."},
     }});
     let event_type_props = json!({
         "id": s("integer"), "title": s("string"), "slug": s("string"), "description": nullable("string"),

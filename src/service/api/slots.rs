@@ -146,28 +146,79 @@ pub fn parse_query(q: &HashMap<String, String>) -> Result<SlotsQuery, ApiError> 
     })
 }
 
-/// `2026-06-01T09:00:00.000+02:00` (`Z` when the zone is UTC), as Cal.com formats times.
-pub fn format_time(t: i64, offsets: &mut slots::Offsets, utc: bool, out: &mut String) {
-    let ts = Timestamp::from_second(t).unwrap_or(Timestamp::UNIX_EPOCH);
-    let offset = offsets.at(t);
-    let dt = offset.to_datetime(ts);
-    push_date(out, dt.date());
-    out.push('T');
-    push2(out, dt.hour() as u32);
-    out.push(':');
-    push2(out, dt.minute() as u32);
-    out.push(':');
-    push2(out, dt.second() as u32);
-    out.push_str(".000");
-    if utc {
-        out.push('Z');
-    } else {
-        let secs = offset.seconds();
-        out.push(if secs < 0 { '-' } else { '+' });
-        let a = secs.unsigned_abs() / 60;
-        push2(out, a / 60);
+/// Local times in one zone as Cal.com formats them (`2026-06-01T09:00:00.000+02:00`, `Z` for
+/// UTC). The offset text and the date text are made once per offset and per local date;
+/// each time after that is a little arithmetic on its second of the day.
+pub struct LocalClock<'a> {
+    offsets: slots::Offsets<'a>,
+    utc: bool,
+    offset: Option<i32>,
+    offset_text: String,
+    day: Option<i64>,
+    date_text: String,
+}
+
+impl<'a> LocalClock<'a> {
+    pub fn new(tz: &'a TimeZone, utc: bool) -> LocalClock<'a> {
+        LocalClock {
+            offsets: slots::Offsets::new(tz),
+            utc,
+            offset: None,
+            offset_text: String::with_capacity(6),
+            day: None,
+            date_text: String::with_capacity(10),
+        }
+    }
+
+    /// The local date of `t` (days since 1970-01-01) and its second of the day.
+    fn locate(&mut self, t: i64) -> (i64, i64) {
+        let secs = self.offsets.at(t).seconds();
+        if self.offset != Some(secs) {
+            self.offset = Some(secs);
+            self.offset_text.clear();
+            if self.utc {
+                self.offset_text.push('Z');
+            } else {
+                self.offset_text.push(if secs < 0 { '-' } else { '+' });
+                let a = secs.unsigned_abs() / 60;
+                push2(&mut self.offset_text, a / 60);
+                self.offset_text.push(':');
+                push2(&mut self.offset_text, a % 60);
+            }
+        }
+        let local = t + i64::from(secs);
+        let day = local.div_euclid(86_400);
+        if self.day != Some(day) {
+            self.day = Some(day);
+            self.date_text.clear();
+            let d = Timestamp::from_second(day * 86_400)
+                .unwrap_or(Timestamp::UNIX_EPOCH)
+                .to_zoned(TimeZone::UTC)
+                .date();
+            push_date(&mut self.date_text, d);
+        }
+        (day, local.rem_euclid(86_400))
+    }
+
+    /// The local date of `t` as `YYYY-MM-DD`, and its days since 1970-01-01.
+    pub fn date(&mut self, t: i64) -> (i64, &str) {
+        let (day, _) = self.locate(t);
+        (day, &self.date_text)
+    }
+
+    /// Append `t` in the zone.
+    pub fn write(&mut self, t: i64, out: &mut String) {
+        let (_, sod) = self.locate(t);
+        out.push_str(&self.date_text);
+        out.push('T');
+        let sod = sod as u32;
+        push2(out, sod / 3600);
         out.push(':');
-        push2(out, a % 60);
+        push2(out, sod / 60 % 60);
+        out.push(':');
+        push2(out, sod % 60);
+        out.push_str(".000");
+        out.push_str(&self.offset_text);
     }
 }
 
@@ -190,35 +241,31 @@ fn push_date(out: &mut String, d: Date) {
 /// The response body, written directly (this is the hot path).
 pub fn render(slots_v: &[i64], q: &SlotsQuery, length_min: i64) -> String {
     let utc = q.tz_name == "UTC" || q.tz_name == "Etc/UTC";
-    let mut out = String::with_capacity(64 + slots_v.len() * 80);
+    let per_slot = if q.range { 80 } else { 42 };
+    let mut out = String::with_capacity(64 + 16 * 31 + slots_v.len() * per_slot);
     out.push_str(r#"{"status":"success","data":{"#);
-    let mut current: Option<Date> = None;
-    let mut t_buf = String::with_capacity(32);
-    let mut offsets = slots::Offsets::new(&q.tz);
-    let mut end_offsets = slots::Offsets::new(&q.tz);
+    let mut current: Option<i64> = None;
+    let mut starts = LocalClock::new(&q.tz, utc);
+    let mut ends = LocalClock::new(&q.tz, utc);
     for &t in slots_v {
-        let date = offsets.datetime(t).date();
-        if current != Some(date) {
+        let (day, date) = starts.date(t);
+        if current != Some(day) {
             if current.is_some() {
                 out.push_str("],");
             }
             out.push('"');
-            push_date(&mut out, date);
+            out.push_str(date);
             out.push_str("\":[");
-            current = Some(date);
+            current = Some(day);
         } else {
             out.push(',');
         }
-        t_buf.clear();
-        format_time(t, &mut offsets, utc, &mut t_buf);
         out.push_str("{\"start\":\"");
-        out.push_str(&t_buf);
+        starts.write(t, &mut out);
         out.push('"');
         if q.range {
-            t_buf.clear();
-            format_time(t + length_min * 60, &mut end_offsets, utc, &mut t_buf);
             out.push_str(",\"end\":\"");
-            out.push_str(&t_buf);
+            ends.write(t + length_min * 60, &mut out);
             out.push('"');
         }
         out.push('}');
@@ -243,17 +290,27 @@ pub async fn get(
     let margin = 3 * 86_400;
     let from = Timestamp::from_second(q.start - margin).unwrap_or(Timestamp::UNIX_EPOCH);
     let to = Timestamp::from_second(q.end + margin).unwrap_or(Timestamp::MAX);
-    let ctx = state
+    let not_found = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "event_type_not_found",
+            format!("event type {} not found", q.event_type_id),
+        )
+    };
+    let mut ctx = state
         .store
         .slot_context(org, q.event_type_id, from, to)
         .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "event_type_not_found",
-                format!("event type {} not found", q.event_type_id),
-            )
-        })?;
+        .ok_or_else(not_found)?;
+    let busy_from = Timestamp::now() - jiff::SignedDuration::from_secs(margin);
+    if rolls(&ctx.event_type) && busy_from < from {
+        // A rolling window counts bookable dates from today: busy time from now on counts.
+        ctx = state
+            .store
+            .slot_context(org, q.event_type_id, busy_from, to)
+            .await?
+            .ok_or_else(not_found)?;
+    }
     let et = &ctx.event_type;
     let length = q.duration.unwrap_or(i64::from(et.length_minutes));
     let body = match &ctx.schedule {
@@ -275,6 +332,17 @@ pub async fn get(
         body,
     )
         .into_response())
+}
+
+/// Does the event type have a rolling booking window (whose slots depend on the busy time
+/// from today on, not just the query's)?
+pub fn rolls(et: &crate::service::store::EventType) -> bool {
+    et.booking_window.as_ref().is_some_and(|w| {
+        matches!(
+            hours::booking_window(w, &mut Vec::new()),
+            Some(slots::BookingWindow::Rolling { .. })
+        )
+    })
 }
 
 /// The host's hours, the event type's rules and the busy time of a slot context, ready for
@@ -394,6 +462,37 @@ mod tests {
             ("end", "2026-07-01")
         ]))
         .is_ok());
+    }
+
+    #[test]
+    fn local_clock_matches_the_zone_across_transitions() {
+        for zone in [
+            "America/New_York",
+            "Europe/Berlin",
+            "Australia/Sydney",
+            "Asia/Kathmandu",
+            "UTC",
+        ] {
+            let tz = TimeZone::get(zone).unwrap();
+            let mut clock = LocalClock::new(&tz, zone == "UTC");
+            let mut out = String::new();
+            for start in ["2026-03-07T00:00:00Z", "2026-10-03T00:00:00Z"] {
+                let t0 = start.parse::<Timestamp>().unwrap().as_second();
+                for i in 0..(60 * 24 * 4) {
+                    let t = t0 + i * 300;
+                    out.clear();
+                    clock.write(t, &mut out);
+                    let z = Timestamp::from_second(t).unwrap().to_zoned(tz.clone());
+                    let want = if zone == "UTC" {
+                        z.strftime("%Y-%m-%dT%H:%M:%S.000Z").to_string()
+                    } else {
+                        z.strftime("%Y-%m-%dT%H:%M:%S.000%:z").to_string()
+                    };
+                    assert_eq!(out, want, "{zone} at {t}");
+                    assert_eq!(clock.date(t).1, &want[..10]);
+                }
+            }
+        }
     }
 
     #[test]

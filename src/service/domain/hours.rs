@@ -132,14 +132,28 @@ pub fn date(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Date> 
 }
 
 /// A booking window in Cal.com's shape:
-/// `{"type":"calendarDays"|"businessDays","value":N}` or `{"type":"range","value":["YYYY-MM-DD","YYYY-MM-DD"]}`.
+/// `{"type":"calendarDays"|"businessDays","value":N,"rolling":bool}` or
+/// `{"type":"range","value":["YYYY-MM-DD","YYYY-MM-DD"]}`. With `"rolling": true` the N days
+/// are dates that still have a slot (Cal.com's rolling window; `businessDays` counts only
+/// Monday to Friday, like `periodCountCalendarDays: false`).
 pub fn booking_window(v: &Value, errors: &mut Vec<FieldError>) -> Option<BookingWindow> {
     let field = "bookingWindow";
     let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
-    if v.get("rolling").and_then(Value::as_bool) == Some(true) {
+    let rolling = match v.get("rolling") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            errors.push(FieldError::new(
+                format!("{field}.rolling"),
+                "must be true or false",
+            ));
+            return None;
+        }
+    };
+    if rolling && kind == "range" {
         errors.push(FieldError::new(
             format!("{field}.rolling"),
-            "rolling windows are not supported: omit \"rolling\" or set it to false",
+            "a date range cannot roll: use \"calendarDays\" or \"businessDays\" with \"rolling\": true",
         ));
         return None;
     }
@@ -151,6 +165,10 @@ pub fn booking_window(v: &Value, errors: &mut Vec<FieldError>) -> Option<Booking
     };
     match kind {
         "calendarDays" | "businessDays" => match days() {
+            Some(n) if rolling => Some(BookingWindow::Rolling {
+                days: n,
+                calendar_days: kind == "calendarDays",
+            }),
             Some(n) if kind == "calendarDays" => Some(BookingWindow::CalendarDays(n)),
             Some(n) => Some(BookingWindow::BusinessDays(n)),
             None => {
@@ -308,9 +326,38 @@ mod tests {
                 &json!({"type":"calendarDays","value":3,"rolling":true}),
                 &mut e
             ),
+            Some(BookingWindow::Rolling {
+                days: 3,
+                calendar_days: true
+            })
+        );
+        assert_eq!(
+            booking_window(
+                &json!({"type":"businessDays","value":5,"rolling":true}),
+                &mut e
+            ),
+            Some(BookingWindow::Rolling {
+                days: 5,
+                calendar_days: false
+            })
+        );
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            booking_window(
+                &json!({"type":"range","value":["2026-01-01","2026-01-31"],"rolling":true}),
+                &mut e
+            ),
             None
         );
-        assert_eq!(e.len(), 3);
+        assert_eq!(
+            booking_window(
+                &json!({"type":"calendarDays","value":3,"rolling":"yes"}),
+                &mut e
+            ),
+            None
+        );
+        assert_eq!(e.len(), 4);
+        assert_eq!(e[2].field, "bookingWindow.rolling");
     }
 
     #[test]

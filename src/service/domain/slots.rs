@@ -71,6 +71,10 @@ pub enum BookingWindow {
     BusinessDays(u32),
     /// Local dates from `start` to `end`, inclusive.
     Range { start: Date, end: Date },
+    /// Cal.com's rolling window: today up to the `days`-th date, counted from today, that
+    /// still has a slot; only Monday-to-Friday dates count unless `calendar_days`
+    /// (`periodCountCalendarDays`). At most [`ROLLING_WINDOW_MAX_DAYS`] ahead.
+    Rolling { days: u32, calendar_days: bool },
 }
 
 /// The event type's rules, in minutes.
@@ -109,12 +113,57 @@ pub fn grid_minutes(step: i64) -> i64 {
 }
 
 /// Slot starts (epoch seconds), ascending.
+///
+/// A [`BookingWindow::Rolling`] window counts bookable dates from today (in the host's zone),
+/// so `busy` must then cover the time from now on, not just the query.
 pub fn compute(avail: &Availability, rules: &Rules, busy: &[Busy], q: &Query) -> Vec<i64> {
     if q.end <= q.start || rules.length <= 0 {
         return Vec::new();
     }
-    let tz = &avail.tz;
-    let (working, cut) = working(avail, q.start, q.end);
+    let hours = Hours::new(avail);
+    let window = match rules.window {
+        None => None,
+        Some(BookingWindow::Rolling {
+            days,
+            calendar_days,
+        }) => Some(rolling_window_bounds(
+            &hours,
+            rules,
+            busy,
+            q,
+            days,
+            calendar_days,
+        )),
+        Some(w) => Some(window_bounds(w, q.now, &avail.tz)),
+    };
+    slots_within(&hours, rules, busy, q, window)
+}
+
+/// The most days a rolling window looks ahead for bookable dates (as Cal.com does).
+pub const ROLLING_WINDOW_MAX_DAYS: i64 = 365;
+
+/// Slots of `q` whose local date lies in `window` (inclusive), if any.
+fn slots_within(
+    hours: &Hours,
+    rules: &Rules,
+    busy: &[Busy],
+    q: &Query,
+    window: Option<(Date, Date)>,
+) -> Vec<i64> {
+    let tz = hours.tz;
+    // The window's dates as instants, `[from, until)`: local dates never run backwards.
+    let (from, until) = match window {
+        None => (i64::MIN, i64::MAX),
+        Some((lo, hi)) if hi < lo => return Vec::new(),
+        Some((lo, hi)) => (
+            day_start(lo, tz).unwrap_or(i64::MIN),
+            hi.tomorrow()
+                .ok()
+                .and_then(|d| day_start(d, tz))
+                .unwrap_or(i64::MAX),
+        ),
+    };
+    let (working, cut) = working(hours, q.start, q.end);
     let mut blocked: Vec<(i64, i64)> = busy
         .iter()
         .map(|b| {
@@ -132,29 +181,33 @@ pub fn compute(avail: &Availability, rules: &Rules, busy: &[Busy], q: &Query) ->
     let step = rules.step() * 60;
     let len = rules.length * 60;
     let grid = grid_minutes(rules.step()) * 60;
-    let earliest = q.now + rules.minimum_notice * 60;
-    let window = rules.window.map(|w| window_bounds(w, q.now, tz));
-    let full_days = per_day_limit_dates(rules.per_day_limit, busy, tz);
+    // Slots are emitted from `lo` (inclusive) to `hi` (exclusive).
+    let lo = q.start.max(q.now + rules.minimum_notice * 60).max(from);
+    let hi = q.end.min(until);
+    let full_days = per_day_limit_days(rules.per_day_limit, busy, tz);
 
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(free.len() * 8);
     let mut offsets = Offsets::new(tz);
     for (fs, fe) in free {
+        if fe <= lo {
+            continue;
+        }
+        if fs >= hi {
+            break;
+        }
         let mut t = if Some(fs) == cut {
             // Hours without a beginning: one absolute lattice of steps, whatever the query.
             fs + (step - fs.rem_euclid(step)) % step
         } else {
             round_up_local(fs, grid, &mut offsets)
         };
-        while t + len <= fe {
-            if t >= q.start && t < q.end && t >= earliest {
-                let date = offsets.datetime(t).date();
-                let in_window = window.is_none_or(|(lo, hi)| date >= lo && date <= hi);
-                if in_window && !full_days.contains(&date) {
-                    out.push(t);
-                }
-            }
-            if t >= q.end {
-                break;
+        if t < lo {
+            // Skip whole steps: the lattice stays where the free range put it.
+            t += (lo - t + step - 1) / step * step;
+        }
+        while t + len <= fe && t < hi {
+            if !full_days.iter().any(|&(s, e)| t >= s && t < e) {
+                out.push(t);
             }
             t += step;
         }
@@ -162,10 +215,129 @@ pub fn compute(avail: &Availability, rules: &Rules, busy: &[Busy], q: &Query) ->
     out
 }
 
+/// The dates a rolling window allows: from today up to the `days`-th date (counted from
+/// today) that has a slot, counting only Monday to Friday unless `calendar_days`; at most
+/// [`ROLLING_WINDOW_MAX_DAYS`] ahead.
+fn rolling_window_bounds(
+    hours: &Hours,
+    rules: &Rules,
+    busy: &[Busy],
+    q: &Query,
+    days: u32,
+    calendar_days: bool,
+) -> (Date, Date) {
+    let tz = hours.tz;
+    let today = local_date(q.now, tz);
+    let horizon = horizon_date(today);
+    if days == 0 {
+        return (today, Date::MIN);
+    }
+    let from = day_start(today, tz).unwrap_or(q.now);
+    let to = horizon
+        .tomorrow()
+        .ok()
+        .and_then(|d| day_start(d, tz))
+        .unwrap_or(i64::MAX)
+        .min(q.end);
+    let probe = Query {
+        start: from,
+        end: to,
+        now: q.now,
+    };
+    let mut counted = 0;
+    let mut last = None;
+    let mut offsets = Offsets::new(tz);
+    for t in slots_within(hours, rules, busy, &probe, Some((today, horizon))) {
+        let d = offsets.datetime(t).date();
+        if last == Some(d) {
+            continue;
+        }
+        last = Some(d);
+        if !calendar_days && matches!(d.weekday(), Weekday::Saturday | Weekday::Sunday) {
+            continue;
+        }
+        counted += 1;
+        if counted == days {
+            return (today, d);
+        }
+    }
+    (today, horizon)
+}
+
+/// The first instant of local date `d`.
+fn day_start(d: Date, tz: &TimeZone) -> Option<i64> {
+    wall_to_instant(d, 0, tz, Disambiguation::Compatible)
+}
+
+/// A host's hours by weekday and by override date, looked up without allocating.
+struct Hours<'a> {
+    tz: &'a TimeZone,
+    /// Monday first.
+    weekly: [Vec<(u16, u16)>; 7],
+    /// Sorted by date.
+    overrides: Vec<(Date, Vec<(u16, u16)>)>,
+}
+
+impl<'a> Hours<'a> {
+    fn new(avail: &'a Availability) -> Hours<'a> {
+        let mut weekly: [Vec<(u16, u16)>; 7] = Default::default();
+        for r in &avail.rules {
+            for (i, w) in weekly.iter_mut().enumerate() {
+                if r.days
+                    .iter()
+                    .any(|d| d.to_monday_zero_offset() as usize == i)
+                {
+                    w.push((r.start, r.end));
+                }
+            }
+        }
+        let mut overrides: Vec<(Date, Vec<(u16, u16)>)> = Vec::new();
+        let mut sorted: Vec<&DateOverride> = avail.overrides.iter().collect();
+        sorted.sort_by_key(|o| o.date);
+        for o in sorted {
+            match overrides.last_mut() {
+                Some((d, v)) if *d == o.date => v.push((o.start, o.end)),
+                _ => overrides.push((o.date, vec![(o.start, o.end)])),
+            }
+        }
+        Hours {
+            tz: &avail.tz,
+            weekly,
+            overrides,
+        }
+    }
+
+    /// The date's overrides when it has any, else its weekday's rules.
+    fn of(&self, d: Date) -> &[(u16, u16)] {
+        match self.overrides.binary_search_by_key(&d, |(od, _)| *od) {
+            Ok(i) => &self.overrides[i].1,
+            Err(_) => &self.weekly[d.weekday().to_monday_zero_offset() as usize],
+        }
+    }
+
+    /// Do the date's hours start at midnight and run on from the day before's?
+    fn continues_from_yesterday(&self, d: Date) -> bool {
+        if !self.of(d).iter().any(|&(s, e)| s == 0 && e > 0) {
+            return false;
+        }
+        let Ok(prev) = d.yesterday() else {
+            return false;
+        };
+        let Some(midnight) = day_start(d, self.tz) else {
+            return false;
+        };
+        self.of(prev).iter().any(|&(s, e)| {
+            e > s
+                && wall_to_instant(prev, e, self.tz, Disambiguation::Later)
+                    .is_some_and(|end| end >= midnight)
+        })
+    }
+}
+
 /// Working intervals (merged, ascending) of the local dates that can hold slots starting in
 /// `[start, end)`: one date of margin on each side covers any zone offset and overnight hours.
 pub fn working_intervals(avail: &Availability, start: i64, end: i64) -> Vec<(i64, i64)> {
-    working(avail, start, end).0
+    working(&Hours::new(avail), start, end).0
 }
 
 /// Days of hours that run on without a break are followed back at most this far.
@@ -173,13 +345,13 @@ const MAX_RUN_BACK_DAYS: u32 = 400;
 
 /// Working intervals, and the start instant when a run of round-the-clock hours was cut at
 /// [`MAX_RUN_BACK_DAYS`] (such a range has no natural start to anchor a grid on).
-fn working(avail: &Availability, start: i64, end: i64) -> (Vec<(i64, i64)>, Option<i64>) {
-    let tz = &avail.tz;
+fn working(hours: &Hours, start: i64, end: i64) -> (Vec<(i64, i64)>, Option<i64>) {
+    let tz = hours.tz;
     let mut first = local_date(start, tz).yesterday().unwrap_or(Date::MIN);
     // A free range that runs on from earlier days (hours up to 24:00 followed by hours from
     // 00:00) anchors its grid where it really starts, whatever the query's start.
     let mut back = 0;
-    while back < MAX_RUN_BACK_DAYS && starts_at_midnight(avail, first) {
+    while back < MAX_RUN_BACK_DAYS && hours.continues_from_yesterday(first) {
         match first.yesterday() {
             Ok(p) => first = p,
             Err(_) => break,
@@ -187,10 +359,10 @@ fn working(avail: &Availability, start: i64, end: i64) -> (Vec<(i64, i64)>, Opti
         back += 1;
     }
     let last = local_date(end, tz).tomorrow().unwrap_or(Date::MAX);
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(64);
     let mut d = first;
     while d <= last {
-        for (s, e) in hours_of(avail, d) {
+        for &(s, e) in hours.of(d) {
             push_wall_interval(&mut out, d, s, e, tz);
         }
         match d.tomorrow() {
@@ -203,29 +375,6 @@ fn working(avail: &Availability, start: i64, end: i64) -> (Vec<(i64, i64)>, Opti
         .then(|| wall_to_instant(first, 0, tz, Disambiguation::Compatible))
         .flatten();
     (merge(out), cut)
-}
-
-fn hours_of(avail: &Availability, d: Date) -> Vec<(u16, u16)> {
-    let overrides: Vec<(u16, u16)> = avail
-        .overrides
-        .iter()
-        .filter(|o| o.date == d)
-        .map(|o| (o.start, o.end))
-        .collect();
-    if !overrides.is_empty() {
-        return overrides;
-    }
-    let wd = d.weekday();
-    avail
-        .rules
-        .iter()
-        .filter(|r| r.days.contains(&wd))
-        .map(|r| (r.start, r.end))
-        .collect()
-}
-
-fn starts_at_midnight(avail: &Availability, d: Date) -> bool {
-    hours_of(avail, d).iter().any(|&(s, e)| s == 0 && e > 0)
 }
 
 fn push_wall_interval(out: &mut Vec<(i64, i64)>, d: Date, start: u16, end: u16, tz: &TimeZone) {
@@ -345,10 +494,19 @@ fn window_bounds(w: BookingWindow, now: i64, tz: &TimeZone) -> (Date, Date) {
             }
         }
         BookingWindow::Range { start, end } => (start, end),
+        // Resolved by `rolling_window_bounds`, which needs the slots themselves.
+        BookingWindow::Rolling { .. } => (today, horizon_date(today)),
     }
 }
 
-fn per_day_limit_dates(limit: Option<u32>, busy: &[Busy], tz: &TimeZone) -> Vec<Date> {
+fn horizon_date(today: Date) -> Date {
+    today
+        .checked_add(jiff::Span::new().days(ROLLING_WINDOW_MAX_DAYS))
+        .unwrap_or(Date::MAX)
+}
+
+/// The local dates on which the event type's per-day limit is reached, as instant ranges.
+fn per_day_limit_days(limit: Option<u32>, busy: &[Busy], tz: &TimeZone) -> Vec<(i64, i64)> {
     let Some(limit) = limit else {
         return Vec::new();
     };
@@ -366,7 +524,14 @@ fn per_day_limit_dates(limit: Option<u32>, busy: &[Busy], tz: &TimeZone) -> Vec<
             j += 1;
         }
         if (j - i) as u64 >= u64::from(limit) {
-            full.push(dates[i]);
+            let d = dates[i];
+            let s = day_start(d, tz).unwrap_or(i64::MIN);
+            let e = d
+                .tomorrow()
+                .ok()
+                .and_then(|n| day_start(n, tz))
+                .unwrap_or(i64::MAX);
+            full.push((s, e));
         }
         i = j;
     }

@@ -118,7 +118,12 @@ pub struct Reservation {
 /// Filters of `GET /v2/bookings`.
 #[derive(Debug, Clone, Default)]
 pub struct BookingFilter {
+    /// Stored statuses (`accepted`, `cancelled`, ...).
     pub statuses: Vec<String>,
+    /// Cal.com's `upcoming`: active bookings that end after now.
+    pub upcoming: bool,
+    /// Cal.com's `past`: active bookings that ended.
+    pub past: bool,
     pub after_start: Option<Timestamp>,
     pub before_end: Option<Timestamp>,
     pub event_type_id: Option<i64>,
@@ -195,10 +200,17 @@ async fn drop_expired_holds(
     Ok(())
 }
 
+/// The time zone of event type `e`'s host hours (its schedule, else the host's default one):
+/// the zone whose local dates the per-day limit counts.
+const HOST_TZ: &str =
+    "COALESCE((SELECT s.time_zone FROM schedules s WHERE s.id = COALESCE(e.schedule_id,
+   (SELECT d.id FROM schedules d WHERE d.user_id = e.user_id AND d.is_default LIMIT 1))), 'UTC')";
+
 /// Insert an accepted booking inside `tx` and read it back; the event type's host and
 /// buffers are copied. Every statement goes out in one pipeline (one round trip while the
-/// time is queued for), in order: queue for the time, drop expired holds in the way, use up
-/// the presented hold, insert, read back.
+/// time is queued for), in order: queue for the time, queue for the host's local date (only
+/// with a per-day limit), drop expired holds in the way, use up the presented hold, insert
+/// (only below the per-day limit), read back.
 async fn insert_booking(
     tx: &deadpool_postgres::Transaction<'_>,
     b: &NewBooking,
@@ -206,12 +218,36 @@ async fn insert_booking(
     rescheduled_from: Option<Uuid>,
 ) -> Result<Booking> {
     let read_sql = format!("{BOOKING_SELECT} WHERE b.uid = $1");
-    let (lock, drop, use_hold, insert, read) = futures::try_join!(
+    let day_lock_sql = format!(
+        "SELECT pg_advisory_xact_lock(
+           (e.user_id % 1073741824)::int4 + 1073741824,
+           ((($3::timestamptz AT TIME ZONE {HOST_TZ})::date) - date '1970-01-01')::int4)
+         FROM event_types e WHERE e.org_id = $1 AND e.id = $2 AND e.per_day_limit IS NOT NULL"
+    );
+    let insert_sql = format!(
+        "INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at,
+           status, before_buffer_minutes, after_buffer_minutes, attendee, guests, metadata,
+           rescheduled_from_uid)
+         SELECT $3, e.org_id, e.id, e.user_id, $4, $5, 'accepted', e.before_event_buffer,
+           e.after_event_buffer, $6, $7, $8, $9
+         FROM event_types e WHERE e.org_id = $1 AND e.id = $2
+           AND (e.per_day_limit IS NULL OR (
+             SELECT count(*) FROM bookings o
+             WHERE o.host_user_id = e.user_id AND o.event_type_id = e.id
+               AND o.status = 'accepted'
+               AND o.start_at > $4::timestamptz - interval '2 days'
+               AND o.start_at < $4::timestamptz + interval '2 days'
+               AND (o.start_at AT TIME ZONE {HOST_TZ})::date
+                   = ($4::timestamptz AT TIME ZONE {HOST_TZ})::date) < e.per_day_limit)
+         RETURNING id"
+    );
+    let (lock, day_lock, drop, use_hold, insert, read) = futures::try_join!(
         tx.prepare_cached(
             "SELECT calops_lock_time(user_id,
                calops_occupied($3, $4, before_event_buffer, after_event_buffer))
              FROM event_types WHERE org_id = $1 AND id = $2"
         ),
+        tx.prepare_cached(&day_lock_sql),
         tx.prepare_cached(
             "DELETE FROM slot_reservations r USING event_types e
              WHERE e.org_id = $1 AND e.id = $2 AND r.host_user_id = e.user_id
@@ -222,15 +258,7 @@ async fn insert_booking(
             "DELETE FROM slot_reservations WHERE uid = $1 AND org_id = $2
                AND event_type_id = $3 AND start_at = $4 AND end_at = $5"
         ),
-        tx.prepare_cached(
-            "INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at,
-               status, before_buffer_minutes, after_buffer_minutes, attendee, guests, metadata,
-               rescheduled_from_uid)
-             SELECT $3, org_id, id, user_id, $4, $5, 'accepted', before_event_buffer,
-               after_event_buffer, $6, $7, $8, $9
-             FROM event_types WHERE org_id = $1 AND id = $2
-             RETURNING id"
-        ),
+        tx.prepare_cached(&insert_sql),
         tx.prepare_cached(&read_sql),
     )?;
     let hold = async {
@@ -245,9 +273,16 @@ async fn insert_booking(
                 .map(|n| Some((r, n))),
         }
     };
-    let (_, _, used, inserted, row) = futures::try_join!(
+    let (found, _, _, used, inserted, row) = futures::try_join!(
         async {
             tx.execute(&lock, &[&b.org_id, &b.event_type_id, &b.start, &b.end])
+                .await
+                .map_err(StoreError::from)
+        },
+        // Bookings of one host's local date queue here when the type has a per-day limit,
+        // so the count in the insert sees every booking that went before.
+        async {
+            tx.execute(&day_lock, &[&b.org_id, &b.event_type_id, &b.start])
                 .await
                 .map_err(StoreError::from)
         },
@@ -284,6 +319,10 @@ async fn insert_booking(
     }
     match (inserted, row) {
         (Some(_), Some(row)) => Ok(Booking::from_row(&row)),
+        (None, _) if found > 0 => Err(StoreError::BookingConflict(format!(
+            "event type {} has reached its per-day booking limit on that date",
+            b.event_type_id
+        ))),
         _ => Err(StoreError::Invalid(format!(
             "event type {} not found",
             b.event_type_id
@@ -369,19 +408,28 @@ impl Store {
         f: &BookingFilter,
     ) -> Result<(Vec<Booking>, i64)> {
         let c = self.conn().await?;
-        let filter = "WHERE b.org_id = $1 AND (cardinality($2::text[]) = 0 OR b.status = ANY($2))
+        // Cal.com's `upcoming` and `past` are active bookings (accepted or pending) that end
+        // after, or by, now; several status filters together mean any of them.
+        let filtered = !f.statuses.is_empty() || f.upcoming || f.past;
+        let filter = "WHERE b.org_id = $1
+               AND (NOT $6 OR b.status = ANY($2)
+                    OR ($7 AND b.status IN ('accepted', 'pending') AND b.end_at > now())
+                    OR ($8 AND b.status IN ('accepted', 'pending') AND b.end_at <= now()))
                AND ($3::timestamptz IS NULL OR b.start_at >= $3)
                AND ($4::timestamptz IS NULL OR b.end_at <= $4)
                AND ($5::bigint IS NULL OR b.event_type_id = $5)";
         let rows = c
             .query(
-                &format!("{BOOKING_SELECT} {filter} ORDER BY b.start_at, b.id LIMIT $6 OFFSET $7"),
+                &format!("{BOOKING_SELECT} {filter} ORDER BY b.start_at, b.id LIMIT $9 OFFSET $10"),
                 &[
                     &org_id,
                     &f.statuses,
                     &f.after_start,
                     &f.before_end,
                     &f.event_type_id,
+                    &filtered,
+                    &f.upcoming,
+                    &f.past,
                     &f.take,
                     &f.skip,
                 ],
@@ -396,6 +444,9 @@ impl Store {
                     &f.after_start,
                     &f.before_end,
                     &f.event_type_id,
+                    &filtered,
+                    &f.upcoming,
+                    &f.past,
                 ],
             )
             .await?

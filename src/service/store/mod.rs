@@ -591,6 +591,9 @@ impl Store {
                          FROM bookings
                          WHERE host_user_id = e.user_id AND status = 'accepted'
                            AND start_at < $4 AND end_at > $3
+                           -- A booking lasts at most a day (length_minutes <= 1440): this
+                           -- bounds the index range scan from below too.
+                           AND start_at > $3::timestamptz - interval '1 day'
                          UNION ALL
                          SELECT start_at, end_at, before_buffer_minutes, after_buffer_minutes,
                                 NULL

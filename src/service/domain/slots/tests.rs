@@ -2,6 +2,8 @@ use super::*;
 use jiff::civil::date;
 use proptest::prelude::*;
 
+mod reference;
+
 fn tz(name: &str) -> TimeZone {
     TimeZone::get(name).unwrap()
 }
@@ -675,4 +677,170 @@ fn remembered_offsets_match_the_zone_in_any_order() {
         let want = zone.to_offset(Timestamp::from_second(t).unwrap());
         assert_eq!(cache.at(t), want, "at {}", iso(t));
     }
+}
+
+/// Rules that also start at 00:00 and end at 24:00 often, to exercise runs across midnight.
+fn arb_rule_edges() -> impl Strategy<Value = WeeklyRule> {
+    (
+        proptest::collection::vec(0usize..7, 1..5),
+        prop_oneof![Just(0u16), 0u16..288],
+        prop_oneof![Just(1440u16), 1u16..289],
+    )
+        .prop_map(|(d, s, e)| {
+            let days = d.into_iter().map(|i| every_day()[i]).collect();
+            let start = (s * 5).min(1435);
+            let end = if e == 1440 {
+                1440
+            } else {
+                (e * 5).max(start + 5).min(1440)
+            };
+            WeeklyRule { days, start, end }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+    /// The allocation-free engine gives exactly the slots of the engine it replaced, with
+    /// notice, fixed windows and per-day limits, across DST changes.
+    #[test]
+    fn rewrite_matches_the_reference(
+        zone in 0usize..ZONES.len(),
+        rules_v in proptest::collection::vec(arb_rule_edges(), 1..4),
+        busy in proptest::collection::vec(arb_busy(ts("2026-10-20T00:00:00Z")), 0..12),
+        override_day in proptest::option::of((0i64..12, 0u16..48, 0u16..48)),
+        length in 1i64..25,
+        interval in proptest::option::of(1i64..13),
+        before in 0i64..20,
+        after in 0i64..20,
+        notice in 0i64..3000,
+        window in 0usize..4,
+        limit in proptest::option::of(1u32..3),
+        start_off in 0i64..(5 * 24),
+        span_h in 1i64..(8 * 24),
+    ) {
+        let mut a = avail(ZONES[zone], rules_v);
+        if let Some((day, s, l)) = override_day {
+            let d = date(2026, 10, 20).checked_add(jiff::Span::new().days(day)).unwrap();
+            let start = s * 30;
+            a.overrides.push(DateOverride { date: d, start, end: (start + l * 30).min(1440) });
+        }
+        let base = ts("2026-10-20T00:00:00Z");
+        let r = Rules {
+            length: length * 5,
+            slot_interval: interval.map(|i| i * 5),
+            minimum_notice: notice,
+            before_buffer: before,
+            after_buffer: after,
+            window: match window {
+                0 => None,
+                1 => Some(BookingWindow::CalendarDays(4)),
+                2 => Some(BookingWindow::BusinessDays(3)),
+                _ => Some(BookingWindow::Range { start: date(2026, 10, 22), end: date(2026, 10, 26) }),
+            },
+            per_day_limit: limit,
+        };
+        let query = Query {
+            start: base + start_off * 3600,
+            end: base + start_off * 3600 + span_h * 3600,
+            now: base + 7200,
+        };
+        prop_assert_eq!(compute(&a, &r, &busy, &query), reference::compute(&a, &r, &busy, &query));
+    }
+}
+
+fn dates_of(v: &[i64], zone: &str) -> Vec<String> {
+    let mut d: Vec<String> = v
+        .iter()
+        .map(|t| local(*t, zone)[..10].to_string())
+        .collect();
+    d.dedup();
+    d
+}
+
+#[test]
+fn rolling_windows_count_only_dates_that_have_slots() {
+    let weekdays = [
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+    ];
+    let a = avail("UTC", vec![rule(&weekdays, "09:00", "11:00")]);
+    let mut r = rules(60);
+    // Friday 2026-06-05, early morning.
+    let mut query = q("2026-06-05T00:00:00Z", "2026-06-12T00:00:00Z");
+    query.now = ts("2026-06-05T06:00:00Z");
+    // A plain 2-calendar-day window is Friday and Saturday: only Friday has hours.
+    r.window = Some(BookingWindow::CalendarDays(2));
+    assert_eq!(
+        dates_of(&compute(&a, &r, &[], &query), "UTC"),
+        ["2026-06-05"]
+    );
+    // Rolling: two dates that have slots, so Friday and Monday.
+    r.window = Some(BookingWindow::Rolling {
+        days: 2,
+        calendar_days: true,
+    });
+    assert_eq!(
+        dates_of(&compute(&a, &r, &[], &query), "UTC"),
+        ["2026-06-05", "2026-06-08"]
+    );
+    // A fully booked Monday has no slot and does not count: the window reaches Tuesday.
+    let monday = Busy {
+        start: ts("2026-06-08T09:00:00Z"),
+        end: ts("2026-06-08T11:00:00Z"),
+        before_buffer: 0,
+        after_buffer: 0,
+        same_event_type: false,
+    };
+    assert_eq!(
+        dates_of(&compute(&a, &r, &[monday], &query), "UTC"),
+        ["2026-06-05", "2026-06-09"]
+    );
+    // Notice that empties today: today does not count either.
+    r.minimum_notice = 6 * 60;
+    assert_eq!(
+        dates_of(&compute(&a, &r, &[], &query), "UTC"),
+        ["2026-06-08", "2026-06-09"]
+    );
+    // A query that starts later still counts from today.
+    r.minimum_notice = 0;
+    let mut later = q("2026-06-09T00:00:00Z", "2026-06-12T00:00:00Z");
+    later.now = query.now;
+    r.window = Some(BookingWindow::Rolling {
+        days: 3,
+        calendar_days: true,
+    });
+    assert_eq!(
+        dates_of(&compute(&a, &r, &[], &later), "UTC"),
+        ["2026-06-09"]
+    );
+}
+
+#[test]
+fn rolling_business_days_skip_weekends_when_counting_but_keep_their_slots() {
+    let a = avail("Europe/Berlin", vec![rule(&every_day(), "09:00", "10:00")]);
+    let mut r = rules(60);
+    let mut query = q("2026-06-04T22:00:00Z", "2026-06-11T22:00:00Z");
+    query.now = ts("2026-06-04T22:30:00Z"); // Friday 00:30 in Berlin
+    r.window = Some(BookingWindow::Rolling {
+        days: 2,
+        calendar_days: false,
+    });
+    assert_eq!(
+        dates_of(&compute(&a, &r, &[], &query), "Europe/Berlin"),
+        ["2026-06-05", "2026-06-06", "2026-06-07", "2026-06-08"]
+    );
+    r.window = Some(BookingWindow::Rolling {
+        days: 2,
+        calendar_days: true,
+    });
+    assert_eq!(
+        dates_of(&compute(&a, &r, &[], &query), "Europe/Berlin"),
+        ["2026-06-05", "2026-06-06"]
+    );
+    // A host without any hours: the window ends a year out and nothing is bookable.
+    let none = avail("Europe/Berlin", vec![]);
+    assert!(compute(&none, &r, &[], &query).is_empty());
 }
