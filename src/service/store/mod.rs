@@ -131,6 +131,34 @@ impl Store {
         Ok(self.pool.get().await?)
     }
 
+    /// Every row of `table` that belongs to the organization, by id. `table` and `cols` are
+    /// this module's constants, never input.
+    async fn org_rows<T>(
+        &self,
+        cols: &str,
+        table: &str,
+        org_id: i64,
+        from_row: fn(&Row) -> T,
+    ) -> Result<Vec<T>> {
+        let sql = format!("SELECT {cols} FROM {table} WHERE org_id = $1 ORDER BY id");
+        let rows = self.conn().await?.query(&sql, &[&org_id]).await?;
+        Ok(rows.iter().map(from_row).collect())
+    }
+
+    /// One row of `table` by id, when it belongs to the organization.
+    async fn org_row<T>(
+        &self,
+        cols: &str,
+        table: &str,
+        org_id: i64,
+        id: i64,
+        from_row: fn(&Row) -> T,
+    ) -> Result<Option<T>> {
+        let sql = format!("SELECT {cols} FROM {table} WHERE org_id = $1 AND id = $2");
+        let row = self.conn().await?.query_opt(&sql, &[&org_id, &id]).await?;
+        Ok(row.as_ref().map(from_row))
+    }
+
     /// Apply pending migrations (under an advisory lock); returns the versions applied.
     pub async fn migrate(&self) -> Result<Vec<i32>> {
         let mut c = self.conn().await?;
@@ -302,25 +330,13 @@ impl Store {
     }
 
     pub async fn list_users(&self, org_id: i64) -> Result<Vec<User>> {
-        let c = self.conn().await?;
-        let rows = c
-            .query(
-                &format!("SELECT {USER_COLS} FROM users WHERE org_id = $1 ORDER BY id"),
-                &[&org_id],
-            )
-            .await?;
-        Ok(rows.iter().map(User::from_row).collect())
+        self.org_rows(USER_COLS, "users", org_id, User::from_row)
+            .await
     }
 
     pub async fn get_user(&self, org_id: i64, id: i64) -> Result<Option<User>> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt(
-                &format!("SELECT {USER_COLS} FROM users WHERE org_id = $1 AND id = $2"),
-                &[&org_id, &id],
-            )
-            .await?;
-        Ok(row.as_ref().map(User::from_row))
+        self.org_row(USER_COLS, "users", org_id, id, User::from_row)
+            .await
     }
 
     // ---- schedules -----------------------------------------------------------------------
@@ -373,25 +389,13 @@ impl Store {
     }
 
     pub async fn list_schedules(&self, org_id: i64) -> Result<Vec<Schedule>> {
-        let c = self.conn().await?;
-        let rows = c
-            .query(
-                &format!("SELECT {SCHEDULE_COLS} FROM schedules WHERE org_id = $1 ORDER BY id"),
-                &[&org_id],
-            )
-            .await?;
-        Ok(rows.iter().map(Schedule::from_row).collect())
+        self.org_rows(SCHEDULE_COLS, "schedules", org_id, Schedule::from_row)
+            .await
     }
 
     pub async fn get_schedule(&self, org_id: i64, id: i64) -> Result<Option<Schedule>> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt(
-                &format!("SELECT {SCHEDULE_COLS} FROM schedules WHERE org_id = $1 AND id = $2"),
-                &[&org_id, &id],
-            )
-            .await?;
-        Ok(row.as_ref().map(Schedule::from_row))
+        self.org_row(SCHEDULE_COLS, "schedules", org_id, id, Schedule::from_row)
+            .await
     }
 
     /// Replace the given fields; returns the updated schedule.
@@ -506,25 +510,19 @@ impl Store {
     }
 
     pub async fn list_event_types(&self, org_id: i64) -> Result<Vec<EventType>> {
-        let c = self.conn().await?;
-        let rows = c
-            .query(
-                &format!("SELECT {EVENT_TYPE_COLS} FROM event_types WHERE org_id = $1 ORDER BY id"),
-                &[&org_id],
-            )
-            .await?;
-        Ok(rows.iter().map(EventType::from_row).collect())
+        self.org_rows(EVENT_TYPE_COLS, "event_types", org_id, EventType::from_row)
+            .await
     }
 
     pub async fn get_event_type(&self, org_id: i64, id: i64) -> Result<Option<EventType>> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt(
-                &format!("SELECT {EVENT_TYPE_COLS} FROM event_types WHERE org_id = $1 AND id = $2"),
-                &[&org_id, &id],
-            )
-            .await?;
-        Ok(row.as_ref().map(EventType::from_row))
+        self.org_row(
+            EVENT_TYPE_COLS,
+            "event_types",
+            org_id,
+            id,
+            EventType::from_row,
+        )
+        .await
     }
 
     pub async fn delete_event_type(&self, org_id: i64, id: i64) -> Result<bool> {
