@@ -7,6 +7,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
+#[path = "support/api_client.rs"]
+mod api_client;
+use api_client::Client;
 
 fn have_pg(test: &str) -> bool {
     if postgres_available() {
@@ -17,66 +20,6 @@ fn have_pg(test: &str) -> bool {
         "PostgreSQL server binaries are not installed (run scripts/setup)",
     );
     false
-}
-
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(app: &TestApp) -> Client {
-        Client {
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(128)
-                .build()
-                .unwrap(),
-            base: app.base.clone(),
-        }
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-        idem: Option<&str>,
-    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-        let mut rq = self
-            .http
-            .request(method, format!("{}{}", self.base, path))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            rq = rq.json(&b);
-        }
-        if let Some(k) = idem {
-            rq = rq.header("Idempotency-Key", k);
-        }
-        let res = rq.send().await.expect("request");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("body");
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, v, headers)
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        let (s, v, _) = self.send(Method::GET, path, token, None, None).await;
-        (s, v)
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        let (s, v, _) = self.send(Method::POST, path, token, Some(body), None).await;
-        (s, v)
-    }
-
-    async fn create(&self, path: &str, token: &str, body: Value) -> Value {
-        let (s, v) = self.post(path, token, body).await;
-        assert_eq!(s, StatusCode::CREATED, "POST {path}: {v}");
-        v["data"].clone()
-    }
 }
 
 fn code(v: &Value) -> &str {

@@ -5,12 +5,15 @@
 
 use calops::service::objstore::{self, ObjectStore};
 use calops::service::testing::{fresh_database, postgres_available, TestApp, BOOTSTRAP_TOKEN};
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+#[path = "support/api_client.rs"]
+mod api_client;
+use api_client::Client;
 
 fn have_pg(test: &str) -> bool {
     if postgres_available() {
@@ -113,78 +116,6 @@ fn assert_framing(text: &[u8]) {
     for line in s.split("\r\n") {
         assert!(!line.contains('\n') && !line.contains('\r'), "bare LF/CR");
         assert!(line.len() <= 75, "{} octets: {line:?}", line.len());
-    }
-}
-
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(app: &TestApp) -> Client {
-        Client {
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(64)
-                .build()
-                .unwrap(),
-            base: app.base.clone(),
-        }
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut rq = self
-            .http
-            .request(method, format!("{}{}", self.base, path))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            rq = rq.json(&b);
-        }
-        let res = rq.send().await.expect("request");
-        let status = res.status();
-        let text = res.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.send(Method::POST, path, token, Some(body)).await
-    }
-
-    async fn create(&self, path: &str, token: &str, body: Value) -> Value {
-        let (s, v) = self.post(path, token, body).await;
-        assert_eq!(s, StatusCode::CREATED, "POST {path}: {v}");
-        v["data"].clone()
-    }
-
-    /// GET the ICS: (bytes, source header).
-    async fn ics(&self, uid: &str, token: &str) -> (Vec<u8>, String) {
-        let res = self
-            .http
-            .get(format!("{}/v2/bookings/{uid}/ics", self.base))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        assert_eq!(
-            res.headers()["content-type"],
-            "text/calendar; charset=utf-8"
-        );
-        let source = res.headers()["x-calops-ics-source"]
-            .to_str()
-            .unwrap()
-            .to_string();
-        (res.bytes().await.unwrap().to_vec(), source)
     }
 }
 
@@ -357,7 +288,7 @@ async fn ics_files_on_the_filesystem_follow_create_reschedule_and_cancel() {
     // The folded multibyte name comes back whole through an independent parser.
     assert_eq!(p["attendee_names"][0], LONG_NAME);
     // Served from storage, byte for byte.
-    let (served, source) = c.ics(&uid, &t.key).await;
+    let (served, source) = ics(&c, &uid, &t.key).await;
     assert_eq!(
         (served.as_slice(), source.as_str()),
         (first.as_slice(), "storage")
@@ -386,8 +317,8 @@ async fn ics_files_on_the_filesystem_follow_create_reschedule_and_cancel() {
         .join(format!("ics/{}/{new_uid}.ics", t.org_id))
         .exists());
     // Either booking of the chain answers with the calendar as it stands.
-    assert_eq!(c.ics(&uid, &t.key).await.0, second);
-    assert_eq!(c.ics(&new_uid, &t.key).await.0, second);
+    assert_eq!(ics(&c, &uid, &t.key).await.0, second);
+    assert_eq!(ics(&c, &new_uid, &t.key).await.0, second);
 
     // Cancel: METHOD:CANCEL, STATUS:CANCELLED, SEQUENCE 2.
     let (s, v) = c
@@ -418,21 +349,14 @@ async fn ics_files_on_the_filesystem_follow_create_reschedule_and_cancel() {
     })
     .await;
     assert_eq!(pending, 0);
-    let (s, h) = c.send(Method::GET, "/health", "", None).await;
+    let (s, h) = c.get("/health", "").await;
     assert_eq!(
         (s, &h["checks"]["objectStorage"]["status"]),
         (StatusCode::OK, &json!("up"))
     );
     // A booking of another organization's calendar is not visible.
     let other = tenant(&c, "Icsother").await;
-    let (s, v) = c
-        .send(
-            Method::GET,
-            &format!("/v2/bookings/{uid}/ics"),
-            &other.key,
-            None,
-        )
-        .await;
+    let (s, v) = c.get(&format!("/v2/bookings/{uid}/ics"), &other.key).await;
     assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "not_found"), "{v}");
     app.running.shutdown().await.unwrap();
 }
@@ -521,7 +445,7 @@ async fn ics_files_in_s3_are_written_after_a_storage_outage() {
         .await
         .unwrap();
     let c = Client::new(&app);
-    let (_, h) = c.send(Method::GET, "/health", "", None).await;
+    let (_, h) = c.get("/health", "").await;
     assert_eq!(h["checks"]["objectStorage"]["status"], "up", "{h}");
     let t = tenant(&c, "Icss3").await;
 
@@ -546,7 +470,7 @@ async fn ics_files_in_s3_are_written_after_a_storage_outage() {
         (Some("REQUEST"), Some(uid.as_str()), Some(0))
     );
     let (served, source) = eventually(10, "the ICS served from storage", || async {
-        let (b, s) = c.ics(&uid, &t.key).await;
+        let (b, s) = ics(&c, &uid, &t.key).await;
         (s == "storage").then_some((b, s))
     })
     .await;
@@ -554,7 +478,7 @@ async fn ics_files_in_s3_are_written_after_a_storage_outage() {
 
     // Storage goes away: health says so, bookings still succeed.
     moto.stop();
-    let (s, h) = c.send(Method::GET, "/health", "", None).await;
+    let (s, h) = c.get("/health", "").await;
     assert_eq!(s, 200);
     assert_eq!(h["status"], "degraded", "{h}");
     assert_eq!(h["checks"]["objectStorage"]["status"], "down", "{h}");
@@ -592,7 +516,7 @@ async fn ics_files_in_s3_are_written_after_a_storage_outage() {
         "{err}"
     );
     // Meanwhile GET renders from the database.
-    let (rendered, source) = c.ics(&uid2, &t.key).await;
+    let (rendered, source) = ics(&c, &uid2, &t.key).await;
     assert_eq!(source, "database");
     let p = &parse_ics(&py, &[&rendered])[0];
     assert_eq!(
@@ -624,7 +548,7 @@ async fn ics_files_in_s3_are_written_after_a_storage_outage() {
         (n == 0).then_some(())
     })
     .await;
-    let (_, h) = c.send(Method::GET, "/health", "", None).await;
+    let (_, h) = c.get("/health", "").await;
     assert_eq!(h["checks"]["objectStorage"]["status"], "up", "{h}");
     app.running.shutdown().await.unwrap();
 }
@@ -696,7 +620,7 @@ async fn composite_bookings_are_all_or_nothing_and_name_the_segment() {
     assert_ne!(booked[0]["hosts"][0]["id"], booked[1]["hosts"][0]["id"]);
     // Each segment is a booking with its own calendar (no storage here: rendered from the database).
     let uid1 = booked[1]["uid"].as_str().unwrap();
-    let (text, source) = c.ics(uid1, &t.key).await;
+    let (text, source) = ics(&c, uid1, &t.key).await;
     assert_eq!(source, "database");
     let p = &parse_ics(&py, &[&text])[0];
     assert_eq!(
@@ -954,7 +878,7 @@ async fn pending_calendar_writes_survive_a_restart() {
         .await
         .unwrap();
     let c = Client::new(&app);
-    let (_, h) = c.send(Method::GET, "/health", "", None).await;
+    let (_, h) = c.get("/health", "").await;
     assert_eq!(h["checks"]["objectStorage"]["status"], "down", "{h}");
     let t = tenant(&c, "Restart").await;
     let b = c
@@ -1009,7 +933,7 @@ async fn storage_without_credentials_degrades_and_keeps_writes_pending() {
         .await
         .unwrap();
     let c = Client::new(&app);
-    let (s, h) = c.send(Method::GET, "/health", "", None).await;
+    let (s, h) = c.get("/health", "").await;
     assert_eq!(
         (s, &h["status"]),
         (StatusCode::OK, &json!("degraded")),
@@ -1033,4 +957,25 @@ async fn storage_without_credentials_degrades_and_keeps_writes_pending() {
         .get(0);
     assert_eq!(n, 1, "the write waits for usable storage");
     app.running.shutdown().await.unwrap();
+}
+
+/// GET the ICS: (bytes, source header).
+async fn ics(c: &Client, uid: &str, token: &str) -> (Vec<u8>, String) {
+    let res = c
+        .http
+        .get(format!("{}/v2/bookings/{uid}/ics", c.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["content-type"],
+        "text/calendar; charset=utf-8"
+    );
+    let source = res.headers()["x-calops-ics-source"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    (res.bytes().await.unwrap().to_vec(), source)
 }

@@ -14,6 +14,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+#[path = "support/api_client.rs"]
+mod api_client;
+use api_client::Client;
 
 fn have_pg(test: &str) -> bool {
     if postgres_available() {
@@ -34,52 +37,6 @@ fn per_minute(availability: u64, bookings: u64) -> Limits {
     Limits {
         availability: Some(m(availability)),
         bookings: Some(m(bookings)),
-    }
-}
-
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(app: &TestApp) -> Client {
-        Client {
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(128)
-                .build()
-                .unwrap(),
-            base: app.base.clone(),
-        }
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value, HeaderMap) {
-        let mut rq = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(t) = token {
-            rq = rq.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            rq = rq.json(&b);
-        }
-        let res = rq.send().await.expect("request");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let text = res.text().await.expect("body");
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, v, headers)
-    }
-
-    async fn create(&self, path: &str, token: &str, body: Value) -> Value {
-        let (s, v, _) = self.send(Method::POST, path, Some(token), Some(body)).await;
-        assert_eq!(s, StatusCode::CREATED, "POST {path}: {v}");
-        v["data"].clone()
     }
 }
 
@@ -210,7 +167,7 @@ async fn limits_answer_429_with_headers_and_are_shared_by_two_instances_through_
     let mut remaining = Vec::new();
     for c in [&ca, &ca, &ca, &cb, &cb] {
         let (s, v, h) = c
-            .send(Method::GET, &slots_path(&t), Some(&t.key), None)
+            .raw(Method::GET, &slots_path(&t), Some(&t.key), None, None)
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(header(&h, "x-ratelimit-limit"), Some(5));
@@ -226,7 +183,7 @@ async fn limits_answer_429_with_headers_and_are_shared_by_two_instances_through_
     // The sixth, on either instance, is refused in the service's error shape.
     for c in [&ca, &cb] {
         let (s, v, h) = c
-            .send(Method::GET, &slots_path(&t), Some(&t.key), None)
+            .raw(Method::GET, &slots_path(&t), Some(&t.key), None, None)
             .await;
         assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
         assert_eq!(v["status"], "error");
@@ -250,18 +207,25 @@ async fn limits_answer_429_with_headers_and_are_shared_by_two_instances_through_
     // Another key has its own count; bookings have their own limit; unlimited routes carry
     // no headers; a request without a key is a 401 and counts against nobody.
     let (s, _, h) = cb
-        .send(Method::GET, &slots_path(&other), Some(&other.key), None)
+        .raw(
+            Method::GET,
+            &slots_path(&other),
+            Some(&other.key),
+            None,
+            None,
+        )
         .await;
     assert_eq!(
         (s, header(&h, "x-ratelimit-remaining")),
         (StatusCode::OK, Some(4))
     );
     let (s, v, h) = ca
-        .send(
+        .raw(
             Method::POST,
             "/v2/bookings",
             Some(&t.key),
             Some(booking(t.event_type_id, "2031-03-03T09:00:00Z")),
+            None,
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -269,28 +233,36 @@ async fn limits_answer_429_with_headers_and_are_shared_by_two_instances_through_
     assert_eq!(header(&h, "x-ratelimit-remaining"), Some(2));
     let uid = v["data"]["uid"].as_str().unwrap().to_string();
     let (s, _, h) = cb
-        .send(
+        .raw(
             Method::GET,
             &format!("/v2/bookings/{uid}"),
             Some(&t.key),
+            None,
             None,
         )
         .await;
     assert_eq!(s, StatusCode::OK);
     assert!(h.get("x-ratelimit-limit").is_none());
-    let (s, _, _) = ca.send(Method::GET, &slots_path(&t), None, None).await;
+    let (s, _, _) = ca.raw(Method::GET, &slots_path(&t), None, None, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // Refused bodies count too (the limit is on requests), cancel counts as a booking request.
     let (s, _, _) = cb
-        .send(Method::POST, "/v2/bookings", Some(&t.key), Some(json!({})))
+        .raw(
+            Method::POST,
+            "/v2/bookings",
+            Some(&t.key),
+            Some(json!({})),
+            None,
+        )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, _, h) = cb
-        .send(
+        .raw(
             Method::POST,
             &format!("/v2/bookings/{uid}/cancel"),
             Some(&t.key),
             Some(json!({})),
+            None,
         )
         .await;
     assert_eq!(
@@ -298,18 +270,19 @@ async fn limits_answer_429_with_headers_and_are_shared_by_two_instances_through_
         (StatusCode::OK, Some(0))
     );
     let (s, v, _) = ca
-        .send(
+        .raw(
             Method::POST,
             "/v2/slots/reservations",
             Some(&t.key),
             Some(json!({"eventTypeId": t.event_type_id, "slotStart": "2031-03-03T10:00:00Z"})),
+            None,
         )
         .await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
     assert_eq!(v["error"]["details"]["class"], "bookings");
 
     // 429s are counted per class, on the instance that answered them.
-    let (_, text, _) = ca.send(Method::GET, "/metrics", None, None).await;
+    let (_, text, _) = ca.raw(Method::GET, "/metrics", None, None, None).await;
     let text = text.as_str().unwrap();
     assert!(
         text.contains("calops_rate_limited_total{class=\"availability\"} 1"),
@@ -317,7 +290,7 @@ async fn limits_answer_429_with_headers_and_are_shared_by_two_instances_through_
     );
     assert!(text.contains("calops_rate_limited_total{class=\"bookings\"} 1"));
     assert!(text.contains("calops_rate_limit_redis_fallbacks_total 0"));
-    let (_, h, _) = ca.send(Method::GET, "/health", None, None).await;
+    let (_, h, _) = ca.raw(Method::GET, "/health", None, None, None).await;
     assert_eq!(h["status"], "ok", "{h}");
     assert_eq!(h["rateLimits"]["backend"], "redis");
     a.running.shutdown().await.unwrap();
@@ -338,12 +311,12 @@ async fn without_redis_limits_are_counted_in_process() {
     let mut seen = Vec::new();
     for _ in 0..3 {
         let (s, _, h) = c
-            .send(Method::GET, &slots_path(&t), Some(&t.key), None)
+            .raw(Method::GET, &slots_path(&t), Some(&t.key), None, None)
             .await;
         seen.push((s.as_u16(), header(&h, "x-ratelimit-remaining")));
     }
     assert_eq!(seen, [(200, Some(1)), (200, Some(0)), (429, Some(0))]);
-    let (_, h, _) = c.send(Method::GET, "/health", None, None).await;
+    let (_, h, _) = c.raw(Method::GET, "/health", None, None, None).await;
     assert_eq!(h["status"], "ok");
     assert_eq!(h["checks"]["redis"]["status"], "not_configured");
     assert_eq!(h["rateLimits"]["backend"], "in_process");
@@ -369,7 +342,7 @@ async fn redis_killed_mid_run_falls_back_in_process_then_limits_resume_through_r
     let counter = format!("calops:ratelimit:availability:key:{}", t.key_id);
     for want in [9, 8, 7] {
         let (s, _, h) = c
-            .send(Method::GET, &slots_path(&t), Some(&t.key), None)
+            .raw(Method::GET, &slots_path(&t), Some(&t.key), None, None)
             .await;
         assert_eq!(
             (s, header(&h, "x-ratelimit-remaining")),
@@ -384,7 +357,7 @@ async fn redis_killed_mid_run_falls_back_in_process_then_limits_resume_through_r
     for _ in 0..4 {
         let started = Instant::now();
         let (s, v, h) = c
-            .send(Method::GET, &slots_path(&t), Some(&t.key), None)
+            .raw(Method::GET, &slots_path(&t), Some(&t.key), None, None)
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         assert!(
@@ -397,15 +370,16 @@ async fn redis_killed_mid_run_falls_back_in_process_then_limits_resume_through_r
     assert_eq!(remaining, [9, 8, 7, 6]);
     // Bookings go ahead without the lock.
     let (s, v, _) = c
-        .send(
+        .raw(
             Method::POST,
             "/v2/bookings",
             Some(&t.key),
             Some(booking(t.event_type_id, "2031-03-03T09:00:00Z")),
+            None,
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
-    let (s, h, _) = c.send(Method::GET, "/health", None, None).await;
+    let (s, h, _) = c.raw(Method::GET, "/health", None, None, None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["status"], "degraded", "{h}");
     assert_eq!(h["checks"]["redis"]["status"], "down");
@@ -413,12 +387,12 @@ async fn redis_killed_mid_run_falls_back_in_process_then_limits_resume_through_r
     // The in-process count still limits: 6 left, the 7th is refused.
     for _ in 0..6 {
         let (s, _, _) = c
-            .send(Method::GET, &slots_path(&t), Some(&t.key), None)
+            .raw(Method::GET, &slots_path(&t), Some(&t.key), None, None)
             .await;
         assert_eq!(s, StatusCode::OK);
     }
     let (s, _, _) = c
-        .send(Method::GET, &slots_path(&t), Some(&t.key), None)
+        .raw(Method::GET, &slots_path(&t), Some(&t.key), None, None)
         .await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
 
@@ -428,7 +402,7 @@ async fn redis_killed_mid_run_falls_back_in_process_then_limits_resume_through_r
     let mut resumed = false;
     while Instant::now() < deadline {
         let (_, _, h) = c
-            .send(Method::GET, &slots_path(&t), Some(&t.key), None)
+            .raw(Method::GET, &slots_path(&t), Some(&t.key), None, None)
             .await;
         if let Some(n) = redis_get(&redis, &counter).await {
             // This request was counted in Redis (1) and answered from that count.
@@ -445,7 +419,7 @@ async fn redis_killed_mid_run_falls_back_in_process_then_limits_resume_through_r
     );
     for want in (0..9).rev() {
         let (s, _, h) = c
-            .send(Method::GET, &slots_path(&t), Some(&t.key), None)
+            .raw(Method::GET, &slots_path(&t), Some(&t.key), None, None)
             .await;
         assert_eq!(
             (s, header(&h, "x-ratelimit-remaining")),
@@ -453,14 +427,14 @@ async fn redis_killed_mid_run_falls_back_in_process_then_limits_resume_through_r
         );
     }
     let (s, _, _) = c
-        .send(Method::GET, &slots_path(&t), Some(&t.key), None)
+        .raw(Method::GET, &slots_path(&t), Some(&t.key), None, None)
         .await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(redis_get(&redis, &counter).await, Some(11));
-    let (_, h, _) = c.send(Method::GET, "/health", None, None).await;
+    let (_, h, _) = c.raw(Method::GET, "/health", None, None, None).await;
     assert_eq!(h["status"], "ok", "{h}");
     assert_eq!(h["rateLimits"]["backend"], "redis");
-    let (_, text, _) = c.send(Method::GET, "/metrics", None, None).await;
+    let (_, text, _) = c.raw(Method::GET, "/metrics", None, None, None).await;
     let text = text.as_str().unwrap();
     // At least the two refusals above (more if requests were refused in-process while Redis
     // was coming back).
@@ -490,7 +464,7 @@ async fn a_redis_that_stops_answering_costs_requests_at_most_the_timeout() {
     let c = Client::new(&app);
     let t = tenant(&c, "Frozen").await;
     let (s, _, h) = c
-        .send(Method::GET, &slots_path(&t), Some(&t.key), None)
+        .raw(Method::GET, &slots_path(&t), Some(&t.key), None, None)
         .await;
     assert_eq!(
         (s, header(&h, "x-ratelimit-remaining")),
@@ -502,15 +476,16 @@ async fn a_redis_that_stops_answering_costs_requests_at_most_the_timeout() {
     for i in 0..8 {
         let started = Instant::now();
         let (s, v, _) = if i == 4 {
-            c.send(
+            c.raw(
                 Method::POST,
                 "/v2/bookings",
                 Some(&t.key),
                 Some(booking(t.event_type_id, "2031-03-03T11:00:00Z")),
+                None,
             )
             .await
         } else {
-            c.send(Method::GET, &slots_path(&t), Some(&t.key), None)
+            c.raw(Method::GET, &slots_path(&t), Some(&t.key), None, None)
                 .await
         };
         assert!(s.is_success(), "{s}: {v}");
@@ -519,7 +494,7 @@ async fn a_redis_that_stops_answering_costs_requests_at_most_the_timeout() {
     eprintln!("frozen Redis: slowest request {slowest:?}");
     // The 250 ms timeout once (then the breaker skips Redis), plus the request's own work.
     assert!(slowest < Duration::from_millis(1500), "slowest {slowest:?}");
-    let (_, h, _) = c.send(Method::GET, "/health", None, None).await;
+    let (_, h, _) = c.raw(Method::GET, "/health", None, None, None).await;
     assert_eq!(h["status"], "degraded", "{h}");
     redis.resume();
     app.running.shutdown().await.unwrap();
@@ -633,7 +608,7 @@ async fn with_redis_sixty_four_clients_race_for_one_slot_and_exactly_one_wins() 
             let mut body = booking(t.event_type_id, &start);
             body["attendee"]["name"] = json!(format!("Client {i}"));
             tasks.push(tokio::spawn(async move {
-                c.send(Method::POST, "/v2/bookings", Some(&key), Some(body))
+                c.raw(Method::POST, "/v2/bookings", Some(&key), Some(body), None)
                     .await
             }));
         }
