@@ -153,6 +153,7 @@ async fn durable_app() -> anyhow::Result<(TestApp, calops::pg::Cluster)> {
         // As the test app: the bench measures bookings, not the rate limiter.
         rate_limits: calops::service::ratelimit::policy::Limits::OFF,
         redis_timeout: calops::service::ratelimit::redis_conn::DEFAULT_TIMEOUT,
+        slot_cache: true,
         webhooks: Default::default(),
     };
     Ok((TestApp::spawn_with(config).await?, cluster))

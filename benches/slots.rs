@@ -97,13 +97,63 @@ async fn run() -> anyhow::Result<()> {
     println!(
         "slots bench: 1 host, {n} bookings in March 2031, 30-min slots every 15 min, buffers 5/10"
     );
+    // A second replica on the same database with the slot cache off: every query reads
+    // PostgreSQL (what a cache miss costs).
+    let uncached = TestApp::spawn_with(calops::service::config::Config {
+        slot_cache: false,
+        ..calops::service::testing::app_config(
+            &app.database_url,
+            None,
+            calops::service::ratelimit::policy::Limits::OFF,
+        )
+    })
+    .await?;
     println!(
-        "{:<10} {:>8} {:>9} {:>11} {:>11} {:>10} {:>7}",
-        "range", "clients", "requests", "median ms", "p99 ms", "req/s", "slots"
+        "{:<10} {:<10} {:>8} {:>9} {:>11} {:>11} {:>10} {:>7}",
+        "cache", "range", "clients", "requests", "median ms", "p99 ms", "req/s", "slots"
     );
-    for (label, days) in [("7 days", 7), ("31 days", 31)] {
+    for (cache, target, (label, days)) in [
+        ("on", &app, ("7 days", 7)),
+        ("on", &app, ("31 days", 31)),
+        ("on+writes", &app, ("31 days", 31)),
+        ("off", &uncached, ("7 days", 7)),
+        ("off", &uncached, ("31 days", 31)),
+    ] {
+        // "on+writes": meanwhile the host gets a booking, or loses it, every 10 ms; each
+        // change drops the host's busy time from the cache, and the next query reloads it.
+        let writes = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = (cache == "on+writes").then(|| {
+            let (store, writes, stop) = (store.clone(), writes.clone(), stop.clone());
+            tokio::spawn(async move {
+                let start: jiff::Timestamp = "2031-03-01T16:00:00Z".parse().expect("time");
+                let nb = calops::service::store::bookings::NewBooking {
+                    org_id,
+                    event_type_id: et_id,
+                    start,
+                    end: start + jiff::SignedDuration::from_mins(30),
+                    attendee: json!({"name": "W", "email": "w@example.com", "timeZone": "UTC"}),
+                    guests: json!([]),
+                    metadata: json!({}),
+                    reservation_uid: None,
+                };
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    let Ok(calops::service::store::bookings::BookOutcome::Created(b)) =
+                        store.create_booking(&nb, None, |_| json!({})).await
+                    else {
+                        break;
+                    };
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    if store.cancel_booking(org_id, b.uid, None).await.is_err() {
+                        break;
+                    }
+                    writes.fetch_add(2, Ordering::Relaxed);
+                }
+            })
+        });
         let end = first.checked_add(jiff::Span::new().days(days - 1))?;
-        let url = app.url(&format!(
+        let url = target.url(&format!(
             "/v2/slots?eventTypeId={et_id}&start={MONTH_START}&end={end}&timeZone=Europe/Berlin"
         ));
         let check: Value = http
@@ -130,7 +180,8 @@ async fn run() -> anyhow::Result<()> {
                 lat[((lat.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0
             };
             println!(
-                "{:<10} {:>8} {:>9} {:>11.2} {:>11.2} {:>10.0} {:>7}",
+                "{:<10} {:<10} {:>8} {:>9} {:>11.2} {:>11.2} {:>10.0} {:>7}",
+                cache,
                 label,
                 clients,
                 total,
@@ -138,6 +189,15 @@ async fn run() -> anyhow::Result<()> {
                 p(0.99),
                 total as f64 / wall.as_secs_f64(),
                 slots
+            );
+        }
+        if let Some(w) = writer {
+            stop.store(true, Ordering::Relaxed);
+            w.await?;
+            println!(
+                "{:<10} ({} booking changes of the host during these runs)",
+                "",
+                writes.load(Ordering::Relaxed)
             );
         }
     }
@@ -219,6 +279,7 @@ async fn run() -> anyhow::Result<()> {
             n / rounds as usize
         );
     }
+    uncached.running.shutdown().await?;
     app.running.shutdown().await?;
     Ok(())
 }

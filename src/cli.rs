@@ -220,6 +220,10 @@ pub struct ServeArgs {
     /// Longest wait for Redis before rate limits fall back to in-process counters [default: 250ms].
     #[arg(long, env = "CALOPS_REDIS_TIMEOUT", value_name = "DURATION")]
     pub redis_timeout: Option<String>,
+    /// Keep event types, hours and busy time in memory for slot queries, fresh through
+    /// PostgreSQL notifications: on or off [default: on].
+    #[arg(long, env = "CALOPS_SLOT_CACHE", value_name = "on|off")]
+    pub slot_cache: Option<String>,
 }
 
 #[derive(Debug, Args)]

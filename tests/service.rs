@@ -30,6 +30,13 @@ impl Client {
         }
     }
 
+    fn clone_ref(&self) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+        }
+    }
+
     async fn call(
         &self,
         method: Method,
@@ -1269,4 +1276,298 @@ async fn postgres_harness_persists_across_restarts() {
     })
     .await
     .unwrap();
+}
+
+/// One counter or gauge from /metrics.
+async fn metric(c: &Client, name: &str) -> u64 {
+    let (_, v) = c.call(Method::GET, "/metrics", None, None).await;
+    let text = v.as_str().unwrap_or_default().to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+}
+
+/// Poll `check` every 20 ms for up to 5 s; how long it took to hold.
+async fn eventually<F, Fut>(what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t = std::time::Instant::now();
+    while !check().await {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{what}: not within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.elapsed()
+}
+
+/// Slot queries are served from memory, and every change reaches the cache: at once when this
+/// replica made it, through PostgreSQL's notifications when another replica (or plain SQL) did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slot_cache_follows_every_replicas_writes() {
+    if !have_pg("slot_cache_follows_every_replicas_writes") {
+        return;
+    }
+    let a = TestApp::spawn().await.unwrap();
+    let b = TestApp::spawn_with(calops::service::testing::app_config(
+        &a.database_url,
+        None,
+        calops::service::ratelimit::policy::Limits::OFF,
+    ))
+    .await
+    .unwrap();
+    let (ca, cb) = (Client::new(&a), Client::new(&b));
+    eventually("replica A's cache is listening", || async {
+        metric(&ca, "calops_slot_cache_active").await == 1
+    })
+    .await;
+    let t = tenant(&ca, "Cache", "Europe/Berlin", basic_type()).await;
+    let q = format!(
+        "/v2/slots?eventTypeId={}&start=2031-03-03&end=2031-03-03&timeZone=Europe/Berlin",
+        t.event_type_id
+    );
+    let at = |hm: &str| format!("2031-03-03T{hm}:00.000+01:00");
+    let all: Vec<String> = ["09:00", "09:30", "10:00", "10:30", "11:00", "11:30"]
+        .iter()
+        .map(|s| at(s))
+        .collect();
+    let slots = |c: &Client| {
+        let (c, q, key) = (c.clone_ref(), q.clone(), t.key.clone());
+        async move {
+            let (s, v) = c.get(&q, &key).await;
+            assert_eq!(s, 200, "{v}");
+            slot_starts(&v)
+        }
+    };
+    assert_eq!(slots(&ca).await, all);
+    let (hits, misses) = (
+        metric(&ca, "calops_slot_cache_hits_total").await,
+        metric(&ca, "calops_slot_cache_misses_total").await,
+    );
+    assert_eq!(slots(&ca).await, all);
+    assert_eq!(
+        metric(&ca, "calops_slot_cache_hits_total").await,
+        hits + 1,
+        "the same query again is answered from memory"
+    );
+    assert_eq!(metric(&ca, "calops_slot_cache_misses_total").await, misses);
+
+    // Booked through replica B: A learns of it from the notification.
+    let book = |c: &Client, start: &str| {
+        let (c, key, et) = (c.clone_ref(), t.key.clone(), t.event_type_id);
+        let start = start.to_string();
+        async move {
+            c.create(
+                "/v2/bookings",
+                &key,
+                json!({"start": start, "eventTypeId": et,
+                       "attendee": {"name": "Ann", "email": "ann@example.com", "timeZone": "UTC"}}),
+            )
+            .await
+        }
+    };
+    let booked = book(&cb, "2031-03-03T08:00:00Z").await;
+    let took = eventually("replica A drops 09:00 booked on replica B", || async {
+        !slots(&ca).await.contains(&at("09:00"))
+    })
+    .await;
+    println!("another replica's booking reached this replica's cache in {took:?}");
+    assert_eq!(slots(&ca).await, all[1..]);
+
+    // Cancelled with plain SQL: the trigger's notification brings 09:00 back.
+    let (db, conn) = tokio_postgres::connect(&a.database_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let uid: uuid::Uuid = booked["uid"].as_str().unwrap().parse().unwrap();
+    db.execute(
+        "UPDATE bookings SET status = 'cancelled' WHERE uid = $1",
+        &[&uid],
+    )
+    .await
+    .unwrap();
+    eventually(
+        "replica A shows 09:00 again after a cancel in SQL",
+        || async { slots(&ca).await.contains(&at("09:00")) },
+    )
+    .await;
+
+    // Hours changed through replica B: A's cached event type and schedule are dropped.
+    let (s, v) = cb
+        .call(
+            Method::PATCH,
+            &format!("/v2/schedules/{}", t.schedule_id),
+            Some(&t.key),
+            Some(json!({"availability": [{"days": ["Monday"], "startTime": "10:00", "endTime": "12:00"}]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    eventually("replica A uses the new hours", || async {
+        slots(&ca).await == all[2..]
+    })
+    .await;
+
+    // This replica's own writes show at once, with no wait for the notification.
+    for _ in 0..5 {
+        assert_eq!(slots(&ca).await, all[2..], "warm the cache");
+        let held = ca
+            .create(
+                "/v2/slots/reservations",
+                &t.key,
+                json!({"eventTypeId": t.event_type_id, "slotStart": "2031-03-03T09:00:00Z"}),
+            )
+            .await;
+        assert!(
+            !slots(&ca).await.contains(&at("10:00")),
+            "a hold made here shows at once"
+        );
+        let (s, _) = ca
+            .call(
+                Method::DELETE,
+                &format!(
+                    "/v2/slots/reservations/{}",
+                    held["reservationUid"].as_str().unwrap()
+                ),
+                Some(&t.key),
+                None,
+            )
+            .await;
+        assert!(s.is_success());
+        assert!(
+            slots(&ca).await.contains(&at("10:00")),
+            "a hold released here shows at once"
+        );
+    }
+    let booked = book(&ca, "2031-03-03T10:00:00Z").await;
+    assert!(!slots(&ca).await.contains(&at("11:00")));
+    let (s, v) = ca
+        .post(
+            &format!("/v2/bookings/{}/cancel", booked["uid"].as_str().unwrap()),
+            &t.key,
+            json!({}),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    assert!(slots(&ca).await.contains(&at("11:00")));
+
+    // A store's own writes drop what they change from its cache, notifications or not: this
+    // store has its cache switched on by hand and no LISTEN connection at all.
+    use calops::service::store::{
+        bookings::BookOutcome, bookings::NewBooking, SchedulePatch, Store,
+    };
+    let store = Store::new(&a.database_url, 2).unwrap();
+    store.cache().set_active(true);
+    let ts = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+    let (from, to) = (ts("2031-03-03T00:00:00Z"), ts("2031-03-04T00:00:00Z"));
+    let context = || async {
+        store
+            .slot_context(t.org_id, t.event_type_id, from, to)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let busy = || async { context().await.busy.len() };
+    assert_eq!(busy().await, 0);
+    let hits = store.cache().stats().hits;
+    assert_eq!(busy().await, 0);
+    assert_eq!(store.cache().stats().hits, hits + 1, "served from memory");
+    let (start, end) = (ts("2031-03-03T10:00:00Z"), ts("2031-03-03T10:30:00Z"));
+    let hold = store
+        .create_reservation(t.org_id, t.event_type_id, start, end, 300)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(busy().await, 1, "a hold");
+    assert!(store.delete_reservation(t.org_id, hold.uid).await.unwrap());
+    assert_eq!(busy().await, 0, "a released hold");
+    let nb = NewBooking {
+        org_id: t.org_id,
+        event_type_id: t.event_type_id,
+        start,
+        end,
+        attendee: json!({"name": "Bo", "email": "bo@example.com", "timeZone": "UTC"}),
+        guests: json!([]),
+        metadata: json!({}),
+        reservation_uid: None,
+    };
+    let BookOutcome::Created(booked) = store
+        .create_booking(&nb, None, |_| json!({}))
+        .await
+        .unwrap()
+    else {
+        panic!("not created")
+    };
+    assert_eq!(busy().await, 1, "a booking");
+    let moved = store
+        .reschedule_booking(
+            t.org_id,
+            booked.uid,
+            ts("2031-03-03T10:30:00Z"),
+            ts("2031-03-03T11:00:00Z"),
+            None,
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        context().await.busy[0].start,
+        moved.start,
+        "a rescheduled booking"
+    );
+    store
+        .cancel_booking(t.org_id, moved.uid, None)
+        .await
+        .unwrap();
+    assert_eq!(busy().await, 0, "a cancelled booking");
+    let tz = || async { context().await.schedule.unwrap().time_zone };
+    assert_eq!(tz().await, "Europe/Berlin");
+    store
+        .update_schedule(
+            t.org_id,
+            t.schedule_id,
+            &SchedulePatch {
+                name: None,
+                time_zone: Some("Asia/Tokyo".into()),
+                availability: None,
+                overrides: None,
+                is_default: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(tz().await, "Asia/Tokyo", "changed hours");
+    let berlin = SchedulePatch {
+        time_zone: Some("Europe/Berlin".into()),
+        ..Default::default()
+    };
+    store
+        .update_schedule(t.org_id, t.schedule_id, &berlin)
+        .await
+        .unwrap();
+    assert_eq!(tz().await, "Europe/Berlin");
+
+    // Off, the service reads the database every time and says so.
+    let off = TestApp::spawn_with(calops::service::config::Config {
+        slot_cache: false,
+        ..calops::service::testing::app_config(
+            &a.database_url,
+            None,
+            calops::service::ratelimit::policy::Limits::OFF,
+        )
+    })
+    .await
+    .unwrap();
+    let co = Client::new(&off);
+    assert_eq!(slots(&co).await, all[2..]);
+    assert_eq!(slots(&co).await, all[2..]);
+    assert_eq!(metric(&co, "calops_slot_cache_active").await, 0);
+    assert_eq!(metric(&co, "calops_slot_cache_hits_total").await, 0);
+    for app in [a, b, off] {
+        app.running.shutdown().await.unwrap();
+    }
 }

@@ -18,6 +18,7 @@ pub fn run(args: &ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
         rate_limit_availability: args.rate_limit_availability.clone(),
         rate_limit_bookings: args.rate_limit_bookings.clone(),
         redis_timeout: args.redis_timeout.clone(),
+        slot_cache: args.slot_cache.clone(),
     };
     let config = match raw.validate(&|name| std::env::var(name).ok()) {
         Ok(c) => c,

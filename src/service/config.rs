@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub rate_limit_bookings: Option<String>,
     /// How long a Redis call may take before the in-process fallback is used (default 250ms).
     pub redis_timeout: Option<String>,
+    /// `on` or `off` (default on).
+    pub slot_cache: Option<String>,
 }
 
 #[derive(Clone)]
@@ -43,6 +45,9 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// Webhook delivery (`CALOPS_WEBHOOK_*` environment variables).
     pub webhooks: crate::service::webhooks::Settings,
+    /// Serve slot queries from memory, kept fresh by PostgreSQL notifications
+    /// (`service::store::cache`).
+    pub slot_cache: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -63,6 +68,7 @@ impl std::fmt::Debug for Config {
             .field("rate_limits", &self.rate_limits)
             .field("redis_timeout", &self.redis_timeout)
             .field("webhooks", &self.webhooks)
+            .field("slot_cache", &self.slot_cache)
             .finish()
     }
 }
@@ -271,6 +277,17 @@ impl RawConfig {
                 }
             },
         };
+        let slot_cache = match self.slot_cache.as_deref().map(str::trim) {
+            None | Some("") | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                problem(
+                    "--slot-cache / CALOPS_SLOT_CACHE",
+                    format!("{other:?}: use on or off"),
+                );
+                true
+            }
+        };
         let webhooks = crate::service::webhooks::Settings::from_env(env).unwrap_or_else(|p| {
             problems.extend(p);
             Default::default()
@@ -289,6 +306,7 @@ impl RawConfig {
                 rate_limits,
                 redis_timeout,
                 webhooks,
+                slot_cache,
             }),
             _ => Err(problems),
         }
@@ -318,9 +336,13 @@ mod tests {
             rate_limit_availability: Some("60 per minute".into()),
             rate_limit_bookings: Some("0/min".into()),
             redis_timeout: Some("1h".into()),
+            slot_cache: Some("sometimes".into()),
         };
         let problems = raw.validate(&no_env).unwrap_err();
-        assert_eq!(problems.len(), 10, "{problems:#?}");
+        assert_eq!(problems.len(), 11, "{problems:#?}");
+        assert!(problems
+            .iter()
+            .any(|p| p.setting == "--slot-cache / CALOPS_SLOT_CACHE"));
         // A token passed where its reference belongs is not echoed.
         assert!(problems.iter().any(|p| p.message.contains("env:NAME")));
         assert!(!problems.iter().any(|p| p.message.contains("hunter2")));
@@ -342,10 +364,12 @@ mod tests {
             crate::service::ratelimit::policy::Limits::default()
         );
         assert_eq!(c.redis_timeout, Duration::from_millis(250));
+        assert!(c.slot_cache, "the slot cache is on by default");
         let tuned = RawConfig {
             rate_limit_availability: Some("120/min".into()),
             rate_limit_bookings: Some("off".into()),
             redis_timeout: Some("50ms".into()),
+            slot_cache: Some("off".into()),
             ..raw.clone()
         }
         .validate(&env)
@@ -353,6 +377,7 @@ mod tests {
         assert_eq!(tuned.rate_limits.availability.unwrap().requests, 120);
         assert_eq!(tuned.rate_limits.bookings, None);
         assert_eq!(tuned.redis_timeout, Duration::from_millis(50));
+        assert!(!tuned.slot_cache);
         let shown = format!("{c:?}");
         assert!(
             !shown.contains("s3cret") && !shown.contains("xxxxxxxx"),

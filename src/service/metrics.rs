@@ -54,6 +54,16 @@ impl Metrics {
         out
     }
 
+    /// The slot cache's exposition text (see `store::cache`).
+    pub fn render_slot_cache(s: crate::service::store::cache::Stats) -> String {
+        format!(
+            "# HELP calops_slot_cache_active Whether slot queries are served from memory (1) or all read the database (0: off, or its notification connection is down).\n# TYPE calops_slot_cache_active gauge\ncalops_slot_cache_active {}\n# HELP calops_slot_cache_hits_total Slot contexts served from memory.\n# TYPE calops_slot_cache_hits_total counter\ncalops_slot_cache_hits_total {}\n# HELP calops_slot_cache_misses_total Slot contexts loaded from the database while the cache was in use.\n# TYPE calops_slot_cache_misses_total counter\ncalops_slot_cache_misses_total {}\n",
+            u8::from(s.active),
+            s.hits,
+            s.misses
+        )
+    }
+
     pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
         let Ok(mut map) = self.requests.lock() else {
             return;

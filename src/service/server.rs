@@ -158,6 +158,14 @@ pub async fn start(config: &Config) -> Result<Running> {
         close_when_draining,
     ));
     let (stop, stopped) = watch::channel(false);
+    if config.slot_cache {
+        let (store, url, stopped) = (
+            state.store.clone(),
+            config.database_url.clone(),
+            stopped.clone(),
+        );
+        tokio::spawn(async move { store.keep_cache_fresh(url, stopped).await });
+    }
     crate::service::calendar::spawn_writer(
         state.store.clone(),
         state.objects.clone(),

@@ -101,6 +101,7 @@ impl TestApp {
             // Tests that hammer the service must not be throttled; rate-limit tests set them.
             rate_limits: crate::service::ratelimit::policy::Limits::OFF,
             redis_timeout: crate::service::ratelimit::redis_conn::DEFAULT_TIMEOUT,
+            slot_cache: true,
             webhooks: Default::default(),
         };
         Self::spawn_with(config).await
@@ -242,6 +243,7 @@ pub fn app_config(
         shutdown_timeout: Duration::from_secs(5),
         rate_limits: limits,
         redis_timeout: crate::service::ratelimit::redis_conn::DEFAULT_TIMEOUT,
+        slot_cache: true,
         webhooks: Default::default(),
     }
 }

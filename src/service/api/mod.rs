@@ -204,6 +204,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
             .metrics
             .render_rate_limits(state.rate_limiter.fallbacks()),
     );
+    text.push_str(&crate::service::metrics::Metrics::render_slot_cache(
+        state.store.cache().stats(),
+    ));
     (
         [(
             axum::http::header::CONTENT_TYPE,

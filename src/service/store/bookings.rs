@@ -387,6 +387,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        self.cache.invalidate_host(booking.host_id);
         Ok(BookOutcome::Created(Box::new(booking)))
     }
 
@@ -483,6 +484,7 @@ impl Store {
         let booking = Booking::from_row(&row);
         super::webhooks::booking_event(&tx, Trigger::BookingCancelled, &booking).await?;
         tx.commit().await?;
+        self.cache.invalidate_host(booking.host_id);
         Ok(Some(booking))
     }
 
@@ -543,6 +545,8 @@ impl Store {
         let booking = insert_booking(&tx, &nb, new_uid, Some(uid)).await?;
         super::webhooks::booking_event(&tx, Trigger::BookingRescheduled, &booking).await?;
         tx.commit().await?;
+        // The old booking had the same host (a reschedule keeps the event type).
+        self.cache.invalidate_host(booking.host_id);
         Ok(Some(booking))
     }
 
@@ -593,6 +597,7 @@ impl Store {
             .await
             .map_err(|e| conflict_or(e, "the reservation"))?;
         tx.commit().await?;
+        self.cache.invalidate_host(host);
         Ok(Some(Reservation {
             uid,
             event_type_id,
@@ -605,13 +610,18 @@ impl Store {
     /// Release a hold early. `false` when there is none with this uid in `org_id`.
     pub async fn delete_reservation(&self, org_id: i64, uid: Uuid) -> Result<bool> {
         let c = self.conn().await?;
-        let n = c
-            .execute(
-                "DELETE FROM slot_reservations WHERE org_id = $1 AND uid = $2",
+        let host: Option<i64> = c
+            .query_opt(
+                "DELETE FROM slot_reservations WHERE org_id = $1 AND uid = $2
+                 RETURNING host_user_id",
                 &[&org_id, &uid],
             )
-            .await?;
-        Ok(n > 0)
+            .await?
+            .map(|r| r.get(0));
+        if let Some(h) = host {
+            self.cache.invalidate_host(h);
+        }
+        Ok(host.is_some())
     }
 }
 
@@ -751,6 +761,9 @@ impl Store {
             .map_err(|e| whole(e.into()))?;
         }
         tx.commit().await.map_err(|e| whole(e.into()))?;
+        for b in &booked {
+            self.cache.invalidate_host(b.host_id);
+        }
         Ok(CompositeOutcome::Created(booked))
     }
 }

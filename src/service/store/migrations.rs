@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "ics: calendar uid and sequence, pending object writes",
         V4,
     ),
+    (5, "slot cache: notify replicas of changes", V5),
 ];
 
 const V1: &str = r#"
@@ -393,6 +394,49 @@ CREATE TRIGGER bookings_ics_pending AFTER INSERT OR UPDATE ON bookings
 -- Calendars of existing bookings are written once, too.
 INSERT INTO ics_pending (ical_uid, org_id)
   SELECT DISTINCT ON (ical_uid) ical_uid, org_id FROM bookings ON CONFLICT DO NOTHING;
+"#;
+
+/// What a replica caches for slot queries (`store::cache`) goes stale when a host's bookings
+/// or holds change (`h<host id>`) or when event types, schedules or users change (`c`); a truncated booking table drops
+/// everything (`*`). The
+/// notification is sent at commit, to every replica listening on `calops_cache`.
+const V5: &str = r#"
+CREATE FUNCTION calops_cache_host() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF TG_OP <> 'INSERT' THEN
+    PERFORM pg_notify('calops_cache', 'h' || OLD.host_user_id);
+  END IF;
+  IF TG_OP <> 'DELETE' AND (TG_OP = 'INSERT' OR NEW.host_user_id <> OLD.host_user_id) THEN
+    PERFORM pg_notify('calops_cache', 'h' || NEW.host_user_id);
+  END IF;
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER bookings_cache AFTER INSERT OR UPDATE OR DELETE ON bookings
+  FOR EACH ROW EXECUTE FUNCTION calops_cache_host();
+CREATE TRIGGER slot_reservations_cache AFTER INSERT OR UPDATE OR DELETE ON slot_reservations
+  FOR EACH ROW EXECUTE FUNCTION calops_cache_host();
+
+CREATE FUNCTION calops_cache_config() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM pg_notify('calops_cache', 'c');
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER event_types_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON event_types
+  FOR EACH STATEMENT EXECUTE FUNCTION calops_cache_config();
+CREATE TRIGGER schedules_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON schedules
+  FOR EACH STATEMENT EXECUTE FUNCTION calops_cache_config();
+CREATE TRIGGER users_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON users
+  FOR EACH STATEMENT EXECUTE FUNCTION calops_cache_config();
+
+CREATE FUNCTION calops_cache_all() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM pg_notify('calops_cache', '*');
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER bookings_cache_truncate AFTER TRUNCATE ON bookings
+  FOR EACH STATEMENT EXECUTE FUNCTION calops_cache_all();
+CREATE TRIGGER slot_reservations_cache_truncate AFTER TRUNCATE ON slot_reservations
+  FOR EACH STATEMENT EXECUTE FUNCTION calops_cache_all();
 "#;
 
 /// Apply every pending migration. Holds a session advisory lock for the duration, so replicas

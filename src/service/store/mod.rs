@@ -3,8 +3,10 @@
 //! Rows come back as plain structs; the API layer turns them into Cal.com-shaped JSON.
 
 pub mod bookings;
+pub mod cache;
 pub mod ics;
 pub mod migrations;
+pub mod notify;
 pub mod webhooks;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
@@ -84,6 +86,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// What slot queries read (in use once [`Store::keep_cache_fresh`] listens).
+    cache: std::sync::Arc<cache::SlotCache>,
 }
 
 /// Pool size and usage, for /metrics.
@@ -114,7 +118,10 @@ impl Store {
             .create_timeout(Some(Duration::from_secs(5)))
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            cache: std::sync::Arc::new(cache::SlotCache::new()),
+        })
     }
 
     pub fn pool_status(&self) -> PoolStatus {
@@ -385,6 +392,7 @@ impl Store {
             .await
             .map_err(|e| classify(e, "the schedule"))?;
         tx.commit().await?;
+        self.cache.invalidate_config();
         Ok(Schedule::from_row(&row))
     }
 
@@ -429,6 +437,7 @@ impl Store {
             .await
             .map_err(|e| classify(e, "the schedule"))?;
         tx.commit().await?;
+        self.cache.invalidate_config();
         Ok(row.as_ref().map(Schedule::from_row))
     }
 
@@ -440,6 +449,7 @@ impl Store {
                 &[&org_id, &id],
             )
             .await?;
+        self.cache.invalidate_config();
         Ok(n > 0)
     }
 
@@ -506,6 +516,7 @@ impl Store {
             )
             .await
             .map_err(|err| classify(err, &format!("an event type with slug {:?} for this host", e.slug)))?;
+        self.cache.invalidate_config();
         Ok(row.as_ref().map(EventType::from_row))
     }
 
@@ -534,6 +545,7 @@ impl Store {
                 &[&org_id, &id],
             )
             .await?;
+        self.cache.invalidate_config();
         if n == 0 && self.get_event_type(org_id, id).await?.is_some() {
             return Err(StoreError::Conflict(
                 "the event type has bookings and cannot be deleted".into(),
@@ -559,7 +571,9 @@ impl Store {
     }
 
     /// [`Store::slot_context`], with live slot holds as busy time too, except the hold `mine`
-    /// (the one a booking presents).
+    /// (the one a booking presents). Served from the cache when it holds the event type and
+    /// the host's busy time over the range; otherwise loaded (and kept when the cache is in
+    /// use).
     pub async fn slot_context_except(
         &self,
         org_id: i64,
@@ -568,11 +582,75 @@ impl Store {
         to: Timestamp,
         mine: Option<uuid::Uuid>,
     ) -> Result<Option<SlotContext>> {
+        let assemble = |config: &cache::Config, busy: &cache::HostBusy| SlotContext {
+            event_type: config.event_type.clone(),
+            schedule: config.schedule.clone(),
+            busy: busy.rows_for(from, to, Timestamp::now(), event_type_id, mine),
+        };
+        let lookup = || {
+            let config = self.cache.config(org_id, event_type_id);
+            let busy = config
+                .as_ref()
+                .and_then(|c| self.cache.busy(c.event_type.user_id));
+            match (&config, &busy) {
+                (Some(c), Some(b)) if b.covers(from, to) => Ok(assemble(c, b)),
+                _ => Err(busy),
+            }
+        };
+        let cached = match lookup() {
+            Ok(ctx) => {
+                self.cache.record(true);
+                return Ok(Some(ctx));
+            }
+            Err(cached) => cached,
+        };
+        if !self.cache.is_active() {
+            return Ok(self
+                .load_slot_data(org_id, event_type_id, from, to)
+                .await?
+                .map(|(c, b)| assemble(&c, &b)));
+        }
+        // Queue behind a load of the same event type already under way, then look again.
+        let flight = self.cache.flight(org_id, event_type_id);
+        let _flight = flight.lock().await;
+        let cached = match lookup() {
+            Ok(ctx) => {
+                self.cache.record(true);
+                return Ok(Some(ctx));
+            }
+            Err(again) => again.or(cached),
+        };
+        let ticket = self.cache.ticket();
+        if ticket.is_some() {
+            self.cache.record(false);
+        }
+        let (lo, hi) = cache::load_range(cached.as_deref(), from, to);
+        let Some((config, busy)) = self.load_slot_data(org_id, event_type_id, lo, hi).await? else {
+            return Ok(None);
+        };
+        let (config, busy) = (std::sync::Arc::new(config), std::sync::Arc::new(busy));
+        let ctx = assemble(&config, &busy);
+        if let Some(t) = ticket {
+            self.cache.put(t, org_id, config, Some(busy));
+        }
+        Ok(Some(ctx))
+    }
+
+    /// The event type, its host's hours, and the host's accepted bookings and live holds that
+    /// overlap `[from, to)`, in one query.
+    async fn load_slot_data(
+        &self,
+        org_id: i64,
+        event_type_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Option<(cache::Config, cache::HostBusy)>> {
         let c = self.conn().await?;
         let stmt = c
             .prepare_cached(&format!(
                 "SELECT {EVENT_TYPE_COLS_E}, s.time_zone, s.availability, s.overrides,
-                        busy.starts, busy.ends, busy.befores, busy.afters, busy.same
+                        busy.starts, busy.ends, busy.befores, busy.afters, busy.types,
+                        busy.holds, busy.expires
                  FROM event_types e
                  LEFT JOIN schedules s ON s.id = COALESCE(e.schedule_id,
                    (SELECT d.id FROM schedules d WHERE d.user_id = e.user_id AND d.is_default LIMIT 1))
@@ -583,9 +661,11 @@ impl Store {
                           array_agg(b.end_at) AS ends,
                           array_agg(b.before_buffer_minutes) AS befores,
                           array_agg(b.after_buffer_minutes) AS afters,
-                          array_agg(COALESCE(b.event_type_id = e.id, false)) AS same
+                          array_agg(b.event_type_id) AS types,
+                          array_agg(b.hold) AS holds,
+                          array_agg(b.expires_at) AS expires
                    FROM (SELECT start_at, end_at, before_buffer_minutes, after_buffer_minutes,
-                                event_type_id
+                                event_type_id, NULL::uuid AS hold, NULL::timestamptz AS expires_at
                          FROM bookings
                          WHERE host_user_id = e.user_id AND status = 'accepted'
                            AND start_at < $4 AND end_at > $3
@@ -594,16 +674,15 @@ impl Store {
                            AND start_at > $3::timestamptz - interval '1 day'
                          UNION ALL
                          SELECT start_at, end_at, before_buffer_minutes, after_buffer_minutes,
-                                NULL
+                                NULL, uid, expires_at
                          FROM slot_reservations
                          WHERE host_user_id = e.user_id AND expires_at > now()
-                           AND start_at < $4 AND end_at > $3
-                           AND uid IS DISTINCT FROM $5) b) busy ON true
+                           AND start_at < $4 AND end_at > $3) b) busy ON true
                  WHERE e.org_id = $1 AND e.id = $2"
             ))
             .await?;
         let row = c
-            .query_opt(&stmt, &[&org_id, &event_type_id, &from, &to, &mine])
+            .query_opt(&stmt, &[&org_id, &event_type_id, &from, &to])
             .await?;
         Ok(row.map(|r| {
             let event_type = EventType::from_row(&r);
@@ -616,27 +695,61 @@ impl Store {
             let ends: Vec<Timestamp> = r.get::<_, Option<_>>(19).unwrap_or_default();
             let befores: Vec<i32> = r.get::<_, Option<_>>(20).unwrap_or_default();
             let afters: Vec<i32> = r.get::<_, Option<_>>(21).unwrap_or_default();
-            let same: Vec<bool> = r.get::<_, Option<_>>(22).unwrap_or_default();
-            let busy = (0..starts
-                .len()
-                .min(ends.len())
-                .min(befores.len())
-                .min(afters.len())
-                .min(same.len()))
-                .map(|i| BusyRow {
+            let types: Vec<Option<i64>> = r.get::<_, Option<_>>(22).unwrap_or_default();
+            let holds: Vec<Option<uuid::Uuid>> = r.get::<_, Option<_>>(23).unwrap_or_default();
+            let expires: Vec<Option<Timestamp>> = r.get::<_, Option<_>>(24).unwrap_or_default();
+            let n = [
+                starts.len(),
+                ends.len(),
+                befores.len(),
+                afters.len(),
+                types.len(),
+                holds.len(),
+                expires.len(),
+            ]
+            .into_iter()
+            .min()
+            .unwrap_or(0);
+            let rows = (0..n)
+                .map(|i| cache::RawBusy {
                     start: starts[i],
                     end: ends[i],
                     before_buffer: befores[i],
                     after_buffer: afters[i],
-                    same_event_type: same[i],
+                    event_type_id: types[i],
+                    hold: holds[i].zip(expires[i]),
                 })
                 .collect();
-            SlotContext {
-                event_type,
-                schedule,
-                busy,
-            }
+            (
+                cache::Config {
+                    event_type,
+                    schedule,
+                },
+                cache::HostBusy { from, to, rows },
+            )
         }))
+    }
+
+    /// The cache of what slot queries read.
+    pub fn cache(&self) -> &std::sync::Arc<cache::SlotCache> {
+        &self.cache
+    }
+
+    /// Keep the cache fresh from the database's notifications (see [`cache`]) until `stopped`
+    /// turns true; the cache is in use only while this listens.
+    pub async fn keep_cache_fresh(
+        &self,
+        database_url: String,
+        stopped: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let cache = self.cache.clone();
+        notify::listen(database_url, &[cache::CHANNEL], stopped, move |e| match e {
+            notify::Event::Listening => cache.set_active(true),
+            notify::Event::Notification { payload, .. } => cache.apply(payload),
+            notify::Event::Lost => cache.set_active(false),
+        })
+        .await;
+        self.cache.set_active(false);
     }
 
     // ---- bookings (part 1 only stores them for busy time; the API comes in part 2) ---------
@@ -664,6 +777,7 @@ impl Store {
             )
             .await
             .map_err(|e| classify(e, "the booking"))?;
+        self.cache.flush_all();
         if n == 0 {
             return Err(StoreError::Invalid(format!(
                 "event type {event_type_id} not found in organization {org_id}"

@@ -74,55 +74,16 @@ pub fn spawn(store: Store, database_url: &str, settings: Settings) -> Workers {
     Workers { stop, tasks }
 }
 
-/// Forward notifications on [`CHANNEL`] to the workers; reconnect after errors (polling
-/// covers the gap).
-async fn listen(url: String, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
-    use futures::StreamExt;
-    loop {
-        if *stopped.borrow() {
-            return;
-        }
-        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-            Ok((client, mut conn)) => {
-                let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
-                let sql = format!("LISTEN {CHANNEL}");
-                let listen = client.batch_execute(&sql);
-                // The connection must be polled for LISTEN to complete.
-                let mut listen = std::pin::pin!(listen);
-                let mut listening = false;
-                loop {
-                    tokio::select! {
-                        r = &mut listen, if !listening => {
-                            if let Err(e) = r {
-                                tracing::warn!(error = %e, "LISTEN for webhook events failed; polling");
-                                break;
-                            }
-                            listening = true;
-                            // Catch anything committed before LISTEN took effect.
-                            wake.notify_waiters();
-                        }
-                        m = messages.next() => match m {
-                            Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => wake.notify_waiters(),
-                            Some(Ok(_)) => {}
-                            Some(Err(e)) => {
-                                tracing::warn!(error = %e, "webhook notification connection lost; polling");
-                                break;
-                            }
-                            None => break,
-                        },
-                        _ = stopped.changed() => return,
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot connect for webhook notifications; polling")
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stopped.changed() => return,
-        }
-    }
+/// Forward notifications on [`CHANNEL`] to the workers (polling covers any gap while the
+/// connection is down).
+async fn listen(url: String, wake: Arc<Notify>, stopped: watch::Receiver<bool>) {
+    use crate::service::store::notify::{self, Event};
+    notify::listen(url, &[CHANNEL], stopped, move |e| match e {
+        // Catch anything committed before LISTEN took effect, too.
+        Event::Listening | Event::Notification { .. } => wake.notify_waiters(),
+        Event::Lost => {}
+    })
+    .await
 }
 
 /// Delete finished deliveries past the retention, a batch every 12 poll intervals.
