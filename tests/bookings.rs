@@ -1127,3 +1127,159 @@ async fn concurrent_bookings_never_exceed_the_per_day_limit_of_the_hosts_local_d
     assert!(slot_starts(&c, &t, et, "2031-06-02").await.is_empty());
     assert!(!slot_starts(&c, &t, et, "2031-06-06").await.is_empty());
 }
+
+/// `calops_bookings_created_total{path="..."}` from /metrics.
+async fn booked(c: &Client, path: &str) -> u64 {
+    let (_, v, _) = c.raw(Method::GET, "/metrics", None, None, None).await;
+    let text = v.as_str().unwrap_or_default().to_string();
+    let name = format!("calops_bookings_created_total{{path=\"{path}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&name))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+}
+
+/// Where busy time can only take a slot away by overlapping it, a booking is one statement:
+/// what it answers is what was stored (id and times made ahead of the insert), its webhook event
+/// and calendar are written with it, an expired hold in the way is cleared, and a taken slot is
+/// a 409. Everything else (idempotency keys, holds, grids that busy time can move) takes the
+/// general path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_bookings_store_what_they_answer() {
+    if !have_pg("direct_bookings_store_what_they_answer") {
+        return;
+    }
+    let app = TestApp::spawn().await.unwrap();
+    let c = Client::new(&app);
+    let t = tenant(&c, "Direct", "09:00", "17:00", call_type()).await;
+    let db = db(&app).await;
+    c.create(
+        "/v2/webhooks",
+        &t.key,
+        json!({"subscriberUrl": "http://127.0.0.1:9/hook", "triggers": ["BOOKING_CREATED"]}),
+    )
+    .await;
+
+    let made = c
+        .create(
+            "/v2/bookings",
+            &t.key,
+            booking(t.event_type_id, "2031-05-05T09:00:00Z"),
+        )
+        .await;
+    assert_eq!(booked(&c, "direct").await, 1);
+    assert_eq!(booked(&c, "general").await, 0);
+    let uid = made["uid"].as_str().unwrap().to_string();
+    let (s, stored) = c.get(&format!("/v2/bookings/{uid}"), &t.key).await;
+    assert_eq!(s, 200);
+    assert_eq!(stored["data"], made, "the answer is what was stored");
+    let row = db
+        .query_one(
+            "SELECT b.id, b.ical_uid = b.uid, b.occupied = tstzrange(b.start_at, b.end_at),
+                    (SELECT count(*) FROM occupancy o WHERE o.booking_id = b.id),
+                    (SELECT count(*) FROM ics_pending p WHERE p.ical_uid = b.uid)
+                      + (SELECT count(*) FROM webhook_deliveries d WHERE d.booking_uid = b.uid
+                           AND d.body::jsonb -> 'payload' ->> 'bookingId' = b.id::text)
+             FROM bookings b WHERE b.uid = $1::text::uuid",
+            &[&uid],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), made["id"].as_i64().unwrap());
+    assert!(row.get::<_, bool>(1) && row.get::<_, bool>(2));
+    assert_eq!(row.get::<_, i64>(3), 1, "the booking holds its time");
+    // The calendar write may already be done (the row gone); the webhook event must be there.
+    assert!(
+        row.get::<_, i64>(4) >= 1,
+        "the webhook event carries the stored id"
+    );
+
+    // Taken: 409, and nothing else changed.
+    let (s, v) = c
+        .post(
+            "/v2/bookings",
+            &t.key,
+            booking(t.event_type_id, "2031-05-05T09:00:00Z"),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::CONFLICT, "booking_conflict"),
+        "{v}"
+    );
+    // Not on the hours: 422 without touching the database's constraint.
+    let (s, v) = c
+        .post(
+            "/v2/bookings",
+            &t.key,
+            booking(t.event_type_id, "2031-05-05T08:00:00Z"),
+        )
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "slot_unavailable"),
+        "{v}"
+    );
+
+    // A hold that ran out is cleared for the booking.
+    db.execute(
+        "INSERT INTO slot_reservations (uid, org_id, event_type_id, host_user_id, start_at, end_at,
+           occupied, expires_at)
+         VALUES (gen_random_uuid(), $1, $2, $3, '2031-05-05T10:00:00Z', '2031-05-05T10:30:00Z',
+           tstzrange('2031-05-05T10:00:00Z', '2031-05-05T10:30:00Z'), now() - interval '1 minute')",
+        &[&t.org_id, &t.event_type_id, &t.user_id],
+    )
+    .await
+    .unwrap();
+    c.create(
+        "/v2/bookings",
+        &t.key,
+        booking(t.event_type_id, "2031-05-05T10:00:00Z"),
+    )
+    .await;
+    assert_eq!(booked(&c, "direct").await, 2);
+    let holds: i64 = db
+        .query_one("SELECT count(*) FROM slot_reservations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(holds, 0);
+
+    // The general path: with an Idempotency-Key, and for a 45-minute type (busy time can move
+    // its quarter-hour grid).
+    let (s, v, _) = c
+        .send(
+            Method::POST,
+            "/v2/bookings",
+            &t.key,
+            Some(booking(t.event_type_id, "2031-05-05T11:00:00Z")),
+            Some("direct-test-1"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let long = event_type_of(
+        &c,
+        &t.key,
+        t.user_id,
+        json!({"title": "Long", "slug": "long", "lengthInMinutes": 45}),
+    )
+    .await;
+    // The 11:00-11:30 booking restarts the grid at 11:30: 12:00 is no slot now, 12:15 is.
+    let (s, v) = c
+        .post(
+            "/v2/bookings",
+            &t.key,
+            booking(long, "2031-05-05T12:00:00Z"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    c.create(
+        "/v2/bookings",
+        &t.key,
+        booking(long, "2031-05-05T12:15:00Z"),
+    )
+    .await;
+    assert_eq!(booked(&c, "general").await, 2);
+    assert_eq!(booked(&c, "direct").await, 2);
+    assert_eq!(overlapping_pairs(&db).await, 0);
+}

@@ -23,9 +23,22 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
     /// 429 answers by rate-limit class.
     rate_limited: Mutex<BTreeMap<String, u64>>,
+    /// Bookings made by `POST /v2/bookings`: in one statement, and in a transaction.
+    booked_direct: std::sync::atomic::AtomicU64,
+    booked_general: std::sync::atomic::AtomicU64,
 }
 
 impl Metrics {
+    /// Count a booking made by `POST /v2/bookings`, by the path it took.
+    pub fn booked(&self, direct: bool) {
+        let c = if direct {
+            &self.booked_direct
+        } else {
+            &self.booked_general
+        };
+        c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Count one request refused with 429 by the rate limiter.
     pub fn rate_limited(&self, class: &str) {
         if let Ok(mut m) = self.rate_limited.lock() {
@@ -143,6 +156,12 @@ impl Metrics {
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
+        let _ = writeln!(
+            out,
+            "# HELP calops_bookings_created_total Bookings made by POST /v2/bookings, by path: direct (one statement; the exclusion constraint decides) or general (a transaction that reads busy time first).\n# TYPE calops_bookings_created_total counter\ncalops_bookings_created_total{{path=\"direct\"}} {}\ncalops_bookings_created_total{{path=\"general\"}} {}",
+            self.booked_direct.load(std::sync::atomic::Ordering::Relaxed),
+            self.booked_general.load(std::sync::atomic::Ordering::Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP calops_uptime_seconds Seconds since the service started.\n# TYPE calops_uptime_seconds gauge\ncalops_uptime_seconds {uptime_seconds:.3}"

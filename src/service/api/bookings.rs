@@ -213,7 +213,7 @@ pub(super) async fn check_slot(
     };
     let mut ctx = state
         .store
-        .slot_context_except(org, event_type_id, start - before, start + margin, mine)
+        .fresh_slot_context(org, event_type_id, start - before, start + margin, mine)
         .await?
         .ok_or_else(not_found)?;
     let busy_from = Timestamp::now() - margin;
@@ -221,10 +221,23 @@ pub(super) async fn check_slot(
         // A rolling window counts bookable dates from today on.
         ctx = state
             .store
-            .slot_context_except(org, event_type_id, busy_from, start + margin, mine)
+            .fresh_slot_context(org, event_type_id, busy_from, start + margin, mine)
             .await?
             .ok_or_else(not_found)?;
     }
+    judge(&ctx, event_type_id, start, length, check_busy).map(|(end, own, _)| (end, own))
+}
+
+/// [`check_slot`]'s verdict on a context: the end, the length in minutes, and whether busy
+/// time can only take this start away by overlapping it (`slots::busy_only_overlaps`; then the
+/// exclusion constraint decides alone).
+pub(super) fn judge(
+    ctx: &crate::service::store::SlotContext,
+    event_type_id: i64,
+    start: Timestamp,
+    length: Option<i64>,
+    check_busy: bool,
+) -> Result<(Timestamp, i64, bool), ApiError> {
     let own = i64::from(ctx.event_type.length_minutes);
     if let Some(l) = length {
         if l != own {
@@ -248,23 +261,33 @@ pub(super) async fn check_slot(
     if ctx.schedule.is_none() {
         return Err(unavailable());
     }
-    let (avail, rules, busy) = super::slots::prepare(&ctx, own)?;
+    let (avail, rules, busy) = super::slots::prepare(ctx, own)?;
     let q = slots::Query {
         start: start.as_second(),
         end: start.as_second() + 1,
         now: Timestamp::now().as_second(),
     };
-    if slots::compute(&avail, &rules, &[], &q).is_empty() {
-        return Err(unavailable());
+    // Busy time can also make a start a slot (the grid restarts after it), so a slot with
+    // busy time counts first; a start that is one only without busy time has been taken.
+    let with_busy = check_busy && !slots::compute(&avail, &rules, &busy, &q).is_empty();
+    if !with_busy {
+        if slots::compute(&avail, &rules, &[], &q).is_empty() {
+            return Err(unavailable());
+        }
+        if check_busy {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "booking_conflict",
+                format!("{start} has been booked or is held by someone else; pick another slot"),
+            ));
+        }
     }
-    if check_busy && slots::compute(&avail, &rules, &busy, &q).is_empty() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "booking_conflict",
-            format!("{start} has been booked or is held by someone else; pick another slot"),
-        ));
-    }
-    Ok((start + jiff::SignedDuration::from_mins(own), own))
+    let overlaps_only = slots::busy_only_overlaps(&rules, &avail.tz, start.as_second());
+    Ok((
+        start + jiff::SignedDuration::from_mins(own),
+        own,
+        overlaps_only,
+    ))
 }
 
 fn iso(t: Timestamp) -> String {
@@ -341,6 +364,11 @@ pub async fn create(
             return Ok(replayed(r));
         }
     }
+    if idem.is_none() && req.reservation_uid.is_none() {
+        if let Some(created) = book_directly(&state, org, &req, start).await? {
+            return Ok(created);
+        }
+    }
     let checked = check_slot(
         &state,
         org,
@@ -369,6 +397,23 @@ pub async fn create(
         end.as_second(),
     );
     let lock = state.booking_locks.acquire(&lock).await.into_guard();
+    let nb = new_booking(org, &req, start, end);
+    let outcome = retry_transient(|| state.store.create_booking(&nb, idem.as_ref(), booking_json));
+    let outcome = outcome.await;
+    if let Some(g) = lock {
+        g.release().await;
+    }
+    match outcome? {
+        BookOutcome::Created(b) => {
+            state.metrics.booked(false);
+            Ok(success(StatusCode::CREATED, booking_json(&b)))
+        }
+        BookOutcome::Replayed(r) => Ok(replayed(r)),
+    }
+}
+
+/// The booking a create request asks for, once its slot is known.
+fn new_booking(org: i64, req: &CreateBooking, start: Timestamp, end: Timestamp) -> NewBooking {
     let mut attendee = json!({
         "name": req.attendee.name.trim(),
         "email": req.attendee.email.trim(),
@@ -377,7 +422,7 @@ pub async fn create(
     if let Some(l) = &req.attendee.language {
         attendee["language"] = json!(l);
     }
-    let nb = NewBooking {
+    NewBooking {
         org_id: org,
         event_type_id: req.event_type_id,
         start,
@@ -386,16 +431,53 @@ pub async fn create(
         guests: json!(req.guests),
         metadata: req.metadata.clone().unwrap_or_else(|| json!({})),
         reservation_uid: req.reservation_uid,
+    }
+}
+
+/// Book in one database statement ([`crate::service::store::Store::book_directly`]) when busy
+/// time can only take the slot away by overlapping it (`slots::busy_only_overlaps`): then the
+/// slot is checked against the (cached) hours alone and the exclusion constraint decides the
+/// rest. `Ok(None)` when that does not apply; the caller takes the general path.
+async fn book_directly(
+    state: &AppState,
+    org: i64,
+    req: &CreateBooking,
+    start: Timestamp,
+) -> Result<Option<axum::response::Response>, ApiError> {
+    let Some(config) = state.store.slot_config(org, req.event_type_id).await? else {
+        return Ok(None);
     };
-    let outcome = retry_transient(|| state.store.create_booking(&nb, idem.as_ref(), booking_json));
-    let outcome = outcome.await;
+    let ctx = crate::service::store::SlotContext {
+        event_type: config.event_type.clone(),
+        schedule: config.schedule.clone(),
+        busy: Vec::new(),
+    };
+    if ctx.schedule.is_none() {
+        return Ok(None);
+    }
+    let own = i64::from(ctx.event_type.length_minutes);
+    let (avail, rules, _) = super::slots::prepare(&ctx, own)?;
+    if !slots::busy_only_overlaps(&rules, &avail.tz, start.as_second()) {
+        return Ok(None);
+    }
+    // Busy time can only remove slots here, so "not a slot without it" is final.
+    let (end, _, _) = judge(&ctx, req.event_type_id, start, req.length_in_minutes, false)?;
+    let lock = crate::service::ratelimit::lock::slot_key(
+        org,
+        &format!("et{}", req.event_type_id),
+        start.as_second(),
+        end.as_second(),
+    );
+    let lock = state.booking_locks.acquire(&lock).await.into_guard();
+    let nb = new_booking(org, req, start, end);
+    let outcome = retry_transient(|| state.store.book_directly(&config, &nb)).await;
     if let Some(g) = lock {
         g.release().await;
     }
-    match outcome? {
-        BookOutcome::Created(b) => Ok(success(StatusCode::CREATED, booking_json(&b))),
-        BookOutcome::Replayed(r) => Ok(replayed(r)),
-    }
+    Ok(outcome?.map(|b| {
+        state.metrics.booked(true);
+        success(StatusCode::CREATED, booking_json(&b))
+    }))
 }
 
 pub(super) fn replayed(r: Replay) -> axum::response::Response {

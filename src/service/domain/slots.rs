@@ -112,6 +112,31 @@ pub fn grid_minutes(step: i64) -> i64 {
         .unwrap_or(1)
 }
 
+/// Can busy time only take the slot at `start` away by overlapping it, never by moving the
+/// grid? Then a start that is a slot with no busy time at all is a slot exactly when it does not
+/// overlap any busy time widened by the buffers, which is what the database's exclusion
+/// constraint checks, and a booking needs no busy time read first.
+///
+/// True when the step is its own grid unit (every local multiple of the unit is on the grid, in
+/// whichever free range), the zone's offset is a whole number of units around `start` (so the
+/// absolute lattice used for hours without a beginning is the local grid too), and neither a
+/// rolling window nor a per-day limit (both count bookings) applies.
+pub fn busy_only_overlaps(rules: &Rules, tz: &TimeZone, start: i64) -> bool {
+    let step = rules.step();
+    let unit = grid_minutes(step);
+    let aligned = |t: i64| {
+        Timestamp::from_second(t)
+            .map(|ts| tz.to_offset(ts).seconds() % (unit as i32 * 60) == 0)
+            .unwrap_or(false)
+    };
+    step == unit
+        && !matches!(rules.window, Some(BookingWindow::Rolling { .. }))
+        && rules.per_day_limit.is_none()
+        && aligned(start)
+        && aligned(start - 3 * 86_400)
+        && aligned(start + 86_400)
+}
+
 /// Slot starts (epoch seconds), ascending.
 ///
 /// A [`BookingWindow::Rolling`] window counts bookable dates from today (in the host's zone),

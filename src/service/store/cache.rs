@@ -36,6 +36,15 @@ pub struct Config {
     pub event_type: EventType,
     /// `None` when the host has no schedule at all.
     pub schedule: Option<ScheduleHours>,
+    /// The host as bookings show it.
+    pub host: Host,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Host {
+    pub name: String,
+    pub email: String,
+    pub time_zone: String,
 }
 
 /// One accepted booking or slot hold of a host, as loaded.
@@ -334,6 +343,7 @@ mod tests {
                 created_at: ts("2030-01-01T00:00:00Z"),
             },
             schedule: None,
+            host: Host::default(),
         })
     }
 

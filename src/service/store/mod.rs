@@ -88,6 +88,8 @@ pub struct Store {
     pool: Pool,
     /// What slot queries read (in use once [`Store::keep_cache_fresh`] listens).
     cache: std::sync::Arc<cache::SlotCache>,
+    /// Booking ids taken from the sequence ahead of use (see [`Store::book_directly`]).
+    booking_ids: std::sync::Arc<tokio::sync::Mutex<Vec<i64>>>,
 }
 
 /// Pool size and usage, for /metrics.
@@ -121,6 +123,7 @@ impl Store {
         Ok(Store {
             pool,
             cache: std::sync::Arc::new(cache::SlotCache::new()),
+            booking_ids: Default::default(),
         })
     }
 
@@ -605,10 +608,9 @@ impl Store {
             Err(cached) => cached,
         };
         if !self.cache.is_active() {
-            return Ok(self
-                .load_slot_data(org_id, event_type_id, from, to)
-                .await?
-                .map(|(c, b)| assemble(&c, &b)));
+            return self
+                .fresh_slot_context(org_id, event_type_id, from, to, mine)
+                .await;
         }
         // Queue behind a load of the same event type already under way, then look again.
         let flight = self.cache.flight(org_id, event_type_id);
@@ -636,6 +638,53 @@ impl Store {
         Ok(Some(ctx))
     }
 
+    /// [`Store::slot_context_except`] read from the database, never from the cache: what a
+    /// booking checks right before it writes.
+    pub async fn fresh_slot_context(
+        &self,
+        org_id: i64,
+        event_type_id: i64,
+        from: Timestamp,
+        to: Timestamp,
+        mine: Option<uuid::Uuid>,
+    ) -> Result<Option<SlotContext>> {
+        Ok(self
+            .load_slot_data(org_id, event_type_id, from, to)
+            .await?
+            .map(|(c, b)| SlotContext {
+                event_type: c.event_type,
+                schedule: c.schedule,
+                busy: b.rows_for(from, to, Timestamp::now(), event_type_id, mine),
+            }))
+    }
+
+    /// The event type with its host and the host's hours, from the cache when it has them.
+    /// `None` when the event type is not in the organization.
+    pub async fn slot_config(
+        &self,
+        org_id: i64,
+        event_type_id: i64,
+    ) -> Result<Option<std::sync::Arc<cache::Config>>> {
+        if let Some(c) = self.cache.config(org_id, event_type_id) {
+            self.cache.record(true);
+            return Ok(Some(c));
+        }
+        let ticket = self.cache.ticket();
+        if ticket.is_some() {
+            self.cache.record(false);
+        }
+        // An empty range: no busy time to read.
+        let now = Timestamp::now();
+        let Some((config, _)) = self.load_slot_data(org_id, event_type_id, now, now).await? else {
+            return Ok(None);
+        };
+        let config = std::sync::Arc::new(config);
+        if let Some(t) = ticket {
+            self.cache.put(t, org_id, config.clone(), None);
+        }
+        Ok(Some(config))
+    }
+
     /// The event type, its host's hours, and the host's accepted bookings and live holds that
     /// overlap `[from, to)`, in one query.
     async fn load_slot_data(
@@ -650,8 +699,9 @@ impl Store {
             .prepare_cached(&format!(
                 "SELECT {EVENT_TYPE_COLS_E}, s.time_zone, s.availability, s.overrides,
                         busy.starts, busy.ends, busy.befores, busy.afters, busy.types,
-                        busy.holds, busy.expires
+                        busy.holds, busy.expires, u.name, u.email, u.time_zone
                  FROM event_types e
+                 JOIN users u ON u.id = e.user_id
                  LEFT JOIN schedules s ON s.id = COALESCE(e.schedule_id,
                    (SELECT d.id FROM schedules d WHERE d.user_id = e.user_id AND d.is_default LIMIT 1))
                  LEFT JOIN LATERAL (
@@ -724,6 +774,11 @@ impl Store {
                 cache::Config {
                     event_type,
                     schedule,
+                    host: cache::Host {
+                        name: r.get(25),
+                        email: r.get(26),
+                        time_zone: r.get(27),
+                    },
                 },
                 cache::HostBusy { from, to, rows },
             )

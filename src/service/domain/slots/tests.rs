@@ -844,3 +844,100 @@ fn rolling_business_days_skip_weekends_when_counting_but_keep_their_slots() {
     let none = avail("Europe/Berlin", vec![]);
     assert!(compute(&none, &r, &[], &query).is_empty());
 }
+
+#[test]
+fn busy_time_only_overlaps_when_the_step_is_its_own_unit_in_a_whole_offset() {
+    let rules = |length: i64, interval: Option<i64>| Rules {
+        length,
+        slot_interval: interval,
+        minimum_notice: 0,
+        before_buffer: 0,
+        after_buffer: 0,
+        window: None,
+        per_day_limit: None,
+    };
+    let t = ts("2026-06-01T09:00:00Z");
+    let ny = tz("America/New_York");
+    assert!(busy_only_overlaps(&rules(30, None), &ny, t));
+    assert!(busy_only_overlaps(&rules(45, Some(15)), &ny, t));
+    assert!(busy_only_overlaps(&rules(60, None), &tz("UTC"), t));
+    // 45 minutes: unit 15, so after busy time the grid restarts on a new quarter hour.
+    assert!(!busy_only_overlaps(&rules(45, None), &ny, t));
+    // +05:45 is not a whole number of half hours.
+    assert!(!busy_only_overlaps(
+        &rules(30, None),
+        &tz("Asia/Kathmandu"),
+        t
+    ));
+    assert!(busy_only_overlaps(
+        &rules(15, None),
+        &tz("Asia/Kathmandu"),
+        t
+    ));
+    // Lord Howe Island moves by 30 minutes: not a whole hour around its change.
+    let lhi = tz("Australia/Lord_Howe");
+    assert!(!busy_only_overlaps(
+        &rules(60, None),
+        &lhi,
+        ts("2026-04-05T12:00:00Z")
+    ));
+    assert!(busy_only_overlaps(
+        &rules(30, None),
+        &lhi,
+        ts("2026-04-05T12:00:00Z")
+    ));
+    let mut r = rules(30, None);
+    r.per_day_limit = Some(2);
+    assert!(!busy_only_overlaps(&r, &ny, t));
+    r.per_day_limit = None;
+    r.window = Some(BookingWindow::Rolling {
+        days: 5,
+        calendar_days: true,
+    });
+    assert!(!busy_only_overlaps(&r, &ny, t));
+    r.window = Some(BookingWindow::CalendarDays(5));
+    assert!(busy_only_overlaps(&r, &ny, t));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+    /// Where [`busy_only_overlaps`] holds, a start is a slot with busy time exactly when it is
+    /// one without and overlaps no widened busy time: what the exclusion constraint decides.
+    #[test]
+    fn where_busy_only_overlaps_the_constraint_decides_alone(
+        zone in 0usize..ZONES.len(),
+        rules_v in proptest::collection::vec(arb_rule_edges(), 1..4),
+        busy in proptest::collection::vec(arb_busy(ts("2026-10-20T00:00:00Z")), 0..12),
+        length in 1i64..25,
+        interval in proptest::option::of(1i64..13),
+        before in 0i64..20,
+        after in 0i64..20,
+        notice in 0i64..3000,
+        minute in 0i64..(8 * 24 * 12),
+    ) {
+        let a = avail(ZONES[zone], rules_v);
+        let r = Rules {
+            length: length * 5,
+            slot_interval: interval.map(|i| i * 5),
+            minimum_notice: notice,
+            before_buffer: before,
+            after_buffer: after,
+            window: None,
+            per_day_limit: None,
+        };
+        let start = ts("2026-10-20T00:00:00Z") + minute * 300;
+        prop_assume!(busy_only_overlaps(&r, &a.tz, start));
+        let q = Query { start, end: start + 1, now: ts("2026-10-19T00:00:00Z") };
+        let free = !compute(&a, &r, &[], &q).is_empty();
+        let (s, e) = (start - r.before_buffer * 60, start + (r.length + r.after_buffer) * 60);
+        let clear = busy.iter().all(|b| {
+            let (bs, be) = (b.start - b.before_buffer * 60, b.end + b.after_buffer * 60);
+            be <= s || bs >= e
+        });
+        prop_assert_eq!(
+            !compute(&a, &r, &busy, &q).is_empty(),
+            free && clear,
+            "start {} (free without busy time: {}, clear of busy time: {})", iso(start), free, clear
+        );
+    }
+}
