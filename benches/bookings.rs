@@ -233,11 +233,10 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
     })
     .await?;
 
-    // The general path (an Idempotency-Key makes the booking a transaction that records the
-    // key and reads busy time first), on the next days' slots.
+    // With an Idempotency-Key (recorded by the same statement), on the next days' slots.
     let url = app.url("/v2/bookings");
     let (h, k) = (http.clone(), Arc::new(key.clone()));
-    let general = drive(total, move |_, i| {
+    let keyed = drive(total, move |_, i| {
         let (h, k, url) = (h.clone(), k.clone(), url.clone());
         async move {
             let r = h
@@ -249,6 +248,40 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
                 .send()
                 .await?;
             anyhow::ensure!(r.status() == 201, "{}: {}", r.status(), r.text().await?);
+            Ok(())
+        }
+    })
+    .await?;
+
+    // The general path: a 45-minute type, whose grid busy time can move, so each booking reads
+    // the host's busy time, then books in a transaction. Starts 90 minutes apart from day 200
+    // on stay on its grid whatever else is booked.
+    let long = post(
+        &http,
+        app.url("/v2/event-types"),
+        &key,
+        json!({"userId": user_id, "title": "Long", "slug": "long", "lengthInMinutes": 45}),
+    )
+    .await?["id"]
+        .as_i64()
+        .unwrap_or_default();
+    let url = app.url("/v2/bookings");
+    let (h, k) = (http.clone(), Arc::new(key.clone()));
+    let general = drive(total, move |_, i| {
+        let (h, k, url) = (h.clone(), k.clone(), url.clone());
+        async move {
+            let t0: jiff::Timestamp = "2031-03-03T00:00:00Z".parse()?;
+            let start = t0
+                + jiff::SignedDuration::from_hours(24 * (200 + (i / 16) as i64))
+                + jiff::SignedDuration::from_mins(90 * (i % 16) as i64);
+            post(
+                &h,
+                url,
+                &k,
+                json!({"start": start.to_string(), "eventTypeId": long,
+                       "attendee": {"name": "Client", "email": "client@example.com", "timeZone": "UTC"}}),
+            )
+            .await?;
             Ok(())
         }
     })
@@ -294,9 +327,9 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
         .await?
         .get(0);
     anyhow::ensure!(
-        accepted as usize == 2 * total + CLIENTS,
+        accepted as usize == 3 * total + CLIENTS,
         "expected {} bookings, found {accepted}",
-        2 * total + CLIENTS
+        3 * total + CLIENTS
     );
     println!(
         "bookings bench ({}): {CLIENTS} concurrent clients, distinct slots of one host; {}",
@@ -312,7 +345,8 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
         }
     );
     println!("{}", service.line("POST /v2/bookings (HTTP, 201)"));
-    println!("{}", general.line("  with Idempotency-Key (general path)"));
+    println!("{}", keyed.line("  with Idempotency-Key"));
+    println!("{}", general.line("  45-minute type (general path)"));
     println!("{}", raw.line("raw PostgreSQL single-row INSERT txn"));
     println!(
         "service / raw = {:.2}",

@@ -1142,8 +1142,8 @@ async fn booked(c: &Client, path: &str) -> u64 {
 /// Where busy time can only take a slot away by overlapping it, a booking is one statement:
 /// what it answers is what was stored (id and times made ahead of the insert), its webhook event
 /// and calendar are written with it, an expired hold in the way is cleared, and a taken slot is
-/// a 409. Everything else (idempotency keys, holds, grids that busy time can move) takes the
-/// general path.
+/// a 409; an idempotency key is recorded with it. Everything else (holds, grids that busy time
+/// can move) takes the general path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_bookings_store_what_they_answer() {
     if !have_pg("direct_bookings_store_what_they_answer") {
@@ -1245,18 +1245,47 @@ async fn direct_bookings_store_what_they_answer() {
         .get(0);
     assert_eq!(holds, 0);
 
-    // The general path: with an Idempotency-Key, and for a 45-minute type (busy time can move
-    // its quarter-hour grid).
-    let (s, v, _) = c
-        .send(
-            Method::POST,
-            "/v2/bookings",
-            &t.key,
-            Some(booking(t.event_type_id, "2031-05-05T11:00:00Z")),
-            Some("direct-test-1"),
+    // An Idempotency-Key is recorded by the same statement: the same key again (at once, or
+    // while the first is in flight) gets the first result; with another request, a 422.
+    let with_key = |start: &str| {
+        let (c, key, et) = (c.clone(), t.key.clone(), t.event_type_id);
+        let start = start.to_string();
+        async move {
+            c.send(
+                Method::POST,
+                "/v2/bookings",
+                &key,
+                Some(booking(et, &start)),
+                Some("direct-test-1"),
+            )
+            .await
+        }
+    };
+    let (first, again) = tokio::join!(
+        with_key("2031-05-05T11:00:00Z"),
+        with_key("2031-05-05T11:00:00Z")
+    );
+    assert_eq!(
+        (first.0, again.0),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    assert_eq!(first.1, again.1, "one booking, one answer");
+    let (s, v, _) = with_key("2031-05-05T11:00:00Z").await;
+    assert_eq!((s, &v), (StatusCode::CREATED, &first.1));
+    let (s, v, _) = with_key("2031-05-05T13:00:00Z").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(booked(&c, "direct").await, 3);
+    let keyed: i64 = db
+        .query_one(
+            "SELECT count(*) FROM bookings WHERE start_at = '2031-05-05T11:00:00Z'",
+            &[],
         )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(keyed, 1);
+
+    // The general path: a 45-minute type (busy time can move its quarter-hour grid).
     let long = event_type_of(
         &c,
         &t.key,
@@ -1279,7 +1308,7 @@ async fn direct_bookings_store_what_they_answer() {
         booking(long, "2031-05-05T12:15:00Z"),
     )
     .await;
-    assert_eq!(booked(&c, "general").await, 2);
-    assert_eq!(booked(&c, "direct").await, 2);
+    assert_eq!(booked(&c, "general").await, 1);
+    assert_eq!(booked(&c, "direct").await, 3);
     assert_eq!(overlapping_pairs(&db).await, 0);
 }

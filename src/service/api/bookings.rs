@@ -364,9 +364,9 @@ pub async fn create(
             return Ok(replayed(r));
         }
     }
-    if idem.is_none() && req.reservation_uid.is_none() {
-        if let Some(created) = book_directly(&state, org, &req, start).await? {
-            return Ok(created);
+    if req.reservation_uid.is_none() {
+        if let Some(done) = book_directly(&state, org, &req, start, idem.as_ref()).await? {
+            return Ok(done);
         }
     }
     let checked = check_slot(
@@ -443,6 +443,7 @@ async fn book_directly(
     org: i64,
     req: &CreateBooking,
     start: Timestamp,
+    idem: Option<&IdempotencyKey>,
 ) -> Result<Option<axum::response::Response>, ApiError> {
     let Some(config) = state.store.slot_config(org, req.event_type_id).await? else {
         return Ok(None);
@@ -470,14 +471,19 @@ async fn book_directly(
     );
     let lock = state.booking_locks.acquire(&lock).await.into_guard();
     let nb = new_booking(org, req, start, end);
-    let outcome = retry_transient(|| state.store.book_directly(&config, &nb)).await;
+    let outcome =
+        retry_transient(|| state.store.book_directly(&config, &nb, idem, booking_json)).await;
     if let Some(g) = lock {
         g.release().await;
     }
-    Ok(outcome?.map(|b| {
-        state.metrics.booked(true);
-        success(StatusCode::CREATED, booking_json(&b))
-    }))
+    Ok(match outcome? {
+        Some(BookOutcome::Created(b)) => {
+            state.metrics.booked(true);
+            Some(success(StatusCode::CREATED, booking_json(&b)))
+        }
+        Some(BookOutcome::Replayed(r)) => Some(replayed(r)),
+        None => None,
+    })
 }
 
 pub(super) fn replayed(r: Replay) -> axum::response::Response {

@@ -237,6 +237,9 @@ async fn insert_booking(
                AND o.status = 'accepted'
                AND o.start_at > $4::timestamptz - interval '2 days'
                AND o.start_at < $4::timestamptz + interval '2 days'
+               -- The same bound for the GiST index (see load_slot_data).
+               AND o.occupied && tstzrange($4::timestamptz - interval '3 days',
+                                           $4::timestamptz + interval '3 days')
                AND (o.start_at AT TIME ZONE {HOST_TZ})::date
                    = ($4::timestamptz AT TIME ZONE {HOST_TZ})::date) < e.per_day_limit)
          RETURNING id"
@@ -349,19 +352,21 @@ impl Store {
             .ok_or_else(|| StoreError::Unavailable("the booking id sequence gave no ids".into()))
     }
 
-    /// Book in one statement, one round trip: queue for the time, insert, and enqueue the
-    /// `BOOKING_CREATED` webhook events, as one implicit transaction. For a booking without an
-    /// idempotency key or a hold, of an event type without a per-day limit whose slot needs no
-    /// busy time to check (`slots::busy_only_overlaps`): then the exclusion constraints decide
-    /// alone. The booking's id is taken ahead and its time stamps come from here, so the
-    /// webhook body and the response are made before the insert, from `config` (the cached
-    /// event type and host). `Ok(None)` when the event type is gone or has a per-day limit
-    /// now (the caller takes the general path).
+    /// Book in one statement, one round trip: record the idempotency key (if any) with its
+    /// response, queue for the time, insert, and enqueue the `BOOKING_CREATED` webhook events,
+    /// as one implicit transaction. For a booking without a hold, of an event type without a
+    /// per-day limit whose slot needs no busy time to check (`slots::busy_only_overlaps`):
+    /// then the exclusion constraints decide alone. The booking's id is taken ahead and its
+    /// time stamps come from here, so the webhook body and the response (`render`) are made
+    /// before the insert, from `config` (the cached event type and host). `Ok(None)` when the
+    /// event type is gone or has a per-day limit now (the caller takes the general path).
     pub async fn book_directly(
         &self,
         config: &super::cache::Config,
         b: &NewBooking,
-    ) -> Result<Option<Booking>> {
+        idem: Option<&IdempotencyKey>,
+        render: impl Fn(&Booking) -> Value,
+    ) -> Result<Option<BookOutcome>> {
         let et = &config.event_type;
         let now = Timestamp::now();
         // Microseconds, as PostgreSQL keeps them: the response shows what is stored.
@@ -391,67 +396,94 @@ impl Store {
         };
         let body = crate::service::webhooks::payload::body(Trigger::BookingCreated, &booking, None)
             .to_string();
-        let c = self.conn().await?;
-        let stmt = c
-            .prepare_cached(
-                "WITH ins AS (
-                   INSERT INTO bookings (id, uid, org_id, event_type_id, host_user_id, start_at,
-                     end_at, status, before_buffer_minutes, after_buffer_minutes, attendee,
-                     guests, metadata, created_at, updated_at)
-                   SELECT $3, $4, e.org_id, e.id, e.user_id, $5, $6, 'accepted',
-                     e.before_event_buffer, e.after_event_buffer, $7, $8, $9, $10, $10
-                   FROM event_types e
-                   -- Queued for the time before the row exists: calops_lock_time's hour
-                   -- locks, written out (a PL/pgSQL call costs more than the booking's insert).
-                   CROSS JOIN LATERAL (
-                     SELECT count(pg_advisory_xact_lock(4611686018427387904
-                              + (e.user_id % 1073741824) * 16777216 + (h % 16777216)))
-                     FROM generate_series(
-                       floor(extract(epoch FROM $5::timestamptz
-                         - make_interval(mins => e.before_event_buffer)) / 3600)::bigint,
-                       floor((extract(epoch FROM $6::timestamptz
-                         + make_interval(mins => e.after_event_buffer)) - 1) / 3600)::bigint) h) q
+        // With a key, the key's row goes in first, under the same condition as the booking: a
+        // key seen before (or in flight: ON CONFLICT waits for it) books nothing.
+        let (idem_cte, idem_join) = match idem {
+            Some(_) => (
+                "idem AS (
+                   INSERT INTO idempotency_keys (org_id, key, request_hash, status, response)
+                   SELECT $1, $14, $15, 201, $16 FROM event_types e
                    WHERE e.org_id = $1 AND e.id = $2 AND e.per_day_limit IS NULL
-                   RETURNING id),
-                 wh AS (
-                   INSERT INTO webhook_deliveries (webhook_id, org_id, event_uid, trigger_event,
-                     booking_uid, body)
-                   SELECT w.id, w.org_id, $11, $12, $4, $13 FROM webhooks w CROSS JOIN ins
-                   WHERE w.org_id = $1 AND w.active AND $12 = ANY(w.triggers)
-                   RETURNING pg_notify('calops_webhooks', ''))
-                 SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM wh)",
-            )
-            .await?;
+                   ON CONFLICT DO NOTHING RETURNING 1),",
+                "CROSS JOIN idem",
+            ),
+            None => ("idem AS (SELECT 1),", ""),
+        };
+        let sql = format!(
+            "WITH {idem_cte}
+             ins AS (
+               INSERT INTO bookings (id, uid, org_id, event_type_id, host_user_id, start_at,
+                 end_at, status, before_buffer_minutes, after_buffer_minutes, attendee,
+                 guests, metadata, created_at, updated_at)
+               SELECT $3, $4, e.org_id, e.id, e.user_id, $5, $6, 'accepted',
+                 e.before_event_buffer, e.after_event_buffer, $7, $8, $9, $10, $10
+               FROM event_types e {idem_join}
+               -- Queued for the time before the row exists: calops_lock_time's hour locks,
+               -- written out (a PL/pgSQL call costs more than the booking's insert).
+               CROSS JOIN LATERAL (
+                 SELECT count(pg_advisory_xact_lock(4611686018427387904
+                          + (e.user_id % 1073741824) * 16777216 + (h % 16777216)))
+                 FROM generate_series(
+                   floor(extract(epoch FROM $5::timestamptz
+                     - make_interval(mins => e.before_event_buffer)) / 3600)::bigint,
+                   floor((extract(epoch FROM $6::timestamptz
+                     + make_interval(mins => e.after_event_buffer)) - 1) / 3600)::bigint) h) q
+               WHERE e.org_id = $1 AND e.id = $2 AND e.per_day_limit IS NULL
+               RETURNING id),
+             wh AS (
+               INSERT INTO webhook_deliveries (webhook_id, org_id, event_uid, trigger_event,
+                 booking_uid, body)
+               SELECT w.id, w.org_id, $11, $12, $4, $13 FROM webhooks w CROSS JOIN ins
+               WHERE w.org_id = $1 AND w.active AND $12 = ANY(w.triggers)
+               RETURNING pg_notify('calops_webhooks', ''))
+             SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM idem)"
+        );
+        let c = self.conn().await?;
+        let stmt = c.prepare_cached(&sql).await?;
         let trigger = Trigger::BookingCreated.as_str();
+        let response = idem.map(|_| render(&booking));
+        let event_uid = Uuid::new_v4();
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
+            &b.org_id,
+            &b.event_type_id,
+            &booking.id,
+            &booking.uid,
+            &b.start,
+            &b.end,
+            &b.attendee,
+            &b.guests,
+            &b.metadata,
+            &now,
+            &event_uid,
+            &trigger,
+            &body,
+        ];
+        if let (Some(k), Some(r)) = (idem, &response) {
+            params.extend([
+                &k.key as &(dyn tokio_postgres::types::ToSql + Sync),
+                &k.request_hash,
+                r,
+            ]);
+        }
         let mut dropped_holds = false;
         loop {
-            let r = c
-                .query_one(
-                    &stmt,
-                    &[
-                        &b.org_id,
-                        &b.event_type_id,
-                        &booking.id,
-                        &booking.uid,
-                        &b.start,
-                        &b.end,
-                        &b.attendee,
-                        &b.guests,
-                        &b.metadata,
-                        &now,
-                        &Uuid::new_v4(),
-                        &trigger,
-                        &body,
-                    ],
-                )
-                .await;
-            match r {
+            match c.query_one(&stmt, &params).await {
                 Ok(row) => {
-                    if row.get::<_, i64>(0) == 0 {
-                        return Ok(None);
+                    if row.get::<_, i64>(0) == 1 {
+                        self.cache.invalidate_host(et.user_id);
+                        return Ok(Some(BookOutcome::Created(Box::new(booking))));
                     }
-                    self.cache.invalidate_host(et.user_id);
-                    return Ok(Some(booking));
+                    return match idem {
+                        // The key was there first: its result.
+                        Some(k) if row.get::<_, i64>(1) == 0 => match replay(&c, b.org_id, k).await? {
+                            Some(r) => Ok(Some(BookOutcome::Replayed(r))),
+                            None => Err(StoreError::Conflict(
+                                "a request with this Idempotency-Key is still in progress; retry shortly"
+                                    .into(),
+                            )),
+                        },
+                        _ => Ok(None),
+                    };
                 }
                 Err(e) if e.code() == Some(&SqlState::EXCLUSION_VIOLATION) && !dropped_holds => {
                     // Holds that ran out hold nothing: drop those in the way and try once more.
