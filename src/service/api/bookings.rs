@@ -390,9 +390,14 @@ pub async fn create(
     };
     // The Redis lock only spares the database a crowd of conflicting inserts (waiters hold no
     // database connection while the first request books); the exclusion constraint decides.
+    let host = state
+        .store
+        .slot_config(org, req.event_type_id)
+        .await?
+        .map_or(0, |c| c.event_type.user_id);
     let lock = crate::service::ratelimit::lock::slot_key(
         org,
-        &format!("et{}", req.event_type_id),
+        &format!("h{host}"),
         start.as_second(),
         end.as_second(),
     );
@@ -463,9 +468,10 @@ async fn book_directly(
     }
     // Busy time can only remove slots here, so "not a slot without it" is final.
     let (end, _, _) = judge(&ctx, req.event_type_id, start, req.length_in_minutes, false)?;
+    // As in the general path: the host's slot, whichever of its event types books it.
     let lock = crate::service::ratelimit::lock::slot_key(
         org,
-        &format!("et{}", req.event_type_id),
+        &format!("h{}", config.event_type.user_id),
         start.as_second(),
         end.as_second(),
     );
