@@ -1193,6 +1193,13 @@ async fn direct_bookings_store_what_they_answer() {
         row.get::<_, i64>(4) >= 1,
         "the webhook event carries the stored id"
     );
+    let (_, m, _) = c.raw(Method::GET, "/metrics", None, None, None).await;
+    assert!(
+        m.as_str()
+            .unwrap_or_default()
+            .contains("\ncalops_webhook_deliveries_pending 1\n"),
+        "the subscriber is unreachable: one delivery waits\n{m}"
+    );
 
     // Taken: 409, and nothing else changed.
     let (s, v) = c

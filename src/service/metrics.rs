@@ -67,6 +67,14 @@ impl Metrics {
         out
     }
 
+    /// The outbox backlogs' exposition text (see `Store::backlog`).
+    pub fn render_backlog(b: crate::service::store::webhooks::Backlog) -> String {
+        format!(
+            "# HELP calops_webhook_deliveries_pending Webhook deliveries not yet delivered or given up (all replicas).\n# TYPE calops_webhook_deliveries_pending gauge\ncalops_webhook_deliveries_pending {}\n# HELP calops_webhook_oldest_pending_seconds Age of the oldest pending webhook delivery.\n# TYPE calops_webhook_oldest_pending_seconds gauge\ncalops_webhook_oldest_pending_seconds {:.3}\n# HELP calops_ics_writes_pending Calendar files waiting to be written to object storage (all replicas).\n# TYPE calops_ics_writes_pending gauge\ncalops_ics_writes_pending {}\n",
+            b.webhook_pending, b.webhook_oldest_pending_seconds, b.ics_pending
+        )
+    }
+
     /// The slot cache's exposition text (see `store::cache`).
     pub fn render_slot_cache(s: crate::service::store::cache::Stats) -> String {
         format!(

@@ -593,6 +593,33 @@ impl Store {
         .await?
         .get(0))
     }
+
+    /// What the background writers still have to do, across replicas (for /metrics).
+    pub async fn backlog(&self) -> Result<Backlog> {
+        let c = self.conn().await?;
+        let r = c
+            .query_one(
+                "SELECT (SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'),
+                        (SELECT COALESCE(extract(epoch FROM now() - min(created_at)), 0)::float8
+                           FROM webhook_deliveries WHERE status = 'pending'),
+                        (SELECT count(*) FROM ics_pending)",
+                &[],
+            )
+            .await?;
+        Ok(Backlog {
+            webhook_pending: r.get(0),
+            webhook_oldest_pending_seconds: r.get(1),
+            ics_pending: r.get(2),
+        })
+    }
+}
+
+/// See [`Store::backlog`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backlog {
+    pub webhook_pending: i64,
+    pub webhook_oldest_pending_seconds: f64,
+    pub ics_pending: i64,
 }
 
 fn split(s: Option<&Stored>) -> (Option<Vec<u8>>, Option<String>) {
