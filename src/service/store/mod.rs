@@ -559,9 +559,11 @@ impl Store {
 
     // ---- slots ---------------------------------------------------------------------------
 
-    /// Everything a slots query needs, in one round trip: the event type, the schedule it uses
-    /// (its own, else the host's default), and the host's accepted bookings overlapping
-    /// `[from, to)` with their buffers. `None` when the event type is not in `org_id`.
+    /// Everything a slots query needs: the event type, the schedule it uses (its own, else the
+    /// host's default), and the host's accepted bookings and live slot holds overlapping
+    /// `[from, to)` with their buffers. `None` when the event type is not in `org_id`. Served
+    /// from the cache when it holds the event type and the host's busy time over the range;
+    /// otherwise loaded in one round trip (and kept when the cache is in use).
     pub async fn slot_context(
         &self,
         org_id: i64,
@@ -569,26 +571,10 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Option<SlotContext>> {
-        self.slot_context_except(org_id, event_type_id, from, to, None)
-            .await
-    }
-
-    /// [`Store::slot_context`], with live slot holds as busy time too, except the hold `mine`
-    /// (the one a booking presents). Served from the cache when it holds the event type and
-    /// the host's busy time over the range; otherwise loaded (and kept when the cache is in
-    /// use).
-    pub async fn slot_context_except(
-        &self,
-        org_id: i64,
-        event_type_id: i64,
-        from: Timestamp,
-        to: Timestamp,
-        mine: Option<uuid::Uuid>,
-    ) -> Result<Option<SlotContext>> {
         let assemble = |config: &cache::Config, busy: &cache::HostBusy| SlotContext {
             event_type: config.event_type.clone(),
             schedule: config.schedule.clone(),
-            busy: busy.rows_for(from, to, Timestamp::now(), event_type_id, mine),
+            busy: busy.rows_for(from, to, Timestamp::now(), event_type_id, None),
         };
         let lookup = || {
             let config = self.cache.config(org_id, event_type_id);
@@ -609,7 +595,7 @@ impl Store {
         };
         if !self.cache.is_active() {
             return self
-                .fresh_slot_context(org_id, event_type_id, from, to, mine)
+                .fresh_slot_context(org_id, event_type_id, from, to, None)
                 .await;
         }
         // Queue behind a load of the same event type already under way, then look again.
@@ -638,8 +624,8 @@ impl Store {
         Ok(Some(ctx))
     }
 
-    /// [`Store::slot_context_except`] read from the database, never from the cache: what a
-    /// booking checks right before it writes.
+    /// [`Store::slot_context`] read from the database, never from the cache, leaving out the
+    /// hold `mine` (the one a booking presents): what a booking checks right before it writes.
     pub async fn fresh_slot_context(
         &self,
         org_id: i64,
