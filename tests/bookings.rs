@@ -1201,7 +1201,7 @@ async fn direct_bookings_store_what_they_answer() {
         "the subscriber is unreachable: one delivery waits\n{m}"
     );
 
-    // Taken: 409, and nothing else changed.
+    // Taken: 409.
     let (s, v) = c
         .post(
             "/v2/bookings",
