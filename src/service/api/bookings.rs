@@ -225,54 +225,82 @@ pub(super) async fn check_slot(
             .await?
             .ok_or_else(not_found)?;
     }
-    judge(&ctx, event_type_id, start, length, check_busy).map(|(end, own, _)| (end, own))
+    let p = Prepared::new(&ctx, event_type_id, start, length)?;
+    p.judge(start, check_busy)?;
+    Ok((p.end, p.own))
 }
 
-/// [`check_slot`]'s verdict on a context: the end, the length in minutes, and whether busy
-/// time can only take this start away by overlapping it (`slots::busy_only_overlaps`; then the
-/// exclusion constraint decides alone).
-pub(super) fn judge(
-    ctx: &crate::service::store::SlotContext,
+/// 422: `start` is not one of the event type's slots.
+fn unavailable(start: Timestamp, event_type_id: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "slot_unavailable",
+        format!(
+            "{start} is not an available slot of event type {event_type_id}; GET /v2/slots lists them"
+        ),
+    )
+}
+
+/// A start's event type rules, ready to judge it: the host's hours, the rules, the busy time
+/// of the context, the length in minutes and the end.
+struct Prepared {
+    avail: slots::Availability,
+    rules: slots::Rules,
+    busy: Vec<slots::Busy>,
+    own: i64,
+    end: Timestamp,
     event_type_id: i64,
-    start: Timestamp,
-    length: Option<i64>,
-    check_busy: bool,
-) -> Result<(Timestamp, i64, bool), ApiError> {
-    let own = i64::from(ctx.event_type.length_minutes);
-    if let Some(l) = length {
-        if l != own {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "lengthInMinutes",
-                format!(
+}
+
+impl Prepared {
+    /// 422 when a `lengthInMinutes` differs from the event type's, or the host has no hours.
+    fn new(
+        ctx: &crate::service::store::SlotContext,
+        event_type_id: i64,
+        start: Timestamp,
+        length: Option<i64>,
+    ) -> Result<Prepared, ApiError> {
+        let own = i64::from(ctx.event_type.length_minutes);
+        if let Some(l) = length {
+            if l != own {
+                return Err(ApiError::validation(vec![FieldError::new(
+                    "lengthInMinutes",
+                    format!(
                     "this event type lasts {own} minutes; leave lengthInMinutes out or send {own}"
                 ),
-            )]));
+                )]));
+            }
         }
+        if ctx.schedule.is_none() {
+            return Err(unavailable(start, event_type_id));
+        }
+        let (avail, rules, busy) = super::slots::prepare(ctx, own)?;
+        Ok(Prepared {
+            avail,
+            rules,
+            busy,
+            own,
+            end: start + jiff::SignedDuration::from_mins(own),
+            event_type_id,
+        })
     }
-    let unavailable = || {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "slot_unavailable",
-            format!(
-                "{start} is not an available slot of event type {event_type_id}; GET /v2/slots lists them"
-            ),
-        )
-    };
-    if ctx.schedule.is_none() {
-        return Err(unavailable());
-    }
-    let (avail, rules, busy) = super::slots::prepare(ctx, own)?;
-    let q = slots::Query {
-        start: start.as_second(),
-        end: start.as_second() + 1,
-        now: Timestamp::now().as_second(),
-    };
-    // Busy time can also make a start a slot (the grid restarts after it), so a slot with
-    // busy time counts first; a start that is one only without busy time has been taken.
-    let with_busy = check_busy && !slots::compute(&avail, &rules, &busy, &q).is_empty();
-    if !with_busy {
-        if slots::compute(&avail, &rules, &[], &q).is_empty() {
-            return Err(unavailable());
+
+    /// Is `start` a slot? 422 when it is not; with `check_busy`, 409 when it is one only
+    /// without the busy time (taken).
+    fn judge(&self, start: Timestamp, check_busy: bool) -> Result<(), ApiError> {
+        let q = slots::Query {
+            start: start.as_second(),
+            end: start.as_second() + 1,
+            now: Timestamp::now().as_second(),
+        };
+        // Busy time can also make a start a slot (the grid restarts after it), so a slot with
+        // busy time counts first; a start that is one only without busy time has been taken.
+        let (avail, rules) = (&self.avail, &self.rules);
+        if check_busy && !slots::compute(avail, rules, &self.busy, &q).is_empty() {
+            return Ok(());
+        }
+        if slots::compute(avail, rules, &[], &q).is_empty() {
+            return Err(unavailable(start, self.event_type_id));
         }
         if check_busy {
             return Err(ApiError::new(
@@ -281,13 +309,8 @@ pub(super) fn judge(
                 format!("{start} has been booked or is held by someone else; pick another slot"),
             ));
         }
+        Ok(())
     }
-    let overlaps_only = slots::busy_only_overlaps(&rules, &avail.tz, start.as_second());
-    Ok((
-        start + jiff::SignedDuration::from_mins(own),
-        own,
-        overlaps_only,
-    ))
 }
 
 fn iso(t: Timestamp) -> String {
@@ -458,16 +481,14 @@ async fn book_directly(
         schedule: config.schedule.clone(),
         busy: Vec::new(),
     };
-    if ctx.schedule.is_none() {
-        return Ok(None);
-    }
-    let own = i64::from(ctx.event_type.length_minutes);
-    let (avail, rules, _) = super::slots::prepare(&ctx, own)?;
-    if !slots::busy_only_overlaps(&rules, &avail.tz, start.as_second()) {
+    // A wrong length or a host without hours is refused on either path.
+    let p = Prepared::new(&ctx, req.event_type_id, start, req.length_in_minutes)?;
+    if !slots::busy_only_overlaps(&p.rules, &p.avail.tz, start.as_second()) {
         return Ok(None);
     }
     // Busy time can only remove slots here, so "not a slot without it" is final.
-    let (end, _, _) = judge(&ctx, req.event_type_id, start, req.length_in_minutes, false)?;
+    p.judge(start, false)?;
+    let end = p.end;
     // As in the general path: the host's slot, whichever of its event types books it.
     let lock = crate::service::ratelimit::lock::slot_key(
         org,

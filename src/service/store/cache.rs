@@ -73,6 +73,22 @@ impl HostBusy {
         self.from <= from && to <= self.to
     }
 
+    /// The slot context of `config`'s event type over `[from, to)`, as of now, leaving out the
+    /// hold `mine`.
+    pub fn context(
+        &self,
+        config: &Config,
+        from: Timestamp,
+        to: Timestamp,
+        mine: Option<uuid::Uuid>,
+    ) -> super::SlotContext {
+        super::SlotContext {
+            event_type: config.event_type.clone(),
+            schedule: config.schedule.clone(),
+            busy: self.rows_for(from, to, Timestamp::now(), config.event_type.id, mine),
+        }
+    }
+
     /// The rows that count as busy over `[from, to)` at `now` for event type `event_type_id`,
     /// leaving out the hold `mine`.
     pub fn rows_for(

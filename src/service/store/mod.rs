@@ -571,11 +571,8 @@ impl Store {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Option<SlotContext>> {
-        let assemble = |config: &cache::Config, busy: &cache::HostBusy| SlotContext {
-            event_type: config.event_type.clone(),
-            schedule: config.schedule.clone(),
-            busy: busy.rows_for(from, to, Timestamp::now(), event_type_id, None),
-        };
+        let assemble =
+            |config: &cache::Config, busy: &cache::HostBusy| busy.context(config, from, to, None);
         let lookup = || {
             let config = self.cache.config(org_id, event_type_id);
             let busy = config
@@ -637,11 +634,7 @@ impl Store {
         Ok(self
             .load_slot_data(org_id, event_type_id, from, to)
             .await?
-            .map(|(c, b)| SlotContext {
-                event_type: c.event_type,
-                schedule: c.schedule,
-                busy: b.rows_for(from, to, Timestamp::now(), event_type_id, mine),
-            }))
+            .map(|(c, b)| b.context(&c, from, to, mine)))
     }
 
     /// The event type with its host and the host's hours, from the cache when it has them.
