@@ -108,23 +108,26 @@ pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// An ISO 8601 instant with an offset or `Z`.
+/// An ISO 8601 instant with an offset or `Z`; a problem goes to `errors`.
+pub(super) fn any_instant(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
+    let t = s.trim().parse::<Timestamp>().ok();
+    if t.is_none() {
+        errors.push(FieldError::new(
+            field,
+            format!("{s:?} is not an ISO 8601 time with an offset, such as 2026-06-01T09:00:00Z"),
+        ));
+    }
+    t
+}
+
+/// [`any_instant`] on a whole minute (a slot start).
 pub(super) fn instant(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
-    match s.trim().parse::<Timestamp>() {
-        Ok(t) if t.as_second() % 60 == 0 && t.subsec_nanosecond() == 0 => Some(t),
-        Ok(_) => {
-            errors.push(FieldError::new(field, "must be on a whole minute"));
-            None
-        }
-        Err(_) => {
-            errors.push(FieldError::new(
-                field,
-                format!(
-                    "{s:?} is not an ISO 8601 time with an offset, such as 2026-06-01T09:00:00Z"
-                ),
-            ));
-            None
-        }
+    let t = any_instant(field, s, errors)?;
+    if t.as_second() % 60 == 0 && t.subsec_nanosecond() == 0 {
+        Some(t)
+    } else {
+        errors.push(FieldError::new(field, "must be on a whole minute"));
+        None
     }
 }
 

@@ -463,19 +463,8 @@ pub async fn replay_range(
     who.require("admin")?;
     let req: ReplayRange = body(&raw)?;
     let mut errors = Vec::new();
-    let mut instant = |field: &str, s: &str| match s.trim().parse::<Timestamp>() {
-        Ok(t) => Some(t),
-        Err(_) => {
-            errors.push(FieldError::new(
-                field,
-                format!(
-                    "{s:?} is not an ISO 8601 time with an offset, such as 2026-06-01T09:00:00Z"
-                ),
-            ));
-            None
-        }
-    };
-    let (from, to) = (instant("from", &req.from), instant("to", &req.to));
+    let from = super::bookings::any_instant("from", &req.from, &mut errors);
+    let to = super::bookings::any_instant("to", &req.to, &mut errors);
     if let (Some(f), Some(t)) = (from, to) {
         if t <= f {
             errors.push(FieldError::new("to", "must be after from"));
