@@ -1319,3 +1319,132 @@ async fn direct_bookings_store_what_they_answer() {
     assert_eq!(booked(&c, "direct").await, 3);
     assert_eq!(overlapping_pairs(&db).await, 0);
 }
+
+/// A counter from /metrics.
+async fn counter(c: &Client, name: &str) -> u64 {
+    let (_, v, _) = c.raw(Method::GET, "/metrics", None, None, None).await;
+    let text = v.as_str().unwrap_or_default().to_string();
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+}
+
+/// Direct bookings that arrive together are written in batches (one statement each): every
+/// 201 is stored with its webhook event and its time held, and a booking the batch cannot take
+/// (it overlaps another of the batch, or a booking committed before, which fails the whole
+/// statement) is booked alone and answered exactly, without costing the others their slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_direct_bookings_are_batched_and_answered_exactly() {
+    if !have_pg("concurrent_direct_bookings_are_batched_and_answered_exactly") {
+        return;
+    }
+    let app = TestApp::spawn().await.unwrap();
+    let c = Client::new(&app);
+    let t = tenant(&c, "Batch", "00:00", "23:59", call_type()).await;
+    let db = db(&app).await;
+    c.create(
+        "/v2/webhooks",
+        &t.key,
+        json!({"subscriberUrl": "http://127.0.0.1:9/hook", "triggers": ["BOOKING_CREATED"]}),
+    )
+    .await;
+    let slots = starts("2031-07-07T00:00:00Z", 41);
+    // Taken before the crowd arrives.
+    c.create("/v2/bookings", &t.key, booking(t.event_type_id, &slots[40]))
+        .await;
+    let batches_before = counter(&c, "calops_booking_batches_total").await;
+
+    // 40 free slots, 4 more requests for the first of them, 4 for the taken one.
+    let mut wanted: Vec<String> = slots[..40].to_vec();
+    wanted.extend(std::iter::repeat_n(slots[0].clone(), 4));
+    wanted.extend(std::iter::repeat_n(slots[40].clone(), 4));
+    let key = Arc::new(t.key.clone());
+    let tasks: Vec<_> = wanted
+        .iter()
+        .enumerate()
+        .map(|(i, start)| {
+            let (c, key) = (c.clone(), key.clone());
+            let mut body = booking(t.event_type_id, start);
+            body["attendee"]["name"] = json!(format!("Client {i}"));
+            tokio::spawn(async move { c.post("/v2/bookings", &key, body).await })
+        })
+        .collect();
+    let mut made = Vec::new();
+    let mut conflicts = 0;
+    for (task, start) in tasks.into_iter().zip(&wanted) {
+        let (s, v) = task.await.unwrap();
+        match s {
+            StatusCode::CREATED => made.push((start.clone(), v["data"].clone())),
+            StatusCode::CONFLICT => {
+                assert_eq!(code(&v), "booking_conflict", "{v}");
+                conflicts += 1;
+            }
+            other => panic!("{start}: unexpected {other}: {v}"),
+        }
+    }
+    assert_eq!((made.len(), conflicts), (40, 8));
+    let mut won: Vec<&str> = made.iter().map(|(s, _)| s.as_str()).collect();
+    won.sort();
+    let mut free: Vec<&str> = slots[..40].iter().map(String::as_str).collect();
+    free.sort();
+    assert_eq!(won, free, "each free slot once, the taken one never");
+
+    for (_, answer) in &made {
+        let uid = answer["uid"].as_str().unwrap();
+        let (s, stored) = c.get(&format!("/v2/bookings/{uid}"), &t.key).await;
+        assert_eq!(s, 200);
+        assert_eq!(&stored["data"], answer, "the answer is what was stored");
+    }
+    let row = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM bookings WHERE status = 'accepted'),
+                    (SELECT count(*) FROM occupancy o JOIN bookings b ON b.id = o.booking_id),
+                    (SELECT count(DISTINCT booking_uid) FROM webhook_deliveries)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let counts: (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(
+        counts,
+        (41, 41, 41),
+        "(bookings, held times, webhook events)"
+    );
+    assert_eq!(overlapping_pairs(&db).await, 0);
+
+    // Batches were written, and every loser was handed back to book alone (the four extra
+    // requests for the first slot, left out of or failing their batch; the four for the
+    // taken slot, whose batch statement failed).
+    let batches = counter(&c, "calops_booking_batches_total").await - batches_before;
+    let batched = counter(&c, "calops_booking_batched_total").await;
+    let handed_back = counter(&c, "calops_booking_batch_handed_back_total").await;
+    assert!(
+        batches >= 1 && batched >= 1,
+        "{batches} batches stored {batched}"
+    );
+    assert!(handed_back >= 8, "{handed_back} handed back");
+    assert_eq!(booked(&c, "direct").await, 41);
+
+    // A booking's held time goes with it, row by row or all at once (a trigger since
+    // migration 6, no longer a foreign key).
+    let uid = made[0].1["uid"].as_str().unwrap();
+    db.execute("DELETE FROM bookings WHERE uid = $1::text::uuid", &[&uid])
+        .await
+        .unwrap();
+    assert_eq!(held(&db).await, 40);
+    db.batch_execute("TRUNCATE bookings").await.unwrap();
+    assert_eq!(held(&db).await, 0);
+}
+
+/// Occupancy rows of bookings (not holds).
+async fn held(db: &tokio_postgres::Client) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM occupancy WHERE booking_id IS NOT NULL",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}

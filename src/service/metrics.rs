@@ -75,6 +75,14 @@ impl Metrics {
         )
     }
 
+    /// The booking batches' exposition text (see `store::batch`): batches, the bookings they
+    /// stored, and the bookings handed back to book alone.
+    pub fn render_batches((batches, stored, handed_back): (u64, u64, u64)) -> String {
+        format!(
+            "# HELP calops_booking_batches_total Statements that wrote a batch of direct bookings.\n# TYPE calops_booking_batches_total counter\ncalops_booking_batches_total {batches}\n# HELP calops_booking_batched_total Bookings stored by batches.\n# TYPE calops_booking_batched_total counter\ncalops_booking_batched_total {stored}\n# HELP calops_booking_batch_handed_back_total Bookings a batch could not take (an overlap, or the batch failed), booked alone instead.\n# TYPE calops_booking_batch_handed_back_total counter\ncalops_booking_batch_handed_back_total {handed_back}\n"
+        )
+    }
+
     /// The slot cache's exposition text (see `store::cache`).
     pub fn render_slot_cache(s: crate::service::store::cache::Stats) -> String {
         format!(

@@ -207,6 +207,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
     text.push_str(&crate::service::metrics::Metrics::render_slot_cache(
         state.store.cache().stats(),
     ));
+    text.push_str(&crate::service::metrics::Metrics::render_batches(
+        state.store.batch_stats(),
+    ));
     // Backlogs live in the database: left out (not an error) while it cannot be read.
     match state.store.backlog().await {
         Ok(b) => text.push_str(&crate::service::metrics::Metrics::render_backlog(b)),

@@ -352,14 +352,16 @@ impl Store {
             .ok_or_else(|| StoreError::Unavailable("the booking id sequence gave no ids".into()))
     }
 
-    /// Book in one statement, one round trip: record the idempotency key (if any) with its
-    /// response, queue for the time, insert, and enqueue the `BOOKING_CREATED` webhook events,
-    /// as one implicit transaction. For a booking without a hold, of an event type without a
-    /// per-day limit whose slot needs no busy time to check (`slots::busy_only_overlaps`):
-    /// then the exclusion constraints decide alone. The booking's id is taken ahead and its
-    /// time stamps come from here, so the webhook body and the response (`render`) are made
-    /// before the insert, from `config` (the cached event type and host). `Ok(None)` when the
-    /// event type is gone or has a per-day limit now (the caller takes the general path).
+    /// Book in one statement: record the idempotency key (if any) with its response, queue
+    /// for the time, insert, and enqueue the `BOOKING_CREATED` webhook events, as one
+    /// transaction. For a booking without a hold, of an event type without a per-day limit
+    /// whose slot needs no busy time to check (`slots::busy_only_overlaps`): then the
+    /// exclusion constraint decides alone. The booking's id is taken ahead and its time stamps
+    /// come from here, so the webhook body and the response (`render`) are made before the
+    /// insert, from `config` (the cached event type and host). Without an idempotency key the
+    /// booking joins a batch of others ([`super::batch`]) and books alone only when the batch
+    /// cannot take it. `Ok(None)` when the event type is gone or has a per-day limit now (the
+    /// caller takes the general path).
     pub async fn book_directly(
         &self,
         config: &super::cache::Config,
@@ -368,10 +370,57 @@ impl Store {
         render: impl Fn(&Booking) -> Value,
     ) -> Result<Option<BookOutcome>> {
         let et = &config.event_type;
+        let booking = self.direct_booking(config, b).await?;
+        let body = crate::service::webhooks::payload::body(Trigger::BookingCreated, &booking, None)
+            .to_string();
+        let event_uid = Uuid::new_v4();
+        if idem.is_none() {
+            let minutes = |m: i32| jiff::SignedDuration::from_mins(i64::from(m));
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let job = super::batch::Job {
+                booking: booking.clone(),
+                occupied: (
+                    b.start - minutes(et.before_event_buffer),
+                    b.end + minutes(et.after_event_buffer),
+                ),
+                event_uid,
+                body: body.clone(),
+                done: tx,
+            };
+            if self.batcher.submit(&self.pool, &self.cache, job).await {
+                if let Ok(Some(stored)) = rx.await {
+                    return Ok(Some(BookOutcome::Created(Box::new(stored))));
+                }
+            }
+        }
+        self.book_alone(config, b, booking, body, event_uid, idem, render)
+            .await
+    }
+
+    /// Batches written by this replica: (batches, bookings stored by them, bookings handed
+    /// back to book alone).
+    pub fn batch_stats(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.batcher.stats;
+        (
+            s.batches.load(Relaxed),
+            s.stored.load(Relaxed),
+            s.handed_back.load(Relaxed),
+        )
+    }
+
+    /// The booking `book_directly` would store: id taken ahead, time stamps from now, host and
+    /// event type from `config`.
+    async fn direct_booking(
+        &self,
+        config: &super::cache::Config,
+        b: &NewBooking,
+    ) -> Result<Booking> {
+        let et = &config.event_type;
         let now = Timestamp::now();
         // Microseconds, as PostgreSQL keeps them: the response shows what is stored.
         let now = Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now);
-        let booking = Booking {
+        Ok(Booking {
             id: self.next_booking_id().await?,
             uid: Uuid::new_v4(),
             org_id: b.org_id,
@@ -393,9 +442,23 @@ impl Store {
             cancellation_reason: None,
             created_at: now,
             updated_at: now,
-        };
-        let body = crate::service::webhooks::payload::body(Trigger::BookingCreated, &booking, None)
-            .to_string();
+        })
+    }
+
+    /// `book_directly` for one booking, in its own statement.
+    #[allow(clippy::too_many_arguments)]
+    async fn book_alone(
+        &self,
+        config: &super::cache::Config,
+        b: &NewBooking,
+        booking: Booking,
+        body: String,
+        event_uid: Uuid,
+        idem: Option<&IdempotencyKey>,
+        render: impl Fn(&Booking) -> Value,
+    ) -> Result<Option<BookOutcome>> {
+        let et = &config.event_type;
+        let now = booking.created_at;
         // With a key, the key's row goes in first, under the same condition as the booking: a
         // key seen before (or in flight: ON CONFLICT waits for it) books nothing.
         let (idem_cte, idem_join) = match idem {
@@ -442,7 +505,6 @@ impl Store {
         let stmt = c.prepare_cached(&sql).await?;
         let trigger = Trigger::BookingCreated.as_str();
         let response = idem.map(|_| render(&booking));
-        let event_uid = Uuid::new_v4();
         let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
             &b.org_id,
             &b.event_type_id,

@@ -2,6 +2,7 @@
 //!
 //! Rows come back as plain structs; the API layer turns them into Cal.com-shaped JSON.
 
+pub mod batch;
 pub mod bookings;
 pub mod cache;
 pub mod ics;
@@ -90,6 +91,8 @@ pub struct Store {
     cache: std::sync::Arc<cache::SlotCache>,
     /// Booking ids taken from the sequence ahead of use (see [`Store::book_directly`]).
     booking_ids: std::sync::Arc<tokio::sync::Mutex<Vec<i64>>>,
+    /// Group commit of direct bookings (see [`batch`]).
+    batcher: std::sync::Arc<batch::Batcher>,
 }
 
 /// Pool size and usage, for /metrics.
@@ -124,6 +127,7 @@ impl Store {
             pool,
             cache: std::sync::Arc::new(cache::SlotCache::new()),
             booking_ids: Default::default(),
+            batcher: Default::default(),
         })
     }
 
