@@ -30,7 +30,7 @@ fn main() {
         return;
     }
     let durable = std::env::args().any(|a| a == "--durable");
-    let total = if full { 4_000 } else { 128 };
+    let total = if full { 10_000 } else { 128 };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -259,6 +259,21 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
         }
     })
     .await?;
+    let metrics = http.get(app.url("/metrics")).send().await?.text().await?;
+    let counter = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    // How the direct bookings were written (store::batch), from the service's own counters.
+    let batching = format!(
+        "{:.1} bookings per batch, {} of {} booked alone",
+        counter("calops_booking_batched_total ")
+            / counter("calops_booking_batches_total ").max(1.0),
+        counter("calops_booking_batch_handed_back_total "),
+        total + CLIENTS
+    );
 
     // With an Idempotency-Key (recorded by the same statement), on the next days' slots.
     let url = app.url("/v2/bookings");
@@ -279,8 +294,12 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
     })
     .await?;
 
+    // Days after those booked so far: the general path's, then the raw inserts into bookings.
+    let general_day = ((2 * total + 47 * 4) / 47 + 2) as i64;
+    let schema_day = general_day as usize + total / 16 + 2;
+
     // The general path: a 45-minute type, whose grid busy time can move, so each booking reads
-    // the host's busy time, then books in a transaction. Starts 90 minutes apart from day 200
+    // the host's busy time, then books in a transaction. Starts 90 minutes apart from `general_day`
     // on stay on its grid whatever else is booked.
     let long = post(
         &http,
@@ -298,7 +317,7 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
         async move {
             let t0: jiff::Timestamp = "2031-03-03T00:00:00Z".parse()?;
             let start = t0
-                + jiff::SignedDuration::from_hours(24 * (200 + (i / 16) as i64))
+                + jiff::SignedDuration::from_hours(24 * (general_day + (i / 16) as i64))
                 + jiff::SignedDuration::from_mins(90 * (i % 16) as i64);
             book(
                 &h,
@@ -328,15 +347,15 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
         .await?;
     let conns = Arc::new(conns);
     // What the schema itself allows: the same single-row INSERT transactions, into `bookings`
-    // (triggers, occupancy, calendar and cache bookkeeping, foreign keys, both exclusion
-    // constraints), on free slots from day 500 on. No HTTP, no checks, no webhook events.
+    // (triggers, occupancy and its exclusion constraint, calendar and cache bookkeeping,
+    // foreign keys), one row per statement, on free slots from `schema_day` on. No HTTP, no checks, no webhook events.
     let schema = {
         let conns = conns.clone();
         let user_id = user_id;
         drive(total, move |worker, i| {
             let c = conns[worker].clone();
             async move {
-                let start: jiff::Timestamp = slot(47 * 500 + i).parse()?;
+                let start: jiff::Timestamp = slot(47 * schema_day + i).parse()?;
                 let end = start + jiff::SignedDuration::from_mins(30);
                 c.execute(
                     "INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at,
@@ -400,6 +419,7 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
         }
     );
     println!("{}", service.line("POST /v2/bookings (HTTP, 201)"));
+    println!("  ({batching})");
     println!("{}", keyed.line("  with Idempotency-Key"));
     println!("{}", general.line("  45-minute type (general path)"));
     println!("{}", raw.line("raw PostgreSQL single-row INSERT txn"));
