@@ -2,7 +2,7 @@
 //! (slot holds), in Cal.com API v2 shapes.
 //!
 //! A start must be one of the event type's slots (422 otherwise). Whether the time is still
-//! free is decided by PostgreSQL's exclusion constraints at insert time (409
+//! free is decided by PostgreSQL's exclusion constraint at insert time (409
 //! `booking_conflict`); the slot check beforehand only answers early.
 
 use super::auth::Principal;

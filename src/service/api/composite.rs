@@ -1,7 +1,7 @@
 //! `POST /v2/bookings/composite`: several segments (each an event type and a start, possibly of
 //! different hosts, with pauses between) booked in one transaction, all or nothing. Each segment
 //! is checked like a single booking (422 `slot_unavailable` when it is not a slot) and inserted
-//! by the same code (PostgreSQL's exclusion constraints decide: 409 `booking_conflict`). Every
+//! by the same code (PostgreSQL's exclusion constraint decides: 409 `booking_conflict`). Every
 //! error names the segment: `segments[i]` in the message and `details.segment = i`.
 
 use super::auth::Principal;

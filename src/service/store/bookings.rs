@@ -1,5 +1,5 @@
 //! Bookings, slot holds and idempotency keys. Overlaps are refused by PostgreSQL itself (the
-//! exclusion constraints of migration 2); this module turns their SQLSTATE 23P01 into
+//! `occupancy` exclusion constraint over accepted bookings and holds, migrations 2 and 6); this module turns their SQLSTATE 23P01 into
 //! [`StoreError::BookingConflict`].
 
 use super::{classify, Result, Store, StoreError};
@@ -237,9 +237,6 @@ async fn insert_booking(
                AND o.status = 'accepted'
                AND o.start_at > $4::timestamptz - interval '2 days'
                AND o.start_at < $4::timestamptz + interval '2 days'
-               -- The same bound for the GiST index (see load_slot_data).
-               AND o.occupied && tstzrange($4::timestamptz - interval '3 days',
-                                           $4::timestamptz + interval '3 days')
                AND (o.start_at AT TIME ZONE {HOST_TZ})::date
                    = ($4::timestamptz AT TIME ZONE {HOST_TZ})::date) < e.per_day_limit)
          RETURNING id"
@@ -912,7 +909,7 @@ pub enum CompositeOutcome {
 
 impl Store {
     /// Book every segment in one transaction: all or nothing. Each segment goes through the
-    /// same insert as a single booking (the exclusion constraints decide); the time of every
+    /// same insert as a single booking (the exclusion constraint decides); the time of every
     /// segment is queued for first, in one global order (host, then time), so that composites
     /// sharing hosts wait for each other instead of deadlocking. A failure names its segment.
     /// An idempotency key works as for single bookings (`render` gives the stored response).
