@@ -1350,7 +1350,7 @@ async fn concurrent_direct_bookings_are_batched_and_answered_exactly() {
         json!({"subscriberUrl": "http://127.0.0.1:9/hook", "triggers": ["BOOKING_CREATED"]}),
     )
     .await;
-    let slots = starts("2031-07-07T00:00:00Z", 41);
+    let slots = starts("2031-07-07T00:00:00Z", 49);
     // Taken before the crowd arrives.
     c.create("/v2/bookings", &t.key, booking(t.event_type_id, &slots[40]))
         .await;
@@ -1427,13 +1427,65 @@ async fn concurrent_direct_bookings_are_batched_and_answered_exactly() {
     assert!(handed_back >= 8, "{handed_back} handed back");
     assert_eq!(booked(&c, "direct").await, 41);
 
+    // With idempotency keys: eight keys for eight slots, the first key twice more at once.
+    // Every request gets the first result of its key; each key books once.
+    let keyed: Vec<(String, String)> = (0..10)
+        .map(|i| {
+            let k = if i < 8 { i } else { 0 };
+            (format!("batch-key-{k}"), slots[41 + k].clone())
+        })
+        .collect();
+    let tasks: Vec<_> = keyed
+        .iter()
+        .map(|(k, start)| {
+            let (c, key, k) = (c.clone(), key.clone(), k.clone());
+            let body = booking(t.event_type_id, start);
+            tokio::spawn(async move {
+                let (s, v, _) = c
+                    .raw(
+                        Method::POST,
+                        "/v2/bookings",
+                        Some(&key),
+                        Some(body),
+                        Some(&k),
+                    )
+                    .await;
+                (s, v)
+            })
+        })
+        .collect();
+    let mut first_key_uids = Vec::new();
+    for (task, (k, start)) in tasks.into_iter().zip(&keyed) {
+        let (s, v) = task.await.unwrap();
+        assert_eq!(s, StatusCode::CREATED, "{k}: {v}");
+        let answered: jiff::Timestamp = v["data"]["start"].as_str().unwrap().parse().unwrap();
+        assert_eq!(answered, start.parse::<jiff::Timestamp>().unwrap(), "{v}");
+        if k == "batch-key-0" {
+            first_key_uids.push(v["data"]["uid"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(first_key_uids.len(), 3);
+    assert!(
+        first_key_uids.iter().all(|u| *u == first_key_uids[0]),
+        "{first_key_uids:?}"
+    );
+    let row = db
+        .query_one(
+            "SELECT (SELECT count(*) FROM bookings WHERE status = 'accepted'),
+                    (SELECT count(*) FROM idempotency_keys WHERE key LIKE 'batch-key-%')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (49, 8));
+
     // A booking's held time goes with it, row by row or all at once (a trigger since
     // migration 6, no longer a foreign key).
     let uid = made[0].1["uid"].as_str().unwrap();
     db.execute("DELETE FROM bookings WHERE uid = $1::text::uuid", &[&uid])
         .await
         .unwrap();
-    assert_eq!(held(&db).await, 40);
+    assert_eq!(held(&db).await, 48);
     db.batch_execute("TRUNCATE bookings").await.unwrap();
     assert_eq!(held(&db).await, 0);
 }

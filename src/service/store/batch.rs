@@ -1,5 +1,4 @@
-//! Group commit for direct bookings ([`super::Store::book_directly`] without an
-//! `Idempotency-Key`): requests that arrive while earlier ones are being written wait in a
+//! Group commit for direct bookings ([`super::Store::book_directly`]): requests that arrive while earlier ones are being written wait in a
 //! queue, and a few writer tasks each take everything queued and insert it with one statement,
 //! one transaction. The database's cost per transaction (planning-free but not free: executor
 //! start, snapshot, commit record, the cache notification's commit lock, a round trip) is then
@@ -11,9 +10,11 @@
 //! handed back, and its request books alone through the one-statement path, which gives the
 //! exact answer (201, or 409 `booking_conflict` after dropping expired holds in the way):
 //! - two bookings of one batch that overlap each other (the later ones go alone);
-//! - a booking that overlaps a booking or hold already committed (skipped by the batch);
-//! - any error of the batch statement (a booking committed by another writer meanwhile, the
-//!   database gone): then every booking of the batch goes alone.
+//! - a second booking of the batch with the same `Idempotency-Key`;
+//! - a booking whose `Idempotency-Key` is already recorded (skipped by the batch: the lone
+//!   statement replays the first result, or waits for the request that holds the key);
+//! - any error of the batch statement (it overlaps a booking or hold committed before, the
+//!   database is gone): then every booking of the batch goes alone.
 
 use super::bookings::Booking;
 use super::cache::SlotCache;
@@ -34,8 +35,17 @@ pub struct Job {
     pub occupied: (Timestamp, Timestamp),
     pub event_uid: Uuid,
     pub body: String,
+    /// The request's `Idempotency-Key`, recorded with the booking.
+    pub idem: Option<Idem>,
     /// `Some` once stored; `None`: book alone.
     pub done: oneshot::Sender<Option<Booking>>,
+}
+
+/// An `Idempotency-Key` with its request's fingerprint and the response to replay.
+pub struct Idem {
+    pub key: String,
+    pub request_hash: Vec<u8>,
+    pub response: serde_json::Value,
 }
 
 /// Batches written and the bookings they stored, for /metrics.
@@ -114,18 +124,29 @@ fn hand_back(stats: &Stats, jobs: Vec<Job>) {
     }
 }
 
+/// What decides whether a booking can share a batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Claim<'a> {
+    pub host: i64,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// Organization and `Idempotency-Key`, if any.
+    pub key: Option<(i64, &'a str)>,
+}
+
 /// Which bookings can share a batch: those that overlap no earlier booking of the same host
-/// in the batch (`(host, from, to)` each, in queue order).
-pub fn fits(bookings: &[(i64, Timestamp, Timestamp)]) -> Vec<bool> {
-    let mut kept: Vec<(i64, Timestamp, Timestamp)> = Vec::with_capacity(bookings.len());
-    bookings
+/// in the batch and reuse no earlier one's idempotency key (in queue order).
+pub fn fits(claims: &[Claim<'_>]) -> Vec<bool> {
+    let mut kept: Vec<Claim<'_>> = Vec::with_capacity(claims.len());
+    claims
         .iter()
-        .map(|&(host, from, to)| {
-            let clash = kept
-                .iter()
-                .any(|&(h, f, t)| h == host && f < to && from < t);
+        .map(|c| {
+            let clash = kept.iter().any(|k| {
+                (k.host == c.host && k.from < c.to && c.from < k.to)
+                    || (c.key.is_some() && k.key == c.key)
+            });
             if !clash {
-                kept.push((host, from, to));
+                kept.push(*c);
             }
             !clash
         })
@@ -133,12 +154,19 @@ pub fn fits(bookings: &[(i64, Timestamp, Timestamp)]) -> Vec<bool> {
 }
 
 async fn write(c: &deadpool_postgres::Client, cache: &SlotCache, stats: &Stats, jobs: Vec<Job>) {
-    let keys: Vec<_> = jobs
-        .iter()
-        .map(|j| (j.booking.host_id, j.occupied.0, j.occupied.1))
-        .collect();
+    let fit = fits(
+        &jobs
+            .iter()
+            .map(|j| Claim {
+                host: j.booking.host_id,
+                from: j.occupied.0,
+                to: j.occupied.1,
+                key: j.idem.as_ref().map(|k| (j.booking.org_id, k.key.as_str())),
+            })
+            .collect::<Vec<_>>(),
+    );
     let (mut batch, mut alone) = (Vec::new(), Vec::new());
-    for (j, fits) in jobs.into_iter().zip(fits(&keys)) {
+    for (j, fits) in jobs.into_iter().zip(fit) {
         if fits {
             batch.push(j)
         } else {
@@ -170,13 +198,16 @@ async fn write(c: &deadpool_postgres::Client, cache: &SlotCache, stats: &Stats, 
 /// The batch statement. Rows arrive as arrays; the event type must still exist, belong to the
 /// organization and have no per-day limit (else the booking goes alone, and the one-statement
 /// path sends it on to the general path). Every hour the batch touches is locked first, in
-/// ascending order; then each booking that overlaps nothing committed is inserted, with its
-/// `BOOKING_CREATED` deliveries. Returns the ids stored.
+/// ascending order; then the idempotency keys are recorded with their responses (a key already
+/// there, or in flight, is skipped once its first request ends), and each booking without a
+/// key or whose key went in is inserted, with its `BOOKING_CREATED` deliveries. Returns the
+/// ids stored.
 const INSERT: &str = "WITH r AS (
    SELECT * FROM unnest($1::int8[], $2::uuid[], $3::int8[], $4::int8[], $5::timestamptz[],
      $6::timestamptz[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::timestamptz[], $11::uuid[],
-     $12::text[])
-     AS r(id, uid, org_id, et, start_at, end_at, attendee, guests, metadata, at, event_uid, body)),
+     $12::text[], $14::text[], $15::bytea[], $16::jsonb[])
+     AS r(id, uid, org_id, et, start_at, end_at, attendee, guests, metadata, at, event_uid, body,
+          key, request_hash, response)),
  rows AS (
    SELECT r.*, e.user_id, e.before_event_buffer AS bb, e.after_event_buffer AS ab,
      calops_occupied(r.start_at, r.end_at, e.before_event_buffer, e.after_event_buffer) AS occ
@@ -188,6 +219,12 @@ const INSERT: &str = "WITH r AS (
        floor(extract(epoch FROM lower(occ)) / 3600)::bigint,
        floor((extract(epoch FROM upper(occ)) - 1) / 3600)::bigint) h
      ORDER BY 1) keys),
+ idem AS (
+   INSERT INTO idempotency_keys (org_id, key, request_hash, status, response)
+   SELECT org_id, key, request_hash, 201, response FROM rows CROSS JOIN locks
+   WHERE locks.n >= 0 AND key IS NOT NULL
+   ON CONFLICT DO NOTHING
+   RETURNING org_id, key),
  ins AS (
    INSERT INTO bookings (id, uid, org_id, event_type_id, host_user_id, start_at, end_at, status,
      before_buffer_minutes, after_buffer_minutes, attendee, guests, metadata, created_at,
@@ -196,6 +233,8 @@ const INSERT: &str = "WITH r AS (
      metadata, at, at
    FROM rows CROSS JOIN locks
    WHERE locks.n >= 0
+     AND (rows.key IS NULL
+          OR EXISTS (SELECT 1 FROM idem WHERE idem.org_id = rows.org_id AND idem.key = rows.key))
    RETURNING id, uid, org_id),
  wh AS (
    INSERT INTO webhook_deliveries (webhook_id, org_id, event_uid, trigger_event, booking_uid, body)
@@ -227,12 +266,24 @@ async fn insert(
     let events: Vec<Uuid> = batch.iter().map(|j| j.event_uid).collect();
     let bodies: Vec<&str> = batch.iter().map(|j| j.body.as_str()).collect();
     let trigger = crate::service::webhooks::payload::Trigger::BookingCreated.as_str();
+    let keys: Vec<Option<&str>> = batch
+        .iter()
+        .map(|j| j.idem.as_ref().map(|k| k.key.as_str()))
+        .collect();
+    let hashes: Vec<Option<&[u8]>> = batch
+        .iter()
+        .map(|j| j.idem.as_ref().map(|k| k.request_hash.as_slice()))
+        .collect();
+    let responses: Vec<Option<&serde_json::Value>> = batch
+        .iter()
+        .map(|j| j.idem.as_ref().map(|k| &k.response))
+        .collect();
     let rows = c
         .query(
             &stmt,
             &[
                 &ids, &uids, &orgs, &types, &starts, &ends, &attendees, &guests, &metadata, &ats,
-                &events, &bodies, &trigger,
+                &events, &bodies, &trigger, &keys, &hashes, &responses,
             ],
         )
         .await?;
@@ -247,16 +298,25 @@ mod tests {
         Timestamp::from_second(1_900_000_000 + m * 60).unwrap()
     }
 
+    fn c(host: i64, from: i64, to: i64) -> Claim<'static> {
+        Claim {
+            host,
+            from: t(from),
+            to: t(to),
+            key: None,
+        }
+    }
+
     #[test]
     fn later_overlaps_of_one_host_go_alone() {
         let b = [
-            (1, t(0), t(30)),
-            (1, t(30), t(60)), // touches the first: fits
-            (1, t(15), t(45)), // overlaps both: alone
-            (2, t(0), t(30)),  // another host: fits
-            (1, t(59), t(90)), // overlaps the second: alone
-            (2, t(29), t(31)), // overlaps host 2's first: alone
-            (1, t(60), t(61)), // fits
+            c(1, 0, 30),
+            c(1, 30, 60), // touches the first: fits
+            c(1, 15, 45), // overlaps both: alone
+            c(2, 0, 30),  // another host: fits
+            c(1, 59, 90), // overlaps the second: alone
+            c(2, 29, 31), // overlaps host 2's first: alone
+            c(1, 60, 61), // fits
         ];
         assert_eq!(fits(&b), [true, true, false, true, false, false, true]);
     }
@@ -265,7 +325,24 @@ mod tests {
     fn a_booking_left_out_does_not_block_others() {
         // The second overlaps the first and is left out; the third overlaps only the second,
         // so it fits: what is written must not overlap, not what was asked for.
-        let b = [(1, t(0), t(30)), (1, t(20), t(50)), (1, t(40), t(70))];
+        let b = [c(1, 0, 30), c(1, 20, 50), c(1, 40, 70)];
         assert_eq!(fits(&b), [true, false, true]);
+    }
+
+    #[test]
+    fn a_key_is_used_once_per_batch_and_organization() {
+        let keyed = |host, from, org, key| Claim {
+            key: Some((org, key)),
+            ..c(host, from, from + 30)
+        };
+        let b = [
+            keyed(1, 0, 7, "k"),
+            keyed(1, 60, 7, "k"),  // the same key again: alone
+            keyed(1, 120, 8, "k"), // another organization's key: fits
+            keyed(1, 180, 7, "j"), // another key: fits
+            c(1, 240, 270),        // no key: fits
+            c(1, 300, 330),
+        ];
+        assert_eq!(fits(&b), [true, false, true, true, true, true]);
     }
 }

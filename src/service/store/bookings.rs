@@ -355,9 +355,9 @@ impl Store {
     /// whose slot needs no busy time to check (`slots::busy_only_overlaps`): then the
     /// exclusion constraint decides alone. The booking's id is taken ahead and its time stamps
     /// come from here, so the webhook body and the response (`render`) are made before the
-    /// insert, from `config` (the cached event type and host). Without an idempotency key the
-    /// booking joins a batch of others ([`super::batch`]) and books alone only when the batch
-    /// cannot take it. `Ok(None)` when the event type is gone or has a per-day limit now (the
+    /// insert, from `config` (the cached event type and host). The booking joins a batch of
+    /// others ([`super::batch`]) and books alone only when the batch cannot take it (a key
+    /// seen before, for one, is replayed by the lone statement). `Ok(None)` when the event type is gone or has a per-day limit now (the
     /// caller takes the general path).
     pub async fn book_directly(
         &self,
@@ -371,23 +371,26 @@ impl Store {
         let body = crate::service::webhooks::payload::body(Trigger::BookingCreated, &booking, None)
             .to_string();
         let event_uid = Uuid::new_v4();
-        if idem.is_none() {
-            let minutes = |m: i32| jiff::SignedDuration::from_mins(i64::from(m));
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            let job = super::batch::Job {
-                booking: booking.clone(),
-                occupied: (
-                    b.start - minutes(et.before_event_buffer),
-                    b.end + minutes(et.after_event_buffer),
-                ),
-                event_uid,
-                body: body.clone(),
-                done: tx,
-            };
-            if self.batcher.submit(&self.pool, &self.cache, job).await {
-                if let Ok(Some(stored)) = rx.await {
-                    return Ok(Some(BookOutcome::Created(Box::new(stored))));
-                }
+        let minutes = |m: i32| jiff::SignedDuration::from_mins(i64::from(m));
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = super::batch::Job {
+            booking: booking.clone(),
+            occupied: (
+                b.start - minutes(et.before_event_buffer),
+                b.end + minutes(et.after_event_buffer),
+            ),
+            event_uid,
+            body: body.clone(),
+            idem: idem.map(|k| super::batch::Idem {
+                key: k.key.clone(),
+                request_hash: k.request_hash.clone(),
+                response: render(&booking),
+            }),
+            done: tx,
+        };
+        if self.batcher.submit(&self.pool, &self.cache, job).await {
+            if let Ok(Some(stored)) = rx.await {
+                return Ok(Some(BookOutcome::Created(Box::new(stored))));
             }
         }
         self.book_alone(config, b, booking, body, event_uid, idem, render)
