@@ -388,7 +388,7 @@ impl Store {
             }),
             done: tx,
         };
-        if self.batcher.submit(&self.pool, &self.cache, job).await {
+        if self.batcher.submit(&self.cache, job).await {
             if let Ok(Some(stored)) = rx.await {
                 return Ok(Some(BookOutcome::Created(Box::new(stored))));
             }

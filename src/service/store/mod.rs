@@ -109,6 +109,7 @@ impl Store {
     pub fn new(url: &str, max_size: usize) -> anyhow::Result<Store> {
         let cfg = tokio_postgres::Config::from_str(url)
             .map_err(|e| anyhow::anyhow!("invalid database URL: {e}"))?;
+        let batcher = std::sync::Arc::new(batch::Batcher::new(cfg.clone()));
         let mgr = Manager::from_config(
             cfg,
             NoTls,
@@ -127,7 +128,7 @@ impl Store {
             pool,
             cache: std::sync::Arc::new(cache::SlotCache::new()),
             booking_ids: Default::default(),
-            batcher: Default::default(),
+            batcher,
         })
     }
 
