@@ -1500,3 +1500,55 @@ async fn held(db: &tokio_postgres::Client) -> i64 {
     .unwrap()
     .get(0)
 }
+
+/// A batch gives up on a lock it cannot get within its `lock_timeout` and its bookings book
+/// alone: a booking whose hour another transaction holds waits for it, but bookings queued
+/// with it or behind it do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_booking_does_not_hold_up_the_batch_queue() {
+    if !have_pg("a_blocked_booking_does_not_hold_up_the_batch_queue") {
+        return;
+    }
+    let app = TestApp::spawn().await.unwrap();
+    let c = Client::new(&app);
+    let t = tenant(&c, "Blocked", "00:00", "23:59", call_type()).await;
+    let mut db = db(&app).await;
+    // Another writer holds 10:00-11:00 of the host (as a long transaction would).
+    let tx = db.transaction().await.unwrap();
+    tx.execute(
+        "SELECT calops_lock_time($1, tstzrange('2031-08-08T10:00:00Z', '2031-08-08T10:30:00Z'))",
+        &[&t.user_id],
+    )
+    .await
+    .unwrap();
+    let key = Arc::new(t.key.clone());
+    let book = |start: &'static str| {
+        let (c, key) = (c.clone(), key.clone());
+        let body = booking(t.event_type_id, start);
+        tokio::spawn(async move { c.post("/v2/bookings", &key, body).await })
+    };
+    let blocked = book("2031-08-08T10:00:00Z");
+    let free: Vec<_> = [
+        "2031-08-08T12:00:00Z",
+        "2031-08-08T14:00:00Z",
+        "2031-08-08T16:00:00Z",
+    ]
+    .into_iter()
+    .map(book)
+    .collect();
+    for f in free {
+        let (s, v) = tokio::time::timeout(std::time::Duration::from_secs(10), f)
+            .await
+            .expect("a free slot waited for the held hour")
+            .unwrap();
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    assert!(
+        !blocked.is_finished(),
+        "the held hour was booked past its lock"
+    );
+    tx.commit().await.unwrap();
+    let (s, v) = blocked.await.unwrap();
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(overlapping_pairs(&db).await, 0);
+}

@@ -1,6 +1,6 @@
-//! Group commit for direct bookings ([`super::Store::book_directly`]): requests that arrive while earlier ones are being written wait in a
-//! queue, and a few writer tasks each take everything queued and insert it with one statement,
-//! one transaction. The database's cost per transaction (planning-free but not free: executor
+//! Group commit for direct bookings ([`super::Store::book_directly`]): requests that arrive
+//! while earlier ones are being written wait in a queue, and the writer takes everything queued
+//! and inserts it with one statement, one transaction. The database's cost per transaction (planning-free but not free: executor
 //! start, snapshot, commit record, the cache notification's commit lock, a round trip) is then
 //! paid once per batch instead of once per booking.
 //!
@@ -15,6 +15,10 @@
 //!   statement replays the first result, or waits for the request that holds the key);
 //! - any error of the batch statement (it overlaps a booking or hold committed before, the
 //!   database is gone): then every booking of the batch goes alone.
+//!
+//! A batch waits for no lock longer than [`LOCK_TIMEOUT`] (another transaction holding an hour
+//! it needs, or an idempotency key in flight): past that it fails and its bookings go alone,
+//! so one blocked host never holds up the bookings of every other behind it.
 
 use super::bookings::Booking;
 use super::cache::SlotCache;
@@ -26,6 +30,10 @@ use uuid::Uuid;
 
 /// The most bookings one statement inserts.
 const MAX_BATCH: usize = 64;
+/// How long a batch waits for a lock before it gives its bookings back (`lock_timeout`).
+pub const LOCK_TIMEOUT: &str = "500ms";
+/// How long the writer waits for its connection.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One booking to write, made ready by the caller (id, uid, time stamps, webhook body).
 pub struct Job {
@@ -148,6 +156,13 @@ async fn writer(
 async fn connect(
     database: &tokio_postgres::Config,
 ) -> Result<(tokio_postgres::Client, tokio_postgres::Statement), tokio_postgres::Error> {
+    let mut database = database.clone();
+    // Keep any options the database URL sets.
+    let options = match database.get_options() {
+        Some(o) => format!("{o} -c lock_timeout={LOCK_TIMEOUT}"),
+        None => format!("-c lock_timeout={LOCK_TIMEOUT}"),
+    };
+    database.connect_timeout(CONNECT_TIMEOUT).options(options);
     let (c, connection) = database.connect(tokio_postgres::NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
