@@ -1130,13 +1130,11 @@ async fn concurrent_bookings_never_exceed_the_per_day_limit_of_the_hosts_local_d
 
 /// `calops_bookings_created_total{path="..."}` from /metrics.
 async fn booked(c: &Client, path: &str) -> u64 {
-    let (_, v, _) = c.raw(Method::GET, "/metrics", None, None, None).await;
-    let text = v.as_str().unwrap_or_default().to_string();
-    let name = format!("calops_bookings_created_total{{path=\"{path}\"}} ");
-    text.lines()
-        .find_map(|l| l.strip_prefix(&name))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{text}"))
+    counter(
+        c,
+        &format!("calops_bookings_created_total{{path=\"{path}\"}}"),
+    )
+    .await
 }
 
 /// Where busy time can only take a slot away by overlapping it, a booking is one statement:
