@@ -224,7 +224,18 @@ async fn run_locked<T: Target, S: ObjectStore + Clone + 'static>(
             }
         }
         None => {
-            let (a, reused) = target.build(&mut steps).await?;
+            let (a, reused) = match target.build(&mut steps).await {
+                Ok(built) => built,
+                // Ctrl-C during the build ends like Ctrl-C anywhere else: exit code 130.
+                Err(e) if steps.interrupt.raised() => {
+                    return Err(crate::error::Exit {
+                        code: EXIT_INTERRUPTED,
+                        message: Some(format!("{e:#}")),
+                    }
+                    .into())
+                }
+                Err(e) => return Err(e),
+            };
             if reused {
                 ui.detail(format!("artifact {} was already built", a.digest));
             }
