@@ -74,6 +74,10 @@ pub fn actionable(what: impl Into<String>, fix: impl Into<String>) -> anyhow::Er
 
 /// The exit code an error should end the process with.
 pub fn exit_code_of(err: &anyhow::Error) -> i32 {
+    // Also finds one added as context (`err.context(Exit { .. })`), which `chain` hides.
+    if let Some(e) = err.downcast_ref::<Exit>() {
+        return e.code;
+    }
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<Exit>() {
             return e.code;
@@ -83,4 +87,27 @@ pub fn exit_code_of(err: &anyhow::Error) -> i32 {
         }
     }
     EXIT_ERROR
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_found_as_error_or_context() {
+        let plain = anyhow::anyhow!("boom");
+        assert_eq!(exit_code_of(&plain), EXIT_ERROR);
+        let direct: anyhow::Error = Exit {
+            code: EXIT_CHANGES,
+            message: None,
+        }
+        .into();
+        assert_eq!(exit_code_of(&direct), EXIT_CHANGES);
+        let context = anyhow::anyhow!("interrupted during `build`").context(Exit {
+            code: EXIT_INTERRUPTED,
+            message: Some("deploy interrupted".into()),
+        });
+        assert_eq!(exit_code_of(&context), EXIT_INTERRUPTED);
+        assert!(format!("{context:#}").contains("interrupted during `build`"));
+    }
 }

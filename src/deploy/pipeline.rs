@@ -228,11 +228,10 @@ async fn run_locked<T: Target, S: ObjectStore + Clone + 'static>(
                 Ok(built) => built,
                 // Ctrl-C during the build ends like Ctrl-C anywhere else: exit code 130.
                 Err(e) if steps.interrupt.raised() => {
-                    return Err(crate::error::Exit {
+                    return Err(e.context(crate::error::Exit {
                         code: EXIT_INTERRUPTED,
-                        message: Some(format!("{e:#}")),
-                    }
-                    .into())
+                        message: Some("deploy interrupted before anything changed".into()),
+                    }))
                 }
                 Err(e) => return Err(e),
             };
