@@ -79,7 +79,7 @@ impl Metrics {
     /// stored, and the bookings handed back to book alone.
     pub fn render_batches((batches, stored, handed_back): (u64, u64, u64)) -> String {
         format!(
-            "# HELP calops_booking_batches_total Statements that wrote a batch of direct bookings.\n# TYPE calops_booking_batches_total counter\ncalops_booking_batches_total {batches}\n# HELP calops_booking_batched_total Bookings stored by batches.\n# TYPE calops_booking_batched_total counter\ncalops_booking_batched_total {stored}\n# HELP calops_booking_batch_handed_back_total Bookings a batch could not take (an overlap, or the batch failed), booked alone instead.\n# TYPE calops_booking_batch_handed_back_total counter\ncalops_booking_batch_handed_back_total {handed_back}\n"
+            "# HELP calops_booking_batches_total Statements that wrote a batch of direct bookings.\n# TYPE calops_booking_batches_total counter\ncalops_booking_batches_total {batches}\n# HELP calops_booking_batched_total Bookings stored by batches.\n# TYPE calops_booking_batched_total counter\ncalops_booking_batched_total {stored}\n# HELP calops_booking_batch_handed_back_total Bookings a batch could not take (an overlap, a repeated or already recorded idempotency key, or a failed batch), booked alone instead.\n# TYPE calops_booking_batch_handed_back_total counter\ncalops_booking_batch_handed_back_total {handed_back}\n"
         )
     }
 
