@@ -285,7 +285,7 @@ const INSERT: &str = "WITH r AS (
  idem AS (
    INSERT INTO idempotency_keys (org_id, key, request_hash, status, response)
    SELECT org_id, key, request_hash, 201, response FROM rows CROSS JOIN locks
-   WHERE locks.n >= 0 AND key IS NOT NULL
+   WHERE key IS NOT NULL
    ON CONFLICT DO NOTHING
    RETURNING org_id, key),
  ins AS (
@@ -295,8 +295,7 @@ const INSERT: &str = "WITH r AS (
    SELECT id, uid, org_id, et, user_id, start_at, end_at, 'accepted', bb, ab, attendee, guests,
      metadata, at, at
    FROM rows CROSS JOIN locks
-   WHERE locks.n >= 0
-     AND (rows.key IS NULL
+   WHERE (rows.key IS NULL
           OR EXISTS (SELECT 1 FROM idem WHERE idem.org_id = rows.org_id AND idem.key = rows.key))
    RETURNING id, uid, org_id),
  wh AS (

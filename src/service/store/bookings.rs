@@ -1,6 +1,6 @@
 //! Bookings, slot holds and idempotency keys. Overlaps are refused by PostgreSQL itself (the
-//! `occupancy` exclusion constraint over accepted bookings and holds, migrations 2 and 6); this module turns their SQLSTATE 23P01 into
-//! [`StoreError::BookingConflict`].
+//! `occupancy` exclusion constraint over accepted bookings and holds, migrations 2 and 6);
+//! this module turns its SQLSTATE 23P01 into [`StoreError::BookingConflict`].
 
 use super::{classify, Result, Store, StoreError};
 use crate::service::webhooks::payload::Trigger;
@@ -357,8 +357,8 @@ impl Store {
     /// come from here, so the webhook body and the response (`render`) are made before the
     /// insert, from `config` (the cached event type and host). The booking joins a batch of
     /// others ([`super::batch`]) and books alone only when the batch cannot take it (a key
-    /// seen before, for one, is replayed by the lone statement). `Ok(None)` when the event type is gone or has a per-day limit now (the
-    /// caller takes the general path).
+    /// seen before, for one, is replayed by the lone statement). `Ok(None)` when the event
+    /// type is gone or has a per-day limit now (the caller takes the general path).
     pub async fn book_directly(
         &self,
         config: &super::cache::Config,
@@ -371,6 +371,8 @@ impl Store {
         let body = crate::service::webhooks::payload::body(Trigger::BookingCreated, &booking, None)
             .to_string();
         let event_uid = Uuid::new_v4();
+        // The response a key replays, made once for the batch and the lone statement alike.
+        let response = idem.map(|_| render(&booking));
         let minutes = |m: i32| jiff::SignedDuration::from_mins(i64::from(m));
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job = super::batch::Job {
@@ -381,11 +383,13 @@ impl Store {
             ),
             event_uid,
             body: body.clone(),
-            idem: idem.map(|k| super::batch::Idem {
-                key: k.key.clone(),
-                request_hash: k.request_hash.clone(),
-                response: render(&booking),
-            }),
+            idem: idem
+                .zip(response.clone())
+                .map(|(k, response)| super::batch::Idem {
+                    key: k.key.clone(),
+                    request_hash: k.request_hash.clone(),
+                    response,
+                }),
             done: tx,
         };
         if self.batcher.submit(&self.cache, job).await {
@@ -393,7 +397,7 @@ impl Store {
                 return Ok(Some(BookOutcome::Created(Box::new(stored))));
             }
         }
-        self.book_alone(config, b, booking, body, event_uid, idem, render)
+        self.book_alone(config, b, booking, body, event_uid, idem.zip(response))
             .await
     }
 
@@ -445,8 +449,8 @@ impl Store {
         })
     }
 
-    /// `book_directly` for one booking, in its own statement.
-    #[allow(clippy::too_many_arguments)]
+    /// `book_directly` for one booking, in its own statement; `idem` with the response it
+    /// records.
     async fn book_alone(
         &self,
         config: &super::cache::Config,
@@ -454,9 +458,9 @@ impl Store {
         booking: Booking,
         body: String,
         event_uid: Uuid,
-        idem: Option<&IdempotencyKey>,
-        render: impl Fn(&Booking) -> Value,
+        idem: Option<(&IdempotencyKey, Value)>,
     ) -> Result<Option<BookOutcome>> {
+        let (idem, response) = idem.unzip();
         let et = &config.event_type;
         let now = booking.created_at;
         // With a key, the key's row goes in first, under the same condition as the booking: a
@@ -504,7 +508,6 @@ impl Store {
         let c = self.conn().await?;
         let stmt = c.prepare_cached(&sql).await?;
         let trigger = Trigger::BookingCreated.as_str();
-        let response = idem.map(|_| render(&booking));
         let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![
             &b.org_id,
             &b.event_type_id,
