@@ -29,16 +29,13 @@ fn time<T>(label: &str, n: u32, mut f: impl FnMut() -> T) {
 }
 
 fn main() {
-    let path = std::env::var("CALOPS_SIGNING_VECTORS").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../shared/oci-signing-vectors.json"
-        )
-        .to_string()
-    });
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/oci/signing-vectors.json"
+    );
     let Ok(text) = std::fs::read_to_string(&path) else {
         eprintln!(
-            "oci_signer bench needs the signing vectors at {path} (set CALOPS_SIGNING_VECTORS)"
+            "oci_signer bench needs the signing vectors at {path} (tests/fixtures/oci/README.md)"
         );
         std::process::exit(1);
     };

@@ -28,24 +28,23 @@ use url::Url;
 // The shared signing vectors
 // ---------------------------------------------------------------------------------------
 
+/// The signing vectors made with Oracle's Python SDK, vendored with their README (origin and
+/// format) so that a clone passes with nothing beside it.
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/oci-signing-vectors.json"
+    "/tests/fixtures/oci/signing-vectors.json"
 );
 
-/// The vectors' path: `$CALOPS_SIGNING_VECTORS` when set (e.g. from a git worktree that
-/// is not next to `shared/`), else `../shared/oci-signing-vectors.json` from the repo root.
 fn vectors_path() -> String {
-    std::env::var("CALOPS_SIGNING_VECTORS").unwrap_or_else(|_| VECTORS.to_string())
+    VECTORS.to_string()
 }
 
 fn vectors() -> Value {
     let path = vectors_path();
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "the OCI signing vectors are required at {path} ({e}); they are the shared \
-             file produced with Oracle's Python SDK (tools/gen_oci_signing_vectors.py); \
-             set CALOPS_SIGNING_VECTORS to its path if it lives elsewhere"
+            "the OCI signing vectors are required at {path} ({e}); they are \
+             vendored from Oracle's Python SDK (see tests/fixtures/oci/README.md)"
         )
     });
     serde_json::from_str(&text).expect("oci-signing-vectors.json is not valid JSON")
