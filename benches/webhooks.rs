@@ -6,8 +6,9 @@
 //! `cargo test --all-targets`) it makes one quick, small pass.
 
 use calops::service::config::Config;
+use calops::service::domain::webhooks::sign;
 use calops::service::testing::{fresh_database, TestApp, BOOTSTRAP_TOKEN};
-use calops::service::webhooks::{sign, Settings};
+use calops::service::webhooks::Settings;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
