@@ -410,3 +410,64 @@ fn domain_importing_api_or_store_is_found() {
         );
     }
 }
+
+/// The names `src/service/store/mod.rs` defines: its items and the methods of its impls.
+fn store_root_items(text: &str) -> BTreeSet<String> {
+    let file = syn::parse_file(text).unwrap();
+    let mut names = BTreeSet::new();
+    for item in &file.items {
+        match item {
+            syn::Item::Struct(i) => names.insert(i.ident.to_string()),
+            syn::Item::Enum(i) => names.insert(i.ident.to_string()),
+            syn::Item::Type(i) => names.insert(i.ident.to_string()),
+            syn::Item::Const(i) => names.insert(i.ident.to_string()),
+            syn::Item::Fn(i) => names.insert(i.sig.ident.to_string()),
+            syn::Item::Impl(i) => {
+                for it in &i.items {
+                    if let syn::ImplItem::Fn(f) = it {
+                        names.insert(f.sig.ident.to_string());
+                    }
+                }
+                false
+            }
+            _ => false,
+        };
+    }
+    names
+}
+
+/// What `store/mod.rs` may define: the pool, its status, errors, and the helpers every
+/// resource file uses. Queries and row types live in one file per resource.
+const STORE_ROOT: &[&str] = &[
+    "StoreError",
+    "Result",
+    "Store",
+    "PoolStatus",
+    "from",
+    "classify",
+    "db_message",
+    "new",
+    "pool_status",
+    "conn",
+    "org_rows",
+    "org_row",
+    "migrate",
+    "ping",
+];
+
+#[test]
+fn store_mod_keeps_only_the_pool_and_store_error() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/service/store/mod.rs");
+    let names = store_root_items(&std::fs::read_to_string(path).unwrap());
+    let extra: Vec<&String> = names
+        .iter()
+        .filter(|n| !STORE_ROOT.contains(&n.as_str()))
+        .collect();
+    assert!(
+        extra.is_empty(),
+        "src/service/store/mod.rs defines {extra:?}: put them in the resource's file (orgs.rs, users.rs, ...)"
+    );
+    let added = "impl Store { pub async fn create_org(&self) {} } pub struct Org;";
+    let names = store_root_items(added);
+    assert!(names.contains("create_org") && names.contains("Org"));
+}

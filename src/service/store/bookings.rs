@@ -307,6 +307,38 @@ async fn insert_booking(
 }
 
 impl Store {
+    /// Insert an accepted booking of `event_type_id` at `[start, end)`, copying the type's
+    /// buffers and host. Returns the booking's uid.
+    pub async fn insert_accepted_booking(
+        &self,
+        org_id: i64,
+        event_type_id: i64,
+        start: Timestamp,
+        end: Timestamp,
+        attendee: &Value,
+    ) -> Result<uuid::Uuid> {
+        let c = self.conn().await?;
+        let uid = uuid::Uuid::new_v4();
+        let n = c
+            .execute(
+                "INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at,
+                   status, before_buffer_minutes, after_buffer_minutes, attendee)
+                 SELECT $1, org_id, id, user_id, $3, $4, 'accepted', before_event_buffer,
+                   after_event_buffer, $5
+                 FROM event_types WHERE org_id = $2 AND id = $6",
+                &[&uid, &org_id, &start, &end, attendee, &event_type_id],
+            )
+            .await
+            .map_err(|e| classify(e, "the booking"))?;
+        self.cache.flush_all();
+        if n == 0 {
+            return Err(StoreError::Invalid(format!(
+                "event type {event_type_id} not found in organization {org_id}"
+            )));
+        }
+        Ok(uid)
+    }
+
     /// A booking id from the sequence; they are taken 64 at a time.
     async fn next_booking_id(&self) -> Result<i64> {
         let mut ids = self.booking_ids.lock().await;
