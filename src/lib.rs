@@ -8,6 +8,7 @@ pub mod commands;
 pub mod deploy;
 pub mod doctor;
 pub mod error;
+pub mod fsutil;
 pub mod image;
 pub mod net;
 pub mod oci;

@@ -2,7 +2,11 @@
 //!
 //! - no import cycles between sibling modules anywhere under `service` (a reference from
 //!   anywhere inside `a` to anywhere inside its sibling `b` is an edge `a -> b`);
-//! - `service::domain` refers to nothing of the crate outside itself (pure logic).
+//! - `service::domain` refers to nothing of the crate outside itself (pure logic);
+//! - `service` refers only to itself and to the neutral modules below it (`pg`, `net`,
+//!   `fsutil`, and `oci` for the OCI runtime), and those (but `oci`, whose region table still
+//!   comes from `profile`) refer to nothing else of the crate: the service uses no CLI module
+//!   and could become its own crate.
 //!
 //! A reference is any path starting with `crate`, `super` or `self`: in `use` items, in
 //! expressions and types, and inside macro invocations. Test modules count too.
@@ -196,6 +200,22 @@ impl Crate {
                 .into_iter()
                 .map(|m| format!("domain is not pure: {m}")),
         );
+        // `testkit` until the test support leaves the library.
+        let neutral: &[&[&str]] = &[&["pg"], &["net"], &["fsutil"], &["testkit"]];
+        let mut for_service = neutral.to_vec();
+        for_service.push(&["oci"]);
+        v.extend(
+            self.outside(&["service"], &for_service)
+                .into_iter()
+                .map(|m| format!("the service uses a CLI module: {m}")),
+        );
+        for n in neutral {
+            v.extend(
+                self.outside(n, neutral)
+                    .into_iter()
+                    .map(|m| format!("a neutral module uses a CLI module: {m}")),
+            );
+        }
         v
     }
 }
@@ -342,7 +362,7 @@ fn real_crate() -> Crate {
 }
 
 #[test]
-fn service_modules_have_no_cycles_and_domain_is_pure() {
+fn service_modules_have_no_cycles_domain_is_pure_and_no_cli_module_is_used() {
     let v = real_crate().violations();
     assert!(v.is_empty(), "{} violations:\n{}", v.len(), v.join("\n"));
 }
@@ -409,6 +429,29 @@ fn domain_importing_api_or_store_is_found() {
             "{bad}: {v:#?}"
         );
     }
+}
+
+#[test]
+fn the_service_using_a_cli_module_is_found() {
+    let mut c = real_crate();
+    c.add(
+        "service/objstore/mod.rs",
+        "fn f() { let _ = crate::deploy::store::write_atomic; }",
+    );
+    let v = c.violations();
+    assert!(
+        v.iter()
+            .any(|m| m.contains("the service uses a CLI module") && m.contains("deploy::store")),
+        "{v:#?}"
+    );
+    let mut c = real_crate();
+    c.add("net/mod.rs", "use crate::ui::Ui;");
+    assert!(
+        c.violations()
+            .iter()
+            .any(|m| m.starts_with("a neutral module uses a CLI module")),
+        "a neutral module may not lean on the CLI either"
+    );
 }
 
 /// The names `src/service/store/mod.rs` defines: its items and the methods of its impls.

@@ -137,7 +137,7 @@ impl TestRedis {
     /// not installed.
     pub fn start(test: &str) -> Option<TestRedis> {
         let bin = crate::testkit::require_tool(test, "redis-server")?;
-        let port = crate::deploy::local::process::free_port().expect("a free port");
+        let port = crate::pg::free_port().expect("a free port");
         let dir = tempfile::Builder::new()
             .prefix("calops-redis-")
             .tempdir()
@@ -200,7 +200,7 @@ impl TestRedis {
         self.child = Some(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
-            if crate::deploy::local::redis::ping(self.port) {
+            if crate::net::redis_ping(self.port) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
