@@ -12,7 +12,7 @@
 //! against a cluster with production durability instead (fsync=on, synchronous_commit=on,
 //! full_page_writes=on: every commit waits for its WAL flush, as in production).
 
-use calops::service::testing::{TestApp, BOOTSTRAP_TOKEN};
+use calops_testkit::{TestApp, BOOTSTRAP_TOKEN};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,8 +22,8 @@ const CLIENTS: usize = 32;
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    if !calops::service::testing::postgres_available() {
-        calops::testkit::skip_or_fail(
+    if !calops_testkit::postgres_available() {
+        calops_testkit::skip_or_fail(
             "bookings bench",
             "PostgreSQL server binaries are not installed (run scripts/setup)",
         );
@@ -164,7 +164,7 @@ async fn durable_app() -> anyhow::Result<(TestApp, calops::pg::Cluster)> {
             ..calops::pg::Options::default()
         },
     )?;
-    cluster.remove_when_process_exits(std::process::id())?;
+    calops_testkit::pg::remove_when_process_exits(&cluster, std::process::id())?;
     cluster.start()?;
     cluster.create_database("bench").await?;
     let config = calops::service::config::Config {

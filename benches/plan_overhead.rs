@@ -130,7 +130,7 @@ fn bench_with(
 
 fn main() {
     if which::which("terraform").is_err() {
-        calops::testkit::skip_or_fail("plan_overhead", "`terraform` is not installed");
+        calops_testkit::skip_or_fail("plan_overhead", "`terraform` is not installed");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -17,7 +17,6 @@ pub mod profile;
 pub mod render;
 pub mod service;
 pub mod terraform;
-pub mod testkit;
 pub mod ui;
 
 /// The version line printed by `calops --version`.

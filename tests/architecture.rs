@@ -200,8 +200,7 @@ impl Crate {
                 .into_iter()
                 .map(|m| format!("domain is not pure: {m}")),
         );
-        // `testkit` until the test support leaves the library.
-        let neutral: &[&[&str]] = &[&["pg"], &["net"], &["fsutil"], &["testkit"]];
+        let neutral: &[&[&str]] = &[&["pg"], &["net"], &["fsutil"]];
         let mut for_service = neutral.to_vec();
         for_service.push(&["oci"]);
         v.extend(
@@ -513,4 +512,48 @@ fn store_mod_keeps_only_the_pool_and_store_error() {
     let added = "impl Store { pub async fn create_org(&self) {} } pub struct Org;";
     let names = store_root_items(added);
     assert!(names.contains("create_org") && names.contains("Org"));
+}
+
+/// Definitions that belong to the test support (`crates/calops-testkit`), not the library.
+const HARNESS: &[&str] = &[
+    "mod testkit",
+    "mod testing",
+    "struct TestApp",
+    "struct TestRedis",
+    "fn fresh_database",
+    "fn remove_when_process_exits",
+    "fn skip_or_fail",
+    "fn require_tool",
+];
+
+#[test]
+fn test_support_is_not_in_the_shipped_library() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src.clone()];
+    let mut found = Vec::new();
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                for h in HARNESS {
+                    if text.contains(&format!("{h} "))
+                        || text.contains(&format!("{h};"))
+                        || text.contains(&format!("{h}("))
+                    {
+                        found.push(format!(
+                            "{}: `{h}`",
+                            p.strip_prefix(&src).unwrap().display()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "test support belongs in crates/calops-testkit (a dev-dependency), not src/: {found:#?}"
+    );
 }

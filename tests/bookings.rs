@@ -2,7 +2,7 @@
 //! test) over real HTTP on 127.0.0.1: every endpoint's happy path and bad input, idempotency,
 //! atomic reschedule, reservations, and concurrent clients racing for one slot.
 
-use calops::service::testing::{postgres_available, TestApp, BOOTSTRAP_TOKEN};
+use calops_testkit::{postgres_available, TestApp, BOOTSTRAP_TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ fn have_pg(test: &str) -> bool {
     if postgres_available() {
         return true;
     }
-    calops::testkit::skip_or_fail(
+    calops_testkit::skip_or_fail(
         test,
         "PostgreSQL server binaries are not installed (run scripts/setup)",
     );
@@ -995,7 +995,7 @@ async fn migration_two_keeps_existing_bookings_and_refuses_overlapping_ones() {
         .unwrap();
         c
     };
-    let url = calops::service::testing::fresh_database().await.unwrap();
+    let url = calops_testkit::fresh_database().await.unwrap();
     let c = v1(url.clone()).await;
     let store = Store::new(&url, 2).unwrap();
     // 2 and every later migration (their numbers may have gaps).
@@ -1028,7 +1028,7 @@ async fn migration_two_keeps_existing_bookings_and_refuses_overlapping_ones() {
     );
 
     // Overlapping old bookings: the migration names them and changes nothing.
-    let url = calops::service::testing::fresh_database().await.unwrap();
+    let url = calops_testkit::fresh_database().await.unwrap();
     let c = v1(url.clone()).await;
     c.batch_execute(
         "INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at)

@@ -4,7 +4,7 @@
 //! files are checked with an independent parser (Python's `icalendar` package).
 
 use calops::service::objstore::{self, ObjectStore};
-use calops::service::testing::{fresh_database, postgres_available, TestApp, BOOTSTRAP_TOKEN};
+use calops_testkit::{fresh_database, postgres_available, TestApp, BOOTSTRAP_TOKEN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ fn have_pg(test: &str) -> bool {
     if postgres_available() {
         return true;
     }
-    calops::testkit::skip_or_fail(
+    calops_testkit::skip_or_fail(
         test,
         "PostgreSQL server binaries are not installed (run scripts/setup)",
     );
@@ -54,7 +54,7 @@ fn python(test: &str, moto: bool) -> Option<PathBuf> {
             return Some(p);
         }
     }
-    calops::testkit::skip_or_fail(
+    calops_testkit::skip_or_fail(
         test,
         &format!("no Python with `{imports}` (run scripts/setup, which makes /opt/calops-venv)"),
     );
@@ -230,7 +230,7 @@ fn config(database_url: String, storage: Option<String>) -> calops::service::con
     calops::service::config::Config {
         object_storage_url: storage,
         db_pool_size: 8,
-        ..calops::service::testing::app_config(
+        ..calops_testkit::app_config(
             &database_url,
             None,
             calops::service::ratelimit::policy::Limits::OFF,
@@ -922,7 +922,7 @@ async fn storage_without_credentials_degrades_and_keeps_writes_pending() {
         return;
     }
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
-        calops::testkit::skip_or_fail(test, "AWS_ACCESS_KEY_ID is set in this environment");
+        calops_testkit::skip_or_fail(test, "AWS_ACCESS_KEY_ID is set in this environment");
         return;
     }
     let url = format!(

@@ -6,7 +6,7 @@
 use calops::service::ratelimit::lock::{Acquired, BookingLocks};
 use calops::service::ratelimit::policy::{Limit, Limits};
 use calops::service::ratelimit::redis_conn::SharedRedis;
-use calops::service::testing::{
+use calops_testkit::{
     app_config, fresh_database, postgres_available, TestApp, TestRedis, BOOTSTRAP_TOKEN,
 };
 use reqwest::header::HeaderMap;
@@ -22,7 +22,7 @@ fn have_pg(test: &str) -> bool {
     if postgres_available() {
         return true;
     }
-    calops::testkit::skip_or_fail(
+    calops_testkit::skip_or_fail(
         test,
         "PostgreSQL server binaries are not installed (run scripts/setup)",
     );

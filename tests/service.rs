@@ -1,7 +1,7 @@
 //! The scheduling service against a real PostgreSQL cluster (one per test run, a database per
 //! test) over real HTTP on 127.0.0.1.
 
-use calops::service::testing::{fresh_database, postgres_available, TestApp, BOOTSTRAP_TOKEN};
+use calops_testkit::{fresh_database, postgres_available, TestApp, BOOTSTRAP_TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -10,7 +10,7 @@ fn have_pg(test: &str) -> bool {
     if postgres_available() {
         return true;
     }
-    calops::testkit::skip_or_fail(
+    calops_testkit::skip_or_fail(
         test,
         "PostgreSQL server binaries are not installed (run scripts/setup)",
     );
@@ -965,7 +965,7 @@ async fn health_metrics_and_a_truthful_openapi_document() {
         ),
         admin_token: None,
         db_pool_size: 4,
-        ..calops::service::testing::app_config(
+        ..calops_testkit::app_config(
             &fresh_database().await.unwrap(),
             None,
             calops::service::ratelimit::policy::Limits::OFF,
@@ -1201,7 +1201,7 @@ async fn postgres_harness_persists_across_restarts() {
     let p2 = path.clone();
     let url = tokio::task::spawn_blocking(move || {
         let mut c = calops::pg::Cluster::init_or_open(&p2, calops::pg::Options::default()).unwrap();
-        c.remove_when_process_exits(std::process::id()).unwrap();
+        calops_testkit::pg::remove_when_process_exits(&c, std::process::id()).unwrap();
         c.start().unwrap();
         c.url("postgres")
     })
@@ -1313,7 +1313,7 @@ async fn slot_cache_follows_every_replicas_writes() {
         return;
     }
     let a = TestApp::spawn().await.unwrap();
-    let b = TestApp::spawn_with(calops::service::testing::app_config(
+    let b = TestApp::spawn_with(calops_testkit::app_config(
         &a.database_url,
         None,
         calops::service::ratelimit::policy::Limits::OFF,
@@ -1554,7 +1554,7 @@ async fn slot_cache_follows_every_replicas_writes() {
     // Off, the service reads the database every time and says so.
     let off = TestApp::spawn_with(calops::service::config::Config {
         slot_cache: false,
-        ..calops::service::testing::app_config(
+        ..calops_testkit::app_config(
             &a.database_url,
             None,
             calops::service::ratelimit::policy::Limits::OFF,

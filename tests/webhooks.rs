@@ -10,8 +10,8 @@ use axum::http::{HeaderMap, StatusCode};
 use calops::service::config::Config;
 use calops::service::domain::webhooks::secrets::SecretKey;
 use calops::service::domain::webhooks::sign;
-use calops::service::testing::{fresh_database, postgres_available, TestApp, BOOTSTRAP_TOKEN};
 use calops::service::webhooks::Settings;
+use calops_testkit::{fresh_database, postgres_available, TestApp, BOOTSTRAP_TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -23,7 +23,7 @@ fn have_pg(test: &str) -> bool {
     if postgres_available() {
         return true;
     }
-    calops::testkit::skip_or_fail(
+    calops_testkit::skip_or_fail(
         test,
         "PostgreSQL server binaries are not installed (run scripts/setup)",
     );
@@ -162,7 +162,7 @@ fn config(database_url: String, webhooks: Settings) -> Config {
     Config {
         db_pool_size: 8,
         webhooks,
-        ..calops::service::testing::app_config(
+        ..calops_testkit::app_config(
             &database_url,
             None,
             calops::service::ratelimit::policy::Limits::OFF,

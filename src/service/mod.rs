@@ -27,5 +27,4 @@ pub mod ratelimit;
 pub mod server;
 pub mod state;
 pub mod store;
-pub mod testing;
 pub mod webhooks;

@@ -2,7 +2,7 @@
 //! the response's status, body (JSON, or the text as a JSON string) and headers.
 #![allow(dead_code)] // each test file uses a different part
 
-use calops::service::testing::TestApp;
+use calops_testkit::TestApp;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;

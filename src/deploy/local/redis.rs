@@ -91,7 +91,7 @@ mod tests {
 
     #[test]
     fn starts_once_and_is_found_again() {
-        if crate::testkit::require_tool("deploy::local::redis", "redis-server").is_none() {
+        if calops_testkit::require_tool("deploy::local::redis", "redis-server").is_none() {
             return;
         }
         let d = tempfile::tempdir().unwrap();
