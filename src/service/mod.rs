@@ -10,7 +10,7 @@
 //!   workers, calendar files and the object stores they are written to
 //! - `config`, `health`, `metrics`, `logging`, `server`: the runtime around them
 //!
-//! No cycles between these modules, and no CLI module is used (`tests/architecture.rs`).
+//! No cycles between these modules, and no CLI module is used (`tests/it/architecture.rs`).
 
 pub mod api;
 pub mod calendar;

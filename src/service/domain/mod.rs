@@ -1,5 +1,5 @@
 //! Pure logic of the scheduling service: no I/O, no clock, and no imports from the rest of
-//! the service (`tests/architecture.rs` checks that).
+//! the service (`tests/it/architecture.rs` checks that).
 //!
 //! - `booking`: the booking value handlers, payloads and calendars share
 //! - `hours`, `slots`: working hours and availability -> slots (with DST rules)

@@ -557,3 +557,54 @@ fn test_support_is_not_in_the_shipped_library() {
         "test support belongs in crates/calops-testkit (a dev-dependency), not src/: {found:#?}"
     );
 }
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn integration_tests_are_one_binary_with_one_copy_of_each_helper() {
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    // A file directly in tests/ is a test binary of its own: add a module to tests/it instead.
+    let binaries: Vec<_> = std::fs::read_dir(&tests)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    assert!(
+        binaries.is_empty(),
+        "integration tests are modules of tests/it/main.rs, not binaries of their own: {binaries:?}"
+    );
+    // The shared helpers live once: have_pg in calops_testkit, the client in support/api.rs.
+    let mut copies = Vec::new();
+    for f in rust_files(&tests.join("it")) {
+        let rel = f.strip_prefix(&tests).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&f).unwrap();
+        // (Spelt in two parts so that this file does not match itself.)
+        for (def, home) in [
+            (format!("fn {}(", "have_pg"), ""),
+            (format!("struct {} {{", "Client"), "it/support/api.rs"),
+        ] {
+            if text.contains(&def) && rel != home {
+                copies.push(format!("{rel}: `{def}`"));
+            }
+        }
+    }
+    assert!(
+        copies.is_empty(),
+        "use the shared helper instead: {copies:#?}"
+    );
+}

@@ -3,8 +3,8 @@
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
-const BASE: &str = include_str!("../profiles/base.toml");
-const PROD_AU: &str = include_str!("../profiles/prod-au.toml");
+const BASE: &str = include_str!("../../profiles/base.toml");
+const PROD_AU: &str = include_str!("../../profiles/prod-au.toml");
 
 /// A scratch directory with `profiles/base.toml` and the given extra profiles.
 fn workspace(files: &[(&str, &str)]) -> tempfile::TempDir {

@@ -1,10 +1,7 @@
 //! Terraform rendering: the provider-schema checker, the plain modules in `iac/modules`,
 //! rendered root modules (goldens, determinism, security), and `terraform fmt` (real binary).
 
-#[path = "support/schema_check.rs"]
-mod schema_check;
-
-use schema_check::{check_dir, check_text, Schema};
+use crate::support::schema_check::{self, check_dir, check_text, Schema};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
