@@ -608,3 +608,48 @@ fn integration_tests_are_one_binary_with_one_copy_of_each_helper() {
         "use the shared helper instead: {copies:#?}"
     );
 }
+
+/// References from outside `commands` into it: library code calling up into a subcommand.
+fn calls_into_commands(c: &Crate) -> Vec<String> {
+    c.refs
+        .iter()
+        .filter(|r| r.from.first().map(String::as_str) != Some("commands"))
+        .filter(|r| c.module_containing(&r.to).first().map(String::as_str) == Some("commands"))
+        .map(|r| format!("{}: `{}` uses `{}`", r.at, join(&r.from), join(&r.to)))
+        .collect()
+}
+
+#[test]
+fn nothing_calls_up_into_commands_and_commands_do_not_branch_on_the_target() {
+    let c = real_crate();
+    let up = calls_into_commands(&c);
+    assert!(
+        up.is_empty(),
+        "move what these use out of commands/: {up:#?}"
+    );
+    let mut broken = c.clone();
+    broken.add(
+        "deploy/oci/setup.rs",
+        "fn f() { crate::commands::image::source_date_epoch(); }",
+    );
+    assert_eq!(calls_into_commands(&broken).len(), 1);
+
+    // The release commands choose the target once, through deploy::deployment; a command that
+    // matches on it again grows a second copy of the pipeline's wiring.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/commands/deploy.rs");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let branches: Vec<String> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            ["Target::Oci", "Target::Local", ".target =="]
+                .iter()
+                .any(|t| line.contains(t))
+        })
+        .map(|(n, line)| format!("src/commands/deploy.rs:{}: {}", n + 1, line.trim()))
+        .collect();
+    assert!(
+        branches.is_empty(),
+        "open the profile's deployment with deploy::deployment instead: {branches:#?}"
+    );
+}
