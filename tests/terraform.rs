@@ -202,7 +202,7 @@ fn apply_then_second_plan_has_no_changes_and_no_apply_call() {
     let first = apply_if_changed(&dir, &o, |_| {}).unwrap();
     assert!(first.applied);
     let ops: Vec<Op> = first.invocations.iter().map(|i| i.op).collect();
-    // Creates only: the plan stream says enough, no `terraform show -json`.
+    // One plan process, no `terraform show -json`.
     assert_eq!(
         ops,
         [Op::Init, Op::Plan, Op::Apply, Op::Output, Op::StatePull]

@@ -130,39 +130,11 @@ fn name_and_key(piece: &str, address: &str) -> anyhow::Result<(String, Key)> {
     Ok((piece[..open].to_string(), key))
 }
 
-/// A string instance key as Terraform writes it in addresses (`["a"]`): HCL quoting, with
-/// `${`/`%{` doubled and characters that do not print escaped. (Go's notion of printable is
-/// approximated by "not a control character and not a space other than ' '".)
+/// A string instance key as Terraform writes it in addresses (`["a"]`): HCL quoting (as
+/// [`crate::render::hcl::quote`] writes it; Terraform also escapes printable-looking Unicode
+/// spaces such as U+00A0, which no key calops renders holds).
 pub fn quote_key(k: &str) -> String {
-    let mut out = String::with_capacity(k.len() + 4);
-    out.push_str("[\"");
-    let mut chars = k.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '$' | '%' => {
-                out.push(c);
-                if chars.peek() == Some(&'{') {
-                    out.push(c);
-                }
-            }
-            c if c.is_control() || (c.is_whitespace() && c != ' ') => {
-                let n = u32::from(c);
-                if n < 0x10000 {
-                    out.push_str(&format!("\\u{n:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{n:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push_str("\"]");
-    out
+    format!("[{}]", crate::render::hcl::quote(k))
 }
 
 /// An HCL quoted string as Terraform writes instance keys (escapes `\"`, `\\`, `\n`, `\r`,
