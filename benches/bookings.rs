@@ -167,22 +167,12 @@ async fn durable_app() -> anyhow::Result<(TestApp, calops::pg::Cluster)> {
     calops_testkit::pg::remove_when_process_exits(&cluster, std::process::id())?;
     cluster.start()?;
     cluster.create_database("bench").await?;
-    let config = calops::service::config::Config {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: cluster.url("bench"),
-        redis_url: None,
-        object_storage_url: None,
-        admin_token: Some(BOOTSTRAP_TOKEN.into()),
-        reuse_port: false,
-        private_listen: None,
-        db_pool_size: 16,
-        shutdown_timeout: Duration::from_secs(5),
-        // As the test app: the bench measures bookings, not the rate limiter.
-        rate_limits: calops::service::ratelimit::policy::Limits::OFF,
-        redis_timeout: calops::service::ratelimit::redis_conn::DEFAULT_TIMEOUT,
-        slot_cache: true,
-        webhooks: Default::default(),
-    };
+    // As the test app: the bench measures bookings, not the rate limiter.
+    let config = calops_testkit::app_config(
+        &cluster.url("bench"),
+        None,
+        calops::service::ratelimit::policy::Limits::OFF,
+    );
     Ok((TestApp::spawn_with(config).await?, cluster))
 }
 

@@ -233,33 +233,12 @@ impl Deployment {
     ) -> anyhow::Result<RunResult> {
         let interrupt = Interrupt::default();
         interrupt.install();
-        let s = &self.state;
         match &mut self.target {
             Target::Local(t) => {
-                pipeline::run(
-                    t.as_mut(),
-                    s.store.clone(),
-                    &s.lock_key,
-                    &s.ledger_prefix,
-                    opts,
-                    rollback_to,
-                    ui,
-                    interrupt,
-                )
-                .await
+                run_on(t.as_mut(), &self.state, opts, rollback_to, ui, interrupt).await
             }
             Target::Oci(t) => {
-                pipeline::run(
-                    t.as_mut(),
-                    s.store.clone(),
-                    &s.lock_key,
-                    &s.ledger_prefix,
-                    opts,
-                    rollback_to,
-                    ui,
-                    interrupt,
-                )
-                .await
+                run_on(t.as_mut(), &self.state, opts, rollback_to, ui, interrupt).await
             }
         }
     }
@@ -299,4 +278,26 @@ impl Deployment {
         )
         .await
     }
+}
+
+/// The pipeline on `target`, with `state`'s lock and ledger.
+async fn run_on<T: pipeline::Target>(
+    target: &mut T,
+    state: &State,
+    opts: &Options,
+    rollback_to: Option<&Release>,
+    ui: &Ui,
+    interrupt: Interrupt,
+) -> anyhow::Result<RunResult> {
+    pipeline::run(
+        target,
+        state.store.clone(),
+        &state.lock_key,
+        &state.ledger_prefix,
+        opts,
+        rollback_to,
+        ui,
+        interrupt,
+    )
+    .await
 }

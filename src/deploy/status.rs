@@ -3,6 +3,7 @@
 //! `CALOPS_HEALTH_URL`), which must come from the recorded image.
 
 use super::deployment::{open_local, open_state};
+use super::ledger::Release;
 use super::local::{seed, target::LocalTarget};
 use crate::profile::{self, Profile};
 use serde_json::json;
@@ -26,6 +27,19 @@ impl Status {
             1
         }
     }
+}
+
+const NOTHING_DEPLOYED: &str = "no release deployed yet (run `calops deploy --profile ...`)\n";
+
+/// The first line about the current release.
+fn deployed(r: &Release) -> String {
+    format!(
+        "release #{} ({}) deployed {} by {}\n",
+        r.seq,
+        r.artifact_digest,
+        r.time.strftime("%Y-%m-%d %H:%M:%S"),
+        r.user
+    )
 }
 
 pub async fn of(profile: Profile) -> anyhow::Result<Status> {
@@ -70,13 +84,10 @@ async fn oci(profile: Profile) -> anyhow::Result<Status> {
         None => json!(null),
     };
     let text = match &release {
-        None => "no release deployed yet (run `calops deploy --profile ...`)\n".into(),
+        None => NOTHING_DEPLOYED.into(),
         Some(r) => format!(
-            "release #{} ({}) deployed {} by {}\nslot: {}\nhealth: {}\nurl: {}\n",
-            r.seq,
-            r.artifact_digest,
-            r.time.strftime("%Y-%m-%d %H:%M:%S"),
-            r.user,
+            "{}slot: {}\nhealth: {}\nurl: {}\n",
+            deployed(r),
             r.details
                 .get("slot")
                 .and_then(|s| s.as_str())
@@ -114,13 +125,10 @@ async fn local(profile: Profile) -> anyhow::Result<Status> {
     let demo = seed::existing(&target.layout, &url);
     let doc = json!({"release": release, "running": target.current().is_some(), "healthy": healthy, "health": health, "url": url, "demo": demo});
     let text = match &release {
-        None => "no release deployed yet (run `calops deploy --profile ...`)\n".into(),
+        None => NOTHING_DEPLOYED.into(),
         Some(r) => format!(
-            "release #{} ({}) deployed {} by {}\nhealth: {}\nurl: {url}\n{}",
-            r.seq,
-            r.artifact_digest,
-            r.time.strftime("%Y-%m-%d %H:%M:%S"),
-            r.user,
+            "{}health: {}\nurl: {url}\n{}",
+            deployed(r),
             if healthy { "ok" } else { "NOT HEALTHY" },
             demo.map(|d| format!("try: {}\n", d.curl))
                 .unwrap_or_default()

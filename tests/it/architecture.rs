@@ -55,18 +55,10 @@ impl Crate {
     /// Every module of the library under `src` (the binary's `main.rs` is not part of it).
     fn load(src: &Path) -> Crate {
         let mut c = Crate::default();
-        let mut stack = vec![src.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            for e in std::fs::read_dir(&dir).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|x| x == "rs") {
-                    let rel = p.strip_prefix(src).unwrap().to_str().unwrap().to_string();
-                    if rel != "main.rs" {
-                        c.add(&rel, &std::fs::read_to_string(&p).unwrap());
-                    }
-                }
+        for p in rust_files(src) {
+            let rel = p.strip_prefix(src).unwrap().to_str().unwrap().to_string();
+            if rel != "main.rs" {
+                c.add(&rel, &std::fs::read_to_string(&p).unwrap());
             }
         }
         assert!(
@@ -529,26 +521,18 @@ const HARNESS: &[&str] = &[
 #[test]
 fn test_support_is_not_in_the_shipped_library() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut stack = vec![src.clone()];
     let mut found = Vec::new();
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                let text = std::fs::read_to_string(&p).unwrap();
-                for h in HARNESS {
-                    if text.contains(&format!("{h} "))
-                        || text.contains(&format!("{h};"))
-                        || text.contains(&format!("{h}("))
-                    {
-                        found.push(format!(
-                            "{}: `{h}`",
-                            p.strip_prefix(&src).unwrap().display()
-                        ));
-                    }
-                }
+    for p in rust_files(&src) {
+        let text = std::fs::read_to_string(&p).unwrap();
+        for h in HARNESS {
+            if [" ", ";", "("]
+                .iter()
+                .any(|end| text.contains(&format!("{h}{end}")))
+            {
+                found.push(format!(
+                    "{}: `{h}`",
+                    p.strip_prefix(&src).unwrap().display()
+                ));
             }
         }
     }
