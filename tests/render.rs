@@ -1442,6 +1442,97 @@ resource "oci_core_network_security_group_security_rule" "x" {
     assert!(f.is_empty(), "{f:#?}");
 }
 
+/// The addresses the OCI target protects for a live slot's instance are the rendered stack's
+/// own: a plan replacing the container instance or deleting the backend of `blue-0` is refused
+/// by the guard, and `--allow-destroy` names them.
+#[test]
+fn the_guard_refuses_replacing_a_rendered_live_slot() {
+    use calops::deploy::oci::stack::{Account, ProfileStack, StackWriter};
+    let r = render::render(&input_for("prod-au", showcase_slots())).unwrap();
+    let dir = write_rendered(&r);
+    let root_main = hcl::parse(&r.files["main.tf"]).unwrap();
+    let module = |name: &str| {
+        root_main
+            .blocks()
+            .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == name)
+            .unwrap()
+            .body()
+            .clone()
+    };
+    // module.container["<key>"] over the instance keys; one instance resource inside.
+    assert_eq!(
+        attr(&module("container"), "for_each").unwrap(),
+        "module.slots.instances"
+    );
+    let res = resources(dir.path());
+    let one = |file: &str, ty: &str, name: &str| {
+        res.iter()
+            .find(|r| r.0 == file && r.1 == ty && r.2 == name)
+            .unwrap_or_else(|| panic!("{file}: no {ty}.{name}"))
+            .3
+            .clone()
+    };
+    let ci = one(
+        "modules/container/main.tf",
+        "oci_container_instances_container_instance",
+        "this",
+    );
+    assert!(attr(&ci, "for_each").is_none() && attr(&ci, "count").is_none());
+    // module.loadbalancer.oci_load_balancer_backend.slot["<key>"], keyed like the instances.
+    let be = one(
+        "modules/loadbalancer/main.tf",
+        "oci_load_balancer_backend",
+        "slot",
+    );
+    assert_eq!(attr(&be, "for_each").unwrap(), "var.backends");
+    assert!(attr(&module("loadbalancer"), "for_each").is_none());
+    assert!(attr(&module("loadbalancer"), "backends")
+        .unwrap()
+        .contains("for key, instance in module.slots.instances : key =>"));
+
+    let stack = ProfileStack::new(
+        load_profile("prod-au"),
+        Some("1.11.4".into()),
+        Account::default(),
+    );
+    let addresses = stack.instance_addresses("blue-0");
+    let change = |address: &str, ty: &str, actions: &[&str]| {
+        serde_json::json!({"address": address, "mode": "managed", "type": ty,
+            "name": address.rsplit('.').next().unwrap(),
+            "change": {"actions": actions, "before": {}, "after": {}, "replace_paths": [["containers"]]}})
+    };
+    let plan = serde_json::json!({
+        "format_version": "1.2", "terraform_version": "1.11.4",
+        "resource_changes": [
+            change(&addresses[0], "oci_container_instances_container_instance", &["delete", "create"]),
+            change(&addresses[1], "oci_load_balancer_backend", &["delete"]),
+        ]
+    });
+    let plan = calops::terraform::plan_json::parse(&plan.to_string()).unwrap();
+    let mut policy = calops::terraform::guard::GuardPolicy::default();
+    assert!(calops::terraform::guard::check(&plan, &policy).is_empty());
+    policy.protect(&addresses);
+    let refused: Vec<String> = calops::terraform::guard::check(&plan, &policy)
+        .into_iter()
+        .map(|v| v.address)
+        .collect();
+    assert_eq!(refused, addresses);
+    policy.allow_destroy = addresses.clone();
+    assert!(calops::terraform::guard::check(&plan, &policy).is_empty());
+}
+
+#[test]
+fn a_profile_without_a_certificate_says_it_serves_plain_http() {
+    let dev = render::render(&input_for("dev", showcase_slots())).unwrap();
+    assert!(
+        dev.warnings.iter().any(|w| w == render::PLAIN_HTTP_WARNING),
+        "{:?}",
+        dev.warnings
+    );
+    let prod = render::render(&input_for("prod-au", showcase_slots())).unwrap();
+    assert!(!prod.warnings.iter().any(|w| w.contains("PLAIN HTTP")));
+}
+
 mod iam {
     //! The rendered IAM, evaluated (HCL expressions computed with the rendered inputs) and
     //! parsed statement by statement.
