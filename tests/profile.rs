@@ -8,10 +8,15 @@ const PROD_AU: &str = include_str!("../profiles/prod-au.toml");
 
 /// A scratch directory with `profiles/base.toml` and the given extra profiles.
 fn workspace(files: &[(&str, &str)]) -> tempfile::TempDir {
+    workspace_with_base(BASE, files)
+}
+
+/// [`workspace`] with another `base.toml`.
+fn workspace_with_base(base: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("profiles");
     std::fs::create_dir(&p).unwrap();
-    std::fs::write(p.join("base.toml"), BASE).unwrap();
+    std::fs::write(p.join("base.toml"), base).unwrap();
     for (name, text) in files {
         std::fs::write(p.join(format!("{name}.toml")), text).unwrap();
     }
@@ -224,11 +229,10 @@ fn replicas_are_validated_and_default_to_one() {
     // Not set anywhere: one instance per slot.
     let base_without = BASE.replace("replicas = 1 ", "# no replicas ");
     assert_ne!(base_without, BASE);
-    let d = tempfile::tempdir().unwrap();
-    let p = d.path().join("profiles");
-    std::fs::create_dir(&p).unwrap();
-    std::fs::write(p.join("base.toml"), base_without).unwrap();
-    std::fs::write(p.join("dev.toml"), include_str!("../profiles/dev.toml")).unwrap();
+    let d = workspace_with_base(
+        &base_without,
+        &[("dev", include_str!("../profiles/dev.toml"))],
+    );
     let out = calops(d.path())
         .args(["profile", "show", "--json", "--profile", "dev"])
         .output()

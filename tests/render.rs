@@ -415,6 +415,15 @@ fn resources(dir: &Path) -> Vec<(String, String, String, hcl::Body)> {
     out
 }
 
+/// The body of `module "<name>"` in a parsed root module.
+fn module_block(main: &hcl::Body, name: &str) -> hcl::Body {
+    main.blocks()
+        .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == name)
+        .unwrap_or_else(|| panic!("no module {name}"))
+        .body()
+        .clone()
+}
+
 /// An attribute's expression as HCL text.
 fn attr(body: &hcl::Body, key: &str) -> Option<String> {
     body.attributes()
@@ -520,13 +529,7 @@ fn security_only_the_lb_accepts_internet_ingress_and_only_on_80_and_443() {
 fn security_database_cache_and_app_live_in_the_private_subnet_without_public_ips() {
     let dir = rendered_showcase();
     let main = hcl::parse(&std::fs::read_to_string(dir.path().join("main.tf")).unwrap()).unwrap();
-    let module = |name: &str| {
-        main.blocks()
-            .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == name)
-            .unwrap()
-            .body()
-            .clone()
-    };
+    let module = |name: &str| module_block(&main, name);
     for m in ["database", "cache", "container"] {
         assert_eq!(
             attr(&module(m), "subnet_id").unwrap(),
@@ -869,13 +872,7 @@ fn backend_is_native_oci_from_terraform_1_12_and_s3_compatible_before() {
 fn slots_drive_instances_and_backends() {
     let r = render::render(&input_for("prod-au", showcase_slots())).unwrap();
     let main = hcl::parse(&r.files["main.tf"]).unwrap();
-    let module = |name: &str| {
-        main.blocks()
-            .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == name)
-            .unwrap()
-            .body()
-            .clone()
-    };
+    let module = |name: &str| module_block(&main, name);
     assert_eq!(attr(&module("slots"), "slots").unwrap(), "var.slots");
     let container = module("container");
     assert_eq!(
@@ -1451,14 +1448,7 @@ fn the_guard_refuses_replacing_a_rendered_live_slot() {
     let r = render::render(&input_for("prod-au", showcase_slots())).unwrap();
     let dir = write_rendered(&r);
     let root_main = hcl::parse(&r.files["main.tf"]).unwrap();
-    let module = |name: &str| {
-        root_main
-            .blocks()
-            .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == name)
-            .unwrap()
-            .body()
-            .clone()
-    };
+    let module = |name: &str| module_block(&root_main, name);
     // module.container["<key>"] over the instance keys; one instance resource inside.
     assert_eq!(
         attr(&module("container"), "for_each").unwrap(),
