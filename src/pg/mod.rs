@@ -291,30 +291,6 @@ impl Cluster {
             .with_context(|| format!("removing {}", self.dir.display()))?;
         Ok(())
     }
-
-    /// Leave a watchdog process that kills the server and removes the cluster directory once
-    /// process `pid` is gone (for temporary clusters of tests and benchmarks, which may end by
-    /// panic or SIGKILL).
-    pub fn remove_when_process_exits(&self, pid: u32) -> Result<()> {
-        let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
-pm=$(head -n 1 "$2/data/postmaster.pid" 2>/dev/null)
-if [ -n "$pm" ]; then kill -QUIT "$pm" 2>/dev/null; i=0; while kill -0 "$pm" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; fi
-rm -rf "$3" "$2""#;
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(script)
-            .arg("calops-pg-reaper")
-            .arg(pid.to_string())
-            .arg(&self.dir)
-            .arg(self.data_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        cmd.spawn()
-            .context("starting the cluster clean-up watchdog")?;
-        Ok(())
-    }
 }
 
 /// Where a root-run cluster's data goes when the cluster directory cannot be reached by the

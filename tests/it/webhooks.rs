@@ -8,26 +8,16 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use calops::service::config::Config;
-use calops::service::testing::{fresh_database, postgres_available, TestApp, BOOTSTRAP_TOKEN};
-use calops::service::webhooks::secrets::SecretKey;
-use calops::service::webhooks::{sign, Settings};
+use calops::service::domain::webhooks::secrets::SecretKey;
+use calops::service::domain::webhooks::sign;
+use calops::service::webhooks::Settings;
+use calops_testkit::{fresh_database, have_pg, TestApp, BOOTSTRAP_TOKEN};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn have_pg(test: &str) -> bool {
-    if postgres_available() {
-        return true;
-    }
-    calops::testkit::skip_or_fail(
-        test,
-        "PostgreSQL server binaries are not installed (run scripts/setup)",
-    );
-    false
-}
 
 const SECRET: &str = "whsec_correct-horse-battery-staple-7f3a";
 const SEAL_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -161,7 +151,7 @@ fn config(database_url: String, webhooks: Settings) -> Config {
     Config {
         db_pool_size: 8,
         webhooks,
-        ..calops::service::testing::app_config(
+        ..calops_testkit::app_config(
             &database_url,
             None,
             calops::service::ratelimit::policy::Limits::OFF,
@@ -174,51 +164,8 @@ async fn app(webhooks: Settings) -> TestApp {
     TestApp::spawn_with(config(db, webhooks)).await.unwrap()
 }
 
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    /// Every response body, to prove the secret never comes back.
-    bodies: Arc<Mutex<String>>,
-}
-
-impl Client {
-    fn new(base: &str) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            base: base.to_string(),
-            bodies: Arc::default(),
-        }
-    }
-
-    async fn call(&self, m: Method, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-        let mut rq = self
-            .http
-            .request(m, format!("{}{}", self.base, path))
-            .bearer_auth(key);
-        if let Some(b) = body {
-            rq = rq.json(&b);
-        }
-        let res = rq.send().await.expect("request");
-        let s = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        self.bodies.lock().unwrap().push_str(&text);
-        (
-            s,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn ok(&self, m: Method, path: &str, key: &str, body: Option<Value>) -> Value {
-        let (s, v) = self.call(m.clone(), path, key, body).await;
-        assert!((200..300).contains(&s), "{m} {path}: {s} {v}");
-        v["data"].clone()
-    }
-
-    fn saw_secret(&self) -> bool {
-        self.bodies.lock().unwrap().contains(SECRET)
-    }
-}
+use crate::support::api::Client;
+use crate::support::db;
 
 struct Tenant {
     key: String,
@@ -315,7 +262,7 @@ async fn deliveries(c: &Client, t: &Tenant, hook: i64) -> Vec<Value> {
         .call(
             Method::GET,
             &format!("/v2/webhooks/{hook}/deliveries?take=250"),
-            &t.key,
+            Some(&t.key),
             None,
         )
         .await
@@ -342,14 +289,6 @@ async fn settled(
     deliveries(c, t, hook).await
 }
 
-async fn db(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-}
-
 // ---- tests -------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,7 +297,7 @@ async fn bookings_are_delivered_signed_in_cal_com_shape_and_secrets_stay_hidden(
         return;
     }
     let app = app(settings(|_| {})).await;
-    let c = Client::new(&app.base);
+    let c = Client::at(&app.base);
     let t = tenant(&c, "Acme").await;
     let other = tenant(&c, "Bravo").await;
     let all = Hook::start(SECRET, always(200)).await;
@@ -367,7 +306,7 @@ async fn bookings_are_delivered_signed_in_cal_com_shape_and_secrets_stay_hidden(
 
     // CRUD and validation; the secret is write-only.
     let (s, v) = c
-        .call(Method::POST, "/v2/webhooks", &t.key,
+        .call(Method::POST, "/v2/webhooks", Some(&t.key),
             Some(json!({"subscriberUrl": "ftp://x", "triggers": ["MEETING_ENDED"], "secret": SECRET})))
         .await;
     assert_eq!(s, 400, "{v}");
@@ -414,7 +353,9 @@ async fn bookings_are_delivered_signed_in_cal_com_shape_and_secrets_stay_hidden(
         (Method::DELETE, format!("/v2/webhooks/{hook}")),
         (Method::GET, format!("/v2/webhooks/{hook}/deliveries")),
     ] {
-        let (s, v) = c.call(m.clone(), &p, &other.key, Some(json!({}))).await;
+        let (s, v) = c
+            .call(m.clone(), &p, Some(&other.key), Some(json!({})))
+            .await;
         assert_eq!(s, 404, "{m} {p}: {v}");
     }
     assert_eq!(
@@ -436,7 +377,9 @@ async fn bookings_are_delivered_signed_in_cal_com_shape_and_secrets_stay_hidden(
         .as_str()
         .unwrap()
         .to_string();
-    let (s, _) = c.call(Method::GET, "/v2/webhooks", &reader, None).await;
+    let (s, _) = c
+        .call(Method::GET, "/v2/webhooks", Some(&reader), None)
+        .await;
     assert_eq!(s, 403);
 
     // Create, cancel, reschedule.
@@ -558,7 +501,7 @@ async fn bookings_are_delivered_signed_in_cal_com_shape_and_secrets_stay_hidden(
         .call(
             Method::GET,
             &format!("/v2/webhooks/{h2}/deliveries?status=delivered"),
-            &t.key,
+            Some(&t.key),
             None,
         )
         .await;
@@ -613,10 +556,15 @@ async fn bookings_are_delivered_signed_in_cal_com_shape_and_secrets_stay_hidden(
         .await;
     assert_eq!(deleted["id"], h3);
     let (s, _) = c
-        .call(Method::GET, &format!("/v2/webhooks/{h3}"), &t.key, None)
+        .call(
+            Method::GET,
+            &format!("/v2/webhooks/{h3}"),
+            Some(&t.key),
+            None,
+        )
         .await;
     assert_eq!(s, 404);
-    assert!(!c.saw_secret(), "a response echoed the webhook secret");
+    assert!(!c.saw(SECRET), "a response echoed the webhook secret");
 
     // Retention (a day here): finished deliveries older than that go, with their attempts;
     // pending ones stay whatever their age.
@@ -655,7 +603,7 @@ async fn failed_deliveries_retry_with_backoff_then_dead_letter_and_replay() {
         return;
     }
     let app = app(settings(|s| s.max_attempts = 3)).await;
-    let c = Client::new(&app.base);
+    let c = Client::at(&app.base);
     let t = tenant(&c, "Acme").await;
     // Fails twice, then succeeds.
     let flaky = Hook::start(SECRET, Box::new(|n| if n < 2 { 500 } else { 200 })).await;
@@ -748,7 +696,7 @@ async fn failed_deliveries_retry_with_backoff_then_dead_letter_and_replay() {
                 "/v2/webhooks/{h2}/deliveries/{}/replay",
                 uuid::Uuid::new_v4()
             ),
-            &t.key,
+            Some(&t.key),
             None,
         )
         .await;
@@ -771,7 +719,7 @@ async fn the_circuit_breaker_opens_after_five_failures_and_skips_while_open() {
         s.breaker_cooldown = cooldown;
     }))
     .await;
-    let c = Client::new(&app.base);
+    let c = Client::at(&app.base);
     let t = tenant(&c, "Acme").await;
     let hook = Hook::start(SECRET, always(500)).await;
     let h = subscribe(&c, &t, &hook.url, &["BOOKING_CREATED"]).await;
@@ -851,7 +799,7 @@ async fn replay_of_a_time_range_resends_each_original_event_once() {
     // Polling only every minute: everything below arrives through LISTEN/NOTIFY wake-ups
     // (the waits time out after 20 s).
     let app = app(settings(|s| s.poll_interval = Duration::from_secs(60))).await;
-    let c = Client::new(&app.base);
+    let c = Client::at(&app.base);
     let t = tenant(&c, "Acme").await;
     let hook = Hook::start(SECRET, always(200)).await;
     let h = subscribe(&c, &t, &hook.url, &["BOOKING_CREATED", "BOOKING_CANCELLED"]).await;
@@ -919,7 +867,7 @@ async fn replay_of_a_time_range_resends_each_original_event_once() {
         .call(
             Method::POST,
             &format!("/v2/webhooks/{h}/replay"),
-            &t.key,
+            Some(&t.key),
             Some(json!({"from": middle.to_string(), "to": before.to_string()})),
         )
         .await;
@@ -928,7 +876,7 @@ async fn replay_of_a_time_range_resends_each_original_event_once() {
         .call(
             Method::POST,
             &format!("/v2/webhooks/{h}/replay"),
-            &t.key,
+            Some(&t.key),
             Some(json!({"from": "yesterday", "to": "x"})),
         )
         .await;
@@ -959,7 +907,7 @@ async fn two_replicas_on_one_database_never_make_the_same_attempt_twice() {
     let two = TestApp::spawn_with(config(one.database_url.clone(), fast()))
         .await
         .unwrap();
-    let (c1, c2) = (Client::new(&one.base), Client::new(&two.base));
+    let (c1, c2) = (Client::at(&one.base), Client::at(&two.base));
     let t = tenant(&c1, "Acme").await;
     // Every third request fails, so retries race too.
     let hook = Hook::start(SECRET, Box::new(|n| if n % 3 == 0 { 500 } else { 200 })).await;
@@ -1106,7 +1054,7 @@ async fn kill_9_keeps_every_confirmed_booking_and_its_webhook() {
     let log = logs.path().join("serve.log");
     let mut server = serve(&database_url, port, &log);
     healthy(&server.base).await;
-    let c = Client::new(&server.base);
+    let c = Client::at(&server.base);
     let t = tenant(&c, "Acme").await;
     // The receiver refuses everything until the restart, so every BOOKING_CREATED is still in
     // the outbox when the server dies.
@@ -1226,7 +1174,7 @@ async fn kill_9_keeps_every_confirmed_booking_and_its_webhook() {
         "the log should show deliveries"
     );
     assert!(!text.contains(SECRET), "the webhook secret was logged");
-    assert!(!c.saw_secret());
+    assert!(!c.saw(SECRET));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1235,7 +1183,7 @@ async fn a_composite_booking_announces_each_segment_and_a_refused_one_nothing() 
         return;
     }
     let app = app(settings(|_| {})).await;
-    let c = Client::new(&app.base);
+    let c = Client::at(&app.base);
     let t = tenant(&c, "Composite").await;
     let hook = Hook::start(SECRET, always(200)).await;
     subscribe(&c, &t, &hook.url, &["BOOKING_CREATED"]).await;
@@ -1264,7 +1212,7 @@ async fn a_composite_booking_announces_each_segment_and_a_refused_one_nothing() 
         .call(
             Method::POST,
             "/v2/bookings/composite",
-            &t.key,
+            Some(&t.key),
             Some(body(4, 2)),
         )
         .await;

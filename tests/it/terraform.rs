@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_calops");
 
 fn terraform(test: &str) -> Option<PathBuf> {
-    calops::testkit::require_tool(test, "terraform")
+    calops_testkit::require_tool(test, "terraform")
 }
 
 /// A private copy of a fixture directory (each test gets its own state).

@@ -1841,7 +1841,7 @@ fn dev_profile_with(config: &Path) -> calops::profile::Profile {
 /// provider's own rules resolve that environment to calops' identity, not to the decoy file.
 #[test]
 fn terraform_runs_as_the_identity_calops_signs_with() {
-    if calops::testkit::require_tool(
+    if calops_testkit::require_tool(
         "terraform_runs_as_the_identity_calops_signs_with",
         "terraform",
     )

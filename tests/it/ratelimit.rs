@@ -3,31 +3,16 @@
 //! headers, counts shared by two service instances, the in-process fallback, Redis killed and
 //! restarted mid-run, and the booking race with Redis configured.
 
+use crate::support::api::Client;
 use calops::service::ratelimit::lock::{Acquired, BookingLocks};
 use calops::service::ratelimit::policy::{Limit, Limits};
 use calops::service::ratelimit::redis_conn::SharedRedis;
-use calops::service::testing::{
-    app_config, fresh_database, postgres_available, TestApp, TestRedis, BOOTSTRAP_TOKEN,
-};
+use calops_testkit::{app_config, fresh_database, have_pg, TestApp, TestRedis, BOOTSTRAP_TOKEN};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-#[path = "support/api_client.rs"]
-mod api_client;
-use api_client::Client;
-
-fn have_pg(test: &str) -> bool {
-    if postgres_available() {
-        return true;
-    }
-    calops::testkit::skip_or_fail(
-        test,
-        "PostgreSQL server binaries are not installed (run scripts/setup)",
-    );
-    false
-}
 
 fn per_minute(availability: u64, bookings: u64) -> Limits {
     let m = |n| Limit {

@@ -1,7 +1,22 @@
-//! Helpers shared by tests (unit and integration) and benchmarks.
+//! Test support for calops, shared by its unit tests, the integration tests (`tests/it`) and
+//! the benchmarks. A dev-dependency only (like cargo's `cargo-test-support`): nothing here
+//! ships in the calops library or binary.
 //!
 //! The rule: a test that needs a tool which is missing fails under `CI=true` and may skip
 //! locally with a printed reason. It never skips silently.
+//!
+//! - this file: the rule ([`in_ci`], [`require_tool`], [`skip_or_fail`])
+//! - `pg`: one private PostgreSQL cluster per test process, a fresh database per test
+//! - `service`: the scheduling service on a real listener at 127.0.0.1:0 ([`TestApp`])
+//! - `redis`: a private `redis-server` that tests can kill, pause and restart ([`TestRedis`])
+
+pub mod pg;
+pub mod redis;
+pub mod service;
+
+pub use pg::{fresh_database, have_pg, postgres_available};
+pub use redis::TestRedis;
+pub use service::{app_config, TestApp, BOOTSTRAP_TOKEN};
 
 use std::path::PathBuf;
 

@@ -1,10 +1,7 @@
 //! Terraform rendering: the provider-schema checker, the plain modules in `iac/modules`,
 //! rendered root modules (goldens, determinism, security), and `terraform fmt` (real binary).
 
-#[path = "support/schema_check.rs"]
-mod schema_check;
-
-use schema_check::{check_dir, check_text, Schema};
+use crate::support::schema_check::{self, check_dir, check_text, Schema};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,7 +24,7 @@ fn broken(name: &str) -> Vec<String> {
 
 /// Run `terraform fmt -check -recursive -diff` on `dir`; None when terraform is missing.
 fn terraform_fmt_check(test: &str, dir: &Path) -> Option<(bool, String)> {
-    let tf = calops::testkit::require_tool(test, "terraform")?;
+    let tf = calops_testkit::require_tool(test, "terraform")?;
     let out = Command::new(tf)
         .args(["fmt", "-check", "-recursive", "-diff"])
         .arg(dir)
@@ -1299,7 +1296,7 @@ fn render_command_refuses_bad_input_without_writing() {
 // provider installation. The only error allowed is that the provider is not in the mirror.
 
 fn terraform_init_errors(test: &str, dir: &Path) -> Option<(Vec<String>, String)> {
-    let tf = calops::testkit::require_tool(test, "terraform")?;
+    let tf = calops_testkit::require_tool(test, "terraform")?;
     let mirror = tempfile::tempdir().unwrap();
     let rc = mirror.path().join("terraformrc");
     std::fs::write(
@@ -1942,7 +1939,7 @@ mod quoting {
 
 #[test]
 fn plan_renders_then_surfaces_terraform_init_errors() {
-    if calops::testkit::require_tool(
+    if calops_testkit::require_tool(
         "plan_renders_then_surfaces_terraform_init_errors",
         "terraform",
     )

@@ -20,7 +20,7 @@ struct Site {
 impl Site {
     fn new(test: &str) -> Option<Site> {
         if calops::doctor::tools::postgres_bin_dir().is_none() {
-            calops::testkit::skip_or_fail(
+            calops_testkit::skip_or_fail(
                 test,
                 "PostgreSQL server binaries are not installed (run scripts/setup)",
             );

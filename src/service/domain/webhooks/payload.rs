@@ -3,7 +3,7 @@
 //! carries Cal.com's field names (`type`, `title`, `startTime`, `endTime`, `organizer`,
 //! `attendees`, `uid`, `bookingId`, `eventTypeId`, `status` in capitals, ...).
 
-use crate::service::store::bookings::Booking;
+use crate::service::domain::booking::Booking;
 use jiff::Timestamp;
 use serde_json::{json, Value};
 

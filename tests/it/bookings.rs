@@ -2,29 +2,13 @@
 //! test) over real HTTP on 127.0.0.1: every endpoint's happy path and bad input, idempotency,
 //! atomic reschedule, reservations, and concurrent clients racing for one slot.
 
-use calops::service::testing::{postgres_available, TestApp, BOOTSTRAP_TOKEN};
+use crate::support::api::{code, Client};
+use crate::support::db;
+use calops_testkit::{have_pg, TestApp, BOOTSTRAP_TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
-#[path = "support/api_client.rs"]
-mod api_client;
-use api_client::Client;
-
-fn have_pg(test: &str) -> bool {
-    if postgres_available() {
-        return true;
-    }
-    calops::testkit::skip_or_fail(
-        test,
-        "PostgreSQL server binaries are not installed (run scripts/setup)",
-    );
-    false
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("<no code>")
-}
 
 struct Tenant {
     org_id: i64,
@@ -106,14 +90,6 @@ async fn slot_starts(c: &Client, t: &Tenant, et: i64, day: &str) -> Vec<String> 
                 .collect()
         })
         .unwrap_or_default()
-}
-
-async fn db(app: &TestApp) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
 }
 
 /// Pairs of accepted bookings of one host whose ranges (with their buffers) overlap.
@@ -453,7 +429,7 @@ async fn bookings_endpoints_happy_paths_and_bad_input() {
             booking(t.event_type_id, "2031-03-03T11:00:00Z"),
         )
         .await;
-    let db = db(&app).await;
+    let db = db(&app.database_url).await;
     let before: Vec<(String, String)> = db
         .query("SELECT uid::text, status FROM bookings ORDER BY id", &[])
         .await
@@ -583,7 +559,7 @@ async fn idempotency_keys_return_the_first_result() {
         uids.insert(v["data"]["uid"].as_str().unwrap().to_string());
     }
     assert_eq!(uids.len(), 1);
-    let db = db(&app).await;
+    let db = db(&app.database_url).await;
     let n: i64 = db
         .query_one(
             "SELECT count(*) FROM bookings WHERE start_at = '2031-03-03T11:00:00Z'",
@@ -737,7 +713,7 @@ async fn reservations_hold_slots_in_the_database() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 
     // An expired hold holds nothing.
-    let db = db(&app).await;
+    let db = db(&app.database_url).await;
     db.execute(
         "UPDATE slot_reservations SET expires_at = now() - interval '1 second' WHERE uid = $1",
         &[&uuid::Uuid::parse_str(r2["reservationUid"].as_str().unwrap()).unwrap()],
@@ -880,7 +856,7 @@ async fn sixty_four_clients_race_for_one_slot_and_exactly_one_wins() {
         "race: {rounds} rounds x 64 clients in {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let db = db(&app).await;
+    let db = db(&app.database_url).await;
     let n: i64 = db
         .query_one(
             "SELECT count(*) FROM bookings WHERE status = 'accepted'",
@@ -924,7 +900,7 @@ async fn overlapping_bookings_of_different_lengths_and_buffers_never_coexist() {
     .await;
     let types = [(t.event_type_id, 15), (long, 60), (mid, 30)];
     let key = Arc::new(t.key.clone());
-    let db = db(&app).await;
+    let db = db(&app.database_url).await;
     let mut total_created = 0i64;
     for day in 0..8 {
         // 64 clients, each a type and a start in one busy hour of that day.
@@ -995,7 +971,7 @@ async fn migration_two_keeps_existing_bookings_and_refuses_overlapping_ones() {
         .unwrap();
         c
     };
-    let url = calops::service::testing::fresh_database().await.unwrap();
+    let url = calops_testkit::fresh_database().await.unwrap();
     let c = v1(url.clone()).await;
     let store = Store::new(&url, 2).unwrap();
     // 2 and every later migration (their numbers may have gaps).
@@ -1028,7 +1004,7 @@ async fn migration_two_keeps_existing_bookings_and_refuses_overlapping_ones() {
     );
 
     // Overlapping old bookings: the migration names them and changes nothing.
-    let url = calops::service::testing::fresh_database().await.unwrap();
+    let url = calops_testkit::fresh_database().await.unwrap();
     let c = v1(url.clone()).await;
     c.batch_execute(
         "INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at)
@@ -1109,7 +1085,7 @@ async fn concurrent_bookings_never_exceed_the_per_day_limit_of_the_hosts_local_d
         }
         assert_eq!((created, conflicts), (2, 14), "{day}");
     }
-    let db = db(&app).await;
+    let db = db(&app.database_url).await;
     let rows = db
         .query(
             "SELECT (start_at AT TIME ZONE 'Europe/Berlin')::date::text, count(*) FROM bookings
@@ -1150,7 +1126,7 @@ async fn direct_bookings_store_what_they_answer() {
     let app = TestApp::spawn().await.unwrap();
     let c = Client::new(&app);
     let t = tenant(&c, "Direct", "09:00", "17:00", call_type()).await;
-    let db = db(&app).await;
+    let db = db(&app.database_url).await;
     c.create(
         "/v2/webhooks",
         &t.key,
@@ -1341,7 +1317,7 @@ async fn concurrent_direct_bookings_are_batched_and_answered_exactly() {
     let app = TestApp::spawn().await.unwrap();
     let c = Client::new(&app);
     let t = tenant(&c, "Batch", "00:00", "23:59", call_type()).await;
-    let db = db(&app).await;
+    let db = db(&app.database_url).await;
     c.create(
         "/v2/webhooks",
         &t.key,
@@ -1510,7 +1486,7 @@ async fn a_blocked_booking_does_not_hold_up_the_batch_queue() {
     let app = TestApp::spawn().await.unwrap();
     let c = Client::new(&app);
     let t = tenant(&c, "Blocked", "00:00", "23:59", call_type()).await;
-    let mut db = db(&app).await;
+    let mut db = db(&app.database_url).await;
     // Another writer holds 10:00-11:00 of the host (as a long transaction would).
     let tx = db.transaction().await.unwrap();
     tx.execute(

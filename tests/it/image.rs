@@ -11,8 +11,8 @@ use calops::image::registry::{RegistryClient, CHUNK_SIZE};
 use calops::image::spec;
 use calops::image::toolchain::{run_cargo, CargoBuild};
 use calops::image::{build_image, ImageBuildOptions, ImageRef, Platform};
-use calops::testkit::{require_tool, skip_or_fail};
 use calops::ui::Ui;
+use calops_testkit::{require_tool, skip_or_fail};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -460,9 +460,11 @@ fn basic_auth_registry_accepts_right_and_rejects_wrong_credentials() {
     assert!(e.contains("requires authentication"), "{e}");
 
     // Wrong password: a 401 that names the registry and the credential source, not the secret.
-    std::env::set_var("CALOPS_IT_USER", "calops");
-    std::env::set_var("CALOPS_IT_BAD_PASS", "wrong-pass");
-    std::env::set_var("CALOPS_IT_PASS", "s3cret-pass");
+    crate::support::env::expect(&[
+        ("CALOPS_IT_USER", "calops"),
+        ("CALOPS_IT_BAD_PASS", "wrong-pass"),
+        ("CALOPS_IT_PASS", "s3cret-pass"),
+    ]);
     o.credentials = CredentialSource::Env {
         username_var: "CALOPS_IT_USER".into(),
         password_var: "CALOPS_IT_BAD_PASS".into(),
@@ -787,9 +789,11 @@ fn bearer_token_registry_anonymous_pull_and_authenticated_push() {
     assert!(dir.path().join("layout/index.json").exists());
 
     // Wrong credentials: the token service answers 401.
-    std::env::set_var("CALOPS_IT_TOKEN_USER", "robot");
-    std::env::set_var("CALOPS_IT_TOKEN_BAD", "nope");
-    std::env::set_var("CALOPS_IT_TOKEN_PASS", "t0ken-pass");
+    crate::support::env::expect(&[
+        ("CALOPS_IT_TOKEN_USER", "robot"),
+        ("CALOPS_IT_TOKEN_BAD", "nope"),
+        ("CALOPS_IT_TOKEN_PASS", "t0ken-pass"),
+    ]);
     o.push = true;
     o.layout_dir = None;
     o.credentials = CredentialSource::Env {

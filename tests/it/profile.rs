@@ -3,8 +3,8 @@
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
 
-const BASE: &str = include_str!("../profiles/base.toml");
-const PROD_AU: &str = include_str!("../profiles/prod-au.toml");
+const BASE: &str = include_str!("../../profiles/base.toml");
+const PROD_AU: &str = include_str!("../../profiles/prod-au.toml");
 
 /// A scratch directory with `profiles/base.toml` and the given extra profiles.
 fn workspace(files: &[(&str, &str)]) -> tempfile::TempDir {
@@ -231,7 +231,7 @@ fn replicas_are_validated_and_default_to_one() {
     assert_ne!(base_without, BASE);
     let d = workspace_with_base(
         &base_without,
-        &[("dev", include_str!("../profiles/dev.toml"))],
+        &[("dev", include_str!("../../profiles/dev.toml"))],
     );
     let out = calops(d.path())
         .args(["profile", "show", "--json", "--profile", "dev"])

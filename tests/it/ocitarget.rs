@@ -545,7 +545,7 @@ fn key() -> RsaPrivateKey {
 }
 
 async fn world(test: &str) -> Option<World> {
-    calops::testkit::require_tool(test, "terraform")?;
+    calops_testkit::require_tool(test, "terraform")?;
     let tmp = tempfile::tempdir().unwrap();
     let key = key();
     let stand = Arc::new(Stand {

@@ -1,83 +1,12 @@
 //! The scheduling service against a real PostgreSQL cluster (one per test run, a database per
 //! test) over real HTTP on 127.0.0.1.
 
-use calops::service::testing::{fresh_database, postgres_available, TestApp, BOOTSTRAP_TOKEN};
+use calops_testkit::{fresh_database, have_pg, TestApp, BOOTSTRAP_TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-fn have_pg(test: &str) -> bool {
-    if postgres_available() {
-        return true;
-    }
-    calops::testkit::skip_or_fail(
-        test,
-        "PostgreSQL server binaries are not installed (run scripts/setup)",
-    );
-    false
-}
-
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    fn new(app: &TestApp) -> Client {
-        Client {
-            http: reqwest::Client::new(),
-            base: app.base.clone(),
-        }
-    }
-
-    fn clone_ref(&self) -> Client {
-        Client {
-            http: self.http.clone(),
-            base: self.base.clone(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut rq = self.http.request(method, format!("{}{}", self.base, path));
-        if let Some(t) = token {
-            rq = rq.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            rq = rq.json(&b);
-        }
-        let res = rq.send().await.expect("request");
-        let status = res.status();
-        let text = res.text().await.expect("body");
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, v)
-    }
-
-    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
-        self.call(Method::GET, path, Some(token), None).await
-    }
-
-    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
-        self.call(Method::POST, path, Some(token), Some(body)).await
-    }
-
-    /// POST that must succeed; returns `data`.
-    async fn create(&self, path: &str, token: &str, body: Value) -> Value {
-        let (s, v) = self.post(path, token, body).await;
-        assert_eq!(s, StatusCode::CREATED, "POST {path}: {v}");
-        assert_eq!(v["status"], "success");
-        v["data"].clone()
-    }
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("<no code>")
-}
+use crate::support::api::{code, Client};
 
 /// A top-level organization with a host, a schedule and an event type.
 struct Tenant {
@@ -965,7 +894,7 @@ async fn health_metrics_and_a_truthful_openapi_document() {
         ),
         admin_token: None,
         db_pool_size: 4,
-        ..calops::service::testing::app_config(
+        ..calops_testkit::app_config(
             &fresh_database().await.unwrap(),
             None,
             calops::service::ratelimit::policy::Limits::OFF,
@@ -1201,7 +1130,7 @@ async fn postgres_harness_persists_across_restarts() {
     let p2 = path.clone();
     let url = tokio::task::spawn_blocking(move || {
         let mut c = calops::pg::Cluster::init_or_open(&p2, calops::pg::Options::default()).unwrap();
-        c.remove_when_process_exits(std::process::id()).unwrap();
+        calops_testkit::pg::remove_when_process_exits(&c, std::process::id()).unwrap();
         c.start().unwrap();
         c.url("postgres")
     })
@@ -1313,7 +1242,7 @@ async fn slot_cache_follows_every_replicas_writes() {
         return;
     }
     let a = TestApp::spawn().await.unwrap();
-    let b = TestApp::spawn_with(calops::service::testing::app_config(
+    let b = TestApp::spawn_with(calops_testkit::app_config(
         &a.database_url,
         None,
         calops::service::ratelimit::policy::Limits::OFF,
@@ -1336,7 +1265,7 @@ async fn slot_cache_follows_every_replicas_writes() {
         .map(|s| at(s))
         .collect();
     let slots = |c: &Client| {
-        let (c, q, key) = (c.clone_ref(), q.clone(), t.key.clone());
+        let (c, q, key) = (c.clone(), q.clone(), t.key.clone());
         async move {
             let (s, v) = c.get(&q, &key).await;
             assert_eq!(s, 200, "{v}");
@@ -1358,7 +1287,7 @@ async fn slot_cache_follows_every_replicas_writes() {
 
     // Booked through replica B: A learns of it from the notification.
     let book = |c: &Client, start: &str| {
-        let (c, key, et) = (c.clone_ref(), t.key.clone(), t.event_type_id);
+        let (c, key, et) = (c.clone(), t.key.clone(), t.event_type_id);
         let start = start.to_string();
         async move {
             c.create(
@@ -1554,7 +1483,7 @@ async fn slot_cache_follows_every_replicas_writes() {
     // Off, the service reads the database every time and says so.
     let off = TestApp::spawn_with(calops::service::config::Config {
         slot_cache: false,
-        ..calops::service::testing::app_config(
+        ..calops_testkit::app_config(
             &a.database_url,
             None,
             calops::service::ratelimit::policy::Limits::OFF,

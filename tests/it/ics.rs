@@ -3,28 +3,16 @@
 //! backend, and an S3-compatible server (`moto` from PyPI, started on 127.0.0.1). Calendar
 //! files are checked with an independent parser (Python's `icalendar` package).
 
+use crate::support::api::{code, Client};
+use crate::support::db;
 use calops::service::objstore::{self, ObjectStore};
-use calops::service::testing::{fresh_database, postgres_available, TestApp, BOOTSTRAP_TOKEN};
+use calops_testkit::{fresh_database, have_pg, TestApp, BOOTSTRAP_TOKEN};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-#[path = "support/api_client.rs"]
-mod api_client;
-use api_client::Client;
-
-fn have_pg(test: &str) -> bool {
-    if postgres_available() {
-        return true;
-    }
-    calops::testkit::skip_or_fail(
-        test,
-        "PostgreSQL server binaries are not installed (run scripts/setup)",
-    );
-    false
-}
 
 /// A Python with `icalendar` (and `moto` when `moto` is true): $CALOPS_PYTHON, the venv that
 /// scripts/setup makes (/opt/calops-venv), or python3 on PATH.
@@ -54,7 +42,7 @@ fn python(test: &str, moto: bool) -> Option<PathBuf> {
             return Some(p);
         }
     }
-    calops::testkit::skip_or_fail(
+    calops_testkit::skip_or_fail(
         test,
         &format!("no Python with `{imports}` (run scripts/setup, which makes /opt/calops-venv)"),
     );
@@ -117,10 +105,6 @@ fn assert_framing(text: &[u8]) {
         assert!(!line.contains('\n') && !line.contains('\r'), "bare LF/CR");
         assert!(line.len() <= 75, "{} octets: {line:?}", line.len());
     }
-}
-
-fn code(v: &Value) -> &str {
-    v["error"]["code"].as_str().unwrap_or("<no code>")
 }
 
 const ALL_DAYS: [&str; 7] = [
@@ -190,14 +174,6 @@ fn booking(et: i64, start: &str) -> Value {
            "attendee": {"name": LONG_NAME, "email": "zoe@example.com", "timeZone": "Europe/Berlin"}})
 }
 
-async fn db(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-}
-
 /// Poll `f` until it returns `Some`, for up to `secs`.
 async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
 where
@@ -230,7 +206,7 @@ fn config(database_url: String, storage: Option<String>) -> calops::service::con
     calops::service::config::Config {
         object_storage_url: storage,
         db_pool_size: 8,
-        ..calops::service::testing::app_config(
+        ..calops_testkit::app_config(
             &database_url,
             None,
             calops::service::ratelimit::policy::Limits::OFF,
@@ -428,8 +404,10 @@ async fn ics_files_in_s3_are_written_after_a_storage_outage() {
     let port = free_port();
     let moto = Moto::start(&py, port).await;
     // Credentials by reference: the service reads them from these variables.
-    std::env::set_var("CALOPS_TEST_S3_KEY", "AKIDCALOPSTEST");
-    std::env::set_var("CALOPS_TEST_S3_SECRET", "calops-test-secret-value");
+    crate::support::env::expect(&[
+        ("CALOPS_TEST_S3_KEY", "AKIDCALOPSTEST"),
+        ("CALOPS_TEST_S3_SECRET", "calops-test-secret-value"),
+    ]);
     let url = format!(
         "s3://calops-ics?endpoint=http://127.0.0.1:{port}&region=us-east-1&access_key=env:CALOPS_TEST_S3_KEY&secret_key=env:CALOPS_TEST_S3_SECRET"
     );
@@ -922,7 +900,7 @@ async fn storage_without_credentials_degrades_and_keeps_writes_pending() {
         return;
     }
     if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
-        calops::testkit::skip_or_fail(test, "AWS_ACCESS_KEY_ID is set in this environment");
+        calops_testkit::skip_or_fail(test, "AWS_ACCESS_KEY_ID is set in this environment");
         return;
     }
     let url = format!(

@@ -1,0 +1,19 @@
+//! What several test modules share. The test support the benchmarks use too (the missing-tool
+//! rule, `have_pg`, the PostgreSQL cluster, `TestApp`, `TestRedis`) is `calops_testkit`.
+//!
+//! - `api`: the HTTP client of the service tests
+//! - `env`: the environment variables tests hand to calops by name, set before `main`
+//! - `schema_check`: the OCI provider-schema checker for rendered Terraform
+
+pub mod api;
+pub mod env;
+pub mod schema_check;
+
+/// A connection to the test database at `url` (its driver runs on the current runtime).
+pub async fn db(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
