@@ -65,7 +65,11 @@ pub mod var {
 
 /// The secrets `serve` reads (each as `<NAME>_REF`). A profile secret outside this list would
 /// reach the container without anything reading it, so the renderer refuses it.
-pub const SECRETS: [&str; 3] = [var::DATABASE_PASSWORD, var::ADMIN_TOKEN, var::WEBHOOK_SECRET_KEY];
+pub const SECRETS: [&str; 3] = [
+    var::DATABASE_PASSWORD,
+    var::ADMIN_TOKEN,
+    var::WEBHOOK_SECRET_KEY,
+];
 
 /// The variable that carries secret `name` as a reference: `<name>_REF`.
 pub fn reference_variable(name: &str) -> String {
@@ -233,7 +237,10 @@ impl ContainerEnv {
         );
         // OCI Database with PostgreSQL accepts TLS only; its certificate is checked against
         // the CA its connection details give, for the endpoint's name.
-        e.set(var::DATABASE_SSLMODE, lit(SslMode::VerifyFull.as_str().into()));
+        e.set(
+            var::DATABASE_SSLMODE,
+            lit(SslMode::VerifyFull.as_str().into()),
+        );
         e.set(
             var::DATABASE_CA_CERT,
             EnvValue::Stack(StackValue::DatabaseCaCertificate),
@@ -329,9 +336,7 @@ impl Reference {
         if let Some(name) = t.strip_prefix("env:") {
             let ok = !name.is_empty()
                 && !name.starts_with(|c: char| c.is_ascii_digit())
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             return if ok {
                 Ok(Reference::Env(name.to_string()))
             } else {
@@ -339,8 +344,7 @@ impl Reference {
             };
         }
         if let Some(id) = t.strip_prefix("vault:") {
-            return if id.starts_with("ocid1.vaultsecret.") && !id.contains(char::is_whitespace)
-            {
+            return if id.starts_with("ocid1.vaultsecret.") && !id.contains(char::is_whitespace) {
                 Ok(Reference::Vault(id.to_string()))
             } else {
                 Err("a `vault:` reference needs an OCI Vault secret OCID, like vault:ocid1.vaultsecret.oc1.ap-sydney-1.<id>".into())
@@ -572,9 +576,12 @@ impl DatabaseSettings {
 /// Take `sslmode=` out of a PostgreSQL URL's query (tokio-postgres knows no `verify-full`).
 fn split_sslmode(u: &str) -> Result<(String, Option<SslMode>), String> {
     let scheme_ok = u.starts_with("postgres://") || u.starts_with("postgresql://");
-    let parsed = url::Url::parse(u).ok().filter(|_| scheme_ok).ok_or_else(|| {
-        "is not a PostgreSQL URL (postgres://user:password@host:port/database)".to_string()
-    })?;
+    let parsed = url::Url::parse(u)
+        .ok()
+        .filter(|_| scheme_ok)
+        .ok_or_else(|| {
+            "is not a PostgreSQL URL (postgres://user:password@host:port/database)".to_string()
+        })?;
     let mut mode = None;
     let mut rest = parsed.clone();
     let kept: Vec<(String, String)> = parsed
@@ -670,8 +677,7 @@ mod tests {
             .unwrap();
         assert_eq!(r.environment["REDIS_URL"], "redis://elsewhere");
         assert!(!r.stack_environment.contains_key("REDIS_URL"));
-        let clash =
-            BTreeMap::from([("CALOPS_DATABASE_PASSWORD_REF".to_string(), "x".to_string())]);
+        let clash = BTreeMap::from([("CALOPS_DATABASE_PASSWORD_REF".to_string(), "x".to_string())]);
         let e = ContainerEnv::for_oci(&params(&clash, &none))
             .rendered()
             .unwrap_err();
@@ -754,7 +760,10 @@ mod tests {
             Some(Reference::Vault("ocid1.vaultsecret.oc1..db".into()))
         );
         assert!(matches!(s.ca, Some(Pem::Text(ref t)) if t.starts_with("-----BEGIN")));
-        assert!(r.instance(&|_| None).unwrap_err().contains("no stack value"));
+        assert!(r
+            .instance(&|_| None)
+            .unwrap_err()
+            .contains("no stack value"));
     }
 
     #[test]

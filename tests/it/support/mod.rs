@@ -3,10 +3,12 @@
 //!
 //! - `api`: the HTTP client of the service tests
 //! - `env`: the environment variables tests hand to calops by name, set before `main`
+//! - `oci`: the stand-in OCI (signature-checking server) and the OCI signing vectors
 //! - `schema_check`: the OCI provider-schema checker for rendered Terraform
 
 pub mod api;
 pub mod env;
+pub mod oci;
 pub mod schema_check;
 
 /// A connection to the test database at `url` (its driver runs on the current runtime).
