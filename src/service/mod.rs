@@ -8,8 +8,11 @@
 //! - `api/`: HTTP handlers per resource, auth, rate-limit middleware, errors, OpenAPI document
 //! - `ratelimit/`, `webhooks/`, `calendar`, `objstore/`, `ics`: limits, the webhook outbox
 //!   workers, calendar files and the object stores they are written to
-//! - `config`, `health`, `metrics`, `logging`, `server`: the runtime around them
+//! - `config`, `secrets`, `startup`, `health`, `metrics`, `logging`, `server`: the runtime
+//!   around them (`secrets` resolves `env:`/`vault:` references, `startup` checks the
+//!   database and Redis before listening)
 //!
+//! The variables `serve` reads are those of the container contract ([`crate::runtime::env`]).
 //! No cycles between these modules, and no CLI module is used (`tests/it/architecture.rs`).
 
 pub mod api;
@@ -24,7 +27,9 @@ pub mod objstore;
 pub mod principal;
 pub mod problem;
 pub mod ratelimit;
+pub mod secrets;
 pub mod server;
+pub mod startup;
 pub mod state;
 pub mod store;
 pub mod webhooks;

@@ -134,3 +134,54 @@ impl SharedRedis {
         }
     }
 }
+
+/// Why Redis could not be used at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeError {
+    /// Not answering (refused, timed out, not resolvable): it may come up later; the service
+    /// starts and counts rate limits per replica meanwhile.
+    Unreachable(String),
+    /// Something answered but not as Redis at this URL would (TLS expected or not spoken, a
+    /// certificate not trusted, a password refused): a configuration error.
+    Misconfigured(String),
+}
+
+/// Connect to `url` and PING it within `timeout`, telling a Redis that is down from one that
+/// is configured wrong.
+pub async fn probe(url: &str, timeout: Duration) -> Result<(), ProbeError> {
+    let client = redis::Client::open(url).map_err(|e| ProbeError::Misconfigured(e.to_string()))?;
+    let ping = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match tokio::time::timeout(timeout, ping).await {
+        Err(_) => Err(ProbeError::Unreachable(format!(
+            "no answer within {timeout:?}"
+        ))),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(classify(&e)),
+    }
+}
+
+/// See [`ProbeError`]: refusals, timeouts and lookups are "down"; a dropped connection, a TLS
+/// failure or an answer that is not Redis's is "configured wrong".
+pub fn classify(e: &redis::RedisError) -> ProbeError {
+    let text = e.to_string();
+    let lower = text.to_ascii_lowercase();
+    let tls = [
+        "certificate",
+        "tls",
+        "handshake",
+        "corrupt message",
+        "invalidcontenttype",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    if e.is_connection_refusal() || e.is_timeout() {
+        ProbeError::Unreachable(text)
+    } else if tls || e.is_connection_dropped() || !e.is_io_error() {
+        ProbeError::Misconfigured(text)
+    } else {
+        ProbeError::Unreachable(text)
+    }
+}
