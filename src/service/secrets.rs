@@ -88,7 +88,7 @@ impl Secrets {
                     }
                     None => s.problem(
                         setting,
-                        format!("refers to environment variable {name}, which is not set"),
+                        format!("refers to environment variable {name}, which is not set; fix: set {name}, or refer to an OCI Vault secret (vault:<secret OCID>)"),
                     ),
                 },
                 Ok(Reference::Vault(ocid)) => match vault {

@@ -94,7 +94,13 @@ pub async fn check_database(config: &Config) -> Result<(), Problem> {
             ),
         });
     }
-    let text = e.to_string();
+    // The error and its causes ("invalid configuration: password missing").
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
     if let Some(db) = e.as_db_error() {
         let code = db.code().code();
         return Err(match code {
@@ -113,6 +119,12 @@ pub async fn check_database(config: &Config) -> Result<(), Problem> {
                 format!("the database at {target} refused the connection ({}: {}); fix: check the user, the database name and the server's access rules", code, db.message()),
             ),
         });
+    }
+    if text.contains("password missing") {
+        return Err(problem(
+            var::DATABASE_PASSWORD_REF,
+            format!("the database at {target} asks for a password and none is given; fix: set CALOPS_DATABASE_PASSWORD_REF to env:NAME or vault:<secret OCID>"),
+        ));
     }
     if text.contains("server does not support TLS") {
         return Err(problem(

@@ -20,6 +20,7 @@ mod ocitarget;
 mod profile;
 mod ratelimit;
 mod render;
+mod runtime;
 mod service;
 mod terraform;
 mod webhooks;

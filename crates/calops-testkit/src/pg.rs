@@ -108,3 +108,53 @@ rm -rf "$3" "$2""#;
         .context("starting the cluster clean-up watchdog")?;
     Ok(())
 }
+
+/// A private PostgreSQL cluster that serves TLS with the given certificate and accepts TCP
+/// connections with TLS only (`hostssl`), as OCI Database with PostgreSQL does. Removed when
+/// the test process ends.
+pub struct TlsPostgres {
+    pub cluster: Cluster,
+    pub port: u16,
+    /// The superuser's password (the secret a test puts in its stand-in Vault).
+    pub password: String,
+}
+
+impl TlsPostgres {
+    pub fn start(cert_pem: &str, key_pem: &str) -> Result<TlsPostgres> {
+        let dir = tempfile::Builder::new()
+            .prefix("calops-pgtls-")
+            .tempdir()
+            .context("creating a temporary directory")?
+            .keep();
+        let mut cluster = Cluster::init_or_open(
+            &dir,
+            Options {
+                settings: vec![
+                    ("fsync".into(), "off".into()),
+                    ("synchronous_commit".into(), "off".into()),
+                    ("full_page_writes".into(), "off".into()),
+                ],
+                tls: Some(calops::pg::ServerTls {
+                    cert_pem: cert_pem.into(),
+                    key_pem: key_pem.into(),
+                }),
+                ..Options::default()
+            },
+        )?;
+        remove_when_process_exits(&cluster, std::process::id())?;
+        let port = cluster.start()?;
+        let url = url::Url::parse(&cluster.url("postgres")).context("the cluster's URL")?;
+        let password = url.password().unwrap_or_default().to_string();
+        Ok(TlsPostgres {
+            cluster,
+            port,
+            password,
+        })
+    }
+}
+
+impl Drop for TlsPostgres {
+    fn drop(&mut self) {
+        let _ = self.cluster.stop();
+    }
+}
