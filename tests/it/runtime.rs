@@ -53,8 +53,8 @@ fn pki() -> Pki {
     let (ca_cert, ca_key) = ca("calops test CA");
     let (other, _) = ca("another CA");
     let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap();
+    let mut p =
+        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
     p.distinguished_name.push(DnType::CommonName, "127.0.0.1");
     let cert = p.signed_by(&key, &ca_cert, &ca_key).unwrap();
     Pki {
@@ -115,7 +115,8 @@ fn parse(path: &Path) -> hcl::Body {
 fn block<'a>(body: &'a hcl::Body, id: &str, label: Option<&str>) -> &'a hcl::Block {
     body.blocks()
         .find(|b| {
-            b.identifier() == id && label.is_none_or(|l| b.labels().first().map(|x| x.as_str()) == Some(l))
+            b.identifier() == id
+                && label.is_none_or(|l| b.labels().first().map(|x| x.as_str()) == Some(l))
         })
         .unwrap_or_else(|| panic!("no {id} {label:?} block"))
 }
@@ -208,17 +209,25 @@ fn evaluation_root(rendered: &Path, dir: &Path, e: &Endpoints) {
             ("port", hcl::Expression::from(e.cache_port as u64)),
         ],
     );
-    let tfvars: Value =
-        serde_json::from_str(&std::fs::read_to_string(rendered.join("terraform.tfvars.json")).unwrap())
-            .unwrap();
+    let tfvars: Value = serde_json::from_str(
+        &std::fs::read_to_string(rendered.join("terraform.tfvars.json")).unwrap(),
+    )
+    .unwrap();
     stub(
         dir,
         "storage",
-        &[("bucket_name", str_expr(tfvars["bucket_name"].as_str().unwrap()))],
+        &[(
+            "bucket_name",
+            str_expr(tfvars["bucket_name"].as_str().unwrap()),
+        )],
     );
     // The container module: its variables as rendered, and what the resource makes of them.
     let module_main = parse(&rendered.join("modules/container/main.tf"));
-    let instance = block(&module_main, "resource", Some("oci_container_instances_container_instance"));
+    let instance = block(
+        &module_main,
+        "resource",
+        Some("oci_container_instances_container_instance"),
+    );
     let containers = block(instance.body(), "containers", None);
     let health = block(containers.body(), "health_checks", None);
     let module_vars = parse(&rendered.join("modules/container/variables.tf"));
@@ -227,7 +236,10 @@ fn evaluation_root(rendered: &Path, dir: &Path, e: &Endpoints) {
         stub_body = stub_body.add_block(block(&module_vars, "variable", Some(v)).clone());
     }
     for (name, attr) in [
-        ("environment_variables", attribute(containers.body(), "environment_variables")),
+        (
+            "environment_variables",
+            attribute(containers.body(), "environment_variables"),
+        ),
         ("health_check_path", attribute(health.body(), "path")),
     ] {
         stub_body = stub_body.add_block(
@@ -312,7 +324,10 @@ fn evaluate(dir: &Path) -> BTreeMap<String, (BTreeMap<String, String>, String)> 
                 .iter()
                 .map(|(n, v)| (n.clone(), v.as_str().unwrap().to_string()))
                 .collect();
-            (k.clone(), (env, c["health_check_path"].as_str().unwrap().to_string()))
+            (
+                k.clone(),
+                (env, c["health_check_path"].as_str().unwrap().to_string()),
+            )
         })
         .collect()
 }
@@ -373,7 +388,10 @@ async fn world(test: &str) -> World {
     );
     let instances = evaluate(&eval);
     let (env, liveness_path) = instances.get("blue-0").cloned().unwrap_or_else(|| {
-        panic!("no blue-0 instance: {:?}", instances.keys().collect::<Vec<_>>())
+        panic!(
+            "no blue-0 instance: {:?}",
+            instances.keys().collect::<Vec<_>>()
+        )
     });
     let tfvars: Value = serde_json::from_str(
         &std::fs::read_to_string(rendered.join("terraform.tfvars.json")).unwrap(),
@@ -416,9 +434,18 @@ async fn world(test: &str) -> World {
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &pki.ca_pem).unwrap();
     let platform = BTreeMap::from([
-        ("OCI_RESOURCE_PRINCIPAL_VERSION".to_string(), "2.2".to_string()),
-        ("OCI_RESOURCE_PRINCIPAL_RPST".into(), rpst.display().to_string()),
-        ("OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM".into(), rp_key.display().to_string()),
+        (
+            "OCI_RESOURCE_PRINCIPAL_VERSION".to_string(),
+            "2.2".to_string(),
+        ),
+        (
+            "OCI_RESOURCE_PRINCIPAL_RPST".into(),
+            rpst.display().to_string(),
+        ),
+        (
+            "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM".into(),
+            rp_key.display().to_string(),
+        ),
         ("OCI_RESOURCE_PRINCIPAL_REGION".into(), "ap-sydney-1".into()),
         ("CALOPS_ENDPOINT_SECRETS".into(), oci.base.to_string()),
         ("CALOPS_ENDPOINT_OBJECTSTORAGE".into(), oci.base.to_string()),
@@ -427,7 +454,10 @@ async fn world(test: &str) -> World {
     ]);
     World {
         secrets: vec![pg.password.clone(), admin_token.clone()],
-        readiness_path: tfvars["service_readiness_path"].as_str().unwrap().to_string(),
+        readiness_path: tfvars["service_readiness_path"]
+            .as_str()
+            .unwrap()
+            .to_string(),
         dir,
         pki,
         pg,
@@ -492,7 +522,15 @@ async fn book(c: &Client, token: &str) -> (i64, Value) {
         )
         .await;
     let user_id = user["id"].as_i64().unwrap();
-    let days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+    let days = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
     c.create(
         "/v2/schedules",
         &key,
@@ -581,12 +619,17 @@ async fn the_rendered_container_environment_runs_serve() {
 
     // Ready: the database over TLS, Redis over TLS (rate limits shared through it), object
     // storage through the native API.
-    let (status, health) = c.call(reqwest::Method::GET, &w.readiness_path, None, None).await;
+    let (status, health) = c
+        .call(reqwest::Method::GET, &w.readiness_path, None, None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{health}\n{}", read_log());
     assert_eq!(health["status"], "ok", "{health}");
     assert_eq!(health["checks"]["redis"]["status"], "up", "{health}");
     assert_eq!(health["rateLimits"]["backend"], "redis", "{health}");
-    assert_eq!(health["checks"]["objectStorage"]["status"], "up", "{health}");
+    assert_eq!(
+        health["checks"]["objectStorage"]["status"], "up",
+        "{health}"
+    );
     assert_eq!(health["slot"], "blue");
 
     // A booking over HTTP, with the admin token read from Vault; its calendar lands in the
@@ -627,14 +670,25 @@ async fn the_rendered_container_environment_runs_serve() {
     assert!(logs.contains("listening"), "{logs}");
     assert_no_secret("the logs", &logs, &w.secrets);
     assert_no_secret("/health", &health.to_string(), &w.secrets);
-    assert!(!c.saw(&w.pg.password), "the database password came back in a response");
+    assert!(
+        !c.saw(&w.pg.password),
+        "the database password came back in a response"
+    );
 
     // Liveness does not depend on the database: with it gone, /health says 503 and /livez 200.
     w.pg.cluster.stop().unwrap();
-    let (status, down) = c.call(reqwest::Method::GET, &w.readiness_path, None, None).await;
+    let (status, down) = c
+        .call(reqwest::Method::GET, &w.readiness_path, None, None)
+        .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{down}");
-    let (status, live) = c.call(reqwest::Method::GET, &w.liveness_path, None, None).await;
-    assert_eq!((status, &live["status"]), (StatusCode::OK, &json!("alive")), "{live}");
+    let (status, live) = c
+        .call(reqwest::Method::GET, &w.liveness_path, None, None)
+        .await;
+    assert_eq!(
+        (status, &live["status"]),
+        (StatusCode::OK, &json!("alive")),
+        "{live}"
+    );
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -674,7 +728,10 @@ async fn bad_configuration_fails_at_start_naming_the_variable() {
             "a reference to a variable that is not set",
             "CALOPS_ADMIN_TOKEN_REF",
             Box::new(|e| {
-                e.insert("CALOPS_ADMIN_TOKEN_REF".into(), "env:CALOPS_ADMIN_TOKEN".into());
+                e.insert(
+                    "CALOPS_ADMIN_TOKEN_REF".into(),
+                    "env:CALOPS_ADMIN_TOKEN".into(),
+                );
             }),
         ),
         (
@@ -722,7 +779,10 @@ async fn bad_configuration_fails_at_start_naming_the_variable() {
             }
             if Instant::now() > until {
                 let _ = child.kill();
-                panic!("{what}: still running after 60 s:\n{}", std::fs::read_to_string(&log).unwrap());
+                panic!(
+                    "{what}: still running after 60 s:\n{}",
+                    std::fs::read_to_string(&log).unwrap()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };

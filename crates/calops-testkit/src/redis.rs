@@ -98,7 +98,10 @@ impl TestRedis {
         let log = std::fs::File::create(self.dir.path().join("redis.log"))?;
         let mut cmd = std::process::Command::new(&self.bin);
         if self.tls {
-            let (crt, key) = (self.dir.path().join("redis.crt"), self.dir.path().join("redis.key"));
+            let (crt, key) = (
+                self.dir.path().join("redis.crt"),
+                self.dir.path().join("redis.key"),
+            );
             cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
                 .arg("--tls-cert-file")
                 .arg(&crt)

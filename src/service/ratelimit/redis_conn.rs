@@ -155,8 +155,17 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<(), ProbeError> {
     let parsed = url::Url::parse(url).map_err(|e| ProbeError::Misconfigured(e.to_string()))?;
     let host = parsed.host_str().unwrap_or("localhost").to_string();
     let port = parsed.port().unwrap_or(6379);
-    match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host.as_str(), port))).await {
-        Err(_) => return Err(ProbeError::Unreachable(format!("no connection within {timeout:?}"))),
+    match tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    {
+        Err(_) => {
+            return Err(ProbeError::Unreachable(format!(
+                "no connection within {timeout:?}"
+            )))
+        }
         Ok(Err(e)) => return Err(ProbeError::Unreachable(e.to_string())),
         Ok(Ok(_)) => {}
     }
@@ -165,7 +174,9 @@ pub async fn probe(url: &str, timeout: Duration) -> Result<(), ProbeError> {
         redis::cmd("PING").query_async::<String>(&mut conn).await
     };
     match tokio::time::timeout(timeout, ping).await {
-        Err(_) => Err(ProbeError::Unreachable(format!("no answer within {timeout:?}"))),
+        Err(_) => Err(ProbeError::Unreachable(format!(
+            "no answer within {timeout:?}"
+        ))),
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) if e.is_connection_refusal() => Err(ProbeError::Unreachable(e.to_string())),
         Ok(Err(e)) => Err(ProbeError::Misconfigured(e.to_string())),
