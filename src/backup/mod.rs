@@ -11,8 +11,15 @@
 //! - [`catalog`]: base backup manifests, the WAL chain a restore needs, retention (pure)
 
 pub mod archive;
+pub mod basebackup;
 pub mod catalog;
 pub mod codec;
 pub mod config;
+pub mod install;
+pub mod local;
+pub mod inventory;
+pub mod pgconf;
+pub mod restore;
 pub mod store;
+pub mod tarscan;
 pub mod wal;

@@ -152,7 +152,8 @@ impl FileStore {
                     continue;
                 }
                 let path = entry.path();
-                let meta = match entry.metadata() {
+                // Follows symlinks: the WAL directory may be one (see pg::server_writable_dir).
+                let meta = match std::fs::metadata(&path) {
                     Ok(m) => m,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(io(&path, e)),

@@ -16,10 +16,10 @@ use serde_json::json;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-const LOCK_KEY: &str = "lock.json";
-const LOCK_LEASE: Duration = Duration::from_secs(60);
+pub(super) const LOCK_KEY: &str = "lock.json";
+pub(super) const LOCK_LEASE: Duration = Duration::from_secs(60);
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
@@ -37,7 +37,7 @@ fn ensure_local(profile: &Profile) -> anyhow::Result<()> {
 }
 
 /// The local target and its state store.
-fn local(profile: Profile) -> anyhow::Result<(LocalTarget, FsStore)> {
+pub(super) fn local(profile: Profile) -> anyhow::Result<(LocalTarget, FsStore)> {
     ensure_local(&profile)?;
     let cwd = std::env::current_dir()?;
     let t = LocalTarget::new(profile, &cwd)?;

@@ -361,6 +361,8 @@ impl Target for LocalTarget {
     async fn provision(&mut self, steps: &mut Steps<'_>) -> Result<bool> {
         let layout = self.layout.clone();
         let want_redis = self.profile.local.redis;
+        let backup_cfg = crate::backup::local::config(&self.profile, &self.layout);
+        let source_binary = self.source_binary.clone();
         let (db, redis_url, changed) = steps
             .run(
                 "provision",
@@ -373,9 +375,20 @@ impl Target for LocalTarget {
                         &layout.pg(),
                         crate::pg::Options::default(),
                     )?;
+                    let was_running = cluster.running_pid().is_some();
+                    changed |= !was_running;
+                    // Continuous archiving: archive_command runs the stored release binary
+                    // (never rewritten), linked where the server's OS user reaches it.
+                    let (archiver, _) = store_artifact(&source_binary, &layout)?;
+                    crate::backup::local::configure(
+                        &cluster,
+                        &backup_cfg,
+                        &layout,
+                        Path::new(&archiver.location),
+                    )?;
                     // `start` adopts a server already running on this cluster (and learns its port).
-                    changed |= cluster.running_pid().is_none();
                     cluster.start()?;
+                    changed |= crate::backup::local::apply(&mut cluster).await?;
                     if fresh {
                         cluster.create_database("calops").await?;
                         changed = true;
