@@ -28,6 +28,7 @@ pub mod containerinstances;
 pub mod keys;
 pub mod loadbalancer;
 pub mod objectstorage;
+pub mod psql;
 pub mod raw;
 pub mod registry;
 pub mod signer;
