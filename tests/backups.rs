@@ -503,4 +503,9 @@ fn book_archive_lose_the_cluster_and_restore_to_a_point_in_time() {
     assert_eq!(code, 0, "{doc}\n{stderr}");
     assert_eq!(doc["result"]["latest_timeline"], 2);
     assert_eq!(site.booking_status(&third), "accepted");
+    let (code, doc, stderr) = site.run(&["status"]);
+    assert_eq!(code, 0, "{doc}\n{stderr}");
+    assert_eq!(doc["backups"]["archive_lag_alarm"], false, "{doc}");
+    assert_eq!(doc["backups"]["failed_count"], 0, "{doc}");
+    assert!(doc["backups"]["last_base_backup"].is_string(), "{doc}");
 }

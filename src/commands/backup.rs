@@ -170,7 +170,10 @@ async fn archiver_state(cluster: &mut Cluster) -> Option<serde_json::Value> {
     let row = client
         .query_one(
             "SELECT archived_count, last_archived_wal, last_archived_time, failed_count, last_failed_wal, last_failed_time, \
-                    EXTRACT(EPOCH FROM now() - last_archived_time)::float8 FROM pg_stat_archiver",
+                    EXTRACT(EPOCH FROM now() - last_archived_time)::float8, \
+                    (SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'), \
+                    (SELECT EXTRACT(EPOCH FROM now() - min(modification))::float8 FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready') \
+             FROM pg_stat_archiver",
             &[],
         )
         .await
@@ -184,7 +187,58 @@ async fn archiver_state(cluster: &mut Cluster) -> Option<serde_json::Value> {
         "last_failed_wal": row.get::<_, Option<String>>(4),
         "last_failed_time": row.get::<_, Option<jiff::Timestamp>>(5),
         "last_archived_age_seconds": row.get::<_, Option<f64>>(6),
+        "pending_segments": row.get::<_, i64>(7),
+        "oldest_pending_age_seconds": row.get::<_, Option<f64>>(8).unwrap_or(0.0),
     }))
+}
+
+/// Archiving falls behind the plan's 15 minutes of lost data at most: raise the alarm.
+pub const ARCHIVE_LAG_ALARM_SECONDS: f64 = 900.0;
+
+/// Backups of the local target for `calops status`: the archiver (how long the oldest
+/// finished segment has waited, failures) and the newest base backup.
+pub(super) async fn status(layout: &crate::deploy::local::layout::Layout) -> serde_json::Value {
+    let st = blocal::store(layout);
+    let newest = inventory::load(&st).await.ok().and_then(|inv| inv.newest_before(None).cloned());
+    let now = jiff::Timestamp::now();
+    let mut doc = json!({
+        "last_base_backup": newest.as_ref().map(|b| &b.name),
+        "last_base_backup_age_seconds": newest.as_ref().map(|b| now.duration_since(b.finished_at).as_secs()),
+    });
+    let pg = layout.pg();
+    if pg.join("data").join("PG_VERSION").is_file() {
+        if let Ok(mut c) = Cluster::init_or_open(&pg, crate::pg::Options::default()) {
+            if let Some(a) = archiver_state(&mut c).await {
+                for (k, v) in a.as_object().into_iter().flatten() {
+                    doc[k] = v.clone();
+                }
+            }
+        }
+    }
+    // Behind: WAL waiting longer than the plan allows, or the nightly base backup missed
+    // twice (the first one is taken by the service shortly after the first deploy).
+    let lag = doc["oldest_pending_age_seconds"].as_f64().unwrap_or(0.0);
+    let stale = newest
+        .as_ref()
+        .is_some_and(|b| now.duration_since(b.finished_at).as_secs() > 2 * 86_400);
+    doc["archive_lag_alarm"] = json!(lag > ARCHIVE_LAG_ALARM_SECONDS || stale);
+    doc
+}
+
+/// The human line of [`status`].
+pub(super) fn status_line(b: &serde_json::Value) -> String {
+    let age = |k: &str| b[k].as_f64().or(b[k].as_u64().map(|v| v as f64)).map(|s| format!("{}s ago", s.round() as i64));
+    format!(
+        "backups: last WAL archived {} ({}), {} waiting (oldest {}s), {} failure(s); last base backup {} ({}){}\n",
+        b["last_archived_wal"].as_str().unwrap_or("none"),
+        age("last_archived_age_seconds").unwrap_or_else(|| "-".into()),
+        b["pending_segments"].as_i64().unwrap_or(0),
+        b["oldest_pending_age_seconds"].as_f64().unwrap_or(0.0).round() as i64,
+        b["failed_count"].as_i64().unwrap_or(0),
+        b["last_base_backup"].as_str().unwrap_or("none"),
+        age("last_base_backup_age_seconds").unwrap_or_else(|| "-".into()),
+        if b["archive_lag_alarm"] == true { " — BEHIND: run `calops backup now` and check the server log" } else { "" }
+    )
 }
 
 fn list(profile: Profile, ui: &Ui) -> anyhow::Result<i32> {

@@ -401,7 +401,7 @@ pub fn status(g: &GlobalArgs, ui: &Ui) -> anyhow::Result<i32> {
     }
     let (target, store) = local(profile)?;
     let rt = runtime()?;
-    let (release, healthy, health) = rt.block_on(async {
+    let (release, healthy, health, backups) = rt.block_on(async {
         let release = Ledger::new(store, "").current().await?;
         let (healthy, health) = match target.current() {
             Some(c) => match LocalTarget::get(c.private_port, "/health").await {
@@ -413,11 +413,16 @@ pub fn status(g: &GlobalArgs, ui: &Ui) -> anyhow::Result<i32> {
             },
             None => (false, json!(null)),
         };
-        anyhow::Ok((release, healthy, health))
+        let backups = super::backup::status(&target.layout).await;
+        anyhow::Ok((release, healthy, health, backups))
     })?;
     let url = target.public_url();
     let demo = seed::existing(&target.layout, &url);
-    ui.result(&json!({"release": release, "running": target.current().is_some(), "healthy": healthy, "health": health, "url": url, "demo": demo}), || match &release {
+    let alarm = release.is_some() && backups["archive_lag_alarm"] == true;
+    if alarm {
+        ui.warn(format!("backups are behind: {backups}"));
+    }
+    ui.result(&json!({"release": release, "running": target.current().is_some(), "healthy": healthy, "health": health, "url": url, "demo": demo, "backups": backups}), || match &release {
         None => "no release deployed yet (run `calops deploy --profile ...`)\n".into(),
         Some(r) => format!(
             "release #{} ({}) deployed {} by {}\nhealth: {}\nurl: {url}\n{}",
@@ -427,9 +432,9 @@ pub fn status(g: &GlobalArgs, ui: &Ui) -> anyhow::Result<i32> {
             r.user,
             if healthy { "ok" } else { "NOT HEALTHY" },
             demo.map(|d| format!("try: {}\n", d.curl)).unwrap_or_default()
-        ),
+        ) + &super::backup::status_line(&backups),
     });
-    Ok(if healthy || release.is_none() { 0 } else { 1 })
+    Ok(if (healthy && !alarm) || release.is_none() { 0 } else { 1 })
 }
 
 pub fn destroy(g: &GlobalArgs, args: &DestroyArgs, ui: &Ui) -> anyhow::Result<i32> {
