@@ -15,6 +15,7 @@ pub mod oci;
 pub mod pg;
 pub mod profile;
 pub mod render;
+pub mod runtime;
 pub mod service;
 pub mod terraform;
 pub mod testkit;

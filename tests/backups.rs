@@ -4,7 +4,7 @@
 
 use calops::backup::config::BackupConfig;
 use calops::backup::pgconf::RecoveryTarget;
-use calops::backup::store::{AnyStore, BackupStore, FileStore};
+use calops::backup::store::{AnyStore, FileStore};
 use calops::backup::{basebackup, inventory, local as blocal, restore};
 use calops::deploy::local::layout::Layout;
 use calops::pg::Cluster;

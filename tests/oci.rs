@@ -1776,3 +1776,260 @@ async fn deploy_lock_and_ledger_on_object_storage() {
     );
     f.no_failures();
 }
+
+// ---------------------------------------------------------------------------------------
+// One identity: Terraform's OCI provider acts as the profile calops signs with
+// ---------------------------------------------------------------------------------------
+
+/// A non-default config file and profile (with an encrypted key), and a decoy
+/// `<home>/.oci/config` where the provider would otherwise look, naming somebody else.
+struct Identities {
+    home: Home,
+    config: PathBuf,
+    provider_home: PathBuf,
+}
+
+fn identities(v: &Value) -> Identities {
+    let c = &v["credentials"];
+    let home = Home::new();
+    let enc = home.write(
+        "admin.pem",
+        s(&c["encrypted_variants"], "private_key_pkcs8_encrypted_pem"),
+        0o600,
+    );
+    let config = home.write(
+        "custom-config",
+        &format!(
+            "[ADMIN]\nuser = {}\nfingerprint = {}\ntenancy = {}\nregion = us-ashburn-1\nkey_file = {}\npass_phrase = {}\n",
+            s(c, "user"),
+            s(c, "fingerprint"),
+            s(c, "tenancy"),
+            enc.display(),
+            s(&c["encrypted_variants"], "pass_phrase"),
+        ),
+        0o600,
+    );
+    let provider_home = home.path("provider-home");
+    std::fs::create_dir_all(provider_home.join(".oci")).unwrap();
+    std::fs::write(
+        provider_home.join(".oci/config"),
+        "[DEFAULT]\nuser = ocid1.user.oc1..somebodyelse\nfingerprint = 00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff\ntenancy = ocid1.tenancy.oc1..othertenancy\nregion = eu-frankfurt-1\nkey_file = /nonexistent/other.pem\n",
+    )
+    .unwrap();
+    Identities {
+        home,
+        config,
+        provider_home,
+    }
+}
+
+/// The dev profile, signing with the `ADMIN` profile of `config`.
+fn dev_profile_with(config: &Path) -> calops::profile::Profile {
+    let dirs = [PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles")];
+    let mut p = calops::profile::load_with("dev", &dirs, vec![])
+        .unwrap()
+        .profile;
+    let oci = p.oci.as_mut().unwrap();
+    oci.config_file = Some(config.to_path_buf());
+    oci.config_profile = "ADMIN".into();
+    p
+}
+
+/// The real `terraform` runs with calops' provider environment (a local-exec provisioner
+/// records what its children, the providers, inherit): tenancy, user, fingerprint and key are
+/// exactly what calops signs with, the key's pass phrase is given but never logged, and the
+/// provider's own rules resolve that environment to calops' identity, not to the decoy file.
+#[test]
+fn terraform_runs_as_the_identity_calops_signs_with() {
+    if calops::testkit::require_tool(
+        "terraform_runs_as_the_identity_calops_signs_with",
+        "terraform",
+    )
+    .is_none()
+    {
+        return;
+    }
+    use calops::oci::tfprovider;
+    let v = vectors();
+    let pass = s(&v["credentials"]["encrypted_variants"], "pass_phrase").to_string();
+    let ids = identities(&v);
+    let profile = dev_profile_with(&ids.config);
+    let signing = calops::deploy::oci::account::signing_profile(&profile).unwrap();
+    // calops signs every call with [ADMIN] of the custom file, in the profile's region.
+    assert_eq!(signing.region, "eu-frankfurt-1");
+    let signer = auth::signer_for(&signing).unwrap();
+    let decoy = ids.provider_home.join(".oci/config");
+    let env = tfprovider::provider_env(&signing, Some(&decoy)).unwrap();
+
+    let dir = ids.home.path("tf");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/identity/main.tf"),
+        dir.join("main.tf"),
+    )
+    .unwrap();
+    let out = ids.home.path("provider-env");
+    std::fs::write(
+        dir.join("terraform.tfvars.json"),
+        json!({"out": out}).to_string(),
+    )
+    .unwrap();
+    let log = ids.home.path("terraform.log");
+    let mut snapshot = calops::deploy::oci::account::snapshot_with(&env);
+    snapshot.cache_dir = Some(ids.home.path("cache"));
+    snapshot.cli_config_file = Some("/dev/null".into());
+    let opts = calops::terraform::PlanOptions {
+        log: Some(log.clone()),
+        env: Some(snapshot),
+        ..Default::default()
+    };
+    calops::terraform::apply_if_changed(&dir, &opts, |_| {}).unwrap();
+
+    let seen: BTreeMap<String, String> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let key_id = format!(
+        "{}/{}/{}",
+        seen["OCI_TENANCY_OCID"], seen["OCI_USER_OCID"], seen["OCI_FINGERPRINT"]
+    );
+    assert_eq!(
+        key_id,
+        signer.key_id(),
+        "the same user, tenancy and fingerprint"
+    );
+    for attr in [
+        "tenancy_ocid",
+        "user_ocid",
+        "fingerprint",
+        "private_key_path",
+    ] {
+        let [tf_var, oci] = tfprovider::env_names(attr);
+        assert_eq!(seen[&tf_var], seen[&oci], "{attr}: both spellings agree");
+    }
+    // The same key: the path and pass phrase Terraform got open the key calops signs with.
+    assert_eq!(
+        Path::new(&seen["OCI_PRIVATE_KEY_PATH"]),
+        signing.key_file.as_path()
+    );
+    let key = keys::load_private_key(
+        Path::new(&seen["OCI_PRIVATE_KEY_PATH"]),
+        Some(&PassPhrase::new(seen["OCI_PRIVATE_KEY_PASSWORD"].clone())),
+    )
+    .unwrap();
+    assert_eq!(
+        keys::fingerprint(&key.to_public_key()),
+        seen["OCI_FINGERPRINT"]
+    );
+    assert!(!seen.contains_key("OCI_PRIVATE_KEY") && !seen.contains_key("TF_VAR_private_key"));
+    // The provider's rules on that environment give calops' identity, not the decoy's...
+    let lookup = |k: &str| seen.get(k).cloned();
+    let tf = tfprovider::resolve(&lookup, Some(&decoy), &signing.region).unwrap();
+    assert_eq!(
+        tfprovider::differences(&signing, &signing.region, &tf),
+        Vec::<String>::new()
+    );
+    // ... which it would have used without them.
+    let bare = tfprovider::resolve(&|_| None, Some(&decoy), &signing.region).unwrap();
+    assert!(!tfprovider::differences(&signing, &signing.region, &bare).is_empty());
+    // The pass phrase reached Terraform, never its log.
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("apply"), "{logged}");
+    assert!(
+        !logged.contains(&pass),
+        "the pass phrase is in the Terraform log"
+    );
+}
+
+/// `calops doctor` shows the one identity both use, and fails clearly when a variable in the
+/// shell would make Terraform act as another.
+#[test]
+fn doctor_shows_the_terraform_identity_and_refuses_a_conflict() {
+    let v = vectors();
+    let ids = identities(&v);
+    let profiles = ids.home.path("profiles");
+    std::fs::create_dir_all(&profiles).unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("profiles");
+    std::fs::copy(repo.join("base.toml"), profiles.join("base.toml")).unwrap();
+    let dev = std::fs::read_to_string(repo.join("dev.toml"))
+        .unwrap()
+        .replace(
+            "config_profile = \"DEFAULT\"",
+            &format!(
+                "config_profile = \"ADMIN\"\nconfig_file = \"{}\"",
+                ids.config.display()
+            ),
+        );
+    std::fs::write(profiles.join("dev.toml"), dev).unwrap();
+    let doctor = |extra: &[(&str, &str)]| -> Value {
+        let mut c = calops();
+        c.args(["doctor", "--profile", "dev", "--json"])
+            .current_dir(ids.home.path(""))
+            .env("CALOPS_PROFILE_DIR", &profiles)
+            .env("TF_HOME_OVERRIDE", &ids.provider_home)
+            .env_remove("OCI_CLI_CONFIG_FILE")
+            .env_remove("OCI_CLI_PROFILE");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TF_VAR_") || (k.starts_with("OCI_") && k != "OCI_CLI_CONFIG_FILE") {
+                c.env_remove(k);
+            }
+        }
+        for (k, val) in extra {
+            c.env(k, val);
+        }
+        let out = c.output().unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["ok"].as_bool(), Some(out.status.success()));
+        doc
+    };
+    let check = |doc: &Value, name: &str| -> Value {
+        doc["report"]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} check: {doc}"))
+            .clone()
+    };
+    let c = &v["credentials"];
+    let doc = doctor(&[]);
+    let id = check(&doc, "terraform-identity");
+    assert_eq!(id["status"], "ok", "{id}");
+    assert_eq!(id["found"], s(c, "key_id"));
+    let detail = id["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(s(c, "key_id"))
+            && detail.contains("[ADMIN]")
+            && detail.contains("OCI_TENANCY_OCID")
+            && detail.contains("region eu-frankfurt-1")
+            && detail.contains(&ids.provider_home.join(".oci/config").display().to_string()),
+        "{detail}"
+    );
+    assert!(!doc
+        .to_string()
+        .contains(s(&c["encrypted_variants"], "pass_phrase")));
+    // dev has no certificate and no alarm e-mail: both are said.
+    let https = check(&doc, "https");
+    assert_eq!(https["status"], "warn");
+    assert!(https["detail"].as_str().unwrap().contains("PLAIN HTTP"));
+    assert_eq!(check(&doc, "alarm-email")["status"], "warn");
+
+    // A key given as content in the shell would win over calops' key path.
+    let doc = doctor(&[("TF_VAR_private_key", "-----BEGIN RSA PRIVATE KEY-----")]);
+    let id = check(&doc, "terraform-identity");
+    assert_eq!(id["status"], "fail", "{id}");
+    assert_eq!(doc["ok"], false);
+    assert!(
+        id["detail"]
+            .as_str()
+            .unwrap()
+            .contains("TF_VAR_private_key")
+            && id["fix"]
+                .as_str()
+                .unwrap()
+                .contains("unset TF_VAR_private_key"),
+        "{id}"
+    );
+}

@@ -13,10 +13,11 @@ use calops::deploy::oci::stack::StackWriter;
 use calops::deploy::oci::target::{ImageSource, OciTarget, OciTargetOptions};
 use calops::deploy::ocistore::OciStore;
 use calops::deploy::pipeline::{self, Options, RunResult};
-use calops::deploy::slots::{Slot, SlotState, Slots};
+use calops::deploy::slots::{SlotSpec, SlotState, Slots};
 use calops::deploy::steps::{Interrupt, StepError};
 use calops::oci::client::{OciClient, RetryPolicy, Service};
 use calops::oci::signer::Signer;
+use calops::runtime::env::{ContainerEnv, OciParams};
 use calops::terraform::command::{EnvSnapshot, InitArgs};
 use calops::terraform::PlanOptions;
 use calops::ui::Ui;
@@ -60,6 +61,8 @@ struct State {
     /// How often each container instance was asked for (it is CREATING for the first polls).
     instance_polls: HashMap<String, u32>,
     signature_failures: Vec<String>,
+    /// GetTenancy calls (the home region lookup).
+    identity_calls: u32,
     /// Every answer of the load balancer's /health: (slot, image).
     lb_served: Vec<(String, String)>,
     lb_rr: usize,
@@ -113,9 +116,10 @@ impl Stand {
         backends
             .iter()
             .filter(|(_, b)| b["drain"] == false)
-            .filter_map(|(slot, _)| {
-                let img = instances.get(slot)?["image"].as_str()?.to_string();
-                (!unhealthy.contains(&img)).then(|| (slot.clone(), img))
+            .filter_map(|(key, b)| {
+                let img = instances.get(key)?["image"].as_str()?.to_string();
+                let slot = b["slot"].as_str()?.to_string();
+                (!unhealthy.contains(&img)).then_some((slot, img))
             })
             .collect()
     }
@@ -324,13 +328,26 @@ async fn handle(
                 _ => oci_error(405, "MethodNotAllowed"),
             }
         }
+        // Identity: the tenancy's home region (Sydney, while the stack is elsewhere).
+        ("GET", ["20160918", "tenancies", t]) => {
+            stand.st().identity_calls += 1;
+            json_reply(
+                200,
+                json!({"id": decode(t), "name": "test", "homeRegionKey": "SYD"}),
+            )
+        }
+        ("GET", ["20160918", "tenancies", _, "regionSubscriptions"]) => json_reply(
+            200,
+            json!([{"regionKey": "FRA", "regionName": "eu-frankfurt-1", "status": "READY", "isHomeRegion": false},
+                   {"regionKey": "SYD", "regionName": "ap-sydney-1", "status": "READY", "isHomeRegion": true}]),
+        ),
         ("GET", ["20180419", "docker", "token"]) => {
             json_reply(200, json!({"token": "registry-token", "expires_in": 300}))
         }
         ("GET", ["20210415", "containerInstances", id]) => {
             let id = decode(id);
             let instances = stand.resources("instance");
-            let Some((slot, inst)) = instances.iter().find(|(_, i)| {
+            let Some((key, inst)) = instances.iter().find(|(_, i)| {
                 Some(id.as_str())
                     == i["id"]
                         .as_str()
@@ -347,7 +364,7 @@ async fn handle(
             };
             json_reply(
                 200,
-                json!({"id": id, "displayName": format!("calops-{slot}"), "compartmentId": "ocid1.compartment.oc1..c",
+                json!({"id": id, "displayName": format!("calops-{key}"), "compartmentId": "ocid1.compartment.oc1..c",
                     "lifecycleState": if polls <= 1 { "CREATING" } else { "ACTIVE" },
                     "containers": [{"containerId": "ocid1.computecontainer.oc1..k", "displayName": "app"}],
                     "_image": inst["image"]}),
@@ -361,13 +378,13 @@ async fn handle(
             let be = decode(be);
             let instances = stand.resources("instance");
             let backends = stand.resources("backend");
-            let Some((slot, _)) = backends
+            let Some((key, _)) = backends
                 .iter()
                 .find(|(_, b)| format!("{}:8080", b["ip"].as_str().unwrap_or("")) == be)
             else {
                 return oci_error(404, "BackendNotFound");
             };
-            let img = instances[slot]["image"].as_str().unwrap_or("").to_string();
+            let img = instances[key]["image"].as_str().unwrap_or("").to_string();
             let ok = !stand.st().unhealthy.contains(&img);
             json_reply(
                 200,
@@ -401,23 +418,108 @@ async fn lb_health(
 // The world: servers, the fixture stack, targets
 // ---------------------------------------------------------------------------------------
 
-/// Writes the fixture stack with the slots (and records every `slots` input it was given).
+/// The "profile" of the fixture stack: what the next staged slot is made from, and the
+/// stack-wide settings (changed between deploys by the tests).
+#[derive(Clone)]
+struct Profile {
+    environment: BTreeMap<String, String>,
+    shape: String,
+    replicas: u32,
+    database_shape: String,
+    database_endpoint: String,
+    availability_domains: Vec<String>,
+    service_port: u16,
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Profile {
+            environment: BTreeMap::from([("RUST_LOG".to_string(), "info".to_string())]),
+            shape: "CI.Standard.A1.Flex".into(),
+            replicas: 1,
+            database_shape: "PostgreSQL.VM.Standard.E5.Flex".into(),
+            database_endpoint: "10.0.1.200".into(),
+            availability_domains: vec!["AD-1".into()],
+            service_port: 8080,
+        }
+    }
+}
+
+impl Profile {
+    /// The spec calops renders for this profile (the real contract type).
+    fn spec(&self) -> SlotSpec {
+        let secrets = BTreeMap::new();
+        let env = ContainerEnv::for_oci(&OciParams {
+            port: self.service_port,
+            graceful_shutdown_seconds: 30,
+            database_user: "calops",
+            database_password_secret: "ocid1.vaultsecret.oc1..db",
+            environment: &self.environment,
+            secrets: &secrets,
+        })
+        .rendered()
+        .unwrap();
+        SlotSpec {
+            shape: self.shape.clone(),
+            ocpus: 1.0,
+            memory_gbs: 4.0,
+            replicas: self.replicas,
+            graceful_shutdown_seconds: 30,
+            liveness_path: calops::runtime::LIVENESS_PATH.into(),
+            env,
+        }
+    }
+}
+
+/// Writes the fixture stack (with the real slots module) for the slots.
 struct FixtureStack {
     lb_url: String,
-    database_shape: Arc<Mutex<String>>,
+    profile: Arc<Mutex<Profile>>,
+    /// What calops did before slots froze their records: every live slot re-made from the
+    /// profile on every apply. Only to show that the guard then refuses the plan.
+    refreeze: bool,
 }
 
 impl StackWriter for FixtureStack {
     fn write(&self, dir: &Path, slots: &Slots) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir)?;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::create_dir_all(dir.join("modules/slots"))?;
         std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/terraform/ocislots/main.tf"),
+            root.join("tests/fixtures/terraform/ocislots/main.tf"),
             dir.join("main.tf"),
         )?;
+        for f in ["versions.tf", "variables.tf", "main.tf", "outputs.tf"] {
+            std::fs::copy(
+                root.join("iac/modules/slots").join(f),
+                dir.join("modules/slots").join(f),
+            )?;
+        }
+        let p = self.profile.lock().unwrap().clone();
+        let mut slots = slots.clone();
+        for slot in slots.0.values_mut() {
+            if slot.is_live() && (slot.spec.is_none() || self.refreeze) {
+                slot.spec = Some(p.spec());
+                if self.refreeze {
+                    slot.bound = None;
+                }
+            }
+        }
         let vars = json!({"slots": slots, "lb_url": self.lb_url,
-            "database_shape": *self.database_shape.lock().unwrap()});
+            "database_shape": p.database_shape, "database_endpoint": p.database_endpoint,
+            "availability_domains": p.availability_domains, "service_port": p.service_port});
         std::fs::write(dir.join("terraform.tfvars.json"), vars.to_string())?;
         Ok(())
+    }
+
+    fn next_spec(&self) -> anyhow::Result<SlotSpec> {
+        Ok(self.profile.lock().unwrap().spec())
+    }
+
+    fn instance_addresses(&self, key: &str) -> Vec<String> {
+        vec![
+            format!("terraform_data.instance[\"{key}\"]"),
+            format!("terraform_data.backend[\"{key}\"]"),
+        ]
     }
 }
 
@@ -426,7 +528,7 @@ struct World {
     client: Arc<OciClient>,
     lb_url: String,
     tmp: tempfile::TempDir,
-    database_shape: Arc<Mutex<String>>,
+    profile: Arc<Mutex<Profile>>,
 }
 
 async fn serve(app: axum::Router) -> String {
@@ -498,12 +600,22 @@ async fn world(test: &str) -> Option<World> {
         client,
         lb_url,
         tmp,
-        database_shape: Arc::new(Mutex::new("PostgreSQL.VM.Standard.E5.Flex".into())),
+        profile: Arc::new(Mutex::new(Profile::default())),
     })
 }
 
 impl World {
     fn target(&self, workdir: &str, img: &str, keep_previous: bool) -> OciTarget {
+        self.target_with(workdir, img, keep_previous, false)
+    }
+
+    fn target_with(
+        &self,
+        workdir: &str,
+        img: &str,
+        keep_previous: bool,
+        refreeze: bool,
+    ) -> OciTarget {
         let tmp = self.tmp.path();
         let mut opts =
             OciTargetOptions::new(tmp.join(workdir), ImageSource::Pinned(img.to_string()));
@@ -533,7 +645,8 @@ impl World {
         opts.drain_wait = Duration::from_millis(200);
         let stack = FixtureStack {
             lb_url: self.lb_url.clone(),
-            database_shape: self.database_shape.clone(),
+            profile: self.profile.clone(),
+            refreeze,
         };
         OciTarget::new(self.client.clone(), Arc::new(stack), opts, Ui::silent())
     }
@@ -607,18 +720,23 @@ impl World {
         (r.status().as_u16(), r.json().await.unwrap_or_default())
     }
 
-    /// The slots Terraform's state holds now: slot -> (image, state).
+    /// The slots Terraform's state holds now: slot -> (image, state), from the backends (every
+    /// replica of a slot agrees).
     fn live(&self) -> BTreeMap<String, (String, &'static str)> {
-        let instances = self.stand.resources("instance");
-        self.stand
-            .resources("backend")
-            .iter()
-            .map(|(slot, b)| {
+        let instances = self.resources_by_slot();
+        instances
+            .into_iter()
+            .map(|(slot, list)| {
+                let (_, inst, backend) = &list[0];
+                for (key, i, b) in &list {
+                    assert_eq!(i["image"], inst["image"], "{key}");
+                    assert_eq!(b["drain"], backend["drain"], "{key}");
+                }
                 (
-                    slot.clone(),
+                    slot,
                     (
-                        instances[slot]["image"].as_str().unwrap().to_string(),
-                        if b["drain"] == true {
+                        inst["image"].as_str().unwrap().to_string(),
+                        if backend["drain"] == true {
                             "draining"
                         } else {
                             "active"
@@ -629,11 +747,47 @@ impl World {
             .collect()
     }
 
-    fn instance_id(&self, slot: &str) -> String {
-        self.stand.resources("instance")[slot]["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
+    /// slot -> [(instance key, instance input, backend input)], every instance with a backend.
+    fn resources_by_slot(&self) -> BTreeMap<String, Vec<(String, Value, Value)>> {
+        let instances = self.stand.resources("instance");
+        let backends = self.stand.resources("backend");
+        assert_eq!(
+            instances.keys().collect::<Vec<_>>(),
+            backends.keys().collect::<Vec<_>>(),
+            "one backend per instance"
+        );
+        let mut out: BTreeMap<String, Vec<(String, Value, Value)>> = BTreeMap::new();
+        for (key, inst) in instances {
+            let slot = inst["slot"].as_str().unwrap().to_string();
+            out.entry(slot)
+                .or_default()
+                .push((key.clone(), inst, backends[&key].clone()));
+        }
+        out
+    }
+
+    /// The Terraform ids of a slot's instances (they change when an instance is replaced).
+    fn instance_id(&self, slot: &str) -> Vec<String> {
+        self.resources_by_slot()
+            .get(slot)
+            .map(|l| {
+                l.iter()
+                    .map(|(_, i, _)| i["id"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The Terraform ids of a slot's backends.
+    fn backend_ids(&self, slot: &str) -> Vec<String> {
+        self.resources_by_slot()
+            .get(slot)
+            .map(|l| {
+                l.iter()
+                    .map(|(_, _, b)| b["id"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn no_signature_failures(&self) {
@@ -646,28 +800,28 @@ impl World {
     }
 }
 
-fn slots(blue: Option<(u32, SlotState)>, green: Option<(u32, SlotState)>) -> Slots {
-    let mut s = Slots::default();
-    for (name, v) in [("blue", blue), ("green", green)] {
-        if let Some((n, state)) = v {
-            s.0.insert(
-                name.into(),
-                Slot {
-                    image: Some(image(n)),
-                    state,
-                },
-            );
-        }
-    }
-    s
+/// Live slots as (name, image, state): what the phases of a deploy are compared by.
+type View = Vec<(String, String, SlotState)>;
+
+fn view(s: &Slots) -> View {
+    s.live()
+        .map(|(n, slot)| (n.to_string(), slot.image.clone().unwrap(), slot.state))
+        .collect()
 }
 
-/// The phases a target applied (skipping ones that changed nothing), with their slots.
-fn applied(t: &OciTarget) -> Vec<(String, Slots)> {
+fn slots(blue: Option<(u32, SlotState)>, green: Option<(u32, SlotState)>) -> View {
+    [("blue", blue), ("green", green)]
+        .into_iter()
+        .filter_map(|(name, v)| v.map(|(n, state)| (name.to_string(), image(n), state)))
+        .collect()
+}
+
+/// The phases a target applied (skipping ones that changed nothing), with their live slots.
+fn applied(t: &OciTarget) -> Vec<(String, View)> {
     t.history()
         .into_iter()
         .filter(|h| h.changed)
-        .map(|h| (h.phase, h.slots))
+        .map(|h| (h.phase, view(&h.slots)))
         .collect()
 }
 
@@ -700,7 +854,7 @@ async fn blue_green_sequence_flip_rollback_and_registry_redeploy() {
     assert_eq!(
         applied(&t),
         vec![
-            ("provision".into(), Slots::default()),
+            ("provision".into(), View::new()),
             ("stage".into(), slots(Some((1, Active)), None))
         ]
     );
@@ -877,7 +1031,7 @@ async fn unhealthy_slot_rolled_back_and_plan_guard() {
     assert_eq!(doc["result"], "rolled_back");
     let failure = doc["release"]["failure"].as_str().unwrap();
     assert!(
-        failure.contains("container instance green is CREATING")
+        failure.contains("container instance green-0 is CREATING")
             && failure.contains("slot green did not serve")
             && failure.contains("CRITICAL (checks: CONNECT_FAILED)"),
         "{failure}"
@@ -927,7 +1081,7 @@ async fn unhealthy_slot_rolled_back_and_plan_guard() {
 
     // The plan guard: a changed database shape would replace the database.
     w.stand.st().unhealthy.clear();
-    *w.database_shape.lock().unwrap() = "PostgreSQL.VM.Standard.E4.Flex".into();
+    w.profile.lock().unwrap().database_shape = "PostgreSQL.VM.Standard.E4.Flex".into();
     let (r, t) = w.deploy(&image(2), true).await;
     let msg = format!("{:#}", r.unwrap_err());
     assert!(
@@ -939,6 +1093,230 @@ async fn unhealthy_slot_rolled_back_and_plan_guard() {
     assert!(applied(&t).is_empty(), "nothing was applied");
     assert_eq!(w.live(), live(&[("blue", 1, "active")]));
     assert!(!w.lock_held());
+    w.no_signature_failures();
+}
+
+/// The environment one instance was given, as Terraform applied it.
+fn env_of(inst: &Value) -> BTreeMap<String, String> {
+    serde_json::from_value(inst["environment"].clone()).unwrap()
+}
+
+/// (availability domain, fault domain) of each instance of a slot, in replica order.
+fn placement(list: &[(String, Value, Value)]) -> Vec<(String, String)> {
+    let mut v: Vec<_> = list
+        .iter()
+        .map(|(_, i, _)| {
+            (
+                i["replica"].as_u64().unwrap(),
+                i["availability_domain"].as_str().unwrap().to_string(),
+                i["fault_domain"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, ad, fd)| (ad, fd)).collect()
+}
+
+/// Blue/green with the profile changing between two deploys: `replicas = 2` gives two
+/// instances and two backends per slot, spread over availability and fault domains; a changed
+/// environment, shape, replica count, availability domain pin and database endpoint reach only
+/// the next staged slot, and the live slot's instances and backends are never replaced or
+/// deleted. A calops that re-made live slots from the profile (as before slots froze their
+/// records), and a stack-wide change that would replace every instance, are refused by the plan
+/// guard before anything is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_changes_reach_only_the_next_slot_and_never_the_live_one() {
+    let Some(w) = world("profile_changes_reach_only_the_next_slot_and_never_the_live_one").await
+    else {
+        return;
+    };
+    {
+        let mut p = w.profile.lock().unwrap();
+        p.replicas = 2;
+        p.availability_domains = vec!["AD-1".into(), "AD-2".into()];
+    }
+    let (r, _) = w.deploy(&image(1), true).await;
+    r.unwrap();
+    let blue = w.resources_by_slot()["blue"].clone();
+    assert_eq!(blue.len(), 2, "two instances, each with its backend");
+    assert_eq!(
+        placement(&blue),
+        [
+            ("AD-1".to_string(), "FAULT-DOMAIN-1".to_string()),
+            ("AD-2".to_string(), "FAULT-DOMAIN-1".to_string())
+        ]
+    );
+    let env = env_of(&blue[0].1);
+    assert_eq!(env["CALOPS_DATABASE_HOST"], "10.0.1.200");
+    assert_eq!(env["RUST_LOG"], "info");
+    assert_eq!(env["CALOPS_SLOT"], "blue");
+    assert_eq!(env["CALOPS_IMAGE"], image(1));
+    assert_eq!(env["REDIS_URL"], "rediss://cache.fixture:6379");
+    assert_eq!(
+        env["DATABASE_PASSWORD_SECRET_OCID"],
+        "ocid1.vaultsecret.oc1..db"
+    );
+    assert_eq!(blue[0].1["shape"], "CI.Standard.A1.Flex");
+    let (blue_ids, blue_backends) = (w.instance_id("blue"), w.backend_ids("blue"));
+
+    // Everything a slot is made from changes, and so does a value only Terraform knows.
+    {
+        let mut p = w.profile.lock().unwrap();
+        p.environment.insert("RUST_LOG".into(), "debug".into());
+        p.shape = "CI.Standard.E4.Flex".into();
+        p.replicas = 3;
+        p.availability_domains = vec!["AD-3".into()];
+        p.database_endpoint = "10.0.1.201".into();
+    }
+    let (r, t) = w.deploy(&image(2), true).await;
+    assert_eq!(r.unwrap().result, "deployed");
+    assert_eq!(
+        applied(&t),
+        vec![
+            ("provision".into(), slots(Some((1, Active)), None)),
+            ("stage".into(), slots(Some((1, Active)), Some((2, Active)))),
+            (
+                "drain".into(),
+                slots(Some((1, Draining)), Some((2, Active)))
+            ),
+        ],
+        "the provision phase applied the new database endpoint, not the slot"
+    );
+    assert_eq!(
+        w.instance_id("blue"),
+        blue_ids,
+        "blue's instances untouched"
+    );
+    assert_eq!(
+        w.backend_ids("blue"),
+        blue_backends,
+        "blue's backends untouched"
+    );
+    let by_slot = w.resources_by_slot();
+    let (blue, green) = (&by_slot["blue"], &by_slot["green"]);
+    assert_eq!(blue.len(), 2);
+    assert_eq!(env_of(&blue[0].1)["RUST_LOG"], "info");
+    assert_eq!(env_of(&blue[0].1)["CALOPS_DATABASE_HOST"], "10.0.1.200");
+    assert_eq!(blue[0].1["shape"], "CI.Standard.A1.Flex");
+    assert_eq!(green.len(), 3, "the new replica count reaches the new slot");
+    assert_eq!(
+        placement(green),
+        [1, 2, 3].map(|n| ("AD-3".to_string(), format!("FAULT-DOMAIN-{n}")))
+    );
+    for (_, i, _) in green {
+        assert_eq!(env_of(i)["RUST_LOG"], "debug");
+        assert_eq!(env_of(i)["CALOPS_DATABASE_HOST"], "10.0.1.201");
+        assert_eq!(env_of(i)["CALOPS_SLOT"], "green");
+        assert_eq!(i["shape"], "CI.Standard.E4.Flex");
+    }
+    assert_eq!(
+        w.live(),
+        live(&[("blue", 1, "draining"), ("green", 2, "active")])
+    );
+    // The release record holds the frozen settings (references, no secret values).
+    let rel = w.releases().await.pop().unwrap();
+    assert_eq!(rel.details["inputs"]["spec"]["replicas"], 3);
+    assert_eq!(rel.details["slots"]["blue"]["replicas"], 2);
+    assert_eq!(
+        rel.details["slots"]["blue"]["bound"]["database_host"],
+        "10.0.1.200"
+    );
+    let (green_ids, green_backends) = (w.instance_id("green"), w.backend_ids("green"));
+    let unchanged = |what: &str| {
+        assert_eq!(w.instance_id("green"), green_ids, "{what}");
+        assert_eq!(w.backend_ids("green"), green_backends, "{what}");
+        assert_eq!(w.instance_id("blue"), blue_ids, "{what}");
+        assert_eq!(w.backend_ids("blue"), blue_backends, "{what}");
+    };
+
+    // A calops that re-made the live slots from the profile would replace them: refused.
+    w.profile
+        .lock()
+        .unwrap()
+        .environment
+        .insert("RUST_LOG".into(), "trace".into());
+    let mut t = w.target_with("work", &image(3), true, true);
+    let e = w.run(&mut t, None, Interrupt::default()).await.unwrap_err();
+    let msg = format!("{e:#}");
+    assert!(
+        msg.contains("refusing")
+            && msg.contains("terraform_data.instance[\"green-0\"]")
+            && msg.contains("terraform_data.backend[\"green-0\"]")
+            && msg.contains("stays live in the provision phase"),
+        "{msg}"
+    );
+    assert!(applied(&t).is_empty(), "nothing was applied");
+    unchanged("after the refused re-made slots");
+
+    // A stack-wide change that replaces every instance (the port) is refused the same way.
+    w.profile.lock().unwrap().service_port = 9090;
+    let (r, t) = w.deploy(&image(3), true).await;
+    let msg = format!("{:#}", r.unwrap_err());
+    assert!(
+        msg.contains("refusing") && msg.contains("terraform_data.instance[\"blue-1\"]"),
+        "{msg}"
+    );
+    assert!(applied(&t).is_empty(), "nothing was applied");
+    unchanged("after the refused port change");
+    w.profile.lock().unwrap().service_port = 8080;
+
+    // The next deploy reuses the drained slot (blue) with the current settings; green stays.
+    let (r, t) = w.deploy(&image(3), true).await;
+    assert_eq!(r.unwrap().result, "deployed");
+    assert_eq!(
+        applied(&t),
+        vec![
+            ("stage".into(), slots(Some((3, Active)), Some((2, Active)))),
+            (
+                "drain".into(),
+                slots(Some((3, Active)), Some((2, Draining)))
+            ),
+        ]
+    );
+    assert_eq!(w.instance_id("green"), green_ids);
+    assert_eq!(w.backend_ids("green"), green_backends);
+    let blue = &w.resources_by_slot()["blue"];
+    assert_eq!(blue.len(), 3);
+    assert_eq!(env_of(&blue[0].1)["RUST_LOG"], "trace");
+    assert_eq!(w.lb().await.1["image"], image(3));
+    assert!(!w.lock_held());
+    w.no_signature_failures();
+}
+
+/// The tenancy's home region comes from the Identity API (signed calls), unless pinned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_region_lookup_and_pin() {
+    let Some(w) = world("home_region_lookup_and_pin").await else {
+        return;
+    };
+    let dirs = [Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles")];
+    let mut profile = calops::profile::load_with("dev", &dirs, vec![])
+        .unwrap()
+        .profile;
+    let signing = calops::oci::config::OciProfile {
+        config_file: "/dev/null".into(),
+        profile: "DEFAULT".into(),
+        user: Some("ocid1.user.oc1..u".into()),
+        tenancy: "ocid1.tenancy.oc1..t".into(),
+        fingerprint: None,
+        key_file: "/dev/null".into(),
+        pass_phrase: None,
+        region: "eu-frankfurt-1".into(),
+        security_token_file: None,
+    };
+    let a = calops::deploy::oci::account::account(&profile, &signing, Some(&w.client))
+        .await
+        .unwrap();
+    assert_eq!(a.home_region.as_deref(), Some("ap-sydney-1"));
+    assert_eq!(a.tenancy_id.as_deref(), Some("ocid1.tenancy.oc1..t"));
+    assert_eq!(w.stand.st().identity_calls, 1);
+    profile.oci.as_mut().unwrap().home_region =
+        Some(calops::profile::types::Region::parse("us-ashburn-1").unwrap());
+    let a = calops::deploy::oci::account::account(&profile, &signing, Some(&w.client))
+        .await
+        .unwrap();
+    assert_eq!(a.home_region.as_deref(), Some("us-ashburn-1"));
+    assert_eq!(w.stand.st().identity_calls, 1, "a pin makes no call");
     w.no_signature_failures();
 }
 

@@ -8,10 +8,15 @@ const PROD_AU: &str = include_str!("../profiles/prod-au.toml");
 
 /// A scratch directory with `profiles/base.toml` and the given extra profiles.
 fn workspace(files: &[(&str, &str)]) -> tempfile::TempDir {
+    workspace_with_base(BASE, files)
+}
+
+/// [`workspace`] with another `base.toml`.
+fn workspace_with_base(base: &str, files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("profiles");
     std::fs::create_dir(&p).unwrap();
-    std::fs::write(p.join("base.toml"), BASE).unwrap();
+    std::fs::write(p.join("base.toml"), base).unwrap();
     for (name, text) in files {
         std::fs::write(p.join(format!("{name}.toml")), text).unwrap();
     }
@@ -202,6 +207,67 @@ fn ocpus_out_of_shape_range() {
         "{e}"
     );
     assert!(e.contains("allowed: 1 to 80 OCPUs"), "{e}");
+}
+
+#[test]
+fn replicas_are_validated_and_default_to_one() {
+    let text = prod_with("replicas = 2 ", "replicas = 0 ");
+    let d = workspace(&[("p", &text)]);
+    let e = show_fails(d.path(), "p");
+    assert!(e.contains("service.replicas: 0 is out of range"), "{e}");
+    assert!(
+        e.contains("allowed: 1 to 12 container instances per slot"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("p.toml:{}", line_of(&text, "replicas = 0"))),
+        "{e}"
+    );
+    let text = prod_with("replicas = 2 ", "replicas = \"two\" ");
+    let d = workspace(&[("p", &text)]);
+    assert!(show_fails(d.path(), "p").contains("service.replicas"));
+    // Not set anywhere: one instance per slot.
+    let base_without = BASE.replace("replicas = 1 ", "# no replicas ");
+    assert_ne!(base_without, BASE);
+    let d = workspace_with_base(
+        &base_without,
+        &[("dev", include_str!("../profiles/dev.toml"))],
+    );
+    let out = calops(d.path())
+        .args(["profile", "show", "--json", "--profile", "dev"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["service"]["replicas"], 1, "{v}");
+}
+
+#[test]
+fn home_region_and_availability_domain_pins() {
+    let text = prod_with(
+        "# home_region = \"ap-sydney-1\"",
+        "home_region = \"ap-sydnee-1\"",
+    );
+    let d = workspace(&[("p", &text)]);
+    let e = show_fails(d.path(), "p");
+    assert!(
+        e.contains("oci.home_region") && e.contains("did you mean `ap-sydney-1`?"),
+        "{e}"
+    );
+    let text = prod_with(
+        "# availability_domains = [\"Uocm:AP-SYDNEY-1-AD-1\"]",
+        "availability_domain = \"Uocm:AP-SYDNEY-1-AD-1\"\navailability_domains = [\"Uocm:AP-SYDNEY-1-AD-1\"]",
+    );
+    let d = workspace(&[("p", &text)]);
+    let e = show_fails(d.path(), "p");
+    assert!(
+        e.contains("both `availability_domain` and `availability_domains` are set"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -194,6 +194,7 @@ const MODULES: &[&str] = &[
     "loadbalancer",
     "monitoring",
     "access",
+    "slots",
 ];
 
 #[test]
@@ -274,16 +275,23 @@ fn showcase_slots() -> BTreeMap<String, Slot> {
         ("blue".to_string(), Slot::active(&image(DIGEST_BLUE))),
         (
             "green".to_string(),
-            Slot {
-                image: Some(image(DIGEST_GREEN)),
-                state: SlotState::Draining,
-            },
+            Slot::active(&image(DIGEST_GREEN)).with_state(SlotState::Draining),
         ),
     ])
 }
 
+/// The tenancy every rendered test stack belongs to (calops takes it from the OCI config).
+const TENANCY: &str =
+    "ocid1.tenancy.oc1..aaaaaaaaexampletenancy00000000000000000000000000000000000";
+
 fn input_for(name: &str, slots: BTreeMap<String, Slot>) -> RenderInput {
-    RenderInput::from_profile(&load_profile(name), slots, Some("1.11.4".into())).unwrap()
+    let mut input =
+        RenderInput::from_profile(&load_profile(name), slots, Some("1.11.4".into())).unwrap();
+    // What `calops plan`/`deploy` resolve before rendering: the tenancy and its home region
+    // (here one other than the stack's, so that the home-region provider is visible).
+    input.oci.tenancy_id = Some(TENANCY.into());
+    input.oci.home_region = Some("us-ashburn-1".into());
+    input
 }
 
 fn write_rendered(r: &Rendered) -> tempfile::TempDir {
@@ -308,17 +316,11 @@ fn slot_combinations() -> Vec<BTreeMap<String, Slot>> {
             out.push(BTreeMap::from([
                 (
                     "blue".to_string(),
-                    Slot {
-                        image: Some(image(DIGEST_BLUE)),
-                        state: b,
-                    },
+                    Slot::active(&image(DIGEST_BLUE)).with_state(b),
                 ),
                 (
                     "green".to_string(),
-                    Slot {
-                        image: Some(image(DIGEST_GREEN)),
-                        state: g,
-                    },
+                    Slot::active(&image(DIGEST_GREEN)).with_state(g),
                 ),
             ]));
         }
@@ -411,6 +413,15 @@ fn resources(dir: &Path) -> Vec<(String, String, String, hcl::Body)> {
         }
     }
     out
+}
+
+/// The body of `module "<name>"` in a parsed root module.
+fn module_block(main: &hcl::Body, name: &str) -> hcl::Body {
+    main.blocks()
+        .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == name)
+        .unwrap_or_else(|| panic!("no module {name}"))
+        .body()
+        .clone()
 }
 
 /// An attribute's expression as HCL text.
@@ -518,13 +529,7 @@ fn security_only_the_lb_accepts_internet_ingress_and_only_on_80_and_443() {
 fn security_database_cache_and_app_live_in_the_private_subnet_without_public_ips() {
     let dir = rendered_showcase();
     let main = hcl::parse(&std::fs::read_to_string(dir.path().join("main.tf")).unwrap()).unwrap();
-    let module = |name: &str| {
-        main.blocks()
-            .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == name)
-            .unwrap()
-            .body()
-            .clone()
-    };
+    let module = |name: &str| module_block(&main, name);
     for m in ["database", "cache", "container"] {
         assert_eq!(
             attr(&module(m), "subnet_id").unwrap(),
@@ -692,10 +697,13 @@ fn security_no_secret_value_in_any_rendered_file() {
     let tfvars: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("terraform.tfvars.json")).unwrap())
             .unwrap();
-    assert!(tfvars["service_secret_ocids"]["CALOPS_ADMIN_TOKEN"]
-        .as_str()
-        .unwrap()
-        .starts_with("ocid1.vaultsecret."));
+    assert!(
+        tfvars["slots"]["blue"]["environment"]["CALOPS_ADMIN_TOKEN_SECRET_OCID"]
+            .as_str()
+            .unwrap()
+            .starts_with("ocid1.vaultsecret.")
+    );
+    assert_eq!(tfvars["service_secret_ids"].as_array().unwrap().len(), 2);
     assert!(tfvars["db_admin_password_secret_id"]
         .as_str()
         .unwrap()
@@ -746,7 +754,7 @@ fn lookups_use_data_sources_unless_pinned() {
     // Pin one at a time: exactly that data source disappears.
     let pins: [(&str, fn(&mut RenderInput)); 3] = [
         ("oci_identity_availability_domains", |i| {
-            i.oci.availability_domain = Some("Uocm:AP-SYDNEY-1-AD-1".into())
+            i.oci.availability_domains = vec!["Uocm:AP-SYDNEY-1-AD-1".into()]
         }),
         ("oci_objectstorage_namespace", |i| {
             i.oci.object_storage_namespace = Some("calopsns".into())
@@ -773,7 +781,7 @@ fn lookups_use_data_sources_unless_pinned() {
 #[test]
 fn fully_pinned_local_state_needs_no_oci_api_call_to_plan() {
     let mut input = input_for("prod-au", showcase_slots());
-    input.oci.availability_domain = Some("Uocm:AP-SYDNEY-1-AD-1".into());
+    input.oci.availability_domains = vec!["Uocm:AP-SYDNEY-1-AD-1".into()];
     input.oci.object_storage_namespace = Some("calopsns".into());
     input.oci.services_gateway_service_id = Some("ocid1.service.oc1.ap-sydney-1.aaaa".into());
     input.state.backend = StateBackend::Local;
@@ -790,7 +798,7 @@ fn fully_pinned_local_state_needs_no_oci_api_call_to_plan() {
     }
     let tfvars: serde_json::Value =
         serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
-    assert_eq!(tfvars["availability_domain"], "Uocm:AP-SYDNEY-1-AD-1");
+    assert_eq!(tfvars["availability_domains"][0], "Uocm:AP-SYDNEY-1-AD-1");
     assert_eq!(tfvars["object_storage_namespace"], "calopsns");
 }
 
@@ -864,29 +872,28 @@ fn backend_is_native_oci_from_terraform_1_12_and_s3_compatible_before() {
 fn slots_drive_instances_and_backends() {
     let r = render::render(&input_for("prod-au", showcase_slots())).unwrap();
     let main = hcl::parse(&r.files["main.tf"]).unwrap();
-    let container = main
-        .blocks()
-        .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == "container")
-        .unwrap();
+    let module = |name: &str| module_block(&main, name);
+    assert_eq!(attr(&module("slots"), "slots").unwrap(), "var.slots");
+    let container = module("container");
     assert_eq!(
-        attr(container.body(), "for_each").unwrap(),
-        "local.live_slots"
+        attr(&container, "for_each").unwrap(),
+        "module.slots.instances"
     );
-    let locals = main.blocks().find(|b| b.identifier() == "locals").unwrap();
-    let live = attr(locals.body(), "live_slots").unwrap();
-    assert!(live.contains("slot.state != \"absent\""), "{live}");
-    let lb = main
-        .blocks()
-        .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == "loadbalancer")
-        .unwrap();
-    let backends = attr(lb.body(), "backends").unwrap();
-    assert!(backends.contains("local.live_slots"), "{backends}");
+    for (k, v) in [
+        ("environment", "each.value.environment"),
+        ("fault_domain", "each.value.fault_domain"),
+        ("availability_domain", "each.value.availability_domain"),
+        ("shape", "each.value.shape"),
+        ("image", "each.value.image"),
+        ("liveness_path", "each.value.liveness_path"),
+    ] {
+        assert_eq!(attr(&container, k).unwrap(), v, "{k}");
+    }
+    let backends = attr(&module("loadbalancer"), "backends").unwrap();
+    assert!(backends.contains("module.slots.instances"), "{backends}");
+    assert!(backends.contains("drain = instance.drain"), "{backends}");
     assert!(
-        backends.contains("drain = slot.state == \"draining\""),
-        "{backends}"
-    );
-    assert!(
-        backends.contains("module.container[name].private_ip"),
+        backends.contains("module.container[key].private_ip"),
         "{backends}"
     );
     // The LB module turns each entry into one backend with that drain flag.
@@ -899,6 +906,67 @@ fn slots_drive_instances_and_backends() {
         .3;
     assert_eq!(attr(be, "for_each").unwrap(), "var.backends");
     assert_eq!(attr(be, "drain").unwrap(), "each.value.drain");
+    // The container health check probes liveness, the load balancer readiness.
+    let ci = &res
+        .iter()
+        .find(|r| r.1 == "oci_container_instances_container_instance")
+        .unwrap()
+        .3;
+    let check = blocks(blocks(ci, "containers").next().unwrap(), "health_checks")
+        .next()
+        .unwrap();
+    assert_eq!(attr(check, "path").unwrap(), "var.liveness_path");
+    assert_eq!(attr(check, "failure_action").unwrap(), "\"KILL\"");
+    let tfvars: serde_json::Value =
+        serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+    assert_eq!(
+        tfvars["service_readiness_path"],
+        calops::runtime::READINESS_PATH
+    );
+    // Live slots without a recorded spec are made from the profile, with the contract's
+    // environment and the liveness path.
+    let green = &tfvars["slots"]["green"];
+    assert_eq!(green["state"], "draining");
+    assert_eq!(green["replicas"], 2, "prod-au runs two replicas");
+    assert_eq!(green["shape"], "CI.Standard.A1.Flex");
+    assert_eq!(green["ocpus"], 2);
+    assert_eq!(green["liveness_path"], calops::runtime::LIVENESS_PATH);
+    assert_eq!(green["environment"]["CALOPS_LISTEN"], "0.0.0.0:3000");
+    assert_eq!(
+        green["stack_environment"]["CALOPS_DATABASE_HOST"],
+        "database_host"
+    );
+    assert_eq!(tfvars["slots"]["blue"]["state"], "active");
+}
+
+/// A live slot's record is given exactly as recorded, whatever the profile says now; only a
+/// slot without one (being staged) takes the profile's settings.
+#[test]
+fn frozen_slots_ignore_profile_changes() {
+    let mut input = input_for("prod-au", showcase_slots());
+    let spec = input.profile_spec().unwrap();
+    input.slots.get_mut("blue").unwrap().spec = Some(spec.clone());
+    let before = render::render(&input).unwrap();
+    input
+        .service
+        .environment
+        .insert("RUST_LOG".into(), "debug".into());
+    input.service.shape = "CI.Standard.E4.Flex".into();
+    input.service.replicas = 3;
+    input.oci.availability_domains = vec!["Uocm:AP-SYDNEY-1-AD-2".into()];
+    let after = render::render(&input).unwrap();
+    let slots = |r: &Rendered| {
+        let v: serde_json::Value = serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+        v["slots"].clone()
+    };
+    assert_eq!(
+        slots(&before)["blue"],
+        slots(&after)["blue"],
+        "blue is frozen"
+    );
+    assert_ne!(slots(&before)["green"], slots(&after)["green"]);
+    assert_eq!(slots(&after)["green"]["replicas"], 3);
+    assert_eq!(slots(&after)["green"]["environment"]["RUST_LOG"], "debug");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -923,7 +991,7 @@ fn bad_inputs_are_refused_with_a_fix() {
                     "green".into(),
                     Slot {
                         image: None,
-                        state: SlotState::Active,
+                        ..Slot::active("x")
                     },
                 );
             }),
@@ -966,6 +1034,10 @@ fn bad_inputs_are_refused_with_a_fix() {
         (
             "idle_timeout_seconds = 0",
             Box::new(|i| i.load_balancer.idle_timeout_seconds = 0),
+        ),
+        (
+            "[service] replicas = 0 is outside 1..12",
+            Box::new(|i| i.service.replicas = 0),
         ),
     ];
     for (want, change) in cases {
@@ -1133,6 +1205,8 @@ fn calops_in(cwd: &Path) -> assert_cmd::Command {
 fn render_command_writes_the_default_dir_and_reports_files_and_hash() {
     let cwd = tempfile::tempdir().unwrap();
     let out = calops_in(cwd.path())
+        // No OCI config: the tenancy and the (unpinned) home region stay unknown, loudly.
+        .env("OCI_CLI_CONFIG_FILE", cwd.path().join("no-such-config"))
         .args(["render", "--profile", "prod-au", "--json", "--image"])
         .arg(image(DIGEST_BLUE))
         .args(["--slot", &format!("green:draining:{}", image(DIGEST_GREEN))])
@@ -1149,8 +1223,16 @@ fn render_command_writes_the_default_dir_and_reports_files_and_hash() {
     assert!(dir.join("main.tf").is_file());
     assert_eq!(doc["slots"]["blue"]["state"], "active");
     assert_eq!(doc["slots"]["green"]["state"], "draining");
+    let warnings = doc["warnings"].to_string();
+    assert!(
+        warnings.contains("home region is not known")
+            && warnings.contains("tenancy OCID is not known"),
+        "{warnings}"
+    );
     // The hash is the library's, for the same input (same Terraform version as detected).
     let mut input = input_for("prod-au", showcase_slots());
+    input.oci.tenancy_id = None;
+    input.oci.home_region = None;
     input.terraform_version = doc["terraform_version"].as_str().map(String::from);
     let lib = render::render(&input).unwrap();
     assert_eq!(doc["content_hash"], lib.content_hash());
@@ -1290,6 +1372,11 @@ fn real_terraform_loads_every_rendered_profile_and_module() {
         let Some((errors, text)) = terraform_init_errors(test, dir.path()) else {
             return;
         };
+        // The slots module is pure planning: no provider, so it initialises completely.
+        if what == "iac/modules/slots" {
+            assert_eq!(errors, Vec::<String>::new(), "{what}:\n{text}");
+            continue;
+        }
         assert!(
             text.contains("Finding oracle/oci versions matching \">= 8.0.0, < 9.0.0\""),
             "{what}:\n{text}"
@@ -1352,34 +1439,469 @@ resource "oci_core_network_security_group_security_rule" "x" {
     assert!(f.is_empty(), "{f:#?}");
 }
 
+/// The addresses the OCI target protects for a live slot's instance are the rendered stack's
+/// own: a plan replacing the container instance or deleting the backend of `blue-0` is refused
+/// by the guard, and `--allow-destroy` names them.
 #[test]
-fn security_the_service_policy_is_scoped_to_its_principal_secrets_and_bucket() {
-    let dir = rendered_showcase();
-    let res = resources(dir.path());
-    let policies: Vec<_> = res
-        .iter()
-        .filter(|r| r.1 == "oci_identity_policy")
-        .collect();
-    assert_eq!(policies.len(), 1);
-    let main = std::fs::read_to_string(dir.path().join("modules/access/main.tf")).unwrap();
-    // Every statement is conditioned on the container-instance principal of this compartment.
-    let statements = attr(&policies[0].3, "statements").unwrap();
+fn the_guard_refuses_replacing_a_rendered_live_slot() {
+    use calops::deploy::oci::stack::{Account, ProfileStack, StackWriter};
+    let r = render::render(&input_for("prod-au", showcase_slots())).unwrap();
+    let dir = write_rendered(&r);
+    let root_main = hcl::parse(&r.files["main.tf"]).unwrap();
+    let module = |name: &str| module_block(&root_main, name);
+    // module.container["<key>"] over the instance keys; one instance resource inside.
     assert_eq!(
-        statements.matches("Allow any-user").count(),
-        2,
-        "{statements}"
+        attr(&module("container"), "for_each").unwrap(),
+        "module.slots.instances"
     );
-    assert!(main.contains("request.principal.type = 'computecontainerinstance'"));
+    let res = resources(dir.path());
+    let one = |file: &str, ty: &str, name: &str| {
+        res.iter()
+            .find(|r| r.0 == file && r.1 == ty && r.2 == name)
+            .unwrap_or_else(|| panic!("{file}: no {ty}.{name}"))
+            .3
+            .clone()
+    };
+    let ci = one(
+        "modules/container/main.tf",
+        "oci_container_instances_container_instance",
+        "this",
+    );
+    assert!(attr(&ci, "for_each").is_none() && attr(&ci, "count").is_none());
+    // module.loadbalancer.oci_load_balancer_backend.slot["<key>"], keyed like the instances.
+    let be = one(
+        "modules/loadbalancer/main.tf",
+        "oci_load_balancer_backend",
+        "slot",
+    );
+    assert_eq!(attr(&be, "for_each").unwrap(), "var.backends");
+    assert!(attr(&module("loadbalancer"), "for_each").is_none());
+    assert!(attr(&module("loadbalancer"), "backends")
+        .unwrap()
+        .contains("for key, instance in module.slots.instances : key =>"));
+
+    let stack = ProfileStack::new(
+        load_profile("prod-au"),
+        Some("1.11.4".into()),
+        Account::default(),
+    );
+    let addresses = stack.instance_addresses("blue-0");
+    let change = |address: &str, ty: &str, actions: &[&str]| {
+        serde_json::json!({"address": address, "mode": "managed", "type": ty,
+            "name": address.rsplit('.').next().unwrap(),
+            "change": {"actions": actions, "before": {}, "after": {}, "replace_paths": [["containers"]]}})
+    };
+    let plan = serde_json::json!({
+        "format_version": "1.2", "terraform_version": "1.11.4",
+        "resource_changes": [
+            change(&addresses[0], "oci_container_instances_container_instance", &["delete", "create"]),
+            change(&addresses[1], "oci_load_balancer_backend", &["delete"]),
+        ]
+    });
+    let plan = calops::terraform::plan_json::parse(&plan.to_string()).unwrap();
+    let mut policy = calops::terraform::guard::GuardPolicy::default();
+    assert!(calops::terraform::guard::check(&plan, &policy).is_empty());
+    policy.protect(&addresses);
+    let refused: Vec<String> = calops::terraform::guard::check(&plan, &policy)
+        .into_iter()
+        .map(|v| v.address)
+        .collect();
+    assert_eq!(refused, addresses);
+    policy.allow_destroy = addresses.clone();
+    assert!(calops::terraform::guard::check(&plan, &policy).is_empty());
+}
+
+#[test]
+fn a_profile_without_a_certificate_says_it_serves_plain_http() {
+    let dev = render::render(&input_for("dev", showcase_slots())).unwrap();
     assert!(
-        main.contains("target.secret.id = '${id}'"),
-        "secrets one by one"
+        dev.warnings.iter().any(|w| w == render::PLAIN_HTTP_WARNING),
+        "{:?}",
+        dev.warnings
     );
-    assert!(main.contains("target.bucket.name = '${var.bucket_name}'"));
-    assert!(!main.contains("manage all-resources") && !main.contains("in tenancy"));
-    let root_main = std::fs::read_to_string(dir.path().join("main.tf")).unwrap();
-    assert!(root_main.contains(
-        "secret_ids     = concat([var.db_admin_password_secret_id], values(var.service_secret_ocids))"
-    ));
+    let prod = render::render(&input_for("prod-au", showcase_slots())).unwrap();
+    assert!(!prod.warnings.iter().any(|w| w.contains("PLAIN HTTP")));
+}
+
+mod iam {
+    //! The rendered IAM, evaluated (HCL expressions computed with the rendered inputs) and
+    //! parsed statement by statement.
+    use super::*;
+    use hcl::eval::{Context, Evaluate, FuncArgs, FuncDef, ParamType};
+    use hcl::Value;
+
+    fn list(args: &FuncArgs) -> Vec<Value> {
+        args.variadic_args()
+            .flat_map(|a| a.as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// The Terraform functions the access module and its call use.
+    fn context() -> Context<'static> {
+        let mut ctx = Context::new();
+        let f = |func| {
+            FuncDef::builder()
+                .variadic_param(ParamType::Any)
+                .build(func)
+        };
+        ctx.declare_func("concat", f(|a| Ok(Value::Array(list(&a)))));
+        ctx.declare_func(
+            "distinct",
+            f(|a| {
+                let mut out: Vec<Value> = Vec::new();
+                for v in list(&a) {
+                    if !out.contains(&v) {
+                        out.push(v);
+                    }
+                }
+                Ok(Value::Array(out))
+            }),
+        );
+        ctx.declare_func(
+            "sort",
+            f(|a| {
+                let mut v: Vec<String> = list(&a)
+                    .iter()
+                    .map(|x| x.as_str().unwrap().to_string())
+                    .collect();
+                v.sort();
+                Ok(Value::Array(v.into_iter().map(Value::from).collect()))
+            }),
+        );
+        ctx
+    }
+
+    fn json_to_hcl(v: &serde_json::Value) -> Value {
+        hcl::to_value(v).unwrap()
+    }
+
+    fn block<'a>(body: &'a hcl::Body, id: &str, labels: &[&str]) -> &'a hcl::Body {
+        body.blocks()
+            .find(|b| {
+                b.identifier() == id
+                    && b.labels()
+                        .iter()
+                        .map(|l| l.as_str())
+                        .eq(labels.iter().copied())
+            })
+            .unwrap_or_else(|| panic!("no {id} {labels:?}"))
+            .body()
+    }
+
+    fn expr<'a>(body: &'a hcl::Body, key: &str) -> &'a hcl::Expression {
+        body.attributes()
+            .find(|a| a.key() == key)
+            .unwrap_or_else(|| panic!("no attribute {key}"))
+            .expr()
+    }
+
+    fn parse_file(dir: &Path, file: &str) -> hcl::Body {
+        hcl::parse(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap()
+    }
+
+    /// One policy statement: `Allow <subject> to <verb> <resource> in <location> [where <cond>]`.
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+    pub struct Statement {
+        pub subject: String,
+        pub verb: String,
+        pub resource: String,
+        pub location: String,
+        pub condition: Option<String>,
+    }
+
+    pub fn parse_statement(s: &str) -> Statement {
+        let re = regex::Regex::new(
+            r"^Allow (.+?) to (inspect|read|use|manage) (\S+) in (compartment id \S+|tenancy)(?: where (.+))?$",
+        )
+        .unwrap();
+        let c = re
+            .captures(s)
+            .unwrap_or_else(|| panic!("not a policy statement: {s}"));
+        Statement {
+            subject: c[1].into(),
+            verb: c[2].into(),
+            resource: c[3].into(),
+            location: c[4].into(),
+            condition: c.get(5).map(|m| m.as_str().to_string()),
+        }
+    }
+
+    /// `ALL {k = 'v', ...}` -> [(k, v)].
+    fn parse_matching_rule(rule: &str) -> Vec<(String, String)> {
+        let inner = rule
+            .strip_prefix("ALL {")
+            .and_then(|r| r.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("not an ALL {{...}} rule: {rule}"));
+        inner
+            .split(',')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                (
+                    k.trim().to_string(),
+                    v.trim().trim_matches('\'').to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_stack_iam_is_least_privilege_in_the_home_region() {
+        let input = input_for("prod-au", showcase_slots());
+        let r = render::render(&input).unwrap();
+        let dir = write_rendered(&r);
+        let tfvars: serde_json::Value =
+            serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+        let root = parse_file(dir.path(), "main.tf");
+
+        // 1. Every oci_identity_* resource is in the access module, which gets the
+        //    home-region provider; that provider is aliased to var.home_region.
+        let identity: Vec<_> = resources(dir.path())
+            .into_iter()
+            .filter(|r| r.1.starts_with("oci_identity_"))
+            .collect();
+        assert_eq!(identity.len(), 3, "{identity:?}");
+        for (file, ty, name, body) in &identity {
+            assert!(file.starts_with("modules/access/"), "{ty}.{name} in {file}");
+            assert!(attr(body, "provider").is_none(), "{ty}.{name}");
+        }
+        let access = block(&root, "module", &["access"]);
+        assert_eq!(attr(access, "source").unwrap(), "\"./modules/access\"");
+        let hcl::Expression::Object(providers) = expr(access, "providers") else {
+            panic!("the access module's providers is not an object");
+        };
+        let providers: Vec<(String, String)> = providers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    hcl::format::to_string(k).unwrap(),
+                    hcl::format::to_string(v).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(providers, [("oci".to_string(), "oci.home".to_string())]);
+        let modules_calling_access: Vec<_> = root
+            .blocks()
+            .filter(|b| b.identifier() == "module")
+            .filter(|b| attr(b.body(), "source").as_deref() == Some("\"./modules/access\""))
+            .collect();
+        assert_eq!(modules_calling_access.len(), 1);
+        let providers_tf = parse_file(dir.path(), "providers.tf");
+        let home = providers_tf
+            .blocks()
+            .find(|b| {
+                b.identifier() == "provider"
+                    && attr(b.body(), "alias").as_deref() == Some("\"home\"")
+            })
+            .expect("a home-region provider");
+        assert_eq!(attr(home.body(), "region").unwrap(), "var.home_region");
+        assert_eq!(tfvars["home_region"], "us-ashburn-1");
+        for p in providers_tf.blocks() {
+            assert!(
+                attr(p.body(), "config_file_profile").is_none(),
+                "credentials come from calops' environment, not a profile name"
+            );
+        }
+
+        // 2. The module's inputs, evaluated with the rendered values.
+        let mut ctx = context();
+        let var: serde_json::Map<String, serde_json::Value> = tfvars.as_object().unwrap().clone();
+        ctx.declare_var("var", json_to_hcl(&serde_json::Value::Object(var)));
+        // What modules/slots reports: the secrets every live slot's record reads.
+        let mut slot_secrets: Vec<String> = tfvars["slots"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|s| s["secret_ids"].as_array().cloned().unwrap_or_default())
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        slot_secrets.sort();
+        slot_secrets.dedup();
+        ctx.declare_var(
+            "module",
+            json_to_hcl(&serde_json::json!({"slots": {"secret_ids": slot_secrets}})),
+        );
+        ctx.declare_var("local", json_to_hcl(&serde_json::json!({"tags": {}})));
+        let mut module_vars = serde_json::Map::new();
+        // The module's defaults, then what the call gives.
+        let access_vars = parse_file(dir.path(), "modules/access/variables.tf");
+        for v in access_vars
+            .blocks()
+            .filter(|b| b.identifier() == "variable")
+        {
+            if let Some(d) = v.body().attributes().find(|a| a.key() == "default") {
+                let value = d.expr().evaluate(&ctx).unwrap();
+                module_vars.insert(
+                    v.labels()[0].as_str().to_string(),
+                    serde_json::to_value(value).unwrap(),
+                );
+            }
+        }
+        for a in access.attributes() {
+            if ["source", "providers"].contains(&a.key()) {
+                continue;
+            }
+            let v = a.expr().evaluate(&ctx).unwrap();
+            module_vars.insert(a.key().to_string(), serde_json::to_value(v).unwrap());
+        }
+        let cid = input.oci.compartment_id.clone();
+        let secrets: Vec<String> = [
+            input.database.admin_password.clone(),
+            input.service.secrets["CALOPS_ADMIN_TOKEN"].clone(),
+        ]
+        .iter()
+        .map(|r| r.strip_prefix("vault:").unwrap().to_string())
+        .collect();
+        assert_eq!(module_vars["tenancy_id"], TENANCY);
+        assert_eq!(module_vars["compartment_id"], cid.as_str());
+
+        // 3. The module's own expressions, with those inputs.
+        let access_main = parse_file(dir.path(), "modules/access/main.tf");
+        let mut mctx = context();
+        mctx.declare_var(
+            "var",
+            json_to_hcl(&serde_json::Value::Object(module_vars.clone())),
+        );
+        let dg_ocid = "ocid1.dynamicgroup.oc1..stackcontainers";
+        mctx.declare_var(
+            "oci_identity_dynamic_group",
+            json_to_hcl(&serde_json::json!({"containers": {"id": dg_ocid}})),
+        );
+        let locals = block(&access_main, "locals", &[]);
+        let mut local = serde_json::Map::new();
+        for a in locals.attributes() {
+            let mut lctx = mctx.clone();
+            lctx.declare_var(
+                "local",
+                json_to_hcl(&serde_json::Value::Object(local.clone())),
+            );
+            let v = a.expr().evaluate(&lctx).unwrap();
+            local.insert(a.key().to_string(), serde_json::to_value(v).unwrap());
+        }
+        mctx.declare_var("local", json_to_hcl(&serde_json::Value::Object(local)));
+        let eval_str = |body: &hcl::Body, key: &str| -> String {
+            expr(body, key)
+                .evaluate(&mctx)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        };
+        let statements = |policy: &str| -> Vec<Statement> {
+            let body = block(&access_main, "resource", &["oci_identity_policy", policy]);
+            let v = expr(body, "statements").evaluate(&mctx).unwrap();
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| parse_statement(s.as_str().unwrap()))
+                .collect()
+        };
+
+        // The dynamic group: in the tenancy, matching exactly this compartment's instances.
+        let dg = block(
+            &access_main,
+            "resource",
+            &["oci_identity_dynamic_group", "containers"],
+        );
+        assert_eq!(eval_str(dg, "compartment_id"), TENANCY);
+        assert_eq!(
+            parse_matching_rule(&eval_str(dg, "matching_rule")),
+            [
+                (
+                    "resource.type".to_string(),
+                    "computecontainerinstance".to_string()
+                ),
+                ("resource.compartment.id".to_string(), cid.clone())
+            ]
+        );
+
+        // The group's grants: repos, the bucket only, the listed secrets only.
+        let location = format!("compartment id {cid}");
+        let subject = format!("dynamic-group id {dg_ocid}");
+        let mut want = vec![
+            Statement {
+                subject: subject.clone(),
+                verb: "read".into(),
+                resource: "repos".into(),
+                location: location.clone(),
+                condition: None,
+            },
+            Statement {
+                subject: subject.clone(),
+                verb: "manage".into(),
+                resource: "objects".into(),
+                location: location.clone(),
+                condition: Some(format!(
+                    "target.bucket.name = '{}'",
+                    input.storage.bucket_name
+                )),
+            },
+        ];
+        for id in &secrets {
+            want.push(Statement {
+                subject: subject.clone(),
+                verb: "read".into(),
+                resource: "secret-bundles".into(),
+                location: location.clone(),
+                condition: Some(format!("target.secret.id = '{id}'")),
+            });
+        }
+        let mut got = statements("service");
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+
+        // The Object Storage service statement, in its own policy...
+        assert_eq!(
+            statements("objectstorage"),
+            [Statement {
+                subject: "service objectstorage-ap-sydney-1".into(),
+                verb: "manage".into(),
+                resource: "object-family".into(),
+                location: location.clone(),
+                condition: None,
+            }]
+        );
+        // ... which the bucket's lifecycle policy waits for.
+        let outputs = parse_file(dir.path(), "modules/access/outputs.tf");
+        assert_eq!(
+            attr(block(&outputs, "output", &["service_policy_id"]), "value").unwrap(),
+            "oci_identity_policy.objectstorage.id"
+        );
+        let compact = |s: String| s.split_whitespace().collect::<String>();
+        assert_eq!(
+            compact(attr(block(&root, "module", &["storage"]), "lifecycle_after").unwrap()),
+            "[module.access.service_policy_id]"
+        );
+        let storage = parse_file(dir.path(), "modules/storage/main.tf");
+        let lifecycle = block(
+            &storage,
+            "resource",
+            &["oci_objectstorage_object_lifecycle_policy", "this"],
+        );
+        assert_eq!(
+            compact(attr(lifecycle, "depends_on").unwrap()),
+            "[var.lifecycle_after]"
+        );
+    }
+
+    #[test]
+    fn statements_parse() {
+        let s = parse_statement(
+            "Allow dynamic-group id ocid1.dg to read secret-bundles in compartment id c where target.secret.id = 's'",
+        );
+        assert_eq!(
+            (s.subject.as_str(), s.verb.as_str(), s.resource.as_str()),
+            ("dynamic-group id ocid1.dg", "read", "secret-bundles")
+        );
+        assert_eq!(s.condition.as_deref(), Some("target.secret.id = 's'"));
+        assert_eq!(
+            parse_statement(
+                "Allow service objectstorage-ap-sydney-1 to manage object-family in tenancy"
+            )
+            .location,
+            "tenancy"
+        );
+    }
 }
 
 mod quoting {
@@ -1429,10 +1951,23 @@ fn plan_renders_then_surfaces_terraform_init_errors() {
         return;
     }
     let cwd = tempfile::tempdir().unwrap();
+    // The identity calops signs with, and hands to Terraform (no API call is made: everything
+    // is pinned, so the key is never read).
+    let config = cwd.path().join("oci-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[DEFAULT]\nuser=ocid1.user.oc1..u\nfingerprint=12:34:56:78:90:ab:cd:ef:12:34:56:78:90:ab:cd:ef\ntenancy={TENANCY}\nregion=ap-sydney-1\nkey_file={}\n",
+            cwd.path().join("key.pem").display()
+        ),
+    )
+    .unwrap();
     let out = calops_in(cwd.path())
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("OCI_CLI_CONFIG_FILE", &config)
         // Offline review: every lookup pinned, state on disk.
         .env("CALOPS_STATE_BACKEND", "local")
+        .env("CALOPS_OCI_HOME_REGION", "ap-sydney-1")
         .env("CALOPS_OCI_OBJECT_STORAGE_NAMESPACE", "testns")
         .env("CALOPS_OCI_AVAILABILITY_DOMAIN", "Uocm:AP-SYDNEY-1-AD-1")
         .env(
@@ -1458,6 +1993,15 @@ fn plan_renders_then_surfaces_terraform_init_errors() {
     );
     let dir = cwd.path().join(".calops/prod-au/terraform");
     assert!(dir.join("main.tf").is_file(), "rendered before planning");
+    let tfvars: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("terraform.tfvars.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        tfvars["tenancy_ocid"], TENANCY,
+        "the tenancy calops signs with"
+    );
+    assert_eq!(tfvars["home_region"], "ap-sydney-1");
+
     let logs: Vec<_> = std::fs::read_dir(cwd.path().join(".calops/prod-au/logs"))
         .unwrap()
         .flatten()

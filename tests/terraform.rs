@@ -202,7 +202,7 @@ fn apply_then_second_plan_has_no_changes_and_no_apply_call() {
     let first = apply_if_changed(&dir, &o, |_| {}).unwrap();
     assert!(first.applied);
     let ops: Vec<Op> = first.invocations.iter().map(|i| i.op).collect();
-    // Creates only: the plan stream says enough, no `terraform show -json`.
+    // One plan process, no `terraform show -json`.
     assert_eq!(
         ops,
         [Op::Init, Op::Plan, Op::Apply, Op::Output, Op::StatePull]
@@ -267,13 +267,10 @@ fn apply_then_second_plan_has_no_changes_and_no_apply_call() {
     let driver = calops::terraform::plan::driver_for(&dir, &o).unwrap();
     let planned = calops::terraform::plan::plan_with(&driver, &o, &|_| {}).unwrap();
     assert_eq!(planned.summary.counts.replace, 1);
-    // A replacement needs the attribute diff: `show -json` runs.
-    assert_eq!(
-        planned.invocations.last().map(|i| i.op),
-        Some(Op::Show),
-        "{:?}",
-        planned.invocations
-    );
+    // The forcing attribute comes from the plan file: no `show -json`.
+    let ops: Vec<Op> = planned.invocations.iter().map(|i| i.op).collect();
+    assert_eq!(ops, [Op::Plan]);
+    assert_eq!(planned.summary.resources[0].forcing, ["triggers_replace"]);
     let planfile = planned.planfile.display().to_string();
     let done = calops::terraform::apply::apply_planned(&driver, planned, &o, &|_| {}).unwrap();
     assert!(done.applied);
@@ -588,4 +585,176 @@ fn no_process_matching(needle: &str) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
+}
+
+// ---------------------------------------------------------------------------------------------
+// One Terraform process per plan, for every kind of plan.
+
+/// The plan kinds `tests/fixtures/terraform/kinds` makes: (name, variable file text, extra
+/// arguments, expected exit code). `create` plans the fresh directory; the others run after it
+/// was applied.
+const KINDS: &[(&str, &str, &[&str], i32)] = &[
+    ("create", "", &[], 2),
+    ("noop", "", &[], 0),
+    ("update", "image = \"app:2\"\n", &[], 2),
+    ("replace", "size = \"large\"\n", &[], 2),
+    ("delete", "keep_old = false\n", &[], 2),
+    (
+        "refused",
+        "size = \"large\"\n",
+        &["--protect", "terraform_data.db"],
+        1,
+    ),
+    (
+        "all",
+        "size = \"large\"\nimage = \"app:2\"\nkeep_old = false\ndb_password = \"fixture-secret-other\"\n",
+        &[],
+        2,
+    ),
+];
+
+/// The Terraform subcommands a calops log records (`=== <time> $ terraform <subcommand> ...`).
+fn terraform_runs(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.starts_with("=== "))
+        .filter_map(|l| l.split_once(" $ "))
+        .filter_map(|(_, cmd)| cmd.split_whitespace().nth(1).map(String::from))
+        .collect()
+}
+
+/// The only log under `cwd/.calops/<name>/logs/`.
+fn only_log(cwd: &Path, name: &str) -> String {
+    let logs: Vec<PathBuf> = std::fs::read_dir(cwd.join(".calops").join(name).join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    std::fs::read_to_string(&logs[0]).unwrap()
+}
+
+/// Human output without the lines that name temporary paths.
+fn without_paths(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.starts_with("Full Terraform log:") && !l.starts_with("Saved plan:"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// `calops tf-plan` (the binary, the real terraform) for every kind of plan: exactly one
+/// Terraform process (`plan`; `init` too on the first run) and no `show`, and the summary
+/// (counts, replacements and their forcing attributes, cost, guard refusals) as JSON and as
+/// text equal to tests/golden/plan/, which the binary from before this change wrote (it read
+/// updates and replacements back with `terraform show -json`). `CALOPS_GOLDEN_BIN=PATH` runs
+/// another calops binary through the same checks; `UPDATE_GOLDEN=1` rewrites the goldens.
+#[test]
+fn every_kind_of_plan_is_one_terraform_process_with_todays_summary() {
+    if terraform("every_kind_of_plan_is_one_terraform_process").is_none() {
+        return;
+    }
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let bin = std::env::var("CALOPS_GOLDEN_BIN").unwrap_or_else(|_| BIN.to_string());
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/plan");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixture("kinds", tmp.path());
+    let d = dir.to_str().unwrap();
+    let mut failures = Vec::new();
+    for (i, (kind, vars, extra, code)) in KINDS.iter().enumerate() {
+        if i == 1 {
+            let (c, out, err) = run(calops(tmp.path(), &["tf-apply", "--dir", d]));
+            assert_eq!(c, 0, "{out}{err}");
+        }
+        let mut args = vec!["tf-plan", "--dir", d, "--detailed-exitcode"];
+        args.extend_from_slice(extra);
+        let varfile = tmp.path().join(format!("{kind}.tfvars"));
+        std::fs::write(&varfile, vars).unwrap();
+        let v = varfile.to_str().unwrap().to_string();
+        args.extend(["--var-file", &v]);
+        let mut results = Vec::new();
+        for json in [true, false] {
+            // A fresh working directory per run: its own .calops/kinds/logs/.
+            let cwd = tmp.path().join(format!("{kind}-{json}"));
+            std::fs::create_dir_all(&cwd).unwrap();
+            let mut a = args.clone();
+            if json {
+                a.push("--json");
+            }
+            let mut c = Command::new(&bin);
+            c.args(&a)
+                .current_dir(&cwd)
+                .env("XDG_CACHE_HOME", tmp.path().join("cache"))
+                .env("TF_CLI_CONFIG_FILE", "/dev/null")
+                .env_remove("CALOPS_PROFILE");
+            let (status, out, err) = run(c);
+            assert_eq!(status, *code, "{kind}: {out}{err}");
+            let runs = terraform_runs(&only_log(&cwd, "kinds"));
+            let expected: &[&str] = if i == 0 && json {
+                &["init", "plan"]
+            } else {
+                &["plan"]
+            };
+            if !update {
+                assert_eq!(runs, expected, "{kind}: Terraform processes");
+            }
+            for text in [&out, &err] {
+                assert!(!text.contains("fixture-secret"), "{kind}: a secret leaked");
+            }
+            results.push(out);
+        }
+        let doc: serde_json::Value = serde_json::from_str(&results[0]).unwrap();
+        let summary = serde_json::to_string_pretty(&doc["summary"]).unwrap() + "\n";
+        let text = without_paths(&results[1]);
+        for (file, got) in [
+            (format!("{kind}.json"), summary),
+            (format!("{kind}.txt"), text),
+        ] {
+            let path = golden.join(&file);
+            if update {
+                std::fs::create_dir_all(&golden).unwrap();
+                std::fs::write(&path, &got).unwrap();
+            } else if std::fs::read_to_string(&path).ok().as_deref() != Some(got.as_str()) {
+                failures.push(format!("{file} differs from today's:\n{got}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The library path: every kind of plan is read from the plan file alone, and the whole plan
+/// (changes with values, forcing/changed/unknown/sensitive paths, planned values, prior state,
+/// outputs) equals what `terraform show -json` of the same plan file says.
+#[test]
+fn plan_file_reading_equals_show_json_for_every_kind() {
+    if terraform("plan_file_reading_equals_show_json_for_every_kind").is_none() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = fixture("kinds", tmp.path());
+    let o = opts(tmp.path());
+    for (i, (kind, vars, _, _)) in KINDS.iter().enumerate() {
+        if i == 1 {
+            apply_if_changed(&dir, &o, |_| {}).unwrap();
+        }
+        let varfile = tmp.path().join(format!("{kind}.tfvars"));
+        std::fs::write(&varfile, vars).unwrap();
+        let mut o = o.clone();
+        o.var_files = vec![varfile];
+        let ours = run_plan(&dir, &o, |_| {}).unwrap();
+        let ops: Vec<Op> = ours.invocations.iter().map(|i| i.op).collect();
+        let expected: &[Op] = if i == 0 {
+            &[Op::Init, Op::Plan]
+        } else {
+            &[Op::Plan]
+        };
+        assert_eq!(ops, expected, "{kind}");
+        // The same plan file, read back by `terraform show -json`.
+        let driver = calops::terraform::plan::driver_for(&dir, &o).unwrap();
+        let shown = driver.show_plan(&ours.planfile).unwrap();
+        let norm = |p: &calops::terraform::plan_json::Plan| {
+            let mut p = p.clone();
+            p.prior.sort_by(|a, b| a.address.cmp(&b.address));
+            p.planned.sort_by(|a, b| a.address.cmp(&b.address));
+            serde_json::to_value(p).unwrap()
+        };
+        assert_eq!(norm(&ours.plan), norm(&shown), "{kind}");
+    }
 }

@@ -16,12 +16,17 @@ pub fn run(g: &GlobalArgs, args: &PlanArgs, ui: &Ui) -> anyhow::Result<i32> {
         ));
     }
     let slots = super::render::parse_slots(args.image.as_deref(), &args.slot)?;
-    let (_, rendered, dir, _) = super::render::render_profile(&profile, slots, None, ui)?;
+    // One identity: Terraform acts as the OCI config profile calops signs with.
+    let signing = crate::deploy::oci::account::signing_profile(&profile)?;
+    let provider_env = crate::deploy::oci::account::terraform_env(&signing)?;
+    let account = resolve_account(&profile, &signing)?;
+    let (_, rendered, dir, _) = super::render::render_profile(&profile, slots, &account, None, ui)?;
     let mut opts = PlanOptions {
         log: Some(super::tf::default_log_path(&profile.name, "plan")),
         planfile: args.out.clone(),
         prices: args.prices.clone(),
         handle_interrupts: true,
+        env: Some(crate::deploy::oci::account::snapshot_with(&provider_env)),
         ..PlanOptions::default()
     };
     opts.guard.allow_destroy = args.allow_destroy.clone();
@@ -71,15 +76,33 @@ pub fn run(g: &GlobalArgs, args: &PlanArgs, ui: &Ui) -> anyhow::Result<i32> {
     )
 }
 
-/// The Object Storage namespace of the profile's tenancy, from the OCI API.
-fn lookup_namespace(profile: &crate::profile::Profile) -> anyhow::Result<String> {
-    let oci = profile
+/// The tenancy and its home region: the `[oci] home_region` pin needs no API call; without it,
+/// the Identity API is asked.
+fn resolve_account(
+    profile: &crate::profile::Profile,
+    signing: &crate::oci::config::OciProfile,
+) -> anyhow::Result<crate::deploy::oci::stack::Account> {
+    let pinned = profile
         .oci
         .as_ref()
-        .expect("oci target has an [oci] section");
-    let cfg =
-        crate::oci::config::OciConfig::load(oci.config_file.as_deref(), Some(&oci.config_profile))?;
-    let client = crate::oci::client::OciClient::from_profile(&cfg)?;
+        .is_some_and(|o| o.home_region.is_some());
+    let client = match pinned {
+        true => None,
+        false => Some(crate::oci::client::OciClient::from_profile(signing)?),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(crate::deploy::oci::account::account(
+        profile,
+        signing,
+        client.as_ref(),
+    ))
+}
+
+/// The Object Storage namespace of the profile's tenancy, from the OCI API.
+fn lookup_namespace(profile: &crate::profile::Profile) -> anyhow::Result<String> {
+    let client = crate::deploy::oci::account::client(profile)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -9,10 +9,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Render `profile` with `slots` into `out` (default `.calops/<profile>/terraform/`), with the
-/// warnings and notes the operator should see. Shared by `render` and `plan`.
+/// warnings and notes the operator should see. Shared by `render` and `plan`. `account` is
+/// the tenancy and home region when known (`plan` looks them up; `render` reads only the OCI
+/// config, no network).
 pub fn render_profile(
     profile: &crate::profile::Profile,
     slots: BTreeMap<String, Slot>,
+    account: &crate::deploy::oci::stack::Account,
     out: Option<PathBuf>,
     ui: &Ui,
 ) -> anyhow::Result<(RenderInput, render::Rendered, PathBuf, Option<String>)> {
@@ -20,7 +23,11 @@ pub fn render_profile(
     if tf_version.is_none() {
         ui.warn("terraform was not found on PATH: rendering for the S3-compatible state backend (works with every Terraform version)");
     }
-    let input = RenderInput::from_profile(profile, slots, tf_version.clone())?;
+    let mut input = RenderInput::from_profile(profile, slots, tf_version.clone())?;
+    input.oci.tenancy_id = account.tenancy_id.clone();
+    if input.oci.home_region.is_none() {
+        input.oci.home_region = account.home_region.clone();
+    }
     let rendered = render::render(&input)?;
     for w in &rendered.warnings {
         ui.warn(w);
@@ -37,8 +44,16 @@ pub fn render_profile(
 pub fn run(g: &GlobalArgs, args: &RenderArgs, ui: &Ui) -> anyhow::Result<i32> {
     let profile = super::load_profile(g, ui)?;
     let slots = parse_slots(args.image.as_deref(), &args.slot)?;
+    // The tenancy from the OCI config when there is one (no network: an unpinned home region
+    // stays unknown, and the render says so).
+    let account = crate::deploy::oci::account::signing_profile(&profile)
+        .map(|p| crate::deploy::oci::stack::Account {
+            tenancy_id: Some(p.tenancy),
+            home_region: None,
+        })
+        .unwrap_or_default();
     let (input, rendered, out, tf_version_doc) =
-        render_profile(&profile, slots, args.out.clone(), ui)?;
+        render_profile(&profile, slots, &account, args.out.clone(), ui)?;
     if !rendered.backend_init_config.is_empty() {
         ui.note(format!(
             "note: the state backend still needs {} at `terraform init` (-backend-config): pin [oci] object_storage_namespace (`oci os ns get` prints it) to write it into the files",
@@ -119,7 +134,15 @@ pub fn parse_slots(
         };
         // A slot given without an image keeps the one --image gave it.
         let image = image.or_else(|| out.get(name).and_then(|s: &Slot| s.image.clone()));
-        out.insert(name.to_string(), Slot { image, state });
+        out.insert(
+            name.to_string(),
+            Slot {
+                state,
+                image,
+                spec: None,
+                bound: None,
+            },
+        );
     }
     Ok(out)
 }

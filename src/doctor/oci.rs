@@ -1,6 +1,8 @@
 //! OCI configuration checks for `oci` profiles: the config file and profile (with DEFAULT
-//! inheritance), the key file (readable, private, decryptable), the fingerprint, and that the
-//! config's region and OCIDs are well formed and agree with the calops profile.
+//! inheritance), the key file (readable, private, decryptable), the fingerprint, that the
+//! config's region and OCIDs are well formed and agree with the calops profile, that Terraform
+//! will act as the same identity as calops, and what the stack will expose (plain HTTP, alarms
+//! nobody receives).
 
 use super::Check;
 use crate::oci::{config::OciConfig, keys};
@@ -19,6 +21,100 @@ fn split_fix(e: &dyn std::fmt::Display) -> (String, String) {
 
 pub fn checks(p: &Profile) -> Vec<Check> {
     let Some(oci) = &p.oci else { return Vec::new() };
+    let mut out = stack_checks(p);
+    out.extend(config_checks(p, oci));
+    out
+}
+
+/// What the rendered stack exposes that the operator should know before users do.
+pub fn stack_checks(p: &Profile) -> Vec<Check> {
+    let mut out = Vec::new();
+    out.push(match &p.load_balancer.certificate_id {
+        Some(c) => Check::ok(
+            "https",
+            false,
+            "the load balancer serves HTTPS on 443 and redirects port 80",
+        )
+        .found(c.as_str()),
+        None => Check::warn(
+            "https",
+            false,
+            "no [load_balancer] certificate_id: the service is served over PLAIN HTTP on port 80",
+            "set [load_balancer] certificate_id to a Certificates-service certificate OCID (and hostname)",
+        ),
+    });
+    out.push(match &p.monitoring.notification_email {
+        Some(e) => Check::ok(
+            "alarm-email",
+            false,
+            format!("alarms are sent to {}", e.as_str()),
+        ),
+        None => Check::warn(
+            "alarm-email",
+            false,
+            "no [monitoring] notification_email: the alarms publish to a topic nobody is subscribed to",
+            "set [monitoring] notification_email = \"ops@example.com\" (confirm the subscription e-mail OCI sends)",
+        ),
+    });
+    out
+}
+
+/// The one identity calops and Terraform act as, or why they would differ.
+fn terraform_identity(p: &Profile) -> Check {
+    use crate::oci::tfprovider;
+    let signing = match crate::deploy::oci::account::signing_profile(p) {
+        Ok(s) => s,
+        Err(e) => {
+            let (what, fix) = split_fix(&e);
+            return Check::fail("terraform-identity", true, what, fix);
+        }
+    };
+    let calops = format!(
+        "{} (key {}, region {}) from [{}] in {}",
+        signing
+            .api_key_id()
+            .unwrap_or_else(|| format!("session token of [{}]", signing.profile)),
+        signing.key_file.display(),
+        signing.region,
+        signing.profile,
+        signing.config_file.display()
+    );
+    let process = |k: &str| std::env::var(k).ok();
+    let provider_config = tfprovider::provider_config_path(&process);
+    match crate::deploy::oci::account::terraform_env(&signing) {
+        Ok(env) => {
+            let names: Vec<&str> = env
+                .vars
+                .keys()
+                .filter(|k| k.starts_with("OCI_"))
+                .map(String::as_str)
+                .collect();
+            Check::ok(
+                "terraform-identity",
+                true,
+                format!(
+                    "calops and Terraform act as {calops}; Terraform gets it through {} (its own file would be {})",
+                    names.join(", "),
+                    provider_config
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_else(|| "unknown".into())
+                ),
+            )
+            .found(signing.api_key_id().unwrap_or_default())
+        }
+        Err(e) => {
+            let (what, fix) = split_fix(&e);
+            Check::fail(
+                "terraform-identity",
+                true,
+                format!("calops acts as {calops}, but {what}"),
+                fix,
+            )
+        }
+    }
+}
+
+fn config_checks(p: &Profile, oci: &crate::profile::model::OciSection) -> Vec<Check> {
     let mut out = Vec::new();
     let profile = match OciConfig::load(oci.config_file.as_deref(), Some(&oci.config_profile)) {
         Ok(c) => {
@@ -115,6 +211,7 @@ pub fn checks(p: &Profile) -> Vec<Check> {
             )
             .found(actual),
         );
+        out.push(terraform_identity(p));
         return out;
     }
     match &profile.fingerprint {
@@ -139,5 +236,6 @@ pub fn checks(p: &Profile) -> Vec<Check> {
             format!("add `fingerprint={actual}` to [{}]", profile.profile),
         )),
     }
+    out.push(terraform_identity(p));
     out
 }

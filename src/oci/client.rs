@@ -43,10 +43,12 @@ pub enum Service {
     Registry,
     /// Core services (`iaas`): VCNs, compute, core work requests.
     Core,
+    /// Identity (`identity`): tenancy, region subscriptions.
+    Identity,
 }
 
 impl Service {
-    pub const ALL: [Service; 7] = [
+    pub const ALL: [Service; 8] = [
         Service::ObjectStorage,
         Service::LoadBalancer,
         Service::ContainerInstances,
@@ -54,6 +56,7 @@ impl Service {
         Service::Redis,
         Service::Registry,
         Service::Core,
+        Service::Identity,
     ];
 
     /// Short name, as used in `--endpoint`-style overrides and messages.
@@ -66,6 +69,7 @@ impl Service {
             Service::Redis => "redis",
             Service::Registry => "registry",
             Service::Core => "core",
+            Service::Identity => "identity",
         }
     }
 
@@ -85,6 +89,7 @@ impl Service {
             }
             Service::Postgresql => format!("postgresql.{region}.oci.oraclecloud.com"),
             Service::Redis => format!("redis.{region}.oci.oraclecloud.com"),
+            Service::Identity => format!("identity.{region}.oci.oraclecloud.com"),
             Service::Registry => {
                 let key = region_key(region).ok_or_else(|| OciError::Endpoint {
                     service: self.name(),

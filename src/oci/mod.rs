@@ -9,7 +9,9 @@
 //! - [`signer`]: the pure HTTP signature scheme.
 //! - [`client`]: [`client::OciClient`], endpoints, retries, errors.
 //! - typed calls: [`objectstorage`], [`registry`], [`loadbalancer`], [`containerinstances`],
-//!   [`workrequests`].
+//!   [`workrequests`], [`identity`] (the tenancy's home region).
+//! - [`tfprovider`]: how the OCI Terraform provider finds its credentials, and the environment
+//!   that makes it act as the same identity as calops.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -25,6 +27,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod containerinstances;
+pub mod identity;
 pub mod keys;
 pub mod loadbalancer;
 pub mod objectstorage;
@@ -32,6 +35,7 @@ pub mod psql;
 pub mod raw;
 pub mod registry;
 pub mod signer;
+pub mod tfprovider;
 pub mod workrequests;
 
 /// Split an error message from this module into what went wrong and the fix: messages end

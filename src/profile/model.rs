@@ -47,7 +47,11 @@ pub struct OciSection {
     pub config_profile: String,
     /// Explicit path of the OCI config file (default: `OCI_CLI_CONFIG_FILE` or `~/.oci/config`).
     pub config_file: Option<PathBuf>,
-    pub availability_domain: Option<String>,
+    /// The tenancy's home region (IAM writes go there); `None` looks it up (Identity API).
+    pub home_region: Option<Region>,
+    /// Pinned availability domains (`availability_domain` or `availability_domains`); empty
+    /// looks them up.
+    pub availability_domains: Vec<String>,
     pub object_storage_namespace: Option<String>,
     pub services_gateway_service_id: Option<Ocid>,
 }
@@ -109,6 +113,9 @@ pub struct ServiceSection {
     pub ocpus: f64,
     pub memory_gbs: f64,
     pub port: Port,
+    /// Container instances per deployment slot (default 1), spread over fault domains and
+    /// availability domains, each its own load balancer backend.
+    pub replicas: u32,
     pub image_repository: String,
     /// Non-secret environment variables.
     pub environment: BTreeMap<String, String>,
@@ -250,12 +257,33 @@ fn read_oci(s: &Section<'_>, required: bool) -> Option<OciSection> {
         .opt_str("config_profile")
         .unwrap_or_else(|| "DEFAULT".into());
     let config_file = s.opt_str("config_file").map(PathBuf::from);
-    let availability_domain = s.opt_str("availability_domain");
-    if let Some(ad) = &availability_domain {
+    let home_region = s.parsed("home_region", false, Region::parse);
+    let mut availability_domains = Vec::new();
+    if let Some(ad) = s.opt_str("availability_domain") {
+        availability_domains.push(ad);
+    }
+    if let Some(list) = s.str_list("availability_domains") {
+        if !availability_domains.is_empty() {
+            s.invalid(
+                "availability_domains",
+                "both `availability_domain` and `availability_domains` are set",
+                Some("keep one: `availability_domains = [\"Uocm:AP-SYDNEY-1-AD-1\"]`".into()),
+            );
+        }
+        if list.is_empty() {
+            s.invalid(
+                "availability_domains",
+                "the list is empty",
+                Some("name at least one, or remove the key to look them up".into()),
+            );
+        }
+        availability_domains.extend(list);
+    }
+    for ad in &availability_domains {
         // Names look like `Uocm:AP-SYDNEY-1-AD-1`.
         if !ad.contains("-AD-") {
             s.invalid(
-                "availability_domain",
+                "availability_domains",
                 format!("`{ad}` does not look like an availability domain name"),
                 Some(
                     "names look like `Uocm:AP-SYDNEY-1-AD-1` (`oci iam availability-domain list`)"
@@ -283,7 +311,8 @@ fn read_oci(s: &Section<'_>, required: bool) -> Option<OciSection> {
         compartment_id: compartment_id?,
         config_profile,
         config_file,
-        availability_domain,
+        home_region,
+        availability_domains,
         object_storage_namespace,
         services_gateway_service_id,
     })
@@ -525,6 +554,10 @@ fn env_name_ok(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// The most container instances one slot may have (each is a load balancer backend and
+/// counts against the tenancy's container instance limits).
+pub const MAX_REPLICAS: i64 = 12;
+
 fn read_service(s: &Section<'_>) -> Option<ServiceSection> {
     let (shape, ocpus, memory_gbs) = shape_and_size(s, CONTAINER_SHAPES);
     let port = s.opt_int("port").map(Port::parse);
@@ -594,12 +627,18 @@ fn read_service(s: &Section<'_>) -> Option<ServiceSection> {
         }
     }
     let graceful = s.int_in("graceful_shutdown_seconds", 0, 300, " seconds");
+    let replicas = if s.has("replicas") {
+        s.int_in("replicas", 1, MAX_REPLICAS, " container instances per slot")
+    } else {
+        Some(1)
+    };
     s.finish_ref();
     Some(ServiceSection {
         shape: shape?,
         ocpus: ocpus?,
         memory_gbs: memory_gbs?,
         port: port?,
+        replicas: replicas? as u32,
         image_repository: image_repository?,
         environment,
         secrets,

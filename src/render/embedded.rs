@@ -43,4 +43,5 @@ pub const MODULE_FILES: &[(&str, &str)] = module_files!(
     "loadbalancer",
     "monitoring",
     "access",
+    "slots",
 );

@@ -6,6 +6,7 @@
 
 use crate::profile::types::SecretRef;
 use crate::profile::{Profile, Target};
+use crate::runtime::env::{ContainerEnv, OciParams};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -39,8 +40,17 @@ pub struct OciInput {
     pub region: String,
     pub compartment_id: String,
     pub config_profile: String,
+    /// The tenancy OCID (the dynamic group lives in the tenancy): from the OCI config calops
+    /// signs with. `None` renders without it (Terraform then asks for `tenancy_ocid`).
     #[serde(default)]
-    pub availability_domain: Option<String>,
+    pub tenancy_id: Option<String>,
+    /// The tenancy's home region, where IAM writes go: pinned (`[oci] home_region`) or looked
+    /// up with the Identity API. `None` renders without it (Terraform asks for `home_region`).
+    #[serde(default)]
+    pub home_region: Option<String>,
+    /// Pinned availability domains (replicas are spread over them); empty looks them up.
+    #[serde(default)]
+    pub availability_domains: Vec<String>,
     #[serde(default)]
     pub object_storage_namespace: Option<String>,
     #[serde(default)]
@@ -112,6 +122,9 @@ pub struct ServiceInput {
     pub ocpus: f64,
     pub memory_gbs: f64,
     pub port: u16,
+    /// Container instances per slot (each its own load balancer backend).
+    #[serde(default = "one")]
+    pub replicas: u32,
     pub image_repository: String,
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
@@ -143,59 +156,10 @@ pub struct MonitoringInput {
     pub notification_email: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SlotState {
-    /// Runs and receives traffic.
-    Active,
-    /// Runs; its load balancer backend is drained (no new connections).
-    Draining,
-    /// Not rendered: no instance, no backend.
-    Absent,
-}
+pub use crate::runtime::slot::{is_pinned_image, Slot, SlotSpec, SlotState, SLOT_NAMES};
 
-impl SlotState {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            SlotState::Active => "active",
-            SlotState::Draining => "draining",
-            SlotState::Absent => "absent",
-        }
-    }
-}
-
-/// One deployment slot: the image it runs (pinned by digest) and its state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Slot {
-    #[serde(default)]
-    pub image: Option<String>,
-    pub state: SlotState,
-}
-
-impl Slot {
-    pub fn active(image: &str) -> Slot {
-        Slot {
-            image: Some(image.to_string()),
-            state: SlotState::Active,
-        }
-    }
-}
-
-/// The names slots may have.
-pub const SLOT_NAMES: &[&str] = &["blue", "green"];
-
-/// True when `image` is `<repository>@sha256:<64 lowercase hex>`.
-pub fn is_pinned_image(image: &str) -> bool {
-    let Some((repo, digest)) = image.split_once("@sha256:") else {
-        return false;
-    };
-    !repo.is_empty()
-        && !repo.contains(char::is_whitespace)
-        && digest.len() == 64
-        && digest
-            .chars()
-            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+fn one() -> u32 {
+    1
 }
 
 /// Why an input cannot be rendered: what is wrong, and what to do.
@@ -210,6 +174,22 @@ pub(crate) fn err(what: impl Into<String>, fix: impl Into<String>) -> RenderErro
     RenderError {
         what: what.into(),
         fix: fix.into(),
+    }
+}
+
+/// The OCID in a `vault:ocid1.vaultsecret...` reference, or why the reference cannot be used.
+pub fn vault_secret_ocid(field: &str, reference: &str) -> Result<String, RenderError> {
+    match reference.strip_prefix("vault:") {
+        Some(ocid) if ocid.starts_with("ocid1.vaultsecret.") => Ok(ocid.to_string()),
+        _ if reference.starts_with("env:") => Err(err(
+            format!("{field} is an `env:` reference, which an OCI deployment cannot use: the value would have to pass through Terraform and land in its state"),
+            format!("store the secret in OCI Vault and set {field} = \"vault:ocid1.vaultsecret...\""),
+        )),
+        // Never echo the value: it may be a secret typed into the wrong field.
+        _ => Err(err(
+            format!("{field} is not a secret reference (the value is not shown)"),
+            format!("set {field} = \"vault:ocid1.vaultsecret...\" (an OCI Vault secret OCID)"),
+        )),
     }
 }
 
@@ -255,7 +235,9 @@ impl RenderInput {
                 region: oci.region.as_str().to_string(),
                 compartment_id: oci.compartment_id.as_str().to_string(),
                 config_profile: oci.config_profile.clone(),
-                availability_domain: oci.availability_domain.clone(),
+                tenancy_id: None,
+                home_region: oci.home_region.as_ref().map(|r| r.as_str().to_string()),
+                availability_domains: oci.availability_domains.clone(),
                 object_storage_namespace: oci.object_storage_namespace.clone(),
                 services_gateway_service_id: oci
                     .services_gateway_service_id
@@ -305,6 +287,7 @@ impl RenderInput {
                 ocpus: p.service.ocpus,
                 memory_gbs: p.service.memory_gbs,
                 port: p.service.port.get(),
+                replicas: p.service.replicas,
                 image_repository: p.service.image_repository.clone(),
                 environment: p.service.environment.clone(),
                 secrets: p
@@ -344,25 +327,58 @@ impl RenderInput {
         })
     }
 
+    /// What a slot staged now is made from: the profile's service settings and the container
+    /// environment of [`ContainerEnv::for_oci`].
+    pub fn profile_spec(&self) -> Result<SlotSpec, RenderError> {
+        let db_secret =
+            vault_secret_ocid("[database] admin_password", &self.database.admin_password)?;
+        let mut secrets = BTreeMap::new();
+        for (name, r) in &self.service.secrets {
+            secrets.insert(
+                name.clone(),
+                vault_secret_ocid(&format!("[service.secrets] {name}"), r)?,
+            );
+        }
+        let svc = &self.service;
+        let env = ContainerEnv::for_oci(&OciParams {
+            port: svc.port,
+            graceful_shutdown_seconds: svc.graceful_shutdown_seconds,
+            database_user: &self.database.admin_username,
+            database_password_secret: &db_secret,
+            environment: &svc.environment,
+            secrets: &secrets,
+        })
+        .rendered()
+        .map_err(|e| err(e, "rename the variable in [service.environment]"))?;
+        Ok(SlotSpec {
+            shape: svc.shape.clone(),
+            ocpus: svc.ocpus,
+            memory_gbs: svc.memory_gbs,
+            replicas: svc.replicas,
+            graceful_shutdown_seconds: svc.graceful_shutdown_seconds,
+            liveness_path: crate::runtime::LIVENESS_PATH.to_string(),
+            env,
+        })
+    }
+
+    /// The slots as rendered: a live slot without a spec gets [`Self::profile_spec`].
+    pub fn resolved_slots(&self) -> Result<BTreeMap<String, Slot>, RenderError> {
+        let mut out = BTreeMap::new();
+        for name in SLOT_NAMES {
+            let mut slot = self.slots.get(name).cloned().unwrap_or_else(Slot::absent);
+            if slot.is_live() && slot.spec.is_none() {
+                slot.spec = Some(self.profile_spec()?);
+            }
+            out.insert(name.to_string(), slot);
+        }
+        Ok(out)
+    }
+
     /// Reject inputs that would render an insecure or unusable stack.
     pub fn check(&self) -> Result<(), RenderError> {
-        let vault_ocid = |field: &str, reference: &str| -> Result<String, RenderError> {
-            match reference.strip_prefix("vault:") {
-                Some(ocid) if ocid.starts_with("ocid1.vaultsecret.") => Ok(ocid.to_string()),
-                _ if reference.starts_with("env:") => Err(err(
-                    format!("{field} is an `env:` reference, which an OCI deployment cannot use: the value would have to pass through Terraform and land in its state"),
-                    format!("store the secret in OCI Vault and set {field} = \"vault:ocid1.vaultsecret...\""),
-                )),
-                // Never echo the value: it may be a secret typed into the wrong field.
-                _ => Err(err(
-                    format!("{field} is not a secret reference (the value is not shown)"),
-                    format!("set {field} = \"vault:ocid1.vaultsecret...\" (an OCI Vault secret OCID)"),
-                )),
-            }
-        };
-        vault_ocid("[database] admin_password", &self.database.admin_password)?;
+        vault_secret_ocid("[database] admin_password", &self.database.admin_password)?;
         for (name, r) in &self.service.secrets {
-            vault_ocid(&format!("[service.secrets] {name}"), r)?;
+            vault_secret_ocid(&format!("[service.secrets] {name}"), r)?;
             if self.service.environment.contains_key(name)
                 || self
                     .service
@@ -374,6 +390,16 @@ impl RenderInput {
                     format!("remove `{name}` from [service.environment]"),
                 ));
             }
+        }
+        let max = crate::profile::model::MAX_REPLICAS as u32;
+        if !(1..=max).contains(&self.service.replicas) {
+            return Err(err(
+                format!(
+                    "[service] replicas = {} is outside 1..{max}",
+                    self.service.replicas
+                ),
+                "give each slot 1 to 12 container instances (2 or 3 spread them over fault domains)",
+            ));
         }
         for (name, slot) in &self.slots {
             if !SLOT_NAMES.contains(&name.as_str()) {
@@ -398,7 +424,17 @@ impl RenderInput {
                 }
                 _ => {}
             }
+            if let Some(spec) = slot.spec.as_ref().filter(|_| slot.is_live()) {
+                if spec.replicas == 0 {
+                    return Err(err(
+                        format!("slot `{name}` has 0 replicas"),
+                        "a live slot runs at least one container instance",
+                    ));
+                }
+            }
         }
+        // The container environment renders (no variable set twice).
+        self.profile_spec()?;
         if self.load_balancer.min_bandwidth_mbps > self.load_balancer.max_bandwidth_mbps {
             return Err(err(
                 format!(

@@ -11,7 +11,7 @@ pub mod input;
 pub mod write;
 
 pub use input::{
-    is_pinned_image, RenderError, RenderInput, Slot, SlotState, StateBackend, SLOT_NAMES,
+    is_pinned_image, RenderError, RenderInput, Slot, SlotSpec, SlotState, StateBackend, SLOT_NAMES,
 };
 
 use handlebars::Handlebars;
@@ -167,8 +167,16 @@ pub fn render(input: &RenderInput) -> Result<Rendered, RenderError> {
     });
 
     if input.load_balancer.certificate_id.is_none() {
+        warnings.push(PLAIN_HTTP_WARNING.into());
+    }
+    if oci.home_region.is_none() {
         warnings.push(
-            "load balancer: no [load_balancer] certificate_id, so the service is served over plain HTTP on port 80 (no HTTPS listener, no redirect)".into(),
+            "IAM: the tenancy's home region is not known, so `home_region` is left for Terraform to ask: pin `[oci] home_region` (`oci iam region-subscription list` shows it), or let `calops plan`/`deploy` look it up".into(),
+        );
+    }
+    if oci.tenancy_id.is_none() {
+        warnings.push(
+            "IAM: the tenancy OCID is not known (no OCI config was read), so `tenancy_ocid` is left for Terraform to ask; `calops plan`/`deploy` take it from the OCI config they sign with".into(),
         );
     }
     if !input.slots.values().any(|s| s.state == SlotState::Active) {
@@ -189,8 +197,9 @@ pub fn render(input: &RenderInput) -> Result<Rendered, RenderError> {
         "profile": input.profile,
         "required_version": hcl::quote(required_version),
         "backend": backend,
+        "stack_values": stack_values(),
         "pins": {
-            "availability_domain": oci.availability_domain.is_some(),
+            "availability_domains": !oci.availability_domains.is_empty(),
             "object_storage_namespace": oci.object_storage_namespace.is_some(),
             "services_gateway_service_id": oci.services_gateway_service_id.is_some(),
         },
@@ -209,7 +218,7 @@ pub fn render(input: &RenderInput) -> Result<Rendered, RenderError> {
     for (path, text) in embedded::MODULE_FILES {
         files.insert(path.to_string(), text.to_string());
     }
-    files.insert("terraform.tfvars.json".into(), tfvars(input));
+    files.insert("terraform.tfvars.json".into(), tfvars(input)?);
 
     Ok(Rendered {
         files,
@@ -219,33 +228,42 @@ pub fn render(input: &RenderInput) -> Result<Rendered, RenderError> {
     })
 }
 
+/// Printed (render, plan, deploy, doctor) for a profile without a certificate.
+pub const PLAIN_HTTP_WARNING: &str = "load balancer: no [load_balancer] certificate_id, so the service is served over PLAIN HTTP on port 80 (no HTTPS listener, no redirect): set certificate_id to a Certificates-service certificate OCID before real users sign in";
+
+/// The `stack_values` local of the root module, from [`crate::runtime::StackValue`].
+fn stack_values() -> Value {
+    let values: Vec<_> = crate::runtime::StackValue::ALL
+        .iter()
+        .filter_map(|v| v.hcl().map(|hcl| (v.key(), hcl)))
+        .collect();
+    // `terraform fmt` aligns the `=` of consecutive attributes.
+    let width = values.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    values
+        .into_iter()
+        .map(|(k, hcl)| json!({ "key": format!("{k:width$}"), "hcl": hcl }))
+        .collect()
+}
+
 /// The non-secret inputs of the root module. Secrets appear only as Vault secret OCIDs.
-fn tfvars(input: &RenderInput) -> String {
+fn tfvars(input: &RenderInput) -> Result<String, RenderError> {
     let oci = &input.oci;
     let vault = |r: &str| r.strip_prefix("vault:").unwrap_or(r).to_string();
-    let slots: BTreeMap<&str, Value> = SLOT_NAMES
-        .iter()
-        .map(|name| {
-            let slot = input.slots.get(*name);
-            let state = slot.map(|s| s.state).unwrap_or(SlotState::Absent);
-            let image = slot.and_then(|s| s.image.clone()).unwrap_or_default();
-            (*name, json!({ "image": image, "state": state.as_str() }))
-        })
-        .collect();
-    let secret_ocids: BTreeMap<&str, String> = input
-        .service
-        .secrets
-        .iter()
-        .map(|(k, v)| (k.as_str(), vault(v)))
-        .collect();
+    let slots = input.resolved_slots()?;
+    let profile_spec = input.profile_spec()?;
     let mut v: BTreeMap<&str, Value> = BTreeMap::new();
     v.insert("profile", json!(input.profile));
     v.insert("name", json!(input.network.vcn_name));
     v.insert("region", json!(oci.region));
     v.insert("compartment_id", json!(oci.compartment_id));
-    v.insert("config_profile", json!(oci.config_profile));
-    if let Some(x) = &oci.availability_domain {
-        v.insert("availability_domain", json!(x));
+    if let Some(x) = &oci.tenancy_id {
+        v.insert("tenancy_ocid", json!(x));
+    }
+    if let Some(x) = &oci.home_region {
+        v.insert("home_region", json!(x));
+    }
+    if !oci.availability_domains.is_empty() {
+        v.insert("availability_domains", json!(oci.availability_domains));
     }
     if let Some(x) = &oci.object_storage_namespace {
         v.insert("object_storage_namespace", json!(x));
@@ -282,17 +300,13 @@ fn tfvars(input: &RenderInput) -> String {
     v.insert("ics_retention_days", json!(s.ics_retention_days));
     let svc = &input.service;
     v.insert("image_repository", json!(svc.image_repository));
-    v.insert("service_shape", json!(svc.shape));
-    v.insert("service_ocpus", num(svc.ocpus));
-    v.insert("service_memory_gbs", num(svc.memory_gbs));
     v.insert("service_port", json!(svc.port));
-    v.insert("service_environment", json!(svc.environment));
-    v.insert("service_secret_ocids", json!(secret_ocids));
     v.insert(
-        "service_graceful_shutdown_seconds",
-        json!(svc.graceful_shutdown_seconds),
+        "service_readiness_path",
+        json!(crate::runtime::READINESS_PATH),
     );
-    v.insert("slots", json!(slots));
+    v.insert("service_secret_ids", json!(profile_spec.env.secret_ids));
+    v.insert("slots", slots_json(&slots));
     let lb = &input.load_balancer;
     v.insert("lb_min_bandwidth_mbps", json!(lb.min_bandwidth_mbps));
     v.insert("lb_max_bandwidth_mbps", json!(lb.max_bandwidth_mbps));
@@ -308,7 +322,20 @@ fn tfvars(input: &RenderInput) -> String {
     // the BTreeMaps inside are already sorted, so the output is stable either way.
     let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
     text.push('\n');
-    text
+    Ok(text)
+}
+
+/// The slot records, with whole numbers written without a fraction (`2`, not `2.0`).
+fn slots_json(slots: &BTreeMap<String, Slot>) -> Value {
+    let mut v = serde_json::to_value(slots).unwrap_or_default();
+    for record in v.as_object_mut().into_iter().flat_map(|m| m.values_mut()) {
+        for key in ["ocpus", "memory_gbs"] {
+            if let Some(x) = record.get(key).and_then(Value::as_f64) {
+                record[key] = num(x);
+            }
+        }
+    }
+    v
 }
 
 #[cfg(test)]
@@ -321,19 +348,6 @@ mod tests {
         assert_eq!(parse_terraform_version("v1.12.0-beta1"), Some((1, 12)));
         assert_eq!(parse_terraform_version("garbage"), None);
         assert!((1, 12) > (1, 11) && (2, 0) > (1, 12));
-    }
-
-    #[test]
-    fn pinned_images() {
-        let d = "a".repeat(64);
-        assert!(is_pinned_image(&format!("syd.ocir.io/ns/app@sha256:{d}")));
-        assert!(!is_pinned_image("syd.ocir.io/ns/app:latest"));
-        assert!(!is_pinned_image(&format!(
-            "syd.ocir.io/ns/app@sha256:{}",
-            "A".repeat(64)
-        )));
-        assert!(!is_pinned_image("syd.ocir.io/ns/app@sha256:abc"));
-        assert!(!is_pinned_image(&format!("@sha256:{d}")));
     }
 
     #[test]

@@ -98,6 +98,19 @@ pub struct EnvSnapshot {
     pub cache_dir: Option<PathBuf>,
     /// `dirs::home_dir()` (for the default `~/.terraformrc`).
     pub home_dir: Option<PathBuf>,
+    /// Added to every invocation, e.g. the OCI provider's credentials (the caller sets it).
+    pub extra: ExtraEnv,
+}
+
+/// Environment variables added to every invocation. `Debug` shows the names only: values may be
+/// secrets (a key's pass phrase). The runner never logs environment values.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ExtraEnv(pub BTreeMap<String, String>);
+
+impl std::fmt::Debug for ExtraEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 impl EnvSnapshot {
@@ -109,6 +122,7 @@ impl EnvSnapshot {
             cli_config_file: var("TF_CLI_CONFIG_FILE"),
             cache_dir: dirs::cache_dir(),
             home_dir: dirs::home_dir(),
+            extra: ExtraEnv::default(),
         }
     }
 

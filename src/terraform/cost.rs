@@ -159,8 +159,13 @@ pub struct CostReport {
     pub not_always_free: Vec<String>,
 }
 
+/// A number attribute. Terraform stores a number that float64 cannot hold exactly as its
+/// decimal text (see [`super::cty`]): read that too.
 fn num(v: &Value, ptr: &str) -> Option<f64> {
-    v.pointer(ptr).and_then(Value::as_f64)
+    match v.pointer(ptr)? {
+        Value::String(s) => s.parse().ok().filter(|f: &f64| f.is_finite()),
+        other => other.as_f64(),
+    }
 }
 
 fn round2(x: f64) -> f64 {
@@ -175,12 +180,6 @@ pub const PRICED_BY_VALUES: &[&str] = &[
     "oci_redis_redis_cluster",
     "oci_load_balancer_load_balancer",
 ];
-
-/// Whether pricing a resource of `rtype` needs its values (a plan that creates one needs
-/// `terraform show -json` for its planned size).
-pub fn needs_values(rtype: &str) -> bool {
-    PRICED_BY_VALUES.contains(&rtype)
-}
 
 /// Price one resource's values.
 pub fn price(rtype: &str, v: &Value, t: &PriceTable) -> Priced {
@@ -373,7 +372,7 @@ mod tests {
         .to_vec();
         types.extend(t.free_types.iter().cloned());
         for ty in &types {
-            assert!(!needs_values(ty));
+            assert!(!PRICED_BY_VALUES.contains(&ty.as_str()));
             assert_eq!(price(ty, &Value::Null, &t), price(ty, &sized, &t), "{ty}");
         }
         for ty in PRICED_BY_VALUES {

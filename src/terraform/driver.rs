@@ -39,11 +39,13 @@ impl Driver {
                 .with_context(|| format!("creating the plugin cache {}", c.display()))?;
         }
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let mut vars = command::base_env(cache.as_deref());
+        vars.extend(env.extra.0.clone());
         Ok(Driver {
             ctx: TfContext {
                 program: command::program(env),
                 dir,
-                env: command::base_env(cache.as_deref()),
+                env: vars,
             },
             runner,
         })

@@ -2,23 +2,23 @@
 //! file (with `-json`: live progress and diagnostics from one process), read the plan back,
 //! summarise, price, and run the destroy guard.
 //!
-//! Reading the plan back: when the `-json` stream says everything the summary needs (no
-//! changes, or only creates and deletes whose price does not depend on their size), the plan is
-//! built from the stream and the prior state saved in the plan file; otherwise (updates and
-//! replacements, whose changed and forcing attributes only the plan JSON has)
-//! `terraform show -json` runs. Both give the same summary, guard verdict and cost estimate.
+//! Reading the plan back: from the saved plan file itself ([`super::tfplan`]: planned values,
+//! forcing attributes, sensitive paths, prior state), checked against the change counts of the
+//! `-json` stream, so every kind of plan (no-op, create, update, replace, delete) is exactly one
+//! Terraform process. `terraform show -json` runs only when asked (`always_show`) or when the
+//! plan file cannot be read (e.g. a future plan format); the log says which and why.
 
 use super::command::{EnvSnapshot, InitArgs, PlanArgs};
-use super::cost::{estimate, needs_values, PriceTable};
+use super::cost::{estimate, PriceTable};
 use super::driver::{default_planfile, Driver};
 use super::errors::{needs_init, TfError};
 use super::guard::{explain, scan_prevent_destroy, GuardPolicy};
 use super::plan_json::Plan;
-use super::planfile::read_prior_state;
 use super::progress;
 use super::runner::{Invocation, Runner};
-use super::stream::{show_needed, to_plan, StreamPlan};
+use super::stream::{check_counts, StreamPlan};
 use super::summary::{summarize, Summary};
+use super::tfplan::read_plan;
 use crate::error::{EXIT_CHANGES, EXIT_OK};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,8 +42,8 @@ pub struct PlanOptions {
     pub handle_interrupts: bool,
     /// The environment to resolve terraform and the plugin cache from (default: the process).
     pub env: Option<EnvSnapshot>,
-    /// Always read the plan back with `terraform show -json`, even when the plan stream says
-    /// enough (for comparisons and as an escape hatch).
+    /// Read the plan back with `terraform show -json` instead of from the plan file (a second
+    /// Terraform process; for comparisons and as an escape hatch).
     pub always_show: bool,
 }
 
@@ -190,8 +190,8 @@ pub fn plan_with(
     })
 }
 
-/// The plan as [`Plan`]: from the stream and the plan file's prior state when that says
-/// enough, else from `terraform show -json`. The choice and its reason go to the log.
+/// The plan as [`Plan`]: read from the plan file and checked against the stream's counts, or
+/// (asked for, or when that fails) from `terraform show -json`. The choice goes to the log.
 fn read_back(
     driver: &Driver,
     opts: &PlanOptions,
@@ -199,22 +199,17 @@ fn read_back(
     planfile: &Path,
 ) -> anyhow::Result<Plan> {
     let why = if opts.always_show {
-        Some("always_show is set".to_string())
+        "always_show is set".to_string()
     } else {
-        show_needed(stream, needs_values)
-    };
-    let why = match why {
-        Some(w) => w,
-        None => match read_prior_state(planfile) {
-            Ok(prior) => {
-                driver.runner.note(
-                    "plan read from the -json stream and the plan file's prior state \
-                     (no `terraform show -json` needed)",
-                );
-                return Ok(to_plan(stream, prior));
+        match read_plan(planfile).and_then(|s| check_counts(stream, &s.counts).map(|()| s.plan)) {
+            Ok(plan) => {
+                driver
+                    .runner
+                    .note("plan read from the saved plan file (no `terraform show -json` needed)");
+                return Ok(plan);
             }
-            Err(e) => format!("the plan file's state could not be read ({e:#})"),
-        },
+            Err(e) => format!("the saved plan could not be read by calops ({e:#})"),
+        }
     };
     driver.runner.note(&format!(
         "reading the plan with `terraform show -json`: {why}"

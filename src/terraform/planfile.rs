@@ -1,9 +1,8 @@
 //! The refreshed prior state saved inside a plan file, read without running Terraform.
 //!
 //! A saved plan (`plan -out=FILE`) is a zip archive; its `tfstate` entry is the prior state
-//! *after* refresh, the very state `terraform show -json FILE` reports as `prior_state`. When
-//! the plan stream already says everything else the summary needs, calops reads the resource
-//! values from here instead of starting `terraform show -json` (see [`super::stream`]).
+//! *after* refresh, the very state `terraform show -json FILE` reports as `prior_state`, and
+//! its `tfplan` entry the planned changes ([`super::tfplan`] reads both).
 //!
 //! Values are masked with the state's `sensitive_attributes` while parsing, like
 //! [`super::plan_json`] does, so no secret from the state lives past this module.
@@ -14,8 +13,8 @@ use serde_json::{Map, Value};
 use std::io::Read;
 use std::path::Path;
 
-/// The `tfstate` entry of the plan file at `path`.
-pub fn read_prior_state_text(path: &Path) -> anyhow::Result<String> {
+/// The named entries of the plan file (a zip archive) at `path`, in the order asked.
+pub fn read_entries(path: &Path, names: &[&str]) -> anyhow::Result<Vec<Vec<u8>>> {
     let f = std::fs::File::open(path)
         .with_context(|| format!("opening the saved plan {}", path.display()))?;
     let mut zip = zip::ZipArchive::new(f).with_context(|| {
@@ -24,17 +23,29 @@ pub fn read_prior_state_text(path: &Path) -> anyhow::Result<String> {
             path.display()
         )
     })?;
-    let mut entry = zip.by_name("tfstate").with_context(|| {
-        format!(
-            "the plan file {} has no `tfstate` entry (written by an unsupported Terraform version?)",
-            path.display()
-        )
-    })?;
-    let mut text = String::new();
-    entry
-        .read_to_string(&mut text)
-        .with_context(|| format!("reading the state inside {}", path.display()))?;
-    Ok(text)
+    names
+        .iter()
+        .map(|name| {
+            let mut entry = zip.by_name(name).with_context(|| {
+                format!(
+                    "the plan file {} has no `{name}` entry (written by an unsupported Terraform version?)",
+                    path.display()
+                )
+            })?;
+            let mut bytes = Vec::new();
+            entry
+                .read_to_end(&mut bytes)
+                .with_context(|| format!("reading `{name}` inside {}", path.display()))?;
+            Ok(bytes)
+        })
+        .collect()
+}
+
+/// The `tfstate` entry of the plan file at `path`.
+pub fn read_prior_state_text(path: &Path) -> anyhow::Result<String> {
+    let bytes = read_entries(path, &["tfstate"])?.remove(0);
+    String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("the state inside {} is not UTF-8", path.display()))
 }
 
 /// The managed and data resources of a plan file's prior state (masked).
@@ -80,7 +91,7 @@ pub fn parse_state(text: &str) -> anyhow::Result<Vec<ResourceValues>> {
             }
             let address = match inst.get("index_key") {
                 Some(Value::Number(n)) => format!("{base}[{n}]"),
-                Some(Value::String(k)) => format!("{base}[{}]", Value::String(k.clone())),
+                Some(Value::String(k)) => format!("{base}{}", super::address::quote_key(k)),
                 _ => base.clone(),
             };
             let attrs = unwrap_dynamic(inst.get("attributes").cloned().unwrap_or(Value::Null));

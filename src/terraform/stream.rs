@@ -2,15 +2,12 @@
 //!
 //! calops plans with `-json` so one process gives it the live step and resource for the spinner
 //! (`refresh_start`, `planned_change`...), Terraform's diagnostics (rendered back to the text
-//! people know, for the log and error messages), and the planned changes themselves. When the
-//! stream says everything the summary needs, `terraform show -json PLANFILE` (a second
-//! Terraform process, as slow as the plan itself on small configurations) is skipped and the
-//! [`Plan`] is built from the stream plus the prior state saved in the plan file
-//! ([`super::planfile`]). [`show_needed`] decides; it errs on the side of running `show`.
+//! people know, for the log and error messages), and the planned changes and their counts.
+//! The plan itself is read from the saved plan file ([`super::tfplan`]); [`check_counts`]
+//! holds that reading to the counts Terraform printed.
 
-use super::plan_json::{Action, OutputChange, Plan, ResourceChange, ResourceValues};
+use super::plan_json::{Action, OutputChange};
 use serde_json::Value;
-use std::collections::BTreeSet;
 
 /// One `planned_change` message.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +41,7 @@ pub struct StreamPlan {
     pub outputs: Vec<OutputChange>,
     pub counts: Option<ChangeCounts>,
     /// Messages calops could not map exactly (an action or reason it does not know, a move,
-    /// an import): any of these makes [`show_needed`] ask for `terraform show -json`.
+    /// an import); informational (the plan is read from the plan file).
     pub unsupported: Vec<String>,
     pub errors: usize,
 }
@@ -198,10 +195,10 @@ pub fn parse(stdout: &str) -> StreamPlan {
                     }
                 }
             }
-            "diagnostic" => {
-                if v.pointer("/diagnostic/severity").and_then(Value::as_str) == Some("error") {
-                    p.errors += 1;
-                }
+            "diagnostic"
+                if v.pointer("/diagnostic/severity").and_then(Value::as_str) == Some("error") =>
+            {
+                p.errors += 1;
             }
             _ => {}
         }
@@ -243,184 +240,22 @@ fn parse_change(c: &Value) -> Result<StreamChange, String> {
     })
 }
 
-/// Why `terraform show -json` must run after this plan, or `None` when the stream and the
-/// prior state say everything the summary, the guard and the cost estimate need.
-/// `needs_values(type)`: whether pricing a resource of that type reads its attribute values.
-pub fn show_needed(s: &StreamPlan, needs_values: impl Fn(&str) -> bool) -> Option<String> {
-    if let Some(u) = s.unsupported.first() {
-        return Some(format!(
-            "the plan stream has something calops does not map ({u})"
-        ));
-    }
-    let Some(counts) = s.counts else {
-        return Some("the plan stream has no change summary".into());
-    };
-    if counts.import > 0 {
-        return Some("the plan imports resources".into());
-    }
-    let managed: Vec<&StreamChange> = s.changes.iter().filter(|c| c.mode == "managed").collect();
-    let n = |a: Action| managed.iter().filter(|c| c.action == a).count() as u64;
-    // Terraform's own counts must match what was seen, or something was missed.
-    if counts.add != n(Action::Create) + n(Action::Replace)
-        || counts.change != n(Action::Update)
-        || counts.remove != n(Action::Delete) + n(Action::Replace)
-    {
-        return Some(format!(
-            "the plan stream's change summary ({}/{}/{}) does not match its planned changes",
-            counts.add, counts.change, counts.remove
-        ));
-    }
-    if let Some(c) = managed
-        .iter()
-        .find(|c| matches!(c.action, Action::Update | Action::Replace))
-    {
-        return Some(format!(
-            "{} is {}d: the summary names the attributes that change",
-            c.address,
-            c.action.as_str()
-        ));
-    }
-    if let Some(c) = managed
-        .iter()
-        .find(|c| c.action == Action::Create && needs_values(&c.rtype))
-    {
-        return Some(format!(
-            "{} is created: its price depends on its planned size",
-            c.address
-        ));
-    }
-    None
-}
-
-/// The [`Plan`] the stream and the plan file's prior state describe (use only when
-/// [`show_needed`] said `None`). Unchanged managed resources get no-op entries, like plan
-/// JSON has; resources to be created have no values yet (`null`: only their type is known).
-pub fn to_plan(s: &StreamPlan, prior: Vec<ResourceValues>) -> Plan {
-    let changed: BTreeSet<&str> = s.changes.iter().map(|c| c.address.as_str()).collect();
-    let prior_of = |addr: &str| {
-        prior
-            .iter()
-            .find(|r| r.address == addr)
-            .map(|r| r.values.clone())
-            .unwrap_or(Value::Null)
-    };
-    let mut resource_changes: Vec<ResourceChange> = s
-        .changes
-        .iter()
-        .map(|c| {
-            let before = match c.action {
-                Action::Create => Value::Null,
-                _ => prior_of(&c.address),
-            };
-            let after = match c.action {
-                Action::Delete | Action::Create => Value::Null,
-                _ => before.clone(),
-            };
-            ResourceChange {
-                address: c.address.clone(),
-                module_address: c.module_address.clone(),
-                mode: c.mode.clone(),
-                rtype: c.rtype.clone(),
-                name: c.name.clone(),
-                action: c.action,
-                create_before_destroy: false,
-                action_reason: c.reason.clone(),
-                replace_paths: Vec::new(),
-                changed_paths: Vec::new(),
-                unknown_paths: Vec::new(),
-                sensitive_paths: Vec::new(),
-                before,
-                after,
-            }
-        })
-        .collect();
-    for r in prior
-        .iter()
-        .filter(|r| r.mode == "managed" && !changed.contains(r.address.as_str()))
-    {
-        let (module_address, name) = split_address(&r.address, &r.rtype);
-        resource_changes.push(ResourceChange {
-            address: r.address.clone(),
-            module_address,
-            mode: r.mode.clone(),
-            rtype: r.rtype.clone(),
-            name,
-            action: Action::NoOp,
-            create_before_destroy: false,
-            action_reason: None,
-            replace_paths: Vec::new(),
-            changed_paths: Vec::new(),
-            unknown_paths: Vec::new(),
-            sensitive_paths: Vec::new(),
-            before: r.values.clone(),
-            after: r.values.clone(),
-        });
-    }
-    resource_changes.sort_by(|a, b| a.address.cmp(&b.address));
-    let deleted: BTreeSet<&str> = s
-        .changes
-        .iter()
-        .filter(|c| c.action == Action::Delete)
-        .map(|c| c.address.as_str())
-        .collect();
-    let mut planned: Vec<ResourceValues> = prior
-        .iter()
-        .filter(|r| !deleted.contains(r.address.as_str()))
-        .cloned()
-        .collect();
-    for c in s.changes.iter().filter(|c| c.action == Action::Create) {
-        planned.push(ResourceValues {
-            address: c.address.clone(),
-            rtype: c.rtype.clone(),
-            mode: c.mode.clone(),
-            values: Value::Null,
-        });
-    }
-    let mut output_changes = s.outputs.clone();
-    output_changes.sort_by(|a, b| a.name.cmp(&b.name));
-    let has_changes = resource_changes
-        .iter()
-        .any(|c| c.mode == "managed" && !matches!(c.action, Action::NoOp | Action::Read))
-        || output_changes.iter().any(|o| o.action != Action::NoOp);
-    Plan {
-        terraform_version: s.terraform_version.clone(),
-        resource_changes,
-        output_changes,
-        prior,
-        planned,
-        applyable: has_changes,
-        errored: s.errors > 0,
-    }
-}
-
-/// `module.a.t.n[0]` -> (`Some("module.a")`, `n`).
-fn split_address(address: &str, rtype: &str) -> (Option<String>, String) {
-    let needle = format!("{rtype}.");
-    match address.rfind(&needle) {
-        Some(i) => {
-            let module = address[..i].trim_end_matches('.');
-            let module = module.strip_suffix(".data").unwrap_or(module);
-            let name = address[i + needle.len()..]
-                .split('[')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            (
-                (!module.is_empty() && module != "data").then(|| module.to_string()),
-                name,
-            )
-        }
-        None => (None, address.to_string()),
+/// The plan read from the plan file must count what Terraform's own `change_summary` counted,
+/// or calops misread it: an error then (the caller falls back to `terraform show -json`).
+pub fn check_counts(s: &StreamPlan, read: &ChangeCounts) -> anyhow::Result<()> {
+    match &s.counts {
+        None => anyhow::bail!("the plan stream has no change summary to check the plan file against"),
+        Some(c) if c == read => Ok(()),
+        Some(c) => anyhow::bail!(
+            "the plan file's changes ({} to add, {} to change, {} to remove, {} to import) differ from Terraform's summary ({}/{}/{}/{})",
+            read.add, read.change, read.remove, read.import, c.add, c.change, c.remove, c.import
+        ),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::terraform::cost::{estimate, needs_values, PriceTable};
-    use crate::terraform::guard::GuardPolicy;
-    use crate::terraform::planfile::parse_state;
-    use crate::terraform::summary::{render_human, render_markdown, summarize};
 
     fn fx(name: &str) -> String {
         std::fs::read_to_string(format!(
@@ -430,72 +265,8 @@ mod tests {
         .unwrap()
     }
 
-    fn table() -> PriceTable {
-        PriceTable::bundled()
-    }
-
-    /// The summary (with cost and guard) from the stream path equals the one from
-    /// `terraform show -json` for the same plan run.
-    fn assert_same_summary(name: &str, guard: &GuardPolicy) {
-        let shown = crate::terraform::plan_json::parse(&fx(&format!("{name}.json"))).unwrap();
-        let s = parse(&fx(&format!("{name}.stream.jsonl")));
-        assert_eq!(show_needed(&s, needs_values), None, "{name}");
-        let ours = to_plan(
-            &s,
-            parse_state(&fx(&format!("{name}.tfstate.json"))).unwrap(),
-        );
-        let a = summarize(&shown, guard, Some(estimate(&shown, &table())));
-        let b = summarize(&ours, guard, Some(estimate(&ours, &table())));
-        assert_eq!(
-            serde_json::to_value(&a).unwrap(),
-            serde_json::to_value(&b).unwrap(),
-            "{name}"
-        );
-        assert_eq!(render_human(&a), render_human(&b));
-        assert_eq!(render_markdown(&a, 60_000), render_markdown(&b, 60_000));
-        assert_eq!(shown.has_changes(), ours.has_changes());
-        assert_eq!(shown.applyable, ours.applyable);
-        assert_eq!(shown.terraform_version, ours.terraform_version);
-        let addrs = |p: &Plan| {
-            p.resource_changes
-                .iter()
-                .filter(|c| c.mode == "managed")
-                .map(|c| (c.address.clone(), c.action, c.action_reason.clone()))
-                .collect::<Vec<_>>()
-        };
-        let mut sa = addrs(&shown);
-        sa.sort();
-        assert_eq!(sa, addrs(&ours), "{name}");
-        let outs = |p: &Plan| {
-            let mut o: Vec<(String, Action, bool)> = p
-                .output_changes
-                .iter()
-                .map(|o| (o.name.clone(), o.action, o.sensitive))
-                .collect();
-            o.sort_by(|a, b| a.0.cmp(&b.0));
-            o
-        };
-        assert_eq!(outs(&shown), outs(&ours), "{name}");
-    }
-
     #[test]
-    fn noop_create_and_destroy_need_no_show_and_summarise_the_same() {
-        let mut guard = GuardPolicy::default();
-        guard.protect(&["terraform_data.db".into()]);
-        for name in ["noop", "create", "destroy"] {
-            assert_same_summary(name, &GuardPolicy::default());
-            // The guard sees the same deletions (destroy refuses the protected db).
-            assert_same_summary(name, &guard);
-        }
-        let s = parse(&fx("destroy.stream.jsonl"));
-        let p = to_plan(&s, parse_state(&fx("destroy.tfstate.json")).unwrap());
-        let refused = crate::terraform::guard::check(&p, &guard);
-        assert_eq!(refused.len(), 1);
-        assert_eq!(refused[0].address, "terraform_data.db");
-    }
-
-    #[test]
-    fn updates_and_replacements_need_show() {
+    fn planned_changes_and_counts_are_read() {
         let s = parse(&fx("changes.stream.jsonl"));
         assert_eq!(s.terraform_version, "1.11.4");
         let db = s
@@ -512,66 +283,23 @@ mod tests {
             .unwrap();
         assert_eq!(old.reason.as_deref(), Some("delete_because_count_index"));
         assert_eq!(old.name, "old");
-        let why = show_needed(&s, needs_values).unwrap();
-        assert!(why.contains("terraform_data."), "{why}");
-        assert_eq!(
-            s.counts,
-            Some(ChangeCounts {
-                add: 1,
-                change: 1,
-                import: 0,
-                remove: 2
-            })
-        );
-    }
-
-    #[test]
-    fn priced_creates_unknown_messages_and_bad_counts_need_show() {
-        let line = |addr: &str, ty: &str, action: &str| {
-            format!(
-                r#"{{"type":"planned_change","@message":"m","change":{{"resource":{{"addr":"{addr}","module":"","resource":"{addr}","resource_type":"{ty}","resource_name":"x"}},"action":"{action}"}}}}"#
-            )
+        let counts = ChangeCounts {
+            add: 1,
+            change: 1,
+            import: 0,
+            remove: 2,
         };
-        let summary = |add: u64, remove: u64| {
-            format!(
-                r#"{{"type":"change_summary","changes":{{"add":{add},"change":0,"import":0,"remove":{remove}}}}}"#
-            )
-        };
-        let ci = line(
-            "oci_container_instances_container_instance.app",
-            "oci_container_instances_container_instance",
-            "create",
+        assert_eq!(s.counts, Some(counts));
+        assert!(s.unsupported.is_empty(), "{:?}", s.unsupported);
+        check_counts(&s, &counts).unwrap();
+        let e = check_counts(&s, &ChangeCounts { add: 2, ..counts }).unwrap_err();
+        assert!(
+            format!("{e}").contains("differ from Terraform's summary"),
+            "{e}"
         );
-        let s = parse(&format!("{ci}\n{}", summary(1, 0)));
-        assert!(show_needed(&s, needs_values)
-            .unwrap()
-            .contains("price depends on its planned size"));
-        let bucket = line(
-            "oci_objectstorage_bucket.b",
-            "oci_objectstorage_bucket",
-            "create",
-        );
-        let s = parse(&format!("{bucket}\n{}", summary(1, 0)));
-        assert_eq!(show_needed(&s, needs_values), None);
-        let s = parse(&format!("{bucket}\n{}", summary(2, 0)));
-        assert!(show_needed(&s, needs_values)
-            .unwrap()
-            .contains("does not match"));
-        let s = parse(&bucket);
-        assert!(show_needed(&s, needs_values).is_some());
-        let s = parse(&format!("{}\n{}", line("t.a", "t", "move"), summary(0, 0)));
-        assert!(show_needed(&s, needs_values)
-            .unwrap()
-            .contains("does not map"));
-        // A data source read is not a managed change.
-        let s = parse(&format!(
-            "{}\n{}",
-            line("data.t.a", "t", "read")
-                .replace(r#""resource":"data.t.a""#, r#""resource":"data.t.a""#),
-            summary(0, 0)
-        ));
-        assert_eq!(s.changes[0].mode, "data");
-        assert_eq!(show_needed(&s, needs_values), None);
+        assert!(check_counts(&StreamPlan::default(), &counts).is_err());
+        let move_line = r#"{"type":"planned_change","change":{"resource":{"addr":"t.a","resource":"t.a","resource_type":"t","resource_name":"a"},"action":"move"}}"#;
+        assert_eq!(parse(move_line).unsupported.len(), 1);
     }
 
     #[test]
@@ -606,18 +334,5 @@ mod tests {
             ["terraform_data.db: Refreshing state... [id=1]"]
         );
         assert_eq!(human_lines("plain text"), ["plain text"]);
-    }
-
-    #[test]
-    fn addresses_split() {
-        assert_eq!(
-            split_address("module.a.t.n[0]", "t"),
-            (Some("module.a".into()), "n".into())
-        );
-        assert_eq!(split_address("t.n", "t"), (None, "n".into()));
-        assert_eq!(
-            split_address("module.a.data.t.n", "t"),
-            (Some("module.a".into()), "n".into())
-        );
     }
 }

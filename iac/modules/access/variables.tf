@@ -1,10 +1,25 @@
+variable "tenancy_id" {
+  description = "OCID of the tenancy (dynamic groups live in the tenancy)."
+  type        = string
+
+  validation {
+    condition     = startswith(var.tenancy_id, "ocid1.tenancy.")
+    error_message = "tenancy_id must be a tenancy OCID (ocid1.tenancy...)."
+  }
+}
+
 variable "compartment_id" {
-  description = "OCID of the compartment that holds the stack (and the policy)."
+  description = "OCID of the compartment that holds the stack (and the policies)."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the stack's bucket (names the Object Storage service principal, `objectstorage-<region>`)."
   type        = string
 }
 
 variable "name" {
-  description = "Name prefix of the policy."
+  description = "Name prefix of the dynamic group and policies."
   type        = string
 }
 
@@ -12,6 +27,11 @@ variable "secret_ids" {
   description = "OCI Vault secret OCIDs the container instances may read (database password, service secrets)."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = alltrue([for id in var.secret_ids : startswith(id, "ocid1.vaultsecret.")])
+    error_message = "secret_ids must be OCI Vault secret OCIDs (ocid1.vaultsecret...)."
+  }
 }
 
 variable "bucket_name" {
@@ -19,8 +39,14 @@ variable "bucket_name" {
   type        = string
 }
 
+variable "extra_grants" {
+  description = "More statements for the dynamic group, written in full (e.g. `Allow dynamic-group id ... to use metrics in compartment id ... where target.metrics.namespace = 'calops'`)."
+  type        = list(string)
+  default     = []
+}
+
 variable "freeform_tags" {
-  description = "Tags applied to the policy."
+  description = "Tags applied to the dynamic group and policies."
   type        = map(string)
   default     = {}
 }

@@ -1,21 +1,16 @@
-# One container instance (one deployment slot) running the service image pinned by digest.
-# Every field of `containers` forces a new instance with a new private IP, which is why calops
-# releases by starting a new slot and moving the load balancer backends, never in place.
+# One container instance (one replica of a deployment slot) running the service image pinned by
+# digest. Every field of `containers` (and the shape, availability and fault domain) forces a new
+# instance with a new private IP, which is why calops releases by starting a new slot and moving
+# the load balancer backends, never in place.
 
 locals {
-  secret_env = { for name, ocid in var.secret_ocids : "${name}_SECRET_OCID" => ocid }
-  environment = merge(var.environment, local.secret_env, {
-    PORT        = tostring(var.port)
-    CALOPS_SLOT = var.slot
-    # Reported by /health, so a deploy can tell which release answers.
-    CALOPS_IMAGE = var.image
-  })
   registry_endpoint = split("/", var.image)[0]
 }
 
 resource "oci_container_instances_container_instance" "this" {
   compartment_id                       = var.compartment_id
   availability_domain                  = var.availability_domain
+  fault_domain                         = var.fault_domain
   display_name                         = var.name
   shape                                = var.shape
   container_restart_policy             = "ALWAYS"
@@ -37,12 +32,14 @@ resource "oci_container_instances_container_instance" "this" {
   containers {
     display_name          = "app"
     image_url             = var.image
-    environment_variables = local.environment
+    environment_variables = var.environment
 
+    # Liveness: a failing check kills the container, so the path must not depend on the
+    # database (the load balancer checks readiness separately).
     health_checks {
-      name                     = "http-health"
+      name                     = "http-liveness"
       health_check_type        = "HTTP"
-      path                     = "/health"
+      path                     = var.liveness_path
       port                     = var.port
       initial_delay_in_seconds = 10
       interval_in_seconds      = 10

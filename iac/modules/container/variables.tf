@@ -4,18 +4,24 @@ variable "compartment_id" {
 }
 
 variable "name" {
-  description = "Display name of the container instance (one per slot, for example `calops-prod-au-blue`)."
-  type        = string
-}
-
-variable "slot" {
-  description = "Slot name (`blue`, `green`); exported to the container as CALOPS_SLOT."
+  description = "Display name of the container instance (one per slot replica, for example `calops-prod-au-blue-0`)."
   type        = string
 }
 
 variable "availability_domain" {
   description = "Availability domain name."
   type        = string
+}
+
+variable "fault_domain" {
+  description = "Fault domain (`FAULT-DOMAIN-1` to `-3`); null lets OCI choose."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.fault_domain == null || contains(["FAULT-DOMAIN-1", "FAULT-DOMAIN-2", "FAULT-DOMAIN-3"], coalesce(var.fault_domain, "x"))
+    error_message = "fault_domain must be FAULT-DOMAIN-1, FAULT-DOMAIN-2 or FAULT-DOMAIN-3."
+  }
 }
 
 variable "subnet_id" {
@@ -58,21 +64,16 @@ variable "port" {
   type        = number
 }
 
-variable "environment" {
-  description = "Non-secret environment variables."
-  type        = map(string)
-  default     = {}
+variable "liveness_path" {
+  description = "HTTP path of the container health check (failure action KILL): a liveness endpoint that does not depend on the database."
+  type        = string
+  default     = "/livez"
 }
 
-variable "secret_ocids" {
-  description = "Secrets as references: ENV_NAME -> OCI Vault secret OCID. The container gets ENV_NAME_SECRET_OCID and resolves the value at runtime (resource principal); no secret value is in Terraform."
+variable "environment" {
+  description = "The container's environment. Secrets appear only as references (OCI Vault secret OCIDs the service resolves at run time with its resource principal), never as values."
   type        = map(string)
   default     = {}
-
-  validation {
-    condition     = alltrue([for v in values(var.secret_ocids) : startswith(v, "ocid1.vaultsecret.")])
-    error_message = "secret_ocids values must be OCI Vault secret OCIDs (ocid1.vaultsecret...)."
-  }
 }
 
 variable "graceful_shutdown_seconds" {

@@ -1,5 +1,6 @@
 # A flexible public load balancer: HTTPS on 443 with a Certificates-service certificate, port 80
-# redirecting to HTTPS, a WebSocket-safe idle timeout, and one backend per deployment slot.
+# redirecting to HTTPS, a WebSocket-safe idle timeout, and one backend per container instance of
+# the live deployment slots.
 
 locals {
   https = var.certificate_id != null
@@ -28,7 +29,7 @@ resource "oci_load_balancer_backend_set" "app" {
   health_checker {
     protocol          = "HTTP"
     port              = var.backend_port
-    url_path          = "/health"
+    url_path          = var.health_check_path
     return_code       = 200
     interval_ms       = 10000
     timeout_in_millis = 3000

@@ -53,8 +53,14 @@ variable "backend_port" {
   type        = number
 }
 
+variable "health_check_path" {
+  description = "HTTP path the backend set's health checker probes (the service's readiness)."
+  type        = string
+  default     = "/health"
+}
+
 variable "backends" {
-  description = "One backend per deployment slot that should receive or finish traffic: slot -> { ip_address, drain }. A draining backend takes no new connections."
+  description = "One backend per container instance that should receive or finish traffic: key (`<slot>-<replica>`) -> { ip_address, drain }. A draining backend takes no new connections."
   type = map(object({
     ip_address = string
     drain      = bool

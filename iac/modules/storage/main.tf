@@ -14,9 +14,12 @@ resource "oci_objectstorage_bucket" "this" {
   }
 }
 
+# Object Storage runs lifecycle rules as the service itself: the policy that lets
+# `objectstorage-<region>` manage this compartment's objects must exist first, or the put fails.
 resource "oci_objectstorage_object_lifecycle_policy" "this" {
-  namespace = var.namespace
-  bucket    = oci_objectstorage_bucket.this.name
+  namespace  = var.namespace
+  bucket     = oci_objectstorage_bucket.this.name
+  depends_on = [var.lifecycle_after]
 
   rules {
     name        = "expire-ics-copies"

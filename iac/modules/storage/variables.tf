@@ -30,6 +30,12 @@ variable "ics_retention_days" {
   }
 }
 
+variable "lifecycle_after" {
+  description = "IDs of what must exist before the lifecycle policy: the IAM policy with `Allow service objectstorage-<region> to manage object-family in compartment ...` (the access module's `service_policy_id`)."
+  type        = list(string)
+  default     = []
+}
+
 variable "freeform_tags" {
   description = "Tags applied to the bucket."
   type        = map(string)

@@ -50,12 +50,10 @@ fn oci_section(profile: &Profile) -> anyhow::Result<&crate::profile::model::OciS
     })
 }
 
-/// The signed client for the profile's OCI config.
+/// The signed client for the profile's OCI config, in the profile's region.
 pub fn client(profile: &Profile) -> anyhow::Result<Arc<OciClient>> {
-    let oci = oci_section(profile)?;
-    let cfg =
-        crate::oci::config::OciConfig::load(oci.config_file.as_deref(), Some(&oci.config_profile))?;
-    Ok(Arc::new(OciClient::from_profile(&cfg)?))
+    oci_section(profile)?;
+    Ok(Arc::new(super::account::client(profile)?))
 }
 
 /// Find (or create) the state bucket and open the lock/ledger store on it.
@@ -138,6 +136,13 @@ pub async fn prepare(
     workdir: PathBuf,
     ui: &Ui,
 ) -> anyhow::Result<Prepared> {
+    // Bad input is refused before any call.
+    if let Some(i) = image.filter(|i| !crate::render::is_pinned_image(i)) {
+        return Err(actionable(
+            format!("--image `{i}` is not pinned by digest"),
+            "pass REPOSITORY@sha256:<64 hex> (what `calops image build --push` prints)",
+        ));
+    }
     let state = state_store(profile).await?;
     if state.location.created {
         ui.note(format!(
@@ -147,7 +152,11 @@ pub async fn prepare(
     }
     let oci = oci_section(profile)?;
     let tf_version = crate::doctor::tools::terraform_version_string();
-    let stack = ProfileStack::new(profile.clone(), tf_version.clone());
+    // One identity: Terraform acts as the OCI config profile calops signs with.
+    let signing = super::account::signing_profile(profile)?;
+    let provider_env = super::account::terraform_env(&signing)?;
+    let account = super::account::account(profile, &signing, Some(&state.client)).await?;
+    let stack = ProfileStack::new(profile.clone(), tf_version.clone(), account);
     // Slot warnings are about the render without slots done here, not about the deploy.
     for w in stack
         .warnings()?
@@ -163,6 +172,7 @@ pub async fn prepare(
                 .join("logs")
                 .join("deploy.log"),
         ),
+        env: Some(super::account::snapshot_with(&provider_env)),
         ..PlanOptions::default()
     };
     // The backend's namespace, when the profile does not pin it.
@@ -180,15 +190,7 @@ pub async fn prepare(
     }
     let source = match image {
         None if rollback => ImageSource::Recorded,
-        Some(i) => {
-            if !crate::render::is_pinned_image(i) {
-                return Err(actionable(
-                    format!("--image `{i}` is not pinned by digest"),
-                    "pass REPOSITORY@sha256:<64 hex> (what `calops image build --push` prints)",
-                ));
-            }
-            ImageSource::Pinned(i.to_string())
-        }
+        Some(i) => ImageSource::Pinned(i.to_string()),
         None => ImageSource::Build(Box::new(build_options(profile, &std::env::current_dir()?)?)),
     };
     let mut opts = OciTargetOptions::new(workdir.clone(), source);

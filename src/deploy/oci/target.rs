@@ -2,9 +2,12 @@
 //!
 //! - provision: apply the stack with the slots as they are (profile changes only; the destroy
 //!   guard stops a plan that would delete or replace the database, cache or bucket).
-//! - start: the new image goes into the idle slot (`active`), so only that slot and its backend
-//!   change — or, for a rollback whose release still runs in a drained slot, a flip (a load
-//!   balancer change only).
+//! - start: the new image goes into the idle slot (`active`) with the profile's current settings
+//!   frozen into its record, so only that slot and its backends change — or, for a rollback whose
+//!   release still runs in a drained slot, a flip (a load balancer change only).
+//! - every apply: the plan guard refuses a plan that would replace or delete the instances or
+//!   backends of a slot that stays ([`crate::deploy::slots::kept_slots`]); live slots are given
+//!   their recorded settings, so a profile change cannot reach them.
 //! - verify: the container instance ACTIVE, its backend OK (signed OCI calls, what is pending
 //!   shown on the spinner), then `GET <lb>/health` answering from the new image.
 //! - switch: the old slot drains, `/health` must then answer only from the new image, and the
@@ -17,7 +20,9 @@ use super::stack::{image_digest, StackOutputs, StackWriter};
 use super::watch::{get_health, health_client, poll_slot, Fatal};
 use crate::deploy::ledger::Release;
 use crate::deploy::pipeline::{Artifact, Target, VerifyFailure};
-use crate::deploy::slots::{plan_abort, plan_deploy, plan_flip, Phase, SlotState, Slots};
+use crate::deploy::slots::{
+    kept_slots, plan_abort, plan_deploy, plan_flip, plan_retire, Phase, SlotSpec, SlotState, Slots,
+};
 use crate::deploy::steps::{StatusLine, Steps};
 use crate::image::pipeline::ImageBuildOptions;
 use crate::oci::client::OciClient;
@@ -113,6 +118,9 @@ pub struct OciTarget {
     ui: Ui,
     /// The pinned image being deployed (from build, or restored for a rollback).
     image: Option<String>,
+    /// What the staged slot is made from: the profile's settings, or those recorded with the
+    /// release a rollback restores. `None` until build (or restore) sets it.
+    spec: Option<SlotSpec>,
     /// The slots found at provision time.
     before: Option<Slots>,
     shared: Arc<Shared>,
@@ -142,6 +150,7 @@ impl OciTarget {
             opts,
             ui,
             image,
+            spec: None,
             before: None,
             shared: Arc::new(Shared {
                 gate: tokio::sync::Mutex::new(()),
@@ -183,7 +192,20 @@ impl OciTarget {
         let shared = self.shared.clone();
         let stack = self.stack.clone();
         let dir = self.opts.workdir.clone();
-        let plan = self.opts.plan.clone();
+        let mut plan = self.opts.plan.clone();
+        // The slots that stay keep their instances and backends: the guard refuses a plan that
+        // would replace or delete them.
+        let kept = self.kept_instances(&slots);
+        let protected: Vec<String> = kept
+            .iter()
+            .flat_map(|(_, key)| stack.instance_addresses(key))
+            .collect();
+        plan.guard.protect(&protected);
+        let kept_names: Vec<String> = {
+            let mut n: Vec<String> = kept.into_iter().map(|(slot, _)| slot).collect();
+            n.dedup();
+            n
+        };
         let status = self.status.clone();
         let phase = phase.to_string();
         let handle = tokio::task::spawn_blocking(move || {
@@ -191,6 +213,16 @@ impl OciTarget {
             stack.write(&dir, &slots)?;
             let out = crate::terraform::apply_if_changed(&dir, &plan, |m| {
                 status.set(&format!("terraform ({phase}): {m}"))
+            })
+            .map_err(|e| {
+                let refused = e.to_string().starts_with("refusing:");
+                match refused && !kept_names.is_empty() {
+                    true => e.context(format!(
+                        "slot {} stays live in the {phase} phase: a plan may not replace or delete its container instances or backends (a changed profile setting reaches only the next staged slot; a stack-wide change such as the port or the subnet needs a planned outage)",
+                        kept_names.join(" and ")
+                    )),
+                    false => e,
+                }
             })
             .with_context(|| format!("terraform ({phase} phase)"))?;
             let outputs = StackOutputs::parse(&out.outputs)?;
@@ -203,6 +235,24 @@ impl OciTarget {
             Ok(outputs)
         });
         handle.await.context("the Terraform task panicked")?
+    }
+
+    /// (slot, instance key) of every instance whose slot runs now and stays unchanged in
+    /// `next`, from the last outputs read.
+    fn kept_instances(&self, next: &Slots) -> Vec<(String, String)> {
+        let Some(outputs) = self.known() else {
+            return Vec::new();
+        };
+        let current = outputs.slots();
+        kept_slots(&current, next)
+            .into_iter()
+            .flat_map(|(name, _)| {
+                outputs.slots[name]
+                    .instances
+                    .iter()
+                    .map(move |i| (name.to_string(), i.key.clone()))
+            })
+            .collect()
     }
 
     /// What the stack runs now, from `terraform output -json` (init first when needed).
@@ -391,6 +441,8 @@ impl Target for OciTarget {
 
     async fn build(&mut self, steps: &mut Steps<'_>) -> Result<(Artifact, bool)> {
         self.notify("build");
+        // What the new slot will be made from, fixed before anything runs.
+        self.spec = Some(self.stack.next_spec()?);
         match &self.opts.image {
             ImageSource::Pinned(image) => {
                 let image = image.clone();
@@ -453,8 +505,9 @@ impl Target for OciTarget {
         }
     }
 
+    /// The image and the settings its slot is made from: a rollback restores both.
     fn inputs(&self) -> serde_json::Value {
-        serde_json::json!({ "image": self.image })
+        serde_json::json!({ "image": self.image, "spec": self.spec })
     }
 
     fn restore_inputs(&mut self, inputs: &serde_json::Value) -> Result<()> {
@@ -463,6 +516,14 @@ impl Target for OciTarget {
             .and_then(|v| v.as_str())
             .context("the release record has no image reference (inputs.image)")?;
         self.image = Some(image.to_string());
+        // A release recorded before slots froze their settings has none: the profile's.
+        self.spec = match inputs.get("spec").filter(|v| !v.is_null()) {
+            Some(v) => Some(
+                serde_json::from_value(v.clone())
+                    .context("the release record's inputs.spec is not a slot spec")?,
+            ),
+            None => Some(self.stack.next_spec()?),
+        };
         Ok(())
     }
 
@@ -534,10 +595,16 @@ impl Target for OciTarget {
             Some(b) => b.clone(),
             None => self.read_outputs().await?.slots(),
         };
-        // A rollback to a release that still runs in a drained slot: flip the load balancer.
+        let spec = match &self.spec {
+            Some(s) => s.clone(),
+            None => self.stack.next_spec()?,
+        };
+        // A release that still runs, with the same settings, in a drained slot: flip the load
+        // balancer.
         let drained_with_it = before.0.iter().find(|(_, s)| {
             s.state == SlotState::Draining
                 && s.image.as_deref().and_then(image_digest) == Some(artifact.digest.as_str())
+                && s.spec.as_ref().is_none_or(|have| *have == spec)
         });
         if let (Some((slot, _)), Some(flipped)) = (drained_with_it, plan_flip(&before)) {
             let slot = slot.clone();
@@ -550,18 +617,10 @@ impl Target for OciTarget {
             let mut rest = Vec::new();
             if !self.opts.keep_previous {
                 if let Some(old) = before.active() {
-                    let mut retired = flipped.clone();
-                    retired.0.insert(
-                        old.to_string(),
-                        crate::deploy::slots::Slot {
-                            image: None,
-                            state: SlotState::Absent,
-                        },
-                    );
                     rest.push(Phase {
                         name: "retire",
-                        slots: retired,
-                        wait_for: "the old container instance to be deleted",
+                        slots: plan_retire(&flipped, old),
+                        wait_for: "the old container instances to be deleted",
                     });
                 }
             }
@@ -573,7 +632,7 @@ impl Target for OciTarget {
                 flip: true,
             });
         }
-        let mut phases = plan_deploy(&before, &image, self.opts.keep_previous);
+        let mut phases = plan_deploy(&before, &image, Some(spec), self.opts.keep_previous);
         let stage = phases.remove(0);
         let slot = before.idle().to_string();
         self.apply_or_restore(stage.name, stage.slots, &before)

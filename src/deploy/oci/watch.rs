@@ -1,10 +1,11 @@
-//! Waiting for a slot to serve: its container instance ACTIVE and its load balancer backend OK
-//! (signed OCI calls), then `GET <lb>/health` answering from the release being deployed.
+//! Waiting for a slot to serve: each of its container instances ACTIVE and each one's load
+//! balancer backend OK (signed OCI calls), then `GET <lb>/health` answering from the release
+//! being deployed.
 //!
 //! [`pending`] is pure: it turns what the APIs said into the list of things still awaited, which
 //! the deploy shows while it waits.
 
-use super::stack::{LiveSlot, StackOutputs};
+use super::stack::{LiveInstance, StackOutputs};
 use crate::oci::client::OciClient;
 use crate::oci::containerinstances::ContainerInstance;
 use crate::oci::loadbalancer::BackendHealth;
@@ -16,11 +17,11 @@ use std::time::Duration;
 #[error("{0}")]
 pub struct Fatal(pub String);
 
-/// What is still awaited for `slot`, from the instance and backend health; `Err` when waiting is
-/// pointless (the instance failed or is gone).
+/// What is still awaited for one instance of `slot`, from the instance and backend health;
+/// `Err` when waiting is pointless (the instance failed or is gone).
 pub fn pending(
     slot: &str,
-    live: &LiveSlot,
+    live: &LiveInstance,
     instance: Option<&ContainerInstance>,
     backend: Option<&BackendHealth>,
 ) -> Result<Vec<String>, Fatal> {
@@ -49,8 +50,8 @@ pub fn pending(
             )))
         }
         Some(i) if !i.is_active() => out.push(format!(
-            "container instance {slot} is {}",
-            i.lifecycle_state
+            "container instance {} is {}",
+            live.key, i.lifecycle_state
         )),
         Some(_) => {}
     }
@@ -78,7 +79,8 @@ pub fn pending(
     Ok(out)
 }
 
-/// Ask OCI about `slot` once: what is still pending (empty when it is ready to serve).
+/// Ask OCI about every instance of `slot` once: what is still pending (empty when all of them
+/// are ready to serve).
 pub async fn poll_slot(
     client: &OciClient,
     outputs: &StackOutputs,
@@ -88,24 +90,32 @@ pub async fn poll_slot(
         .slots
         .get(slot)
         .ok_or_else(|| anyhow::anyhow!("slot {slot} is not in the stack's outputs after apply"))?;
-    let instance = client.container_instances().get(&live.instance_id).await?;
-    let backend = match (
-        &outputs.load_balancer_id,
-        &outputs.backend_set_name,
-        &live.backend,
-    ) {
-        (Some(lb), Some(bs), Some(be)) => {
-            match client.load_balancer().backend_health(lb, bs, be).await {
-                Ok(h) => Some(h),
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e.into()),
+    if live.instances.is_empty() {
+        anyhow::bail!("slot {slot} has no container instances in the stack's outputs");
+    }
+    let mut out = Vec::new();
+    for inst in &live.instances {
+        let instance = client.container_instances().get(&inst.instance_id).await?;
+        let backend = match (
+            &outputs.load_balancer_id,
+            &outputs.backend_set_name,
+            &inst.backend,
+        ) {
+            (Some(lb), Some(bs), Some(be)) => {
+                match client.load_balancer().backend_health(lb, bs, be).await {
+                    Ok(h) => Some(h),
+                    Err(e) if e.is_not_found() => None,
+                    Err(e) => return Err(e.into()),
+                }
             }
-        }
-        _ => anyhow::bail!(
-            "the stack's outputs lack load_balancer_id, backend_set_name or the slot's backend; re-render the stack with this calops version"
-        ),
-    };
-    Ok(pending(slot, live, instance.as_ref(), backend.as_ref())?)
+            _ => anyhow::bail!(
+                "the stack's outputs lack load_balancer_id, backend_set_name or the backend of {}; re-render the stack with this calops version",
+                inst.key
+            ),
+        };
+        out.extend(pending(slot, inst, instance.as_ref(), backend.as_ref())?);
+    }
+    Ok(out)
 }
 
 /// One answer of `GET <lb>/health`.
@@ -181,15 +191,15 @@ pub fn health_client() -> reqwest::Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deploy::slots::SlotState;
 
-    fn live() -> LiveSlot {
-        LiveSlot {
+    fn live() -> LiveInstance {
+        LiveInstance {
+            key: "blue-0".into(),
             instance_id: "ocid1.ci..b".into(),
             private_ip: Some("10.0.1.10".into()),
-            image: "r@sha256:1".into(),
-            state: SlotState::Active,
             backend: Some("10.0.1.10:8080".into()),
+            availability_domain: None,
+            fault_domain: None,
         }
     }
 
@@ -218,7 +228,7 @@ mod tests {
         assert_eq!(
             p,
             vec![
-                "container instance blue is CREATING".to_string(),
+                "container instance blue-0 is CREATING".to_string(),
                 "backend 10.0.1.10:8080 (slot blue) is CRITICAL (checks: CONNECT_FAILED)".into()
             ]
         );

@@ -18,7 +18,7 @@ data "oci_core_services" "this" {
 }
 
 locals {
-  availability_domain         = data.oci_identity_availability_domains.this.availability_domains[0].name
+  availability_domains        = [for ad in data.oci_identity_availability_domains.this.availability_domains : ad.name]
   object_storage_namespace    = data.oci_objectstorage_namespace.this.namespace
   services_gateway_service_id = data.oci_core_services.this.services[0].id
 }

@@ -1,11 +1,17 @@
 # The calops stack for profile "prod-au": network, database, cache, storage, registry,
-# one container instance per live deployment slot, load balancer, access policy and monitoring.
+# the container instances of the live deployment slots, load balancer, access (IAM) and
+# monitoring.
 
 locals {
   tags = { "calops-profile" = var.profile }
 
-  # Slots that run an instance: `active` ones take traffic, `draining` ones finish theirs.
-  live_slots = { for name, slot in var.slots : name => slot if slot.state != "absent" }
+  # What only Terraform knows and a container is given (rendered by calops from
+  # src/runtime/env.rs). A slot made earlier keeps the values it was made with.
+  stack_values = {
+    database_host      = module.database.endpoint
+    redis_url          = "rediss://${module.cache.endpoint}:6379"
+    object_storage_url = "https://objectstorage.${var.region}.oraclecloud.com/n/${local.object_storage_namespace}/b/${module.storage.bucket_name}"
+  }
 }
 
 module "network" {
@@ -63,7 +69,9 @@ module "storage" {
   bucket_name        = var.bucket_name
   versioning         = var.bucket_versioning
   ics_retention_days = var.ics_retention_days
-  freeform_tags      = local.tags
+  # The lifecycle rules run as the Object Storage service: its policy comes first.
+  lifecycle_after = [module.access.service_policy_id]
+  freeform_tags   = local.tags
 }
 
 module "registry" {
@@ -76,38 +84,36 @@ module "registry" {
   freeform_tags  = local.tags
 }
 
+# Which container instances and backends the live slots need: `active` slots take traffic,
+# `draining` ones finish theirs. Each slot's record is frozen when it is staged (image, shape,
+# size, replicas, environment), so a profile change reaches only the next staged slot.
+module "slots" {
+  source = "./modules/slots"
+
+  slots                = var.slots
+  stack_values         = local.stack_values
+  availability_domains = local.availability_domains
+}
+
 module "container" {
   source   = "./modules/container"
-  for_each = local.live_slots
+  for_each = module.slots.instances
 
   compartment_id            = var.compartment_id
   name                      = "${var.name}-${each.key}"
-  slot                      = each.key
-  availability_domain       = local.availability_domain
+  availability_domain       = each.value.availability_domain
+  fault_domain              = each.value.fault_domain
   subnet_id                 = module.network.private_subnet_id
   nsg_id                    = module.network.app_nsg_id
-  shape                     = var.service_shape
-  ocpus                     = var.service_ocpus
-  memory_gbs                = var.service_memory_gbs
+  shape                     = each.value.shape
+  ocpus                     = each.value.ocpus
+  memory_gbs                = each.value.memory_gbs
   image                     = each.value.image
   port                      = var.service_port
-  graceful_shutdown_seconds = var.service_graceful_shutdown_seconds
-  freeform_tags             = local.tags
-
-  # Where the service finds its dependencies (non-secret), then the profile's own variables
-  # (which win on a clash). Secrets travel as Vault secret OCIDs: <NAME>_SECRET_OCID.
-  environment = merge({
-    CALOPS_LISTEN             = "0.0.0.0:${var.service_port}"
-    CALOPS_DATABASE_HOST      = module.database.endpoint
-    CALOPS_DATABASE_PORT      = "5432"
-    CALOPS_DATABASE_USER      = var.db_admin_username
-    REDIS_URL                 = "rediss://${module.cache.endpoint}:6379"
-    CALOPS_OBJECT_STORAGE_URL = "https://objectstorage.${var.region}.oraclecloud.com/n/${local.object_storage_namespace}/b/${module.storage.bucket_name}"
-    CALOPS_SHUTDOWN_TIMEOUT   = "${max(1, var.service_graceful_shutdown_seconds - 5)}s"
-  }, var.service_environment)
-  secret_ocids = merge({
-    DATABASE_PASSWORD = var.db_admin_password_secret_id
-  }, var.service_secret_ocids)
+  liveness_path             = each.value.liveness_path
+  graceful_shutdown_seconds = each.value.graceful_shutdown_seconds
+  environment               = each.value.environment
+  freeform_tags             = merge(local.tags, { "calops-slot" = each.value.slot })
 }
 
 module "loadbalancer" {
@@ -123,24 +129,32 @@ module "loadbalancer" {
   hostname             = var.lb_hostname
   idle_timeout_seconds = var.lb_idle_timeout_seconds
   backend_port         = var.service_port
+  health_check_path    = var.service_readiness_path
   freeform_tags        = local.tags
 
-  # One backend per live slot; a draining slot's backend takes no new connections.
+  # One backend per container instance; a draining slot's backends take no new connections.
   backends = {
-    for name, slot in local.live_slots : name => {
-      ip_address = module.container[name].private_ip
-      drain      = slot.state == "draining"
+    for key, instance in module.slots.instances : key => {
+      ip_address = module.container[key].private_ip
+      drain      = instance.drain
     }
   }
 }
 
+# IAM writes go to the home region. The containers may read the secrets of every live slot
+# (frozen ones included) and of the profile (for the next slot staged).
 module "access" {
   source = "./modules/access"
+  providers = {
+    oci = oci.home
+  }
 
+  tenancy_id     = var.tenancy_ocid
   compartment_id = var.compartment_id
+  region         = var.region
   name           = var.name
-  bucket_name    = module.storage.bucket_name
-  secret_ids     = concat([var.db_admin_password_secret_id], values(var.service_secret_ocids))
+  bucket_name    = var.bucket_name
+  secret_ids     = distinct(concat(module.slots.secret_ids, var.service_secret_ids))
   freeform_tags  = local.tags
 }
 

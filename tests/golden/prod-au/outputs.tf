@@ -19,15 +19,20 @@ output "backend_set_name" {
 }
 
 output "slots" {
-  description = "Live deployment slots: instance OCID, private IP, image and state."
+  description = "Live deployment slots: each slot's record (what calops gives again on every apply, with the Terraform-known values it was made with) and its container instances and backends."
   value = {
-    for name, slot in local.live_slots : name => {
-      instance_id = module.container[name].id
-      private_ip  = module.container[name].private_ip
-      image       = module.container[name].image
-      state       = slot.state
-      backend     = "${module.container[name].private_ip}:${var.service_port}"
-    }
+    for name, record in module.slots.records : name => merge(record, {
+      instances = [
+        for key in record.instance_keys : {
+          key                 = key
+          instance_id         = module.container[key].id
+          private_ip          = module.container[key].private_ip
+          backend             = "${module.container[key].private_ip}:${var.service_port}"
+          availability_domain = module.slots.instances[key].availability_domain
+          fault_domain        = module.slots.instances[key].fault_domain
+        }
+      ]
+    })
   }
 }
 
@@ -54,6 +59,11 @@ output "cache_endpoint" {
 output "repository_path" {
   description = "Container repository to push the service image to."
   value       = module.registry.path
+}
+
+output "dynamic_group_id" {
+  description = "Dynamic group of the stack's container instances (for more grants)."
+  value       = module.access.dynamic_group_id
 }
 
 output "alarm_topic_id" {

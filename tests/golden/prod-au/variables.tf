@@ -21,14 +21,19 @@ variable "compartment_id" {
   type        = string
 }
 
-variable "config_profile" {
-  description = "Profile in ~/.oci/config used for credentials."
+variable "tenancy_ocid" {
+  description = "OCID of the tenancy (the dynamic group of the stack's container instances lives there)."
   type        = string
 }
 
-variable "availability_domain" {
-  description = "Pinned availability domain; null looks it up."
+variable "home_region" {
+  description = "The tenancy's home region: IAM writes (dynamic group, policies) go there."
   type        = string
+}
+
+variable "availability_domains" {
+  description = "Pinned availability domains replicas are spread over; null looks them up."
+  type        = list(string)
   default     = null
 }
 
@@ -130,47 +135,23 @@ variable "image_repository" {
   type = string
 }
 
-variable "service_shape" {
-  type = string
-}
-
-variable "service_ocpus" {
-  type = number
-}
-
-variable "service_memory_gbs" {
-  type = number
-}
-
 variable "service_port" {
   type = number
 }
 
-variable "service_environment" {
-  description = "Non-secret environment variables of the service."
-  type        = map(string)
+variable "service_readiness_path" {
+  description = "Path the load balancer's health checker probes (the service's readiness)."
+  type        = string
 }
 
-variable "service_secret_ocids" {
-  description = "ENV_NAME -> OCI Vault secret OCID; the container gets ENV_NAME_SECRET_OCID and reads the secret at runtime."
-  type        = map(string)
-}
-
-variable "service_graceful_shutdown_seconds" {
-  type = number
+variable "service_secret_ids" {
+  description = "OCI Vault secret OCIDs the profile gives the next staged slot (database password, [service.secrets]): granted before that slot starts."
+  type        = list(string)
 }
 
 variable "slots" {
-  description = "Deployment slots: name -> { image (pinned by digest), state = active | draining | absent }."
-  type = map(object({
-    image = string
-    state = string
-  }))
-
-  validation {
-    condition     = alltrue([for s in values(var.slots) : contains(["active", "draining", "absent"], s.state)])
-    error_message = "Every slot state must be active, draining or absent."
-  }
+  description = "Deployment slots: name -> record (state, image pinned by digest, and for a live slot what it is made from, frozen when it was staged). The type is modules/slots' `slots` variable."
+  type        = any
 }
 
 variable "lb_min_bandwidth_mbps" {

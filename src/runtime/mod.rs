@@ -1,0 +1,22 @@
+//! The contract between the OCI stack and the service it runs: what one container instance is
+//! given, described once, in Rust.
+//!
+//! - [`env`]: [`env::ContainerEnv`], the typed list of environment variables a container gets
+//!   (literal values, values only Terraform knows such as the database endpoint, and secrets
+//!   as Vault references), the variable names, and the health endpoints the stack probes. The
+//!   renderer writes it into the Terraform inputs; nothing in `templates/` or `iac/` names a
+//!   service variable.
+//! - [`slot`]: [`slot::Slot`], one blue/green deployment slot: its state, its image and the
+//!   [`slot::SlotSpec`] frozen when it was staged (environment, shape, size, replicas), plus the
+//!   Terraform-known values it was made with. The same type is planned
+//!   ([`crate::deploy::slots`]), rendered ([`crate::render`]) and read back from the stack's
+//!   outputs ([`crate::deploy::oci::stack`]).
+//!
+//! `serve` does not read this module yet: the service half of the OCI runtime work makes it
+//! parse exactly [`env::ContainerEnv`] (see the notes there on what it renames and adds).
+
+pub mod env;
+pub mod slot;
+
+pub use env::{ContainerEnv, EnvValue, StackValue, LIVENESS_PATH, READINESS_PATH};
+pub use slot::{is_pinned_image, Bound, Slot, SlotSpec, SlotState, SLOT_NAMES};
