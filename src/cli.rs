@@ -87,7 +87,9 @@ pub enum Command {
     Backup(BackupCommand),
     /// Restore the database from its backups, to a point in time, into a new cluster (local
     /// target) or a new DB system (OCI); the live database is never touched unless asked.
-    #[command(after_help = "Exit codes: 0 restored; 1 failed (no half-restored cluster is left running); 130 interrupted.")]
+    #[command(
+        after_help = "Exit codes: 0 restored; 1 failed (no half-restored cluster is left running); 130 interrupted."
+    )]
     Restore(RestoreArgs),
 }
 
@@ -99,7 +101,9 @@ pub enum BackupCommand {
     /// List base backups and the archived WAL after them (OCI: the managed database's backups).
     List,
     /// Download and check every object a restore would need (local target).
-    #[command(after_help = "Exit codes: 0 every object checked out; 1 an object is missing or damaged (named in the message), or the store could not be read.")]
+    #[command(
+        after_help = "Exit codes: 0 every object checked out; 1 an object is missing or damaged (named in the message), or the store could not be read."
+    )]
     Verify(BackupVerifyArgs),
     /// PostgreSQL's archive_command: store one WAL file (exit 0 only once it is durably stored).
     #[command(hide = true)]
@@ -324,6 +328,10 @@ pub struct ServeArgs {
     /// PostgreSQL notifications: on or off [default: on].
     #[arg(long, env = "CALOPS_SLOT_CACHE", value_name = "on|off")]
     pub slot_cache: Option<String>,
+    /// Backups of a cluster calops runs itself: its `backup.json`. The service then takes the
+    /// nightly base backup (one replica, under an advisory lock) and shows backup gauges.
+    #[arg(long, env = "CALOPS_BACKUP_CONFIG", value_name = "FILE")]
+    pub backup_config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

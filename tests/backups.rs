@@ -19,7 +19,10 @@ const ARCHIVE_TIMEOUT: u64 = 1;
 
 fn have_postgres(test: &str) -> bool {
     if calops::doctor::tools::postgres_bin_dir().is_none() {
-        calops::testkit::skip_or_fail(test, "PostgreSQL server binaries are not installed (run scripts/setup)");
+        calops::testkit::skip_or_fail(
+            test,
+            "PostgreSQL server binaries are not installed (run scripts/setup)",
+        );
         return false;
     }
     true
@@ -42,7 +45,10 @@ fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) ->
         if let Some(v) = f() {
             return (v, start.elapsed());
         }
-        assert!(start.elapsed() < limit, "gave up after {limit:?} waiting for {what}");
+        assert!(
+            start.elapsed() < limit,
+            "gave up after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -58,14 +64,21 @@ fn rt() -> tokio::runtime::Runtime {
 /// Run SQL on a cluster; every row's first column as text.
 fn sql(url: &str, q: &str) -> Vec<String> {
     rt().block_on(async {
-        let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
         let t = tokio::spawn(conn);
-        let rows = c.simple_query(q).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+        let rows = c
+            .simple_query(q)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
         drop(c);
         let _ = t.await;
         rows.into_iter()
             .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("").to_string()),
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some(r.get(0).unwrap_or("").to_string())
+                }
                 _ => None,
             })
             .collect()
@@ -80,7 +93,11 @@ fn wait_archived(url: &str) -> Duration {
         &format!("{wanted} to be archived"),
         Duration::from_secs(ARCHIVE_TIMEOUT + 20),
         || {
-            let last = sql(url, "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver").remove(0);
+            let last = sql(
+                url,
+                "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver",
+            )
+            .remove(0);
             (last.len() >= 24 && last[..24] >= wanted[..]).then_some(())
         },
     );
@@ -108,9 +125,14 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let calops = stable_binary(dir.path());
         let layout = Layout::new(dir.path(), "t");
-        let mut cluster = Cluster::init_or_open(&layout.pg(), calops::pg::Options::default()).unwrap();
-        cluster.remove_when_process_exits(std::process::id()).unwrap();
-        let store_url = url::Url::from_file_path(blocal::store_root(&layout)).unwrap().to_string();
+        let mut cluster =
+            Cluster::init_or_open(&layout.pg(), calops::pg::Options::default()).unwrap();
+        cluster
+            .remove_when_process_exits(std::process::id())
+            .unwrap();
+        let store_url = url::Url::from_file_path(blocal::store_root(&layout))
+            .unwrap()
+            .to_string();
         let cfg = BackupConfig {
             version: 1,
             profile: "t".into(),
@@ -144,13 +166,23 @@ impl Rig {
     fn base_backup(&self) -> calops::backup::catalog::BaseBackup {
         let c = self.cluster.as_ref().unwrap();
         rt().block_on(async {
-            let (client, conn) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls).await.unwrap();
-            let t = tokio::spawn(conn);
-            assert!(basebackup::lock(&client, false).await.unwrap());
-            let src = basebackup::Source::from_url(&self.url(), c.binaries().bindir.clone()).unwrap();
-            let b = basebackup::take(&self.store, &self.cfg, &src, &client, "test", &indicatif::ProgressBar::hidden())
+            let (client, conn) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
                 .await
                 .unwrap();
+            let t = tokio::spawn(conn);
+            assert!(basebackup::lock(&client, false).await.unwrap());
+            let src =
+                basebackup::Source::from_url(&self.url(), c.binaries().bindir.clone()).unwrap();
+            let b = basebackup::take(
+                &self.store,
+                &self.cfg,
+                &src,
+                &client,
+                "test",
+                &indicatif::ProgressBar::hidden(),
+            )
+            .await
+            .unwrap();
             drop(client);
             let _ = t.await;
             b
@@ -168,7 +200,9 @@ impl Rig {
         rt().block_on(async {
             let inv = inventory::load(&self.store).await.unwrap();
             let b = inv.newest_before(None).unwrap().clone();
-            inventory::verify(&self.store, &inv, &b, &indicatif::ProgressBar::hidden()).await.unwrap()
+            inventory::verify(&self.store, &inv, &b, &indicatif::ProgressBar::hidden())
+                .await
+                .unwrap()
         })
     }
 
@@ -183,16 +217,27 @@ impl Rig {
             timeout: Duration::from_secs(60),
             archive: false,
         };
-        rt().block_on(restore::restore(&self.store, &req, &indicatif::ProgressBar::hidden()))
+        rt().block_on(restore::restore(
+            &self.store,
+            &req,
+            &indicatif::ProgressBar::hidden(),
+        ))
     }
 
     fn wal_object(&self, segment: &str) -> PathBuf {
-        let root = blocal::store_root(&self.layout).join("wal").join(&segment[..8]);
+        let root = blocal::store_root(&self.layout)
+            .join("wal")
+            .join(&segment[..8]);
         std::fs::read_dir(&root)
             .unwrap()
             .flatten()
             .map(|e| e.path())
-            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{segment}.")))
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&format!("{segment}."))
+            })
             .unwrap_or_else(|| panic!("no object for {segment} in {}", root.display()))
     }
 }
@@ -220,7 +265,12 @@ fn servers_on(dir: &Path) -> usize {
 /// Where a failed restore must leave nothing: no directory, no server.
 fn assert_nothing_left(dir: &Path) {
     assert!(!dir.exists(), "{} was left behind", dir.display());
-    assert_eq!(servers_on(dir), 0, "a server still runs on {}", dir.display());
+    assert_eq!(
+        servers_on(dir),
+        0,
+        "a server still runs on {}",
+        dir.display()
+    );
 }
 
 #[test]
@@ -230,7 +280,10 @@ fn damaged_or_missing_objects_fail_verify_and_restore_by_name() {
     };
     sql(&rig.url(), "CREATE TABLE marks (n int)");
     // Some data, so the backup has several parts.
-    sql(&rig.url(), "CREATE TABLE filler AS SELECT g, md5(g::text) FROM generate_series(1, 20000) g");
+    sql(
+        &rig.url(),
+        "CREATE TABLE filler AS SELECT g, md5(g::text) FROM generate_series(1, 20000) g",
+    );
     let b = rig.base_backup();
     assert!(b.parts.len() > 1, "several parts: {}", b.parts.len());
     for n in 1..=3 {
@@ -242,16 +295,32 @@ fn damaged_or_missing_objects_fail_verify_and_restore_by_name() {
 
     // A damaged segment in the middle of the chain.
     let middle = rig.verify().first_wal.unwrap();
-    let middle = calops::backup::wal::segment_name(1, calops::backup::wal::WalFile::parse(&middle, 16 << 20).unwrap().segno().unwrap() + 1, 16 << 20);
+    let middle = calops::backup::wal::segment_name(
+        1,
+        calops::backup::wal::WalFile::parse(&middle, 16 << 20)
+            .unwrap()
+            .segno()
+            .unwrap()
+            + 1,
+        16 << 20,
+    );
     let obj = rig.wal_object(&middle);
-    let key = obj.strip_prefix(blocal::store_root(&rig.layout)).unwrap().to_string_lossy().into_owned();
+    let key = obj
+        .strip_prefix(blocal::store_root(&rig.layout))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let original = std::fs::read(&obj).unwrap();
     let mut bad = original.clone();
     let at = bad.len() / 2;
     bad[at] ^= 0xFF;
     std::fs::write(&obj, &bad).unwrap();
     let v = rig.verify();
-    assert!(v.problems.iter().any(|p| p.object == key), "verify names {key}: {:?}", v.problems);
+    assert!(
+        v.problems.iter().any(|p| p.object == key),
+        "verify names {key}: {:?}",
+        v.problems
+    );
     let dir = rig._dir.path().join("restored-damaged");
     let err = format!("{:#}", rig.restore_into(&dir).unwrap_err());
     assert!(err.contains(&key), "restore names {key}: {err}");
@@ -261,7 +330,13 @@ fn damaged_or_missing_objects_fail_verify_and_restore_by_name() {
     std::fs::remove_file(&obj).unwrap();
     let v = rig.verify();
     let prefix = format!("wal/{}/{middle}.", &middle[..8]);
-    assert!(v.problems.iter().any(|p| p.object.starts_with(&prefix) && p.problem.contains("missing")), "{:?}", v.problems);
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| p.object.starts_with(&prefix) && p.problem.contains("missing")),
+        "{:?}",
+        v.problems
+    );
     let dir = rig._dir.path().join("restored-missing");
     let err = format!("{:#}", rig.restore_into(&dir).unwrap_err());
     assert!(err.contains(&middle) && err.contains("missing"), "{err}");
@@ -275,7 +350,11 @@ fn damaged_or_missing_objects_fail_verify_and_restore_by_name() {
     bad[10] ^= 0x01;
     std::fs::write(&part, &bad).unwrap();
     let v = rig.verify();
-    assert!(v.problems.iter().any(|p| p.object == b.parts[1].key), "{:?}", v.problems);
+    assert!(
+        v.problems.iter().any(|p| p.object == b.parts[1].key),
+        "{:?}",
+        v.problems
+    );
     let dir = rig._dir.path().join("restored-badpart");
     let err = format!("{:#}", rig.restore_into(&dir).unwrap_err());
     assert!(err.contains(&b.parts[1].key), "{err}");
@@ -288,8 +367,17 @@ fn damaged_or_missing_objects_fail_verify_and_restore_by_name() {
     assert_eq!(r.timeline, 2);
     let mut c = Cluster::init_or_open(&dir, calops::pg::Options::default()).unwrap();
     c.start().unwrap();
-    assert_eq!(sql(&c.url("postgres"), "SELECT string_agg(n::text, ',' ORDER BY n) FROM marks"), ["1,2,3"]);
-    assert_eq!(sql(&c.url("postgres"), "SELECT count(*) FROM filler"), ["20000"]);
+    assert_eq!(
+        sql(
+            &c.url("postgres"),
+            "SELECT string_agg(n::text, ',' ORDER BY n) FROM marks"
+        ),
+        ["1,2,3"]
+    );
+    assert_eq!(
+        sql(&c.url("postgres"), "SELECT count(*) FROM filler"),
+        ["20000"]
+    );
     c.remove().unwrap();
 }
 
@@ -308,16 +396,26 @@ fn archiving_waits_out_an_unavailable_store_and_deletes_nothing() {
     let pending = sql(&rig.url(), "SELECT pg_walfile_name(pg_current_wal_lsn())").remove(0);
     sql(&rig.url(), "SELECT pg_switch_wal()");
     let (failed_wal, _) = wait_for("a failed archive attempt", Duration::from_secs(20), || {
-        let r = sql(&rig.url(), "SELECT failed_count || ' ' || coalesce(last_failed_wal, '') FROM pg_stat_archiver").remove(0);
+        let r = sql(
+            &rig.url(),
+            "SELECT failed_count || ' ' || coalesce(last_failed_wal, '') FROM pg_stat_archiver",
+        )
+        .remove(0);
         let (n, wal) = r.split_once(' ').unwrap();
         (n.parse::<i64>().unwrap() > 0).then(|| wal.to_string())
     });
     assert_eq!(failed_wal, pending);
     // PostgreSQL keeps the segment, even through checkpoints, until it is stored.
-    sql(&rig.url(), "INSERT INTO marks VALUES (2); SELECT pg_switch_wal(); CHECKPOINT; CHECKPOINT");
+    sql(
+        &rig.url(),
+        "INSERT INTO marks VALUES (2); SELECT pg_switch_wal(); CHECKPOINT; CHECKPOINT",
+    );
     let pg_wal = rig.cluster.as_ref().unwrap().data_dir().join("pg_wal");
     assert!(pg_wal.join(&pending).is_file(), "{pending} was kept");
-    assert!(pg_wal.join("archive_status").join(format!("{pending}.ready")).is_file());
+    assert!(pg_wal
+        .join("archive_status")
+        .join(format!("{pending}.ready"))
+        .is_file());
     // The store is back: the segments are pushed, in order, with the right content.
     std::fs::set_permissions(&wal_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     wait_archived(&rig.url());
@@ -344,32 +442,46 @@ impl Site {
         std::fs::create_dir(&profiles).unwrap();
         for p in ["base", "local"] {
             std::fs::copy(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles").join(format!("{p}.toml")),
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("profiles")
+                    .join(format!("{p}.toml")),
                 profiles.join(format!("{p}.toml")),
             )
             .unwrap();
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let calops = stable_binary(dir.path());
         Site { dir, port, calops }
     }
 
     fn run(&self, args: &[&str]) -> (i32, Value, String) {
         let mut c = Command::new(&self.calops);
-        c.current_dir(self.dir.path())
-            .args(args)
-            .args(["--profile", "local", "--no-progress", "--json"]);
+        c.current_dir(self.dir.path()).args(args).args([
+            "--profile",
+            "local",
+            "--no-progress",
+            "--json",
+        ]);
         for (k, _) in std::env::vars() {
             if k.starts_with("CALOPS_") {
                 c.env_remove(k);
             }
         }
-        c.env("CALOPS_LOCAL_PORT", self.port.to_string())
-            .env("CALOPS_DATABASE_ARCHIVE_TIMEOUT_SECONDS", ARCHIVE_TIMEOUT.to_string());
+        c.env("CALOPS_LOCAL_PORT", self.port.to_string()).env(
+            "CALOPS_DATABASE_ARCHIVE_TIMEOUT_SECONDS",
+            ARCHIVE_TIMEOUT.to_string(),
+        );
         let out = c.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!("{args:?}: stdout is not JSON ({e}): {}\n{stderr}", String::from_utf8_lossy(&out.stdout))
+            panic!(
+                "{args:?}: stdout is not JSON ({e}): {}\n{stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
         });
         (out.status.code().unwrap_or(-1), doc, stderr)
     }
@@ -382,11 +494,18 @@ impl Site {
         let pg = self.root().join("pg");
         let pw = std::fs::read_to_string(pg.join("superuser.password")).unwrap();
         let port = std::fs::read_to_string(pg.join("port")).unwrap();
-        format!("postgres://calops:{}@127.0.0.1:{}/calops", pw.trim(), port.trim())
+        format!(
+            "postgres://calops:{}@127.0.0.1:{}/calops",
+            pw.trim(),
+            port.trim()
+        )
     }
 
     fn secret(&self, name: &str) -> String {
-        std::fs::read_to_string(self.root().join("secrets").join(name)).unwrap().trim().to_string()
+        std::fs::read_to_string(self.root().join("secrets").join(name))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -398,7 +517,10 @@ impl Site {
                 r = r.json(&b);
             }
             let resp = r.send().await.unwrap();
-            (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+            (
+                resp.status().as_u16(),
+                resp.json().await.unwrap_or(Value::Null),
+            )
         })
     }
 
@@ -409,10 +531,18 @@ impl Site {
         let end = start.checked_add(jiff::Span::new().days(14)).unwrap();
         let (_, slots) = self.api(
             reqwest::Method::GET,
-            &format!("/v2/slots?eventTypeId={}&start={start}&end={end}&timeZone=UTC", ids["event_type_id"]),
+            &format!(
+                "/v2/slots?eventTypeId={}&start={start}&end={end}&timeZone=UTC",
+                ids["event_type_id"]
+            ),
             None,
         );
-        let first = slots["data"].as_object().and_then(|d| d.values().next()).and_then(|d| d[0]["start"].as_str()).expect("a free slot").to_string();
+        let first = slots["data"]
+            .as_object()
+            .and_then(|d| d.values().next())
+            .and_then(|d| d[0]["start"].as_str())
+            .expect("a free slot")
+            .to_string();
         let (status, v) = self.api(
             reqwest::Method::POST,
             "/v2/bookings",
@@ -425,7 +555,10 @@ impl Site {
 
     fn booking_status(&self, uid: &str) -> String {
         let (_, v) = self.api(reqwest::Method::GET, &format!("/v2/bookings/{uid}"), None);
-        v["data"]["status"].as_str().unwrap_or("missing").to_string()
+        v["data"]["status"]
+            .as_str()
+            .unwrap_or("missing")
+            .to_string()
     }
 }
 
@@ -445,28 +578,52 @@ fn book_archive_lose_the_cluster_and_restore_to_a_point_in_time() {
     assert_eq!(code, 0, "{doc}\n{stderr}");
     let (code, doc, stderr) = site.run(&["backup", "now"]);
     assert_eq!(code, 0, "{doc}\n{stderr}");
-    assert!(doc["backup"]["parts"].as_array().is_some_and(|p| !p.is_empty()));
+    assert!(doc["backup"]["parts"]
+        .as_array()
+        .is_some_and(|p| !p.is_empty()));
 
     // Book; PostgreSQL archives the booking's WAL within archive_timeout (+ slack).
     let first = site.book("ada");
     let took = wait_archived(&site.db_url());
-    assert!(took < Duration::from_secs(ARCHIVE_TIMEOUT + 10), "archived after {took:?}");
+    assert!(
+        took < Duration::from_secs(ARCHIVE_TIMEOUT + 10),
+        "archived after {took:?}"
+    );
     let between = jiff::Timestamp::now();
     let second = site.book("grace");
     let took = wait_archived(&site.db_url());
-    assert!(took < Duration::from_secs(ARCHIVE_TIMEOUT + 10), "archived after {took:?}");
+    assert!(
+        took < Duration::from_secs(ARCHIVE_TIMEOUT + 10),
+        "archived after {took:?}"
+    );
 
     // Making a restore live over live data needs --yes.
     let (code, doc, _) = site.run(&["restore", "--latest", "--start"]);
     assert_eq!(code, 1);
-    assert!(doc["error"]["message"].as_str().unwrap().contains("--yes"), "{doc}");
-    assert!(!site.root().join("restores").exists(), "nothing was restored");
+    assert!(
+        doc["error"]["message"].as_str().unwrap().contains("--yes"),
+        "{doc}"
+    );
+    assert!(
+        !site.root().join("restores").exists(),
+        "nothing was restored"
+    );
 
     // Lose the cluster: the server killed, its data directory deleted.
     let pg = site.root().join("pg");
     let data = std::fs::canonicalize(pg.join("data")).unwrap();
-    let pid: i32 = std::fs::read_to_string(data.join("postmaster.pid")).unwrap().lines().next().unwrap().parse().unwrap();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let pid: i32 = std::fs::read_to_string(data.join("postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     std::fs::remove_dir_all(&data).unwrap();
     if pg.join("data").is_symlink() {
         std::fs::remove_file(pg.join("data")).unwrap();
@@ -474,13 +631,26 @@ fn book_archive_lose_the_cluster_and_restore_to_a_point_in_time() {
 
     // To a time between the two bookings: exactly the first one is there.
     let drill = site.dir.path().join("drill");
-    let (code, doc, stderr) = site.run(&["restore", "--to", &between.to_string(), "--into", drill.to_str().unwrap()]);
+    let (code, doc, stderr) = site.run(&[
+        "restore",
+        "--to",
+        &between.to_string(),
+        "--into",
+        drill.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{doc}\n{stderr}");
     assert_eq!(doc["started"], false);
     let mut c = Cluster::init_or_open(&drill, calops::pg::Options::default()).unwrap();
     c.start().unwrap();
-    let uids = sql(&c.url("calops"), "SELECT uid FROM bookings ORDER BY created_at");
-    assert_eq!(uids, [first.clone()], "only the booking made before {between}");
+    let uids = sql(
+        &c.url("calops"),
+        "SELECT uid FROM bookings ORDER BY created_at",
+    );
+    assert_eq!(
+        uids,
+        [first.clone()],
+        "only the booking made before {between}"
+    );
     c.remove().unwrap();
 
     // Everything archived, made live, with the service on it: both bookings.
@@ -498,11 +668,39 @@ fn book_archive_lose_the_cluster_and_restore_to_a_point_in_time() {
     assert!(took < Duration::from_secs(ARCHIVE_TIMEOUT + 10));
     let (code, doc, _) = site.run(&["backup", "list"]);
     assert_eq!(code, 0);
-    assert!(doc["wal"]["last"].as_str().unwrap().starts_with("00000002"), "{doc}");
+    assert!(
+        doc["wal"]["last"].as_str().unwrap().starts_with("00000002"),
+        "{doc}"
+    );
     let (code, doc, stderr) = site.run(&["backup", "verify"]);
     assert_eq!(code, 0, "{doc}\n{stderr}");
     assert_eq!(doc["result"]["latest_timeline"], 2);
     assert_eq!(site.booking_status(&third), "accepted");
+    // The service shows the backup gauges (from its schedule's checks) in /metrics.
+    let (gauges, _) = wait_for("backup gauges in /metrics", Duration::from_secs(30), || {
+        let text = rt().block_on(async {
+            reqwest::get(format!("http://127.0.0.1:{}/metrics", site.port))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        })?;
+        text.contains("calops_backup_last_base_backup_age_seconds")
+            .then_some(text)
+    });
+    for name in [
+        "calops_backup_last_archived_age_seconds",
+        "calops_backup_archive_pending_age_seconds",
+        "calops_backup_archive_failures_total",
+    ] {
+        let line = gauges
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in\n{gauges}"));
+        let v: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(v >= 0.0 && v < 900.0, "{line}");
+    }
     let (code, doc, stderr) = site.run(&["status"]);
     assert_eq!(code, 0, "{doc}\n{stderr}");
     assert_eq!(doc["backups"]["archive_lag_alarm"], false, "{doc}");

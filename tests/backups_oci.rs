@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-const COMPARTMENT: &str = "ocid1.compartment.oc1..aaaaaaaadevcompartmentexample0000000000000000000000000000";
+const COMPARTMENT: &str =
+    "ocid1.compartment.oc1..aaaaaaaadevcompartmentexample0000000000000000000000000000";
 const LIVE: &str = "ocid1.postgresqldbsystem.oc1.eu-frankfurt-1.live";
 const SUBNET: &str = "ocid1.subnet.oc1.eu-frankfurt-1.private";
 
@@ -39,8 +40,17 @@ fn param(auth: &str, name: &str) -> Option<String> {
 
 /// OCI's check: the signing string rebuilt from the listed headers verifies with the key, and
 /// a body's headers are signed and match it.
-fn verify(stand: &Stand, method: &str, pq: &str, h: &axum::http::HeaderMap, body: &[u8]) -> Result<(), String> {
-    let auth = h.get("authorization").and_then(|v| v.to_str().ok()).ok_or("unsigned")?;
+fn verify(
+    stand: &Stand,
+    method: &str,
+    pq: &str,
+    h: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
+    let auth = h
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("unsigned")?;
     let names = param(auth, "headers").ok_or("no headers")?;
     let names: Vec<&str> = names.split(' ').collect();
     let upload = method == "PUT" && pq.starts_with("/n/");
@@ -55,7 +65,11 @@ fn verify(stand: &Stand, method: &str, pq: &str, h: &axum::http::HeaderMap, body
         .iter()
         .map(|n| match *n {
             "(request-target)" => Ok(format!("{n}: {} {pq}", method.to_ascii_lowercase())),
-            _ => h.get(*n).and_then(|v| v.to_str().ok()).map(|v| format!("{n}: {v}")).ok_or(format!("{n} not sent")),
+            _ => h
+                .get(*n)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| format!("{n}: {v}"))
+                .ok_or(format!("{n} not sent")),
         })
         .collect::<Result<_, String>>()?;
     let sig = base64::engine::general_purpose::STANDARD
@@ -63,7 +77,11 @@ fn verify(stand: &Stand, method: &str, pq: &str, h: &axum::http::HeaderMap, body
         .map_err(|e| e.to_string())?;
     stand
         .public
-        .verify(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(lines.join("\n")), &sig)
+        .verify(
+            Pkcs1v15Sign::new::<Sha256>(),
+            &Sha256::digest(lines.join("\n")),
+            &sig,
+        )
         .map_err(|_| "signature does not verify".to_string())?;
     if names.contains(&"x-content-sha256") {
         let want = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
@@ -75,7 +93,9 @@ fn verify(stand: &Stand, method: &str, pq: &str, h: &axum::http::HeaderMap, body
 }
 
 fn reply(status: u16, v: Value, headers: &[(&str, &str)]) -> axum::response::Response {
-    let mut b = axum::response::Response::builder().status(status).header("content-type", "application/json");
+    let mut b = axum::response::Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
     for (k, val) in headers {
         b = b.header(*k, *val);
     }
@@ -98,41 +118,92 @@ fn backup(n: u32, day: u32, state: &str) -> Value {
         "retentionPeriod": 7, "freeformTags": {}, "definedTags": {}})
 }
 
-async fn handle(axum::extract::State(stand): axum::extract::State<Arc<Stand>>, req: axum::extract::Request) -> axum::response::Response {
+async fn handle(
+    axum::extract::State(stand): axum::extract::State<Arc<Stand>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, 1 << 26).await.unwrap();
     let method = parts.method.as_str().to_string();
     let path = parts.uri.path().to_string();
-    let pq = parts.uri.path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
-    let q: BTreeMap<String, String> = url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    let pq = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let q: BTreeMap<String, String> =
+        url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
     if let Err(why) = verify(&stand, &method, &pq, &parts.headers, &body) {
-        stand.seen.lock().unwrap().bad_signatures.push(format!("{method} {pq}: {why}"));
-        return reply(401, json!({"code": "NotAuthenticated", "message": why}), &[]);
+        stand
+            .seen
+            .lock()
+            .unwrap()
+            .bad_signatures
+            .push(format!("{method} {pq}: {why}"));
+        return reply(
+            401,
+            json!({"code": "NotAuthenticated", "message": why}),
+            &[],
+        );
     }
     let mut seen = stand.seen.lock().unwrap();
     seen.requests.push((method.clone(), path.clone()));
     if path.starts_with("/n/") {
         if seen.down_for > 0 {
             seen.down_for -= 1;
-            return reply(503, json!({"code": "ServiceUnavailable", "message": "down"}), &[]);
+            return reply(
+                503,
+                json!({"code": "ServiceUnavailable", "message": "down"}),
+                &[],
+            );
         }
-        let segs: Vec<String> = path.trim_start_matches('/').split('/').map(|s| percent_encoding::percent_decode_str(s).decode_utf8().unwrap().to_string()).collect();
-        return match (method.as_str(), segs.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
+        let segs: Vec<String> = path
+            .trim_start_matches('/')
+            .split('/')
+            .map(|s| {
+                percent_encoding::percent_decode_str(s)
+                    .decode_utf8()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        return match (
+            method.as_str(),
+            segs.iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice(),
+        ) {
             ("GET", ["n", "ns", "b", "wal", "o"]) => {
                 let prefix = q.get("prefix").cloned().unwrap_or_default();
-                let objects: Vec<Value> = seen.objects.iter().filter(|(k, _)| k.starts_with(&prefix))
-                    .map(|(k, v)| json!({"name": k, "size": v.len()})).collect();
+                let objects: Vec<Value> = seen
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, v)| json!({"name": k, "size": v.len()}))
+                    .collect();
                 reply(200, json!({"objects": objects}), &[])
             }
             ("PUT", ["n", "ns", "b", "wal", "o", name]) => {
-                if parts.headers.get("if-none-match").is_some() && seen.objects.contains_key(*name) {
-                    return reply(412, json!({"code": "IfNoneMatchFailed", "message": "exists"}), &[]);
+                if parts.headers.get("if-none-match").is_some() && seen.objects.contains_key(*name)
+                {
+                    return reply(
+                        412,
+                        json!({"code": "IfNoneMatchFailed", "message": "exists"}),
+                        &[],
+                    );
                 }
                 seen.objects.insert(name.to_string(), body.to_vec());
                 reply(200, json!({}), &[("etag", "e1")])
             }
             ("GET", ["n", "ns", "b", "wal", "o", name]) => match seen.objects.get(*name) {
-                Some(b) => axum::response::Response::builder().status(200).header("etag", "e1").body(axum::body::Body::from(b.clone())).unwrap(),
+                Some(b) => axum::response::Response::builder()
+                    .status(200)
+                    .header("etag", "e1")
+                    .body(axum::body::Body::from(b.clone()))
+                    .unwrap(),
                 None => reply(404, json!({"code": "ObjectNotFound", "message": "no"}), &[]),
             },
             _ => reply(404, json!({"code": "NotFound", "message": path}), &[]),
@@ -141,33 +212,68 @@ async fn handle(axum::extract::State(stand): axum::extract::State<Arc<Stand>>, r
     match (method.as_str(), path.as_str()) {
         ("GET", "/20220915/dbSystems") => {
             assert_eq!(q["compartmentId"], COMPARTMENT);
-            reply(200, json!({"items": [
-                system(LIVE, "calops-db", json!({"calops-profile": "dev"})),
-                system("ocid1.postgresqldbsystem.oc1..other", "other", json!({"calops-profile": "prod-au"})),
-            ]}), &[])
+            reply(
+                200,
+                json!({"items": [
+                    system(LIVE, "calops-db", json!({"calops-profile": "dev"})),
+                    system("ocid1.postgresqldbsystem.oc1..other", "other", json!({"calops-profile": "prod-au"})),
+                ]}),
+                &[],
+            )
         }
-        ("GET", p) if p == format!("/20220915/dbSystems/{LIVE}") => reply(200, system(LIVE, "calops-db", json!({"calops-profile": "dev"})), &[]),
+        ("GET", p) if p == format!("/20220915/dbSystems/{LIVE}") => reply(
+            200,
+            system(LIVE, "calops-db", json!({"calops-profile": "dev"})),
+            &[],
+        ),
         ("GET", "/20220915/backups") => {
-            assert_eq!((q["compartmentId"].as_str(), q["id"].as_str()), (COMPARTMENT, LIVE), "backups of the live DB system");
-            reply(200, json!({"items": [backup(3, 5, "CREATING"), backup(2, 3, "ACTIVE"), backup(1, 1, "ACTIVE")]}), &[])
+            assert_eq!(
+                (q["compartmentId"].as_str(), q["id"].as_str()),
+                (COMPARTMENT, LIVE),
+                "backups of the live DB system"
+            );
+            reply(
+                200,
+                json!({"items": [backup(3, 5, "CREATING"), backup(2, 3, "ACTIVE"), backup(1, 1, "ACTIVE")]}),
+                &[],
+            )
         }
         ("POST", "/20220915/backups") => {
             let d: Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(d["dbSystemId"], LIVE);
             assert!(parts.headers.contains_key("opc-retry-token"));
-            reply(200, backup(9, 6, "CREATING"), &[("opc-work-request-id", "ocid1.wr..backup")])
+            reply(
+                200,
+                backup(9, 6, "CREATING"),
+                &[("opc-work-request-id", "ocid1.wr..backup")],
+            )
         }
         ("POST", "/20220915/dbSystems") => {
-            assert!(parts.headers.contains_key("opc-retry-token"), "a create carries a retry token");
+            assert!(
+                parts.headers.contains_key("opc-retry-token"),
+                "a create carries a retry token"
+            );
             let d: Value = serde_json::from_slice(&body).unwrap();
             seen.created.push(d.clone());
-            let mut s = system("ocid1.postgresqldbsystem.oc1..restored", d["displayName"].as_str().unwrap(), d["freeformTags"].clone());
+            let mut s = system(
+                "ocid1.postgresqldbsystem.oc1..restored",
+                d["displayName"].as_str().unwrap(),
+                d["freeformTags"].clone(),
+            );
             s["lifecycleState"] = json!("CREATING");
             reply(200, s, &[("opc-work-request-id", "ocid1.wr..restore")])
         }
-        ("GET", "/20220915/workRequests/ocid1.wr..restore") => reply(200, json!({"id": "ocid1.wr..restore",
-            "operationType": "CREATE_DB_SYSTEM", "status": "SUCCEEDED", "percentComplete": 100.0, "resources": []}), &[]),
-        _ => reply(404, json!({"code": "NotAuthorizedOrNotFound", "message": format!("{method} {path}")}), &[]),
+        ("GET", "/20220915/workRequests/ocid1.wr..restore") => reply(
+            200,
+            json!({"id": "ocid1.wr..restore",
+            "operationType": "CREATE_DB_SYSTEM", "status": "SUCCEEDED", "percentComplete": 100.0, "resources": []}),
+            &[],
+        ),
+        _ => reply(
+            404,
+            json!({"code": "NotAuthorizedOrNotFound", "message": format!("{method} {path}")}),
+            &[],
+        ),
     }
 }
 
@@ -193,15 +299,37 @@ fn world() -> World {
     let profiles = dir.path().join("profiles");
     std::fs::create_dir(&profiles).unwrap();
     for p in ["base", "dev"] {
-        std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles").join(format!("{p}.toml")), profiles.join(format!("{p}.toml"))).unwrap();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("profiles")
+                .join(format!("{p}.toml")),
+            profiles.join(format!("{p}.toml")),
+        )
+        .unwrap();
     }
-    let stand = Arc::new(Stand { public: key.to_public_key(), seen: Mutex::default() });
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let stand = Arc::new(Stand {
+        public: key.to_public_key(),
+        seen: Mutex::default(),
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = axum::Router::new().fallback(handle).with_state(stand.clone());
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(stand.clone());
     rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
-    World { dir, base, stand, _rt: rt }
+    World {
+        dir,
+        base,
+        stand,
+        _rt: rt,
+    }
 }
 
 impl World {
@@ -221,7 +349,12 @@ impl World {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+        let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: not JSON ({e}): {}\n{stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
         (out.status.code().unwrap_or(-1), doc, stderr)
     }
 }
@@ -232,15 +365,28 @@ fn managed_database_backups_and_restore_into_a_new_db_system() {
     let (code, doc, stderr) = w.run(&["backup", "list"]);
     assert_eq!(code, 0, "{doc}\n{stderr}");
     assert_eq!(doc["db_system"], LIVE, "found by its calops-profile tag");
-    let ids: Vec<&str> = doc["backups"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["ocid1.postgresqlbackup.oc1..b3", "ocid1.postgresqlbackup.oc1..b2", "ocid1.postgresqlbackup.oc1..b1"]);
+    let ids: Vec<&str> = doc["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "ocid1.postgresqlbackup.oc1..b3",
+            "ocid1.postgresqlbackup.oc1..b2",
+            "ocid1.postgresqlbackup.oc1..b1"
+        ]
+    );
 
     let (code, doc, stderr) = w.run(&["backup", "now"]);
     assert_eq!(code, 0, "{doc}\n{stderr}");
     assert_eq!(doc["work_request_id"], "ocid1.wr..backup");
 
     // To a time between the two ACTIVE backups: the older one, into a new DB system.
-    let (code, doc, stderr) = w.run(&["restore", "--to", "2025-03-02T00:00:00Z", "--name", "drill"]);
+    let (code, doc, stderr) =
+        w.run(&["restore", "--to", "2025-03-02T00:00:00Z", "--name", "drill"]);
     assert_eq!(code, 0, "{doc}\n{stderr}");
     assert_eq!(doc["backup"]["id"], "ocid1.postgresqlbackup.oc1..b1");
     assert_eq!(doc["state"], "ACTIVE");
@@ -256,21 +402,65 @@ fn managed_database_backups_and_restore_into_a_new_db_system() {
     let seen = w.stand.seen.lock().unwrap();
     assert!(seen.bad_signatures.is_empty(), "{:?}", seen.bad_signatures);
     let d = &seen.created[0];
-    assert_eq!(d["source"], json!({"sourceType": "BACKUP", "backupId": "ocid1.postgresqlbackup.oc1..b1"}));
+    assert_eq!(
+        d["source"],
+        json!({"sourceType": "BACKUP", "backupId": "ocid1.postgresqlbackup.oc1..b1"})
+    );
     assert_eq!(d["displayName"], "drill");
-    assert_eq!((d["compartmentId"].as_str(), d["dbVersion"].as_str(), d["shape"].as_str()), (Some(COMPARTMENT), Some("16"), Some("PostgreSQL.VM.Standard.E5.Flex")));
-    assert_eq!(d["credentials"]["passwordDetails"]["passwordType"], "VAULT_SECRET");
-    assert!(d["credentials"]["passwordDetails"]["secretId"].as_str().unwrap().starts_with("ocid1.vaultsecret"));
+    assert_eq!(
+        (
+            d["compartmentId"].as_str(),
+            d["dbVersion"].as_str(),
+            d["shape"].as_str()
+        ),
+        (
+            Some(COMPARTMENT),
+            Some("16"),
+            Some("PostgreSQL.VM.Standard.E5.Flex")
+        )
+    );
+    assert_eq!(
+        d["credentials"]["passwordDetails"]["passwordType"],
+        "VAULT_SECRET"
+    );
+    assert!(d["credentials"]["passwordDetails"]["secretId"]
+        .as_str()
+        .unwrap()
+        .starts_with("ocid1.vaultsecret"));
     assert_eq!(d["networkDetails"]["subnetId"], SUBNET);
-    assert!(d["networkDetails"].get("primaryDbEndpointPrivateIp").is_none(), "the live system's IP is not taken");
+    assert!(
+        d["networkDetails"]
+            .get("primaryDbEndpointPrivateIp")
+            .is_none(),
+        "the live system's IP is not taken"
+    );
     assert_eq!(d["storageDetails"]["systemType"], "OCI_OPTIMIZED_STORAGE");
-    assert!(d["freeformTags"].get("calops-profile").is_none(), "the restore is not mistaken for the live system");
+    assert!(
+        d["freeformTags"].get("calops-profile").is_none(),
+        "the restore is not mistaken for the live system"
+    );
     assert_eq!(d["freeformTags"]["calops-restore-of"], "dev");
     // The running DB system was only ever read.
-    let touched: Vec<_> = seen.requests.iter().filter(|(m, p)| p.contains(LIVE) && m != "GET").collect();
+    let touched: Vec<_> = seen
+        .requests
+        .iter()
+        .filter(|(m, p)| p.contains(LIVE) && m != "GET")
+        .collect();
     assert!(touched.is_empty(), "{touched:?}");
-    let writes: Vec<_> = seen.requests.iter().filter(|(m, _)| m != "GET").map(|(m, p)| format!("{m} {p}")).collect();
-    assert_eq!(writes, ["POST /20220915/backups", "POST /20220915/dbSystems", "POST /20220915/dbSystems"]);
+    let writes: Vec<_> = seen
+        .requests
+        .iter()
+        .filter(|(m, _)| m != "GET")
+        .map(|(m, p)| format!("{m} {p}"))
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            "POST /20220915/backups",
+            "POST /20220915/dbSystems",
+            "POST /20220915/dbSystems"
+        ]
+    );
 }
 
 #[test]
@@ -279,34 +469,74 @@ fn wal_goes_to_object_storage_once_it_is_back() {
     use calops::backup::store::{BackupStore, OciBackupStore};
     use calops::oci::client::{OciClient, RetryPolicy, Service};
     let w = world();
-    let cfg = calops::oci::config::OciConfig::load(Some(&w.dir.path().join("oci-config")), Some("DEFAULT")).unwrap();
+    let cfg = calops::oci::config::OciConfig::load(
+        Some(&w.dir.path().join("oci-config")),
+        Some("DEFAULT"),
+    )
+    .unwrap();
     let client = OciClient::from_profile(&cfg)
         .unwrap()
         .with_endpoint(Service::ObjectStorage, url::Url::parse(&w.base).unwrap())
         .with_retry_policy(RetryPolicy::none());
     let store = OciBackupStore::new(Arc::new(client), "ns", "wal", "dev");
     let seg = w.dir.path().join("000000010000000000000003");
-    let content: Vec<u8> = (0..300_000u32).flat_map(|i| (i % 97).to_le_bytes()).collect();
+    let content: Vec<u8> = (0..300_000u32)
+        .flat_map(|i| (i % 97).to_le_bytes())
+        .collect();
     std::fs::write(&seg, &content).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     w.stand.seen.lock().unwrap().down_for = 2;
-    let err = rt.block_on(archive::push(&store, &seg, "000000010000000000000003", 3)).unwrap_err();
+    let err = rt
+        .block_on(archive::push(&store, &seg, "000000010000000000000003", 3))
+        .unwrap_err();
     assert!(format!("{err:#}").contains("503"), "{err:#}");
-    assert!(w.stand.seen.lock().unwrap().objects.is_empty(), "nothing stored while down");
-    rt.block_on(archive::push(&store, &seg, "000000010000000000000003", 3)).unwrap_err();
+    assert!(
+        w.stand.seen.lock().unwrap().objects.is_empty(),
+        "nothing stored while down"
+    );
+    rt.block_on(archive::push(&store, &seg, "000000010000000000000003", 3))
+        .unwrap_err();
     // Back: the retry PostgreSQL makes stores it, once; a second push finds it there.
-    let pushed = rt.block_on(archive::push(&store, &seg, "000000010000000000000003", 3)).unwrap();
-    assert!(matches!(pushed, archive::Pushed::Stored { .. }), "{pushed:?}");
-    let again = rt.block_on(archive::push(&store, &seg, "000000010000000000000003", 3)).unwrap();
-    assert!(matches!(again, archive::Pushed::AlreadyStored { .. }), "{again:?}");
-    let keys: Vec<String> = w.stand.seen.lock().unwrap().objects.keys().cloned().collect();
+    let pushed = rt
+        .block_on(archive::push(&store, &seg, "000000010000000000000003", 3))
+        .unwrap();
+    assert!(
+        matches!(pushed, archive::Pushed::Stored { .. }),
+        "{pushed:?}"
+    );
+    let again = rt
+        .block_on(archive::push(&store, &seg, "000000010000000000000003", 3))
+        .unwrap();
+    assert!(
+        matches!(again, archive::Pushed::AlreadyStored { .. }),
+        "{again:?}"
+    );
+    let keys: Vec<String> = w
+        .stand
+        .seen
+        .lock()
+        .unwrap()
+        .objects
+        .keys()
+        .cloned()
+        .collect();
     assert_eq!(keys.len(), 1);
-    assert!(keys[0].starts_with("dev/wal/00000001/000000010000000000000003."), "{keys:?}");
+    assert!(
+        keys[0].starts_with("dev/wal/00000001/000000010000000000000003."),
+        "{keys:?}"
+    );
     // restore_command's side reads it back, checked; an unknown file is "not in the archive".
     let dest = w.dir.path().join("RECOVERYXLOG");
-    rt.block_on(archive::fetch(&store, "000000010000000000000003", &dest)).unwrap();
+    rt.block_on(archive::fetch(&store, "000000010000000000000003", &dest))
+        .unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), content);
-    assert!(matches!(rt.block_on(archive::fetch(&store, "000000010000000000000004", &dest)), Err(archive::FetchError::Missing(_))));
+    assert!(matches!(
+        rt.block_on(archive::fetch(&store, "000000010000000000000004", &dest)),
+        Err(archive::FetchError::Missing(_))
+    ));
     assert!(rt.block_on(store.list("wal/")).unwrap().len() == 1);
     assert!(w.stand.seen.lock().unwrap().bad_signatures.is_empty());
 }

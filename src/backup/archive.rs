@@ -27,9 +27,14 @@ pub const RESTORE_FAILURE_MARK: &str = "restore_command failed:";
 /// What `push` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pushed {
-    Stored { key: String, bytes: u64 },
+    Stored {
+        key: String,
+        bytes: u64,
+    },
     /// An identical copy was there already (a retry after a lost answer, or a re-archive).
-    AlreadyStored { key: String },
+    AlreadyStored {
+        key: String,
+    },
 }
 
 /// Archived copies of `file_name` (normally zero or one).
@@ -93,18 +98,28 @@ pub enum FetchError {
 }
 
 /// Fetch `file_name` from the store into `dest`, checking its checksum.
-pub async fn fetch<S: BackupStore>(store: &S, file_name: &str, dest: &Path) -> Result<String, FetchError> {
+pub async fn fetch<S: BackupStore>(
+    store: &S,
+    file_name: &str,
+    dest: &Path,
+) -> Result<String, FetchError> {
     let fatal = |m: String| FetchError::Fatal(m);
-    let found = copies(store, file_name)
-        .await
-        .map_err(|e| fatal(format!("cannot list {file_name} in {}: {e}", store.describe())))?;
+    let found = copies(store, file_name).await.map_err(|e| {
+        fatal(format!(
+            "cannot list {file_name} in {}: {e}",
+            store.describe()
+        ))
+    })?;
     let obj = match found.as_slice() {
         [] => return Err(FetchError::Missing(file_name.to_string())),
         [one] => one,
         many => {
             return Err(fatal(format!(
                 "{file_name} is archived more than once with different content: {}",
-                many.iter().map(|w| w.key.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|w| w.key.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )))
         }
     };
@@ -112,10 +127,14 @@ pub async fn fetch<S: BackupStore>(store: &S, file_name: &str, dest: &Path) -> R
         .get(&obj.key)
         .await
         .map_err(|e| fatal(format!("cannot read WAL object {}: {e}", obj.key)))?
-        .ok_or_else(|| fatal(format!("WAL object {} disappeared while being read", obj.key)))?;
+        .ok_or_else(|| {
+            fatal(format!(
+                "WAL object {} disappeared while being read",
+                obj.key
+            ))
+        })?;
     let raw = codec::decompress_checked(&body, &obj.sha256)
         .map_err(|e| fatal(format!("WAL object {} is damaged: {e}", obj.key)))?;
-    std::fs::write(dest, &raw)
-        .map_err(|e| fatal(format!("writing {}: {e}", dest.display())))?;
+    std::fs::write(dest, &raw).map_err(|e| fatal(format!("writing {}: {e}", dest.display())))?;
     Ok(obj.key.clone())
 }

@@ -109,17 +109,28 @@ pub async fn take<S: BackupStore>(
         bail!("archive_mode is off on this server: a base backup without the WAL archived after it cannot be restored");
     }
     if segment_size != wal::DEFAULT_SEGMENT_SIZE {
-        bail!("the server uses {segment_size}-byte WAL segments; calops archives 16 MB segments only");
+        bail!(
+            "the server uses {segment_size}-byte WAL segments; calops archives 16 MB segments only"
+        );
     }
     let started_at = jiff::Timestamp::now();
     let mut cmd = tokio::process::Command::new(src.bindir.join("pg_basebackup"));
-    cmd.args(["-h", &src.host, "-p", &src.port.to_string(), "-U", &src.user])
-        .args(["-D", "-", "-F", "t", "-X", "none", "-c", "fast", "-w", "-l", label])
-        .env("PGCONNECT_TIMEOUT", "10")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    cmd.args([
+        "-h",
+        &src.host,
+        "-p",
+        &src.port.to_string(),
+        "-U",
+        &src.user,
+    ])
+    .args([
+        "-D", "-", "-F", "t", "-X", "none", "-c", "fast", "-w", "-l", label,
+    ])
+    .env("PGCONNECT_TIMEOUT", "10")
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
     match &src.password {
         Some(p) => cmd.env("PGPASSWORD", p),
         None => cmd.env_remove("PGPASSWORD"),
@@ -151,7 +162,10 @@ pub async fn take<S: BackupStore>(
     let part_size = cfg.part_size.max(1 << 16) as usize;
     let streamed: Result<()> = async {
         loop {
-            let n = stdout.read(&mut buf).await.context("reading pg_basebackup's output")?;
+            let n = stdout
+                .read(&mut buf)
+                .await
+                .context("reading pg_basebackup's output")?;
             if n == 0 {
                 break;
             }
@@ -185,12 +199,23 @@ pub async fn take<S: BackupStore>(
     let status = child.wait().await?;
     let log = log_task.await.unwrap_or_default();
     if let Err(e) = streamed {
-        return Err(discarded(store, &parts, format!("base backup failed: {e:#}\n  {}", log.join("\n  "))).await);
+        return Err(discarded(
+            store,
+            &parts,
+            format!("base backup failed: {e:#}\n  {}", log.join("\n  ")),
+        )
+        .await);
     }
     if !status.success() {
-        return Err(discarded(store, &parts, format!("pg_basebackup failed ({status}):\n  {}", log.join("\n  "))).await);
+        return Err(discarded(
+            store,
+            &parts,
+            format!("pg_basebackup failed ({status}):\n  {}", log.join("\n  ")),
+        )
+        .await);
     }
-    let (Some(name), Some((start_lsn, timeline)), Some(end_lsn)) = (name, scan.start(), scan.end()) else {
+    let (Some(name), Some((start_lsn, timeline)), Some(end_lsn)) = (name, scan.start(), scan.end())
+    else {
         return Err(discarded(
             store,
             &parts,
@@ -216,7 +241,9 @@ pub async fn take<S: BackupStore>(
             .list(&prefix)
             .await
             .map_err(|e| anyhow!("checking that {end_wal} is archived: {e}"))?;
-        if found.iter().any(|o| wal::WalObject::from_key(&o.key, segment_size).is_some_and(|w| w.file_name == end_wal)) {
+        if found.iter().any(|o| {
+            wal::WalObject::from_key(&o.key, segment_size).is_some_and(|w| w.file_name == end_wal)
+        }) {
             break;
         }
         if Instant::now() > deadline {
@@ -286,8 +313,15 @@ mod tests {
 
     #[test]
     fn sources_from_urls_keep_the_password_off_the_command_line() {
-        let s = Source::from_url("postgres://calops:s3cret@127.0.0.1:5544/calops", "/bin".into()).unwrap();
-        assert_eq!((s.host.as_str(), s.port, s.user.as_str()), ("127.0.0.1", 5544, "calops"));
+        let s = Source::from_url(
+            "postgres://calops:s3cret@127.0.0.1:5544/calops",
+            "/bin".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.port, s.user.as_str()),
+            ("127.0.0.1", 5544, "calops")
+        );
         assert_eq!(s.password.as_deref(), Some("s3cret"));
         assert!(!format!("{s:?}").contains("s3cret"));
     }

@@ -170,7 +170,11 @@ pub fn chain(
             Some(many @ [first, ..]) => {
                 return Err(ChainError::Ambiguous {
                     file: first.file_name.clone(),
-                    keys: many.iter().map(|w| w.key.as_str()).collect::<Vec<_>>().join(", "),
+                    keys: many
+                        .iter()
+                        .map(|w| w.key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })
             }
             _ => break,
@@ -336,7 +340,12 @@ mod tests {
         let b = backup("b", 1, 2, 3, 0);
         let wal: Vec<_> = [2, 3, 5, 6].iter().map(|n| seg(1, *n)).collect();
         match chain(&b, &wal, &BTreeMap::new()) {
-            Err(ChainError::Gap { segment, prefix, later, .. }) => {
+            Err(ChainError::Gap {
+                segment,
+                prefix,
+                later,
+                ..
+            }) => {
                 assert_eq!(segment, "000000010000000000000004");
                 assert_eq!(prefix, "wal/00000001/000000010000000000000004.");
                 assert_eq!(later, 2);
@@ -350,7 +359,10 @@ mod tests {
         ));
         // The first segment itself missing, with later ones present, is a gap too.
         let wal: Vec<_> = [3, 4].iter().map(|n| seg(1, *n)).collect();
-        assert!(matches!(chain(&b, &wal, &BTreeMap::new()), Err(ChainError::Gap { .. })));
+        assert!(matches!(
+            chain(&b, &wal, &BTreeMap::new()),
+            Err(ChainError::Gap { .. })
+        ));
     }
 
     #[test]
@@ -361,7 +373,13 @@ mod tests {
         wal.extend((5..=8).map(|n| seg(2, n)));
         wal.push(hist(2));
         let mut h = BTreeMap::new();
-        h.insert(2, vec![HistoryEntry { tli: 1, switch: Lsn(5 * SEG + 0x500) }]);
+        h.insert(
+            2,
+            vec![HistoryEntry {
+                tli: 1,
+                switch: Lsn(5 * SEG + 0x500),
+            }],
+        );
         let c = chain(&b, &wal, &h).unwrap();
         assert_eq!(c.latest_tli, 2);
         assert_eq!(
@@ -376,9 +394,18 @@ mod tests {
         // timeline 2 from the backup's segment on (PostgreSQL would fail later; so do we not).
         // A backup on a timeline that is not an ancestor of the newest one is refused.
         let mut h3 = h.clone();
-        h3.insert(3, vec![HistoryEntry { tli: 1, switch: Lsn(4 * SEG) }]);
+        h3.insert(
+            3,
+            vec![HistoryEntry {
+                tli: 1,
+                switch: Lsn(4 * SEG),
+            }],
+        );
         let b2 = backup("b2", 2, 6, 6, 1);
-        assert!(matches!(chain(&b2, &wal, &h3), Err(ChainError::OffPath { latest: 3, .. })));
+        assert!(matches!(
+            chain(&b2, &wal, &h3),
+            Err(ChainError::OffPath { latest: 3, .. })
+        ));
     }
 
     #[test]

@@ -50,7 +50,9 @@ mod tests {
 
     #[test]
     fn round_trip_and_damage() {
-        let raw: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let raw: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let (obj, sha) = compress(&raw, DEFAULT_LEVEL).unwrap();
         assert!(obj.len() < raw.len() / 4, "compresses");
         assert_eq!(decompress_checked(&obj, &sha).unwrap(), raw);

@@ -116,7 +116,11 @@ mod tests {
         assert_eq!(c1, c2, "the same paths, so archive_command does not change");
         assert_eq!(std::fs::read_link(&c2.calops).unwrap(), b);
         assert_eq!(BackupConfig::load(&c2.config).unwrap(), cfg);
-        let names: Vec<_> = std::fs::read_dir(dir(&home)).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir(&home))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names.len(), 2, "no temporary links left: {names:?}");
     }
 }

@@ -45,7 +45,10 @@ pub async fn load<S: BackupStore>(store: &S) -> Result<Inventory> {
         .await
         .map_err(|e| anyhow!("listing base backups in {}: {e}", store.describe()))?;
     let mut backups = Vec::new();
-    for o in base_objects.iter().filter(|o| o.key.ends_with(&format!("/{}", catalog::MANIFEST))) {
+    for o in base_objects
+        .iter()
+        .filter(|o| o.key.ends_with(&format!("/{}", catalog::MANIFEST)))
+    {
         let body = store
             .get(&o.key)
             .await
@@ -189,7 +192,10 @@ pub async fn stream_base<S: BackupStore>(
                         if !entry.unpack_in(d).with_context(|| {
                             format!("unpacking {:?}", entry.path().unwrap_or_default())
                         })? {
-                            bail!("the backup has an entry outside the data directory: {:?}", entry.path().unwrap_or_default());
+                            bail!(
+                                "the backup has an entry outside the data directory: {:?}",
+                                entry.path().unwrap_or_default()
+                            );
                         }
                     }
                     None => {
@@ -240,7 +246,9 @@ pub async fn stream_base<S: BackupStore>(
         }
     }
     drop(tx);
-    let result = worker.await.map_err(|e| anyhow!("the unpacking thread failed: {e}"))?;
+    let result = worker
+        .await
+        .map_err(|e| anyhow!("the unpacking thread failed: {e}"))?;
     if let Some(f) = failure {
         return Err(f);
     }
@@ -332,9 +340,18 @@ pub async fn verify<S: BackupStore>(
         objects: backup.parts.len() + wal_objects.len(),
         bytes,
         wal_segments: chain.as_ref().map(|c| c.segments.len()).unwrap_or(0),
-        first_wal: chain.as_ref().and_then(|c| c.segments.first()).map(|w| w.file_name.clone()),
-        last_wal: chain.as_ref().and_then(|c| c.last_segment()).map(|w| w.file_name.clone()),
-        latest_timeline: chain.as_ref().map(|c| c.latest_tli).unwrap_or(backup.timeline),
+        first_wal: chain
+            .as_ref()
+            .and_then(|c| c.segments.first())
+            .map(|w| w.file_name.clone()),
+        last_wal: chain
+            .as_ref()
+            .and_then(|c| c.last_segment())
+            .map(|w| w.file_name.clone()),
+        latest_timeline: chain
+            .as_ref()
+            .map(|c| c.latest_tli)
+            .unwrap_or(backup.timeline),
         problems,
     })
 }
@@ -373,7 +390,11 @@ pub async fn prune<S: BackupStore>(
     };
     for name in &delete_backups {
         del(catalog::manifest_key(name)).await?;
-        for o in inv.base_objects.iter().filter(|o| o.key.starts_with(&format!("{BASE_PREFIX}{name}/"))) {
+        for o in inv
+            .base_objects
+            .iter()
+            .filter(|o| o.key.starts_with(&format!("{BASE_PREFIX}{name}/")))
+        {
             del(o.key.clone()).await?;
         }
     }
@@ -384,7 +405,11 @@ pub async fn prune<S: BackupStore>(
     let mut deleted_incomplete = Vec::new();
     for name in catalog::incomplete_backups(&keys) {
         let prefix = format!("{BASE_PREFIX}{name}/");
-        let objs: Vec<&ObjectInfo> = inv.base_objects.iter().filter(|o| o.key.starts_with(&prefix)).collect();
+        let objs: Vec<&ObjectInfo> = inv
+            .base_objects
+            .iter()
+            .filter(|o| o.key.starts_with(&prefix))
+            .collect();
         let newest = objs.iter().filter_map(|o| o.modified).max();
         if newest.is_some_and(|t| now.duration_since(t) > INCOMPLETE_GRACE) {
             for o in objs {

@@ -44,7 +44,12 @@ pub fn config(profile: &Profile, layout: &Layout) -> BackupConfig {
 
 /// Prepare the store and write the archiving settings for `cluster` (before it starts, or
 /// followed by [`apply`] when it runs). `calops` is the binary archive_command runs.
-pub fn configure(cluster: &Cluster, cfg: &BackupConfig, layout: &Layout, calops: &Path) -> Result<Commands> {
+pub fn configure(
+    cluster: &Cluster,
+    cfg: &BackupConfig,
+    layout: &Layout,
+    calops: &Path,
+) -> Result<Commands> {
     let root = store_root(layout);
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     crate::pg::server_writable_dir(&root.join("wal"))?;

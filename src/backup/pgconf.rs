@@ -49,8 +49,14 @@ pub fn archiving(cmds: &Commands, timeout_seconds: u32) -> Vec<(String, String)>
     vec![
         ("wal_level".into(), "replica".into()),
         ("archive_mode".into(), "on".into()),
-        ("archive_command".into(), conf_quote(&cmds.archive_command())),
-        ("archive_timeout".into(), format!("{}s", timeout_seconds.max(1))),
+        (
+            "archive_command".into(),
+            conf_quote(&cmds.archive_command()),
+        ),
+        (
+            "archive_timeout".into(),
+            format!("{}s", timeout_seconds.max(1)),
+        ),
     ]
 }
 
@@ -82,7 +88,10 @@ pub fn recovery(
         None => vec![("archive_mode".into(), "off".into())],
     };
     s.extend([
-        ("restore_command".into(), conf_quote(&cmds.restore_command())),
+        (
+            "restore_command".into(),
+            conf_quote(&cmds.restore_command()),
+        ),
         ("recovery_target_timeline".into(), "'latest'".into()),
         ("recovery_target_action".into(), "'promote'".into()),
     ]);
@@ -99,7 +108,8 @@ pub fn quiet() -> Vec<(String, String)> {
 }
 
 pub fn render(settings: &[(String, String)]) -> String {
-    let mut out = String::from("# Written by calops; rewritten on every deploy and restore. Do not edit.\n");
+    let mut out =
+        String::from("# Written by calops; rewritten on every deploy and restore. Do not edit.\n");
     for (k, v) in settings {
         out.push_str(&format!("{k} = {v}\n"));
     }
@@ -115,9 +125,12 @@ pub fn write(data_dir: &Path, settings: &[(String, String)]) -> Result<()> {
         }
     }
     let conf = data_dir.join("postgresql.conf");
-    let text = std::fs::read_to_string(&conf)
-        .with_context(|| format!("reading {}", conf.display()))?;
-    if !text.lines().any(|l| l.trim_start().starts_with("include_if_exists = 'calops.conf'")) {
+    let text =
+        std::fs::read_to_string(&conf).with_context(|| format!("reading {}", conf.display()))?;
+    if !text.lines().any(|l| {
+        l.trim_start()
+            .starts_with("include_if_exists = 'calops.conf'")
+    }) {
         let mut t = text;
         if !t.ends_with('\n') {
             t.push('\n');
@@ -149,7 +162,10 @@ mod tests {
         );
         let s = archiving(&c, 60);
         let line = render(&s);
-        assert!(line.contains(r"archive_command = '''/srv/it''\''''s here/calops'' backup archive-wal"), "{line}");
+        assert!(
+            line.contains(r"archive_command = '''/srv/it''\''''s here/calops'' backup archive-wal"),
+            "{line}"
+        );
         assert!(line.contains("archive_timeout = 60s"));
         assert!(line.contains("archive_mode = on"));
     }
@@ -162,12 +178,18 @@ mod tests {
         };
         let t: jiff::Timestamp = "2025-03-01T02:03:04.5Z".parse().unwrap();
         let text = render(&recovery(&c, RecoveryTarget::Time(t), None));
-        assert!(text.contains("recovery_target_time = '2025-03-01 02:03:04.500000+00'"), "{text}");
+        assert!(
+            text.contains("recovery_target_time = '2025-03-01 02:03:04.500000+00'"),
+            "{text}"
+        );
         assert!(text.contains("restore_command = '''/b/calops'' backup restore-wal --config ''/b/backup.json'' %f %p'"), "{text}");
         assert!(text.contains("archive_mode = off"));
         let live = render(&recovery(&c, RecoveryTarget::Latest, Some(60)));
         assert!(!live.contains("recovery_target_time ="));
-        assert!(live.contains("archive_mode = on") && live.contains("archive-wal"), "{live}");
+        assert!(
+            live.contains("archive_mode = on") && live.contains("archive-wal"),
+            "{live}"
+        );
     }
 
     #[test]
@@ -178,6 +200,8 @@ mod tests {
         write(d.path(), &quiet()).unwrap();
         let conf = std::fs::read_to_string(d.path().join("postgresql.conf")).unwrap();
         assert_eq!(conf.matches("calops.conf").count(), 1, "{conf}");
-        assert!(std::fs::read_to_string(d.path().join(FILE)).unwrap().contains("archive_mode = off"));
+        assert!(std::fs::read_to_string(d.path().join(FILE))
+            .unwrap()
+            .contains("archive_mode = off"));
     }
 }

@@ -82,21 +82,29 @@ pub fn choose<'a>(
         }
         return Ok(b);
     }
-    inv.newest_before(before).ok_or_else(|| match (before, inv.backups.first()) {
-        (_, None) => crate::error::actionable(
-            "there is no complete base backup to restore from",
-            "take one with `calops backup now`",
-        ),
-        (Some(t), Some(oldest)) => crate::error::actionable(
-            format!("no base backup finished before {t}; the oldest finished at {}", oldest.finished_at),
-            "pick a later --to time (retention may have deleted older backups)",
-        ),
-        (None, Some(_)) => anyhow!("no base backup found"),
-    })
+    inv.newest_before(before)
+        .ok_or_else(|| match (before, inv.backups.first()) {
+            (_, None) => crate::error::actionable(
+                "there is no complete base backup to restore from",
+                "take one with `calops backup now`",
+            ),
+            (Some(t), Some(oldest)) => crate::error::actionable(
+                format!(
+                    "no base backup finished before {t}; the oldest finished at {}",
+                    oldest.finished_at
+                ),
+                "pick a later --to time (retention may have deleted older backups)",
+            ),
+            (None, Some(_)) => anyhow!("no base backup found"),
+        })
 }
 
 /// Restore into `req.into`. On failure the directory is gone and no server runs on it.
-pub async fn restore<S: BackupStore>(store: &S, req: &Request, pb: &ProgressBar) -> Result<Restored> {
+pub async fn restore<S: BackupStore>(
+    store: &S,
+    req: &Request,
+    pb: &ProgressBar,
+) -> Result<Restored> {
     let inv = inventory::load(store).await?;
     let backup = choose(&inv, req.target, req.backup.as_deref())?.clone();
     // Every segment from the backup to the end of the archive must be there: PostgreSQL would
@@ -111,7 +119,10 @@ pub async fn restore<S: BackupStore>(store: &S, req: &Request, pb: &ProgressBar)
     let result = run(store, req, &backup, chain.segments.len(), pb).await;
     if result.is_err() {
         if let Err(e) = pg::discard(&req.into) {
-            tracing::warn!("could not remove the failed restore in {}: {e:#}", req.into.display());
+            tracing::warn!(
+                "could not remove the failed restore in {}: {e:#}",
+                req.into.display()
+            );
         }
     }
     result
@@ -152,7 +163,10 @@ async fn run<S: BackupStore>(
     std::fs::write(data.join("recovery.signal"), "")?;
     pg::hand_to_server(&data.join("recovery.signal"))?;
     let hba = super::install::dir(&home).join("restore-hba.conf");
-    std::fs::write(&hba, "# calops restore: the socket is in the data directory (mode 0700)\nlocal all all trust\n")?;
+    std::fs::write(
+        &hba,
+        "# calops restore: the socket is in the data directory (mode 0700)\nlocal all all trust\n",
+    )?;
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&hba, std::fs::Permissions::from_mode(0o644))?;
@@ -165,7 +179,10 @@ async fn run<S: BackupStore>(
     let (client, conn) = cfg.connect(tokio_postgres::NoTls).await?;
     let task = tokio::spawn(conn);
     client
-        .batch_execute(&format!("ALTER ROLE {} PASSWORD '{password}'", pg::SUPERUSER))
+        .batch_execute(&format!(
+            "ALTER ROLE {} PASSWORD '{password}'",
+            pg::SUPERUSER
+        ))
         .await
         .context("setting the superuser password")?;
     drop(client);
@@ -209,7 +226,10 @@ async fn wait_promoted(
             let task = tokio::spawn(conn);
             let state = async {
                 let row = client
-                    .query_one("SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()", &[])
+                    .query_one(
+                        "SELECT pg_is_in_recovery(), pg_last_xact_replay_timestamp()",
+                        &[],
+                    )
                     .await?;
                 let (in_recovery, at): (bool, Option<jiff::Timestamp>) = (row.get(0), row.get(1));
                 let tli = if in_recovery {
@@ -248,17 +268,34 @@ async fn wait_promoted(
 fn recovery_failure(log: &Path) -> anyhow::Error {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     if let Some(line) = text.lines().find(|l| l.contains(RESTORE_FAILURE_MARK)) {
-        let what = line.split(RESTORE_FAILURE_MARK).nth(1).unwrap_or(line).trim();
+        let what = line
+            .split(RESTORE_FAILURE_MARK)
+            .nth(1)
+            .unwrap_or(line)
+            .trim();
         return anyhow!("recovery stopped: {what}");
     }
     let fatal: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains("FATAL") || l.contains("PANIC") || l.contains("DETAIL") || l.contains("HINT"))
+        .filter(|l| {
+            l.contains("FATAL") || l.contains("PANIC") || l.contains("DETAIL") || l.contains("HINT")
+        })
         .collect();
-    let tail: Vec<&str> = text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: Vec<&str> = text
+        .lines()
+        .rev()
+        .take(15)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     anyhow!(
         "recovery stopped (PostgreSQL exited):\n  {}",
-        if fatal.is_empty() { tail.join("\n  ") } else { fatal.join("\n  ") }
+        if fatal.is_empty() {
+            tail.join("\n  ")
+        } else {
+            fatal.join("\n  ")
+        }
     )
 }
 
@@ -281,7 +318,10 @@ pub fn swap_into(restored: &Path, live: &Path, stamp: &str) -> Result<Option<Pat
     };
     std::fs::rename(&from, &to)
         .with_context(|| format!("moving {} to {}", from.display(), to.display()))?;
-    std::fs::copy(restored.join("superuser.password"), live.join("superuser.password"))?;
+    std::fs::copy(
+        restored.join("superuser.password"),
+        live.join("superuser.password"),
+    )?;
     let _ = std::fs::remove_dir_all(restored);
     Ok(aside)
 }

@@ -42,13 +42,18 @@ pub trait BackupStore: Send + Sync {
     /// A description for messages (a path or `oci://namespace/bucket/prefix`).
     fn describe(&self) -> String;
     /// Store `body` under `key` only if nothing is there; durable when it returns `Ok`.
-    fn put_new(&self, key: &str, body: Bytes)
-        -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn put_new(
+        &self,
+        key: &str,
+        body: Bytes,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Read `key`; `None` when it does not exist.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
     /// Objects whose keys start with `prefix`, sorted by key.
-    fn list(&self, prefix: &str)
-        -> impl Future<Output = Result<Vec<ObjectInfo>, StoreError>> + Send;
+    fn list(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<ObjectInfo>, StoreError>> + Send;
     /// Delete `key` (no error when it is already gone).
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
@@ -430,7 +435,8 @@ mod tests {
             .await
             .unwrap();
         assert!(matches!(
-            s.put_new("wal/00000001/a.zst", Bytes::from_static(b"two")).await,
+            s.put_new("wal/00000001/a.zst", Bytes::from_static(b"two"))
+                .await,
             Err(StoreError::Exists(_))
         ));
         assert_eq!(
@@ -448,7 +454,10 @@ mod tests {
             keys(s.list("wal/").await.unwrap()),
             ["wal/00000001/a.zst", "wal/00000002/b.zst"]
         );
-        assert_eq!(keys(s.list("wal/00000001/a").await.unwrap()), ["wal/00000001/a.zst"]);
+        assert_eq!(
+            keys(s.list("wal/00000001/a").await.unwrap()),
+            ["wal/00000001/a.zst"]
+        );
         assert!(s.list("nothing/").await.unwrap().is_empty());
         let listed = s.list("base/").await.unwrap();
         assert_eq!(listed[0].size, 2);
@@ -461,14 +470,19 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(
-            std::fs::read_dir(d.path().join("wal/00000001")).unwrap().count(),
+            std::fs::read_dir(d.path().join("wal/00000001"))
+                .unwrap()
+                .count(),
             1
         );
         s.delete("wal/00000001/a.zst").await.unwrap();
         s.delete("wal/00000001/a.zst").await.unwrap();
         assert!(s.get("wal/00000001/a.zst").await.unwrap().is_none());
         for bad in ["", "../x", "a//b", "a/.tmp", "/abs"] {
-            assert!(matches!(s.get(bad).await, Err(StoreError::InvalidKey(_))), "{bad}");
+            assert!(
+                matches!(s.get(bad).await, Err(StoreError::InvalidKey(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -481,7 +495,10 @@ mod tests {
             _ => panic!("a file store"),
         }
         assert!(open("file://elsewhere/dir").is_err());
-        assert!(open("s3://bucket").unwrap_err().to_string().contains("scheme `s3`"));
+        assert!(open("s3://bucket")
+            .unwrap_err()
+            .to_string()
+            .contains("scheme `s3`"));
         assert!(open("oci:///bucket").is_err());
     }
 }

@@ -204,7 +204,12 @@ pub fn parse_history(text: &str) -> Result<Vec<HistoryEntry>, String> {
         let lsn = parts.next().and_then(Lsn::parse);
         match (tli, lsn) {
             (Some(tli), Some(switch)) => out.push(HistoryEntry { tli, switch }),
-            _ => return Err(format!("line {}: `{line}` is not `TLI<TAB>LSN<TAB>reason`", i + 1)),
+            _ => {
+                return Err(format!(
+                    "line {}: `{line}` is not `TLI<TAB>LSN<TAB>reason`",
+                    i + 1
+                ))
+            }
         }
     }
     Ok(out)
@@ -233,7 +238,10 @@ mod tests {
         assert_eq!(segment_name(3, 256 + 0xA5, SEG), "0000000300000001000000A5");
         assert_eq!(
             WalFile::parse("0000000300000001000000A5", SEG),
-            Some(WalFile::Segment { tli: 3, segno: 256 + 0xA5 })
+            Some(WalFile::Segment {
+                tli: 3,
+                segno: 256 + 0xA5
+            })
         );
         assert_eq!(
             WalFile::parse("000000010000000000000004.partial", SEG),
@@ -249,18 +257,29 @@ mod tests {
         );
         // With 16 MB segments the low part never reaches 0x100.
         assert_eq!(WalFile::parse("000000010000000000000100", SEG), None);
-        for bad in ["", "RECOVERYXLOG", "00000001.history.tmp", "0000000100000000000000G1"] {
+        for bad in [
+            "",
+            "RECOVERYXLOG",
+            "00000001.history.tmp",
+            "0000000100000000000000G1",
+        ] {
             assert_eq!(WalFile::parse(bad, SEG), None, "{bad}");
         }
         // A 64 MB cluster has 64 segments per xlogid.
-        assert_eq!(segment_name(1, 64, 64 * 1024 * 1024), "000000010000000100000000");
+        assert_eq!(
+            segment_name(1, 64, 64 * 1024 * 1024),
+            "000000010000000100000000"
+        );
     }
 
     #[test]
     fn object_keys_carry_timeline_name_and_checksum() {
         let sha = "ab".repeat(32);
         let key = object_key("000000020000000000000007", &sha).unwrap();
-        assert_eq!(key, format!("wal/00000002/000000020000000000000007.{sha}.zst"));
+        assert_eq!(
+            key,
+            format!("wal/00000002/000000020000000000000007.{sha}.zst")
+        );
         let o = WalObject::from_key(&key, SEG).unwrap();
         assert_eq!(o.file, WalFile::Segment { tli: 2, segno: 7 });
         assert_eq!(o.sha256, sha);
@@ -270,8 +289,14 @@ mod tests {
         );
         assert!(object_prefix("../../etc/passwd").is_none());
         // The timeline directory must match the name; checksums are 64 hex digits.
-        assert!(WalObject::from_key(&format!("wal/00000001/000000020000000000000007.{sha}.zst"), SEG).is_none());
-        assert!(WalObject::from_key("wal/00000002/000000020000000000000007.abc.zst", SEG).is_none());
+        assert!(WalObject::from_key(
+            &format!("wal/00000001/000000020000000000000007.{sha}.zst"),
+            SEG
+        )
+        .is_none());
+        assert!(
+            WalObject::from_key("wal/00000002/000000020000000000000007.abc.zst", SEG).is_none()
+        );
     }
 
     #[test]
@@ -280,8 +305,14 @@ mod tests {
         assert_eq!(
             parse_history(h).unwrap(),
             vec![
-                HistoryEntry { tli: 1, switch: Lsn(0x3000060) },
-                HistoryEntry { tli: 2, switch: Lsn(0x5000000) }
+                HistoryEntry {
+                    tli: 1,
+                    switch: Lsn(0x3000060)
+                },
+                HistoryEntry {
+                    tli: 2,
+                    switch: Lsn(0x5000000)
+                }
             ]
         );
         assert!(parse_history("one two").unwrap_err().contains("line 1"));

@@ -58,7 +58,8 @@ fn current_thread() -> anyhow::Result<tokio::runtime::Runtime> {
 fn archive_wal(a: &ArchiveWalArgs) -> anyhow::Result<i32> {
     let cfg = BackupConfig::load(&a.config)?;
     let s = store::open(&cfg.store)?;
-    let pushed = current_thread()?.block_on(archive::push(&s, &a.path, &a.name, cfg.compression_level))?;
+    let pushed =
+        current_thread()?.block_on(archive::push(&s, &a.path, &a.name, cfg.compression_level))?;
     if let Pushed::AlreadyStored { key } = pushed {
         eprintln!("calops: {} was already archived as {key}", a.name);
     }
@@ -74,8 +75,10 @@ fn restore_wal(a: &RestoreWalArgs) -> anyhow::Result<i32> {
         }
         .into()
     };
-    let cfg = BackupConfig::load(&a.config).map_err(|e| fatal(format!("{} {e:#}", archive::RESTORE_FAILURE_MARK)))?;
-    let s = store::open(&cfg.store).map_err(|e| fatal(format!("{} {e:#}", archive::RESTORE_FAILURE_MARK)))?;
+    let cfg = BackupConfig::load(&a.config)
+        .map_err(|e| fatal(format!("{} {e:#}", archive::RESTORE_FAILURE_MARK)))?;
+    let s = store::open(&cfg.store)
+        .map_err(|e| fatal(format!("{} {e:#}", archive::RESTORE_FAILURE_MARK)))?;
     match current_thread()?.block_on(archive::fetch(&s, &a.name, &a.path)) {
         Ok(_) => Ok(0),
         Err(FetchError::Missing(_)) => Ok(1),
@@ -96,7 +99,9 @@ fn local_cluster(profile: Profile) -> anyhow::Result<(LocalTarget, Option<Cluste
 }
 
 /// Connect to the running local cluster.
-async fn connect(cluster: &mut Cluster) -> anyhow::Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
+async fn connect(
+    cluster: &mut Cluster,
+) -> anyhow::Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
     if cluster.running_pid().is_none() {
         return Err(actionable(
             "the local database is not running",
@@ -104,7 +109,8 @@ async fn connect(cluster: &mut Cluster) -> anyhow::Result<(tokio_postgres::Clien
         ));
     }
     cluster.start()?;
-    let (client, conn) = tokio_postgres::connect(&cluster.url("postgres"), tokio_postgres::NoTls).await?;
+    let (client, conn) =
+        tokio_postgres::connect(&cluster.url("postgres"), tokio_postgres::NoTls).await?;
     let task = tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -115,7 +121,10 @@ fn now(profile: Profile, label: &str, ui: &Ui) -> anyhow::Result<i32> {
     let cfg = blocal_config(&profile);
     let (target, cluster) = local_cluster(profile)?;
     let mut cluster = cluster.ok_or_else(|| {
-        actionable("nothing is deployed, so there is nothing to back up", "deploy first with `calops deploy --profile ...`")
+        actionable(
+            "nothing is deployed, so there is nothing to back up",
+            "deploy first with `calops deploy --profile ...`",
+        )
     })?;
     let st = blocal::store(&target.layout);
     super::deploy::runtime()?.block_on(async {
@@ -199,7 +208,10 @@ pub const ARCHIVE_LAG_ALARM_SECONDS: f64 = 900.0;
 /// finished segment has waited, failures) and the newest base backup.
 pub(super) async fn status(layout: &crate::deploy::local::layout::Layout) -> serde_json::Value {
     let st = blocal::store(layout);
-    let newest = inventory::load(&st).await.ok().and_then(|inv| inv.newest_before(None).cloned());
+    let newest = inventory::load(&st)
+        .await
+        .ok()
+        .and_then(|inv| inv.newest_before(None).cloned());
     let now = jiff::Timestamp::now();
     let mut doc = json!({
         "last_base_backup": newest.as_ref().map(|b| &b.name),
@@ -227,7 +239,11 @@ pub(super) async fn status(layout: &crate::deploy::local::layout::Layout) -> ser
 
 /// The human line of [`status`].
 pub(super) fn status_line(b: &serde_json::Value) -> String {
-    let age = |k: &str| b[k].as_f64().or(b[k].as_u64().map(|v| v as f64)).map(|s| format!("{}s ago", s.round() as i64));
+    let age = |k: &str| {
+        b[k].as_f64()
+            .or(b[k].as_u64().map(|v| v as f64))
+            .map(|s| format!("{}s ago", s.round() as i64))
+    };
     format!(
         "backups: last WAL archived {} ({}), {} waiting (oldest {}s), {} failure(s); last base backup {} ({}){}\n",
         b["last_archived_wal"].as_str().unwrap_or("none"),
@@ -317,7 +333,11 @@ fn verify(profile: Profile, name: Option<&str>, ui: &Ui) -> anyhow::Result<i32> 
         pb.finish_and_clear();
         let ok = v.problems.is_empty();
         if !ok {
-            let list: Vec<String> = v.problems.iter().map(|p| format!("{}: {}", p.object, p.problem)).collect();
+            let list: Vec<String> = v
+                .problems
+                .iter()
+                .map(|p| format!("{}: {}", p.object, p.problem))
+                .collect();
             let msg = format!(
                 "base backup {} cannot be restored as it is: {} problem(s):\n  {}",
                 v.backup,
@@ -376,12 +396,16 @@ pub fn restore(g: &GlobalArgs, args: &RestoreArgs, ui: &Ui) -> anyhow::Result<i3
             "add --yes to replace it, or restore without --start to inspect the copy first",
         ));
     }
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%dT%H%M%SZ").to_string();
+    let stamp = jiff::Timestamp::now()
+        .strftime("%Y%m%dT%H%M%SZ")
+        .to_string();
     let into = match &args.into {
         Some(d) => std::path::absolute(d)?,
         None => std::path::absolute(layout.root.join("restores").join(&stamp))?,
     };
-    let password = std::fs::read_to_string(live.join("superuser.password")).ok().map(|s| s.trim().to_string());
+    let password = std::fs::read_to_string(live.join("superuser.password"))
+        .ok()
+        .map(|s| s.trim().to_string());
     let req = brestore::Request {
         target,
         backup: args.backup.clone(),
@@ -436,12 +460,23 @@ pub fn restore(g: &GlobalArgs, args: &RestoreArgs, ui: &Ui) -> anyhow::Result<i3
 
 /// Swap the restored cluster in (under the deploy lock, everything stopped), then start the
 /// current release again on it, verified like a deploy.
-async fn make_live(target: &mut LocalTarget, restored: &Path, stamp: &str, ui: &Ui) -> anyhow::Result<Option<std::path::PathBuf>> {
+async fn make_live(
+    target: &mut LocalTarget,
+    restored: &Path,
+    stamp: &str,
+    ui: &Ui,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
     use crate::deploy::lock::DeployLock;
     use crate::deploy::store::FsStore;
     let store = FsStore::new(target.layout.state());
-    let lock = DeployLock::new(store.clone(), super::deploy::LOCK_KEY, super::deploy::LOCK_LEASE);
-    let held = lock.acquire("calops restore --start", jiff::Timestamp::now()).await?;
+    let lock = DeployLock::new(
+        store.clone(),
+        super::deploy::LOCK_KEY,
+        super::deploy::LOCK_LEASE,
+    );
+    let held = lock
+        .acquire("calops restore --start", jiff::Timestamp::now())
+        .await?;
     let swapped = (|| {
         target.stop_all()?;
         brestore::swap_into(restored, &target.layout.pg(), stamp)
@@ -455,16 +490,36 @@ async fn make_live(target: &mut LocalTarget, restored: &Path, stamp: &str, ui: &
             interrupt.install();
             let opts = crate::deploy::pipeline::Options {
                 auto_rollback: true,
-                message: format!("calops restore: release #{} on the restored database", cur.seq),
+                message: format!(
+                    "calops restore: release #{} on the restored database",
+                    cur.seq
+                ),
                 lock_lease: super::deploy::LOCK_LEASE,
                 profile_hash: target.profile.hash(),
             };
-            crate::deploy::pipeline::run(target, store, super::deploy::LOCK_KEY, "", &opts, Some(&cur), ui, interrupt).await?;
+            crate::deploy::pipeline::run(
+                target,
+                store,
+                super::deploy::LOCK_KEY,
+                "",
+                &opts,
+                Some(&cur),
+                ui,
+                interrupt,
+            )
+            .await?;
         }
         None => {
-            ui.warn("no release was ever deployed: only the database was started (run `calops deploy`)");
+            ui.warn(
+                "no release was ever deployed: only the database was started (run `calops deploy`)",
+            );
             let mut c = Cluster::init_or_open(&target.layout.pg(), crate::pg::Options::default())?;
-            blocal::configure(&c, &blocal::config(&target.profile, &target.layout), &target.layout, &std::env::current_exe()?)?;
+            blocal::configure(
+                &c,
+                &blocal::config(&target.profile, &target.layout),
+                &target.layout,
+                &std::env::current_exe()?,
+            )?;
             c.start()?;
         }
     }

@@ -17,17 +17,28 @@ fn compartment(p: &Profile) -> anyhow::Result<String> {
     p.oci
         .as_ref()
         .map(|o| o.compartment_id.as_str().to_string())
-        .ok_or_else(|| actionable(format!("profile `{}` has no [oci] section", p.name), "add [oci] with `compartment_id`"))
+        .ok_or_else(|| {
+            actionable(
+                format!("profile `{}` has no [oci] section", p.name),
+                "add [oci] with `compartment_id`",
+            )
+        })
 }
 
 /// The profile's DB system: `explicit`, else the one tagged `calops-profile = <profile>`.
-async fn db_system(client: &OciClient, p: &Profile, explicit: Option<&str>) -> anyhow::Result<DbSystem> {
+async fn db_system(
+    client: &OciClient,
+    p: &Profile,
+    explicit: Option<&str>,
+) -> anyhow::Result<DbSystem> {
     let pg = client.postgresql();
     if let Some(id) = explicit {
-        return pg
-            .get_db_system(id)
-            .await?
-            .ok_or_else(|| actionable(format!("DB system {id} does not exist"), "check the OCID (`oci psql db-system list`)"));
+        return pg.get_db_system(id).await?.ok_or_else(|| {
+            actionable(
+                format!("DB system {id} does not exist"),
+                "check the OCID (`oci psql db-system list`)",
+            )
+        });
     }
     let all = pg.list_db_systems(&compartment(p)?).await?;
     let mine: Vec<DbSystem> = all
@@ -38,7 +49,10 @@ async fn db_system(client: &OciClient, p: &Profile, explicit: Option<&str>) -> a
     match mine.as_slice() {
         [one] => Ok(one.clone()),
         [] => Err(actionable(
-            format!("no DB system tagged calops-profile = {} in the compartment", p.name),
+            format!(
+                "no DB system tagged calops-profile = {} in the compartment",
+                p.name
+            ),
             "deploy the profile first, or pass --db-system OCID",
         )),
         many => Err(actionable(
@@ -46,7 +60,10 @@ async fn db_system(client: &OciClient, p: &Profile, explicit: Option<&str>) -> a
                 "{} DB systems are tagged calops-profile = {}: {}",
                 many.len(),
                 p.name,
-                many.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|d| d.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             "pass --db-system OCID",
         )),
@@ -59,7 +76,9 @@ fn backup_line(b: &Backup) -> String {
         b.time_created.get(..19).unwrap_or(&b.time_created),
         b.lifecycle_state,
         b.source_type.as_deref().unwrap_or("-"),
-        b.backup_size.map(|g| format!("{g} GB")).unwrap_or_else(|| "-".into()),
+        b.backup_size
+            .map(|g| format!("{g} GB"))
+            .unwrap_or_else(|| "-".into()),
         b.display_name,
         b.id
     )
@@ -69,7 +88,10 @@ pub fn list(p: &Profile, ui: &Ui) -> anyhow::Result<i32> {
     let client = crate::deploy::oci::setup::client(p)?;
     super::deploy::runtime()?.block_on(async {
         let sys = db_system(&client, p, None).await?;
-        let backups = client.postgresql().list_backups(&compartment(p)?, &sys.id).await?;
+        let backups = client
+            .postgresql()
+            .list_backups(&compartment(p)?, &sys.id)
+            .await?;
         ui.result(&json!({"db_system": sys.id, "backups": backups}), || {
             let mut out = format!("DB system {} ({})\n", sys.display_name, sys.id);
             if backups.is_empty() {
@@ -89,9 +111,15 @@ pub fn now(p: &Profile, label: &str, ui: &Ui) -> anyhow::Result<i32> {
     super::deploy::runtime()?.block_on(async {
         let sys = db_system(&client, p, None).await?;
         let token = uuid::Uuid::new_v4().simple().to_string();
-        let (b, wr) = client.postgresql().create_backup(&compartment(p)?, &sys.id, label, &token).await?;
+        let (b, wr) = client
+            .postgresql()
+            .create_backup(&compartment(p)?, &sys.id, label, &token)
+            .await?;
         ui.result(&json!({"backup": b, "work_request_id": wr}), || {
-            format!("OCI is taking backup {} of {} ({})\n", b.id, sys.display_name, b.lifecycle_state)
+            format!(
+                "OCI is taking backup {} of {} ({})\n",
+                b.id, sys.display_name, b.lifecycle_state
+            )
         });
         Ok(0)
     })
@@ -99,10 +127,17 @@ pub fn now(p: &Profile, label: &str, ui: &Ui) -> anyhow::Result<i32> {
 
 /// The backup a restore uses: `--backup`, else the newest ACTIVE one created at or before the
 /// target time (any time for `--latest`).
-fn pick(backups: &[Backup], explicit: Option<&str>, target: RecoveryTarget) -> anyhow::Result<Backup> {
+fn pick(
+    backups: &[Backup],
+    explicit: Option<&str>,
+    target: RecoveryTarget,
+) -> anyhow::Result<Backup> {
     if let Some(id) = explicit {
         return backups.iter().find(|b| b.id == id).cloned().ok_or_else(|| {
-            actionable(format!("backup {id} is not one of this DB system's backups"), "list them with `calops backup list`")
+            actionable(
+                format!("backup {id} is not one of this DB system's backups"),
+                "list them with `calops backup list`",
+            )
         });
     }
     let before = match target {
@@ -115,10 +150,20 @@ fn pick(backups: &[Backup], explicit: Option<&str>, target: RecoveryTarget) -> a
         .filter(|b| before.is_none_or(|t| b.created().is_some_and(|c| c <= t)))
         .max_by(|a, b| a.time_created.cmp(&b.time_created))
         .cloned()
-        .ok_or_else(|| actionable("no ACTIVE backup fits the target", "list them with `calops backup list`"))
+        .ok_or_else(|| {
+            actionable(
+                "no ACTIVE backup fits the target",
+                "list them with `calops backup list`",
+            )
+        })
 }
 
-pub fn restore(p: &Profile, args: &RestoreArgs, target: RecoveryTarget, ui: &Ui) -> anyhow::Result<i32> {
+pub fn restore(
+    p: &Profile,
+    args: &RestoreArgs,
+    target: RecoveryTarget,
+    ui: &Ui,
+) -> anyhow::Result<i32> {
     if args.start || args.into.is_some() {
         return Err(actionable(
             "--start and --into apply to the local target; an OCI restore always creates a new DB system",

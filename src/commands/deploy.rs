@@ -434,7 +434,11 @@ pub fn status(g: &GlobalArgs, ui: &Ui) -> anyhow::Result<i32> {
             demo.map(|d| format!("try: {}\n", d.curl)).unwrap_or_default()
         ) + &super::backup::status_line(&backups),
     });
-    Ok(if (healthy && !alarm) || release.is_none() { 0 } else { 1 })
+    Ok(if (healthy && !alarm) || release.is_none() {
+        0
+    } else {
+        1
+    })
 }
 
 pub fn destroy(g: &GlobalArgs, args: &DestroyArgs, ui: &Ui) -> anyhow::Result<i32> {

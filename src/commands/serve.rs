@@ -35,6 +35,18 @@ pub fn run(args: &ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let (Some(cfg), Some(url)) = (&args.backup_config, &args.database_url) {
+        let gauges = crate::backup::schedule::Gauges::default();
+        let g = gauges.clone();
+        crate::service::metrics::set_extra(Box::new(move || {
+            g.lock().map(|t| t.clone()).unwrap_or_default()
+        }));
+        rt.spawn(crate::backup::schedule::run(
+            cfg.clone(),
+            url.clone(),
+            gauges,
+        ));
+    }
     let started = std::time::Instant::now();
     rt.block_on(crate::service::server::run(config))?;
     // Logs went to stderr as JSON lines; stdout gets one document when the service stops.

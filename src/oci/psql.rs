@@ -130,11 +130,15 @@ impl Postgresql<'_> {
         loop {
             let mut p: Vec<(&str, Option<&str>)> = params.to_vec();
             p.push(("page", page.as_deref()));
-            let url = self.client.url(Service::Postgresql, &format!("{BASE}{path}{}", query(&p)))?;
+            let url = self
+                .client
+                .url(Service::Postgresql, &format!("{BASE}{path}{}", query(&p)))?;
             let resp = self.client.send(OciRequest::new(Method::GET, url)).await?;
             out.extend(resp.json::<Items<T>>()?.items);
             match resp.header("opc-next-page") {
-                Some(n) if !n.is_empty() && Some(n) != page.as_deref() => page = Some(n.to_string()),
+                Some(n) if !n.is_empty() && Some(n) != page.as_deref() => {
+                    page = Some(n.to_string())
+                }
                 _ => return Ok(out),
             }
         }
@@ -142,14 +146,16 @@ impl Postgresql<'_> {
 
     /// ListDbSystems in a compartment.
     pub async fn list_db_systems(&self, compartment_id: &str) -> Result<Vec<DbSystem>, OciError> {
-        self.list_all("/dbSystems", &[("compartmentId", Some(compartment_id))]).await
+        self.list_all("/dbSystems", &[("compartmentId", Some(compartment_id))])
+            .await
     }
 
     /// GetDbSystem; `None` when it does not exist.
     pub async fn get_db_system(&self, id: &str) -> Result<Option<DbSystem>, OciError> {
-        let url = self
-            .client
-            .url(Service::Postgresql, &format!("{BASE}/dbSystems/{}", encode_path_segment(id)))?;
+        let url = self.client.url(
+            Service::Postgresql,
+            &format!("{BASE}/dbSystems/{}", encode_path_segment(id)),
+        )?;
         match self.client.send(OciRequest::new(Method::GET, url)).await {
             Ok(r) => r.json().map(Some),
             Err(e) if e.is_not_found() => Ok(None),
@@ -158,7 +164,11 @@ impl Postgresql<'_> {
     }
 
     /// ListBackups of one DB system (`id` filters by DB system), newest first.
-    pub async fn list_backups(&self, compartment_id: &str, db_system_id: &str) -> Result<Vec<Backup>, OciError> {
+    pub async fn list_backups(
+        &self,
+        compartment_id: &str,
+        db_system_id: &str,
+    ) -> Result<Vec<Backup>, OciError> {
         let mut b: Vec<Backup> = self
             .list_all(
                 "/backups",
@@ -182,18 +192,33 @@ impl Postgresql<'_> {
         display_name: &str,
         retry_token: &str,
     ) -> Result<(Backup, Option<String>), OciError> {
-        let url = self.client.url(Service::Postgresql, &format!("{BASE}/backups"))?;
+        let url = self
+            .client
+            .url(Service::Postgresql, &format!("{BASE}/backups"))?;
         let body = serde_json::json!({"displayName": display_name, "compartmentId": compartment_id,
             "dbSystemId": db_system_id, "description": "calops backup now"});
-        let req = OciRequest::new(Method::POST, url).json(&body)?.header("opc-retry-token", retry_token)?;
+        let req = OciRequest::new(Method::POST, url)
+            .json(&body)?
+            .header("opc-retry-token", retry_token)?;
         let resp = self.client.send(req).await?;
-        Ok((resp.json()?, resp.header("opc-work-request-id").map(String::from)))
+        Ok((
+            resp.json()?,
+            resp.header("opc-work-request-id").map(String::from),
+        ))
     }
 
     /// CreateDbSystem from a backup (a new system; the source is only read).
-    pub async fn create_from_backup(&self, details: &CreateFromBackup, retry_token: &str) -> Result<Created, OciError> {
-        let url = self.client.url(Service::Postgresql, &format!("{BASE}/dbSystems"))?;
-        let req = OciRequest::new(Method::POST, url).json(details)?.header("opc-retry-token", retry_token)?;
+    pub async fn create_from_backup(
+        &self,
+        details: &CreateFromBackup,
+        retry_token: &str,
+    ) -> Result<Created, OciError> {
+        let url = self
+            .client
+            .url(Service::Postgresql, &format!("{BASE}/dbSystems"))?;
+        let req = OciRequest::new(Method::POST, url)
+            .json(details)?
+            .header("opc-retry-token", retry_token)?;
         let resp = self.client.send(req).await?;
         Ok(Created {
             db_system: resp.json()?,
@@ -212,7 +237,10 @@ pub fn restore_details(
     admin_secret_id: &str,
     subnet_id: Option<&str>,
 ) -> Result<CreateFromBackup, String> {
-    let mut network = source.network_details.clone().unwrap_or_else(|| serde_json::json!({}));
+    let mut network = source
+        .network_details
+        .clone()
+        .unwrap_or_else(|| serde_json::json!({}));
     if let Some(obj) = network.as_object_mut() {
         obj.remove("primaryDbEndpointPrivateIp");
         if let Some(s) = subnet_id {
@@ -222,11 +250,12 @@ pub fn restore_details(
     if network.get("subnetId").and_then(Value::as_str).is_none() {
         return Err("the source DB system's subnet is unknown; pass --subnet-id".into());
     }
-    let mut storage = source.storage_details.clone().unwrap_or_else(|| {
-        serde_json::json!({"systemType": "OCI_OPTIMIZED_STORAGE", "isRegionallyDurable": true})
-    });
+    let mut storage = source.storage_details.clone().unwrap_or_else(
+        || serde_json::json!({"systemType": "OCI_OPTIMIZED_STORAGE", "isRegionallyDurable": true}),
+    );
     if let Some(obj) = storage.as_object_mut() {
-        obj.entry("systemType").or_insert_with(|| Value::String("OCI_OPTIMIZED_STORAGE".into()));
+        obj.entry("systemType")
+            .or_insert_with(|| Value::String("OCI_OPTIMIZED_STORAGE".into()));
     }
     let mut tags: BTreeMap<String, String> = source
         .freeform_tags
@@ -241,8 +270,14 @@ pub fn restore_details(
     Ok(CreateFromBackup {
         display_name: display_name.to_string(),
         compartment_id: source.compartment_id.clone(),
-        db_version: source.db_version.clone().ok_or("the source DB system has no dbVersion")?,
-        shape: source.shape.clone().ok_or("the source DB system has no shape")?,
+        db_version: source
+            .db_version
+            .clone()
+            .ok_or("the source DB system has no dbVersion")?,
+        shape: source
+            .shape
+            .clone()
+            .ok_or("the source DB system has no shape")?,
         instance_ocpu_count: source.instance_ocpu_count,
         instance_memory_size_in_gbs: source.instance_memory_size_in_gbs,
         instance_count: source.instance_count,

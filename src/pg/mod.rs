@@ -507,8 +507,7 @@ pub fn server_writable_dir(path: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let real = if unsearchable_ancestor(path).is_some() {
         let base = relocated_base(path);
-        std::fs::create_dir_all(&base)
-            .with_context(|| format!("creating {}", base.display()))?;
+        std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
         std::fs::set_permissions(RELOCATED_ROOT, std::fs::Permissions::from_mode(0o711))?;
         std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o711))?;
         let real = base.join(path.file_name().unwrap_or_default());

@@ -48,6 +48,8 @@ pub struct LocalTarget {
     pub source_binary: PathBuf,
     database_url: Option<String>,
     redis_url: Option<String>,
+    /// The cluster's backup configuration (set by provision).
+    backup_config: Option<PathBuf>,
 }
 
 /// `sha256:<hex>` of a file, streamed.
@@ -107,6 +109,7 @@ impl LocalTarget {
             source_binary,
             database_url: None,
             redis_url: None,
+            backup_config: None,
         })
     }
 
@@ -153,6 +156,9 @@ impl LocalTarget {
         );
         if let Some(r) = &self.redis_url {
             env.insert("REDIS_URL".into(), r.clone());
+        }
+        if let Some(b) = &self.backup_config {
+            env.insert("CALOPS_BACKUP_CONFIG".into(), b.display().to_string());
         }
         env.insert(
             "CALOPS_OBJECT_STORAGE_URL".into(),
@@ -363,7 +369,7 @@ impl Target for LocalTarget {
         let want_redis = self.profile.local.redis;
         let backup_cfg = crate::backup::local::config(&self.profile, &self.layout);
         let source_binary = self.source_binary.clone();
-        let (db, redis_url, changed) = steps
+        let (db, redis_url, backup_config, changed) = steps
             .run(
                 "provision",
                 "starting PostgreSQL (and Redis) under .calops",
@@ -405,7 +411,8 @@ impl Target for LocalTarget {
                         None
                     };
                     std::fs::create_dir_all(layout.objects())?;
-                    Ok((cluster.url("calops"), redis_url, changed))
+                    let backup_config = crate::backup::install::config_path(&cluster.server_home());
+                    Ok((cluster.url("calops"), redis_url, backup_config, changed))
                 },
             )
             .await?;
@@ -414,6 +421,7 @@ impl Target for LocalTarget {
         }
         self.database_url = Some(db);
         self.redis_url = redis_url;
+        self.backup_config = Some(backup_config);
         Ok(changed)
     }
 
