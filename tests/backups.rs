@@ -648,7 +648,7 @@ fn book_archive_lose_the_cluster_and_restore_to_a_point_in_time() {
     );
     assert_eq!(
         uids,
-        [first.clone()],
+        std::slice::from_ref(&first),
         "only the booking made before {between}"
     );
     c.remove().unwrap();
@@ -699,7 +699,7 @@ fn book_archive_lose_the_cluster_and_restore_to_a_point_in_time() {
             .find(|l| l.starts_with(&format!("{name} ")))
             .unwrap_or_else(|| panic!("{name} in\n{gauges}"));
         let v: f64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-        assert!(v >= 0.0 && v < 900.0, "{line}");
+        assert!((0.0..900.0).contains(&v), "{line}");
     }
     let (code, doc, stderr) = site.run(&["status"]);
     assert_eq!(code, 0, "{doc}\n{stderr}");

@@ -236,7 +236,7 @@ pub fn retention(
     count: u32,
 ) -> Retention {
     let mut sorted: Vec<&BaseBackup> = backups.iter().collect();
-    sorted.sort_by(|a, b| b.finished_at.cmp(&a.finished_at));
+    sorted.sort_by_key(|b| std::cmp::Reverse(b.finished_at));
     let cutoff = now - jiff::SignedDuration::from_secs(days as i64 * 86_400);
     let keep_n = count.max(1) as usize;
     let (mut keep, mut drop) = (Vec::new(), Vec::new());
