@@ -638,7 +638,22 @@ fn book_archive_lose_the_cluster_and_restore_to_a_point_in_time() {
         "--into",
         drill.to_str().unwrap(),
     ]);
-    assert_eq!(code, 0, "{doc}\n{stderr}");
+    if code != 0 {
+        let listing = Command::new("find")
+            .arg(site.root().join("objects/backups"))
+            .output()
+            .unwrap();
+        let logs = Command::new("sh")
+            .arg("-c")
+            .arg(format!("tail -n 30 {}/logs/*.log", site.root().display()))
+            .output()
+            .unwrap();
+        panic!(
+            "{doc}\n{stderr}\n{}\n{}",
+            String::from_utf8_lossy(&listing.stdout),
+            String::from_utf8_lossy(&logs.stdout)
+        );
+    }
     assert_eq!(doc["started"], false);
     let mut c = Cluster::init_or_open(&drill, calops::pg::Options::default()).unwrap();
     c.start().unwrap();

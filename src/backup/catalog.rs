@@ -227,9 +227,12 @@ pub struct Retention {
 
 /// Keep every backup finished within `days` of `now`, and the newest `count` whatever their
 /// age (at least one); WAL is deleted only below the oldest kept backup's start segment, so a
-/// kept backup always has the WAL it needs.
+/// kept backup always has the WAL it needs — and below the start of any backup still being
+/// taken (`in_flight`: names of backups with parts but no manifest yet), which will need its
+/// WAL once it completes.
 pub fn retention(
     backups: &[BaseBackup],
+    in_flight: &[String],
     wal: &[WalObject],
     now: jiff::Timestamp,
     days: u32,
@@ -247,7 +250,19 @@ pub fn retention(
             drop.push(b);
         }
     }
-    let Some(oldest_start) = keep.iter().map(|b| b.start_segno()).min() else {
+    let seg_size = keep
+        .first()
+        .map(|b| b.segment_size)
+        .unwrap_or(wal::DEFAULT_SEGMENT_SIZE);
+    let in_flight_starts = in_flight
+        .iter()
+        .filter_map(|n| Some(start_of(n)?.segno(seg_size)));
+    let Some(oldest_start) = keep
+        .iter()
+        .map(|b| b.start_segno())
+        .chain(in_flight_starts)
+        .min()
+    else {
         return Retention::default();
     };
     let delete_wal = wal
@@ -261,6 +276,12 @@ pub fn retention(
         delete_backups: drop.iter().map(|b| b.name.clone()).collect(),
         delete_wal,
     }
+}
+
+/// The start LSN a backup's name carries (see [`backup_name`]).
+pub fn start_of(name: &str) -> Option<Lsn> {
+    let (_, lsn) = name.split_once('-')?;
+    u64::from_str_radix(lsn, 16).ok().map(Lsn)
 }
 
 /// Names of backup directories that have parts but no manifest.
@@ -420,20 +441,35 @@ mod tests {
         wal.push(hist(2));
         let now = backups[3].finished_at + jiff::SignedDuration::from_secs(3600);
         // 7 days: d5 and d9 are young; count 1 adds nothing more.
-        let r = retention(&backups, &wal, now, 7, 1);
+        let r = retention(&backups, &[], &wal, now, 7, 1);
         assert_eq!(r.keep, ["d9", "d5"]);
         assert_eq!(r.delete_backups, ["d1", "d0"]);
         assert_eq!(r.delete_wal.len(), 19, "segments 1..=19");
         assert!(r.delete_wal.iter().all(|k| !k.contains("history")));
         // Count 3 keeps d1 too, whatever its age, and the WAL from its start.
-        let r = retention(&backups, &wal, now, 7, 3);
+        let r = retention(&backups, &[], &wal, now, 7, 3);
         assert_eq!(r.keep, ["d9", "d5", "d1"]);
         assert_eq!(r.delete_wal.len(), 9);
         // Zero days and zero count still keep the newest one.
-        let r = retention(&backups, &wal, now, 0, 0);
+        let r = retention(&backups, &[], &wal, now, 0, 0);
         assert_eq!(r.keep, ["d9"]);
+        // A backup being taken (started at segment 12) keeps the WAL from its start.
+        let r = retention(
+            &backups,
+            &[backup_name(1, Lsn(12 * SEG + 0x28))],
+            &wal,
+            now,
+            0,
+            0,
+        );
+        assert_eq!(r.keep, ["d9"]);
+        assert_eq!(r.delete_wal.len(), 11, "segments 1..=11 only");
+        assert_eq!(
+            start_of(&backup_name(1, Lsn(0x3000028))),
+            Some(Lsn(0x3000028))
+        );
         // No backups: nothing is deleted.
-        assert_eq!(retention(&[], &wal, now, 0, 0), Retention::default());
+        assert_eq!(retention(&[], &[], &wal, now, 0, 0), Retention::default());
     }
 
     #[test]

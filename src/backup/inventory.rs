@@ -377,11 +377,13 @@ pub async fn prune<S: BackupStore>(
     now: jiff::Timestamp,
 ) -> Result<Pruned> {
     let inv = load(store).await?;
+    let keys: Vec<String> = inv.base_objects.iter().map(|o| o.key.clone()).collect();
+    let in_flight = catalog::incomplete_backups(&keys);
     let Retention {
         keep,
         delete_backups,
         delete_wal,
-    } = catalog::retention(&inv.backups, &inv.wal, now, days, count);
+    } = catalog::retention(&inv.backups, &in_flight, &inv.wal, now, days, count);
     let del = |k: String| async move {
         store
             .delete(&k)
@@ -401,9 +403,8 @@ pub async fn prune<S: BackupStore>(
     for k in &delete_wal {
         del(k.clone()).await?;
     }
-    let keys: Vec<String> = inv.base_objects.iter().map(|o| o.key.clone()).collect();
     let mut deleted_incomplete = Vec::new();
-    for name in catalog::incomplete_backups(&keys) {
+    for name in in_flight {
         let prefix = format!("{BASE_PREFIX}{name}/");
         let objs: Vec<&ObjectInfo> = inv
             .base_objects

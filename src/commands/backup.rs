@@ -117,6 +117,9 @@ async fn connect(
     Ok((client, task))
 }
 
+/// The database the local target's service uses (created by its first deploy).
+const SERVICE_DATABASE: &str = "calops";
+
 fn now(profile: Profile, label: &str, ui: &Ui) -> anyhow::Result<i32> {
     let cfg = blocal_config(&profile);
     let (target, cluster) = local_cluster(profile)?;
@@ -135,14 +138,19 @@ fn now(profile: Profile, label: &str, ui: &Ui) -> anyhow::Result<i32> {
             basebackup::lock(&client, true).await?;
         }
         pb.set_message("base backup");
-        let src = basebackup::Source::from_url(&cluster.url("postgres"), cluster.binaries().bindir.clone())?;
+        let src = basebackup::Source::from_url(&cluster.url(SERVICE_DATABASE), cluster.binaries().bindir.clone())?;
         let taken = basebackup::take(&st, &cfg, &src, &client, label, &pb).await;
+        // Retention under the lock too: no other base backup is in flight meanwhile.
+        let pruned = match &taken {
+            Ok(_) => Some(inventory::prune(&st, cfg.retention_days, cfg.retention_count, jiff::Timestamp::now()).await),
+            Err(_) => None,
+        };
         let _ = basebackup::unlock(&client).await;
         drop(client);
         task.abort();
         pb.finish_and_clear();
         let b = taken?;
-        let pruned = inventory::prune(&st, cfg.retention_days, cfg.retention_count, jiff::Timestamp::now()).await?;
+        let pruned = pruned.expect("pruned after a backup")?;
         ui.result(&json!({"backup": b, "retention": pruned}), || {
             format!(
                 "base backup {} taken: {} from {} to {} ({} stored in {} part(s))\nretention: kept {}, deleted {} backup(s) and {} WAL object(s)\n",
