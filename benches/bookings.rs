@@ -12,7 +12,7 @@
 //! against a cluster with production durability instead (fsync=on, synchronous_commit=on,
 //! full_page_writes=on: every commit waits for its WAL flush, as in production).
 
-use calops::service::testing::{TestApp, BOOTSTRAP_TOKEN};
+use calops_testkit::{TestApp, BOOTSTRAP_TOKEN};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,8 +22,8 @@ const CLIENTS: usize = 32;
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    if !calops::service::testing::postgres_available() {
-        calops::testkit::skip_or_fail(
+    if !calops_testkit::postgres_available() {
+        calops_testkit::skip_or_fail(
             "bookings bench",
             "PostgreSQL server binaries are not installed (run scripts/setup)",
         );
@@ -164,25 +164,15 @@ async fn durable_app() -> anyhow::Result<(TestApp, calops::pg::Cluster)> {
             ..calops::pg::Options::default()
         },
     )?;
-    cluster.remove_when_process_exits(std::process::id())?;
+    calops_testkit::pg::remove_when_process_exits(&cluster, std::process::id())?;
     cluster.start()?;
     cluster.create_database("bench").await?;
-    let config = calops::service::config::Config {
-        listen: "127.0.0.1:0".parse()?,
-        database_url: cluster.url("bench"),
-        redis_url: None,
-        object_storage_url: None,
-        admin_token: Some(BOOTSTRAP_TOKEN.into()),
-        reuse_port: false,
-        private_listen: None,
-        db_pool_size: 16,
-        shutdown_timeout: Duration::from_secs(5),
-        // As the test app: the bench measures bookings, not the rate limiter.
-        rate_limits: calops::service::ratelimit::policy::Limits::OFF,
-        redis_timeout: calops::service::ratelimit::redis_conn::DEFAULT_TIMEOUT,
-        slot_cache: true,
-        webhooks: Default::default(),
-    };
+    // As the test app: the bench measures bookings, not the rate limiter.
+    let config = calops_testkit::app_config(
+        &cluster.url("bench"),
+        None,
+        calops::service::ratelimit::policy::Limits::OFF,
+    );
     Ok((TestApp::spawn_with(config).await?, cluster))
 }
 

@@ -65,7 +65,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn main() {
     if calops::doctor::tools::postgres_bin_dir().is_none() {
-        calops::testkit::skip_or_fail(
+        calops_testkit::skip_or_fail(
             "bench deploy",
             "PostgreSQL server binaries are not installed",
         );

@@ -90,7 +90,7 @@ fn main() {
 
     let py = std::path::Path::new("/opt/calops-venv/bin/python3");
     if !py.exists() {
-        calops::testkit::skip_or_fail(
+        calops_testkit::skip_or_fail(
             "ics bench (s3)",
             "/opt/calops-venv is missing (run scripts/setup)",
         );

@@ -152,7 +152,7 @@ fn bench(label: &str, resources: usize, change: Change, runs: usize, tmp: &Path)
 
 fn main() {
     if which::which("terraform").is_err() {
-        calops::testkit::skip_or_fail("plan_overhead", "`terraform` is not installed");
+        calops_testkit::skip_or_fail("plan_overhead", "`terraform` is not installed");
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use calops::service::ratelimit::lock::{Acquired, BookingLocks};
 use calops::service::ratelimit::policy::{Class, Limit, Limits};
 use calops::service::ratelimit::redis_conn::SharedRedis;
 use calops::service::ratelimit::{Backend, RateLimiter};
-use calops::service::testing::TestRedis;
+use calops_testkit::TestRedis;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! 31-day queries at 1 and 32 concurrent clients. Run with `cargo bench --bench slots`.
 //! (Under `cargo test --all-targets` it only says how to run it.)
 
-use calops::service::testing::{TestApp, BOOTSTRAP_TOKEN};
+use calops_testkit::{TestApp, BOOTSTRAP_TOKEN};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -15,8 +15,8 @@ fn main() {
         eprintln!("slots bench: run with `cargo bench --bench slots` (skipped under cargo test)");
         return;
     }
-    if calops::testkit::require_tool("slots bench", "pg_config").is_none()
-        && !calops::service::testing::postgres_available()
+    if calops_testkit::require_tool("slots bench", "pg_config").is_none()
+        && !calops_testkit::postgres_available()
     {
         return;
     }
@@ -101,7 +101,7 @@ async fn run() -> anyhow::Result<()> {
     // PostgreSQL (what a cache miss costs).
     let uncached = TestApp::spawn_with(calops::service::config::Config {
         slot_cache: false,
-        ..calops::service::testing::app_config(
+        ..calops_testkit::app_config(
             &app.database_url,
             None,
             calops::service::ratelimit::policy::Limits::OFF,

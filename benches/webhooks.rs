@@ -6,8 +6,9 @@
 //! `cargo test --all-targets`) it makes one quick, small pass.
 
 use calops::service::config::Config;
-use calops::service::testing::{fresh_database, TestApp, BOOTSTRAP_TOKEN};
-use calops::service::webhooks::{sign, Settings};
+use calops::service::domain::webhooks::sign;
+use calops::service::webhooks::Settings;
+use calops_testkit::{fresh_database, TestApp, BOOTSTRAP_TOKEN};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,8 +20,8 @@ const SECRET: &str = "bench-secret-0123456789";
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    if !calops::service::testing::postgres_available() {
-        calops::testkit::skip_or_fail(
+    if !calops_testkit::postgres_available() {
+        calops_testkit::skip_or_fail(
             "webhooks bench",
             "PostgreSQL server binaries are not installed (run scripts/setup)",
         );
@@ -161,7 +162,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
     let config = Config {
         db_pool_size: 32,
         webhooks: Settings::default(),
-        ..calops::service::testing::app_config(
+        ..calops_testkit::app_config(
             &fresh_database().await?,
             None,
             calops::service::ratelimit::policy::Limits::OFF,

@@ -65,7 +65,10 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// List the releases of a profile.
     Releases,
-    /// Show the current release, its health and endpoints.
+    /// Show the current release, its health and endpoints (local target: and its backups).
+    #[command(
+        after_help = "Exit codes: 0 healthy, or nothing deployed yet; 1 not healthy, or (local target) backups are behind: WAL waiting more than 15 minutes, or no base backup for two days."
+    )]
     Status,
     /// Stop everything a profile runs; keeps data unless --purge.
     Destroy(DestroyArgs),

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod deploy;
 pub mod doctor;
 pub mod error;
+pub mod fsutil;
 pub mod image;
 pub mod net;
 pub mod oci;
@@ -18,7 +19,6 @@ pub mod render;
 pub mod runtime;
 pub mod service;
 pub mod terraform;
-pub mod testkit;
 pub mod ui;
 
 /// The version line printed by `calops --version`.

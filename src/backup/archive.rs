@@ -138,3 +138,29 @@ pub async fn fetch<S: BackupStore>(
     std::fs::write(dest, &raw).map_err(|e| fatal(format!("writing {}: {e}", dest.display())))?;
     Ok(obj.key.clone())
 }
+
+/// A runtime for one command PostgreSQL runs (a single thread: it does one thing).
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// `archive_command`: push `path` (PostgreSQL's `%p`) named `file_name` (`%f`) to the store
+/// that the backup configuration `config` names. `Ok` only once it is durably stored.
+pub fn archive_command(config: &Path, path: &Path, file_name: &str) -> Result<Pushed> {
+    let cfg = super::config::BackupConfig::load(config)?;
+    let store = super::store::open(&cfg.store)?;
+    runtime()?.block_on(push(&store, path, file_name, cfg.compression_level))
+}
+
+/// `restore_command`: fetch `file_name` (`%f`) into `dest` (`%p`) from the store that
+/// `config` names. A configuration or store that cannot be opened is fatal too.
+pub fn restore_command(config: &Path, file_name: &str, dest: &Path) -> Result<String, FetchError> {
+    let fatal = |e: anyhow::Error| FetchError::Fatal(format!("{e:#}"));
+    let cfg = super::config::BackupConfig::load(config).map_err(fatal)?;
+    let store = super::store::open(&cfg.store).map_err(fatal)?;
+    runtime()
+        .map_err(fatal)?
+        .block_on(fetch(&store, file_name, dest))
+}

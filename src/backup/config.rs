@@ -2,7 +2,7 @@
 //! `restore_command`, the service's base backup schedule and the CLI all read. It holds no
 //! secret (the server's OS user reads it), only where objects go and the policy.
 
-use crate::deploy::store::write_atomic;
+use crate::fsutil::write_atomic;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::Path;

@@ -58,7 +58,7 @@ pub fn install(server_home: &Path, cfg: &BackupConfig, calops: &Path) -> Result<
     let target = if !running_as_root || reachable(&calops) {
         calops
     } else {
-        let digest = crate::deploy::local::target::file_digest(&calops)?;
+        let digest = crate::fsutil::file_digest(&calops)?;
         let hex = digest.trim_start_matches("sha256:");
         let copy = d.join(format!("calops-{}", &hex[..16]));
         if !copy.is_file() {

@@ -368,6 +368,21 @@ pub struct Pruned {
 /// Incomplete backups (no manifest) are deleted once their newest part is this old.
 const INCOMPLETE_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
 
+/// [`prune`] by the configuration's policy, now. Run it under the base backup lock: a prune
+/// while another base backup is in flight could delete the WAL that backup starts from.
+pub async fn retain<S: BackupStore>(
+    store: &S,
+    cfg: &super::config::BackupConfig,
+) -> Result<Pruned> {
+    prune(
+        store,
+        cfg.retention_days,
+        cfg.retention_count,
+        jiff::Timestamp::now(),
+    )
+    .await
+}
+
 /// Apply retention: manifests go first (a backup without one is never restored from), then
 /// its parts, then WAL no kept backup needs.
 pub async fn prune<S: BackupStore>(

@@ -6,7 +6,7 @@
 
 use super::config::BackupConfig;
 use super::store;
-use super::{basebackup, inventory};
+use super::{basebackup, inventory, status};
 use jiff::Timestamp;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -39,10 +39,32 @@ pub fn is_due(now: Timestamp, schedule: &str, newest: Option<Timestamp>) -> bool
 }
 
 /// Prometheus text with the backup gauges, refreshed by [`run`].
-pub type Gauges = Arc<Mutex<String>>;
+#[derive(Clone, Default)]
+pub struct Gauges(Arc<Mutex<String>>);
+
+impl Gauges {
+    /// The current exposition text (empty before the first check).
+    pub fn text(&self) -> String {
+        self.0.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    fn set(&self, text: String) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = text;
+        }
+    }
+}
 
 const CHECK_EVERY: Duration = Duration::from_secs(60);
 const FIRST_CHECK: Duration = Duration::from_secs(2);
+
+/// Start [`run`] on `rt` for the cluster that `config` (its `backup.json`) describes and
+/// `database_url` reaches; returns the gauges it keeps.
+pub fn spawn(rt: &tokio::runtime::Runtime, config: PathBuf, database_url: String) -> Gauges {
+    let gauges = Gauges::default();
+    rt.spawn(run(config, database_url, gauges.clone()));
+    gauges
+}
 
 /// Check, back up when due, refresh the gauges; forever.
 pub async fn run(config: PathBuf, database_url: String, gauges: Gauges) {
@@ -58,62 +80,44 @@ pub async fn run(config: PathBuf, database_url: String, gauges: Gauges) {
 async fn once(config: &std::path::Path, url: &str, gauges: &Gauges) -> anyhow::Result<()> {
     let cfg = BackupConfig::load(config)?;
     let st = store::open(&cfg.store)?;
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    let task = tokio::spawn(conn);
+    let client = crate::pg::connect(url).await?;
+    let inv = inventory::load(&st).await?;
+    let newest = inv.newest_before(None).map(|b| b.finished_at);
+    refresh(&client, newest, gauges).await;
+    if !is_due(Timestamp::now(), &cfg.schedule, newest) || !basebackup::lock(&client, false).await?
+    {
+        return Ok(());
+    }
     let result = async {
-        let inv = inventory::load(&st).await?;
-        let newest = inv.newest_before(None).map(|b| b.finished_at);
-        refresh(&client, newest, gauges).await;
-        if !is_due(Timestamp::now(), &cfg.schedule, newest) || !basebackup::lock(&client, false).await? {
-            return Ok(());
-        }
         // Another replica may have just finished one.
         let newest = inventory::load(&st).await?.newest_before(None).map(|b| b.finished_at);
-        let taken = if is_due(Timestamp::now(), &cfg.schedule, newest) {
-            let bindir = crate::pg::Binaries::locate()?.bindir;
-            let src = basebackup::Source::from_url(url, bindir)?;
-            let b = basebackup::take(&st, &cfg, &src, &client, "calops nightly", &indicatif::ProgressBar::hidden()).await;
-            if let Ok(b) = &b {
-                let pruned = inventory::prune(&st, cfg.retention_days, cfg.retention_count, Timestamp::now()).await;
-                tracing::info!(backup = %b.name, bytes = b.stored_bytes(), pruned = ?pruned.map(|p| (p.deleted_backups.len(), p.deleted_wal)).ok(), "base backup taken");
-                refresh(&client, Some(b.finished_at), gauges).await;
-            }
-            b.map(|_| ())
-        } else {
-            Ok(())
-        };
-        let _ = basebackup::unlock(&client).await;
-        taken
+        if !is_due(Timestamp::now(), &cfg.schedule, newest) {
+            return Ok(());
+        }
+        let bindir = crate::pg::Binaries::locate()?.bindir;
+        let src = basebackup::Source::from_url(url, bindir)?;
+        let b = basebackup::take(&st, &cfg, &src, &client, "calops nightly", &indicatif::ProgressBar::hidden()).await?;
+        let pruned = inventory::retain(&st, &cfg).await;
+        tracing::info!(backup = %b.name, bytes = b.stored_bytes(), pruned = ?pruned.as_ref().map(|p| (p.deleted_backups.len(), p.deleted_wal)).ok(), "base backup taken");
+        refresh(&client, Some(b.finished_at), gauges).await;
+        pruned.map(|_| ())
     }
     .await;
-    drop(client);
-    task.abort();
+    let _ = basebackup::unlock(&client).await;
     result
 }
 
 /// Read the archiver's state and render the gauges.
 async fn refresh(client: &tokio_postgres::Client, newest: Option<Timestamp>, gauges: &Gauges) {
-    let row = client
-        .query_one(
-            "SELECT EXTRACT(EPOCH FROM now() - last_archived_time)::float8, failed_count, \
-                    (SELECT COALESCE(EXTRACT(EPOCH FROM now() - min(modification)), 0)::float8 \
-                       FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready') \
-             FROM pg_stat_archiver",
-            &[],
-        )
-        .await;
-    let Ok(row) = row else {
+    let Ok(a) = status::archiver(client).await else {
         return;
     };
-    let text = render(
-        row.get::<_, Option<f64>>(0),
-        row.get::<_, f64>(2),
-        row.get::<_, i64>(1),
+    gauges.set(render(
+        a.last_archived_age_seconds,
+        a.oldest_pending_age_seconds,
+        a.failed_count,
         newest.map(|t| Timestamp::now().duration_since(t).as_secs_f64()),
-    );
-    if let Ok(mut g) = gauges.lock() {
-        *g = text;
-    }
+    ));
 }
 
 /// The exposition text of the backup gauges.

@@ -151,7 +151,7 @@ pub fn options(a: &ImageBuildArgs) -> anyhow::Result<ImageBuildOptions> {
         (_, _, Some(path)) => CredentialSource::DockerConfigAt(path.clone()),
         _ => CredentialSource::DockerConfig,
     };
-    o.source_date_epoch = source_date_epoch()?;
+    o.source_date_epoch = crate::image::source_date_epoch()?;
     o.layout_dir = match (&a.output, a.push) {
         (Some(d), _) => Some(absolute(d)?),
         (None, false) => Some(target_dir.join("calops-image")),
@@ -166,19 +166,6 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
     } else {
         std::env::current_dir()?.join(p)
     })
-}
-
-/// `SOURCE_DATE_EPOCH` (reproducible-builds.org): seconds since the epoch, or unset.
-pub fn source_date_epoch() -> anyhow::Result<Option<i64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse::<i64>().map(Some).map_err(|_| {
-            actionable(
-                format!("SOURCE_DATE_EPOCH=`{v}` is not a number of seconds"),
-                "set it to e.g. $(git log -1 --format=%ct), or unset it",
-            )
-        }),
-        _ => Ok(None),
-    }
 }
 
 /// Labels every calops image carries: version, and the source revision when in a git checkout.

@@ -4,7 +4,6 @@ use crate::cli::{Cli, Command};
 use crate::ui::Ui;
 
 pub mod backup;
-pub mod backup_oci;
 pub mod completions;
 pub mod deploy;
 pub mod doctor;

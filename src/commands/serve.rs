@@ -35,17 +35,10 @@ pub fn run(args: &ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // A cluster calops runs itself: its nightly base backup, and the gauges in /metrics.
     if let (Some(cfg), Some(url)) = (&args.backup_config, &args.database_url) {
-        let gauges = crate::backup::schedule::Gauges::default();
-        let g = gauges.clone();
-        crate::service::metrics::set_extra(Box::new(move || {
-            g.lock().map(|t| t.clone()).unwrap_or_default()
-        }));
-        rt.spawn(crate::backup::schedule::run(
-            cfg.clone(),
-            url.clone(),
-            gauges,
-        ));
+        let gauges = crate::backup::schedule::spawn(&rt, cfg.clone(), url.clone());
+        crate::service::metrics::set_extra(Box::new(move || gauges.text()));
     }
     let started = std::time::Instant::now();
     rt.block_on(crate::service::server::run(config))?;

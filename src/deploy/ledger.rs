@@ -1,6 +1,7 @@
 //! The release ledger: one record per deploy or rollback, numbered, kept per profile.
 
 use super::store::{ObjectStore, StoreError};
+use crate::error::actionable;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -125,6 +126,53 @@ impl<S: ObjectStore> Ledger<S> {
     }
 }
 
+/// The release to roll back to: `--to SEQ`, else the newest earlier success that differs from
+/// what runs now (artifact or inputs). Only succeeded releases qualify.
+pub fn pick_rollback(
+    all: &[Release],
+    current: Option<&Release>,
+    to: Option<u64>,
+) -> anyhow::Result<Release> {
+    let to = match to {
+        Some(seq) => all.iter().find(|r| r.seq == seq).cloned().ok_or_else(|| {
+            actionable(
+                format!("there is no release #{seq}"),
+                "list them with `calops releases`",
+            )
+        })?,
+        None => {
+            let cur = current.ok_or_else(|| {
+                actionable(
+                    "nothing is deployed, so there is nothing to roll back",
+                    "deploy first with `calops deploy --profile ...`",
+                )
+            })?;
+            all.iter()
+                .rev()
+                .find(|r| {
+                    r.outcome == Outcome::Succeeded
+                        && r.seq < cur.seq
+                        && (r.artifact_digest != cur.artifact_digest
+                            || r.inputs_hash != cur.inputs_hash)
+                })
+                .cloned()
+                .ok_or_else(|| {
+                    actionable(
+                        format!(
+                            "no earlier successful release differs from the current one (#{})",
+                            cur.seq
+                        ),
+                        "list them with `calops releases`",
+                    )
+                })?
+        }
+    };
+    if to.outcome != Outcome::Succeeded {
+        return Err(actionable(format!("release #{} did not succeed ({:?}); rolling back to it would restore a broken release", to.seq, to.outcome), "pick a succeeded release from `calops releases`"));
+    }
+    Ok(to)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +213,58 @@ mod tests {
             "sha256:a"
         );
         assert_eq!(l.list().await.unwrap().len(), 2);
+    }
+
+    /// Releases 1..=n with these outcomes and digests (inputs all the same).
+    fn history(rows: &[(Outcome, &str)]) -> Vec<Release> {
+        rows.iter()
+            .enumerate()
+            .map(|(i, (outcome, digest))| Release {
+                seq: i as u64 + 1,
+                outcome: *outcome,
+                ..release(digest)
+            })
+            .collect()
+    }
+
+    fn err(r: anyhow::Result<Release>) -> String {
+        format!("{:#}", r.unwrap_err())
+    }
+
+    #[test]
+    fn rollback_goes_to_the_newest_earlier_success_that_differs() {
+        use Outcome::*;
+        let all = history(&[
+            (Succeeded, "sha256:a"),
+            (Succeeded, "sha256:b"),
+            (Failed, "sha256:c"),
+            (Succeeded, "sha256:b"),
+        ]);
+        // #4 runs b; #3 failed and #2 is b too: #1.
+        assert_eq!(pick_rollback(&all, Some(&all[3]), None).unwrap().seq, 1);
+        // Different inputs count as different even with the same artifact.
+        let mut all2 = all.clone();
+        all2[1].inputs_hash = "other".into();
+        assert_eq!(pick_rollback(&all2, Some(&all2[3]), None).unwrap().seq, 2);
+        // Nothing earlier differs.
+        let e = err(pick_rollback(&all, Some(&all[0]), None));
+        assert!(
+            e.contains("no earlier successful release differs from the current one (#1)"),
+            "{e}"
+        );
+        // Nothing deployed.
+        let e = err(pick_rollback(&all, None, None));
+        assert!(e.contains("nothing is deployed"), "{e}");
+    }
+
+    #[test]
+    fn rollback_to_a_chosen_release_must_exist_and_have_succeeded() {
+        use Outcome::*;
+        let all = history(&[(Succeeded, "sha256:a"), (RolledBack, "sha256:b")]);
+        assert_eq!(pick_rollback(&all, None, Some(1)).unwrap().seq, 1);
+        let e = err(pick_rollback(&all, Some(&all[0]), Some(2)));
+        assert!(e.contains("release #2 did not succeed (RolledBack)"), "{e}");
+        let e = err(pick_rollback(&all, Some(&all[0]), Some(9)));
+        assert!(e.contains("there is no release #9"), "{e}");
     }
 }

@@ -6,7 +6,6 @@
 //! leases, takeover and CAS renewal, tested once on real files and reused for OCI.
 
 use std::future::Future;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// An opaque version tag; a write with a stale one fails with [`StoreError::Conflict`].
@@ -111,17 +110,8 @@ impl FsStore {
     }
 }
 
-/// Write a file atomically and durably: a temp file in the same directory, fsync, rename. A
-/// reader sees the old content or the new, never a half-written file.
-pub fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(body)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
+// Moved down to `fsutil` (the service uses it too); kept here so callers need not change.
+pub use crate::fsutil::write_atomic;
 
 fn io_err(path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Io(format!("{}: {e}", path.display()))

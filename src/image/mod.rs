@@ -32,3 +32,16 @@ pub const DEFAULT_BASE: &str = "gcr.io/distroless/cc-debian12:nonroot";
 
 /// Where the binary goes inside the image.
 pub const BINARY_PATH: &str = "/usr/local/bin/calops";
+
+/// `SOURCE_DATE_EPOCH` (reproducible-builds.org): seconds since the epoch, or unset.
+pub fn source_date_epoch() -> anyhow::Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse::<i64>().map(Some).map_err(|_| {
+            crate::error::actionable(
+                format!("SOURCE_DATE_EPOCH=`{v}` is not a number of seconds"),
+                "set it to e.g. $(git log -1 --format=%ct), or unset it",
+            )
+        }),
+        _ => Ok(None),
+    }
+}

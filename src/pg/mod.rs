@@ -141,18 +141,23 @@ impl Cluster {
         alive.then_some(pid)
     }
 
+    /// Wait until the server on `port` accepts connections (or `start_timeout`).
+    fn wait_ready(&self, port: u16) -> Result<()> {
+        wait_ready(
+            port,
+            &self.password,
+            self.options.start_timeout,
+            &self.log_file(),
+        )
+    }
+
     /// Start the server (or adopt one already running on this data directory) and wait until
     /// it accepts connections.
     pub fn start(&mut self) -> Result<u16> {
         if self.running_pid().is_some() {
             if let Some(port) = read_port_from_pidfile(&self.data_dir()) {
                 self.port = Some(port);
-                wait_ready(
-                    port,
-                    &self.password,
-                    self.options.start_timeout,
-                    &self.log_file(),
-                )?;
+                self.wait_ready(port)?;
                 return Ok(port);
             }
         }
@@ -169,12 +174,7 @@ impl Cluster {
             opts.push_str(&format!(" -c {k}={v}"));
         }
         self.pg_ctl_start(&opts, true)?;
-        wait_ready(
-            port,
-            &self.password,
-            self.options.start_timeout,
-            &self.log_file(),
-        )?;
+        self.wait_ready(port)?;
         std::fs::write(self.dir.join("port"), port.to_string())?;
         self.port = Some(port);
         Ok(port)
@@ -346,29 +346,34 @@ impl Cluster {
             .with_context(|| format!("removing {}", self.dir.display()))?;
         Ok(())
     }
+}
 
-    /// Leave a watchdog process that kills the server and removes the cluster directory once
-    /// process `pid` is gone (for temporary clusters of tests and benchmarks, which may end by
-    /// panic or SIGKILL).
-    pub fn remove_when_process_exits(&self, pid: u32) -> Result<()> {
-        let script = r#"while kill -0 "$1" 2>/dev/null; do sleep 0.5; done
-pm=$(head -n 1 "$2/data/postmaster.pid" 2>/dev/null)
-if [ -n "$pm" ]; then kill -QUIT "$pm" 2>/dev/null; i=0; while kill -0 "$pm" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; fi
-rm -rf "$3" "$2""#;
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(script)
-            .arg("calops-pg-reaper")
-            .arg(pid.to_string())
-            .arg(&self.dir)
-            .arg(self.data_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        cmd.spawn()
-            .context("starting the cluster clean-up watchdog")?;
-        Ok(())
+/// A client whose connection runs on a task of the current tokio runtime; dropping it closes
+/// the connection (and so ends the session's advisory locks).
+pub struct Session {
+    client: tokio_postgres::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Connect to `url` (no TLS: the private clusters listen on 127.0.0.1 only).
+pub async fn connect(url: &str) -> Result<Session> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Session { client, task })
+}
+
+impl std::ops::Deref for Session {
+    type Target = tokio_postgres::Client;
+    fn deref(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

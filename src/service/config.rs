@@ -1,6 +1,7 @@
 //! Service configuration from flags and environment, checked at start with every problem
 //! reported together.
 
+use crate::service::problem::Problem;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
@@ -83,19 +84,6 @@ pub fn redact_url(u: &str) -> String {
             p.to_string()
         }
         Err(_) => "<unparsable URL>".into(),
-    }
-}
-
-/// One thing wrong with the configuration, with the setting to change.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub setting: &'static str,
-    pub message: String,
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.setting, self.message)
     }
 }
 

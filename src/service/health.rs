@@ -1,7 +1,7 @@
 //! GET /health: each dependency's status and latency. 200 while the required ones (the
 //! database) are up, 503 otherwise; Redis and object storage are optional and only degrade.
 
-use crate::service::api::AppState;
+use crate::service::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -1,9 +1,16 @@
 //! The scheduling service behind `calops serve`: a Cal.com API v2 compatible backend.
 //!
-//! - `domain/`: pure logic (slot computation with DST rules, input checking)
-//! - `store/`: PostgreSQL pool, embedded migrations, queries
-//! - `api/`: HTTP handlers per resource, auth, errors, OpenAPI document
+//! - `domain/`: pure logic (the booking value, slot computation with DST rules, input
+//!   checking, webhook bodies, signatures and retry policy); imports nothing else of the crate
+//! - `store/`: PostgreSQL pool, embedded migrations, queries (one file per resource)
+//! - `state`: the [`state::AppState`] every handler and middleware shares
+//! - `principal`: who is calling (API keys, scopes); `problem`: a configuration problem
+//! - `api/`: HTTP handlers per resource, auth, rate-limit middleware, errors, OpenAPI document
+//! - `ratelimit/`, `webhooks/`, `calendar`, `objstore/`, `ics`: limits, the webhook outbox
+//!   workers, calendar files and the object stores they are written to
 //! - `config`, `health`, `metrics`, `logging`, `server`: the runtime around them
+//!
+//! No cycles between these modules, and no CLI module is used (`tests/it/architecture.rs`).
 
 pub mod api;
 pub mod calendar;
@@ -14,8 +21,10 @@ pub mod ics;
 pub mod logging;
 pub mod metrics;
 pub mod objstore;
+pub mod principal;
+pub mod problem;
 pub mod ratelimit;
 pub mod server;
+pub mod state;
 pub mod store;
-pub mod testing;
 pub mod webhooks;

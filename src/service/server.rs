@@ -1,8 +1,9 @@
 //! Starting and stopping the service: pool, migrations, listener (optionally SO_REUSEPORT),
 //! and a graceful, bounded shutdown.
 
-use crate::service::api::{self, AppState};
+use crate::service::api;
 use crate::service::config::{redact_url, Config};
+use crate::service::state::AppState;
 use crate::service::store::Store;
 use anyhow::{Context, Result};
 use std::net::SocketAddr;

@@ -82,22 +82,8 @@ pub fn ensure(dir: &Path) -> Result<Option<(LocalRedis, bool)>> {
     anyhow::bail!("redis-server did not start on port {port}; its log:\n{tail}")
 }
 
-/// True when a Redis server answers PING on 127.0.0.1:`port`.
-pub fn ping(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(
-        &([127, 0, 0, 1], port).into(),
-        Duration::from_millis(500),
-    ) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 16];
-    matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
-}
+// Moved down to `net` (test support for the service uses it too).
+pub use crate::net::redis_ping as ping;
 
 #[cfg(test)]
 mod tests {
@@ -105,7 +91,7 @@ mod tests {
 
     #[test]
     fn starts_once_and_is_found_again() {
-        if crate::testkit::require_tool("deploy::local::redis", "redis-server").is_none() {
+        if calops_testkit::require_tool("deploy::local::redis", "redis-server").is_none() {
             return;
         }
         let d = tempfile::tempdir().unwrap();

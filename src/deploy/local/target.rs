@@ -17,9 +17,7 @@ use crate::profile::Profile;
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,20 +50,7 @@ pub struct LocalTarget {
     backup_config: Option<PathBuf>,
 }
 
-/// `sha256:<hex>` of a file, streamed.
-pub fn file_digest(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(format!("sha256:{}", hex::encode(h.finalize())))
-}
+use crate::fsutil::file_digest;
 
 /// Identity of a file's current content as the filesystem sees it.
 fn source_key(path: &Path) -> Result<String> {
@@ -367,7 +352,7 @@ impl Target for LocalTarget {
     async fn provision(&mut self, steps: &mut Steps<'_>) -> Result<bool> {
         let layout = self.layout.clone();
         let want_redis = self.profile.local.redis;
-        let backup_cfg = crate::backup::local::config(&self.profile, &self.layout);
+        let backup_cfg = super::archiving::config(&self.profile, &self.layout);
         let source_binary = self.source_binary.clone();
         let (db, redis_url, backup_config, changed) = steps
             .run(
@@ -386,7 +371,7 @@ impl Target for LocalTarget {
                     // Continuous archiving: archive_command runs the stored release binary
                     // (never rewritten), linked where the server's OS user reaches it.
                     let (archiver, _) = store_artifact(&source_binary, &layout)?;
-                    crate::backup::local::configure(
+                    super::archiving::configure(
                         &cluster,
                         &backup_cfg,
                         &layout,
@@ -394,7 +379,7 @@ impl Target for LocalTarget {
                     )?;
                     // `start` adopts a server already running on this cluster (and learns its port).
                     cluster.start()?;
-                    changed |= crate::backup::local::apply(&mut cluster).await?;
+                    changed |= super::archiving::apply(&mut cluster).await?;
                     if fresh {
                         cluster.create_database("calops").await?;
                         changed = true;

@@ -115,7 +115,7 @@ pub fn build_options(profile: &Profile, source_dir: &Path) -> anyhow::Result<Ima
     };
     o.push = true;
     o.port = profile.service.port.get();
-    o.source_date_epoch = crate::commands::image::source_date_epoch()?;
+    o.source_date_epoch = crate::image::source_date_epoch()?;
     Ok(o)
 }
 

@@ -5,36 +5,14 @@
 //! may create top-level organizations and manage any organization.
 
 use super::error::ApiError;
-use super::AppState;
+use crate::service::principal::{constant_time_eq, hash_key, Principal};
+use crate::service::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-/// The scopes a key can hold.
-pub const SCOPES: [&str; 5] = ["read", "book", "cancel", "reschedule", "admin"];
-
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    Bootstrap,
-    Key {
-        key_id: i64,
-        org_id: i64,
-        scopes: Vec<String>,
-    },
-}
-
+/// The HTTP answers of a missing scope or organization (the principal itself is
+/// `service::principal`).
 impl Principal {
-    pub fn has_scope(&self, scope: &str) -> bool {
-        match self {
-            Principal::Bootstrap => true,
-            Principal::Key { scopes, .. } => scopes.iter().any(|s| s == scope || s == "admin"),
-        }
-    }
-
     /// 403 unless the caller holds `scope` (`admin` implies every scope).
     pub fn require(&self, scope: &str) -> Result<(), ApiError> {
         if self.has_scope(scope) {
@@ -59,49 +37,11 @@ impl Principal {
     }
 }
 
-pub fn hash_key(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
-}
-
 /// A new random API key (`cal_live_` + 48 hex characters) and its hash.
 pub fn new_key() -> (String, [u8; 32]) {
     let key = format!("cal_live_{}", crate::pg::random_token(48));
     let h = hash_key(&key);
     (key, h)
-}
-
-/// Recently verified keys, so that a busy client costs one query per `ttl`, not per request.
-pub struct KeyCache {
-    ttl: Duration,
-    map: Mutex<HashMap<[u8; 32], (Principal, Instant)>>,
-}
-
-impl KeyCache {
-    pub fn new(ttl: Duration) -> KeyCache {
-        KeyCache {
-            ttl,
-            map: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn get(&self, h: &[u8; 32]) -> Option<Principal> {
-        let map = self.map.lock().ok()?;
-        let (p, at) = map.get(h)?;
-        (at.elapsed() < self.ttl).then(|| p.clone())
-    }
-
-    fn put(&self, h: [u8; 32], p: Principal) {
-        if let Ok(mut map) = self.map.lock() {
-            if map.len() > 10_000 {
-                map.clear();
-            }
-            map.insert(h, (p, Instant::now()));
-        }
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl FromRequestParts<AppState> for Principal {

@@ -5,14 +5,15 @@
 //! free is decided by PostgreSQL's exclusion constraint at insert time (409
 //! `booking_conflict`); the slot check beforehand only answers early.
 
-use super::auth::Principal;
 use super::error::{success, ApiError, ApiResult, Path, Query};
-use super::AppState;
+use crate::service::domain::booking::Booking;
 use crate::service::domain::hours::time_zone;
 use crate::service::domain::slots;
 use crate::service::domain::FieldError;
+use crate::service::principal::Principal;
+use crate::service::state::AppState;
 use crate::service::store::bookings::{
-    retry_transient, BookOutcome, Booking, BookingFilter, IdempotencyKey, NewBooking, Replay,
+    retry_transient, BookOutcome, BookingFilter, IdempotencyKey, NewBooking, Replay,
 };
 use axum::body::Bytes;
 use axum::extract::State;

@@ -3,10 +3,10 @@
 //! is not written yet (a write is pending) or storage does not answer. Both give the same bytes
 //! for the same state; `X-Calops-Ics-Source` says which one answered.
 
-use super::auth::Principal;
 use super::error::{ApiError, ApiResult, Path};
-use super::AppState;
 use crate::service::calendar;
+use crate::service::principal::Principal;
+use crate::service::state::AppState;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;

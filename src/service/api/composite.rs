@@ -4,15 +4,16 @@
 //! by the same code (PostgreSQL's exclusion constraint decides: 409 `booking_conflict`). Every
 //! error names the segment: `segments[i]` in the message and `details.segment = i`.
 
-use super::auth::Principal;
 use super::bookings::{
     body, booking_json, check_slot, idempotency_key, instant, replayed, validate_create, Attendee,
     CreateBooking,
 };
 use super::error::{success, ApiError, ApiResult};
-use super::AppState;
+use crate::service::domain::booking::Booking;
 use crate::service::domain::FieldError;
-use crate::service::store::bookings::{Booking, CompositeOutcome, NewBooking, SegmentError};
+use crate::service::principal::Principal;
+use crate::service::state::AppState;
+use crate::service::store::bookings::{CompositeOutcome, NewBooking, SegmentError};
 use crate::service::store::StoreError;
 use axum::body::Bytes;
 use axum::extract::State;

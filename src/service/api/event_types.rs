@@ -1,10 +1,10 @@
 //! /v2/event-types: what can be booked with a host, for how long, and under which rules.
 
-use super::auth::Principal;
 use super::error::{success, ApiError, ApiResult, Json, Path};
-use super::AppState;
 use crate::service::domain::hours;
 use crate::service::domain::FieldError;
+use crate::service::principal::Principal;
+use crate::service::state::AppState;
 use crate::service::store::{EventType, NewEventType};
 use axum::extract::State;
 use axum::http::StatusCode;

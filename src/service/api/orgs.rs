@@ -1,10 +1,11 @@
 //! Organizations (with child organizations, i.e. sub-accounts), their API keys and users.
 
-use super::auth::{self, check_org_access, Principal};
+use super::auth::{self, check_org_access};
 use super::error::{success, ApiError, ApiResult, Json, Path};
-use super::AppState;
 use crate::service::domain::hours::check_time_zone;
 use crate::service::domain::FieldError;
+use crate::service::principal::{Principal, SCOPES};
+use crate::service::state::AppState;
 use crate::service::store::{NewOrg, Org, OrgPatch, User};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -78,10 +79,10 @@ fn check_scopes(scopes: &[String], errors: &mut Vec<FieldError>, field: &str) {
         errors.push(FieldError::new(field, "list at least one scope"));
     }
     for s in scopes {
-        if !auth::SCOPES.contains(&s.as_str()) {
+        if !SCOPES.contains(&s.as_str()) {
             errors.push(FieldError::new(
                 field,
-                format!("unknown scope {s:?}: use {}", auth::SCOPES.join(", ")),
+                format!("unknown scope {s:?}: use {}", SCOPES.join(", ")),
             ));
         }
     }
@@ -103,7 +104,7 @@ async fn create_org_with_key(state: &AppState, parent: Option<i64>, body: Create
     let scopes = body
         .api_key_scopes
         .clone()
-        .unwrap_or_else(|| auth::SCOPES.iter().map(|s| s.to_string()).collect());
+        .unwrap_or_else(|| SCOPES.iter().map(|s| s.to_string()).collect());
     check_scopes(&scopes, &mut errors, "apiKeyScopes");
     let metadata = body.metadata.clone().unwrap_or_else(|| json!({}));
     if !metadata.is_object() {

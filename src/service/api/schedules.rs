@@ -1,10 +1,10 @@
 //! /v2/schedules: a host's time zone, weekly availability and date overrides.
 
-use super::auth::Principal;
 use super::error::{success, ApiError, ApiResult, Json, Path};
-use super::AppState;
 use crate::service::domain::hours::{self, AvailabilityInput, OverrideInput};
 use crate::service::domain::FieldError;
+use crate::service::principal::Principal;
+use crate::service::state::AppState;
 use crate::service::store::{NewSchedule, Schedule, SchedulePatch};
 use axum::extract::State;
 use axum::http::StatusCode;

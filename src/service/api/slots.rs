@@ -1,11 +1,11 @@
 //! GET /v2/slots: bookable start times, grouped by date in the requested time zone.
 
-use super::auth::Principal;
 use super::error::{ApiError, ApiResult, Query};
-use super::AppState;
 use crate::service::domain::hours::{self, time_zone};
 use crate::service::domain::slots::{self, Busy, Rules};
 use crate::service::domain::FieldError;
+use crate::service::principal::Principal;
+use crate::service::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;

@@ -3,17 +3,17 @@
 //! the `admin` scope (subscriber URLs and delivery bodies carry booking data) and sees only
 //! the caller's organization: another organization's webhook is a 404.
 
-use super::auth::Principal;
 use super::bookings::body;
 use super::error::{success, ApiError, ApiResult, Path, Query};
-use super::AppState;
+use crate::service::domain::webhooks::payload::Trigger;
+use crate::service::domain::webhooks::policy::{Breaker, BreakerState};
+use crate::service::domain::webhooks::secrets;
 use crate::service::domain::FieldError;
+use crate::service::principal::Principal;
+use crate::service::state::AppState;
 use crate::service::store::webhooks::{
     Delivery, DeliveryFilter, NewWebhook, Webhook, WebhookPatch,
 };
-use crate::service::webhooks::payload::Trigger;
-use crate::service::webhooks::policy::{Breaker, BreakerState};
-use crate::service::webhooks::secrets;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;

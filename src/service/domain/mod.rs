@@ -1,7 +1,14 @@
-//! Pure logic of the scheduling service: no I/O, no clock.
+//! Pure logic of the scheduling service: no I/O, no clock, and no imports from the rest of
+//! the service (`tests/it/architecture.rs` checks that).
+//!
+//! - `booking`: the booking value handlers, payloads and calendars share
+//! - `hours`, `slots`: working hours and availability -> slots (with DST rules)
+//! - `webhooks`: webhook bodies, signatures, retry/breaker policy, sealed secrets
 
+pub mod booking;
 pub mod hours;
 pub mod slots;
+pub mod webhooks;
 
 use serde::Serialize;
 

@@ -143,7 +143,7 @@ impl ObjectStore for FsStore {
                 if !root.is_dir() {
                     return Err(io(&root, "the storage directory does not exist"));
                 }
-                crate::deploy::store::write_atomic(&path, &body).map_err(|e| io(&path, e))
+                crate::fsutil::write_atomic(&path, &body).map_err(|e| io(&path, e))
             })
             .await
             .map_err(|e| ObjError(format!("write task failed: {e}")))?

@@ -20,8 +20,8 @@
 //! it needs, or an idempotency key in flight): past that it fails and its bookings go alone,
 //! so one blocked host never holds up the bookings of every other behind it.
 
-use super::bookings::Booking;
 use super::cache::SlotCache;
+use crate::service::domain::booking::Booking;
 use jiff::Timestamp;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -327,7 +327,7 @@ async fn insert(
     let ats: Vec<Timestamp> = batch.iter().map(|j| j.booking.created_at).collect();
     let events: Vec<Uuid> = batch.iter().map(|j| j.event_uid).collect();
     let bodies: Vec<&str> = batch.iter().map(|j| j.body.as_str()).collect();
-    let trigger = crate::service::webhooks::payload::Trigger::BookingCreated.as_str();
+    let trigger = crate::service::domain::webhooks::payload::Trigger::BookingCreated.as_str();
     let keys: Vec<Option<&str>> = batch
         .iter()
         .map(|j| j.idem.as_ref().map(|k| k.key.as_str()))

@@ -3,7 +3,8 @@
 //! this module turns its SQLSTATE 23P01 into [`StoreError::BookingConflict`].
 
 use super::{classify, Result, Store, StoreError};
-use crate::service::webhooks::payload::Trigger;
+use crate::service::domain::booking::Booking;
+use crate::service::domain::webhooks::payload::Trigger;
 use deadpool_postgres::GenericClient;
 use jiff::Timestamp;
 use serde_json::Value;
@@ -11,38 +12,13 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-/// A booking as the API shows it (joined with its event type and host).
-#[derive(Debug, Clone)]
-pub struct Booking {
-    pub id: i64,
-    pub uid: Uuid,
-    pub org_id: i64,
-    pub event_type_id: i64,
-    pub event_type_slug: String,
-    pub title: String,
-    pub host_id: i64,
-    pub host_name: String,
-    pub host_email: String,
-    pub host_time_zone: String,
-    pub start: Timestamp,
-    pub end: Timestamp,
-    pub status: String,
-    pub attendee: Value,
-    pub guests: Value,
-    pub metadata: Value,
-    pub rescheduled_from_uid: Option<Uuid>,
-    pub rescheduled_to_uid: Option<Uuid>,
-    pub cancellation_reason: Option<String>,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-}
-
 const BOOKING_SELECT: &str = "SELECT b.id, b.uid, b.org_id, b.event_type_id, e.slug,
   COALESCE(b.title, e.title), u.id, u.name, u.email, u.time_zone, b.start_at, b.end_at, b.status,
   b.attendee, b.guests, b.metadata, b.rescheduled_from_uid, b.rescheduled_to_uid,
   b.cancellation_reason, b.created_at, b.updated_at
   FROM bookings b JOIN event_types e ON e.id = b.event_type_id JOIN users u ON u.id = b.host_user_id";
 
+/// The row mapping stays with the query that selects it.
 impl Booking {
     fn from_row(r: &Row) -> Booking {
         Booking {
@@ -331,6 +307,38 @@ async fn insert_booking(
 }
 
 impl Store {
+    /// Insert an accepted booking of `event_type_id` at `[start, end)`, copying the type's
+    /// buffers and host. Returns the booking's uid.
+    pub async fn insert_accepted_booking(
+        &self,
+        org_id: i64,
+        event_type_id: i64,
+        start: Timestamp,
+        end: Timestamp,
+        attendee: &Value,
+    ) -> Result<uuid::Uuid> {
+        let c = self.conn().await?;
+        let uid = uuid::Uuid::new_v4();
+        let n = c
+            .execute(
+                "INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at,
+                   status, before_buffer_minutes, after_buffer_minutes, attendee)
+                 SELECT $1, org_id, id, user_id, $3, $4, 'accepted', before_event_buffer,
+                   after_event_buffer, $5
+                 FROM event_types WHERE org_id = $2 AND id = $6",
+                &[&uid, &org_id, &start, &end, attendee, &event_type_id],
+            )
+            .await
+            .map_err(|e| classify(e, "the booking"))?;
+        self.cache.flush_all();
+        if n == 0 {
+            return Err(StoreError::Invalid(format!(
+                "event type {event_type_id} not found in organization {org_id}"
+            )));
+        }
+        Ok(uid)
+    }
+
     /// A booking id from the sequence; they are taken 64 at a time.
     async fn next_booking_id(&self) -> Result<i64> {
         let mut ids = self.booking_ids.lock().await;
@@ -368,8 +376,12 @@ impl Store {
     ) -> Result<Option<BookOutcome>> {
         let et = &config.event_type;
         let booking = self.direct_booking(config, b).await?;
-        let body = crate::service::webhooks::payload::body(Trigger::BookingCreated, &booking, None)
-            .to_string();
+        let body = crate::service::domain::webhooks::payload::body(
+            Trigger::BookingCreated,
+            &booking,
+            None,
+        )
+        .to_string();
         let event_uid = Uuid::new_v4();
         // The response a key replays, made once for the batch and the lone statement alike.
         let response = idem.map(|_| render(&booking));

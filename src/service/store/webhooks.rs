@@ -7,7 +7,7 @@
 //! `NOTIFY calops_webhooks`, which PostgreSQL delivers only when the transaction commits.
 
 use super::{classify, Result, Store};
-use crate::service::webhooks::secrets::Stored;
+use crate::service::domain::webhooks::secrets::Stored;
 use deadpool_postgres::GenericClient;
 use jiff::Timestamp;
 use tokio_postgres::Row;
@@ -148,7 +148,7 @@ pub struct Claimed {
     pub secret: Option<Stored>,
 }
 
-/// How an attempt ended, as the worker decided with [`crate::service::webhooks::policy`].
+/// How an attempt ended, as the worker decided with [`crate::service::domain::webhooks::policy`].
 #[derive(Debug, Clone)]
 pub struct Finished {
     pub status_code: Option<i32>,
@@ -633,10 +633,10 @@ fn split(s: Option<&Stored>) -> (Option<Vec<u8>>, Option<String>) {
 /// body (for a reschedule, with the booking it replaced) and enqueues it.
 pub async fn booking_event(
     c: &impl GenericClient,
-    trigger: crate::service::webhooks::payload::Trigger,
-    b: &super::bookings::Booking,
+    trigger: crate::service::domain::webhooks::payload::Trigger,
+    b: &crate::service::domain::booking::Booking,
 ) -> Result<u64> {
-    use crate::service::webhooks::payload::{body, Previous, Trigger};
+    use crate::service::domain::webhooks::payload::{body, Previous, Trigger};
     let previous = match (trigger, b.rescheduled_from_uid) {
         (Trigger::BookingRescheduled, Some(uid)) => {
             previous_booking(c, uid)

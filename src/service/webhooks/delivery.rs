@@ -6,10 +6,10 @@
 //! Workers wake on `NOTIFY calops_webhooks` (sent by the committing transaction), on the
 //! next due retry, or every `poll_interval` as a fallback when notifications are lost.
 
-use super::policy::{after_attempt, Breaker, Next};
-use super::secrets;
-use super::sign;
 use super::Settings;
+use crate::service::domain::webhooks::policy::{after_attempt, Breaker, Next};
+use crate::service::domain::webhooks::secrets;
+use crate::service::domain::webhooks::sign;
 use crate::service::store::webhooks::{Claimed, Finished, CHANNEL};
 use crate::service::store::Store;
 use jiff::Timestamp;

@@ -1,22 +1,19 @@
 //! Signed webhooks with an outbox.
 //!
-//! - `payload`: Cal.com-shaped bodies (pure)
-//! - `sign`: `X-Cal-Signature-256` and the timestamped `X-Calops-Signature` (pure)
-//! - `policy`: retry backoff, dead letter and the per-subscriber circuit breaker (pure)
-//! - `secrets`: subscription secrets sealed at rest (pure)
+//! - `domain::webhooks`: the pure parts: Cal.com-shaped bodies (`payload`),
+//!   `X-Cal-Signature-256` and the timestamped `X-Calops-Signature` (`sign`), retry backoff,
+//!   dead letter and the per-subscriber circuit breaker (`policy`), subscription secrets
+//!   sealed at rest (`secrets`)
+//! - this module: the delivery settings (`CALOPS_WEBHOOK_*`)
 //! - `delivery`: the background workers (claim with `FOR UPDATE SKIP LOCKED`, POST, record)
 //!
 //! Events are written by the booking's own transaction (`store::webhooks::enqueue`), so a
 //! committed booking always has its events, and a rolled-back one never does.
 
 pub mod delivery;
-pub mod payload;
-pub mod policy;
-pub mod secrets;
-pub mod sign;
 
-use crate::service::config::Problem;
-use secrets::SecretKey;
+use crate::service::domain::webhooks::secrets::SecretKey;
+use crate::service::problem::Problem;
 use std::time::Duration;
 
 /// Delivery settings (environment variables `CALOPS_WEBHOOK_*`).

@@ -1,0 +1,81 @@
+//! The state every handler, middleware and background task of the service shares (the
+//! crates.io server's `App`): the store, metrics, caches, rate limits and settings. It lives
+//! apart from `api` so that nothing needs the HTTP layer to name it.
+
+use crate::service::metrics::Metrics;
+use crate::service::principal::{hash_key, KeyCache};
+use crate::service::store::Store;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub keys: Arc<KeyCache>,
+    pub bootstrap_hash: Option<[u8; 32]>,
+    pub redis: Option<redis::Client>,
+    pub object_storage_url: Option<String>,
+    /// The object store `object_storage_url` names: `None` when there is none, `Err` (why)
+    /// when it is configured but unusable.
+    pub objects: Option<Result<Arc<dyn crate::service::objstore::ObjectStore>, String>>,
+    pub http: reqwest::Client,
+    pub started: Instant,
+    /// Rate limits per API key (Redis-shared when configured; see `service::ratelimit`).
+    pub rate_limiter: Arc<crate::service::ratelimit::RateLimiter>,
+    /// The Redis lock in front of booking (a no-op without Redis).
+    pub booking_locks: crate::service::ratelimit::lock::BookingLocks,
+    /// Webhook settings (the key that seals secrets at rest, the breaker threshold).
+    pub webhooks: crate::service::webhooks::Settings,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        bootstrap_token: Option<&str>,
+        redis_url: Option<&str>,
+        object_storage_url: Option<String>,
+    ) -> AppState {
+        AppState {
+            store,
+            metrics: Arc::new(Metrics::default()),
+            keys: Arc::new(KeyCache::new(Duration::from_secs(30))),
+            bootstrap_hash: bootstrap_token.map(hash_key),
+            redis: redis_url.and_then(|u| redis::Client::open(u).ok()),
+            objects: object_storage_url
+                .as_deref()
+                .map(crate::service::objstore::open_url),
+            object_storage_url,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .unwrap_or_default(),
+            started: Instant::now(),
+            rate_limiter: Arc::new(crate::service::ratelimit::RateLimiter::new(
+                crate::service::ratelimit::policy::Limits::OFF,
+                None,
+            )),
+            booking_locks: crate::service::ratelimit::lock::BookingLocks::new(None),
+            webhooks: Default::default(),
+        }
+    }
+
+    /// Rate limits and the booking lock, shared through Redis at `redis_url` when given.
+    pub fn with_rate_limits(
+        mut self,
+        limits: crate::service::ratelimit::policy::Limits,
+        redis_url: Option<&str>,
+        redis_timeout: Duration,
+    ) -> AppState {
+        let redis = redis_url
+            .and_then(|u| crate::service::ratelimit::redis_conn::SharedRedis::new(u, redis_timeout))
+            .map(Arc::new);
+        self.rate_limiter = Arc::new(crate::service::ratelimit::RateLimiter::new(
+            limits,
+            redis.clone(),
+        ));
+        self.booking_locks = crate::service::ratelimit::lock::BookingLocks::new(redis);
+        self
+    }
+}

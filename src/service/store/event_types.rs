@@ -1,0 +1,168 @@
+//! Event types: what can be booked with a host, for how long, with which buffers and limits.
+
+use super::{classify, Result, Store, StoreError};
+use jiff::Timestamp;
+use serde_json::Value;
+use tokio_postgres::Row;
+
+const EVENT_TYPE_COLS: &str = "id, org_id, user_id, schedule_id, title, slug, description, length_minutes, slot_interval, minimum_booking_notice, before_event_buffer, after_event_buffer, booking_window, per_day_limit, created_at";
+pub(super) const EVENT_TYPE_COLS_E: &str = "e.id, e.org_id, e.user_id, e.schedule_id, e.title, e.slug, e.description, e.length_minutes, e.slot_interval, e.minimum_booking_notice, e.before_event_buffer, e.after_event_buffer, e.booking_window, e.per_day_limit, e.created_at";
+
+impl Store {
+    pub async fn create_event_type(&self, e: &NewEventType) -> Result<EventType> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                &format!(
+                    "INSERT INTO event_types (org_id, user_id, schedule_id, title, slug, description,
+                       length_minutes, slot_interval, minimum_booking_notice, before_event_buffer,
+                       after_event_buffer, booking_window, per_day_limit)
+                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING {EVENT_TYPE_COLS}"
+                ),
+                &[
+                    &e.org_id,
+                    &e.user_id,
+                    &e.schedule_id,
+                    &e.title,
+                    &e.slug,
+                    &e.description,
+                    &e.length_minutes,
+                    &e.slot_interval,
+                    &e.minimum_booking_notice,
+                    &e.before_event_buffer,
+                    &e.after_event_buffer,
+                    &e.booking_window,
+                    &e.per_day_limit,
+                ],
+            )
+            .await
+            .map_err(|err| classify(err, &format!("an event type with slug {:?} for this host", e.slug)))?;
+        Ok(EventType::from_row(&row))
+    }
+
+    /// Replace every field of event type `id` (in `e.org_id`) with `e`'s.
+    pub async fn update_event_type(&self, id: i64, e: &NewEventType) -> Result<Option<EventType>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "UPDATE event_types SET schedule_id = $3, title = $4, slug = $5, description = $6,
+                       length_minutes = $7, slot_interval = $8, minimum_booking_notice = $9,
+                       before_event_buffer = $10, after_event_buffer = $11, booking_window = $12,
+                       per_day_limit = $13
+                     WHERE org_id = $1 AND id = $2 RETURNING {EVENT_TYPE_COLS}"
+                ),
+                &[
+                    &e.org_id,
+                    &id,
+                    &e.schedule_id,
+                    &e.title,
+                    &e.slug,
+                    &e.description,
+                    &e.length_minutes,
+                    &e.slot_interval,
+                    &e.minimum_booking_notice,
+                    &e.before_event_buffer,
+                    &e.after_event_buffer,
+                    &e.booking_window,
+                    &e.per_day_limit,
+                ],
+            )
+            .await
+            .map_err(|err| classify(err, &format!("an event type with slug {:?} for this host", e.slug)))?;
+        self.cache.invalidate_config();
+        Ok(row.as_ref().map(EventType::from_row))
+    }
+
+    pub async fn list_event_types(&self, org_id: i64) -> Result<Vec<EventType>> {
+        self.org_rows(EVENT_TYPE_COLS, "event_types", org_id, EventType::from_row)
+            .await
+    }
+
+    pub async fn get_event_type(&self, org_id: i64, id: i64) -> Result<Option<EventType>> {
+        self.org_row(
+            EVENT_TYPE_COLS,
+            "event_types",
+            org_id,
+            id,
+            EventType::from_row,
+        )
+        .await
+    }
+
+    pub async fn delete_event_type(&self, org_id: i64, id: i64) -> Result<bool> {
+        let c = self.conn().await?;
+        let n = c
+            .execute(
+                "DELETE FROM event_types e WHERE org_id = $1 AND id = $2
+                   AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.event_type_id = e.id)",
+                &[&org_id, &id],
+            )
+            .await?;
+        self.cache.invalidate_config();
+        if n == 0 && self.get_event_type(org_id, id).await?.is_some() {
+            return Err(StoreError::Conflict(
+                "the event type has bookings and cannot be deleted".into(),
+            ));
+        }
+        Ok(n > 0)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEventType {
+    pub org_id: i64,
+    pub user_id: i64,
+    pub schedule_id: Option<i64>,
+    pub title: String,
+    pub slug: String,
+    pub description: Option<String>,
+    pub length_minutes: i32,
+    pub slot_interval: Option<i32>,
+    pub minimum_booking_notice: i32,
+    pub before_event_buffer: i32,
+    pub after_event_buffer: i32,
+    pub booking_window: Option<Value>,
+    pub per_day_limit: Option<i32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventType {
+    pub id: i64,
+    pub org_id: i64,
+    pub user_id: i64,
+    pub schedule_id: Option<i64>,
+    pub title: String,
+    pub slug: String,
+    pub description: Option<String>,
+    pub length_minutes: i32,
+    pub slot_interval: Option<i32>,
+    pub minimum_booking_notice: i32,
+    pub before_event_buffer: i32,
+    pub after_event_buffer: i32,
+    pub booking_window: Option<Value>,
+    pub per_day_limit: Option<i32>,
+    pub created_at: Timestamp,
+}
+
+impl EventType {
+    pub(super) fn from_row(r: &Row) -> EventType {
+        EventType {
+            id: r.get(0),
+            org_id: r.get(1),
+            user_id: r.get(2),
+            schedule_id: r.get(3),
+            title: r.get(4),
+            slug: r.get(5),
+            description: r.get(6),
+            length_minutes: r.get(7),
+            slot_interval: r.get(8),
+            minimum_booking_notice: r.get(9),
+            before_event_buffer: r.get(10),
+            after_event_buffer: r.get(11),
+            booking_window: r.get(12),
+            per_day_limit: r.get(13),
+            created_at: r.get(14),
+        }
+    }
+}

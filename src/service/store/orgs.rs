@@ -1,0 +1,154 @@
+//! Organizations (and child organizations), by id and by ancestry.
+
+use super::{classify, Result, Store};
+use jiff::Timestamp;
+use serde_json::Value;
+use tokio_postgres::Row;
+
+const ORG_COLS: &str = "id, parent_id, name, slug, brand_color, dark_brand_color, logo_url, theme, hide_branding, metadata, created_at";
+
+impl Store {
+    pub async fn create_org(&self, o: &NewOrg) -> Result<Org> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one(
+                &format!(
+                    "INSERT INTO organizations (parent_id, name, slug, metadata) VALUES ($1, $2, $3, $4)
+                     RETURNING {ORG_COLS}"
+                ),
+                &[&o.parent_id, &o.name, &o.slug, &o.metadata],
+            )
+            .await
+            .map_err(|e| classify(e, &format!("an organization with slug {:?}", o.slug)))?;
+        Ok(Org::from_row(&row))
+    }
+
+    pub async fn get_org(&self, id: i64) -> Result<Option<Org>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!("SELECT {ORG_COLS} FROM organizations WHERE id = $1"),
+                &[&id],
+            )
+            .await?;
+        Ok(row.as_ref().map(Org::from_row))
+    }
+
+    pub async fn list_child_orgs(&self, parent: i64) -> Result<Vec<Org>> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                &format!("SELECT {ORG_COLS} FROM organizations WHERE parent_id = $1 ORDER BY id"),
+                &[&parent],
+            )
+            .await?;
+        Ok(rows.iter().map(Org::from_row).collect())
+    }
+
+    /// Apply the fields that are `Some`; returns the updated organization.
+    pub async fn update_org(&self, id: i64, p: &OrgPatch) -> Result<Option<Org>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "UPDATE organizations SET
+                       name = COALESCE($2, name),
+                       brand_color = CASE WHEN $3 THEN $4 ELSE brand_color END,
+                       dark_brand_color = CASE WHEN $5 THEN $6 ELSE dark_brand_color END,
+                       logo_url = CASE WHEN $7 THEN $8 ELSE logo_url END,
+                       theme = CASE WHEN $9 THEN $10 ELSE theme END,
+                       hide_branding = COALESCE($11, hide_branding),
+                       metadata = COALESCE($12, metadata)
+                     WHERE id = $1 RETURNING {ORG_COLS}"
+                ),
+                &[
+                    &id,
+                    &p.name,
+                    &p.brand_color.is_some(),
+                    &p.brand_color.clone().flatten(),
+                    &p.dark_brand_color.is_some(),
+                    &p.dark_brand_color.clone().flatten(),
+                    &p.logo_url.is_some(),
+                    &p.logo_url.clone().flatten(),
+                    &p.theme.is_some(),
+                    &p.theme.clone().flatten(),
+                    &p.hide_branding,
+                    &p.metadata,
+                ],
+            )
+            .await?;
+        Ok(row.as_ref().map(Org::from_row))
+    }
+
+    /// Is `org` the organization `ancestor` or one below it?
+    pub async fn org_within(&self, ancestor: i64, org: i64) -> Result<bool> {
+        if ancestor == org {
+            return Ok(self.get_org(org).await?.is_some());
+        }
+        let c = self.conn().await?;
+        let stmt = c
+            .prepare_cached(
+                "WITH RECURSIVE up(id, parent_id, depth) AS (
+                   SELECT id, parent_id, 0 FROM organizations WHERE id = $1
+                   UNION ALL
+                   SELECT o.id, o.parent_id, up.depth + 1 FROM organizations o
+                     JOIN up ON o.id = up.parent_id WHERE up.depth < 64)
+                 SELECT EXISTS (SELECT 1 FROM up WHERE id = $2)",
+            )
+            .await?;
+        Ok(c.query_one(&stmt, &[&org, &ancestor]).await?.get(0))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOrg {
+    pub parent_id: Option<i64>,
+    pub name: String,
+    pub slug: String,
+    pub metadata: Value,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OrgPatch {
+    pub name: Option<String>,
+    /// `Some(None)` clears the field.
+    pub brand_color: Option<Option<String>>,
+    pub dark_brand_color: Option<Option<String>>,
+    pub logo_url: Option<Option<String>>,
+    pub theme: Option<Option<String>>,
+    pub hide_branding: Option<bool>,
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Org {
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    pub name: String,
+    pub slug: String,
+    pub brand_color: Option<String>,
+    pub dark_brand_color: Option<String>,
+    pub logo_url: Option<String>,
+    pub theme: Option<String>,
+    pub hide_branding: bool,
+    pub metadata: Value,
+    pub created_at: Timestamp,
+}
+
+impl Org {
+    fn from_row(r: &Row) -> Org {
+        Org {
+            id: r.get(0),
+            parent_id: r.get(1),
+            name: r.get(2),
+            slug: r.get(3),
+            brand_color: r.get(4),
+            dark_brand_color: r.get(5),
+            logo_url: r.get(6),
+            theme: r.get(7),
+            hide_branding: r.get(8),
+            metadata: r.get(9),
+            created_at: r.get(10),
+        }
+    }
+}

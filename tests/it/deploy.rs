@@ -1,0 +1,531 @@
+//! The release pipeline end to end on the local target, with real processes: a private
+//! PostgreSQL cluster, `calops serve` releases on a shared port, and HTTP clients.
+
+use calops::deploy::lock::LockInfo;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_calops");
+
+/// A work directory with the shipped `base` and `local` profiles and its own port.
+struct Site {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Site {
+    fn new(test: &str) -> Option<Site> {
+        if calops::doctor::tools::postgres_bin_dir().is_none() {
+            calops_testkit::skip_or_fail(
+                test,
+                "PostgreSQL server binaries are not installed (run scripts/setup)",
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let profiles = dir.path().join("profiles");
+        std::fs::create_dir(&profiles).unwrap();
+        for p in ["base", "local"] {
+            let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("profiles")
+                .join(format!("{p}.toml"));
+            std::fs::copy(src, profiles.join(format!("{p}.toml"))).unwrap();
+        }
+        // The load test below runs clients flat out with one API key; the service's default
+        // 60/min availability limit (Redis-shared) would answer them 429.
+        let local = profiles.join("local.toml");
+        let text = std::fs::read_to_string(&local).unwrap();
+        std::fs::write(
+            &local,
+            format!("{text}CALOPS_RATE_LIMIT_AVAILABILITY = \"off\"\n"),
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Some(Site { dir, port })
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.current_dir(self.dir.path())
+            .args(args)
+            .args(["--profile", "local", "--no-progress"]);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("CALOPS_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("CALOPS_LOCAL_PORT", self.port.to_string());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    /// Run with --json; return (exit code, document, stderr).
+    fn json(&self, args: &[&str]) -> (i32, Value, String) {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.run(&a);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "{args:?}: stdout is not one JSON document ({e}): {}\nstderr: {stderr}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        });
+        (out.status.code().unwrap_or(-1), doc, stderr)
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join(".calops").join("local")
+    }
+
+    fn api_key(&self) -> String {
+        std::fs::read_to_string(self.root().join("secrets/demo-api-key"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    fn set_env_line(&self, line: &str) {
+        let p = self.dir.path().join("profiles/local.toml");
+        let text = std::fs::read_to_string(&p).unwrap();
+        let base: String = text
+            .lines()
+            .filter(|l| !l.starts_with("DEPLOY_MARK") && !l.starts_with("CALOPS_DB_POOL_SIZE"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&p, format!("{base}{line}\n")).unwrap();
+    }
+
+    fn slots_url(&self) -> String {
+        let ids: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.root().join("secrets/demo.json")).unwrap(),
+        )
+        .unwrap();
+        let start = jiff::Zoned::now().date();
+        let end = start.checked_add(jiff::Span::new().days(7)).unwrap();
+        format!("http://127.0.0.1:{}/v2/slots?eventTypeId={}&start={start}&end={end}&timeZone=Australia/Sydney", self.port, ids["event_type_id"])
+    }
+
+    fn get(&self, url: &str) -> u16 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(self.api_key())
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        })
+    }
+
+    /// Book the first available demo slot through the HTTP API; returns the booking uid.
+    fn book(&self) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let c = reqwest::Client::new();
+            let slots: Value = c.get(self.slots_url()).bearer_auth(self.api_key()).send().await.unwrap().json().await.unwrap();
+            let first = slots["data"].as_object().and_then(|days| days.values().next()).and_then(|d| d[0]["start"].as_str()).expect("a free slot").to_string();
+            let ids: Value = serde_json::from_str(&std::fs::read_to_string(self.root().join("secrets/demo.json")).unwrap()).unwrap();
+            let body = serde_json::json!({
+                "start": first,
+                "eventTypeId": ids["event_type_id"],
+                "attendee": {"name": "Ada", "email": "ada@example.com", "timeZone": "Australia/Sydney"},
+            });
+            let r = c.post(format!("http://127.0.0.1:{}/v2/bookings", self.port)).bearer_auth(self.api_key()).json(&body).send().await.unwrap();
+            let status = r.status().as_u16();
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(status, 201, "{v}");
+            v["data"]["uid"].as_str().unwrap().to_string()
+        })
+    }
+
+    /// The status of a booking (`accepted`, ...) as the running release reports it.
+    fn booking_status(&self, uid: &str) -> String {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let v: Value = reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{}/v2/bookings/{uid}", self.port))
+                .bearer_auth(self.api_key())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["data"]["status"]
+                .as_str()
+                .unwrap_or("missing")
+                .to_string()
+        })
+    }
+
+    fn healthy(&self) -> bool {
+        self.get(&format!("http://127.0.0.1:{}/health", self.port)) == 200
+    }
+
+    /// Serve processes whose pidfiles are in run/ and alive.
+    fn serve_processes(&self) -> usize {
+        std::fs::read_dir(self.root().join("run"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with("serve-"))
+                    .filter_map(|e| {
+                        std::fs::read_to_string(e.path())
+                            .ok()?
+                            .trim()
+                            .parse::<i32>()
+                            .ok()
+                    })
+                    .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = self.run(&["destroy", "--yes"]);
+    }
+}
+
+/// Clients requesting slots until stopped; counts successes and failures.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+    errors: Arc<std::sync::Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(url: String, key: String, clients: usize) -> Load {
+        let (stop, ok, failed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, o, f, e) = (stop.clone(), ok.clone(), failed.clone(), errors.clone());
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                let mut tasks = Vec::new();
+                for _ in 0..clients {
+                    let (s, o, f, e, c, url, key) = (
+                        s.clone(),
+                        o.clone(),
+                        f.clone(),
+                        e.clone(),
+                        client.clone(),
+                        url.clone(),
+                        key.clone(),
+                    );
+                    tasks.push(tokio::spawn(async move {
+                        while !s.load(Ordering::SeqCst) {
+                            match c.get(&url).bearer_auth(&key).send().await {
+                                Ok(r) if r.status() == 200 => {
+                                    let _ = r.bytes().await;
+                                    o.fetch_add(1, Ordering::SeqCst);
+                                }
+                                Ok(r) => {
+                                    f.fetch_add(1, Ordering::SeqCst);
+                                    e.lock().unwrap().push(format!("status {}", r.status()));
+                                }
+                                Err(err) => {
+                                    f.fetch_add(1, Ordering::SeqCst);
+                                    e.lock().unwrap().push(format!("{err:?}"));
+                                }
+                            }
+                        }
+                    }));
+                }
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+        });
+        Load {
+            stop,
+            ok,
+            failed,
+            errors,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> (usize, usize, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        (
+            self.ok.load(Ordering::SeqCst),
+            self.failed.load(Ordering::SeqCst),
+            self.errors.lock().unwrap().clone(),
+        )
+    }
+}
+
+#[test]
+fn local_release_lifecycle() {
+    let Some(site) = Site::new("local_release_lifecycle") else {
+        return;
+    };
+
+    // Cold deploy on an empty directory: demo data seeded, key shown once and saved 0600.
+    let (code, doc, stderr) = site.json(&["deploy"]);
+    assert_eq!(code, 0, "{doc}\n{stderr}");
+    assert_eq!(doc["result"], "deployed");
+    assert_eq!(doc["release"]["seq"], 1);
+    assert_eq!(doc["release"]["outcome"], "succeeded");
+    assert!(doc["demo"]["api_key"].as_str().unwrap().len() > 20);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(site.root().join("secrets/demo-api-key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(site.get(&site.slots_url()), 200);
+    let booking = site.book();
+    assert_eq!(site.booking_status(&booking), "accepted");
+
+    // The same deploy again does nothing and records nothing.
+    let (code, doc, _) = site.json(&["deploy"]);
+    assert_eq!(code, 0);
+    assert_eq!(doc["result"], "unchanged");
+    assert!(
+        doc["demo"]["api_key"].is_null(),
+        "the key is shown only once"
+    );
+
+    // A changed deploy while clients keep requesting slots: not one failed request.
+    site.set_env_line("DEPLOY_MARK = \"2\"");
+    let load = Load::start(site.slots_url(), site.api_key(), 4);
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, doc, stderr) = site.json(&["deploy"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, failed, errors) = load.finish();
+    assert_eq!(code, 0, "{doc}\n{stderr}");
+    assert_eq!(doc["release"]["seq"], 2);
+    assert!(ok > 20, "the load ran ({ok} requests)");
+    assert_eq!(failed, 0, "failed requests during the switch: {errors:?}");
+    assert_eq!(site.serve_processes(), 1, "the old release exited");
+    // The data is still there: the booking, the organization's key and event type.
+    assert_eq!(site.booking_status(&booking), "accepted");
+    assert_eq!(site.get(&site.slots_url()), 200);
+
+    // A release that exits at start is rolled back automatically and recorded as such.
+    site.set_env_line("CALOPS_DB_POOL_SIZE = \"0\"");
+    let (code, doc, stderr) = site.json(&["deploy"]);
+    assert_eq!(code, 1, "{doc}");
+    assert_eq!(doc["result"], "rolled_back");
+    assert_eq!(doc["release"]["outcome"], "rolled_back");
+    let failure = doc["release"]["failure"].as_str().unwrap();
+    assert!(
+        failure.contains("verify") && failure.contains("exited during start"),
+        "{failure}"
+    );
+    assert!(
+        failure.contains("log excerpt") && failure.to_lowercase().contains("pool"),
+        "names the cause: {failure}"
+    );
+    assert!(stderr.contains("release #2 keeps serving"), "{stderr}");
+    assert!(site.healthy(), "the previous release still serves");
+
+    // Rollback goes to the previous successful release, with its recorded configuration.
+    site.set_env_line("DEPLOY_MARK = \"4\"");
+    let (code, doc, _) = site.json(&["deploy"]);
+    assert_eq!((code, doc["release"]["seq"].as_u64()), (0, Some(4)));
+    let (code, doc, stderr) = site.json(&["rollback"]);
+    assert_eq!(code, 0, "{doc}\n{stderr}");
+    assert_eq!(doc["release"]["kind"], "rollback");
+    assert_eq!(doc["release"]["restores"], 2);
+    assert_eq!(
+        doc["release"]["details"]["inputs"]["environment"]["DEPLOY_MARK"],
+        "2"
+    );
+    assert!(site.healthy());
+    assert_eq!(
+        site.get(&site.slots_url()),
+        200,
+        "bookings' organization still there"
+    );
+
+    let (_, doc, _) = site.json(&["releases"]);
+    let outcomes: Vec<&str> = doc["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "succeeded",
+            "succeeded",
+            "rolled_back",
+            "succeeded",
+            "succeeded"
+        ]
+    );
+    let (code, doc, _) = site.json(&["status"]);
+    assert_eq!(code, 0);
+    assert_eq!(doc["healthy"], true);
+    assert_eq!(doc["release"]["seq"], 5);
+}
+
+fn write_lock(site: &Site, pid: u32, lease_secs: i64, message: &str) {
+    let now = jiff::Timestamp::now();
+    let info = LockInfo {
+        id: "test".into(),
+        owner: calops::deploy::lock::whoami(),
+        pid,
+        started_at: now - jiff::SignedDuration::from_secs(600),
+        renewed_at: now,
+        lease_expires_at: now + jiff::SignedDuration::from_secs(lease_secs),
+        message: message.into(),
+    };
+    let p = site.root().join("state/lock.json");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, serde_json::to_vec(&info).unwrap()).unwrap();
+}
+
+#[test]
+fn lock_contention_takeover_and_interrupt() {
+    let Some(site) = Site::new("lock_contention_takeover_and_interrupt") else {
+        return;
+    };
+    let (code, doc, stderr) = site.json(&["deploy"]);
+    assert_eq!(code, 0, "{doc}\n{stderr}");
+
+    // A live holder: a second deploy fails fast and names it.
+    write_lock(&site, std::process::id(), 300, "someone else's deploy");
+    let (code, _, stderr) = site.json(&["deploy"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("held by")
+            && stderr.contains(&format!("pid {}", std::process::id()))
+            && stderr.contains("someone else's deploy"),
+        "{stderr}"
+    );
+    let (_, doc, _) = site.json(&["lock", "status"]);
+    assert_eq!(doc["lock"]["message"], "someone else's deploy");
+    assert_eq!(doc["expired"], false);
+    let (code, _, stderr) = site.json(&["lock", "release"]);
+    assert_eq!(
+        code, 1,
+        "a live lock is not released without --force: {stderr}"
+    );
+    let (code, doc, _) = site.json(&["lock", "release", "--force"]);
+    assert_eq!((code, doc["released"].as_bool()), (0, Some(true)));
+
+    // An expired lease is taken over, loudly.
+    write_lock(&site, 999_999, -5, "crashed deploy");
+    site.set_env_line("DEPLOY_MARK = \"takeover\"");
+    let (code, doc, stderr) = site.json(&["deploy"]);
+    assert_eq!(code, 0, "{doc}\n{stderr}");
+    assert!(
+        stderr.contains("took over an expired deploy lock"),
+        "{stderr}"
+    );
+    assert!(doc["took_over_lock_from"]
+        .as_str()
+        .unwrap()
+        .contains("crashed deploy"));
+
+    // Two deploys at once: never two at the same time; a loser names the holder.
+    site.set_env_line("DEPLOY_MARK = \"race\"");
+    let a = site
+        .cmd(&["deploy", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = site
+        .cmd(&["deploy", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let outs = [&a, &b];
+    assert!(
+        outs.iter().any(|o| o.status.success()),
+        "one deploy succeeds"
+    );
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("held by"), "the loser names the holder: {e}");
+    }
+    assert!(site.healthy());
+
+    // Ctrl-C in the middle of a deploy: no lock left, the previous release keeps serving.
+    site.set_env_line("DEPLOY_MARK = \"interrupted\"");
+    let child = site
+        .cmd(&["deploy"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the deploy holds its lock (it has passed its prerequisite checks and
+    // installed its Ctrl-C handler): a fixed delay raced the checks on a loaded machine.
+    let lock = site.root().join("state/lock.json");
+    let waited = std::time::Instant::now();
+    while !lock.exists() && waited.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let code = out.status.code().unwrap();
+    assert!(
+        code == 130 || code == 0,
+        "interrupted (130) or already done (0): {code} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, doc, _) = site.json(&["lock", "status"]);
+    assert!(doc["lock"].is_null(), "no lock left: {doc}");
+    assert!(site.healthy(), "a release serves");
+    assert_eq!(
+        site.serve_processes(),
+        1,
+        "no half-started release left running"
+    );
+    if code == 130 {
+        let (_, doc, _) = site.json(&["releases"]);
+        let last = doc["releases"].as_array().unwrap().last().unwrap().clone();
+        assert_ne!(last["outcome"], "in_progress", "{last}");
+    }
+}

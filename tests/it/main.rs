@@ -1,0 +1,27 @@
+//! The integration tests: one test binary (as cargo's `tests/testsuite` and uv's `tests/it`),
+//! one module per area, and `support/` for what several of them share. One binary links once
+//! instead of once per file, and the PostgreSQL cluster of the service tests starts once.
+//!
+//! All tests share one process now: nothing here may change process-wide state while tests
+//! run (environment variables the code under test reads are set before `main`, in
+//! `support::env`; nothing changes the current directory).
+//!
+//! Run one area with `cargo test --test it bookings::`, one test by its name.
+
+mod support;
+
+mod architecture;
+mod backups;
+mod backups_oci;
+mod bookings;
+mod deploy;
+mod ics;
+mod image;
+mod oci;
+mod ocitarget;
+mod profile;
+mod ratelimit;
+mod render;
+mod service;
+mod terraform;
+mod webhooks;

@@ -1,0 +1,121 @@
+//! The HTTP client the service's integration tests share: bearer auth, JSON in and out, and
+//! the response's status, body (JSON, or the text as a JSON string) and headers. It keeps
+//! every response body, so that a test can prove a secret never came back.
+
+use calops_testkit::TestApp;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub base: String,
+    /// Every response body so far (shared by clones).
+    bodies: Arc<Mutex<String>>,
+}
+
+impl Client {
+    pub fn new(app: &TestApp) -> Client {
+        Client::at(&app.base)
+    }
+
+    /// A client of the service at `base` (`http://127.0.0.1:PORT`).
+    pub fn at(base: &str) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(128)
+                .build()
+                .unwrap(),
+            base: base.to_string(),
+            bodies: Arc::default(),
+        }
+    }
+
+    /// One request; no `Authorization` header when `token` is `None`.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        idem: Option<&str>,
+    ) -> (StatusCode, Value, HeaderMap) {
+        let mut rq = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            rq = rq.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rq = rq.json(&b);
+        }
+        if let Some(k) = idem {
+            rq = rq.header("Idempotency-Key", k);
+        }
+        let res = rq.send().await.expect("request");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        self.bodies.lock().unwrap().push_str(&text);
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v, headers)
+    }
+
+    /// One request; status and body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (s, v, _) = self.raw(method, path, token, body, None).await;
+        (s, v)
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+        idem: Option<&str>,
+    ) -> (StatusCode, Value, HeaderMap) {
+        self.raw(method, path, Some(token), body, idem).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        let (s, v, _) = self.send(Method::GET, path, token, None, None).await;
+        (s, v)
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        let (s, v, _) = self.send(Method::POST, path, token, Some(body), None).await;
+        (s, v)
+    }
+
+    /// POST that must answer 201 with `"status": "success"`; its `data`.
+    pub async fn create(&self, path: &str, token: &str, body: Value) -> Value {
+        let (s, v) = self.post(path, token, body).await;
+        assert_eq!(s, StatusCode::CREATED, "POST {path}: {v}");
+        assert_eq!(v["status"], "success");
+        v["data"].clone()
+    }
+
+    /// A request that must succeed (2xx); its `data`.
+    pub async fn ok(&self, m: Method, path: &str, key: &str, body: Option<Value>) -> Value {
+        let (s, v) = self.call(m.clone(), path, Some(key), body).await;
+        assert!(s.is_success(), "{m} {path}: {s} {v}");
+        v["data"].clone()
+    }
+
+    /// Did any response so far contain `text`?
+    pub fn saw(&self, text: &str) -> bool {
+        self.bodies.lock().unwrap().contains(text)
+    }
+}
+
+/// The `error.code` of an error body.
+pub fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no code>")
+}
