@@ -34,6 +34,7 @@ pub mod keys;
 pub mod loadbalancer;
 pub mod objectstorage;
 pub mod principal;
+pub mod psql;
 pub mod raw;
 pub mod registry;
 pub mod signer;

@@ -7,14 +7,15 @@
 //!
 //! Also here: the OCI signing vectors made with Oracle's Python SDK, and their key.
 
+use crate::support::ocistand::{self, decode, incoming, json_reply, oci_error, reply, Signatures};
 use base64::Engine as _;
 use bytes::Bytes;
 use md5::Md5;
 use reqwest::header::HeaderValue;
 use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -109,18 +110,21 @@ pub const EXPIRED_TOKEN: &str = "expired session token";
 
 pub struct Oci {
     pub base: Url,
-    pub public: RsaPublicKey,
-    pub key_ids: Vec<String>,
+    pub signatures: Signatures,
     pub store: Mutex<Store>,
     pub tokens: Mutex<Tokens>,
 }
 
 impl Oci {
     pub fn new(base: Url, public: RsaPublicKey, key_ids: Vec<String>) -> Oci {
+        let host = format!("{}:{}", base.host_str().unwrap(), base.port().unwrap());
         Oci {
             base,
-            public,
-            key_ids,
+            signatures: Signatures {
+                public,
+                key_ids,
+                host: Some(host),
+            },
             store: Mutex::new(Store::default()),
             tokens: Mutex::new(Tokens::default()),
         }
@@ -160,12 +164,8 @@ impl Oci {
     }
 }
 
-pub fn param(auth: &str, name: &str) -> Option<String> {
-    let re = regex::Regex::new(&format!(r#"(?:^Signature |,){name}="([^"]*)""#)).unwrap();
-    re.captures(auth).map(|c| c[1].to_string())
-}
-
-/// Verify the request's signature as OCI would. Returns why it is not acceptable.
+/// Verify the request's signature as OCI would ([`Signatures::verify`]), taking the session
+/// tokens of [`Tokens`] as key ids too. Returns why it is not acceptable.
 pub fn verify(
     oci: &Oci,
     method: &str,
@@ -173,164 +173,33 @@ pub fn verify(
     headers: &axum::http::HeaderMap,
     body: &[u8],
 ) -> Result<(), String> {
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .ok_or("no authorization header")?;
-    if param(auth, "algorithm").as_deref() != Some("rsa-sha256")
-        || param(auth, "version").as_deref() != Some("1")
-    {
-        return Err(format!("bad algorithm/version in {auth}"));
-    }
-    let key_id = param(auth, "keyId").ok_or("no keyId")?;
-    if !oci.key_ids.contains(&key_id) {
+    let tokens = |key_id: &str| {
         let tokens = oci.tokens.lock().unwrap();
         match key_id.strip_prefix("ST$") {
-            Some(t) if tokens.valid.contains(t) => {}
+            Some(t) if tokens.valid.contains(t) => Ok(()),
             Some(t) if tokens.expired.contains(t) => {
                 if let Some(renew) = &tokens.on_expired {
                     renew(t);
                 }
-                return Err(EXPIRED_TOKEN.into());
+                Err(EXPIRED_TOKEN.to_string())
             }
-            _ => return Err(format!("unknown keyId {key_id}")),
+            _ => Err(format!("unknown keyId {key_id}")),
         }
-    }
-    let names: Vec<String> = param(auth, "headers")
-        .ok_or("no headers")?
-        .split(' ')
-        .map(String::from)
-        .collect();
-    let lower = method.to_ascii_lowercase();
-    let date_name = if headers.contains_key("x-date") {
-        "x-date"
-    } else {
-        "date"
     };
-    let mut required = vec![date_name, "(request-target)", "host"];
-    let upload = method == "PUT"
-        && (path_and_query.contains("/o/") || path_and_query.contains("/u/"))
-        && path_and_query.starts_with("/n/");
-    if matches!(method, "POST" | "PUT" | "PATCH") && !upload {
-        required.extend(["content-length", "content-type", "x-content-sha256"]);
-    }
-    if names != required {
-        return Err(format!(
-            "signed headers {names:?}, OCI requires {required:?}"
-        ));
-    }
-    if upload && headers.contains_key("x-content-sha256") {
-        return Err("object uploads must not send x-content-sha256".into());
-    }
-    let mut lines = Vec::new();
-    for n in &names {
-        let v = if n == "(request-target)" {
-            format!("{lower} {path_and_query}")
-        } else {
-            headers
-                .get(n.as_str())
-                .and_then(|v| v.to_str().ok())
-                .ok_or(format!("signed header {n} not sent"))?
-                .to_string()
-        };
-        lines.push(format!("{n}: {v}"));
-    }
-    let signing_string = lines.join("\n");
-    let sig = base64::engine::general_purpose::STANDARD
-        .decode(param(auth, "signature").ok_or("no signature")?)
-        .map_err(|e| e.to_string())?;
-    oci.public
-        .verify(
-            Pkcs1v15Sign::new::<Sha256>(),
-            &Sha256::digest(signing_string.as_bytes()),
-            &sig,
-        )
-        .map_err(|_| "signature does not verify".to_string())?;
-    if names.iter().any(|n| n == "x-content-sha256") {
-        let want = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
-        if headers["x-content-sha256"] != want.as_str() {
-            return Err("x-content-sha256 does not match the body".into());
-        }
-        if headers["content-length"] != body.len().to_string().as_str() {
-            return Err("content-length does not match the body".into());
-        }
-    }
-    let date = headers[date_name].to_str().map_err(|e| e.to_string())?;
-    let when = httpdate::parse_http_date(date).map_err(|e| e.to_string())?;
-    let skew = match when.duration_since(SystemTime::now()) {
-        Ok(d) => d,
-        Err(e) => e.duration(),
-    };
-    if skew > Duration::from_secs(300) {
-        return Err("date more than 5 minutes off".into());
-    }
-    let host = format!(
-        "{}:{}",
-        oci.base.host_str().unwrap(),
-        oci.base.port().unwrap()
-    );
-    if headers["host"] != host.as_str() {
-        return Err(format!("host {:?} is not {host}", headers["host"]));
-    }
-    Ok(())
-}
-
-pub fn reply(
-    status: u16,
-    headers: &[(&str, String)],
-    body: impl Into<axum::body::Body>,
-) -> axum::response::Response {
-    let mut b = axum::response::Response::builder().status(status);
-    for (k, v) in headers {
-        b = b.header(*k, v);
-    }
-    b.body(body.into()).unwrap()
-}
-
-pub fn json_reply(status: u16, v: Value) -> axum::response::Response {
-    reply(
-        status,
-        &[
-            ("content-type", "application/json".into()),
-            ("opc-request-id", "srv-req-id".into()),
-        ],
-        v.to_string(),
-    )
-}
-
-pub fn oci_error(status: u16, code: &str, message: &str) -> axum::response::Response {
-    json_reply(status, json!({"code": code, "message": message}))
-}
-
-pub fn decode(seg: &str) -> String {
-    percent_encoding::percent_decode_str(seg)
-        .decode_utf8()
-        .unwrap()
-        .to_string()
+    oci.signatures
+        .verify_with(method, path_and_query, headers, body, &tokens)
 }
 
 pub async fn handle(
     axum::extract::State(oci): axum::extract::State<Arc<Oci>>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 24).await.unwrap();
-    let method = parts.method.as_str().to_string();
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let path = parts.uri.path().to_string();
-    let q: HashMap<String, String> =
-        url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
+    let (method, path, pq, q, headers, body) = incoming(req).await;
     {
         let mut st = oci.store.lock().unwrap();
         *st.hits.entry(path.clone()).or_default() += 1;
     }
-    if let Err(why) = verify(&oci, &method, &pq, &parts.headers, &body) {
+    if let Err(why) = verify(&oci, &method, &pq, &headers, &body) {
         let skew = oci.store.lock().unwrap().skew_401;
         let date = httpdate::fmt_http_date(if skew >= 0 {
             SystemTime::now() + Duration::from_secs(skew as u64)
@@ -360,13 +229,7 @@ pub async fn handle(
         return reply(status, &hs, text);
     }
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let header = |n: &str| {
-        parts
-            .headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-    };
+    let header = |n: &str| ocistand::header(&headers, n);
     let mut st = oci.store.lock().unwrap();
     match (method.as_str(), segs.as_slice()) {
         ("GET", ["n", ""]) => json_reply(200, json!("testns")),
