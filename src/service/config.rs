@@ -53,6 +53,8 @@ pub struct Config {
     /// Serve slot queries from memory, kept fresh by PostgreSQL notifications
     /// (`service::store::cache`).
     pub slot_cache: bool,
+    /// The OCI Monitoring exporter (`CALOPS_METRICS_*`); `None` when off.
+    pub telemetry: Option<crate::service::telemetry::Settings>,
 }
 
 impl std::fmt::Debug for Config {
@@ -75,6 +77,7 @@ impl std::fmt::Debug for Config {
             .field("redis_timeout", &self.redis_timeout)
             .field("webhooks", &self.webhooks)
             .field("slot_cache", &self.slot_cache)
+            .field("telemetry", &self.telemetry)
             .finish()
     }
 }
@@ -306,6 +309,16 @@ impl RawConfig {
             problems.extend(p);
             Default::default()
         });
+        let telemetry = crate::service::telemetry::Settings::from_env(env).unwrap_or_else(|p| {
+            problems.extend(p);
+            None
+        });
+        if telemetry.is_some() && oci.is_none() {
+            problems.push(Problem {
+                setting: crate::runtime::telemetry::var::COMPARTMENT_ID,
+                message: "turns on posting metrics to OCI Monitoring, which the service does as the container instance's resource principal, but OCI_RESOURCE_PRINCIPAL_VERSION is not set; fix: run on an OCI container instance, or unset CALOPS_METRICS_NAMESPACE and CALOPS_METRICS_COMPARTMENT_ID".into(),
+            });
+        }
         match (listen, database) {
             (Some(listen), Some(database)) if problems.is_empty() => Ok(Config {
                 listen,
@@ -322,6 +335,7 @@ impl RawConfig {
                 redis_timeout,
                 webhooks,
                 slot_cache,
+                telemetry,
             }),
             _ => Err(problems),
         }

@@ -8,6 +8,7 @@
 //! - `api/`: HTTP handlers per resource, auth, rate-limit middleware, errors, OpenAPI document
 //! - `ratelimit/`, `webhooks/`, `calendar`, `objstore/`, `ics`: limits, the webhook outbox
 //!   workers, calendar files and the object stores they are written to
+//! - `telemetry/`: the OCI Monitoring exporter (on OCI only: the runtime contract enables it)
 //! - `config`, `secrets`, `startup`, `health`, `metrics`, `logging`, `server`: the runtime
 //!   around them (`secrets` resolves `env:`/`vault:` references, `startup` checks the
 //!   database and Redis before listening)
@@ -32,4 +33,5 @@ pub mod server;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod webhooks;
