@@ -428,8 +428,17 @@ async fn world(test: &str) -> World {
         let mut t = oci.tokens.lock().unwrap();
         t.valid.insert(fresh.clone());
         t.expired.insert(stale);
+        // Renewed as a platform must: a new file put in place, so that a concurrent reader
+        // sees the old token or the new one, never a half-written file (two secrets are read
+        // at once, and each refused call renews).
         let (file, fresh) = (rpst.clone(), fresh.clone());
-        t.on_expired = Some(Box::new(move |_| std::fs::write(&file, &fresh).unwrap()));
+        let renewals = std::sync::atomic::AtomicU32::new(0);
+        t.on_expired = Some(Box::new(move |_| {
+            let n = renewals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let next = file.with_extension(format!("renewing-{n}"));
+            std::fs::write(&next, &fresh).unwrap();
+            std::fs::rename(&next, &file).unwrap();
+        }));
     }
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &pki.ca_pem).unwrap();
