@@ -117,6 +117,18 @@ impl Site {
         format!("http://127.0.0.1:{}/v2/slots?eventTypeId={}&start={start}&end={end}&timeZone=Australia/Sydney", self.port, ids["event_type_id"])
     }
 
+    /// An unauthenticated GET: status and body.
+    fn get_page(&self, url: &str) -> (u16, String) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let r = reqwest::Client::new().get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    }
+
     fn get(&self, url: &str) -> u16 {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -316,6 +328,20 @@ fn local_release_lifecycle() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(site.get(&site.slots_url()), 200);
+    // First contact: the demo booking page, printed as `booking_url`, serves the booker, and
+    // the service's front page points to it.
+    let page = doc["booking_url"].as_str().expect("booking_url in --json");
+    assert_eq!(doc["demo"]["booking_url"].as_str(), Some(page));
+    let prefix = format!("http://127.0.0.1:{}/demo-", site.port);
+    assert!(page.starts_with(&prefix) && page.ends_with("/demo-host/intro"), "{page}");
+    let (status, html) = site.get_page(page);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<h1>Intro call</h1>"), "{html}");
+    let (status, home) = site.get_page(&format!("http://127.0.0.1:{}/", site.port));
+    assert_eq!(status, 200);
+    let path = page.strip_prefix(&format!("http://127.0.0.1:{}", site.port)).unwrap();
+    let demo_host = path.rsplit_once('/').unwrap().0;
+    assert!(home.contains(&format!("href=\"{demo_host}\"")), "{home}");
     let booking = site.book();
     assert_eq!(site.booking_status(&booking), "accepted");
 
