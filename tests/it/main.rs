@@ -17,6 +17,7 @@ mod ics;
 mod image;
 mod oci;
 mod ocitarget;
+mod pages;
 mod profile;
 mod ratelimit;
 mod render;
