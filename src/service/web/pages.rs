@@ -291,6 +291,13 @@ pub async fn render_booker(state: &AppState, b: Booker<'_>) -> Response {
         .map(|d| (d.year(), d.month()))
         .or_else(|| prefs.get("month").and_then(month_of))
         .or_else(|| asked_date.map(|d| (d.year(), d.month())))
+        // Moving a booking starts at its month (when that is still to come).
+        .or_else(|| {
+            b.rescheduling
+                .filter(|t| *t > now)
+                .map(|t| t.to_zoned(tz.clone()).date())
+                .map(|d| (d.year(), d.month()))
+        })
         .unwrap_or((today.year(), today.month()));
     let first = Date::new(year, mon, 1).unwrap_or(today.first_of_month());
     let next_first = first.checked_add(1.month()).unwrap_or(first);

@@ -232,9 +232,14 @@ pub async fn rate_limit(
 }
 
 /// A POST from another site (by its `Origin`) is refused; forms of the pages always post to
-/// their own origin, also inside an iframe.
+/// their own origin, also inside an iframe. A missing or opaque (`null`) origin, which
+/// privacy settings and sandboxed frames send, is left to the form token.
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|o| *o != "null")
+    else {
         return true;
     };
     let host = headers
@@ -268,8 +273,8 @@ pub fn html(status: StatusCode, r: view::Rendered) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    // Links carry tokens: never in a Referer, never in a shared cache.
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Links carry tokens: never in a Referer to another site, never in a shared cache.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store"),
@@ -367,7 +372,7 @@ pub fn see_other(location: &str) -> Response {
         res.headers_mut().insert(header::LOCATION, v);
     }
     res.headers_mut()
-        .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        .insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     res
 }
 
@@ -412,7 +417,9 @@ mod tests {
         assert!(same_origin(&h));
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
         assert!(!same_origin(&h));
-        h.insert(header::ORIGIN, "null".parse().unwrap());
+        h.insert(header::ORIGIN, "https://book.example.com.evil.example".parse().unwrap());
         assert!(!same_origin(&h));
+        h.insert(header::ORIGIN, "null".parse().unwrap());
+        assert!(same_origin(&h), "opaque: the form token decides");
     }
 }
