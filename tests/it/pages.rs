@@ -399,6 +399,16 @@ async fn bad_input_gets_a_page_not_an_error() {
         assert!(p.html.contains("<h1>Page not found</h1>"), "{path}: {}", p.html);
         assert!(p.headers["content-type"].to_str().unwrap().starts_with("text/html"));
     }
+    // Under /v2 the API answers, in JSON, and no organization can take its path.
+    let p = w.get("/v2/nothing/here").await;
+    assert_eq!(p.status, 404);
+    assert!(p.html.contains("route_not_found"), "{}", p.html);
+    for slug in ["v2", "booking"] {
+        let (s, v) = c
+            .call(Method::POST, "/v2/organizations", Some(BOOTSTRAP_TOKEN), Some(json!({"name": "Taken", "slug": slug})))
+            .await;
+        assert_eq!(s, 400, "{slug}: {v}");
+    }
     // A host of one organization is not reachable under another's slug.
     let p = w.get(&format!("/{}/{}", other.org_slug, t.user_slug)).await;
     assert_eq!(p.status, if t.user_slug == other.user_slug { 200 } else { 404 });

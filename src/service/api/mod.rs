@@ -112,7 +112,8 @@ pub fn router_with(state: AppState, more: Router<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+/// The API's answer to a path it does not have (the booking pages give it for `/v2/...`).
+pub async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "route_not_found",

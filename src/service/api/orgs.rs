@@ -69,6 +69,10 @@ pub fn slugify(name: &str) -> String {
     out.trim_end_matches('-').to_string()
 }
 
+/// First path segments the service uses itself (the API, the booking pages' self-service
+/// links, health and metrics): no top-level organization may take them as its slug.
+pub const RESERVED_SLUGS: &[&str] = &["v2", "booking", "health", "metrics", "openapi-json"];
+
 fn valid_slug(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 100
@@ -101,6 +105,11 @@ async fn create_org_with_key(state: &AppState, parent: Option<i64>, body: Create
         errors.push(FieldError::new(
             "slug",
             format!("{slug:?} is not a slug: use lowercase letters, digits and dashes"),
+        ));
+    } else if parent.is_none() && RESERVED_SLUGS.contains(&slug.as_str()) {
+        errors.push(FieldError::new(
+            "slug",
+            format!("{slug:?} is reserved for the service's own paths; choose another slug"),
         ));
     }
     let scopes = body

@@ -69,9 +69,22 @@ impl Host {
     }
 }
 
+/// `/v2/...` belongs to the API: a path there that the API does not have gets the API's
+/// JSON 404, not a page.
+async fn api_path(org: &str) -> Option<Response> {
+    if org == "v2" {
+        use axum::response::IntoResponse;
+        return Some(crate::service::api::not_found().await.into_response());
+    }
+    None
+}
+
 /// The organization at `org` and its host `user`; `None` when either does not exist (or a
 /// slug is not a slug, which never reaches the database).
 async fn host(state: &AppState, org: &str, user: &str) -> Result<Option<Host>, Response> {
+    if let Some(r) = api_path(org).await {
+        return Err(r);
+    }
     let path: Vec<String> = org.split('.').map(str::to_string).collect();
     if !path.iter().all(|s| slug_ok(s)) || !slug_ok(user) {
         return Ok(None);
