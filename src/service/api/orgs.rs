@@ -71,7 +71,7 @@ pub fn slugify(name: &str) -> String {
 
 /// First path segments the service uses itself (the API, the booking pages' self-service
 /// links, health and metrics): no top-level organization may take them as its slug.
-pub const RESERVED_SLUGS: &[&str] = &["v2", "booking", "health", "metrics", "openapi-json"];
+pub const RESERVED_SLUGS: &[&str] = &["v2", "booking", "health", "metrics"];
 
 fn valid_slug(s: &str) -> bool {
     !s.is_empty()

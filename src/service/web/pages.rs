@@ -272,9 +272,13 @@ fn iso(t: i64) -> String {
         .to_string()
 }
 
+/// `YYYY-MM` in the years a booker can show (others: none, so the current month is shown).
 fn month_of(text: &str) -> Option<(i16, i8)> {
     let (y, m) = text.split_once('-')?;
-    let (y, m) = (y.parse().ok()?, m.parse().ok()?);
+    let (y, m): (i16, i8) = (y.parse().ok()?, m.parse().ok()?);
+    if !(2000..=2200).contains(&y) {
+        return None;
+    }
     Date::new(y, m, 1).ok().map(|_| (y, m))
 }
 
@@ -299,7 +303,10 @@ pub async fn render_booker(state: &AppState, b: Booker<'_>) -> Response {
     let today = now.to_zoned(tz.clone()).date();
     let focus = b.taken.or(b.chosen);
     let focus_date = focus.map(|t| view::local(t, &tz, prefs.hour12).0);
-    let asked_date = prefs.get("date").and_then(|d| d.parse::<Date>().ok());
+    let asked_date = prefs
+        .get("date")
+        .and_then(|d| d.parse::<Date>().ok())
+        .filter(|d| (2000..=2200).contains(&d.year()));
     let (year, mon) = focus_date
         .map(|d| (d.year(), d.month()))
         .or_else(|| prefs.get("month").and_then(month_of))
