@@ -161,12 +161,23 @@ async fn run() -> anyhow::Result<()> {
         .await?;
     let slot = slot_page
         .split("href=\"")
-        .map(|s| s.split('"').next().unwrap_or("").replace("&amp;", "&").replace("&#x2f;", "/"))
+        .map(|s| {
+            s.split('"')
+                .next()
+                .unwrap_or("")
+                .replace("&amp;", "&")
+                .replace("&#x2f;", "/")
+        })
         .find(|h| h.contains("slot="))
         .ok_or_else(|| anyhow::anyhow!("no slot link"))?;
     let mut sizes = Vec::new();
     for (label, path) in [
-        ("profile", page.rsplit_once('/').map(|p| p.0.to_string()).unwrap_or_default()),
+        (
+            "profile",
+            page.rsplit_once('/')
+                .map(|p| p.0.to_string())
+                .unwrap_or_default(),
+        ),
         ("booker", format!("{page}?month={MONTH}&tz={zone}")),
         ("booker with form", slot),
         ("404", "/nobody/here".to_string()),

@@ -100,7 +100,10 @@ pub const MIN_PAGE_KEY_LEN: usize = 32;
 /// The booking pages' key from `CALOPS_PAGE_KEY_REF` (`env:NAME`); `Ok(None)` when unset.
 pub fn page_key(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, Problem> {
     const SETTING: &str = "CALOPS_PAGE_KEY_REF";
-    let Some(r) = env(SETTING).map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) else {
+    let Some(r) = env(SETTING)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
         return Ok(None);
     };
     let problem = |message: String| Problem {
@@ -434,7 +437,10 @@ mod tests {
         assert_eq!(page_key(&no_env).unwrap(), None);
         let literal = |n: &str| (n == "CALOPS_PAGE_KEY_REF").then(|| key.clone());
         let p = page_key(&literal).unwrap_err();
-        assert!(p.message.contains("env:NAME") && !p.message.contains(&key), "{p}");
+        assert!(
+            p.message.contains("env:NAME") && !p.message.contains(&key),
+            "{p}"
+        );
         let short = |n: &str| match n {
             "CALOPS_PAGE_KEY_REF" => Some("env:PK".to_string()),
             "PK" => Some("short-secret".to_string()),

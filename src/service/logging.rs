@@ -105,7 +105,9 @@ mod tests {
         assert_eq!(mask("call +1 (212) 555-0199 now"), "call +***99 now");
         assert_eq!(mask("bob%40example.com"), "b***@***");
         assert_eq!(
-            mask(r#"{"query":"lang=de&t=12.1767225600.AbC-_x9","path":"/b/x?t=9.9.zz","q":"t=1.2.y"}"#),
+            mask(
+                r#"{"query":"lang=de&t=12.1767225600.AbC-_x9","path":"/b/x?t=9.9.zz","q":"t=1.2.y"}"#
+            ),
             r#"{"query":"lang=de&t=***","path":"/b/x?t=***","q":"t=***"}"#
         );
     }

@@ -161,10 +161,9 @@ pub async fn start(config: &Config) -> Result<Running> {
         config.webhooks.clone(),
     );
     let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let app = api::router_with(state.clone(), crate::service::web::routes()).layer(axum::middleware::from_fn_with_state(
-        draining.clone(),
-        close_when_draining,
-    ));
+    let app = api::router_with(state.clone(), crate::service::web::routes()).layer(
+        axum::middleware::from_fn_with_state(draining.clone(), close_when_draining),
+    );
     let (stop, stopped) = watch::channel(false);
     if config.slot_cache {
         let (store, url, stopped) = (
@@ -198,9 +197,9 @@ pub async fn start(config: &Config) -> Result<Running> {
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await
     });
     tracing::info!(%addr, reuse_port = config.reuse_port, version = env!("CARGO_PKG_VERSION"), "listening");
     Ok(Running {

@@ -18,7 +18,10 @@ fn tools(test: &str) -> Option<std::path::PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let chromium = Path::new("/usr/bin/chromium");
     if !chromium.exists() {
-        skip_or_fail(test, "/usr/bin/chromium is not installed (run scripts/setup)");
+        skip_or_fail(
+            test,
+            "/usr/bin/chromium is not installed (run scripts/setup)",
+        );
         return None;
     }
     calops_testkit::require_tool(test, "node")?;
@@ -36,7 +39,9 @@ fn tools(test: &str) -> Option<std::path::PathBuf> {
 
 async fn stored(url: &str, uid: &str) -> (String, String, String) {
     let d = db(url).await;
-    let uid: uuid::Uuid = uid.parse().unwrap_or_else(|_| panic!("a booking uid: {uid:?}"));
+    let uid: uuid::Uuid = uid
+        .parse()
+        .unwrap_or_else(|_| panic!("a booking uid: {uid:?}"));
     let r = d
         .query_one(
             "SELECT status, start_at, attendee->>'timeZone' FROM bookings WHERE uid = $1",
@@ -44,7 +49,11 @@ async fn stored(url: &str, uid: &str) -> (String, String, String) {
         )
         .await
         .unwrap();
-    (r.get(0), r.get::<_, jiff::Timestamp>(1).to_string(), r.get(2))
+    (
+        r.get(0),
+        r.get::<_, jiff::Timestamp>(1).to_string(),
+        r.get(2),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,8 +79,10 @@ async fn invitees_book_reschedule_and_cancel_in_chromium_across_dst_with_zero_ax
             Method::PATCH,
             &format!("/v2/organizations/{}", t.org_id),
             Some(&t.key),
-            Some(json!({"embedAllowedOrigins": [format!("http://127.0.0.1:{embed_port}")],
-                        "brandColor": "#0b7285"})),
+            Some(
+                json!({"embedAllowedOrigins": [format!("http://127.0.0.1:{embed_port}")],
+                        "brandColor": "#0b7285"}),
+            ),
         )
         .await;
     assert_eq!(s, 200, "{v}");
@@ -94,8 +105,8 @@ async fn invitees_book_reschedule_and_cancel_in_chromium_across_dst_with_zero_ax
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "node failed: {stderr}\n{stdout}");
-    let r: Value = serde_json::from_str(stdout.trim())
-        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let r: Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
     assert_eq!(r["errors"], json!([]), "the driver or a page failed: {r:#}");
     // The only thing the browser refused: framing by an origin that is not allowed.
     let csp = r["csp"].as_array().unwrap();
@@ -104,14 +115,27 @@ async fn invitees_book_reschedule_and_cancel_in_chromium_across_dst_with_zero_ax
             && c["text"].as_str().unwrap().contains("frame-ancestors")),
         "the browser refused something: {r:#}"
     );
-    assert!(!csp.is_empty(), "the refused embedding was not reported: {r:#}");
+    assert!(
+        !csp.is_empty(),
+        "the refused embedding was not reported: {r:#}"
+    );
 
     // Every page audited, zero axe violations.
     let audits = r["audits"].as_array().unwrap();
     let pages: Vec<&str> = audits.iter().map(|a| a["page"].as_str().unwrap()).collect();
     for p in [
-        "booker", "booker-form", "confirmation", "booker-form-errors", "reschedule", "cancel",
-        "cancelled", "embedded-booker", "home", "profile", "booker-de", "not-found",
+        "booker",
+        "booker-form",
+        "confirmation",
+        "booker-form-errors",
+        "reschedule",
+        "cancel",
+        "cancelled",
+        "embedded-booker",
+        "home",
+        "profile",
+        "booker-de",
+        "not-found",
         "invalid-link",
     ] {
         assert!(pages.contains(&p), "{p} was not audited: {pages:?}");
@@ -130,9 +154,18 @@ async fn invitees_book_reschedule_and_cancel_in_chromium_across_dst_with_zero_ax
     assert_eq!(ny["after"][0], "5:00 AM", "{ny}");
     assert_eq!(ny["when"], "Monday, March 15, 2027, 5:00 AM", "{ny}");
     assert_eq!(ny["heading"], "Your booking is confirmed");
-    assert!(ny["nameShown"].as_str().unwrap().contains("Nia <i>York</i>"), "shown as text: {ny}");
+    assert!(
+        ny["nameShown"]
+            .as_str()
+            .unwrap()
+            .contains("Nia <i>York</i>"),
+        "shown as text: {ny}"
+    );
     let (status, start, tz) = stored(&app.database_url, ny["uid"].as_str().unwrap()).await;
-    assert_eq!((status.as_str(), start.as_str(), tz.as_str()), ("accepted", "2027-03-15T09:00:00Z", "America/New_York"));
+    assert_eq!(
+        (status.as_str(), start.as_str(), tz.as_str()),
+        ("accepted", "2027-03-15T09:00:00Z", "America/New_York")
+    );
 
     // Sydney across the end of daylight saving time: 09:00 UTC is 8:00 PM on the 3rd (AEDT)
     // and 7:00 PM on the 5th (AEST); then moved to 7:30 PM on the 6th, then cancelled.
@@ -148,32 +181,55 @@ async fn invitees_book_reschedule_and_cancel_in_chromium_across_dst_with_zero_ax
     };
     assert_eq!(first_pm("before"), Some(json!("8:00 PM")), "{syd}");
     assert_eq!(first_pm("after"), Some(json!("7:00 PM")), "{syd}");
-    assert_eq!(syd["booked"]["when"], "Monday, April 5, 2027, 7:00 PM", "{syd}");
-    assert_eq!(syd["moved"]["when"], "Tuesday, April 6, 2027, 7:30 PM", "{syd}");
+    assert_eq!(
+        syd["booked"]["when"], "Monday, April 5, 2027, 7:00 PM",
+        "{syd}"
+    );
+    assert_eq!(
+        syd["moved"]["when"], "Tuesday, April 6, 2027, 7:30 PM",
+        "{syd}"
+    );
     assert_eq!(syd["cancelled"], "This booking is cancelled");
     let (status, start, tz) =
         stored(&app.database_url, syd["booked"]["uid"].as_str().unwrap()).await;
-    assert_eq!((status.as_str(), start.as_str(), tz.as_str()), ("cancelled", "2027-04-05T09:00:00Z", "Australia/Sydney"));
-    let (status, start, _) =
-        stored(&app.database_url, syd["moved"]["uid"].as_str().unwrap()).await;
-    assert_eq!((status.as_str(), start.as_str()), ("cancelled", "2027-04-06T09:30:00Z"));
+    assert_eq!(
+        (status.as_str(), start.as_str(), tz.as_str()),
+        ("cancelled", "2027-04-05T09:00:00Z", "Australia/Sydney")
+    );
+    let (status, start, _) = stored(&app.database_url, syd["moved"]["uid"].as_str().unwrap()).await;
+    assert_eq!(
+        (status.as_str(), start.as_str()),
+        ("cancelled", "2027-04-06T09:30:00Z")
+    );
 
     // Without JavaScript: the host's zone first, the invitee's after the GET form.
     let nojs = &r["runs"]["nojs"];
     assert_eq!(nojs["defaultTz"], "UTC", "{nojs}");
     assert_eq!(nojs["when"], "Tuesday, March 16, 2027, 5:00 AM", "{nojs}");
     let (status, start, tz) = stored(&app.database_url, nojs["uid"].as_str().unwrap()).await;
-    assert_eq!((status.as_str(), start.as_str(), tz.as_str()), ("accepted", "2027-03-16T09:00:00Z", "America/New_York"));
+    assert_eq!(
+        (status.as_str(), start.as_str(), tz.as_str()),
+        ("accepted", "2027-03-16T09:00:00Z", "America/New_York")
+    );
 
     // Embedded: no chrome, booked inside the frame, the height posted to the parent; refused
     // from an origin that is not allowed.
     let e = &r["runs"]["embed"];
     assert_eq!(e["chrome"], 0, "{e}");
     assert_eq!(e["when"], "Wednesday, March 17, 2027, 10:00 AM", "{e}");
-    assert!(e["heights"].as_u64().unwrap() >= 1 && e["maxHeight"].as_u64().unwrap() > 100, "{e}");
-    assert_eq!(e["refusedBooker"], 0, "framed by an origin not on the list: {e}");
+    assert!(
+        e["heights"].as_u64().unwrap() >= 1 && e["maxHeight"].as_u64().unwrap() > 100,
+        "{e}"
+    );
+    assert_eq!(
+        e["refusedBooker"], 0,
+        "framed by an origin not on the list: {e}"
+    );
     let (status, start, _) = stored(&app.database_url, e["uid"].as_str().unwrap()).await;
-    assert_eq!((status.as_str(), start.as_str()), ("accepted", "2027-03-17T10:00:00Z"));
+    assert_eq!(
+        (status.as_str(), start.as_str()),
+        ("accepted", "2027-03-17T10:00:00Z")
+    );
 
     let o = &r["runs"]["other"];
     assert_eq!(o["de"]["lang"], "de", "{o}");
@@ -183,7 +239,12 @@ async fn invitees_book_reschedule_and_cancel_in_chromium_across_dst_with_zero_ax
 
     // The API sees the same bookings (one store).
     let (s, v) = c
-        .call(Method::GET, "/v2/bookings?status=upcoming", Some(&t.key), None)
+        .call(
+            Method::GET,
+            "/v2/bookings?status=upcoming",
+            Some(&t.key),
+            None,
+        )
         .await;
     assert_eq!(s, 200);
     assert_eq!(v["data"].as_array().unwrap().len(), 3, "{v}");

@@ -55,12 +55,12 @@ pub async fn tenant_in(c: &Client, org: &Value, host_tz: &str) -> Tenant {
     )
     .await;
     c.create(
-            "/v2/event-types",
-            &key,
-            json!({"title": "Call", "slug": "call", "lengthInMinutes": 30, "userId": user_id,
+        "/v2/event-types",
+        &key,
+        json!({"title": "Call", "slug": "call", "lengthInMinutes": 30, "userId": user_id,
                    "description": "A short call"}),
-        )
-        .await;
+    )
+    .await;
     Tenant {
         org_id,
         org_slug: org["slug"].as_str().unwrap().to_string(),
@@ -100,8 +100,8 @@ impl Page {
             .expect("a POST form");
         let action = unescape(form.split('"').next().unwrap());
         let body = form.split("</form>").next().unwrap();
-        let re = regex::Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)">"#)
-            .unwrap();
+        let re =
+            regex::Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)">"#).unwrap();
         let fields = re
             .captures_iter(body)
             .map(|c| (unescape(&c[1]), unescape(&c[2])))
@@ -181,11 +181,17 @@ fn location(p: &Page) -> String {
 
 /// The booker of next month (always in the future), its first free day's first slot chosen.
 async fn choose_slot(w: &Web, booker: &str, extra: &str) -> (Page, String) {
-    let next = jiff::Zoned::now().date().first_of_month().checked_add(jiff::Span::new().months(1)).unwrap();
+    let next = jiff::Zoned::now()
+        .date()
+        .first_of_month()
+        .checked_add(jiff::Span::new().months(1))
+        .unwrap();
     let month = format!("{:04}-{:02}", next.year(), next.month());
     let page = w.get(&format!("{booker}?month={month}{extra}")).await;
     assert_eq!(page.status, 200, "{}", page.html);
-    let slot = page.link("slot=").expect("a free slot on the first free day");
+    let slot = page
+        .link("slot=")
+        .expect("a free slot on the first free day");
     let form = w.get(&slot).await;
     assert_eq!(form.status, 200, "{}", form.html);
     (form, slot)
@@ -232,11 +238,19 @@ async fn an_invitee_books_views_cancels_and_a_double_submit_books_once() {
 
     let profile = w.get(&format!("/{}/{}", t.org_slug, t.user_slug)).await;
     assert_eq!(profile.status, 200, "{}", profile.html);
-    assert!(profile.html.contains("Book a time with Ada Host"), "{}", profile.html);
+    assert!(
+        profile.html.contains("Book a time with Ada Host"),
+        "{}",
+        profile.html
+    );
     assert!(profile.link("/call").is_some());
 
     let (form_page, slot) = choose_slot(&w, &t.booker(), "&tz=America/New_York").await;
-    assert!(form_page.csp().contains("script-src 'sha256-"), "{}", form_page.csp());
+    assert!(
+        form_page.csp().contains("script-src 'sha256-"),
+        "{}",
+        form_page.csp()
+    );
     let (action, mut fields) = form_page.form();
     assert_eq!(action, format!("{}/book", t.booker()));
     assert_eq!(fields["tz"], "America/New_York");
@@ -273,7 +287,11 @@ async fn an_invitee_books_views_cancels_and_a_double_submit_books_once() {
     let view = w.get(&loc).await;
     assert_eq!(view.status, 200, "{}", view.html);
     assert!(view.html.contains("Your booking is confirmed"));
-    assert!(view.html.contains("Ann &lt;b&gt;Lee&lt;&#x2f;b&gt;"), "{}", view.html);
+    assert!(
+        view.html.contains("Ann &lt;b&gt;Lee&lt;&#x2f;b&gt;"),
+        "{}",
+        view.html
+    );
     assert!(!view.html.contains("<b>Lee"));
     assert!(unescape(&view.html).contains("(America/New_York)"));
     let ny = start.to_zoned(jiff::tz::TimeZone::get("America/New_York").unwrap());
@@ -282,7 +300,11 @@ async fn an_invitee_books_views_cancels_and_a_double_submit_books_once() {
         h => h,
     };
     assert!(
-        view.html.contains(&format!("{hour12}:{:02} {}", ny.minute(), if ny.hour() < 12 { "AM" } else { "PM" })),
+        view.html.contains(&format!(
+            "{hour12}:{:02} {}",
+            ny.minute(),
+            if ny.hour() < 12 { "AM" } else { "PM" }
+        )),
         "the time in New York: {}",
         view.html
     );
@@ -307,10 +329,17 @@ async fn an_invitee_books_views_cancels_and_a_double_submit_books_once() {
         .await
         .unwrap();
     assert_eq!(r.get::<_, String>(0), "cancelled");
-    assert_eq!(r.get::<_, Option<String>>(1).as_deref(), Some("Conflict at work"));
+    assert_eq!(
+        r.get::<_, Option<String>>(1).as_deref(),
+        Some("Conflict at work")
+    );
     // The link still shows the booking, now cancelled, without actions.
     let view = w.get(&loc).await;
-    assert!(view.html.contains("This booking is cancelled"), "{}", view.html);
+    assert!(
+        view.html.contains("This booking is cancelled"),
+        "{}",
+        view.html
+    );
     assert!(view.link("/cancel").is_none());
     // Cancelling twice: no longer active.
     assert_eq!(w.post(&action, &f).await.status, 409);
@@ -334,7 +363,11 @@ async fn reschedule_through_the_link_moves_the_booking_atomically() {
     let view = w.get(&loc).await;
     let page = w.get(&view.link("/reschedule").unwrap()).await;
     assert_eq!(page.status, 200, "{}", page.html);
-    assert!(page.html.contains("Pick a new time for Call"), "{}", page.html);
+    assert!(
+        page.html.contains("Pick a new time for Call"),
+        "{}",
+        page.html
+    );
     // A later slot of the same day.
     let slots: Vec<String> = page
         .html
@@ -370,7 +403,11 @@ async fn reschedule_through_the_link_moves_the_booking_atomically() {
     );
     // The old link says where the booking went.
     let old_view = w.get(&loc).await;
-    assert!(old_view.html.contains("This booking was moved"), "{}", old_view.html);
+    assert!(
+        old_view.html.contains("This booking was moved"),
+        "{}",
+        old_view.html
+    );
     assert!(old_view.link(&format!("/booking/{new}")).is_some());
 }
 
@@ -396,8 +433,15 @@ async fn bad_input_gets_a_page_not_an_error() {
     ] {
         let p = w.get(&path).await;
         assert_eq!(p.status, 404, "{path}");
-        assert!(p.html.contains("<h1>Page not found</h1>"), "{path}: {}", p.html);
-        assert!(p.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(
+            p.html.contains("<h1>Page not found</h1>"),
+            "{path}: {}",
+            p.html
+        );
+        assert!(p.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
     }
     // Under /v2 the API answers, in JSON, and no organization can take its path.
     let p = w.get("/v2/nothing/here").await;
@@ -405,13 +449,25 @@ async fn bad_input_gets_a_page_not_an_error() {
     assert!(p.html.contains("route_not_found"), "{}", p.html);
     for slug in ["v2", "booking"] {
         let (s, v) = c
-            .call(Method::POST, "/v2/organizations", Some(BOOTSTRAP_TOKEN), Some(json!({"name": "Taken", "slug": slug})))
+            .call(
+                Method::POST,
+                "/v2/organizations",
+                Some(BOOTSTRAP_TOKEN),
+                Some(json!({"name": "Taken", "slug": slug})),
+            )
             .await;
         assert_eq!(s, 400, "{slug}: {v}");
     }
     // A host of one organization is not reachable under another's slug.
     let p = w.get(&format!("/{}/{}", other.org_slug, t.user_slug)).await;
-    assert_eq!(p.status, if t.user_slug == other.user_slug { 200 } else { 404 });
+    assert_eq!(
+        p.status,
+        if t.user_slug == other.user_slug {
+            200
+        } else {
+            404
+        }
+    );
 
     // Book one slot, keep its form.
     let (form_page, _) = choose_slot(&w, &t.booker(), "&tz=UTC").await;
@@ -437,7 +493,10 @@ async fn bad_input_gets_a_page_not_an_error() {
     no_csrf.remove("csrf");
     assert_eq!(w.post(&action, &no_csrf).await.status, 403);
     let mut forged = f.clone();
-    forged.insert("csrf".into(), token::sign_form(b"not the key, but long enough......", &action, i64::MAX / 2));
+    forged.insert(
+        "csrf".into(),
+        token::sign_form(b"not the key, but long enough......", &action, i64::MAX / 2),
+    );
     assert_eq!(w.post(&action, &forged).await.status, 403);
     let cross = w
         .http
@@ -472,7 +531,14 @@ async fn bad_input_gets_a_page_not_an_error() {
     let p = w.post(&action, &late).await;
     assert_eq!(p.status, 409, "{}", p.html);
     assert!(p.html.contains("That time was just taken"), "{}", p.html);
-    let offered = p.html.split("id=\"taken\"").nth(1).unwrap().split("</div>").next().unwrap();
+    let offered = p
+        .html
+        .split("id=\"taken\"")
+        .nth(1)
+        .unwrap()
+        .split("</div>")
+        .next()
+        .unwrap();
     assert!(offered.matches("slot=").count() >= 3, "{offered}");
     assert_eq!(count().await, 1);
 
@@ -489,16 +555,28 @@ async fn bad_input_gets_a_page_not_an_error() {
         view(uid, ""),
         format!("/booking/{uid}"),
         view(uuid::Uuid::new_v4(), &tok),
-        view(uid, &tok.replacen(&t.org_id.to_string(), &other.org_id.to_string(), 1)),
+        view(
+            uid,
+            &tok.replacen(&t.org_id.to_string(), &other.org_id.to_string(), 1),
+        ),
         format!("/booking/not-a-uuid?t={tok}"),
         format!("/booking/{uid}/cancel?t={tampered}"),
         format!("/booking/{uid}/ics?t={tampered}"),
     ] {
         let p = w.get(&bad).await;
         assert_eq!(p.status, 404, "{bad}");
-        assert!(p.html.contains("This link is not valid"), "{bad}: {}", p.html);
+        assert!(
+            p.html.contains("This link is not valid"),
+            "{bad}: {}",
+            p.html
+        );
     }
-    let expired = token::sign_link(PAGE_KEY.as_bytes(), uid, t.org_id, jiff::Timestamp::now().as_second() - 1);
+    let expired = token::sign_link(
+        PAGE_KEY.as_bytes(),
+        uid,
+        t.org_id,
+        jiff::Timestamp::now().as_second() - 1,
+    );
     assert_eq!(w.get(&view(uid, &expired)).await.status, 404);
     // A valid token of organization A, naming a booking of organization B.
     let (fp, _) = choose_slot(&w, &other.booker(), "&tz=UTC").await;
@@ -509,7 +587,10 @@ async fn bad_input_gets_a_page_not_an_error() {
     let far = jiff::Timestamp::now().as_second() + 86_400 * 90;
     let cross_org = token::sign_link(PAGE_KEY.as_bytes(), other_uid, t.org_id, far);
     let p = w.get(&view(other_uid, &cross_org)).await;
-    assert_eq!(p.status, 404, "a token for org A does not open org B's booking");
+    assert_eq!(
+        p.status, 404,
+        "a token for org A does not open org B's booking"
+    );
     // A cancel POST with a token of another booking changes nothing.
     let cancel = w.get(&format!("/booking/{uid}/cancel?t={tok}")).await;
     let (_, mut cf) = cancel.form();
@@ -530,7 +611,11 @@ async fn branding_is_inherited_embedding_is_allow_listed_and_languages_switch() 
     let app = TestApp::spawn().await.unwrap();
     let c = Client::new(&app);
     let parent = c
-        .create("/v2/organizations", BOOTSTRAP_TOKEN, json!({"name": "Brand Parent"}))
+        .create(
+            "/v2/organizations",
+            BOOTSTRAP_TOKEN,
+            json!({"name": "Brand Parent"}),
+        )
         .await;
     let pid = parent["id"].as_i64().unwrap();
     let pkey = parent["apiKey"].as_str().unwrap().to_string();
@@ -544,7 +629,10 @@ async fn branding_is_inherited_embedding_is_allow_listed_and_languages_switch() 
         )
         .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["data"]["embedAllowedOrigins"], json!(["https://www.example.com", "http://127.0.0.1:9"]));
+    assert_eq!(
+        v["data"]["embedAllowedOrigins"],
+        json!(["https://www.example.com", "http://127.0.0.1:9"])
+    );
     let (s, v) = c
         .call(
             Method::PATCH,
@@ -563,23 +651,43 @@ async fn branding_is_inherited_embedding_is_allow_listed_and_languages_switch() 
         .await;
     let t = tenant_in(&c, &child, "Europe/Berlin").await;
     let w = Web::new(&app);
-    let path = format!("/{}.child/{}/call", parent["slug"].as_str().unwrap(), t.user_slug);
+    let path = format!(
+        "/{}.child/{}/call",
+        parent["slug"].as_str().unwrap(),
+        t.user_slug
+    );
 
     let p = w.get(&path).await;
     assert_eq!(p.status, 200, "{}", p.html);
     // Inherited: the logo, hidden branding, and the pale yellow made readable.
-    assert!(p.html.contains("https:&#x2f;&#x2f;cdn.example.com&#x2f;l.png"), "{}", p.html);
+    assert!(
+        p.html
+            .contains("https:&#x2f;&#x2f;cdn.example.com&#x2f;l.png"),
+        "{}",
+        p.html
+    );
     assert!(!p.html.contains("Scheduling by calops"));
-    assert!(!p.html.contains("--accent:#ffee00"), "too pale for text on white");
+    assert!(
+        !p.html.contains("--accent:#ffee00"),
+        "too pale for text on white"
+    );
     assert!(p.html.contains("--accent:#"));
     assert!(p.csp().contains("frame-ancestors 'none'"), "{}", p.csp());
     // Embedded: no chrome, framing by the allowed origins only.
     let e = w.get(&format!("{path}?embed=1")).await;
     assert_eq!(e.status, 200);
-    assert!(e.csp().ends_with("frame-ancestors https://www.example.com http://127.0.0.1:9"), "{}", e.csp());
+    assert!(
+        e.csp()
+            .ends_with("frame-ancestors https://www.example.com http://127.0.0.1:9"),
+        "{}",
+        e.csp()
+    );
     assert!(!e.html.contains("<header"));
     assert!(e.html.contains("data-embed=\"1\""));
-    assert!(e.link("slot=").is_none_or(|l| l.contains("embed=1")), "links stay embedded");
+    assert!(
+        e.link("slot=").is_none_or(|l| l.contains("embed=1")),
+        "links stay embedded"
+    );
     // The child sets its own: an empty allow-list and its own colour win.
     let (s, _) = c
         .call(
@@ -595,12 +703,22 @@ async fn branding_is_inherited_embedding_is_allow_listed_and_languages_switch() 
     assert!(e.html.contains("--accent:#123456"));
 
     // Languages: Accept-Language, then ?lang= wins; 24-hour clock in German.
-    let de = w.get_with(&path, &[("accept-language", "de-DE,de;q=0.9,en;q=0.5")]).await;
+    let de = w
+        .get_with(&path, &[("accept-language", "de-DE,de;q=0.9,en;q=0.5")])
+        .await;
     assert!(de.html.contains("<html lang=\"de\""), "{}", de.html);
     assert!(de.html.contains("Datum wählen"));
-    assert!(de.html.contains("März") || de.html.contains("Januar") || de.html.contains("ber ") || de.html.contains("i "), "a German month");
+    assert!(
+        de.html.contains("März")
+            || de.html.contains("Januar")
+            || de.html.contains("ber ")
+            || de.html.contains("i "),
+        "a German month"
+    );
     assert!(!de.html.contains(" PM<"), "German shows a 24-hour clock");
-    let en = w.get_with(&format!("{path}?lang=en"), &[("accept-language", "de")]).await;
+    let en = w
+        .get_with(&format!("{path}?lang=en"), &[("accept-language", "de")])
+        .await;
     assert!(en.html.contains("<html lang=\"en\""));
     assert!(en.html.contains("Select a date"));
 }
@@ -634,5 +752,9 @@ async fn pages_are_rate_limited_per_client_ip() {
     assert_eq!(p.status, 429, "{}", p.html);
     assert!(p.html.contains("Too many requests"));
     assert!(p.headers.contains_key("retry-after"));
-    assert_eq!(w.get_with(&page, &from("198.51.100.2")).await.status, 200, "another client is not limited");
+    assert_eq!(
+        w.get_with(&page, &from("198.51.100.2")).await.status,
+        200,
+        "another client is not limited"
+    );
 }

@@ -507,7 +507,12 @@ mod tests {
                 "http://127.0.0.1:8080".to_string()
             ]))
         );
-        for bad in ["https://x.example/page", "javascript:alert(1)", "*", "https://a.example/?q"] {
+        for bad in [
+            "https://x.example/page",
+            "javascript:alert(1)",
+            "*",
+            "https://a.example/?q",
+        ] {
             let mut errors = Vec::new();
             embed_origins(&Some(Some(vec![bad.into()])), &mut errors);
             assert_eq!(errors.len(), 1, "{bad}");

@@ -348,7 +348,10 @@ pub async fn find(
         end,
         now: Timestamp::now().as_second(),
     };
-    Ok(Some((slots::compute(&avail, &rules, &busy, &query), length)))
+    Ok(Some((
+        slots::compute(&avail, &rules, &busy, &query),
+        length,
+    )))
 }
 
 /// Does the event type have a rolling booking window (whose slots depend on the busy time

@@ -44,7 +44,11 @@ pub fn effective(chain: &[Org]) -> Branding {
         first(|o| o.brand_color.as_ref()).unwrap_or_else(|| DEFAULT_BRAND.into())
     };
     let bg = if dark { DARK_BG } else { LIGHT_BG };
-    let parsed = Rgb::parse(&brand).unwrap_or(if dark { Rgb(250, 250, 250) } else { Rgb(41, 41, 41) });
+    let parsed = Rgb::parse(&brand).unwrap_or(if dark {
+        Rgb(250, 250, 250)
+    } else {
+        Rgb(41, 41, 41)
+    });
     let accent = readable_against(parsed, bg);
     Branding {
         org_name: chain.first().map(|o| o.name.clone()).unwrap_or_default(),
@@ -165,7 +169,9 @@ mod tests {
         // Already readable colours stay as they are.
         let navy = Rgb::parse("#123").unwrap();
         assert_eq!(readable_against(navy, LIGHT_BG), navy);
-        for c in ["#ffee00", "#00ff00", "#000000", "#ffffff", "#777777", "#ff0000"] {
+        for c in [
+            "#ffee00", "#00ff00", "#000000", "#ffffff", "#777777", "#ff0000",
+        ] {
             let c = Rgb::parse(c).unwrap();
             assert!(contrast(best_text_on(c), c) >= MIN_CONTRAST, "{}", c.hex());
             let d = readable_against(c, DARK_BG);
@@ -187,7 +193,10 @@ mod tests {
         assert!(b.dark);
         assert_eq!(b.brand, "#88ccff");
         assert_eq!(b.org_name, "org 2");
-        assert_eq!(b.logo_url.as_deref(), Some("https://cdn.example.com/logo.png"));
+        assert_eq!(
+            b.logo_url.as_deref(),
+            Some("https://cdn.example.com/logo.png")
+        );
         assert_eq!(b.embed_origins, ["https://www.example.com"]);
         assert!(!b.hide_branding);
         child.theme = Some("light".into());
@@ -198,7 +207,10 @@ mod tests {
         assert!(!b.dark);
         assert_eq!(b.brand, "#ff8800");
         assert_ne!(b.accent, b.brand, "orange on white is too pale for text");
-        assert!(b.embed_origins.is_empty(), "an empty list is set, not inherited");
+        assert!(
+            b.embed_origins.is_empty(),
+            "an empty list is set, not inherited"
+        );
         assert!(b.hide_branding);
         let plain = effective(&[org(3, None)]);
         assert_eq!(plain.brand, DEFAULT_BRAND);

@@ -138,19 +138,51 @@ pub fn message_ids(lang: Lang) -> Vec<String> {
 }
 
 const MONTHS_EN: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const MONTHS_DE: [&str; 12] = [
-    "Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
-    "Oktober", "November", "Dezember",
+    "Januar",
+    "Februar",
+    "März",
+    "April",
+    "Mai",
+    "Juni",
+    "Juli",
+    "August",
+    "September",
+    "Oktober",
+    "November",
+    "Dezember",
 ];
 /// Monday first.
 const DAYS_EN: [&str; 7] = [
-    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
 ];
 const DAYS_DE: [&str; 7] = [
-    "Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag",
+    "Montag",
+    "Dienstag",
+    "Mittwoch",
+    "Donnerstag",
+    "Freitag",
+    "Samstag",
+    "Sonntag",
 ];
 const DAYS_SHORT_EN: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 const DAYS_SHORT_DE: [&str; 7] = ["Mo", "Di", "Mi", "Do", "Fr", "Sa", "So"];
@@ -218,7 +250,10 @@ mod tests {
     #[test]
     fn the_language_comes_from_the_query_then_accept_language() {
         assert_eq!(Lang::negotiate(Some("de"), Some("en-US")), Lang::De);
-        assert_eq!(Lang::negotiate(Some("fr"), Some("de-CH, en;q=0.5")), Lang::De);
+        assert_eq!(
+            Lang::negotiate(Some("fr"), Some("de-CH, en;q=0.5")),
+            Lang::De
+        );
         assert_eq!(
             Lang::negotiate(None, Some("fr-FR, en;q=0.4, de;q=0.8")),
             Lang::De

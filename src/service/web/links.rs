@@ -54,17 +54,22 @@ mod tests {
         let uid = Uuid::new_v4();
         let end: Timestamp = "2030-01-01T10:00:00Z".parse().unwrap();
         let u = self_service_urls("https://book.example.com/", key, uid, 7, end);
-        assert!(u.view.starts_with(&format!("https://book.example.com/booking/{uid}?t=")));
+        assert!(u
+            .view
+            .starts_with(&format!("https://book.example.com/booking/{uid}?t=")));
         assert!(u.cancel.contains(&format!("/booking/{uid}/cancel?t=")));
         for url in [&u.view, &u.reschedule, &u.cancel, &u.ics] {
             let t = url.split("?t=").nth(1).unwrap();
             assert_eq!(token::verify_link(key, uid, t, end.as_second() - 1), Ok(7));
             assert!(token::verify_link(key, uid, t, end.as_second()).is_err());
             assert!(
-                t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+                t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
                 "{t} needs no escaping in a URL"
             );
         }
-        assert!(self_service_urls("", key, uid, 7, end).view.starts_with("/booking/"));
+        assert!(self_service_urls("", key, uid, 7, end)
+            .view
+            .starts_with("/booking/"));
     }
 }

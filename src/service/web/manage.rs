@@ -186,7 +186,13 @@ fn no_longer_active(prefs: &Prefs, o: &Opened) -> Response {
     )
 }
 
-fn cancel_page(state: &AppState, prefs: &Prefs, o: &Opened, reason: &str, error: Option<String>) -> Response {
+fn cancel_page(
+    state: &AppState,
+    prefs: &Prefs,
+    o: &Opened,
+    reason: &str,
+    error: Option<String>,
+) -> Response {
     let b = &o.booking;
     let (tz_name, tz) = zone(prefs, b);
     let action = booking_path(b.uid, "/cancel");
@@ -211,7 +217,11 @@ fn cancel_page(state: &AppState, prefs: &Prefs, o: &Opened, reason: &str, error:
         "error": error,
         "back_href": prefs.href(&booking_path(b.uid, ""), &[("t", o.token.clone())]),
     });
-    let frame = prefs.frame(brand::effective(&o.chain), &action, &[("t", o.token.clone())]);
+    let frame = prefs.frame(
+        brand::effective(&o.chain),
+        &action,
+        &[("t", o.token.clone())],
+    );
     let status = if error.is_some() {
         StatusCode::FORBIDDEN
     } else {
@@ -417,12 +427,17 @@ pub async fn reschedule(
         Ok(o) => o,
         Err(r) => return r,
     };
-    let Some(start) = prefs
-        .get("start")
-        .and_then(|s| s.parse::<Timestamp>().ok())
-    else {
-        return reschedule_booker(&state, &prefs, &o, None, None, None, StatusCode::BAD_REQUEST)
-            .await;
+    let Some(start) = prefs.get("start").and_then(|s| s.parse::<Timestamp>().ok()) else {
+        return reschedule_booker(
+            &state,
+            &prefs,
+            &o,
+            None,
+            None,
+            None,
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
     };
     let action = booking_path(o.booking.uid, "/reschedule");
     if !form_ok(&state, &headers, &prefs, &action) {

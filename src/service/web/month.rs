@@ -83,7 +83,14 @@ mod tests {
     fn march_2026_starts_on_a_sunday_and_marks_free_days() {
         let free: BTreeSet<Date> = [date(2026, 3, 10), date(2026, 3, 31)].into();
         let today = date(2026, 3, 9);
-        let w = weeks(2026, 3, Weekday::Sunday, &free, Some(date(2026, 3, 10)), today);
+        let w = weeks(
+            2026,
+            3,
+            Weekday::Sunday,
+            &free,
+            Some(date(2026, 3, 10)),
+            today,
+        );
         assert_eq!(w.len(), 5);
         assert_eq!(w[0][0].day, 1, "1 March 2026 is a Sunday");
         let w_de = weeks(2026, 3, Weekday::Monday, &free, None, today);

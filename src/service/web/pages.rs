@@ -164,11 +164,7 @@ pub async fn profile(
         Ok(None) => return not_found(&prefs),
         Err(r) => return r,
     };
-    let types = match state
-        .store
-        .user_event_types(h.org_id(), h.user.id)
-        .await
-    {
+    let types = match state.store.user_event_types(h.org_id(), h.user.id).await {
         Ok(t) => t,
         Err(e) => return internal(&prefs, "listing event types", e),
     };
@@ -387,29 +383,26 @@ pub async fn render_booker(state: &AppState, b: Booker<'_>) -> Response {
                 .collect()
         }
     };
-    let weeks: Vec<Vec<DayCell>> = month::weeks(
-        year,
-        mon,
-        prefs.lang.week_start(),
-        &free,
-        selected,
-        today,
-    )
-    .into_iter()
-    .map(|w| {
-        w.into_iter()
-            .map(|c| {
-                let d: Option<Date> = c.date.parse().ok();
-                DayCell {
-                    href: (c.free)
-                        .then(|| with(&[("month", month_param.clone()), ("date", c.date.clone())])),
-                    label: d.map(|d| i18n::long_date(prefs.lang, d)).unwrap_or_default(),
-                    cell: c,
-                }
+    let weeks: Vec<Vec<DayCell>> =
+        month::weeks(year, mon, prefs.lang.week_start(), &free, selected, today)
+            .into_iter()
+            .map(|w| {
+                w.into_iter()
+                    .map(|c| {
+                        let d: Option<Date> = c.date.parse().ok();
+                        DayCell {
+                            href: (c.free).then(|| {
+                                with(&[("month", month_param.clone()), ("date", c.date.clone())])
+                            }),
+                            label: d
+                                .map(|d| i18n::long_date(prefs.lang, d))
+                                .unwrap_or_default(),
+                            cell: c,
+                        }
+                    })
+                    .collect()
             })
-            .collect()
-    })
-    .collect();
+            .collect();
     let day_slots: Vec<SlotLink> = selected
         .and_then(|d| by_date.get(&d))
         .map(|v| {
@@ -611,7 +604,12 @@ pub async fn booker(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let self_path = format!("/{}/{}/{}", org_path(&h.chain), h.user.slug, event_type.slug);
+    let self_path = format!(
+        "/{}/{}/{}",
+        org_path(&h.chain),
+        h.user.slug,
+        event_type.slug
+    );
     let chosen = prefs
         .get("slot")
         .and_then(|s| s.parse::<Timestamp>().ok())
@@ -679,7 +677,12 @@ pub fn check_form(f: &HashMap<String, String>, lang: Lang) -> (FormState, Vec<St
             .insert("guests", t("err-guests", &[("n", MAX_GUESTS.to_string())]));
     }
     // Nothing but letters of an idempotency key (a UUID) is kept.
-    if st.idem.len() > 64 || !st.idem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if st.idem.len() > 64
+        || !st
+            .idem
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         st.idem.clear();
     }
     if !st.errors.is_empty() {
@@ -716,7 +719,12 @@ pub async fn book(
         Ok(x) => x,
         Err(r) => return r,
     };
-    let self_path = format!("/{}/{}/{}", org_path(&h.chain), h.user.slug, event_type.slug);
+    let self_path = format!(
+        "/{}/{}/{}",
+        org_path(&h.chain),
+        h.user.slug,
+        event_type.slug
+    );
     let action = format!("{self_path}/book");
     let start = f
         .get("start")
@@ -748,8 +756,11 @@ pub async fn book(
     let start_s = start.as_second();
     if forged {
         form.error = Some(prefs.t("form-expired"));
-        return render_booker(&state, booker(form, Some(start_s), None, StatusCode::FORBIDDEN))
-            .await;
+        return render_booker(
+            &state,
+            booker(form, Some(start_s), None, StatusCode::FORBIDDEN),
+        )
+        .await;
     }
     if !form.errors.is_empty() {
         return render_booker(

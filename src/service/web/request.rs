@@ -210,7 +210,11 @@ pub async fn rate_limit(
     ip: &ClientIp,
     prefs: &Prefs,
 ) -> Result<(), Response> {
-    let Some((d, _)) = state.rate_limiter.check(class, &format!("ip:{}", ip.0)).await else {
+    let Some((d, _)) = state
+        .rate_limiter
+        .check(class, &format!("ip:{}", ip.0))
+        .await
+    else {
         return Ok(());
     };
     if d.allowed {
@@ -274,11 +278,11 @@ pub fn html(status: StatusCode, r: view::Rendered) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     // Links carry tokens: never in a Referer to another site, never in a shared cache.
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store"),
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
     );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Language"));
     res
 }
@@ -371,8 +375,10 @@ pub fn see_other(location: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(location) {
         res.headers_mut().insert(header::LOCATION, v);
     }
-    res.headers_mut()
-        .insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    res.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     res
 }
 
@@ -383,11 +389,18 @@ mod tests {
     #[test]
     fn the_client_ip_is_the_peer_unless_the_peer_is_a_proxy() {
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", "203.0.113.9, 198.51.100.7".parse().unwrap());
+        h.insert(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.7".parse().unwrap(),
+        );
         let lb: IpAddr = "10.0.1.5".parse().unwrap();
         let outside: IpAddr = "192.0.2.1".parse().unwrap();
         assert_eq!(client_ip(&h, Some(lb)), "198.51.100.7");
-        assert_eq!(client_ip(&h, Some(outside)), "192.0.2.1", "a spoofed header from outside");
+        assert_eq!(
+            client_ip(&h, Some(outside)),
+            "192.0.2.1",
+            "a spoofed header from outside"
+        );
         assert_eq!(client_ip(&HeaderMap::new(), Some(lb)), "10.0.1.5");
     }
 
@@ -417,7 +430,10 @@ mod tests {
         assert!(same_origin(&h));
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
         assert!(!same_origin(&h));
-        h.insert(header::ORIGIN, "https://book.example.com.evil.example".parse().unwrap());
+        h.insert(
+            header::ORIGIN,
+            "https://book.example.com.evil.example".parse().unwrap(),
+        );
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, "null".parse().unwrap());
         assert!(same_origin(&h), "opaque: the form token decides");

@@ -40,7 +40,12 @@ fn mac(key: &[u8], fields: &[&[u8]]) -> Hmac<Sha256> {
 }
 
 fn link_fields<'a>(uid: &'a Uuid, org: &'a str, exp: &'a str) -> [&'a [u8]; 4] {
-    [b"calops-link-v1:manage", uid.as_bytes(), org.as_bytes(), exp.as_bytes()]
+    [
+        b"calops-link-v1:manage",
+        uid.as_bytes(),
+        org.as_bytes(),
+        exp.as_bytes(),
+    ]
 }
 
 /// The self-service token of booking `uid` of organization `org`, valid until `exp` (Unix
@@ -140,8 +145,19 @@ mod tests {
                 "{forged}"
             );
         }
-        for bad in ["", "42.1000", "x.1000.abc", "42.1000.!!", "042.1000.abc", "42.1000.a.b"] {
-            assert_eq!(verify_link(KEY, uid, bad, 0), Err(TokenError::Malformed), "{bad}");
+        for bad in [
+            "",
+            "42.1000",
+            "x.1000.abc",
+            "42.1000.!!",
+            "042.1000.abc",
+            "42.1000.a.b",
+        ] {
+            assert_eq!(
+                verify_link(KEY, uid, bad, 0),
+                Err(TokenError::Malformed),
+                "{bad}"
+            );
         }
         // One flipped bit of the MAC.
         let mut raw = URL_SAFE_NO_PAD.decode(sig).unwrap();

@@ -139,10 +139,7 @@ pub fn local(t: i64, tz: &TimeZone, hour12: bool) -> (Date, String) {
     let z = Timestamp::from_second(t)
         .unwrap_or(Timestamp::UNIX_EPOCH)
         .to_zoned(tz.clone());
-    (
-        z.date(),
-        i18n::time_of_day(z.hour(), z.minute(), hour12),
-    )
+    (z.date(), i18n::time_of_day(z.hour(), z.minute(), hour12))
 }
 
 /// "Tuesday, March 10, 2026, 2:30 PM": a moment in full, in `tz`.
@@ -212,7 +209,12 @@ mod tests {
         )
         .unwrap();
         assert!(!r.html.contains("<script>alert"), "{}", r.html);
-        assert!(r.html.contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"), "{}", r.html);
+        assert!(
+            r.html
+                .contains("&lt;script&gt;alert(1)&lt;&#x2f;script&gt;"),
+            "{}",
+            r.html
+        );
         assert!(!r.html.contains("<img src=x"));
         // The policy's hashes are those of the page's one <style> and one <script>.
         let between = |a: &str, b: &str| {
@@ -231,7 +233,10 @@ mod tests {
     #[test]
     fn embed_pages_may_be_framed_by_the_allowed_origins_only() {
         let css = "x";
-        let origins = vec!["https://a.example".to_string(), "http://127.0.0.1:9".to_string()];
+        let origins = vec![
+            "https://a.example".to_string(),
+            "http://127.0.0.1:9".to_string(),
+        ];
         assert!(csp(css, Some(&origins))
             .ends_with("frame-ancestors https://a.example http://127.0.0.1:9"));
         assert!(csp(css, Some(&[])).ends_with("frame-ancestors 'none'"));
