@@ -8,6 +8,8 @@
 //! - `api/`: HTTP handlers per resource, auth, rate-limit middleware, errors, OpenAPI document
 //! - `ratelimit/`, `webhooks/`, `calendar`, `objstore/`, `ics`: limits, the webhook outbox
 //!   workers, calendar files and the object stores they are written to
+//! - `web/`: the booking pages (server-rendered HTML for invitees: book, view, cancel,
+//!   reschedule), their templates, CSS, messages and signed links
 //! - `config`, `secrets`, `startup`, `health`, `metrics`, `logging`, `server`: the runtime
 //!   around them (`secrets` resolves `env:`/`vault:` references, `startup` checks the
 //!   database and Redis before listening)
@@ -32,4 +34,5 @@ pub mod server;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod web;
 pub mod webhooks;
