@@ -55,6 +55,9 @@ pub struct Config {
     pub slot_cache: bool,
     /// The OCI Monitoring exporter (`CALOPS_METRICS_*`); `None` when off.
     pub telemetry: Option<crate::service::telemetry::Settings>,
+    /// The booking pages' signing key, resolved from `CALOPS_PAGE_KEY_REF` (never logged);
+    /// without one the service makes a random key at start.
+    pub page_key: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -78,6 +81,7 @@ impl std::fmt::Debug for Config {
             .field("webhooks", &self.webhooks)
             .field("slot_cache", &self.slot_cache)
             .field("telemetry", &self.telemetry)
+            .field("page_key", &self.page_key.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -98,6 +102,8 @@ pub fn redact_url(u: &str) -> String {
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:3000";
 /// The shortest bootstrap admin token accepted.
 pub const MIN_TOKEN_LEN: usize = 24;
+/// The shortest booking-page key accepted.
+pub const MIN_PAGE_KEY_LEN: usize = 32;
 
 impl RawConfig {
     /// The secret references given (flags and environment), by setting.
@@ -206,6 +212,17 @@ impl RawConfig {
                 problem(
                     "--admin-token-ref / CALOPS_ADMIN_TOKEN_REF",
                     format!("the token it refers to is shorter than {MIN_TOKEN_LEN} characters; generate one with `openssl rand -hex 32`"),
+                );
+                None
+            }
+            Some(v) => Some(v.trim().to_string()),
+        };
+        let page_key = match secrets.get(var::PAGE_KEY_REF) {
+            None => None,
+            Some(v) if v.trim().len() < MIN_PAGE_KEY_LEN => {
+                problem(
+                    var::PAGE_KEY_REF,
+                    format!("the key it refers to is shorter than {MIN_PAGE_KEY_LEN} characters; generate one with `openssl rand -hex 32`"),
                 );
                 None
             }
@@ -336,6 +353,7 @@ impl RawConfig {
                 webhooks,
                 slot_cache,
                 telemetry,
+                page_key,
             }),
             _ => Err(problems),
         }
@@ -471,5 +489,37 @@ mod tests {
             p[0].message.contains("OCI_RESOURCE_PRINCIPAL_VERSION"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn the_page_key_resolves_from_its_reference_and_is_never_shown() {
+        let key = "k".repeat(40);
+        let with = |pk: &'static str, value: String| {
+            move |n: &str| match n {
+                "CALOPS_PAGE_KEY_REF" => Some(pk.to_string()),
+                "PK" => Some(value.clone()),
+                _ => None,
+            }
+        };
+        let base = RawConfig {
+            database_url: Some("postgres://u@127.0.0.1/db".into()),
+            ..Default::default()
+        };
+        let c = base.validate(&with("env:PK", key.clone())).unwrap();
+        assert_eq!(c.page_key.as_deref(), Some(key.as_str()));
+        assert!(!format!("{c:?}").contains(&key));
+        assert_eq!(base.validate(&no_env).unwrap().page_key, None);
+        let literal = |n: &str| (n == "CALOPS_PAGE_KEY_REF").then(|| key.clone());
+        let p = base.validate(&literal).unwrap_err();
+        assert_eq!(p[0].setting, "CALOPS_PAGE_KEY_REF", "{p:?}");
+        assert!(
+            p[0].message.contains("env:NAME") && !p[0].message.contains(&key),
+            "{p:?}"
+        );
+        let p = base
+            .validate(&with("env:PK", "short-secret".into()))
+            .unwrap_err();
+        assert_eq!(p[0].setting, "CALOPS_PAGE_KEY_REF", "{p:?}");
+        assert!(p[0].message.contains("shorter") && !p[0].message.contains("short-secret"));
     }
 }

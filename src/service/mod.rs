@@ -9,6 +9,8 @@
 //! - `ratelimit/`, `webhooks/`, `calendar`, `objstore/`, `ics`: limits, the webhook outbox
 //!   workers, calendar files and the object stores they are written to
 //! - `telemetry/`: the OCI Monitoring exporter (on OCI only: the runtime contract enables it)
+//! - `web/`: the booking pages (server-rendered HTML for invitees: book, view, cancel,
+//!   reschedule), their templates, CSS, messages and signed links
 //! - `config`, `secrets`, `startup`, `health`, `metrics`, `logging`, `server`: the runtime
 //!   around them (`secrets` resolves `env:`/`vault:` references, `startup` checks the
 //!   database and Redis before listening)
@@ -34,4 +36,5 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 pub mod webhooks;

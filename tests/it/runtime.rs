@@ -17,6 +17,7 @@
 
 use crate::support::api::Client;
 use crate::support::oci::{s, session_token, unix_in, vectors, Oci, EXPIRED_TOKEN};
+use crate::support::{eventually, ALL_DAYS};
 use calops_testkit::pg::TlsPostgres;
 use calops_testkit::TestRedis;
 use reqwest::StatusCode;
@@ -428,8 +429,17 @@ async fn world(test: &str) -> World {
         let mut t = oci.tokens.lock().unwrap();
         t.valid.insert(fresh.clone());
         t.expired.insert(stale);
+        // Renewed as a platform must: a new file put in place, so that a concurrent reader
+        // sees the old token or the new one, never a half-written file (two secrets are read
+        // at once, and each refused call renews).
         let (file, fresh) = (rpst.clone(), fresh.clone());
-        t.on_expired = Some(Box::new(move |_| std::fs::write(&file, &fresh).unwrap()));
+        let renewals = std::sync::atomic::AtomicU32::new(0);
+        t.on_expired = Some(Box::new(move |_| {
+            let n = renewals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let next = file.with_extension(format!("renewing-{n}"));
+            std::fs::write(&next, &fresh).unwrap();
+            std::fs::rename(&next, &file).unwrap();
+        }));
     }
     let ca_file = dir.path().join("ca.pem");
     std::fs::write(&ca_file, &pki.ca_pem).unwrap();
@@ -489,21 +499,6 @@ fn serve(env: &BTreeMap<String, String>, port: u16, log: &Path) -> Child {
         .unwrap()
 }
 
-async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// An organization (bootstrap token), a host with a schedule and an event type, and a booking;
 /// the organization id and the booking.
 async fn book(c: &Client, token: &str) -> (i64, Value) {
@@ -537,20 +532,11 @@ async fn host(c: &Client, token: &str) -> (String, i64, i64) {
         )
         .await;
     let user_id = user["id"].as_i64().unwrap();
-    let days = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
     c.create(
         "/v2/schedules",
         &key,
         json!({"userId": user_id, "name": "Work", "timeZone": "UTC",
-               "availability": [{"days": days, "startTime": "09:00", "endTime": "12:00"}]}),
+               "availability": [{"days": ALL_DAYS, "startTime": "09:00", "endTime": "12:00"}]}),
     )
     .await;
     let et = c
@@ -612,7 +598,7 @@ async fn the_rendered_container_environment_runs_serve() {
     let c = Client::at(&base);
     let http = reqwest::Client::new();
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    wait_for(90, "serve to answer its liveness path", || {
+    eventually(90, "serve to answer its liveness path", || {
         let (http, url) = (http.clone(), format!("{base}{}", w.liveness_path));
         let exited = child.try_wait().unwrap();
         let log = read_log();
@@ -644,7 +630,7 @@ async fn the_rendered_container_environment_runs_serve() {
     let (org_id, booking) = book(&c, &w.admin_token).await;
     assert_eq!(booking["status"], "accepted", "{booking}");
     let prefix = format!("ics/{org_id}/");
-    let ics = wait_for(30, "the booking's calendar in the bucket", || {
+    let ics = eventually(30, "the booking's calendar in the bucket", || {
         let objects = w.oci.store.lock().unwrap().objects.clone();
         let prefix = prefix.clone();
         async move {
@@ -911,7 +897,7 @@ async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings
     let c = Client::at(&base);
     let http = reqwest::Client::new();
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    wait_for(90, "serve to answer its liveness path", || {
+    eventually(90, "serve to answer its liveness path", || {
         let (http, url) = (http.clone(), format!("{base}{}", w.liveness_path));
         let exited = child.try_wait().unwrap();
         let log = read_log();
@@ -929,7 +915,7 @@ async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings
     // Healthy Monitoring: batches arrive while bookings are made.
     let healthy = book_for(&c, &key, et, &next, phase).await;
     let oci = w.oci.clone();
-    wait_for(10, "a batch with the bookings", || {
+    eventually(10, "a batch with the bookings", || {
         let posts = oci.store.lock().unwrap().metric_posts.clone();
         async move {
             posts
@@ -948,7 +934,7 @@ async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings
         let failures = metric(&http, &base, "calops_metrics_export_failures_total").await;
         w.oci.store.lock().unwrap().monitoring_fault = fault;
         phases.push((fault, book_for(&c, &key, et, &next, phase).await));
-        wait_for(15, "the exporter to count the failed post", || {
+        eventually(15, "the exporter to count the failed post", || {
             let (http, base) = (http.clone(), base.clone());
             async move {
                 (metric(&http, &base, "calops_metrics_export_failures_total").await > failures)
@@ -963,7 +949,7 @@ async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings
     // Back: posting resumes.
     let before = w.oci.store.lock().unwrap().metric_posts.len();
     w.oci.store.lock().unwrap().monitoring_fault = Fault::None;
-    wait_for(15, "posting to resume", || {
+    eventually(15, "posting to resume", || {
         let n = oci.store.lock().unwrap().metric_posts.len();
         async move { (n > before).then_some(()) }
     })
@@ -971,7 +957,7 @@ async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings
 
     // Every stream the service counts as posted reached Monitoring (read until a post in
     // flight cannot make the two differ).
-    wait_for(
+    eventually(
         15,
         "the posted count to match what Monitoring received",
         || {

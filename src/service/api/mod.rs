@@ -25,6 +25,12 @@ use error::ApiError;
 use std::time::Instant;
 
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API's routes and `more` (the booking pages), with one fallback, one set of
+/// middleware and one state.
+pub fn router_with(state: AppState, more: Router<AppState>) -> Router {
     Router::new()
         .route(
             crate::runtime::READINESS_PATH,
@@ -102,6 +108,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(bookings::reschedule),
         )
         .merge(webhooks::routes())
+        .merge(more)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -112,7 +119,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+/// The API's answer to a path it does not have (the booking pages give it for `/v2/...`).
+pub async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "route_not_found",
