@@ -46,6 +46,8 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// Webhook delivery (`CALOPS_WEBHOOK_*` environment variables).
     pub webhooks: crate::service::webhooks::Settings,
+    /// Connected calendars (`CALOPS_CALDAV_*` environment variables).
+    pub caldav: crate::service::caldav::Settings,
     /// Serve slot queries from memory, kept fresh by PostgreSQL notifications
     /// (`service::store::cache`).
     pub slot_cache: bool,
@@ -69,6 +71,7 @@ impl std::fmt::Debug for Config {
             .field("rate_limits", &self.rate_limits)
             .field("redis_timeout", &self.redis_timeout)
             .field("webhooks", &self.webhooks)
+            .field("caldav", &self.caldav)
             .field("slot_cache", &self.slot_cache)
             .finish()
     }
@@ -280,6 +283,10 @@ impl RawConfig {
             problems.extend(p);
             Default::default()
         });
+        let caldav = crate::service::caldav::Settings::from_env(env).unwrap_or_else(|p| {
+            problems.extend(p);
+            Default::default()
+        });
         match (listen, database_url) {
             (Some(listen), Some(database_url)) if problems.is_empty() => Ok(Config {
                 listen,
@@ -294,6 +301,7 @@ impl RawConfig {
                 rate_limits,
                 redis_timeout,
                 webhooks,
+                caldav,
                 slot_cache,
             }),
             _ => Err(problems),

@@ -8,11 +8,13 @@
 //! - `api/`: HTTP handlers per resource, auth, rate-limit middleware, errors, OpenAPI document
 //! - `ratelimit/`, `webhooks/`, `calendar`, `objstore/`, `ics`: limits, the webhook outbox
 //!   workers, calendar files and the object stores they are written to
+//! - `caldav/`: connected calendars (CalDAV client, busy-time sync, booking write-back)
 //! - `config`, `health`, `metrics`, `logging`, `server`: the runtime around them
 //!
 //! No cycles between these modules, and no CLI module is used (`tests/it/architecture.rs`).
 
 pub mod api;
+pub mod caldav;
 pub mod calendar;
 pub mod config;
 pub mod domain;

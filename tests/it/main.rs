@@ -12,6 +12,7 @@ mod support;
 
 mod architecture;
 mod bookings;
+mod caldav;
 mod deploy;
 mod ics;
 mod image;
