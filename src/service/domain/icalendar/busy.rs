@@ -279,6 +279,24 @@ fn expand_rule(
     Ok((starts, result.limited))
 }
 
+/// The instants the event's `EXDATE`s remove (a date of a timed event: that date at the
+/// event's time).
+fn exdates(ctx: &mut Ctx<'_>, ev: &Component) -> Result<Vec<Timestamp>, String> {
+    let start = ctx.first(ev, "DTSTART")?.ok_or("an event without DTSTART")?;
+    let mut excluded = Vec::new();
+    for p in ev.props_named("EXDATE") {
+        for v in p.value.split(',') {
+            let mut m = ctx.moment(p, v)?;
+            if m.all_day && !start.all_day {
+                m.local = m.local.date().to_datetime(start.local.time());
+                m.tz = start.tz.clone();
+            }
+            excluded.push(m.instant());
+        }
+    }
+    Ok(excluded)
+}
+
 /// An instance: where it starts (its recurrence id) and its busy interval.
 #[derive(Debug, Clone, Copy)]
 struct Instance {
@@ -352,17 +370,7 @@ fn instances(
             }
         }
     }
-    let mut excluded = Vec::new();
-    for p in ev.props_named("EXDATE") {
-        for v in p.value.split(',') {
-            let mut m = ctx.moment(p, v)?;
-            if m.all_day && !start.all_day {
-                m.local = m.local.date().to_datetime(start.local.time());
-                m.tz = start.tz.clone();
-            }
-            excluded.push(m.instant());
-        }
-    }
+    let excluded = exdates(ctx, ev)?;
     out.sort_by_key(|i| i.id);
     out.dedup_by_key(|i| i.id);
     out.retain(|i| !excluded.contains(&i.id));
@@ -407,10 +415,21 @@ pub fn object_busy(
             };
             let mut busy: Vec<Interval> = Vec::new();
             let mut overridden: Vec<Timestamp> = Vec::new();
+            // An instance the master excludes stays excluded, overridden or not.
+            let mut excluded = Vec::new();
+            for master in of_uid().filter(|e| e.prop("RECURRENCE-ID").is_none()) {
+                match exdates(&mut ctx, master) {
+                    Ok(x) => excluded.extend(x),
+                    Err(e) => ctx.warnings.push(format!("UID {uid:?}: {e}")),
+                }
+            }
             for ov in of_uid().filter(|e| e.prop("RECURRENCE-ID").is_some()) {
                 let read = (|| -> Result<Option<Interval>, String> {
                     let rid = ctx.first(ov, "RECURRENCE-ID")?.ok_or("no RECURRENCE-ID")?;
                     overridden.push(rid.instant());
+                    if excluded.contains(&rid.instant()) {
+                        return Ok(None);
+                    }
                     let inst = instances(&mut ctx, ov, from, to)?;
                     Ok(inst.first().filter(|_| blocks(ov)).map(|i| i.busy))
                 })();
