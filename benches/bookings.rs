@@ -12,6 +12,7 @@
 //! against a cluster with production durability instead (fsync=on, synchronous_commit=on,
 //! full_page_writes=on: every commit waits for its WAL flush, as in production).
 
+use calops_testkit::bench::post;
 use calops_testkit::{TestApp, BOOTSTRAP_TOKEN};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,14 +38,6 @@ fn main() {
         .expect("runtime");
     rt.block_on(run(total, full, durable))
         .expect("bench failed");
-}
-
-async fn post(c: &reqwest::Client, url: String, token: &str, body: Value) -> anyhow::Result<Value> {
-    let r = c.post(url).bearer_auth(token).json(&body).send().await?;
-    let status = r.status();
-    let v: Value = r.json().await?;
-    anyhow::ensure!(status.is_success(), "{status}: {v}");
-    Ok(v["data"].clone())
 }
 
 /// One measured booking: 201 or an error. The answer is read but not parsed (the raw side
