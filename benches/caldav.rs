@@ -28,9 +28,20 @@ fn main() {
 }
 
 /// A host working 08:00-18:00 Europe/Berlin on weekdays with a 30-minute event type; its id.
-async fn host(http: &reqwest::Client, app: &TestApp, key: &str, org_id: i64, name: &str) -> anyhow::Result<(i64, i64)> {
-    let user = post(http, app.url(&format!("/v2/organizations/{org_id}/users")), key,
-        json!({"name": name, "email": format!("{name}@example.com"), "timeZone": "Europe/Berlin"})).await?;
+async fn host(
+    http: &reqwest::Client,
+    app: &TestApp,
+    key: &str,
+    org_id: i64,
+    name: &str,
+) -> anyhow::Result<(i64, i64)> {
+    let user = post(
+        http,
+        app.url(&format!("/v2/organizations/{org_id}/users")),
+        key,
+        json!({"name": name, "email": format!("{name}@example.com"), "timeZone": "Europe/Berlin"}),
+    )
+    .await?;
     let user_id = user["id"].as_i64().unwrap_or_default();
     post(http, app.url("/v2/schedules"), key, json!({
         "userId": user_id, "name": "Work", "timeZone": "Europe/Berlin",
@@ -62,7 +73,14 @@ fn events(from: jiff::civil::Date) -> Vec<(String, String)> {
 }
 
 fn slots_in(v: &Value) -> usize {
-    v["data"].as_object().map(|m| m.values().map(|v| v.as_array().map_or(0, |a| a.len())).sum()).unwrap_or(0)
+    v["data"]
+        .as_object()
+        .map(|m| {
+            m.values()
+                .map(|v| v.as_array().map_or(0, |a| a.len()))
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -70,8 +88,16 @@ async fn run() -> anyhow::Result<()> {
         return Ok(());
     };
     let app = TestApp::spawn().await?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-    let org = post(&http, app.url("/v2/organizations"), BOOTSTRAP_TOKEN, json!({"name": "Bench"})).await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let org = post(
+        &http,
+        app.url("/v2/organizations"),
+        BOOTSTRAP_TOKEN,
+        json!({"name": "Bench"}),
+    )
+    .await?;
     let key = org["apiKey"].as_str().unwrap_or_default().to_string();
     let org_id = org["id"].as_i64().unwrap_or_default();
     let (with_user, with_et) = host(&http, &app, &key, org_id, "with").await?;
@@ -82,46 +108,95 @@ async fn run() -> anyhow::Result<()> {
     let evs = events(from);
     let t = Instant::now();
     for chunk in evs.chunks(16) {
-        futures::future::try_join_all(chunk.iter().map(|(f, ics)| server.put(&cal, f, ics))).await?;
+        futures::future::try_join_all(chunk.iter().map(|(f, ics)| server.put(&cal, f, ics)))
+            .await?;
     }
-    println!("caldav bench: 500 events (50 weekly, 10 each) put into Radicale in {:.1}s", t.elapsed().as_secs_f64());
-    let conn = post(&http, app.url("/v2/calendars/caldav/credentials"), &key,
-        json!({"userId": with_user, "url": server.url(), "username": USER, "password": PASSWORD})).await?;
-    post(&http, app.url("/v2/selected-calendars"), &key,
-        json!({"integration": "caldav", "externalId": cal, "credentialId": conn["credentialId"]})).await?;
+    println!(
+        "caldav bench: 500 events (50 weekly, 10 each) put into Radicale in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let conn = post(
+        &http,
+        app.url("/v2/calendars/caldav/credentials"),
+        &key,
+        json!({"userId": with_user, "url": server.url(), "username": USER, "password": PASSWORD}),
+    )
+    .await?;
+    post(
+        &http,
+        app.url("/v2/selected-calendars"),
+        &key,
+        json!({"integration": "caldav", "externalId": cal, "credentialId": conn["credentialId"]}),
+    )
+    .await?;
 
     let to = from.checked_add(jiff::Span::new().days(30))?;
-    let url = |et: i64| app.url(&format!("/v2/slots?eventTypeId={et}&start={from}&end={to}&timeZone=Europe/Berlin"));
+    let url = |et: i64| {
+        app.url(&format!(
+            "/v2/slots?eventTypeId={et}&start={from}&end={to}&timeZone=Europe/Berlin"
+        ))
+    };
     // Wait for the sync: the host with the calendar has fewer slots.
-    let base: Value = http.get(url(without_et)).bearer_auth(&key).send().await?.json().await?;
+    let base: Value = http
+        .get(url(without_et))
+        .bearer_auth(&key)
+        .send()
+        .await?
+        .json()
+        .await?;
     let t = Instant::now();
     loop {
-        let v: Value = http.get(url(with_et)).bearer_auth(&key).send().await?.json().await?;
+        let v: Value = http
+            .get(url(with_et))
+            .bearer_auth(&key)
+            .send()
+            .await?
+            .json()
+            .await?;
         if slots_in(&v) < slots_in(&base) {
             println!("caldav bench: synced in {:.1}s; slots over 31 days: {} with the calendar, {} without",
                 t.elapsed().as_secs_f64(), slots_in(&v), slots_in(&base));
             break;
         }
-        anyhow::ensure!(t.elapsed() < Duration::from_secs(120), "the calendar did not sync: {v}");
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(120),
+            "the calendar did not sync: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let busy: i64 = {
         let (c, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls).await?;
         tokio::spawn(conn);
-        c.query_one("SELECT count(*) FROM external_busy", &[]).await?.get(0)
+        c.query_one("SELECT count(*) FROM external_busy", &[])
+            .await?
+            .get(0)
     };
     println!("caldav bench: {busy} busy intervals stored for the connected calendar (shared, busy machine: compare the two rows of one run)");
-    println!("{:<18} {:>8} {:>9} {:>11} {:>11} {:>10}", "host", "clients", "requests", "median ms", "p99 ms", "req/s");
+    println!(
+        "{:<18} {:>8} {:>9} {:>11} {:>11} {:>10}",
+        "host", "clients", "requests", "median ms", "p99 ms", "req/s"
+    );
     let mut p99 = [Vec::new(), Vec::new()];
     // Interleaved rounds, so that both sides see the same machine load.
     for round in 0..3 {
-        for (i, (label, et)) in [("without calendar", without_et), ("with calendar", with_et)].into_iter().enumerate() {
+        for (i, (label, et)) in [("without calendar", without_et), ("with calendar", with_et)]
+            .into_iter()
+            .enumerate()
+        {
             let u = url(et);
             load(&http, &u, &key, 32, 160).await?;
             let (lat, wall) = load(&http, &u, &key, 32, 3200).await?;
             p99[i].push(quantile_ms(&lat, 0.99));
-            println!("{:<18} {:>8} {:>9} {:>11.2} {:>11.2} {:>10.0}   (round {})", label, 32, lat.len(),
-                quantile_ms(&lat, 0.5), quantile_ms(&lat, 0.99), lat.len() as f64 / wall.as_secs_f64(), round + 1);
+            println!(
+                "{:<18} {:>8} {:>9} {:>11.2} {:>11.2} {:>10.0}   (round {})",
+                label,
+                32,
+                lat.len(),
+                quantile_ms(&lat, 0.5),
+                quantile_ms(&lat, 0.99),
+                lat.len() as f64 / wall.as_secs_f64(),
+                round + 1
+            );
         }
     }
     let median = |v: &mut Vec<f64>| {
@@ -129,7 +204,10 @@ async fn run() -> anyhow::Result<()> {
         v[v.len() / 2]
     };
     let (a, b) = (median(&mut p99[0]), median(&mut p99[1]));
-    println!("p99 (median of 3 rounds): without {a:.2} ms, with {b:.2} ms: {:+.1}% (goal: within +20%)", (b / a - 1.0) * 100.0);
+    println!(
+        "p99 (median of 3 rounds): without {a:.2} ms, with {b:.2} ms: {:+.1}% (goal: within +20%)",
+        (b / a - 1.0) * 100.0
+    );
     app.running.shutdown().await?;
     Ok(())
 }

@@ -93,7 +93,9 @@ fn ymd(d: Date) -> String {
 }
 
 fn cal(body: &str) -> String {
-    format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calops tests//EN\r\n{body}END:VCALENDAR\r\n")
+    format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calops tests//EN\r\n{body}END:VCALENDAR\r\n"
+    )
 }
 
 /// The host's calendar relative to the spring change `c` (a Sunday): a weekly Monday 09:00-10:00
@@ -122,8 +124,14 @@ fn fixtures(c: Date) -> Vec<(&'static str, String)> {
     vec![
         ("weekly.ics", weekly),
         ("all-day.ics", all_day),
-        ("free.ics", one("transparent", day(c, -3), "TRANSP:TRANSPARENT\r\n")),
-        ("cancelled.ics", one("cancelled", day(c, -2), "STATUS:CANCELLED\r\n")),
+        (
+            "free.ics",
+            one("transparent", day(c, -3), "TRANSP:TRANSPARENT\r\n"),
+        ),
+        (
+            "cancelled.ics",
+            one("cancelled", day(c, -2), "STATUS:CANCELLED\r\n"),
+        ),
     ]
 }
 
@@ -136,9 +144,9 @@ fn expected(c: Date) -> BTreeMap<String, Vec<&'static str>> {
         (-20, without(&["09:00", "09:30"])),
         (-13, all.clone()), // EXDATE
         (-6, without(&["09:00", "09:30"])),
-        (-4, vec![]), // all day
-        (-3, all.clone()), // transparent
-        (-2, all.clone()), // cancelled
+        (-4, vec![]),                      // all day
+        (-3, all.clone()),                 // transparent
+        (-2, all.clone()),                 // cancelled
         (1, without(&["09:00", "09:30"])), // after the change: still 09:00 local
         (8, without(&["11:00", "11:30"])), // the override
         (15, without(&["09:00", "09:30"])),
@@ -159,7 +167,11 @@ struct Host {
 /// type and one with a 30-minute buffer before.
 async fn host(c: &Client, name: &str) -> Host {
     let org = c
-        .create("/v2/organizations", calops_testkit::BOOTSTRAP_TOKEN, json!({"name": name}))
+        .create(
+            "/v2/organizations",
+            calops_testkit::BOOTSTRAP_TOKEN,
+            json!({"name": name}),
+        )
         .await;
     let key = org["apiKey"].as_str().unwrap().to_string();
     let org_id = org["id"].as_i64().unwrap();
@@ -171,7 +183,15 @@ async fn host(c: &Client, name: &str) -> Host {
         )
         .await;
     let user_id = user["id"].as_i64().unwrap();
-    let days = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"];
+    let days = [
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ];
     c.create(
         "/v2/schedules",
         &key,
@@ -198,7 +218,13 @@ async fn host(c: &Client, name: &str) -> Host {
 }
 
 /// Slots (local Berlin HH:MM per date) of `et` from `from` for `days` days.
-async fn slots(c: &Client, key: &str, et: i64, from: Date, days: i64) -> BTreeMap<String, Vec<String>> {
+async fn slots(
+    c: &Client,
+    key: &str,
+    et: i64,
+    from: Date,
+    days: i64,
+) -> BTreeMap<String, Vec<String>> {
     let to = day(from, days - 1);
     let (s, v) = c
         .get(
@@ -254,13 +280,29 @@ async fn connect(c: &Client, h: &Host, server_url: &str) -> String {
     let cals = conn["calendars"].as_array().unwrap();
     let work = cals
         .iter()
-        .find(|k| k["externalId"].as_str().unwrap().trim_end_matches('/').ends_with("/work"))
+        .find(|k| {
+            k["externalId"]
+                .as_str()
+                .unwrap()
+                .trim_end_matches('/')
+                .ends_with("/work")
+        })
         .unwrap_or_else(|| panic!("discovery found the work calendar: {conn}"));
     let url = work["externalId"].as_str().unwrap().to_string();
-    let r = json!({"integration": "caldav", "externalId": url, "credentialId": conn["credentialId"]});
-    let sel = c.ok(Method::POST, "/v2/selected-calendars", &h.key, Some(r.clone())).await;
+    let r =
+        json!({"integration": "caldav", "externalId": url, "credentialId": conn["credentialId"]});
+    let sel = c
+        .ok(
+            Method::POST,
+            "/v2/selected-calendars",
+            &h.key,
+            Some(r.clone()),
+        )
+        .await;
     assert_eq!(sel["isSelected"], true);
-    let dest = c.ok(Method::PUT, "/v2/destination-calendars", &h.key, Some(r)).await;
+    let dest = c
+        .ok(Method::PUT, "/v2/destination-calendars", &h.key, Some(r))
+        .await;
     assert_eq!(dest["isDestination"], true);
     url
 }
@@ -288,7 +330,11 @@ print(json.dumps(out))
         .args(["-c", script, calendar, USER, PASSWORD])
         .output()
         .expect("python3 from the venv");
-    assert!(o.status.success(), "caldav client: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "caldav client: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: BTreeMap<String, (String, String)> = serde_json::from_slice(&o.stdout).unwrap();
     v
 }
@@ -313,7 +359,10 @@ async fn busy_time_and_write_back(kind: Kind) {
     let free = fixture_slots(&c, &h, change).await;
     assert_eq!(free[&day(change, -20).to_string()], HOURS.to_vec());
     let url = connect(&c, &h, &server.url()).await;
-    assert_eq!(url, work, "discovery reaches the calendar from the server's root URL");
+    assert_eq!(
+        url, work,
+        "discovery reaches the calendar from the server's root URL"
+    );
     // The password is sealed at rest.
     let db = crate::support::db(&app.database_url).await;
     let stored: Vec<u8> = db
@@ -321,7 +370,9 @@ async fn busy_time_and_write_back(kind: Kind) {
         .await
         .unwrap()
         .get(0);
-    assert!(!stored.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()));
+    assert!(!stored
+        .windows(PASSWORD.len())
+        .any(|w| w == PASSWORD.as_bytes()));
 
     let want = as_strings(expected(change));
     eventually(30, "busy time from the calendar in the slots", || async {
@@ -332,23 +383,38 @@ async fn busy_time_and_write_back(kind: Kind) {
     // The buffered type: 30 minutes before each slot must be free too (Monday before the change).
     let monday = day(change, -6);
     let got = slots(&c, &h.key, h.buffered, monday, 1).await;
-    assert_eq!(got[&monday.to_string()], ["08:00", "08:30", "10:30", "11:00", "11:30"]);
+    assert_eq!(
+        got[&monday.to_string()],
+        ["08:00", "08:30", "10:30", "11:00", "11:30"]
+    );
 
     // Bookings check busy time too.
     let berlin = TimeZone::get("Europe/Berlin").unwrap();
     let at = |d: Date, h: i8, m: i8| {
-        d.at(h, m, 0, 0).to_zoned(berlin.clone()).unwrap().timestamp().to_string()
+        d.at(h, m, 0, 0)
+            .to_zoned(berlin.clone())
+            .unwrap()
+            .timestamp()
+            .to_string()
     };
     let attendee = json!({"name": "Ann", "email": "ann@example.com", "timeZone": "Europe/Berlin"});
     let (s, v) = c
-        .post("/v2/bookings", &h.key, json!({"start": at(monday, 9, 30), "eventTypeId": h.event_type, "attendee": attendee}))
+        .post(
+            "/v2/bookings",
+            &h.key,
+            json!({"start": at(monday, 9, 30), "eventTypeId": h.event_type, "attendee": attendee}),
+        )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert_eq!(code(&v), "booking_conflict");
 
     // A booking is written back, seen by an independent client, moved, then removed.
     let b = c
-        .create("/v2/bookings", &h.key, json!({"start": at(monday, 10, 30), "eventTypeId": h.event_type, "attendee": attendee}))
+        .create(
+            "/v2/bookings",
+            &h.key,
+            json!({"start": at(monday, 10, 30), "eventTypeId": h.event_type, "attendee": attendee}),
+        )
         .await;
     let uid = b["uid"].as_str().unwrap().to_string();
     let (start, end) = (at(monday, 10, 30), at(monday, 11, 0));
@@ -359,7 +425,11 @@ async fn busy_time_and_write_back(kind: Kind) {
     .await;
     // The written event is the booking's own: it does not block anything else.
     let moved = c
-        .create(&format!("/v2/bookings/{uid}/reschedule"), &h.key, json!({"start": at(monday, 11, 0)}))
+        .create(
+            &format!("/v2/bookings/{uid}/reschedule"),
+            &h.key,
+            json!({"start": at(monday, 11, 0)}),
+        )
         .await;
     let moved_uid = moved["uid"].as_str().unwrap().to_string();
     let (start, end) = (at(monday, 11, 0), at(monday, 11, 30));
@@ -369,7 +439,11 @@ async fn busy_time_and_write_back(kind: Kind) {
     })
     .await;
     let (s, v) = c
-        .post(&format!("/v2/bookings/{moved_uid}/cancel"), &h.key, json!({"cancellationReason": "test"}))
+        .post(
+            &format!("/v2/bookings/{moved_uid}/cancel"),
+            &h.key,
+            json!({"cancellationReason": "test"}),
+        )
         .await;
     assert!(s.is_success(), "{v}");
     eventually(30, "the cancelled booking's event removed", || async {
@@ -384,10 +458,18 @@ async fn busy_time_and_write_back(kind: Kind) {
         (got[&wed] == HOURS.to_vec()).then_some(())
     })
     .await;
-    let (s, v) = c.get(&format!("/v2/calendars?userId={}", h.user_id), &h.key).await;
+    let (s, v) = c
+        .get(&format!("/v2/calendars?userId={}", h.user_id), &h.key)
+        .await;
     assert_eq!(s, StatusCode::OK);
     let k = &v["data"]["connectedCalendars"][0]["calendars"];
-    assert!(k.as_array().unwrap().iter().any(|k| k["isSelected"] == true && k["sync"]["failures"] == 0), "{v}");
+    assert!(
+        k.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["isSelected"] == true && k["sync"]["failures"] == 0),
+        "{v}"
+    );
     app.running.shutdown().await.unwrap();
 }
 
@@ -419,7 +501,9 @@ impl Proxy {
         let m = mode.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut down, _)) = l.accept().await else { return };
+                let Ok((mut down, _)) = l.accept().await else {
+                    return;
+                };
                 let mode = m.load(Ordering::SeqCst);
                 tokio::spawn(async move {
                     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -436,7 +520,9 @@ impl Proxy {
                             if mode == SLOW {
                                 tokio::time::sleep(Duration::from_secs(5)).await;
                             }
-                            if let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
+                            if let Ok(mut up) =
+                                tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                            {
                                 let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
                             }
                         }
@@ -487,7 +573,11 @@ async fn a_calendar_server_that_is_slow_talks_nonsense_or_dies_fails_no_booking_
     .await;
     let berlin = TimeZone::get("Europe/Berlin").unwrap();
     let at = |d: Date, h: i8, m: i8| {
-        d.at(h, m, 0, 0).to_zoned(berlin.clone()).unwrap().timestamp().to_string()
+        d.at(h, m, 0, 0)
+            .to_zoned(berlin.clone())
+            .unwrap()
+            .timestamp()
+            .to_string()
     };
     let attendee = json!({"name": "Ann", "email": "ann@example.com", "timeZone": "Europe/Berlin"});
     // Days the fixtures leave alone (Tuesdays), so the bookings do not change the slots checked.
@@ -495,14 +585,25 @@ async fn a_calendar_server_that_is_slow_talks_nonsense_or_dies_fails_no_booking_
     for (mode, what) in [(SLOW, "slow"), (NONSENSE, "nonsense")] {
         let failures = metric(&c, "calops_calendar_sync_failures_total").await;
         proxy.set(mode);
-        eventually(30, &format!("a failed sync against a {what} server"), || async {
-            (metric(&c, "calops_calendar_sync_failures_total").await > failures).then_some(())
-        })
+        eventually(
+            30,
+            &format!("a failed sync against a {what} server"),
+            || async {
+                (metric(&c, "calops_calendar_sync_failures_total").await > failures).then_some(())
+            },
+        )
         .await;
         // Slots keep the last known busy time, promptly.
         let t = Instant::now();
-        assert_eq!(fixture_slots(&c, &h, change).await, want, "{what}: the last known busy time");
-        assert!(t.elapsed() < Duration::from_secs(1), "{what}: slots did not wait for the server");
+        assert_eq!(
+            fixture_slots(&c, &h, change).await,
+            want,
+            "{what}: the last known busy time"
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "{what}: slots did not wait for the server"
+        );
         // Bookings neither fail nor wait.
         let (off, hh, mm) = next_slot.next().unwrap();
         let t = Instant::now();
@@ -510,7 +611,10 @@ async fn a_calendar_server_that_is_slow_talks_nonsense_or_dies_fails_no_booking_
             .post("/v2/bookings", &h.key, json!({"start": at(day(change, off), hh, mm), "eventTypeId": h.event_type, "attendee": attendee}))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{what}: {v}");
-        assert!(t.elapsed() < Duration::from_secs(1), "{what}: the booking did not wait");
+        assert!(
+            t.elapsed() < Duration::from_secs(1),
+            "{what}: the booking did not wait"
+        );
         let (s, v) = c.call(Method::GET, "/health", None, None).await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(v["checks"]["calendars"]["status"], "warn", "{what}: {v}");
@@ -528,7 +632,10 @@ async fn a_calendar_server_that_is_slow_talks_nonsense_or_dies_fails_no_booking_
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(fixture_slots(&c, &h, change).await.len(), want.len());
     let pending = metric(&c, "calops_calendar_writes_pending").await;
-    assert!(pending >= 1.0, "the write-back waits while the server is down");
+    assert!(
+        pending >= 1.0,
+        "the write-back waits while the server is down"
+    );
     server.restart().unwrap();
     eventually(60, "the booking written back after the restart", || async {
         independent_events(&work).contains_key(&uid).then_some(())
@@ -559,24 +666,71 @@ async fn connect_errors_are_specific_and_nothing_is_stored() {
     let h = host(&c, "cal-errors").await;
     let body = |url: &str, extra: Value| {
         let mut b = json!({"userId": h.user_id, "url": url, "username": USER});
-        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         b
     };
     let p = "/v2/calendars/caldav/credentials";
-    let (s, v) = c.post(p, &h.key, body(&server.url(), json!({"password": "wrong"}))).await;
-    assert_eq!((s, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "calendar_credentials_refused"), "{v}");
-    let (s, v) = c.post(p, &h.key, body(&server.url(), json!({"passwordRef": "env:CALOPS_IT_NOT_SET"}))).await;
+    let (s, v) = c
+        .post(p, &h.key, body(&server.url(), json!({"password": "wrong"})))
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "calendar_credentials_refused"
+        ),
+        "{v}"
+    );
+    let (s, v) = c
+        .post(
+            p,
+            &h.key,
+            body(
+                &server.url(),
+                json!({"passwordRef": "env:CALOPS_IT_NOT_SET"}),
+            ),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("CALOPS_IT_NOT_SET"), "{v}");
-    let (s, v) = c.post(p, &h.key, body("ftp://x", json!({"password": "a", "passwordRef": "env:X"}))).await;
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CALOPS_IT_NOT_SET"),
+        "{v}"
+    );
+    let (s, v) = c
+        .post(
+            p,
+            &h.key,
+            body("ftp://x", json!({"password": "a", "passwordRef": "env:X"})),
+        )
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let fields: BTreeSet<&str> = v["error"]["details"]["fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+    let fields: BTreeSet<&str> = v["error"]["details"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, BTreeSet::from(["url", "password"]), "{v}");
     let dead = format!("http://127.0.0.1:{}/", calops::pg::free_port().unwrap());
-    let (s, v) = c.post(p, &h.key, body(&dead, json!({"password": PASSWORD}))).await;
-    assert_eq!((s, code(&v)), (StatusCode::BAD_GATEWAY, "calendar_unreachable"), "{v}");
+    let (s, v) = c
+        .post(p, &h.key, body(&dead, json!({"password": PASSWORD})))
+        .await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_GATEWAY, "calendar_unreachable"),
+        "{v}"
+    );
     let (_, v) = c.get("/v2/calendars", &h.key).await;
-    assert_eq!(v["data"]["connectedCalendars"], json!([]), "nothing was stored");
+    assert_eq!(
+        v["data"]["connectedCalendars"],
+        json!([]),
+        "nothing was stored"
+    );
     assert!(!c.saw(PASSWORD) && !c.saw("wrong\""));
     app.running.shutdown().await.unwrap();
 }
@@ -613,12 +767,30 @@ print(json.dumps(out))
 /// COUNT or UNTIL, an EXDATE and an overridden instance.
 fn random_case(rng: &mut impl rand::Rng, n: usize) -> (String, String, String, String) {
     use jiff::civil::DateTime;
-    let zones = ["Europe/Berlin", "America/New_York", "Australia/Sydney", "UTC", "floating"];
+    let zones = [
+        "Europe/Berlin",
+        "America/New_York",
+        "Australia/Sydney",
+        "UTC",
+        "floating",
+    ];
     let zone = zones[rng.gen_range(0..zones.len())];
-    let host = if zone == "floating" || zone == "UTC" { "Europe/Berlin" } else { zone };
+    let host = if zone == "floating" || zone == "UTC" {
+        "Europe/Berlin"
+    } else {
+        zone
+    };
     let all_day = rng.gen_bool(0.15);
-    let date = Date::new(2027, 1, 1).unwrap().checked_add(jiff::Span::new().days(rng.gen_range(0..300))).unwrap();
-    let start = date.at(rng.gen_range(6..21), [0, 15, 30, 45][rng.gen_range(0..4)], 0, 0);
+    let date = Date::new(2027, 1, 1)
+        .unwrap()
+        .checked_add(jiff::Span::new().days(rng.gen_range(0..300)))
+        .unwrap();
+    let start = date.at(
+        rng.gen_range(6..21),
+        [0, 15, 30, 45][rng.gen_range(0..4)],
+        0,
+        0,
+    );
     let fmt = |d: DateTime| d.strftime("%Y%m%dT%H%M%S").to_string();
     let prop = |name: &str, d: DateTime| -> String {
         if all_day {
@@ -632,20 +804,39 @@ fn random_case(rng: &mut impl rand::Rng, n: usize) -> (String, String, String, S
         }
     };
     let end = if all_day {
-        start.checked_add(jiff::Span::new().days(rng.gen_range(1..3))).unwrap()
+        start
+            .checked_add(jiff::Span::new().days(rng.gen_range(1..3)))
+            .unwrap()
     } else {
-        start.checked_add(jiff::Span::new().minutes(rng.gen_range(15..240))).unwrap()
+        start
+            .checked_add(jiff::Span::new().minutes(rng.gen_range(15..240)))
+            .unwrap()
     };
-    let (freq, unit) = [("DAILY", jiff::Span::new().days(1)), ("WEEKLY", jiff::Span::new().weeks(1)), ("MONTHLY", jiff::Span::new().months(1))][rng.gen_range(0..3)];
+    let (freq, unit) = [
+        ("DAILY", jiff::Span::new().days(1)),
+        ("WEEKLY", jiff::Span::new().weeks(1)),
+        ("MONTHLY", jiff::Span::new().months(1)),
+    ][rng.gen_range(0..3)];
     let interval: i64 = rng.gen_range(1..4);
     let mut rule = format!("FREQ={freq};INTERVAL={interval}");
     if freq == "WEEKLY" && rng.gen_bool(0.4) {
         let days = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"];
         let own = days[start.weekday().to_monday_zero_offset() as usize];
         let other = days[rng.gen_range(0..7)];
-        rule.push_str(&format!(";BYDAY={own}{}", if other != own { format!(",{other}") } else { String::new() }));
+        rule.push_str(&format!(
+            ";BYDAY={own}{}",
+            if other != own {
+                format!(",{other}")
+            } else {
+                String::new()
+            }
+        ));
     }
-    let step = |k: i64| start.checked_add(unit.checked_mul(interval * k).unwrap()).unwrap();
+    let step = |k: i64| {
+        start
+            .checked_add(unit.checked_mul(interval * k).unwrap())
+            .unwrap()
+    };
     match rng.gen_range(0..3) {
         0 => rule.push_str(&format!(";COUNT={}", rng.gen_range(1..20))),
         1 => {
@@ -669,7 +860,10 @@ fn random_case(rng: &mut impl rand::Rng, n: usize) -> (String, String, String, S
         prop("DTEND", end)
     );
     if rng.gen_bool(0.3) {
-        ev.push_str(&format!("{}\r\n", prop("EXDATE", step(rng.gen_range(1..4)))));
+        ev.push_str(&format!(
+            "{}\r\n",
+            prop("EXDATE", step(rng.gen_range(1..4)))
+        ));
     }
     ev.push_str("END:VEVENT\r\n");
     if !all_day && rng.gen_bool(0.3) {
@@ -682,8 +876,16 @@ fn random_case(rng: &mut impl rand::Rng, n: usize) -> (String, String, String, S
             prop("DTEND", moved.checked_add(jiff::Span::new().minutes(30)).unwrap())
         ));
     }
-    let from = date.checked_sub(jiff::Span::new().days(10)).unwrap().to_string() + "T00:00:00Z";
-    let to = date.checked_add(jiff::Span::new().days(200)).unwrap().to_string() + "T00:00:00Z";
+    let from = date
+        .checked_sub(jiff::Span::new().days(10))
+        .unwrap()
+        .to_string()
+        + "T00:00:00Z";
+    let to = date
+        .checked_add(jiff::Span::new().days(200))
+        .unwrap()
+        .to_string()
+        + "T00:00:00Z";
     (cal(&ev), from, to, host.to_string())
 }
 
@@ -698,7 +900,10 @@ fn recurrence_expansion_matches_an_independent_implementation() {
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        calops_testkit::skip_or_fail(test, "no /opt/calops-venv with recurring_ical_events (run scripts/setup)");
+        calops_testkit::skip_or_fail(
+            test,
+            "no /opt/calops-venv with recurring_ical_events (run scripts/setup)",
+        );
         return;
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(20270328);
@@ -715,9 +920,18 @@ fn recurrence_expansion_matches_an_independent_implementation() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(serde_json::to_string(&input).unwrap().as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
+        .unwrap();
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "oracle: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "oracle: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let want: Vec<Vec<(String, String)>> = serde_json::from_slice(&o.stdout).unwrap();
     let mut mismatches = Vec::new();
     for ((ics, from, to, tz), want) in cases.iter().zip(&want) {
@@ -733,21 +947,32 @@ fn recurrence_expansion_matches_an_independent_implementation() {
         let got: Vec<(String, String)> = got
             .intervals
             .iter()
-            .map(|i| (i.start.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(), i.end.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()))
+            .map(|i| {
+                (
+                    i.start.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                    i.end.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                )
+            })
             .collect();
         // recurring_ical_events reads the window of all-day events by date, so instances within
         // a day or two of either end are compared by neither side.
         let inner = |v: &[(String, String)]| -> Vec<(String, String)> {
-            let lo = from.parse::<jiff::Timestamp>().unwrap() + jiff::SignedDuration::from_hours(48);
+            let lo =
+                from.parse::<jiff::Timestamp>().unwrap() + jiff::SignedDuration::from_hours(48);
             let hi = to.parse::<jiff::Timestamp>().unwrap() - jiff::SignedDuration::from_hours(48);
             v.iter()
-                .filter(|(s, e)| s.parse::<jiff::Timestamp>().unwrap() >= lo && e.parse::<jiff::Timestamp>().unwrap() <= hi)
+                .filter(|(s, e)| {
+                    s.parse::<jiff::Timestamp>().unwrap() >= lo
+                        && e.parse::<jiff::Timestamp>().unwrap() <= hi
+                })
                 .cloned()
                 .collect()
         };
         let (got, want) = (inner(&got), inner(want));
         if got != want {
-            mismatches.push(format!("{ics}\nhost {tz}\ncalops: {got:?}\noracle: {want:?}"));
+            mismatches.push(format!(
+                "{ics}\nhost {tz}\ncalops: {got:?}\noracle: {want:?}"
+            ));
         }
     }
     assert!(

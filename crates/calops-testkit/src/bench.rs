@@ -7,7 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// POST `body` as JSON with a bearer token; the response's `data` (an error unless 2xx).
-pub async fn post(c: &reqwest::Client, url: String, token: &str, body: Value) -> anyhow::Result<Value> {
+pub async fn post(
+    c: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
     let r = c.post(url).bearer_auth(token).json(&body).send().await?;
     let status = r.status();
     let v: Value = r.json().await?;

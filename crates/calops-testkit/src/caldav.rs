@@ -93,7 +93,12 @@ impl TestCalDav {
                     .args(["--server-hosts", &format!("127.0.0.1:{}", self.port)])
                     .arg("--storage-filesystem-folder")
                     .arg(d.join("collections"))
-                    .args(["--auth-type", "htpasswd", "--auth-htpasswd-encryption", "plain"])
+                    .args([
+                        "--auth-type",
+                        "htpasswd",
+                        "--auth-htpasswd-encryption",
+                        "plain",
+                    ])
                     .arg("--auth-htpasswd-filename")
                     .arg(d.join("users"))
                     .args(["--logging-level", "warning"]);
@@ -166,7 +171,11 @@ impl TestCalDav {
             .send()
             .await?;
         if !r.status().is_success() {
-            bail!("PUT {calendar}{file}: {} {}", r.status(), r.text().await.unwrap_or_default());
+            bail!(
+                "PUT {calendar}{file}: {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
         }
         Ok(())
     }

@@ -33,14 +33,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/calendars", get(list))
         .route("/v2/calendars/caldav/credentials", post(connect))
         .route("/v2/calendars/caldav/disconnect", post(disconnect))
-        .route(
-            "/v2/selected-calendars",
-            post(select).delete(unselect),
-        )
-        .route(
-            "/v2/destination-calendars",
-            axum::routing::put(destination),
-        )
+        .route("/v2/selected-calendars", post(select).delete(unselect))
+        .route("/v2/destination-calendars", axum::routing::put(destination))
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,7 +211,15 @@ pub async fn connect(State(state): State<AppState>, who: Principal, raw: Bytes) 
         .collect();
     let c = state
         .store
-        .create_connection(org, req.user_id, &url, &home, &acct.username, &sealed, &cals)
+        .create_connection(
+            org,
+            req.user_id,
+            &url,
+            &home,
+            &acct.username,
+            &sealed,
+            &cals,
+        )
         .await?;
     Ok(success(StatusCode::CREATED, connection_json(&c)))
 }
@@ -336,7 +338,8 @@ pub async fn unselect(
             None
         }
     };
-    let (Some(integration), Some(external_id), true) = (integration, external_id, errors.is_empty())
+    let (Some(integration), Some(external_id), true) =
+        (integration, external_id, errors.is_empty())
     else {
         return Err(ApiError::validation(errors));
     };

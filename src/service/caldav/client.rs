@@ -87,8 +87,11 @@ pub trait CalDav: Send + Sync {
         acct: &'a Account,
     ) -> BoxFuture<'a, Result<(String, Vec<CalendarInfo>)>>;
     /// The calendar's ctag and sync token now.
-    fn state<'a>(&'a self, calendar: &'a str, acct: &'a Account)
-        -> BoxFuture<'a, Result<CalendarInfo>>;
+    fn state<'a>(
+        &'a self,
+        calendar: &'a str,
+        acct: &'a Account,
+    ) -> BoxFuture<'a, Result<CalendarInfo>>;
     /// Every event overlapping `[from, to)`, with its data.
     fn query<'a>(
         &'a self,
@@ -246,7 +249,10 @@ impl HttpCalDav {
             .send(verb, url, acct, Some(depth), &[], Some(body))
             .await?;
         if a.status != 207 {
-            if verb == "REPORT" && (a.status == 403 || a.status == 409) && a.body.contains("valid-sync-token") {
+            if verb == "REPORT"
+                && (a.status == 403 || a.status == 409)
+                && a.body.contains("valid-sync-token")
+            {
                 return Err(Error::TokenInvalid);
             }
             return Err(Error::Status {
@@ -274,7 +280,11 @@ impl HttpCalDav {
                 .await
             {
                 Ok((at, m)) => {
-                    if let Some(h) = m.responses.iter().find_map(|r| r.href_in("current-user-principal")) {
+                    if let Some(h) = m
+                        .responses
+                        .iter()
+                        .find_map(|r| r.href_in("current-user-principal"))
+                    {
                         return join(&at, &h);
                     }
                 }
@@ -370,9 +380,11 @@ fn calendar_info(base: &str, r: &xml::Response) -> Result<Option<CalendarInfo>> 
     let is_calendar = r
         .prop("resourcetype")
         .is_some_and(|t| t.find("calendar").is_some());
-    let events = r
-        .prop("supported-calendar-component-set")
-        .is_none_or(|s| s.children.iter().any(|c| c.name_attr.as_deref() == Some("VEVENT")));
+    let events = r.prop("supported-calendar-component-set").is_none_or(|s| {
+        s.children
+            .iter()
+            .any(|c| c.name_attr.as_deref() == Some("VEVENT"))
+    });
     if !is_calendar || !events {
         return Ok(None);
     }
@@ -525,7 +537,14 @@ impl CalDav for HttpCalDav {
     ) -> BoxFuture<'a, Result<Option<String>>> {
         Box::pin(async move {
             let mut a = self
-                .send("PUT", url, acct, None, &[("If-None-Match", "*")], Some(body.to_string()))
+                .send(
+                    "PUT",
+                    url,
+                    acct,
+                    None,
+                    &[("If-None-Match", "*")],
+                    Some(body.to_string()),
+                )
                 .await?;
             if a.status == 412 {
                 // There already: ours (same UID), from an earlier attempt or a reschedule.

@@ -60,7 +60,11 @@ impl Settings {
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Vec<Problem>> {
         let mut s = Settings::default();
         let mut problems = Vec::new();
-        let get = |name: &str| env(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            env(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let mut int = |setting: &'static str, lo: u64, hi: u64| -> Option<u64> {
             let v = get(setting)?;
             match v.parse::<u64>() {
@@ -99,9 +103,24 @@ impl Settings {
             }
         };
         let ms = Duration::from_millis;
-        dur("CALOPS_CALDAV_SYNC_INTERVAL", ms(100), ms(86_400_000), &mut s.sync_interval);
-        dur("CALOPS_CALDAV_TIMEOUT", ms(100), ms(300_000), &mut s.timeout);
-        dur("CALOPS_CALDAV_STALE_AFTER", ms(1000), ms(86_400_000 * 7), &mut s.stale_after);
+        dur(
+            "CALOPS_CALDAV_SYNC_INTERVAL",
+            ms(100),
+            ms(86_400_000),
+            &mut s.sync_interval,
+        );
+        dur(
+            "CALOPS_CALDAV_TIMEOUT",
+            ms(100),
+            ms(300_000),
+            &mut s.timeout,
+        );
+        dur(
+            "CALOPS_CALDAV_STALE_AFTER",
+            ms(1000),
+            ms(86_400_000 * 7),
+            &mut s.stale_after,
+        );
         if problems.is_empty() {
             Ok(s)
         } else {
@@ -189,7 +208,9 @@ impl Workers {
         let _ = self.stop.send(true);
         let all = futures::future::join_all(self.tasks);
         if tokio::time::timeout(grace, all).await.is_err() {
-            tracing::warn!("calendar sync or write-back still in flight at shutdown; it will be retried");
+            tracing::warn!(
+                "calendar sync or write-back still in flight at shutdown; it will be retried"
+            );
         }
     }
 }
@@ -227,8 +248,13 @@ mod tests {
         };
         let p = Settings::from_env(&env).unwrap_err();
         let names: Vec<&str> = p.iter().map(|p| p.setting).collect();
-        assert_eq!(names, ["CALOPS_CALDAV_WORKERS", "CALOPS_CALDAV_SYNC_INTERVAL"]);
-        let ok = Settings::from_env(&|k: &str| (k == "CALOPS_CALDAV_WINDOW_DAYS").then(|| "30".into())).unwrap();
+        assert_eq!(
+            names,
+            ["CALOPS_CALDAV_WORKERS", "CALOPS_CALDAV_SYNC_INTERVAL"]
+        );
+        let ok =
+            Settings::from_env(&|k: &str| (k == "CALOPS_CALDAV_WINDOW_DAYS").then(|| "30".into()))
+                .unwrap();
         assert_eq!(ok.window_days, 30);
     }
 }

@@ -145,9 +145,9 @@ async fn sync_one(
     }
     if let Some(token) = &job.sync_token {
         return match client.sync(&job.url, acct, token).await {
-            Ok(ch) if ch.changed.is_empty() && ch.removed.is_empty() => {
-                Ok(Outcome::Unchanged { token: Some(ch.token) })
-            }
+            Ok(ch) if ch.changed.is_empty() && ch.removed.is_empty() => Ok(Outcome::Unchanged {
+                token: Some(ch.token),
+            }),
             Ok(ch) => {
                 let objects = client
                     .multiget(&job.url, acct, &ch.changed)
@@ -202,7 +202,16 @@ pub async fn sync_due(store: &Store, rt: &Runtime) -> Result<bool, String> {
             match token.filter(|t| Some(t) != job.sync_token.as_ref()) {
                 Some(t) => {
                     store
-                        .record_calendar_sync(&job, false, &[], &[], Some(&t), job.ctag.as_deref(), window, interval)
+                        .record_calendar_sync(
+                            &job,
+                            false,
+                            &[],
+                            &[],
+                            Some(&t),
+                            job.ctag.as_deref(),
+                            window,
+                            interval,
+                        )
                         .await
                 }
                 None => store.calendar_unchanged(&job, interval).await,
@@ -215,7 +224,16 @@ pub async fn sync_due(store: &Store, rt: &Runtime) -> Result<bool, String> {
         }) => {
             Stats::count(&rt.stats.syncs);
             store
-                .record_calendar_sync(&job, true, &[], &objects, token.as_deref(), ctag.as_deref(), window, interval)
+                .record_calendar_sync(
+                    &job,
+                    true,
+                    &[],
+                    &objects,
+                    token.as_deref(),
+                    ctag.as_deref(),
+                    window,
+                    interval,
+                )
                 .await
         }
         Ok(Outcome::Changed {
@@ -225,7 +243,16 @@ pub async fn sync_due(store: &Store, rt: &Runtime) -> Result<bool, String> {
         }) => {
             Stats::count(&rt.stats.syncs);
             store
-                .record_calendar_sync(&job, false, &removed, &objects, Some(&token), job.ctag.as_deref(), window, interval)
+                .record_calendar_sync(
+                    &job,
+                    false,
+                    &removed,
+                    &objects,
+                    Some(&token),
+                    job.ctag.as_deref(),
+                    window,
+                    interval,
+                )
                 .await
         }
         Err(e) => {

@@ -133,6 +133,9 @@ mod tests {
             super::event_url("http://h/u/cal/", u),
             "http://h/u/cal/6f1c2d4e-0000-4000-8000-000000000001.ics"
         );
-        assert_eq!(super::event_url("http://h/u/cal", u), super::event_url("http://h/u/cal/", u));
+        assert_eq!(
+            super::event_url("http://h/u/cal", u),
+            super::event_url("http://h/u/cal/", u)
+        );
     }
 }

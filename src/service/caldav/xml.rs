@@ -189,7 +189,9 @@ const HEAD: &str = r#"<?xml version="1.0" encoding="utf-8"?>"#;
 
 /// PROPFIND for the current user's principal.
 pub fn propfind_principal() -> String {
-    format!(r#"{HEAD}<d:propfind xmlns:d="DAV:"><d:prop><d:current-user-principal/></d:prop></d:propfind>"#)
+    format!(
+        r#"{HEAD}<d:propfind xmlns:d="DAV:"><d:prop><d:current-user-principal/></d:prop></d:propfind>"#
+    )
 }
 
 /// PROPFIND for a principal's calendar home.
@@ -270,7 +272,10 @@ END:VCALENDAR</C:calendar-data></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:
         assert_eq!(m.responses.len(), 2);
         let a = &m.responses[0];
         assert_eq!(a.text("getetag").as_deref(), Some("\"e1\""));
-        assert!(a.prop("displayname").is_none(), "404 propstats are left out");
+        assert!(
+            a.prop("displayname").is_none(),
+            "404 propstats are left out"
+        );
         assert_eq!(
             a.prop("calendar-data").unwrap().text(),
             "BEGIN:VCALENDAR\r\nSUMMARY:a & b\r\nEND:VCALENDAR"
@@ -280,7 +285,9 @@ END:VCALENDAR</C:calendar-data></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:
 
     #[test]
     fn nonsense_is_an_error() {
-        assert!(multistatus("<html><body>502</body></html>").unwrap_err().contains("multistatus"));
+        assert!(multistatus("<html><body>502</body></html>")
+            .unwrap_err()
+            .contains("multistatus"));
         assert!(multistatus("not xml at all <<<").is_err());
         assert!(multistatus("").is_err());
     }

@@ -18,7 +18,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (5, "slot cache: notify replicas of changes", V5),
     (6, "bookings: one exclusion constraint, lighter writes", V6),
-    (11, "connected calendars: CalDAV busy time and write-back", V11),
+    (
+        11,
+        "connected calendars: CalDAV busy time and write-back",
+        V11,
+    ),
 ];
 
 const V1: &str = r#"

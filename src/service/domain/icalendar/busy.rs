@@ -55,7 +55,12 @@ impl Moment {
 fn instant(tz: &TimeZone, local: DateTime) -> Timestamp {
     tz.to_ambiguous_timestamp(local)
         .compatible()
-        .unwrap_or_else(|_| local.to_zoned(TimeZone::UTC).map(|z| z.timestamp()).unwrap_or_default())
+        .unwrap_or_else(|_| {
+            local
+                .to_zoned(TimeZone::UTC)
+                .map(|z| z.timestamp())
+                .unwrap_or_default()
+        })
 }
 
 /// How long an instance lasts: whole local days, then exact seconds.
@@ -183,7 +188,8 @@ fn span_of(ctx: &mut Ctx<'_>, ev: &Component, start: &Moment) -> Result<Span, St
         return Ok(Span { days: 0, secs });
     }
     if let Some(d) = ev.prop("DURATION") {
-        return duration(&d.value).ok_or_else(|| format!("DURATION {:?} is not a duration", d.value));
+        return duration(&d.value)
+            .ok_or_else(|| format!("DURATION {:?} is not a duration", d.value));
     }
     Ok(if start.all_day {
         Span { days: 1, secs: 0 }
@@ -235,7 +241,11 @@ fn wall_clock_rule(rule: &str, start: &Moment) -> String {
                 match DateTime::strptime("%Y%m%dT%H%M%S", u) {
                     Ok(dt) if !start.all_day => {
                         let ts = instant(&TimeZone::UTC, dt);
-                        start.tz.to_datetime(ts).strftime("%Y%m%dT%H%M%S").to_string()
+                        start
+                            .tz
+                            .to_datetime(ts)
+                            .strftime("%Y%m%dT%H%M%S")
+                            .to_string()
                     }
                     _ => u.to_string(),
                 }
@@ -282,7 +292,9 @@ fn expand_rule(
 /// The instants the event's `EXDATE`s remove (a date of a timed event: that date at the
 /// event's time).
 fn exdates(ctx: &mut Ctx<'_>, ev: &Component) -> Result<Vec<Timestamp>, String> {
-    let start = ctx.first(ev, "DTSTART")?.ok_or("an event without DTSTART")?;
+    let start = ctx
+        .first(ev, "DTSTART")?
+        .ok_or("an event without DTSTART")?;
     let mut excluded = Vec::new();
     for p in ev.props_named("EXDATE") {
         for v in p.value.split(',') {

@@ -48,10 +48,7 @@ impl Component {
     }
 
     /// Children called `name`.
-    pub fn children_named<'a>(
-        &'a self,
-        name: &'a str,
-    ) -> impl Iterator<Item = &'a Component> + 'a {
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Component> + 'a {
         self.children.iter().filter(move |c| c.name == name)
     }
 }
@@ -204,11 +201,17 @@ mod tests {
         let e = parse("BEGIN:VCALENDAR\nBEGIN:VEVENT\nEND:VCALENDAR\n").unwrap_err();
         assert_eq!(e.line, 3);
         assert!(e.message.contains("closes BEGIN:VEVENT"), "{e}");
-        assert!(parse("SUMMARY:x\n").unwrap_err().message.contains("outside"));
+        assert!(parse("SUMMARY:x\n")
+            .unwrap_err()
+            .message
+            .contains("outside"));
         assert!(parse("BEGIN:VCALENDAR\nnonsense\nEND:VCALENDAR")
             .unwrap_err()
             .message
             .contains("name:value"));
-        assert!(parse("BEGIN:VCALENDAR\n").unwrap_err().message.contains("never closed"));
+        assert!(parse("BEGIN:VCALENDAR\n")
+            .unwrap_err()
+            .message
+            .contains("never closed"));
     }
 }

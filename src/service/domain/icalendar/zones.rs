@@ -130,7 +130,9 @@ fn posix_date(obs: &Component) -> Option<String> {
     let (h, m, s) = (
         time.get(0..2)?.parse::<u32>().ok()?,
         time.get(2..4)?.parse::<u32>().ok()?,
-        time.get(4..6).and_then(|x| x.parse::<u32>().ok()).unwrap_or(0),
+        time.get(4..6)
+            .and_then(|x| x.parse::<u32>().ok())
+            .unwrap_or(0),
     );
     let at = match (m, s) {
         (0, 0) => format!("{h}"),
@@ -175,7 +177,10 @@ mod tests {
     const EXCHANGE: &str = "BEGIN:VCALENDAR\r\nBEGIN:VTIMEZONE\r\nTZID:Mitteleuropa\r\nBEGIN:STANDARD\r\nDTSTART:16010101T030000\r\nTZOFFSETFROM:+0200\r\nTZOFFSETTO:+0100\r\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=10\r\nEND:STANDARD\r\nBEGIN:DAYLIGHT\r\nDTSTART:16010101T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0200\r\nRRULE:FREQ=YEARLY;INTERVAL=1;BYDAY=-1SU;BYMONTH=3\r\nEND:DAYLIGHT\r\nEND:VTIMEZONE\r\nEND:VCALENDAR\r\n";
 
     fn offset_at(tz: &TimeZone, y: i16, m: i8, d: i8, h: i8) -> i32 {
-        let ts = date(y, m, d).at(h, 0, 0, 0).to_zoned(TimeZone::UTC).unwrap();
+        let ts = date(y, m, d)
+            .at(h, 0, 0, 0)
+            .to_zoned(TimeZone::UTC)
+            .unwrap();
         tz.to_offset(ts.timestamp()).seconds()
     }
 
@@ -190,7 +195,10 @@ mod tests {
         ] {
             let tz = resolve(name, &[]).unwrap_or_else(|| panic!("{name}"));
             for (m, h) in [(1, 12), (7, 12)] {
-                assert_eq!(offset_at(&tz, 2026, m, 1, h), offset_at(&berlin, 2026, m, 1, h));
+                assert_eq!(
+                    offset_at(&tz, 2026, m, 1, h),
+                    offset_at(&berlin, 2026, m, 1, h)
+                );
             }
         }
         assert!(resolve("Not/A_Zone", &[]).is_none());
@@ -200,15 +208,23 @@ mod tests {
     fn a_vtimezone_becomes_a_posix_rule_with_the_same_transitions() {
         let cal = &super::super::parse(EXCHANGE).unwrap()[0];
         let vtz: Vec<&Component> = cal.children_named("VTIMEZONE").collect();
-        assert_eq!(
-            posix_rule(vtz[0]).unwrap(),
-            "STD-1DST-2,M3.5.0/2,M10.5.0/3"
-        );
+        assert_eq!(posix_rule(vtz[0]).unwrap(), "STD-1DST-2,M3.5.0/2,M10.5.0/3");
         let tz = resolve("Mitteleuropa", &vtz).unwrap();
         let berlin = iana("Europe/Berlin").unwrap();
         // Around the spring and autumn changes of 2026 (29 March, 25 October).
-        for (m, d, h) in [(3, 29, 0), (3, 29, 1), (3, 29, 2), (10, 25, 0), (10, 25, 1), (10, 25, 2)] {
-            assert_eq!(offset_at(&tz, 2026, m, d, h), offset_at(&berlin, 2026, m, d, h), "{m}-{d} {h}h");
+        for (m, d, h) in [
+            (3, 29, 0),
+            (3, 29, 1),
+            (3, 29, 2),
+            (10, 25, 0),
+            (10, 25, 1),
+            (10, 25, 2),
+        ] {
+            assert_eq!(
+                offset_at(&tz, 2026, m, d, h),
+                offset_at(&berlin, 2026, m, d, h),
+                "{m}-{d} {h}h"
+            );
         }
     }
 }
