@@ -8,6 +8,7 @@
 //! is also checked against an independent implementation (Python's `recurring_ical_events`).
 
 use crate::support::api::{code, Client};
+use crate::support::eventually;
 use calops::service::domain::webhooks::secrets::SecretKey;
 use calops_testkit::caldav::{Kind, TestCalDav, PASSWORD, USER, VENV};
 use calops_testkit::{app_config, fresh_database, have_pg, TestApp};
@@ -44,22 +45,6 @@ async fn app_with_timeout(timeout: Duration) -> TestApp {
     cfg.caldav.stale_after = Duration::from_secs(3);
     cfg.webhooks.secret_key = Some(SecretKey::parse(SEAL_KEY).unwrap());
     TestApp::spawn_with(cfg).await.unwrap()
-}
-
-/// Poll `f` until it returns `Some`, for up to `secs`.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// The Sunday of Europe/Berlin's next spring change at least three weeks ahead.
@@ -166,39 +151,9 @@ struct Host {
 /// An organization with a host working 08:00-12:00 Europe/Berlin every day, a 30-minute event
 /// type and one with a 30-minute buffer before.
 async fn host(c: &Client, name: &str) -> Host {
-    let org = c
-        .create(
-            "/v2/organizations",
-            calops_testkit::BOOTSTRAP_TOKEN,
-            json!({"name": name}),
-        )
+    let (key, _, user_id) = c
+        .org_with_host(name, "Europe/Berlin", "08:00", "12:00")
         .await;
-    let key = org["apiKey"].as_str().unwrap().to_string();
-    let org_id = org["id"].as_i64().unwrap();
-    let user = c
-        .create(
-            &format!("/v2/organizations/{org_id}/users"),
-            &key,
-            json!({"name": "Host", "email": format!("host-{org_id}@example.com"), "timeZone": "Europe/Berlin"}),
-        )
-        .await;
-    let user_id = user["id"].as_i64().unwrap();
-    let days = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
-    c.create(
-        "/v2/schedules",
-        &key,
-        json!({"userId": user_id, "name": "Work", "timeZone": "Europe/Berlin",
-               "availability": [{"days": days, "startTime": "08:00", "endTime": "12:00"}]}),
-    )
-    .await;
     let et = |slug: &str, before: i64| {
         json!({"userId": user_id, "title": slug, "slug": slug, "lengthInMinutes": 30,
                "beforeEventBuffer": before})
@@ -215,6 +170,20 @@ async fn host(c: &Client, name: &str) -> Host {
         event_type,
         buffered,
     }
+}
+
+/// `h:m` on `d` in Europe/Berlin, as an instant.
+fn at(d: Date, h: i8, m: i8) -> String {
+    let berlin = TimeZone::get("Europe/Berlin").unwrap();
+    d.at(h, m, 0, 0)
+        .to_zoned(berlin)
+        .unwrap()
+        .timestamp()
+        .to_string()
+}
+
+fn attendee() -> Value {
+    json!({"name": "Ann", "email": "ann@example.com", "timeZone": "Europe/Berlin"})
 }
 
 /// Slots (local Berlin HH:MM per date) of `et` from `from` for `days` days.
@@ -389,20 +358,11 @@ async fn busy_time_and_write_back(kind: Kind) {
     );
 
     // Bookings check busy time too.
-    let berlin = TimeZone::get("Europe/Berlin").unwrap();
-    let at = |d: Date, h: i8, m: i8| {
-        d.at(h, m, 0, 0)
-            .to_zoned(berlin.clone())
-            .unwrap()
-            .timestamp()
-            .to_string()
-    };
-    let attendee = json!({"name": "Ann", "email": "ann@example.com", "timeZone": "Europe/Berlin"});
     let (s, v) = c
         .post(
             "/v2/bookings",
             &h.key,
-            json!({"start": at(monday, 9, 30), "eventTypeId": h.event_type, "attendee": attendee}),
+            json!({"start": at(monday, 9, 30), "eventTypeId": h.event_type, "attendee": attendee()}),
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
@@ -413,7 +373,7 @@ async fn busy_time_and_write_back(kind: Kind) {
         .create(
             "/v2/bookings",
             &h.key,
-            json!({"start": at(monday, 10, 30), "eventTypeId": h.event_type, "attendee": attendee}),
+            json!({"start": at(monday, 10, 30), "eventTypeId": h.event_type, "attendee": attendee()}),
         )
         .await;
     let uid = b["uid"].as_str().unwrap().to_string();
@@ -571,15 +531,6 @@ async fn a_calendar_server_that_is_slow_talks_nonsense_or_dies_fails_no_booking_
         (fixture_slots(&c, &h, change).await == want).then_some(())
     })
     .await;
-    let berlin = TimeZone::get("Europe/Berlin").unwrap();
-    let at = |d: Date, h: i8, m: i8| {
-        d.at(h, m, 0, 0)
-            .to_zoned(berlin.clone())
-            .unwrap()
-            .timestamp()
-            .to_string()
-    };
-    let attendee = json!({"name": "Ann", "email": "ann@example.com", "timeZone": "Europe/Berlin"});
     // Days the fixtures leave alone (Tuesdays), so the bookings do not change the slots checked.
     let mut next_slot = [(-19, 8, 0), (-12, 8, 0), (-5, 8, 0), (2, 8, 0)].into_iter();
     for (mode, what) in [(SLOW, "slow"), (NONSENSE, "nonsense")] {
@@ -608,7 +559,7 @@ async fn a_calendar_server_that_is_slow_talks_nonsense_or_dies_fails_no_booking_
         let (off, hh, mm) = next_slot.next().unwrap();
         let t = Instant::now();
         let (s, v) = c
-            .post("/v2/bookings", &h.key, json!({"start": at(day(change, off), hh, mm), "eventTypeId": h.event_type, "attendee": attendee}))
+            .post("/v2/bookings", &h.key, json!({"start": at(day(change, off), hh, mm), "eventTypeId": h.event_type, "attendee": attendee()}))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{what}: {v}");
         assert!(
@@ -626,7 +577,7 @@ async fn a_calendar_server_that_is_slow_talks_nonsense_or_dies_fails_no_booking_
     server.kill();
     let (off, hh, mm) = next_slot.next().unwrap();
     let b = c
-        .create("/v2/bookings", &h.key, json!({"start": at(day(change, off), hh, mm), "eventTypeId": h.event_type, "attendee": attendee}))
+        .create("/v2/bookings", &h.key, json!({"start": at(day(change, off), hh, mm), "eventTypeId": h.event_type, "attendee": attendee()}))
         .await;
     let uid = b["uid"].as_str().unwrap().to_string();
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -59,73 +59,38 @@ impl Settings {
     /// Read `CALOPS_CALDAV_*` through `env`; every problem at once.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Vec<Problem>> {
         let mut s = Settings::default();
-        let mut problems = Vec::new();
-        let get = |name: &str| {
-            env(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let mut int = |setting: &'static str, lo: u64, hi: u64| -> Option<u64> {
-            let v = get(setting)?;
-            match v.parse::<u64>() {
-                Ok(n) if (lo..=hi).contains(&n) => Some(n),
-                _ => {
-                    problems.push(Problem {
-                        setting,
-                        message: format!("{v:?}: use a whole number from {lo} to {hi}"),
-                    });
-                    None
-                }
-            }
-        };
-        if let Some(n) = int("CALOPS_CALDAV_WORKERS", 0, 64) {
-            s.workers = n as usize;
-        }
-        if let Some(n) = int("CALOPS_CALDAV_WINDOW_DAYS", 7, 366) {
-            s.window_days = n as u32;
-        }
-        if let Some(n) = int("CALOPS_CALDAV_MAX_ATTEMPTS", 1, 100) {
-            s.max_attempts = n as u32;
-        }
-        let mut dur = |setting: &'static str, lo: Duration, hi: Duration, into: &mut Duration| {
-            if let Some(v) = get(setting) {
-                match humantime::parse_duration(&v) {
-                    Ok(d) if d >= lo && d <= hi => *into = d,
-                    _ => problems.push(Problem {
-                        setting,
-                        message: format!(
-                            "{v:?}: use a duration such as 30s, from {} to {}",
-                            humantime::format_duration(lo),
-                            humantime::format_duration(hi)
-                        ),
-                    }),
-                }
-            }
-        };
+        let mut r = crate::service::problem::EnvReader::new(env);
+        let (mut workers, mut window, mut attempts) = (
+            s.workers as u64,
+            u64::from(s.window_days),
+            u64::from(s.max_attempts),
+        );
+        r.int("CALOPS_CALDAV_WORKERS", 0, 64, &mut workers);
+        r.int("CALOPS_CALDAV_WINDOW_DAYS", 7, 366, &mut window);
+        r.int("CALOPS_CALDAV_MAX_ATTEMPTS", 1, 100, &mut attempts);
+        (s.workers, s.window_days, s.max_attempts) =
+            (workers as usize, window as u32, attempts as u32);
         let ms = Duration::from_millis;
-        dur(
+        let day = ms(86_400_000);
+        r.duration(
             "CALOPS_CALDAV_SYNC_INTERVAL",
             ms(100),
-            ms(86_400_000),
+            day,
             &mut s.sync_interval,
         );
-        dur(
+        r.duration(
             "CALOPS_CALDAV_TIMEOUT",
             ms(100),
             ms(300_000),
             &mut s.timeout,
         );
-        dur(
+        r.duration(
             "CALOPS_CALDAV_STALE_AFTER",
             ms(1000),
-            ms(86_400_000 * 7),
+            day * 7,
             &mut s.stale_after,
         );
-        if problems.is_empty() {
-            Ok(s)
-        } else {
-            Err(problems)
-        }
+        r.finish(s)
     }
 }
 
