@@ -6,7 +6,7 @@
 
 use calops_testkit::bench::{load, post, quantile_ms};
 use calops_testkit::caldav::{Kind, TestCalDav, PASSWORD, USER};
-use calops_testkit::{TestApp, BOOTSTRAP_TOKEN};
+use calops_testkit::TestApp;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -87,19 +87,7 @@ async fn run() -> anyhow::Result<()> {
     let Some(server) = TestCalDav::start("caldav bench", Kind::Radicale) else {
         return Ok(());
     };
-    let app = TestApp::spawn().await?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()?;
-    let org = post(
-        &http,
-        app.url("/v2/organizations"),
-        BOOTSTRAP_TOKEN,
-        json!({"name": "Bench"}),
-    )
-    .await?;
-    let key = org["apiKey"].as_str().unwrap_or_default().to_string();
-    let org_id = org["id"].as_i64().unwrap_or_default();
+    let (app, http, key, org_id) = calops_testkit::bench::app_with_org("Bench").await?;
     let (with_user, with_et) = host(&http, &app, &key, org_id, "with").await?;
     let (_, without_et) = host(&http, &app, &key, org_id, "without").await?;
 

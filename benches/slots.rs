@@ -3,7 +3,7 @@
 //! (Under `cargo test --all-targets` it only says how to run it.)
 
 use calops_testkit::bench::{load, post};
-use calops_testkit::{TestApp, BOOTSTRAP_TOKEN};
+use calops_testkit::TestApp;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -29,19 +29,7 @@ fn main() {
 }
 
 async fn run() -> anyhow::Result<()> {
-    let app = TestApp::spawn().await?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()?;
-    let org = post(
-        &http,
-        app.url("/v2/organizations"),
-        BOOTSTRAP_TOKEN,
-        json!({"name": "Bench Org"}),
-    )
-    .await?;
-    let key = org["apiKey"].as_str().unwrap_or_default().to_string();
-    let org_id = org["id"].as_i64().unwrap_or_default();
+    let (app, http, key, org_id) = calops_testkit::bench::app_with_org("Bench Org").await?;
     let user = post(
         &http,
         app.url(&format!("/v2/organizations/{org_id}/users")),

@@ -20,6 +20,27 @@ pub async fn post(
     Ok(v["data"].clone())
 }
 
+/// A service on a fresh database, an HTTP client for it, and a new organization there:
+/// (app, client, API key, organization id).
+pub async fn app_with_org(
+    name: &str,
+) -> anyhow::Result<(crate::TestApp, reqwest::Client, String, i64)> {
+    let app = crate::TestApp::spawn().await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let org = post(
+        &http,
+        app.url("/v2/organizations"),
+        crate::BOOTSTRAP_TOKEN,
+        serde_json::json!({ "name": name }),
+    )
+    .await?;
+    let key = org["apiKey"].as_str().unwrap_or_default().to_string();
+    let org_id = org["id"].as_i64().unwrap_or_default();
+    Ok((app, http, key, org_id))
+}
+
 /// `total` GETs of `url` spread over `clients` concurrent loops; sorted latencies and the wall
 /// time.
 pub async fn load(
