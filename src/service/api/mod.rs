@@ -149,6 +149,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         &state.caldav.stats,
         calendars,
     ));
+    text.push_str(&crate::service::metrics::extra());
     (
         [(
             axum::http::header::CONTENT_TYPE,
