@@ -9,6 +9,8 @@
 //! - `ratelimit/`, `webhooks/`, `calendar`, `objstore/`, `ics`: limits, the webhook outbox
 //!   workers, calendar files and the object stores they are written to
 //! - `caldav/`: connected calendars (CalDAV client, busy-time sync, booking write-back)
+//! - `web/`: the booking pages (server-rendered HTML for invitees: book, view, cancel,
+//!   reschedule), their templates, CSS, messages and signed links
 //! - `config`, `health`, `metrics`, `logging`, `server`: the runtime around them
 //!
 //! No cycles between these modules, and no CLI module is used (`tests/it/architecture.rs`).
@@ -29,4 +31,5 @@ pub mod ratelimit;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod web;
 pub mod webhooks;

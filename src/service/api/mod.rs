@@ -26,6 +26,12 @@ use error::ApiError;
 use std::time::Instant;
 
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API's routes and `more` (the booking pages), with one fallback, one set of
+/// middleware and one state.
+pub fn router_with(state: AppState, more: Router<AppState>) -> Router {
     Router::new()
         .route("/health", get(crate::service::health::handler))
         .route("/metrics", get(metrics))
@@ -97,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(webhooks::routes())
         .merge(connected_calendars::routes())
+        .merge(more)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -107,7 +114,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+/// The API's answer to a path it does not have (the booking pages give it for `/v2/...`).
+pub async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "route_not_found",

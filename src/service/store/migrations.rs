@@ -19,6 +19,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "slot cache: notify replicas of changes", V5),
     (6, "bookings: one exclusion constraint, lighter writes", V6),
     (
+        9,
+        "pages: user slugs, embed allow-lists per organization",
+        V9,
+    ),
+    (
         11,
         "connected calendars: CalDAV busy time and write-back",
         V11,
@@ -534,6 +539,38 @@ BEGIN
 END $f$;
 CREATE TRIGGER bookings_truncated AFTER TRUNCATE ON bookings
   FOR EACH STATEMENT EXECUTE FUNCTION bookings_truncated();
+"#;
+
+/// Booking pages (`service::web`): every host gets a URL slug, unique in its organization
+/// (derived from the name at insert, `-<id>` appended when the name's slug is taken), and an
+/// organization an allow-list of origins that may embed its pages (`NULL`: inherit the
+/// parent's; empty: none).
+const V9: &str = r#"
+CREATE FUNCTION calops_slugify(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $f$
+  SELECT COALESCE(NULLIF(trim(both '-' FROM regexp_replace(lower(t), '[^a-z0-9]+', '-', 'g')), ''),
+                  'host')
+$f$;
+
+ALTER TABLE users ADD COLUMN slug text;
+UPDATE users SET slug = calops_slugify(name);
+UPDATE users u SET slug = u.slug || '-' || u.id
+  WHERE EXISTS (SELECT 1 FROM users o WHERE o.org_id = u.org_id AND o.slug = u.slug AND o.id < u.id);
+ALTER TABLE users ALTER COLUMN slug SET NOT NULL;
+CREATE UNIQUE INDEX users_org_slug ON users (org_id, slug);
+
+CREATE FUNCTION users_set_slug() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF NEW.slug IS NULL THEN
+    NEW.slug := calops_slugify(NEW.name);
+    IF EXISTS (SELECT 1 FROM users WHERE org_id = NEW.org_id AND slug = NEW.slug) THEN
+      NEW.slug := NEW.slug || '-' || NEW.id;
+    END IF;
+  END IF;
+  RETURN NEW;
+END $f$;
+CREATE TRIGGER users_slug BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION users_set_slug();
+
+ALTER TABLE organizations ADD COLUMN embed_origins text[];
 "#;
 
 /// Connected (CalDAV) calendars. A connection is one account of one host (its password sealed
