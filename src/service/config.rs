@@ -50,6 +50,8 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// Webhook delivery (`CALOPS_WEBHOOK_*` environment variables).
     pub webhooks: crate::service::webhooks::Settings,
+    /// Connected calendars (`CALOPS_CALDAV_*` environment variables).
+    pub caldav: crate::service::caldav::Settings,
     /// Serve slot queries from memory, kept fresh by PostgreSQL notifications
     /// (`service::store::cache`).
     pub slot_cache: bool,
@@ -79,6 +81,7 @@ impl std::fmt::Debug for Config {
             .field("rate_limits", &self.rate_limits)
             .field("redis_timeout", &self.redis_timeout)
             .field("webhooks", &self.webhooks)
+            .field("caldav", &self.caldav)
             .field("slot_cache", &self.slot_cache)
             .field("telemetry", &self.telemetry)
             .field("page_key", &self.page_key.as_ref().map(|_| "***"))
@@ -336,6 +339,10 @@ impl RawConfig {
                 message: "turns on posting metrics to OCI Monitoring, which the service does as the container instance's resource principal, but OCI_RESOURCE_PRINCIPAL_VERSION is not set; fix: run on an OCI container instance, or unset CALOPS_METRICS_NAMESPACE and CALOPS_METRICS_COMPARTMENT_ID".into(),
             });
         }
+        let caldav = crate::service::caldav::Settings::from_env(env).unwrap_or_else(|p| {
+            problems.extend(p);
+            Default::default()
+        });
         match (listen, database) {
             (Some(listen), Some(database)) if problems.is_empty() => Ok(Config {
                 listen,
@@ -351,6 +358,7 @@ impl RawConfig {
                 rate_limits,
                 redis_timeout,
                 webhooks,
+                caldav,
                 slot_cache,
                 telemetry,
                 page_key,

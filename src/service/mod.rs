@@ -9,6 +9,7 @@
 //! - `ratelimit/`, `webhooks/`, `calendar`, `objstore/`, `ics`: limits, the webhook outbox
 //!   workers, calendar files and the object stores they are written to
 //! - `telemetry/`: the OCI Monitoring exporter (on OCI only: the runtime contract enables it)
+//! - `caldav/`: connected calendars (CalDAV client, busy-time sync, booking write-back)
 //! - `web/`: the booking pages (server-rendered HTML for invitees: book, view, cancel,
 //!   reschedule), their templates, CSS, messages and signed links
 //! - `config`, `secrets`, `startup`, `health`, `metrics`, `logging`, `server`: the runtime
@@ -19,6 +20,7 @@
 //! No cycles between these modules, and no CLI module is used (`tests/it/architecture.rs`).
 
 pub mod api;
+pub mod caldav;
 pub mod calendar;
 pub mod config;
 pub mod domain;

@@ -63,6 +63,8 @@ pub struct Running {
     pub state: AppState,
     /// Webhook delivery workers (stopped after the listener).
     webhooks: crate::service::webhooks::delivery::Workers,
+    /// Calendar sync and write-back (stopped after the listener).
+    caldav: crate::service::caldav::Workers,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     grace: Duration,
@@ -99,6 +101,7 @@ impl Running {
             }
         };
         self.webhooks.shutdown(self.grace).await;
+        self.caldav.shutdown(self.grace).await;
         Ok(served?)
     }
 }
@@ -167,6 +170,12 @@ pub async fn start(config: &Config) -> Result<Running> {
     };
     let webhooks =
         crate::service::webhooks::delivery::spawn(state.store.clone(), config.webhooks.clone());
+    // Calendar passwords are sealed with the same key as webhook secrets.
+    state.caldav = crate::service::caldav::Runtime::new(
+        config.caldav.clone(),
+        config.webhooks.secret_key.clone(),
+    );
+    let caldav = crate::service::caldav::spawn(state.store.clone(), state.caldav.clone());
     let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = api::router_with(state.clone(), crate::service::web::routes()).layer(
         axum::middleware::from_fn_with_state(draining.clone(), close_when_draining),
@@ -220,6 +229,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         draining,
         state,
         webhooks,
+        caldav,
         stop,
         task,
         grace: config.shutdown_timeout,

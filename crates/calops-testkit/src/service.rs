@@ -61,6 +61,7 @@ pub fn app_config(database_url: &str, redis_url: Option<String>, limits: Limits)
         slot_cache: true,
         webhooks: Default::default(),
         telemetry: None,
+        caldav: Default::default(),
         page_key: Some(PAGE_KEY.into()),
     }
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bookings;
 pub mod calendar;
 pub mod composite;
+pub mod connected_calendars;
 pub mod error;
 pub mod event_types;
 pub mod openapi;
@@ -108,6 +109,7 @@ pub fn router_with(state: AppState, more: Router<AppState>) -> Router {
             axum::routing::post(bookings::reschedule),
         )
         .merge(webhooks::routes())
+        .merge(connected_calendars::routes())
         .merge(more)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -158,6 +160,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Err(e) => tracing::debug!(error = %e, "metrics: cannot read the outbox backlogs"),
     }
     text.push_str(&state.metrics.render_export());
+    let calendars = state.store.calendar_health().await.ok();
+    text.push_str(&crate::service::metrics::Metrics::render_calendars(
+        &state.caldav.stats,
+        calendars,
+    ));
     text.push_str(&crate::service::metrics::extra());
     (
         [(

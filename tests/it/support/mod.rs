@@ -39,7 +39,7 @@ pub const ALL_DAYS: [&str; 7] = [
     "Sunday",
 ];
 
-/// Poll `f` until it returns `Some`, for up to `secs` (then fail naming `what`).
+/// Poll `f` until it returns `Some`, for up to `secs`; panics naming `what` after that.
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
