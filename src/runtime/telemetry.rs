@@ -65,6 +65,8 @@ pub const SLOT_CACHE_HIT_PERCENT: &str = "calops_slot_cache_hit_percent";
 pub const DB_POOL_SATURATION: &str = "calops_db_pool_saturation_percent";
 pub const DB_POOL_WAITING: &str = "calops_db_pool_waiting";
 pub const METRICS_DROPPED: &str = "calops_metrics_dropped";
+pub const CALENDAR_SYNC_AGE: &str = "calops_calendar_sync_age_seconds";
+pub const CALENDARS_FAILING: &str = "calops_calendars_failing";
 /// The backup schedule's gauges (`calops serve --backup-config`), posted under their
 /// `/metrics` names when the process has them.
 pub const BACKUP_PENDING_AGE: &str = "calops_backup_archive_pending_age_seconds";
@@ -77,19 +79,21 @@ pub const BACKUP_GAUGES: [&str; 4] = [
 
 /// Every metric the exporter posts. The exporter refuses to post a name not here (a debug
 /// assertion and a unit test), and the alarms' queries name only these.
-pub const METRICS: [Metric; 17] = [
+pub const METRICS: [Metric; 19] = [
     m(HTTP_REQUESTS, "count", &["statusClass", "routeGroup"], "Requests answered in the interval, by status class (2xx..5xx) and route group."),
     m(HTTP_5XX_PERCENT, "percent", &[], "Share of the interval's requests answered with a 5xx status."),
     m(HTTP_LATENCY, "seconds", &["percentile"], "Request latency percentiles (p50, p95, p99) over the interval."),
     m(BOOKINGS_CREATED, "count", &[], "Bookings created by POST /v2/bookings in the interval."),
     m(BOOKINGS_FAILED, "count", &["reason"], "POST /v2/bookings answered with an error, by reason (conflict, invalid, rate_limited, rejected, error)."),
     m(BOOKING_FAILURE_PERCENT, "percent", &[], "Share of the interval's POST /v2/bookings that failed with a conflict, a rate limit or a server error (bad input and refused keys do not count)."),
-    m(QUEUE_DEPTH, "count", &["queue"], "Work waiting in a queue (webhooks, ics), across replicas."),
+    m(QUEUE_DEPTH, "count", &["queue"], "Work waiting in a queue (webhooks, ics, calendar_writes), across replicas."),
     m(QUEUE_OLDEST, "seconds", &["queue"], "Age of the oldest waiting item of a queue."),
     m(WEBHOOK_LATENCY_P95, "seconds", &[], "95th percentile of the time from a booking event to its webhook's delivery, over the interval."),
     m(SLOT_CACHE_HIT_PERCENT, "percent", &[], "Slot contexts served from memory, of those asked for in the interval."),
     m(DB_POOL_SATURATION, "percent", &[], "Database connections in use, of the pool's maximum."),
     m(DB_POOL_WAITING, "count", &[], "Requests waiting for a database connection."),
+    m(CALENDAR_SYNC_AGE, "seconds", &[], "Time since the least recently synced connected calendar's last good sync."),
+    m(CALENDARS_FAILING, "count", &[], "Connected calendars whose last sync failed."),
     m(METRICS_DROPPED, "count", &[], "Metric data this replica dropped since its last post (queue full, or Monitoring failed or did not answer)."),
     m(BACKUP_GAUGES[0], "seconds", &[], "Age of the oldest WAL segment waiting to be archived (0: none waiting)."),
     m(BACKUP_GAUGES[1], "seconds", &[], "Time since a WAL segment was last archived."),

@@ -93,7 +93,13 @@ pub fn metric_data(s: &Snapshot, ctx: &Context) -> Vec<Value> {
     let g = &s.gauges;
     for (queue, depth, oldest) in g.queues.iter().flatten() {
         push(t::QUEUE_DEPTH, &[("queue", queue)], *depth as f64);
-        push(t::QUEUE_OLDEST, &[("queue", queue)], *oldest);
+        if let Some(age) = oldest {
+            push(t::QUEUE_OLDEST, &[("queue", queue)], *age);
+        }
+    }
+    if let Some((age, failing)) = g.calendars {
+        push(t::CALENDAR_SYNC_AGE, &[], age);
+        push(t::CALENDARS_FAILING, &[], failing as f64);
     }
     if let Some(p95) = g.webhook_latency_p95 {
         push(t::WEBHOOK_LATENCY_P95, &[], p95);
@@ -156,7 +162,8 @@ mod tests {
                     available: 4,
                     waiting: 1,
                 },
-                queues: Some(vec![("webhooks", 1200, 61.0), ("ics", 2, 1.5)]),
+                queues: Some(vec![("webhooks", 1200, Some(61.0)), ("ics", 2, None)]),
+                calendars: Some((125.0, 1)),
                 webhook_latency_p95: Some(6.5),
                 backup: vec![("calops_backup_archive_pending_age_seconds".into(), 930.0)],
             },

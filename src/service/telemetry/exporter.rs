@@ -75,19 +75,32 @@ async fn gauges(state: &AppState, interval: Duration) -> Gauges {
         state.store.webhook_latency_p95(interval.as_secs_f64()),
     )
     .await;
+    let calendars = tokio::time::timeout(GAUGE_TIMEOUT, state.store.calendar_health())
+        .await
+        .ok()
+        .and_then(Result::ok);
     Gauges {
         pool: state.store.pool_status(),
         queues: match backlog {
-            Ok(Ok(b)) => Some(vec![
-                (
-                    "webhooks",
-                    b.webhook_pending,
-                    b.webhook_oldest_pending_seconds,
-                ),
-                ("ics", b.ics_pending, 0.0),
-            ]),
+            Ok(Ok(b)) => {
+                let mut q = vec![
+                    (
+                        "webhooks",
+                        b.webhook_pending,
+                        Some(b.webhook_oldest_pending_seconds),
+                    ),
+                    ("ics", b.ics_pending, None),
+                ];
+                if let Some(c) = &calendars {
+                    q.push(("calendar_writes", c.writes_pending, None));
+                }
+                Some(q)
+            }
             _ => None,
         },
+        calendars: calendars
+            .filter(|c| c.selected > 0)
+            .map(|c| (c.oldest_sync_age_seconds, c.failing)),
         webhook_latency_p95: p95.ok().and_then(Result::ok).flatten(),
         backup: snapshot::backup_gauges(&crate::service::metrics::extra()),
     }

@@ -19,8 +19,11 @@ pub struct Totals {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gauges {
     pub pool: PoolStatus,
-    /// (queue, depth, oldest item's age in seconds), across replicas.
-    pub queues: Option<Vec<(&'static str, i64, f64)>>,
+    /// (queue, depth, oldest item's age in seconds where known), across replicas.
+    pub queues: Option<Vec<(&'static str, i64, Option<f64>)>>,
+    /// (sync age of the least recently synced calendar, failing calendars), when any calendar
+    /// is connected.
+    pub calendars: Option<(f64, i64)>,
     pub webhook_latency_p95: Option<f64>,
     /// The backup schedule's gauges found in `/metrics` (name, value).
     pub backup: Vec<(String, f64)>,
@@ -181,7 +184,8 @@ mod tests {
                 available: 1,
                 waiting: 0,
             },
-            queues: Some(vec![("webhooks", 3, 12.5), ("ics", 0, 0.0)]),
+            queues: Some(vec![("webhooks", 3, Some(12.5)), ("ics", 0, None)]),
+            calendars: None,
             webhook_latency_p95: Some(0.8),
             backup: vec![],
         }
