@@ -499,6 +499,28 @@ fn serve(env: &BTreeMap<String, String>, port: u16, log: &Path) -> Child {
         .unwrap()
 }
 
+/// [`serve`] with `env` on a free port, once it answers its liveness path: the process, its
+/// base URL and its log file.
+async fn serve_live(w: &World, env: &BTreeMap<String, String>) -> (Child, String, PathBuf) {
+    let port = calops::pg::free_port().unwrap();
+    let log = w.dir.path().join("serve.log");
+    let mut child = serve(env, port, &log);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    eventually(90, "serve to answer its liveness path", || {
+        let (http, url) = (http.clone(), format!("{base}{}", w.liveness_path));
+        let exited = child.try_wait().unwrap();
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        async move {
+            assert!(exited.is_none(), "serve exited ({exited:?}):\n{log}");
+            let r = http.get(url).send().await.ok()?;
+            (r.status() == StatusCode::OK).then_some(())
+        }
+    })
+    .await;
+    (child, base, log)
+}
+
 /// An organization (bootstrap token), a host with a schedule and an event type, and a booking;
 /// the organization id and the booking.
 async fn book(c: &Client, token: &str) -> (i64, Value) {
@@ -591,24 +613,9 @@ async fn the_rendered_container_environment_runs_serve() {
 
     let mut env = w.env.clone();
     env.extend(w.platform.clone());
-    let port = calops::pg::free_port().unwrap();
-    let log = w.dir.path().join("serve.log");
-    let mut child = serve(&env, port, &log);
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut child, base, log) = serve_live(&w, &env).await;
     let c = Client::at(&base);
-    let http = reqwest::Client::new();
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    eventually(90, "serve to answer its liveness path", || {
-        let (http, url) = (http.clone(), format!("{base}{}", w.liveness_path));
-        let exited = child.try_wait().unwrap();
-        let log = read_log();
-        async move {
-            assert!(exited.is_none(), "serve exited ({exited:?}):\n{log}");
-            let r = http.get(url).send().await.ok()?;
-            (r.status() == StatusCode::OK).then_some(())
-        }
-    })
-    .await;
 
     // Ready: the database over TLS, Redis over TLS (rate limits shared through it), object
     // storage through the native API.
@@ -890,24 +897,10 @@ async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings
     // A snapshot a second (a minute in production); no booking limit for the load.
     env.insert("CALOPS_METRICS_INTERVAL".into(), "1s".into());
     env.insert("CALOPS_RATE_LIMIT_BOOKINGS".into(), "off".into());
-    let port = calops::pg::free_port().unwrap();
-    let log = w.dir.path().join("serve.log");
-    let mut child = serve(&env, port, &log);
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut child, base, log) = serve_live(&w, &env).await;
     let c = Client::at(&base);
     let http = reqwest::Client::new();
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    eventually(90, "serve to answer its liveness path", || {
-        let (http, url) = (http.clone(), format!("{base}{}", w.liveness_path));
-        let exited = child.try_wait().unwrap();
-        let log = read_log();
-        async move {
-            assert!(exited.is_none(), "serve exited ({exited:?}):\n{log}");
-            let r = http.get(url).send().await.ok()?;
-            (r.status() == StatusCode::OK).then_some(())
-        }
-    })
-    .await;
     let (key, _, et) = host(&c, &w.admin_token).await;
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let phase = Duration::from_secs(6);
