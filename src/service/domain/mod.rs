@@ -2,11 +2,13 @@
 //! the service (`tests/it/architecture.rs` checks that).
 //!
 //! - `booking`: the booking value handlers, payloads and calendars share
+//! - `instant`: the range of client-given instants and arithmetic on them that cannot panic
 //! - `hours`, `slots`: working hours and availability -> slots (with DST rules)
 //! - `webhooks`: webhook bodies, signatures, retry/breaker policy, sealed secrets
 
 pub mod booking;
 pub mod hours;
+pub mod instant;
 pub mod slots;
 pub mod webhooks;
 
