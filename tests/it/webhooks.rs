@@ -142,6 +142,8 @@ fn settings(f: impl FnOnce(&mut Settings)) -> Settings {
         poll_interval: Duration::from_millis(200),
         secret_key: Some(SecretKey::parse(SEAL_KEY).unwrap()),
         retention: Duration::from_secs(86_400),
+        // The receivers listen on 127.0.0.1, which deliveries may reach only when allowed.
+        allow_private: loopback_webhooks(),
     };
     f(&mut s);
     s
@@ -165,7 +167,7 @@ async fn app(webhooks: Settings) -> TestApp {
 }
 
 use crate::support::api::Client;
-use crate::support::db;
+use crate::support::{db, loopback_webhooks};
 
 struct Tenant {
     key: String,
@@ -1008,6 +1010,7 @@ fn serve(database_url: &str, port: u16, log: &std::path::Path) -> Serve {
         .env("CALOPS_WEBHOOK_BREAKER_COOLDOWN", "300ms")
         .env("CALOPS_WEBHOOK_POLL", "200ms")
         .env("CALOPS_WEBHOOK_TIMEOUT", "1s")
+        .env("CALOPS_WEBHOOK_ALLOW_PRIVATE", "127.0.0.0/8")
         // The clients book flat out; the default 20 bookings a minute per key would stop them.
         .env("CALOPS_RATE_LIMIT_BOOKINGS", "off")
         .env_remove("REDIS_URL")
