@@ -154,18 +154,31 @@ pub async fn start(config: &Config) -> Result<Running> {
         config.webhooks.clone(),
     );
     let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
-        draining.clone(),
-        close_when_draining,
-    ));
+    let app = api::router(state.clone(), api::Listener::public(config.metrics_public)).layer(
+        axum::middleware::from_fn_with_state(draining.clone(), close_when_draining),
+    );
     let (stop, stopped) = watch::channel(false);
-    if config.slot_cache {
-        let (store, url, stopped) = (
+    {
+        // One notification connection keeps both caches fresh: the slot cache (when on) and
+        // the cache of verified API keys, which a revocation anywhere empties at once.
+        let (store, url, stopped, keys, slot_cache) = (
             state.store.clone(),
             config.database_url.clone(),
             stopped.clone(),
+            state.keys.clone(),
+            config.slot_cache,
         );
-        tokio::spawn(async move { store.keep_cache_fresh(url, stopped).await });
+        tokio::spawn(async move {
+            use crate::service::store::{cache, notify::Event};
+            store
+                .keep_cache_fresh(url, stopped, slot_cache, move |e| match e {
+                    Event::Listening => keys.set_active(true),
+                    Event::Notification { payload, .. } if payload == cache::KEYS => keys.clear(),
+                    Event::Notification { .. } => {}
+                    Event::Lost => keys.set_active(false),
+                })
+                .await
+        });
     }
     crate::service::calendar::spawn_writer(
         state.store.clone(),
@@ -173,7 +186,8 @@ pub async fn start(config: &Config) -> Result<Running> {
         stopped.clone(),
     );
     if let Some(private) = private {
-        let (app, mut stopped) = (app.clone(), stopped.clone());
+        let app = api::router(state.clone(), api::Listener::PRIVATE);
+        let mut stopped = stopped.clone();
         tokio::spawn(async move {
             let _ = axum::serve(private, app)
                 .with_graceful_shutdown(async move {

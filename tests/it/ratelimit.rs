@@ -267,8 +267,7 @@ async fn limits_answer_429_with_headers_and_are_shared_by_two_instances_through_
     assert_eq!(v["error"]["details"]["class"], "bookings");
 
     // 429s are counted per class, on the instance that answered them.
-    let (_, text, _) = ca.raw(Method::GET, "/metrics", None, None, None).await;
-    let text = text.as_str().unwrap();
+    let text = ca.metrics().await;
     assert!(
         text.contains("calops_rate_limited_total{class=\"availability\"} 1"),
         "{text}"
@@ -419,8 +418,7 @@ async fn redis_killed_mid_run_falls_back_in_process_then_limits_resume_through_r
     let (_, h, _) = c.raw(Method::GET, "/health", None, None, None).await;
     assert_eq!(h["status"], "ok", "{h}");
     assert_eq!(h["rateLimits"]["backend"], "redis");
-    let (_, text, _) = c.raw(Method::GET, "/metrics", None, None, None).await;
-    let text = text.as_str().unwrap();
+    let text = c.metrics().await;
     // At least the two refusals above (more if requests were refused in-process while Redis
     // was coming back).
     let refused: u64 = text
