@@ -983,6 +983,176 @@ async fn two_replicas_on_one_database_never_make_the_same_attempt_twice() {
     one.running.shutdown().await.unwrap();
 }
 
+// ---- where deliveries may go ---------------------------------------------------------------
+
+/// The last stored error and duration of a webhook's only delivery, once it has an attempt.
+async fn first_failure(c: &Client, t: &Tenant, hook: i64) -> Value {
+    let ds = settled(c, t, hook, 1, |d| {
+        d["attempts"].as_i64().unwrap_or(0) >= 1 && !d["lastError"].is_null()
+    })
+    .await;
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    assert!(
+        !ds[0]["lastError"].is_null(),
+        "webhook {hook}: no failed attempt (was it delivered?): {}",
+        ds[0]
+    );
+    ds[0].clone()
+}
+
+/// Without the allow-list a delivery never connects to loopback, whether the subscriber URL
+/// names the address or a name that resolves to it, and whether the subscription was checked
+/// at creation or written some other way; with it, the stored error of a failed attempt is
+/// the same for a closed port, a port that is not HTTP and one that never answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_never_reach_private_addresses_unless_allowed() {
+    if !have_pg("deliveries_never_reach_private_addresses_unless_allowed") {
+        return;
+    }
+    let receiver = Hook::start(SECRET, always(200)).await;
+    let port = receiver
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let guarded = app(settings(|s| s.allow_private = Default::default())).await;
+    let c = Client::at(&guarded.base);
+    let t = tenant(&c, "Guarded").await;
+
+    // An address literal is refused when subscribing, in every spelling.
+    for url in [
+        format!("http://127.0.0.1:{port}/hook"),
+        format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+        format!("http://2130706433:{port}/hook"),
+        "http://169.254.169.254/opc/v2/instance/".to_string(),
+        "http://[fd00:ec2::254]/latest/meta-data/".to_string(),
+    ] {
+        let (s, v) = c
+            .call(Method::POST, "/v2/webhooks", Some(&t.key),
+                Some(json!({"subscriberUrl": url, "triggers": ["BOOKING_CREATED"], "secret": SECRET})))
+            .await;
+        assert_eq!(s, 400, "{url}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("CALOPS_WEBHOOK_ALLOW_PRIVATE"),
+            "{url}: {v}"
+        );
+    }
+    // A name is checked where it resolves, at delivery: localhost is loopback.
+    let by_name = subscribe(
+        &c,
+        &t,
+        &format!("http://localhost:{port}/hook"),
+        &["BOOKING_CREATED"],
+    )
+    .await;
+    // A subscription written past the API (another replica's settings, an old row) is
+    // checked at delivery all the same.
+    let db = db(&guarded.database_url).await;
+    let by_row: i64 = db
+        .query_one(
+            "INSERT INTO webhooks (org_id, subscriber_url, triggers, active)
+             SELECT org_id, $1, triggers, true FROM webhooks WHERE id = $2 RETURNING id",
+            &[&receiver.url, &by_name],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    c.ok(
+        Method::POST,
+        "/v2/bookings",
+        &t.key,
+        Some(booking(t.event_type_id, &slot(0))),
+    )
+    .await;
+    for hook in [by_name, by_row] {
+        let d = first_failure(&c, &t, hook).await;
+        let e = d["lastError"].as_str().unwrap();
+        assert!(
+            e.starts_with("refused: ")
+                && e.contains("loopback")
+                && e.contains("CALOPS_WEBHOOK_ALLOW_PRIVATE"),
+            "webhook {hook}: {d}"
+        );
+        assert!(d["history"][0]["statusCode"].is_null(), "{d}");
+    }
+    assert!(
+        receiver.seen().is_empty() && receiver.rejected() == 0,
+        "a delivery got through"
+    );
+    guarded.running.shutdown().await.unwrap();
+
+    // Allowed: the receiver gets it; and failures without an HTTP answer look alike.
+    let allowed = app(settings(|s| s.timeout = Duration::from_millis(600))).await;
+    let c = Client::at(&allowed.base);
+    let t = tenant(&c, "Allowed").await;
+    let closed = calops::pg::free_port().unwrap();
+    let not_http = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let not_http_port = not_http.local_addr().unwrap().port();
+    let silent_port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in not_http.incoming().flatten() {
+            use std::io::Write;
+            let mut s = s;
+            let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n");
+        }
+    });
+    let _silent = silent; // accepts (the kernel queues) and never answers
+    let ok = subscribe(&c, &t, &receiver.url, &["BOOKING_CREATED"]).await;
+    let mut failing = Vec::new();
+    for p in [closed, not_http_port, silent_port] {
+        failing.push(
+            subscribe(
+                &c,
+                &t,
+                &format!("http://127.0.0.1:{p}/hook"),
+                &["BOOKING_CREATED"],
+            )
+            .await,
+        );
+    }
+    c.ok(
+        Method::POST,
+        "/v2/bookings",
+        &t.key,
+        Some(booking(t.event_type_id, &slot(1))),
+    )
+    .await;
+    wait_for("the allowed delivery", 20, || receiver.ok().len() == 1).await;
+    assert_eq!(
+        settled(&c, &t, ok, 1, |d| d["status"] == "delivered").await[0]["status"],
+        "delivered"
+    );
+    let mut stored = Vec::new();
+    for hook in failing {
+        let d = first_failure(&c, &t, hook).await;
+        let attempt = &d["history"][0];
+        stored.push((
+            d["lastError"].as_str().unwrap().to_string(),
+            attempt["statusCode"].clone(),
+            attempt["durationMs"].clone(),
+        ));
+    }
+    assert!(
+        stored.iter().all(|s| s == &stored[0]),
+        "closed, non-HTTP and silent ports must look alike: {stored:?}"
+    );
+    assert_eq!(
+        stored[0].2,
+        Value::Null,
+        "no duration without an HTTP answer"
+    );
+    assert!(!stored[0].0.contains("refused"), "{stored:?}");
+    allowed.running.shutdown().await.unwrap();
+}
+
 // ---- durability: kill -9 the real binary ---------------------------------------------------
 
 struct Serve {
