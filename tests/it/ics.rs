@@ -911,7 +911,8 @@ async fn storage_without_credentials_degrades_and_keeps_writes_pending() {
         .await
         .unwrap();
     let c = Client::new(&app);
-    let (s, h) = c.get("/health", "").await;
+    // The private listener shows why (anonymous callers of the public one see statuses).
+    let (s, h) = Client::at(&app.private_base).get("/health", "").await;
     assert_eq!(
         (s, &h["status"]),
         (StatusCode::OK, &json!("degraded")),
@@ -926,14 +927,27 @@ async fn storage_without_credentials_degrades_and_keeps_writes_pending() {
         booking(t.event_type_id, "2031-03-03T09:00:00Z"),
     )
     .await;
-    tokio::time::sleep(calops::service::calendar::POLL * 3).await;
-    let db = db(&app.database_url).await;
-    let n: i64 = db
-        .query_one("SELECT count(*) FROM ics_pending", &[])
-        .await
-        .unwrap()
-        .get(0);
+    // The writer tries, fails, and keeps the write for later.
+    let db = &db(&app.database_url).await;
+    let (n, error) = eventually(
+        20,
+        "a failed attempt to write the calendar",
+        || async move {
+            let row = db
+                .query_one(
+                    "SELECT count(*), max(attempts), max(last_error) FROM ics_pending",
+                    &[],
+                )
+                .await
+                .unwrap();
+            let (n, attempts, error): (i64, Option<i32>, Option<String>) =
+                (row.get(0), row.get(1), row.get(2));
+            (attempts.unwrap_or(0) >= 1).then_some((n, error))
+        },
+    )
+    .await;
     assert_eq!(n, 1, "the write waits for usable storage");
+    assert!(error.is_some());
     app.running.shutdown().await.unwrap();
 }
 

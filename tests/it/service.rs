@@ -943,6 +943,16 @@ fn routed_operations() -> std::collections::BTreeSet<(String, String)> {
         }
     }
     impl<'ast> Visit<'ast> for Routes {
+        fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+            // Unit tests build routers of their own.
+            let test_only = m.attrs.iter().any(|a| {
+                a.path().is_ident("cfg") && a.parse_args::<syn::Ident>().is_ok_and(|i| i == "test")
+            });
+            if !test_only {
+                syn::visit::visit_item_mod(self, m);
+            }
+        }
+
         fn visit_expr_method_call(&mut self, m: &'ast syn::ExprMethodCall) {
             if m.method == "route" && m.args.len() == 2 {
                 if let syn::Expr::Lit(syn::ExprLit {

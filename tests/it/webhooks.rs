@@ -259,6 +259,38 @@ async fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Check `f` every 20 ms for `window`: it must hold throughout (for "nothing more happens"
+/// over a stretch of time, such as a breaker's cooldown).
+async fn holds_for(what: &str, window: Duration, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + window;
+    while Instant::now() < until {
+        assert!(f(), "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Wait (up to 20 s) until no delivery in the database at `url` is pending: every attempt
+/// has been recorded (after its receiver answered) and none is left to make.
+async fn outbox_idle(url: &str) {
+    let d = db(url).await;
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pending: i64 = d
+            .query_one(
+                "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if pending == 0 {
+            return;
+        }
+        assert!(Instant::now() < until, "{pending} deliveries still pending");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn deliveries(c: &Client, t: &Tenant, hook: i64) -> Vec<Value> {
     let v = c
         .call(
@@ -429,7 +461,7 @@ async fn bookings_are_delivered_signed_in_cal_com_shape_and_secrets_stay_hidden(
         all.ok().len() >= 4 && created_only.ok().len() >= 2
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    outbox_idle(&app.database_url).await;
     let got = all.ok();
     assert_eq!(got.len(), 4, "{got:#?}");
     assert_eq!(all.rejected(), 0);
@@ -669,8 +701,13 @@ async fn failed_deliveries_retry_with_backoff_then_dead_letter_and_replay() {
     assert_eq!(d["attempts"], 3);
     assert_eq!(d["lastStatusCode"], 503);
     assert_eq!(d["lastError"], "HTTP 503");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(down.seen().len(), 3, "a dead letter is not retried");
+    outbox_idle(&app.database_url).await;
+    holds_for(
+        "a dead letter is not retried",
+        Duration::from_millis(300),
+        || down.seen().len() == 3,
+    )
+    .await;
 
     // Replaying the dead letter once the receiver is back delivers the same event.
     down.set_answer(always(200));
@@ -755,12 +792,16 @@ async fn the_circuit_breaker_opens_after_five_failures_and_skips_while_open() {
         Some(booking(t.event_type_id, &slot(1))),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    holds_for(
+        "no attempts while the breaker is open",
+        Duration::from_millis(1500),
+        || hook.seen().len() == 5,
+    )
+    .await;
     assert!(
         opened.elapsed() < cooldown,
         "the machine is too slow for this test's timing"
     );
-    assert_eq!(hook.seen().len(), 5, "attempts while the breaker was open");
     let ds = deliveries(&c, &t, h).await;
     assert_eq!(ds.len(), 2);
     assert!(
@@ -771,8 +812,12 @@ async fn the_circuit_breaker_opens_after_five_failures_and_skips_while_open() {
     // Half-open after the cooldown: one trial; it fails, so the breaker opens again.
     wait_for("the trial attempt", 20, || hook.seen().len() >= 6).await;
     assert!(opened.elapsed() >= cooldown - Duration::from_millis(200));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(hook.seen().len(), 6, "only one trial while half-open");
+    holds_for(
+        "only one trial while half-open",
+        Duration::from_millis(500),
+        || hook.seen().len() == 6,
+    )
+    .await;
     // The receiver recovers: after the next cooldown both deliveries go through and the
     // breaker closes.
     hook.set_answer(always(200));
@@ -816,8 +861,8 @@ async fn replay_of_a_time_range_resends_each_original_event_once() {
         .await;
     }
     wait_for("three deliveries", 20, || hook.ok().len() >= 3).await;
+    // Everything after this instant (the next booking's events included) is outside the range.
     let middle = jiff::Timestamp::now();
-    tokio::time::sleep(Duration::from_millis(20)).await;
     c.ok(
         Method::POST,
         "/v2/bookings",
@@ -850,7 +895,7 @@ async fn replay_of_a_time_range_resends_each_original_event_once() {
         .await;
     assert_eq!(r["count"], 3, "{r}");
     wait_for("the range replay", 20, || hook.ok().len() >= 8).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    outbox_idle(&app.database_url).await;
     let got = hook.ok();
     assert_eq!(got.len(), 8);
     let mut per_event: HashMap<String, usize> = HashMap::new();
@@ -958,7 +1003,6 @@ async fn two_replicas_on_one_database_never_make_the_same_attempt_twice() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(pending().await, 0);
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = hook.seen();
     let mut attempts = HashSet::new();
     for r in &seen {
@@ -1153,6 +1197,34 @@ async fn deliveries_never_reach_private_addresses_unless_allowed() {
     allowed.running.shutdown().await.unwrap();
 }
 
+/// Wait (up to 60 s) until the outbox holds exactly `count` deliveries and all of them are
+/// delivered: from then on nothing more is sent.
+async fn outbox_settled(d: &tokio_postgres::Client, count: usize) {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let row = d
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE status = 'delivered') FROM webhook_deliveries",
+                &[],
+            )
+            .await
+            .unwrap();
+        let (all, delivered): (i64, i64) = (row.get(0), row.get(1));
+        assert!(
+            all as usize <= count,
+            "{all} deliveries in the outbox, {count} expected"
+        );
+        if all as usize == count && delivered == all {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "the outbox did not settle: {delivered} of {all} delivered, {count} expected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 // ---- durability: kill -9 the real binary ---------------------------------------------------
 
 struct Serve {
@@ -1323,13 +1395,19 @@ async fn kill_9_keeps_every_confirmed_booking_and_its_webhook() {
     })
     .await;
     assert_eq!(hook.rejected(), 0);
-    // Bookings that committed but whose response was lost are delivered too: one per booking.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let got: HashSet<String> = hook
-        .ok()
-        .iter()
-        .map(|r| r.body["payload"]["uid"].as_str().unwrap().to_string())
-        .collect();
+    // Bookings that committed but whose response was lost are delivered too, each exactly
+    // once: wait until the outbox has nothing left to send (every delivery recorded as
+    // delivered, which happens after the receiver answered), then count per booking.
+    outbox_settled(&d, stored.len()).await;
+    let mut per_booking: HashMap<String, usize> = HashMap::new();
+    for r in hook.ok() {
+        *per_booking
+            .entry(r.body["payload"]["uid"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = per_booking.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    let got: HashSet<String> = per_booking.into_keys().collect();
     assert_eq!(got, stored);
     eprintln!(
         "{} bookings stored ({} confirmed), all delivered after the restart",
@@ -1390,8 +1468,7 @@ async fn a_composite_booking_announces_each_segment_and_a_refused_one_nothing() 
         )
         .await;
     assert_eq!(s, 409, "{v}");
-    wait_for("two deliveries", 20, || hook.ok().len() >= 2).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    outbox_settled(&db(&app.database_url).await, 2).await;
     let mut got: Vec<String> = hook
         .ok()
         .iter()
