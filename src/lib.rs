@@ -3,6 +3,7 @@
 //! The binary is a thin shell over this library: `cli` holds clap types, `commands` glue one
 //! subcommand each, and the modules below do the work so that tests can call them directly.
 
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod deploy;
