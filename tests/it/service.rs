@@ -537,7 +537,7 @@ async fn schedules_event_types_and_bad_input() {
     let (s, v) = c.get("/v2/event-types/not-a-number", &t.key).await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "invalid_path"));
     let (s, v) = c.get("/v2/nothing-here", &t.key).await;
-    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "metrics_not_public"));
+    assert_eq!((s, code(&v)), (StatusCode::NOT_FOUND, "route_not_found"));
     let (s, v) = c
         .call(Method::PUT, "/v2/schedules", Some(&t.key), None)
         .await;
