@@ -15,6 +15,7 @@ mod backups;
 mod backups_oci;
 mod bookings;
 mod deploy;
+mod fuzz;
 mod ics;
 mod image;
 mod oci;
