@@ -166,7 +166,7 @@ async fn app(webhooks: Settings) -> TestApp {
     TestApp::spawn_with(config(db, webhooks)).await.unwrap()
 }
 
-use crate::support::api::Client;
+use crate::support::api::{code, Client};
 use crate::support::{db, loopback_webhooks};
 
 struct Tenant {
@@ -934,6 +934,104 @@ async fn replay_of_a_time_range_resends_each_original_event_once() {
         "{v}"
     );
     assert_eq!(hook.rejected(), 0);
+    app.running.shutdown().await.unwrap();
+}
+
+/// A range replay is bounded: more than `MAX_REPLAY_DAYS` is refused before anything is read,
+/// and a range holding more than `MAX_REPLAY_ROWS` original events sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_replays_are_capped_in_span_and_rows() {
+    if !have_pg("range_replays_are_capped_in_span_and_rows") {
+        return;
+    }
+    use calops::service::api::webhooks::{MAX_REPLAY_DAYS, MAX_REPLAY_ROWS};
+    let app = app(settings(|_| {})).await;
+    let c = Client::at(&app.base);
+    let t = tenant(&c, "Acme").await;
+    let hook = Hook::start(SECRET, always(200)).await;
+    let h = subscribe(&c, &t, &hook.url, &["BOOKING_CREATED"]).await;
+    let before = jiff::Timestamp::now();
+    c.ok(
+        Method::POST,
+        "/v2/bookings",
+        &t.key,
+        Some(booking(t.event_type_id, &slot(0))),
+    )
+    .await;
+    wait_for("the delivery", 20, || hook.ok().len() >= 1).await;
+    outbox_idle(&app.database_url).await;
+    let replay = |from: jiff::Timestamp, to: jiff::Timestamp| {
+        let (c, path, key) = (&c, format!("/v2/webhooks/{h}/replay"), t.key.clone());
+        async move {
+            c.call(
+                Method::POST,
+                &path,
+                Some(&key),
+                Some(json!({"from": from.to_string(), "to": to.to_string()})),
+            )
+            .await
+        }
+    };
+    let day = jiff::SignedDuration::from_hours(24);
+    let end = |days: i64| before.checked_add(day * (days as i32)).unwrap();
+
+    // The span: exactly the longest range is accepted, a second more is not.
+    let (s, v) = replay(before, end(MAX_REPLAY_DAYS)).await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["data"]["count"], 1, "{v}");
+    let too_long = end(MAX_REPLAY_DAYS)
+        .checked_add(jiff::SignedDuration::from_secs(1))
+        .unwrap();
+    let (s, v) = replay(before, too_long).await;
+    assert_eq!((s.as_u16(), code(&v)), (400, "validation_error"), "{v}");
+    assert!(v.to_string().contains("days after from"), "{v}");
+
+    // The rows: MAX_REPLAY_ROWS original events in the range (written past the API, as
+    // already delivered) are replayed; one more and nothing is sent at all. (The subscription
+    // is paused first, so that the thousand replays are recorded but not sent.)
+    c.ok(
+        Method::PATCH,
+        &format!("/v2/webhooks/{h}"),
+        &t.key,
+        Some(json!({"active": false})),
+    )
+    .await;
+    let d = db(&app.database_url).await;
+    let copy = |n: i64| {
+        let d = &d;
+        async move {
+            d.execute(
+                "INSERT INTO webhook_deliveries (webhook_id, org_id, event_uid, trigger_event,
+                   booking_uid, body, status, delivered_at)
+                 SELECT webhook_id, org_id, gen_random_uuid(), trigger_event, booking_uid, body,
+                   'delivered', now()
+                 FROM (SELECT * FROM webhook_deliveries WHERE replay_of IS NULL LIMIT 1) o,
+                   generate_series(1, $1::bigint)",
+                &[&n],
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let originals = "SELECT count(*) FROM webhook_deliveries WHERE replay_of IS NULL";
+    let replays = "SELECT count(*) FROM webhook_deliveries WHERE replay_of IS NOT NULL";
+    let count = |sql: &'static str| {
+        let d = &d;
+        async move { d.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let have = count(originals).await;
+    copy(MAX_REPLAY_ROWS - have).await;
+    assert_eq!(count(originals).await, MAX_REPLAY_ROWS);
+    let replayed_before = count(replays).await;
+    let (s, v) = replay(before, end(1)).await;
+    assert_eq!(s, 202, "{v}");
+    assert_eq!(v["data"]["count"], MAX_REPLAY_ROWS, "{v}");
+    assert_eq!(count(replays).await, replayed_before + MAX_REPLAY_ROWS);
+    copy(1).await;
+    let replayed_before = count(replays).await;
+    let (s, v) = replay(before, end(1)).await;
+    assert_eq!((s.as_u16(), code(&v)), (422, "replay_too_large"), "{v}");
+    assert_eq!(count(replays).await, replayed_before, "nothing was sent");
     app.running.shutdown().await.unwrap();
 }
 
