@@ -2,9 +2,9 @@
 //! PostgreSQL cluster, `calops serve` releases on a shared port, and HTTP clients.
 
 use crate::support::site::{http, Site};
+use calops::deploy::lock::LockInfo;
 use serde_json::Value;
 use std::process::Output;
-use calops::deploy::lock::LockInfo;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

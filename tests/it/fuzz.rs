@@ -6,8 +6,8 @@
 
 use crate::support::api::Client;
 use calops_testkit::{TestApp, BOOTSTRAP_TOKEN};
-use serde_json::json;
 use reqwest::Method;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 /// The seed of every run: a failure here reproduces with the command the test prints.
@@ -50,7 +50,11 @@ struct Tenant {
 /// never answers here) and a booking, with the webhook's delivery of it.
 async fn tenant(c: &Client) -> Tenant {
     let org = c
-        .create("/v2/organizations", BOOTSTRAP_TOKEN, json!({"name": "Fuzz"}))
+        .create(
+            "/v2/organizations",
+            BOOTSTRAP_TOKEN,
+            json!({"name": "Fuzz"}),
+        )
         .await;
     let key = org["apiKey"].as_str().unwrap().to_string();
     let org_id = org["id"].as_i64().unwrap();
@@ -167,7 +171,11 @@ async fn run(st: &Path, app: &TestApp, t: &Tenant, config: Option<String>) {
         "running {} {}",
         st.display(),
         args.iter()
-            .map(|a| if a.contains(&t.key) { "Authorization: Bearer <key>" } else { a })
+            .map(|a| if a.contains(&t.key) {
+                "Authorization: Bearer <key>"
+            } else {
+                a
+            })
             .collect::<Vec<_>>()
             .join(" ")
     );
@@ -216,7 +224,13 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
          \"path.webhookId\" = {}\n\
          \"path.deliveryId\" = \"{}\"\n\
          \"path.uid\" = \"{}\"\n",
-        t.org_id, t.user_id, t.schedule_id, t.event_type_id, t.webhook_id, t.delivery_id, t.booking_uid
+        t.org_id,
+        t.user_id,
+        t.schedule_id,
+        t.event_type_id,
+        t.webhook_id,
+        t.delivery_id,
+        t.booking_uid
     );
     run(&st, &app, &t, Some(config)).await;
     app.running.shutdown().await.unwrap();
