@@ -92,11 +92,16 @@ pub struct Snapshot {
     pub database: Check,
     pub redis: Check,
     pub object_storage: Check,
+    /// Connected calendars' sync and write-back (see `calendars_json`).
+    pub calendars: Value,
 }
 
 impl Snapshot {
     pub fn status(&self) -> &'static str {
-        overall(&self.database, &[&self.redis, &self.object_storage])
+        match overall(&self.database, &[&self.redis, &self.object_storage]) {
+            "ok" if self.calendars["status"] == "warn" => "degraded",
+            s => s,
+        }
     }
 
     /// The `checks` object; `detailed` adds latencies and raw errors.
@@ -105,6 +110,7 @@ impl Snapshot {
             "database": self.database.json(true, detailed),
             "redis": self.redis.json(false, detailed),
             "objectStorage": self.object_storage.json(false, detailed),
+            "calendars": self.calendars,
         })
     }
 }
@@ -141,17 +147,23 @@ impl Probe {
 
     /// The current snapshot: the last one when it is younger than [`CACHE_FOR`], else a new
     /// round.
-    pub async fn snapshot(&self, store: &Store, objects: &Objects) -> Snapshot {
+    pub async fn snapshot(
+        &self,
+        store: &Store,
+        objects: &Objects,
+        calendars_stale_after: Duration,
+    ) -> Snapshot {
         let mut last = self.last.lock().await;
         if let Some((at, s)) = last.as_ref() {
             if at.elapsed() < CACHE_FOR {
                 return s.clone();
             }
         }
-        let (database, redis, object_storage) = tokio::join!(
+        let (database, redis, object_storage, calendars) = tokio::join!(
             timed(store.ping()),
             self.check_redis(),
             check_object_storage(objects),
+            calendars_json(store, calendars_stale_after),
         );
         self.rounds
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -159,6 +171,7 @@ impl Probe {
             database,
             redis,
             object_storage,
+            calendars,
         };
         *last = Some((Instant::now(), s.clone()));
         s
@@ -197,6 +210,50 @@ async fn check_object_storage(objects: &Objects) -> Check {
         },
         Some(Ok(o)) => timed(o.check()).await,
     }
+}
+
+/// Connected calendars: `warn` when a selected calendar's last sync failed or is older than
+/// `stale_after` (`CALOPS_CALDAV_STALE_AFTER`), or a write-back was given up; slots and
+/// bookings keep using the last known busy time meanwhile. Counts and warnings only, no raw
+/// errors, so every caller may see it.
+async fn calendars_json(store: &Store, stale_after: Duration) -> Value {
+    let h = match tokio::time::timeout(CHECK_TIMEOUT, store.calendar_health()).await {
+        Ok(Ok(h)) => h,
+        _ => return json!({"status": "unknown", "required": false}),
+    };
+    if h.selected == 0 && h.writes_pending == 0 && h.writes_dead == 0 {
+        return json!({"status": "not_configured", "required": false});
+    }
+    let stale = stale_after.as_secs_f64();
+    let mut warnings = Vec::new();
+    if h.failing > 0 {
+        warnings.push(format!(
+            "{} calendar(s) failed their last sync; the last known busy time is in use",
+            h.failing
+        ));
+    }
+    if h.oldest_sync_age_seconds > stale {
+        warnings.push(format!(
+            "a calendar's busy time is {:.0} s old (CALOPS_CALDAV_STALE_AFTER is {stale:.0} s)",
+            h.oldest_sync_age_seconds
+        ));
+    }
+    if h.writes_dead > 0 {
+        warnings.push(format!(
+            "{} booking write-back(s) to calendars were given up",
+            h.writes_dead
+        ));
+    }
+    json!({
+        "status": if warnings.is_empty() { "up" } else { "warn" },
+        "required": false,
+        "selected": h.selected,
+        "failing": h.failing,
+        "oldestSyncAgeSeconds": round(h.oldest_sync_age_seconds),
+        "writesPending": h.writes_pending,
+        "writesDead": h.writes_dead,
+        "warnings": warnings,
+    })
 }
 
 /// The `/health` body for `snapshot`; `detailed` shows latencies and raw errors.
@@ -256,6 +313,7 @@ mod tests {
                 error: "Connection refused (os error 111) at 10.0.3.7:6379".into(),
             },
             object_storage: Check::NotConfigured,
+            calendars: json!({"status": "not_configured", "required": false}),
         };
         let quiet = body(&s, false, 3.0);
         assert_eq!(quiet["status"], "degraded");

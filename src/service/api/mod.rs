@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bookings;
 pub mod calendar;
 pub mod composite;
+pub mod connected_calendars;
 pub mod error;
 pub mod event_types;
 pub mod openapi;
@@ -50,9 +51,15 @@ impl Listener {
     }
 }
 
-/// The service's router for one listener.
+/// The service's API router for one listener.
 pub fn router(state: AppState, listener: Listener) -> Router {
-    layered(routes(), state, listener)
+    router_with(state, Router::new(), listener)
+}
+
+/// The API's routes and `more` (the booking pages) for one listener, with one fallback, one
+/// set of middleware and one state.
+pub fn router_with(state: AppState, more: Router<AppState>, listener: Listener) -> Router {
+    layered(routes().merge(more), state, listener)
 }
 
 /// The fallbacks and layers around `routes`, as every listener has them: rate limits, a
@@ -157,9 +164,11 @@ fn routes() -> Router<AppState> {
             axum::routing::post(bookings::reschedule),
         )
         .merge(webhooks::routes())
+        .merge(connected_calendars::routes())
 }
 
-async fn not_found() -> ApiError {
+/// The API's answer to a path it does not have (the booking pages give it for `/v2/...`).
+pub async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "route_not_found",
@@ -182,7 +191,14 @@ async fn health(
     headers: HeaderMap,
 ) -> Response {
     let detailed = listener.trusted || auth::is_bootstrap(&state, &headers);
-    let snapshot = state.health.snapshot(&state.store, &state.objects).await;
+    let snapshot = state
+        .health
+        .snapshot(
+            &state.store,
+            &state.objects,
+            state.caldav.settings.stale_after,
+        )
+        .await;
     let code = if snapshot.status() == "down" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -225,6 +241,11 @@ async fn metrics(
         Ok(b) => text.push_str(&crate::service::metrics::Metrics::render_backlog(b)),
         Err(e) => tracing::debug!(error = %e, "metrics: cannot read the outbox backlogs"),
     }
+    let calendars = state.store.calendar_health().await.ok();
+    text.push_str(&crate::service::metrics::Metrics::render_calendars(
+        &state.caldav.stats,
+        calendars,
+    ));
     text.push_str(&crate::service::metrics::extra());
     (
         [(
