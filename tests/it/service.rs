@@ -1170,6 +1170,17 @@ where
     }
 }
 
+/// Another replica of `app`: a service of its own on the same database.
+async fn replica_of(app: &TestApp) -> TestApp {
+    TestApp::spawn_with(calops_testkit::app_config(
+        &app.database_url,
+        None,
+        calops::service::ratelimit::policy::Limits::OFF,
+    ))
+    .await
+    .unwrap()
+}
+
 /// A verified key is cached for 30 s, yet a revoked key stops working at once (the database
 /// notifies every replica) and a key that expires while cached stops at its expiry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1179,13 +1190,7 @@ async fn a_revoked_or_expired_key_stops_working_at_once() {
     }
     let app = TestApp::spawn().await.unwrap();
     // A second replica on the same database: its cache must follow the first one's changes.
-    let other = TestApp::spawn_with(calops_testkit::app_config(
-        &app.database_url,
-        None,
-        calops::service::ratelimit::policy::Limits::OFF,
-    ))
-    .await
-    .unwrap();
+    let other = replica_of(&app).await;
     let c = Client::new(&app);
     let co = Client::new(&other);
     let t = tenant(&c, "Keys", "UTC", basic_type()).await;
@@ -1753,13 +1758,7 @@ async fn slot_cache_follows_every_replicas_writes() {
         return;
     }
     let a = TestApp::spawn().await.unwrap();
-    let b = TestApp::spawn_with(calops_testkit::app_config(
-        &a.database_url,
-        None,
-        calops::service::ratelimit::policy::Limits::OFF,
-    ))
-    .await
-    .unwrap();
+    let b = replica_of(&a).await;
     let (ca, cb) = (Client::new(&a), Client::new(&b));
     eventually("replica A's cache is listening", || async {
         metric(&ca, "calops_slot_cache_active").await == 1
