@@ -5,7 +5,12 @@ use crate::ui::Ui;
 
 pub fn run(args: &ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
     let raw = args.raw_config();
-    let config = match raw.validate(&|name| std::env::var(name).ok()) {
+    crate::service::logging::init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let env = |name: &str| std::env::var(name).ok();
+    let config = match rt.block_on(crate::service::startup::configure(&raw, &env)) {
         Ok(c) => c,
         Err(problems) => {
             // main prints the error (and with --json, one JSON document holding it).
@@ -16,10 +21,6 @@ pub fn run(args: &ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
             ));
         }
     };
-    crate::service::logging::init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     // A cluster calops runs itself: its nightly base backup, and the gauges in /metrics.
     if let (Some(cfg), Some(url)) = (&args.backup_config, &args.database_url) {
         let gauges = crate::backup::schedule::spawn(&rt, cfg.clone(), url.clone());

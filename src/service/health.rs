@@ -1,6 +1,11 @@
-//! What `GET /health` reports: each dependency's status and latency. 200 while the required
-//! ones (the database) are up, 503 otherwise; Redis and object storage are optional and only
-//! degrade.
+//! Two probes:
+//! - GET /health (readiness, [`crate::runtime::READINESS_PATH`], what the load balancer
+//!   checks): each dependency's status and latency. 200 while the required ones (the database)
+//!   are up, 503 otherwise; Redis and object storage are optional and only degrade.
+//! - GET /livez (liveness, [`crate::runtime::LIVENESS_PATH`], what the container health check
+//!   probes, failure action KILL): 200 whenever the process serves HTTP. It checks no
+//!   dependency, so a database failover takes the service out of the load balancer without
+//!   restarting it.
 //!
 //! `/health` is unauthenticated and load balancers call it every few seconds, so it must be
 //! cheap and quiet: a [`Probe`] checks the dependencies at most once per [`CACHE_FOR`] (callers

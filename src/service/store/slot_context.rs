@@ -232,14 +232,14 @@ impl Store {
     /// `others` sees every event as well (the API key cache acts on [`cache::KEYS`]).
     pub async fn keep_cache_fresh(
         &self,
-        database_url: String,
         stopped: tokio::sync::watch::Receiver<bool>,
         slot_cache: bool,
         mut others: impl FnMut(notify::Event<'_>) + Send,
     ) {
         let cache = self.cache.clone();
+        let connector = self.connector().clone();
         let others_ref = &mut others;
-        notify::listen(database_url, &[cache::CHANNEL], stopped, move |e| {
+        notify::listen(connector, &[cache::CHANNEL], stopped, move |e| {
             if slot_cache {
                 match e {
                     notify::Event::Listening => cache.set_active(true),
