@@ -17,6 +17,7 @@ mod bookings;
 mod browser;
 mod caldav;
 mod deploy;
+mod fuzz;
 mod ics;
 mod image;
 mod oci;
