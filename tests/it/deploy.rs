@@ -149,7 +149,7 @@ impl Site {
                 "eventTypeId": ids["event_type_id"],
                 "attendee": {"name": "Ada", "email": "ada@example.com", "timeZone": "Australia/Sydney"},
             });
-            let r = c.post(format!("http://127.0.0.1:{}/v2/bookings", self.port)).bearer_auth(self.api_key()).json(&body).send().await.unwrap();
+            let r = c.post(format!("http://127.0.0.1:{}/v2/bookings", self.port)).bearer_auth(self.api_key()).header("cal-api-version", "2024-08-13").json(&body).send().await.unwrap();
             let status = r.status().as_u16();
             let v: Value = r.json().await.unwrap();
             assert_eq!(status, 201, "{v}");
@@ -166,6 +166,7 @@ impl Site {
         rt.block_on(async {
             let v: Value = reqwest::Client::new()
                 .get(format!("http://127.0.0.1:{}/v2/bookings/{uid}", self.port))
+                .header("cal-api-version", "2024-08-13")
                 .bearer_auth(self.api_key())
                 .send()
                 .await

@@ -27,9 +27,12 @@ async fn post(
     token: &str,
     body: Value,
 ) -> Result<Value> {
-    let r = c
-        .post(format!("{base}{path}"))
-        .bearer_auth(token)
+    let mut rq = c.post(format!("{base}{path}")).bearer_auth(token);
+    // The shapes seeded below are the newest Cal.com version of each route.
+    if let Some(v) = crate::service::api::versions::newest_for("POST", path) {
+        rq = rq.header(crate::service::api::versions::HEADER, v);
+    }
+    let r = rq
         .json(&body)
         .send()
         .await

@@ -7,11 +7,14 @@ pub mod calendar;
 pub mod composite;
 pub mod error;
 pub mod event_types;
+pub mod input;
+pub mod me;
 pub mod openapi;
 pub mod orgs;
 pub mod ratelimit;
 pub mod schedules;
 pub mod slots;
+pub mod versions;
 pub mod webhooks;
 
 use crate::service::state::AppState;
@@ -54,6 +57,7 @@ pub fn router(state: AppState) -> Router {
             "/v2/schedules",
             get(schedules::list).post(schedules::create),
         )
+        .route("/v2/schedules/default", get(schedules::get_default))
         .route(
             "/v2/schedules/{id}",
             get(schedules::get)
@@ -77,8 +81,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v2/slots/reservations/{uid}",
-            axum::routing::delete(bookings::release),
+            get(bookings::get_reservation).delete(bookings::release),
         )
+        // Cal.com's shapes before 2024-09-04.
+        .route("/v2/slots/available", get(slots::get))
+        .route("/v2/slots/reserve", axum::routing::post(bookings::reserve))
+        .route(
+            "/v2/slots/selected-slot",
+            axum::routing::delete(bookings::release_selected),
+        )
+        .route("/v2/me", get(me::get))
+        .route("/v2/timezones", get(me::timezones))
         .route("/v2/bookings", get(bookings::list).post(bookings::create))
         .route("/v2/bookings/{uid}", get(bookings::get))
         .route("/v2/bookings/{uid}/ics", get(calendar::get_ics))
@@ -97,6 +110,11 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // `cal-api-version` first: an unknown or unserved version is a 400 on every route.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            versions::middleware,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ratelimit::middleware,

@@ -1,12 +1,13 @@
 //! Organizations (with child organizations, i.e. sub-accounts), their API keys and users.
 
 use super::auth::{self, check_org_access};
-use super::error::{success, ApiError, ApiResult, Json, Path};
+use super::error::{success, ApiError, ApiResult, Path};
+use super::input::{self, JsonBody};
 use crate::service::domain::hours::check_time_zone;
 use crate::service::domain::FieldError;
 use crate::service::principal::{Principal, SCOPES};
 use crate::service::state::AppState;
-use crate::service::store::{NewOrg, Org, OrgPatch, User};
+use crate::service::store::{NewApiKey, NewOrg, Org, OrgPatch, User};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -32,6 +33,7 @@ pub fn user_json(u: &User) -> Value {
     json!({
         "id": u.id,
         "organizationId": u.org_id,
+        "username": u.username,
         "name": u.name,
         "email": u.email,
         "timeZone": u.time_zone,
@@ -39,8 +41,11 @@ pub fn user_json(u: &User) -> Value {
     })
 }
 
+/// How unknown-field errors of these endpoints end.
+const ORG_FIELDS: &str = "not a field of this endpoint (see GET /openapi.json)";
+
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateOrg {
     name: String,
     slug: Option<String>,
@@ -128,7 +133,15 @@ async fn create_org_with_key(state: &AppState, parent: Option<i64>, body: Create
         .map(|d| jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * i64::from(d)));
     state
         .store
-        .create_api_key(org.id, &hash, &key[..13], Some("initial"), &scopes, expires)
+        .create_api_key(&NewApiKey {
+            org_id: org.id,
+            hash: &hash,
+            prefix: &key[..13],
+            name: Some("initial"),
+            scopes: &scopes,
+            expires_at: expires,
+            user_id: None,
+        })
         .await?;
     let mut data = org_json(&org);
     data["apiKey"] = json!(key);
@@ -140,8 +153,9 @@ async fn create_org_with_key(state: &AppState, parent: Option<i64>, body: Create
 pub async fn create_top(
     State(state): State<AppState>,
     who: Principal,
-    Json(body): Json<CreateOrg>,
+    body: JsonBody,
 ) -> ApiResult {
+    let body: CreateOrg = input::typed(body.value, ORG_FIELDS)?;
     if who != Principal::Bootstrap {
         return Err(ApiError::forbidden(
             "bootstrap_admin_required",
@@ -157,8 +171,9 @@ pub async fn create_child(
     State(state): State<AppState>,
     who: Principal,
     Path(org_id): Path<i64>,
-    Json(body): Json<CreateOrg>,
+    body: JsonBody,
 ) -> ApiResult {
+    let body: CreateOrg = input::typed(body.value, ORG_FIELDS)?;
     check_org_access(&state, &who, org_id).await?;
     who.require("admin")?;
     create_org_with_key(&state, Some(org_id), body).await
@@ -190,7 +205,7 @@ pub async fn get(
 
 /// Branding and name; `null` clears a branding field.
 #[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchOrg {
     name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -219,8 +234,9 @@ pub async fn patch(
     State(state): State<AppState>,
     who: Principal,
     Path(org_id): Path<i64>,
-    Json(body): Json<PatchOrg>,
+    body: JsonBody,
 ) -> ApiResult {
+    let body: PatchOrg = input::typed(body.value, ORG_FIELDS)?;
     check_org_access(&state, &who, org_id).await?;
     who.require("admin")?;
     let mut errors = Vec::new();
@@ -284,11 +300,17 @@ pub async fn patch(
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateKey {
     scopes: Vec<String>,
+    #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
     days_valid: Option<u32>,
+    /// A user's key (as Cal.com's): calls that take a userId default to this user, and lists
+    /// show this user's resources only.
+    #[serde(default)]
+    user_id: Option<i64>,
 }
 
 /// POST /v2/organizations/{orgId}/api-keys: another key, returned once. A key can only grant
@@ -297,12 +319,23 @@ pub async fn create_key(
     State(state): State<AppState>,
     who: Principal,
     Path(org_id): Path<i64>,
-    Json(body): Json<CreateKey>,
+    body: JsonBody,
 ) -> ApiResult {
+    let body: CreateKey = input::typed(body.value, ORG_FIELDS)?;
     check_org_access(&state, &who, org_id).await?;
     who.require("admin")?;
     let mut errors = Vec::new();
     check_scopes(&body.scopes, &mut errors, "scopes");
+    // A user's key makes keys for its own user only.
+    let user_id = who.acting_user(body.user_id)?;
+    if let Some(u) = user_id {
+        if state.store.get_user(org_id, u).await?.is_none() {
+            errors.push(FieldError::new(
+                "userId",
+                format!("no user {u} in organization {org_id}"),
+            ));
+        }
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -312,14 +345,15 @@ pub async fn create_key(
         .map(|d| jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * i64::from(d)));
     let id = state
         .store
-        .create_api_key(
+        .create_api_key(&NewApiKey {
             org_id,
-            &hash,
-            &key[..13],
-            body.name.as_deref(),
-            &body.scopes,
-            expires,
-        )
+            hash: &hash,
+            prefix: &key[..13],
+            name: body.name.as_deref(),
+            scopes: &body.scopes,
+            expires_at: expires,
+            user_id,
+        })
         .await?;
     Ok(success(
         StatusCode::CREATED,
@@ -329,17 +363,31 @@ pub async fn create_key(
             "apiKey": key,
             "scopes": body.scopes,
             "name": body.name,
+            "userId": user_id,
             "expiresAt": expires.map(|t| t.to_string()),
         }),
     ))
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUser {
     name: String,
     email: String,
+    #[serde(default)]
     time_zone: Option<String>,
+    /// Unique in the organization; from the e-mail address's local part when absent.
+    #[serde(default)]
+    username: Option<String>,
+}
+
+/// A username: 1 to 100 lowercase letters, digits, dashes, dots and underscores.
+fn valid_username(u: &str) -> bool {
+    !u.is_empty()
+        && u.len() <= 100
+        && u.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_')
+        })
 }
 
 /// A plausible e-mail address: one `@`, a dot in the domain, no spaces.
@@ -360,8 +408,9 @@ pub async fn create_user(
     State(state): State<AppState>,
     who: Principal,
     Path(org_id): Path<i64>,
-    Json(body): Json<CreateUser>,
+    body: JsonBody,
 ) -> ApiResult {
+    let body: CreateUser = input::typed(body.value, ORG_FIELDS)?;
     check_org_access(&state, &who, org_id).await?;
     who.require("admin")?;
     let mut errors = Vec::new();
@@ -375,10 +424,21 @@ pub async fn create_user(
     }
     let tz = body.time_zone.unwrap_or_else(|| "UTC".into());
     check_time_zone("timeZone", &tz, &mut errors);
+    if let Some(u) = &body.username {
+        if !valid_username(u) {
+            errors.push(FieldError::new(
+                "username",
+                "use 1 to 100 lowercase letters, digits, dashes, dots and underscores",
+            ));
+        }
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let user = state.store.create_user(org_id, &name, &email, &tz).await?;
+    let user = state
+        .store
+        .create_user(org_id, &name, &email, &tz, body.username.as_deref())
+        .await?;
     Ok(success(StatusCode::CREATED, user_json(&user)))
 }
 

@@ -45,6 +45,7 @@ pub struct Host {
     pub name: String,
     pub email: String,
     pub time_zone: String,
+    pub username: String,
 }
 
 /// One accepted booking or slot hold of a host, as loaded.
@@ -357,6 +358,10 @@ mod tests {
                 booking_window: None,
                 per_day_limit: None,
                 created_at: ts("2030-01-01T00:00:00Z"),
+                offset_start: 0,
+                length_options: None,
+                locations: serde_json::json!([]),
+                disable_guests: false,
             },
             schedule: None,
             host: Host::default(),
