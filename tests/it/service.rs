@@ -1408,7 +1408,7 @@ async fn slot_cache_follows_every_replicas_writes() {
     assert_eq!(store.cache().stats().hits, hits + 1, "served from memory");
     let (start, end) = (ts("2031-03-03T10:00:00Z"), ts("2031-03-03T10:30:00Z"));
     let hold = store
-        .create_reservation(t.org_id, t.event_type_id, start, end, 300)
+        .create_reservation(t.org_id, t.event_type_id, start, end, 300, None)
         .await
         .unwrap()
         .unwrap();

@@ -603,15 +603,35 @@ pub async fn reserve(
     who.require("book")?;
     let mut warnings = Vec::new();
     let req = api.reservation(body.value, &mut warnings)?;
-    let r = hold(&state, org, &req).await?;
+    let r = hold(&state, org, &req, None).await?;
     Ok(reply(StatusCode::CREATED, api.reserved(&r), &warnings))
 }
 
-/// A hold of `req`'s slot; 422 when the slot is not available or already held.
+/// `PATCH /v2/slots/reservations/{uid}`: the hold moves to the given slot (and duration),
+/// keeping its uid.
+pub async fn update_reservation(
+    State(state): State<AppState>,
+    who: Principal,
+    Versioned(api): Versioned<Slots>,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> ApiResult {
+    let org = who.org()?;
+    who.require("book")?;
+    let uid = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("reservation"))?;
+    let mut warnings = Vec::new();
+    let req = api.reservation(body.value, &mut warnings)?;
+    let r = hold(&state, org, &req, Some(uid)).await?;
+    Ok(reply(StatusCode::OK, api.reserved(&r), &warnings))
+}
+
+/// A hold of `req`'s slot (in place of the hold `replaces`); 422 when the slot is not
+/// available or held by another.
 async fn hold(
     state: &AppState,
     org: i64,
     req: &ReservationRequest,
+    replaces: Option<Uuid>,
 ) -> Result<crate::service::store::bookings::Reservation, ApiError> {
     let minutes = req.minutes.unwrap_or(DEFAULT_RESERVATION_MINUTES);
     if !(1..=MAX_RESERVATION_MINUTES).contains(&minutes) {
@@ -636,14 +656,22 @@ async fn hold(
         other => other?,
     };
     match retry_transient(|| {
-        state
-            .store
-            .create_reservation(org, req.event_type_id, req.start, end, minutes * 60)
+        state.store.create_reservation(
+            org,
+            req.event_type_id,
+            req.start,
+            end,
+            minutes * 60,
+            replaces,
+        )
     })
     .await
     {
         Err(crate::service::store::StoreError::BookingConflict(m)) => Err(held(m)),
-        other => other?.ok_or_else(|| event_type_not_found(req.event_type_id)),
+        other => other?.ok_or_else(|| match replaces {
+            Some(_) => ApiError::not_found("reservation"),
+            None => event_type_not_found(req.event_type_id),
+        }),
     }
 }
 

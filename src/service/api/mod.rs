@@ -81,7 +81,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v2/slots/reservations/{uid}",
-            get(bookings::get_reservation).delete(bookings::release),
+            get(bookings::get_reservation)
+                .patch(bookings::update_reservation)
+                .delete(bookings::release),
         )
         // Cal.com's shapes before 2024-09-04.
         .route("/v2/slots/available", get(slots::get))

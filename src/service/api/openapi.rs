@@ -336,6 +336,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
         legacy: None,
     },
     Endpoint {
+        method: "patch",
+        path: "/v2/slots/reservations/{uid}",
+        summary: "Move a live slot hold to another slot (or duration); it keeps its uid. 422 when the slot is not available",
+        scope: Some("book"),
+        body: Some("CreateReservation"),
+        ok: (200, "Reservation"),
+        errors: &[400, 401, 403, 404, 415, 422],
+        legacy: None,
+    },
+    Endpoint {
         method: "get",
         path: "/v2/slots/available",
         summary: "Cal.com's slots before 2024-09-04: {slots: {date: [{time}]}} (slotFormat=range: {startTime, endTime}); startTime and endTime as ISO 8601 times or dates",
@@ -1227,8 +1237,8 @@ fn booking_schemas() -> Value {
                 "itemsPerPage": s("integer"), "skip": s("integer"), "hasNextPage": s("boolean"), "hasPreviousPage": s("boolean")}))})),
         "CreateReservation": obj(&["eventTypeId", "slotStart"], json!({"eventTypeId": s("integer"),
             "slotStart": {"type": "string", "format": "date-time"},
-            "slotDuration": {"type": "integer", "description": "Must equal the event type's length when given."},
-            "reservationDuration": {"type": "integer", "minimum": 1, "maximum": 60, "default": 5, "description": "Minutes."}})),
+            "slotDuration": {"type": ["integer", "string"], "description": "Minutes (digits in a string too, as Cal.com's page shows): the event type's length or one of its lengthInMinutesOptions."},
+            "reservationDuration": {"type": ["integer", "string"], "description": "Minutes, 1 to 60 (default 5)."}})),
         "Reservation": data(obj(&["reservationUid", "eventTypeId", "slotStart", "slotEnd", "reservationUntil"], json!({
             "reservationUid": {"type": "string", "format": "uuid"}, "eventTypeId": s("integer"),
             "slotStart": {"type": "string", "format": "date-time"}, "slotEnd": {"type": "string", "format": "date-time"},

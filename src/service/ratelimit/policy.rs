@@ -122,6 +122,7 @@ pub fn classify(method: &str, route: &str) -> Option<Class> {
         | ("POST", "/v2/bookings/{uid}/cancel")
         | ("POST", "/v2/bookings/{uid}/reschedule")
         | ("POST", "/v2/slots/reservations")
+        | ("PATCH", "/v2/slots/reservations/{uid}")
         | ("POST", "/v2/slots/reserve") => Some(Class::Bookings),
         // Composite bookings (another part of the service) count as bookings too.
         ("POST", r) if r.starts_with("/v2/bookings/composite") => Some(Class::Bookings),

@@ -907,7 +907,9 @@ impl Store {
         Ok(Some(booking))
     }
 
-    /// Hold `[start, end)` of an event type's host until `expires_at`.
+    /// Hold `[start, end)` of an event type's host for `ttl_seconds`; with `replaces`, that
+    /// live hold of the organization gives way to this one (which keeps its uid), in one
+    /// transaction. `None` when the event type (or the hold to replace) is not there.
     pub async fn create_reservation(
         &self,
         org_id: i64,
@@ -915,9 +917,24 @@ impl Store {
         start: Timestamp,
         end: Timestamp,
         ttl_seconds: i64,
+        replaces: Option<Uuid>,
     ) -> Result<Option<Reservation>> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
+        let mut old_host = None;
+        if let Some(old) = replaces {
+            let Some(row) = tx
+                .query_opt(
+                    "DELETE FROM slot_reservations WHERE org_id = $1 AND uid = $2
+                       AND expires_at > now() RETURNING host_user_id",
+                    &[&org_id, &old],
+                )
+                .await?
+            else {
+                return Ok(None);
+            };
+            old_host = Some(row.get::<_, i64>(0));
+        }
         let Some(et) = tx
             .query_opt(
                 "SELECT user_id, before_event_buffer, after_event_buffer FROM event_types
@@ -931,7 +948,7 @@ impl Store {
         let (host, before, after): (i64, i32, i32) = (et.get(0), et.get(1), et.get(2));
         queue_for_time(&tx, host, start, end, before, after).await?;
         drop_expired_holds(&tx, host, start, end, before, after).await?;
-        let uid = Uuid::new_v4();
+        let uid = replaces.unwrap_or_else(Uuid::new_v4);
         let row = tx
             .query_one(
                 "INSERT INTO slot_reservations (uid, org_id, event_type_id, host_user_id, start_at,
@@ -955,6 +972,9 @@ impl Store {
             .map_err(|e| conflict_or(e, "the reservation"))?;
         tx.commit().await?;
         self.cache.invalidate_host(host);
+        if let Some(h) = old_host.filter(|h| *h != host) {
+            self.cache.invalidate_host(h);
+        }
         Ok(Some(Reservation {
             uid,
             event_type_id,

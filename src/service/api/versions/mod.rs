@@ -249,6 +249,11 @@ pub const ROUTES: &[Route] = &[
         families: &[&SLOTS_2024_09_04],
     },
     Route {
+        method: "patch",
+        path: "/v2/slots/reservations/{uid}",
+        families: &[&SLOTS_2024_09_04],
+    },
+    Route {
         method: "delete",
         path: "/v2/slots/reservations/{uid}",
         families: &[&SLOTS_2024_09_04],

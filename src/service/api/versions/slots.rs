@@ -253,10 +253,30 @@ const QUERY_LEGACY: &[&str] = &[
 struct ReserveIn {
     event_type_id: i64,
     slot_start: String,
-    #[serde(default)]
+    /// A number; Cal.com's page shows it as a string ("30"), so that is read too.
+    #[serde(default, deserialize_with = "minutes")]
     slot_duration: Option<i64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "minutes")]
     reservation_duration: Option<i64>,
+}
+
+/// Minutes as a number or a string of digits.
+fn minutes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom("must be a whole number of minutes")),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom("must be a whole number of minutes")),
+        Some(_) => Err(serde::de::Error::custom(
+            "must be a whole number of minutes",
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize)]
