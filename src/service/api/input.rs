@@ -167,12 +167,14 @@ impl Params {
         for (k, _) in &pairs {
             if !allowed.contains(&k.as_str()) && !errors.iter().any(|e: &FieldError| &e.field == k)
             {
+                let expected = if allowed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (expected one of {})", allowed.join(", "))
+                };
                 errors.push(FieldError::new(
                     k.clone(),
-                    format!(
-                        "unknown query parameter (expected one of {}); {context}",
-                        allowed.join(", ")
-                    ),
+                    format!("unknown query parameter{expected}; {context}"),
                 ));
             }
         }

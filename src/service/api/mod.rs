@@ -112,6 +112,8 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Query names the operation does not document are a 400 on every route.
+        .layer(axum::middleware::from_fn(query_policy))
         // `cal-api-version` first: an unknown or unserved version is a 400 on every route.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -123,6 +125,45 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// Every query parameter must be one the operation documents (`GET /openapi.json`): the
+/// same field policy as request bodies (`input`), for every endpoint, so that a filter a
+/// client believes in is never silently ignored.
+async fn query_policy(req: Request, next: Next) -> Response {
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<(String, String), Vec<String>>> =
+        std::sync::OnceLock::new();
+    let Some(path) = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+    else {
+        return next.run(req).await;
+    };
+    let names = NAMES.get_or_init(openapi::query_names);
+    let method = req.method().as_str().to_ascii_lowercase();
+    let Some(allowed) = names.get(&(method, openapi::template(&path))) else {
+        return next.run(req).await;
+    };
+    let pairs: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let context = if allowed.is_empty() {
+        "this endpoint takes no query parameters"
+    } else {
+        "see GET /openapi.json"
+    };
+    match input::Params::new(pairs, &allowed, context) {
+        Ok(_) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {

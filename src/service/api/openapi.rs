@@ -738,6 +738,43 @@ fn legacy_slot_params() -> Vec<Value> {
     ]
 }
 
+fn page_params() -> Vec<Value> {
+    vec![
+        json!({"name": "take", "in": "query", "required": false,
+               "schema": {"type": "integer", "minimum": 1, "maximum": 250}, "description": "Page size."}),
+        json!({"name": "skip", "in": "query", "required": false,
+               "schema": {"type": "integer", "minimum": 0}, "description": "Items to skip."}),
+    ]
+}
+
+/// The query parameters each operation takes, by method and path (path parameters as `{}`):
+/// what `api::query_policy` holds every request to.
+pub fn query_names() -> std::collections::HashMap<(String, String), Vec<String>> {
+    let mut out = std::collections::HashMap::new();
+    let doc = document();
+    for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in ops.as_object().into_iter().flatten() {
+            let names = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .filter_map(|p| p["name"].as_str().map(str::to_string))
+                .collect();
+            out.insert((method.to_string(), template(path)), names);
+        }
+    }
+    out
+}
+
+/// A path with its parameters as `{}`, whatever their names.
+pub fn template(path: &str) -> String {
+    path.split('/')
+        .map(|p| if p.starts_with('{') { "{}" } else { p })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn event_type_list_params() -> Vec<Value> {
     let p = |name: &str, description: &str| json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}, "description": description});
     vec![
@@ -1339,6 +1376,12 @@ pub fn document() -> Value {
             ("get", "/v2/slots/available") => params.extend(legacy_slot_params()),
             ("get", "/v2/bookings") => params.extend(booking_list_params()),
             ("get", "/v2/event-types") => params.extend(event_type_list_params()),
+            ("get", "/v2/webhooks") => params.extend(page_params()),
+            ("get", "/v2/webhooks/{webhookId}/deliveries") => {
+                params.extend(page_params());
+                params.push(json!({"name": "status", "in": "query", "required": false,
+                    "schema": {"type": "string", "enum": ["pending", "delivered", "dead"]}}));
+            }
             ("delete", "/v2/slots/selected-slot") => {
                 params.push(json!({"name": "uid", "in": "query",
                 "required": true, "schema": {"type": "string", "format": "uuid"},
