@@ -1,6 +1,6 @@
 //! `GET /v2/me` (the user an API key belongs to) and `GET /v2/timezones` (the time zones
-//! calops knows, from its bundled tz database), in Cal.com's shapes. Both are
-//! version-neutral in Cal.com too.
+//! calops knows, from its bundled tz database: jiff's `tzdb-bundle-always`), in Cal.com's
+//! shapes. Both are version-neutral in Cal.com too.
 
 use super::error::{success, ApiError, ApiResult};
 use super::schedules::user_key_required;
@@ -41,9 +41,8 @@ pub async fn get(State(state): State<AppState>, who: Principal) -> ApiResult {
     ))
 }
 
-/// Every time zone of the bundled database as Cal.com lists them: `{city, timezone, pop}`,
-/// the city from the zone's name (`America/New_York` is "New York"). calops has no
-/// population figures: `pop` is null.
+/// Every time zone of the bundled database as Cal.com lists them (`cityTimezonesHandler`:
+/// `{city, timezone}`), the city from the zone's name (`America/New_York` is "New York").
 pub fn time_zones() -> Value {
     let mut names: Vec<String> = jiff::tz::db()
         .available()
@@ -57,7 +56,7 @@ pub fn time_zones() -> Value {
             .iter()
             .map(|n| {
                 let city = n.rsplit('/').next().unwrap_or(n).replace('_', " ");
-                json!({"city": city, "timezone": n, "pop": null})
+                json!({"city": city, "timezone": n})
             })
             .collect(),
     )

@@ -470,7 +470,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "get",
         path: "/v2/timezones",
-        summary: "Every time zone calops knows (its bundled tz database), as [{city, timezone, pop}]; pop is null",
+        summary: "Every time zone calops knows (its bundled tz database), as [{city, timezone}]",
         scope: None,
         body: None,
         ok: (200, "Timezones"),
@@ -1225,7 +1225,7 @@ fn compat_schemas() -> Value {
             "name": s("string"), "avatarUrl": nullable("string"), "bio": nullable("string"), "timeFormat": s("integer"),
             "defaultScheduleId": nullable("integer"), "weekStart": s("string"), "timeZone": s("string"), "locale": s("string"),
             "organizationId": s("integer"), "organization": obj(&["id"], json!({"id": s("integer"), "isPlatform": s("boolean")}))}))),
-        "Timezones": data(json!({"type": "array", "items": obj(&["city", "timezone"], json!({"city": s("string"), "timezone": s("string"), "pop": nullable("integer")}))})),
+        "Timezones": data(json!({"type": "array", "items": obj(&["city", "timezone"], json!({"city": s("string"), "timezone": s("string")}))})),
         "CreateApiKey": {"type": "object", "additionalProperties": false, "required": ["scopes"], "properties": {
             "scopes": {"type": "array", "items": {"enum": ["read","book","cancel","reschedule","admin"]}}, "name": s("string"), "daysValid": s("integer"),
             "userId": {"type": "integer", "description": "A user's key (as Cal.com's): calls that take a userId default to this user, and lists show this user's resources; a user's key makes keys for its own user only."}}},
