@@ -35,6 +35,8 @@ pub struct Booking {
     pub booking_fields_responses: Value,
     /// The reason given by the reschedule that made this booking.
     pub rescheduling_reason: Option<String>,
+    /// The calendar UID (the first booking of its reschedule chain): Cal.com's `icsUid`.
+    pub ical_uid: Uuid,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -16,7 +16,7 @@ const BOOKING_SELECT: &str = "SELECT b.id, b.uid, b.org_id, b.event_type_id, e.s
   COALESCE(b.title, e.title), u.id, u.name, u.email, u.time_zone, b.start_at, b.end_at, b.status,
   b.attendee, b.guests, b.metadata, b.rescheduled_from_uid, b.rescheduled_to_uid,
   b.cancellation_reason, b.created_at, b.updated_at, u.username, b.location,
-  b.booking_fields_responses, b.rescheduling_reason
+  b.booking_fields_responses, b.rescheduling_reason, COALESCE(b.ical_uid, b.uid)
   FROM bookings b JOIN event_types e ON e.id = b.event_type_id JOIN users u ON u.id = b.host_user_id";
 
 /// The row mapping stays with the query that selects it.
@@ -48,6 +48,7 @@ impl Booking {
             location: r.get(22),
             booking_fields_responses: r.get(23),
             rescheduling_reason: r.get(24),
+            ical_uid: r.get(25),
         }
     }
 }
@@ -501,9 +502,11 @@ impl Store {
         let now = Timestamp::now();
         // Microseconds, as PostgreSQL keeps them: the response shows what is stored.
         let now = Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now);
+        let uid = Uuid::new_v4();
         Ok(Booking {
             id: self.next_booking_id().await?,
-            uid: Uuid::new_v4(),
+            uid,
+            ical_uid: uid,
             org_id: b.org_id,
             event_type_id: b.event_type_id,
             event_type_slug: et.slug.clone(),

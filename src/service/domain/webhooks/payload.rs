@@ -146,6 +146,7 @@ mod tests {
             location: None,
             booking_fields_responses: json!({}),
             rescheduling_reason: None,
+            ical_uid: uuid::Uuid::nil(),
             created_at: "2031-01-01T00:00:00Z".parse().unwrap(),
             updated_at: "2031-01-02T00:00:00Z".parse().unwrap(),
         }
