@@ -335,7 +335,8 @@ impl EventTypeApi for Current {
                 let obj = v.as_object();
                 for k in obj.into_iter().flat_map(|o| o.keys()) {
                     match k.as_str() {
-                        "day" => {}
+                        // `disabled: true` was handled above; `false` changes nothing.
+                        "day" | "disabled" => {}
                         "week" | "month" | "year" => w.push(Warning::no_effect(
                             format!("bookingLimitsCount.{k}"),
                             "calops enforces only the per-day limit",
