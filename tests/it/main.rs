@@ -12,6 +12,7 @@ mod support;
 
 mod architecture;
 mod bookings;
+mod calcom;
 mod deploy;
 mod ics;
 mod image;
