@@ -65,7 +65,10 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// List the releases of a profile.
     Releases,
-    /// Show the current release, its health and endpoints.
+    /// Show the current release, its health and endpoints (local target: and its backups).
+    #[command(
+        after_help = "Exit codes: 0 healthy, or nothing deployed yet; 1 not healthy, or (local target) backups are behind: WAL waiting more than 15 minutes, or no base backup for two days."
+    )]
     Status,
     /// Stop everything a profile runs; keeps data unless --purge.
     Destroy(DestroyArgs),
@@ -82,6 +85,110 @@ pub enum Command {
     /// Build (and push) the multi-arch service image without a Docker daemon.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Database backups: take one now, list them, verify that they restore.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+    /// Restore the database from its backups, to a point in time, into a new cluster (local
+    /// target) or a new DB system (OCI); the live database is never touched unless asked.
+    #[command(
+        after_help = "Exit codes: 0 restored; 1 failed (no half-restored cluster is left running); 130 interrupted."
+    )]
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Take a base backup now (local target: pg_basebackup into the archive, then retention;
+    /// OCI: ask the managed database for a manual backup).
+    Now(BackupNowArgs),
+    /// List base backups and the archived WAL after them (OCI: the managed database's backups).
+    List,
+    /// Download and check every object a restore would need (local target).
+    #[command(
+        after_help = "Exit codes: 0 every object checked out; 1 an object is missing or damaged (named in the message), or the store could not be read."
+    )]
+    Verify(BackupVerifyArgs),
+    /// PostgreSQL's archive_command: store one WAL file (exit 0 only once it is durably stored).
+    #[command(hide = true)]
+    ArchiveWal(ArchiveWalArgs),
+    /// PostgreSQL's restore_command: fetch one WAL file (exit 1 when the archive has none,
+    /// 200 to stop recovery when the store fails or the object is damaged).
+    #[command(hide = true)]
+    RestoreWal(RestoreWalArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupNowArgs {
+    /// A label stored with the backup.
+    #[arg(long, default_value = "calops backup now")]
+    pub label: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupVerifyArgs {
+    /// The base backup to verify [default: the one a `restore --latest` would use].
+    #[arg(long, value_name = "NAME")]
+    pub backup: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ArchiveWalArgs {
+    /// The backup configuration (`backup.json` beside the cluster).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The file to archive (PostgreSQL's %p, relative to the data directory).
+    pub path: PathBuf,
+    /// Its name (PostgreSQL's %f).
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreWalArgs {
+    /// The backup configuration.
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The file wanted (PostgreSQL's %f).
+    pub name: String,
+    /// Where to write it (PostgreSQL's %p).
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Recover to this instant (RFC 3339, e.g. 2025-03-01T09:30:00Z): every transaction
+    /// committed at or before it, none after.
+    #[arg(long, value_name = "TIME", conflicts_with = "latest")]
+    pub to: Option<String>,
+    /// Recover everything archived (the default).
+    #[arg(long)]
+    pub latest: bool,
+    /// Restore from this base backup (local: a name from `calops backup list`; OCI: a backup OCID).
+    #[arg(long, value_name = "NAME|OCID")]
+    pub backup: Option<String>,
+    /// Local target: restore into this directory [default: .calops/<profile>/restores/<time>].
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<PathBuf>,
+    /// Local target: make the restored cluster the live one and start the service on it.
+    #[arg(long)]
+    pub start: bool,
+    /// With --start: replace the live database (it is moved aside, not deleted).
+    #[arg(long)]
+    pub yes: bool,
+    /// Local target: how long WAL replay may take.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// OCI: the display name of the new DB system [default: <current name>-restored-<time>].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// OCI: return once OCI accepted the request instead of waiting for the new DB system.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// OCI: the DB system whose backups to use [default: the one tagged with this profile].
+    #[arg(long, value_name = "OCID")]
+    pub db_system: Option<String>,
+    /// OCI: the subnet for the new DB system [default: the source DB system's].
+    #[arg(long, value_name = "OCID")]
+    pub subnet_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -224,6 +331,10 @@ pub struct ServeArgs {
     /// PostgreSQL notifications: on or off [default: on].
     #[arg(long, env = "CALOPS_SLOT_CACHE", value_name = "on|off")]
     pub slot_cache: Option<String>,
+    /// Backups of a cluster calops runs itself: its `backup.json`. The service then takes the
+    /// nightly base backup (one replica, under an advisory lock) and shows backup gauges.
+    #[arg(long, env = "CALOPS_BACKUP_CONFIG", value_name = "FILE")]
+    pub backup_config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

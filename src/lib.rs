@@ -6,6 +6,7 @@
 // The OpenAPI document (`service::api::openapi`) writes large `serde_json::json!` literals.
 #![recursion_limit = "512"]
 
+pub mod backup;
 pub mod cli;
 pub mod commands;
 pub mod deploy;

@@ -127,6 +127,9 @@ pub fn releases(g: &GlobalArgs, ui: &Ui) -> anyhow::Result<i32> {
 pub fn status(g: &GlobalArgs, ui: &Ui) -> anyhow::Result<i32> {
     let profile = super::load_profile(g, ui)?;
     let s = runtime()?.block_on(crate::deploy::status::of(profile))?;
+    for w in &s.warnings {
+        ui.warn(w);
+    }
     ui.result(&s.doc, || s.text.clone());
     Ok(s.exit_code())
 }

@@ -3,6 +3,7 @@
 use crate::cli::{Cli, Command};
 use crate::ui::Ui;
 
+pub mod backup;
 pub mod completions;
 pub mod deploy;
 pub mod doctor;
@@ -34,6 +35,8 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
         Command::TfPlan(args) => tf::plan(&args, ui),
         Command::TfApply(args) => tf::apply(&args, ui),
         Command::Image(cmd) => image::run(cmd, ui),
+        Command::Backup(cmd) => backup::run(g, cmd, ui),
+        Command::Restore(args) => backup::restore(g, &args, ui),
     }
 }
 

@@ -35,6 +35,11 @@ pub fn run(args: &ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // A cluster calops runs itself: its nightly base backup, and the gauges in /metrics.
+    if let (Some(cfg), Some(url)) = (&args.backup_config, &args.database_url) {
+        let gauges = crate::backup::schedule::spawn(&rt, cfg.clone(), url.clone());
+        crate::service::metrics::set_extra(Box::new(move || gauges.text()));
+    }
     let started = std::time::Instant::now();
     rt.block_on(crate::service::server::run(config))?;
     // Logs went to stderr as JSON lines; stdout gets one document when the service stops.

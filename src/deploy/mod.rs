@@ -1,6 +1,8 @@
-//! The release pipeline's building blocks shared by every target, and [`deployment`], which
-//! opens a profile's target and state store for the release commands.
+//! The release pipeline's building blocks shared by every target, [`deployment`], which
+//! opens a profile's target and state store for the release commands, and [`backups`], the
+//! `backup` and `restore` commands on either target.
 
+pub mod backups;
 pub mod deployment;
 pub mod ledger;
 pub mod local;

@@ -1,5 +1,6 @@
 //! `status`: the current release of a profile and whether it answers healthy. Local: `/health`
-//! of the running release on its private port; OCI: `/health` through the load balancer (or
+//! of the running release on its private port, and how its backups stand (the archive lag
+//! alarm fails the status); OCI: `/health` through the load balancer (or
 //! `CALOPS_HEALTH_URL`), which must come from the recorded image.
 
 use super::deployment::{open_local, open_state};
@@ -16,12 +17,15 @@ pub struct Status {
     pub healthy: bool,
     /// True when a release has been recorded.
     pub deployed: bool,
+    /// Something to act on that the verdict counts (local: backups are behind).
+    pub warnings: Vec<String>,
 }
 
 impl Status {
-    /// 0 when healthy or nothing is deployed yet, 1 otherwise.
+    /// 0 when nothing is deployed yet, or when the release is healthy and nothing needs
+    /// acting on; 1 otherwise.
     pub fn exit_code(&self) -> i32 {
-        if self.healthy || !self.deployed {
+        if !self.deployed || (self.healthy && self.warnings.is_empty()) {
             0
         } else {
             1
@@ -105,6 +109,7 @@ async fn oci(profile: Profile) -> anyhow::Result<Status> {
         text,
         healthy,
         deployed: release.is_some(),
+        warnings: Vec::new(),
     })
 }
 
@@ -123,21 +128,55 @@ async fn local(profile: Profile) -> anyhow::Result<Status> {
     };
     let url = target.public_url();
     let demo = seed::existing(&target.layout, &url);
-    let doc = json!({"release": release, "running": target.current().is_some(), "healthy": healthy, "health": health, "url": url, "demo": demo});
+    let backups = super::backups::local::status(&target.layout).await;
+    let doc = json!({"release": release, "running": target.current().is_some(), "healthy": healthy, "health": health, "url": url, "demo": demo, "backups": backups});
     let text = match &release {
         None => NOTHING_DEPLOYED.into(),
         Some(r) => format!(
-            "{}health: {}\nurl: {url}\n{}",
+            "{}health: {}\nurl: {url}\n{}{}",
             deployed(r),
             if healthy { "ok" } else { "NOT HEALTHY" },
             demo.map(|d| format!("try: {}\n", d.curl))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            backups.line()
         ),
+    };
+    let warnings = match (&release, backups.archive_lag_alarm) {
+        (Some(_), true) => vec![format!("backups are behind: {}", backups.line().trim_end())],
+        _ => Vec::new(),
     };
     Ok(Status {
         doc,
         text,
         healthy,
         deployed: release.is_some(),
+        warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(deployed: bool, healthy: bool, warnings: &[&str]) -> Status {
+        Status {
+            doc: json!(null),
+            text: String::new(),
+            healthy,
+            deployed,
+            warnings: warnings.iter().map(|w| w.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_healthy_release_with_backups_behind_fails_the_status() {
+        assert_eq!(status(true, true, &[]).exit_code(), 0);
+        assert_eq!(status(true, false, &[]).exit_code(), 1);
+        assert_eq!(status(true, true, &["backups are behind"]).exit_code(), 1);
+        assert_eq!(
+            status(false, false, &[]).exit_code(),
+            0,
+            "nothing deployed yet"
+        );
+    }
 }

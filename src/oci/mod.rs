@@ -31,6 +31,7 @@ pub mod identity;
 pub mod keys;
 pub mod loadbalancer;
 pub mod objectstorage;
+pub mod psql;
 pub mod raw;
 pub mod registry;
 pub mod signer;

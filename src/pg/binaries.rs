@@ -15,6 +15,9 @@ impl Binaries {
     pub fn locate() -> Result<Binaries> {
         let mut tried = Vec::new();
         if let Ok(p) = which::which("initdb") {
+            // A link on PATH (e.g. /usr/local/bin/initdb) stands for the real directory, which
+            // also has the client tools (pg_basebackup) that backups use.
+            let p = p.canonicalize().unwrap_or(p);
             if let Some(dir) = p.parent() {
                 if complete(dir) {
                     return Ok(Binaries {

@@ -32,6 +32,9 @@ use std::time::{Duration, Instant};
 /// The superuser role every cluster is created with.
 pub const SUPERUSER: &str = "calops";
 
+/// The port number of a [`Cluster::start_private`] server's socket (it has no TCP listener).
+const PRIVATE_PORT: u16 = 5432;
+
 /// How to find and start a cluster.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -124,6 +127,11 @@ impl Cluster {
         self.port
     }
 
+    /// Start on this port next time (a restart keeps clients' URLs valid).
+    pub fn set_port(&mut self, port: u16) {
+        self.options.port = Some(port);
+    }
+
     /// Is a postmaster for this data directory alive (perhaps started by another process)?
     pub fn running_pid(&self) -> Option<i32> {
         let text = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
@@ -133,18 +141,23 @@ impl Cluster {
         alive.then_some(pid)
     }
 
+    /// Wait until the server on `port` accepts connections (or `start_timeout`).
+    fn wait_ready(&self, port: u16) -> Result<()> {
+        wait_ready(
+            port,
+            &self.password,
+            self.options.start_timeout,
+            &self.log_file(),
+        )
+    }
+
     /// Start the server (or adopt one already running on this data directory) and wait until
     /// it accepts connections.
     pub fn start(&mut self) -> Result<u16> {
         if self.running_pid().is_some() {
             if let Some(port) = read_port_from_pidfile(&self.data_dir()) {
                 self.port = Some(port);
-                wait_ready(
-                    port,
-                    &self.password,
-                    self.options.start_timeout,
-                    &self.log_file(),
-                )?;
+                self.wait_ready(port)?;
                 return Ok(port);
             }
         }
@@ -160,15 +173,25 @@ impl Cluster {
         for (k, v) in &self.options.settings {
             opts.push_str(&format!(" -c {k}={v}"));
         }
+        self.pg_ctl_start(&opts, true)?;
+        self.wait_ready(port)?;
+        std::fs::write(self.dir.join("port"), port.to_string())?;
+        self.port = Some(port);
+        Ok(port)
+    }
+
+    /// `pg_ctl start` with these server options; with `wait`, until it accepts connections
+    /// (or `start_timeout`). The postmaster runs in its own session.
+    fn pg_ctl_start(&self, opts: &str, wait: bool) -> Result<()> {
         let mut cmd = Command::new(self.bins.path("pg_ctl"));
         cmd.arg("start")
             .arg("-D")
-            .arg(&data)
+            .arg(self.data_dir())
             .arg("-l")
             .arg(self.log_file())
             .arg("-o")
-            .arg(&opts)
-            .arg("-w")
+            .arg(opts)
+            .arg(if wait { "-w" } else { "-W" })
             .arg("-t")
             .arg(self.options.start_timeout.as_secs().max(1).to_string())
             .stdin(Stdio::null())
@@ -190,15 +213,47 @@ impl Cluster {
                 log_tail(&self.log_file(), 15)
             );
         }
-        wait_ready(
-            port,
-            &self.password,
-            self.options.start_timeout,
-            &self.log_file(),
-        )?;
-        std::fs::write(self.dir.join("port"), port.to_string())?;
-        self.port = Some(port);
-        Ok(port)
+        Ok(())
+    }
+
+    /// Start the server reachable only through a unix socket in its data directory (mode
+    /// 0700: this process and the server's user), authenticating with `hba_file`; returns
+    /// without waiting (a server in archive recovery may take long to accept connections).
+    /// Used by restores, which must not depend on a password file that may be lost.
+    pub fn start_private(&mut self, hba_file: &Path) -> Result<()> {
+        let opts = format!(
+            "-c port={PRIVATE_PORT} -c listen_addresses='' -c unix_socket_directories='{}' -c hba_file='{}'",
+            self.data_dir().display(),
+            hba_file.display()
+        );
+        self.pg_ctl_start(&opts, false)
+    }
+
+    /// Connection settings for a server started with [`Cluster::start_private`].
+    pub fn private_config(&self, database: &str) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        c.host_path(self.data_dir())
+            .port(PRIVATE_PORT)
+            .user(SUPERUSER)
+            .dbname(database)
+            .connect_timeout(Duration::from_secs(5));
+        c
+    }
+
+    /// The directory that holds the data directory (the cluster directory, or its place under
+    /// [`RELOCATED_ROOT`]): the server's OS user can reach it.
+    pub fn server_home(&self) -> PathBuf {
+        let data = self.data_dir();
+        data.parent().map(Path::to_path_buf).unwrap_or(data)
+    }
+
+    pub fn binaries(&self) -> &Binaries {
+        &self.bins
+    }
+
+    /// The superuser's password (for child processes' `PGPASSWORD`; never print it).
+    pub fn password(&self) -> &str {
+        &self.password
     }
 
     /// Stop the server: a fast shutdown (rolls back open transactions), waiting up to 30 s.
@@ -293,6 +348,67 @@ impl Cluster {
     }
 }
 
+/// A client whose connection runs on a task of the current tokio runtime; dropping it closes
+/// the connection (and so ends the session's advisory locks).
+pub struct Session {
+    client: tokio_postgres::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Connect to `url` (no TLS: the private clusters listen on 127.0.0.1 only).
+pub async fn connect(url: &str) -> Result<Session> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Session { client, task })
+}
+
+impl std::ops::Deref for Session {
+    type Target = tokio_postgres::Client;
+    fn deref(&self) -> &tokio_postgres::Client {
+        &self.client
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Stop at once whatever server runs on `DIR`'s data (SIGQUIT: an immediate shutdown) and
+/// delete the cluster directory and its relocated data, if any. For clusters that must not be
+/// left behind (a failed restore); needs no password.
+pub fn discard(dir: &Path) -> Result<()> {
+    let data = resolve_data(dir);
+    let pid = std::fs::read_to_string(data.join("postmaster.pid"))
+        .ok()
+        .and_then(|t| t.lines().next()?.trim().parse::<i32>().ok());
+    if let Some(pid) = pid {
+        if unsafe { libc::kill(pid, libc::SIGQUIT) } == 0 {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while unsafe { libc::kill(pid, 0) } == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if unsafe { libc::kill(pid, 0) } == 0 {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    if data != dir.join("data") && data.exists() {
+        std::fs::remove_dir_all(&data).with_context(|| format!("removing {}", data.display()))?;
+        if let Some(parent) = data.parent() {
+            let _ = std::fs::remove_dir_all(parent);
+        }
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Where a root-run cluster's data goes when the cluster directory cannot be reached by the
 /// server's user (for example a project under /root): `RELOCATED_ROOT/<hash of DIR>/data`,
 /// with `DIR/data` a symlink to it.
@@ -314,15 +430,23 @@ fn unsearchable_ancestor(dir: &Path) -> Option<PathBuf> {
     })
 }
 
-fn initdb(bins: &Binaries, run_as: Option<&RunAs>, dir: &Path, password: &str) -> Result<()> {
+/// Make `DIR/data` an empty directory the server's OS user owns (mode 0700), placing it
+/// under [`RELOCATED_ROOT`] (with `DIR/data` a symlink to it) when that user cannot reach
+/// `DIR`. Returns the data directory and the directory holding it (the "server home").
+pub fn prepare_data_dir(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let run_as = RunAs::for_current_process()?;
+    prepare_data_dir_as(run_as.as_ref(), dir)
+}
+
+fn prepare_data_dir_as(run_as: Option<&RunAs>, dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the cluster directory {}", dir.display()))?;
     let mut data = dir.join("data");
-    let mut staging = dir.to_path_buf();
+    let mut home = dir.to_path_buf();
     if let Some(u) = run_as {
         if let Some(blocked) = unsearchable_ancestor(dir) {
             // The server's user cannot reach DIR: keep the data where it can, link it here.
-            use sha2::Digest;
-            let digest = hex::encode(sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes()));
-            let base = Path::new(RELOCATED_ROOT).join(&digest[..16]);
+            let base = relocated_base(dir);
             std::fs::create_dir_all(&base).with_context(|| {
                 format!(
                     "{} is not searchable by user {} (PostgreSQL cannot run as root), and \
@@ -347,7 +471,7 @@ fn initdb(bins: &Binaries, run_as: Option<&RunAs>, dir: &Path, password: &str) -
             std::os::unix::fs::symlink(&real, &data)
                 .with_context(|| format!("linking {} to {}", data.display(), real.display()))?;
             data = real;
-            staging = base;
+            home = base;
         } else {
             // The cluster directory is opened for traversal (not listing) by the server's user.
             let mut perm = std::fs::metadata(dir)?.permissions();
@@ -355,13 +479,87 @@ fn initdb(bins: &Binaries, run_as: Option<&RunAs>, dir: &Path, password: &str) -
             std::fs::set_permissions(dir, perm)?;
         }
     }
-    let data = data.as_path();
-    std::fs::create_dir_all(data)?;
-    std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))?;
+    std::fs::create_dir_all(&data)?;
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700))?;
     if let Some(u) = run_as {
-        nix::unistd::chown(data, Some(u.uid.into()), Some(u.gid.into()))
+        nix::unistd::chown(&data, Some(u.uid.into()), Some(u.gid.into()))
             .with_context(|| format!("handing {} to user {}", data.display(), u.name))?;
     }
+    Ok((data, home))
+}
+
+/// `RELOCATED_ROOT/<hash of path>`: where things the server's user must reach go when `path`
+/// is out of its reach.
+fn relocated_base(path: &Path) -> PathBuf {
+    use sha2::Digest;
+    let digest = hex::encode(sha2::Sha256::digest(path.as_os_str().as_encoded_bytes()));
+    Path::new(RELOCATED_ROOT).join(&digest[..16])
+}
+
+/// Make `path` a directory the server's OS user can write (mode 0700), for files PostgreSQL's
+/// own commands write (the WAL archive). When the server's user cannot reach `path`, the
+/// directory is created under [`RELOCATED_ROOT`] and `path` becomes a symlink to it.
+pub fn server_writable_dir(path: &Path) -> Result<PathBuf> {
+    let run_as = RunAs::for_current_process()?;
+    let Some(u) = run_as else {
+        std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+        return Ok(path.to_path_buf());
+    };
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Ok(path.to_path_buf());
+    }
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let real = if unsearchable_ancestor(path).is_some() {
+        let base = relocated_base(path);
+        std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+        std::fs::set_permissions(RELOCATED_ROOT, std::fs::Permissions::from_mode(0o711))?;
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o711))?;
+        let real = base.join(path.file_name().unwrap_or_default());
+        std::fs::create_dir_all(&real)?;
+        if !path.exists() {
+            std::os::unix::fs::symlink(&real, path)
+                .with_context(|| format!("linking {} to {}", path.display(), real.display()))?;
+        }
+        real
+    } else {
+        std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+        path.to_path_buf()
+    };
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700))?;
+    nix::unistd::chown(&real, Some(u.uid.into()), Some(u.gid.into()))
+        .with_context(|| format!("handing {} to user {}", real.display(), u.name))?;
+    Ok(path.to_path_buf())
+}
+
+/// Hand everything under `path` to the server's OS user (after calops wrote it as root).
+pub fn hand_to_server(path: &Path) -> Result<()> {
+    let Some(u) = RunAs::for_current_process()? else {
+        return Ok(());
+    };
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p)?;
+        nix::unistd::fchownat(
+            None,
+            &p,
+            Some(u.uid.into()),
+            Some(u.gid.into()),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .with_context(|| format!("handing {} to user {}", p.display(), u.name))?;
+        if meta.is_dir() {
+            for e in std::fs::read_dir(&p)? {
+                stack.push(e?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn initdb(bins: &Binaries, run_as: Option<&RunAs>, dir: &Path, password: &str) -> Result<()> {
+    let (data, staging) = prepare_data_dir_as(run_as, dir)?;
+    let data = data.as_path();
     // The password goes through a file readable only by the server's user, then is removed.
     let pwfile = staging.join(".initdb-pw");
     write_private(&pwfile, password)?;

@@ -84,6 +84,11 @@ pub struct DatabaseSection {
     pub backup_retention_days: u32,
     /// Daily backup start, `HH:MM` UTC.
     pub backup_start: String,
+    /// Base backups kept whatever their age (clusters calops runs itself).
+    pub backup_retention_count: u32,
+    /// The longest a committed transaction waits before its WAL is archived (clusters calops
+    /// runs itself; PostgreSQL's `archive_timeout`).
+    pub archive_timeout_seconds: u32,
     pub admin_username: String,
     pub admin_password: Option<SecretRef>,
 }
@@ -424,6 +429,22 @@ fn read_database(s: &Section<'_>, target: Option<Target>) -> Option<DatabaseSect
             ))
         }
     });
+    let backup_retention_count = s.opt_int("backup_retention_count").unwrap_or(2);
+    if !(1..=100).contains(&backup_retention_count) {
+        s.invalid(
+            "backup_retention_count",
+            format!("{backup_retention_count} base backups is out of range"),
+            Some("allowed: 1 to 100".into()),
+        );
+    }
+    let archive_timeout_seconds = s.opt_int("archive_timeout_seconds").unwrap_or(60);
+    if !(1..=3600).contains(&archive_timeout_seconds) {
+        s.invalid(
+            "archive_timeout_seconds",
+            format!("{archive_timeout_seconds} seconds is out of range"),
+            Some("allowed: 1 to 3600 (60 keeps at most a minute of bookings at risk)".into()),
+        );
+    }
     let admin_username = s.parsed("admin_username", true, |v| {
         let ok = (1..=63).contains(&v.len())
             && v.starts_with(|c: char| c.is_ascii_lowercase())
@@ -458,6 +479,8 @@ fn read_database(s: &Section<'_>, target: Option<Target>) -> Option<DatabaseSect
         storage_iops: storage_iops as u32,
         backup_retention_days: backup_retention_days? as u32,
         backup_start: backup_start?,
+        backup_retention_count: backup_retention_count as u32,
+        archive_timeout_seconds: archive_timeout_seconds as u32,
         admin_username: admin_username?,
         admin_password,
     })

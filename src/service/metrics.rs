@@ -197,6 +197,20 @@ fn escape(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Exposition text contributed by the process that embeds the service (`calops serve` adds
+/// the backup schedule's gauges); appended to `/metrics` as it is.
+static EXTRA: std::sync::OnceLock<Box<dyn Fn() -> String + Send + Sync>> =
+    std::sync::OnceLock::new();
+
+/// Set the extra exposition text's source, once per process.
+pub fn set_extra(f: Box<dyn Fn() -> String + Send + Sync>) {
+    let _ = EXTRA.set(f);
+}
+
+pub fn extra() -> String {
+    EXTRA.get().map(|f| f()).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

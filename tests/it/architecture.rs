@@ -572,7 +572,8 @@ fn integration_tests_are_one_binary_with_one_copy_of_each_helper() {
         binaries.is_empty(),
         "integration tests are modules of tests/it/main.rs, not binaries of their own: {binaries:?}"
     );
-    // The shared helpers live once: have_pg in calops_testkit, the client in support/api.rs.
+    // The shared helpers live once: have_pg in calops_testkit, the client in support/api.rs,
+    // the local site and the OCI stand-ins' signature check in support/.
     let mut copies = Vec::new();
     for f in rust_files(&tests.join("it")) {
         let rel = f.strip_prefix(&tests).unwrap().display().to_string();
@@ -581,6 +582,11 @@ fn integration_tests_are_one_binary_with_one_copy_of_each_helper() {
         for (def, home) in [
             (format!("fn {}(", "have_pg"), ""),
             (format!("struct {} {{", "Client"), "it/support/api.rs"),
+            (format!("struct {} {{", "Site"), "it/support/site.rs"),
+            (
+                format!("struct {} {{", "Signatures"),
+                "it/support/ocistand.rs",
+            ),
         ] {
             if text.contains(&def) && rel != home {
                 copies.push(format!("{rel}: `{def}`"));
@@ -618,22 +624,67 @@ fn nothing_calls_up_into_commands_and_commands_do_not_branch_on_the_target() {
     );
     assert_eq!(calls_into_commands(&broken).len(), 1);
 
-    // The release commands choose the target once, through deploy::deployment; a command that
-    // matches on it again grows a second copy of the pipeline's wiring.
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/commands/deploy.rs");
-    let text = std::fs::read_to_string(&file).unwrap();
-    let branches: Vec<String> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, line)| {
-            ["Target::Oci", "Target::Local", ".target =="]
-                .iter()
-                .any(|t| line.contains(t))
-        })
-        .map(|(n, line)| format!("src/commands/deploy.rs:{}: {}", n + 1, line.trim()))
-        .collect();
+    // The release and backup commands choose the target once, in deploy::deployment and
+    // deploy::backups; a command that matches on it again grows a second copy of the wiring.
+    let mut branches: Vec<String> = Vec::new();
+    for name in ["deploy.rs", "backup.rs"] {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/commands")
+            .join(name);
+        let text = std::fs::read_to_string(&file).unwrap();
+        branches.extend(
+            text.lines()
+                .enumerate()
+                .filter(|(_, line)| {
+                    ["Target::Oci", "Target::Local", ".target =="]
+                        .iter()
+                        .any(|t| line.contains(t))
+                })
+                .map(|(n, line)| format!("src/commands/{name}:{}: {}", n + 1, line.trim())),
+        );
+    }
     assert!(
         branches.is_empty(),
-        "open the profile's deployment with deploy::deployment instead: {branches:#?}"
+        "open the profile's deployment with deploy::deployment (deploy::backups) instead: {branches:#?}"
+    );
+}
+
+/// What `backup` uses besides itself: the neutral modules, `oci` (Object Storage) and `error`.
+/// It knows clusters, stores and configuration files, not profiles or targets: `deploy` uses
+/// it (the local target's archiving, the backup commands), never the other way round.
+fn backup_outside(c: &Crate) -> Vec<String> {
+    c.outside(
+        &["backup"],
+        &[&["pg"], &["net"], &["fsutil"], &["oci"], &["error"]],
+    )
+}
+
+#[test]
+fn backup_uses_no_deploy_profile_or_cli_module_and_has_no_cycle() {
+    let c = real_crate();
+    let v = backup_outside(&c);
+    assert!(
+        v.is_empty(),
+        "pass paths and values into backup instead: {v:#?}"
+    );
+    let cycles: Vec<String> = c
+        .sibling_cycles(&[])
+        .into_iter()
+        .filter(|m| m.contains("backup"))
+        .collect();
+    assert!(cycles.is_empty(), "{cycles:#?}");
+    let mut broken = c.clone();
+    broken.add(
+        "backup/local.rs",
+        "fn f(l: &crate::deploy::local::layout::Layout) {}",
+    );
+    assert_eq!(backup_outside(&broken).len(), 1);
+    assert!(
+        broken
+            .sibling_cycles(&[])
+            .iter()
+            .any(|m| m.contains("backup -> deploy") && m.contains("deploy -> backup")),
+        "{:#?}",
+        broken.sibling_cycles(&[])
     );
 }

@@ -1,215 +1,34 @@
 //! The release pipeline end to end on the local target, with real processes: a private
 //! PostgreSQL cluster, `calops serve` releases on a shared port, and HTTP clients.
 
+use crate::support::site::Site;
 use calops::deploy::lock::LockInfo;
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_calops");
-
-/// A work directory with the shipped `base` and `local` profiles and its own port.
-struct Site {
-    dir: tempfile::TempDir,
-    port: u16,
+/// A local site for these tests: clients run flat out with one API key below, which the
+/// service's default 60/min availability limit (Redis-shared) would answer 429.
+fn site(test: &str) -> Option<Site> {
+    let site = Site::new(test)?;
+    site.append_to_profile("CALOPS_RATE_LIMIT_AVAILABILITY = \"off\"");
+    Some(site)
 }
 
-impl Site {
-    fn new(test: &str) -> Option<Site> {
-        if calops::doctor::tools::postgres_bin_dir().is_none() {
-            calops_testkit::skip_or_fail(
-                test,
-                "PostgreSQL server binaries are not installed (run scripts/setup)",
-            );
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let profiles = dir.path().join("profiles");
-        std::fs::create_dir(&profiles).unwrap();
-        for p in ["base", "local"] {
-            let src = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("profiles")
-                .join(format!("{p}.toml"));
-            std::fs::copy(src, profiles.join(format!("{p}.toml"))).unwrap();
-        }
-        // The load test below runs clients flat out with one API key; the service's default
-        // 60/min availability limit (Redis-shared) would answer them 429.
-        let local = profiles.join("local.toml");
-        let text = std::fs::read_to_string(&local).unwrap();
-        std::fs::write(
-            &local,
-            format!("{text}CALOPS_RATE_LIMIT_AVAILABILITY = \"off\"\n"),
-        )
-        .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Some(Site { dir, port })
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.current_dir(self.dir.path())
-            .args(args)
-            .args(["--profile", "local", "--no-progress"]);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("CALOPS_") {
-                c.env_remove(k);
-            }
-        }
-        c.env("CALOPS_LOCAL_PORT", self.port.to_string());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    /// Run with --json; return (exit code, document, stderr).
-    fn json(&self, args: &[&str]) -> (i32, Value, String) {
-        let mut a = args.to_vec();
-        a.push("--json");
-        let out = self.run(&a);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?}: stdout is not one JSON document ({e}): {}\nstderr: {stderr}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-        (out.status.code().unwrap_or(-1), doc, stderr)
-    }
-
-    fn root(&self) -> PathBuf {
-        self.dir.path().join(".calops").join("local")
-    }
-
-    fn api_key(&self) -> String {
-        std::fs::read_to_string(self.root().join("secrets/demo-api-key"))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-
-    fn set_env_line(&self, line: &str) {
-        let p = self.dir.path().join("profiles/local.toml");
-        let text = std::fs::read_to_string(&p).unwrap();
-        let base: String = text
-            .lines()
-            .filter(|l| !l.starts_with("DEPLOY_MARK") && !l.starts_with("CALOPS_DB_POOL_SIZE"))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        std::fs::write(&p, format!("{base}{line}\n")).unwrap();
-    }
-
-    fn slots_url(&self) -> String {
-        let ids: Value = serde_json::from_str(
-            &std::fs::read_to_string(self.root().join("secrets/demo.json")).unwrap(),
-        )
-        .unwrap();
-        let start = jiff::Zoned::now().date();
-        let end = start.checked_add(jiff::Span::new().days(7)).unwrap();
-        format!("http://127.0.0.1:{}/v2/slots?eventTypeId={}&start={start}&end={end}&timeZone=Australia/Sydney", self.port, ids["event_type_id"])
-    }
-
-    fn get(&self, url: &str) -> u16 {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            reqwest::Client::new()
-                .get(url)
-                .bearer_auth(self.api_key())
-                .send()
-                .await
-                .map(|r| r.status().as_u16())
-                .unwrap_or(0)
-        })
-    }
-
-    /// Book the first available demo slot through the HTTP API; returns the booking uid.
-    fn book(&self) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let c = reqwest::Client::new();
-            let slots: Value = c.get(self.slots_url()).bearer_auth(self.api_key()).send().await.unwrap().json().await.unwrap();
-            let first = slots["data"].as_object().and_then(|days| days.values().next()).and_then(|d| d[0]["start"].as_str()).expect("a free slot").to_string();
-            let ids: Value = serde_json::from_str(&std::fs::read_to_string(self.root().join("secrets/demo.json")).unwrap()).unwrap();
-            let body = serde_json::json!({
-                "start": first,
-                "eventTypeId": ids["event_type_id"],
-                "attendee": {"name": "Ada", "email": "ada@example.com", "timeZone": "Australia/Sydney"},
-            });
-            let r = c.post(format!("http://127.0.0.1:{}/v2/bookings", self.port)).bearer_auth(self.api_key()).header("cal-api-version", "2024-08-13").json(&body).send().await.unwrap();
-            let status = r.status().as_u16();
-            let v: Value = r.json().await.unwrap();
-            assert_eq!(status, 201, "{v}");
-            v["data"]["uid"].as_str().unwrap().to_string()
-        })
-    }
-
-    /// The status of a booking (`accepted`, ...) as the running release reports it.
-    fn booking_status(&self, uid: &str) -> String {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let v: Value = reqwest::Client::new()
-                .get(format!("http://127.0.0.1:{}/v2/bookings/{uid}", self.port))
-                .header("cal-api-version", "2024-08-13")
-                .bearer_auth(self.api_key())
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["data"]["status"]
-                .as_str()
-                .unwrap_or("missing")
-                .to_string()
-        })
-    }
-
-    fn healthy(&self) -> bool {
-        self.get(&format!("http://127.0.0.1:{}/health", self.port)) == 200
-    }
-
-    /// Serve processes whose pidfiles are in run/ and alive.
-    fn serve_processes(&self) -> usize {
-        std::fs::read_dir(self.root().join("run"))
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().starts_with("serve-"))
-                    .filter_map(|e| {
-                        std::fs::read_to_string(e.path())
-                            .ok()?
-                            .trim()
-                            .parse::<i32>()
-                            .ok()
-                    })
-                    .filter(|pid| Path::new(&format!("/proc/{pid}")).exists())
-                    .count()
-            })
-            .unwrap_or(0)
-    }
+/// Replace the profile's `DEPLOY_MARK` / `CALOPS_DB_POOL_SIZE` line with `line`: a changed
+/// profile, so that the next deploy is a new release.
+fn set_env_line(site: &Site, line: &str) {
+    let p = site.dir.path().join("profiles/local.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let base: String = text
+        .lines()
+        .filter(|l| !l.starts_with("DEPLOY_MARK") && !l.starts_with("CALOPS_DB_POOL_SIZE"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&p, format!("{base}{line}\n")).unwrap();
 }
 
-impl Drop for Site {
-    fn drop(&mut self) {
-        let _ = self.run(&["destroy", "--yes"]);
-    }
-}
+const ZONE: &str = "Australia/Sydney";
 
 /// Clients requesting slots until stopped; counts successes and failures.
 struct Load {
@@ -299,7 +118,7 @@ impl Load {
 
 #[test]
 fn local_release_lifecycle() {
-    let Some(site) = Site::new("local_release_lifecycle") else {
+    let Some(site) = site("local_release_lifecycle") else {
         return;
     };
 
@@ -316,8 +135,8 @@ fn local_release_lifecycle() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    assert_eq!(site.get(&site.slots_url()), 200);
-    let booking = site.book();
+    assert_eq!(site.get(&site.slots_url(ZONE)), 200);
+    let booking = site.book("ada");
     assert_eq!(site.booking_status(&booking), "accepted");
 
     // The same deploy again does nothing and records nothing.
@@ -330,8 +149,8 @@ fn local_release_lifecycle() {
     );
 
     // A changed deploy while clients keep requesting slots: not one failed request.
-    site.set_env_line("DEPLOY_MARK = \"2\"");
-    let load = Load::start(site.slots_url(), site.api_key(), 4);
+    set_env_line(&site, "DEPLOY_MARK = \"2\"");
+    let load = Load::start(site.slots_url(ZONE), site.api_key(), 4);
     std::thread::sleep(Duration::from_millis(500));
     let (code, doc, stderr) = site.json(&["deploy"]);
     std::thread::sleep(Duration::from_millis(500));
@@ -343,10 +162,10 @@ fn local_release_lifecycle() {
     assert_eq!(site.serve_processes(), 1, "the old release exited");
     // The data is still there: the booking, the organization's key and event type.
     assert_eq!(site.booking_status(&booking), "accepted");
-    assert_eq!(site.get(&site.slots_url()), 200);
+    assert_eq!(site.get(&site.slots_url(ZONE)), 200);
 
     // A release that exits at start is rolled back automatically and recorded as such.
-    site.set_env_line("CALOPS_DB_POOL_SIZE = \"0\"");
+    set_env_line(&site, "CALOPS_DB_POOL_SIZE = \"0\"");
     let (code, doc, stderr) = site.json(&["deploy"]);
     assert_eq!(code, 1, "{doc}");
     assert_eq!(doc["result"], "rolled_back");
@@ -364,7 +183,7 @@ fn local_release_lifecycle() {
     assert!(site.healthy(), "the previous release still serves");
 
     // Rollback goes to the previous successful release, with its recorded configuration.
-    site.set_env_line("DEPLOY_MARK = \"4\"");
+    set_env_line(&site, "DEPLOY_MARK = \"4\"");
     let (code, doc, _) = site.json(&["deploy"]);
     assert_eq!((code, doc["release"]["seq"].as_u64()), (0, Some(4)));
     let (code, doc, stderr) = site.json(&["rollback"]);
@@ -377,7 +196,7 @@ fn local_release_lifecycle() {
     );
     assert!(site.healthy());
     assert_eq!(
-        site.get(&site.slots_url()),
+        site.get(&site.slots_url(ZONE)),
         200,
         "bookings' organization still there"
     );
@@ -423,7 +242,7 @@ fn write_lock(site: &Site, pid: u32, lease_secs: i64, message: &str) {
 
 #[test]
 fn lock_contention_takeover_and_interrupt() {
-    let Some(site) = Site::new("lock_contention_takeover_and_interrupt") else {
+    let Some(site) = site("lock_contention_takeover_and_interrupt") else {
         return;
     };
     let (code, doc, stderr) = site.json(&["deploy"]);
@@ -452,7 +271,7 @@ fn lock_contention_takeover_and_interrupt() {
 
     // An expired lease is taken over, loudly.
     write_lock(&site, 999_999, -5, "crashed deploy");
-    site.set_env_line("DEPLOY_MARK = \"takeover\"");
+    set_env_line(&site, "DEPLOY_MARK = \"takeover\"");
     let (code, doc, stderr) = site.json(&["deploy"]);
     assert_eq!(code, 0, "{doc}\n{stderr}");
     assert!(
@@ -465,7 +284,7 @@ fn lock_contention_takeover_and_interrupt() {
         .contains("crashed deploy"));
 
     // Two deploys at once: never two at the same time; a loser names the holder.
-    site.set_env_line("DEPLOY_MARK = \"race\"");
+    set_env_line(&site, "DEPLOY_MARK = \"race\"");
     let a = site
         .cmd(&["deploy", "--json"])
         .stdout(std::process::Stdio::piped())
@@ -491,7 +310,7 @@ fn lock_contention_takeover_and_interrupt() {
     assert!(site.healthy());
 
     // Ctrl-C in the middle of a deploy: no lock left, the previous release keeps serving.
-    site.set_env_line("DEPLOY_MARK = \"interrupted\"");
+    set_env_line(&site, "DEPLOY_MARK = \"interrupted\"");
     let child = site
         .cmd(&["deploy"])
         .stderr(std::process::Stdio::piped())

@@ -832,8 +832,6 @@ fn start_ocir_token_server(
     token: &'static str,
 ) -> OcirTokenServer {
     use axum::http::{HeaderMap, StatusCode, Uri};
-    use base64::Engine as _;
-    use sha2::Digest as _;
     let hits = std::sync::Arc::new(Mutex::new((0u32, Vec::new())));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -845,64 +843,16 @@ fn start_ocir_token_server(
         .unwrap();
     let port = listener.local_addr().unwrap().port();
     let h = hits.clone();
+    let signatures = std::sync::Arc::new(crate::support::ocistand::Signatures {
+        public,
+        key_ids: vec![key_id],
+        host: Some(format!("127.0.0.1:{port}")),
+    });
     let handler = move |uri: Uri, headers: HeaderMap| {
-        let (public, key_id, hits) = (public.clone(), key_id.clone(), h.clone());
+        let (signatures, hits) = (signatures.clone(), h.clone());
         async move {
-            let check = || -> Result<(), String> {
-                let auth = headers
-                    .get("authorization")
-                    .and_then(|v| v.to_str().ok())
-                    .ok_or("no authorization header")?;
-                let param = |name: &str| {
-                    regex::Regex::new(&format!(r#"(?:^Signature |,){name}="([^"]*)""#))
-                        .unwrap()
-                        .captures(auth)
-                        .map(|c| c[1].to_string())
-                };
-                if param("keyId").as_deref() != Some(key_id.as_str()) {
-                    return Err(format!("unknown keyId {:?}", param("keyId")));
-                }
-                let names = param("headers").ok_or("no headers")?;
-                if names != "date (request-target) host" {
-                    return Err(format!("signed headers {names}"));
-                }
-                let target = format!(
-                    "get {}",
-                    uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
-                );
-                let hv = |n: &str| {
-                    headers
-                        .get(n)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string()
-                };
-                let signing = format!(
-                    "date: {}\n(request-target): {target}\nhost: {}",
-                    hv("date"),
-                    hv("host")
-                );
-                let sig = base64::engine::general_purpose::STANDARD
-                    .decode(param("signature").ok_or("no signature")?)
-                    .map_err(|e| e.to_string())?;
-                public
-                    .verify(
-                        rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
-                        &sha2::Sha256::digest(signing.as_bytes()),
-                        &sig,
-                    )
-                    .map_err(|_| "signature does not verify".to_string())?;
-                let when = httpdate::parse_http_date(&hv("date")).map_err(|e| e.to_string())?;
-                let skew = match when.duration_since(std::time::SystemTime::now()) {
-                    Ok(d) => d,
-                    Err(e) => e.duration(),
-                };
-                if skew > Duration::from_secs(300) {
-                    return Err("date more than 5 minutes off".into());
-                }
-                Ok(())
-            };
-            match check() {
+            let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            match signatures.verify("GET", pq, &headers, b"") {
                 Ok(()) => {
                     hits.lock().unwrap().0 += 1;
                     (

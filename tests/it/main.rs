@@ -11,6 +11,8 @@
 mod support;
 
 mod architecture;
+mod backups;
+mod backups_oci;
 mod bookings;
 mod calcom;
 mod deploy;

@@ -2,6 +2,7 @@
 //! every typed call against a local HTTP server on 127.0.0.1 that verifies each request's
 //! signature with the public key (its own implementation of the scheme, not calops').
 
+use crate::support::ocistand::{decode, incoming, json_reply, oci_error, reply, Signatures};
 use base64::Engine as _;
 use bytes::Bytes;
 use calops::oci::auth;
@@ -15,9 +16,9 @@ use md5::Md5;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::DecodePublicKey;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -365,8 +366,7 @@ struct Store {
 
 struct Oci {
     base: Url,
-    public: RsaPublicKey,
-    key_ids: Vec<String>,
+    signatures: Signatures,
     store: Mutex<Store>,
 }
 
@@ -389,167 +389,16 @@ impl Oci {
     }
 }
 
-fn param(auth: &str, name: &str) -> Option<String> {
-    let re = regex::Regex::new(&format!(r#"(?:^Signature |,){name}="([^"]*)""#)).unwrap();
-    re.captures(auth).map(|c| c[1].to_string())
-}
-
-/// Verify the request's signature as OCI would. Returns why it is not acceptable.
-fn verify(
-    oci: &Oci,
-    method: &str,
-    path_and_query: &str,
-    headers: &axum::http::HeaderMap,
-    body: &[u8],
-) -> Result<(), String> {
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .ok_or("no authorization header")?;
-    if param(auth, "algorithm").as_deref() != Some("rsa-sha256")
-        || param(auth, "version").as_deref() != Some("1")
-    {
-        return Err(format!("bad algorithm/version in {auth}"));
-    }
-    let key_id = param(auth, "keyId").ok_or("no keyId")?;
-    if !oci.key_ids.contains(&key_id) {
-        return Err(format!("unknown keyId {key_id}"));
-    }
-    let names: Vec<String> = param(auth, "headers")
-        .ok_or("no headers")?
-        .split(' ')
-        .map(String::from)
-        .collect();
-    let lower = method.to_ascii_lowercase();
-    let date_name = if headers.contains_key("x-date") {
-        "x-date"
-    } else {
-        "date"
-    };
-    let mut required = vec![date_name, "(request-target)", "host"];
-    let upload = method == "PUT"
-        && (path_and_query.contains("/o/") || path_and_query.contains("/u/"))
-        && path_and_query.starts_with("/n/");
-    if matches!(method, "POST" | "PUT" | "PATCH") && !upload {
-        required.extend(["content-length", "content-type", "x-content-sha256"]);
-    }
-    if names != required {
-        return Err(format!(
-            "signed headers {names:?}, OCI requires {required:?}"
-        ));
-    }
-    if upload && headers.contains_key("x-content-sha256") {
-        return Err("object uploads must not send x-content-sha256".into());
-    }
-    let mut lines = Vec::new();
-    for n in &names {
-        let v = if n == "(request-target)" {
-            format!("{lower} {path_and_query}")
-        } else {
-            headers
-                .get(n.as_str())
-                .and_then(|v| v.to_str().ok())
-                .ok_or(format!("signed header {n} not sent"))?
-                .to_string()
-        };
-        lines.push(format!("{n}: {v}"));
-    }
-    let signing_string = lines.join("\n");
-    let sig = base64::engine::general_purpose::STANDARD
-        .decode(param(auth, "signature").ok_or("no signature")?)
-        .map_err(|e| e.to_string())?;
-    oci.public
-        .verify(
-            Pkcs1v15Sign::new::<Sha256>(),
-            &Sha256::digest(signing_string.as_bytes()),
-            &sig,
-        )
-        .map_err(|_| "signature does not verify".to_string())?;
-    if names.iter().any(|n| n == "x-content-sha256") {
-        let want = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
-        if headers["x-content-sha256"] != want.as_str() {
-            return Err("x-content-sha256 does not match the body".into());
-        }
-        if headers["content-length"] != body.len().to_string().as_str() {
-            return Err("content-length does not match the body".into());
-        }
-    }
-    let date = headers[date_name].to_str().map_err(|e| e.to_string())?;
-    let when = httpdate::parse_http_date(date).map_err(|e| e.to_string())?;
-    let skew = match when.duration_since(SystemTime::now()) {
-        Ok(d) => d,
-        Err(e) => e.duration(),
-    };
-    if skew > Duration::from_secs(300) {
-        return Err("date more than 5 minutes off".into());
-    }
-    let host = format!(
-        "{}:{}",
-        oci.base.host_str().unwrap(),
-        oci.base.port().unwrap()
-    );
-    if headers["host"] != host.as_str() {
-        return Err(format!("host {:?} is not {host}", headers["host"]));
-    }
-    Ok(())
-}
-
-fn reply(
-    status: u16,
-    headers: &[(&str, String)],
-    body: impl Into<axum::body::Body>,
-) -> axum::response::Response {
-    let mut b = axum::response::Response::builder().status(status);
-    for (k, v) in headers {
-        b = b.header(*k, v);
-    }
-    b.body(body.into()).unwrap()
-}
-
-fn json_reply(status: u16, v: Value) -> axum::response::Response {
-    reply(
-        status,
-        &[
-            ("content-type", "application/json".into()),
-            ("opc-request-id", "srv-req-id".into()),
-        ],
-        v.to_string(),
-    )
-}
-
-fn oci_error(status: u16, code: &str, message: &str) -> axum::response::Response {
-    json_reply(status, json!({"code": code, "message": message}))
-}
-
-fn decode(seg: &str) -> String {
-    percent_encoding::percent_decode_str(seg)
-        .decode_utf8()
-        .unwrap()
-        .to_string()
-}
-
 async fn handle(
     axum::extract::State(oci): axum::extract::State<Arc<Oci>>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 24).await.unwrap();
-    let method = parts.method.as_str().to_string();
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let path = parts.uri.path().to_string();
-    let q: HashMap<String, String> =
-        url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
+    let (method, path, pq, q, headers, body) = incoming(req).await;
     {
         let mut st = oci.store.lock().unwrap();
         *st.hits.entry(path.clone()).or_default() += 1;
     }
-    if let Err(why) = verify(&oci, &method, &pq, &parts.headers, &body) {
+    if let Err(why) = oci.signatures.verify(&method, &pq, &headers, &body) {
         let skew = oci.store.lock().unwrap().skew_401;
         let date = httpdate::fmt_http_date(if skew >= 0 {
             SystemTime::now() + Duration::from_secs(skew as u64)
@@ -579,13 +428,7 @@ async fn handle(
         return reply(status, &hs, text);
     }
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let header = |n: &str| {
-        parts
-            .headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-    };
+    let header = |n: &str| crate::support::ocistand::header(&headers, n);
     let mut st = oci.store.lock().unwrap();
     match (method.as_str(), segs.as_slice()) {
         ("GET", ["n", ""]) => json_reply(200, json!("testns")),
@@ -836,11 +679,14 @@ async fn start() -> Fixture {
     let base = Url::parse(&format!("http://{addr}")).unwrap();
     let oci = Arc::new(Oci {
         base: base.clone(),
-        public: key.to_public_key(),
-        key_ids: vec![
-            s(&v["credentials"], "key_id").to_string(),
-            "ST$eyJhbGciOi.test.token".to_string(),
-        ],
+        signatures: Signatures {
+            public: key.to_public_key(),
+            key_ids: vec![
+                s(&v["credentials"], "key_id").to_string(),
+                "ST$eyJhbGciOi.test.token".to_string(),
+            ],
+            host: Some(format!("{addr}")),
+        },
         store: Mutex::new(Store::default()),
     });
     let app = axum::Router::new().fallback(handle).with_state(oci.clone());

@@ -4,7 +4,9 @@
 //! registry, Container Instances and Load Balancer backend health from what Terraform applied,
 //! and a stand-in load balancer whose `/health` answers from whichever slot gets traffic.
 
-use base64::Engine as _;
+use crate::support::ocistand::{
+    decode, incoming, json_reply, key, key_id, oci_error, reply, serve, write_config, Signatures,
+};
 use bytes::Bytes;
 use calops::deploy::ledger::{Ledger, Outcome, Release};
 use calops::deploy::lock::DeployLock;
@@ -21,16 +23,13 @@ use calops::runtime::env::{ContainerEnv, OciParams};
 use calops::terraform::command::{EnvSnapshot, InitArgs};
 use calops::terraform::PlanOptions;
 use calops::ui::Ui;
-use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use url::Url;
 
-const KEY_ID: &str = "ocid1.tenancy.oc1..t/ocid1.user.oc1..u/aa:bb";
 const BUCKET: &str = "calops-state";
 const LOCK: &str = "dev/deploy.lock";
 
@@ -71,7 +70,7 @@ struct State {
 }
 
 struct Stand {
-    public: RsaPublicKey,
+    signatures: Signatures,
     state_file: PathBuf,
     st: Mutex<State>,
 }
@@ -125,124 +124,16 @@ impl Stand {
     }
 }
 
-fn param(auth: &str, name: &str) -> Option<String> {
-    let re = regex::Regex::new(&format!(r#"(?:^Signature |,){name}="([^"]*)""#)).unwrap();
-    re.captures(auth).map(|c| c[1].to_string())
-}
-
-/// Check the request's signature as OCI does (signing string from the listed headers).
-fn verify(
-    stand: &Stand,
-    method: &str,
-    pq: &str,
-    headers: &axum::http::HeaderMap,
-    body: &[u8],
-) -> Result<(), String> {
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .ok_or("no authorization header")?;
-    // tenancy/user/fingerprint (the signature below proves the key).
-    if param(auth, "keyId").is_none_or(|k| k.split('/').count() != 3) {
-        return Err(format!("malformed keyId in {auth}"));
-    }
-    let names = param(auth, "headers").ok_or("no headers")?;
-    let mut lines = Vec::new();
-    for n in names.split(' ') {
-        let v = if n == "(request-target)" {
-            format!("{} {pq}", method.to_ascii_lowercase())
-        } else {
-            headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .ok_or(format!("signed header {n} not sent"))?
-                .to_string()
-        };
-        lines.push(format!("{n}: {v}"));
-    }
-    for required in ["(request-target)", "host"] {
-        if !names.split(' ').any(|n| n == required) {
-            return Err(format!("{required} is not signed"));
-        }
-    }
-    if names.contains("x-content-sha256") {
-        let want = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
-        if headers["x-content-sha256"] != want.as_str() {
-            return Err("x-content-sha256 does not match the body".into());
-        }
-    }
-    let sig = base64::engine::general_purpose::STANDARD
-        .decode(param(auth, "signature").ok_or("no signature")?)
-        .map_err(|e| e.to_string())?;
-    stand
-        .public
-        .verify(
-            Pkcs1v15Sign::new::<Sha256>(),
-            &Sha256::digest(lines.join("\n").as_bytes()),
-            &sig,
-        )
-        .map_err(|_| "signature does not verify".to_string())
-}
-
-fn reply(
-    status: u16,
-    headers: &[(&str, String)],
-    body: impl Into<axum::body::Body>,
-) -> axum::response::Response {
-    let mut b = axum::response::Response::builder().status(status);
-    for (k, v) in headers {
-        b = b.header(*k, v);
-    }
-    b.body(body.into()).unwrap()
-}
-
-fn json_reply(status: u16, v: Value) -> axum::response::Response {
-    reply(
-        status,
-        &[("content-type", "application/json".into())],
-        v.to_string(),
-    )
-}
-
-fn oci_error(status: u16, code: &str) -> axum::response::Response {
-    json_reply(status, json!({"code": code, "message": code}))
-}
-
-fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s)
-        .decode_utf8()
-        .unwrap()
-        .to_string()
-}
-
 async fn handle(
     axum::extract::State(stand): axum::extract::State<Arc<Stand>>,
     req: axum::extract::Request,
 ) -> axum::response::Response {
-    let (parts, body) = req.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 24).await.unwrap();
-    let method = parts.method.as_str().to_string();
-    let path = parts.uri.path().to_string();
-    let pq = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let q: HashMap<String, String> =
-        url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
-    let header = |n: &str| {
-        parts
-            .headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-    };
+    let (method, path, pq, q, headers, body) = incoming(req).await;
+    let header = |n: &str| crate::support::ocistand::header(&headers, n);
     // The registry's distribution API takes the bearer token, not a signature.
     if let Some(rest) = path.strip_prefix("/v2/") {
         let Some((_, reference)) = rest.rsplit_once("/manifests/") else {
-            return oci_error(404, "NotFound");
+            return oci_error(404, "NotFound", "NotFound");
         };
         if header("authorization").as_deref() != Some("Bearer registry-token") {
             return reply(401, &[], "");
@@ -250,9 +141,9 @@ async fn handle(
         let found = stand.st().manifests.contains(reference);
         return reply(if found { 200 } else { 404 }, &[], "");
     }
-    if let Err(why) = verify(&stand, &method, &pq, &parts.headers, &body) {
+    if let Err(why) = stand.signatures.verify(&method, &pq, &headers, &body) {
         stand.st().signature_failures.push(why);
-        return oci_error(401, "NotAuthenticated");
+        return oci_error(401, "NotAuthenticated", "NotAuthenticated");
     }
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method.as_str(), segs.as_slice()) {
@@ -262,7 +153,7 @@ async fn handle(
             let name = d["name"].as_str().unwrap().to_string();
             let mut st = stand.st();
             if st.buckets.contains_key(&name) {
-                return oci_error(409, "BucketAlreadyExists");
+                return oci_error(409, "BucketAlreadyExists", "BucketAlreadyExists");
             }
             let b = json!({"name": name, "namespace": "testns", "compartmentId": d["compartmentId"],
                 "publicAccessType": d["publicAccessType"], "storageTier": d["storageTier"],
@@ -272,7 +163,7 @@ async fn handle(
         }
         ("GET", ["n", "testns", "b", b]) => match stand.st().buckets.get(&decode(b)) {
             Some(b) => json_reply(200, b.clone()),
-            None => oci_error(404, "BucketNotFound"),
+            None => oci_error(404, "BucketNotFound", "BucketNotFound"),
         },
         ("GET", ["n", "testns", "b", b, "o"]) => {
             let prefix = q.get("prefix").cloned().unwrap_or_default();
@@ -289,17 +180,17 @@ async fn handle(
             let key = (decode(b), decode(&name.join("/")));
             let mut st = stand.st();
             if !st.buckets.contains_key(&key.0) {
-                return oci_error(404, "BucketNotFound");
+                return oci_error(404, "BucketNotFound", "BucketNotFound");
             }
             let existing = st.objects.get(&key).cloned();
             match m {
                 "PUT" => {
                     if header("if-none-match").as_deref() == Some("*") && existing.is_some() {
-                        return oci_error(409, "IfNoneMatchFailed");
+                        return oci_error(409, "IfNoneMatchFailed", "IfNoneMatchFailed");
                     }
                     if let Some(want) = header("if-match") {
                         if existing.as_ref().map(|e| &e.1) != Some(&want) {
-                            return oci_error(412, "NoEtagMatch");
+                            return oci_error(412, "NoEtagMatch", "NoEtagMatch");
                         }
                     }
                     st.etags += 1;
@@ -313,19 +204,19 @@ async fn handle(
                         &[("etag", etag), ("content-type", "application/json".into())],
                         if m == "GET" { data } else { Bytes::new() },
                     ),
-                    None => oci_error(404, "ObjectNotFound"),
+                    None => oci_error(404, "ObjectNotFound", "ObjectNotFound"),
                 },
                 "DELETE" => match existing {
-                    None => oci_error(404, "ObjectNotFound"),
+                    None => oci_error(404, "ObjectNotFound", "ObjectNotFound"),
                     Some((_, etag)) => {
                         if header("if-match").is_some_and(|w| w != etag) {
-                            return oci_error(412, "NoEtagMatch");
+                            return oci_error(412, "NoEtagMatch", "NoEtagMatch");
                         }
                         st.objects.remove(&key);
                         reply(204, &[], "")
                     }
                 },
-                _ => oci_error(405, "MethodNotAllowed"),
+                _ => oci_error(405, "MethodNotAllowed", "MethodNotAllowed"),
             }
         }
         // Identity: the tenancy's home region (Sydney, while the stack is elsewhere).
@@ -354,7 +245,7 @@ async fn handle(
                         .map(|x| format!("ocid1.computecontainerinstance.oc1..{x}"))
                         .as_deref()
             }) else {
-                return oci_error(404, "NotAuthorizedOrNotFound");
+                return oci_error(404, "NotAuthorizedOrNotFound", "NotAuthorizedOrNotFound");
             };
             let polls = {
                 let mut st = stand.st();
@@ -382,7 +273,7 @@ async fn handle(
                 .iter()
                 .find(|(_, b)| format!("{}:8080", b["ip"].as_str().unwrap_or("")) == be)
             else {
-                return oci_error(404, "BackendNotFound");
+                return oci_error(404, "BackendNotFound", "BackendNotFound");
             };
             let img = instances[key]["image"].as_str().unwrap_or("").to_string();
             let ok = !stand.st().unhealthy.contains(&img);
@@ -392,7 +283,7 @@ async fn handle(
                     "healthCheckResults": [{"healthCheckStatus": if ok { "OK" } else { "CONNECT_FAILED" }}]}),
             )
         }
-        _ => oci_error(404, "NotFound"),
+        _ => oci_error(404, "NotFound", "NotFound"),
     }
 }
 
@@ -531,25 +422,16 @@ struct World {
     profile: Arc<Mutex<Profile>>,
 }
 
-async fn serve(app: axum::Router) -> String {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
-    format!("http://{addr}")
-}
-
-fn key() -> RsaPrivateKey {
-    static KEY: std::sync::OnceLock<RsaPrivateKey> = std::sync::OnceLock::new();
-    KEY.get_or_init(|| RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap())
-        .clone()
-}
-
 async fn world(test: &str) -> Option<World> {
     calops_testkit::require_tool(test, "terraform")?;
     let tmp = tempfile::tempdir().unwrap();
     let key = key();
     let stand = Arc::new(Stand {
-        public: key.to_public_key(),
+        signatures: Signatures {
+            public: key.to_public_key(),
+            key_ids: vec![key_id(&key)],
+            host: None,
+        },
         state_file: tmp.path().join("state/terraform.tfstate"),
         st: Mutex::new(State::default()),
     });
@@ -567,7 +449,7 @@ async fn world(test: &str) -> Option<World> {
     )
     .await;
     let base = Url::parse(&base).unwrap();
-    let mut client = OciClient::new(Signer::new(KEY_ID, key), "ap-sydney-1")
+    let mut client = OciClient::new(Signer::new(key_id(&key), key), "ap-sydney-1")
         .unwrap()
         .with_retry_policy(RetryPolicy::none());
     for svc in Service::ALL {
@@ -1490,20 +1372,7 @@ async fn commands_on_an_oci_profile() {
     r.unwrap();
     let dir = w.tmp.path().to_path_buf();
     // An OCI config with the stand-in's key, and a profile using it.
-    use rsa::pkcs8::EncodePrivateKey;
-    let pem = key().to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
-    let key_file = dir.join("key.pem");
-    std::fs::write(&key_file, pem.as_bytes()).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let fp = calops::oci::keys::fingerprint(&key().to_public_key());
-    let config = dir.join("oci-config");
-    std::fs::write(
-        &config,
-        format!("[DEFAULT]\nuser = ocid1.user.oc1..u\nfingerprint = {fp}\ntenancy = ocid1.tenancy.oc1..t\nregion = ap-sydney-1\nkey_file = {}\n", key_file.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = write_config(&dir, &key(), "ap-sydney-1");
     let profiles = dir.join("profiles");
     std::fs::create_dir_all(&profiles).unwrap();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");

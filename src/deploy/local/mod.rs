@@ -1,5 +1,6 @@
 //! The local target: the service as a background process on this machine.
 
+pub mod archiving;
 pub mod layout;
 pub mod process;
 pub mod redis;

@@ -17,9 +17,7 @@ use crate::profile::Profile;
 use anyhow::{Context, Result};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,22 +46,11 @@ pub struct LocalTarget {
     pub source_binary: PathBuf,
     database_url: Option<String>,
     redis_url: Option<String>,
+    /// The cluster's backup configuration (set by provision).
+    backup_config: Option<PathBuf>,
 }
 
-/// `sha256:<hex>` of a file, streamed.
-pub fn file_digest(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(format!("sha256:{}", hex::encode(h.finalize())))
-}
+use crate::fsutil::file_digest;
 
 /// Identity of a file's current content as the filesystem sees it.
 fn source_key(path: &Path) -> Result<String> {
@@ -107,6 +94,7 @@ impl LocalTarget {
             source_binary,
             database_url: None,
             redis_url: None,
+            backup_config: None,
         })
     }
 
@@ -153,6 +141,9 @@ impl LocalTarget {
         );
         if let Some(r) = &self.redis_url {
             env.insert("REDIS_URL".into(), r.clone());
+        }
+        if let Some(b) = &self.backup_config {
+            env.insert("CALOPS_BACKUP_CONFIG".into(), b.display().to_string());
         }
         env.insert(
             "CALOPS_OBJECT_STORAGE_URL".into(),
@@ -361,7 +352,9 @@ impl Target for LocalTarget {
     async fn provision(&mut self, steps: &mut Steps<'_>) -> Result<bool> {
         let layout = self.layout.clone();
         let want_redis = self.profile.local.redis;
-        let (db, redis_url, changed) = steps
+        let backup_cfg = super::archiving::config(&self.profile, &self.layout);
+        let source_binary = self.source_binary.clone();
+        let (db, redis_url, backup_config, changed) = steps
             .run(
                 "provision",
                 "starting PostgreSQL (and Redis) under .calops",
@@ -373,9 +366,20 @@ impl Target for LocalTarget {
                         &layout.pg(),
                         crate::pg::Options::default(),
                     )?;
+                    let was_running = cluster.running_pid().is_some();
+                    changed |= !was_running;
+                    // Continuous archiving: archive_command runs the stored release binary
+                    // (never rewritten), linked where the server's OS user reaches it.
+                    let (archiver, _) = store_artifact(&source_binary, &layout)?;
+                    super::archiving::configure(
+                        &cluster,
+                        &backup_cfg,
+                        &layout,
+                        Path::new(&archiver.location),
+                    )?;
                     // `start` adopts a server already running on this cluster (and learns its port).
-                    changed |= cluster.running_pid().is_none();
                     cluster.start()?;
+                    changed |= super::archiving::apply(&mut cluster).await?;
                     if fresh {
                         cluster.create_database("calops").await?;
                         changed = true;
@@ -392,7 +396,8 @@ impl Target for LocalTarget {
                         None
                     };
                     std::fs::create_dir_all(layout.objects())?;
-                    Ok((cluster.url("calops"), redis_url, changed))
+                    let backup_config = crate::backup::install::config_path(&cluster.server_home());
+                    Ok((cluster.url("calops"), redis_url, backup_config, changed))
                 },
             )
             .await?;
@@ -401,6 +406,7 @@ impl Target for LocalTarget {
         }
         self.database_url = Some(db);
         self.redis_url = redis_url;
+        self.backup_config = Some(backup_config);
         Ok(changed)
     }
 

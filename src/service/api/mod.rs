@@ -203,6 +203,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Ok(b) => text.push_str(&crate::service::metrics::Metrics::render_backlog(b)),
         Err(e) => tracing::debug!(error = %e, "metrics: cannot read the outbox backlogs"),
     }
+    text.push_str(&crate::service::metrics::extra());
     (
         [(
             axum::http::header::CONTENT_TYPE,

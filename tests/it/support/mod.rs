@@ -3,11 +3,15 @@
 //!
 //! - `api`: the HTTP client of the service tests
 //! - `env`: the environment variables tests hand to calops by name, set before `main`
+//! - `ocistand`: what the stand-ins for OCI's APIs share (the signature check, answers, keys)
 //! - `schema_check`: the OCI provider-schema checker for rendered Terraform
+//! - `site`: a local deployment driven through the `calops` binary
 
 pub mod api;
 pub mod env;
+pub mod ocistand;
 pub mod schema_check;
+pub mod site;
 
 /// A connection to the test database at `url` (its driver runs on the current runtime).
 pub async fn db(url: &str) -> tokio_postgres::Client {
