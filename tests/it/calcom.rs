@@ -774,3 +774,153 @@ async fn user_keys_act_for_their_user_and_organization_keys_for_any() {
     assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "other_user"), "{v}");
     app.running.shutdown().await.unwrap();
 }
+
+/// `GET /v2/bookings` (2024-08-13) filters and sorts as Cal.com's list does: attendee name
+/// (exact; values are trimmed, as Cal.com trims them), event type ids, start/end/created bounds at any ISO 8601 instant (not only
+/// whole minutes), the three sort keys, take/skip; teams match nothing; the older shape's
+/// `filters[eventTypeIds]` too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booking_list_filters_and_sorts_as_cal_com() {
+    if !have_pg("booking_list_filters_and_sorts_as_cal_com") {
+        return;
+    }
+    let app = TestApp::spawn().await.unwrap();
+    let c = Client::new(&app);
+    let (key, _, vars) = tenant(&c).await;
+    let new = c.version(Some("2024-08-13"));
+    c.version(Some("2024-06-11"))
+        .create(
+            "/v2/schedules",
+            &key,
+            json!({"name": "Work", "timeZone": "Europe/Rome", "isDefault": true,
+                "availability": [{"days": ["Monday", "Tuesday"], "startTime": "17:00", "endTime": "19:00"},
+                                 {"days": ["Wednesday", "Thursday"], "startTime": "16:00", "endTime": "20:00"}]}),
+        )
+        .await;
+    let et = c.version(Some("2024-06-14"));
+    let a = et
+        .create(
+            "/v2/event-types",
+            &key,
+            json!({"lengthInMinutes": 60, "title": "A", "slug": "a"}),
+        )
+        .await["id"]
+        .clone();
+    let b = et
+        .create(
+            "/v2/event-types",
+            &key,
+            json!({"lengthInMinutes": 60, "title": "B", "slug": "b"}),
+        )
+        .await["id"]
+        .clone();
+    // Made in another order than their starts: Wed, Mon 17, Mon 18, Thu.
+    let mut made = HashMap::new();
+    for (name, slot, et, who) in [
+        ("wed", "slotWed16", &a, "Ann Lee"),
+        ("mon17", "slotMon17", &a, "Ann Lee"),
+        ("mon18", "slotMon18", &b, "Bo Chen"),
+        ("thu", "slotThu16", &a, "Cy Diaz"),
+    ] {
+        let v = new
+            .create("/v2/bookings", &key, json!({"start": vars[slot], "eventTypeId": et,
+                "attendee": {"name": who, "email": format!("{}@example.com", name), "timeZone": "UTC"}}))
+            .await;
+        made.insert(name, v);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let uid = |n: &str| made[n]["uid"].as_str().unwrap().to_string();
+    let list = |q: String| {
+        let new = new.clone();
+        let key = key.clone();
+        async move {
+            let (s, v) = new.get(&format!("/v2/bookings?{q}"), &key).await;
+            assert_eq!(s, StatusCode::OK, "{q}: {v}");
+            v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["uid"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let ts = |n: &str, k: &str| made[n][k].as_str().unwrap().parse::<Timestamp>().unwrap();
+    let ms = jiff::SignedDuration::from_millis(1);
+    assert_eq!(
+        list("attendeeName=Ann%20Lee".into()).await,
+        [uid("mon17"), uid("wed")]
+    );
+    assert_eq!(
+        list("attendeeName=%20Ann%20Lee%20".into()).await,
+        [uid("mon17"), uid("wed")],
+        "trimmed"
+    );
+    assert!(
+        list("attendeeName=Ann".into()).await.is_empty(),
+        "exact, as Cal.com's"
+    );
+    assert_eq!(list(format!("eventTypeIds={b}")).await, [uid("mon18")]);
+    assert_eq!(list(format!("eventTypeId={b}")).await, [uid("mon18")]);
+    assert_eq!(list(format!("eventTypeIds={a},{b}")).await.len(), 4);
+    // Bounds at any instant: a millisecond after a start leaves that booking out.
+    let after = ts("mon17", "start") + ms;
+    assert_eq!(
+        list(format!(
+            "afterStart={after}&beforeEnd={}",
+            ts("mon18", "end")
+        ))
+        .await,
+        [uid("mon18")]
+    );
+    let before = ts("mon18", "end") - ms;
+    assert_eq!(list(format!("beforeEnd={before}")).await, [uid("mon17")]);
+    let made_after = ts("mon17", "createdAt") + ms;
+    assert_eq!(
+        list(format!("afterCreatedAt={made_after}&sortCreated=asc")).await,
+        [uid("mon18"), uid("thu")]
+    );
+    assert_eq!(
+        list(format!("beforeCreatedAt={made_after}&sortCreated=asc")).await,
+        [uid("wed"), uid("mon17")]
+    );
+    // Sorting: by start (the default, ascending), end, creation.
+    let by_start = [uid("mon17"), uid("mon18"), uid("wed"), uid("thu")];
+    assert_eq!(list(String::new()).await, by_start);
+    let mut desc = by_start.clone();
+    desc.reverse();
+    assert_eq!(list("sortStart=desc".into()).await, desc);
+    assert_eq!(list("sortEnd=asc".into()).await, by_start);
+    assert_eq!(
+        list("sortCreated=desc".into()).await,
+        [uid("thu"), uid("mon18"), uid("mon17"), uid("wed")]
+    );
+    assert_eq!(
+        list("take=2&skip=1".into()).await,
+        [uid("mon18"), uid("wed")]
+    );
+    assert!(
+        list("teamsIds=1".into()).await.is_empty(),
+        "calops has no teams"
+    );
+    let (s, v) = new.get("/v2/bookings?afterStart=yesterday", &key).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "validation_error"),
+        "{v}"
+    );
+    assert_eq!(v["error"]["details"]["fields"][0]["field"], "afterStart");
+    // The older shape's filters.
+    let (s, v) = c
+        .version(None)
+        .get(&format!("/v2/bookings?filters[eventTypeIds]={b}"), &key)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let uids: Vec<&str> = v["data"]["bookings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["uid"].as_str().unwrap())
+        .collect();
+    assert_eq!(uids, [uid("mon18")]);
+    app.running.shutdown().await.unwrap();
+}
