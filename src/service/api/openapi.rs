@@ -600,13 +600,13 @@ fn booking_list_params() -> Vec<Value> {
         p("sortCreated", order(), "2024-08-13: by creation time."),
         p("sortUpdatedAt", order(), "2024-08-13: by last change."),
         p("take", json!({"type": "integer", "minimum": 1, "maximum": 250, "default": 100}), "2024-08-13: page size."),
-        p("skip", json!({"type": "integer", "minimum": 0, "default": 0}), "2024-08-13: bookings to skip."),
+        p("skip", json!({"type": "integer", "minimum": 0, "maximum": MAX_SKIP, "default": 0}), "2024-08-13: bookings to skip."),
         p("filters[status]", json!({"type": "string", "enum": ["upcoming", "recurring", "past", "cancelled", "unconfirmed"]}), "Older shape: one status, default upcoming."),
         p("filters[eventTypeIds]", ids(), "Older shape: any of these event types."),
         p("filters[userIds]", ids(), "Older shape: bookings of these hosts."),
         p("filters[teamsIds]", ids(), "Older shape: bookings of these teams (selects none)."),
         p("limit", json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 10}), "Older shape: page size."),
-        p("cursor", json!({"type": "integer", "minimum": 0, "default": 0}), "Older shape: bookings to skip (nextCursor of the previous page)."),
+        p("cursor", json!({"type": "integer", "minimum": 0, "maximum": MAX_SKIP, "default": 0}), "Older shape: bookings to skip (nextCursor of the previous page)."),
     ]
 }
 
@@ -696,13 +696,13 @@ fn legacy_slot_params() -> Vec<Value> {
         p(
             "startTime",
             true,
-            json!({"type": "string"}),
+            day_or_time(),
             "ISO 8601 time, or YYYY-MM-DD (start of that day in timeZone).",
         ),
         p(
             "endTime",
             true,
-            json!({"type": "string"}),
+            day_or_time(),
             "ISO 8601 time, or YYYY-MM-DD (end of that day); at most 31 days after startTime.",
         ),
         p(
@@ -738,12 +738,20 @@ fn legacy_slot_params() -> Vec<Value> {
     ]
 }
 
+/// The largest `skip`/`cursor` the handlers take.
+const MAX_SKIP: i64 = i64::MAX / 2;
+
+/// A query time that may be a day (`YYYY-MM-DD`) or an instant.
+fn day_or_time() -> Value {
+    json!({"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]})
+}
+
 fn page_params() -> Vec<Value> {
     vec![
         json!({"name": "take", "in": "query", "required": false,
                "schema": {"type": "integer", "minimum": 1, "maximum": 250}, "description": "Page size."}),
         json!({"name": "skip", "in": "query", "required": false,
-               "schema": {"type": "integer", "minimum": 0}, "description": "Items to skip."}),
+               "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SKIP}, "description": "Items to skip."}),
     ]
 }
 
@@ -800,8 +808,8 @@ fn slot_params() -> Vec<Value> {
         p("usernames", false, json!({"type": "string"}), "Dynamic group events: refused (calops has none)."),
         p("bookingUidToReschedule", false, json!({"type": "string"}), "Accepted with a warning: the booking being moved still counts as busy."),
         p("slotFormat", false, json!({"type": "string", "enum": ["time", "range"]}), "The earlier name of format."),
-        p("start", true, json!({"type": "string"}), "YYYY-MM-DD (start of that day in timeZone) or an ISO 8601 time."),
-        p("end", true, json!({"type": "string"}), "YYYY-MM-DD (end of that day in timeZone) or an ISO 8601 time; at most 31 days after start."),
+        p("start", true, day_or_time(), "YYYY-MM-DD (start of that day in timeZone) or an ISO 8601 time."),
+        p("end", true, day_or_time(), "YYYY-MM-DD (end of that day in timeZone) or an ISO 8601 time; at most 31 days after start."),
         p("timeZone", false, json!({"type": "string", "default": "UTC"}), "IANA zone for the dates and times of the answer."),
         p("duration", false, json!({"type": "integer", "minimum": 1, "maximum": 1440}), "Length in minutes instead of the event type's."),
         p("format", false, json!({"type": "string", "enum": ["time", "range"], "default": "time"}), "\"range\" adds each slot's end."),
@@ -1278,8 +1286,8 @@ fn booking_schemas() -> Value {
                 "itemsPerPage": s("integer"), "skip": s("integer"), "hasNextPage": s("boolean"), "hasPreviousPage": s("boolean")}))})),
         "CreateReservation": obj(&["eventTypeId", "slotStart"], json!({"eventTypeId": s("integer"),
             "slotStart": {"type": "string", "format": "date-time"},
-            "slotDuration": {"type": ["integer", "string"], "description": "Minutes (digits in a string too, as Cal.com's page shows): the event type's length or one of its lengthInMinutesOptions."},
-            "reservationDuration": {"type": ["integer", "string"], "description": "Minutes, 1 to 60 (default 5)."}})),
+            "slotDuration": {"type": "integer", "minimum": 1, "maximum": 1440, "description": "Minutes: the event type's length or one of its lengthInMinutesOptions (digits in a string are read too, as Cal.com's page sends them)."},
+            "reservationDuration": {"type": "integer", "minimum": 1, "maximum": 60, "default": 5, "description": "Minutes (digits in a string are read too)."}})),
         "Reservation": data(obj(&["reservationUid", "eventTypeId", "slotStart", "slotEnd", "reservationUntil"], json!({
             "reservationUid": {"type": "string", "format": "uuid"}, "eventTypeId": s("integer"),
             "slotStart": {"type": "string", "format": "date-time"}, "slotEnd": {"type": "string", "format": "date-time"},
@@ -1457,6 +1465,10 @@ pub fn document() -> Value {
             };
             responses.insert(code.to_string(), json!({"description": description, "content": {"application/json": {"schema": schema}}}));
         }
+        // Every route checks cal-api-version and its query parameters first (`api::router`).
+        responses.entry("400").or_insert_with(|| json!({
+            "description": "An unknown cal-api-version, or one this endpoint is not served in (unsupported_api_version), or a query parameter it does not take (validation_error)",
+            "content": {"application/json": {"schema": r("Error")}}}));
         if crate::service::ratelimit::policy::classify(&e.method.to_uppercase(), e.path).is_some() {
             let int = json!({"schema": {"type": "integer"}});
             responses.insert("429".into(), json!({
@@ -1475,11 +1487,29 @@ pub fn document() -> Value {
                  "description": "A Cal.com API v2 compatible subset. Authenticate with `Authorization: Bearer <API key>`."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas(),
+            "schemas": closed_bodies(schemas()),
         },
         "security": [{"bearer": []}],
         "paths": paths,
     })
+}
+
+/// Request bodies refuse fields they do not list (`api::input`: a field no version documents
+/// is a 400 naming it), and the document says so: every request body schema is closed.
+fn closed_bodies(mut schemas: Value) -> Value {
+    let bodies = ENDPOINTS
+        .iter()
+        .flat_map(|e| [e.body, e.legacy.as_ref().and_then(|l| l.body)])
+        .flatten();
+    for name in bodies {
+        if let Some(o) = schemas[name].as_object_mut() {
+            if o.contains_key("properties") {
+                o.entry("additionalProperties")
+                    .or_insert(Value::Bool(false));
+            }
+        }
+    }
+    schemas
 }
 
 #[cfg(test)]
