@@ -46,9 +46,14 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// Webhook delivery (`CALOPS_WEBHOOK_*` environment variables).
     pub webhooks: crate::service::webhooks::Settings,
+    /// Connected calendars (`CALOPS_CALDAV_*` environment variables).
+    pub caldav: crate::service::caldav::Settings,
     /// Serve slot queries from memory, kept fresh by PostgreSQL notifications
     /// (`service::store::cache`).
     pub slot_cache: bool,
+    /// The booking pages' signing key, resolved from `CALOPS_PAGE_KEY_REF` (never logged);
+    /// without one the service makes a random key at start.
+    pub page_key: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -69,7 +74,9 @@ impl std::fmt::Debug for Config {
             .field("rate_limits", &self.rate_limits)
             .field("redis_timeout", &self.redis_timeout)
             .field("webhooks", &self.webhooks)
+            .field("caldav", &self.caldav)
             .field("slot_cache", &self.slot_cache)
+            .field("page_key", &self.page_key.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -90,6 +97,35 @@ pub fn redact_url(u: &str) -> String {
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:3000";
 /// The shortest bootstrap admin token accepted.
 pub const MIN_TOKEN_LEN: usize = 24;
+/// The shortest booking-page key accepted.
+pub const MIN_PAGE_KEY_LEN: usize = 32;
+
+/// The booking pages' key from `CALOPS_PAGE_KEY_REF` (`env:NAME`); `Ok(None)` when unset.
+pub fn page_key(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, Problem> {
+    const SETTING: &str = "CALOPS_PAGE_KEY_REF";
+    let Some(r) = env(SETTING)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    let problem = |message: String| Problem {
+        setting: SETTING,
+        message,
+    };
+    let name = r.strip_prefix("env:").filter(|n| !n.is_empty()).ok_or_else(|| {
+        problem("is not a reference: use env:NAME, naming the environment variable that holds the key (at least 32 characters, e.g. from `openssl rand -hex 32`)".into())
+    })?;
+    match env(name) {
+        None => Err(problem(format!(
+            "refers to environment variable {name}, which is not set"
+        ))),
+        Some(v) if v.trim().len() < MIN_PAGE_KEY_LEN => Err(problem(format!(
+            "the key in {name} is shorter than {MIN_PAGE_KEY_LEN} characters; generate one with `openssl rand -hex 32`"
+        ))),
+        Some(v) => Ok(Some(v.trim().to_string())),
+    }
+}
 
 impl RawConfig {
     /// Validate everything; `env` resolves `env:NAME` references.
@@ -280,6 +316,14 @@ impl RawConfig {
             problems.extend(p);
             Default::default()
         });
+        let caldav = crate::service::caldav::Settings::from_env(env).unwrap_or_else(|p| {
+            problems.extend(p);
+            Default::default()
+        });
+        let page_key = page_key(env).unwrap_or_else(|p| {
+            problems.push(p);
+            None
+        });
         match (listen, database_url) {
             (Some(listen), Some(database_url)) if problems.is_empty() => Ok(Config {
                 listen,
@@ -294,7 +338,9 @@ impl RawConfig {
                 rate_limits,
                 redis_timeout,
                 webhooks,
+                caldav,
                 slot_cache,
+                page_key,
             }),
             _ => Err(problems),
         }
@@ -385,5 +431,37 @@ mod tests {
         let p = short.validate(&|_| Some("abc".into())).unwrap_err();
         assert!(p[0].message.contains("shorter"));
         assert!(!p[0].message.contains("abc"));
+    }
+
+    #[test]
+    fn the_page_key_resolves_from_its_reference_and_is_never_shown() {
+        let key = "k".repeat(40);
+        let env = |n: &str| match n {
+            "CALOPS_PAGE_KEY_REF" => Some("env:PK".to_string()),
+            "PK" => Some(key.clone()),
+            _ => None,
+        };
+        assert_eq!(page_key(&env).unwrap().as_deref(), Some(key.as_str()));
+        assert_eq!(page_key(&no_env).unwrap(), None);
+        let literal = |n: &str| (n == "CALOPS_PAGE_KEY_REF").then(|| key.clone());
+        let p = page_key(&literal).unwrap_err();
+        assert!(
+            p.message.contains("env:NAME") && !p.message.contains(&key),
+            "{p}"
+        );
+        let short = |n: &str| match n {
+            "CALOPS_PAGE_KEY_REF" => Some("env:PK".to_string()),
+            "PK" => Some("short-secret".to_string()),
+            _ => None,
+        };
+        let p = page_key(&short).unwrap_err();
+        assert!(p.message.contains("shorter") && !p.message.contains("short-secret"));
+        let c = RawConfig {
+            database_url: Some("postgres://u@127.0.0.1/db".into()),
+            ..Default::default()
+        }
+        .validate(&env)
+        .unwrap();
+        assert!(!format!("{c:?}").contains(&key));
     }
 }

@@ -8,11 +8,15 @@
 //! - `api/`: HTTP handlers per resource, auth, rate-limit middleware, errors, OpenAPI document
 //! - `ratelimit/`, `webhooks/`, `calendar`, `objstore/`, `ics`: limits, the webhook outbox
 //!   workers, calendar files and the object stores they are written to
+//! - `caldav/`: connected calendars (CalDAV client, busy-time sync, booking write-back)
+//! - `web/`: the booking pages (server-rendered HTML for invitees: book, view, cancel,
+//!   reschedule), their templates, CSS, messages and signed links
 //! - `config`, `health`, `metrics`, `logging`, `server`: the runtime around them
 //!
 //! No cycles between these modules, and no CLI module is used (`tests/it/architecture.rs`).
 
 pub mod api;
+pub mod caldav;
 pub mod calendar;
 pub mod config;
 pub mod domain;
@@ -27,4 +31,5 @@ pub mod ratelimit;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod web;
 pub mod webhooks;

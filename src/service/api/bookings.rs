@@ -9,7 +9,7 @@
 use super::error::{success, ApiError, ApiResult, Path, Query};
 use super::input::{self, reply, JsonBody, Warning};
 use super::slots::{event_type_id, event_type_not_found};
-use super::versions::bookings::{BookingApi, BookingRequest, Bookings};
+use super::versions::bookings::{BookingApi, BookingRequest, Bookings, Current};
 use super::versions::slots::{ReservationRequest, Slots, SlotsApi};
 use super::versions::Versioned;
 use crate::service::domain::booking::Booking;
@@ -182,17 +182,77 @@ impl Prepared {
     }
 }
 
+/// The attendee of a booking made on a booking page (`service::web`).
+#[derive(Debug, Clone)]
+pub struct Attendee {
+    pub name: String,
+    pub email: String,
+    pub time_zone: String,
+    pub language: Option<String>,
+}
+
+/// A booking made on a booking page: read exactly as the newest API shape (2024-08-13) reads
+/// it, so that a page and an API client are held to the same rules.
+#[derive(Debug, Clone)]
+pub struct CreateBooking {
+    pub start: String,
+    pub event_type_id: i64,
+    pub attendee: Attendee,
+    pub guests: Vec<String>,
+    pub length_in_minutes: Option<i64>,
+    pub metadata: Option<Value>,
+    pub reservation_uid: Option<Uuid>,
+}
+
+impl CreateBooking {
+    fn parsed(&self) -> Result<BookingRequest, ApiError> {
+        let mut attendee = json!({"name": self.attendee.name, "email": self.attendee.email,
+                                  "timeZone": self.attendee.time_zone});
+        if let Some(l) = &self.attendee.language {
+            attendee["language"] = json!(l);
+        }
+        let mut body = json!({"start": self.start, "eventTypeId": self.event_type_id,
+                              "attendee": attendee, "guests": self.guests});
+        for (k, v) in [
+            ("lengthInMinutes", self.length_in_minutes.map(|n| json!(n))),
+            ("metadata", self.metadata.clone()),
+            ("reservationUid", self.reservation_uid.map(|u| json!(u))),
+        ] {
+            if let Some(v) = v {
+                body[k] = v;
+            }
+        }
+        Current.create(body, &mut Vec::new())
+    }
+}
+
+/// A page's booking checked as the API checks it; its start.
+pub fn validate_create(req: &CreateBooking) -> Result<Timestamp, ApiError> {
+    Ok(req.parsed()?.start)
+}
+
+/// Book a page's request (see [`book_request`]); its replayed answer is in the newest shape.
+pub async fn book(
+    state: &AppState,
+    org: i64,
+    req: &CreateBooking,
+    _start: Timestamp,
+    idem: Option<IdempotencyKey>,
+) -> Result<Booked, ApiError> {
+    book_request(state, org, &Current, req.parsed()?, idem).await
+}
+
 /// A booking made now, or the first result of its idempotency key.
-enum Booked {
-    New(Box<Booking>),
-    Replay(Replay),
+pub enum Booked {
+    Created(Box<Booking>),
+    Replayed(Replay),
 }
 
 impl Booked {
     fn respond(self, api: &dyn BookingApi, warnings: &[Warning]) -> Response {
         match self {
-            Booked::New(b) => reply(StatusCode::CREATED, api.booking(&b), warnings),
-            Booked::Replay(r) => replayed(r),
+            Booked::Created(b) => reply(StatusCode::CREATED, api.booking(&b), warnings),
+            Booked::Replayed(r) => replayed(r),
         }
     }
 }
@@ -261,12 +321,27 @@ pub async fn create(
         return reschedule_by_create(&state, &who, api, old, req, &warnings).await;
     }
     let idem = idempotency_key(&headers, &raw, api.family().names().as_str())?;
+    Ok(book_request(&state, org, api, req, idem)
+        .await?
+        .respond(api, &warnings))
+}
+
+/// Book a parsed request for the organization (its answers stored in `api`'s shape for the
+/// idempotency key): what `POST /v2/bookings` and the booking pages share. 409
+/// `booking_conflict` when the slot was taken, 422 `slot_unavailable` when it is not a slot.
+pub async fn book_request(
+    state: &AppState,
+    org: i64,
+    api: &'static dyn BookingApi,
+    req: BookingRequest,
+    idem: Option<IdempotencyKey>,
+) -> Result<Booked, ApiError> {
     if let Some(k) = &idem {
         if let Some(r) = state.store.idempotent_replay(org, k).await? {
-            return Ok(replayed(r));
+            return Ok(Booked::Replayed(r));
         }
     }
-    let et_id = event_type_id(&state, org, &req.event_type).await?;
+    let et_id = event_type_id(state, org, &req.event_type).await?;
     let config = state
         .store
         .slot_config(org, et_id)
@@ -294,7 +369,7 @@ pub async fn create(
     };
     if nb.reservation_uid.is_none() {
         if let Some(done) = book_directly(
-            &state,
+            state,
             api,
             config.clone(),
             nb.clone(),
@@ -303,11 +378,11 @@ pub async fn create(
         )
         .await?
         {
-            return Ok(done.respond(api, &warnings));
+            return Ok(done);
         }
     }
     let checked = check_slot(
-        &state,
+        state,
         org,
         et_id,
         nb.start,
@@ -320,7 +395,7 @@ pub async fn create(
         (Ok((end, _)), _) => end,
         // The first request with this key may have just taken the slot.
         (Err(e), Some(k)) => match state.store.idempotent_replay(org, k).await? {
-            Some(r) => return Ok(replayed(r)),
+            Some(r) => return Ok(Booked::Replayed(r)),
             None => return Err(e),
         },
         (Err(e), None) => return Err(e),
@@ -344,9 +419,9 @@ pub async fn create(
     match outcome? {
         BookOutcome::Created(b) => {
             state.metrics.booked(false);
-            Ok(Booked::New(b).respond(api, &warnings))
+            Ok(Booked::Created(b))
         }
-        BookOutcome::Replayed(r) => Ok(replayed(r)),
+        BookOutcome::Replayed(r) => Ok(Booked::Replayed(r)),
     }
 }
 
@@ -362,6 +437,11 @@ async fn book_directly(
     length: Option<i64>,
     idem: Option<&IdempotencyKey>,
 ) -> Result<Option<Booked>, ApiError> {
+    if config.host.has_calendars {
+        // Busy time from connected calendars is not under the exclusion constraint: the
+        // general path checks the slot against it.
+        return Ok(None);
+    }
     let (org, start) = (nb.org_id, nb.start);
     let ctx = crate::service::store::SlotContext {
         event_type: config.event_type.clone(),
@@ -393,9 +473,9 @@ async fn book_directly(
     Ok(match outcome? {
         Some(BookOutcome::Created(b)) => {
             state.metrics.booked(true);
-            Some(Booked::New(b))
+            Some(Booked::Created(b))
         }
-        Some(BookOutcome::Replayed(r)) => Some(Booked::Replay(r)),
+        Some(BookOutcome::Replayed(r)) => Some(Booked::Replayed(r)),
         None => None,
     })
 }
@@ -497,15 +577,51 @@ pub async fn cancel(
     Ok(reply(StatusCode::OK, api.cancelled(&b), &warnings))
 }
 
-/// Move booking `uid` to `start` (its length kept), with what `changes` replace.
-async fn move_booking(
+/// Move booking `uid` (visible to the key) to `start` (its length kept), with what `changes`
+/// replace.
+async fn move_visible(
     state: &AppState,
     who: &Principal,
     uid: Uuid,
+    changes: Reschedule,
+) -> Result<Booking, ApiError> {
+    let old = visible_booking(state, who, uid).await?;
+    move_to(state, who.org()?, old, changes).await
+}
+
+/// Move a booking of the organization to `start` in one transaction (the old one is cancelled
+/// and linked to the new one; when the new time is taken nothing changes): what the booking
+/// pages' reschedule uses.
+pub async fn move_booking(
+    state: &AppState,
+    org: i64,
+    uid: Uuid,
+    start: Timestamp,
+    reason: Option<&str>,
+    reservation_uid: Option<Uuid>,
+) -> Result<Booking, ApiError> {
+    let old = state
+        .store
+        .get_booking(org, uid)
+        .await?
+        .ok_or_else(|| ApiError::not_found("booking"))?;
+    let changes = Reschedule {
+        start,
+        end: start,
+        reason: reason.map(str::to_string),
+        reservation_uid,
+        ..Reschedule::default()
+    };
+    move_to(state, org, old, changes).await
+}
+
+async fn move_to(
+    state: &AppState,
+    org: i64,
+    old: Booking,
     mut changes: Reschedule,
 ) -> Result<Booking, ApiError> {
-    let org = who.org()?;
-    let old = visible_booking(state, who, uid).await?;
+    let uid = old.uid;
     let length = (old.end.as_second() - old.start.as_second()) / 60;
     let et = state
         .store
@@ -550,7 +666,7 @@ pub async fn reschedule(
         reservation_uid: req.reservation_uid,
         ..Reschedule::default()
     };
-    let b = move_booking(&state, &who, uid, changes).await?;
+    let b = move_visible(&state, &who, uid, changes).await?;
     Ok(reply(StatusCode::CREATED, api.booking(&b), &warnings))
 }
 
@@ -587,7 +703,7 @@ async fn reschedule_by_create(
         location: req.location.map(Some),
         booking_fields_responses: Some(req.booking_fields_responses),
     };
-    let b = move_booking(state, who, old, changes).await?;
+    let b = move_visible(state, who, old, changes).await?;
     Ok(reply(StatusCode::CREATED, api.booking(&b), warnings))
 }
 

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bookings;
 pub mod calendar;
 pub mod composite;
+pub mod connected_calendars;
 pub mod error;
 pub mod event_types;
 pub mod input;
@@ -28,6 +29,12 @@ use error::ApiError;
 use std::time::Instant;
 
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API's routes and `more` (the booking pages), with one fallback, one set of
+/// middleware and one state.
+pub fn router_with(state: AppState, more: Router<AppState>) -> Router {
     Router::new()
         .route("/health", get(crate::service::health::handler))
         .route("/metrics", get(metrics))
@@ -110,6 +117,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(bookings::reschedule),
         )
         .merge(webhooks::routes())
+        .merge(connected_calendars::routes())
+        .merge(more)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Query names the operation does not document are a 400 on every route.
@@ -166,7 +175,8 @@ async fn query_policy(req: Request, next: Next) -> Response {
     }
 }
 
-async fn not_found() -> ApiError {
+/// The API's answer to a path it does not have (the booking pages give it for `/v2/...`).
+pub async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "route_not_found",
@@ -203,6 +213,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Ok(b) => text.push_str(&crate::service::metrics::Metrics::render_backlog(b)),
         Err(e) => tracing::debug!(error = %e, "metrics: cannot read the outbox backlogs"),
     }
+    let calendars = state.store.calendar_health().await.ok();
+    text.push_str(&crate::service::metrics::Metrics::render_calendars(
+        &state.caldav.stats,
+        calendars,
+    ));
     text.push_str(&crate::service::metrics::extra());
     (
         [(

@@ -557,6 +557,66 @@ pub const ENDPOINTS: &[Endpoint] = &[
         errors: AUTH_ERR,
         legacy: None,
     },
+    Endpoint {
+        method: "get",
+        path: "/v2/calendars",
+        summary: "Connected calendars (CalDAV) of the organization, or of one host (userId), with their sync state and the destination calendars",
+        scope: Some("read"),
+        body: None,
+        ok: (200, "ConnectedCalendars"),
+        errors: &[400, 401, 403],
+        legacy: None,
+    },
+    Endpoint {
+        method: "post",
+        path: "/v2/calendars/caldav/credentials",
+        summary: "Connect a host's CalDAV account: discovery from the URL (/.well-known/caldav, current-user-principal, calendar-home-set); the password (or passwordRef env:NAME) is write-only and sealed at rest. 422 when the server refuses the credentials or discovery fails, 502 when it does not answer",
+        scope: Some("admin"),
+        body: Some("ConnectCalDav"),
+        ok: (201, "CalendarConnection"),
+        errors: &[400, 401, 403, 404, 422, 502],
+        legacy: None,
+    },
+    Endpoint {
+        method: "post",
+        path: "/v2/calendars/caldav/disconnect",
+        summary: "Remove a connection (credentialId), its calendars and their busy time",
+        scope: Some("admin"),
+        body: Some("DisconnectCalendar"),
+        ok: (200, "Object"),
+        errors: AUTH_ERR,
+        legacy: None,
+    },
+    Endpoint {
+        method: "post",
+        path: "/v2/selected-calendars",
+        summary: "Count a connected calendar's events as busy time for slots and bookings",
+        scope: Some("admin"),
+        body: Some("CalendarRef"),
+        ok: (200, "ConnectedCalendar"),
+        errors: AUTH_ERR,
+        legacy: None,
+    },
+    Endpoint {
+        method: "delete",
+        path: "/v2/selected-calendars",
+        summary: "Stop counting a calendar (integration, externalId, credentialId in the query); its busy time goes at once",
+        scope: Some("admin"),
+        body: None,
+        ok: (200, "ConnectedCalendar"),
+        errors: AUTH_ERR,
+        legacy: None,
+    },
+    Endpoint {
+        method: "put",
+        path: "/v2/destination-calendars",
+        summary: "The calendar the host's bookings are written to (one per host): created on booking, updated on reschedule, deleted on cancel",
+        scope: Some("admin"),
+        body: Some("CalendarRef"),
+        ok: (200, "ConnectedCalendar"),
+        errors: AUTH_ERR,
+        legacy: None,
+    },
 ];
 
 fn path_params(path: &str) -> Vec<Value> {
@@ -944,7 +1004,7 @@ fn schemas() -> Value {
             "additionalProperties": {"type": "array", "items": slot}})),
         "Health": obj(&["status", "version", "uptimeSeconds", "checks"], json!({"status": {"enum": ["ok", "degraded", "down"]},
             "version": s("string"), "uptimeSeconds": s("number"), "checks": {"type": "object", "additionalProperties": obj(&["status", "required"], json!({
-                "status": {"enum": ["up", "down", "not_configured"]}, "required": s("boolean"), "latencyMs": s("number"), "error": s("string")}))}})),
+                "status": {"enum": ["up", "down", "not_configured", "warn", "unknown"]}, "required": s("boolean"), "latencyMs": s("number"), "error": s("string")}))}})),
         "PrometheusText": s("string"),
         "Object": s("object"),
     });
@@ -952,6 +1012,9 @@ fn schemas() -> Value {
         all.extend(more);
     }
     if let (Some(all), Value::Object(more)) = (all.as_object_mut(), webhook_schemas()) {
+        all.extend(more);
+    }
+    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), calendar_schemas()) {
         all.extend(more);
     }
     // Last: the Cal.com shapes replace the simpler definitions above of the same names.
@@ -1247,8 +1310,41 @@ fn compat_schemas() -> Value {
             "name": s("string"), "email": s("string"), "timeZone": {"type": "string", "default": "UTC"},
             "username": {"type": "string", "description": "Unique in the organization (books with eventTypeSlug); from the e-mail address when absent."}}},
         "UserData": obj(&["id", "name", "email", "timeZone", "username"], json!({"id": s("integer"), "organizationId": s("integer"),
-            "username": s("string"), "name": s("string"), "email": s("string"), "timeZone": s("string"), "createdAt": ntime})),
+            "username": s("string"), "slug": {"type": "string", "description": "The booking pages' part of the URL, /{org}/{slug}."},
+            "name": s("string"), "email": s("string"), "timeZone": s("string"), "createdAt": ntime})),
         "Attendee": attendee_in,
+    })
+}
+
+/// Schemas of the connected-calendar endpoints.
+fn calendar_schemas() -> Value {
+    let time = json!({"type": ["string", "null"], "format": "date-time"});
+    json!({
+        "ConnectCalDav": obj(&["userId", "url", "username"], json!({
+            "userId": s("integer"),
+            "url": {"type": "string", "format": "uri", "description": "The CalDAV server, a principal or a calendar home."},
+            "username": {"type": "string", "minLength": 1, "maxLength": 256},
+            "password": {"type": "string", "minLength": 1, "maxLength": 1024, "writeOnly": true},
+            "passwordRef": {"type": "string", "pattern": "^env:.+$", "writeOnly": true,
+                "description": "env:NAME: read from the service's environment. Give exactly one of password and passwordRef."}})),
+        "DisconnectCalendar": obj(&["id"], json!({"id": s("integer")})),
+        "CalendarRef": obj(&["integration", "externalId"], json!({
+            "integration": {"const": "caldav"}, "externalId": {"type": "string", "description": "The calendar's URL."},
+            "credentialId": s("integer")})),
+        "ConnectedCalendarData": obj(&["id", "externalId", "name", "isSelected", "isDestination"], json!({
+            "id": s("integer"), "externalId": s("string"), "name": s("string"), "integration": {"const": "caldav"},
+            "credentialId": s("integer"), "userId": s("integer"), "isSelected": s("boolean"),
+            "isDestination": s("boolean"), "readOnly": s("boolean"),
+            "sync": obj(&[], json!({"lastSyncedAt": time, "failures": s("integer"), "lastError": nullable("string")}))})),
+        "CalendarConnectionData": obj(&["credentialId", "userId", "calendars"], json!({
+            "credentialId": s("integer"), "userId": s("integer"), "username": s("string"),
+            "integration": s("object"), "createdAt": s("string"),
+            "calendars": {"type": "array", "items": r("ConnectedCalendarData")}})),
+        "ConnectedCalendar": data(r("ConnectedCalendarData")),
+        "CalendarConnection": data(r("CalendarConnectionData")),
+        "ConnectedCalendars": data(obj(&["connectedCalendars", "destinationCalendars"], json!({
+            "connectedCalendars": {"type": "array", "items": r("CalendarConnectionData")},
+            "destinationCalendars": {"type": "array", "items": r("ConnectedCalendarData")}}))),
     })
 }
 
@@ -1393,6 +1489,28 @@ pub fn document() -> Value {
                 params.extend(page_params());
                 params.push(json!({"name": "status", "in": "query", "required": false,
                     "schema": {"type": "string", "enum": ["pending", "delivered", "dead"]}}));
+            }
+            // Connected calendars (`api::connected_calendars`).
+            ("get", "/v2/calendars") => params.push(json!({"name": "userId", "in": "query",
+                "required": false, "schema": {"type": "integer", "minimum": 1},
+                "description": "Only this host's connections."})),
+            ("delete", "/v2/selected-calendars") => {
+                for (name, required, schema) in [
+                    ("integration", true, json!({"const": "caldav"})),
+                    (
+                        "externalId",
+                        true,
+                        json!({"type": "string", "minLength": 1}),
+                    ),
+                    (
+                        "credentialId",
+                        false,
+                        json!({"type": "integer", "minimum": 1}),
+                    ),
+                ] {
+                    params.push(json!({"name": name, "in": "query", "required": required,
+                        "schema": schema}));
+                }
             }
             ("delete", "/v2/slots/selected-slot") => {
                 params.push(json!({"name": "uid", "in": "query",

@@ -4,11 +4,12 @@ use super::{classify, Result, Store, StoreError};
 use jiff::Timestamp;
 use tokio_postgres::Row;
 
-const USER_COLS: &str = "id, org_id, name, email, time_zone, created_at, username";
+const USER_COLS: &str = "id, org_id, name, email, time_zone, created_at, username, slug";
 
 impl Store {
     /// Create a user. Without a `username`, the e-mail address's local part becomes one
-    /// (with `-2`, `-3`, ... when another user of the organization has it).
+    /// (with `-2`, `-3`, ... when another user of the organization has it). Its booking page
+    /// slug is the username (as on Cal.com, where the username is the page's URL).
     pub async fn create_user(
         &self,
         org_id: i64,
@@ -19,8 +20,12 @@ impl Store {
     ) -> Result<User> {
         let c = self.conn().await?;
         let taken = |e: &tokio_postgres::Error| {
-            e.as_db_error()
-                .is_some_and(|d| d.constraint() == Some("users_org_username"))
+            e.as_db_error().is_some_and(|d| {
+                matches!(
+                    d.constraint(),
+                    Some("users_org_username" | "users_org_slug")
+                )
+            })
         };
         let base = username
             .map(str::to_string)
@@ -33,8 +38,8 @@ impl Store {
             let res = c
                 .query_one(
                     &format!(
-                        "INSERT INTO users (org_id, name, email, time_zone, username)
-                         VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLS}"
+                        "INSERT INTO users (org_id, name, email, time_zone, username, slug)
+                         VALUES ($1, $2, $3, $4, $5, calops_slugify($5)) RETURNING {USER_COLS}"
                     ),
                     &[&org_id, &name, &email, &tz, &candidate],
                 )
@@ -74,6 +79,23 @@ impl Store {
             .await
     }
 
+    /// A host by its page slug, in one organization only.
+    pub async fn user_by_slug(&self, org_id: i64, slug: &str) -> Result<Option<User>> {
+        let c = self.conn().await?;
+        let stmt = c
+            .prepare_cached(&format!(
+                "SELECT {USER_COLS} FROM users WHERE org_id = $1 AND slug = $2"
+            ))
+            .await?;
+        let row = c.query_opt(&stmt, &[&org_id, &slug]).await?;
+        Ok(row.as_ref().map(User::from_row))
+    }
+
+    /// The oldest host of an organization (the demo page's).
+    pub async fn first_user(&self, org_id: i64) -> Result<Option<User>> {
+        Ok(self.list_users(org_id).await?.into_iter().next())
+    }
+
     pub async fn get_user(&self, org_id: i64, id: i64) -> Result<Option<User>> {
         self.org_row(USER_COLS, "users", org_id, id, User::from_row)
             .await
@@ -90,6 +112,8 @@ pub struct User {
     pub created_at: Timestamp,
     /// Unique in the organization (case-insensitively); books with `eventTypeSlug`.
     pub username: String,
+    /// The host's part of its booking page URLs (`/{org}/{slug}`), unique in the organization.
+    pub slug: String,
 }
 
 /// A username from an e-mail address: its local part in lowercase letters, digits and dashes.
@@ -121,6 +145,7 @@ impl User {
             time_zone: r.get(4),
             created_at: r.get(5),
             username: r.get(6),
+            slug: r.get(7),
         }
     }
 }
