@@ -8,11 +8,15 @@
 //! - `api/`: HTTP handlers per resource, auth, rate-limit middleware, errors, OpenAPI document
 //! - `ratelimit/`, `webhooks/`, `calendar`, `objstore/`, `ics`: limits, the webhook outbox
 //!   workers, calendar files and the object stores they are written to
+//! - `telemetry/`: the OCI Monitoring exporter (on OCI only: the runtime contract enables it)
 //! - `caldav/`: connected calendars (CalDAV client, busy-time sync, booking write-back)
 //! - `web/`: the booking pages (server-rendered HTML for invitees: book, view, cancel,
 //!   reschedule), their templates, CSS, messages and signed links
-//! - `config`, `health`, `metrics`, `logging`, `server`: the runtime around them
+//! - `config`, `secrets`, `startup`, `health`, `metrics`, `logging`, `server`: the runtime
+//!   around them (`secrets` resolves `env:`/`vault:` references, `startup` checks the
+//!   database and Redis before listening)
 //!
+//! The variables `serve` reads are those of the container contract ([`crate::runtime::env`]).
 //! No cycles between these modules, and no CLI module is used (`tests/it/architecture.rs`).
 
 pub mod api;
@@ -28,8 +32,11 @@ pub mod objstore;
 pub mod principal;
 pub mod problem;
 pub mod ratelimit;
+pub mod secrets;
 pub mod server;
+pub mod startup;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod web;
 pub mod webhooks;

@@ -36,7 +36,14 @@ pub fn router(state: AppState) -> Router {
 /// middleware and one state.
 pub fn router_with(state: AppState, more: Router<AppState>) -> Router {
     Router::new()
-        .route("/health", get(crate::service::health::handler))
+        .route(
+            crate::runtime::READINESS_PATH,
+            get(crate::service::health::handler),
+        )
+        .route(
+            crate::runtime::LIVENESS_PATH,
+            get(crate::service::health::live),
+        )
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi_doc))
         .route("/v2/organizations", axum::routing::post(orgs::create_top))
@@ -213,6 +220,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Ok(b) => text.push_str(&crate::service::metrics::Metrics::render_backlog(b)),
         Err(e) => tracing::debug!(error = %e, "metrics: cannot read the outbox backlogs"),
     }
+    text.push_str(&state.metrics.render_export());
     let calendars = state.store.calendar_health().await.ok();
     text.push_str(&crate::service::metrics::Metrics::render_calendars(
         &state.caldav.stats,

@@ -8,9 +8,11 @@ locals {
   # What only Terraform knows and a container is given (rendered by calops from
   # src/runtime/env.rs). A slot made earlier keeps the values it was made with.
   stack_values = {
-    database_host      = module.database.endpoint
-    redis_url          = "rediss://${module.cache.endpoint}:6379"
-    object_storage_url = "https://objectstorage.${var.region}.oraclecloud.com/n/${local.object_storage_namespace}/b/${module.storage.bucket_name}"
+    database_host           = module.database.endpoint
+    database_port           = module.database.port
+    database_ca_certificate = module.database.ca_certificate
+    redis_url               = "rediss://${module.cache.endpoint}:${module.cache.port}"
+    object_storage_url      = "https://objectstorage.${var.region}.oraclecloud.com/n/${local.object_storage_namespace}/b/${module.storage.bucket_name}"
   }
 }
 
@@ -155,7 +157,9 @@ module "access" {
   name           = var.name
   bucket_name    = var.bucket_name
   secret_ids     = distinct(concat(module.slots.secret_ids, var.service_secret_ids))
-  freeform_tags  = local.tags
+  # The service posts its own metrics, in this namespace only.
+  metrics_namespace = var.metrics_namespace
+  freeform_tags     = local.tags
 }
 
 module "monitoring" {
@@ -168,5 +172,6 @@ module "monitoring" {
   cpu_threshold_percent = var.cpu_threshold_percent
   lb_5xx_threshold      = var.lb_5xx_threshold
   latency_threshold_ms  = var.latency_threshold_ms
+  service_alarms        = var.service_alarms
   freeform_tags         = local.tags
 }
