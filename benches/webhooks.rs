@@ -36,7 +36,11 @@ fn main() {
 }
 
 async fn post(c: &reqwest::Client, url: String, token: &str, body: Value) -> anyhow::Result<Value> {
-    let r = c.post(url).bearer_auth(token).json(&body).send().await?;
+    let mut rq = c.post(&url).bearer_auth(token).json(&body);
+    if let Some(v) = calops_testkit::api_version("POST", &url) {
+        rq = rq.header("cal-api-version", v);
+    }
+    let r = rq.send().await?;
     let status = r.status();
     let v: Value = r.json().await?;
     anyhow::ensure!(status.is_success(), "{status}: {v}");

@@ -18,6 +18,8 @@ pub enum Principal {
         key_id: i64,
         org_id: i64,
         scopes: Vec<String>,
+        /// The user the key belongs to (as Cal.com's keys do); `None` for an organization key.
+        user_id: Option<i64>,
     },
 }
 
@@ -26,6 +28,14 @@ impl Principal {
         match self {
             Principal::Bootstrap => true,
             Principal::Key { scopes, .. } => scopes.iter().any(|s| s == scope || s == "admin"),
+        }
+    }
+
+    /// The user a user-scoped key belongs to.
+    pub fn user(&self) -> Option<i64> {
+        match self {
+            Principal::Key { user_id, .. } => *user_id,
+            Principal::Bootstrap => None,
         }
     }
 }

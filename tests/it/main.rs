@@ -15,6 +15,7 @@ mod backups;
 mod backups_oci;
 mod bookings;
 mod browser;
+mod calcom;
 mod caldav;
 mod deploy;
 mod fuzz;

@@ -465,9 +465,11 @@ async fn schedules_event_types_and_bad_input() {
         "bookingWindow": {"type": "weeks", "value": 2}, "bookingLimitsCount": {"week": 3}
     })).await;
     assert_eq!((s, code(&v)), (StatusCode::BAD_REQUEST, "validation_error"));
+    // Five problems; a weekly limit is not one (Cal.com documents it: a warning says calops
+    // enforces the daily limit only).
     assert_eq!(
         v["error"]["details"]["fields"].as_array().unwrap().len(),
-        6,
+        5,
         "{v}"
     );
 
@@ -1925,7 +1927,7 @@ async fn slot_cache_follows_every_replicas_writes() {
     assert_eq!(store.cache().stats().hits, hits + 1, "served from memory");
     let (start, end) = (ts("2031-03-03T10:00:00Z"), ts("2031-03-03T10:30:00Z"));
     let hold = store
-        .create_reservation(t.org_id, t.event_type_id, start, end, 300)
+        .create_reservation(t.org_id, t.event_type_id, start, end, 300, None)
         .await
         .unwrap()
         .unwrap();
@@ -1941,6 +1943,8 @@ async fn slot_cache_follows_every_replicas_writes() {
         guests: json!([]),
         metadata: json!({}),
         reservation_uid: None,
+        location: None,
+        booking_fields_responses: json!({}),
     };
     let BookOutcome::Created(booked) = store
         .create_booking(&nb, None, |_| json!({}))
@@ -1954,10 +1958,11 @@ async fn slot_cache_follows_every_replicas_writes() {
         .reschedule_booking(
             t.org_id,
             booked.uid,
-            ts("2031-03-03T10:30:00Z"),
-            ts("2031-03-03T11:00:00Z"),
-            None,
-            None,
+            &calops::service::store::bookings::Reschedule {
+                start: ts("2031-03-03T10:30:00Z"),
+                end: ts("2031-03-03T11:00:00Z"),
+                ..Default::default()
+            },
         )
         .await
         .unwrap()

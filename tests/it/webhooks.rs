@@ -1416,6 +1416,7 @@ async fn kill_9_keeps_every_confirmed_booking_and_its_webhook() {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let res = http
                     .post(format!("{base}/v2/bookings"))
+                    .header("cal-api-version", "2024-08-13")
                     .bearer_auth(&key)
                     .json(&booking(et, &slot(i)))
                     .send()

@@ -80,3 +80,13 @@ pub fn app_config(database_url: &str, redis_url: Option<String>, limits: Limits)
         page_key: Some(PAGE_KEY.into()),
     }
 }
+
+/// The `cal-api-version` calops' own clients send to `method url` (the newest shape of a
+/// versioned route; `None` for the others): a full URL or just its path.
+pub fn api_version(method: &str, url: &str) -> Option<&'static str> {
+    let path = match url.find("://") {
+        Some(i) => url[i + 3..].find('/').map_or("/", |j| &url[i + 3 + j..]),
+        None => url,
+    };
+    calops::service::api::versions::newest_for(method, path)
+}

@@ -45,9 +45,12 @@ async fn post(
     token: &str,
     body: Value,
 ) -> Result<Value> {
-    let r = c
-        .post(format!("{base}{path}"))
-        .bearer_auth(token)
+    let mut rq = c.post(format!("{base}{path}")).bearer_auth(token);
+    // The shapes seeded below are the newest Cal.com version of each route.
+    if let Some(v) = crate::service::api::versions::newest_for("POST", path) {
+        rq = rq.header(crate::service::api::versions::HEADER, v);
+    }
+    let r = rq
         .json(&body)
         .send()
         .await
@@ -94,12 +97,12 @@ pub async fn ensure(
         base,
         &format!("/v2/organizations/{org_id}/users"),
         &key,
-        json!({"name": "Demo Host", "email": "host@demo.example.com", "timeZone": tz}),
+        json!({"name": "Demo Host", "email": "host@demo.example.com", "timeZone": tz, "username": "demo-host"}),
     )
     .await?;
     let user_id = user["id"].as_i64().context("no user id")?;
     let org_slug = org["slug"].as_str().context("no organization slug")?;
-    let user_slug = user["username"].as_str().context("no user name")?;
+    let user_slug = user["slug"].as_str().context("no user slug")?;
     post(&c, base, "/v2/schedules", &key, json!({
         "userId": user_id, "name": "Weekdays", "timeZone": tz,
         "availability": [{"days": ["Monday","Tuesday","Wednesday","Thursday","Friday"], "startTime": "09:00", "endTime": "17:00"}]

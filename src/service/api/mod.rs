@@ -8,11 +8,14 @@ pub mod composite;
 pub mod connected_calendars;
 pub mod error;
 pub mod event_types;
+pub mod input;
+pub mod me;
 pub mod openapi;
 pub mod orgs;
 pub mod ratelimit;
 pub mod schedules;
 pub mod slots;
+pub mod versions;
 pub mod webhooks;
 
 use crate::service::state::AppState;
@@ -62,7 +65,8 @@ pub fn router_with(state: AppState, more: Router<AppState>, listener: Listener) 
     layered(routes().merge(more), state, listener)
 }
 
-/// The fallbacks and layers around `routes`, as every listener has them: rate limits, a
+/// The fallbacks and layers around `routes`, as every listener has them: the query-name
+/// policy, `cal-api-version`, rate limits, a
 /// panic caught and answered 500 (logged, the process keeps serving), the listener's
 /// [`Listener`], and the request log and metrics outermost (so a caught panic is logged and
 /// counted as a 500 with its request id).
@@ -70,6 +74,13 @@ pub fn layered(routes: Router<AppState>, state: AppState, listener: Listener) ->
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Query names the operation does not document are a 400 on every route.
+        .layer(axum::middleware::from_fn(query_policy))
+        // `cal-api-version` first: an unknown or unserved version is a 400 on every route.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            versions::middleware,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ratelimit::middleware,
@@ -126,6 +137,7 @@ fn routes() -> Router<AppState> {
             "/v2/schedules",
             get(schedules::list).post(schedules::create),
         )
+        .route("/v2/schedules/default", get(schedules::get_default))
         .route(
             "/v2/schedules/{id}",
             get(schedules::get)
@@ -149,8 +161,19 @@ fn routes() -> Router<AppState> {
         )
         .route(
             "/v2/slots/reservations/{uid}",
-            axum::routing::delete(bookings::release),
+            get(bookings::get_reservation)
+                .patch(bookings::update_reservation)
+                .delete(bookings::release),
         )
+        // Cal.com's shapes before 2024-09-04.
+        .route("/v2/slots/available", get(slots::get))
+        .route("/v2/slots/reserve", axum::routing::post(bookings::reserve))
+        .route(
+            "/v2/slots/selected-slot",
+            axum::routing::delete(bookings::release_selected),
+        )
+        .route("/v2/me", get(me::get))
+        .route("/v2/timezones", get(me::timezones))
         .route("/v2/bookings", get(bookings::list).post(bookings::create))
         .route("/v2/bookings/{uid}", get(bookings::get))
         .route("/v2/bookings/{uid}/ics", get(calendar::get_ics))
@@ -168,6 +191,45 @@ fn routes() -> Router<AppState> {
         )
         .merge(webhooks::routes())
         .merge(connected_calendars::routes())
+}
+
+/// Every query parameter must be one the operation documents (`GET /openapi.json`): the
+/// same field policy as request bodies (`input`), for every endpoint, so that a filter a
+/// client believes in is never silently ignored.
+async fn query_policy(req: Request, next: Next) -> Response {
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<(String, String), Vec<String>>> =
+        std::sync::OnceLock::new();
+    let Some(path) = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+    else {
+        return next.run(req).await;
+    };
+    let names = NAMES.get_or_init(openapi::query_names);
+    let method = req.method().as_str().to_ascii_lowercase();
+    let Some(allowed) = names.get(&(method, openapi::template(&path))) else {
+        return next.run(req).await;
+    };
+    let pairs: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let allowed: Vec<&str> = allowed.iter().map(String::as_str).collect();
+    let context = if allowed.is_empty() {
+        "this endpoint takes no query parameters"
+    } else {
+        "see GET /openapi.json"
+    };
+    match input::Params::new(pairs, &allowed, context) {
+        Ok(_) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// The API's answer to a path it does not have (the booking pages give it for `/v2/...`).

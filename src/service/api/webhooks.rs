@@ -3,8 +3,8 @@
 //! the `admin` scope (subscriber URLs and delivery bodies carry booking data) and sees only
 //! the caller's organization: another organization's webhook is a 404.
 
-use super::bookings::body;
 use super::error::{success, ApiError, ApiResult, Path, Query};
+use super::input::{self, JsonBody};
 use crate::service::domain::webhooks::payload::Trigger;
 use crate::service::domain::webhooks::policy::{Breaker, BreakerState};
 use crate::service::domain::webhooks::reach::AllowList;
@@ -15,7 +15,6 @@ use crate::service::state::AppState;
 use crate::service::store::webhooks::{
     Delivery, DeliveryFilter, NewWebhook, Replayed, Webhook, WebhookPatch,
 };
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -294,10 +293,13 @@ fn threshold(state: &AppState) -> u32 {
     state.webhooks.breaker_threshold
 }
 
-pub async fn create(State(state): State<AppState>, who: Principal, raw: Bytes) -> ApiResult {
+pub async fn create(State(state): State<AppState>, who: Principal, body: JsonBody) -> ApiResult {
     let org = who.org()?;
     who.require("admin")?;
-    let req: CreateWebhook = body(&raw)?;
+    let req: CreateWebhook = input::typed(
+        body.value,
+        "not a field of this endpoint (see GET /openapi.json)",
+    )?;
     let mut errors = Vec::new();
     let url = req.subscriber_url.trim().to_string();
     check_url(&url, &state.webhooks.allow_private, &mut errors);
@@ -363,12 +365,15 @@ pub async fn patch(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-    raw: Bytes,
+    body: JsonBody,
 ) -> ApiResult {
     let org = who.org()?;
     who.require("admin")?;
     let id = webhook_id(&id)?;
-    let req: PatchWebhook = body(&raw)?;
+    let req: PatchWebhook = input::typed(
+        body.value,
+        "not a field of this endpoint (see GET /openapi.json)",
+    )?;
     let mut errors = Vec::new();
     let url = req.subscriber_url.as_deref().map(|u| u.trim().to_string());
     if let Some(u) = &url {
@@ -484,14 +489,17 @@ pub async fn replay_range(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-    raw: Bytes,
+    body: JsonBody,
 ) -> ApiResult {
     let org = who.org()?;
     who.require("admin")?;
-    let req: ReplayRange = body(&raw)?;
+    let req: ReplayRange = input::typed(
+        body.value,
+        "not a field of this endpoint (see GET /openapi.json)",
+    )?;
     let mut errors = Vec::new();
-    let from = super::bookings::any_instant("from", &req.from, &mut errors);
-    let to = super::bookings::any_instant("to", &req.to, &mut errors);
+    let from = input::any_instant("from", &req.from, &mut errors);
+    let to = input::any_instant("to", &req.to, &mut errors);
     if let (Some(f), Some(t)) = (from, to) {
         if t <= f {
             errors.push(FieldError::new("to", "must be after from"));
@@ -559,8 +567,9 @@ mod tests {
         assert_eq!(errs("ftp://example.com/"), 1);
         assert_eq!(errs("not a url"), 1);
         // A secret of the wrong type is refused without being quoted.
-        let e = body::<CreateWebhook>(
+        let e = input::body::<CreateWebhook>(
             br#"{"subscriberUrl":"http://a.example","triggers":[],"secret":987654321}"#,
+            "ctx",
         )
         .unwrap_err();
         assert!(
@@ -569,21 +578,22 @@ mod tests {
             e.message
         );
         assert!(!e.message.contains("987654321"), "{}", e.message);
-        let p = body::<PatchWebhook>(br#"{"secret":null}"#).unwrap();
+        let p = input::body::<PatchWebhook>(br#"{"secret":null}"#, "ctx").unwrap();
         assert_eq!(p.secret, Some(None));
         // Debug shows whether there is a secret, never the secret.
-        let c = body::<CreateWebhook>(
+        let c = input::body::<CreateWebhook>(
             br#"{"subscriberUrl":"https://a.example","triggers":["BOOKING_CREATED"],"secret":"whsec_zebra"}"#,
+            "ctx",
         )
         .unwrap();
-        let p = body::<PatchWebhook>(br#"{"secret":"whsec_zebra"}"#).unwrap();
+        let p = input::body::<PatchWebhook>(br#"{"secret":"whsec_zebra"}"#, "ctx").unwrap();
         for shown in [format!("{c:?}"), format!("{p:?}")] {
             assert!(
                 !shown.contains("zebra") && shown.contains("<redacted>"),
                 "{shown}"
             );
         }
-        let p = body::<PatchWebhook>(br#"{}"#).unwrap();
+        let p = input::body::<PatchWebhook>(br#"{}"#, "ctx").unwrap();
         assert_eq!(p.secret, None);
         assert_eq!(
             errs(&format!("https://example.com/{}", "a".repeat(MAX_URL_LEN))),

@@ -50,6 +50,7 @@ pub struct Host {
     pub name: String,
     pub email: String,
     pub time_zone: String,
+    pub username: String,
     /// Whether busy time from connected calendars counts for this host (then a booking is
     /// checked against the database's busy time, not by the exclusion constraint alone).
     pub has_calendars: bool,
@@ -367,6 +368,10 @@ mod tests {
                 booking_window: None,
                 per_day_limit: None,
                 created_at: ts("2030-01-01T00:00:00Z"),
+                offset_start: 0,
+                length_options: None,
+                locations: serde_json::json!([]),
+                disable_guests: false,
             },
             schedule: None,
             host: Host::default(),

@@ -11,6 +11,9 @@ pub struct NewApiKey<'a> {
     pub name: Option<&'a str>,
     pub scopes: &'a [String],
     pub expires_at: Option<Timestamp>,
+    /// The user the key belongs to (calls that take a `userId` default to the user, and lists
+    /// show the user's own resources); `None` for an organization key.
+    pub user_id: Option<i64>,
 }
 
 impl NewApiKey<'_> {
@@ -22,8 +25,8 @@ impl NewApiKey<'_> {
     ) -> Result<i64> {
         let row = c
             .query_one(
-                "INSERT INTO api_keys (org_id, key_hash, key_prefix, name, scopes, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                "INSERT INTO api_keys (org_id, key_hash, key_prefix, name, scopes, expires_at, user_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                 &[
                     &org_id,
                     &self.hash,
@@ -31,6 +34,7 @@ impl NewApiKey<'_> {
                     &self.name,
                     &self.scopes,
                     &self.expires_at,
+                    &self.user_id,
                 ],
             )
             .await
@@ -40,17 +44,18 @@ impl NewApiKey<'_> {
 }
 
 impl Store {
+    /// A key of organization `org_id` (of one of its users with `key.user_id`).
     pub async fn create_api_key(&self, org_id: i64, key: &NewApiKey<'_>) -> Result<i64> {
         let c = self.conn().await?;
         key.insert(&c, org_id).await
     }
 
-    /// The organization and scopes of a live key with this hash.
+    /// The organization, scopes, expiry and user of a live key with this hash.
     pub async fn find_api_key(&self, hash: &[u8]) -> Result<Option<KeyRow>> {
         let c = self.conn().await?;
         let stmt = c
             .prepare_cached(
-                "SELECT id, org_id, scopes, expires_at FROM api_keys WHERE key_hash = $1
+                "SELECT id, org_id, scopes, expires_at, user_id FROM api_keys WHERE key_hash = $1
                  AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
             )
             .await?;
@@ -60,6 +65,7 @@ impl Store {
             org_id: r.get(1),
             scopes: r.get(2),
             expires_at: r.get(3),
+            user_id: r.get(4),
         }))
     }
 }
@@ -70,4 +76,6 @@ pub struct KeyRow {
     pub org_id: i64,
     pub scopes: Vec<String>,
     pub expires_at: Option<Timestamp>,
+    /// The user the key belongs to; `None` for an organization key.
+    pub user_id: Option<i64>,
 }

@@ -2,7 +2,7 @@
 //! and the busy intervals of the host's connected calendars), from the slot cache when it has
 //! them (see [`super::cache`]), else in one round trip.
 
-use super::event_types::{EventType, EVENT_TYPE_COLS_E};
+use super::event_types::{EventType, EVENT_TYPE_COLS_E, EVENT_TYPE_NCOLS};
 use super::{cache, notify, Result, Store};
 use jiff::Timestamp;
 use serde_json::Value;
@@ -127,7 +127,7 @@ impl Store {
             .prepare_cached(&format!(
                 "SELECT {EVENT_TYPE_COLS_E}, s.time_zone, s.availability, s.overrides,
                         busy.starts, busy.ends, busy.befores, busy.afters, busy.types,
-                        busy.holds, busy.expires, u.name, u.email, u.time_zone,
+                        busy.holds, busy.expires, u.name, u.email, u.time_zone, u.username,
                         EXISTS (SELECT 1 FROM connected_calendars k
                                 WHERE k.user_id = e.user_id AND k.selected)
                  FROM event_types e
@@ -170,20 +170,22 @@ impl Store {
         let row = c
             .query_opt(&stmt, &[&org_id, &event_type_id, &from, &to])
             .await?;
+        // The columns after the event type's.
+        let at = |i: usize| EVENT_TYPE_NCOLS + i;
         Ok(row.map(|r| {
             let event_type = EventType::from_row(&r);
-            let schedule = r.get::<_, Option<String>>(15).map(|tz| ScheduleHours {
+            let schedule = r.get::<_, Option<String>>(at(0)).map(|tz| ScheduleHours {
                 time_zone: tz,
-                availability: r.get(16),
-                overrides: r.get(17),
+                availability: r.get(at(1)),
+                overrides: r.get(at(2)),
             });
-            let starts: Vec<Timestamp> = r.get::<_, Option<_>>(18).unwrap_or_default();
-            let ends: Vec<Timestamp> = r.get::<_, Option<_>>(19).unwrap_or_default();
-            let befores: Vec<i32> = r.get::<_, Option<_>>(20).unwrap_or_default();
-            let afters: Vec<i32> = r.get::<_, Option<_>>(21).unwrap_or_default();
-            let types: Vec<Option<i64>> = r.get::<_, Option<_>>(22).unwrap_or_default();
-            let holds: Vec<Option<uuid::Uuid>> = r.get::<_, Option<_>>(23).unwrap_or_default();
-            let expires: Vec<Option<Timestamp>> = r.get::<_, Option<_>>(24).unwrap_or_default();
+            let starts: Vec<Timestamp> = r.get::<_, Option<_>>(at(3)).unwrap_or_default();
+            let ends: Vec<Timestamp> = r.get::<_, Option<_>>(at(4)).unwrap_or_default();
+            let befores: Vec<i32> = r.get::<_, Option<_>>(at(5)).unwrap_or_default();
+            let afters: Vec<i32> = r.get::<_, Option<_>>(at(6)).unwrap_or_default();
+            let types: Vec<Option<i64>> = r.get::<_, Option<_>>(at(7)).unwrap_or_default();
+            let holds: Vec<Option<uuid::Uuid>> = r.get::<_, Option<_>>(at(8)).unwrap_or_default();
+            let expires: Vec<Option<Timestamp>> = r.get::<_, Option<_>>(at(9)).unwrap_or_default();
             let n = [
                 starts.len(),
                 ends.len(),
@@ -211,10 +213,11 @@ impl Store {
                     event_type,
                     schedule,
                     host: cache::Host {
-                        name: r.get(25),
-                        email: r.get(26),
-                        time_zone: r.get(27),
-                        has_calendars: r.get(28),
+                        name: r.get(at(10)),
+                        email: r.get(at(11)),
+                        time_zone: r.get(at(12)),
+                        username: r.get(at(13)),
+                        has_calendars: r.get(at(14)),
                     },
                 },
                 cache::HostBusy { from, to, rows },

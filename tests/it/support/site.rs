@@ -27,7 +27,13 @@ pub fn http(method: reqwest::Method, url: &str, key: &str, body: Option<&Value>)
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut r = reqwest::Client::new().request(method, url).bearer_auth(key);
+        let mut r = reqwest::Client::new()
+            .request(method.clone(), url)
+            .bearer_auth(key);
+        // calops' own clients speak the newest Cal.com shapes of versioned routes.
+        if let Some(v) = calops_testkit::api_version(method.as_str(), url) {
+            r = r.header("cal-api-version", v);
+        }
         if let Some(b) = body {
             r = r.json(b);
         }
