@@ -158,6 +158,7 @@ mod tests {
             key_id: id,
             org_id: 1,
             scopes: vec!["read".into()],
+            user_id: None,
         }
     }
 
