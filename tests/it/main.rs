@@ -17,6 +17,7 @@ mod bookings;
 mod deploy;
 mod ics;
 mod image;
+mod instance_principal;
 mod oci;
 mod ocitarget;
 mod profile;
