@@ -15,6 +15,7 @@ mod backups;
 mod backups_oci;
 mod bookings;
 mod deploy;
+mod freetier;
 mod ics;
 mod image;
 mod instance_principal;
