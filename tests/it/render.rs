@@ -9,7 +9,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn schema() -> Schema {
+pub(crate) fn schema() -> Schema {
     Schema::load(&root().join("tests/fixtures/render/oci-provider-schema.json"))
 }
 
@@ -23,7 +23,7 @@ fn broken(name: &str) -> Vec<String> {
 }
 
 /// Run `terraform fmt -check -recursive -diff` on `dir`; None when terraform is missing.
-fn terraform_fmt_check(test: &str, dir: &Path) -> Option<(bool, String)> {
+pub(crate) fn terraform_fmt_check(test: &str, dir: &Path) -> Option<(bool, String)> {
     let tf = calops_testkit::require_tool(test, "terraform")?;
     let out = Command::new(tf)
         .args(["fmt", "-check", "-recursive", "-diff"])
@@ -297,7 +297,7 @@ fn write_rendered(r: &Rendered) -> tempfile::TempDir {
     dir
 }
 
-fn findings(dir: &Path) -> Vec<String> {
+pub(crate) fn findings(dir: &Path) -> Vec<String> {
     check_dir(&schema(), dir)
         .iter()
         .map(|f| f.to_string())
@@ -396,7 +396,7 @@ fn tfvars_match_the_root_variables() {
 // Security properties of what is rendered, checked on the parsed HCL.
 
 /// Every `resource` block in the rendered directory: (file, type, name, body).
-fn resources(dir: &Path) -> Vec<(String, String, String, hcl::Body)> {
+pub(crate) fn resources(dir: &Path) -> Vec<(String, String, String, hcl::Body)> {
     let mut out = Vec::new();
     for f in schema_check::tf_files(dir, true) {
         let body = hcl::parse(&std::fs::read_to_string(&f).unwrap()).unwrap();
@@ -413,7 +413,7 @@ fn resources(dir: &Path) -> Vec<(String, String, String, hcl::Body)> {
 }
 
 /// The body of `module "<name>"` in a parsed root module.
-fn module_block(main: &hcl::Body, name: &str) -> hcl::Body {
+pub(crate) fn module_block(main: &hcl::Body, name: &str) -> hcl::Body {
     main.blocks()
         .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == name)
         .unwrap_or_else(|| panic!("no module {name}"))
@@ -422,7 +422,7 @@ fn module_block(main: &hcl::Body, name: &str) -> hcl::Body {
 }
 
 /// An attribute's expression as HCL text.
-fn attr(body: &hcl::Body, key: &str) -> Option<String> {
+pub(crate) fn attr(body: &hcl::Body, key: &str) -> Option<String> {
     body.attributes()
         .find(|a| a.key() == key)
         .map(|a| hcl::format::to_string(a.expr()).unwrap())

@@ -20,10 +20,10 @@ resource "oci_ons_subscription" "email" {
 locals {
   alarms = {
     container-cpu = {
-      namespace = "oci_computecontainerinstance"
+      namespace = var.cpu_metric_namespace
       query     = "CpuUtilization[5m].mean() > ${var.cpu_threshold_percent}"
       severity  = "WARNING"
-      summary   = "Container CPU above ${var.cpu_threshold_percent}% for 5 minutes"
+      summary   = "Service CPU above ${var.cpu_threshold_percent}% for 5 minutes"
     }
     lb-5xx = {
       namespace = "oci_lbaas"
