@@ -192,6 +192,7 @@ const MODULES: &[&str] = &[
     "monitoring",
     "access",
     "slots",
+    "vm",
 ];
 
 #[test]
