@@ -120,11 +120,7 @@ fn lookup_namespace(profile: &crate::profile::Profile) -> anyhow::Result<String>
 /// `plan` of an `oci-vm` profile: the monthly estimate from its sizes with the Always Free
 /// allowance assumed, and a warning per size that leaves it. Its Terraform is not rendered
 /// yet, so there is no Terraform plan; exit code 0.
-fn vm_estimate(
-    profile: &crate::profile::Profile,
-    args: &PlanArgs,
-    ui: &Ui,
-) -> anyhow::Result<i32> {
+fn vm_estimate(profile: &crate::profile::Profile, args: &PlanArgs, ui: &Ui) -> anyhow::Result<i32> {
     use crate::terraform::{cost::PriceTable, freetier};
     let table = match &args.prices {
         Some(p) => PriceTable::load(p)?,

@@ -75,7 +75,9 @@ pub fn render_vm_profile(
 
 pub fn run(g: &GlobalArgs, args: &RenderArgs, ui: &Ui) -> anyhow::Result<i32> {
     let profile = super::load_profile(g, ui)?;
-    if profile.target == crate::profile::Target::OciVm && (args.image.is_some() || !args.slot.is_empty()) {
+    if profile.target == crate::profile::Target::OciVm
+        && (args.image.is_some() || !args.slot.is_empty())
+    {
         return Err(actionable(
             format!("profile `{}` has target = \"oci-vm\", which has no deployment slots: --image and --slot do not apply", profile.name),
             "drop --image and --slot (the VM takes releases by pull, not from the Terraform stack)",
@@ -90,15 +92,14 @@ pub fn run(g: &GlobalArgs, args: &RenderArgs, ui: &Ui) -> anyhow::Result<i32> {
             home_region: None,
         })
         .unwrap_or_default();
-    let (slots, rendered, out, tf_version_doc) =
-        if profile.target == crate::profile::Target::OciVm {
-            let (r, out, v) = render_vm_profile(&profile, &account, args.out.clone(), ui)?;
-            (json!({}), r, out, v)
-        } else {
-            let (input, r, out, v) =
-                render_profile(&profile, slots, &account, args.out.clone(), ui)?;
-            (json!(input.slots), r, out, v)
-        };
+    let (slots, rendered, out, tf_version_doc) = if profile.target == crate::profile::Target::OciVm
+    {
+        let (r, out, v) = render_vm_profile(&profile, &account, args.out.clone(), ui)?;
+        (json!({}), r, out, v)
+    } else {
+        let (input, r, out, v) = render_profile(&profile, slots, &account, args.out.clone(), ui)?;
+        (json!(input.slots), r, out, v)
+    };
     if !rendered.backend_init_config.is_empty() {
         ui.note(format!(
             "note: the state backend still needs {} at `terraform init` (-backend-config): pin [oci] object_storage_namespace (`oci os ns get` prints it) to write it into the files",

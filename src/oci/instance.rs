@@ -199,7 +199,11 @@ impl Certificate {
             .0
             .iter()
             .flat_map(|rdn| rdn.0.iter())
-            .filter_map(|atv| std::str::from_utf8(atv.value.value()).ok().map(String::from))
+            .filter_map(|atv| {
+                std::str::from_utf8(atv.value.value())
+                    .ok()
+                    .map(String::from)
+            })
             .collect();
         Ok(Certificate {
             pem: pem.to_string(),
@@ -477,7 +481,9 @@ impl InstancePrincipal {
                 .send()
                 .await;
             match sent {
-                Ok(r) if r.status().is_success() || r.status().is_client_error() || attempt == 3 => {
+                Ok(r)
+                    if r.status().is_success() || r.status().is_client_error() || attempt == 3 =>
+                {
                     break r
                 }
                 Err(e) if attempt == 3 => return Err(failed(e.to_string())),
@@ -491,8 +497,8 @@ impl InstancePrincipal {
             let shown: String = text.chars().take(300).collect();
             return Err(failed(format!("HTTP {status}: {shown}")));
         }
-        let answer: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|_| failed("the answer is not JSON".into()))?;
+        let answer: serde_json::Value =
+            serde_json::from_str(&text).map_err(|_| failed("the answer is not JSON".into()))?;
         let raw = answer["token"]
             .as_str()
             .ok_or_else(|| failed("the answer has no `token`".into()))?;
@@ -563,9 +569,10 @@ mod tests {
     fn cert_pem(ous: &[&str]) -> String {
         let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "ocid1.instance.oc1.ap-sydney-1.i");
+        params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            "ocid1.instance.oc1.ap-sydney-1.i",
+        );
         for ou in ous {
             params
                 .distinguished_name
@@ -587,7 +594,11 @@ mod tests {
         assert_eq!(c.tenancy_id(), Some("ocid1.tenancy.oc1..aaaa"));
         let none = Certificate::parse(&cert_pem(&["opc-certtype:instance"])).unwrap();
         assert_eq!(none.tenancy_id(), None);
-        for bad in ["", "-----BEGIN CERTIFICATE-----\nAAAA", "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----"] {
+        for bad in [
+            "",
+            "-----BEGIN CERTIFICATE-----\nAAAA",
+            "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----",
+        ] {
             assert!(Certificate::parse(bad).is_err(), "{bad:?}");
         }
     }
@@ -600,12 +611,18 @@ mod tests {
         // 32 bytes as colon-separated lowercase hex, of the DER.
         assert_eq!(fp.len(), 32 * 3 - 1);
         assert_eq!(fp, certificate_fingerprint(&c.der));
-        assert!(fp.chars().all(|ch| ch == ':' || ch.is_ascii_hexdigit() && !ch.is_ascii_uppercase()));
+        assert!(fp
+            .chars()
+            .all(|ch| ch == ':' || ch.is_ascii_hexdigit() && !ch.is_ascii_uppercase()));
         assert_eq!(
             federation_key_id("ocid1.tenancy.oc1..t", &c),
             format!("ocid1.tenancy.oc1..t/fed-x509-sha256/{fp}")
         );
-        let body = FederationRequest::new(&c, std::slice::from_ref(&c), "-----BEGIN PUBLIC KEY-----\nAB\nCD\n-----END PUBLIC KEY-----\n");
+        let body = FederationRequest::new(
+            &c,
+            std::slice::from_ref(&c),
+            "-----BEGIN PUBLIC KEY-----\nAB\nCD\n-----END PUBLIC KEY-----\n",
+        );
         let json = serde_json::to_string(&body).unwrap();
         assert!(json.starts_with(r#"{"certificate":""#), "{json}");
         let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -614,7 +631,9 @@ mod tests {
         let b64 = v["certificate"].as_str().unwrap();
         assert!(!b64.contains('\n') && !b64.contains("BEGIN"));
         assert_eq!(
-            base64::engine::general_purpose::STANDARD.decode(b64).unwrap(),
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap(),
             c.der
         );
         assert_eq!(v["intermediateCertificates"][0], b64);
@@ -634,11 +653,19 @@ mod tests {
         let signed = sign_federation(&s, &url, &mut h, b"{}", SystemTime::UNIX_EPOCH).unwrap();
         assert_eq!(
             signed.signed_headers,
-            ["date", "(request-target)", "content-length", "content-type", "x-content-sha256"]
+            [
+                "date",
+                "(request-target)",
+                "content-length",
+                "content-type",
+                "x-content-sha256"
+            ]
         );
         assert!(signed.signing_string.starts_with("date: Thu, 01 Jan 1970 00:00:00 GMT\n(request-target): post /v1/x509\ncontent-length: 2\ncontent-type: application/json\nx-content-sha256: "));
         assert!(!signed.signing_string.contains("host"));
-        assert!(signed.authorization.contains(r#"keyId="t/fed-x509-sha256/aa""#));
+        assert!(signed
+            .authorization
+            .contains(r#"keyId="t/fed-x509-sha256/aa""#));
     }
 
     #[test]
@@ -659,9 +686,16 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!(o.metadata_url("/instance/region").as_str(), "http://127.0.0.1:9/opc/v2/instance/region");
-        assert_eq!(o.federation_url("x").unwrap().as_str(), "http://127.0.0.1:10/v1/x509");
-        let e = Endpoints::from_env(&|k| (k == AUTH_URL_VAR).then(|| "not a url".into())).unwrap_err();
+        assert_eq!(
+            o.metadata_url("/instance/region").as_str(),
+            "http://127.0.0.1:9/opc/v2/instance/region"
+        );
+        assert_eq!(
+            o.federation_url("x").unwrap().as_str(),
+            "http://127.0.0.1:10/v1/x509"
+        );
+        let e =
+            Endpoints::from_env(&|k| (k == AUTH_URL_VAR).then(|| "not a url".into())).unwrap_err();
         assert!(e.to_string().contains(AUTH_URL_VAR), "{e}");
         assert_eq!(region_from_metadata("syd\n"), "ap-sydney-1");
         assert_eq!(region_from_metadata("ap-melbourne-1"), "ap-melbourne-1");

@@ -270,11 +270,7 @@ pub fn read(root: &Section<'_>, name: &str, files: Vec<PathBuf>) -> Option<Profi
         name: name.to_string(),
         files,
         target,
-        oci: if target.on_oci() {
-            Some(oci?)
-        } else {
-            oci
-        },
+        oci: if target.on_oci() { Some(oci?) } else { oci },
         state: state?,
         network: network?,
         database: database?,
@@ -443,7 +439,12 @@ fn shape_and_size(
 
 fn read_vm(s: &Section<'_>) -> Option<VmSection> {
     let (shape, ocpus, memory_gbs) = shape_and_size(s, VM_SHAPES);
-    let boot_volume_gbs = s.int_in("boot_volume_gbs", 50, 32768, " GB (OCI's boot volume sizes)");
+    let boot_volume_gbs = s.int_in(
+        "boot_volume_gbs",
+        50,
+        32768,
+        " GB (OCI's boot volume sizes)",
+    );
     let block_volume_gbs = s.opt_int("block_volume_gbs").unwrap_or(0);
     if block_volume_gbs != 0 && !(50..=32768).contains(&block_volume_gbs) {
         s.invalid(

@@ -181,8 +181,20 @@ pub fn cloud_config(init: &VmInit) -> CloudConfig {
             "postgresql-contrib",
             "redis",
         ]),
-        argv(&["install", "-d", "-o", USER, "-g", USER, "-m", "0750", DATA_DIR]),
-        argv(&["install", "-d", "-o", USER, "-g", USER, "-m", "0755", "/opt/calops/bin"]),
+        argv(&[
+            "install", "-d", "-o", USER, "-g", USER, "-m", "0750", DATA_DIR,
+        ]),
+        argv(&[
+            "install",
+            "-d",
+            "-o",
+            USER,
+            "-g",
+            USER,
+            "-m",
+            "0755",
+            "/opt/calops/bin",
+        ]),
         argv(&[
             "firewall-offline-cmd",
             &format!("--add-port={}/tcp", init.port),

@@ -27,7 +27,10 @@ pub const VM_TEMPLATES: &[(&str, &str)] = &[
         "vm/variables.tf",
         include_str!("../../templates/vm/variables.tf.hbs"),
     ),
-    ("vm/outputs.tf", include_str!("../../templates/vm/outputs.tf.hbs")),
+    (
+        "vm/outputs.tf",
+        include_str!("../../templates/vm/outputs.tf.hbs"),
+    ),
 ];
 
 /// The templates shared by both root modules.

@@ -136,7 +136,6 @@ pub(crate) fn backend(
     let mut init_config = Vec::new();
     let state_key = format!("{}/terraform.tfstate", state.prefix.trim_matches('/'));
     let native = terraform_version
-        .as_deref()
         .and_then(parse_terraform_version)
         .is_some_and(|v| v >= (1, 12));
     let backend_kind = match state.backend {

@@ -5,8 +5,8 @@
 
 use super::cloudinit::{self, VmInit};
 use super::input::{
-    self, err, LoadBalancerInput, MonitoringInput, NetworkInput, OciInput, RenderError,
-    StateInput, StorageInput,
+    self, err, LoadBalancerInput, MonitoringInput, NetworkInput, OciInput, RenderError, StateInput,
+    StorageInput,
 };
 use super::{embedded, num, Rendered, PLAIN_HTTP_WARNING};
 use crate::profile::{Profile, Target};
@@ -55,7 +55,11 @@ impl VmRenderInput {
     ) -> Result<VmRenderInput, RenderError> {
         if p.target != Target::OciVm {
             return Err(err(
-                format!("profile `{}` has target = \"{}\", not \"oci-vm\"", p.name, p.target.name()),
+                format!(
+                    "profile `{}` has target = \"{}\", not \"oci-vm\"",
+                    p.name,
+                    p.target.name()
+                ),
                 "render it with the renderer of its target",
             ));
         }

@@ -182,6 +182,9 @@ pub fn render_text(e: &Estimate) -> String {
             l.item, l.monthly, e.currency, l.basis
         ));
     }
-    s.push_str(&format!("  {:<42} {:>8.2} {}\n", "total", e.total, e.currency));
+    s.push_str(&format!(
+        "  {:<42} {:>8.2} {}\n",
+        "total", e.total, e.currency
+    ));
     s
 }

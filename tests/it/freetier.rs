@@ -34,7 +34,10 @@ fn calops(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String, tempfile
 fn plan_json(env: &[(&str, &str)]) -> (Value, String) {
     let (code, out, err, _d) = calops(&["plan", "--profile", "free-au", "--json"], env);
     assert_eq!(code, 0, "{err}");
-    (serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}")), err)
+    (
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}")),
+        err,
+    )
 }
 
 #[test]
@@ -54,7 +57,10 @@ fn free_au_plans_to_zero_with_the_allowance_assumed_and_the_price_date() {
     // The human form names the allowance and the date.
     let (code, out, _, _d) = calops(&["plan", "--profile", "free-au"], &[]);
     assert_eq!(code, 0);
-    assert!(out.contains("Always Free allowance assumed") && out.contains(&table.as_of), "{out}");
+    assert!(
+        out.contains("Always Free allowance assumed") && out.contains(&table.as_of),
+        "{out}"
+    );
     assert!(out.contains("total") && out.contains("0.00 USD"), "{out}");
 }
 
@@ -68,7 +74,10 @@ fn sizes_above_the_allowance_are_priced_and_warned_by_plan_and_doctor() {
         / 100.0;
     assert_eq!(v["total"].as_f64().unwrap(), want, "{v:#}");
     let outside = v["outside_allowance"].to_string();
-    assert!(outside.contains("ocpus = 4") && outside.contains("memory_gbs = 24"), "{outside}");
+    assert!(
+        outside.contains("ocpus = 4") && outside.contains("memory_gbs = 24"),
+        "{outside}"
+    );
     assert!(err.contains("warning: [vm] ocpus = 4 is above"), "{err}");
     let (v, _) = plan_json(&[
         ("CALOPS_LOAD_BALANCER_MAX_BANDWIDTH_MBPS", "100"),
@@ -91,7 +100,10 @@ fn sizes_above_the_allowance_are_priced_and_warned_by_plan_and_doctor() {
         .find(|c| c["name"] == "always free")
         .unwrap_or_else(|| panic!("{doc:#}"));
     assert_eq!(check["status"], "warn", "{check:#}");
-    assert!(check["detail"].as_str().unwrap().contains("ocpus = 3"), "{check:#}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("ocpus = 3"),
+        "{check:#}"
+    );
 }
 
 #[test]
@@ -106,7 +118,9 @@ fn deploy_and_friends_refuse_the_vm_target_and_change_nothing() {
         let (code, out, err, dir) = calops(args, &[]);
         assert_ne!(code, 0, "{args:?}: {out}");
         assert!(
-            err.contains("target = \"oci-vm\"") && err.contains("not implemented yet") && err.contains("nothing was changed"),
+            err.contains("target = \"oci-vm\"")
+                && err.contains("not implemented yet")
+                && err.contains("nothing was changed"),
             "{args:?}: {err}"
         );
         assert!(err.contains("fix: "), "{args:?}: {err}");
@@ -169,11 +183,17 @@ fn free_au_renders_terraform_valid_for_the_provider_and_fmt_clean() {
     let vars = crate::support::schema_check::module_variables(dir.path());
     let tfvars: Value = serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
     for k in tfvars.as_object().unwrap().keys() {
-        assert!(vars.contains_key(k.as_str()), "tfvars sets undeclared `{k}`");
+        assert!(
+            vars.contains_key(k.as_str()),
+            "tfvars sets undeclared `{k}`"
+        );
     }
     for (k, has_default) in &vars {
         if !*has_default {
-            assert!(tfvars.get(k.as_str()).is_some(), "required variable `{k}` not set");
+            assert!(
+                tfvars.get(k.as_str()).is_some(),
+                "required variable `{k}` not set"
+            );
         }
     }
 }
@@ -213,11 +233,18 @@ fn the_vm_stack_is_one_private_a1_instance_behind_a_10_mbps_https_load_balancer(
     assert_eq!(attr(&vnic, "assign_public_ip").as_deref(), Some("false"));
     let main = hcl::parse(&r.files["main.tf"]).unwrap();
     let vm = module_block(&main, "vm");
-    assert_eq!(attr(&vm, "subnet_id").unwrap(), "module.network.private_subnet_id");
-    assert!(attr(&vm, "user_data_base64").unwrap().contains("cloud-init.yaml"));
+    assert_eq!(
+        attr(&vm, "subnet_id").unwrap(),
+        "module.network.private_subnet_id"
+    );
+    assert!(attr(&vm, "user_data_base64")
+        .unwrap()
+        .contains("cloud-init.yaml"));
     assert!(r.files.contains_key("cloud-init.yaml"));
     let lb = module_block(&main, "loadbalancer");
-    assert!(attr(&lb, "backends").unwrap().contains("module.vm.private_ip"));
+    assert!(attr(&lb, "backends")
+        .unwrap()
+        .contains("module.vm.private_ip"));
     let access = module_block(&main, "access");
     assert_eq!(attr(&access, "members").unwrap(), "\"instances\"");
     assert_eq!(
@@ -226,17 +253,34 @@ fn the_vm_stack_is_one_private_a1_instance_behind_a_10_mbps_https_load_balancer(
     );
     // The dynamic group of instances and what it may do with the bucket.
     let access_main = &r.files["modules/access/main.tf"];
-    assert!(access_main.contains("instances  = \"ALL {instance.compartment.id = '${var.compartment_id}'}\""));
-    assert!(access_main.contains("to read buckets ${local.where} where target.bucket.name = '${var.bucket_name}'"));
-    assert!(access_main.contains("to manage objects ${local.where} where target.bucket.name = '${var.bucket_name}'"));
+    assert!(access_main
+        .contains("instances  = \"ALL {instance.compartment.id = '${var.compartment_id}'}\""));
+    assert!(access_main.contains(
+        "to read buckets ${local.where} where target.bucket.name = '${var.bucket_name}'"
+    ));
+    assert!(access_main.contains(
+        "to manage objects ${local.where} where target.bucket.name = '${var.bucket_name}'"
+    ));
     let tfvars: Value = serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
     assert_eq!(tfvars["vm_shape"], "VM.Standard.A1.Flex");
-    assert_eq!((tfvars["vm_ocpus"].clone(), tfvars["vm_memory_gbs"].clone()), (2.into(), 12.into()));
+    assert_eq!(
+        (tfvars["vm_ocpus"].clone(), tfvars["vm_memory_gbs"].clone()),
+        (2.into(), 12.into())
+    );
     assert_eq!(tfvars["lb_min_bandwidth_mbps"], 10);
     assert_eq!(tfvars["lb_max_bandwidth_mbps"], 10);
-    assert!(tfvars["lb_certificate_id"].as_str().unwrap().starts_with("ocid1.certificate."), "HTTPS listener");
+    assert!(
+        tfvars["lb_certificate_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ocid1.certificate."),
+        "HTTPS listener"
+    );
     assert_eq!(tfvars["vm_image_id"], Value::Null, "the image is looked up");
-    assert!(!r.warnings.iter().any(|w| w == calops::render::PLAIN_HTTP_WARNING));
+    assert!(!r
+        .warnings
+        .iter()
+        .any(|w| w == calops::render::PLAIN_HTTP_WARNING));
     // The image lookup: Oracle Linux 9 for the shape (aarch64 on A1), newest first.
     let vm_main = &r.files["modules/vm/main.tf"];
     let body = hcl::parse(vm_main).unwrap();
@@ -246,12 +290,17 @@ fn the_vm_stack_is_one_private_a1_instance_behind_a_10_mbps_https_load_balancer(
         .unwrap()
         .body()
         .clone();
-    assert_eq!(attr(&images, "operating_system").unwrap(), "\"Oracle Linux\"");
+    assert_eq!(
+        attr(&images, "operating_system").unwrap(),
+        "\"Oracle Linux\""
+    );
     assert_eq!(attr(&images, "operating_system_version").unwrap(), "\"9\"");
     assert_eq!(attr(&images, "shape").unwrap(), "var.shape");
     assert_eq!(attr(&images, "sort_order").unwrap(), "\"DESC\"");
     // The data volume's device is the one cloud-init waits for.
-    assert!(r.files["modules/vm/variables.tf"].contains(&format!("default     = \"{DATA_DEVICE}\"")));
+    assert!(
+        r.files["modules/vm/variables.tf"].contains(&format!("default     = \"{DATA_DEVICE}\""))
+    );
 }
 
 /// The user data as cloud-init's own YAML library (PyYAML `safe_load`) reads it, when a Python
@@ -272,12 +321,20 @@ fn pyyaml(test: &str, text: &str) -> Option<Value> {
     };
     use std::io::Write;
     let mut child = std::process::Command::new(py)
-        .args(["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))"])
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     Some(serde_json::from_slice(&out.stdout).unwrap())
@@ -291,7 +348,9 @@ fn unit_section(unit: &str, section: &str) -> Vec<(String, String)> {
         if line.starts_with('[') {
             inside = line == format!("[{section}]");
         } else if inside && !line.is_empty() && !line.starts_with('#') {
-            let (k, v) = line.split_once('=').unwrap_or_else(|| panic!("not key=value: {line}"));
+            let (k, v) = line
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not key=value: {line}"));
             out.push((k.to_string(), v.to_string()));
         }
     }
@@ -313,11 +372,19 @@ fn cloud_init_user_data_parses_as_yaml_and_installs_the_distro_packages_and_the_
         y.as_vec()
             .unwrap_or_else(|| panic!("not a list: {y:?}"))
             .iter()
-            .map(|s| s.as_str().unwrap_or_else(|| panic!("not a string: {s:?}")).to_string())
+            .map(|s| {
+                s.as_str()
+                    .unwrap_or_else(|| panic!("not a string: {s:?}"))
+                    .to_string()
+            })
             .collect()
     };
     let runcmd: Vec<Vec<String>> = doc["runcmd"].as_vec().unwrap().iter().map(strs).collect();
-    assert_eq!(runcmd[0], [cloudinit::DATA_VOLUME_SCRIPT], "the data volume first");
+    assert_eq!(
+        runcmd[0],
+        [cloudinit::DATA_VOLUME_SCRIPT],
+        "the data volume first"
+    );
     let pos = |argv: &[&str]| {
         runcmd
             .iter()
@@ -325,10 +392,20 @@ fn cloud_init_user_data_parses_as_yaml_and_installs_the_distro_packages_and_the_
             .unwrap_or_else(|| panic!("no {argv:?} in {runcmd:?}"))
     };
     let enable = pos(&["dnf", "-y", "module", "enable", "postgresql:16", "redis:7"]);
-    let install = pos(&["dnf", "-y", "install", "postgresql-server", "postgresql-contrib", "redis"]);
+    let install = pos(&[
+        "dnf",
+        "-y",
+        "install",
+        "postgresql-server",
+        "postgresql-contrib",
+        "redis",
+    ]);
     let port = pos(&["firewall-offline-cmd", "--add-port=3000/tcp"]);
     let start = pos(&["systemctl", "enable", "--now", "calops-agent.service"]);
-    assert!(enable < install && install < start && port < start, "{runcmd:?}");
+    assert!(
+        enable < install && install < start && port < start,
+        "{runcmd:?}"
+    );
     let files = doc["write_files"].as_vec().unwrap();
     let file = |path: &str| {
         files
@@ -338,16 +415,30 @@ fn cloud_init_user_data_parses_as_yaml_and_installs_the_distro_packages_and_the_
     };
     let unit = file(cloudinit::AGENT_UNIT)["content"].as_str().unwrap();
     let service = unit_section(unit, "Service");
-    assert!(service.contains(&("ExecStart".into(), format!("{} agent", cloudinit::AGENT_BINARY))));
+    assert!(service.contains(&(
+        "ExecStart".into(),
+        format!("{} agent", cloudinit::AGENT_BINARY)
+    )));
     assert!(service.contains(&("User".into(), "calops".into())));
     assert!(service.contains(&("EnvironmentFile".into(), cloudinit::AGENT_ENV.into())));
-    assert!(unit_section(unit, "Unit").contains(&("ConditionPathExists".into(), cloudinit::AGENT_BINARY.into())));
-    assert_eq!(unit_section(unit, "Install"), [("WantedBy".to_string(), "multi-user.target".to_string())]);
+    assert!(unit_section(unit, "Unit")
+        .contains(&("ConditionPathExists".into(), cloudinit::AGENT_BINARY.into())));
+    assert_eq!(
+        unit_section(unit, "Install"),
+        [("WantedBy".to_string(), "multi-user.target".to_string())]
+    );
     let env = file(cloudinit::AGENT_ENV)["content"].as_str().unwrap();
-    assert!(env.contains("CALOPS_BUCKET=calops-free-au\n") && env.contains("CALOPS_OCI_AUTH=instance_principal\n"), "{env}");
+    assert!(
+        env.contains("CALOPS_BUCKET=calops-free-au\n")
+            && env.contains("CALOPS_OCI_AUTH=instance_principal\n"),
+        "{env}"
+    );
     let script = file(cloudinit::DATA_VOLUME_SCRIPT);
     assert_eq!(script["permissions"].as_str(), Some("0755"));
-    assert!(script["content"].as_str().unwrap().contains(&format!("dev={DATA_DEVICE}\n")));
+    assert!(script["content"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("dev={DATA_DEVICE}\n")));
     let users = doc["users"].as_vec().unwrap();
     assert_eq!(users[0].as_str(), Some("default"));
     assert_eq!(users[1]["name"].as_str(), Some("calops"));
@@ -376,8 +467,14 @@ fn render_refuses_what_the_vm_cannot_install() {
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert!(v["files"].to_string().contains("cloud-init.yaml"));
-    assert!(dir.path().join(".calops/free-au/terraform/modules/vm/main.tf").exists());
-    let (code, _, err, _d) = calops(&["render", "--profile", "free-au", "--image", "x@sha256:00"], &[]);
+    assert!(dir
+        .path()
+        .join(".calops/free-au/terraform/modules/vm/main.tf")
+        .exists());
+    let (code, _, err, _d) = calops(
+        &["render", "--profile", "free-au", "--image", "x@sha256:00"],
+        &[],
+    );
     assert_ne!(code, 0);
     assert!(err.contains("no deployment slots"), "{err}");
 }

@@ -47,7 +47,9 @@ fn ca_params(cn: &str) -> rcgen::CertificateParams {
 /// `ous`: the leaf's OUs (an instance certificate has `opc-tenant:<tenancy>` among them).
 fn pki(ous: &[&str]) -> Pki {
     let root_key = rcgen::KeyPair::generate().unwrap();
-    let root = ca_params("stand-in root CA").self_signed(&root_key).unwrap();
+    let root = ca_params("stand-in root CA")
+        .self_signed(&root_key)
+        .unwrap();
     let inter_key = rcgen::KeyPair::generate().unwrap();
     let inter = ca_params("stand-in intermediate")
         .signed_by(&inter_key, &root, &root_key)
@@ -61,8 +63,10 @@ fn pki(ous: &[&str]) -> Pki {
             .unwrap();
     let mut lp = rcgen::CertificateParams::new(vec![]).unwrap();
     lp.distinguished_name = rcgen::DistinguishedName::new();
-    lp.distinguished_name
-        .push(rcgen::DnType::CommonName, "ocid1.instance.oc1.ap-sydney-1.standin");
+    lp.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "ocid1.instance.oc1.ap-sydney-1.standin",
+    );
     for ou in ous {
         lp.distinguished_name
             .push(rcgen::DnType::OrganizationalUnitName, *ou);
@@ -184,7 +188,14 @@ fn check_federation(
         .split(' ')
         .map(String::from)
         .collect();
-    if names != ["date", "(request-target)", "content-length", "content-type", "x-content-sha256"]
+    if names
+        != [
+            "date",
+            "(request-target)",
+            "content-length",
+            "content-type",
+            "x-content-sha256",
+        ]
     {
         return Err(format!("signed headers {names:?}"));
     }
@@ -236,7 +247,10 @@ async fn stand(pki: Pki) -> Stand {
         ("/opc/v2/instance/region", "syd".to_string()),
         ("/opc/v2/identity/cert.pem", pki.leaf_pem.clone()),
         ("/opc/v2/identity/key.pem", pki.leaf_key_pem.clone()),
-        ("/opc/v2/identity/intermediate.pem", pki.intermediate_pem.clone()),
+        (
+            "/opc/v2/identity/intermediate.pem",
+            pki.intermediate_pem.clone(),
+        ),
     ]);
     let st = state.clone();
     let metadata = axum::Router::new().fallback(move |req: axum::extract::Request| {
@@ -327,7 +341,11 @@ fn client(p: Arc<InstancePrincipal>, os: &Url) -> OciClient {
 
 #[tokio::test]
 async fn instance_principal_federates_as_the_sdks_do_and_signs_with_the_token() {
-    let s = stand(pki(&instance_ous().iter().map(String::as_str).collect::<Vec<_>>())).await;
+    let s = stand(pki(&instance_ous()
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()))
+    .await;
     let p = Arc::new(InstancePrincipal::new(s.endpoints.clone()).await.unwrap());
     assert_eq!(p.region(), "ap-sydney-1", "the metadata's `syd` is mapped");
     assert_eq!(p.tenancy_id(), TENANCY);
@@ -344,7 +362,11 @@ async fn instance_principal_federates_as_the_sdks_do_and_signs_with_the_token() 
 
 #[tokio::test]
 async fn a_token_expiring_within_five_minutes_is_renewed_with_a_new_session_key() {
-    let s = stand(pki(&instance_ous().iter().map(String::as_str).collect::<Vec<_>>())).await;
+    let s = stand(pki(&instance_ous()
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()))
+    .await;
     s.state.lock().unwrap().lifetime = 120; // inside the SDKs' 5-minute buffer
     let p = Arc::new(InstancePrincipal::new(s.endpoints.clone()).await.unwrap());
     let first = p.current_signer().unwrap();
@@ -356,18 +378,22 @@ async fn a_token_expiring_within_five_minutes_is_renewed_with_a_new_session_key(
     c.object_storage().namespace().await.unwrap();
     let st = s.state.lock().unwrap();
     assert!(st.refusals.is_empty(), "{:?}", st.refusals);
-    assert_eq!(st.federations, 2, "renewed once, then the hour-long token is kept");
-    let keys: std::collections::HashSet<_> = st
-        .tokens
-        .values()
-        .map(|(_, k)| format!("{k:?}"))
-        .collect();
+    assert_eq!(
+        st.federations, 2,
+        "renewed once, then the hour-long token is kept"
+    );
+    let keys: std::collections::HashSet<_> =
+        st.tokens.values().map(|(_, k)| format!("{k:?}")).collect();
     assert_eq!(keys.len(), 2, "each token is bound to its own session key");
 }
 
 #[tokio::test]
 async fn a_token_the_service_refuses_is_renewed_once_and_the_call_retried() {
-    let s = stand(pki(&instance_ous().iter().map(String::as_str).collect::<Vec<_>>())).await;
+    let s = stand(pki(&instance_ous()
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()))
+    .await;
     let p = Arc::new(InstancePrincipal::new(s.endpoints.clone()).await.unwrap());
     let c = client(p.clone(), &s.os);
     // Revoke the token in hand: the next call gets 401, renews, and succeeds.
@@ -393,15 +419,23 @@ async fn a_token_the_service_refuses_is_renewed_once_and_the_call_retried() {
 async fn a_certificate_without_a_tenancy_or_outside_the_chain_is_refused_clearly() {
     // No `opc-tenant:` OU: refused before any call to the auth service.
     let s = stand(pki(&["opc-certtype:instance"])).await;
-    let e = InstancePrincipal::new(s.endpoints.clone()).await.unwrap_err();
+    let e = InstancePrincipal::new(s.endpoints.clone())
+        .await
+        .unwrap_err();
     assert!(matches!(e, InstancePrincipalError::Certificate(_)), "{e}");
     assert!(e.to_string().contains("opc-tenant:"), "{e}");
     assert_eq!(s.state.lock().unwrap().federations, 0);
 
     // An intermediate that did not sign the leaf: the auth service refuses, and the error says
     // where and what to check.
-    let good = pki(&instance_ous().iter().map(String::as_str).collect::<Vec<_>>());
-    let other = pki(&instance_ous().iter().map(String::as_str).collect::<Vec<_>>());
+    let good = pki(&instance_ous()
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    let other = pki(&instance_ous()
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
     let mixed = Pki {
         root_der: good.root_der.clone(),
         intermediate_pem: other.intermediate_pem,
@@ -411,10 +445,18 @@ async fn a_certificate_without_a_tenancy_or_outside_the_chain_is_refused_clearly
     };
     let _ = good.intermediate_der;
     let s = stand(mixed).await;
-    let e = InstancePrincipal::new(s.endpoints.clone()).await.unwrap_err();
+    let e = InstancePrincipal::new(s.endpoints.clone())
+        .await
+        .unwrap_err();
     let text = e.to_string();
-    assert!(matches!(e, InstancePrincipalError::Federation { .. }), "{text}");
-    assert!(text.contains("/v1/x509") && text.contains("401") && text.contains("dynamic group"), "{text}");
+    assert!(
+        matches!(e, InstancePrincipalError::Federation { .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("/v1/x509") && text.contains("401") && text.contains("dynamic group"),
+        "{text}"
+    );
     assert!(
         s.state.lock().unwrap().refusals[0].contains("does not chain"),
         "{:?}",
@@ -428,5 +470,9 @@ async fn a_certificate_without_a_tenancy_or_outside_the_chain_is_refused_clearly
         auth: None,
     };
     let e = InstancePrincipal::new(gone).await.unwrap_err();
-    assert!(e.to_string().contains("/opc/v2/instance/region") && e.to_string().contains("compute instance"), "{e}");
+    assert!(
+        e.to_string().contains("/opc/v2/instance/region")
+            && e.to_string().contains("compute instance"),
+        "{e}"
+    );
 }
