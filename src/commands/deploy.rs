@@ -35,6 +35,9 @@ fn print_result(ui: &Ui, r: &RunResult, demo: Option<&seed::Demo>, url: &str) {
     doc["url"] = json!(url);
     if let Some(d) = demo {
         doc["demo"] = serde_json::to_value(d).unwrap_or_default();
+        if let Some(u) = &d.booking_url {
+            doc["booking_url"] = json!(u);
+        }
     }
     ui.result(&doc, || {
         let mut out = format!("{}\nurl: {url}\n", r.message);
@@ -44,6 +47,9 @@ fn print_result(ui: &Ui, r: &RunResult, demo: Option<&seed::Demo>, url: &str) {
                     "demo API key (shown once; saved in {}): {k}\n",
                     d.api_key_file
                 ));
+            }
+            if let Some(u) = &d.booking_url {
+                out.push_str(&format!("booking page: {u}\n"));
             }
             out.push_str(&format!("try: {}\n", d.curl));
         }

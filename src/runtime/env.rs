@@ -57,6 +57,9 @@ pub mod var {
     /// A secret: the key that seals webhook secrets at rest, as [`WEBHOOK_SECRET_KEY_REF`].
     pub const WEBHOOK_SECRET_KEY: &str = "CALOPS_WEBHOOK_SECRET_KEY";
     pub const WEBHOOK_SECRET_KEY_REF: &str = "CALOPS_WEBHOOK_SECRET_KEY_REF";
+    /// A secret: the key that signs the booking pages' links, as [`PAGE_KEY_REF`].
+    pub const PAGE_KEY: &str = "CALOPS_PAGE_KEY";
+    pub const PAGE_KEY_REF: &str = "CALOPS_PAGE_KEY_REF";
     /// Reported by `/health`, so a deploy can tell which slot answers.
     pub const SLOT: &str = "CALOPS_SLOT";
     /// Reported by `/health`, so a deploy can tell which release answers.
@@ -65,10 +68,11 @@ pub mod var {
 
 /// The secrets `serve` reads (each as `<NAME>_REF`). A profile secret outside this list would
 /// reach the container without anything reading it, so the renderer refuses it.
-pub const SECRETS: [&str; 3] = [
+pub const SECRETS: [&str; 4] = [
     var::DATABASE_PASSWORD,
     var::ADMIN_TOKEN,
     var::WEBHOOK_SECRET_KEY,
+    var::PAGE_KEY,
 ];
 
 /// The variable that carries secret `name` as a reference: `<name>_REF`.

@@ -50,9 +50,14 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// Webhook delivery (`CALOPS_WEBHOOK_*` environment variables).
     pub webhooks: crate::service::webhooks::Settings,
+    /// Connected calendars (`CALOPS_CALDAV_*` environment variables).
+    pub caldav: crate::service::caldav::Settings,
     /// Serve slot queries from memory, kept fresh by PostgreSQL notifications
     /// (`service::store::cache`).
     pub slot_cache: bool,
+    /// The booking pages' signing key, resolved from `CALOPS_PAGE_KEY_REF` (never logged);
+    /// without one the service makes a random key at start.
+    pub page_key: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -74,7 +79,9 @@ impl std::fmt::Debug for Config {
             .field("rate_limits", &self.rate_limits)
             .field("redis_timeout", &self.redis_timeout)
             .field("webhooks", &self.webhooks)
+            .field("caldav", &self.caldav)
             .field("slot_cache", &self.slot_cache)
+            .field("page_key", &self.page_key.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -95,6 +102,8 @@ pub fn redact_url(u: &str) -> String {
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:3000";
 /// The shortest bootstrap admin token accepted.
 pub const MIN_TOKEN_LEN: usize = 24;
+/// The shortest booking-page key accepted.
+pub const MIN_PAGE_KEY_LEN: usize = 32;
 
 impl RawConfig {
     /// The secret references given (flags and environment), by setting.
@@ -208,6 +217,17 @@ impl RawConfig {
             }
             Some(v) => Some(v.trim().to_string()),
         };
+        let page_key = match secrets.get(var::PAGE_KEY_REF) {
+            None => None,
+            Some(v) if v.trim().len() < MIN_PAGE_KEY_LEN => {
+                problem(
+                    var::PAGE_KEY_REF,
+                    format!("the key it refers to is shorter than {MIN_PAGE_KEY_LEN} characters; generate one with `openssl rand -hex 32`"),
+                );
+                None
+            }
+            Some(v) => Some(v.trim().to_string()),
+        };
         let db_pool_size = match self.db_pool_size.as_deref() {
             None => 16,
             Some(s) => match s.parse::<usize>() {
@@ -306,6 +326,10 @@ impl RawConfig {
             problems.extend(p);
             Default::default()
         });
+        let caldav = crate::service::caldav::Settings::from_env(env).unwrap_or_else(|p| {
+            problems.extend(p);
+            Default::default()
+        });
         match (listen, database) {
             (Some(listen), Some(database)) if problems.is_empty() => Ok(Config {
                 listen,
@@ -321,7 +345,9 @@ impl RawConfig {
                 rate_limits,
                 redis_timeout,
                 webhooks,
+                caldav,
                 slot_cache,
+                page_key,
             }),
             _ => Err(problems),
         }
@@ -457,5 +483,37 @@ mod tests {
             p[0].message.contains("OCI_RESOURCE_PRINCIPAL_VERSION"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn the_page_key_resolves_from_its_reference_and_is_never_shown() {
+        let key = "k".repeat(40);
+        let with = |pk: &'static str, value: String| {
+            move |n: &str| match n {
+                "CALOPS_PAGE_KEY_REF" => Some(pk.to_string()),
+                "PK" => Some(value.clone()),
+                _ => None,
+            }
+        };
+        let base = RawConfig {
+            database_url: Some("postgres://u@127.0.0.1/db".into()),
+            ..Default::default()
+        };
+        let c = base.validate(&with("env:PK", key.clone())).unwrap();
+        assert_eq!(c.page_key.as_deref(), Some(key.as_str()));
+        assert!(!format!("{c:?}").contains(&key));
+        assert_eq!(base.validate(&no_env).unwrap().page_key, None);
+        let literal = |n: &str| (n == "CALOPS_PAGE_KEY_REF").then(|| key.clone());
+        let p = base.validate(&literal).unwrap_err();
+        assert_eq!(p[0].setting, "CALOPS_PAGE_KEY_REF", "{p:?}");
+        assert!(
+            p[0].message.contains("env:NAME") && !p[0].message.contains(&key),
+            "{p:?}"
+        );
+        let p = base
+            .validate(&with("env:PK", "short-secret".into()))
+            .unwrap_err();
+        assert_eq!(p[0].setting, "CALOPS_PAGE_KEY_REF", "{p:?}");
+        assert!(p[0].message.contains("shorter") && !p[0].message.contains("short-secret"));
     }
 }

@@ -20,9 +20,18 @@ fn phone_re() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r"(\+|%2B)\d[\d\s().\-]{5,18}\d").expect("valid regex"))
 }
 
-/// Mask e-mail addresses (`a***@***`) and phone numbers (`+***12`) in `text`.
+fn token_re() -> &'static Regex {
+    // The booking pages' self-service links carry their token in `?t=` (`service::web`): a
+    // bearer credential, so its value never reaches a log line.
+    static RE: OnceLock<Regex> = OnceLock::new();
+    RE.get_or_init(|| Regex::new(r#"([?&"]t=)[^&"\s]+"#).expect("valid regex"))
+}
+
+/// Mask e-mail addresses (`a***@***`), phone numbers (`+***12`) and booking-page link tokens
+/// (`?t=***`) in `text`.
 pub fn mask(text: &str) -> String {
-    let step = email_re().replace_all(text, "$1***@***");
+    let step = token_re().replace_all(text, "${1}***");
+    let step = email_re().replace_all(&step, "$1***@***");
     let step = phone_re().replace_all(&step, |c: &regex::Captures| {
         let digits: String = c[0].chars().filter(char::is_ascii_digit).collect();
         format!("+***{}", &digits[digits.len().saturating_sub(2)..])
@@ -95,5 +104,11 @@ mod tests {
         assert!(m.contains("1234567890"));
         assert_eq!(mask("call +1 (212) 555-0199 now"), "call +***99 now");
         assert_eq!(mask("bob%40example.com"), "b***@***");
+        assert_eq!(
+            mask(
+                r#"{"query":"lang=de&t=12.1767225600.AbC-_x9","path":"/b/x?t=9.9.zz","q":"t=1.2.y"}"#
+            ),
+            r#"{"query":"lang=de&t=***","path":"/b/x?t=***","q":"t=***"}"#
+        );
     }
 }

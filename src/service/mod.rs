@@ -8,6 +8,9 @@
 //! - `api/`: HTTP handlers per resource, auth, rate-limit middleware, errors, OpenAPI document
 //! - `ratelimit/`, `webhooks/`, `calendar`, `objstore/`, `ics`: limits, the webhook outbox
 //!   workers, calendar files and the object stores they are written to
+//! - `caldav/`: connected calendars (CalDAV client, busy-time sync, booking write-back)
+//! - `web/`: the booking pages (server-rendered HTML for invitees: book, view, cancel,
+//!   reschedule), their templates, CSS, messages and signed links
 //! - `config`, `secrets`, `startup`, `health`, `metrics`, `logging`, `server`: the runtime
 //!   around them (`secrets` resolves `env:`/`vault:` references, `startup` checks the
 //!   database and Redis before listening)
@@ -16,6 +19,7 @@
 //! No cycles between these modules, and no CLI module is used (`tests/it/architecture.rs`).
 
 pub mod api;
+pub mod caldav;
 pub mod calendar;
 pub mod config;
 pub mod domain;
@@ -32,4 +36,5 @@ pub mod server;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod web;
 pub mod webhooks;

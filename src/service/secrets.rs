@@ -1,6 +1,6 @@
 //! The service's secrets, resolved once at start from their references: each secret setting
-//! (`CALOPS_DATABASE_PASSWORD_REF`, `CALOPS_ADMIN_TOKEN_REF`, `CALOPS_WEBHOOK_SECRET_KEY_REF`)
-//! holds `env:NAME` (an environment variable of this process) or `vault:<secret OCID>` (an OCI
+//! (`CALOPS_DATABASE_PASSWORD_REF`, `CALOPS_ADMIN_TOKEN_REF`, `CALOPS_WEBHOOK_SECRET_KEY_REF`,
+//! `CALOPS_PAGE_KEY_REF`) holds `env:NAME` (an environment variable of this process) or `vault:<secret OCID>` (an OCI
 //! Vault secret, read with GetSecretBundle as the container instance's resource principal).
 //!
 //! A value never reaches a log line, a message, `/health` or a child process (the service
@@ -15,10 +15,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The secret settings `serve` reads, by variable.
-pub const SETTINGS: [&str; 3] = [
+pub const SETTINGS: [&str; 4] = [
     var::DATABASE_PASSWORD_REF,
     var::ADMIN_TOKEN_REF,
     var::WEBHOOK_SECRET_KEY_REF,
+    var::PAGE_KEY_REF,
 ];
 
 /// The references given, by setting. `admin_token_ref` is the flag's value (or its variable's).

@@ -63,6 +63,8 @@ pub struct Running {
     pub state: AppState,
     /// Webhook delivery workers (stopped after the listener).
     webhooks: crate::service::webhooks::delivery::Workers,
+    /// Calendar sync and write-back (stopped after the listener).
+    caldav: crate::service::caldav::Workers,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     grace: Duration,
@@ -99,6 +101,7 @@ impl Running {
             }
         };
         self.webhooks.shutdown(self.grace).await;
+        self.caldav.shutdown(self.grace).await;
         Ok(served?)
     }
 }
@@ -158,13 +161,25 @@ pub async fn start(config: &Config) -> Result<Running> {
         config.redis_timeout,
     );
     state.webhooks = config.webhooks.clone();
+    state.page_key = match &config.page_key {
+        Some(k) => crate::service::state::PageKey::new(k.as_bytes()),
+        None => {
+            tracing::warn!("CALOPS_PAGE_KEY_REF is not set: the booking pages sign their links with a random key, so links stop working when the service restarts and differ between replicas");
+            crate::service::state::PageKey::random()
+        }
+    };
     let webhooks =
         crate::service::webhooks::delivery::spawn(state.store.clone(), config.webhooks.clone());
+    // Calendar passwords are sealed with the same key as webhook secrets.
+    state.caldav = crate::service::caldav::Runtime::new(
+        config.caldav.clone(),
+        config.webhooks.secret_key.clone(),
+    );
+    let caldav = crate::service::caldav::spawn(state.store.clone(), state.caldav.clone());
     let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let app = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
-        draining.clone(),
-        close_when_draining,
-    ));
+    let app = api::router_with(state.clone(), crate::service::web::routes()).layer(
+        axum::middleware::from_fn_with_state(draining.clone(), close_when_draining),
+    );
     let (stop, stopped) = watch::channel(false);
     if config.slot_cache {
         let (store, stopped) = (state.store.clone(), stopped.clone());
@@ -178,6 +193,7 @@ pub async fn start(config: &Config) -> Result<Running> {
     if let Some(private) = private {
         let (app, mut stopped) = (app.clone(), stopped.clone());
         tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let _ = axum::serve(private, app)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.wait_for(|s| *s).await;
@@ -187,11 +203,15 @@ pub async fn start(config: &Config) -> Result<Running> {
     }
     let mut stopped = stopped;
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
+        // The peer address is the client's IP for the booking pages' rate limits.
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })
+        .await
     });
     tracing::info!(%addr, reuse_port = config.reuse_port, version = env!("CARGO_PKG_VERSION"), "listening");
     Ok(Running {
@@ -201,6 +221,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         draining,
         state,
         webhooks,
+        caldav,
         stop,
         task,
         grace: config.shutdown_timeout,

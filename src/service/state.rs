@@ -28,6 +28,39 @@ pub struct AppState {
     pub booking_locks: crate::service::ratelimit::lock::BookingLocks,
     /// Webhook settings (the key that seals secrets at rest, the breaker threshold).
     pub webhooks: crate::service::webhooks::Settings,
+    /// Connected calendars: settings, the CalDAV client, the key sealing passwords, counters.
+    pub caldav: crate::service::caldav::Runtime,
+    /// The key the booking pages sign self-service links and form tokens with.
+    pub page_key: PageKey,
+}
+
+/// The server key of the booking pages (`CALOPS_PAGE_KEY_REF`). Never shown.
+#[derive(Clone)]
+pub struct PageKey(Arc<[u8]>);
+
+impl PageKey {
+    pub fn new(bytes: &[u8]) -> PageKey {
+        PageKey(Arc::from(bytes))
+    }
+
+    /// A random key, for a service started without one: its links stop working when it
+    /// restarts and are not valid on other replicas.
+    pub fn random() -> PageKey {
+        use rand::RngCore;
+        let mut k = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut k);
+        PageKey::new(&k)
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PageKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PageKey(***)")
+    }
 }
 
 impl AppState {
@@ -60,6 +93,8 @@ impl AppState {
             )),
             booking_locks: crate::service::ratelimit::lock::BookingLocks::new(None),
             webhooks: Default::default(),
+            caldav: crate::service::caldav::Runtime::new(Default::default(), None),
+            page_key: PageKey::random(),
         }
     }
 

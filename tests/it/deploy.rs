@@ -136,6 +136,27 @@ fn local_release_lifecycle() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(site.get(&site.slots_url(ZONE)), 200);
+    // First contact: the demo booking page, printed as `booking_url`, serves the booker, and
+    // the service's front page points to it.
+    let page = doc["booking_url"].as_str().expect("booking_url in --json");
+    assert_eq!(doc["demo"]["booking_url"].as_str(), Some(page));
+    let prefix = format!("http://127.0.0.1:{}/demo-", site.port);
+    assert!(
+        page.starts_with(&prefix) && page.ends_with("/demo-host/intro"),
+        "{page}"
+    );
+    let (status, html) = site.get_page(page);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<h1>Intro call</h1>"), "{html}");
+    let (status, home) = site.get_page(&format!("http://127.0.0.1:{}/", site.port));
+    assert_eq!(status, 200);
+    let path = page
+        .strip_prefix(&format!("http://127.0.0.1:{}", site.port))
+        .unwrap();
+    let demo_host = path.rsplit_once('/').unwrap().0;
+    // minijinja's HTML escaping writes `/` as `&#x2f;` in attributes; a browser reads `/`.
+    let home = home.replace("&#x2f;", "/");
+    assert!(home.contains(&format!("href=\"{demo_host}\"")), "{home}");
     let booking = site.book("ada");
     assert_eq!(site.booking_status(&booking), "accepted");
 

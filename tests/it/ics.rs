@@ -4,7 +4,7 @@
 //! files are checked with an independent parser (Python's `icalendar` package).
 
 use crate::support::api::{code, Client};
-use crate::support::db;
+use crate::support::{db, eventually, ALL_DAYS};
 use calops::service::objstore::{self, ObjectStore};
 use calops_testkit::{fresh_database, have_pg, TestApp, BOOTSTRAP_TOKEN};
 use reqwest::StatusCode;
@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// A Python with `icalendar` (and `moto` when `moto` is true): $CALOPS_PYTHON, the venv that
 /// scripts/setup makes (/opt/calops-venv), or python3 on PATH.
@@ -107,16 +106,6 @@ fn assert_framing(text: &[u8]) {
     }
 }
 
-const ALL_DAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
-
 struct Tenant {
     org_id: i64,
     key: String,
@@ -172,22 +161,6 @@ const LONG_NAME: &str = "Zoë Ångström-Ōkubo 日本語の名前 with a rather
 fn booking(et: i64, start: &str) -> Value {
     json!({"start": start, "eventTypeId": et, "guests": ["guest@example.com"],
            "attendee": {"name": LONG_NAME, "email": "zoe@example.com", "timeZone": "Europe/Berlin"}})
-}
-
-/// Poll `f` until it returns `Some`, for up to `secs`.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Wait until the object under `key` shows SEQUENCE `seq`; its bytes.

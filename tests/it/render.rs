@@ -675,7 +675,7 @@ fn security_no_secret_value_in_any_rendered_file() {
             let mut references = Vec::new();
             if p.file_name().is_some_and(|n| n == "terraform.tfvars.json") {
                 json_strings(&serde_json::from_str(&text).unwrap(), "", &mut references);
-            } else if text.contains("vault:") && !p.extension().is_some_and(|x| x == "md") {
+            } else if text.contains("vault:") && p.extension().is_none_or(|x| x != "md") {
                 references.push((p.display().to_string(), "vault:".to_string()));
             }
             for (at, value) in references.iter().filter(|(_, v)| v.contains("vault:")) {

@@ -17,6 +17,7 @@
 
 use crate::support::api::Client;
 use crate::support::oci::{s, session_token, unix_in, vectors, Oci, EXPIRED_TOKEN};
+use crate::support::{eventually, ALL_DAYS};
 use calops_testkit::pg::TlsPostgres;
 use calops_testkit::TestRedis;
 use reqwest::StatusCode;
@@ -498,21 +499,6 @@ fn serve(env: &BTreeMap<String, String>, port: u16, log: &Path) -> Child {
         .unwrap()
 }
 
-async fn wait_for<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// An organization (bootstrap token), a host with a schedule and an event type, and a booking;
 /// the organization id and the booking.
 async fn book(c: &Client, token: &str) -> (i64, Value) {
@@ -531,20 +517,11 @@ async fn book(c: &Client, token: &str) -> (i64, Value) {
         )
         .await;
     let user_id = user["id"].as_i64().unwrap();
-    let days = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
     c.create(
         "/v2/schedules",
         &key,
         json!({"userId": user_id, "name": "Work", "timeZone": "UTC",
-               "availability": [{"days": days, "startTime": "09:00", "endTime": "12:00"}]}),
+               "availability": [{"days": ALL_DAYS, "startTime": "09:00", "endTime": "12:00"}]}),
     )
     .await;
     let et = c
@@ -614,7 +591,7 @@ async fn the_rendered_container_environment_runs_serve() {
     let c = Client::at(&base);
     let http = reqwest::Client::new();
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    wait_for(90, "serve to answer its liveness path", || {
+    eventually(90, "serve to answer its liveness path", || {
         let (http, url) = (http.clone(), format!("{base}{}", w.liveness_path));
         let exited = child.try_wait().unwrap();
         let log = read_log();
@@ -646,7 +623,7 @@ async fn the_rendered_container_environment_runs_serve() {
     let (org_id, booking) = book(&c, &w.admin_token).await;
     assert_eq!(booking["status"], "accepted", "{booking}");
     let prefix = format!("ics/{org_id}/");
-    let ics = wait_for(30, "the booking's calendar in the bucket", || {
+    let ics = eventually(30, "the booking's calendar in the bucket", || {
         let objects = w.oci.store.lock().unwrap().objects.clone();
         let prefix = prefix.clone();
         async move {

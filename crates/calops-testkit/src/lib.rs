@@ -9,16 +9,20 @@
 //! - `pg`: one private PostgreSQL cluster per test process, a fresh database per test, and
 //!   TLS-only clusters ([`pg::TlsPostgres`])
 //! - `service`: the scheduling service on a real listener at 127.0.0.1:0 ([`TestApp`])
+//! - `bench`: what the HTTP benchmarks share (a JSON POST, a latency-measuring load loop)
+//! - `caldav`: real CalDAV servers (Radicale, Xandikos) on 127.0.0.1 ([`caldav::TestCalDav`])
 //! - `redis`: a private `redis-server` that tests can kill, pause and restart, plain or TLS-only
 //!   ([`TestRedis`])
 
+pub mod bench;
+pub mod caldav;
 pub mod pg;
 pub mod redis;
 pub mod service;
 
 pub use pg::{fresh_database, have_pg, postgres_available};
 pub use redis::TestRedis;
-pub use service::{app_config, TestApp, BOOTSTRAP_TOKEN};
+pub use service::{app_config, TestApp, BOOTSTRAP_TOKEN, PAGE_KEY};
 
 use std::path::PathBuf;
 

@@ -6,6 +6,14 @@ use calops::pg::{Cluster, Options};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
+/// Tests need no durability; this keeps database creation quick.
+fn no_durability() -> Vec<(String, String)> {
+    ["fsync", "synchronous_commit", "full_page_writes"]
+        .into_iter()
+        .map(|k| (k.to_string(), "off".to_string()))
+        .collect()
+}
+
 struct Shared {
     cluster: Cluster,
 }
@@ -22,13 +30,11 @@ fn shared() -> Result<&'static Mutex<Shared>> {
             let opened = Cluster::init_or_open(
                 &dir,
                 Options {
-                    // Tests need no durability; this keeps database creation quick.
-                    settings: vec![
-                        ("fsync".into(), "off".into()),
-                        ("synchronous_commit".into(), "off".into()),
-                        ("full_page_writes".into(), "off".into()),
-                        ("max_connections".into(), "300".into()),
-                    ],
+                    settings: [
+                        no_durability(),
+                        vec![("max_connections".into(), "300".into())],
+                    ]
+                    .concat(),
                     ..Options::default()
                 },
             );
@@ -129,11 +135,7 @@ impl TlsPostgres {
         let mut cluster = Cluster::init_or_open(
             &dir,
             Options {
-                settings: vec![
-                    ("fsync".into(), "off".into()),
-                    ("synchronous_commit".into(), "off".into()),
-                    ("full_page_writes".into(), "off".into()),
-                ],
+                settings: no_durability(),
                 tls: Some(calops::pg::ServerTls {
                     cert_pem: cert_pem.into(),
                     key_pem: key_pem.into(),

@@ -11,6 +11,9 @@ use std::time::Duration;
 /// The bootstrap admin token of every test app.
 pub const BOOTSTRAP_TOKEN: &str = "test-bootstrap-token-0123456789abcdef";
 
+/// The booking-page key of every test app (so that tests can sign links themselves).
+pub const PAGE_KEY: &str = "test-page-key-0123456789abcdef-0123456789";
+
 /// A running service on its own database.
 pub struct TestApp {
     pub running: Running,
@@ -57,5 +60,7 @@ pub fn app_config(database_url: &str, redis_url: Option<String>, limits: Limits)
         redis_timeout: calops::service::ratelimit::redis_conn::DEFAULT_TIMEOUT,
         slot_cache: true,
         webhooks: Default::default(),
+        caldav: Default::default(),
+        page_key: Some(PAGE_KEY.into()),
     }
 }

@@ -18,6 +18,10 @@ pub struct Demo {
     pub api_key: Option<String>,
     pub api_key_file: String,
     pub curl: String,
+    /// The demo host's booking page (`/{org}/{host}/{eventType}`); absent for demo data
+    /// seeded by a calops without booking pages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub booking_url: Option<String>,
 }
 
 async fn post(
@@ -63,7 +67,8 @@ pub async fn ensure(
     let c = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()?;
-    let org = post(&c, base, "/v2/organizations", admin_token, json!({"name": "Demo", "slug": format!("demo-{}", crate::pg::random_token(6).to_lowercase())})).await?;
+    // `calopsDemo` marks the organization whose page `GET /` points to.
+    let org = post(&c, base, "/v2/organizations", admin_token, json!({"name": "Demo", "slug": format!("demo-{}", crate::pg::random_token(6).to_lowercase()), "metadata": {"calopsDemo": true}})).await?;
     let key = org["apiKey"]
         .as_str()
         .context("no apiKey in the organization answer")?
@@ -79,6 +84,8 @@ pub async fn ensure(
     )
     .await?;
     let user_id = user["id"].as_i64().context("no user id")?;
+    let org_slug = org["slug"].as_str().context("no organization slug")?;
+    let user_slug = user["username"].as_str().context("no user name")?;
     post(&c, base, "/v2/schedules", &key, json!({
         "userId": user_id, "name": "Weekdays", "timeZone": tz,
         "availability": [{"days": ["Monday","Tuesday","Wednesday","Thursday","Friday"], "startTime": "09:00", "endTime": "17:00"}]
@@ -95,7 +102,8 @@ pub async fn ensure(
     let et_id = et["id"].as_i64().context("no event type id")?;
     write_atomic(&key_file, format!("{key}\n").as_bytes())?;
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
-    let ids = json!({"organization_id": org_id, "event_type_id": et_id});
+    let page = format!("/{org_slug}/{user_slug}/intro");
+    let ids = json!({"organization_id": org_id, "event_type_id": et_id, "booking_path": page});
     write_atomic(&ids_file, ids.to_string().as_bytes())?;
     Ok(Some(Demo {
         organization_id: org_id,
@@ -103,6 +111,7 @@ pub async fn ensure(
         api_key: Some(key),
         api_key_file: key_file.display().to_string(),
         curl: curl_line(public_url, et_id, &key_file.display().to_string()),
+        booking_url: Some(format!("{}{page}", public_url.trim_end_matches('/'))),
     }))
 }
 
@@ -118,6 +127,9 @@ pub fn existing(layout: &Layout, public_url: &str) -> Option<Demo> {
         api_key: None,
         api_key_file: key_file.clone(),
         curl: curl_line(public_url, et, &key_file),
+        booking_url: ids["booking_path"]
+            .as_str()
+            .map(|p| format!("{}{p}", public_url.trim_end_matches('/'))),
     })
 }
 

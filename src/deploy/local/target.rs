@@ -157,6 +157,13 @@ impl LocalTarget {
             "CALOPS_ADMIN_TOKEN_REF".into(),
             "env:CALOPS_ADMIN_TOKEN".into(),
         );
+        // The booking pages' signing key: generated once, kept with the other secrets, so
+        // that links survive restarts and releases.
+        env.insert(
+            "CALOPS_PAGE_KEY".into(),
+            stored_secret(&self.layout.secret("page-key"))?,
+        );
+        env.insert("CALOPS_PAGE_KEY_REF".into(), "env:CALOPS_PAGE_KEY".into());
         env.insert(
             "CALOPS_LISTEN".into(),
             format!(

@@ -346,7 +346,7 @@ pub fn booking_json(b: &Booking) -> Value {
     })
 }
 
-pub(super) fn idempotency_key(
+pub fn idempotency_key(
     headers: &HeaderMap,
     raw: &[u8],
 ) -> Result<Option<IdempotencyKey>, ApiError> {
@@ -386,18 +386,47 @@ pub async fn create(
     let req: CreateBooking = body(&raw)?;
     let start = validate_create(&req)?;
     let idem = idempotency_key(&headers, &raw)?;
+    Ok(book(&state, org, &req, start, idem).await?.response())
+}
+
+/// What booking gave: a new booking, or the first answer to the same idempotency key.
+pub enum Booked {
+    Created(Box<Booking>),
+    Replayed(Replay),
+}
+
+impl Booked {
+    /// The API's answer: 201 with the booking, or the first answer replayed.
+    pub fn response(self) -> axum::response::Response {
+        match self {
+            Booked::Created(b) => success(StatusCode::CREATED, booking_json(&b)),
+            Booked::Replayed(r) => replayed(r),
+        }
+    }
+}
+
+/// Book a checked request ([`validate_create`] gave `start`) for the organization: the path
+/// `POST /v2/bookings` and the booking pages share. 409 `booking_conflict` when the slot was
+/// taken, 422 `slot_unavailable` when it is not a slot.
+pub async fn book(
+    state: &AppState,
+    org: i64,
+    req: &CreateBooking,
+    start: Timestamp,
+    idem: Option<IdempotencyKey>,
+) -> Result<Booked, ApiError> {
     if let Some(k) = &idem {
         if let Some(r) = state.store.idempotent_replay(org, k).await? {
-            return Ok(replayed(r));
+            return Ok(Booked::Replayed(r));
         }
     }
     if req.reservation_uid.is_none() {
-        if let Some(done) = book_directly(&state, org, &req, start, idem.as_ref()).await? {
+        if let Some(done) = book_directly(state, org, req, start, idem.as_ref()).await? {
             return Ok(done);
         }
     }
     let checked = check_slot(
-        &state,
+        state,
         org,
         req.event_type_id,
         start,
@@ -410,7 +439,7 @@ pub async fn create(
         (Ok((end, _)), _) => end,
         // The first request with this key may have just taken the slot.
         (Err(e), Some(k)) => match state.store.idempotent_replay(org, k).await? {
-            Some(r) => return Ok(replayed(r)),
+            Some(r) => return Ok(Booked::Replayed(r)),
             None => return Err(e),
         },
         (Err(e), None) => return Err(e),
@@ -429,7 +458,7 @@ pub async fn create(
         end.as_second(),
     );
     let lock = state.booking_locks.acquire(&lock).await.into_guard();
-    let nb = new_booking(org, &req, start, end);
+    let nb = new_booking(org, req, start, end);
     let outcome = retry_transient(|| state.store.create_booking(&nb, idem.as_ref(), booking_json));
     let outcome = outcome.await;
     if let Some(g) = lock {
@@ -438,9 +467,9 @@ pub async fn create(
     match outcome? {
         BookOutcome::Created(b) => {
             state.metrics.booked(false);
-            Ok(success(StatusCode::CREATED, booking_json(&b)))
+            Ok(Booked::Created(b))
         }
-        BookOutcome::Replayed(r) => Ok(replayed(r)),
+        BookOutcome::Replayed(r) => Ok(Booked::Replayed(r)),
     }
 }
 
@@ -476,10 +505,15 @@ async fn book_directly(
     req: &CreateBooking,
     start: Timestamp,
     idem: Option<&IdempotencyKey>,
-) -> Result<Option<axum::response::Response>, ApiError> {
+) -> Result<Option<Booked>, ApiError> {
     let Some(config) = state.store.slot_config(org, req.event_type_id).await? else {
         return Ok(None);
     };
+    if config.host.has_calendars {
+        // Busy time from connected calendars is not under the exclusion constraint: the
+        // general path checks the slot against it.
+        return Ok(None);
+    }
     let ctx = crate::service::store::SlotContext {
         event_type: config.event_type.clone(),
         schedule: config.schedule.clone(),
@@ -510,9 +544,9 @@ async fn book_directly(
     Ok(match outcome? {
         Some(BookOutcome::Created(b)) => {
             state.metrics.booked(true);
-            Some(success(StatusCode::CREATED, booking_json(&b)))
+            Some(Booked::Created(b))
         }
-        Some(BookOutcome::Replayed(r)) => Some(replayed(r)),
+        Some(BookOutcome::Replayed(r)) => Some(Booked::Replayed(r)),
         None => None,
     })
 }
@@ -657,6 +691,29 @@ pub async fn reschedule(
     let Some(start) = start.filter(|_| errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
+    let b = move_booking(
+        &state,
+        org,
+        uid,
+        start,
+        req.rescheduling_reason.as_deref(),
+        req.reservation_uid,
+    )
+    .await?;
+    Ok(success(StatusCode::CREATED, booking_json(&b)))
+}
+
+/// Move a booking to a new start in one transaction (the old one is cancelled and linked to
+/// the new one; when the new time is taken nothing changes): the path
+/// `POST /v2/bookings/{uid}/reschedule` and the booking pages share.
+pub async fn move_booking(
+    state: &AppState,
+    org: i64,
+    uid: Uuid,
+    start: Timestamp,
+    reason: Option<&str>,
+    reservation_uid: Option<Uuid>,
+) -> Result<Booking, ApiError> {
     let old = state
         .store
         .get_booking(org, uid)
@@ -665,28 +722,23 @@ pub async fn reschedule(
     // The old booking still occupies its time here, so only "is this ever a slot" is checked;
     // whether the new time is free is the database's call inside the transaction.
     let (end, _) = check_slot(
-        &state,
+        state,
         org,
         old.event_type_id,
         start,
         None,
-        req.reservation_uid,
+        reservation_uid,
         false,
     )
     .await?;
     let b = retry_transient(|| {
-        state.store.reschedule_booking(
-            org,
-            uid,
-            start,
-            end,
-            req.rescheduling_reason.as_deref(),
-            req.reservation_uid,
-        )
+        state
+            .store
+            .reschedule_booking(org, uid, start, end, reason, reservation_uid)
     })
     .await?
     .ok_or_else(|| ApiError::not_found("booking"))?;
-    Ok(success(StatusCode::CREATED, booking_json(&b)))
+    Ok(b)
 }
 
 pub async fn reserve(State(state): State<AppState>, who: Principal, raw: Bytes) -> ApiResult {

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bookings;
 pub mod calendar;
 pub mod composite;
+pub mod connected_calendars;
 pub mod error;
 pub mod event_types;
 pub mod openapi;
@@ -25,6 +26,12 @@ use error::ApiError;
 use std::time::Instant;
 
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The API's routes and `more` (the booking pages), with one fallback, one set of
+/// middleware and one state.
+pub fn router_with(state: AppState, more: Router<AppState>) -> Router {
     Router::new()
         .route(
             crate::runtime::READINESS_PATH,
@@ -102,6 +109,8 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(bookings::reschedule),
         )
         .merge(webhooks::routes())
+        .merge(connected_calendars::routes())
+        .merge(more)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -112,7 +121,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
+/// The API's answer to a path it does not have (the booking pages give it for `/v2/...`).
+pub async fn not_found() -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "route_not_found",
@@ -149,6 +159,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Ok(b) => text.push_str(&crate::service::metrics::Metrics::render_backlog(b)),
         Err(e) => tracing::debug!(error = %e, "metrics: cannot read the outbox backlogs"),
     }
+    let calendars = state.store.calendar_health().await.ok();
+    text.push_str(&crate::service::metrics::Metrics::render_calendars(
+        &state.caldav.stats,
+        calendars,
+    ));
     text.push_str(&crate::service::metrics::extra());
     (
         [(

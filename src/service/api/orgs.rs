@@ -25,6 +25,7 @@ pub fn org_json(o: &Org) -> Value {
         "hideBranding": o.hide_branding,
         "metadata": o.metadata,
         "createdAt": o.created_at.to_string(),
+        "embedAllowedOrigins": o.embed_origins,
     })
 }
 
@@ -35,6 +36,7 @@ pub fn user_json(u: &User) -> Value {
         "name": u.name,
         "email": u.email,
         "timeZone": u.time_zone,
+        "username": u.slug,
         "createdAt": u.created_at.to_string(),
     })
 }
@@ -66,6 +68,10 @@ pub fn slugify(name: &str) -> String {
     }
     out.trim_end_matches('-').to_string()
 }
+
+/// First path segments the service uses itself (the API, the booking pages' self-service
+/// links, health and metrics): no top-level organization may take them as its slug.
+pub const RESERVED_SLUGS: &[&str] = &["v2", "booking", "health", "metrics"];
 
 fn valid_slug(s: &str) -> bool {
     !s.is_empty()
@@ -99,6 +105,11 @@ async fn create_org_with_key(state: &AppState, parent: Option<i64>, body: Create
         errors.push(FieldError::new(
             "slug",
             format!("{slug:?} is not a slug: use lowercase letters, digits and dashes"),
+        ));
+    } else if parent.is_none() && RESERVED_SLUGS.contains(&slug.as_str()) {
+        errors.push(FieldError::new(
+            "slug",
+            format!("{slug:?} is reserved for the service's own paths; choose another slug"),
         ));
     }
     let scopes = body
@@ -203,11 +214,60 @@ pub struct PatchOrg {
     theme: Option<Option<String>>,
     hide_branding: Option<bool>,
     metadata: Option<Value>,
+    /// Origins allowed to embed the booking pages (`null`: inherit the parent's).
+    #[serde(default, deserialize_with = "nullable_list")]
+    embed_allowed_origins: Option<Option<Vec<String>>>,
 }
 
 /// Tell "absent" (`None`) from "null" (`Some(None)`).
 fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Ok(Some(Option::<String>::deserialize(d)?))
+}
+
+fn nullable_list<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Vec<String>>>, D::Error> {
+    Ok(Some(Option::<Vec<String>>::deserialize(d)?))
+}
+
+/// The most origins one organization may allow to embed its pages.
+pub const MAX_EMBED_ORIGINS: usize = 50;
+
+/// Check `embedAllowedOrigins`: each an origin (`https://host[:port]`, no path), normalised.
+pub fn embed_origins(
+    v: &Option<Option<Vec<String>>>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Option<Vec<String>>> {
+    let list = match v {
+        None => return None,
+        Some(None) => return Some(None),
+        Some(Some(l)) => l,
+    };
+    if list.len() > MAX_EMBED_ORIGINS {
+        errors.push(FieldError::new(
+            "embedAllowedOrigins",
+            format!("at most {MAX_EMBED_ORIGINS} origins"),
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, o) in list.iter().enumerate() {
+        let parsed = url::Url::parse(o.trim()).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.path() == "/"
+                && u.query().is_none()
+                && u.fragment().is_none()
+                && u.username().is_empty()
+        });
+        match parsed {
+            Some(u) => out.push(u.origin().ascii_serialization()),
+            None => errors.push(FieldError::new(
+                format!("embedAllowedOrigins[{i}]"),
+                format!("{o:?} is not an origin: use scheme://host[:port], such as https://www.example.com"),
+            )),
+        }
+    }
+    Some(Some(out))
 }
 
 fn valid_color(c: &str) -> bool {
@@ -263,6 +323,7 @@ pub async fn patch(
             errors.push(FieldError::new("metadata", "must be an object"));
         }
     }
+    let embed = embed_origins(&body.embed_allowed_origins, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -274,6 +335,7 @@ pub async fn patch(
         theme: body.theme,
         hide_branding: body.hide_branding,
         metadata: body.metadata,
+        embed_origins: embed,
     };
     let org = state
         .store
@@ -425,5 +487,37 @@ mod tests {
         assert!(valid_email("ana@example.com"));
         assert!(!valid_email("ana@example"));
         assert!(!valid_email("ana example@x.com"));
+    }
+
+    #[test]
+    fn embed_origins_are_origins() {
+        let mut errors = Vec::new();
+        let ok = embed_origins(
+            &Some(Some(vec![
+                "https://www.Example.com".into(),
+                "http://127.0.0.1:8080".into(),
+            ])),
+            &mut errors,
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            ok,
+            Some(Some(vec![
+                "https://www.example.com".to_string(),
+                "http://127.0.0.1:8080".to_string()
+            ]))
+        );
+        for bad in [
+            "https://x.example/page",
+            "javascript:alert(1)",
+            "*",
+            "https://a.example/?q",
+        ] {
+            let mut errors = Vec::new();
+            embed_origins(&Some(Some(vec![bad.into()])), &mut errors);
+            assert_eq!(errors.len(), 1, "{bad}");
+        }
+        assert_eq!(embed_origins(&Some(None), &mut errors), Some(None));
+        assert_eq!(embed_origins(&None, &mut errors), None);
     }
 }

@@ -285,53 +285,73 @@ pub async fn get(
     let org = who.org()?;
     who.require("read")?;
     let q = parse_query(&params)?;
-    // Busy time that can touch the range (buffers are at most a day each), and the whole local
-    // dates at both ends for the per-day limit.
-    let margin = 3 * 86_400;
-    let from = Timestamp::from_second(q.start - margin).unwrap_or(Timestamp::UNIX_EPOCH);
-    let to = Timestamp::from_second(q.end + margin).unwrap_or(Timestamp::MAX);
-    let not_found = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "event_type_not_found",
-            format!("event type {} not found", q.event_type_id),
-        )
-    };
-    let mut ctx = state
-        .store
-        .slot_context(org, q.event_type_id, from, to)
+    let (found, length) = find(&state, org, q.event_type_id, q.start, q.end, q.duration)
         .await?
-        .ok_or_else(not_found)?;
-    let busy_from = Timestamp::now() - jiff::SignedDuration::from_secs(margin);
-    if rolls(&ctx.event_type) && busy_from < from {
-        // A rolling window counts bookable dates from today: busy time from now on counts.
-        ctx = state
-            .store
-            .slot_context(org, q.event_type_id, busy_from, to)
-            .await?
-            .ok_or_else(not_found)?;
-    }
-    let et = &ctx.event_type;
-    let length = q.duration.unwrap_or(i64::from(et.length_minutes));
-    let body = match &ctx.schedule {
-        None => render(&[], &q, length),
-        Some(_) => {
-            let (avail, rules, busy) = prepare(&ctx, length)?;
-            let query = slots::Query {
-                start: q.start,
-                end: q.end,
-                now: Timestamp::now().as_second(),
-            };
-            let found = slots::compute(&avail, &rules, &busy, &query);
-            render(&found, &q, length)
-        }
-    };
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "event_type_not_found",
+                format!("event type {} not found", q.event_type_id),
+            )
+        })?;
     Ok((
         StatusCode::OK,
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
+        render(&found, &q, length),
     )
         .into_response())
+}
+
+/// The starts (Unix seconds) of an event type's free slots in `[start, end)` and the length in
+/// minutes they are for (`duration`, or the event type's): what `GET /v2/slots` and the
+/// booking pages show, from one engine and one cache. `None` when the organization has no such
+/// event type.
+pub async fn find(
+    state: &AppState,
+    org: i64,
+    event_type_id: i64,
+    start: i64,
+    end: i64,
+    duration: Option<i64>,
+) -> Result<Option<(Vec<i64>, i64)>, ApiError> {
+    // Busy time that can touch the range (buffers are at most a day each), and the whole local
+    // dates at both ends for the per-day limit.
+    let margin = 3 * 86_400;
+    let from = Timestamp::from_second(start - margin).unwrap_or(Timestamp::UNIX_EPOCH);
+    let to = Timestamp::from_second(end + margin).unwrap_or(Timestamp::MAX);
+    let Some(mut ctx) = state
+        .store
+        .slot_context(org, event_type_id, from, to)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let busy_from = Timestamp::now() - jiff::SignedDuration::from_secs(margin);
+    if rolls(&ctx.event_type) && busy_from < from {
+        // A rolling window counts bookable dates from today: busy time from now on counts.
+        match state
+            .store
+            .slot_context(org, event_type_id, busy_from, to)
+            .await?
+        {
+            Some(c) => ctx = c,
+            None => return Ok(None),
+        }
+    }
+    let length = duration.unwrap_or(i64::from(ctx.event_type.length_minutes));
+    if ctx.schedule.is_none() {
+        return Ok(Some((Vec::new(), length)));
+    }
+    let (avail, rules, busy) = prepare(&ctx, length)?;
+    let query = slots::Query {
+        start,
+        end,
+        now: Timestamp::now().as_second(),
+    };
+    Ok(Some((
+        slots::compute(&avail, &rules, &busy, &query),
+        length,
+    )))
 }
 
 /// Does the event type have a rolling booking window (whose slots depend on the busy time

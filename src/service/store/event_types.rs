@@ -90,6 +90,37 @@ impl Store {
         .await
     }
 
+    /// A host's event types (their booking pages), by title.
+    pub async fn user_event_types(&self, org_id: i64, user_id: i64) -> Result<Vec<EventType>> {
+        let c = self.conn().await?;
+        let stmt = c
+            .prepare_cached(&format!(
+                "SELECT {EVENT_TYPE_COLS} FROM event_types WHERE org_id = $1 AND user_id = $2
+                 ORDER BY title, id"
+            ))
+            .await?;
+        let rows = c.query(&stmt, &[&org_id, &user_id]).await?;
+        Ok(rows.iter().map(EventType::from_row).collect())
+    }
+
+    /// A host's event type by its slug, in one organization only.
+    pub async fn event_type_by_slug(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        slug: &str,
+    ) -> Result<Option<EventType>> {
+        let c = self.conn().await?;
+        let stmt = c
+            .prepare_cached(&format!(
+                "SELECT {EVENT_TYPE_COLS} FROM event_types
+                 WHERE org_id = $1 AND user_id = $2 AND slug = $3"
+            ))
+            .await?;
+        let row = c.query_opt(&stmt, &[&org_id, &user_id, &slug]).await?;
+        Ok(row.as_ref().map(EventType::from_row))
+    }
+
     pub async fn delete_event_type(&self, org_id: i64, id: i64) -> Result<bool> {
         let c = self.conn().await?;
         let n = c

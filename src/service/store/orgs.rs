@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tokio_postgres::Row;
 
-const ORG_COLS: &str = "id, parent_id, name, slug, brand_color, dark_brand_color, logo_url, theme, hide_branding, metadata, created_at";
+const ORG_COLS: &str = "id, parent_id, name, slug, brand_color, dark_brand_color, logo_url, theme, hide_branding, metadata, created_at, embed_origins";
 
 impl Store {
     pub async fn create_org(&self, o: &NewOrg) -> Result<Org> {
@@ -58,7 +58,8 @@ impl Store {
                        logo_url = CASE WHEN $7 THEN $8 ELSE logo_url END,
                        theme = CASE WHEN $9 THEN $10 ELSE theme END,
                        hide_branding = COALESCE($11, hide_branding),
-                       metadata = COALESCE($12, metadata)
+                       metadata = COALESCE($12, metadata),
+                       embed_origins = CASE WHEN $13 THEN $14 ELSE embed_origins END
                      WHERE id = $1 RETURNING {ORG_COLS}"
                 ),
                 &[
@@ -74,7 +75,71 @@ impl Store {
                     &p.theme.clone().flatten(),
                     &p.hide_branding,
                     &p.metadata,
+                    &p.embed_origins.is_some(),
+                    &p.embed_origins.clone().flatten(),
                 ],
+            )
+            .await?;
+        Ok(row.as_ref().map(Org::from_row))
+    }
+
+    /// The organization at a slug path (a top-level organization's slug, then a child's slug
+    /// at each level) and its ancestors, nearest first: what a booking page needs for its
+    /// branding. Empty when no organization has that path.
+    pub async fn org_chain_by_path(&self, path: &[String]) -> Result<Vec<Org>> {
+        if path.is_empty() || path.len() > 16 {
+            return Ok(Vec::new());
+        }
+        let c = self.conn().await?;
+        let stmt = c
+            .prepare_cached(&format!(
+                "WITH RECURSIVE down(id, depth) AS (
+                   SELECT id, 1 FROM organizations
+                     WHERE parent_id IS NULL AND slug = ($1::text[])[1]
+                   UNION ALL
+                   SELECT o.id, d.depth + 1 FROM organizations o JOIN down d ON o.parent_id = d.id
+                     WHERE d.depth < cardinality($1::text[]) AND o.slug = ($1::text[])[d.depth + 1]),
+                 up(oid, opar, depth) AS (
+                   SELECT o.id, o.parent_id, 0 FROM organizations o JOIN down d ON o.id = d.id
+                     WHERE d.depth = cardinality($1::text[])
+                   UNION ALL
+                   SELECT o.id, o.parent_id, up.depth + 1 FROM organizations o
+                     JOIN up ON o.id = up.opar WHERE up.depth < 16)
+                 SELECT {ORG_COLS} FROM organizations JOIN up ON id = up.oid ORDER BY up.depth"
+            ))
+            .await?;
+        let rows = c.query(&stmt, &[&path]).await?;
+        Ok(rows.iter().map(Org::from_row).collect())
+    }
+
+    /// The organization `id` and its ancestors, nearest first (empty when there is none).
+    pub async fn org_chain(&self, id: i64) -> Result<Vec<Org>> {
+        let c = self.conn().await?;
+        let stmt = c
+            .prepare_cached(&format!(
+                "WITH RECURSIVE up(oid, opar, depth) AS (
+                   SELECT id, parent_id, 0 FROM organizations WHERE id = $1
+                   UNION ALL
+                   SELECT o.id, o.parent_id, up.depth + 1 FROM organizations o
+                     JOIN up ON o.id = up.opar WHERE up.depth < 16)
+                 SELECT {ORG_COLS} FROM organizations JOIN up ON id = up.oid ORDER BY up.depth"
+            ))
+            .await?;
+        let rows = c.query(&stmt, &[&id]).await?;
+        Ok(rows.iter().map(Org::from_row).collect())
+    }
+
+    /// The demo organization `calops deploy --profile local` seeds (`metadata.calopsDemo`),
+    /// the oldest one when there are several.
+    pub async fn demo_org(&self) -> Result<Option<Org>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "SELECT {ORG_COLS} FROM organizations WHERE metadata @> '{{\"calopsDemo\": true}}'
+                     ORDER BY id LIMIT 1"
+                ),
+                &[],
             )
             .await?;
         Ok(row.as_ref().map(Org::from_row))
@@ -118,6 +183,8 @@ pub struct OrgPatch {
     pub theme: Option<Option<String>>,
     pub hide_branding: Option<bool>,
     pub metadata: Option<Value>,
+    /// Origins that may embed the booking pages; `Some(None)` inherits the parent's again.
+    pub embed_origins: Option<Option<Vec<String>>>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +200,8 @@ pub struct Org {
     pub hide_branding: bool,
     pub metadata: Value,
     pub created_at: Timestamp,
+    /// Origins that may embed the booking pages (`None`: the parent's).
+    pub embed_origins: Option<Vec<String>>,
 }
 
 impl Org {
@@ -149,6 +218,7 @@ impl Org {
             hide_branding: r.get(8),
             metadata: r.get(9),
             created_at: r.get(10),
+            embed_origins: r.get(11),
         }
     }
 }

@@ -4,7 +4,7 @@ use super::{classify, Result, Store};
 use jiff::Timestamp;
 use tokio_postgres::Row;
 
-const USER_COLS: &str = "id, org_id, name, email, time_zone, created_at";
+const USER_COLS: &str = "id, org_id, name, email, time_zone, created_at, slug";
 
 impl Store {
     pub async fn create_user(
@@ -33,6 +33,23 @@ impl Store {
             .await
     }
 
+    /// A host by its page slug, in one organization only.
+    pub async fn user_by_slug(&self, org_id: i64, slug: &str) -> Result<Option<User>> {
+        let c = self.conn().await?;
+        let stmt = c
+            .prepare_cached(&format!(
+                "SELECT {USER_COLS} FROM users WHERE org_id = $1 AND slug = $2"
+            ))
+            .await?;
+        let row = c.query_opt(&stmt, &[&org_id, &slug]).await?;
+        Ok(row.as_ref().map(User::from_row))
+    }
+
+    /// The oldest host of an organization (the demo page's).
+    pub async fn first_user(&self, org_id: i64) -> Result<Option<User>> {
+        Ok(self.list_users(org_id).await?.into_iter().next())
+    }
+
     pub async fn get_user(&self, org_id: i64, id: i64) -> Result<Option<User>> {
         self.org_row(USER_COLS, "users", org_id, id, User::from_row)
             .await
@@ -47,6 +64,8 @@ pub struct User {
     pub email: String,
     pub time_zone: String,
     pub created_at: Timestamp,
+    /// The host's part of its booking page URLs (`/{org}/{slug}`), unique in the organization.
+    pub slug: String,
 }
 
 impl User {
@@ -58,6 +77,7 @@ impl User {
             email: r.get(3),
             time_zone: r.get(4),
             created_at: r.get(5),
+            slug: r.get(6),
         }
     }
 }

@@ -94,6 +94,9 @@ pub struct Store {
     pub secrets: BTreeMap<String, String>,
 }
 
+/// What the platform does when a token is refused: put the renewed one where it is read.
+pub type Renew = Box<dyn Fn(&str) + Send + Sync>;
+
 /// Resource principal session tokens (`ST$<token>` keyIds), beside the fixed `key_ids`.
 #[derive(Default)]
 pub struct Tokens {
@@ -102,7 +105,7 @@ pub struct Tokens {
     /// Refused with a 401, as OCI refuses an expired token; each refusal runs `on_expired`
     /// first (the platform writing the renewed token where the container reads it).
     pub expired: BTreeSet<String>,
-    pub on_expired: Option<Box<dyn Fn(&str) + Send + Sync>>,
+    pub on_expired: Option<Renew>,
 }
 
 /// Why [`verify`] refused an expired session token.

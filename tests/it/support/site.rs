@@ -181,6 +181,18 @@ impl Site {
         http(reqwest::Method::GET, url, &self.api_key(), None).0
     }
 
+    /// A GET without a key (a browser's): its status and body.
+    pub fn get_page(&self, url: &str) -> (u16, String) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let r = reqwest::Client::new().get(url).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    }
+
     pub fn healthy(&self) -> bool {
         self.get(&self.url("/health")) == 200
     }
