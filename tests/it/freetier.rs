@@ -457,6 +457,33 @@ fn cloud_init_user_data_parses_as_yaml_and_installs_the_distro_packages_and_the_
 }
 
 #[test]
+fn the_vm_root_module_carries_the_iac_modules_byte_for_byte() {
+    let (r, _d) = written(&vm_input());
+    let mut modules = std::collections::BTreeSet::new();
+    for (path, text) in &r.files {
+        if let Some(rest) = path.strip_prefix("modules/") {
+            let src = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("iac/modules")
+                    .join(rest),
+            )
+            .unwrap();
+            assert_eq!(&src, text, "{path}");
+            modules.insert(rest.split('/').next().unwrap().to_string());
+        }
+    }
+    let want = [
+        "access",
+        "loadbalancer",
+        "monitoring",
+        "network",
+        "storage",
+        "vm",
+    ];
+    assert_eq!(modules.into_iter().collect::<Vec<_>>(), want);
+}
+
+#[test]
 fn render_refuses_what_the_vm_cannot_install() {
     let mut input = vm_input();
     input.vm.postgres_version = "14".into();
