@@ -293,15 +293,19 @@ fn stack_values() -> Value {
         .collect()
 }
 
-/// The non-secret inputs of the root module. Secrets appear only as Vault secret OCIDs.
-fn tfvars(input: &RenderInput) -> Result<String, RenderError> {
-    let oci = &input.oci;
-    let vault = |r: &str| r.strip_prefix("vault:").unwrap_or(r).to_string();
-    let slots = input.resolved_slots()?;
-    let profile_spec = input.profile_spec()?;
+/// The root variables both root modules have: profile, account, network, bucket, load
+/// balancer and alarms.
+pub(crate) fn shared_tfvars(
+    profile: &str,
+    oci: &input::OciInput,
+    n: &input::NetworkInput,
+    s: &input::StorageInput,
+    lb: &input::LoadBalancerInput,
+    m: &input::MonitoringInput,
+) -> BTreeMap<&'static str, Value> {
     let mut v: BTreeMap<&str, Value> = BTreeMap::new();
-    v.insert("profile", json!(input.profile));
-    v.insert("name", json!(input.network.vcn_name));
+    v.insert("profile", json!(profile));
+    v.insert("name", json!(n.vcn_name));
     v.insert("region", json!(oci.region));
     v.insert("compartment_id", json!(oci.compartment_id));
     if let Some(x) = &oci.tenancy_id {
@@ -319,11 +323,39 @@ fn tfvars(input: &RenderInput) -> Result<String, RenderError> {
     if let Some(x) = &oci.services_gateway_service_id {
         v.insert("services_gateway_service_id", json!(x));
     }
-    let n = &input.network;
     v.insert("vcn_cidr", json!(n.vcn_cidr));
     v.insert("public_subnet_cidr", json!(n.public_subnet_cidr));
     v.insert("private_subnet_cidr", json!(n.private_subnet_cidr));
     v.insert("dns_label", json!(n.dns_label));
+    v.insert("bucket_name", json!(s.bucket_name));
+    v.insert("bucket_versioning", json!(s.versioning));
+    v.insert("ics_retention_days", json!(s.ics_retention_days));
+    v.insert("lb_min_bandwidth_mbps", json!(lb.min_bandwidth_mbps));
+    v.insert("lb_max_bandwidth_mbps", json!(lb.max_bandwidth_mbps));
+    v.insert("lb_certificate_id", json!(lb.certificate_id));
+    v.insert("lb_hostname", json!(lb.hostname));
+    v.insert("lb_idle_timeout_seconds", json!(lb.idle_timeout_seconds));
+    v.insert("notification_email", json!(m.notification_email));
+    v.insert("cpu_threshold_percent", json!(m.cpu_threshold_percent));
+    v.insert("lb_5xx_threshold", json!(m.lb_5xx_threshold));
+    v.insert("latency_threshold_ms", json!(m.latency_threshold_ms));
+    v
+}
+
+/// The non-secret inputs of the root module. Secrets appear only as Vault secret OCIDs.
+fn tfvars(input: &RenderInput) -> Result<String, RenderError> {
+    let oci = &input.oci;
+    let vault = |r: &str| r.strip_prefix("vault:").unwrap_or(r).to_string();
+    let slots = input.resolved_slots()?;
+    let profile_spec = input.profile_spec()?;
+    let mut v = shared_tfvars(
+        &input.profile,
+        oci,
+        &input.network,
+        &input.storage,
+        &input.load_balancer,
+        &input.monitoring,
+    );
     let d = &input.database;
     v.insert("db_postgres_version", json!(d.postgres_version));
     v.insert("db_shape", json!(d.shape));
@@ -342,10 +374,6 @@ fn tfvars(input: &RenderInput) -> Result<String, RenderError> {
     v.insert("cache_node_count", json!(c.node_count));
     v.insert("cache_memory_gbs_per_node", num(c.memory_gbs_per_node));
     v.insert("cache_engine_version", json!(c.engine_version));
-    let s = &input.storage;
-    v.insert("bucket_name", json!(s.bucket_name));
-    v.insert("bucket_versioning", json!(s.versioning));
-    v.insert("ics_retention_days", json!(s.ics_retention_days));
     let svc = &input.service;
     v.insert("image_repository", json!(svc.image_repository));
     v.insert("service_port", json!(svc.port));
@@ -355,17 +383,6 @@ fn tfvars(input: &RenderInput) -> Result<String, RenderError> {
     );
     v.insert("service_secret_ids", json!(profile_spec.env.secret_ids));
     v.insert("slots", slots_json(&slots));
-    let lb = &input.load_balancer;
-    v.insert("lb_min_bandwidth_mbps", json!(lb.min_bandwidth_mbps));
-    v.insert("lb_max_bandwidth_mbps", json!(lb.max_bandwidth_mbps));
-    v.insert("lb_certificate_id", json!(lb.certificate_id));
-    v.insert("lb_hostname", json!(lb.hostname));
-    v.insert("lb_idle_timeout_seconds", json!(lb.idle_timeout_seconds));
-    let m = &input.monitoring;
-    v.insert("notification_email", json!(m.notification_email));
-    v.insert("cpu_threshold_percent", json!(m.cpu_threshold_percent));
-    v.insert("lb_5xx_threshold", json!(m.lb_5xx_threshold));
-    v.insert("latency_threshold_ms", json!(m.latency_threshold_ms));
     // serde_json may preserve insertion order (feature unification); the BTreeMap above and
     // the BTreeMaps inside are already sorted, so the output is stable either way.
     let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();

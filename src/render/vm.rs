@@ -11,8 +11,7 @@ use super::input::{
 use super::{embedded, num, Rendered, PLAIN_HTTP_WARNING};
 use crate::profile::{Profile, Target};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use serde_json::json;
 
 /// The consistent device path of the data volume (attached at launch).
 pub const DATA_DEVICE: &str = "/dev/oracleoci/oraclevdb";
@@ -152,36 +151,14 @@ pub fn render_vm(input: &VmRenderInput) -> Result<Rendered, RenderError> {
 }
 
 fn tfvars(input: &VmRenderInput) -> String {
-    let oci = &input.oci;
-    let mut v: BTreeMap<&str, Value> = BTreeMap::new();
-    v.insert("profile", json!(input.profile));
-    v.insert("name", json!(input.network.vcn_name));
-    v.insert("region", json!(oci.region));
-    v.insert("compartment_id", json!(oci.compartment_id));
-    if let Some(x) = &oci.tenancy_id {
-        v.insert("tenancy_ocid", json!(x));
-    }
-    if let Some(x) = &oci.home_region {
-        v.insert("home_region", json!(x));
-    }
-    if !oci.availability_domains.is_empty() {
-        v.insert("availability_domains", json!(oci.availability_domains));
-    }
-    if let Some(x) = &oci.object_storage_namespace {
-        v.insert("object_storage_namespace", json!(x));
-    }
-    if let Some(x) = &oci.services_gateway_service_id {
-        v.insert("services_gateway_service_id", json!(x));
-    }
-    let n = &input.network;
-    v.insert("vcn_cidr", json!(n.vcn_cidr));
-    v.insert("public_subnet_cidr", json!(n.public_subnet_cidr));
-    v.insert("private_subnet_cidr", json!(n.private_subnet_cidr));
-    v.insert("dns_label", json!(n.dns_label));
-    let s = &input.storage;
-    v.insert("bucket_name", json!(s.bucket_name));
-    v.insert("bucket_versioning", json!(s.versioning));
-    v.insert("ics_retention_days", json!(s.ics_retention_days));
+    let mut v = super::shared_tfvars(
+        &input.profile,
+        &input.oci,
+        &input.network,
+        &input.storage,
+        &input.load_balancer,
+        &input.monitoring,
+    );
     let vm = &input.vm;
     v.insert("service_port", json!(vm.port));
     v.insert(
@@ -194,17 +171,6 @@ fn tfvars(input: &VmRenderInput) -> String {
     v.insert("vm_boot_volume_gbs", json!(vm.boot_volume_gbs));
     v.insert("vm_block_volume_gbs", json!(vm.block_volume_gbs));
     v.insert("vm_image_id", json!(vm.image_id));
-    let lb = &input.load_balancer;
-    v.insert("lb_min_bandwidth_mbps", json!(lb.min_bandwidth_mbps));
-    v.insert("lb_max_bandwidth_mbps", json!(lb.max_bandwidth_mbps));
-    v.insert("lb_certificate_id", json!(lb.certificate_id));
-    v.insert("lb_hostname", json!(lb.hostname));
-    v.insert("lb_idle_timeout_seconds", json!(lb.idle_timeout_seconds));
-    let m = &input.monitoring;
-    v.insert("notification_email", json!(m.notification_email));
-    v.insert("cpu_threshold_percent", json!(m.cpu_threshold_percent));
-    v.insert("lb_5xx_threshold", json!(m.lb_5xx_threshold));
-    v.insert("latency_threshold_ms", json!(m.latency_threshold_ms));
     let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
     text.push('\n');
     text

@@ -82,13 +82,14 @@ fn pki(ous: &[&str]) -> Pki {
     }
 }
 
-fn instance_ous() -> Vec<String> {
-    vec![
-        "opc-certtype:instance".into(),
-        "opc-instance:ocid1.instance.oc1.ap-sydney-1.standin".into(),
-        "opc-compartment:ocid1.compartment.oc1..standin".into(),
-        format!("opc-tenant:{TENANCY}"),
-    ]
+/// The PKI of an instance: its certificate's subject has the OUs OCI gives one.
+fn instance_pki() -> Pki {
+    pki(&[
+        "opc-certtype:instance",
+        "opc-instance:ocid1.instance.oc1.ap-sydney-1.standin",
+        "opc-compartment:ocid1.compartment.oc1..standin",
+        &format!("opc-tenant:{TENANCY}"),
+    ])
 }
 
 #[derive(Default)]
@@ -341,11 +342,7 @@ fn client(p: Arc<InstancePrincipal>, os: &Url) -> OciClient {
 
 #[tokio::test]
 async fn instance_principal_federates_as_the_sdks_do_and_signs_with_the_token() {
-    let s = stand(pki(&instance_ous()
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()))
-    .await;
+    let s = stand(instance_pki()).await;
     let p = Arc::new(InstancePrincipal::new(s.endpoints.clone()).await.unwrap());
     assert_eq!(p.region(), "ap-sydney-1", "the metadata's `syd` is mapped");
     assert_eq!(p.tenancy_id(), TENANCY);
@@ -362,11 +359,7 @@ async fn instance_principal_federates_as_the_sdks_do_and_signs_with_the_token() 
 
 #[tokio::test]
 async fn a_token_expiring_within_five_minutes_is_renewed_with_a_new_session_key() {
-    let s = stand(pki(&instance_ous()
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()))
-    .await;
+    let s = stand(instance_pki()).await;
     s.state.lock().unwrap().lifetime = 120; // inside the SDKs' 5-minute buffer
     let p = Arc::new(InstancePrincipal::new(s.endpoints.clone()).await.unwrap());
     let first = p.current_signer().unwrap();
@@ -389,11 +382,7 @@ async fn a_token_expiring_within_five_minutes_is_renewed_with_a_new_session_key(
 
 #[tokio::test]
 async fn a_token_the_service_refuses_is_renewed_once_and_the_call_retried() {
-    let s = stand(pki(&instance_ous()
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()))
-    .await;
+    let s = stand(instance_pki()).await;
     let p = Arc::new(InstancePrincipal::new(s.endpoints.clone()).await.unwrap());
     let c = client(p.clone(), &s.os);
     // Revoke the token in hand: the next call gets 401, renews, and succeeds.
@@ -428,14 +417,8 @@ async fn a_certificate_without_a_tenancy_or_outside_the_chain_is_refused_clearly
 
     // An intermediate that did not sign the leaf: the auth service refuses, and the error says
     // where and what to check.
-    let good = pki(&instance_ous()
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
-    let other = pki(&instance_ous()
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>());
+    let good = instance_pki();
+    let other = instance_pki();
     let mixed = Pki {
         root_der: good.root_der.clone(),
         intermediate_pem: other.intermediate_pem,
