@@ -8,6 +8,7 @@
 //! - `api/`: HTTP handlers per resource, auth, rate-limit middleware, errors, OpenAPI document
 //! - `ratelimit/`, `webhooks/`, `calendar`, `objstore/`, `ics`: limits, the webhook outbox
 //!   workers, calendar files and the object stores they are written to
+//! - `telemetry/`: the OCI Monitoring exporter (on OCI only: the runtime contract enables it)
 //! - `caldav/`: connected calendars (CalDAV client, busy-time sync, booking write-back)
 //! - `web/`: the booking pages (server-rendered HTML for invitees: book, view, cancel,
 //!   reschedule), their templates, CSS, messages and signed links
@@ -36,5 +37,6 @@ pub mod server;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod web;
 pub mod webhooks;

@@ -159,6 +159,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Ok(b) => text.push_str(&crate::service::metrics::Metrics::render_backlog(b)),
         Err(e) => tracing::debug!(error = %e, "metrics: cannot read the outbox backlogs"),
     }
+    text.push_str(&state.metrics.render_export());
     let calendars = state.store.calendar_health().await.ok();
     text.push_str(&crate::service::metrics::Metrics::render_calendars(
         &state.caldav.stats,
