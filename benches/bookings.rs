@@ -254,7 +254,12 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
         }
     })
     .await?;
-    let metrics = http.get(app.url("/metrics")).send().await?.text().await?;
+    let metrics = http
+        .get(app.private_url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     let counter = |name: &str| -> f64 {
         metrics
             .lines()

@@ -18,6 +18,7 @@ mod browser;
 mod caldav;
 mod deploy;
 mod freetier;
+mod fuzz;
 mod ics;
 mod image;
 mod instance_principal;

@@ -1200,13 +1200,29 @@ fn rendering_is_deterministic() {
             std::fs::read(d2.path().join(rel)).unwrap()
         );
     }
-    // No timestamps or absolute paths sneak in.
+    // No timestamps or absolute paths sneak in: no date, time of day or Unix time of any
+    // year (the pattern is checked against the present moment first, so it cannot miss it).
+    let stamp = regex::Regex::new(r"\b\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}|\b1[6-9]\d{8}(\d{3})?\b")
+        .unwrap();
+    let now = jiff::Zoned::now();
+    for present in [
+        now.to_string(),
+        now.timestamp().to_string(),
+        now.timestamp().as_second().to_string(),
+        now.timestamp().as_millisecond().to_string(),
+    ] {
+        assert!(stamp.is_match(&present), "the check misses {present}");
+    }
     for (name, text) in &a.files {
         assert!(
             !text.contains("/tmp") && !text.contains(env!("CARGO_MANIFEST_DIR")),
             "{name}"
         );
-        assert!(!text.contains("2026-"), "{name}");
+        assert!(
+            !stamp.is_match(text),
+            "{name} holds a timestamp: {:?}",
+            stamp.find(text).map(|m| m.as_str())
+        );
     }
     // Any input change changes the hash.
     let mut other = golden_input("prod-au");

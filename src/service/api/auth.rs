@@ -44,6 +44,27 @@ pub fn new_key() -> (String, [u8; 32]) {
     (key, h)
 }
 
+/// The key in an `Authorization: Bearer <key>` header, if there is one.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let text = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    text.strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+/// Does the request carry the bootstrap admin token? (For answers that show more to the
+/// operator, such as `/health`'s dependency errors; never an error when it does not.)
+pub fn is_bootstrap(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    match (&state.bootstrap_hash, bearer(headers)) {
+        (Some(boot), Some(key)) => constant_time_eq(boot, &hash_key(key)),
+        _ => false,
+    }
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
@@ -69,9 +90,10 @@ impl FromRequestParts<AppState> for Principal {
                 return Ok(Principal::Bootstrap);
             }
         }
-        if let Some(p) = state.keys.get(&h) {
+        if let Some(p) = state.keys.get(&h, jiff::Timestamp::now()) {
             return Ok(p);
         }
+        let ticket = state.keys.ticket();
         match state.store.find_api_key(&h).await? {
             Some(row) => {
                 let p = Principal::Key {
@@ -79,7 +101,9 @@ impl FromRequestParts<AppState> for Principal {
                     org_id: row.org_id,
                     scopes: row.scopes,
                 };
-                state.keys.put(h, p.clone());
+                if let Some(t) = ticket {
+                    state.keys.put(t, h, p.clone(), row.expires_at);
+                }
                 Ok(p)
             }
             None => Err(ApiError::unauthorized("invalid or expired API key")),

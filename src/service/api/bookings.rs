@@ -8,6 +8,7 @@
 use super::error::{success, ApiError, ApiResult, Path, Query};
 use crate::service::domain::booking::Booking;
 use crate::service::domain::hours::time_zone;
+use crate::service::domain::instant;
 use crate::service::domain::slots;
 use crate::service::domain::FieldError;
 use crate::service::principal::Principal;
@@ -109,16 +110,30 @@ pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// An ISO 8601 instant with an offset or `Z`; a problem goes to `errors`.
+/// An ISO 8601 instant with an offset or `Z`, within the range clients may use
+/// ([`instant::in_range`]); a problem goes to `errors`.
 pub(super) fn any_instant(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
-    let t = s.trim().parse::<Timestamp>().ok();
-    if t.is_none() {
+    let Ok(t) = s.trim().parse::<Timestamp>() else {
         errors.push(FieldError::new(
             field,
             format!("{s:?} is not an ISO 8601 time with an offset, such as 2026-06-01T09:00:00Z"),
         ));
+        return None;
+    };
+    if !instant::in_range(t) {
+        errors.push(FieldError::new(field, instant::out_of_range_message()));
+        return None;
     }
-    t
+    Some(t)
+}
+
+/// 400: the arithmetic on a start left the instants the service can represent (the range
+/// check where instants enter should make this unreachable).
+pub(super) fn out_of_range(field: &str) -> ApiError {
+    ApiError::validation(vec![FieldError::new(
+        field,
+        instant::out_of_range_message(),
+    )])
 }
 
 /// [`any_instant`] on a whole minute (a slot start).
@@ -215,17 +230,21 @@ pub(super) async fn check_slot(
             format!("event type {event_type_id} not found"),
         )
     };
+    let (from, to) = match (instant::add(start, -before), instant::add(start, margin)) {
+        (Some(from), Some(to)) => (from, to),
+        _ => return Err(out_of_range("start")),
+    };
     let mut ctx = state
         .store
-        .fresh_slot_context(org, event_type_id, start - before, start + margin, mine)
+        .fresh_slot_context(org, event_type_id, from, to, mine)
         .await?
         .ok_or_else(not_found)?;
     let busy_from = Timestamp::now() - margin;
-    if super::slots::rolls(&ctx.event_type) && busy_from < start - before {
+    if super::slots::rolls(&ctx.event_type) && busy_from < from {
         // A rolling window counts bookable dates from today on.
         ctx = state
             .store
-            .fresh_slot_context(org, event_type_id, busy_from, start + margin, mine)
+            .fresh_slot_context(org, event_type_id, busy_from, to, mine)
             .await?
             .ok_or_else(not_found)?;
     }
@@ -279,12 +298,13 @@ impl Prepared {
             return Err(unavailable(start, event_type_id));
         }
         let (avail, rules, busy) = super::slots::prepare(ctx, own)?;
+        let end = instant::add_minutes(start, own).ok_or_else(|| out_of_range("start"))?;
         Ok(Prepared {
             avail,
             rules,
             busy,
             own,
-            end: start + jiff::SignedDuration::from_mins(own),
+            end,
             event_type_id,
         })
     }

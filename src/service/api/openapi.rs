@@ -24,7 +24,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "get",
         path: "/health",
-        summary: "Dependency status and latency; 503 when the database is down",
+        summary: "Dependency status; 503 when the database is down. Checked at most once a second; latencies and raw errors only for the bootstrap admin token and on the private listener",
         scope: None,
         body: None,
         ok: (200, "Health"),
@@ -42,11 +42,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "get",
         path: "/metrics",
-        summary: "Prometheus metrics (text format)",
+        summary: "Prometheus metrics (text format). Served on the private listener; on the public one only with CALOPS_METRICS_PUBLIC=on (404 otherwise)",
         scope: None,
         body: None,
         ok: (200, "PrometheusText"),
-        errors: &[],
+        errors: &[404],
     },
     Endpoint {
         method: "get",
@@ -385,11 +385,11 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "post",
         path: "/v2/webhooks/{webhookId}/replay",
-        summary: "Send again every original event of this webhook created in [from, to)",
+        summary: "Send again every original event of this webhook created in [from, to): at most 31 days and 1000 events (422 replay_too_large, nothing sent, when the range holds more)",
         scope: Some("admin"),
         body: Some("ReplayRange"),
         ok: (202, "WebhookReplay"),
-        errors: AUTH_ERR,
+        errors: &[400, 401, 403, 404, 422],
     },
     Endpoint {
         method: "get",
@@ -609,10 +609,10 @@ fn schemas() -> Value {
         "OrganizationList": data(json!({"type": "array", "items": r("OrganizationData")})),
         "OrganizationWithKey": data(json!({"allOf": [r("OrganizationData"), obj(&["apiKey"], json!({"apiKey": s("string"), "apiKeyScopes": {"type": "array", "items": s("string")}}))]})),
         "CreateOrganization": obj(&["name"], json!({"name": s("string"), "slug": s("string"), "metadata": s("object"),
-            "apiKeyScopes": {"type": "array", "items": {"enum": ["read","book","cancel","reschedule","admin"]}}, "apiKeyDaysValid": s("integer")})),
+            "apiKeyScopes": {"type": "array", "items": {"enum": ["read","book","cancel","reschedule","admin"]}}, "apiKeyDaysValid": {"type": "integer", "minimum": 1, "maximum": 36500, "description": "Days until the returned key expires (default: never)."}})),
         "PatchOrganization": obj(&[], json!({"name": s("string"), "brandColor": nullable("string"), "darkBrandColor": nullable("string"),
             "logoUrl": nullable("string"), "theme": {"enum": ["light", "dark", null]}, "hideBranding": s("boolean"), "metadata": s("object")})),
-        "CreateApiKey": obj(&["scopes"], json!({"scopes": {"type": "array", "items": {"enum": ["read","book","cancel","reschedule","admin"]}}, "name": s("string"), "daysValid": s("integer")})),
+        "CreateApiKey": obj(&["scopes"], json!({"scopes": {"type": "array", "items": {"enum": ["read","book","cancel","reschedule","admin"]}}, "name": s("string"), "daysValid": {"type": "integer", "minimum": 1, "maximum": 36500}})),
         "ApiKey": data(obj(&["id", "apiKey", "scopes"], json!({"id": s("integer"), "organizationId": s("integer"), "apiKey": s("string"),
             "scopes": {"type": "array", "items": s("string")}, "name": nullable("string"), "expiresAt": nullable("string")}))),
         "CreateUser": obj(&["name", "email"], json!({"name": s("string"), "email": s("string"), "timeZone": {"type": "string", "default": "UTC"}})),
@@ -803,6 +803,15 @@ fn webhook_schemas() -> Value {
     })
 }
 
+/// The document as `GET /openapi.json` serves it: built and serialized once per process
+/// (about 70 KB; building it per request held the endpoint to a small fraction of the
+/// service's request rate).
+pub fn document_bytes() -> bytes::Bytes {
+    static DOC: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| bytes::Bytes::from(document().to_string()))
+        .clone()
+}
+
 /// The whole document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -905,6 +914,17 @@ pub fn document() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_served_document_is_built_once() {
+        let (a, b) = (document_bytes(), document_bytes());
+        assert!(
+            std::ptr::eq(a.as_ptr(), b.as_ptr()),
+            "each call must hand out the same serialized document, not build a new one"
+        );
+        let served: Value = serde_json::from_slice(&a).unwrap();
+        assert_eq!(served, document());
+    }
 
     #[test]
     fn every_reference_resolves() {

@@ -3,10 +3,11 @@
 use super::auth::{self, check_org_access};
 use super::error::{success, ApiError, ApiResult, Json, Path};
 use crate::service::domain::hours::check_time_zone;
+use crate::service::domain::instant;
 use crate::service::domain::FieldError;
 use crate::service::principal::{Principal, SCOPES};
 use crate::service::state::AppState;
-use crate::service::store::{NewOrg, Org, OrgPatch, User};
+use crate::service::store::{NewApiKey, NewOrg, Org, OrgPatch, User};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -94,6 +95,24 @@ fn check_scopes(scopes: &[String], errors: &mut Vec<FieldError>, field: &str) {
     }
 }
 
+/// When a key valid for `days` (a request's `field`) expires; `None` for never. Days outside
+/// 1..=[`instant::MAX_KEY_DAYS`] go to `errors`.
+fn key_expiry(
+    field: &str,
+    days: Option<u32>,
+    errors: &mut Vec<FieldError>,
+) -> Option<jiff::Timestamp> {
+    let days = days?;
+    let expires = instant::key_expiry(jiff::Timestamp::now(), days);
+    if expires.is_none() {
+        errors.push(FieldError::new(
+            field,
+            format!("must be 1 to {} days", instant::MAX_KEY_DAYS),
+        ));
+    }
+    expires
+}
+
 async fn create_org_with_key(state: &AppState, parent: Option<i64>, body: CreateOrg) -> ApiResult {
     let mut errors = Vec::new();
     let name = body.name.trim().to_string();
@@ -121,25 +140,28 @@ async fn create_org_with_key(state: &AppState, parent: Option<i64>, body: Create
     if !metadata.is_object() {
         errors.push(FieldError::new("metadata", "must be an object"));
     }
+    let expires = key_expiry("apiKeyDaysValid", body.api_key_days_valid, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    let (key, hash) = auth::new_key();
     let org = state
         .store
-        .create_org(&NewOrg {
-            parent_id: parent,
-            name,
-            slug,
-            metadata,
-        })
-        .await?;
-    let (key, hash) = auth::new_key();
-    let expires = body
-        .api_key_days_valid
-        .map(|d| jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * i64::from(d)));
-    state
-        .store
-        .create_api_key(org.id, &hash, &key[..13], Some("initial"), &scopes, expires)
+        .create_org_with_key(
+            &NewOrg {
+                parent_id: parent,
+                name,
+                slug,
+                metadata,
+            },
+            &NewApiKey {
+                hash: &hash,
+                prefix: &key[..13],
+                name: Some("initial"),
+                scopes: &scopes,
+                expires_at: expires,
+            },
+        )
         .await?;
     let mut data = org_json(&org);
     data["apiKey"] = json!(key);
@@ -365,22 +387,22 @@ pub async fn create_key(
     who.require("admin")?;
     let mut errors = Vec::new();
     check_scopes(&body.scopes, &mut errors, "scopes");
+    let expires = key_expiry("daysValid", body.days_valid, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
     let (key, hash) = auth::new_key();
-    let expires = body
-        .days_valid
-        .map(|d| jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * i64::from(d)));
     let id = state
         .store
         .create_api_key(
             org_id,
-            &hash,
-            &key[..13],
-            body.name.as_deref(),
-            &body.scopes,
-            expires,
+            &NewApiKey {
+                hash: &hash,
+                prefix: &key[..13],
+                name: body.name.as_deref(),
+                scopes: &body.scopes,
+                expires_at: expires,
+            },
         )
         .await?;
     Ok(success(

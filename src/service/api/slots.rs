@@ -2,6 +2,7 @@
 
 use super::error::{ApiError, ApiResult, Query};
 use crate::service::domain::hours::{self, time_zone};
+use crate::service::domain::instant;
 use crate::service::domain::slots::{self, Busy, Rules};
 use crate::service::domain::FieldError;
 use crate::service::principal::Principal;
@@ -76,24 +77,29 @@ pub fn parse_query(q: &HashMap<String, String>) -> Result<SlotsQuery, ApiError> 
         ));
     }
     let tz = tz.unwrap_or(TimeZone::UTC);
-    let mut instant = |k: &str, is_end: bool| match get(k) {
+    let mut when = |k: &str, is_end: bool| match get(k) {
         None => {
             errors.push(FieldError::new(k, "required"));
             None
         }
         Some(v) => {
             let t = parse_instant(v, &tz, is_end);
-            if t.is_none() {
-                errors.push(FieldError::new(
+            match t {
+                None => errors.push(FieldError::new(
                     k,
                     format!("{v:?} is not a date or time: use YYYY-MM-DD or an ISO 8601 time such as 2026-06-01T09:00:00Z"),
-                ));
+                )),
+                Some(s) if !instant::second_in_range(s) => {
+                    errors.push(FieldError::new(k, instant::out_of_range_message()));
+                    return None;
+                }
+                Some(_) => {}
             }
             t
         }
     };
-    let start = instant("start", false);
-    let end = instant("end", true);
+    let start = when("start", false);
+    let end = when("end", true);
     let duration = match get("duration") {
         None => None,
         Some(v) => match v.parse::<i64>() {

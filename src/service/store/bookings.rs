@@ -385,14 +385,19 @@ impl Store {
         let event_uid = Uuid::new_v4();
         // The response a key replays, made once for the batch and the lone statement alike.
         let response = idem.map(|_| render(&booking));
-        let minutes = |m: i32| jiff::SignedDuration::from_mins(i64::from(m));
+        use crate::service::domain::instant::add_minutes;
+        let occupied = add_minutes(b.start, -i64::from(et.before_event_buffer))
+            .zip(add_minutes(b.end, i64::from(et.after_event_buffer)))
+            .ok_or_else(|| {
+                StoreError::Invalid(
+                    "the booking's buffers reach past the instants the service can represent"
+                        .into(),
+                )
+            })?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job = super::batch::Job {
             booking: booking.clone(),
-            occupied: (
-                b.start - minutes(et.before_event_buffer),
-                b.end + minutes(et.after_event_buffer),
-            ),
+            occupied,
             event_uid,
             body: body.clone(),
             idem: idem

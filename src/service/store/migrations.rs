@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (5, "slot cache: notify replicas of changes", V5),
     (6, "bookings: one exclusion constraint, lighter writes", V6),
+    (7, "api keys: notify replicas of revocations", V7),
     (
         9,
         "pages: user slugs, embed allow-lists per organization",
@@ -539,6 +540,21 @@ BEGIN
 END $f$;
 CREATE TRIGGER bookings_truncated AFTER TRUNCATE ON bookings
   FOR EACH STATEMENT EXECUTE FUNCTION bookings_truncated();
+"#;
+
+/// A changed or deleted API key (revoked, its expiry moved, its organization deleted) sends
+/// `NOTIFY calops_cache, 'k'` at commit: every replica drops its cache of verified keys, so
+/// the key stops working at once instead of when its cache entry ages out.
+const V7: &str = r#"
+CREATE FUNCTION calops_cache_keys() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM pg_notify('calops_cache', 'k');
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER api_keys_changed AFTER UPDATE OR DELETE ON api_keys
+  FOR EACH STATEMENT EXECUTE FUNCTION calops_cache_keys();
+CREATE TRIGGER api_keys_truncated AFTER TRUNCATE ON api_keys
+  FOR EACH STATEMENT EXECUTE FUNCTION calops_cache_keys();
 "#;
 
 /// Booking pages (`service::web`): every host gets a URL slug, unique in its organization

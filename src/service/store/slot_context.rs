@@ -227,18 +227,31 @@ impl Store {
         &self.cache
     }
 
-    /// Keep the cache fresh from the database's notifications (see [`cache`]) until `stopped`
-    /// turns true; the cache is in use only while this listens.
-    pub async fn keep_cache_fresh(&self, stopped: tokio::sync::watch::Receiver<bool>) {
+    /// Keep the caches fresh from the database's notifications (see [`cache`]) until `stopped`
+    /// turns true. The slot cache (when `slot_cache`) is in use only while this listens;
+    /// `others` sees every event as well (the API key cache acts on [`cache::KEYS`]).
+    pub async fn keep_cache_fresh(
+        &self,
+        stopped: tokio::sync::watch::Receiver<bool>,
+        slot_cache: bool,
+        mut others: impl FnMut(notify::Event<'_>) + Send,
+    ) {
         let cache = self.cache.clone();
         let connector = self.connector().clone();
-        notify::listen(connector, &[cache::CHANNEL], stopped, move |e| match e {
-            notify::Event::Listening => cache.set_active(true),
-            notify::Event::Notification { payload, .. } => cache.apply(payload),
-            notify::Event::Lost => cache.set_active(false),
+        let others_ref = &mut others;
+        notify::listen(connector, &[cache::CHANNEL], stopped, move |e| {
+            if slot_cache {
+                match e {
+                    notify::Event::Listening => cache.set_active(true),
+                    notify::Event::Notification { payload, .. } => cache.apply(payload),
+                    notify::Event::Lost => cache.set_active(false),
+                }
+            }
+            others_ref(e);
         })
         .await;
         self.cache.set_active(false);
+        others(notify::Event::Lost);
     }
 }
 

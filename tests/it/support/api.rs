@@ -12,16 +12,22 @@ use std::sync::{Arc, Mutex};
 pub struct Client {
     pub http: reqwest::Client,
     pub base: String,
+    /// The service's private listener (`/metrics`).
+    pub private_base: String,
     /// Every response body so far (shared by clones).
     bodies: Arc<Mutex<String>>,
 }
 
 impl Client {
     pub fn new(app: &TestApp) -> Client {
-        Client::at(&app.base)
+        Client {
+            private_base: app.private_base.clone(),
+            ..Client::at(&app.base)
+        }
     }
 
-    /// A client of the service at `base` (`http://127.0.0.1:PORT`).
+    /// A client of the service at `base` (`http://127.0.0.1:PORT`), whose private listener is
+    /// the same.
     pub fn at(base: &str) -> Client {
         Client {
             http: reqwest::Client::builder()
@@ -29,8 +35,25 @@ impl Client {
                 .build()
                 .unwrap(),
             base: base.to_string(),
+            private_base: base.to_string(),
             bodies: Arc::default(),
         }
+    }
+
+    /// The Prometheus text from the private listener's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let res = self
+            .http
+            .get(format!("{}/metrics", self.private_base))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "GET /metrics on the private listener"
+        );
+        res.text().await.expect("the metrics text")
     }
 
     /// One request; no `Authorization` header when `token` is `None`.

@@ -165,6 +165,16 @@ impl Site {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// `http://127.0.0.1:PORT{path}` on the running release's private listener (`/metrics`
+    /// and the operator's `/health`), as recorded in `run/current.json`.
+    pub fn private_url(&self, path: &str) -> String {
+        let current: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.root().join("run/current.json")).unwrap(),
+        )
+        .unwrap();
+        format!("http://127.0.0.1:{}{path}", current["private_port"])
+    }
+
     /// The demo event type's slots over the next two weeks, in `zone`.
     pub fn slots_url(&self, zone: &str) -> String {
         let ids: Value = serde_json::from_str(&self.secret("demo.json")).unwrap();
