@@ -79,11 +79,17 @@ async fn call(
     want: u16,
 ) -> Result<Value, String> {
     use http_body_util::BodyExt;
-    let rq = hyper::Request::builder()
+    let mut rq = hyper::Request::builder()
         .method(method.clone())
         .uri(url)
         .header("authorization", format!("Bearer {key}"))
-        .header("content-type", "application/json")
+        .header("content-type", "application/json");
+    if url.contains("/v2/bookings") {
+        // The booking shape this load sends (a request without the header gets Cal.com's
+        // oldest one).
+        rq = rq.header("cal-api-version", "2024-08-13");
+    }
+    let rq = rq
         .body(http_body_util::Full::new(bytes::Bytes::from(
             body.map(|b| b.to_string()).unwrap_or_default(),
         )))

@@ -430,7 +430,12 @@ async fn ics_files_in_s3_are_written_after_a_storage_outage() {
 
     // Storage goes away: health says so, bookings still succeed.
     moto.stop();
-    let (s, h) = c.get("/health", "").await;
+    // (`/health` keeps its result for a second.)
+    let (s, h) = eventually(10, "/health to report the storage outage", || async {
+        let (s, h) = c.get("/health", "").await;
+        (h["status"] == "degraded").then_some((s, h))
+    })
+    .await;
     assert_eq!(s, 200);
     assert_eq!(h["status"], "degraded", "{h}");
     assert_eq!(h["checks"]["objectStorage"]["status"], "down", "{h}");
