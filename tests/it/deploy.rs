@@ -84,10 +84,10 @@ async fn call(
         .uri(url)
         .header("authorization", format!("Bearer {key}"))
         .header("content-type", "application/json");
-    if url.contains("/v2/bookings") {
-        // The booking shape this load sends (a request without the header gets Cal.com's
-        // oldest one).
-        rq = rq.header("cal-api-version", "2024-08-13");
+    // The shapes calops' own clients speak (a request without the header gets Cal.com's
+    // oldest one).
+    if let Some(v) = calops_testkit::api_version(method.as_str(), url) {
+        rq = rq.header("cal-api-version", v);
     }
     let rq = rq
         .body(http_body_util::Full::new(bytes::Bytes::from(
