@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod bookings;
+mod booker;
 pub mod cache;
 pub mod calendars;
 mod event_types;

@@ -552,20 +552,23 @@ async fn event_type_of(
     user: &str,
     et: &str,
 ) -> Result<(Host, EventType), Response> {
-    let Some(h) = host(state, org, user).await? else {
-        return Err(not_found(prefs));
-    };
-    if !slug_ok(et) {
+    if let Some(r) = api_path(org).await {
+        return Err(r);
+    }
+    let path: Vec<String> = org.split('.').map(str::to_string).collect();
+    if !path.iter().all(|s| slug_ok(s)) || !slug_ok(user) || !slug_ok(et) {
         return Err(not_found(prefs));
     }
-    match state
-        .store
-        .event_type_by_slug(h.org_id(), h.user.id, et)
-        .await
-    {
-        Ok(Some(e)) => Ok((h, e)),
+    match state.store.booker(&path, user, et).await {
+        Ok(Some(b)) => Ok((
+            Host {
+                chain: b.chain.clone(),
+                user: b.user.clone(),
+            },
+            b.event_type.clone(),
+        )),
         Ok(None) => Err(not_found(prefs)),
-        Err(e) => Err(internal(prefs, "reading an event type", e)),
+        Err(e) => Err(internal(prefs, "reading a booking page's host", e)),
     }
 }
 
