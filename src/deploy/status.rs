@@ -325,8 +325,12 @@ mod tests {
         assert_eq!(status(true, false, &[]).exit_code(), 1);
         assert_eq!(status(true, true, &["backups are behind"]).exit_code(), 1);
         assert_eq!(
-            status(true, true, &["alarm firing: calops-prod-au-service-5xx (CRITICAL)"])
-                .exit_code(),
+            status(
+                true,
+                true,
+                &["alarm firing: calops-prod-au-service-5xx (CRITICAL)"]
+            )
+            .exit_code(),
             1
         );
         assert_eq!(

@@ -456,7 +456,9 @@ impl RenderInput {
                 ));
             }
         }
-        if t.queue_depth == 0 || t.backup_archive_lag_seconds == 0 || t.calendar_sync_age_seconds == 0
+        if t.queue_depth == 0
+            || t.backup_archive_lag_seconds == 0
+            || t.calendar_sync_age_seconds == 0
         {
             return Err(err(
                 "[monitoring] queue_depth, calendar_sync_age_seconds and the archive lag threshold must be at least 1",

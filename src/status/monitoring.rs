@@ -64,13 +64,20 @@ pub fn queries(live: &Live) -> Vec<(Figure, String)> {
     let mut out = vec![
         (
             Figure::Requests,
-            q(t::HTTP_REQUESTS, &[], ".groupBy(statusClass, routeGroup).sum()"),
+            q(
+                t::HTTP_REQUESTS,
+                &[],
+                ".groupBy(statusClass, routeGroup).sum()",
+            ),
         ),
         (
             Figure::LatencyP95,
             q(t::HTTP_LATENCY, &[("percentile", "p95")], ".max()"),
         ),
-        (Figure::BookingsCreated, q(t::BOOKINGS_CREATED, &[], ".sum()")),
+        (
+            Figure::BookingsCreated,
+            q(t::BOOKINGS_CREATED, &[], ".sum()"),
+        ),
         (
             Figure::BookingsFailed,
             q(t::BOOKINGS_FAILED, &[], ".groupBy(reason).sum()"),
@@ -83,8 +90,14 @@ pub fn queries(live: &Live) -> Vec<(Figure, String)> {
             Figure::QueueOldest,
             q(t::QUEUE_OLDEST, &[], ".groupBy(queue).max()"),
         ),
-        (Figure::CalendarSyncAge, q(t::CALENDAR_SYNC_AGE, &[], ".max()")),
-        (Figure::CalendarsFailing, q(t::CALENDARS_FAILING, &[], ".max()")),
+        (
+            Figure::CalendarSyncAge,
+            q(t::CALENDAR_SYNC_AGE, &[], ".max()"),
+        ),
+        (
+            Figure::CalendarsFailing,
+            q(t::CALENDARS_FAILING, &[], ".max()"),
+        ),
         (
             Figure::SlotCacheHit,
             q(t::SLOT_CACHE_HIT_PERCENT, &[], ".mean()"),
@@ -319,8 +332,14 @@ mod tests {
         for (_, q) in &qs {
             let name = q.split('[').next().unwrap();
             assert!(t::metric(name).is_some(), "{name} is not posted");
-            assert!(q.contains("slot = \"green\", release = \"0123456789ab\""), "{q}");
-            assert!(!q.contains(['>', '<']), "a metric query has no condition: {q}");
+            assert!(
+                q.contains("slot = \"green\", release = \"0123456789ab\""),
+                "{q}"
+            );
+            assert!(
+                !q.contains(['>', '<']),
+                "a metric query has no condition: {q}"
+            );
         }
     }
 
@@ -332,9 +351,21 @@ mod tests {
             (
                 Figure::Requests,
                 vec![
-                    stream(t::HTTP_REQUESTS, &[("statusClass", "2xx"), ("routeGroup", "bookings")], &[(m1, 40.0), (m2, 50.0)]),
-                    stream(t::HTTP_REQUESTS, &[("statusClass", "5xx"), ("routeGroup", "bookings")], &[(m2, 10.0)]),
-                    stream(t::HTTP_REQUESTS, &[("statusClass", "2xx"), ("routeGroup", "probes")], &[(m2, 500.0)]),
+                    stream(
+                        t::HTTP_REQUESTS,
+                        &[("statusClass", "2xx"), ("routeGroup", "bookings")],
+                        &[(m1, 40.0), (m2, 50.0)],
+                    ),
+                    stream(
+                        t::HTTP_REQUESTS,
+                        &[("statusClass", "5xx"), ("routeGroup", "bookings")],
+                        &[(m2, 10.0)],
+                    ),
+                    stream(
+                        t::HTTP_REQUESTS,
+                        &[("statusClass", "2xx"), ("routeGroup", "probes")],
+                        &[(m2, 500.0)],
+                    ),
                 ],
             ),
             (
@@ -344,25 +375,44 @@ mod tests {
             (
                 Figure::BookingsFailed,
                 vec![
-                    stream(t::BOOKINGS_FAILED, &[("reason", "conflict")], &[(m1, 2.0), (m2, 1.0)]),
+                    stream(
+                        t::BOOKINGS_FAILED,
+                        &[("reason", "conflict")],
+                        &[(m1, 2.0), (m2, 1.0)],
+                    ),
                     stream(t::BOOKINGS_FAILED, &[("reason", "invalid")], &[(m1, 0.0)]),
                 ],
             ),
             (
                 Figure::QueueDepth,
-                vec![stream(t::QUEUE_DEPTH, &[("queue", "webhooks")], &[(m2, 3.0), (m1, 900.0)])],
+                vec![stream(
+                    t::QUEUE_DEPTH,
+                    &[("queue", "webhooks")],
+                    &[(m2, 3.0), (m1, 900.0)],
+                )],
             ),
             (
                 Figure::QueueOldest,
-                vec![stream(t::QUEUE_OLDEST, &[("queue", "webhooks")], &[(m2, 12.0)])],
+                vec![stream(
+                    t::QUEUE_OLDEST,
+                    &[("queue", "webhooks")],
+                    &[(m2, 12.0)],
+                )],
             ),
-            (Figure::SlotCacheHit, vec![stream("x", &[], &[(m1, 80.0), (m2, 90.0)])]),
+            (
+                Figure::SlotCacheHit,
+                vec![stream("x", &[], &[(m1, 80.0), (m2, 90.0)])],
+            ),
             (Figure::Backup(t::BACKUP_PENDING_AGE), vec![]),
         ];
         let f = figures(&answers, WINDOW);
         let tr = &f.traffic[0];
         assert_eq!(tr.window, "last 5m");
-        assert_eq!((tr.requests, tr.errors_5xx), (100, 10), "probes not counted");
+        assert_eq!(
+            (tr.requests, tr.errors_5xx),
+            (100, 10),
+            "probes not counted"
+        );
         assert_eq!(tr.error_percent, Some(10.0));
         assert_eq!(tr.latency_p95_seconds, Some(0.2), "the worst minute");
         assert_eq!(tr.bookings_failed, BTreeMap::from([("conflict".into(), 3)]));

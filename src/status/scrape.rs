@@ -311,8 +311,15 @@ mod tests {
         let [start, last] = &f.traffic[..] else {
             panic!("{f:?}")
         };
-        assert_eq!((start.window.as_str(), start.seconds), ("since start", 100.0));
-        assert_eq!((start.requests, start.errors_5xx), (2, 0), "probes not counted");
+        assert_eq!(
+            (start.window.as_str(), start.seconds),
+            ("since start", 100.0)
+        );
+        assert_eq!(
+            (start.requests, start.errors_5xx),
+            (2, 0),
+            "probes not counted"
+        );
         assert_eq!(start.bookings_created, 1);
         assert_eq!(start.bookings_failed["conflict"], 1);
         assert_eq!(last.window, "last 1s");

@@ -631,7 +631,11 @@ fn book_archive_lose_the_cluster_and_restore_to_a_point_in_time() {
     assert_eq!(code, 0, "{doc}\n{stderr}");
     let after = &doc["figures"]["traffic"][0];
     let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
-    assert_eq!(n(&after["requests"]), n(&before["requests"]) + 3, "{before}\n{after}");
+    assert_eq!(
+        n(&after["requests"]),
+        n(&before["requests"]) + 3,
+        "{before}\n{after}"
+    );
     assert_eq!(
         n(&after["bookings_created"]),
         n(&before["bookings_created"]) + 1,

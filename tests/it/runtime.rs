@@ -1178,7 +1178,9 @@ async fn status_on_oci_shows_the_posted_figures_and_the_firing_alarms() {
         "the service posts where the alarms look"
     );
     let stack = tfvars["name"].as_str().unwrap().to_string();
-    assert!(alarms.iter().any(|a| a.display_name == format!("{stack}-calendar-sync")));
+    assert!(alarms
+        .iter()
+        .any(|a| a.display_name == format!("{stack}-calendar-sync")));
     {
         let mut st = w.oci.store.lock().unwrap();
         st.alarms = alarms;
@@ -1199,9 +1201,14 @@ async fn status_on_oci_shows_the_posted_figures_and_the_firing_alarms() {
         client = client.with_endpoint(svc, w.oci.base.clone());
     }
     let client = Arc::new(client);
-    calops::deploy::oci::bootstrap::ensure_state_bucket(&client, None, "calops-state", &compartment)
-        .await
-        .unwrap();
+    calops::deploy::oci::bootstrap::ensure_state_bucket(
+        &client,
+        None,
+        "calops-state",
+        &compartment,
+    )
+    .await
+    .unwrap();
     let ledger = Ledger::new(
         calops::deploy::ocistore::OciStore::new(client, "testns", "calops-state"),
         "status/",
@@ -1301,7 +1308,12 @@ async fn status_on_oci_shows_the_posted_figures_and_the_firing_alarms() {
     );
     assert_eq!(out.status.code(), Some(1), "an alarm fires: {stderr}");
     assert!(stderr.contains("alarm firing"), "{stderr}");
-    w.oci.store.lock().unwrap().failures.retain(|f| f != EXPIRED_TOKEN);
+    w.oci
+        .store
+        .lock()
+        .unwrap()
+        .failures
+        .retain(|f| f != EXPIRED_TOKEN);
     assert!(
         w.oci.store.lock().unwrap().failures.is_empty(),
         "signatures refused: {:?}",
@@ -1313,5 +1325,9 @@ async fn status_on_oci_shows_the_posted_figures_and_the_firing_alarms() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    assert!(child.wait().unwrap().success(), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(
+        child.wait().unwrap().success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }

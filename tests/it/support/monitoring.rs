@@ -176,7 +176,10 @@ pub fn summarize(
     let step = sel.interval_seconds();
     type Key = BTreeMap<String, String>;
     let mut groups: BTreeMap<Key, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
-    for item in posts.iter().flat_map(|p| p["metricData"].as_array().unwrap()) {
+    for item in posts
+        .iter()
+        .flat_map(|p| p["metricData"].as_array().unwrap())
+    {
         if item["namespace"] != namespace
             || item["compartmentId"] != compartment
             || item["name"] != sel.metric.as_str()
@@ -189,11 +192,7 @@ pub fn summarize(
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
             .collect();
-        if !sel
-            .dimensions
-            .iter()
-            .all(|(k, v)| dims.get(k) == Some(v))
-        {
+        if !sel.dimensions.iter().all(|(k, v)| dims.get(k) == Some(v)) {
             continue;
         }
         let key: Key = match &grouping {
@@ -224,12 +223,16 @@ pub fn summarize(
         let mut points = Vec::new();
         for (at, values) in buckets {
             let ts = jiff::Timestamp::from_second(at as i64).unwrap();
-            points.push(serde_json::json!({"timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-                "value": statistic(stat, &values)?}));
+            points.push(
+                serde_json::json!({"timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                "value": statistic(stat, &values)?}),
+            );
         }
-        out.push(serde_json::json!({"namespace": namespace, "compartmentId": compartment,
+        out.push(
+            serde_json::json!({"namespace": namespace, "compartmentId": compartment,
             "name": sel.metric, "dimensions": dims, "aggregatedDatapoints": points,
-            "resolution": sel.interval}));
+            "resolution": sel.interval}),
+        );
     }
     Ok(out)
 }
@@ -285,7 +288,10 @@ fn the_stand_in_summarizes_and_evaluates_what_was_posted() {
     use crate::support::mql;
     let now = SystemTime::now();
     let minute = |m: u64| {
-        let secs = now.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        let secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs - secs % 60 - 600 + m * 60);
         jiff::Timestamp::try_from(t).unwrap().to_string()
     };
@@ -302,18 +308,41 @@ fn the_stand_in_summarizes_and_evaluates_what_was_posted() {
         item("pct", serde_json::json!({"slot": "blue"}), 2, 0.5),
     ]})];
     let sum = |q: &str| {
-        summarize(&posts, "calops", "ocid1.compartment.oc1..c", &mql::parse_metric(q).unwrap(),
-            now - Duration::from_secs(3600), now).unwrap()
+        summarize(
+            &posts,
+            "calops",
+            "ocid1.compartment.oc1..c",
+            &mql::parse_metric(q).unwrap(),
+            now - Duration::from_secs(3600),
+            now,
+        )
+        .unwrap()
     };
     let by_class = sum("req[1m]{slot = \"blue\"}.groupBy(class).sum()");
     assert_eq!(by_class.len(), 2);
-    assert_eq!(by_class[0]["dimensions"], serde_json::json!({"class": "2xx"}));
+    assert_eq!(
+        by_class[0]["dimensions"],
+        serde_json::json!({"class": "2xx"})
+    );
     assert_eq!(by_class[0]["aggregatedDatapoints"][0]["value"], 15.0);
-    assert_eq!(sum("req[1m].grouping().sum()")[0]["aggregatedDatapoints"][1]["value"], 101.0);
+    assert_eq!(
+        sum("req[1m].grouping().sum()")[0]["aggregatedDatapoints"][1]["value"],
+        101.0
+    );
     assert!(sum("req[1m]{slot = \"red\"}.sum()").is_empty());
-    let other = summarize(&posts, "calops", "ocid1.compartment.oc1..other",
-        &mql::parse_metric("req[1m].sum()").unwrap(), now - Duration::from_secs(3600), now).unwrap();
-    assert!(other.is_empty(), "another compartment's metrics are not answered");
+    let other = summarize(
+        &posts,
+        "calops",
+        "ocid1.compartment.oc1..other",
+        &mql::parse_metric("req[1m].sum()").unwrap(),
+        now - Duration::from_secs(3600),
+        now,
+    )
+    .unwrap();
+    assert!(
+        other.is_empty(),
+        "another compartment's metrics are not answered"
+    );
     let alarm = |q: &str| Alarm {
         display_name: "a".into(),
         namespace: "calops".into(),

@@ -298,10 +298,12 @@ fn list_alarms_status(oci: &Oci, q: &HashMap<String, String>) -> axum::response:
                 Ok(f) => f,
                 Err(e) => return oci_error(500, "InternalServerError", &e),
             };
-            items.push(json!({"id": format!("ocid1.alarm.oc1..a{i}"), "displayName": a.display_name,
+            items.push(
+                json!({"id": format!("ocid1.alarm.oc1..a{i}"), "displayName": a.display_name,
                 "severity": a.severity, "ruleName": "BASE", "alarmSummary": a.summary,
                 "timestampTriggered": "2026-01-01T00:00:00.000Z",
-                "status": if firing { "FIRING" } else { "OK" }}));
+                "status": if firing { "FIRING" } else { "OK" }}),
+            );
         }
     }
     let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -310,7 +312,11 @@ fn list_alarms_status(oci: &Oci, q: &HashMap<String, String>) -> axum::response:
     if rest.len() > 2 {
         headers.push(("opc-next-page", (page + 1).to_string()));
     }
-    ocistand::json_reply_with(200, Value::Array(rest.into_iter().take(2).collect()), &headers)
+    ocistand::json_reply_with(
+        200,
+        Value::Array(rest.into_iter().take(2).collect()),
+        &headers,
+    )
 }
 
 pub async fn handle(
