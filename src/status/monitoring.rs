@@ -149,7 +149,7 @@ fn mean(streams: &[MetricData]) -> Option<f64> {
 }
 
 /// `streams` by the value of their dimension `dim`.
-fn by<'a>(streams: &'a [MetricData], dim: &str) -> BTreeMap<String, Vec<MetricData>> {
+fn by(streams: &[MetricData], dim: &str) -> BTreeMap<String, Vec<MetricData>> {
     let mut out: BTreeMap<String, Vec<MetricData>> = BTreeMap::new();
     for s in streams {
         let k = s.dimensions.get(dim).cloned().unwrap_or_default();

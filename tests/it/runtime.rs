@@ -633,7 +633,7 @@ async fn the_rendered_container_environment_runs_serve() {
 
     let mut env = w.env.clone();
     env.extend(w.platform.clone());
-    let (mut child, base, _private, log) = serve_live(&w, &env).await;
+    let (child, base, _private, log) = serve_live(&w, &env).await;
     let c = Client::at(&base);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
@@ -716,13 +716,7 @@ async fn the_rendered_container_environment_runs_serve() {
         "{live}"
     );
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}\n{}", read_log());
+    stop(child, &log);
     assert_no_secret("the logs", &read_log(), &w.secrets);
     drop(w.redis);
 }
@@ -887,6 +881,35 @@ async fn book_for(
     a.into_iter().chain(b).collect()
 }
 
+/// The rendered environment with what OCI gives a container, the exporter posting to the
+/// stand-in a snapshot a second (a minute in production), and no booking limit for the load.
+fn exporting(w: &World) -> BTreeMap<String, String> {
+    let mut env = w.env.clone();
+    env.extend(w.platform.clone());
+    env.insert(
+        "CALOPS_ENDPOINT_TELEMETRYINGESTION".into(),
+        w.oci.base.to_string(),
+    );
+    env.insert("CALOPS_METRICS_INTERVAL".into(), "1s".into());
+    env.insert("CALOPS_RATE_LIMIT_BOOKINGS".into(), "off".into());
+    env
+}
+
+/// Stop `serve` with SIGTERM; it must exit cleanly (its log otherwise).
+fn stop(mut child: Child, log: &Path) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "{status:?}\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
 fn p95(mut d: Vec<Duration>) -> Duration {
     d.sort();
     d[(d.len() * 95).div_ceil(100).saturating_sub(1)]
@@ -914,16 +937,8 @@ async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings
         "{compartment}"
     );
 
-    let mut env = w.env.clone();
-    env.extend(w.platform.clone());
-    env.insert(
-        "CALOPS_ENDPOINT_TELEMETRYINGESTION".into(),
-        w.oci.base.to_string(),
-    );
-    // A snapshot a second (a minute in production); no booking limit for the load.
-    env.insert("CALOPS_METRICS_INTERVAL".into(), "1s".into());
-    env.insert("CALOPS_RATE_LIMIT_BOOKINGS".into(), "off".into());
-    let (mut child, base, private, log) = serve_live(&w, &env).await;
+    let env = exporting(&w);
+    let (child, base, private, log) = serve_live(&w, &env).await;
     let c = Client::at(&base);
     let http = reqwest::Client::new();
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
@@ -1051,13 +1066,7 @@ async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings
         );
     }
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}\n{}", read_log());
+    stop(child, &log);
     assert_no_secret("the logs", &read_log(), &w.secrets);
 }
 
@@ -1101,15 +1110,8 @@ async fn status_on_oci_shows_the_posted_figures_and_the_firing_alarms() {
         return;
     }
     let w = world(test).await;
-    let mut env = w.env.clone();
-    env.extend(w.platform.clone());
-    env.insert(
-        "CALOPS_ENDPOINT_TELEMETRYINGESTION".into(),
-        w.oci.base.to_string(),
-    );
-    env.insert("CALOPS_METRICS_INTERVAL".into(), "1s".into());
-    env.insert("CALOPS_RATE_LIMIT_BOOKINGS".into(), "off".into());
-    let (mut child, base, _private, log) = serve_live(&w, &env).await;
+    let env = exporting(&w);
+    let (child, base, _private, log) = serve_live(&w, &env).await;
     let c = Client::at(&base);
 
     // Load: bookings made, slots taken twice (409), bad input (400).
@@ -1320,14 +1322,5 @@ async fn status_on_oci_shows_the_posted_figures_and_the_firing_alarms() {
         w.oci.store.lock().unwrap().failures
     );
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    assert!(
-        child.wait().unwrap().success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    stop(child, &log);
 }
