@@ -61,6 +61,10 @@ pub async fn of(profile: Profile) -> anyhow::Result<Status> {
     }
 }
 
+/// How long `status` waits for the figures (Monitoring, or the local `/metrics`) before it
+/// reports them unavailable.
+const OBSERVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The figures and firing alarms of the live release on OCI, or why they could not be read.
 struct Observed {
     figures: Result<StatusFigures, String>,
@@ -163,7 +167,20 @@ async fn oci(profile: Profile) -> anyhow::Result<Status> {
     };
     let observe = async {
         match &release {
-            Some(r) => Some(observe_oci(&profile, r).await),
+            Some(r) => Some(
+                tokio::time::timeout(OBSERVE_TIMEOUT, observe_oci(&profile, r))
+                    .await
+                    .unwrap_or_else(|_| {
+                        let e = format!(
+                            "OCI Monitoring did not answer within {} s",
+                            OBSERVE_TIMEOUT.as_secs()
+                        );
+                        Observed {
+                            figures: Err(e.clone()),
+                            alarms: Err(e),
+                        }
+                    }),
+            ),
             None => None,
         }
     };
@@ -259,7 +276,9 @@ async fn local(profile: Profile) -> anyhow::Result<Status> {
     let observed = match target.current() {
         Some(c) => Some(
             scrape::read(
-                &reqwest::Client::new(),
+                &reqwest::Client::builder()
+                    .timeout(OBSERVE_TIMEOUT / 2)
+                    .build()?,
                 &format!("http://127.0.0.1:{}", c.private_port),
             )
             .await
