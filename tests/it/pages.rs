@@ -801,7 +801,11 @@ async fn the_booker_shows_a_booking_and_renames_on_the_next_load() {
     let after = w.get(&day).await;
     assert_eq!(after.status, 200, "{}", after.html);
     let left = slots_of(&after);
-    assert!(!left.is_empty(), "other slots of the day stay: {}", after.html);
+    assert!(
+        !left.is_empty(),
+        "other slots of the day stay: {}",
+        after.html
+    );
     assert!(!left.contains(&booked), "the booked slot is gone: {left:?}");
 
     // Renamed through the API: the next load shows it.

@@ -547,14 +547,23 @@ mod tests {
         assert_eq!(c.booker(&path).unwrap().user.slug, "ada");
         c.apply("h9");
         c.apply(KEYS);
-        assert!(c.booker(&path).is_some(), "bookings and keys leave it alone");
+        assert!(
+            c.booker(&path).is_some(),
+            "bookings and keys leave it alone"
+        );
         c.apply("c");
-        assert!(c.booker(&path).is_none(), "organizations, hosts, event types");
+        assert!(
+            c.booker(&path).is_none(),
+            "organizations, hosts, event types"
+        );
 
         let t = c.ticket().unwrap();
         c.apply("c");
         c.put_booker(t, path.clone(), booker());
-        assert!(c.booker(&path).is_none(), "loaded before the change, not kept");
+        assert!(
+            c.booker(&path).is_none(),
+            "loaded before the change, not kept"
+        );
         let t = c.ticket().unwrap();
         c.apply("*");
         c.put_booker(t, path.clone(), booker());

@@ -35,7 +35,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "connected calendars: CalDAV busy time and write-back",
         V11,
     ),
-    (14, "slot cache: notify replicas of organization changes", V14),
+    (
+        14,
+        "slot cache: notify replicas of organization changes",
+        V14,
+    ),
 ];
 
 const V1: &str = r#"

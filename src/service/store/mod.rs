@@ -7,8 +7,8 @@
 //! adding its queries to [`Store`].
 
 pub mod batch;
-pub mod bookings;
 mod booker;
+pub mod bookings;
 pub mod cache;
 pub mod calendars;
 mod event_types;

@@ -343,6 +343,8 @@ mod tests {
             let fast = zone_options(tz).unwrap();
             assert_eq!(fast, zone_options_by_template(&with, tz).unwrap(), "{tz}");
         }
-        assert!(zone_options("<b>").unwrap().starts_with("<option selected>&lt;b&gt;</option>"));
+        assert!(zone_options("<b>")
+            .unwrap()
+            .starts_with("<option selected>&lt;b&gt;</option>"));
     }
 }
