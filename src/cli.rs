@@ -429,7 +429,7 @@ pub struct AgentArgs {
     #[arg(long, env = "CALOPS_BUCKET", value_name = "NAME")]
     pub bucket: String,
     /// The Object Storage namespace [default: asked from the API].
-    #[arg(long, env = "CALOPS_OCI_NAMESPACE", value_name = "NS")]
+    #[arg(long, env = "CALOPS_AGENT_NAMESPACE", value_name = "NS")]
     pub namespace: Option<String>,
     /// How long to wait between polls of the bucket.
     #[arg(long, env = "CALOPS_AGENT_INTERVAL", value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]

@@ -114,11 +114,14 @@ WantedBy=multi-user.target
     )
 }
 
-/// The agent's environment: names only what is not secret (it signs as the instance principal).
+/// The agent's environment: names only what is not secret (it signs as the instance principal,
+/// and finds its region with the metadata service). The profile comes with each release; the
+/// VM sets only where the service listens (`CALOPS_LOCAL_*`, the one section the agent takes
+/// from its environment): on every address, on the load balancer's backend port.
 pub fn agent_env(init: &VmInit) -> String {
     format!(
-        "CALOPS_PROFILE={}\nCALOPS_OCI_REGION={}\nCALOPS_BUCKET={}\nCALOPS_SERVICE_PORT={}\nCALOPS_OCI_AUTH=instance_principal\n",
-        init.profile, init.region, init.bucket, init.port
+        "CALOPS_PROFILE={}\nCALOPS_BUCKET={}\nCALOPS_LOCAL_BIND=0.0.0.0\nCALOPS_LOCAL_PORT={}\n",
+        init.profile, init.bucket, init.port
     )
 }
 

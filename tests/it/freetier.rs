@@ -1,7 +1,9 @@
 //! The `oci-vm` target's shipped profile `free-au`, run through the real binary: `plan`
 //! estimates $0 with the Always Free allowance it assumes and the price table's date, `plan` and
-//! `doctor` warn when a size leaves the allowance, and the commands deploy by pull would serve
-//! (not implemented yet) refuse clearly and change nothing.
+//! `doctor` warn when a size leaves the allowance, and the backup commands of the VM (not wired
+//! yet) refuse clearly and change nothing. Deploy by pull end to end: `agent`.
+
+mod agent;
 
 use calops::terraform::cost::PriceTable;
 use serde_json::Value;
@@ -107,13 +109,11 @@ fn sizes_above_the_allowance_are_priced_and_warned_by_plan_and_doctor() {
 }
 
 #[test]
-fn deploy_and_friends_refuse_the_vm_target_and_change_nothing() {
+fn backups_refuse_the_vm_target_and_change_nothing() {
     for args in [
-        &["deploy", "--profile", "free-au"][..],
-        &["rollback", "--profile", "free-au"],
-        &["status", "--profile", "free-au"],
-        &["releases", "--profile", "free-au"],
-        &["backup", "now", "--profile", "free-au"],
+        &["backup", "now", "--profile", "free-au"][..],
+        &["backup", "list", "--profile", "free-au"],
+        &["restore", "--profile", "free-au"],
     ] {
         let (code, out, err, dir) = calops(args, &[]);
         assert_ne!(code, 0, "{args:?}: {out}");
@@ -430,7 +430,9 @@ fn cloud_init_user_data_parses_as_yaml_and_installs_the_distro_packages_and_the_
     let env = file(cloudinit::AGENT_ENV)["content"].as_str().unwrap();
     assert!(
         env.contains("CALOPS_BUCKET=calops-free-au\n")
-            && env.contains("CALOPS_OCI_AUTH=instance_principal\n"),
+            && env.contains("CALOPS_PROFILE=free-au\n")
+            && env.contains("CALOPS_LOCAL_BIND=0.0.0.0\n")
+            && env.contains("CALOPS_LOCAL_PORT=3000\n"),
         "{env}"
     );
     let script = file(cloudinit::DATA_VOLUME_SCRIPT);

@@ -248,11 +248,13 @@ impl Agent {
         for f in &desired.profile_files {
             crate::fsutil::write_atomic(&profile_dir.join(&f.name), f.text.as_bytes())?;
         }
-        let profile = crate::profile::load_with(
-            &desired.profile,
-            &[profile_dir],
-            crate::profile::env_overrides(std::env::vars()),
-        )
+        // The VM's own settings: where the service listens ([local]); nothing else of the
+        // operator's profile is overridden here.
+        let local_only = crate::profile::env_overrides(std::env::vars())
+            .into_iter()
+            .filter(|o| o.section.as_deref() == Some("local"))
+            .collect();
+        let profile = crate::profile::load_with(&desired.profile, &[profile_dir], local_only)
         .map_err(|e| anyhow::anyhow!("the desired release's profile: {e}"))?
         .profile;
         let mut target = LocalTarget::new(profile, &self.config.workdir)?;

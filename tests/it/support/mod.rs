@@ -3,6 +3,7 @@
 //!
 //! - `api`: the HTTP client of the service tests
 //! - `env`: the environment variables tests hand to calops by name, set before `main`
+//! - `imds`: the instance metadata service and the auth service an instance principal uses
 //! - `monitoring`: OCI Monitoring in the stand-in OCI (PostMetricData checked, faults)
 //! - `mql`: a parser for the Monitoring Query Language the rendered alarms use
 //! - `oci`: the stand-in OCI (signature-checking server) and the OCI signing vectors
@@ -12,6 +13,7 @@
 
 pub mod api;
 pub mod env;
+pub mod imds;
 pub mod monitoring;
 pub mod mql;
 pub mod oci;
