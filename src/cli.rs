@@ -437,6 +437,10 @@ pub struct AgentArgs {
     /// Handle the desired release once (print its report), then exit.
     #[arg(long)]
     pub once: bool,
+    /// The agent's own binary: after a switch, replaced by the release that runs, and the
+    /// agent exits for systemd to start it (cloud-init sets /opt/calops/bin/calops).
+    #[arg(long, env = "CALOPS_AGENT_BINARY", value_name = "PATH")]
+    pub self_update: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -22,6 +22,7 @@ pub fn run(g: &GlobalArgs, args: &AgentArgs, ui: &Ui) -> anyhow::Result<i32> {
         interval: args.interval,
         once: args.once,
         workdir: std::env::current_dir()?,
+        self_update: args.self_update.clone(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -46,7 +47,10 @@ pub fn run(g: &GlobalArgs, args: &AgentArgs, ui: &Ui) -> anyhow::Result<i32> {
                     r.seq,
                     r.digest,
                     r.outcome,
-                    r.reason.as_deref().map(|x| format!(": {x}")).unwrap_or_default()
+                    r.reason
+                        .as_deref()
+                        .map(|x| format!(": {x}"))
+                        .unwrap_or_default()
                 ),
             });
         }

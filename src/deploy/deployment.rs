@@ -10,8 +10,8 @@ use super::oci::target::OciTarget;
 use super::ocistore::OciStore;
 use super::pipeline::{self, Options, RunResult};
 use super::steps::Interrupt;
-use super::vm::target::{BinarySource, VmTarget};
 use super::store::{Etag, FsStore, ObjectStore, StoreError};
+use super::vm::target::{BinarySource, VmTarget};
 use crate::error::actionable;
 use crate::profile::{self, Profile};
 use crate::ui::Ui;
@@ -218,12 +218,10 @@ pub async fn open(profile: Profile, source: Source<'_>, ui: &Ui) -> anyhow::Resu
 /// put in the stack's bucket for the agent on the VM.
 async fn open_vm(profile: Profile, source: Source<'_>, ui: &Ui) -> anyhow::Result<Deployment> {
     let binary = match source {
-        Source::Current { image: Some(_), .. } => {
-            return Err(actionable(
-                "--image applies to `oci` profiles; an oci-vm profile deploys the calops binary itself",
-                "drop --image; pass --binary PATH (a linux/arm64 calops) or let calops cross-build it",
-            ))
-        }
+        Source::Current { image: Some(_), .. } => return Err(actionable(
+            "--image applies to `oci` profiles; an oci-vm profile deploys the calops binary itself",
+            "drop --image; pass --binary PATH (a linux/arm64 calops) or let calops cross-build it",
+        )),
         Source::Current { binary, .. } => binary,
         Source::Rollback => None,
     };

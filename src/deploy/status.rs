@@ -118,8 +118,8 @@ async fn oci(profile: Profile) -> anyhow::Result<Status> {
 /// and `/health` through the load balancer (or `CALOPS_HEALTH_URL`).
 async fn vm(profile: Profile) -> anyhow::Result<Status> {
     use super::oci::watch::{get_health, health_client};
-    use super::vm::objects::{self, Desired, Report, ReportOutcome};
     use super::store::ObjectStore;
+    use super::vm::objects::{self, Desired, Report, ReportOutcome};
     let s = super::oci::setup::state_store(&profile).await?;
     let release = s.store.clone();
     let release = super::ledger::Ledger::new(release, s.ledger_prefix.clone())
@@ -131,8 +131,8 @@ async fn vm(profile: Profile) -> anyhow::Result<Status> {
         &profile.storage.bucket_name,
     );
     let read = |b: Option<(Vec<u8>, super::store::Etag)>| b.map(|(b, _)| b);
-    let desired: Option<Desired> = read(bucket.get(objects::DESIRED).await?)
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let desired: Option<Desired> =
+        read(bucket.get(objects::DESIRED).await?).and_then(|b| serde_json::from_slice(&b).ok());
     let report: Option<Report> = match &desired {
         Some(d) => read(bucket.get(&objects::report_key(&d.id)).await?)
             .and_then(|b| serde_json::from_slice(&b).ok()),
@@ -161,7 +161,10 @@ async fn vm(profile: Profile) -> anyhow::Result<Status> {
             "release #{} desired; the agent reported {:?}{}",
             d.seq,
             r.outcome,
-            r.reason.as_deref().map(|x| format!(": {x}")).unwrap_or_default()
+            r.reason
+                .as_deref()
+                .map(|x| format!(": {x}"))
+                .unwrap_or_default()
         ),
     };
     let text = match &release {

@@ -402,8 +402,15 @@ fn cloud_init_user_data_parses_as_yaml_and_installs_the_distro_packages_and_the_
     ]);
     let port = pos(&["firewall-offline-cmd", "--add-port=3000/tcp"]);
     let start = pos(&["systemctl", "enable", "--now", "calops-agent.service"]);
+    let cli = pos(&["dnf", "-y", "install", "python39-oci-cli"]);
+    let bootstrap = pos(&[
+        "systemctl",
+        "enable",
+        "--now",
+        "calops-agent-bootstrap.service",
+    ]);
     assert!(
-        enable < install && install < start && port < start,
+        enable < install && install < start && port < start && cli < bootstrap && start < bootstrap,
         "{runcmd:?}"
     );
     let files = doc["write_files"].as_vec().unwrap();
@@ -435,6 +442,38 @@ fn cloud_init_user_data_parses_as_yaml_and_installs_the_distro_packages_and_the_
             && env.contains("CALOPS_LOCAL_PORT=3000\n"),
         "{env}"
     );
+    assert!(env.contains(&format!(
+        "CALOPS_AGENT_BINARY={}\n",
+        cloudinit::AGENT_BINARY
+    )));
+    // The bootstrap: root, retried until the first release is in the bucket, skipped once the
+    // agent's binary is there; it checks the digest before installing.
+    let boot = file(cloudinit::BOOTSTRAP_SCRIPT);
+    assert_eq!(boot["permissions"].as_str(), Some("0755"));
+    let boot = boot["content"].as_str().unwrap();
+    assert!(
+        boot.contains("OCI_CLI_AUTH=instance_principal")
+            && boot.contains("calops-deploy/desired.json")
+            && boot.contains("sha256sum -c -"),
+        "{boot}"
+    );
+    let checked = std::process::Command::new("sh")
+        .args(["-n", "-c", boot])
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "the shell does not parse the bootstrap: {}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let boot_unit = file(cloudinit::BOOTSTRAP_UNIT)["content"].as_str().unwrap();
+    let boot_service = unit_section(boot_unit, "Service");
+    assert!(boot_service.contains(&("ExecStart".into(), cloudinit::BOOTSTRAP_SCRIPT.into())));
+    assert!(boot_service.contains(&("Restart".into(), "on-failure".into())));
+    assert!(unit_section(boot_unit, "Unit").contains(&(
+        "ConditionPathExists".into(),
+        format!("!{}", cloudinit::AGENT_BINARY)
+    )));
     let script = file(cloudinit::DATA_VOLUME_SCRIPT);
     assert_eq!(script["permissions"].as_str(), Some("0755"));
     assert!(script["content"]

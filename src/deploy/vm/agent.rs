@@ -28,7 +28,7 @@ use crate::ui::Ui;
 use anyhow::{Context, Result};
 use jiff::Timestamp;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,6 +47,24 @@ pub struct AgentConfig {
     pub once: bool,
     /// Where the local layout lives (`.calops/<profile>/` under it).
     pub workdir: PathBuf,
+    /// The agent's own binary: replaced by each release it switches to (then the agent exits
+    /// for systemd to start the new one). `None`: never replaced.
+    pub self_update: Option<PathBuf>,
+}
+
+/// Replace the agent's binary `agent` with `release` when their contents differ; true when it
+/// was replaced (atomically: a reader sees the old file or the new).
+pub fn update_agent_binary(release: &Path, agent: &Path) -> Result<bool> {
+    let new = crate::fsutil::file_digest(release)?;
+    if crate::fsutil::file_digest(agent).ok().as_deref() == Some(new.as_str()) {
+        return Ok(false);
+    }
+    let tmp = agent.with_extension("new");
+    std::fs::copy(release, &tmp)
+        .with_context(|| format!("copying {} to {}", release.display(), tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, agent).with_context(|| format!("replacing {}", agent.display()))?;
+    Ok(true)
 }
 
 /// The agent's connection to the bucket.
@@ -116,6 +134,9 @@ impl Agent {
                 Ok(None) => {}
                 Err(e) => ui.warn(format!("calops agent: {e:#}")),
             }
+            if self.updated_itself(ui) {
+                return Ok(None);
+            }
             if interrupt.raised() {
                 return Ok(None);
             }
@@ -133,7 +154,10 @@ impl Agent {
         };
         let desired: Desired = serde_json::from_slice(&body).map_err(|e| {
             actionable(
-                format!("{} is not a desired release document: {e}", objects::DESIRED),
+                format!(
+                    "{} is not a desired release document: {e}",
+                    objects::DESIRED
+                ),
                 "deploy again with `calops deploy` (it rewrites the document)",
             )
         })?;
@@ -159,6 +183,33 @@ impl Agent {
             .await
             .with_context(|| format!("writing the report {report_key}"))?;
         Ok(Some(report))
+    }
+
+    /// After a switch: put the release that runs now in place of the agent's binary. True when
+    /// it changed (the caller exits; systemd starts the new agent).
+    fn updated_itself(&self, ui: &Ui) -> bool {
+        let (Some(agent), Some(digest)) = (&self.config.self_update, self.serving()) else {
+            return false;
+        };
+        let release = self
+            .local_root()
+            .join("releases")
+            .join(digest.trim_start_matches("sha256:"))
+            .join("calops");
+        match update_agent_binary(&release, agent) {
+            Ok(true) => {
+                ui.note(format!(
+                    "calops agent: {} is now release {digest}; exiting so that systemd starts it",
+                    agent.display()
+                ));
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                ui.warn(format!("calops agent: could not update itself: {e:#}"));
+                false
+            }
+        }
     }
 
     fn local_root(&self) -> PathBuf {
@@ -202,7 +253,13 @@ impl Agent {
         let bytes = match self.store.get(&key).await {
             Ok(Some((b, _))) => b,
             Ok(None) => return refused(format!("the binary {key} is not in the bucket")),
-            Err(e) => return (ReportOutcome::Failed, Some(format!("downloading {key}: {e}")), self.serving()),
+            Err(e) => {
+                return (
+                    ReportOutcome::Failed,
+                    Some(format!("downloading {key}: {e}")),
+                    self.serving(),
+                )
+            }
         };
         if let Err(why) = desired.check_binary(&bytes) {
             return refused(why);
@@ -255,8 +312,8 @@ impl Agent {
             .filter(|o| o.section.as_deref() == Some("local"))
             .collect();
         let profile = crate::profile::load_with(&desired.profile, &[profile_dir], local_only)
-        .map_err(|e| anyhow::anyhow!("the desired release's profile: {e}"))?
-        .profile;
+            .map_err(|e| anyhow::anyhow!("the desired release's profile: {e}"))?
+            .profile;
         let mut target = LocalTarget::new(profile, &self.config.workdir)?;
         target.source_binary = binary.clone();
         let state = local_state(&target);
@@ -273,7 +330,10 @@ impl Agent {
         }
         let opts = Options {
             auto_rollback: true,
-            message: format!("calops agent: desired {} (release #{})", desired.id, desired.seq),
+            message: format!(
+                "calops agent: desired {} (release #{})",
+                desired.id, desired.seq
+            ),
             lock_lease: LOCK_LEASE,
             profile_hash: target.profile.hash(),
         };
@@ -290,5 +350,26 @@ impl Agent {
         .await;
         let _ = std::fs::remove_file(&binary);
         r.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_binary_is_replaced_only_by_a_different_release() {
+        let d = tempfile::tempdir().unwrap();
+        let (agent, release) = (d.path().join("calops"), d.path().join("release"));
+        std::fs::write(&agent, b"agent one").unwrap();
+        std::fs::write(&release, b"agent one").unwrap();
+        assert!(!update_agent_binary(&release, &agent).unwrap());
+        std::fs::write(&release, b"agent two").unwrap();
+        assert!(update_agent_binary(&release, &agent).unwrap());
+        assert_eq!(std::fs::read(&agent).unwrap(), b"agent two");
+        let mode = std::fs::metadata(&agent).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        assert!(!d.path().join("calops.new").exists());
+        assert!(!update_agent_binary(&release, &agent).unwrap());
     }
 }

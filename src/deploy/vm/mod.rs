@@ -5,7 +5,7 @@
 //! wired yet: those commands refuse with [`not_yet`] rather than half-work.
 
 pub mod agent;
-pub mod objects;
+pub use crate::pull as objects;
 pub mod target;
 
 use crate::error::actionable;

@@ -187,7 +187,11 @@ impl VmTarget {
             None => Ok(None),
             Some((b, etag)) => {
                 let d = serde_json::from_slice(&b).with_context(|| {
-                    format!("{} in bucket {} is unreadable", objects::DESIRED, self.bucket)
+                    format!(
+                        "{} in bucket {} is unreadable",
+                        objects::DESIRED,
+                        self.bucket
+                    )
                 })?;
                 Ok(Some((d, etag)))
             }
@@ -212,7 +216,10 @@ impl VmTarget {
         };
         r.map_err(|e| match e {
             StoreError::Conflict(why) => actionable(
-                format!("{} changed while this deploy wrote it ({why})", objects::DESIRED),
+                format!(
+                    "{} changed while this deploy wrote it ({why})",
+                    objects::DESIRED
+                ),
                 "another deploy wrote it meanwhile: check `calops releases` and deploy again",
             ),
             other => anyhow::Error::new(other),
@@ -323,7 +330,8 @@ impl Target for VmTarget {
         if d.digest != release.artifact_digest || d.profile_files != self.profile_files {
             return false;
         }
-        let switched = matches!(self.report(&d.id).await, Ok(Some(r)) if r.outcome == ReportOutcome::Switched);
+        let switched =
+            matches!(self.report(&d.id).await, Ok(Some(r)) if r.outcome == ReportOutcome::Switched);
         let http = crate::deploy::oci::watch::health_client();
         switched
             && matches!(crate::deploy::oci::watch::get_health(&http, &self.health_url).await, Ok(a) if (200..300).contains(&a.status))
@@ -400,7 +408,10 @@ impl Target for VmTarget {
         }
         self.wait_health().await.map_err(|e| {
             fail(
-                format!("/health through {} did not answer 2xx: {e}", self.health_url),
+                format!(
+                    "/health through {} did not answer 2xx: {e}",
+                    self.health_url
+                ),
                 String::new(),
             )
         })

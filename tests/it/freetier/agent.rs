@@ -154,7 +154,10 @@ impl Vm {
             .args(args)
             .args(["--profile", PROFILE, "--json", "--no-progress"])
             .env("CALOPS_ENDPOINT_OBJECTSTORAGE", self.oci.base.as_str())
-            .env("CALOPS_HEALTH_URL", format!("http://127.0.0.1:{}", self.port))
+            .env(
+                "CALOPS_HEALTH_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            )
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
@@ -225,7 +228,8 @@ impl Vm {
     }
 
     fn json_object(&self, key: &str) -> Option<Value> {
-        self.object(key).map(|b| serde_json::from_slice(&b).unwrap())
+        self.object(key)
+            .map(|b| serde_json::from_slice(&b).unwrap())
     }
 
     fn desired(&self) -> Value {
@@ -318,8 +322,13 @@ impl Load {
                 .build_http();
         let tasks = (0..clients)
             .map(|i| {
-                let (stop, ok, errors, http) = (stop.clone(), ok.clone(), errors.clone(), http.clone());
-                let path = if i % 2 == 0 { "/openapi.json" } else { "/livez" };
+                let (stop, ok, errors, http) =
+                    (stop.clone(), ok.clone(), errors.clone(), http.clone());
+                let path = if i % 2 == 0 {
+                    "/openapi.json"
+                } else {
+                    "/livez"
+                };
                 let url: hyper::Uri = format!("http://127.0.0.1:{port}{path}").parse().unwrap();
                 tokio::spawn(async move {
                     while !stop.load(Ordering::SeqCst) {
@@ -397,7 +406,10 @@ async fn the_agent_takes_releases_switches_under_load_rolls_back_and_reports() {
     assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
     assert_eq!(doc["result"], "deployed");
     assert_eq!(doc["release"]["artifact_digest"], d1.as_str());
-    let key1 = format!("calops-deploy/releases/{}/calops", d1.trim_start_matches("sha256:"));
+    let key1 = format!(
+        "calops-deploy/releases/{}/calops",
+        d1.trim_start_matches("sha256:")
+    );
     assert_eq!(vm.object(&key1).unwrap(), std::fs::read(&one).unwrap());
     let desired = vm.desired();
     assert_eq!(desired["digest"], d1.as_str());
@@ -416,7 +428,10 @@ async fn the_agent_takes_releases_switches_under_load_rolls_back_and_reports() {
     assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
     assert_eq!(doc["release"]["seq"], 2);
     assert!(ok > 40, "the load ran ({ok} requests)");
-    assert!(errors.is_empty(), "failed requests during the switch: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "failed requests during the switch: {errors:?}"
+    );
     assert_eq!(vm.serving().as_deref(), Some(d2.as_str()));
     assert_eq!(vm.serve_processes(), 1, "the old release exited");
 
@@ -436,12 +451,22 @@ async fn the_agent_takes_releases_switches_under_load_rolls_back_and_reports() {
         "{reason}"
     );
     assert!(
-        doc["release"]["failure"].as_str().unwrap().contains("rolled_back"),
+        doc["release"]["failure"]
+            .as_str()
+            .unwrap()
+            .contains("rolled_back"),
         "{doc}"
     );
     let desired = vm.desired();
-    assert_eq!(desired["digest"], d2.as_str(), "the previous release is desired again");
-    assert_eq!(vm.report(desired["id"].as_str().unwrap())["outcome"], "switched");
+    assert_eq!(
+        desired["digest"],
+        d2.as_str(),
+        "the previous release is desired again"
+    );
+    assert_eq!(
+        vm.report(desired["id"].as_str().unwrap())["outcome"],
+        "switched"
+    );
     assert_eq!(vm.serving().as_deref(), Some(d2.as_str()));
     assert_eq!(vm.health().await, 200);
     assert_eq!(vm.serve_processes(), 1);
@@ -468,7 +493,13 @@ async fn the_agent_takes_releases_switches_under_load_rolls_back_and_reports() {
         "the agent federated again"
     );
     assert!(
-        vm.oci.store.lock().unwrap().failures.iter().any(|f| f.contains("expired")),
+        vm.oci
+            .store
+            .lock()
+            .unwrap()
+            .failures
+            .iter()
+            .any(|f| f.contains("expired")),
         "the stand-in refused the expired token"
     );
 
@@ -483,7 +514,13 @@ async fn the_agent_takes_releases_switches_under_load_rolls_back_and_reports() {
         .collect();
     assert_eq!(
         outcomes,
-        ["succeeded", "succeeded", "rolled_back", "succeeded", "succeeded"]
+        [
+            "succeeded",
+            "succeeded",
+            "rolled_back",
+            "succeeded",
+            "succeeded"
+        ]
     );
     let (code, doc, err) = vm.ops(&["status"]).await;
     assert_eq!(code, 0, "{doc}\n{err}");
@@ -520,7 +557,10 @@ async fn racing_deploys_have_one_winner_and_a_killed_agent_converges_when_restar
     );
     let (winner, loser) = if a.0 == 0 { (&a, &b) } else { (&b, &a) };
     assert!(loser.2.contains("deploy lock is held by"), "{}", loser.2);
-    let won = winner.1["release"]["artifact_digest"].as_str().unwrap().to_string();
+    let won = winner.1["release"]["artifact_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(vm.serving().as_deref(), Some(won.as_str()));
     let next = if won == d1 { two.clone() } else { one.clone() };
     let dnext = if won == d1 { d2.clone() } else { d1.clone() };
@@ -553,7 +593,8 @@ async fn racing_deploys_have_one_winner_and_a_killed_agent_converges_when_restar
     assert_eq!(desired["digest"], dnext.as_str());
     let id = desired["id"].as_str().unwrap().to_string();
     assert!(
-        vm.object(&format!("calops-deploy/reports/{id}.json")).is_none(),
+        vm.object(&format!("calops-deploy/reports/{id}.json"))
+            .is_none(),
         "killed before it reported"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -593,16 +634,27 @@ async fn a_binary_that_does_not_match_its_digest_is_refused_and_reported() {
         let put = |st: &mut crate::support::oci::Store, key: &str, body: Vec<u8>| {
             st.objects.insert(
                 (BUCKET.to_string(), key.to_string()),
-                (body.into(), format!("e-{key}"), "application/octet-stream".into()),
+                (
+                    body.into(),
+                    format!("e-{key}"),
+                    "application/octet-stream".into(),
+                ),
             );
         };
-        put(&mut st, "calops-deploy/desired.json", desired.to_string().into_bytes());
+        put(
+            &mut st,
+            "calops-deploy/desired.json",
+            desired.to_string().into_bytes(),
+        );
         // What is stored under the digest is not what the digest names.
         let mut bytes = std::fs::read(&one).unwrap();
         bytes.extend_from_slice(b"# tampered\n");
         put(
             &mut st,
-            &format!("calops-deploy/releases/{}/calops", digest.trim_start_matches("sha256:")),
+            &format!(
+                "calops-deploy/releases/{}/calops",
+                digest.trim_start_matches("sha256:")
+            ),
             bytes,
         );
     }
@@ -619,11 +671,19 @@ async fn a_binary_that_does_not_match_its_digest_is_refused_and_reported() {
         reason.contains(&digest) && reason.contains("nothing was switched"),
         "{reason}"
     );
-    assert_eq!(vm.report("tampered-1")["outcome"], "refused", "reported in the bucket");
+    assert_eq!(
+        vm.report("tampered-1")["outcome"],
+        "refused",
+        "reported in the bucket"
+    );
     assert!(!vm.root().join("run").exists(), "nothing was started");
     assert_eq!(vm.serve_processes(), 0);
     // Reported once: the next poll has nothing to do.
-    let out = vm.agent_cmd(BUCKET, &["--once", "--json"]).output().await.unwrap();
+    let out = vm
+        .agent_cmd(BUCKET, &["--once", "--json"])
+        .output()
+        .await
+        .unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((out.status.code(), &doc["report"]), (Some(0), &Value::Null));
 }
@@ -634,7 +694,11 @@ async fn a_missing_bucket_is_a_clear_error_for_the_agent_and_the_deploy() {
     else {
         return;
     };
-    let out = vm.agent_cmd("no-such-bucket", &["--once"]).output().await.unwrap();
+    let out = vm
+        .agent_cmd("no-such-bucket", &["--once"])
+        .output()
+        .await
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -649,9 +713,19 @@ async fn a_missing_bucket_is_a_clear_error_for_the_agent_and_the_deploy() {
         err.contains(&format!("`{BUCKET}` does not exist")) && err.contains("apply the stack"),
         "{err}"
     );
-    assert!(vm.oci.store.lock().unwrap().objects.keys().all(|(b, _)| b != BUCKET));
+    assert!(vm
+        .oci
+        .store
+        .lock()
+        .unwrap()
+        .objects
+        .keys()
+        .all(|(b, _)| b != BUCKET));
 }
 
 fn ops_profile(vm: &Vm) -> PathBuf {
-    vm.ops.path().join("profiles").join(format!("{PROFILE}.toml"))
+    vm.ops
+        .path()
+        .join("profiles")
+        .join(format!("{PROFILE}.toml"))
 }

@@ -1,5 +1,7 @@
-//! Deploy by pull: what the operator's `calops deploy` and the VM's `calops agent` exchange
-//! through the stack's bucket. Pure: key names, the documents, digest checks; no I/O.
+//! Deploy by pull (the `oci-vm` target): what the operator's `calops deploy`, the VM's
+//! `calops agent` and the VM's bootstrap (rendered in its cloud-init) exchange through the
+//! stack's bucket. Pure: key names, the documents, digest checks; no I/O, no other module of
+//! the crate (both `deploy` and `render` use it).
 //!
 //! ```text
 //! calops-deploy/releases/<sha256 hex>/calops   the arm64 binary, named by its digest
@@ -40,8 +42,11 @@ pub fn digest_of(bytes: &[u8]) -> String {
 
 /// A digest as calops names artifacts: `sha256:` and 64 lowercase hex digits.
 pub fn is_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    s.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// One file of the profile the agent runs the service with (the profile and what it
