@@ -112,7 +112,6 @@ fn sizes_above_the_allowance_are_priced_and_warned_by_plan_and_doctor() {
 fn backups_refuse_the_vm_target_and_change_nothing() {
     for args in [
         &["backup", "now", "--profile", "free-au"][..],
-        &["backup", "list", "--profile", "free-au"],
         &["restore", "--profile", "free-au"],
     ] {
         let (code, out, err, dir) = calops(args, &[]);

@@ -71,7 +71,17 @@ pub fn update_agent_binary(release: &Path, agent: &Path) -> Result<bool> {
 pub struct Agent {
     pub config: AgentConfig,
     store: OciStore,
+    namespace: String,
 }
+
+/// Where the VM's cluster archives: the stack's bucket, under `backups/`, signed as the
+/// instance principal (by `archive_command` and the service's nightly base backup).
+pub fn backup_store_url(namespace: &str, bucket: &str) -> String {
+    format!("oci://{namespace}/{bucket}/{BACKUP_PREFIX}?auth=instance_principal")
+}
+
+/// The prefix of the VM's backups in the stack's bucket.
+pub const BACKUP_PREFIX: &str = "backups";
 
 impl Agent {
     /// Sign in as the instance principal (endpoints from `OCI_METADATA_BASE_URL`,
@@ -107,8 +117,12 @@ impl Agent {
                     .context(format!("reading the bucket `{}`", config.bucket)))
             }
         }
-        let store = OciStore::new(Arc::new(client), namespace, config.bucket.clone());
-        Ok(Agent { config, store })
+        let store = OciStore::new(Arc::new(client), namespace.clone(), config.bucket.clone());
+        Ok(Agent {
+            config,
+            store,
+            namespace,
+        })
     }
 
     /// Poll until stopped (SIGTERM/SIGINT), or once with `--once`. A failed poll is reported
@@ -316,6 +330,7 @@ impl Agent {
             .profile;
         let mut target = LocalTarget::new(profile, &self.config.workdir)?;
         target.source_binary = binary.clone();
+        target.backup_store = Some(backup_store_url(&self.namespace, &self.config.bucket));
         let state = local_state(&target);
         // A lock left by an agent killed on this host: its holder is gone.
         let lock = state.lock();

@@ -92,7 +92,7 @@ impl Vm {
         std::fs::write(
             profiles.join(format!("{PROFILE}.toml")),
             format!(
-                "extends = \"free-au\"\n\n[oci]\nconfig_file = \"{}\"\nobject_storage_namespace = \"testns\"\n\n[storage]\nbucket_name = \"{BUCKET}\"\n\n[deploy]\nhealth_timeout_seconds = 120\n\n[service.environment]\nCALOPS_RATE_LIMIT_AVAILABILITY = \"off\"\n",
+                "extends = \"free-au\"\n\n[oci]\nconfig_file = \"{}\"\nobject_storage_namespace = \"testns\"\n\n[storage]\nbucket_name = \"{BUCKET}\"\n\n[deploy]\nhealth_timeout_seconds = 120\n\n[database]\narchive_timeout_seconds = 1\n\n[service.environment]\nCALOPS_RATE_LIMIT_AVAILABILITY = \"off\"\n",
                 config.display()
             ),
         )
@@ -502,6 +502,32 @@ async fn the_agent_takes_releases_switches_under_load_rolls_back_and_reports() {
             .any(|f| f.contains("expired")),
         "the stand-in refused the expired token"
     );
+
+    // The VM's cluster archives its WAL into the bucket, signed as the instance principal, and
+    // the operator lists it from there with the API key.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let wal = |vm: &Vm| {
+        vm.oci
+            .store
+            .lock()
+            .unwrap()
+            .objects
+            .keys()
+            .filter(|(b, k)| b == BUCKET && k.starts_with("backups/wal/"))
+            .count()
+    };
+    while wal(&vm) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no WAL archived into the bucket\n{}",
+            vm.agent_log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, doc, err) = vm.ops(&["backup", "list"]).await;
+    assert_eq!(code, 0, "{doc}\n{err}");
+    assert!(doc["wal"]["objects"].as_u64().unwrap() >= 1, "{doc}");
+    assert_eq!(doc["store"], format!("oci://testns/{BUCKET}/backups/"));
 
     // The same ledger and lock as OCI: releases, status, lock.
     let (code, doc, _) = vm.ops(&["releases"]).await;
