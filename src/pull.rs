@@ -151,6 +151,22 @@ pub struct Report {
     pub serving: Option<String>,
 }
 
+impl Report {
+    /// `release #SEQ (DIGEST): OUTCOME[: REASON]`.
+    pub fn summary(&self) -> String {
+        format!(
+            "release #{} ({}): {:?}{}",
+            self.seq,
+            self.digest,
+            self.outcome,
+            self.reason
+                .as_deref()
+                .map(|x| format!(": {x}"))
+                .unwrap_or_default()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

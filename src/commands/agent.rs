@@ -42,16 +42,7 @@ pub fn run(g: &GlobalArgs, args: &AgentArgs, ui: &Ui) -> anyhow::Result<i32> {
         if args.once {
             ui.result(&serde_json::json!({ "report": report }), || match &report {
                 None => "nothing to do: no desired release, or it was already reported\n".into(),
-                Some(r) => format!(
-                    "release #{} ({}): {:?}{}\n",
-                    r.seq,
-                    r.digest,
-                    r.outcome,
-                    r.reason
-                        .as_deref()
-                        .map(|x| format!(": {x}"))
-                        .unwrap_or_default()
-                ),
+                Some(r) => format!("{}\n", r.summary()),
             });
         }
         Ok(code)

@@ -134,17 +134,7 @@ impl Agent {
             match self.poll(ui, interrupt.clone()).await {
                 Ok(r) if self.config.once => return Ok(r),
                 Err(e) if self.config.once => return Err(e),
-                Ok(Some(r)) => ui.note(format!(
-                    "calops agent: desired {} (release #{}, {}): {:?}{}",
-                    r.id,
-                    r.seq,
-                    r.digest,
-                    r.outcome,
-                    r.reason
-                        .as_deref()
-                        .map(|x| format!(": {x}"))
-                        .unwrap_or_default()
-                )),
+                Ok(Some(r)) => ui.note(format!("calops agent: desired {}: {}", r.id, r.summary())),
                 Ok(None) => {}
                 Err(e) => ui.warn(format!("calops agent: {e:#}")),
             }

@@ -32,14 +32,6 @@ struct Vm {
     agent: Option<tokio::process::Child>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Vm {
     /// The stand-ins, the stack's bucket, the operator's profile; `None` (skipped locally,
     /// failed under CI) without PostgreSQL.
@@ -92,7 +84,7 @@ impl Vm {
         std::fs::write(
             profiles.join(format!("{PROFILE}.toml")),
             format!(
-                "extends = \"free-au\"\n\n[oci]\nconfig_file = \"{}\"\nobject_storage_namespace = \"testns\"\n\n[storage]\nbucket_name = \"{BUCKET}\"\n\n[deploy]\nhealth_timeout_seconds = 120\n\n[database]\narchive_timeout_seconds = 1\n\n[service.environment]\nCALOPS_RATE_LIMIT_AVAILABILITY = \"off\"\n",
+                "extends = \"free-au\"\n\n[oci]\nconfig_file = \"{}\"\nobject_storage_namespace = \"testns\"\n\n[storage]\nbucket_name = \"{BUCKET}\"\n\n[deploy]\nhealth_timeout_seconds = 120\n\n[database]\narchive_timeout_seconds = 5\n\n[service.environment]\nCALOPS_RATE_LIMIT_AVAILABILITY = \"off\"\n",
                 config.display()
             ),
         )
@@ -105,7 +97,7 @@ impl Vm {
             _server: server,
             imds: imds_state,
             endpoints,
-            port: free_port(),
+            port: calops::deploy::local::process::free_port().unwrap(),
             calops,
             agent: None,
         })
@@ -166,15 +158,7 @@ impl Vm {
 
     /// [`Vm::ops_cmd`] run: (exit code, document, stderr).
     async fn ops(&self, args: &[&str]) -> (i32, Value, String) {
-        let out = self.ops_cmd(args).output().await.unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?}: stdout is not JSON ({e}): {}\n{stderr}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-        (out.status.code().unwrap_or(-1), doc, stderr)
+        crate::support::json_output(args, &self.ops_cmd(args).output().await.unwrap())
     }
 
     /// `calops agent` as on the VM (its environment as cloud-init writes it, the endpoints of
@@ -532,14 +516,8 @@ async fn the_agent_takes_releases_switches_under_load_rolls_back_and_reports() {
     // The same ledger and lock as OCI: releases, status, lock.
     let (code, doc, _) = vm.ops(&["releases"]).await;
     assert_eq!(code, 0);
-    let outcomes: Vec<&str> = doc["releases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["outcome"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        outcomes,
+        crate::support::release_outcomes(&doc),
         [
             "succeeded",
             "succeeded",

@@ -127,15 +127,7 @@ impl Site {
     pub fn json(&self, args: &[&str]) -> (i32, Value, String) {
         let mut a = args.to_vec();
         a.push("--json");
-        let out = self.run(&a);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?}: stdout is not one JSON document ({e}): {}\nstderr: {stderr}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-        (out.status.code().unwrap_or(-1), doc, stderr)
+        crate::support::json_output(args, &self.run(&a))
     }
 
     /// `.calops/local`: the deployment's state.
