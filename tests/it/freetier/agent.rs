@@ -8,7 +8,7 @@
 use crate::support::imds;
 use crate::support::oci::Oci;
 use crate::support::ocistand;
-use crate::support::site::stable_binary;
+use crate::support::site::{have_postgres_server, stable_binary};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,11 +36,7 @@ impl Vm {
     /// The stand-ins, the stack's bucket, the operator's profile; `None` (skipped locally,
     /// failed under CI) without PostgreSQL.
     async fn new(test: &str) -> Option<Vm> {
-        if calops::doctor::tools::postgres_bin_dir().is_none() {
-            calops_testkit::skip_or_fail(
-                test,
-                "PostgreSQL server binaries are not installed (run scripts/setup)",
-            );
+        if !have_postgres_server(test) {
             return None;
         }
         let key = ocistand::key();
