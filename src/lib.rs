@@ -22,6 +22,7 @@ pub mod pull;
 pub mod render;
 pub mod runtime;
 pub mod service;
+pub mod status;
 pub mod terraform;
 pub mod ui;
 
