@@ -264,8 +264,7 @@ async fn vm(profile: Profile) -> anyhow::Result<Status> {
     use super::store::ObjectStore;
     use super::vm::objects::{self, Desired, Report, ReportOutcome};
     let s = super::oci::setup::state_store(&profile).await?;
-    let release = s.store.clone();
-    let release = super::ledger::Ledger::new(release, s.ledger_prefix.clone())
+    let release = super::ledger::Ledger::new(s.store.clone(), s.ledger_prefix.clone())
         .current()
         .await?;
     let bucket = super::ocistore::OciStore::new(
@@ -300,15 +299,7 @@ async fn vm(profile: Profile) -> anyhow::Result<Status> {
     let agent = match (&desired, &report) {
         (None, _) => "no desired release in the bucket".to_string(),
         (Some(d), None) => format!("release #{} desired; no report from the agent yet", d.seq),
-        (Some(d), Some(r)) => format!(
-            "release #{} desired; the agent reported {:?}{}",
-            d.seq,
-            r.outcome,
-            r.reason
-                .as_deref()
-                .map(|x| format!(": {x}"))
-                .unwrap_or_default()
-        ),
+        (Some(_), Some(r)) => format!("desired {}", r.summary()),
     };
     let text = match &release {
         None => NOTHING_DEPLOYED.into(),
@@ -328,6 +319,7 @@ async fn vm(profile: Profile) -> anyhow::Result<Status> {
         healthy,
         deployed: release.is_some(),
         warnings: Vec::new(),
+        notes: Vec::new(),
     })
 }
 
