@@ -52,6 +52,8 @@ pub struct Config {
     /// The booking pages' signing key, resolved from `CALOPS_PAGE_KEY_REF` (never logged);
     /// without one the service makes a random key at start.
     pub page_key: Option<String>,
+    /// E-mail (`CALOPS_MAIL_*`, `CALOPS_SMTP_*`, `CALOPS_PUBLIC_URL`); off without a transport.
+    pub mail: crate::service::mail::Settings,
 }
 
 impl std::fmt::Debug for Config {
@@ -74,6 +76,7 @@ impl std::fmt::Debug for Config {
             .field("webhooks", &self.webhooks)
             .field("slot_cache", &self.slot_cache)
             .field("page_key", &self.page_key.as_ref().map(|_| "***"))
+            .field("mail", &self.mail)
             .finish()
     }
 }
@@ -317,6 +320,10 @@ impl RawConfig {
             problems.push(p);
             None
         });
+        let mail = crate::service::mail::Settings::from_env(env).unwrap_or_else(|p| {
+            problems.extend(p);
+            Default::default()
+        });
         match (listen, database_url) {
             (Some(listen), Some(database_url)) if problems.is_empty() => Ok(Config {
                 listen,
@@ -333,6 +340,7 @@ impl RawConfig {
                 webhooks,
                 slot_cache,
                 page_key,
+                mail,
             }),
             _ => Err(problems),
         }

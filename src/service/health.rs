@@ -96,6 +96,20 @@ async fn check_object_storage(
     }
 }
 
+/// Mail: down (the service degraded, not down) while the latest send attempt failed.
+fn check_mail(m: &crate::service::metrics::MailStatus) -> Check {
+    if !m.configured.load(std::sync::atomic::Ordering::Relaxed) {
+        return Check::NotConfigured;
+    }
+    match m.failing() {
+        None => Check::Up { latency_ms: 0.0 },
+        Some(error) => Check::Down {
+            latency_ms: 0.0,
+            error,
+        },
+    }
+}
+
 pub async fn handler(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
     let (db, redis, storage) = tokio::join!(
@@ -103,7 +117,8 @@ pub async fn handler(State(state): State<AppState>) -> Response {
         check_redis(&state.redis),
         check_object_storage(&state.objects),
     );
-    let status = overall(&db, &[&redis, &storage]);
+    let mail = check_mail(&state.metrics.mail);
+    let status = overall(&db, &[&redis, &storage, &mail]);
     let code = if status == "down" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -124,6 +139,7 @@ pub async fn handler(State(state): State<AppState>) -> Response {
             "database": db.json(true),
             "redis": redis.json(false),
             "objectStorage": storage.json(false),
+            "mail": mail.json(false),
         },
     });
     // On OCI each deployment slot runs with its image and slot name in the environment, so a

@@ -63,6 +63,7 @@ pub struct Running {
     pub state: AppState,
     /// Webhook delivery workers (stopped after the listener).
     webhooks: crate::service::webhooks::delivery::Workers,
+    mail: crate::service::mail::delivery::Workers,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     grace: Duration,
@@ -99,6 +100,7 @@ impl Running {
             }
         };
         self.webhooks.shutdown(self.grace).await;
+        self.mail.shutdown(self.grace).await;
         Ok(served?)
     }
 }
@@ -160,6 +162,15 @@ pub async fn start(config: &Config) -> Result<Running> {
         &config.database_url,
         config.webhooks.clone(),
     );
+    let mail = crate::service::mail::delivery::spawn(
+        state.store.clone(),
+        &config.database_url,
+        config.mail.clone(),
+        state.page_key.clone(),
+        state.metrics.clone(),
+    )
+    .await
+    .context("starting the mail workers")?;
     let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = api::router_with(state.clone(), crate::service::web::routes()).layer(
         axum::middleware::from_fn_with_state(draining.clone(), close_when_draining),
@@ -209,6 +220,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         draining,
         state,
         webhooks,
+        mail,
         stop,
         task,
         grace: config.shutdown_timeout,

@@ -18,6 +18,7 @@ mod browser;
 mod deploy;
 mod ics;
 mod image;
+mod mail;
 mod oci;
 mod ocitarget;
 mod pages;

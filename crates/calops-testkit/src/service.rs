@@ -60,5 +60,6 @@ pub fn app_config(database_url: &str, redis_url: Option<String>, limits: Limits)
         slot_cache: true,
         webhooks: Default::default(),
         page_key: Some(PAGE_KEY.into()),
+        mail: Default::default(),
     }
 }

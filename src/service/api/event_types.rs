@@ -26,6 +26,8 @@ pub fn event_type_json(e: &EventType) -> Value {
         "bookingLimitsCount": e.per_day_limit.map(|d| json!({ "day": d })),
         "ownerId": e.user_id,
         "scheduleId": e.schedule_id,
+        "sendEmails": e.mail_enabled,
+        "emailRemindersMinutesBefore": e.mail_reminders,
     })
 }
 
@@ -50,6 +52,10 @@ pub struct CreateEventType {
     booking_window: Option<Value>,
     /// `{"day": N}`: at most N bookings of this type per day (host's local date).
     booking_limits_count: Option<Value>,
+    /// `false`: bookings of this type send no e-mail (default true).
+    send_emails: Option<bool>,
+    /// Reminders, in minutes before the start (e.g. `[1440, 60]`); none by default.
+    email_reminders_minutes_before: Option<Vec<i64>>,
 }
 
 fn minutes(field: &str, v: i64, lo: i64, hi: i64, errors: &mut Vec<FieldError>) -> i32 {
@@ -140,6 +146,28 @@ async fn check(state: &AppState, org: i64, b: CreateEventType) -> Result<NewEven
             )),
         }
     }
+    let mut reminders: Vec<i32> = Vec::new();
+    for (i, m) in b
+        .email_reminders_minutes_before
+        .iter()
+        .flatten()
+        .enumerate()
+    {
+        if !(1..=43_200).contains(m) {
+            errors.push(FieldError::new(
+                &format!("emailRemindersMinutesBefore[{i}]"),
+                "must be 1 to 43200 minutes (30 days) before the start",
+            ));
+        } else if !reminders.contains(&(*m as i32)) {
+            reminders.push(*m as i32);
+        }
+    }
+    if reminders.len() > 5 {
+        errors.push(FieldError::new(
+            "emailRemindersMinutesBefore",
+            "at most 5 reminders",
+        ));
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
@@ -179,6 +207,8 @@ async fn check(state: &AppState, org: i64, b: CreateEventType) -> Result<NewEven
         after_event_buffer: after,
         booking_window: b.booking_window,
         per_day_limit: per_day,
+        mail_enabled: b.send_emails.unwrap_or(true),
+        mail_reminders: reminders,
     })
 }
 
@@ -202,6 +232,8 @@ pub struct PatchEventType {
     booking_window: Option<Option<Value>>,
     #[serde(default, deserialize_with = "nullable")]
     booking_limits_count: Option<Option<Value>>,
+    send_emails: Option<bool>,
+    email_reminders_minutes_before: Option<Vec<i64>>,
 }
 
 /// Tell "absent" (`None`) from "null" (`Some(None)`).
@@ -247,6 +279,11 @@ pub async fn patch(
         booking_limits_count: p
             .booking_limits_count
             .unwrap_or(cur.per_day_limit.map(|d| serde_json::json!({ "day": d }))),
+        send_emails: Some(p.send_emails.unwrap_or(cur.mail_enabled)),
+        email_reminders_minutes_before: Some(
+            p.email_reminders_minutes_before
+                .unwrap_or_else(|| cur.mail_reminders.iter().map(|m| i64::from(*m)).collect()),
+        ),
     };
     let new = check(&state, org, merged).await?;
     let e = state

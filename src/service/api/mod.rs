@@ -150,6 +150,19 @@ async fn metrics(State(state): State<AppState>) -> Response {
         Ok(b) => text.push_str(&crate::service::metrics::Metrics::render_backlog(b)),
         Err(e) => tracing::debug!(error = %e, "metrics: cannot read the outbox backlogs"),
     }
+    // The mail outbox only where this process sends mail.
+    if state
+        .metrics
+        .mail
+        .configured
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        let b = state.store.mail_backlog().await;
+        if let Err(e) = &b {
+            tracing::debug!(error = %e, "metrics: cannot read the mail outbox");
+        }
+        text.push_str(&state.metrics.mail.render(b.ok()));
+    }
     text.push_str(&crate::service::metrics::extra());
     (
         [(

@@ -528,6 +528,9 @@ fn schemas() -> Value {
         "beforeEventBuffer": s("integer"), "afterEventBuffer": s("integer"), "bookingWindow": window,
         "bookingLimitsCount": {"type": ["object", "null"], "properties": {"day": s("integer")}},
         "ownerId": s("integer"), "scheduleId": nullable("integer"),
+        "sendEmails": {"type": "boolean", "description": "Whether bookings of this type send e-mail (confirmations, changes, cancellations, reminders). Default true."},
+        "emailRemindersMinutesBefore": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 43200}, "maxItems": 5,
+            "description": "Reminder e-mails, minutes before the start (e.g. [1440, 60]). None by default."},
     });
     let mut create_event_type_props = event_type_props.clone();
     create_event_type_props["userId"] = s("integer");

@@ -357,6 +357,8 @@ mod tests {
                 booking_window: None,
                 per_day_limit: None,
                 created_at: ts("2030-01-01T00:00:00Z"),
+                mail_enabled: true,
+                mail_reminders: Vec::new(),
             },
             schedule: None,
             host: Host::default(),

@@ -5,8 +5,10 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tokio_postgres::Row;
 
-const EVENT_TYPE_COLS: &str = "id, org_id, user_id, schedule_id, title, slug, description, length_minutes, slot_interval, minimum_booking_notice, before_event_buffer, after_event_buffer, booking_window, per_day_limit, created_at";
+const EVENT_TYPE_COLS: &str = "id, org_id, user_id, schedule_id, title, slug, description, length_minutes, slot_interval, minimum_booking_notice, before_event_buffer, after_event_buffer, booking_window, per_day_limit, created_at, mail_enabled, mail_reminders";
 pub(super) const EVENT_TYPE_COLS_E: &str = "e.id, e.org_id, e.user_id, e.schedule_id, e.title, e.slug, e.description, e.length_minutes, e.slot_interval, e.minimum_booking_notice, e.before_event_buffer, e.after_event_buffer, e.booking_window, e.per_day_limit, e.created_at";
+/// Read by name by [`EventType::from_row`]; selects with more columns put these last.
+pub(super) const EVENT_TYPE_MAIL_COLS_E: &str = "e.mail_enabled, e.mail_reminders";
 
 impl Store {
     pub async fn create_event_type(&self, e: &NewEventType) -> Result<EventType> {
@@ -16,8 +18,9 @@ impl Store {
                 &format!(
                     "INSERT INTO event_types (org_id, user_id, schedule_id, title, slug, description,
                        length_minutes, slot_interval, minimum_booking_notice, before_event_buffer,
-                       after_event_buffer, booking_window, per_day_limit)
-                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13) RETURNING {EVENT_TYPE_COLS}"
+                       after_event_buffer, booking_window, per_day_limit, mail_enabled,
+                       mail_reminders)
+                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) RETURNING {EVENT_TYPE_COLS}"
                 ),
                 &[
                     &e.org_id,
@@ -33,6 +36,8 @@ impl Store {
                     &e.after_event_buffer,
                     &e.booking_window,
                     &e.per_day_limit,
+                    &e.mail_enabled,
+                    &e.mail_reminders,
                 ],
             )
             .await
@@ -49,7 +54,7 @@ impl Store {
                     "UPDATE event_types SET schedule_id = $3, title = $4, slug = $5, description = $6,
                        length_minutes = $7, slot_interval = $8, minimum_booking_notice = $9,
                        before_event_buffer = $10, after_event_buffer = $11, booking_window = $12,
-                       per_day_limit = $13
+                       per_day_limit = $13, mail_enabled = $14, mail_reminders = $15
                      WHERE org_id = $1 AND id = $2 RETURNING {EVENT_TYPE_COLS}"
                 ),
                 &[
@@ -66,6 +71,8 @@ impl Store {
                     &e.after_event_buffer,
                     &e.booking_window,
                     &e.per_day_limit,
+                    &e.mail_enabled,
+                    &e.mail_reminders,
                 ],
             )
             .await
@@ -155,6 +162,10 @@ pub struct NewEventType {
     pub after_event_buffer: i32,
     pub booking_window: Option<Value>,
     pub per_day_limit: Option<i32>,
+    /// Whether bookings of this type send e-mail.
+    pub mail_enabled: bool,
+    /// Reminder offsets, minutes before the start (none by default).
+    pub mail_reminders: Vec<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +185,8 @@ pub struct EventType {
     pub booking_window: Option<Value>,
     pub per_day_limit: Option<i32>,
     pub created_at: Timestamp,
+    pub mail_enabled: bool,
+    pub mail_reminders: Vec<i32>,
 }
 
 impl EventType {
@@ -194,6 +207,8 @@ impl EventType {
             booking_window: r.get(12),
             per_day_limit: r.get(13),
             created_at: r.get(14),
+            mail_enabled: r.get("mail_enabled"),
+            mail_reminders: r.get("mail_reminders"),
         }
     }
 }

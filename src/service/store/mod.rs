@@ -11,6 +11,7 @@ pub mod cache;
 mod event_types;
 pub mod ics;
 mod keys;
+pub mod mail;
 pub mod migrations;
 pub mod notify;
 mod orgs;

@@ -1,7 +1,7 @@
 //! What a slots query reads: the event type, the host's hours and busy time, from the slot
 //! cache when it has them (see [`super::cache`]), else in one round trip.
 
-use super::event_types::{EventType, EVENT_TYPE_COLS_E};
+use super::event_types::{EventType, EVENT_TYPE_COLS_E, EVENT_TYPE_MAIL_COLS_E};
 use super::{cache, notify, Result, Store};
 use jiff::Timestamp;
 use serde_json::Value;
@@ -126,7 +126,8 @@ impl Store {
             .prepare_cached(&format!(
                 "SELECT {EVENT_TYPE_COLS_E}, s.time_zone, s.availability, s.overrides,
                         busy.starts, busy.ends, busy.befores, busy.afters, busy.types,
-                        busy.holds, busy.expires, u.name, u.email, u.time_zone
+                        busy.holds, busy.expires, u.name, u.email, u.time_zone,
+                        {EVENT_TYPE_MAIL_COLS_E}
                  FROM event_types e
                  JOIN users u ON u.id = e.user_id
                  LEFT JOIN schedules s ON s.id = COALESCE(e.schedule_id,
