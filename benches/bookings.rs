@@ -11,7 +11,10 @@
 //! sides are CPU-bound. `cargo bench --bench bookings -- --durable` measures both sides
 //! against a cluster with production durability instead (fsync=on, synchronous_commit=on,
 //! full_page_writes=on: every commit waits for its WAL flush, as in production).
+//! `-- --without-calendar-triggers` drops the connected-calendar write-back triggers (migration
+//! 11) first: run it and the plain bench back to back to see what they cost the booking path.
 
+use calops_testkit::bench::post;
 use calops_testkit::{TestApp, BOOTSTRAP_TOKEN};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,14 +40,6 @@ fn main() {
         .expect("runtime");
     rt.block_on(run(total, full, durable))
         .expect("bench failed");
-}
-
-async fn post(c: &reqwest::Client, url: String, token: &str, body: Value) -> anyhow::Result<Value> {
-    let r = c.post(url).bearer_auth(token).json(&body).send().await?;
-    let status = r.status();
-    let v: Value = r.json().await?;
-    anyhow::ensure!(status.is_success(), "{status}: {v}");
-    Ok(v["data"].clone())
 }
 
 /// One measured booking: 201 or an error. The answer is read but not parsed (the raw side
@@ -287,6 +282,16 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
     } else {
         (TestApp::spawn().await?, None)
     };
+    if std::env::args().any(|a| a == "--without-calendar-triggers") {
+        let (c, conn) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        c.batch_execute(
+            "DROP TRIGGER bookings_caldav_inserted ON bookings;
+             DROP TRIGGER bookings_caldav_updated ON bookings;",
+        )
+        .await?;
+        println!("(connected-calendar write-back triggers dropped)");
+    }
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .timeout(Duration::from_secs(30))

@@ -2,7 +2,8 @@
 //! 31-day queries at 1 and 32 concurrent clients. Run with `cargo bench --bench slots`.
 //! (Under `cargo test --all-targets` it only says how to run it.)
 
-use calops_testkit::{TestApp, BOOTSTRAP_TOKEN};
+use calops_testkit::bench::{load, post};
+use calops_testkit::TestApp;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -27,28 +28,8 @@ fn main() {
     rt.block_on(run()).expect("bench failed");
 }
 
-async fn post(c: &reqwest::Client, url: String, token: &str, body: Value) -> anyhow::Result<Value> {
-    let r = c.post(url).bearer_auth(token).json(&body).send().await?;
-    let status = r.status();
-    let v: Value = r.json().await?;
-    anyhow::ensure!(status.is_success(), "{status}: {v}");
-    Ok(v["data"].clone())
-}
-
 async fn run() -> anyhow::Result<()> {
-    let app = TestApp::spawn().await?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()?;
-    let org = post(
-        &http,
-        app.url("/v2/organizations"),
-        BOOTSTRAP_TOKEN,
-        json!({"name": "Bench Org"}),
-    )
-    .await?;
-    let key = org["apiKey"].as_str().unwrap_or_default().to_string();
-    let org_id = org["id"].as_i64().unwrap_or_default();
+    let (app, http, key, org_id) = calops_testkit::bench::app_with_org("Bench Org").await?;
     let user = post(
         &http,
         app.url(&format!("/v2/organizations/{org_id}/users")),
@@ -282,38 +263,4 @@ async fn run() -> anyhow::Result<()> {
     uncached.running.shutdown().await?;
     app.running.shutdown().await?;
     Ok(())
-}
-
-/// `total` requests spread over `clients` concurrent loops; sorted latencies and wall time.
-async fn load(
-    http: &reqwest::Client,
-    url: &str,
-    key: &str,
-    clients: usize,
-    total: usize,
-) -> anyhow::Result<(Vec<Duration>, Duration)> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (http, url, key, next) = (http.clone(), url.to_string(), key.to_string(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let t = Instant::now();
-                let r = http.get(&url).bearer_auth(&key).send().await?;
-                anyhow::ensure!(r.status().is_success(), "status {}", r.status());
-                r.bytes().await?;
-                lat.push(t.elapsed());
-            }
-            Ok::<_, anyhow::Error>(lat)
-        }));
-    }
-    let mut all = Vec::with_capacity(total);
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    let wall = started.elapsed();
-    all.sort();
-    Ok((all, wall))
 }

@@ -46,6 +46,8 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// Webhook delivery (`CALOPS_WEBHOOK_*` environment variables).
     pub webhooks: crate::service::webhooks::Settings,
+    /// Connected calendars (`CALOPS_CALDAV_*` environment variables).
+    pub caldav: crate::service::caldav::Settings,
     /// Serve slot queries from memory, kept fresh by PostgreSQL notifications
     /// (`service::store::cache`).
     pub slot_cache: bool,
@@ -74,6 +76,7 @@ impl std::fmt::Debug for Config {
             .field("rate_limits", &self.rate_limits)
             .field("redis_timeout", &self.redis_timeout)
             .field("webhooks", &self.webhooks)
+            .field("caldav", &self.caldav)
             .field("slot_cache", &self.slot_cache)
             .field("page_key", &self.page_key.as_ref().map(|_| "***"))
             .field("mail", &self.mail)
@@ -316,6 +319,10 @@ impl RawConfig {
             problems.extend(p);
             Default::default()
         });
+        let caldav = crate::service::caldav::Settings::from_env(env).unwrap_or_else(|p| {
+            problems.extend(p);
+            Default::default()
+        });
         let page_key = page_key(env).unwrap_or_else(|p| {
             problems.push(p);
             None
@@ -338,6 +345,7 @@ impl RawConfig {
                 rate_limits,
                 redis_timeout,
                 webhooks,
+                caldav,
                 slot_cache,
                 page_key,
                 mail,

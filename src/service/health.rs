@@ -110,6 +110,49 @@ fn check_mail(m: &crate::service::metrics::MailStatus) -> Check {
     }
 }
 
+/// Connected calendars: `warn` when a selected calendar's last sync failed or is older than
+/// `CALOPS_CALDAV_STALE_AFTER`, or a write-back was given up; slots and bookings keep using
+/// the last known busy time meanwhile.
+async fn calendars_json(state: &AppState) -> Value {
+    let h = match tokio::time::timeout(CHECK_TIMEOUT, state.store.calendar_health()).await {
+        Ok(Ok(h)) => h,
+        _ => return json!({"status": "unknown", "required": false}),
+    };
+    if h.selected == 0 && h.writes_pending == 0 && h.writes_dead == 0 {
+        return json!({"status": "not_configured", "required": false});
+    }
+    let stale = state.caldav.settings.stale_after.as_secs_f64();
+    let mut warnings = Vec::new();
+    if h.failing > 0 {
+        warnings.push(format!(
+            "{} calendar(s) failed their last sync; the last known busy time is in use",
+            h.failing
+        ));
+    }
+    if h.oldest_sync_age_seconds > stale {
+        warnings.push(format!(
+            "a calendar's busy time is {:.0} s old (CALOPS_CALDAV_STALE_AFTER is {stale:.0} s)",
+            h.oldest_sync_age_seconds
+        ));
+    }
+    if h.writes_dead > 0 {
+        warnings.push(format!(
+            "{} booking write-back(s) to calendars were given up",
+            h.writes_dead
+        ));
+    }
+    json!({
+        "status": if warnings.is_empty() { "up" } else { "warn" },
+        "required": false,
+        "selected": h.selected,
+        "failing": h.failing,
+        "oldestSyncAgeSeconds": round(h.oldest_sync_age_seconds),
+        "writesPending": h.writes_pending,
+        "writesDead": h.writes_dead,
+        "warnings": warnings,
+    })
+}
+
 pub async fn handler(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
     let (db, redis, storage) = tokio::join!(
@@ -118,7 +161,11 @@ pub async fn handler(State(state): State<AppState>) -> Response {
         check_object_storage(&state.objects),
     );
     let mail = check_mail(&state.metrics.mail);
-    let status = overall(&db, &[&redis, &storage, &mail]);
+    let calendars = calendars_json(&state).await;
+    let mut status = overall(&db, &[&redis, &storage, &mail]);
+    if status == "ok" && calendars["status"] == "warn" {
+        status = "degraded";
+    }
     let code = if status == "down" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -140,6 +187,7 @@ pub async fn handler(State(state): State<AppState>) -> Response {
             "redis": redis.json(false),
             "objectStorage": storage.json(false),
             "mail": mail.json(false),
+            "calendars": calendars,
         },
     });
     // On OCI each deployment slot runs with its image and slot name in the environment, so a

@@ -114,6 +114,16 @@ fn person(prop: &str, p: &Person, extra: &str) -> String {
 
 /// The whole calendar object, CRLF line endings, folded.
 pub fn render(e: &Event) -> String {
+    render_with(e, true)
+}
+
+/// The event as a CalDAV calendar object resource: like [`render`] but without `METHOD`
+/// (RFC 4791 §4.1 forbids it in stored resources).
+pub fn render_resource(e: &Event) -> String {
+    render_with(e, false)
+}
+
+fn render_with(e: &Event, with_method: bool) -> String {
     let method = if e.cancelled { "CANCEL" } else { "REQUEST" };
     let status = if e.cancelled {
         "CANCELLED"
@@ -155,6 +165,9 @@ pub fn render(e: &Event) -> String {
             a,
             &format!(";CUTYPE=INDIVIDUAL;ROLE={role};PARTSTAT={partstat};RSVP=FALSE"),
         ));
+    }
+    if !with_method {
+        lines.retain(|l| !l.starts_with("METHOD:"));
     }
     lines.push("TRANSP:OPAQUE".into());
     lines.push("END:VEVENT".into());

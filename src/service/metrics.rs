@@ -306,3 +306,79 @@ mod tests {
         assert!(text.contains("calops_db_pool_max_connections 16"));
     }
 }
+
+impl Metrics {
+    /// Connected calendars: this process's sync and write-back counters, and (when the database
+    /// answers) the selected calendars, failing ones, the oldest sync's age and the write-back
+    /// backlog.
+    pub fn render_calendars(
+        stats: &crate::service::caldav::Stats,
+        health: Option<crate::service::store::calendars::CalendarHealth>,
+    ) -> String {
+        use crate::service::caldav::Stats;
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        };
+        metric(
+            "calops_calendar_syncs_total",
+            "counter",
+            "Calendar syncs that succeeded in this process.",
+            Stats::get(&stats.syncs).to_string(),
+        );
+        metric(
+            "calops_calendar_sync_failures_total",
+            "counter",
+            "Calendar syncs that failed in this process (server down, slow, nonsense).",
+            Stats::get(&stats.sync_failures).to_string(),
+        );
+        metric(
+            "calops_calendar_writes_total",
+            "counter",
+            "Booking write-backs to calendars that succeeded in this process.",
+            Stats::get(&stats.writes).to_string(),
+        );
+        metric(
+            "calops_calendar_write_failures_total",
+            "counter",
+            "Booking write-backs to calendars that failed in this process.",
+            Stats::get(&stats.write_failures).to_string(),
+        );
+        if let Some(h) = health {
+            metric(
+                "calops_calendars_selected",
+                "gauge",
+                "Connected calendars that count for conflicts.",
+                h.selected.to_string(),
+            );
+            metric(
+                "calops_calendars_failing",
+                "gauge",
+                "Selected calendars whose last sync failed.",
+                h.failing.to_string(),
+            );
+            metric(
+                "calops_calendar_sync_age_seconds",
+                "gauge",
+                "Seconds since the least recently synced selected calendar's last good sync.",
+                format!("{}", h.oldest_sync_age_seconds),
+            );
+            metric(
+                "calops_calendar_writes_pending",
+                "gauge",
+                "Booking write-backs waiting (retrying included).",
+                h.writes_pending.to_string(),
+            );
+            metric(
+                "calops_calendar_writes_dead",
+                "gauge",
+                "Booking write-backs given up after the last attempt.",
+                h.writes_dead.to_string(),
+            );
+        }
+        out
+    }
+}

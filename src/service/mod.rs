@@ -10,6 +10,7 @@
 //!   workers, calendar files and the object stores they are written to
 //! - `mail/`: e-mail to attendees, guests and hosts (outbox workers, messages with iTIP
 //!   invitations, SMTP or Maildir transport)
+//! - `caldav/`: connected calendars (CalDAV client, busy-time sync, booking write-back)
 //! - `web/`: the booking pages (server-rendered HTML for invitees: book, view, cancel,
 //!   reschedule), their templates, CSS, messages and signed links
 //! - `config`, `health`, `metrics`, `logging`, `server`: the runtime around them
@@ -17,6 +18,7 @@
 //! No cycles between these modules, and no CLI module is used (`tests/it/architecture.rs`).
 
 pub mod api;
+pub mod caldav;
 pub mod calendar;
 pub mod config;
 pub mod domain;

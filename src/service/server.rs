@@ -64,6 +64,8 @@ pub struct Running {
     /// Webhook delivery workers (stopped after the listener).
     webhooks: crate::service::webhooks::delivery::Workers,
     mail: crate::service::mail::delivery::Workers,
+    /// Calendar sync and write-back (stopped after the listener).
+    caldav: crate::service::caldav::Workers,
     stop: watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     grace: Duration,
@@ -101,6 +103,7 @@ impl Running {
         };
         self.webhooks.shutdown(self.grace).await;
         self.mail.shutdown(self.grace).await;
+        self.caldav.shutdown(self.grace).await;
         Ok(served?)
     }
 }
@@ -171,6 +174,12 @@ pub async fn start(config: &Config) -> Result<Running> {
     )
     .await
     .context("starting the mail workers")?;
+    // Calendar passwords are sealed with the same key as webhook secrets.
+    state.caldav = crate::service::caldav::Runtime::new(
+        config.caldav.clone(),
+        config.webhooks.secret_key.clone(),
+    );
+    let caldav = crate::service::caldav::spawn(state.store.clone(), state.caldav.clone());
     let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let app = api::router_with(state.clone(), crate::service::web::routes()).layer(
         axum::middleware::from_fn_with_state(draining.clone(), close_when_draining),
@@ -221,6 +230,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         state,
         webhooks,
         mail,
+        caldav,
         stop,
         task,
         grace: config.shutdown_timeout,

@@ -28,6 +28,8 @@ pub struct AppState {
     pub booking_locks: crate::service::ratelimit::lock::BookingLocks,
     /// Webhook settings (the key that seals secrets at rest, the breaker threshold).
     pub webhooks: crate::service::webhooks::Settings,
+    /// Connected calendars: settings, the CalDAV client, the key sealing passwords, counters.
+    pub caldav: crate::service::caldav::Runtime,
     /// The key the booking pages sign self-service links and form tokens with.
     pub page_key: PageKey,
 }
@@ -89,6 +91,7 @@ impl AppState {
             )),
             booking_locks: crate::service::ratelimit::lock::BookingLocks::new(None),
             webhooks: Default::default(),
+            caldav: crate::service::caldav::Runtime::new(Default::default(), None),
             page_key: PageKey::random(),
         }
     }

@@ -168,7 +168,11 @@ fn local_release_lifecycle() {
     );
     let until = std::time::Instant::now() + Duration::from_secs(20);
     while std::fs::read_dir(&new).map(|d| d.count()).unwrap_or(0) < 2 {
-        assert!(std::time::Instant::now() < until, "no mail in {}", new.display());
+        assert!(
+            std::time::Instant::now() < until,
+            "no mail in {}",
+            new.display()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 

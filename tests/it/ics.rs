@@ -5,6 +5,7 @@
 
 use crate::support::api::{code, Client};
 use crate::support::db;
+use crate::support::eventually;
 use calops::service::objstore::{self, ObjectStore};
 use calops_testkit::{fresh_database, have_pg, TestApp, BOOTSTRAP_TOKEN};
 use reqwest::StatusCode;
@@ -12,7 +13,6 @@ use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// A Python with `icalendar` (and `moto` when `moto` is true).
 fn python(test: &str, moto: bool) -> Option<PathBuf> {
@@ -147,22 +147,6 @@ const LONG_NAME: &str = "Zoë Ångström-Ōkubo 日本語の名前 with a rather
 fn booking(et: i64, start: &str) -> Value {
     json!({"start": start, "eventTypeId": et, "guests": ["guest@example.com"],
            "attendee": {"name": LONG_NAME, "email": "zoe@example.com", "timeZone": "Europe/Berlin"}})
-}
-
-/// Poll `f` until it returns `Some`, for up to `secs`.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Wait until the object under `key` shows SEQUENCE `seq`; its bytes.

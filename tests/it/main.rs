@@ -15,6 +15,7 @@ mod backups;
 mod backups_oci;
 mod bookings;
 mod browser;
+mod caldav;
 mod deploy;
 mod ics;
 mod image;

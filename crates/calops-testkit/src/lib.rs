@@ -8,8 +8,12 @@
 //! - this file: the rule ([`in_ci`], [`require_tool`], [`skip_or_fail`])
 //! - `pg`: one private PostgreSQL cluster per test process, a fresh database per test
 //! - `service`: the scheduling service on a real listener at 127.0.0.1:0 ([`TestApp`])
+//! - `bench`: what the HTTP benchmarks share (a JSON POST, a latency-measuring load loop)
+//! - `caldav`: real CalDAV servers (Radicale, Xandikos) on 127.0.0.1 ([`caldav::TestCalDav`])
 //! - `redis`: a private `redis-server` that tests can kill, pause and restart ([`TestRedis`])
 
+pub mod bench;
+pub mod caldav;
 pub mod pg;
 pub mod redis;
 pub mod service;

@@ -551,7 +551,11 @@ impl Target for LocalTarget {
         m.insert("url".into(), self.public_url().into());
         m.insert(
             "mail".into(),
-            absolute(&self.layout.mail()).join("new").display().to_string().into(),
+            absolute(&self.layout.mail())
+                .join("new")
+                .display()
+                .to_string()
+                .into(),
         );
         if let Some(c) = self.current() {
             m.insert("pid".into(), c.pid.into());

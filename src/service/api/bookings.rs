@@ -509,6 +509,11 @@ async fn book_directly(
     let Some(config) = state.store.slot_config(org, req.event_type_id).await? else {
         return Ok(None);
     };
+    if config.host.has_calendars {
+        // Busy time from connected calendars is not under the exclusion constraint: the
+        // general path checks the slot against it.
+        return Ok(None);
+    }
     let ctx = crate::service::store::SlotContext {
         event_type: config.event_type.clone(),
         schedule: config.schedule.clone(),

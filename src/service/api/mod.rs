@@ -5,6 +5,7 @@ pub mod auth;
 pub mod bookings;
 pub mod calendar;
 pub mod composite;
+pub mod connected_calendars;
 pub mod error;
 pub mod event_types;
 pub mod openapi;
@@ -101,6 +102,7 @@ pub fn router_with(state: AppState, more: Router<AppState>) -> Router {
             axum::routing::post(bookings::reschedule),
         )
         .merge(webhooks::routes())
+        .merge(connected_calendars::routes())
         .merge(more)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -163,6 +165,11 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
         text.push_str(&state.metrics.mail.render(b.ok()));
     }
+    let calendars = state.store.calendar_health().await.ok();
+    text.push_str(&crate::service::metrics::Metrics::render_calendars(
+        &state.caldav.stats,
+        calendars,
+    ));
     text.push_str(&crate::service::metrics::extra());
     (
         [(

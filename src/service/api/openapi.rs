@@ -382,6 +382,60 @@ pub const ENDPOINTS: &[Endpoint] = &[
         ok: (202, "WebhookReplay"),
         errors: AUTH_ERR,
     },
+    Endpoint {
+        method: "get",
+        path: "/v2/calendars",
+        summary: "Connected calendars (CalDAV) of the organization, or of one host (userId), with their sync state and the destination calendars",
+        scope: Some("read"),
+        body: None,
+        ok: (200, "ConnectedCalendars"),
+        errors: &[400, 401, 403],
+    },
+    Endpoint {
+        method: "post",
+        path: "/v2/calendars/caldav/credentials",
+        summary: "Connect a host's CalDAV account: discovery from the URL (/.well-known/caldav, current-user-principal, calendar-home-set); the password (or passwordRef env:NAME) is write-only and sealed at rest. 422 when the server refuses the credentials or discovery fails, 502 when it does not answer",
+        scope: Some("admin"),
+        body: Some("ConnectCalDav"),
+        ok: (201, "CalendarConnection"),
+        errors: &[400, 401, 403, 404, 422, 502],
+    },
+    Endpoint {
+        method: "post",
+        path: "/v2/calendars/caldav/disconnect",
+        summary: "Remove a connection (credentialId), its calendars and their busy time",
+        scope: Some("admin"),
+        body: Some("DisconnectCalendar"),
+        ok: (200, "Object"),
+        errors: AUTH_ERR,
+    },
+    Endpoint {
+        method: "post",
+        path: "/v2/selected-calendars",
+        summary: "Count a connected calendar's events as busy time for slots and bookings",
+        scope: Some("admin"),
+        body: Some("CalendarRef"),
+        ok: (200, "ConnectedCalendar"),
+        errors: AUTH_ERR,
+    },
+    Endpoint {
+        method: "delete",
+        path: "/v2/selected-calendars",
+        summary: "Stop counting a calendar (integration, externalId, credentialId in the query); its busy time goes at once",
+        scope: Some("admin"),
+        body: None,
+        ok: (200, "ConnectedCalendar"),
+        errors: AUTH_ERR,
+    },
+    Endpoint {
+        method: "put",
+        path: "/v2/destination-calendars",
+        summary: "The calendar the host's bookings are written to (one per host): created on booking, updated on reschedule, deleted on cancel",
+        scope: Some("admin"),
+        body: Some("CalendarRef"),
+        ok: (200, "ConnectedCalendar"),
+        errors: AUTH_ERR,
+    },
 ];
 
 fn path_params(path: &str) -> Vec<Value> {
@@ -577,7 +631,7 @@ fn schemas() -> Value {
             "additionalProperties": {"type": "array", "items": slot}})),
         "Health": obj(&["status", "version", "uptimeSeconds", "checks"], json!({"status": {"enum": ["ok", "degraded", "down"]},
             "version": s("string"), "uptimeSeconds": s("number"), "checks": {"type": "object", "additionalProperties": obj(&["status", "required"], json!({
-                "status": {"enum": ["up", "down", "not_configured"]}, "required": s("boolean"), "latencyMs": s("number"), "error": s("string")}))}})),
+                "status": {"enum": ["up", "down", "not_configured", "warn", "unknown"]}, "required": s("boolean"), "latencyMs": s("number"), "error": s("string")}))}})),
         "PrometheusText": s("string"),
         "Object": s("object"),
     });
@@ -587,7 +641,42 @@ fn schemas() -> Value {
     if let (Some(all), Value::Object(more)) = (all.as_object_mut(), webhook_schemas()) {
         all.extend(more);
     }
+    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), calendar_schemas()) {
+        all.extend(more);
+    }
     all
+}
+
+/// Schemas of the connected-calendar endpoints.
+fn calendar_schemas() -> Value {
+    let time = json!({"type": ["string", "null"], "format": "date-time"});
+    json!({
+        "ConnectCalDav": obj(&["userId", "url", "username"], json!({
+            "userId": s("integer"),
+            "url": {"type": "string", "format": "uri", "description": "The CalDAV server, a principal or a calendar home."},
+            "username": {"type": "string", "minLength": 1, "maxLength": 256},
+            "password": {"type": "string", "minLength": 1, "maxLength": 1024, "writeOnly": true},
+            "passwordRef": {"type": "string", "pattern": "^env:.+$", "writeOnly": true,
+                "description": "env:NAME: read from the service's environment. Give exactly one of password and passwordRef."}})),
+        "DisconnectCalendar": obj(&["id"], json!({"id": s("integer")})),
+        "CalendarRef": obj(&["integration", "externalId"], json!({
+            "integration": {"const": "caldav"}, "externalId": {"type": "string", "description": "The calendar's URL."},
+            "credentialId": s("integer")})),
+        "ConnectedCalendarData": obj(&["id", "externalId", "name", "isSelected", "isDestination"], json!({
+            "id": s("integer"), "externalId": s("string"), "name": s("string"), "integration": {"const": "caldav"},
+            "credentialId": s("integer"), "userId": s("integer"), "isSelected": s("boolean"),
+            "isDestination": s("boolean"), "readOnly": s("boolean"),
+            "sync": obj(&[], json!({"lastSyncedAt": time, "failures": s("integer"), "lastError": nullable("string")}))})),
+        "CalendarConnectionData": obj(&["credentialId", "userId", "calendars"], json!({
+            "credentialId": s("integer"), "userId": s("integer"), "username": s("string"),
+            "integration": s("object"), "createdAt": s("string"),
+            "calendars": {"type": "array", "items": r("ConnectedCalendarData")}})),
+        "ConnectedCalendar": data(r("ConnectedCalendarData")),
+        "CalendarConnection": data(r("CalendarConnectionData")),
+        "ConnectedCalendars": data(obj(&["connectedCalendars", "destinationCalendars"], json!({
+            "connectedCalendars": {"type": "array", "items": r("CalendarConnectionData")},
+            "destinationCalendars": {"type": "array", "items": r("ConnectedCalendarData")}}))),
+    })
 }
 
 /// Schemas of /v2/bookings and /v2/slots/reservations.

@@ -3,10 +3,12 @@
 //!
 //! - `booking`: the booking value handlers, payloads and calendars share
 //! - `hours`, `slots`: working hours and availability -> slots (with DST rules)
+//! - `icalendar`: calendar objects from CalDAV servers into busy time (recurrence, zones)
 //! - `webhooks`: webhook bodies, signatures, retry/breaker policy, sealed secrets
 
 pub mod booking;
 pub mod hours;
+pub mod icalendar;
 pub mod slots;
 pub mod webhooks;
 

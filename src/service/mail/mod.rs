@@ -116,98 +116,35 @@ impl Settings {
     /// Read the settings through `env`; every problem at once.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Vec<Problem>> {
         let mut s = Settings::default();
-        let mut problems = Vec::new();
-        let get = |name: &str| {
-            env(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let mut problem =
-            |setting: &'static str, message: String| problems.push(Problem { setting, message });
-        let int = |setting: &'static str,
-                   lo: u64,
-                   hi: u64,
-                   into: &mut u64,
-                   p: &mut dyn FnMut(&'static str, String)| {
-            if let Some(v) = get(setting) {
-                match v.parse::<u64>() {
-                    Ok(n) if (lo..=hi).contains(&n) => *into = n,
-                    _ => p(
-                        setting,
-                        format!("{v:?}: use a whole number from {lo} to {hi}"),
-                    ),
-                }
-            }
-        };
+        let mut r = crate::service::problem::EnvReader::new(env);
         let (mut workers, mut attempts) = (s.workers as u64, s.max_attempts as u64);
-        int("CALOPS_MAIL_WORKERS", 0, 64, &mut workers, &mut problem);
-        int(
-            "CALOPS_MAIL_MAX_ATTEMPTS",
-            1,
-            100,
-            &mut attempts,
-            &mut problem,
-        );
+        r.int("CALOPS_MAIL_WORKERS", 0, 64, &mut workers);
+        r.int("CALOPS_MAIL_MAX_ATTEMPTS", 1, 100, &mut attempts);
         (s.workers, s.max_attempts) = (workers as usize, attempts as u32);
         let ms = Duration::from_millis;
         let day = Duration::from_secs(86_400);
-        let dur = |setting: &'static str,
-                   lo: Duration,
-                   hi: Duration,
-                   into: &mut Duration,
-                   p: &mut dyn FnMut(&'static str, String)| {
-            if let Some(v) = get(setting) {
-                match humantime::parse_duration(&v) {
-                    Ok(d) if d >= lo && d <= hi => *into = d,
-                    _ => p(
-                        setting,
-                        format!(
-                            "{v:?}: use a duration such as 30s or 500ms, from {} to {}",
-                            humantime::format_duration(lo),
-                            humantime::format_duration(hi)
-                        ),
-                    ),
-                }
-            }
-        };
-        dur(
-            "CALOPS_MAIL_BACKOFF",
-            ms(1),
-            day,
-            &mut s.backoff_base,
-            &mut problem,
-        );
-        dur(
-            "CALOPS_MAIL_BACKOFF_MAX",
-            ms(1),
-            day,
-            &mut s.backoff_max,
-            &mut problem,
-        );
-        dur(
-            "CALOPS_MAIL_TIMEOUT",
-            ms(100),
-            ms(600_000),
-            &mut s.timeout,
-            &mut problem,
-        );
-        dur(
+        r.duration("CALOPS_MAIL_BACKOFF", ms(1), day, &mut s.backoff_base);
+        r.duration("CALOPS_MAIL_BACKOFF_MAX", ms(1), day, &mut s.backoff_max);
+        r.duration("CALOPS_MAIL_TIMEOUT", ms(100), ms(600_000), &mut s.timeout);
+        r.duration(
             "CALOPS_MAIL_POLL",
             ms(10),
             ms(600_000),
             &mut s.poll_interval,
-            &mut problem,
         );
-        dur(
+        r.duration(
             "CALOPS_MAIL_RETENTION",
             ms(1000),
             day * 3650,
             &mut s.retention,
-            &mut problem,
         );
         if s.backoff_max < s.backoff_base {
             s.backoff_max = s.backoff_base;
         }
+        let get = |name: &str| r.get(name);
+        let mut problems = Vec::new();
+        let mut problem =
+            |setting: &'static str, message: String| problems.push(Problem { setting, message });
         if let Some(u) = get("CALOPS_PUBLIC_URL") {
             match url::Url::parse(&u) {
                 Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => {
@@ -240,11 +177,8 @@ impl Settings {
                 }),
             }
         }
-        if problems.is_empty() {
-            Ok(s)
-        } else {
-            Err(problems)
-        }
+        r.problems.extend(problems);
+        r.finish(s)
     }
 }
 

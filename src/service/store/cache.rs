@@ -1,5 +1,6 @@
 //! What slot queries read, kept in memory: each event type with its host's hours, and each
-//! host's busy time (accepted bookings and slot holds) over the range loaded last.
+//! host's busy time (accepted bookings, slot holds, and busy intervals of connected calendars)
+//! over the range loaded last.
 //!
 //! Freshness comes from PostgreSQL: triggers (migration 5) send `NOTIFY calops_cache` with
 //! `h<host id>` when a host's bookings or holds change and `c` when event types, schedules
@@ -45,6 +46,9 @@ pub struct Host {
     pub name: String,
     pub email: String,
     pub time_zone: String,
+    /// Whether busy time from connected calendars counts for this host (then a booking is
+    /// checked against the database's busy time, not by the exclusion constraint alone).
+    pub has_calendars: bool,
 }
 
 /// One accepted booking or slot hold of a host, as loaded.

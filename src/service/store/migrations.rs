@@ -24,6 +24,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         V9,
     ),
     (10, "mail: outbox, reminders, per event type switch", V10),
+    (
+        11,
+        "connected calendars: CalDAV busy time and write-back",
+        V11,
+    ),
 ];
 
 const V1: &str = r#"
@@ -680,6 +685,117 @@ END $f$;
 CREATE TRIGGER bookings_mail_cancelled AFTER UPDATE OF status ON bookings
   FOR EACH ROW WHEN (OLD.status = 'accepted' AND NEW.status = 'cancelled')
   EXECUTE FUNCTION bookings_mail_cancelled();
+"#;
+
+/// Connected (CalDAV) calendars. A connection is one account of one host (its password sealed
+/// like webhook secrets); its calendars say which count for conflicts (`selected`) and which one
+/// bookings are written to (`is_destination`, one per host). The sync keeps each selected
+/// calendar's busy intervals over a window in `external_busy` (one row per interval, by the
+/// object's URL so that sync-collection changes replace just that object's rows) and notifies
+/// the slot cache. Write-back is an outbox like `ics_pending`: triggers record a pending write
+/// per calendar `UID` in the booking's own transaction when its host has a destination calendar;
+/// `caldav_events` remembers where each booking's event was written.
+const V11: &str = r#"
+CREATE TABLE calendar_connections (
+  id              bigserial PRIMARY KEY,
+  org_id          bigint NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  user_id         bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  server_url      text NOT NULL,
+  home_url        text NOT NULL,
+  username        text NOT NULL,
+  password        bytea NOT NULL,    -- AES-256-GCM sealed when password_key_id is set
+  password_key_id text,
+  created_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX calendar_connections_user ON calendar_connections (user_id);
+
+CREATE TABLE connected_calendars (
+  id             bigserial PRIMARY KEY,
+  connection_id  bigint NOT NULL REFERENCES calendar_connections(id) ON DELETE CASCADE,
+  user_id        bigint NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  url            text NOT NULL,
+  name           text NOT NULL,
+  selected       boolean NOT NULL DEFAULT false,
+  is_destination boolean NOT NULL DEFAULT false,
+  sync_token     text,
+  ctag           text,
+  window_from    timestamptz,
+  window_to      timestamptz,
+  synced_at      timestamptz,
+  failures       integer NOT NULL DEFAULT 0,
+  last_error     text,
+  due_at         timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (connection_id, url)
+);
+CREATE UNIQUE INDEX connected_calendars_destination ON connected_calendars (user_id)
+  WHERE is_destination;
+CREATE INDEX connected_calendars_due ON connected_calendars (due_at) WHERE selected;
+
+CREATE TABLE external_busy (
+  calendar_id  bigint NOT NULL REFERENCES connected_calendars(id) ON DELETE CASCADE,
+  host_user_id bigint NOT NULL,
+  href         text NOT NULL,
+  start_at     timestamptz NOT NULL,
+  end_at       timestamptz NOT NULL,
+  CHECK (end_at > start_at)
+);
+CREATE INDEX external_busy_host ON external_busy (host_user_id, start_at);
+CREATE INDEX external_busy_object ON external_busy (calendar_id, href);
+
+CREATE TABLE caldav_events (
+  ical_uid    uuid PRIMARY KEY,
+  calendar_id bigint NOT NULL REFERENCES connected_calendars(id) ON DELETE CASCADE,
+  url         text NOT NULL,
+  etag        text
+);
+
+CREATE TABLE caldav_pending (
+  ical_uid    uuid PRIMARY KEY,
+  calendar_id bigint NOT NULL REFERENCES connected_calendars(id) ON DELETE CASCADE,
+  version     bigint NOT NULL DEFAULT 1,
+  attempts    integer NOT NULL DEFAULT 0,
+  due_at      timestamptz NOT NULL DEFAULT now(),
+  dead        boolean NOT NULL DEFAULT false,
+  last_error  text,
+  created_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX caldav_pending_due ON caldav_pending (due_at) WHERE NOT dead;
+
+-- New bookings of hosts with a destination calendar: once per statement (batches pay once).
+CREATE FUNCTION bookings_caldav_inserted() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  INSERT INTO caldav_pending (ical_uid, calendar_id)
+    SELECT DISTINCT ON (n.ical_uid) n.ical_uid, c.id
+    FROM new_rows n JOIN connected_calendars c ON c.user_id = n.host_user_id AND c.is_destination
+    ON CONFLICT (ical_uid) DO UPDATE
+      SET version = caldav_pending.version + 1, attempts = 0, due_at = now(), last_error = NULL,
+          dead = false;
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER bookings_caldav_inserted AFTER INSERT ON bookings REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION bookings_caldav_inserted();
+
+-- Cancels and moves: the calendar the event went to, else the host's destination. The old half
+-- of a reschedule is left to the new booking (same UID), as for calendar files.
+CREATE FUNCTION bookings_caldav_updated() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF (NEW.status = OLD.status AND NEW.start_at = OLD.start_at AND NEW.end_at = OLD.end_at)
+     OR NEW.rescheduled_to_uid IS NOT NULL THEN
+    RETURN NULL;
+  END IF;
+  INSERT INTO caldav_pending (ical_uid, calendar_id)
+    SELECT NEW.ical_uid, COALESCE(
+      (SELECT calendar_id FROM caldav_events WHERE ical_uid = NEW.ical_uid),
+      (SELECT id FROM connected_calendars WHERE user_id = NEW.host_user_id AND is_destination))
+    WHERE EXISTS (SELECT 1 FROM caldav_events WHERE ical_uid = NEW.ical_uid)
+       OR EXISTS (SELECT 1 FROM connected_calendars WHERE user_id = NEW.host_user_id AND is_destination)
+    ON CONFLICT (ical_uid) DO UPDATE
+      SET version = caldav_pending.version + 1, attempts = 0, due_at = now(), last_error = NULL,
+          dead = false;
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER bookings_caldav_updated AFTER UPDATE ON bookings
+  FOR EACH ROW EXECUTE FUNCTION bookings_caldav_updated();
 "#;
 
 /// Apply every pending migration. Holds a session advisory lock for the duration, so replicas

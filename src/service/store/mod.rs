@@ -2,12 +2,14 @@
 //!
 //! Rows come back as plain structs; the API layer turns them into Cal.com-shaped JSON. This
 //! file holds the pool and [`StoreError`]; each resource has its file (`orgs`, `keys`,
-//! `users`, `schedules`, `event_types`, `slot_context`, `bookings`, `webhooks`, `ics`), each
+//! `users`, `schedules`, `event_types`, `slot_context`, `bookings`, `webhooks`, `ics`,
+//! `calendars`), each
 //! adding its queries to [`Store`].
 
 pub mod batch;
 pub mod bookings;
 pub mod cache;
+pub mod calendars;
 mod event_types;
 pub mod ics;
 mod keys;

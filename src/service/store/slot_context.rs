@@ -1,5 +1,6 @@
-//! What a slots query reads: the event type, the host's hours and busy time, from the slot
-//! cache when it has them (see [`super::cache`]), else in one round trip.
+//! What a slots query reads: the event type, the host's hours and busy time (bookings, holds,
+//! and the busy intervals of the host's connected calendars), from the slot cache when it has
+//! them (see [`super::cache`]), else in one round trip.
 
 use super::event_types::{EventType, EVENT_TYPE_COLS_E, EVENT_TYPE_MAIL_COLS_E};
 use super::{cache, notify, Result, Store};
@@ -127,6 +128,8 @@ impl Store {
                 "SELECT {EVENT_TYPE_COLS_E}, s.time_zone, s.availability, s.overrides,
                         busy.starts, busy.ends, busy.befores, busy.afters, busy.types,
                         busy.holds, busy.expires, u.name, u.email, u.time_zone,
+                        EXISTS (SELECT 1 FROM connected_calendars k
+                                WHERE k.user_id = e.user_id AND k.selected),
                         {EVENT_TYPE_MAIL_COLS_E}
                  FROM event_types e
                  JOIN users u ON u.id = e.user_id
@@ -155,7 +158,13 @@ impl Store {
                                 NULL, uid, expires_at
                          FROM slot_reservations
                          WHERE host_user_id = e.user_id AND expires_at > now()
-                           AND start_at < $4 AND end_at > $3) b) busy ON true
+                           AND start_at < $4 AND end_at > $3
+                         UNION ALL
+                         -- Busy time from the host's connected calendars (store::calendars):
+                         -- no buffers of its own; the queried type's buffers apply to it.
+                         SELECT start_at, end_at, 0, 0, NULL, NULL, NULL
+                         FROM external_busy
+                         WHERE host_user_id = e.user_id AND start_at < $4 AND end_at > $3) b) busy ON true
                  WHERE e.org_id = $1 AND e.id = $2"
             ))
             .await?;
@@ -206,6 +215,7 @@ impl Store {
                         name: r.get(25),
                         email: r.get(26),
                         time_zone: r.get(27),
+                        has_calendars: r.get(28),
                     },
                 },
                 cache::HostBusy { from, to, rows },

@@ -67,47 +67,19 @@ impl Settings {
     /// Read `CALOPS_WEBHOOK_*` through `env`; every problem at once.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Vec<Problem>> {
         let mut s = Settings::default();
-        let mut problems = Vec::new();
-        let get = |name: &str| {
-            env(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let mut int = |setting: &'static str, lo: u64, hi: u64, into: &mut u64| {
-            if let Some(v) = get(setting) {
-                match v.parse::<u64>() {
-                    Ok(n) if (lo..=hi).contains(&n) => *into = n,
-                    _ => problems.push(Problem {
-                        setting,
-                        message: format!("{v:?}: use a whole number from {lo} to {hi}"),
-                    }),
-                }
-            }
-        };
+        let mut r = crate::service::problem::EnvReader::new(env);
         let (mut workers, mut attempts, mut threshold) = (
             s.workers as u64,
             s.max_attempts as u64,
             s.breaker_threshold as u64,
         );
-        int("CALOPS_WEBHOOK_WORKERS", 0, 256, &mut workers);
-        int("CALOPS_WEBHOOK_MAX_ATTEMPTS", 1, 100, &mut attempts);
-        int("CALOPS_WEBHOOK_BREAKER_THRESHOLD", 1, 1000, &mut threshold);
+        r.int("CALOPS_WEBHOOK_WORKERS", 0, 256, &mut workers);
+        r.int("CALOPS_WEBHOOK_MAX_ATTEMPTS", 1, 100, &mut attempts);
+        r.int("CALOPS_WEBHOOK_BREAKER_THRESHOLD", 1, 1000, &mut threshold);
         (s.workers, s.max_attempts, s.breaker_threshold) =
             (workers as usize, attempts as u32, threshold as u32);
         let mut dur = |setting: &'static str, lo: Duration, hi: Duration, into: &mut Duration| {
-            if let Some(v) = get(setting) {
-                match humantime::parse_duration(&v) {
-                    Ok(d) if d >= lo && d <= hi => *into = d,
-                    _ => problems.push(Problem {
-                        setting,
-                        message: format!(
-                            "{v:?}: use a duration such as 10s or 500ms, from {} to {}",
-                            humantime::format_duration(lo),
-                            humantime::format_duration(hi)
-                        ),
-                    }),
-                }
-            }
+            r.duration(setting, lo, hi, into)
         };
         let ms = Duration::from_millis;
         let day = Duration::from_secs(86_400);
@@ -140,9 +112,10 @@ impl Settings {
         if s.backoff_max < s.backoff_base {
             s.backoff_max = s.backoff_base;
         }
-        if let Some(r) = get("CALOPS_WEBHOOK_SECRET_KEY_REF") {
+        let mut problems = Vec::new();
+        if let Some(key_ref) = r.get("CALOPS_WEBHOOK_SECRET_KEY_REF") {
             const SETTING: &str = "CALOPS_WEBHOOK_SECRET_KEY_REF";
-            match r.strip_prefix("env:").filter(|n| !n.is_empty()) {
+            match key_ref.strip_prefix("env:").filter(|n| !n.is_empty()) {
                 None => problems.push(Problem {
                     setting: SETTING,
                     message: "is not a reference: use env:NAME, naming the environment variable that holds the key (64 hex characters)".into(),
@@ -162,11 +135,8 @@ impl Settings {
                 },
             }
         }
-        if problems.is_empty() {
-            Ok(s)
-        } else {
-            Err(problems)
-        }
+        r.problems.extend(problems);
+        r.finish(s)
     }
 }
 

@@ -109,6 +109,51 @@ impl Client {
         v["data"].clone()
     }
 
+    /// A new organization with one host working `start`-`end` every day in `tz`:
+    /// (API key, organization id, host id).
+    pub async fn org_with_host(
+        &self,
+        name: &str,
+        tz: &str,
+        start: &str,
+        end: &str,
+    ) -> (String, i64, i64) {
+        let org = self
+            .create(
+                "/v2/organizations",
+                calops_testkit::BOOTSTRAP_TOKEN,
+                serde_json::json!({"name": name}),
+            )
+            .await;
+        let key = org["apiKey"].as_str().unwrap().to_string();
+        let org_id = org["id"].as_i64().unwrap();
+        let user = self
+            .create(
+                &format!("/v2/organizations/{org_id}/users"),
+                &key,
+                serde_json::json!({"name": "Host", "email": format!("host-{org_id}@example.com"), "timeZone": tz}),
+            )
+            .await;
+        let user_id = user["id"].as_i64().unwrap();
+        let days = [
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+        ];
+        self.create(
+            "/v2/schedules",
+            &key,
+            serde_json::json!({"userId": user_id, "name": "Work", "timeZone": tz,
+                   "availability": [{"days": days, "startTime": start, "endTime": end}]}),
+        )
+        .await;
+        (key, org_id, user_id)
+    }
+
     /// Did any response so far contain `text`?
     pub fn saw(&self, text: &str) -> bool {
         self.bodies.lock().unwrap().contains(text)

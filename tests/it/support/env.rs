@@ -19,6 +19,8 @@ const TEST_ENV: &[(&str, &str)] = &[
     ("CALOPS_IT_TOKEN_USER", "robot"),
     ("CALOPS_IT_TOKEN_BAD", "nope"),
     ("CALOPS_IT_TOKEN_PASS", "t0ken-pass"),
+    // caldav: the calendar account's password, by reference.
+    ("CALOPS_IT_CALDAV_PASS", "s3cret-calendar-pw"),
 ];
 
 #[ctor::ctor(unsafe)]

@@ -48,12 +48,27 @@ pub struct Stored {
     pub key_id: Option<String>,
 }
 
-fn aad(org_id: i64) -> Vec<u8> {
-    format!("calops-webhook-secret:org={org_id}").into_bytes()
+/// What a sealed secret is for: it opens only for the same purpose and organization.
+pub const WEBHOOK: &str = "webhook-secret";
+/// A connected calendar's password.
+pub const CALENDAR_PASSWORD: &str = "calendar-password";
+
+fn aad(purpose: &str, org_id: i64) -> Vec<u8> {
+    format!("calops-{purpose}:org={org_id}").into_bytes()
 }
 
 /// Prepare `secret` of a subscription of `org_id` for storage.
 pub fn seal(key: Option<&SecretKey>, org_id: i64, secret: &str) -> Stored {
+    seal_for(WEBHOOK, key, org_id, secret)
+}
+
+/// The secret's bytes back, for signing.
+pub fn open(key: Option<&SecretKey>, org_id: i64, stored: &Stored) -> Result<Vec<u8>, String> {
+    open_for(WEBHOOK, key, org_id, stored)
+}
+
+/// [`seal`] for another `purpose` ([`CALENDAR_PASSWORD`]).
+pub fn seal_for(purpose: &str, key: Option<&SecretKey>, org_id: i64, secret: &str) -> Stored {
     match key {
         None => Stored {
             bytes: secret.as_bytes().to_vec(),
@@ -62,7 +77,7 @@ pub fn seal(key: Option<&SecretKey>, org_id: i64, secret: &str) -> Stored {
         Some(k) => {
             let cipher = Aes256Gcm::new_from_slice(&k.0).expect("32-byte key");
             let nonce: [u8; 12] = rand::random();
-            let aad = aad(org_id);
+            let aad = aad(purpose, org_id);
             let ct = cipher
                 .encrypt(
                     Nonce::from_slice(&nonce),
@@ -82,8 +97,13 @@ pub fn seal(key: Option<&SecretKey>, org_id: i64, secret: &str) -> Stored {
     }
 }
 
-/// The secret's bytes back, for signing.
-pub fn open(key: Option<&SecretKey>, org_id: i64, stored: &Stored) -> Result<Vec<u8>, String> {
+/// [`open`] for another `purpose`.
+pub fn open_for(
+    purpose: &str,
+    key: Option<&SecretKey>,
+    org_id: i64,
+    stored: &Stored,
+) -> Result<Vec<u8>, String> {
     let Some(want) = &stored.key_id else {
         return Ok(stored.bytes.clone());
     };
@@ -101,7 +121,7 @@ pub fn open(key: Option<&SecretKey>, org_id: i64, stored: &Stored) -> Result<Vec
     }
     let (nonce, ct) = stored.bytes.split_at(12);
     let cipher = Aes256Gcm::new_from_slice(&k.0).expect("32-byte key");
-    let aad = aad(org_id);
+    let aad = aad(purpose, org_id);
     cipher
         .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
         .map_err(|_| {
@@ -127,6 +147,10 @@ mod tests {
         assert!(open(Some(&other), 5, &s)
             .unwrap_err()
             .contains("configured key"));
+        // A secret sealed for one purpose does not open for another.
+        let p = seal_for(CALENDAR_PASSWORD, Some(&k), 5, "pw");
+        assert!(open(Some(&k), 5, &p).unwrap_err().contains("authenticate"));
+        assert_eq!(open_for(CALENDAR_PASSWORD, Some(&k), 5, &p).unwrap(), b"pw");
         // Two seals of one secret differ (random nonce).
         assert_ne!(seal(Some(&k), 5, "x").bytes, seal(Some(&k), 5, "x").bytes);
         // Without a key the secret is kept as given.
