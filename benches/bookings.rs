@@ -419,7 +419,6 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
     // foreign keys), one row per statement, on free slots from `schema_day` on. No HTTP, no checks, no webhook events.
     let schema = {
         let conns = conns.clone();
-        let user_id = user_id;
         drive(total, move |worker, i| {
             let c = conns[worker].clone();
             async move {

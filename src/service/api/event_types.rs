@@ -155,7 +155,7 @@ async fn check(state: &AppState, org: i64, b: CreateEventType) -> Result<NewEven
     {
         if !(1..=43_200).contains(m) {
             errors.push(FieldError::new(
-                &format!("emailRemindersMinutesBefore[{i}]"),
+                format!("emailRemindersMinutesBefore[{i}]"),
                 "must be 1 to 43200 minutes (30 days) before the start",
             ));
         } else if !reminders.contains(&(*m as i32)) {

@@ -584,6 +584,7 @@ ALTER TABLE organizations ADD COLUMN embed_origins text[];
 /// - a booking cancelled: its pending reminders are skipped (also when it was cancelled by a
 ///   reschedule: the new booking has its own, at its new time), and unless it was a
 ///   reschedule, one `cancelled` message per recipient.
+///
 /// The unique key (booking, kind, offset, recipient) makes each message exist once.
 const V10: &str = r#"
 ALTER TABLE event_types ADD COLUMN mail_enabled boolean NOT NULL DEFAULT true,
