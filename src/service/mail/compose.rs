@@ -9,7 +9,7 @@
 //! `<outbox row uid@sender domain>`: the same for every attempt at one (event, recipient), so a
 //! message sent twice across a crash is recognisably the same message.
 
-use crate::service::calendar;
+use crate::service::calendar::{self, text};
 use crate::service::ics;
 use crate::service::store::ics::CalendarRow;
 use crate::service::store::mail::ClaimedMail;
@@ -19,7 +19,6 @@ use crate::service::web::view;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::Message;
-use serde_json::Value;
 
 /// What every message of one service shares.
 pub struct Sender<'a> {
@@ -27,14 +26,6 @@ pub struct Sender<'a> {
     /// Where the booking pages are (`None`: no links).
     pub public_url: Option<&'a str>,
     pub page_key: &'a [u8],
-}
-
-fn text(v: &Value, k: &str) -> Option<String> {
-    v.get(k)
-        .and_then(Value::as_str)
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
 }
 
 /// The calendar row of the booking as it was when this message's event happened.
