@@ -20,7 +20,12 @@ pub fn run(args: &ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
         redis_timeout: args.redis_timeout.clone(),
         slot_cache: args.slot_cache.clone(),
     };
-    let config = match raw.validate(&|name| std::env::var(name).ok()) {
+    crate::service::logging::init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let env = |name: &str| std::env::var(name).ok();
+    let config = match rt.block_on(crate::service::startup::configure(&raw, &env)) {
         Ok(c) => c,
         Err(problems) => {
             // main prints the error (and with --json, one JSON document holding it).
@@ -31,10 +36,6 @@ pub fn run(args: &ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
             ));
         }
     };
-    crate::service::logging::init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     // A cluster calops runs itself: its nightly base backup, and the gauges in /metrics.
     if let (Some(cfg), Some(url)) = (&args.backup_config, &args.database_url) {
         let gauges = crate::backup::schedule::spawn(&rt, cfg.clone(), url.clone());

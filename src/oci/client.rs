@@ -12,9 +12,13 @@
 //! - A failed call is an [`OciError::Api`] carrying the HTTP status, OCI error code and
 //!   message, and `opc-request-id`; a 401 lists the usual causes and the local clock's offset
 //!   from the server's `Date`.
+//! - Credentials are an API key or session token ([`OciClient::new`]), or a container
+//!   instance's resource principal ([`OciClient::with_resource_principal`]), whose token is
+//!   read again before it expires and, once per call, after a 401 (as the SDKs do).
 
 use crate::oci::auth::{self, AuthError};
 use crate::oci::config::OciProfile;
+use crate::oci::principal::{PrincipalError, ResourcePrincipal};
 use crate::oci::signer::{BodyMode, SignError, Signed, Signer};
 use bytes::Bytes;
 use rand::Rng;
@@ -45,10 +49,12 @@ pub enum Service {
     Core,
     /// Identity (`identity`): tenancy, region subscriptions.
     Identity,
+    /// Vault secret retrieval (`secrets.vaults`): secret bundles.
+    Secrets,
 }
 
 impl Service {
-    pub const ALL: [Service; 8] = [
+    pub const ALL: [Service; 9] = [
         Service::ObjectStorage,
         Service::LoadBalancer,
         Service::ContainerInstances,
@@ -57,6 +63,7 @@ impl Service {
         Service::Registry,
         Service::Core,
         Service::Identity,
+        Service::Secrets,
     ];
 
     /// Short name, as used in `--endpoint`-style overrides and messages.
@@ -70,6 +77,7 @@ impl Service {
             Service::Registry => "registry",
             Service::Core => "core",
             Service::Identity => "identity",
+            Service::Secrets => "secrets",
         }
     }
 
@@ -90,6 +98,7 @@ impl Service {
             Service::Postgresql => format!("postgresql.{region}.oci.oraclecloud.com"),
             Service::Redis => format!("redis.{region}.oci.oraclecloud.com"),
             Service::Identity => format!("identity.{region}.oci.oraclecloud.com"),
+            Service::Secrets => format!("secrets.vaults.{region}.oci.oraclecloud.com"),
             Service::Registry => {
                 let key = region_key(region).ok_or_else(|| OciError::Endpoint {
                     service: self.name(),
@@ -375,6 +384,8 @@ pub enum OciError {
     Sign(#[from] SignError),
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error(transparent)]
+    Principal(#[from] PrincipalError),
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
     #[error("work request {id} ({operation}) ended {status}{}", if errors.is_empty() { String::new() } else { format!(": {}", errors.join("; ")) })]
@@ -454,11 +465,20 @@ pub fn api_error(resp: &OciResponse, local_now: SystemTime) -> ApiError {
     }
 }
 
+/// Who the client signs as.
+#[derive(Debug, Clone)]
+enum Credentials {
+    /// An API key or a session token: one signer for the client's life.
+    Fixed(Arc<Signer>),
+    /// A resource principal: the signer of the moment, refreshed after a 401.
+    Principal(Arc<ResourcePrincipal>),
+}
+
 /// The client. Cheap to clone (shares the connection pool and the key).
 #[derive(Debug, Clone)]
 pub struct OciClient {
     http: reqwest::Client,
-    signer: Arc<Signer>,
+    credentials: Credentials,
     region: String,
     overrides: HashMap<Service, Url>,
     retry: RetryPolicy,
@@ -467,6 +487,18 @@ pub struct OciClient {
 impl OciClient {
     /// A client signing with `signer` against `region`'s public endpoints.
     pub fn new(signer: Signer, region: impl Into<String>) -> Result<OciClient, OciError> {
+        Self::with_credentials(Credentials::Fixed(Arc::new(signer)), region.into())
+    }
+
+    /// A client signing as a resource principal, against its region's public endpoints.
+    pub fn with_resource_principal(
+        principal: Arc<ResourcePrincipal>,
+    ) -> Result<OciClient, OciError> {
+        let region = principal.region().to_string();
+        Self::with_credentials(Credentials::Principal(principal), region)
+    }
+
+    fn with_credentials(credentials: Credentials, region: String) -> Result<OciClient, OciError> {
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(10))
@@ -475,8 +507,8 @@ impl OciClient {
             .map_err(|e| OciError::Client(e.to_string()))?;
         Ok(OciClient {
             http,
-            signer: Arc::new(signer),
-            region: region.into(),
+            credentials,
+            region,
             overrides: HashMap::new(),
             retry: RetryPolicy::default(),
         })
@@ -524,8 +556,24 @@ impl OciClient {
         &self.region
     }
 
-    pub fn signer(&self) -> &Signer {
-        &self.signer
+    /// The signer requests are signed with now.
+    pub fn signer(&self) -> Result<Signer, OciError> {
+        match &self.credentials {
+            Credentials::Fixed(s) => Ok(Signer::clone(s)),
+            Credentials::Principal(p) => Ok(p.signer(SystemTime::now())?),
+        }
+    }
+
+    /// After a 401: read credentials that can change again. `true` when there was something
+    /// to refresh (a resource principal), so the call is worth one more try.
+    fn refresh_credentials(&self) -> Result<bool, OciError> {
+        match &self.credentials {
+            Credentials::Fixed(_) => Ok(false),
+            Credentials::Principal(p) => {
+                p.refresh(SystemTime::now())?;
+                Ok(true)
+            }
+        }
     }
 
     pub fn retry_policy(&self) -> &RetryPolicy {
@@ -564,7 +612,7 @@ impl OciClient {
         if !headers.contains_key("user-agent") {
             headers.insert("user-agent", HeaderValue::from_static(USER_AGENT));
         }
-        let signed = self.signer.sign(
+        let signed = self.signer()?.sign(
             req.method.as_str(),
             &req.url,
             &mut headers,
@@ -598,6 +646,7 @@ impl OciClient {
         let retry_safe = req.is_retry_safe();
         let start = Instant::now();
         let mut attempt = 0u32;
+        let mut refreshed = false;
         loop {
             attempt += 1;
             let (headers, _) = self.sign(&req, SystemTime::now())?;
@@ -626,6 +675,19 @@ impl OciClient {
                 }
                 Err(e) => Err(e),
             };
+            // A refused resource principal token may have been rotated since it was read: read
+            // it again and try once more, at once (the request was not accepted, so this is
+            // safe for every method).
+            if let Ok(resp) = &outcome {
+                if resp.status == StatusCode::UNAUTHORIZED
+                    && !refreshed
+                    && self.refresh_credentials()?
+                {
+                    refreshed = true;
+                    tracing::debug!(url = %req.url, "401: read the resource principal again and retry");
+                    continue;
+                }
+            }
             let can_retry = retry_safe && attempt < self.retry.max_attempts;
             let wait = match &outcome {
                 Ok(resp) if can_retry && is_retryable_status(resp.status) => {
@@ -729,6 +791,14 @@ mod tests {
                 .unwrap()
                 .host_str(),
             Some("syd.ocir.io")
+        );
+        // GetSecretBundle's host, as oci-go-sdk's secrets client templates it.
+        assert_eq!(
+            Service::Secrets
+                .default_endpoint("ap-sydney-1")
+                .unwrap()
+                .as_str(),
+            "https://secrets.vaults.ap-sydney-1.oci.oraclecloud.com/"
         );
         let e = Service::Registry
             .default_endpoint("xx-nowhere-1")

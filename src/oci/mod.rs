@@ -6,10 +6,12 @@
 //! - [`keys`]: load PEM keys, [`keys::fingerprint`], [`keys::check_permissions`],
 //!   [`keys::check_fingerprint`] (what `calops doctor` checks).
 //! - [`auth`]: profile -> [`signer::Signer`] (all the checks above, plus session tokens).
+//! - [`principal`]: a container instance's resource principal (version 2.2), the signer of a
+//!   service running on OCI.
 //! - [`signer`]: the pure HTTP signature scheme.
 //! - [`client`]: [`client::OciClient`], endpoints, retries, errors.
 //! - typed calls: [`objectstorage`], [`registry`], [`loadbalancer`], [`containerinstances`],
-//!   [`workrequests`], [`identity`] (the tenancy's home region).
+//!   [`workrequests`], [`identity`] (the tenancy's home region), [`vault`] (secret bundles).
 //! - [`tfprovider`]: how the OCI Terraform provider finds its credentials, and the environment
 //!   that makes it act as the same identity as calops.
 //!
@@ -31,11 +33,13 @@ pub mod identity;
 pub mod keys;
 pub mod loadbalancer;
 pub mod objectstorage;
+pub mod principal;
 pub mod psql;
 pub mod raw;
 pub mod registry;
 pub mod signer;
 pub mod tfprovider;
+pub mod vault;
 pub mod workrequests;
 
 /// Split an error message from this module into what went wrong and the fix: messages end

@@ -17,9 +17,11 @@
 //! `useradd --system` when missing; `nobody` if that fails).
 
 mod binaries;
+pub mod connect;
 mod user;
 
 pub use binaries::Binaries;
+pub use connect::Connector;
 pub use user::RunAs;
 
 use anyhow::{bail, Context, Result};
@@ -44,6 +46,22 @@ pub struct Options {
     pub settings: Vec<(String, String)>,
     /// How long `start` waits for the server to accept connections.
     pub start_timeout: Duration,
+    /// Serve TLS with this certificate and key, and accept TCP connections with TLS only
+    /// (`hostssl` in `pg_hba.conf`, as OCI Database with PostgreSQL does).
+    pub tls: Option<ServerTls>,
+}
+
+/// A server certificate (chain) and its private key, both PEM.
+#[derive(Clone)]
+pub struct ServerTls {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerTls(..)")
+    }
 }
 
 impl Default for Options {
@@ -52,6 +70,7 @@ impl Default for Options {
             port: None,
             settings: Vec::new(),
             start_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -146,6 +165,7 @@ impl Cluster {
         wait_ready(
             port,
             &self.password,
+            self.options.tls.is_some(),
             self.options.start_timeout,
             &self.log_file(),
         )
@@ -172,6 +192,10 @@ impl Cluster {
         );
         for (k, v) in &self.options.settings {
             opts.push_str(&format!(" -c {k}={v}"));
+        }
+        if let Some(tls) = &self.options.tls {
+            self.install_tls(tls)?;
+            opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
         }
         self.pg_ctl_start(&opts, true)?;
         self.wait_ready(port)?;
@@ -254,6 +278,25 @@ impl Cluster {
     /// The superuser's password (for child processes' `PGPASSWORD`; never print it).
     pub fn password(&self) -> &str {
         &self.password
+    }
+
+    /// Put the certificate and key in the data directory (owned by the server's user, mode
+    /// 0600 as PostgreSQL requires) and allow TCP connections with TLS only.
+    fn install_tls(&self, tls: &ServerTls) -> Result<()> {
+        let data = self.data_dir();
+        for (name, text) in [("server.crt", &tls.cert_pem), ("server.key", &tls.key_pem)] {
+            let path = data.join(name);
+            let _ = std::fs::remove_file(&path);
+            write_private(&path, text)?;
+            if let Some(u) = &self.run_as {
+                nix::unistd::chown(&path, Some(u.uid.into()), Some(u.gid.into()))?;
+            }
+        }
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "# calops: TCP with TLS only\nlocal all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+        )?;
+        Ok(())
     }
 
     /// Stop the server: a fast shutdown (rolls back open transactions), waiting up to 30 s.
@@ -642,23 +685,39 @@ fn log_tail(path: &Path, lines: usize) -> String {
 
 /// Poll until a login over TCP succeeds.
 /// Runs on its own thread with its own runtime, so it works from sync and async callers alike.
-fn wait_ready(port: u16, password: &str, timeout: Duration, log: &Path) -> Result<()> {
+fn wait_ready(port: u16, password: &str, tls: bool, timeout: Duration, log: &Path) -> Result<()> {
     std::thread::scope(|s| {
-        s.spawn(|| wait_ready_blocking(port, password, timeout, log))
+        s.spawn(|| wait_ready_blocking(port, password, tls, timeout, log))
             .join()
             .unwrap_or_else(|_| Err(anyhow::anyhow!("the readiness check panicked")))
     })
 }
 
-fn wait_ready_blocking(port: u16, password: &str, timeout: Duration, log: &Path) -> Result<()> {
+fn wait_ready_blocking(
+    port: u16,
+    password: &str,
+    tls: bool,
+    timeout: Duration,
+    log: &Path,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let url = format!("postgres://{SUPERUSER}:{password}@127.0.0.1:{port}/postgres");
+    let mut connector = Connector::plain(&url)?;
+    if tls {
+        let settings = crate::runtime::env::DatabaseSettings {
+            target: crate::runtime::env::DatabaseTarget::Url(url.clone()),
+            password: None,
+            sslmode: crate::runtime::env::SslMode::Require,
+            ca: None,
+        };
+        connector = Connector::new(&settings, None).map_err(|e| anyhow::anyhow!(e))?;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     loop {
         let attempt = rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+            let (client, conn) = connector.connect().await?;
             let task = tokio::spawn(conn);
             client.simple_query("SELECT 1").await?;
             drop(client);

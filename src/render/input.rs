@@ -379,11 +379,24 @@ impl RenderInput {
         vault_secret_ocid("[database] admin_password", &self.database.admin_password)?;
         for (name, r) in &self.service.secrets {
             vault_secret_ocid(&format!("[service.secrets] {name}"), r)?;
+            let serve_reads: Vec<&str> = crate::runtime::env::SECRETS
+                .into_iter()
+                .filter(|s| *s != crate::runtime::env::var::DATABASE_PASSWORD)
+                .collect();
+            if !serve_reads.contains(&name.as_str()) {
+                return Err(err(
+                    format!("[service.secrets] {name}: calops serve reads no secret of that name, so the container would get it for nothing"),
+                    format!(
+                        "use one of {} (the database password comes from [database] admin_password)",
+                        serve_reads.join(", ")
+                    ),
+                ));
+            }
             if self.service.environment.contains_key(name)
                 || self
                     .service
                     .environment
-                    .contains_key(&format!("{name}_SECRET_OCID"))
+                    .contains_key(&crate::runtime::env::reference_variable(name))
             {
                 return Err(err(
                     format!("`{name}` is both a secret and a plain environment variable"),

@@ -32,9 +32,13 @@ pub struct RawConfig {
 #[derive(Clone)]
 pub struct Config {
     pub listen: SocketAddr,
-    pub database_url: String,
+    /// How to reach the database (its password resolved, TLS as `sslmode` says).
+    pub database: crate::pg::Connector,
     pub redis_url: Option<String>,
     pub object_storage_url: Option<String>,
+    /// The OCI client signing as the container instance's resource principal, when the
+    /// service runs as one (for the native Object Storage calls).
+    pub oci: Option<crate::oci::client::OciClient>,
     /// The bootstrap admin token, resolved from its reference (never logged).
     pub admin_token: Option<String>,
     pub reuse_port: bool,
@@ -62,12 +66,13 @@ impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
             .field("listen", &self.listen)
-            .field("database_url", &redact_url(&self.database_url))
+            .field("database", &self.database)
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
             .field(
                 "object_storage_url",
                 &self.object_storage_url.as_deref().map(redact_url),
             )
+            .field("oci", &self.oci.is_some())
             .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
             .field("reuse_port", &self.reuse_port)
             .field("private_listen", &self.private_listen)
@@ -103,37 +108,29 @@ pub const MIN_TOKEN_LEN: usize = 24;
 /// The shortest booking-page key accepted.
 pub const MIN_PAGE_KEY_LEN: usize = 32;
 
-/// The booking pages' key from `CALOPS_PAGE_KEY_REF` (`env:NAME`); `Ok(None)` when unset.
-pub fn page_key(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, Problem> {
-    const SETTING: &str = "CALOPS_PAGE_KEY_REF";
-    let Some(r) = env(SETTING)
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-    else {
-        return Ok(None);
-    };
-    let problem = |message: String| Problem {
-        setting: SETTING,
-        message,
-    };
-    let name = r.strip_prefix("env:").filter(|n| !n.is_empty()).ok_or_else(|| {
-        problem("is not a reference: use env:NAME, naming the environment variable that holds the key (at least 32 characters, e.g. from `openssl rand -hex 32`)".into())
-    })?;
-    match env(name) {
-        None => Err(problem(format!(
-            "refers to environment variable {name}, which is not set"
-        ))),
-        Some(v) if v.trim().len() < MIN_PAGE_KEY_LEN => Err(problem(format!(
-            "the key in {name} is shorter than {MIN_PAGE_KEY_LEN} characters; generate one with `openssl rand -hex 32`"
-        ))),
-        Some(v) => Ok(Some(v.trim().to_string())),
-    }
-}
-
 impl RawConfig {
-    /// Validate everything; `env` resolves `env:NAME` references.
+    /// The secret references given (flags and environment), by setting.
+    pub fn references(&self, env: &dyn Fn(&str) -> Option<String>) -> Vec<(&'static str, String)> {
+        crate::service::secrets::given(self.admin_token_ref.as_deref(), env)
+    }
+
+    /// Validate everything, resolving `env:NAME` references from `env` (a `vault:` reference
+    /// is a problem here: [`Self::validate_with`] takes secrets resolved through Vault).
     pub fn validate(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Vec<Problem>> {
-        let mut problems = Vec::new();
+        let secrets = crate::service::secrets::Secrets::resolve_env(&self.references(env), env);
+        self.validate_with(env, &secrets, None)
+    }
+
+    /// Validate everything with the secrets resolved already (their problems are reported
+    /// with the rest), and the resource principal's client when there is one.
+    pub fn validate_with(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+        secrets: &crate::service::secrets::Secrets,
+        oci: Option<crate::oci::client::OciClient>,
+    ) -> Result<Config, Vec<Problem>> {
+        use crate::runtime::env::var;
+        let mut problems = secrets.problems.clone();
         let mut problem =
             |setting: &'static str, message: String| problems.push(Problem { setting, message });
         let listen_text = self.listen.clone().unwrap_or_else(|| DEFAULT_LISTEN.into());
@@ -147,24 +144,35 @@ impl RawConfig {
                 )
             })
             .ok();
-        let database_url = match self.database_url.as_deref().map(str::trim) {
-            None | Some("") => {
-                problem(
-                    "--database-url / DATABASE_URL",
-                    "required: a PostgreSQL URL such as postgres://user:password@127.0.0.1:5432/calops".into(),
-                );
+        let database = match crate::runtime::env::DatabaseSettings::from_env(
+            self.database_url.as_deref(),
+            env,
+        ) {
+            Err(ps) => {
+                for (setting, message) in ps {
+                    let setting = if setting == var::DATABASE_URL {
+                        "--database-url / DATABASE_URL"
+                    } else {
+                        setting
+                    };
+                    problem(setting, message);
+                }
                 None
             }
-            Some(u) => {
-                let scheme_ok = u.starts_with("postgres://") || u.starts_with("postgresql://");
-                if !scheme_ok || tokio_postgres::Config::from_str(u).is_err() {
-                    problem(
-                        "--database-url / DATABASE_URL",
-                        format!("{} is not a PostgreSQL URL (postgres://user:password@host:port/database)", redact_url(u)),
-                    );
-                    None
-                } else {
-                    Some(u.to_string())
+            Ok(settings) => {
+                let password = secrets.get(var::DATABASE_PASSWORD_REF);
+                match crate::pg::Connector::new(&settings, password) {
+                    Ok(c) => Some(c),
+                    Err(m) => {
+                        let (setting, message) = match m.split_once(": ") {
+                            Some(("CALOPS_DATABASE_CA_CERT", rest)) => {
+                                (var::DATABASE_CA_CERT, rest.to_string())
+                            }
+                            _ => ("--database-url / DATABASE_URL", m.clone()),
+                        };
+                        problem(setting, message);
+                        None
+                    }
                 }
             }
         };
@@ -187,43 +195,41 @@ impl RawConfig {
             None | Some("") => None,
             Some(u) => {
                 // Checks the form and resolves the credential references (values never shown).
-                if let Err(why) = crate::service::objstore::Spec::parse(u, env) {
-                    problem(
+                match crate::service::objstore::Spec::parse(u, env) {
+                    Err(why) => problem(
                         "--object-storage-url / CALOPS_OBJECT_STORAGE_URL",
                         format!("{}: {why}", redact_url(u.split('?').next().unwrap_or(u))),
-                    );
+                    ),
+                    Ok(crate::service::objstore::Spec::Oci(_)) if oci.is_none() => problem(
+                        "--object-storage-url / CALOPS_OBJECT_STORAGE_URL",
+                        format!("{} is OCI Object Storage's native API, which the service calls as the container instance's resource principal, but OCI_RESOURCE_PRINCIPAL_VERSION is not set; fix: run on an OCI container instance, or use s3:// or file:// storage", redact_url(u)),
+                    ),
+                    Ok(_) => {}
                 }
                 Some(u.to_string())
             }
         };
-        let admin_token = match self.admin_token_ref.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(r) => match r.strip_prefix("env:") {
-                Some(name) if !name.is_empty() => match env(name) {
-                    None => {
-                        problem(
-                            "--admin-token-ref / CALOPS_ADMIN_TOKEN_REF",
-                            format!("refers to environment variable {name}, which is not set"),
-                        );
-                        None
-                    }
-                    Some(v) if v.trim().len() < MIN_TOKEN_LEN => {
-                        problem(
-                            "--admin-token-ref / CALOPS_ADMIN_TOKEN_REF",
-                            format!("the token in {name} is shorter than {MIN_TOKEN_LEN} characters; generate one with `openssl rand -hex 32`"),
-                        );
-                        None
-                    }
-                    Some(v) => Some(v.trim().to_string()),
-                },
-                _ => {
-                    problem(
-                        "--admin-token-ref / CALOPS_ADMIN_TOKEN_REF",
-                        "is not a reference: use env:NAME, naming the environment variable that holds the token (the value is not shown; the token itself never goes on the command line)".into(),
-                    );
-                    None
-                }
-            },
+        let admin_token = match secrets.get(var::ADMIN_TOKEN_REF) {
+            None => None,
+            Some(v) if v.trim().len() < MIN_TOKEN_LEN => {
+                problem(
+                    "--admin-token-ref / CALOPS_ADMIN_TOKEN_REF",
+                    format!("the token it refers to is shorter than {MIN_TOKEN_LEN} characters; generate one with `openssl rand -hex 32`"),
+                );
+                None
+            }
+            Some(v) => Some(v.trim().to_string()),
+        };
+        let page_key = match secrets.get(var::PAGE_KEY_REF) {
+            None => None,
+            Some(v) if v.trim().len() < MIN_PAGE_KEY_LEN => {
+                problem(
+                    var::PAGE_KEY_REF,
+                    format!("the key it refers to is shorter than {MIN_PAGE_KEY_LEN} characters; generate one with `openssl rand -hex 32`"),
+                );
+                None
+            }
+            Some(v) => Some(v.trim().to_string()),
         };
         let db_pool_size = match self.db_pool_size.as_deref() {
             None => 16,
@@ -315,7 +321,11 @@ impl RawConfig {
                 true
             }
         };
-        let webhooks = crate::service::webhooks::Settings::from_env(env).unwrap_or_else(|p| {
+        let webhooks = crate::service::webhooks::Settings::from_env(
+            env,
+            secrets.get(var::WEBHOOK_SECRET_KEY_REF),
+        )
+        .unwrap_or_else(|p| {
             problems.extend(p);
             Default::default()
         });
@@ -323,20 +333,17 @@ impl RawConfig {
             problems.extend(p);
             Default::default()
         });
-        let page_key = page_key(env).unwrap_or_else(|p| {
-            problems.push(p);
-            None
-        });
         let mail = crate::service::mail::Settings::from_env(env).unwrap_or_else(|p| {
             problems.extend(p);
             Default::default()
         });
-        match (listen, database_url) {
-            (Some(listen), Some(database_url)) if problems.is_empty() => Ok(Config {
+        match (listen, database) {
+            (Some(listen), Some(database)) if problems.is_empty() => Ok(Config {
                 listen,
-                database_url,
+                database,
                 redis_url,
                 object_storage_url,
+                oci,
                 admin_token,
                 reuse_port: self.reuse_port,
                 private_listen,
@@ -436,40 +443,85 @@ mod tests {
             admin_token_ref: Some("env:SHORT".into()),
             ..raw
         };
-        let p = short.validate(&|_| Some("abc".into())).unwrap_err();
+        let p = short
+            .validate(&|n| (n == "SHORT").then(|| "abc".into()))
+            .unwrap_err();
         assert!(p[0].message.contains("shorter"));
         assert!(!p[0].message.contains("abc"));
+    }
+
+    /// The database from the parts the OCI stack gives, its password by reference; a Vault
+    /// reference needs the resource principal, and says so naming its variable.
+    #[test]
+    fn the_database_comes_from_parts_and_references() {
+        let env = |n: &str| {
+            match n {
+                "CALOPS_DATABASE_HOST" => Some("db.example"),
+                "CALOPS_DATABASE_USER" => Some("calops"),
+                "CALOPS_DATABASE_NAME" => Some("postgres"),
+                "CALOPS_DATABASE_SSLMODE" => Some("require"),
+                "CALOPS_DATABASE_PASSWORD_REF" => Some("env:DB_PW"),
+                "DB_PW" => Some("pw-s3cret"),
+                _ => None,
+            }
+            .map(String::from)
+        };
+        let c = RawConfig::default().validate(&env).unwrap();
+        assert_eq!(c.database.describe(), "calops@db.example:5432/postgres");
+        assert_eq!(c.database.config().get_password(), Some(&b"pw-s3cret"[..]));
+        assert!(!format!("{c:?}").contains("pw-s3cret"));
+        let vault = |n: &str| match n {
+            "CALOPS_DATABASE_PASSWORD_REF" => {
+                Some("vault:ocid1.vaultsecret.oc1.ap-sydney-1.db".to_string())
+            }
+            other => env(other),
+        };
+        let p = RawConfig::default().validate(&vault).unwrap_err();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].setting, "CALOPS_DATABASE_PASSWORD_REF");
+        assert!(p[0].message.contains("resource principal"), "{p:?}");
+        let native = RawConfig {
+            object_storage_url: Some(
+                "https://objectstorage.ap-sydney-1.oraclecloud.com/n/ns/b/bucket".into(),
+            ),
+            ..Default::default()
+        };
+        let p = native.validate(&env).unwrap_err();
+        assert!(
+            p[0].message.contains("OCI_RESOURCE_PRINCIPAL_VERSION"),
+            "{p:?}"
+        );
     }
 
     #[test]
     fn the_page_key_resolves_from_its_reference_and_is_never_shown() {
         let key = "k".repeat(40);
-        let env = |n: &str| match n {
-            "CALOPS_PAGE_KEY_REF" => Some("env:PK".to_string()),
-            "PK" => Some(key.clone()),
-            _ => None,
+        let with = |pk: &'static str, value: String| {
+            move |n: &str| match n {
+                "CALOPS_PAGE_KEY_REF" => Some(pk.to_string()),
+                "PK" => Some(value.clone()),
+                _ => None,
+            }
         };
-        assert_eq!(page_key(&env).unwrap().as_deref(), Some(key.as_str()));
-        assert_eq!(page_key(&no_env).unwrap(), None);
-        let literal = |n: &str| (n == "CALOPS_PAGE_KEY_REF").then(|| key.clone());
-        let p = page_key(&literal).unwrap_err();
-        assert!(
-            p.message.contains("env:NAME") && !p.message.contains(&key),
-            "{p}"
-        );
-        let short = |n: &str| match n {
-            "CALOPS_PAGE_KEY_REF" => Some("env:PK".to_string()),
-            "PK" => Some("short-secret".to_string()),
-            _ => None,
-        };
-        let p = page_key(&short).unwrap_err();
-        assert!(p.message.contains("shorter") && !p.message.contains("short-secret"));
-        let c = RawConfig {
+        let base = RawConfig {
             database_url: Some("postgres://u@127.0.0.1/db".into()),
             ..Default::default()
-        }
-        .validate(&env)
-        .unwrap();
+        };
+        let c = base.validate(&with("env:PK", key.clone())).unwrap();
+        assert_eq!(c.page_key.as_deref(), Some(key.as_str()));
         assert!(!format!("{c:?}").contains(&key));
+        assert_eq!(base.validate(&no_env).unwrap().page_key, None);
+        let literal = |n: &str| (n == "CALOPS_PAGE_KEY_REF").then(|| key.clone());
+        let p = base.validate(&literal).unwrap_err();
+        assert_eq!(p[0].setting, "CALOPS_PAGE_KEY_REF", "{p:?}");
+        assert!(
+            p[0].message.contains("env:NAME") && !p[0].message.contains(&key),
+            "{p:?}"
+        );
+        let p = base
+            .validate(&with("env:PK", "short-secret".into()))
+            .unwrap_err();
+        assert_eq!(p[0].setting, "CALOPS_PAGE_KEY_REF", "{p:?}");
+        assert!(p[0].message.contains("shorter") && !p[0].message.contains("short-secret"));
     }
 }

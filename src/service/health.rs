@@ -1,5 +1,11 @@
-//! GET /health: each dependency's status and latency. 200 while the required ones (the
-//! database) are up, 503 otherwise; Redis and object storage are optional and only degrade.
+//! Two probes:
+//! - GET /health (readiness, [`crate::runtime::READINESS_PATH`], what the load balancer
+//!   checks): each dependency's status and latency. 200 while the required ones (the database)
+//!   are up, 503 otherwise; Redis and object storage are optional and only degrade.
+//! - GET /livez (liveness, [`crate::runtime::LIVENESS_PATH`], what the container health check
+//!   probes, failure action KILL): 200 whenever the process serves HTTP. It checks no
+//!   dependency, so a database failover takes the service out of the load balancer without
+//!   restarting it.
 
 use crate::service::state::AppState;
 use axum::extract::State;
@@ -108,6 +114,16 @@ fn check_mail(m: &crate::service::metrics::MailStatus) -> Check {
             error,
         },
     }
+}
+
+/// GET /livez: the process is up and serving; nothing else is checked.
+pub async fn live(State(state): State<AppState>) -> Response {
+    let body = json!({
+        "status": "alive",
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptimeSeconds": round(state.started.elapsed().as_secs_f64()),
+    });
+    (StatusCode::OK, axum::Json(body)).into_response()
 }
 
 /// Connected calendars: `warn` when a selected calendar's last sync failed or is older than

@@ -13,8 +13,11 @@
 //! - `caldav/`: connected calendars (CalDAV client, busy-time sync, booking write-back)
 //! - `web/`: the booking pages (server-rendered HTML for invitees: book, view, cancel,
 //!   reschedule), their templates, CSS, messages and signed links
-//! - `config`, `health`, `metrics`, `logging`, `server`: the runtime around them
+//! - `config`, `secrets`, `startup`, `health`, `metrics`, `logging`, `server`: the runtime
+//!   around them (`secrets` resolves `env:`/`vault:` references, `startup` checks the
+//!   database and Redis before listening)
 //!
+//! The variables `serve` reads are those of the container contract ([`crate::runtime::env`]).
 //! No cycles between these modules, and no CLI module is used (`tests/it/architecture.rs`).
 
 pub mod api;
@@ -31,7 +34,9 @@ pub mod objstore;
 pub mod principal;
 pub mod problem;
 pub mod ratelimit;
+pub mod secrets;
 pub mod server;
+pub mod startup;
 pub mod state;
 pub mod store;
 pub mod web;

@@ -2,7 +2,7 @@
 //! and a graceful, bounded shutdown.
 
 use crate::service::api;
-use crate::service::config::{redact_url, Config};
+use crate::service::config::Config;
 use crate::service::state::AppState;
 use crate::service::store::Store;
 use anyhow::{Context, Result};
@@ -108,13 +108,22 @@ impl Running {
     }
 }
 
-/// Connect, migrate, bind and serve in the background.
+/// Connect, migrate, bind and serve in the background. A database or Redis that cannot be
+/// used as configured stops the start with the variable to change
+/// ([`crate::service::startup`]).
 pub async fn start(config: &Config) -> Result<Running> {
-    let store = Store::new(&config.database_url, config.db_pool_size)?;
+    let (db, redis) = tokio::join!(
+        crate::service::startup::check_database(config),
+        crate::service::startup::check_redis(config)
+    );
+    if let Some(p) = [db, redis].into_iter().find_map(Result::err) {
+        return Err(anyhow::anyhow!("{p}"));
+    }
+    let store = Store::connect(config.database.clone(), config.db_pool_size)?;
     let applied = tokio::time::timeout(Duration::from_secs(60), store.migrate())
         .await
         .map_err(|_| anyhow::anyhow!("migrations did not finish within 60 s (is another replica stuck holding the migration lock?)"))?
-        .with_context(|| format!("preparing the database at {}", redact_url(&config.database_url)))?;
+        .with_context(|| format!("preparing the database at {}", config.database.describe()))?;
     if !applied.is_empty() {
         tracing::info!(versions = ?applied, "applied migrations");
     }
@@ -146,6 +155,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         config.admin_token.as_deref(),
         config.redis_url.as_deref(),
         config.object_storage_url.clone(),
+        config.oci.as_ref(),
     )
     .with_rate_limits(
         config.rate_limits,
@@ -160,14 +170,10 @@ pub async fn start(config: &Config) -> Result<Running> {
             crate::service::state::PageKey::random()
         }
     };
-    let webhooks = crate::service::webhooks::delivery::spawn(
-        state.store.clone(),
-        &config.database_url,
-        config.webhooks.clone(),
-    );
+    let webhooks =
+        crate::service::webhooks::delivery::spawn(state.store.clone(), config.webhooks.clone());
     let mail = crate::service::mail::delivery::spawn(
         state.store.clone(),
-        &config.database_url,
         config.mail.clone(),
         state.page_key.clone(),
         state.metrics.clone(),
@@ -186,12 +192,8 @@ pub async fn start(config: &Config) -> Result<Running> {
     );
     let (stop, stopped) = watch::channel(false);
     if config.slot_cache {
-        let (store, url, stopped) = (
-            state.store.clone(),
-            config.database_url.clone(),
-            stopped.clone(),
-        );
-        tokio::spawn(async move { store.keep_cache_fresh(url, stopped).await });
+        let (store, stopped) = (state.store.clone(), stopped.clone());
+        tokio::spawn(async move { store.keep_cache_fresh(stopped).await });
     }
     crate::service::calendar::spawn_writer(
         state.store.clone(),

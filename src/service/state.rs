@@ -64,11 +64,13 @@ impl std::fmt::Debug for PageKey {
 }
 
 impl AppState {
+    /// `oci` signs the calls of OCI's native Object Storage (the resource principal's client).
     pub fn new(
         store: Store,
         bootstrap_token: Option<&str>,
         redis_url: Option<&str>,
         object_storage_url: Option<String>,
+        oci: Option<&crate::oci::client::OciClient>,
     ) -> AppState {
         AppState {
             store,
@@ -78,7 +80,7 @@ impl AppState {
             redis: redis_url.and_then(|u| redis::Client::open(u).ok()),
             objects: object_storage_url
                 .as_deref()
-                .map(crate::service::objstore::open_url),
+                .map(|u| crate::service::objstore::open_url(u, oci)),
             object_storage_url,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))

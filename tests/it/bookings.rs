@@ -3,7 +3,7 @@
 //! atomic reschedule, reservations, and concurrent clients racing for one slot.
 
 use crate::support::api::{code, Client};
-use crate::support::db;
+use crate::support::{db, ALL_DAYS};
 use calops_testkit::{have_pg, TestApp, BOOTSTRAP_TOKEN};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -16,16 +16,6 @@ struct Tenant {
     user_id: i64,
     event_type_id: i64,
 }
-
-const ALL_DAYS: [&str; 7] = [
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-];
 
 /// An organization with a host working 09:00-12:00 UTC every day and one event type.
 async fn tenant(c: &Client, name: &str, start: &str, end: &str, event_type: Value) -> Tenant {

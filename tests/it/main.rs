@@ -26,6 +26,7 @@ mod pages;
 mod profile;
 mod ratelimit;
 mod render;
+mod runtime;
 mod service;
 mod terraform;
 mod webhooks;

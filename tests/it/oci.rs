@@ -2,9 +2,8 @@
 //! every typed call against a local HTTP server on 127.0.0.1 that verifies each request's
 //! signature with the public key (its own implementation of the scheme, not calops').
 
-use crate::support::ocistand::{decode, incoming, json_reply, oci_error, reply, Signatures};
+use crate::support::oci::{s, session_token, shared_key, unix_in, vectors, Oci, EXPIRED_TOKEN};
 use base64::Engine as _;
-use bytes::Bytes;
 use calops::oci::auth;
 use calops::oci::client::{OciClient, OciError, OciRequest, RetryPolicy, Service};
 use calops::oci::config::{OciConfig, PassPhrase};
@@ -12,53 +11,20 @@ use calops::oci::keys::{self, KeyError};
 use calops::oci::objectstorage::{CreateBucket, ListObjects, PutCondition};
 use calops::oci::signer::{body_mode_for, BodyMode, Signer};
 use calops::oci::workrequests::{WaitOptions, CONTAINER_INSTANCES};
-use md5::Md5;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::DecodePublicKey;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Value};
-use sha2::Digest;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use url::Url;
 
 // ---------------------------------------------------------------------------------------
 // The shared signing vectors
 // ---------------------------------------------------------------------------------------
-
-/// The signing vectors made with Oracle's Python SDK, vendored with their README (origin and
-/// format) so that a clone passes with nothing beside it.
-const VECTORS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/oci/signing-vectors.json"
-);
-
-fn vectors_path() -> String {
-    VECTORS.to_string()
-}
-
-fn vectors() -> Value {
-    let path = vectors_path();
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "the OCI signing vectors are required at {path} ({e}); they are \
-             vendored from Oracle's Python SDK (see tests/fixtures/oci/README.md)"
-        )
-    });
-    serde_json::from_str(&text).expect("oci-signing-vectors.json is not valid JSON")
-}
-
-fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v[k].as_str()
-        .unwrap_or_else(|| panic!("vector field `{k}` missing"))
-}
-
-fn shared_key(v: &Value) -> RsaPrivateKey {
-    RsaPrivateKey::from_pkcs1_pem(s(&v["credentials"], "private_key_pkcs1_pem")).unwrap()
-}
 
 /// Sign one case with `key` and compare everything the vector records.
 fn check_case(case: &Value, key: &RsaPrivateKey, default_key_id: &str) {
@@ -343,319 +309,6 @@ fn profile_to_signer_checks() {
     assert!(e.to_string().contains("ENC, OPEN, WRONGFP"), "{e}");
 }
 
-// ---------------------------------------------------------------------------------------
-// A local OCI: verifies signatures, serves OCI-shaped JSON
-// ---------------------------------------------------------------------------------------
-
-type Scripted = (u16, Vec<(String, String)>, String);
-
-#[derive(Default)]
-struct Store {
-    buckets: BTreeMap<String, Value>,
-    objects: BTreeMap<(String, String), (Bytes, String, String)>,
-    etag_counter: u64,
-    hits: HashMap<String, u32>,
-    scripted: HashMap<String, VecDeque<Scripted>>,
-    work_polls: HashMap<String, u32>,
-    /// Seconds added to the Date header of 401 answers.
-    skew_401: i64,
-    /// Store the next PUT, then answer 503 as if the answer had been lost.
-    lose_next_put_answer: bool,
-    failures: Vec<String>,
-}
-
-struct Oci {
-    base: Url,
-    signatures: Signatures,
-    store: Mutex<Store>,
-}
-
-impl Oci {
-    fn hits(&self, path: &str) -> u32 {
-        self.store
-            .lock()
-            .unwrap()
-            .hits
-            .get(path)
-            .copied()
-            .unwrap_or(0)
-    }
-    fn script(&self, path: &str, answers: Vec<Scripted>) {
-        self.store
-            .lock()
-            .unwrap()
-            .scripted
-            .insert(path.to_string(), answers.into());
-    }
-}
-
-async fn handle(
-    axum::extract::State(oci): axum::extract::State<Arc<Oci>>,
-    req: axum::extract::Request,
-) -> axum::response::Response {
-    let (method, path, pq, q, headers, body) = incoming(req).await;
-    {
-        let mut st = oci.store.lock().unwrap();
-        *st.hits.entry(path.clone()).or_default() += 1;
-    }
-    if let Err(why) = oci.signatures.verify(&method, &pq, &headers, &body) {
-        let skew = oci.store.lock().unwrap().skew_401;
-        let date = httpdate::fmt_http_date(if skew >= 0 {
-            SystemTime::now() + Duration::from_secs(skew as u64)
-        } else {
-            SystemTime::now() - Duration::from_secs((-skew) as u64)
-        });
-        oci.store.lock().unwrap().failures.push(why.clone());
-        return reply(
-            401,
-            &[
-                ("content-type", "application/json".into()),
-                ("date", date),
-                ("opc-request-id", "srv-401".into()),
-            ],
-            json!({"code": "NotAuthenticated", "message": "The required information to complete authentication was not provided or was incorrect."}).to_string(),
-        );
-    }
-    let scripted = oci
-        .store
-        .lock()
-        .unwrap()
-        .scripted
-        .get_mut(&path)
-        .and_then(|q| q.pop_front());
-    if let Some((status, hs, text)) = scripted {
-        let hs: Vec<(&str, String)> = hs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-        return reply(status, &hs, text);
-    }
-    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let header = |n: &str| crate::support::ocistand::header(&headers, n);
-    let mut st = oci.store.lock().unwrap();
-    match (method.as_str(), segs.as_slice()) {
-        ("GET", ["n", ""]) => json_reply(200, json!("testns")),
-        ("POST", ["n", "testns", "b", ""]) => {
-            let d: Value = serde_json::from_slice(&body).unwrap();
-            let name = d["name"].as_str().unwrap().to_string();
-            if st.buckets.contains_key(&name) {
-                return oci_error(
-                    409,
-                    "BucketAlreadyExists",
-                    "Either the bucket already exists or you are not authorized to create it",
-                );
-            }
-            let b = json!({"name": name, "namespace": "testns", "compartmentId": d["compartmentId"],
-                "etag": "bucket-etag-1", "publicAccessType": d["publicAccessType"],
-                "storageTier": d["storageTier"], "versioning": d["versioning"],
-                "timeCreated": "2025-03-04T05:06:07.000Z", "objectEventsEnabled": false});
-            st.buckets.insert(name, b.clone());
-            json_reply(200, b)
-        }
-        ("GET", ["n", "testns", "b", bucket]) => match st.buckets.get(&decode(bucket)) {
-            Some(b) => json_reply(200, b.clone()),
-            None => oci_error(
-                404,
-                "BucketNotFound",
-                "Either the bucket does not exist or you are not authorized to access it",
-            ),
-        },
-        ("GET", ["n", "testns", "b", bucket, "o"]) => {
-            let prefix = q.get("prefix").cloned().unwrap_or_default();
-            let start = q.get("start").cloned().unwrap_or_default();
-            let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(2);
-            let names: Vec<(String, usize, String)> = st
-                .objects
-                .iter()
-                .filter(|((b, n), _)| b == &decode(bucket) && n.starts_with(&prefix) && *n >= start)
-                .map(|((_, n), (data, etag, _))| (n.clone(), data.len(), etag.clone()))
-                .collect();
-            let page: Vec<Value> = names
-                .iter()
-                .take(limit)
-                .map(|(n, size, etag)| json!({"name": n, "size": size, "etag": etag, "timeCreated": "2025-03-04T05:06:07.000Z"}))
-                .collect();
-            let mut doc = json!({"objects": page, "prefixes": []});
-            if let Some((next, _, _)) = names.get(limit) {
-                doc["nextStartWith"] = json!(next);
-            }
-            json_reply(200, doc)
-        }
-        (m, ["n", "testns", "b", bucket, "o", name]) => {
-            let key = (decode(bucket), decode(name));
-            let existing = st.objects.get(&key).cloned();
-            match m {
-                "PUT" => {
-                    if header("if-none-match").as_deref() == Some("*") && existing.is_some() {
-                        return oci_error(
-                            409,
-                            "IfNoneMatchFailed",
-                            "The If-None-Match header is '*' but there is an existing entity",
-                        );
-                    }
-                    if let Some(want) = header("if-match") {
-                        if existing.as_ref().map(|e| &e.1) != Some(&want) {
-                            return oci_error(412, "NoEtagMatch", "The ETag specified in the request does not match the ETag of the resource");
-                        }
-                    }
-                    if header("content-length").as_deref() != Some(&body.len().to_string()) {
-                        return oci_error(
-                            400,
-                            "InvalidContentLength",
-                            "content-length missing or wrong",
-                        );
-                    }
-                    st.etag_counter += 1;
-                    let etag = format!("etag-{}", st.etag_counter);
-                    let ct = header("content-type").unwrap_or_default();
-                    st.objects.insert(key, (body.clone(), etag.clone(), ct));
-                    if std::mem::take(&mut st.lose_next_put_answer) {
-                        return oci_error(503, "ServiceUnavailable", "answer lost");
-                    }
-                    reply(
-                        200,
-                        &[
-                            ("etag", etag),
-                            ("opc-content-md5", "md5==".into()),
-                            ("opc-request-id", "put-req".into()),
-                        ],
-                        "",
-                    )
-                }
-                "GET" | "HEAD" => match existing {
-                    Some((data, etag, ct)) => {
-                        let b = if m == "GET" {
-                            data.clone()
-                        } else {
-                            Bytes::new()
-                        };
-                        let md5 =
-                            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&data));
-                        let mut r = reply(
-                            200,
-                            &[
-                                ("etag", etag),
-                                ("content-type", ct),
-                                ("opc-meta-origin", "test".into()),
-                                ("content-md5", md5),
-                            ],
-                            b,
-                        );
-                        if m == "HEAD" {
-                            r.headers_mut()
-                                .insert("content-length", HeaderValue::from(data.len()));
-                        }
-                        r
-                    }
-                    None if m == "HEAD" => reply(404, &[("opc-request-id", "head-404".into())], ""),
-                    None => oci_error(404, "ObjectNotFound", "The object was not found"),
-                },
-                "DELETE" => {
-                    let Some((_, etag, _)) = existing else {
-                        return oci_error(404, "ObjectNotFound", "The object was not found");
-                    };
-                    if let Some(want) = header("if-match") {
-                        if want != etag {
-                            return oci_error(412, "NoEtagMatch", "etag mismatch");
-                        }
-                    }
-                    st.objects.remove(&key);
-                    reply(204, &[], "")
-                }
-                _ => oci_error(405, "MethodNotAllowed", "no"),
-            }
-        }
-        ("GET", ["20180419", "docker", "token"]) => json_reply(
-            200,
-            json!({"token": format!("registry-token-{}", q.get("scope").cloned().unwrap_or_default()), "expires_in": 300}),
-        ),
-        ("GET", ["20170115", "loadBalancers", lb, "backendSets", bs, "health"]) => {
-            assert_eq!(decode(lb), "ocid1.loadbalancer.oc1.ap-sydney-1.lb1");
-            json_reply(
-                200,
-                json!({"status": "WARNING", "warningStateBackendNames": ["10.0.0.6:8080"],
-                "criticalStateBackendNames": [], "unknownStateBackendNames": [], "totalBackendCount": 2, "_bs": decode(bs)}),
-            )
-        }
-        (
-            "GET",
-            ["20170115", "loadBalancers", _lb, "backendSets", _bs, "backends", backend, "health"],
-        ) => json_reply(
-            200,
-            json!({"status": if decode(backend) == "10.0.0.5:8080" { "OK" } else { "CRITICAL" },
-                "healthCheckResults": [{"subnetId": "ocid1.subnet.oc1..s", "sourceIpAddress": "10.0.1.2",
-                "timestamp": "2025-03-04T05:06:07.000Z", "healthCheckStatus": "OK"}]}),
-        ),
-        ("GET", ["20210415", "containerInstances"]) => {
-            let page = q.get("page").cloned();
-            let item = |i: u32, state: &str| {
-                json!({"id": format!("ocid1.computecontainerinstance.oc1..ci{i}"),
-                "displayName": format!("calops-{i}"), "compartmentId": q["compartmentId"], "lifecycleState": state,
-                "availabilityDomain": "Uocm:AP-SYDNEY-1-AD-1", "shape": "CI.Standard.A1.Flex", "containerCount": 1,
-                "timeCreated": "2025-03-04T05:06:07.000Z"})
-            };
-            match page.as_deref() {
-                None => reply(
-                    200,
-                    &[
-                        ("content-type", "application/json".into()),
-                        ("opc-next-page", "p2".into()),
-                    ],
-                    json!({"items": [item(1, "ACTIVE"), item(2, "CREATING")]}).to_string(),
-                ),
-                Some("p2") => json_reply(200, json!({"items": [item(3, "FAILED")]})),
-                Some(other) => oci_error(400, "InvalidParameter", &format!("bad page {other}")),
-            }
-        }
-        ("GET", ["20210415", "containerInstances", id]) => match *id {
-            "ocid1.computecontainerinstance.oc1..ci1" => json_reply(
-                200,
-                json!({
-                "id": id, "displayName": "calops-app", "compartmentId": "ocid1.compartment.oc1..c",
-                "lifecycleState": "ACTIVE", "availabilityDomain": "Uocm:AP-SYDNEY-1-AD-1",
-                "containers": [{"containerId": "ocid1.computecontainer.oc1..k1", "displayName": "app"}],
-                "timeCreated": "2025-03-04T05:06:07.000Z"}),
-            ),
-            "ocid1.computecontainerinstance.oc1..malformed" => reply(
-                200,
-                &[
-                    ("content-type", "application/json".into()),
-                    ("opc-request-id", "bad-json-req".into()),
-                ],
-                "{\"id\": \"x\", \"lifecycleState\": ",
-            ),
-            _ => oci_error(
-                404,
-                "NotAuthorizedOrNotFound",
-                "Authorization failed or requested resource not found.",
-            ),
-        },
-        ("GET", ["20210415", "workRequests", id]) => {
-            let n = {
-                let c = st.work_polls.entry(id.to_string()).or_default();
-                *c += 1;
-                *c
-            };
-            let (status, pct) = match (*id, n) {
-                ("wr-fail", _) => ("FAILED", 40.0),
-                (_, 1) => ("ACCEPTED", 0.0),
-                (_, 2) => ("IN_PROGRESS", 50.0),
-                _ => ("SUCCEEDED", 100.0),
-            };
-            json_reply(
-                200,
-                json!({"id": id, "operationType": "CREATE_CONTAINER_INSTANCE", "status": status,
-                "percentComplete": pct, "timeAccepted": "2025-03-04T05:06:07.000Z",
-                "resources": [{"entityType": "containerInstance", "actionType": "CREATED", "identifier": "ocid1.computecontainerinstance.oc1..ci1"}]}),
-            )
-        }
-        ("GET", ["20210415", "workRequests", _id, "errors"]) => json_reply(
-            200,
-            json!({"items": [
-            {"code": "LimitExceeded", "message": "Service limit for CI cores exceeded", "timestamp": "2025-03-04T05:06:07.000Z"}]}),
-        ),
-        ("POST", ["20160918", "things"]) => json_reply(200, json!({"ok": true})),
-        _ => oci_error(404, "NotFound", &format!("no route for {method} {path}")),
-    }
-}
-
 fn test_policy() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 4,
@@ -674,26 +327,15 @@ struct Fixture {
 async fn start() -> Fixture {
     let v = vectors();
     let key = shared_key(&v);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let base = Url::parse(&format!("http://{addr}")).unwrap();
-    let oci = Arc::new(Oci {
-        base: base.clone(),
-        signatures: Signatures {
-            public: key.to_public_key(),
-            key_ids: vec![
-                s(&v["credentials"], "key_id").to_string(),
-                "ST$eyJhbGciOi.test.token".to_string(),
-            ],
-            host: Some(format!("{addr}")),
-        },
-        store: Mutex::new(Store::default()),
-    });
-    let app = axum::Router::new().fallback(handle).with_state(oci.clone());
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
-    let client = client_for(&base, Signer::new(s(&v["credentials"], "key_id"), key));
+    let (oci, server) = Oci::start(
+        key.to_public_key(),
+        vec![
+            s(&v["credentials"], "key_id").to_string(),
+            "ST$eyJhbGciOi.test.token".to_string(),
+        ],
+    )
+    .await;
+    let client = client_for(&oci.base, Signer::new(s(&v["credentials"], "key_id"), key));
     Fixture {
         oci,
         client,
@@ -1262,6 +904,103 @@ async fn malformed_json_is_a_clear_error() {
         "{msg}"
     );
     f.no_failures();
+}
+
+/// A container instance's resource principal: keyId `ST$<token>` with the key from its
+/// variables; a token the service refuses is read again from its file once, and the call
+/// retried; a token that stays refused ends the call with the 401; Vault answers by OCID.
+#[tokio::test]
+async fn resource_principal_signs_refreshes_once_and_reads_vault() {
+    use calops::oci::principal::{self, ResourcePrincipal};
+    let f = start().await;
+    let home = Home::new();
+    let key = home.write(
+        "rp.pem",
+        s(&vectors()["credentials"], "private_key_pkcs8_pem"),
+        0o600,
+    );
+    let (stale, fresh) = (
+        session_token(unix_in(3600), "stale"),
+        session_token(unix_in(3600), "fresh"),
+    );
+    let rpst = home.write("rpst", &stale, 0o600);
+    {
+        let mut t = f.oci.tokens.lock().unwrap();
+        t.valid.insert(fresh.clone());
+        t.expired.insert(stale.clone());
+        // OCI renews the token in place; the container only sees it when it reads the file.
+        let (rpst, fresh) = (rpst.clone(), fresh.clone());
+        t.on_expired = Some(Box::new(move |_| std::fs::write(&rpst, &fresh).unwrap()));
+    }
+    f.oci
+        .store
+        .lock()
+        .unwrap()
+        .secrets
+        .insert("ocid1.vaultsecret.oc1..db".into(), "s3cret-db-pw".into());
+    let env = |n: &str| match n {
+        principal::VERSION_VAR => Some("2.2".to_string()),
+        principal::RPST_VAR => Some(rpst.display().to_string()),
+        principal::PRIVATE_PEM_VAR => Some(key.display().to_string()),
+        principal::REGION_VAR => Some("ap-sydney-1".to_string()),
+        _ => None,
+    };
+    let rp = Arc::new(ResourcePrincipal::from_env(&env).unwrap());
+    let mut client = OciClient::with_resource_principal(rp.clone())
+        .unwrap()
+        .with_retry_policy(test_policy());
+    for svc in Service::ALL {
+        client = client.with_endpoint(svc, f.oci.base.clone());
+    }
+    assert_eq!(client.region(), "ap-sydney-1");
+    let v = client
+        .vault()
+        .secret_bundle("ocid1.vaultsecret.oc1..db")
+        .await
+        .unwrap();
+    assert_eq!(v.expose(), "s3cret-db-pw");
+    let path = "/20190301/secretbundles/ocid1.vaultsecret.oc1..db";
+    assert_eq!(f.oci.hits(path), 2, "refused once, then accepted");
+    assert_eq!(
+        std::mem::take(&mut f.oci.store.lock().unwrap().failures),
+        [EXPIRED_TOKEN]
+    );
+    // Object uploads sign without the body hash, as the SDKs do (the stand-in checks it).
+    client
+        .object_storage()
+        .put_object(
+            "testns",
+            "calops",
+            "ics/1/a.ics",
+            b"BEGIN:VCALENDAR".to_vec(),
+            PutCondition::Any,
+            Some("text/calendar"),
+        )
+        .await
+        .unwrap();
+    // A missing (or forbidden) secret is a 404.
+    let e = client
+        .vault()
+        .secret_bundle("ocid1.vaultsecret.oc1..nope")
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    f.no_failures();
+    // A token that stays refused: one refresh, then the 401 is the answer.
+    {
+        let mut t = f.oci.tokens.lock().unwrap();
+        t.valid.clear();
+        t.expired.insert(fresh.clone());
+        t.on_expired = None;
+    }
+    let e = client
+        .vault()
+        .secret_bundle("ocid1.vaultsecret.oc1..db")
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), Some(401), "{e}");
+    assert_eq!(f.oci.hits(path), 4);
+    assert!(!e.to_string().contains(&fresh), "{e}");
 }
 
 #[tokio::test]

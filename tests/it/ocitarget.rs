@@ -1035,9 +1035,10 @@ async fn profile_changes_reach_only_the_next_slot_and_never_the_live_one() {
     assert_eq!(env["CALOPS_IMAGE"], image(1));
     assert_eq!(env["REDIS_URL"], "rediss://cache.fixture:6379");
     assert_eq!(
-        env["DATABASE_PASSWORD_SECRET_OCID"],
-        "ocid1.vaultsecret.oc1..db"
+        env["CALOPS_DATABASE_PASSWORD_REF"],
+        "vault:ocid1.vaultsecret.oc1..db"
     );
+    assert_eq!(env["CALOPS_DATABASE_PORT"], "5432");
     assert_eq!(blue[0].1["shape"], "CI.Standard.A1.Flex");
     let (blue_ids, blue_backends) = (w.instance_id("blue"), w.backend_ids("blue"));
 

@@ -4,6 +4,7 @@
 //! restarted mid-run, and the booking race with Redis configured.
 
 use crate::support::api::Client;
+use crate::support::ALL_DAYS;
 use calops::service::ratelimit::lock::{Acquired, BookingLocks};
 use calops::service::ratelimit::policy::{Limit, Limits};
 use calops::service::ratelimit::redis_conn::SharedRedis;
@@ -51,20 +52,11 @@ async fn tenant(c: &Client, name: &str) -> Tenant {
         )
         .await;
     let user_id = user["id"].as_i64().unwrap();
-    let days = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
     c.create(
         "/v2/schedules",
         &key,
         json!({"userId": user_id, "name": "Work", "timeZone": "UTC",
-               "availability": [{"days": days, "startTime": "00:00", "endTime": "23:59"}]}),
+               "availability": [{"days": ALL_DAYS, "startTime": "00:00", "endTime": "23:59"}]}),
     )
     .await;
     let event_type_id = c

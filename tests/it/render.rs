@@ -669,11 +669,24 @@ fn security_no_secret_value_in_any_rendered_file() {
                 "{} contains a secret value",
                 p.display()
             );
-            assert!(
-                !text.contains("vault:"),
-                "{}: raw reference syntax leaked",
-                p.display()
-            );
+            // References reach the container as `<NAME>_REF = "vault:<secret OCID>"` in a slot's
+            // environment, and appear nowhere else.
+            let mut references = Vec::new();
+            if p.file_name().is_some_and(|n| n == "terraform.tfvars.json") {
+                json_strings(&serde_json::from_str(&text).unwrap(), "", &mut references);
+            } else if text.contains("vault:") && p.extension().is_none_or(|x| x != "md") {
+                references.push((p.display().to_string(), "vault:".to_string()));
+            }
+            for (at, value) in references.iter().filter(|(_, v)| v.contains("vault:")) {
+                let in_env = at.starts_with("/slots/")
+                    && at.contains("/environment/")
+                    && at.ends_with("_REF");
+                assert!(
+                    in_env && value.starts_with("vault:ocid1.vaultsecret."),
+                    "{}: reference syntax outside a container reference variable at {at}",
+                    p.display()
+                );
+            }
             assert!(!text.contains("-----BEGIN"), "{}", p.display());
             if p.extension().is_some_and(|x| x == "tf") {
                 let mut lits = Vec::new();
@@ -690,21 +703,42 @@ fn security_no_secret_value_in_any_rendered_file() {
         }
     }
     assert!(scanned > 40, "scanned {scanned} files");
-    // The references are there, as OCIDs: the container gets <NAME>_SECRET_OCID.
+    // The references are there: the container gets <NAME>_REF = vault:<secret OCID>.
     let tfvars: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("terraform.tfvars.json")).unwrap())
             .unwrap();
-    assert!(
-        tfvars["slots"]["blue"]["environment"]["CALOPS_ADMIN_TOKEN_SECRET_OCID"]
-            .as_str()
-            .unwrap()
-            .starts_with("ocid1.vaultsecret.")
-    );
+    for var in ["CALOPS_ADMIN_TOKEN_REF", "CALOPS_DATABASE_PASSWORD_REF"] {
+        assert!(
+            tfvars["slots"]["blue"]["environment"][var]
+                .as_str()
+                .unwrap()
+                .starts_with("vault:ocid1.vaultsecret."),
+            "{var}"
+        );
+    }
     assert_eq!(tfvars["service_secret_ids"].as_array().unwrap().len(), 2);
     assert!(tfvars["db_admin_password_secret_id"]
         .as_str()
         .unwrap()
         .starts_with("ocid1.vaultsecret."));
+}
+
+/// Every string in `v` with its JSON pointer.
+fn json_strings(v: &serde_json::Value, at: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::String(s) => out.push((at.to_string(), s.clone())),
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                json_strings(x, &format!("{at}/{i}"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                json_strings(x, &format!("{at}/{k}"), out);
+            }
+        }
+        _ => {}
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -740,11 +774,14 @@ fn lookups_use_data_sources_unless_pinned() {
     let r = render::render(&input_for("prod-au", showcase_slots())).unwrap();
     let dir = write_rendered(&r);
     let d = data_blocks(dir.path());
-    assert_eq!(d.len(), 3, "{d:#?}");
+    assert_eq!(d.len(), 4, "{d:#?}");
     for ty in [
         "oci_identity_availability_domains",
         "oci_objectstorage_namespace",
         "oci_core_services",
+        // Not a lookup: what the database gives its clients (endpoint, port, CA), read once the
+        // database exists.
+        "oci_psql_db_system_connection_detail",
     ] {
         assert!(d.iter().any(|x| x.ends_with(ty)), "{ty} missing: {d:#?}");
     }
@@ -766,15 +803,17 @@ fn lookups_use_data_sources_unless_pinned() {
         let r = render::render(&input).unwrap();
         let dir = write_rendered(&r);
         let d = data_blocks(dir.path());
-        assert_eq!(d.len(), 2, "{ty}: {d:#?}");
+        assert_eq!(d.len(), 3, "{ty}: {d:#?}");
         assert!(!d.iter().any(|x| x.ends_with(ty)), "{ty} still looked up");
         assert!(findings(dir.path()).is_empty());
     }
 }
 
-/// With everything pinned and local state, the configuration has no data source, no remote
-/// state and no remote backend: `terraform plan` on an empty state makes no OCI API call
-/// (resources to create are planned from configuration alone; refresh has nothing to read).
+/// With everything pinned and local state, the configuration has no lookup, no remote state
+/// and no remote backend: `terraform plan` on an empty state makes no OCI API call (resources
+/// to create are planned from configuration alone; refresh has nothing to read). The one data
+/// source left, the database's connection details, takes the id of a database that does not
+/// exist yet, so Terraform reads it during apply, not plan.
 #[test]
 fn fully_pinned_local_state_needs_no_oci_api_call_to_plan() {
     let mut input = input_for("prod-au", showcase_slots());
@@ -784,14 +823,20 @@ fn fully_pinned_local_state_needs_no_oci_api_call_to_plan() {
     input.state.backend = StateBackend::Local;
     let r = render::render(&input).unwrap();
     let dir = write_rendered(&r);
-    assert_eq!(data_blocks(dir.path()), Vec::<String>::new());
+    let d = data_blocks(dir.path());
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert!(d[0].ends_with("modules/database/main.tf: oci_psql_db_system_connection_detail"));
+    let database = std::fs::read_to_string(dir.path().join("modules/database/main.tf")).unwrap();
+    assert!(database.contains("db_system_id = oci_psql_db_system.this.id"));
     let (kind, body) = backend_of(&r);
     assert_eq!(kind, "local");
     assert_eq!(attr(&body, "path").unwrap(), "\"terraform.tfstate\"");
     assert!(r.backend_init_config.is_empty());
     for (name, text) in &r.files {
         assert!(!text.contains("terraform_remote_state"), "{name}");
-        assert!(!text.contains("data."), "{name} reads a data source");
+        if !name.starts_with("modules/database/") {
+            assert!(!text.contains("data."), "{name} reads a data source");
+        }
     }
     let tfvars: serde_json::Value =
         serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
@@ -1010,6 +1055,15 @@ fn bad_inputs_are_refused_with_a_fix() {
                 i.service
                     .secrets
                     .insert("SMTP_PASSWORD".into(), "env:SMTP_PASSWORD".into());
+            }),
+        ),
+        (
+            "calops serve reads no secret of that name",
+            Box::new(|i| {
+                i.service.secrets.insert(
+                    "SMTP_PASSWORD".into(),
+                    "vault:ocid1.vaultsecret.oc1.ap-sydney-1.smtp".into(),
+                );
             }),
         ),
         (

@@ -165,7 +165,7 @@ async fn app(webhooks: Settings) -> TestApp {
 }
 
 use crate::support::api::Client;
-use crate::support::db;
+use crate::support::{db, ALL_DAYS};
 
 struct Tenant {
     key: String,
@@ -189,21 +189,12 @@ async fn tenant(c: &Client, name: &str) -> Tenant {
             Some(json!({"name": "Host", "email": format!("host@{}.example.com", org["slug"].as_str().unwrap()), "timeZone": "UTC"})))
         .await;
     let user_id = user["id"].as_i64().unwrap();
-    let days = [
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-        "Sunday",
-    ];
     c.ok(
         Method::POST,
         "/v2/schedules",
         &key,
         Some(json!({"userId": user_id, "name": "Work", "timeZone": "UTC",
-        "availability": [{"days": days, "startTime": "08:00", "endTime": "20:00"}]})),
+        "availability": [{"days": ALL_DAYS, "startTime": "08:00", "endTime": "20:00"}]})),
     )
     .await;
     let et = c

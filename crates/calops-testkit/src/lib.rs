@@ -6,11 +6,13 @@
 //! locally with a printed reason. It never skips silently.
 //!
 //! - this file: the rule ([`in_ci`], [`require_tool`], [`skip_or_fail`])
-//! - `pg`: one private PostgreSQL cluster per test process, a fresh database per test
+//! - `pg`: one private PostgreSQL cluster per test process, a fresh database per test, and
+//!   TLS-only clusters ([`pg::TlsPostgres`])
 //! - `service`: the scheduling service on a real listener at 127.0.0.1:0 ([`TestApp`])
 //! - `bench`: what the HTTP benchmarks share (a JSON POST, a latency-measuring load loop)
 //! - `caldav`: real CalDAV servers (Radicale, Xandikos) on 127.0.0.1 ([`caldav::TestCalDav`])
-//! - `redis`: a private `redis-server` that tests can kill, pause and restart ([`TestRedis`])
+//! - `redis`: a private `redis-server` that tests can kill, pause and restart, plain or TLS-only
+//!   ([`TestRedis`])
 
 pub mod bench;
 pub mod caldav;

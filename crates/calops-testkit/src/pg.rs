@@ -6,6 +6,14 @@ use calops::pg::{Cluster, Options};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
+/// Tests need no durability; this keeps database creation quick.
+fn no_durability() -> Vec<(String, String)> {
+    ["fsync", "synchronous_commit", "full_page_writes"]
+        .into_iter()
+        .map(|k| (k.to_string(), "off".to_string()))
+        .collect()
+}
+
 struct Shared {
     cluster: Cluster,
 }
@@ -22,13 +30,11 @@ fn shared() -> Result<&'static Mutex<Shared>> {
             let opened = Cluster::init_or_open(
                 &dir,
                 Options {
-                    // Tests need no durability; this keeps database creation quick.
-                    settings: vec![
-                        ("fsync".into(), "off".into()),
-                        ("synchronous_commit".into(), "off".into()),
-                        ("full_page_writes".into(), "off".into()),
-                        ("max_connections".into(), "300".into()),
-                    ],
+                    settings: [
+                        no_durability(),
+                        vec![("max_connections".into(), "300".into())],
+                    ]
+                    .concat(),
                     ..Options::default()
                 },
             );
@@ -107,4 +113,50 @@ rm -rf "$3" "$2""#;
     cmd.spawn()
         .context("starting the cluster clean-up watchdog")?;
     Ok(())
+}
+
+/// A private PostgreSQL cluster that serves TLS with the given certificate and accepts TCP
+/// connections with TLS only (`hostssl`), as OCI Database with PostgreSQL does. Removed when
+/// the test process ends.
+pub struct TlsPostgres {
+    pub cluster: Cluster,
+    pub port: u16,
+    /// The superuser's password (the secret a test puts in its stand-in Vault).
+    pub password: String,
+}
+
+impl TlsPostgres {
+    pub fn start(cert_pem: &str, key_pem: &str) -> Result<TlsPostgres> {
+        let dir = tempfile::Builder::new()
+            .prefix("calops-pgtls-")
+            .tempdir()
+            .context("creating a temporary directory")?
+            .keep();
+        let mut cluster = Cluster::init_or_open(
+            &dir,
+            Options {
+                settings: no_durability(),
+                tls: Some(calops::pg::ServerTls {
+                    cert_pem: cert_pem.into(),
+                    key_pem: key_pem.into(),
+                }),
+                ..Options::default()
+            },
+        )?;
+        remove_when_process_exits(&cluster, std::process::id())?;
+        let port = cluster.start()?;
+        let url = url::Url::parse(&cluster.url("postgres")).context("the cluster's URL")?;
+        let password = url.password().unwrap_or_default().to_string();
+        Ok(TlsPostgres {
+            cluster,
+            port,
+            password,
+        })
+    }
+}
+
+impl Drop for TlsPostgres {
+    fn drop(&mut self) {
+        let _ = self.cluster.stop();
+    }
 }

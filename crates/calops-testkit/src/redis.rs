@@ -13,6 +13,8 @@ pub struct TestRedis {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<std::process::Child>,
+    /// Serving TLS only (`--port 0 --tls-port`), with `redis.crt`/`redis.key` in `dir`.
+    tls: bool,
 }
 
 impl TestRedis {
@@ -30,8 +32,31 @@ impl TestRedis {
             port,
             dir,
             child: None,
+            tls: false,
         };
         r.restart().expect("redis-server starts");
+        Some(r)
+    }
+
+    /// Like [`TestRedis::start`], but listening for TLS only (as OCI Cache does), with this
+    /// certificate and key (PEM). Debian's redis-server is built with TLS.
+    pub fn start_tls(test: &str, cert_pem: &str, key_pem: &str) -> Option<TestRedis> {
+        let bin = crate::require_tool(test, "redis-server")?;
+        let port = calops::pg::free_port().expect("a free port");
+        let dir = tempfile::Builder::new()
+            .prefix("calops-redis-tls-")
+            .tempdir()
+            .expect("a temporary directory");
+        std::fs::write(dir.path().join("redis.crt"), cert_pem).expect("writing the certificate");
+        std::fs::write(dir.path().join("redis.key"), key_pem).expect("writing the key");
+        let mut r = TestRedis {
+            bin,
+            port,
+            dir,
+            child: None,
+            tls: true,
+        };
+        r.restart().expect("redis-server starts with TLS");
         Some(r)
     }
 
@@ -71,8 +96,24 @@ impl TestRedis {
     pub fn restart(&mut self) -> Result<()> {
         self.kill();
         let log = std::fs::File::create(self.dir.path().join("redis.log"))?;
-        let child = std::process::Command::new(&self.bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut cmd = std::process::Command::new(&self.bin);
+        if self.tls {
+            let (crt, key) = (
+                self.dir.path().join("redis.crt"),
+                self.dir.path().join("redis.key"),
+            );
+            cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&crt)
+                .arg("--tls-key-file")
+                .arg(&key)
+                // No client certificates: the service authenticates the server only.
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            cmd.args(["--port", &self.port.to_string()]);
+        }
+        let child = cmd
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(self.dir.path())
@@ -83,7 +124,13 @@ impl TestRedis {
         self.child = Some(child);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::time::Instant::now() < deadline {
-            if calops::net::redis_ping(self.port) {
+            // A TLS port is ready once it accepts connections (a plain PING cannot tell).
+            let ready = if self.tls {
+                std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            } else {
+                calops::net::redis_ping(self.port)
+            };
+            if ready {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -28,7 +28,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(config: Config) -> Result<TestApp> {
-        let database_url = config.database_url.clone();
+        let database_url = config.database.to_url();
         let running = server::start(&config).await?;
         let base = format!("http://{}", running.addr);
         Ok(TestApp {
@@ -47,9 +47,10 @@ impl TestApp {
 pub fn app_config(database_url: &str, redis_url: Option<String>, limits: Limits) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().expect("an address"),
-        database_url: database_url.to_string(),
+        database: calops::pg::Connector::plain(database_url).expect("a PostgreSQL URL"),
         redis_url,
         object_storage_url: None,
+        oci: None,
         admin_token: Some(BOOTSTRAP_TOKEN.into()),
         reuse_port: false,
         private_listen: None,

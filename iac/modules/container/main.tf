@@ -33,6 +33,9 @@ resource "oci_container_instances_container_instance" "this" {
     display_name          = "app"
     image_url             = var.image
     environment_variables = var.environment
+    # The service reads its Vault secrets and writes objects as the instance's resource
+    # principal (version 2.2: OCI_RESOURCE_PRINCIPAL_* in the container's environment).
+    is_resource_principal_disabled = false
 
     # Liveness: a failing check kills the container, so the path must not depend on the
     # database (the load balancer checks readiness separately).

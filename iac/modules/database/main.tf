@@ -44,3 +44,10 @@ resource "oci_psql_db_system" "this" {
     prevent_destroy = true
   }
 }
+
+# Where and how the service connects: the primary endpoint's FQDN and port, and the CA that
+# signs the database's certificate (OCI Database with PostgreSQL accepts TLS connections only;
+# the service checks the certificate against this CA, for this FQDN: sslmode verify-full).
+data "oci_psql_db_system_connection_detail" "this" {
+  db_system_id = oci_psql_db_system.this.id
+}

@@ -33,7 +33,14 @@ pub fn router(state: AppState) -> Router {
 /// middleware and one state.
 pub fn router_with(state: AppState, more: Router<AppState>) -> Router {
     Router::new()
-        .route("/health", get(crate::service::health::handler))
+        .route(
+            crate::runtime::READINESS_PATH,
+            get(crate::service::health::handler),
+        )
+        .route(
+            crate::runtime::LIVENESS_PATH,
+            get(crate::service::health::live),
+        )
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi_doc))
         .route("/v2/organizations", axum::routing::post(orgs::create_top))

@@ -32,6 +32,15 @@ pub const ENDPOINTS: &[Endpoint] = &[
     },
     Endpoint {
         method: "get",
+        path: "/livez",
+        summary: "Liveness: the process answers (checks no dependency, so a database failover does not restart the service)",
+        scope: None,
+        body: None,
+        ok: (200, "Live"),
+        errors: &[],
+    },
+    Endpoint {
+        method: "get",
         path: "/metrics",
         summary: "Prometheus metrics (text format)",
         scope: None,
@@ -632,6 +641,8 @@ fn schemas() -> Value {
         "Health": obj(&["status", "version", "uptimeSeconds", "checks"], json!({"status": {"enum": ["ok", "degraded", "down"]},
             "version": s("string"), "uptimeSeconds": s("number"), "checks": {"type": "object", "additionalProperties": obj(&["status", "required"], json!({
                 "status": {"enum": ["up", "down", "not_configured", "warn", "unknown"]}, "required": s("boolean"), "latencyMs": s("number"), "error": s("string")}))}})),
+        "Live": obj(&["status", "version", "uptimeSeconds"], json!({"status": {"enum": ["alive"]},
+            "version": s("string"), "uptimeSeconds": s("number")})),
         "PrometheusText": s("string"),
         "Object": s("object"),
     });

@@ -54,10 +54,9 @@ struct Ctx {
 }
 
 /// Tell the database whether to queue mail (a transport is configured), then start
-/// `settings.workers` workers and a LISTEN connection on `database_url`.
+/// `settings.workers` workers and a LISTEN connection to the store's database.
 pub async fn spawn(
     store: Store,
-    database_url: &str,
     settings: Settings,
     page_key: PageKey,
     metrics: Arc<Metrics>,
@@ -79,10 +78,10 @@ pub async fn spawn(
     }
     let wake = Arc::new(Notify::new());
     {
-        let (url, wake, stopped) = (database_url.to_string(), wake.clone(), stopped.clone());
+        let (connector, wake, stopped) = (store.connector().clone(), wake.clone(), stopped.clone());
         tasks.push(tokio::spawn(async move {
             use crate::service::store::notify::{self, Event};
-            notify::listen(url, &[CHANNEL], stopped, move |e| match e {
+            notify::listen(connector, &[CHANNEL], stopped, move |e| match e {
                 Event::Listening | Event::Notification { .. } => wake.notify_waiters(),
                 Event::Lost => {}
             })

@@ -1,15 +1,19 @@
-//! Object storage for the service (ICS files): a small trait with two backends, a local
-//! directory (the local target) and an S3-compatible bucket (OCI Object Storage's Amazon S3
-//! Compatibility API in production).
+//! Object storage for the service (ICS files): a small trait with three backends, a local
+//! directory (the local target), OCI Object Storage's native API signed as the container
+//! instance's resource principal (the OCI stack), and an S3-compatible bucket (any S3 API,
+//! OCI's Amazon S3 Compatibility API included).
 //!
 //! `CALOPS_OBJECT_STORAGE_URL` forms (parsed by [`Spec::parse`]):
 //! - `file:///var/lib/calops/objects`
+//! - `https://objectstorage.REGION.oraclecloud.com/n/NAMESPACE/b/BUCKET`: OCI's native API
+//!   ([`oci`]), what the OCI stack renders
 //! - `s3://BUCKET?endpoint=https://NS.compat.objectstorage.REGION.oraclecloud.com&region=REGION`
 //! - `https://HOST/BUCKET` (path-style; the region from `?region=` or from an OCI host name)
 //!
 //! S3 credentials are references, never values: `access_key=env:NAME` and `secret_key=env:NAME`
 //! in the query, defaulting to `env:AWS_ACCESS_KEY_ID` and `env:AWS_SECRET_ACCESS_KEY`.
 
+pub mod oci;
 pub mod s3;
 
 use std::future::Future;
@@ -40,6 +44,7 @@ pub trait ObjectStore: Send + Sync {
 #[derive(Clone, PartialEq, Eq)]
 pub enum Spec {
     Fs { root: PathBuf },
+    Oci(oci::OciSpec),
     S3(s3::S3Spec),
 }
 
@@ -47,12 +52,13 @@ impl std::fmt::Debug for Spec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Spec::Fs { root } => write!(f, "Fs({})", root.display()),
+            Spec::Oci(s) => write!(f, "{s:?}"),
             Spec::S3(s) => write!(f, "{s:?}"),
         }
     }
 }
 
-const USAGE: &str = "use file:///path, s3://BUCKET?endpoint=https://HOST&region=REGION or https://HOST/BUCKET?region=REGION";
+const USAGE: &str = "use file:///path, https://objectstorage.REGION.oraclecloud.com/n/NAMESPACE/b/BUCKET (OCI, as the resource principal), s3://BUCKET?endpoint=https://HOST&region=REGION or https://HOST/BUCKET?region=REGION";
 
 impl Spec {
     /// Parse a storage URL; `env` resolves `env:NAME` credential references. The error says
@@ -70,25 +76,46 @@ impl Spec {
                     })?;
                 Ok(Spec::Fs { root })
             }
+            "https" if oci::OciSpec::parse(&u).is_some() => {
+                if u.query().is_some() {
+                    return Err(
+                        "OCI's native URL takes no query: the resource principal signs the calls"
+                            .into(),
+                    );
+                }
+                Ok(Spec::Oci(oci::OciSpec::parse(&u).expect("checked above")))
+            }
             "s3" | "http" | "https" => s3::S3Spec::parse(&u, env).map(Spec::S3),
             other => Err(format!("unsupported scheme {other:?}; {USAGE}")),
         }
     }
 }
 
-/// Open the store a spec describes.
-pub fn open(spec: &Spec) -> Result<Arc<dyn ObjectStore>, ObjError> {
+/// Open the store a spec describes; `oci` signs the native OCI API's calls.
+pub fn open(
+    spec: &Spec,
+    oci: Option<&crate::oci::client::OciClient>,
+) -> Result<Arc<dyn ObjectStore>, ObjError> {
     Ok(match spec {
         Spec::Fs { root } => Arc::new(FsStore::new(root.clone())),
+        Spec::Oci(s) => {
+            let client = oci.ok_or_else(|| {
+                ObjError("OCI Object Storage's native API needs the container instance's resource principal (OCI_RESOURCE_PRINCIPAL_VERSION is not set)".into())
+            })?;
+            Arc::new(oci::OciStore::new(client.clone(), s))
+        }
         Spec::S3(s) => Arc::new(s3::S3Store::new(s)?),
     })
 }
 
 /// Open the store of a storage URL, resolving credential references from the environment
 /// (the configuration was checked at start; this says why when it no longer holds).
-pub fn open_url(url: &str) -> Result<Arc<dyn ObjectStore>, String> {
+pub fn open_url(
+    url: &str,
+    oci: Option<&crate::oci::client::OciClient>,
+) -> Result<Arc<dyn ObjectStore>, String> {
     let spec = Spec::parse(url, &|n| std::env::var(n).ok())?;
-    open(&spec).map_err(|e| e.0)
+    open(&spec, oci).map_err(|e| e.0)
 }
 
 /// Is `key` a safe relative object key: segments of `[A-Za-z0-9._-]`, none `.` or `..`?

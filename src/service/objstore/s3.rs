@@ -34,25 +34,6 @@ impl std::fmt::Debug for S3Spec {
     }
 }
 
-/// OCI's native Object Storage URL, `https://objectstorage.REGION.oraclecloud.com/n/NS/b/BUCKET`,
-/// as (its S3 compatibility endpoint, bucket); the region follows from that endpoint's name.
-fn oci_native(u: &Url, segs: &[&str]) -> Option<(Url, String)> {
-    let region = u
-        .host_str()?
-        .strip_prefix("objectstorage.")?
-        .strip_suffix(".oraclecloud.com")?;
-    match segs {
-        ["n", ns, "b", bucket] if !ns.is_empty() && !region.is_empty() && !region.contains('.') => {
-            let e = Url::parse(&format!(
-                "https://{ns}.compat.objectstorage.{region}.oraclecloud.com/"
-            ))
-            .ok()?;
-            Some((e, bucket.to_string()))
-        }
-        _ => None,
-    }
-}
-
 /// The region of an OCI S3 compatibility host: `NS.compat.objectstorage.REGION.oraclecloud.com`.
 pub fn oci_region_of(host: &str) -> Option<String> {
     let rest = host.split_once(".compat.objectstorage.")?.1;
@@ -125,10 +106,8 @@ impl S3Spec {
                 return Err("endpoint= is only for s3:// URLs; https://HOST/BUCKET names the endpoint already".into());
             }
             let segs: Vec<&str> = u.path().trim_matches('/').split('/').collect();
-            if let Some(native) = oci_native(u, &segs) {
-                native
-            } else if segs.len() != 1 || segs[0].is_empty() {
-                return Err("an http(s) object storage URL is https://HOST/BUCKET (path-style) or OCI's https://objectstorage.REGION.oraclecloud.com/n/NAMESPACE/b/BUCKET".into());
+            if segs.len() != 1 || segs[0].is_empty() {
+                return Err("an http(s) object storage URL is https://HOST/BUCKET (path-style) or OCI's native https://objectstorage.REGION.oraclecloud.com/n/NAMESPACE/b/BUCKET".into());
             } else {
                 let mut e = u.clone();
                 e.set_path("/");
@@ -363,18 +342,14 @@ mod tests {
         assert_eq!(s.region, "ap-sydney-1");
         assert!(s.path_style);
         assert_eq!(s.credentials.as_ref().unwrap().0, "AKIDEXAMPLE");
-        // OCI's native URL (what the OCI target renders) means its S3 compatibility endpoint.
-        let s =
-            s3("https://objectstorage.ap-sydney-1.oraclecloud.com/n/axaxnpcrorw5/b/calops-prod")
-                .unwrap();
-        assert_eq!(
-            s.endpoint.as_str(),
-            "https://axaxnpcrorw5.compat.objectstorage.ap-sydney-1.oraclecloud.com/"
-        );
-        assert_eq!(
-            (s.bucket.as_str(), s.region.as_str()),
-            ("calops-prod", "ap-sydney-1")
-        );
+        // OCI's native URL (what the OCI target renders) is the native API, not S3.
+        assert!(matches!(
+            Spec::parse(
+                "https://objectstorage.ap-sydney-1.oraclecloud.com/n/axaxnpcrorw5/b/calops-prod",
+                &env
+            ),
+            Ok(Spec::Oci(_))
+        ));
         // Without the default credential variables the URL is still valid; the store says why
         // it cannot work (reported by /health); explicit references must resolve.
         let spec = match Spec::parse("s3://b?endpoint=https://x&region=r", &|_| None).unwrap() {

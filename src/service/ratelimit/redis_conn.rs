@@ -134,3 +134,51 @@ impl SharedRedis {
         }
     }
 }
+
+/// Why Redis could not be used at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeError {
+    /// Not answering (refused, timed out, not resolvable): it may come up later; the service
+    /// starts and counts rate limits per replica meanwhile.
+    Unreachable(String),
+    /// Something answered but not as Redis at this URL would (TLS expected or not spoken, a
+    /// certificate not trusted, a password refused): a configuration error.
+    Misconfigured(String),
+}
+
+/// Connect to `url` and PING it within `timeout`, telling a Redis that is down from one that
+/// is configured wrong: down when no TCP connection can be made (refused, timed out, a name
+/// that does not resolve); configured wrong when the port takes the connection but the PING
+/// fails (TLS expected or not spoken, a certificate not trusted, a password refused).
+pub async fn probe(url: &str, timeout: Duration) -> Result<(), ProbeError> {
+    let client = redis::Client::open(url).map_err(|e| ProbeError::Misconfigured(e.to_string()))?;
+    let parsed = url::Url::parse(url).map_err(|e| ProbeError::Misconfigured(e.to_string()))?;
+    let host = parsed.host_str().unwrap_or("localhost").to_string();
+    let port = parsed.port().unwrap_or(6379);
+    match tokio::time::timeout(
+        timeout,
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    {
+        Err(_) => {
+            return Err(ProbeError::Unreachable(format!(
+                "no connection within {timeout:?}"
+            )))
+        }
+        Ok(Err(e)) => return Err(ProbeError::Unreachable(e.to_string())),
+        Ok(Ok(_)) => {}
+    }
+    let ping = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match tokio::time::timeout(timeout, ping).await {
+        Err(_) => Err(ProbeError::Unreachable(format!(
+            "no answer within {timeout:?}"
+        ))),
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if e.is_connection_refusal() => Err(ProbeError::Unreachable(e.to_string())),
+        Ok(Err(e)) => Err(ProbeError::Misconfigured(e.to_string())),
+    }
+}

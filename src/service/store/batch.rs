@@ -65,13 +65,13 @@ pub struct Stats {
 
 /// The queue and its writer (started on first use, ended when the last `Store` is dropped).
 pub struct Batcher {
-    database: tokio_postgres::Config,
+    database: crate::pg::Connector,
     queue: OnceLock<mpsc::Sender<Job>>,
     pub stats: Arc<Stats>,
 }
 
 impl Batcher {
-    pub fn new(database: tokio_postgres::Config) -> Batcher {
+    pub fn new(database: crate::pg::Connector) -> Batcher {
         Batcher {
             database,
             queue: OnceLock::new(),
@@ -124,7 +124,7 @@ fn drain(queue: &mut mpsc::Receiver<Job>, pending: &mut Vec<Job>) {
 /// 13 at 5,300-6,200/s; two writers on two connections made batches half as big and
 /// 4,400-4,900/s; two batches in flight on one connection, 5,100-5,200/s. Replicas scale out.)
 async fn writer(
-    database: tokio_postgres::Config,
+    database: crate::pg::Connector,
     cache: Arc<SlotCache>,
     mut queue: mpsc::Receiver<Job>,
     stats: Arc<Stats>,
@@ -154,16 +154,17 @@ async fn writer(
 
 /// The writer's connection, with the batch statement prepared on it.
 async fn connect(
-    database: &tokio_postgres::Config,
+    database: &crate::pg::Connector,
 ) -> Result<(tokio_postgres::Client, tokio_postgres::Statement), tokio_postgres::Error> {
-    let mut database = database.clone();
-    // Keep any options the database URL sets.
-    let options = match database.get_options() {
-        Some(o) => format!("{o} -c lock_timeout={LOCK_TIMEOUT}"),
-        None => format!("-c lock_timeout={LOCK_TIMEOUT}"),
-    };
-    database.connect_timeout(CONNECT_TIMEOUT).options(options);
-    let (c, connection) = database.connect(tokio_postgres::NoTls).await?;
+    let database = database.adjusted(|database| {
+        // Keep any options the database URL sets.
+        let options = match database.get_options() {
+            Some(o) => format!("{o} -c lock_timeout={LOCK_TIMEOUT}"),
+            None => format!("-c lock_timeout={LOCK_TIMEOUT}"),
+        };
+        database.connect_timeout(CONNECT_TIMEOUT).options(options);
+    });
+    let (c, connection) = database.connect().await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "booking batch connection ended");

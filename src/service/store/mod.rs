@@ -29,11 +29,11 @@ pub use schedules::{NewSchedule, Schedule, SchedulePatch};
 pub use slot_context::{BusyRow, ScheduleHours, SlotContext};
 pub use users::User;
 
+use crate::pg::Connector;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use std::str::FromStr;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 /// What can go wrong talking to the database, as the API needs to tell it apart.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +103,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Clone)]
 pub struct Store {
+    /// How every connection is made (the pool's, the batch writer's, the LISTEN ones).
+    connector: Connector,
     pool: Pool,
     /// What slot queries read (in use once [`Store::keep_cache_fresh`] listens).
     cache: std::sync::Arc<cache::SlotCache>,
@@ -122,14 +124,19 @@ pub struct PoolStatus {
 }
 
 impl Store {
-    /// A pool for `url`; connections are made lazily.
+    /// A pool for `url`, without TLS (local databases, tests); connections are made lazily.
     pub fn new(url: &str, max_size: usize) -> anyhow::Result<Store> {
-        let cfg = tokio_postgres::Config::from_str(url)
-            .map_err(|e| anyhow::anyhow!("invalid database URL: {e}"))?;
-        let batcher = std::sync::Arc::new(batch::Batcher::new(cfg.clone()));
+        let connector =
+            Connector::plain(url).map_err(|e| anyhow::anyhow!("invalid database URL: {e}"))?;
+        Store::connect(connector, max_size)
+    }
+
+    /// A pool of connections made by `connector` (TLS as it says); made lazily.
+    pub fn connect(connector: Connector, max_size: usize) -> anyhow::Result<Store> {
+        let batcher = std::sync::Arc::new(batch::Batcher::new(connector.clone()));
         let mgr = Manager::from_config(
-            cfg,
-            NoTls,
+            connector.config().clone(),
+            connector.tls(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -142,11 +149,17 @@ impl Store {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()?;
         Ok(Store {
+            connector,
             pool,
             cache: std::sync::Arc::new(cache::SlotCache::new()),
             booking_ids: Default::default(),
             batcher,
         })
+    }
+
+    /// How this store connects.
+    pub fn connector(&self) -> &Connector {
+        &self.connector
     }
 
     pub fn pool_status(&self) -> PoolStatus {

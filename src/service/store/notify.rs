@@ -18,9 +18,10 @@ pub enum Event<'a> {
     Lost,
 }
 
-/// LISTEN on `channels` at `url` until `stopped` turns true, calling `on` for every event.
+/// LISTEN on `channels` of the database `connector` reaches until `stopped` turns true,
+/// calling `on` for every event.
 pub async fn listen(
-    url: String,
+    connector: crate::pg::Connector,
     channels: &'static [&'static str],
     mut stopped: watch::Receiver<bool>,
     mut on: impl FnMut(Event<'_>) + Send,
@@ -31,7 +32,7 @@ pub async fn listen(
         if *stopped.borrow() {
             return;
         }
-        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        match connector.connect().await {
             Ok((client, mut conn)) => {
                 let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
                 // The connection must be polled for LISTEN to complete.

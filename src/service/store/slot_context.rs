@@ -230,13 +230,10 @@ impl Store {
 
     /// Keep the cache fresh from the database's notifications (see [`cache`]) until `stopped`
     /// turns true; the cache is in use only while this listens.
-    pub async fn keep_cache_fresh(
-        &self,
-        database_url: String,
-        stopped: tokio::sync::watch::Receiver<bool>,
-    ) {
+    pub async fn keep_cache_fresh(&self, stopped: tokio::sync::watch::Receiver<bool>) {
         let cache = self.cache.clone();
-        notify::listen(database_url, &[cache::CHANNEL], stopped, move |e| match e {
+        let connector = self.connector().clone();
+        notify::listen(connector, &[cache::CHANNEL], stopped, move |e| match e {
             notify::Event::Listening => cache.set_active(true),
             notify::Event::Notification { payload, .. } => cache.apply(payload),
             notify::Event::Lost => cache.set_active(false),

@@ -36,8 +36,8 @@ impl Workers {
     }
 }
 
-/// Start `settings.workers` workers and a LISTEN connection on `database_url`.
-pub fn spawn(store: Store, database_url: &str, settings: Settings) -> Workers {
+/// Start `settings.workers` workers and a LISTEN connection to the store's database.
+pub fn spawn(store: Store, settings: Settings) -> Workers {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
     if settings.workers == 0 {
@@ -45,7 +45,7 @@ pub fn spawn(store: Store, database_url: &str, settings: Settings) -> Workers {
     }
     let wake = Arc::new(Notify::new());
     tasks.push(tokio::spawn(listen(
-        database_url.to_string(),
+        store.connector().clone(),
         wake.clone(),
         stopped.clone(),
     )));
@@ -76,9 +76,13 @@ pub fn spawn(store: Store, database_url: &str, settings: Settings) -> Workers {
 
 /// Forward notifications on [`CHANNEL`] to the workers (polling covers any gap while the
 /// connection is down).
-async fn listen(url: String, wake: Arc<Notify>, stopped: watch::Receiver<bool>) {
+async fn listen(
+    connector: crate::pg::Connector,
+    wake: Arc<Notify>,
+    stopped: watch::Receiver<bool>,
+) {
     use crate::service::store::notify::{self, Event};
-    notify::listen(url, &[CHANNEL], stopped, move |e| match e {
+    notify::listen(connector, &[CHANNEL], stopped, move |e| match e {
         // Catch anything committed before LISTEN took effect, too.
         Event::Listening | Event::Notification { .. } => wake.notify_waiters(),
         Event::Lost => {}

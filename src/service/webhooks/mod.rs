@@ -64,8 +64,12 @@ impl Settings {
         self.timeout + Duration::from_secs(5)
     }
 
-    /// Read `CALOPS_WEBHOOK_*` through `env`; every problem at once.
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Vec<Problem>> {
+    /// Read `CALOPS_WEBHOOK_*` through `env`; every problem at once. `secret_key` is what
+    /// `CALOPS_WEBHOOK_SECRET_KEY_REF` refers to, resolved ([`crate::service::secrets`]).
+    pub fn from_env(
+        env: &dyn Fn(&str) -> Option<String>,
+        secret_key: Option<&str>,
+    ) -> Result<Settings, Vec<Problem>> {
         let mut s = Settings::default();
         let mut r = crate::service::problem::EnvReader::new(env);
         let (mut workers, mut attempts, mut threshold) = (
@@ -113,26 +117,13 @@ impl Settings {
             s.backoff_max = s.backoff_base;
         }
         let mut problems = Vec::new();
-        if let Some(key_ref) = r.get("CALOPS_WEBHOOK_SECRET_KEY_REF") {
-            const SETTING: &str = "CALOPS_WEBHOOK_SECRET_KEY_REF";
-            match key_ref.strip_prefix("env:").filter(|n| !n.is_empty()) {
-                None => problems.push(Problem {
-                    setting: SETTING,
-                    message: "is not a reference: use env:NAME, naming the environment variable that holds the key (64 hex characters)".into(),
+        if let Some(v) = secret_key {
+            match SecretKey::parse(v) {
+                Ok(k) => s.secret_key = Some(k),
+                Err(e) => problems.push(Problem {
+                    setting: "CALOPS_WEBHOOK_SECRET_KEY_REF",
+                    message: format!("the key it refers to {e}"),
                 }),
-                Some(name) => match env(name) {
-                    None => problems.push(Problem {
-                        setting: SETTING,
-                        message: format!("refers to environment variable {name}, which is not set"),
-                    }),
-                    Some(v) => match SecretKey::parse(&v) {
-                        Ok(k) => s.secret_key = Some(k),
-                        Err(e) => problems.push(Problem {
-                            setting: SETTING,
-                            message: format!("the key in {name} {e}"),
-                        }),
-                    },
-                },
             }
         }
         r.problems.extend(problems);
@@ -146,7 +137,7 @@ mod tests {
 
     #[test]
     fn settings_come_from_the_environment_with_every_problem_reported() {
-        let s = Settings::from_env(&|_| None).unwrap();
+        let s = Settings::from_env(&|_| None, None).unwrap();
         assert_eq!((s.workers, s.max_attempts, s.breaker_threshold), (8, 8, 5));
         assert_eq!(s.breaker_cooldown, Duration::from_secs(60));
         let env = |n: &str| {
@@ -154,13 +145,12 @@ mod tests {
                 "CALOPS_WEBHOOK_BACKOFF" => Some("50ms"),
                 "CALOPS_WEBHOOK_MAX_ATTEMPTS" => Some("3"),
                 "CALOPS_WEBHOOK_RETENTION" => Some("7days"),
-                "CALOPS_WEBHOOK_SECRET_KEY_REF" => Some("env:WHKEY"),
-                "WHKEY" => Some("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
                 _ => None,
             }
             .map(str::to_string)
         };
-        let s = Settings::from_env(&env).unwrap();
+        let key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let s = Settings::from_env(&env, Some(key)).unwrap();
         assert_eq!(s.backoff_base, Duration::from_millis(50));
         assert_eq!(s.max_attempts, 3);
         assert_eq!(s.retention, Duration::from_secs(7 * 86_400));
@@ -170,20 +160,15 @@ mod tests {
             match n {
                 "CALOPS_WEBHOOK_WORKERS" => Some("many"),
                 "CALOPS_WEBHOOK_TIMEOUT" => Some("1h"),
-                "CALOPS_WEBHOOK_SECRET_KEY_REF" => Some("hunter2hunter2"),
                 _ => None,
             }
             .map(str::to_string)
         };
-        let p = Settings::from_env(&bad).unwrap_err();
+        let p = Settings::from_env(&bad, Some("hunter2hunter2")).unwrap_err();
         assert_eq!(p.len(), 3, "{p:?}");
         assert!(!p.iter().any(|p| p.message.contains("hunter2")));
-        let short = |n: &str| match n {
-            "CALOPS_WEBHOOK_SECRET_KEY_REF" => Some("env:K".to_string()),
-            "K" => Some("abcd".to_string()),
-            _ => None,
-        };
-        let p = Settings::from_env(&short).unwrap_err();
+        let p = Settings::from_env(&|_| None, Some("abcd")).unwrap_err();
         assert!(p[0].message.contains("not 32"), "{p:?}");
+        assert!(!p[0].message.contains("abcd"), "{p:?}");
     }
 }

@@ -8,9 +8,11 @@ locals {
   # What only Terraform knows and a container is given (rendered by calops from
   # src/runtime/env.rs). A slot made earlier keeps the values it was made with.
   stack_values = {
-    database_host      = module.database.endpoint
-    redis_url          = "rediss://${module.cache.endpoint}:6379"
-    object_storage_url = "https://objectstorage.${var.region}.oraclecloud.com/n/${local.object_storage_namespace}/b/${module.storage.bucket_name}"
+    database_host           = module.database.endpoint
+    database_port           = module.database.port
+    database_ca_certificate = module.database.ca_certificate
+    redis_url               = "rediss://${module.cache.endpoint}:${module.cache.port}"
+    object_storage_url      = "https://objectstorage.${var.region}.oraclecloud.com/n/${local.object_storage_namespace}/b/${module.storage.bucket_name}"
   }
 }
 

@@ -3,12 +3,14 @@
 //!
 //! - `api`: the HTTP client of the service tests
 //! - `env`: the environment variables tests hand to calops by name, set before `main`
+//! - `oci`: the stand-in OCI (signature-checking server) and the OCI signing vectors
 //! - `ocistand`: what the stand-ins for OCI's APIs share (the signature check, answers, keys)
 //! - `schema_check`: the OCI provider-schema checker for rendered Terraform
 //! - `site`: a local deployment driven through the `calops` binary
 
 pub mod api;
 pub mod env;
+pub mod oci;
 pub mod ocistand;
 pub mod schema_check;
 pub mod site;
@@ -53,6 +55,17 @@ pub fn python(test: &str, imports: &str) -> Option<std::path::PathBuf> {
     );
     None
 }
+
+/// Every day of the week, as schedules name them.
+pub const ALL_DAYS: [&str; 7] = [
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+];
 
 /// Poll `f` until it returns `Some`, for up to `secs`; panics naming `what` after that.
 pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T

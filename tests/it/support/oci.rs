@@ -1,0 +1,474 @@
+//! The stand-in OCI of the tests: an HTTP server on 127.0.0.1 that verifies every request's
+//! signature as OCI does (its own implementation of the scheme, not calops') and serves
+//! OCI-shaped JSON for the calls calops makes: Object Storage, the registry token, load
+//! balancer health, container instances, work requests, and Vault's GetSecretBundle. It also
+//! takes resource principal session tokens (`ST$<token>` keyIds) it knows, and refuses ones it
+//! treats as expired (see [`Tokens`]).
+//!
+//! Also here: the OCI signing vectors made with Oracle's Python SDK, and their key.
+
+use crate::support::ocistand::{self, decode, incoming, json_reply, oci_error, reply, Signatures};
+use base64::Engine as _;
+use bytes::Bytes;
+use md5::Md5;
+use reqwest::header::HeaderValue;
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use serde_json::{json, Value};
+use sha2::Digest;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use url::Url;
+
+/// The signing vectors made with Oracle's Python SDK, vendored with their README (origin and
+/// format) so that a clone passes with nothing beside it.
+pub const VECTORS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/oci/signing-vectors.json"
+);
+
+pub fn vectors_path() -> String {
+    VECTORS.to_string()
+}
+
+pub fn vectors() -> Value {
+    let path = vectors_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "the OCI signing vectors are required at {path} ({e}); they are \
+             vendored from Oracle's Python SDK (see tests/fixtures/oci/README.md)"
+        )
+    });
+    serde_json::from_str(&text).expect("oci-signing-vectors.json is not valid JSON")
+}
+
+pub fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v[k].as_str()
+        .unwrap_or_else(|| panic!("vector field `{k}` missing"))
+}
+
+pub fn shared_key(v: &Value) -> RsaPrivateKey {
+    RsaPrivateKey::from_pkcs1_pem(s(&v["credentials"], "private_key_pkcs1_pem")).unwrap()
+}
+
+/// A resource principal session token (JWT-shaped) that expires at `exp` (unix seconds); `id`
+/// makes tokens with the same expiry differ. Its signature part is not checked by anyone here.
+pub fn session_token(exp: u64, id: &str) -> String {
+    let b = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b(json!({"alg": "RS256", "typ": "JWT", "kid": "asw"})),
+        b(
+            json!({"exp": exp, "jti": id, "res_type": "computecontainerinstance",
+            "res_tenant": "ocid1.tenancy.oc1..test", "res_compartment": "ocid1.compartment.oc1..test"})
+        )
+    )
+}
+
+/// Unix seconds `secs` from now.
+pub fn unix_in(secs: u64) -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + secs
+}
+
+pub type Scripted = (u16, Vec<(String, String)>, String);
+
+#[derive(Default)]
+pub struct Store {
+    pub buckets: BTreeMap<String, Value>,
+    pub objects: BTreeMap<(String, String), (Bytes, String, String)>,
+    pub etag_counter: u64,
+    pub hits: HashMap<String, u32>,
+    pub scripted: HashMap<String, VecDeque<Scripted>>,
+    pub work_polls: HashMap<String, u32>,
+    /// Seconds added to the Date header of 401 answers.
+    pub skew_401: i64,
+    /// Store the next PUT, then answer 503 as if the answer had been lost.
+    pub lose_next_put_answer: bool,
+    pub failures: Vec<String>,
+    /// Vault secrets by OCID: what GetSecretBundle returns.
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// What the platform does when a token is refused: put the renewed one where it is read.
+pub type Renew = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Resource principal session tokens (`ST$<token>` keyIds), beside the fixed `key_ids`.
+#[derive(Default)]
+pub struct Tokens {
+    /// Accepted.
+    pub valid: BTreeSet<String>,
+    /// Refused with a 401, as OCI refuses an expired token; each refusal runs `on_expired`
+    /// first (the platform writing the renewed token where the container reads it).
+    pub expired: BTreeSet<String>,
+    pub on_expired: Option<Renew>,
+}
+
+/// Why [`verify`] refused an expired session token.
+pub const EXPIRED_TOKEN: &str = "expired session token";
+
+pub struct Oci {
+    pub base: Url,
+    pub signatures: Signatures,
+    pub store: Mutex<Store>,
+    pub tokens: Mutex<Tokens>,
+}
+
+impl Oci {
+    pub fn new(base: Url, public: RsaPublicKey, key_ids: Vec<String>) -> Oci {
+        let host = format!("{}:{}", base.host_str().unwrap(), base.port().unwrap());
+        Oci {
+            base,
+            signatures: Signatures {
+                public,
+                key_ids,
+                host: Some(host),
+            },
+            store: Mutex::new(Store::default()),
+            tokens: Mutex::new(Tokens::default()),
+        }
+    }
+
+    /// Serve on 127.0.0.1 (a free port) until the returned task is dropped or aborted.
+    pub async fn start(
+        public: RsaPublicKey,
+        key_ids: Vec<String>,
+    ) -> (Arc<Oci>, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let base = Url::parse(&format!("http://{addr}")).unwrap();
+        let oci = Arc::new(Oci::new(base, public, key_ids));
+        let app = axum::Router::new().fallback(handle).with_state(oci.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        (oci, server)
+    }
+
+    pub fn hits(&self, path: &str) -> u32 {
+        self.store
+            .lock()
+            .unwrap()
+            .hits
+            .get(path)
+            .copied()
+            .unwrap_or(0)
+    }
+    pub fn script(&self, path: &str, answers: Vec<Scripted>) {
+        self.store
+            .lock()
+            .unwrap()
+            .scripted
+            .insert(path.to_string(), answers.into());
+    }
+}
+
+/// Verify the request's signature as OCI would ([`Signatures::verify`]), taking the session
+/// tokens of [`Tokens`] as key ids too. Returns why it is not acceptable.
+pub fn verify(
+    oci: &Oci,
+    method: &str,
+    path_and_query: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
+    let tokens = |key_id: &str| {
+        let tokens = oci.tokens.lock().unwrap();
+        match key_id.strip_prefix("ST$") {
+            Some(t) if tokens.valid.contains(t) => Ok(()),
+            Some(t) if tokens.expired.contains(t) => {
+                if let Some(renew) = &tokens.on_expired {
+                    renew(t);
+                }
+                Err(EXPIRED_TOKEN.to_string())
+            }
+            _ => Err(format!("unknown keyId {key_id}")),
+        }
+    };
+    oci.signatures
+        .verify_with(method, path_and_query, headers, body, &tokens)
+}
+
+pub async fn handle(
+    axum::extract::State(oci): axum::extract::State<Arc<Oci>>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    let (method, path, pq, q, headers, body) = incoming(req).await;
+    {
+        let mut st = oci.store.lock().unwrap();
+        *st.hits.entry(path.clone()).or_default() += 1;
+    }
+    if let Err(why) = verify(&oci, &method, &pq, &headers, &body) {
+        let skew = oci.store.lock().unwrap().skew_401;
+        let date = httpdate::fmt_http_date(if skew >= 0 {
+            SystemTime::now() + Duration::from_secs(skew as u64)
+        } else {
+            SystemTime::now() - Duration::from_secs((-skew) as u64)
+        });
+        oci.store.lock().unwrap().failures.push(why.clone());
+        return reply(
+            401,
+            &[
+                ("content-type", "application/json".into()),
+                ("date", date),
+                ("opc-request-id", "srv-401".into()),
+            ],
+            json!({"code": "NotAuthenticated", "message": "The required information to complete authentication was not provided or was incorrect."}).to_string(),
+        );
+    }
+    let scripted = oci
+        .store
+        .lock()
+        .unwrap()
+        .scripted
+        .get_mut(&path)
+        .and_then(|q| q.pop_front());
+    if let Some((status, hs, text)) = scripted {
+        let hs: Vec<(&str, String)> = hs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        return reply(status, &hs, text);
+    }
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let header = |n: &str| ocistand::header(&headers, n);
+    let mut st = oci.store.lock().unwrap();
+    match (method.as_str(), segs.as_slice()) {
+        ("GET", ["n", ""]) => json_reply(200, json!("testns")),
+        ("POST", ["n", "testns", "b", ""]) => {
+            let d: Value = serde_json::from_slice(&body).unwrap();
+            let name = d["name"].as_str().unwrap().to_string();
+            if st.buckets.contains_key(&name) {
+                return oci_error(
+                    409,
+                    "BucketAlreadyExists",
+                    "Either the bucket already exists or you are not authorized to create it",
+                );
+            }
+            let b = json!({"name": name, "namespace": "testns", "compartmentId": d["compartmentId"],
+                "etag": "bucket-etag-1", "publicAccessType": d["publicAccessType"],
+                "storageTier": d["storageTier"], "versioning": d["versioning"],
+                "timeCreated": "2025-03-04T05:06:07.000Z", "objectEventsEnabled": false});
+            st.buckets.insert(name, b.clone());
+            json_reply(200, b)
+        }
+        ("GET", ["n", "testns", "b", bucket]) => match st.buckets.get(&decode(bucket)) {
+            Some(b) => json_reply(200, b.clone()),
+            None => oci_error(
+                404,
+                "BucketNotFound",
+                "Either the bucket does not exist or you are not authorized to access it",
+            ),
+        },
+        ("GET", ["n", "testns", "b", bucket, "o"]) => {
+            let prefix = q.get("prefix").cloned().unwrap_or_default();
+            let start = q.get("start").cloned().unwrap_or_default();
+            let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(2);
+            let names: Vec<(String, usize, String)> = st
+                .objects
+                .iter()
+                .filter(|((b, n), _)| b == &decode(bucket) && n.starts_with(&prefix) && *n >= start)
+                .map(|((_, n), (data, etag, _))| (n.clone(), data.len(), etag.clone()))
+                .collect();
+            let page: Vec<Value> = names
+                .iter()
+                .take(limit)
+                .map(|(n, size, etag)| json!({"name": n, "size": size, "etag": etag, "timeCreated": "2025-03-04T05:06:07.000Z"}))
+                .collect();
+            let mut doc = json!({"objects": page, "prefixes": []});
+            if let Some((next, _, _)) = names.get(limit) {
+                doc["nextStartWith"] = json!(next);
+            }
+            json_reply(200, doc)
+        }
+        (m, ["n", "testns", "b", bucket, "o", name]) => {
+            let key = (decode(bucket), decode(name));
+            let existing = st.objects.get(&key).cloned();
+            match m {
+                "PUT" => {
+                    if header("if-none-match").as_deref() == Some("*") && existing.is_some() {
+                        return oci_error(
+                            409,
+                            "IfNoneMatchFailed",
+                            "The If-None-Match header is '*' but there is an existing entity",
+                        );
+                    }
+                    if let Some(want) = header("if-match") {
+                        if existing.as_ref().map(|e| &e.1) != Some(&want) {
+                            return oci_error(412, "NoEtagMatch", "The ETag specified in the request does not match the ETag of the resource");
+                        }
+                    }
+                    if header("content-length").as_deref() != Some(&body.len().to_string()) {
+                        return oci_error(
+                            400,
+                            "InvalidContentLength",
+                            "content-length missing or wrong",
+                        );
+                    }
+                    st.etag_counter += 1;
+                    let etag = format!("etag-{}", st.etag_counter);
+                    let ct = header("content-type").unwrap_or_default();
+                    st.objects.insert(key, (body.clone(), etag.clone(), ct));
+                    if std::mem::take(&mut st.lose_next_put_answer) {
+                        return oci_error(503, "ServiceUnavailable", "answer lost");
+                    }
+                    reply(
+                        200,
+                        &[
+                            ("etag", etag),
+                            ("opc-content-md5", "md5==".into()),
+                            ("opc-request-id", "put-req".into()),
+                        ],
+                        "",
+                    )
+                }
+                "GET" | "HEAD" => match existing {
+                    Some((data, etag, ct)) => {
+                        let b = if m == "GET" {
+                            data.clone()
+                        } else {
+                            Bytes::new()
+                        };
+                        let md5 =
+                            base64::engine::general_purpose::STANDARD.encode(Md5::digest(&data));
+                        let mut r = reply(
+                            200,
+                            &[
+                                ("etag", etag),
+                                ("content-type", ct),
+                                ("opc-meta-origin", "test".into()),
+                                ("content-md5", md5),
+                            ],
+                            b,
+                        );
+                        if m == "HEAD" {
+                            r.headers_mut()
+                                .insert("content-length", HeaderValue::from(data.len()));
+                        }
+                        r
+                    }
+                    None if m == "HEAD" => reply(404, &[("opc-request-id", "head-404".into())], ""),
+                    None => oci_error(404, "ObjectNotFound", "The object was not found"),
+                },
+                "DELETE" => {
+                    let Some((_, etag, _)) = existing else {
+                        return oci_error(404, "ObjectNotFound", "The object was not found");
+                    };
+                    if let Some(want) = header("if-match") {
+                        if want != etag {
+                            return oci_error(412, "NoEtagMatch", "etag mismatch");
+                        }
+                    }
+                    st.objects.remove(&key);
+                    reply(204, &[], "")
+                }
+                _ => oci_error(405, "MethodNotAllowed", "no"),
+            }
+        }
+        ("GET", ["20180419", "docker", "token"]) => json_reply(
+            200,
+            json!({"token": format!("registry-token-{}", q.get("scope").cloned().unwrap_or_default()), "expires_in": 300}),
+        ),
+        ("GET", ["20170115", "loadBalancers", lb, "backendSets", bs, "health"]) => {
+            assert_eq!(decode(lb), "ocid1.loadbalancer.oc1.ap-sydney-1.lb1");
+            json_reply(
+                200,
+                json!({"status": "WARNING", "warningStateBackendNames": ["10.0.0.6:8080"],
+                "criticalStateBackendNames": [], "unknownStateBackendNames": [], "totalBackendCount": 2, "_bs": decode(bs)}),
+            )
+        }
+        (
+            "GET",
+            ["20170115", "loadBalancers", _lb, "backendSets", _bs, "backends", backend, "health"],
+        ) => json_reply(
+            200,
+            json!({"status": if decode(backend) == "10.0.0.5:8080" { "OK" } else { "CRITICAL" },
+                "healthCheckResults": [{"subnetId": "ocid1.subnet.oc1..s", "sourceIpAddress": "10.0.1.2",
+                "timestamp": "2025-03-04T05:06:07.000Z", "healthCheckStatus": "OK"}]}),
+        ),
+        ("GET", ["20210415", "containerInstances"]) => {
+            let page = q.get("page").cloned();
+            let item = |i: u32, state: &str| {
+                json!({"id": format!("ocid1.computecontainerinstance.oc1..ci{i}"),
+                "displayName": format!("calops-{i}"), "compartmentId": q["compartmentId"], "lifecycleState": state,
+                "availabilityDomain": "Uocm:AP-SYDNEY-1-AD-1", "shape": "CI.Standard.A1.Flex", "containerCount": 1,
+                "timeCreated": "2025-03-04T05:06:07.000Z"})
+            };
+            match page.as_deref() {
+                None => reply(
+                    200,
+                    &[
+                        ("content-type", "application/json".into()),
+                        ("opc-next-page", "p2".into()),
+                    ],
+                    json!({"items": [item(1, "ACTIVE"), item(2, "CREATING")]}).to_string(),
+                ),
+                Some("p2") => json_reply(200, json!({"items": [item(3, "FAILED")]})),
+                Some(other) => oci_error(400, "InvalidParameter", &format!("bad page {other}")),
+            }
+        }
+        ("GET", ["20210415", "containerInstances", id]) => match *id {
+            "ocid1.computecontainerinstance.oc1..ci1" => json_reply(
+                200,
+                json!({
+                "id": id, "displayName": "calops-app", "compartmentId": "ocid1.compartment.oc1..c",
+                "lifecycleState": "ACTIVE", "availabilityDomain": "Uocm:AP-SYDNEY-1-AD-1",
+                "containers": [{"containerId": "ocid1.computecontainer.oc1..k1", "displayName": "app"}],
+                "timeCreated": "2025-03-04T05:06:07.000Z"}),
+            ),
+            "ocid1.computecontainerinstance.oc1..malformed" => reply(
+                200,
+                &[
+                    ("content-type", "application/json".into()),
+                    ("opc-request-id", "bad-json-req".into()),
+                ],
+                "{\"id\": \"x\", \"lifecycleState\": ",
+            ),
+            _ => oci_error(
+                404,
+                "NotAuthorizedOrNotFound",
+                "Authorization failed or requested resource not found.",
+            ),
+        },
+        ("GET", ["20210415", "workRequests", id]) => {
+            let n = {
+                let c = st.work_polls.entry(id.to_string()).or_default();
+                *c += 1;
+                *c
+            };
+            let (status, pct) = match (*id, n) {
+                ("wr-fail", _) => ("FAILED", 40.0),
+                (_, 1) => ("ACCEPTED", 0.0),
+                (_, 2) => ("IN_PROGRESS", 50.0),
+                _ => ("SUCCEEDED", 100.0),
+            };
+            json_reply(
+                200,
+                json!({"id": id, "operationType": "CREATE_CONTAINER_INSTANCE", "status": status,
+                "percentComplete": pct, "timeAccepted": "2025-03-04T05:06:07.000Z",
+                "resources": [{"entityType": "containerInstance", "actionType": "CREATED", "identifier": "ocid1.computecontainerinstance.oc1..ci1"}]}),
+            )
+        }
+        ("GET", ["20210415", "workRequests", _id, "errors"]) => json_reply(
+            200,
+            json!({"items": [
+            {"code": "LimitExceeded", "message": "Service limit for CI cores exceeded", "timestamp": "2025-03-04T05:06:07.000Z"}]}),
+        ),
+        ("POST", ["20160918", "things"]) => json_reply(200, json!({"ok": true})),
+        ("GET", ["20190301", "secretbundles", id]) => match st.secrets.get(&decode(id)) {
+            Some(value) => json_reply(
+                200,
+                json!({"secretId": decode(id), "versionNumber": 1, "stages": ["CURRENT", "LATEST"],
+                    "secretBundleContent": {"contentType": "BASE64",
+                        "content": base64::engine::general_purpose::STANDARD.encode(value)}}),
+            ),
+            None => oci_error(
+                404,
+                "NotAuthorizedOrNotFound",
+                "Authorization failed or requested resource not found.",
+            ),
+        },
+        _ => oci_error(404, "NotFound", &format!("no route for {method} {path}")),
+    }
+}
