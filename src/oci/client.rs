@@ -51,10 +51,14 @@ pub enum Service {
     Identity,
     /// Vault secret retrieval (`secrets.vaults`): secret bundles.
     Secrets,
+    /// Monitoring's ingestion endpoint (`telemetry-ingestion`): PostMetricData.
+    TelemetryIngestion,
+    /// Monitoring (`telemetry`): alarms, SummarizeMetricsData.
+    Telemetry,
 }
 
 impl Service {
-    pub const ALL: [Service; 9] = [
+    pub const ALL: [Service; 11] = [
         Service::ObjectStorage,
         Service::LoadBalancer,
         Service::ContainerInstances,
@@ -64,6 +68,8 @@ impl Service {
         Service::Core,
         Service::Identity,
         Service::Secrets,
+        Service::TelemetryIngestion,
+        Service::Telemetry,
     ];
 
     /// Short name, as used in `--endpoint`-style overrides and messages.
@@ -78,6 +84,8 @@ impl Service {
             Service::Core => "core",
             Service::Identity => "identity",
             Service::Secrets => "secrets",
+            Service::TelemetryIngestion => "telemetryingestion",
+            Service::Telemetry => "telemetry",
         }
     }
 
@@ -99,6 +107,8 @@ impl Service {
             Service::Redis => format!("redis.{region}.oci.oraclecloud.com"),
             Service::Identity => format!("identity.{region}.oci.oraclecloud.com"),
             Service::Secrets => format!("secrets.vaults.{region}.oci.oraclecloud.com"),
+            Service::TelemetryIngestion => format!("telemetry-ingestion.{region}.oraclecloud.com"),
+            Service::Telemetry => format!("telemetry.{region}.oraclecloud.com"),
             Service::Registry => {
                 let key = region_key(region).ok_or_else(|| OciError::Endpoint {
                     service: self.name(),

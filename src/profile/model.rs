@@ -141,6 +141,28 @@ pub struct MonitoringSection {
     pub lb_5xx_threshold: u32,
     pub latency_threshold_ms: u32,
     pub notification_email: Option<EmailAddress>,
+    /// The service's own alarms (the runbook's defaults in `profiles/base.toml`): 5xx share of
+    /// requests (percent, for 5 minutes).
+    pub http_5xx_percent: f64,
+    /// Share of failed bookings (percent, for 15 minutes).
+    pub booking_failure_percent: f64,
+    /// Webhook delivery latency p95 (seconds).
+    pub webhook_latency_p95_seconds: f64,
+    /// Items waiting in a queue (webhooks, calendar files).
+    pub queue_depth: u32,
+}
+
+impl MonitoringSection {
+    /// The thresholds of the service's alarms ([`crate::runtime::telemetry::alarms`]).
+    pub fn thresholds(&self) -> crate::runtime::telemetry::Thresholds {
+        crate::runtime::telemetry::Thresholds {
+            http_5xx_percent: self.http_5xx_percent,
+            booking_failure_percent: self.booking_failure_percent,
+            webhook_latency_p95_seconds: self.webhook_latency_p95_seconds,
+            queue_depth: u64::from(self.queue_depth),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -678,13 +700,35 @@ fn read_monitoring(s: &Section<'_>) -> Option<MonitoringSection> {
     let e5xx = s.int_in("lb_5xx_threshold", 1, 1_000_000, " responses per 5 minutes");
     let lat = s.int_in("latency_threshold_ms", 1, 60_000, " ms");
     let email = s.parsed("notification_email", false, EmailAddress::parse);
+    let e5xx_pct = number_in(s, "http_5xx_percent", 0.0, 100.0, " percent");
+    let booking = number_in(s, "booking_failure_percent", 0.0, 100.0, " percent");
+    let webhook = number_in(s, "webhook_latency_p95_seconds", 0.0, 3600.0, " seconds");
+    let queue = s.int_in("queue_depth", 1, 10_000_000, " items");
     s.finish_ref();
     Some(MonitoringSection {
         cpu_threshold_percent: cpu? as u32,
         lb_5xx_threshold: e5xx? as u32,
         latency_threshold_ms: lat? as u32,
         notification_email: email,
+        http_5xx_percent: e5xx_pct?,
+        booking_failure_percent: booking?,
+        webhook_latency_p95_seconds: webhook?,
+        queue_depth: queue? as u32,
     })
+}
+
+/// A number above `lo` and at most `hi` (a threshold of 0 would alarm all the time).
+fn number_in(s: &Section<'_>, key: &str, lo: f64, hi: f64, unit: &str) -> Option<f64> {
+    let v = s.number(key)?;
+    if !(v > lo && v <= hi) {
+        s.invalid(
+            key,
+            format!("{v} is out of range"),
+            Some(format!("allowed: more than {lo}, at most {hi}{unit}")),
+        );
+        return None;
+    }
+    Some(v)
 }
 
 fn read_deploy(s: &Section<'_>) -> Option<DeploySection> {

@@ -154,6 +154,13 @@ pub struct MonitoringInput {
     pub latency_threshold_ms: u32,
     #[serde(default)]
     pub notification_email: Option<String>,
+    /// Thresholds of the alarms on the service's own metrics (`runtime::telemetry`).
+    #[serde(default)]
+    pub thresholds: crate::runtime::telemetry::Thresholds,
+    /// Render the alarm on WAL archiving falling behind: only targets where calops runs
+    /// PostgreSQL itself (and archives its WAL) post that metric.
+    #[serde(default)]
+    pub backup_archive_alarm: bool,
 }
 
 pub use crate::runtime::slot::{is_pinned_image, Slot, SlotSpec, SlotState, SLOT_NAMES};
@@ -322,6 +329,8 @@ impl RenderInput {
                     .notification_email
                     .as_ref()
                     .map(|e| e.as_str().to_string()),
+                thresholds: p.monitoring.thresholds(),
+                backup_archive_alarm: false,
             },
             slots,
         })
@@ -342,6 +351,7 @@ impl RenderInput {
         let svc = &self.service;
         let env = ContainerEnv::for_oci(&OciParams {
             port: svc.port,
+            compartment_id: &self.oci.compartment_id,
             graceful_shutdown_seconds: svc.graceful_shutdown_seconds,
             database_user: &self.database.admin_username,
             database_password_secret: &db_secret,
@@ -403,6 +413,29 @@ impl RenderInput {
                     format!("remove `{name}` from [service.environment]"),
                 ));
             }
+        }
+        let t = &self.monitoring.thresholds;
+        for (field, v, hi) in [
+            ("http_5xx_percent", t.http_5xx_percent, 100.0),
+            ("booking_failure_percent", t.booking_failure_percent, 100.0),
+            (
+                "webhook_latency_p95_seconds",
+                t.webhook_latency_p95_seconds,
+                3600.0,
+            ),
+        ] {
+            if !(v > 0.0 && v <= hi) {
+                return Err(err(
+                    format!("[monitoring] {field} = {v} is out of range"),
+                    format!("use more than 0 and at most {hi}"),
+                ));
+            }
+        }
+        if t.queue_depth == 0 || t.backup_archive_lag_seconds == 0 {
+            return Err(err(
+                "[monitoring] queue_depth and the archive lag threshold must be at least 1",
+                "an alarm at 0 would fire all the time: use the defaults (1000 items, 900 s)",
+            ));
         }
         let max = crate::profile::model::MAX_REPLICAS as u32;
         if !(1..=max).contains(&self.service.replicas) {

@@ -318,11 +318,37 @@ fn tfvars(input: &RenderInput) -> Result<String, RenderError> {
     v.insert("cpu_threshold_percent", json!(m.cpu_threshold_percent));
     v.insert("lb_5xx_threshold", json!(m.lb_5xx_threshold));
     v.insert("latency_threshold_ms", json!(m.latency_threshold_ms));
+    v.insert(
+        "metrics_namespace",
+        json!(crate::runtime::telemetry::NAMESPACE),
+    );
+    v.insert("service_alarms", service_alarms(m));
     // serde_json may preserve insertion order (feature unification); the BTreeMap above and
     // the BTreeMaps inside are already sorted, so the output is stable either way.
     let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
     text.push('\n');
     Ok(text)
+}
+
+/// The alarms on the service's own metrics ([`crate::runtime::telemetry::alarms`]), by key.
+fn service_alarms(m: &input::MonitoringInput) -> Value {
+    let alarms: BTreeMap<&str, Value> =
+        crate::runtime::telemetry::alarms(&m.thresholds, m.backup_archive_alarm)
+            .into_iter()
+            .map(|a| {
+                (
+                    a.key,
+                    json!({
+                        "namespace": crate::runtime::telemetry::NAMESPACE,
+                        "query": a.query,
+                        "severity": a.severity,
+                        "summary": a.summary,
+                        "pending_duration": a.pending_duration,
+                    }),
+                )
+            })
+            .collect();
+    json!(alarms)
 }
 
 /// The slot records, with whole numbers written without a fraction (`2`, not `2.0`).

@@ -64,6 +64,10 @@ pub mod var {
     pub const SLOT: &str = "CALOPS_SLOT";
     /// Reported by `/health`, so a deploy can tell which release answers.
     pub const IMAGE: &str = "CALOPS_IMAGE";
+    /// The OCI Monitoring namespace and compartment of the exporter
+    /// ([`crate::runtime::telemetry::var`]).
+    pub const METRICS_NAMESPACE: &str = crate::runtime::telemetry::var::NAMESPACE;
+    pub const METRICS_COMPARTMENT_ID: &str = crate::runtime::telemetry::var::COMPARTMENT_ID;
 }
 
 /// The secrets `serve` reads (each as `<NAME>_REF`). A profile secret outside this list would
@@ -176,6 +180,8 @@ pub struct ContainerEnv {
 #[derive(Debug, Clone)]
 pub struct OciParams<'a> {
     pub port: u16,
+    /// The stack's compartment: the service posts its metrics there.
+    pub compartment_id: &'a str,
     pub graceful_shutdown_seconds: u32,
     pub database_user: &'a str,
     /// OCI Vault secret OCID of the database password.
@@ -264,6 +270,12 @@ impl ContainerEnv {
         );
         e.set(var::SLOT, EnvValue::Stack(StackValue::Slot));
         e.set(var::IMAGE, EnvValue::Stack(StackValue::Image));
+        // The service's own metrics go to OCI Monitoring (signed as the resource principal).
+        e.set(
+            var::METRICS_NAMESPACE,
+            lit(crate::runtime::telemetry::NAMESPACE.into()),
+        );
+        e.set(var::METRICS_COMPARTMENT_ID, lit(p.compartment_id.into()));
         for (k, v) in p.environment {
             e.set(k, lit(v.clone()));
         }
@@ -621,6 +633,7 @@ mod tests {
     ) -> OciParams<'a> {
         OciParams {
             port: 3000,
+            compartment_id: "ocid1.compartment.oc1..c",
             graceful_shutdown_seconds: 30,
             database_user: "calops",
             database_password_secret: "ocid1.vaultsecret.oc1..db",

@@ -14,10 +14,14 @@
 //!   ([`crate::deploy::slots`]), rendered ([`crate::render`]) and read back from the stack's
 //!   outputs ([`crate::deploy::oci::stack`]).
 //!
+//! - [`telemetry`]: the metrics the service posts to OCI Monitoring (one list both the exporter
+//!   and the rendered alarms use), the runbook's alarm thresholds and the alarms' queries.
+//!
 //! Pure: no I/O, and nothing of the crate outside this module (`tests/it/architecture.rs`).
 
 pub mod env;
 pub mod slot;
+pub mod telemetry;
 
 pub use env::{
     ContainerEnv, DatabaseSettings, DatabaseTarget, EnvValue, Pem, Reference, SslMode, StackValue,

@@ -55,6 +55,8 @@ pub struct Config {
     /// Serve slot queries from memory, kept fresh by PostgreSQL notifications
     /// (`service::store::cache`).
     pub slot_cache: bool,
+    /// The OCI Monitoring exporter (`CALOPS_METRICS_*`); `None` when off.
+    pub telemetry: Option<crate::service::telemetry::Settings>,
     /// The booking pages' signing key, resolved from `CALOPS_PAGE_KEY_REF` (never logged);
     /// without one the service makes a random key at start.
     pub page_key: Option<String>,
@@ -83,6 +85,7 @@ impl std::fmt::Debug for Config {
             .field("webhooks", &self.webhooks)
             .field("caldav", &self.caldav)
             .field("slot_cache", &self.slot_cache)
+            .field("telemetry", &self.telemetry)
             .field("page_key", &self.page_key.as_ref().map(|_| "***"))
             .field("mail", &self.mail)
             .finish()
@@ -329,6 +332,16 @@ impl RawConfig {
             problems.extend(p);
             Default::default()
         });
+        let telemetry = crate::service::telemetry::Settings::from_env(env).unwrap_or_else(|p| {
+            problems.extend(p);
+            None
+        });
+        if telemetry.is_some() && oci.is_none() {
+            problems.push(Problem {
+                setting: crate::runtime::telemetry::var::COMPARTMENT_ID,
+                message: "turns on posting metrics to OCI Monitoring, which the service does as the container instance's resource principal, but OCI_RESOURCE_PRINCIPAL_VERSION is not set; fix: run on an OCI container instance, or unset CALOPS_METRICS_NAMESPACE and CALOPS_METRICS_COMPARTMENT_ID".into(),
+            });
+        }
         let caldav = crate::service::caldav::Settings::from_env(env).unwrap_or_else(|p| {
             problems.extend(p);
             Default::default()
@@ -354,6 +367,7 @@ impl RawConfig {
                 webhooks,
                 caldav,
                 slot_cache,
+                telemetry,
                 page_key,
                 mail,
             }),

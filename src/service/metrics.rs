@@ -28,6 +28,8 @@ pub struct Metrics {
     booked_general: std::sync::atomic::AtomicU64,
     /// What this process's mail workers saw (`service::mail::delivery`).
     pub mail: MailStatus,
+    /// What the OCI Monitoring exporter did (all zero when it is off).
+    pub export: ExportCounters,
 }
 
 /// Mail sending in this process: counters for /metrics and the last transport error for
@@ -93,6 +95,29 @@ impl MailStatus {
     }
 }
 
+/// The exporter's counters (`service::telemetry`), in `/metrics` as
+/// `calops_metrics_export_*_total`.
+#[derive(Debug, Default)]
+pub struct ExportCounters {
+    /// Metric streams posted and accepted.
+    pub posted: std::sync::atomic::AtomicU64,
+    /// Metric streams dropped: the queue was full, or Monitoring failed or did not answer.
+    pub dropped: std::sync::atomic::AtomicU64,
+    /// PostMetricData calls that failed or timed out.
+    pub failures: std::sync::atomic::AtomicU64,
+}
+
+/// One request series' cumulative counts (see [`Metrics::totals`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+    /// Cumulative, per bucket of [`BUCKETS`].
+    pub buckets: [u64; BUCKETS.len()],
+    pub count: u64,
+}
+
 impl Metrics {
     /// Count a booking made by `POST /v2/bookings`, by the path it took.
     pub fn booked(&self, direct: bool) {
@@ -102,6 +127,32 @@ impl Metrics {
             &self.booked_general
         };
         c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Every request series' cumulative counts, for the exporter's deltas.
+    pub fn totals(&self) -> Vec<Series> {
+        let map = self.requests.lock().map(|m| m.clone()).unwrap_or_default();
+        map.into_iter()
+            .map(|((route, method, status), h)| Series {
+                route,
+                method,
+                status,
+                buckets: h.counts,
+                count: h.count,
+            })
+            .collect()
+    }
+
+    /// The exporter's counters as exposition text.
+    pub fn render_export(&self) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let e = &self.export;
+        format!(
+            "# HELP calops_metrics_export_posted_total Metric streams posted to OCI Monitoring.\n# TYPE calops_metrics_export_posted_total counter\ncalops_metrics_export_posted_total {}\n# HELP calops_metrics_export_dropped_total Metric streams dropped (queue full, or Monitoring failed or did not answer in time).\n# TYPE calops_metrics_export_dropped_total counter\ncalops_metrics_export_dropped_total {}\n# HELP calops_metrics_export_failures_total PostMetricData calls that failed or timed out.\n# TYPE calops_metrics_export_failures_total counter\ncalops_metrics_export_failures_total {}\n",
+            e.posted.load(Relaxed),
+            e.dropped.load(Relaxed),
+            e.failures.load(Relaxed)
+        )
     }
 
     /// Count one request refused with 429 by the rate limiter.

@@ -10,6 +10,7 @@
 //!   workers, calendar files and the object stores they are written to
 //! - `mail/`: e-mail to attendees, guests and hosts (outbox workers, messages with iTIP
 //!   invitations, SMTP or Maildir transport)
+//! - `telemetry/`: the OCI Monitoring exporter (on OCI only: the runtime contract enables it)
 //! - `caldav/`: connected calendars (CalDAV client, busy-time sync, booking write-back)
 //! - `web/`: the booking pages (server-rendered HTML for invitees: book, view, cancel,
 //!   reschedule), their templates, CSS, messages and signed links
@@ -39,5 +40,6 @@ pub mod server;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod web;
 pub mod webhooks;

@@ -195,6 +195,14 @@ pub async fn start(config: &Config) -> Result<Running> {
         let (store, stopped) = (state.store.clone(), stopped.clone());
         tokio::spawn(async move { store.keep_cache_fresh(stopped).await });
     }
+    if let (Some(settings), Some(client)) = (&config.telemetry, &config.oci) {
+        crate::service::telemetry::exporter::spawn(
+            state.clone(),
+            settings.clone(),
+            client.clone(),
+            stopped.clone(),
+        );
+    }
     crate::service::calendar::spawn_writer(
         state.store.clone(),
         state.objects.clone(),

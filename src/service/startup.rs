@@ -29,7 +29,12 @@ pub async fn configure(
         )
     });
     // The resource principal is read only when something needs it, and then must be whole.
-    let oci = if (Secrets::needs_vault(&given) || native_storage) && PrincipalConfig::present(env) {
+    let exporter = crate::service::telemetry::Settings::from_env(env)
+        .map(|s| s.is_some())
+        .unwrap_or(false);
+    let oci = if (Secrets::needs_vault(&given) || native_storage || exporter)
+        && PrincipalConfig::present(env)
+    {
         let principal = ResourcePrincipal::from_env(env).map_err(|e| {
             vec![Problem {
                 setting: e.variable,

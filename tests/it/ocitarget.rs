@@ -342,6 +342,7 @@ impl Profile {
         let secrets = BTreeMap::new();
         let env = ContainerEnv::for_oci(&OciParams {
             port: self.service_port,
+            compartment_id: "ocid1.compartment.oc1..test",
             graceful_shutdown_seconds: 30,
             database_user: "calops",
             database_password_secret: "ocid1.vaultsecret.oc1..db",

@@ -621,3 +621,58 @@ mod oci_config {
         let _ = &s.dir;
     }
 }
+
+/// The service alarms' thresholds default to the runbook's and are checked with the field, the
+/// line and the allowed range.
+#[test]
+fn monitoring_thresholds_default_to_the_runbook_and_are_validated() {
+    let d = workspace(&[("p", PROD_AU)]);
+    let out = calops(d.path())
+        .args(["profile", "show", "--profile", "p", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "\"http_5xx_percent\": 1",
+        "\"booking_failure_percent\": 3",
+        "\"webhook_latency_p95_seconds\": 5",
+        "\"queue_depth\": 1000",
+    ] {
+        assert!(text.contains(want), "{want} in {text}");
+    }
+    for (line, field, allowed) in [
+        (
+            "http_5xx_percent = 0",
+            "monitoring.http_5xx_percent: 0 is out of range",
+            "allowed: more than 0, at most 100 percent",
+        ),
+        (
+            "booking_failure_percent = 150",
+            "monitoring.booking_failure_percent: 150 is out of range",
+            "at most 100 percent",
+        ),
+        (
+            "queue_depth = 0",
+            "monitoring.queue_depth: 0 is out of range",
+            "allowed: 1 to 10000000 items",
+        ),
+    ] {
+        let text = prod_with(
+            "notification_email = \"ops@example.com.au\"",
+            &format!("notification_email = \"ops@example.com.au\"\n{line}"),
+        );
+        let d = workspace(&[("p", &text)]);
+        let e = show_fails(d.path(), "p");
+        assert!(e.contains(field), "{line}: {e}");
+        assert!(e.contains(allowed), "{line}: {e}");
+        assert!(
+            e.contains(&format!("p.toml:{}", line_of(&text, line))),
+            "{line}: {e}"
+        );
+    }
+}

@@ -1865,7 +1865,8 @@ mod iam {
             ]
         );
 
-        // The group's grants: repos, the bucket only, the listed secrets only.
+        // The group's grants: repos, the bucket only, the listed secrets only, metrics in the
+        // service's namespace only.
         let location = format!("compartment id {cid}");
         let subject = format!("dynamic-group id {dg_ocid}");
         let mut want = vec![
@@ -1887,6 +1888,17 @@ mod iam {
                 )),
             },
         ];
+        // Post the service's metrics, in its Monitoring namespace only.
+        want.push(Statement {
+            subject: subject.clone(),
+            verb: "use".into(),
+            resource: "metrics".into(),
+            location: location.clone(),
+            condition: Some(format!(
+                "target.metrics.namespace = '{}'",
+                calops::runtime::telemetry::NAMESPACE
+            )),
+        });
         for id in &secrets {
             want.push(Statement {
                 subject: subject.clone(),
@@ -2083,4 +2095,156 @@ fn plan_refuses_local_profiles_and_explains_a_missing_namespace() {
         stderr.contains("OCI config file") && stderr.contains("not found"),
         "{stderr}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The alarms on the service's own metrics, and the grant that lets the service post them.
+
+/// Every metric name the exporter posts for a busy interval: its body function fed a snapshot
+/// in which everything happened, with the backup gauges as the backup schedule writes them.
+fn posted_metric_names() -> std::collections::BTreeSet<String> {
+    use calops::service::telemetry::{body, snapshot};
+    let backup = snapshot::backup_gauges(&calops::backup::schedule::render(
+        Some(12.0),
+        930.0,
+        1,
+        Some(3600.0),
+    ));
+    let snap = snapshot::Snapshot {
+        at: std::time::SystemTime::now(),
+        requests: BTreeMap::from([(("bookings", "2xx"), 10), (("bookings", "5xx"), 1)]),
+        errors: (1, 11),
+        latency: Some([0.01, 0.1, 0.2]),
+        bookings_created: 10,
+        bookings_failed: BTreeMap::from([("error", 1)]),
+        cache_hits: 5,
+        cache_misses: 1,
+        dropped: 0,
+        gauges: snapshot::Gauges {
+            pool: calops::service::store::PoolStatus {
+                max_size: 16,
+                size: 2,
+                available: 1,
+                waiting: 0,
+            },
+            queues: Some(vec![("webhooks", 3, Some(2.0)), ("ics", 1, None)]),
+            calendars: Some((30.0, 0)),
+            webhook_latency_p95: Some(0.5),
+            backup,
+        },
+    };
+    let ctx = body::Context {
+        namespace: calops::runtime::telemetry::NAMESPACE.into(),
+        compartment_id: "ocid1.compartment.oc1..c".into(),
+        dimensions: BTreeMap::from([
+            ("slot".into(), "blue".into()),
+            ("release".into(), "r".into()),
+        ]),
+    };
+    body::metric_data(&snap, &ctx)
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn service_alarms(input: &RenderInput) -> (serde_json::Value, Rendered) {
+    let r = render::render(input).unwrap();
+    let tfvars: serde_json::Value =
+        serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+    (tfvars, r)
+}
+
+/// Each rendered alarm query parses as MQL, names a metric the exporter posts (in the
+/// namespace the service posts to), filters only on dimensions that metric has, and carries
+/// the profile's threshold; the runbook's defaults are what an untouched profile gets.
+#[test]
+fn rendered_alarm_queries_name_only_metrics_the_service_posts() {
+    use crate::support::mql;
+    use calops::runtime::telemetry::{self as t, DIMENSIONS};
+    let posted = posted_metric_names();
+    let mut input = input_for("prod-au", showcase_slots());
+    let (tfvars, _) = service_alarms(&input);
+    assert_eq!(tfvars["metrics_namespace"], t::NAMESPACE);
+    let alarms = tfvars["service_alarms"].as_object().unwrap();
+    let keys: Vec<&str> = alarms.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "booking-failures",
+            "queue-depth",
+            "service-5xx",
+            "webhook-latency"
+        ],
+        "no backups alarm unless the target asks for it"
+    );
+    let mut thresholds = BTreeMap::new();
+    for (key, a) in alarms {
+        assert_eq!(a["namespace"], tfvars["metrics_namespace"], "{key}");
+        let q = mql::parse(a["query"].as_str().unwrap()).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert!(
+            posted.contains(&q.metric),
+            "{key}: {} is not posted",
+            q.metric
+        );
+        let m = t::metric(&q.metric).unwrap();
+        for (d, _) in &q.dimensions {
+            assert!(
+                DIMENSIONS.contains(&d.as_str()) || m.dimensions.contains(&d.as_str()),
+                "{key}: {} has no dimension {d}",
+                q.metric
+            );
+        }
+        assert!(["CRITICAL", "WARNING"].contains(&a["severity"].as_str().unwrap()));
+        thresholds.insert(
+            key.clone(),
+            (
+                q.threshold,
+                a["pending_duration"].as_str().unwrap().to_string(),
+            ),
+        );
+    }
+    // The runbook: 5xx over 1% for 5 minutes, booking failures over 3% for 15 minutes,
+    // webhook latency p95 over 5 s, queue depth over 1,000.
+    let want = |x: f64, d: &str| (x, d.to_string());
+    assert_eq!(thresholds["service-5xx"], want(1.0, "PT5M"));
+    assert_eq!(thresholds["booking-failures"], want(3.0, "PT15M"));
+    assert_eq!(thresholds["webhook-latency"], want(5.0, "PT5M"));
+    assert_eq!(thresholds["queue-depth"], want(1000.0, "PT5M"));
+
+    // The profile's thresholds reach the queries.
+    input.monitoring.thresholds.http_5xx_percent = 2.5;
+    let (tfvars, _) = service_alarms(&input);
+    let q = mql::parse(
+        tfvars["service_alarms"]["service-5xx"]["query"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(q.threshold, 2.5);
+}
+
+/// The archive-lag alarm of the backups is rendered only when the target runs PostgreSQL
+/// itself; then it watches the gauge the backup schedule writes and the exporter posts, and
+/// the stack stays valid for the provider and `terraform fmt` clean.
+#[test]
+fn the_backup_archive_alarm_is_conditional_and_watches_a_posted_metric() {
+    let test = "the_backup_archive_alarm_is_conditional_and_watches_a_posted_metric";
+    let mut input = input_for("prod-au", showcase_slots());
+    input.monitoring.backup_archive_alarm = true;
+    let (tfvars, r) = service_alarms(&input);
+    let a = &tfvars["service_alarms"]["backup-archive-lag"];
+    let q = crate::support::mql::parse(a["query"].as_str().unwrap()).unwrap();
+    assert_eq!(q.metric, "calops_backup_archive_pending_age_seconds");
+    assert!(posted_metric_names().contains(&q.metric));
+    assert_eq!(
+        (q.operator.as_str(), q.threshold),
+        (">", 900.0),
+        "15 minutes"
+    );
+    let dir = write_rendered(&r);
+    let f = findings(dir.path());
+    assert!(f.is_empty(), "{f:#?}");
+    if let Some((ok, out)) = terraform_fmt_check(test, dir.path()) {
+        assert!(ok, "{out}");
+    }
 }

@@ -499,9 +499,46 @@ fn serve(env: &BTreeMap<String, String>, port: u16, log: &Path) -> Child {
         .unwrap()
 }
 
+/// [`serve`] with `env` on a free port, once it answers its liveness path: the process, its
+/// base URL and its log file.
+async fn serve_live(w: &World, env: &BTreeMap<String, String>) -> (Child, String, PathBuf) {
+    let port = calops::pg::free_port().unwrap();
+    let log = w.dir.path().join("serve.log");
+    let mut child = serve(env, port, &log);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    eventually(90, "serve to answer its liveness path", || {
+        let (http, url) = (http.clone(), format!("{base}{}", w.liveness_path));
+        let exited = child.try_wait().unwrap();
+        let log = std::fs::read_to_string(&log).unwrap_or_default();
+        async move {
+            assert!(exited.is_none(), "serve exited ({exited:?}):\n{log}");
+            let r = http.get(url).send().await.ok()?;
+            (r.status() == StatusCode::OK).then_some(())
+        }
+    })
+    .await;
+    (child, base, log)
+}
+
 /// An organization (bootstrap token), a host with a schedule and an event type, and a booking;
 /// the organization id and the booking.
 async fn book(c: &Client, token: &str) -> (i64, Value) {
+    let (key, org_id, et) = host(c, token).await;
+    let booking = c
+        .create(
+            "/v2/bookings",
+            &key,
+            json!({"start": "2031-03-03T09:00:00Z", "eventTypeId": et,
+                   "attendee": {"name": "Zoe", "email": "zoe@example.com", "timeZone": "Europe/Berlin"}}),
+        )
+        .await;
+    (org_id, booking)
+}
+
+/// An organization (bootstrap token) and a host available 09:00-12:00 UTC every day with a
+/// 30-minute event type: (the organization's API key, its id, the event type id).
+async fn host(c: &Client, token: &str) -> (String, i64, i64) {
     let org = c
         .create("/v2/organizations", token, json!({"name": "OCI runtime"}))
         .await;
@@ -533,15 +570,7 @@ async fn book(c: &Client, token: &str) -> (i64, Value) {
         .await["id"]
         .as_i64()
         .unwrap();
-    let booking = c
-        .create(
-            "/v2/bookings",
-            &key,
-            json!({"start": "2031-03-03T09:00:00Z", "eventTypeId": et,
-                   "attendee": {"name": "Zoe", "email": "zoe@example.com", "timeZone": "Europe/Berlin"}}),
-        )
-        .await;
-    (org_id, booking)
+    (key, org_id, et)
 }
 
 /// Fails if any of `secrets` is in `text` (named by position, never printed).
@@ -584,24 +613,9 @@ async fn the_rendered_container_environment_runs_serve() {
 
     let mut env = w.env.clone();
     env.extend(w.platform.clone());
-    let port = calops::pg::free_port().unwrap();
-    let log = w.dir.path().join("serve.log");
-    let mut child = serve(&env, port, &log);
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut child, base, log) = serve_live(&w, &env).await;
     let c = Client::at(&base);
-    let http = reqwest::Client::new();
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    eventually(90, "serve to answer its liveness path", || {
-        let (http, url) = (http.clone(), format!("{base}{}", w.liveness_path));
-        let exited = child.try_wait().unwrap();
-        let log = read_log();
-        async move {
-            assert!(exited.is_none(), "serve exited ({exited:?}):\n{log}");
-            let r = http.get(url).send().await.ok()?;
-            (r.status() == StatusCode::OK).then_some(())
-        }
-    })
-    .await;
 
     // Ready: the database over TLS, Redis over TLS (rate limits shared through it), object
     // storage through the native API.
@@ -781,4 +795,242 @@ async fn bad_configuration_fails_at_start_naming_the_variable() {
         assert!(!line.contains("caused by"), "{what}: {line}");
         assert_no_secret(what, &out, &w.secrets);
     }
+}
+
+/// One figure of `/metrics` (an unlabelled sample).
+async fn metric(http: &reqwest::Client, base: &str, name: &str) -> f64 {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not in /metrics:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Book for `for_at_least` on two concurrent loops, each booking the next free half hour
+/// (`next` numbers them across phases); every booking must be created. The latencies.
+async fn book_for(
+    c: &Client,
+    key: &str,
+    et: i64,
+    next: &Arc<std::sync::atomic::AtomicU64>,
+    for_at_least: Duration,
+) -> Vec<Duration> {
+    let until = Instant::now() + for_at_least;
+    let one = |c: Client, key: String, next: Arc<std::sync::atomic::AtomicU64>| async move {
+        let mut took = Vec::new();
+        while Instant::now() < until {
+            // Six half hours a day (09:00-12:00 UTC), from 2032-01-01 on.
+            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let start = jiff::civil::date(2032, 1, 1)
+                .at(9, 0, 0, 0)
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .unwrap()
+                .checked_add(
+                    jiff::Span::new()
+                        .days((n / 6) as i64)
+                        .minutes((n % 6) as i64 * 30),
+                )
+                .unwrap();
+            let t = Instant::now();
+            let (status, v) = c
+                .post(
+                    "/v2/bookings",
+                    &key,
+                    json!({"start": start.timestamp().to_string(), "eventTypeId": et,
+                           "attendee": {"name": "Load", "email": "load@example.com", "timeZone": "UTC"}}),
+                )
+                .await;
+            took.push(t.elapsed());
+            assert_eq!(status, StatusCode::CREATED, "booking #{n}: {v}");
+        }
+        took
+    };
+    let (a, b) = tokio::join!(
+        one(c.clone(), key.to_string(), next.clone()),
+        one(c.clone(), key.to_string(), next.clone())
+    );
+    a.into_iter().chain(b).collect()
+}
+
+fn p95(mut d: Vec<Duration>) -> Duration {
+    d.sort();
+    d[(d.len() * 95).div_ceil(100).saturating_sub(1)]
+}
+
+/// On OCI (the rendered environment) the service posts its metrics to Monitoring, signed as its
+/// resource principal, in well-formed batches while it takes bookings; when Monitoring answers
+/// 500 or hangs, bookings are not slower (p95 within a generous bound of the healthy phase's,
+/// in the same run) and none is lost: only metrics are dropped, and counted. When Monitoring
+/// is back, posting resumes, and every stream the service counts as posted reached it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings() {
+    use crate::support::monitoring::Fault;
+    use calops::runtime::telemetry as t;
+    let test = "the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings";
+    if !have_tools(test) {
+        return;
+    }
+    let w = world(test).await;
+    // The contract turns the exporter on.
+    assert_eq!(w.env["CALOPS_METRICS_NAMESPACE"], t::NAMESPACE);
+    let compartment = w.env["CALOPS_METRICS_COMPARTMENT_ID"].clone();
+    assert!(
+        compartment.starts_with("ocid1.compartment."),
+        "{compartment}"
+    );
+
+    let mut env = w.env.clone();
+    env.extend(w.platform.clone());
+    env.insert(
+        "CALOPS_ENDPOINT_TELEMETRYINGESTION".into(),
+        w.oci.base.to_string(),
+    );
+    // A snapshot a second (a minute in production); no booking limit for the load.
+    env.insert("CALOPS_METRICS_INTERVAL".into(), "1s".into());
+    env.insert("CALOPS_RATE_LIMIT_BOOKINGS".into(), "off".into());
+    let (mut child, base, log) = serve_live(&w, &env).await;
+    let c = Client::at(&base);
+    let http = reqwest::Client::new();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let (key, _, et) = host(&c, &w.admin_token).await;
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let phase = Duration::from_secs(6);
+
+    // Healthy Monitoring: batches arrive while bookings are made.
+    let healthy = book_for(&c, &key, et, &next, phase).await;
+    let oci = w.oci.clone();
+    eventually(10, "a batch with the bookings", || {
+        let posts = oci.store.lock().unwrap().metric_posts.clone();
+        async move {
+            posts
+                .iter()
+                .flat_map(|p| p["metricData"].as_array().unwrap().clone())
+                .any(|m| m["name"] == t::BOOKINGS_CREATED)
+                .then_some(())
+        }
+    })
+    .await;
+
+    // Monitoring fails, then hangs: bookings go on as fast, and the metrics of the faulty
+    // phases are dropped and counted.
+    let mut phases = vec![(Fault::None, healthy)];
+    for fault in [Fault::Fail, Fault::Hang] {
+        let failures = metric(&http, &base, "calops_metrics_export_failures_total").await;
+        w.oci.store.lock().unwrap().monitoring_fault = fault;
+        phases.push((fault, book_for(&c, &key, et, &next, phase).await));
+        eventually(15, "the exporter to count the failed post", || {
+            let (http, base) = (http.clone(), base.clone());
+            async move {
+                (metric(&http, &base, "calops_metrics_export_failures_total").await > failures)
+                    .then_some(())
+            }
+        })
+        .await;
+    }
+    let dropped = metric(&http, &base, "calops_metrics_export_dropped_total").await;
+    assert!(dropped > 0.0, "nothing counted as dropped");
+
+    // Back: posting resumes.
+    let before = w.oci.store.lock().unwrap().metric_posts.len();
+    w.oci.store.lock().unwrap().monitoring_fault = Fault::None;
+    eventually(15, "posting to resume", || {
+        let n = oci.store.lock().unwrap().metric_posts.len();
+        async move { (n > before).then_some(()) }
+    })
+    .await;
+
+    // Every stream the service counts as posted reached Monitoring (read until a post in
+    // flight cannot make the two differ).
+    eventually(
+        15,
+        "the posted count to match what Monitoring received",
+        || {
+            let (http, base, oci) = (http.clone(), base.clone(), oci.clone());
+            async move {
+                let posted = metric(&http, &base, "calops_metrics_export_posted_total").await;
+                let received: usize = oci
+                    .store
+                    .lock()
+                    .unwrap()
+                    .metric_posts
+                    .iter()
+                    .map(|p| p["metricData"].as_array().unwrap().len())
+                    .sum();
+                (posted as usize == received).then_some(())
+            }
+        },
+    )
+    .await;
+
+    // Every batch was well formed (the stand-in refused none), signed as the resource
+    // principal (no signature refused but the stale token's), and says where it comes from.
+    let st = w.oci.store.lock().unwrap();
+    assert!(
+        st.metric_rejections.is_empty(),
+        "{:?}",
+        st.metric_rejections
+    );
+    assert!(
+        st.failures.iter().all(|f| f == EXPIRED_TOKEN),
+        "{:?}",
+        st.failures
+    );
+    let mut names = std::collections::BTreeSet::new();
+    for item in st
+        .metric_posts
+        .iter()
+        .flat_map(|p| p["metricData"].as_array().unwrap())
+    {
+        assert_eq!(item["namespace"], t::NAMESPACE);
+        assert_eq!(item["compartmentId"], compartment.as_str());
+        assert_eq!(item["dimensions"]["slot"], "blue");
+        assert_eq!(item["dimensions"]["release"], "abababababab");
+        let name = item["name"].as_str().unwrap().to_string();
+        assert!(t::metric(&name).is_some(), "{name} is not in METRICS");
+        names.insert(name);
+    }
+    for name in [
+        t::HTTP_REQUESTS,
+        t::HTTP_LATENCY,
+        t::BOOKINGS_CREATED,
+        t::QUEUE_DEPTH,
+        t::DB_POOL_SATURATION,
+        t::METRICS_DROPPED,
+    ] {
+        assert!(names.contains(name), "{name} never posted: {names:?}");
+    }
+    drop(st);
+
+    // Bookings: none lost (each answered 201 above), and none slower than twice the healthy
+    // phase's p95 plus 50 ms (a generous bound for a shared machine).
+    let p95s: Vec<(Fault, Duration, usize)> = phases
+        .iter()
+        .map(|(f, took)| (*f, p95(took.clone()), took.len()))
+        .collect();
+    eprintln!("booking p95 by phase (Monitoring's state, p95, bookings): {p95s:?}");
+    let healthy = p95s[0].1;
+    for (fault, fault_p95, _) in &p95s[1..] {
+        assert!(
+            *fault_p95 <= healthy * 2 + Duration::from_millis(50),
+            "Monitoring {fault:?} slowed bookings: p95 {fault_p95:?} vs {healthy:?} healthy ({p95s:?})"
+        );
+    }
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{}", read_log());
+    assert_no_secret("the logs", &read_log(), &w.secrets);
 }

@@ -60,6 +60,7 @@ pub fn app_config(database_url: &str, redis_url: Option<String>, limits: Limits)
         redis_timeout: calops::service::ratelimit::redis_conn::DEFAULT_TIMEOUT,
         slot_cache: true,
         webhooks: Default::default(),
+        telemetry: None,
         caldav: Default::default(),
         page_key: Some(PAGE_KEY.into()),
         mail: Default::default(),

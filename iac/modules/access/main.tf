@@ -4,8 +4,8 @@
 # - a dynamic group of the stack's container instances (resource principal type
 #   `computecontainerinstance` in the compartment);
 # - what that group may do, and nothing more: pull images from the compartment's repositories,
-#   read the bundles of exactly the listed Vault secrets, and manage objects in the stack's
-#   bucket only;
+#   read the bundles of exactly the listed Vault secrets, manage objects in the stack's
+#   bucket only, and post metrics in the service's Monitoring namespace only;
 # - the service policy Object Storage needs to apply the bucket's lifecycle rules.
 #
 # Each grant is one line of `local.grants`.
@@ -20,6 +20,7 @@ locals {
       "Allow ${local.group} to manage objects ${local.where} where target.bucket.name = '${var.bucket_name}'",
     ],
     [for id in sort(distinct(var.secret_ids)) : "Allow ${local.group} to read secret-bundles ${local.where} where target.secret.id = '${id}'"],
+    var.metrics_namespace == null ? [] : ["Allow ${local.group} to use metrics ${local.where} where target.metrics.namespace = '${var.metrics_namespace}'"],
     var.extra_grants,
   )
 }

@@ -39,6 +39,17 @@ variable "bucket_name" {
   type        = string
 }
 
+variable "metrics_namespace" {
+  description = "OCI Monitoring namespace the container instances may post metrics in (`use metrics` limited to it); null grants nothing."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.metrics_namespace == null || can(regex("^[A-Za-z][A-Za-z0-9_]*$", var.metrics_namespace))
+    error_message = "metrics_namespace must start with a letter and hold only letters, digits and underscores."
+  }
+}
+
 variable "extra_grants" {
   description = "More statements for the dynamic group, written in full (e.g. `Allow dynamic-group id ... to use metrics in compartment id ... where target.metrics.namespace = 'calops'`)."
   type        = list(string)

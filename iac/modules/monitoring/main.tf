@@ -1,4 +1,5 @@
-# Notification topic (+ e-mail subscription) and the alarms that page it.
+# Notification topic (+ e-mail subscription) and the alarms that page it: the load balancer's
+# and the containers' (here), and the service's own metrics (`var.service_alarms`).
 
 resource "oci_ons_notification_topic" "this" {
   compartment_id = var.compartment_id
@@ -18,32 +19,37 @@ resource "oci_ons_subscription" "email" {
 }
 
 locals {
-  alarms = {
+  infrastructure_alarms = {
     container-cpu = {
-      namespace = "oci_computecontainerinstance"
-      query     = "CpuUtilization[5m].mean() > ${var.cpu_threshold_percent}"
-      severity  = "WARNING"
-      summary   = "Container CPU above ${var.cpu_threshold_percent}% for 5 minutes"
+      namespace        = "oci_computecontainerinstance"
+      query            = "CpuUtilization[5m].mean() > ${var.cpu_threshold_percent}"
+      severity         = "WARNING"
+      summary          = "Container CPU above ${var.cpu_threshold_percent}% for 5 minutes"
+      pending_duration = "PT5M"
     }
     lb-5xx = {
-      namespace = "oci_lbaas"
-      query     = "HttpResponses5xx[5m]{resourceId = \"${var.load_balancer_id}\"}.sum() > ${var.lb_5xx_threshold}"
-      severity  = "CRITICAL"
-      summary   = "More than ${var.lb_5xx_threshold} HTTP 5xx responses in 5 minutes"
+      namespace        = "oci_lbaas"
+      query            = "HttpResponses5xx[5m]{resourceId = \"${var.load_balancer_id}\"}.sum() > ${var.lb_5xx_threshold}"
+      severity         = "CRITICAL"
+      summary          = "More than ${var.lb_5xx_threshold} HTTP 5xx responses in 5 minutes"
+      pending_duration = "PT5M"
     }
     lb-latency = {
-      namespace = "oci_lbaas"
-      query     = "ResponseTimeHttpHeader[5m]{resourceId = \"${var.load_balancer_id}\"}.mean() > ${var.latency_threshold_ms}"
-      severity  = "WARNING"
-      summary   = "Backend response time above ${var.latency_threshold_ms} ms"
+      namespace        = "oci_lbaas"
+      query            = "ResponseTimeHttpHeader[5m]{resourceId = \"${var.load_balancer_id}\"}.mean() > ${var.latency_threshold_ms}"
+      severity         = "WARNING"
+      summary          = "Backend response time above ${var.latency_threshold_ms} ms"
+      pending_duration = "PT5M"
     }
     lb-unhealthy-backends = {
-      namespace = "oci_lbaas"
-      query     = "UnHealthyBackendServers[1m]{resourceId = \"${var.load_balancer_id}\"}.max() > 0"
-      severity  = "CRITICAL"
-      summary   = "A load balancer backend is unhealthy"
+      namespace        = "oci_lbaas"
+      query            = "UnHealthyBackendServers[1m]{resourceId = \"${var.load_balancer_id}\"}.max() > 0"
+      severity         = "CRITICAL"
+      summary          = "A load balancer backend is unhealthy"
+      pending_duration = "PT5M"
     }
   }
+  alarms = merge(local.infrastructure_alarms, var.service_alarms)
 }
 
 resource "oci_monitoring_alarm" "this" {
@@ -59,7 +65,7 @@ resource "oci_monitoring_alarm" "this" {
   body                  = each.value.summary
   destinations          = [oci_ons_notification_topic.this.id]
   is_enabled            = true
-  pending_duration      = "PT5M"
+  pending_duration      = each.value.pending_duration
   message_format        = "ONS_OPTIMIZED"
   freeform_tags         = var.freeform_tags
 }

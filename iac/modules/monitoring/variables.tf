@@ -37,6 +37,18 @@ variable "latency_threshold_ms" {
   default     = 500
 }
 
+variable "service_alarms" {
+  description = "Alarms on the service's own metrics (rendered by calops from runtime::telemetry), by key."
+  type = map(object({
+    namespace        = string
+    query            = string
+    severity         = string
+    summary          = string
+    pending_duration = string
+  }))
+  default = {}
+}
+
 variable "freeform_tags" {
   description = "Tags applied to the topic and alarms."
   type        = map(string)

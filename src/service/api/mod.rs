@@ -172,6 +172,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         }
         text.push_str(&state.metrics.mail.render(b.ok()));
     }
+    text.push_str(&state.metrics.render_export());
     let calendars = state.store.calendar_health().await.ok();
     text.push_str(&crate::service::metrics::Metrics::render_calendars(
         &state.caldav.stats,

@@ -115,7 +115,7 @@ pub struct Store {
 }
 
 /// Pool size and usage, for /metrics.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStatus {
     pub max_size: usize,
     pub size: usize,

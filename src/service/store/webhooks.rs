@@ -612,6 +612,21 @@ impl Store {
             ics_pending: r.get(2),
         })
     }
+
+    /// The 95th percentile of the time from a booking event to its webhook's delivery, over
+    /// the deliveries made in the last `window_s` seconds (`None`: none made).
+    pub async fn webhook_latency_p95(&self, window_s: f64) -> Result<Option<f64>> {
+        let c = self.conn().await?;
+        Ok(c.query_one(
+            "SELECT percentile_cont(0.95) WITHIN GROUP
+                      (ORDER BY extract(epoch FROM delivered_at - created_at))::float8
+             FROM webhook_deliveries
+             WHERE status = 'delivered' AND delivered_at > now() - make_interval(secs => $1)",
+            &[&window_s],
+        )
+        .await?
+        .get(0))
+    }
 }
 
 /// See [`Store::backlog`].

@@ -192,3 +192,18 @@ variable "lb_5xx_threshold" {
 variable "latency_threshold_ms" {
   type = number
 }
+
+variable "metrics_namespace" {
+  type = string
+}
+
+variable "service_alarms" {
+  type = map(object({
+    namespace        = string
+    query            = string
+    severity         = string
+    summary          = string
+    pending_duration = string
+  }))
+  default = {}
+}

@@ -157,7 +157,9 @@ module "access" {
   name           = var.name
   bucket_name    = var.bucket_name
   secret_ids     = distinct(concat(module.slots.secret_ids, var.service_secret_ids))
-  freeform_tags  = local.tags
+  # The service posts its own metrics, in this namespace only.
+  metrics_namespace = var.metrics_namespace
+  freeform_tags     = local.tags
 }
 
 module "monitoring" {
@@ -170,5 +172,6 @@ module "monitoring" {
   cpu_threshold_percent = var.cpu_threshold_percent
   lb_5xx_threshold      = var.lb_5xx_threshold
   latency_threshold_ms  = var.latency_threshold_ms
+  service_alarms        = var.service_alarms
   freeform_tags         = local.tags
 }

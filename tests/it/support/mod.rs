@@ -3,6 +3,8 @@
 //!
 //! - `api`: the HTTP client of the service tests
 //! - `env`: the environment variables tests hand to calops by name, set before `main`
+//! - `monitoring`: OCI Monitoring in the stand-in OCI (PostMetricData checked, faults)
+//! - `mql`: a parser for the Monitoring Query Language the rendered alarms use
 //! - `oci`: the stand-in OCI (signature-checking server) and the OCI signing vectors
 //! - `ocistand`: what the stand-ins for OCI's APIs share (the signature check, answers, keys)
 //! - `schema_check`: the OCI provider-schema checker for rendered Terraform
@@ -10,6 +12,8 @@
 
 pub mod api;
 pub mod env;
+pub mod monitoring;
+pub mod mql;
 pub mod oci;
 pub mod ocistand;
 pub mod schema_check;

@@ -1,7 +1,8 @@
 //! The stand-in OCI of the tests: an HTTP server on 127.0.0.1 that verifies every request's
 //! signature as OCI does (its own implementation of the scheme, not calops') and serves
 //! OCI-shaped JSON for the calls calops makes: Object Storage, the registry token, load
-//! balancer health, container instances, work requests, and Vault's GetSecretBundle. It also
+//! balancer health, container instances, work requests, Vault's GetSecretBundle, and
+//! Monitoring's PostMetricData (`support::monitoring`). It also
 //! takes resource principal session tokens (`ST$<token>` keyIds) it knows, and refuses ones it
 //! treats as expired (see [`Tokens`]).
 //!
@@ -92,6 +93,12 @@ pub struct Store {
     pub failures: Vec<String>,
     /// Vault secrets by OCID: what GetSecretBundle returns.
     pub secrets: BTreeMap<String, String>,
+    /// What Monitoring's PostMetricData does (accept, fail, hang).
+    pub monitoring_fault: crate::support::monitoring::Fault,
+    /// Accepted PostMetricData bodies.
+    pub metric_posts: Vec<Value>,
+    /// Why PostMetricData bodies were refused (400).
+    pub metric_rejections: Vec<String>,
 }
 
 /// What the platform does when a token is refused: put the renewed one where it is read.
@@ -193,6 +200,34 @@ pub fn verify(
         .verify_with(method, path_and_query, headers, body, &tokens)
 }
 
+/// Monitoring's PostMetricData: a well-formed body is kept; a fault answers 500 or never.
+async fn post_metric_data(oci: &Oci, body: &[u8]) -> axum::response::Response {
+    use crate::support::monitoring::{check_post, Fault};
+    let fault = oci.store.lock().unwrap().monitoring_fault;
+    match fault {
+        Fault::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            oci_error(504, "GatewayTimeout", "never")
+        }
+        Fault::Fail => oci_error(500, "InternalServerError", "Internal server error"),
+        Fault::None => match check_post(body, SystemTime::now()) {
+            Ok(_) => {
+                let v: Value = serde_json::from_slice(body).unwrap();
+                oci.store.lock().unwrap().metric_posts.push(v);
+                json_reply(200, json!({"failedMetricsCount": 0, "failedMetrics": []}))
+            }
+            Err(why) => {
+                oci.store
+                    .lock()
+                    .unwrap()
+                    .metric_rejections
+                    .push(why.clone());
+                oci_error(400, "InvalidParameter", &why)
+            }
+        },
+    }
+}
+
 pub async fn handle(
     axum::extract::State(oci): axum::extract::State<Arc<Oci>>,
     req: axum::extract::Request,
@@ -230,6 +265,9 @@ pub async fn handle(
     if let Some((status, hs, text)) = scripted {
         let hs: Vec<(&str, String)> = hs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         return reply(status, &hs, text);
+    }
+    if (method.as_str(), path.as_str()) == ("POST", "/20180401/metrics") {
+        return post_metric_data(&oci, &body).await;
     }
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let header = |n: &str| ocistand::header(&headers, n);
