@@ -51,7 +51,10 @@ async fn book(
     body: Value,
     idempotency_key: Option<String>,
 ) -> anyhow::Result<()> {
-    let mut rq = c.post(url).bearer_auth(token).json(&body);
+    let mut rq = c.post(&url).bearer_auth(token).json(&body);
+    if let Some(v) = calops_testkit::api_version("POST", &url) {
+        rq = rq.header("cal-api-version", v);
+    }
     if let Some(k) = idempotency_key {
         rq = rq.header("Idempotency-Key", k);
     }
@@ -327,7 +330,12 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
         }
     })
     .await?;
-    let metrics = http.get(app.url("/metrics")).send().await?.text().await?;
+    let metrics = http
+        .get(app.private_url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     let counter = |name: &str| -> f64 {
         metrics
             .lines()

@@ -5,8 +5,9 @@
 //! (goal: p99 under 20 ms at 32 clients, every page under 50 KB with its CSS).
 //! Run with `cargo bench --bench pages`; under `cargo test --all-targets` it only says so.
 
+use calops_testkit::bench::post;
 use calops_testkit::{TestApp, BOOTSTRAP_TOKEN};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,14 +30,6 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(run()).expect("bench failed");
-}
-
-async fn post(c: &reqwest::Client, url: String, token: &str, body: Value) -> anyhow::Result<Value> {
-    let r = c.post(url).bearer_auth(token).json(&body).send().await?;
-    let status = r.status();
-    let v: Value = r.json().await?;
-    anyhow::ensure!(status.is_success(), "{status}: {v}");
-    Ok(v["data"].clone())
 }
 
 async fn run() -> anyhow::Result<()> {

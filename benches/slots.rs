@@ -117,6 +117,8 @@ async fn run() -> anyhow::Result<()> {
                     guests: json!([]),
                     metadata: json!({}),
                     reservation_uid: None,
+                    location: None,
+                    booking_fields_responses: json!({}),
                 };
                 while !stop.load(Ordering::Relaxed) {
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -200,7 +202,7 @@ async fn run() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow::anyhow!("no schedule"))?;
     for (label, days) in [("7 days", 7), ("31 days", 31)] {
         let end = first.checked_add(jiff::Span::new().days(days - 1))?;
-        let params: std::collections::HashMap<String, String> = [
+        let params: Vec<(String, String)> = [
             ("eventTypeId", et_id.to_string()),
             ("start", MONTH_START.to_string()),
             ("end", end.to_string()),
@@ -213,7 +215,10 @@ async fn run() -> anyhow::Result<()> {
         let t = Instant::now();
         let mut n = 0;
         for _ in 0..rounds {
-            let q = calops::service::api::slots::parse_query(&params)
+            // The 2024-09-04 shape, as GET /v2/slots reads and writes it.
+            use calops::service::api::versions::slots::{Current, SlotsApi};
+            let q = Current
+                .query(params.clone(), &mut Vec::new())
                 .map_err(|e| anyhow::anyhow!("{}", e.message))?;
             let avail = calops::service::domain::hours::stored_availability(
                 &sched.time_zone,
@@ -240,6 +245,7 @@ async fn run() -> anyhow::Result<()> {
                 after_buffer: 10,
                 window: None,
                 per_day_limit: None,
+                offset_start: 0,
             };
             let found = calops::service::domain::slots::compute(
                 &avail,
@@ -251,7 +257,7 @@ async fn run() -> anyhow::Result<()> {
                     now: 0,
                 },
             );
-            n += calops::service::api::slots::render(&found, &q, 30).len();
+            n += Current.render(&found, &q, 30, &[]).len();
         }
         let per = t.elapsed() / rounds;
         println!(

@@ -36,7 +36,11 @@ fn main() {
 }
 
 async fn post(c: &reqwest::Client, url: String, token: &str, body: Value) -> anyhow::Result<Value> {
-    let r = c.post(url).bearer_auth(token).json(&body).send().await?;
+    let mut rq = c.post(&url).bearer_auth(token).json(&body);
+    if let Some(v) = calops_testkit::api_version("POST", &url) {
+        rq = rq.header("cal-api-version", v);
+    }
+    let r = rq.send().await?;
     let status = r.status();
     let v: Value = r.json().await?;
     anyhow::ensure!(status.is_success(), "{status}: {v}");
@@ -161,7 +165,15 @@ async fn receive(
 async fn run(n: usize) -> anyhow::Result<()> {
     let config = Config {
         db_pool_size: 32,
-        webhooks: Settings::default(),
+        // The receiver is on 127.0.0.1: allowed explicitly (deliveries reach public addresses
+        // only by default).
+        webhooks: Settings {
+            allow_private: calops::service::domain::webhooks::reach::AllowList::parse(
+                "127.0.0.0/8",
+            )
+            .expect("a CIDR"),
+            ..Settings::default()
+        },
         ..calops_testkit::app_config(
             &fresh_database().await?,
             None,

@@ -281,7 +281,8 @@ pub struct RawRequestArgs {
     pub oci: OciConfigArgs,
 }
 
-#[derive(Debug, Args)]
+/// `Debug` hides the passwords in the URLs (written by hand below).
+#[derive(Args)]
 pub struct ServeArgs {
     /// Address to listen on [default: 0.0.0.0:3000].
     #[arg(long, env = "CALOPS_LISTEN", value_name = "HOST:PORT")]
@@ -331,10 +332,46 @@ pub struct ServeArgs {
     /// PostgreSQL notifications: on or off [default: on].
     #[arg(long, env = "CALOPS_SLOT_CACHE", value_name = "on|off")]
     pub slot_cache: Option<String>,
+    /// Also serve /metrics on the public listener (it is always served on the private
+    /// listener): on or off [default: off].
+    #[arg(long, env = "CALOPS_METRICS_PUBLIC", value_name = "on|off")]
+    pub metrics_public: Option<String>,
     /// Backups of a cluster calops runs itself: its `backup.json`. The service then takes the
     /// nightly base backup (one replica, under an advisory lock) and shows backup gauges.
     #[arg(long, env = "CALOPS_BACKUP_CONFIG", value_name = "FILE")]
     pub backup_config: Option<std::path::PathBuf>,
+}
+
+impl ServeArgs {
+    /// The settings as given, for [`crate::service::config::RawConfig::validate`].
+    pub fn raw_config(&self) -> crate::service::config::RawConfig {
+        crate::service::config::RawConfig {
+            listen: self.listen.clone(),
+            database_url: self.database_url.clone(),
+            redis_url: self.redis_url.clone(),
+            object_storage_url: self.object_storage_url.clone(),
+            admin_token_ref: self.admin_token_ref.clone(),
+            reuse_port: self.reuse_port,
+            private_listen: self.private_listen.clone(),
+            db_pool_size: self.db_pool_size.clone(),
+            shutdown_timeout: self.shutdown_timeout.clone(),
+            rate_limit_availability: self.rate_limit_availability.clone(),
+            rate_limit_bookings: self.rate_limit_bookings.clone(),
+            redis_timeout: self.redis_timeout.clone(),
+            slot_cache: self.slot_cache.clone(),
+            metrics_public: self.metrics_public.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The same settings as RawConfig, whose Debug hides the passwords in the URLs.
+        f.debug_struct("ServeArgs")
+            .field("config", &self.raw_config())
+            .field("backup_config", &self.backup_config)
+            .finish()
+    }
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,9 @@
 //! The binary is a thin shell over this library: `cli` holds clap types, `commands` glue one
 //! subcommand each, and the modules below do the work so that tests can call them directly.
 
+// The OpenAPI document (`service::api::openapi`) writes large `serde_json::json!` literals.
+#![recursion_limit = "512"]
+
 pub mod backup;
 pub mod cli;
 pub mod commands;

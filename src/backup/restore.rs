@@ -18,8 +18,8 @@ use indicatif::ProgressBar;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// What to restore, and where.
-#[derive(Debug, Clone)]
+/// What to restore, and where. `Debug` shows whether a password is set, never the password.
+#[derive(Clone)]
 pub struct Request {
     pub target: RecoveryTarget,
     /// Restore from this base backup instead of the newest one that fits the target.
@@ -36,6 +36,21 @@ pub struct Request {
     pub timeout: Duration,
     /// Archive from the promotion on (the restored cluster is going to be the live one).
     pub archive: bool,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("target", &self.target)
+            .field("backup", &self.backup)
+            .field("into", &self.into)
+            .field("calops", &self.calops)
+            .field("config", &self.config)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("timeout", &self.timeout)
+            .field("archive", &self.archive)
+            .finish()
+    }
 }
 
 /// A restored (and stopped) cluster.
@@ -324,4 +339,38 @@ pub fn swap_into(restored: &Path, live: &Path, stamp: &str) -> Result<Option<Pat
     )?;
     let _ = std::fs::remove_dir_all(restored);
     Ok(aside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let r = Request {
+            target: RecoveryTarget::Latest,
+            backup: None,
+            into: "/x/restored".into(),
+            calops: "/x/calops".into(),
+            config: BackupConfig {
+                version: 1,
+                profile: "local".into(),
+                store: "file:///x/objects/backups".into(),
+                compression_level: 3,
+                part_size: 1 << 20,
+                schedule: "03:00".into(),
+                retention_days: 7,
+                retention_count: 2,
+                archive_timeout_seconds: 60,
+            },
+            password: Some("s3cret-superuser-pw".into()),
+            timeout: Duration::from_secs(60),
+            archive: false,
+        };
+        let shown = format!("{r:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
 }

@@ -9,6 +9,9 @@ use crate::ui::Ui;
 
 pub fn run(g: &GlobalArgs, args: &PlanArgs, ui: &Ui) -> anyhow::Result<i32> {
     let profile = super::load_profile(g, ui)?;
+    if profile.target == Target::OciVm {
+        return vm_estimate(&profile, args, ui);
+    }
     if profile.target != Target::Oci {
         return Err(actionable(
             format!("profile `{}` has target = \"local\", which has no Terraform to plan", profile.name),
@@ -112,4 +115,25 @@ fn lookup_namespace(profile: &crate::profile::Profile) -> anyhow::Result<String>
             "pin it in the profile: [oci] object_storage_namespace = \"...\" (`oci os ns get` prints it)",
         )
     })
+}
+
+/// `plan` of an `oci-vm` profile: the monthly estimate from its sizes with the Always Free
+/// allowance assumed, and a warning per size that leaves it. Its Terraform is not rendered
+/// yet, so there is no Terraform plan; exit code 0.
+fn vm_estimate(profile: &crate::profile::Profile, args: &PlanArgs, ui: &Ui) -> anyhow::Result<i32> {
+    use crate::terraform::{cost::PriceTable, freetier};
+    let table = match &args.prices {
+        Some(p) => PriceTable::load(p)?,
+        None => PriceTable::bundled(),
+    };
+    let e = freetier::estimate(profile, &table);
+    for w in &e.outside_allowance {
+        ui.warn(w);
+    }
+    ui.warn(format!(
+        "profile `{}` has target = \"oci-vm\": its Terraform stack is not rendered by this version, so this is an estimate from the profile's sizes, not a Terraform plan",
+        profile.name
+    ));
+    ui.result(&serde_json::to_value(&e)?, || freetier::render_text(&e));
+    Ok(crate::error::EXIT_OK)
 }

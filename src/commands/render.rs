@@ -41,8 +41,48 @@ pub fn render_profile(
     Ok((input, rendered, out, tf_version))
 }
 
+/// Render an `oci-vm` profile (one VM, no slots) like [`render_profile`].
+pub fn render_vm_profile(
+    profile: &crate::profile::Profile,
+    account: &crate::deploy::oci::stack::Account,
+    out: Option<PathBuf>,
+    ui: &Ui,
+) -> anyhow::Result<(render::Rendered, PathBuf, Option<String>)> {
+    let tf_version = installed_terraform_version();
+    let mut input = render::vm::VmRenderInput::from_profile(profile, tf_version.clone())?;
+    input.oci.tenancy_id = account.tenancy_id.clone();
+    if input.oci.home_region.is_none() {
+        input.oci.home_region = account.home_region.clone();
+    }
+    let rendered = render::vm::render_vm(&input)?;
+    for w in &rendered.warnings {
+        ui.warn(w);
+    }
+    for w in crate::terraform::freetier::outside_allowance(
+        profile,
+        &crate::terraform::cost::PriceTable::bundled().always_free,
+    ) {
+        ui.warn(w);
+    }
+    let out = out.unwrap_or_else(|| {
+        PathBuf::from(".calops")
+            .join(&profile.name)
+            .join("terraform")
+    });
+    render::write::write_to(&rendered, &out)?;
+    Ok((rendered, out, tf_version))
+}
+
 pub fn run(g: &GlobalArgs, args: &RenderArgs, ui: &Ui) -> anyhow::Result<i32> {
     let profile = super::load_profile(g, ui)?;
+    if profile.target == crate::profile::Target::OciVm
+        && (args.image.is_some() || !args.slot.is_empty())
+    {
+        return Err(actionable(
+            format!("profile `{}` has target = \"oci-vm\", which has no deployment slots: --image and --slot do not apply", profile.name),
+            "drop --image and --slot (the VM takes releases by pull, not from the Terraform stack)",
+        ));
+    }
     let slots = parse_slots(args.image.as_deref(), &args.slot)?;
     // The tenancy from the OCI config when there is one (no network: an unpinned home region
     // stays unknown, and the render says so).
@@ -52,8 +92,14 @@ pub fn run(g: &GlobalArgs, args: &RenderArgs, ui: &Ui) -> anyhow::Result<i32> {
             home_region: None,
         })
         .unwrap_or_default();
-    let (input, rendered, out, tf_version_doc) =
-        render_profile(&profile, slots, &account, args.out.clone(), ui)?;
+    let (slots, rendered, out, tf_version_doc) = if profile.target == crate::profile::Target::OciVm
+    {
+        let (r, out, v) = render_vm_profile(&profile, &account, args.out.clone(), ui)?;
+        (json!({}), r, out, v)
+    } else {
+        let (input, r, out, v) = render_profile(&profile, slots, &account, args.out.clone(), ui)?;
+        (json!(input.slots), r, out, v)
+    };
     if !rendered.backend_init_config.is_empty() {
         ui.note(format!(
             "note: the state backend still needs {} at `terraform init` (-backend-config): pin [oci] object_storage_namespace (`oci os ns get` prints it) to write it into the files",
@@ -75,7 +121,7 @@ pub fn run(g: &GlobalArgs, args: &RenderArgs, ui: &Ui) -> anyhow::Result<i32> {
         "content_hash": hash,
         "backend": rendered.backend,
         "backend_init_config": rendered.backend_init_config,
-        "slots": input.slots,
+        "slots": slots,
         "warnings": rendered.warnings,
         "files": files,
     });

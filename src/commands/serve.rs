@@ -1,25 +1,10 @@
 //! `calops serve`: run the scheduling service in the foreground.
 
 use crate::cli::ServeArgs;
-use crate::service::config::RawConfig;
 use crate::ui::Ui;
 
 pub fn run(args: &ServeArgs, ui: &Ui) -> anyhow::Result<i32> {
-    let raw = RawConfig {
-        listen: args.listen.clone(),
-        database_url: args.database_url.clone(),
-        redis_url: args.redis_url.clone(),
-        object_storage_url: args.object_storage_url.clone(),
-        admin_token_ref: args.admin_token_ref.clone(),
-        reuse_port: args.reuse_port,
-        private_listen: args.private_listen.clone(),
-        db_pool_size: args.db_pool_size.clone(),
-        shutdown_timeout: args.shutdown_timeout.clone(),
-        rate_limit_availability: args.rate_limit_availability.clone(),
-        rate_limit_bookings: args.rate_limit_bookings.clone(),
-        redis_timeout: args.redis_timeout.clone(),
-        slot_cache: args.slot_cache.clone(),
-    };
+    let raw = args.raw_config();
     crate::service::logging::init();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -111,7 +111,7 @@ fn local_state(target: &LocalTarget) -> State {
 pub fn open_local(profile: Profile) -> anyhow::Result<(LocalTarget, State)> {
     if profile.target != profile::Target::Local {
         return Err(actionable(
-            format!("profile `{}` has target = \"oci\": `calops destroy` removes local deployments only", profile.name),
+            format!("profile `{}` has target = \"{}\": `calops destroy` removes local deployments only", profile.name, profile.target.name()),
             format!("to remove the OCI stack, run `terraform destroy` in .calops/{}/terraform (the database and bucket are protected: review the plan)", profile.name),
         ));
     }
@@ -134,6 +134,7 @@ pub async fn open_state(profile: &Profile) -> anyhow::Result<State> {
             })
         }
         profile::Target::Local => Ok(open_local(profile.clone())?.1),
+        profile::Target::OciVm => Err(super::vm::not_yet(profile, "releases/lock/status")),
     }
 }
 
@@ -163,6 +164,13 @@ pub struct Deployment {
 /// first checks the prerequisites (`calops doctor`); for OCI, the state bucket is bootstrapped,
 /// the backend settings rendered and the target built (see [`oci_setup::prepare`]).
 pub async fn open(profile: Profile, source: Source<'_>, ui: &Ui) -> anyhow::Result<Deployment> {
+    if profile.target == profile::Target::OciVm {
+        let command = match source {
+            Source::Current { .. } => "deploy",
+            Source::Rollback => "rollback",
+        };
+        return Err(super::vm::not_yet(&profile, command));
+    }
     if profile.target == profile::Target::Oci {
         let workdir = std::path::PathBuf::from(".calops")
             .join(&profile.name)

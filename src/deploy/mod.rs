@@ -14,3 +14,4 @@ pub mod slots;
 pub mod status;
 pub mod steps;
 pub mod store;
+pub mod vm;

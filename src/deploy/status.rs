@@ -50,6 +50,7 @@ pub async fn of(profile: Profile) -> anyhow::Result<Status> {
     match profile.target {
         profile::Target::Oci => oci(profile).await,
         profile::Target::Local => local(profile).await,
+        profile::Target::OciVm => Err(super::vm::not_yet(&profile, "status")),
     }
 }
 

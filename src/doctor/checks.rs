@@ -40,14 +40,37 @@ pub fn run(profile: Option<&Profile>) -> Report {
         if p.target == Target::Oci {
             checks.extend(super::oci::checks(p));
         }
+        if p.target == Target::OciVm {
+            checks.push(always_free(p));
+        }
     }
     Report {
         profile: profile.map(|p| p.name.clone()),
-        target: profile.map(|p| match p.target {
-            Target::Oci => "oci".into(),
-            Target::Local => "local".into(),
-        }),
+        target: profile.map(|p| p.target.name().into()),
         checks,
+    }
+}
+
+/// An `oci-vm` profile's sizes against the Always Free allowance the price table assumes.
+pub fn always_free(p: &Profile) -> Check {
+    let t = crate::terraform::cost::PriceTable::bundled();
+    let outside = crate::terraform::freetier::outside_allowance(p, &t.always_free);
+    if outside.is_empty() {
+        Check::ok(
+            "always free",
+            false,
+            format!(
+                "[vm] and [load_balancer] sizes are within the Always Free allowance assumed (prices as of {})",
+                t.as_of
+            ),
+        )
+    } else {
+        Check::warn(
+            "always free",
+            false,
+            format!("outside the Always Free allowance: {}", outside.join("; ")),
+            "lower the sizes named, or accept the charge (`calops plan` estimates it)",
+        )
     }
 }
 

@@ -18,6 +18,7 @@
 
 use crate::oci::auth::{self, AuthError};
 use crate::oci::config::OciProfile;
+use crate::oci::instance::{InstancePrincipal, InstancePrincipalError};
 use crate::oci::principal::{PrincipalError, ResourcePrincipal};
 use crate::oci::signer::{BodyMode, SignError, Signed, Signer};
 use bytes::Bytes;
@@ -396,6 +397,8 @@ pub enum OciError {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Principal(#[from] PrincipalError),
+    #[error(transparent)]
+    InstancePrincipal(#[from] InstancePrincipalError),
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
     #[error("work request {id} ({operation}) ended {status}{}", if errors.is_empty() { String::new() } else { format!(": {}", errors.join("; ")) })]
@@ -482,6 +485,8 @@ enum Credentials {
     Fixed(Arc<Signer>),
     /// A resource principal: the signer of the moment, refreshed after a 401.
     Principal(Arc<ResourcePrincipal>),
+    /// An instance principal: a session token renewed before it expires and after a 401.
+    Instance(Arc<InstancePrincipal>),
 }
 
 /// The client. Cheap to clone (shares the connection pool and the key).
@@ -506,6 +511,15 @@ impl OciClient {
     ) -> Result<OciClient, OciError> {
         let region = principal.region().to_string();
         Self::with_credentials(Credentials::Principal(principal), region)
+    }
+
+    /// A client signing as a compute instance's instance principal, against its region's
+    /// public endpoints.
+    pub fn with_instance_principal(
+        principal: Arc<InstancePrincipal>,
+    ) -> Result<OciClient, OciError> {
+        let region = principal.region().to_string();
+        Self::with_credentials(Credentials::Instance(principal), region)
     }
 
     fn with_credentials(credentials: Credentials, region: String) -> Result<OciClient, OciError> {
@@ -571,16 +585,34 @@ impl OciClient {
         match &self.credentials {
             Credentials::Fixed(s) => Ok(Signer::clone(s)),
             Credentials::Principal(p) => Ok(p.signer(SystemTime::now())?),
+            Credentials::Instance(p) => p.current_signer().ok_or_else(|| {
+                OciError::InstancePrincipal(InstancePrincipalError::Other(
+                    "no security token yet".into(),
+                ))
+            }),
         }
     }
 
-    /// After a 401: read credentials that can change again. `true` when there was something
-    /// to refresh (a resource principal), so the call is worth one more try.
-    fn refresh_credentials(&self) -> Result<bool, OciError> {
+    /// Renew credentials that expire soon before signing (an instance principal's token is
+    /// fetched over HTTP, so this cannot happen inside the synchronous [`Self::signer`]).
+    async fn ready(&self) -> Result<(), OciError> {
+        if let Credentials::Instance(p) = &self.credentials {
+            p.signer().await?;
+        }
+        Ok(())
+    }
+
+    /// After a 401: read or renew credentials that can change. `true` when there was something
+    /// to refresh (a resource or instance principal), so the call is worth one more try.
+    async fn refresh_credentials(&self) -> Result<bool, OciError> {
         match &self.credentials {
             Credentials::Fixed(_) => Ok(false),
             Credentials::Principal(p) => {
                 p.refresh(SystemTime::now())?;
+                Ok(true)
+            }
+            Credentials::Instance(p) => {
+                p.refresh().await?;
                 Ok(true)
             }
         }
@@ -659,6 +691,7 @@ impl OciClient {
         let mut refreshed = false;
         loop {
             attempt += 1;
+            self.ready().await?;
             let (headers, _) = self.sign(&req, SystemTime::now())?;
             let mut builder = self
                 .http
@@ -691,10 +724,10 @@ impl OciClient {
             if let Ok(resp) = &outcome {
                 if resp.status == StatusCode::UNAUTHORIZED
                     && !refreshed
-                    && self.refresh_credentials()?
+                    && self.refresh_credentials().await?
                 {
                     refreshed = true;
-                    tracing::debug!(url = %req.url, "401: read the resource principal again and retry");
+                    tracing::debug!(url = %req.url, "401: renew the principal's token and retry");
                     continue;
                 }
             }

@@ -8,6 +8,8 @@
 //! - [`auth`]: profile -> [`signer::Signer`] (all the checks above, plus session tokens).
 //! - [`principal`]: a container instance's resource principal (version 2.2), the signer of a
 //!   service running on OCI.
+//! - [`instance`]: a compute instance's instance principal (metadata service certificates
+//!   exchanged for a session token), the signer of calops on the `oci-vm` target's VM.
 //! - [`signer`]: the pure HTTP signature scheme.
 //! - [`client`]: [`client::OciClient`], endpoints, retries, errors.
 //! - typed calls: [`objectstorage`], [`registry`], [`loadbalancer`], [`containerinstances`],
@@ -30,6 +32,7 @@ pub mod client;
 pub mod config;
 pub mod containerinstances;
 pub mod identity;
+pub mod instance;
 pub mod keys;
 pub mod loadbalancer;
 pub mod objectstorage;

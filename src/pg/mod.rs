@@ -75,8 +75,7 @@ impl Default for Options {
     }
 }
 
-/// A cluster directory, initialised and possibly running.
-#[derive(Debug)]
+/// A cluster directory, initialised and possibly running. `Debug` never shows the password.
 pub struct Cluster {
     dir: PathBuf,
     bins: Binaries,
@@ -84,6 +83,19 @@ pub struct Cluster {
     password: String,
     port: Option<u16>,
     options: Options,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("dir", &self.dir)
+            .field("bins", &self.bins)
+            .field("run_as", &self.run_as)
+            .field("password", &"<redacted>")
+            .field("port", &self.port)
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 impl Cluster {
@@ -761,5 +773,24 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = Cluster {
+            dir: PathBuf::from("/tmp/pg"),
+            bins: Binaries {
+                bindir: PathBuf::from("/usr/lib/postgresql/15/bin"),
+            },
+            run_as: None,
+            password: "pg-pass-6f1e2d".into(),
+            port: Some(5432),
+            options: Options::default(),
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("pg-pass-6f1e2d") && shown.contains("5432"),
+            "{shown}"
+        );
     }
 }

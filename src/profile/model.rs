@@ -11,8 +11,29 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Target {
+    /// Managed PostgreSQL, OCI Cache and Container Instances, deployed by Terraform slots.
     Oci,
     Local,
+    /// One compute instance running the service as the local target does (`target =
+    /// "oci-vm"`, the Always Free profile `free-au`), deployed by pull.
+    #[serde(rename = "oci-vm")]
+    OciVm,
+}
+
+impl Target {
+    /// The value of `target` in a profile.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Oci => "oci",
+            Target::Local => "local",
+            Target::OciVm => "oci-vm",
+        }
+    }
+
+    /// True for the targets that run on OCI (an [oci] section, a rendered stack).
+    pub fn on_oci(self) -> bool {
+        matches!(self, Target::Oci | Target::OciVm)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +55,8 @@ pub struct Profile {
     pub deploy: DeploySection,
     pub image: ImageSection,
     pub local: LocalSection,
+    /// The compute instance of an `oci-vm` target.
+    pub vm: VmSection,
     /// Where each value came from (dotted path -> origin), for `--verbose` and later errors.
     #[serde(skip)]
     pub origins: BTreeMap<String, Origin>,
@@ -187,6 +210,22 @@ pub struct ImageSection {
     pub registry_username: Option<String>,
 }
 
+/// The one compute instance of an `oci-vm` target: it runs PostgreSQL, redis-server and the
+/// service, and takes releases from the bucket.
+#[derive(Debug, Clone, Serialize)]
+pub struct VmSection {
+    pub shape: Shape,
+    pub ocpus: f64,
+    pub memory_gbs: f64,
+    /// The boot volume (the system, and PostgreSQL's data unless a block volume is added).
+    pub boot_volume_gbs: u32,
+    /// A block volume for PostgreSQL's data; 0: none (the data stays on the boot volume).
+    pub block_volume_gbs: u32,
+    /// A pinned image OCID; `None` takes the newest Oracle Linux 9 aarch64 platform image
+    /// (the `oci_core_images` data source).
+    pub image_id: Option<Ocid>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LocalSection {
     pub bind: IpAddr,
@@ -208,27 +247,29 @@ pub const SECTIONS: &[&str] = &[
     "deploy",
     "image",
     "local",
+    "vm",
 ];
 
 /// Read the whole profile from the merged root table. Problems accumulate in `sink`.
 pub fn read(root: &Section<'_>, name: &str, files: Vec<PathBuf>) -> Option<Profile> {
     root.skip("extends");
     let target = root
-        .choice("target", &["oci", "local"])
+        .choice("target", &["oci", "local", "oci-vm"])
         .map(|t| match t.as_str() {
             "oci" => Target::Oci,
+            "oci-vm" => Target::OciVm,
             _ => Target::Local,
         });
+    let on_oci = target.is_some_and(Target::on_oci);
     let oci = match (target, root.has("oci")) {
-        (Some(Target::Oci), _) | (_, true) => root
-            .section("oci")
-            .and_then(|s| read_oci(&s, target == Some(Target::Oci))),
+        (Some(t), _) if t.on_oci() => root.section("oci").and_then(|s| read_oci(&s, true)),
+        (_, true) => root.section("oci").and_then(|s| read_oci(&s, false)),
         _ => None,
     };
-    if target == Some(Target::Oci) && !root.has("oci") {
+    if on_oci && !root.has("oci") {
         root.invalid(
             "oci",
-            "an `oci` target needs an [oci] section",
+            "an `oci` or `oci-vm` target needs an [oci] section",
             Some("add [oci] with `region` and `compartment_id`".into()),
         );
     }
@@ -245,16 +286,13 @@ pub fn read(root: &Section<'_>, name: &str, files: Vec<PathBuf>) -> Option<Profi
     let deploy = root.section("deploy").and_then(|s| read_deploy(&s));
     let image = root.section("image").and_then(|s| read_image(&s));
     let local = root.section("local").and_then(|s| read_local(&s));
+    let vm = root.section("vm").and_then(|s| read_vm(&s));
     let target = target?;
     Some(Profile {
         name: name.to_string(),
         files,
         target,
-        oci: if target == Target::Oci {
-            Some(oci?)
-        } else {
-            oci
-        },
+        oci: if target.on_oci() { Some(oci?) } else { oci },
         state: state?,
         network: network?,
         database: database?,
@@ -266,6 +304,7 @@ pub fn read(root: &Section<'_>, name: &str, files: Vec<PathBuf>) -> Option<Profi
         deploy: deploy?,
         image: image?,
         local: local?,
+        vm: vm?,
         origins: BTreeMap::new(),
     })
 }
@@ -418,6 +457,34 @@ fn shape_and_size(
         }
     }
     (shape, ocpus, mem)
+}
+
+fn read_vm(s: &Section<'_>) -> Option<VmSection> {
+    let (shape, ocpus, memory_gbs) = shape_and_size(s, VM_SHAPES);
+    let boot_volume_gbs = s.int_in(
+        "boot_volume_gbs",
+        50,
+        32768,
+        " GB (OCI's boot volume sizes)",
+    );
+    let block_volume_gbs = s.opt_int("block_volume_gbs").unwrap_or(0);
+    if block_volume_gbs != 0 && !(50..=32768).contains(&block_volume_gbs) {
+        s.invalid(
+            "block_volume_gbs",
+            format!("{block_volume_gbs} GB is not a block volume size"),
+            Some("allowed: 0 (no block volume: data on the boot volume) or 50 to 32768 GB".into()),
+        );
+    }
+    let image_id = s.parsed("image_id", false, |v| Ocid::parse(v, &["image"]));
+    s.finish_ref();
+    Some(VmSection {
+        shape: shape?,
+        ocpus: ocpus?,
+        memory_gbs: memory_gbs?,
+        boot_volume_gbs: boot_volume_gbs? as u32,
+        block_volume_gbs: block_volume_gbs.max(0) as u32,
+        image_id,
+    })
 }
 
 fn read_database(s: &Section<'_>, target: Option<Target>) -> Option<DatabaseSection> {

@@ -258,6 +258,17 @@ pub const CONTAINER_SHAPES: &[ShapeLimits] = &[
     },
 ];
 
+/// Compute shapes of the `oci-vm` target (Ampere A1: the Always Free one).
+pub const VM_SHAPES: &[ShapeLimits] = &[ShapeLimits {
+    name: "VM.Standard.A1.Flex",
+    min_ocpus: 1.0,
+    max_ocpus: 80.0,
+    min_gb_per_ocpu: 1.0,
+    max_gb_per_ocpu: 64.0,
+    max_memory_gb: 512.0,
+    arch: "arm64",
+}];
+
 /// OCI Database with PostgreSQL flexible shapes.
 pub const DATABASE_SHAPES: &[ShapeLimits] = &[
     ShapeLimits {

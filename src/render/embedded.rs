@@ -19,6 +19,23 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("outputs.tf", include_str!("../../templates/outputs.tf.hbs")),
 ];
 
+/// The `oci-vm` root module's own templates; it shares `versions.tf`, `providers.tf` and
+/// `lookups.tf` with [`TEMPLATES`].
+pub const VM_TEMPLATES: &[(&str, &str)] = &[
+    ("vm/main.tf", include_str!("../../templates/vm/main.tf.hbs")),
+    (
+        "vm/variables.tf",
+        include_str!("../../templates/vm/variables.tf.hbs"),
+    ),
+    (
+        "vm/outputs.tf",
+        include_str!("../../templates/vm/outputs.tf.hbs"),
+    ),
+];
+
+/// The templates shared by both root modules.
+pub const SHARED_TEMPLATES: &[&str] = &["versions.tf", "providers.tf", "lookups.tf"];
+
 macro_rules! module_files {
     ($($m:literal),* $(,)?) => {
         &[$(
@@ -44,4 +61,14 @@ pub const MODULE_FILES: &[(&str, &str)] = module_files!(
     "monitoring",
     "access",
     "slots",
+);
+
+/// The modules of an `oci-vm` root module (no database, cache, registry, containers, slots).
+pub const VM_MODULE_FILES: &[(&str, &str)] = module_files!(
+    "network",
+    "storage",
+    "vm",
+    "loadbalancer",
+    "monitoring",
+    "access",
 );

@@ -200,6 +200,86 @@ pub fn vault_secret_ocid(field: &str, reference: &str) -> Result<String, RenderE
     }
 }
 
+/// The [oci] inputs (the tenancy is filled in later, from the OCI config calops signs with).
+pub(crate) fn oci_input(oci: &crate::profile::OciSection) -> OciInput {
+    OciInput {
+        region: oci.region.as_str().to_string(),
+        compartment_id: oci.compartment_id.as_str().to_string(),
+        config_profile: oci.config_profile.clone(),
+        tenancy_id: None,
+        home_region: oci.home_region.as_ref().map(|r| r.as_str().to_string()),
+        availability_domains: oci.availability_domains.clone(),
+        object_storage_namespace: oci.object_storage_namespace.clone(),
+        services_gateway_service_id: oci
+            .services_gateway_service_id
+            .as_ref()
+            .map(|o| o.as_str().to_string()),
+    }
+}
+
+pub(crate) fn state_input(p: &Profile) -> StateInput {
+    StateInput {
+        backend: if p.state.backend == "local" {
+            StateBackend::Local
+        } else {
+            StateBackend::Oci
+        },
+        bucket: p.state.bucket.clone(),
+        prefix: p.state.prefix.clone(),
+    }
+}
+
+pub(crate) fn network_input(p: &Profile) -> NetworkInput {
+    NetworkInput {
+        vcn_name: p.network.vcn_name.clone(),
+        vcn_cidr: p.network.vcn_cidr.to_string(),
+        public_subnet_cidr: p.network.public_subnet_cidr.to_string(),
+        private_subnet_cidr: p.network.private_subnet_cidr.to_string(),
+        dns_label: p.network.dns_label.clone(),
+    }
+}
+
+pub(crate) fn storage_input(p: &Profile) -> StorageInput {
+    StorageInput {
+        bucket_name: p.storage.bucket_name.clone(),
+        versioning: p.storage.versioning,
+        ics_retention_days: p.storage.ics_retention_days,
+    }
+}
+
+pub(crate) fn load_balancer_input(p: &Profile) -> LoadBalancerInput {
+    LoadBalancerInput {
+        min_bandwidth_mbps: p.load_balancer.min_bandwidth_mbps,
+        max_bandwidth_mbps: p.load_balancer.max_bandwidth_mbps,
+        hostname: p
+            .load_balancer
+            .hostname
+            .as_ref()
+            .map(|h| h.as_str().to_string()),
+        certificate_id: p
+            .load_balancer
+            .certificate_id
+            .as_ref()
+            .map(|o| o.as_str().to_string()),
+        idle_timeout_seconds: p.load_balancer.idle_timeout_seconds,
+    }
+}
+
+pub(crate) fn monitoring_input(p: &Profile) -> MonitoringInput {
+    MonitoringInput {
+        cpu_threshold_percent: p.monitoring.cpu_threshold_percent,
+        lb_5xx_threshold: p.monitoring.lb_5xx_threshold,
+        latency_threshold_ms: p.monitoring.latency_threshold_ms,
+        notification_email: p
+            .monitoring
+            .notification_email
+            .as_ref()
+            .map(|e| e.as_str().to_string()),
+        thresholds: p.monitoring.thresholds(),
+        backup_archive_alarm: false,
+    }
+}
+
 impl RenderInput {
     /// Build the input from a typed profile and the slots to render. Slots not named keep no
     /// instance (`absent`). `terraform_version` is the installed Terraform, if known.
@@ -238,35 +318,9 @@ impl RenderInput {
         Ok(RenderInput {
             profile: p.name.clone(),
             terraform_version,
-            oci: OciInput {
-                region: oci.region.as_str().to_string(),
-                compartment_id: oci.compartment_id.as_str().to_string(),
-                config_profile: oci.config_profile.clone(),
-                tenancy_id: None,
-                home_region: oci.home_region.as_ref().map(|r| r.as_str().to_string()),
-                availability_domains: oci.availability_domains.clone(),
-                object_storage_namespace: oci.object_storage_namespace.clone(),
-                services_gateway_service_id: oci
-                    .services_gateway_service_id
-                    .as_ref()
-                    .map(|o| o.as_str().to_string()),
-            },
-            state: StateInput {
-                backend: if p.state.backend == "local" {
-                    StateBackend::Local
-                } else {
-                    StateBackend::Oci
-                },
-                bucket: p.state.bucket.clone(),
-                prefix: p.state.prefix.clone(),
-            },
-            network: NetworkInput {
-                vcn_name: p.network.vcn_name.clone(),
-                vcn_cidr: p.network.vcn_cidr.to_string(),
-                public_subnet_cidr: p.network.public_subnet_cidr.to_string(),
-                private_subnet_cidr: p.network.private_subnet_cidr.to_string(),
-                dns_label: p.network.dns_label.clone(),
-            },
+            oci: oci_input(oci),
+            state: state_input(p),
+            network: network_input(p),
             database: DatabaseInput {
                 postgres_version: p.database.postgres_version.clone(),
                 shape: p.database.shape.name().to_string(),
@@ -284,11 +338,7 @@ impl RenderInput {
                 memory_gbs_per_node: p.cache.memory_gbs_per_node,
                 engine_version: p.cache.engine_version.clone(),
             },
-            storage: StorageInput {
-                bucket_name: p.storage.bucket_name.clone(),
-                versioning: p.storage.versioning,
-                ics_retention_days: p.storage.ics_retention_days,
-            },
+            storage: storage_input(p),
             service: ServiceInput {
                 shape: p.service.shape.name().to_string(),
                 ocpus: p.service.ocpus,
@@ -305,33 +355,8 @@ impl RenderInput {
                     .collect(),
                 graceful_shutdown_seconds: p.service.graceful_shutdown_seconds,
             },
-            load_balancer: LoadBalancerInput {
-                min_bandwidth_mbps: p.load_balancer.min_bandwidth_mbps,
-                max_bandwidth_mbps: p.load_balancer.max_bandwidth_mbps,
-                hostname: p
-                    .load_balancer
-                    .hostname
-                    .as_ref()
-                    .map(|h| h.as_str().to_string()),
-                certificate_id: p
-                    .load_balancer
-                    .certificate_id
-                    .as_ref()
-                    .map(|o| o.as_str().to_string()),
-                idle_timeout_seconds: p.load_balancer.idle_timeout_seconds,
-            },
-            monitoring: MonitoringInput {
-                cpu_threshold_percent: p.monitoring.cpu_threshold_percent,
-                lb_5xx_threshold: p.monitoring.lb_5xx_threshold,
-                latency_threshold_ms: p.monitoring.latency_threshold_ms,
-                notification_email: p
-                    .monitoring
-                    .notification_email
-                    .as_ref()
-                    .map(|e| e.as_str().to_string()),
-                thresholds: p.monitoring.thresholds(),
-                backup_archive_alarm: false,
-            },
+            load_balancer: load_balancer_input(p),
+            monitoring: monitoring_input(p),
             slots,
         })
     }

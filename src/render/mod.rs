@@ -5,9 +5,11 @@
 //! here touches the disk or runs a process except [`write::write_to`]. Same input, same bytes:
 //! maps are ordered, there are no timestamps, and [`Rendered::content_hash`] covers every file.
 
+pub mod cloudinit;
 pub mod embedded;
 pub mod hcl;
 pub mod input;
+pub mod vm;
 pub mod write;
 
 pub use input::{
@@ -97,7 +99,7 @@ fn registry() -> &'static Handlebars<'static> {
         let mut h = Handlebars::new();
         h.set_strict_mode(true);
         h.register_escape_fn(handlebars::no_escape);
-        for (name, text) in embedded::TEMPLATES {
+        for (name, text) in embedded::TEMPLATES.iter().chain(embedded::VM_TEMPLATES) {
             // The templates are part of the binary and covered by tests: a failure here is a
             // build defect, reported when the template is used.
             let _ = h.register_template_string(name, *text);
@@ -107,7 +109,7 @@ fn registry() -> &'static Handlebars<'static> {
 }
 
 /// A JSON number without a spurious `.0` for whole values (`2` rather than `2.0`).
-fn num(x: f64) -> Value {
+pub(crate) fn num(x: f64) -> Value {
     if x.fract() == 0.0 && x.abs() < 1e15 {
         json!(x as i64)
     } else {
@@ -115,21 +117,28 @@ fn num(x: f64) -> Value {
     }
 }
 
-/// Render the root module for `input`.
-pub fn render(input: &RenderInput) -> Result<Rendered, RenderError> {
-    input.check()?;
+/// The state backend of a root module: its kind, the template context, what `init` must be
+/// told, the oldest Terraform that understands it, and warnings.
+pub(crate) struct Backend {
+    pub kind: BackendKind,
+    pub ctx: Value,
+    pub init_config: Vec<&'static str>,
+    pub required_version: &'static str,
+    pub warnings: Vec<String>,
+}
+
+pub(crate) fn backend(
+    state: &input::StateInput,
+    oci: &input::OciInput,
+    terraform_version: Option<&str>,
+) -> Backend {
     let mut warnings = Vec::new();
     let mut init_config = Vec::new();
-    let oci = &input.oci;
-
-    // --- backend -------------------------------------------------------------------------------
-    let state_key = format!("{}/terraform.tfstate", input.state.prefix.trim_matches('/'));
-    let native = input
-        .terraform_version
-        .as_deref()
+    let state_key = format!("{}/terraform.tfstate", state.prefix.trim_matches('/'));
+    let native = terraform_version
         .and_then(parse_terraform_version)
         .is_some_and(|v| v >= (1, 12));
-    let backend_kind = match input.state.backend {
+    let backend_kind = match state.backend {
         StateBackend::Local => BackendKind::Local,
         StateBackend::Oci if native => BackendKind::OciNative,
         StateBackend::Oci => BackendKind::S3Compatible,
@@ -139,7 +148,7 @@ pub fn render(input: &RenderInput) -> Result<Rendered, RenderError> {
         BackendKind::S3Compatible => {
             warnings.push(format!(
                 "state backend: Terraform {} has no native `oci` backend (needs >= 1.12), so the state uses the S3-compatible Object Storage endpoint, which has NO state locking: never run two applies at once, or upgrade Terraform",
-                input.terraform_version.as_deref().unwrap_or("(version unknown)")
+                terraform_version.unwrap_or("(version unknown)")
             ));
             if ns.is_none() {
                 init_config.push("endpoints");
@@ -158,17 +167,31 @@ pub fn render(input: &RenderInput) -> Result<Rendered, RenderError> {
         "local": backend_kind == BackendKind::Local,
         "oci": backend_kind == BackendKind::OciNative,
         "s3": backend_kind == BackendKind::S3Compatible,
-        "bucket": hcl::quote(&input.state.bucket),
+        "bucket": hcl::quote(&state.bucket),
         "key": hcl::quote(&state_key),
         "region": hcl::quote(&oci.region),
         "config_profile": hcl::quote(&oci.config_profile),
         "namespace": ns.map(hcl::quote),
         "endpoint": endpoint,
     });
-
-    if input.load_balancer.certificate_id.is_none() {
-        warnings.push(PLAIN_HTTP_WARNING.into());
+    // The oldest Terraform that understands the chosen backend: `endpoints`, `use_path_style`
+    // and `skip_s3_checksum` of the s3 backend need 1.6; the native oci backend needs 1.12.
+    let required_version = match backend_kind {
+        BackendKind::Local => ">= 1.5.0",
+        BackendKind::S3Compatible => ">= 1.6.0",
+        BackendKind::OciNative => ">= 1.12.0",
+    };
+    Backend {
+        kind: backend_kind,
+        ctx: backend,
+        init_config,
+        required_version,
+        warnings,
     }
+}
+
+/// Warnings about the IAM inputs Terraform would have to ask for.
+pub(crate) fn iam_warnings(oci: &input::OciInput, warnings: &mut Vec<String>) {
     if oci.home_region.is_none() {
         warnings.push(
             "IAM: the tenancy's home region is not known, so `home_region` is left for Terraform to ask: pin `[oci] home_region` (`oci iam region-subscription list` shows it), or let `calops plan`/`deploy` look it up".into(),
@@ -179,42 +202,47 @@ pub fn render(input: &RenderInput) -> Result<Rendered, RenderError> {
             "IAM: the tenancy OCID is not known (no OCI config was read), so `tenancy_ocid` is left for Terraform to ask; `calops plan`/`deploy` take it from the OCI config they sign with".into(),
         );
     }
+}
+
+/// The `pins` of the lookups template.
+pub(crate) fn pins(oci: &input::OciInput) -> Value {
+    json!({
+        "availability_domains": !oci.availability_domains.is_empty(),
+        "object_storage_namespace": oci.object_storage_namespace.is_some(),
+        "services_gateway_service_id": oci.services_gateway_service_id.is_some(),
+    })
+}
+
+/// Render the root module for `input`.
+pub fn render(input: &RenderInput) -> Result<Rendered, RenderError> {
+    input.check()?;
+    let oci = &input.oci;
+    let Backend {
+        kind: backend_kind,
+        ctx: backend,
+        init_config,
+        required_version,
+        mut warnings,
+    } = self::backend(&input.state, oci, input.terraform_version.as_deref());
+
+    if input.load_balancer.certificate_id.is_none() {
+        warnings.push(PLAIN_HTTP_WARNING.into());
+    }
+    iam_warnings(oci, &mut warnings);
     if !input.slots.values().any(|s| s.state == SlotState::Active) {
         warnings.push(
             "no active slot: no container instance will take traffic (render with --image REPO@sha256:DIGEST)".into(),
         );
     }
 
-    // --- templates -----------------------------------------------------------------------------
-    // The oldest Terraform that understands the chosen backend: `endpoints`, `use_path_style`
-    // and `skip_s3_checksum` of the s3 backend need 1.6; the native oci backend needs 1.12.
-    let required_version = match backend_kind {
-        BackendKind::Local => ">= 1.5.0",
-        BackendKind::S3Compatible => ">= 1.6.0",
-        BackendKind::OciNative => ">= 1.12.0",
-    };
     let ctx = json!({
         "profile": input.profile,
         "required_version": hcl::quote(required_version),
         "backend": backend,
         "stack_values": stack_values(),
-        "pins": {
-            "availability_domains": !oci.availability_domains.is_empty(),
-            "object_storage_namespace": oci.object_storage_namespace.is_some(),
-            "services_gateway_service_id": oci.services_gateway_service_id.is_some(),
-        },
+        "pins": pins(oci),
     });
-    let reg = registry();
-    let mut files = BTreeMap::new();
-    for (name, _) in embedded::TEMPLATES {
-        let text = reg.render(name, &ctx).map_err(|e| {
-            input::err(
-                format!("template {name}.hbs failed to render: {e}"),
-                "this is a bug in calops; please report it with the profile (secrets are references only)",
-            )
-        })?;
-        files.insert(name.to_string(), text);
-    }
+    let mut files = render_templates(embedded::TEMPLATES, &ctx)?;
     for (path, text) in embedded::MODULE_FILES {
         files.insert(path.to_string(), text.to_string());
     }
@@ -226,6 +254,26 @@ pub fn render(input: &RenderInput) -> Result<Rendered, RenderError> {
         backend_init_config: init_config,
         warnings,
     })
+}
+
+/// Render `templates` (name, text) with `ctx`: output name -> text. A name's `vm/` prefix
+/// (the `oci-vm` root module's own templates) is not part of the output name.
+pub(crate) fn render_templates(
+    templates: &[(&str, &str)],
+    ctx: &Value,
+) -> Result<BTreeMap<String, String>, RenderError> {
+    let reg = registry();
+    let mut files = BTreeMap::new();
+    for (name, _) in templates {
+        let text = reg.render(name, ctx).map_err(|e| {
+            input::err(
+                format!("template {name}.hbs failed to render: {e}"),
+                "this is a bug in calops; please report it with the profile (secrets are references only)",
+            )
+        })?;
+        files.insert(name.trim_start_matches("vm/").to_string(), text);
+    }
+    Ok(files)
 }
 
 /// Printed (render, plan, deploy, doctor) for a profile without a certificate.
@@ -245,15 +293,19 @@ fn stack_values() -> Value {
         .collect()
 }
 
-/// The non-secret inputs of the root module. Secrets appear only as Vault secret OCIDs.
-fn tfvars(input: &RenderInput) -> Result<String, RenderError> {
-    let oci = &input.oci;
-    let vault = |r: &str| r.strip_prefix("vault:").unwrap_or(r).to_string();
-    let slots = input.resolved_slots()?;
-    let profile_spec = input.profile_spec()?;
+/// The root variables both root modules have: profile, account, network, bucket, load
+/// balancer and alarms.
+pub(crate) fn shared_tfvars(
+    profile: &str,
+    oci: &input::OciInput,
+    n: &input::NetworkInput,
+    s: &input::StorageInput,
+    lb: &input::LoadBalancerInput,
+    m: &input::MonitoringInput,
+) -> BTreeMap<&'static str, Value> {
     let mut v: BTreeMap<&str, Value> = BTreeMap::new();
-    v.insert("profile", json!(input.profile));
-    v.insert("name", json!(input.network.vcn_name));
+    v.insert("profile", json!(profile));
+    v.insert("name", json!(n.vcn_name));
     v.insert("region", json!(oci.region));
     v.insert("compartment_id", json!(oci.compartment_id));
     if let Some(x) = &oci.tenancy_id {
@@ -271,11 +323,39 @@ fn tfvars(input: &RenderInput) -> Result<String, RenderError> {
     if let Some(x) = &oci.services_gateway_service_id {
         v.insert("services_gateway_service_id", json!(x));
     }
-    let n = &input.network;
     v.insert("vcn_cidr", json!(n.vcn_cidr));
     v.insert("public_subnet_cidr", json!(n.public_subnet_cidr));
     v.insert("private_subnet_cidr", json!(n.private_subnet_cidr));
     v.insert("dns_label", json!(n.dns_label));
+    v.insert("bucket_name", json!(s.bucket_name));
+    v.insert("bucket_versioning", json!(s.versioning));
+    v.insert("ics_retention_days", json!(s.ics_retention_days));
+    v.insert("lb_min_bandwidth_mbps", json!(lb.min_bandwidth_mbps));
+    v.insert("lb_max_bandwidth_mbps", json!(lb.max_bandwidth_mbps));
+    v.insert("lb_certificate_id", json!(lb.certificate_id));
+    v.insert("lb_hostname", json!(lb.hostname));
+    v.insert("lb_idle_timeout_seconds", json!(lb.idle_timeout_seconds));
+    v.insert("notification_email", json!(m.notification_email));
+    v.insert("cpu_threshold_percent", json!(m.cpu_threshold_percent));
+    v.insert("lb_5xx_threshold", json!(m.lb_5xx_threshold));
+    v.insert("latency_threshold_ms", json!(m.latency_threshold_ms));
+    v
+}
+
+/// The non-secret inputs of the root module. Secrets appear only as Vault secret OCIDs.
+fn tfvars(input: &RenderInput) -> Result<String, RenderError> {
+    let oci = &input.oci;
+    let vault = |r: &str| r.strip_prefix("vault:").unwrap_or(r).to_string();
+    let slots = input.resolved_slots()?;
+    let profile_spec = input.profile_spec()?;
+    let mut v = shared_tfvars(
+        &input.profile,
+        oci,
+        &input.network,
+        &input.storage,
+        &input.load_balancer,
+        &input.monitoring,
+    );
     let d = &input.database;
     v.insert("db_postgres_version", json!(d.postgres_version));
     v.insert("db_shape", json!(d.shape));
@@ -294,10 +374,6 @@ fn tfvars(input: &RenderInput) -> Result<String, RenderError> {
     v.insert("cache_node_count", json!(c.node_count));
     v.insert("cache_memory_gbs_per_node", num(c.memory_gbs_per_node));
     v.insert("cache_engine_version", json!(c.engine_version));
-    let s = &input.storage;
-    v.insert("bucket_name", json!(s.bucket_name));
-    v.insert("bucket_versioning", json!(s.versioning));
-    v.insert("ics_retention_days", json!(s.ics_retention_days));
     let svc = &input.service;
     v.insert("image_repository", json!(svc.image_repository));
     v.insert("service_port", json!(svc.port));
@@ -307,22 +383,11 @@ fn tfvars(input: &RenderInput) -> Result<String, RenderError> {
     );
     v.insert("service_secret_ids", json!(profile_spec.env.secret_ids));
     v.insert("slots", slots_json(&slots));
-    let lb = &input.load_balancer;
-    v.insert("lb_min_bandwidth_mbps", json!(lb.min_bandwidth_mbps));
-    v.insert("lb_max_bandwidth_mbps", json!(lb.max_bandwidth_mbps));
-    v.insert("lb_certificate_id", json!(lb.certificate_id));
-    v.insert("lb_hostname", json!(lb.hostname));
-    v.insert("lb_idle_timeout_seconds", json!(lb.idle_timeout_seconds));
-    let m = &input.monitoring;
-    v.insert("notification_email", json!(m.notification_email));
-    v.insert("cpu_threshold_percent", json!(m.cpu_threshold_percent));
-    v.insert("lb_5xx_threshold", json!(m.lb_5xx_threshold));
-    v.insert("latency_threshold_ms", json!(m.latency_threshold_ms));
     v.insert(
         "metrics_namespace",
         json!(crate::runtime::telemetry::NAMESPACE),
     );
-    v.insert("service_alarms", service_alarms(m));
+    v.insert("service_alarms", service_alarms(&input.monitoring));
     // serde_json may preserve insertion order (feature unification); the BTreeMap above and
     // the BTreeMaps inside are already sorted, so the output is stable either way.
     let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();

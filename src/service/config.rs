@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// What the user gave, unparsed (flags, with environment variables as fallbacks).
-#[derive(Debug, Clone, Default)]
+/// What the user gave, unparsed (flags, with environment variables as fallbacks). `Debug`
+/// hides the passwords in the URLs.
+#[derive(Clone, Default)]
 pub struct RawConfig {
     pub listen: Option<String>,
     pub database_url: Option<String>,
@@ -27,6 +28,30 @@ pub struct RawConfig {
     pub redis_timeout: Option<String>,
     /// `on` or `off` (default on).
     pub slot_cache: Option<String>,
+    /// `on` or `off` (default off): also serve `/metrics` on the public listener.
+    pub metrics_public: Option<String>,
+}
+
+impl std::fmt::Debug for RawConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = |u: &Option<String>| u.as_deref().map(redact_url);
+        f.debug_struct("RawConfig")
+            .field("listen", &self.listen)
+            .field("database_url", &url(&self.database_url))
+            .field("redis_url", &url(&self.redis_url))
+            .field("object_storage_url", &url(&self.object_storage_url))
+            .field("admin_token_ref", &self.admin_token_ref)
+            .field("reuse_port", &self.reuse_port)
+            .field("private_listen", &self.private_listen)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("rate_limit_availability", &self.rate_limit_availability)
+            .field("rate_limit_bookings", &self.rate_limit_bookings)
+            .field("redis_timeout", &self.redis_timeout)
+            .field("slot_cache", &self.slot_cache)
+            .field("metrics_public", &self.metrics_public)
+            .finish()
+    }
 }
 
 #[derive(Clone)]
@@ -57,6 +82,8 @@ pub struct Config {
     pub slot_cache: bool,
     /// The OCI Monitoring exporter (`CALOPS_METRICS_*`); `None` when off.
     pub telemetry: Option<crate::service::telemetry::Settings>,
+    /// Serve `/metrics` on the public listener too (it is always on the private one).
+    pub metrics_public: bool,
     /// The booking pages' signing key, resolved from `CALOPS_PAGE_KEY_REF` (never logged);
     /// without one the service makes a random key at start.
     pub page_key: Option<String>,
@@ -86,6 +113,7 @@ impl std::fmt::Debug for Config {
             .field("caldav", &self.caldav)
             .field("slot_cache", &self.slot_cache)
             .field("telemetry", &self.telemetry)
+            .field("metrics_public", &self.metrics_public)
             .field("page_key", &self.page_key.as_ref().map(|_| "***"))
             .field("mail", &self.mail)
             .finish()
@@ -313,17 +341,24 @@ impl RawConfig {
                 }
             },
         };
-        let slot_cache = match self.slot_cache.as_deref().map(str::trim) {
-            None | Some("") | Some("on") => true,
+        let mut on_off = |setting: &'static str, text: &Option<String>, default: bool| match text
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("") => default,
+            Some("on") => true,
             Some("off") => false,
             Some(other) => {
-                problem(
-                    "--slot-cache / CALOPS_SLOT_CACHE",
-                    format!("{other:?}: use on or off"),
-                );
-                true
+                problem(setting, format!("{other:?}: use on or off"));
+                default
             }
         };
+        let slot_cache = on_off("--slot-cache / CALOPS_SLOT_CACHE", &self.slot_cache, true);
+        let metrics_public = on_off(
+            "--metrics-public / CALOPS_METRICS_PUBLIC",
+            &self.metrics_public,
+            false,
+        );
         let webhooks = crate::service::webhooks::Settings::from_env(
             env,
             secrets.get(var::WEBHOOK_SECRET_KEY_REF),
@@ -368,6 +403,7 @@ impl RawConfig {
                 caldav,
                 slot_cache,
                 telemetry,
+                metrics_public,
                 page_key,
                 mail,
             }),
@@ -400,9 +436,10 @@ mod tests {
             rate_limit_bookings: Some("0/min".into()),
             redis_timeout: Some("1h".into()),
             slot_cache: Some("sometimes".into()),
+            metrics_public: Some("yes".into()),
         };
         let problems = raw.validate(&no_env).unwrap_err();
-        assert_eq!(problems.len(), 11, "{problems:#?}");
+        assert_eq!(problems.len(), 12, "{problems:#?}");
         assert!(problems
             .iter()
             .any(|p| p.setting == "--slot-cache / CALOPS_SLOT_CACHE"));
@@ -428,6 +465,7 @@ mod tests {
         );
         assert_eq!(c.redis_timeout, Duration::from_millis(250));
         assert!(c.slot_cache, "the slot cache is on by default");
+        assert!(!c.metrics_public, "/metrics is private by default");
         let tuned = RawConfig {
             rate_limit_availability: Some("120/min".into()),
             rate_limit_bookings: Some("off".into()),
@@ -446,6 +484,17 @@ mod tests {
             !shown.contains("s3cret") && !shown.contains("xxxxxxxx"),
             "{shown}"
         );
+        let raw_shown = format!(
+            "{:?}",
+            RawConfig {
+                redis_url: Some("rediss://:r3dispw@cache:6379".into()),
+                object_storage_url: Some("https://u:0bjpw@host/bucket".into()),
+                ..raw.clone()
+            }
+        );
+        for secret in ["s3cret", "r3dispw", "0bjpw"] {
+            assert!(!raw_shown.contains(secret), "{raw_shown}");
+        }
 
         let missing = RawConfig {
             admin_token_ref: Some("env:NOPE".into()),

@@ -187,13 +187,36 @@ pub async fn start(config: &Config) -> Result<Running> {
     );
     let caldav = crate::service::caldav::spawn(state.store.clone(), state.caldav.clone());
     let draining = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let app = api::router_with(state.clone(), crate::service::web::routes()).layer(
-        axum::middleware::from_fn_with_state(draining.clone(), close_when_draining),
-    );
+    let app = api::router_with(
+        state.clone(),
+        crate::service::web::routes(),
+        api::Listener::public(config.metrics_public),
+    )
+    .layer(axum::middleware::from_fn_with_state(
+        draining.clone(),
+        close_when_draining,
+    ));
     let (stop, stopped) = watch::channel(false);
-    if config.slot_cache {
-        let (store, stopped) = (state.store.clone(), stopped.clone());
-        tokio::spawn(async move { store.keep_cache_fresh(stopped).await });
+    {
+        // One notification connection keeps both caches fresh: the slot cache (when on) and
+        // the cache of verified API keys, which a revocation anywhere empties at once.
+        let (store, stopped, keys, slot_cache) = (
+            state.store.clone(),
+            stopped.clone(),
+            state.keys.clone(),
+            config.slot_cache,
+        );
+        tokio::spawn(async move {
+            use crate::service::store::{cache, notify::Event};
+            store
+                .keep_cache_fresh(stopped, slot_cache, move |e| match e {
+                    Event::Listening => keys.set_active(true),
+                    Event::Notification { payload, .. } if payload == cache::KEYS => keys.clear(),
+                    Event::Notification { .. } => {}
+                    Event::Lost => keys.set_active(false),
+                })
+                .await
+        });
     }
     if let (Some(settings), Some(client)) = (&config.telemetry, &config.oci) {
         crate::service::telemetry::exporter::spawn(
@@ -209,7 +232,8 @@ pub async fn start(config: &Config) -> Result<Running> {
         stopped.clone(),
     );
     if let Some(private) = private {
-        let (app, mut stopped) = (app.clone(), stopped.clone());
+        let app = api::router(state.clone(), api::Listener::PRIVATE);
+        let mut stopped = stopped.clone();
         tokio::spawn(async move {
             let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let _ = axum::serve(private, app)

@@ -15,7 +15,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub keys: Arc<KeyCache>,
     pub bootstrap_hash: Option<[u8; 32]>,
-    pub redis: Option<redis::Client>,
+    /// The dependency checks behind `/health` (cached for a second, over kept connections).
+    pub health: Arc<crate::service::health::Probe>,
     pub object_storage_url: Option<String>,
     /// The object store `object_storage_url` names: `None` when there is none, `Err` (why)
     /// when it is configured but unusable.
@@ -77,7 +78,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             keys: Arc::new(KeyCache::new(Duration::from_secs(30))),
             bootstrap_hash: bootstrap_token.map(hash_key),
-            redis: redis_url.and_then(|u| redis::Client::open(u).ok()),
+            health: Arc::new(crate::service::health::Probe::new(redis_url)),
             objects: object_storage_url
                 .as_deref()
                 .map(|u| crate::service::objstore::open_url(u, oci)),

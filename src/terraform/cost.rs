@@ -74,6 +74,11 @@ pub struct PriceTable {
     pub object_storage: StorageRate,
     #[serde(default)]
     pub free_types: Vec<String>,
+    /// The Always Free allowance assumed for `oci-vm` profiles (see `freetier`).
+    pub always_free: super::freetier::AlwaysFree,
+    /// Compute instance shapes (the `oci-vm` target), beyond the allowance.
+    pub compute: BTreeMap<String, ComputeRate>,
+    pub block_volume: StorageRate,
 }
 
 impl PriceTable {
@@ -88,7 +93,8 @@ impl PriceTable {
                 format!("price table {origin} is not valid: {e}"),
                 "compare it with the bundled table (src/terraform/prices.toml in the calops source): \
                  it needs as_of, source, currency, hours_per_month and the [container_instance.*], \
-                 [postgresql], [cache], [load_balancer] and [object_storage] sections",
+                 [postgresql], [cache], [load_balancer], [object_storage], [always_free], [compute.*] \
+                 and [block_volume] sections",
             )
         })?;
         if t.as_of.trim().is_empty() || t.source.trim().is_empty() {

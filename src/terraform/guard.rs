@@ -15,6 +15,10 @@ pub const DEFAULT_PROTECTED_TYPES: &[(&str, &str)] = &[
     ),
     ("oci_redis_redis_cluster", "the OCI Cache (Redis) cluster"),
     (
+        "oci_core_instance",
+        "the VM of an `oci-vm` stack (PostgreSQL's data on its boot volume)",
+    ),
+    (
         "oci_objectstorage_bucket",
         "an Object Storage bucket and its objects",
     ),

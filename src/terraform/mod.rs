@@ -25,6 +25,7 @@ pub mod cty;
 pub mod driver;
 pub mod errors;
 pub mod forcenew;
+pub mod freetier;
 pub mod guard;
 pub mod interrupt;
 pub mod plan;

@@ -566,10 +566,11 @@ fn book_archive_lose_the_cluster_and_restore_to_a_point_in_time() {
     assert_eq!(code, 0, "{doc}\n{stderr}");
     assert_eq!(doc["result"]["latest_timeline"], 2);
     assert_eq!(site.booking_status(&third), "accepted");
-    // The service shows the backup gauges (from its schedule's checks) in /metrics.
+    // The service shows the backup gauges (from its schedule's checks) in /metrics, on its
+    // private listener.
     let (gauges, _) = wait_for("backup gauges in /metrics", Duration::from_secs(30), || {
         let text = rt().block_on(async {
-            reqwest::get(site.url("/metrics"))
+            reqwest::get(site.private_url("/metrics"))
                 .await
                 .ok()?
                 .text()

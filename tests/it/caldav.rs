@@ -499,8 +499,7 @@ impl Proxy {
 }
 
 async fn metric(c: &Client, name: &str) -> f64 {
-    let (_, v) = c.call(Method::GET, "/metrics", None, None).await;
-    let text = v.as_str().unwrap_or_default().to_string();
+    let text = c.metrics().await;
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse().ok())

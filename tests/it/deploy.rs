@@ -1,17 +1,20 @@
 //! The release pipeline end to end on the local target, with real processes: a private
 //! PostgreSQL cluster, `calops serve` releases on a shared port, and HTTP clients.
 
-use crate::support::site::Site;
+use crate::support::site::{http, Site};
 use calops::deploy::lock::LockInfo;
+use serde_json::Value;
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// A local site for these tests: clients run flat out with one API key below, which the
-/// service's default 60/min availability limit (Redis-shared) would answer 429.
+/// service's default availability and booking limits (Redis-shared) would answer 429.
 fn site(test: &str) -> Option<Site> {
     let site = Site::new(test)?;
     site.append_to_profile("CALOPS_RATE_LIMIT_AVAILABILITY = \"off\"");
+    site.append_to_profile("CALOPS_RATE_LIMIT_BOOKINGS = \"off\"");
     Some(site)
 }
 
@@ -30,7 +33,29 @@ fn set_env_line(site: &Site, line: &str) {
 
 const ZONE: &str = "Australia/Sydney";
 
-/// Clients requesting slots until stopped; counts successes and failures.
+/// The demo event type's free slot starts over the coming two weeks, earliest first.
+fn free_slots(site: &Site) -> Vec<String> {
+    let (status, v) = http(
+        reqwest::Method::GET,
+        &site.slots_url(ZONE),
+        &site.api_key(),
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    v["data"]
+        .as_object()
+        .into_iter()
+        .flat_map(|days| days.values())
+        .flat_map(|d| d.as_array().cloned().unwrap_or_default())
+        .filter_map(|s| s["start"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Clients calling the service until stopped, over kept-alive connections and with no retry
+/// of any kind (hyper's pool retries a request that met a connection closed under it;
+/// reqwest does not let that be turned off): `gets` clients request slots, `posts` clients
+/// book a slot of their own and cancel it, over and over. A request counts as failed unless
+/// it got the expected status *and* its whole body.
 struct Load {
     stop: Arc<AtomicBool>,
     ok: Arc<AtomicUsize>,
@@ -39,14 +64,81 @@ struct Load {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+type Http = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// One request: the JSON body when the status is `want` and the body arrived whole.
+async fn call(
+    http: &Http,
+    method: hyper::Method,
+    url: &str,
+    key: &str,
+    body: Option<&Value>,
+    want: u16,
+) -> Result<Value, String> {
+    use http_body_util::BodyExt;
+    let mut rq = hyper::Request::builder()
+        .method(method.clone())
+        .uri(url)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json");
+    // The shapes calops' own clients speak (a request without the header gets Cal.com's
+    // oldest one).
+    if let Some(v) = calops_testkit::api_version(method.as_str(), url) {
+        rq = rq.header("cal-api-version", v);
+    }
+    let rq = rq
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )))
+        .map_err(|e| e.to_string())?;
+    let answered = tokio::time::timeout(Duration::from_secs(10), async {
+        let res = http
+            .request(rq)
+            .await
+            .map_err(|e| format!("{method} {url}: {e:?}"))?;
+        let status = res.status().as_u16();
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("{method} {url}: reading the body: {e:?}"))?
+            .to_bytes();
+        Ok::<_, String>((status, bytes))
+    })
+    .await
+    .map_err(|_| format!("{method} {url}: no answer within 10 s"))??;
+    let (status, bytes) = answered;
+    if status != want {
+        return Err(format!(
+            "{method} {url}: status {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| format!("{method} {url}: body is not JSON: {e}"))
+}
+
 impl Load {
-    fn start(url: String, key: String, clients: usize) -> Load {
+    fn start(site: &Site, gets: usize, posts: usize) -> Load {
         let (stop, ok, failed) = (
             Arc::new(AtomicBool::new(false)),
             Arc::new(AtomicUsize::new(0)),
             Arc::new(AtomicUsize::new(0)),
         );
         let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (slots_url, key, base) = (
+            site.slots_url(ZONE),
+            site.api_key(),
+            format!("http://127.0.0.1:{}", site.port),
+        );
+        let event_type: Value = serde_json::from_str(&site.secret("demo.json")).unwrap();
+        let event_type = event_type["event_type_id"].as_i64().unwrap();
+        // One free slot per booking client (the latest ones, away from the slots other steps
+        // book), booked and cancelled again and again.
+        let free: Vec<String> = free_slots(site).into_iter().rev().take(posts).collect();
+        assert_eq!(free.len(), posts, "not enough free demo slots");
         let (s, o, f, e) = (stop.clone(), ok.clone(), failed.clone(), errors.clone());
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -55,37 +147,50 @@ impl Load {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                let client = reqwest::Client::builder()
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .unwrap();
+                let http: Http = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .retry_canceled_requests(false)
+                .build_http();
+                let record = {
+                    let (o, f, e) = (o.clone(), f.clone(), e.clone());
+                    move |r: &Result<Value, String>| match r {
+                        Ok(_) => {
+                            o.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(err) => {
+                            f.fetch_add(1, Ordering::SeqCst);
+                            e.lock().unwrap().push(err.clone());
+                        }
+                    }
+                };
                 let mut tasks = Vec::new();
-                for _ in 0..clients {
-                    let (s, o, f, e, c, url, key) = (
-                        s.clone(),
-                        o.clone(),
-                        f.clone(),
-                        e.clone(),
-                        client.clone(),
-                        url.clone(),
-                        key.clone(),
-                    );
+                for _ in 0..gets {
+                    let (s, http, url, key, record) =
+                        (s.clone(), http.clone(), slots_url.clone(), key.clone(), record.clone());
                     tasks.push(tokio::spawn(async move {
                         while !s.load(Ordering::SeqCst) {
-                            match c.get(&url).bearer_auth(&key).send().await {
-                                Ok(r) if r.status() == 200 => {
-                                    let _ = r.bytes().await;
-                                    o.fetch_add(1, Ordering::SeqCst);
-                                }
-                                Ok(r) => {
-                                    f.fetch_add(1, Ordering::SeqCst);
-                                    e.lock().unwrap().push(format!("status {}", r.status()));
-                                }
-                                Err(err) => {
-                                    f.fetch_add(1, Ordering::SeqCst);
-                                    e.lock().unwrap().push(format!("{err:?}"));
-                                }
-                            }
+                            record(&call(&http, hyper::Method::GET, &url, &key, None, 200).await);
+                        }
+                    }));
+                }
+                for start in free {
+                    let (s, http, base, key, record) =
+                        (s.clone(), http.clone(), base.clone(), key.clone(), record.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let body = serde_json::json!({
+                            "start": start, "eventTypeId": event_type,
+                            "attendee": {"name": "Load", "email": "load@example.com", "timeZone": "UTC"},
+                        });
+                        while !s.load(Ordering::SeqCst) {
+                            let url = format!("{base}/v2/bookings");
+                            let booked = call(&http, hyper::Method::POST, &url, &key, Some(&body), 201).await;
+                            record(&booked);
+                            let Ok(b) = booked else { continue };
+                            let uid = b["data"]["uid"].as_str().unwrap_or_default().to_string();
+                            let url = format!("{base}/v2/bookings/{uid}/cancel");
+                            let cancel = serde_json::json!({"cancellationReason": "load"});
+                            record(&call(&http, hyper::Method::POST, &url, &key, Some(&cancel), 200).await);
                         }
                     }));
                 }
@@ -100,6 +205,24 @@ impl Load {
             failed,
             errors,
             thread: Some(thread),
+        }
+    }
+
+    fn ok(&self) -> usize {
+        self.ok.load(Ordering::SeqCst)
+    }
+
+    /// Wait (up to 60 s) until `n` more requests than now have succeeded.
+    fn wait_for_more(&self, n: usize) {
+        let target = self.ok() + n;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while self.ok() < target {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the load made {} of {target} successful requests",
+                self.ok()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -185,16 +308,18 @@ fn local_release_lifecycle() {
         "the key is shown only once"
     );
 
-    // A changed deploy while clients keep requesting slots: not one failed request.
     set_env_line(&site, "DEPLOY_MARK = \"2\"");
-    let load = Load::start(site.slots_url(ZONE), site.api_key(), 4);
-    std::thread::sleep(Duration::from_millis(500));
+    // A changed deploy while clients keep requesting slots and booking: not one failed
+    // request, counting every body that did not arrive whole.
+    let load = Load::start(&site, 3, 2);
+    load.wait_for_more(20);
     let (code, doc, stderr) = site.json(&["deploy"]);
-    std::thread::sleep(Duration::from_millis(500));
+    // The new release carries the load too before it stops.
+    load.wait_for_more(20);
     let (ok, failed, errors) = load.finish();
     assert_eq!(code, 0, "{doc}\n{stderr}");
     assert_eq!(doc["release"]["seq"], 2);
-    assert!(ok > 20, "the load ran ({ok} requests)");
+    assert!(ok > 40, "the load ran ({ok} requests)");
     assert_eq!(failed, 0, "failed requests during the switch: {errors:?}");
     assert_eq!(site.serve_processes(), 1, "the old release exited");
     // The data is still there: the booking, the organization's key and event type.
@@ -335,15 +460,35 @@ fn lock_contention_takeover_and_interrupt() {
         .spawn()
         .unwrap();
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    let outs = [&a, &b];
+    let shown = |o: &Output| {
+        format!(
+            "exit {:?}\nstdout: {}\nstderr: {}",
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let (won, lost): (Vec<&Output>, Vec<&Output>) =
+        [&a, &b].into_iter().partition(|o| o.status.success());
     assert!(
-        outs.iter().any(|o| o.status.success()),
-        "one deploy succeeds"
+        won.len() == 1 && lost.len() == 1,
+        "exactly one of two concurrent deploys wins:\n--- a: {}\n--- b: {}",
+        shown(&a),
+        shown(&b)
     );
-    for o in outs.iter().filter(|o| !o.status.success()) {
-        let e = String::from_utf8_lossy(&o.stderr);
-        assert!(e.contains("held by"), "the loser names the holder: {e}");
-    }
+    let doc: Value = serde_json::from_slice(&won[0].stdout).unwrap();
+    assert_eq!(doc["result"], "deployed", "{}", shown(won[0]));
+    let e = String::from_utf8_lossy(&lost[0].stderr);
+    assert_eq!(lost[0].status.code(), Some(1), "{}", shown(lost[0]));
+    assert!(e.contains("held by"), "the loser names the holder: {e}");
+    let (_, doc, _) = site.json(&["releases"]);
+    let races = doc["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["details"]["inputs"]["environment"]["DEPLOY_MARK"] == "race")
+        .count();
+    assert_eq!(races, 1, "one release recorded for the race: {doc}");
     assert!(site.healthy());
 
     // Ctrl-C in the middle of a deploy: no lock left, the previous release keeps serving.

@@ -494,8 +494,7 @@ async fn each_change_mails_everyone_an_invitation_matching_the_bookings_ics() {
     // Health and metrics see a working transport and nothing left.
     let (_, h) = c.get("/health", "").await;
     assert_eq!(h["checks"]["mail"]["status"], "up", "{h}");
-    let (_, m) = c.get("/metrics", "").await;
-    let m = m.as_str().unwrap().to_string();
+    let m = c.metrics().await;
     assert!(m.contains("calops_mail_pending 0\n"), "{m}");
     assert!(m.contains("calops_mail_sent_total 9\n"), "{m}");
     assert!(!c.saw(SMTP_PASSWORD));
@@ -585,8 +584,7 @@ async fn smtp_down_then_up_delivers_every_message_once_across_two_replicas() {
         assert!(Instant::now() < until, "health never degraded: {h}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (_, m) = c.get("/metrics", "").await;
-    let m = m.as_str().unwrap().to_string();
+    let m = c.metrics().await;
     let pending: i64 = m
         .lines()
         .find_map(|l| l.strip_prefix("calops_mail_pending "))
@@ -656,8 +654,8 @@ async fn smtp_down_then_up_delivers_every_message_once_across_two_replicas() {
         assert!(Instant::now() < until, "health stayed {h}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (_, m) = c.get("/metrics", "").await;
-    assert!(m.as_str().unwrap().contains("calops_mail_dead 1\n"));
+    let m = c.metrics().await;
+    assert!(m.contains("calops_mail_dead 1\n"));
     drop(uids);
 }
 

@@ -1261,10 +1261,23 @@ async fn concurrent_deploys_and_lease_takeover() {
     w.stand.st().unhealthy.insert(image(4));
     let mut t = w.target("runner-b", &image(4), true);
     let probe = async {
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        DeployLock::new(w.store(), LOCK, Duration::from_secs(1))
-            .acquire("probe", jiff::Timestamp::now())
-            .await
+        // Probe once the deploy has renewed its lease past the end of its first one (1 s
+        // after it started): without renewals the lock would be free by then.
+        let lock = DeployLock::new(w.store(), LOCK, Duration::from_secs(1));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(info)) = lock.status().await {
+                if info.renewed_at >= info.started_at + jiff::SignedDuration::from_millis(1500) {
+                    break;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the deploy never renewed its lease"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        lock.acquire("probe", jiff::Timestamp::now()).await
     };
     let (r, probed) = tokio::join!(
         w.run_leased(&mut t, None, Interrupt::default(), Duration::from_secs(1)),

@@ -356,7 +356,7 @@ fn profile_not_found_lists_available() {
     assert!(e.contains("no profile named `prod-ua`"), "{e}");
     assert!(e.contains("did you mean `prod-au`?"), "{e}");
     assert!(
-        e.contains("available profiles: base, dev, local, prod-au"),
+        e.contains("available profiles: base, dev, free-au, local, prod-au"),
         "{e}"
     );
 }

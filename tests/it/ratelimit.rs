@@ -259,8 +259,7 @@ async fn limits_answer_429_with_headers_and_are_shared_by_two_instances_through_
     assert_eq!(v["error"]["details"]["class"], "bookings");
 
     // 429s are counted per class, on the instance that answered them.
-    let (_, text, _) = ca.raw(Method::GET, "/metrics", None, None, None).await;
-    let text = text.as_str().unwrap();
+    let text = ca.metrics().await;
     assert!(
         text.contains("calops_rate_limited_total{class=\"availability\"} 1"),
         "{text}"
@@ -408,11 +407,18 @@ async fn redis_killed_mid_run_falls_back_in_process_then_limits_resume_through_r
         .await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(redis_get(&redis, &counter).await, Some(11));
-    let (_, h, _) = c.raw(Method::GET, "/health", None, None, None).await;
+    // /health checks at most once a second: the next round sees Redis back.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let h = loop {
+        let (_, h, _) = c.raw(Method::GET, "/health", None, None, None).await;
+        if h["status"] == "ok" || Instant::now() > deadline {
+            break h;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(h["status"], "ok", "{h}");
     assert_eq!(h["rateLimits"]["backend"], "redis");
-    let (_, text, _) = c.raw(Method::GET, "/metrics", None, None, None).await;
-    let text = text.as_str().unwrap();
+    let text = c.metrics().await;
     // At least the two refusals above (more if requests were refused in-process while Redis
     // was coming back).
     let refused: u64 = text
@@ -498,8 +504,12 @@ async fn booking_locks_are_exclusive_and_released_only_by_their_holder() {
             (r, started.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    assert!(!waiter.is_finished());
+    // It keeps waiting while the lock is held.
+    let held_since = Instant::now();
+    while held_since.elapsed() < Duration::from_millis(150) {
+        assert!(!waiter.is_finished(), "the second request did not wait");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     first.release().await;
     let (r, waited) = waiter.await.unwrap();
     assert!(matches!(r, Acquired::WaitedForOther), "{r:?}");
@@ -533,8 +543,14 @@ async fn booking_locks_are_exclusive_and_released_only_by_their_holder() {
         panic!("free lock");
     };
     drop(dropped);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(redis_get(&redis, "calops:booking-lock:t:3").await, None);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while redis_get(&redis, "calops:booking-lock:t:3").await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "a dropped lock was not released in the background"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // Redis gone: no lock, at once.
     drop(redis);

@@ -9,7 +9,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn schema() -> Schema {
+pub(crate) fn schema() -> Schema {
     Schema::load(&root().join("tests/fixtures/render/oci-provider-schema.json"))
 }
 
@@ -23,7 +23,7 @@ fn broken(name: &str) -> Vec<String> {
 }
 
 /// Run `terraform fmt -check -recursive -diff` on `dir`; None when terraform is missing.
-fn terraform_fmt_check(test: &str, dir: &Path) -> Option<(bool, String)> {
+pub(crate) fn terraform_fmt_check(test: &str, dir: &Path) -> Option<(bool, String)> {
     let tf = calops_testkit::require_tool(test, "terraform")?;
     let out = Command::new(tf)
         .args(["fmt", "-check", "-recursive", "-diff"])
@@ -192,6 +192,7 @@ const MODULES: &[&str] = &[
     "monitoring",
     "access",
     "slots",
+    "vm",
 ];
 
 #[test]
@@ -297,7 +298,7 @@ fn write_rendered(r: &Rendered) -> tempfile::TempDir {
     dir
 }
 
-fn findings(dir: &Path) -> Vec<String> {
+pub(crate) fn findings(dir: &Path) -> Vec<String> {
     check_dir(&schema(), dir)
         .iter()
         .map(|f| f.to_string())
@@ -396,7 +397,7 @@ fn tfvars_match_the_root_variables() {
 // Security properties of what is rendered, checked on the parsed HCL.
 
 /// Every `resource` block in the rendered directory: (file, type, name, body).
-fn resources(dir: &Path) -> Vec<(String, String, String, hcl::Body)> {
+pub(crate) fn resources(dir: &Path) -> Vec<(String, String, String, hcl::Body)> {
     let mut out = Vec::new();
     for f in schema_check::tf_files(dir, true) {
         let body = hcl::parse(&std::fs::read_to_string(&f).unwrap()).unwrap();
@@ -413,7 +414,7 @@ fn resources(dir: &Path) -> Vec<(String, String, String, hcl::Body)> {
 }
 
 /// The body of `module "<name>"` in a parsed root module.
-fn module_block(main: &hcl::Body, name: &str) -> hcl::Body {
+pub(crate) fn module_block(main: &hcl::Body, name: &str) -> hcl::Body {
     main.blocks()
         .find(|b| b.identifier() == "module" && b.labels()[0].as_str() == name)
         .unwrap_or_else(|| panic!("no module {name}"))
@@ -422,7 +423,7 @@ fn module_block(main: &hcl::Body, name: &str) -> hcl::Body {
 }
 
 /// An attribute's expression as HCL text.
-fn attr(body: &hcl::Body, key: &str) -> Option<String> {
+pub(crate) fn attr(body: &hcl::Body, key: &str) -> Option<String> {
     body.attributes()
         .find(|a| a.key() == key)
         .map(|a| hcl::format::to_string(a.expr()).unwrap())
@@ -1176,7 +1177,8 @@ fn rendered_modules_are_the_iac_modules_byte_for_byte() {
             n += 1;
         }
     }
-    assert_eq!(n, MODULES.len() * 5);
+    // Every module but `vm`, which only the `oci-vm` root module has (tests/it/freetier.rs).
+    assert_eq!(n, (MODULES.len() - 1) * 5);
 }
 
 #[test]
@@ -1198,13 +1200,29 @@ fn rendering_is_deterministic() {
             std::fs::read(d2.path().join(rel)).unwrap()
         );
     }
-    // No timestamps or absolute paths sneak in.
+    // No timestamps or absolute paths sneak in: no date, time of day or Unix time of any
+    // year (the pattern is checked against the present moment first, so it cannot miss it).
+    let stamp = regex::Regex::new(r"\b\d{4}-\d{2}-\d{2}|\d{2}:\d{2}:\d{2}|\b1[6-9]\d{8}(\d{3})?\b")
+        .unwrap();
+    let now = jiff::Zoned::now();
+    for present in [
+        now.to_string(),
+        now.timestamp().to_string(),
+        now.timestamp().as_second().to_string(),
+        now.timestamp().as_millisecond().to_string(),
+    ] {
+        assert!(stamp.is_match(&present), "the check misses {present}");
+    }
     for (name, text) in &a.files {
         assert!(
             !text.contains("/tmp") && !text.contains(env!("CARGO_MANIFEST_DIR")),
             "{name}"
         );
-        assert!(!text.contains("2026-"), "{name}");
+        assert!(
+            !stamp.is_match(text),
+            "{name} holds a timestamp: {:?}",
+            stamp.find(text).map(|m| m.as_str())
+        );
     }
     // Any input change changes the hash.
     let mut other = golden_input("prod-au");
@@ -1411,6 +1429,19 @@ fn real_terraform_loads_every_rendered_profile_and_module() {
                 write_rendered(&render::render(&input).unwrap()),
             ));
         }
+    }
+    // The `oci-vm` root module of free-au (cloud-init.yaml beside it, read by filebase64).
+    for backend in [StateBackend::Oci, StateBackend::Local] {
+        let p = load_profile("free-au");
+        let mut input =
+            render::vm::VmRenderInput::from_profile(&p, installed_terraform_version()).unwrap();
+        input.state.backend = backend;
+        input.oci.tenancy_id = Some(TENANCY.into());
+        input.oci.home_region = Some("us-ashburn-1".into());
+        dirs.push((
+            format!("free-au {backend:?}"),
+            write_rendered(&render::vm::render_vm(&input).unwrap()),
+        ));
     }
     for m in MODULES {
         let d = tempfile::tempdir().unwrap();

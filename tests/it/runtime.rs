@@ -484,14 +484,24 @@ async fn world(test: &str) -> World {
 }
 
 /// `calops serve` with exactly `env` (nothing of the test's environment), on a free port (the
-/// rendered CALOPS_LISTEN is the container's port 3000, taken by the flag here). Output goes to
-/// `log`.
+/// rendered CALOPS_LISTEN is the container's port 3000, taken by the flag here) and its private
+/// listener (`/metrics`) on another. Output goes to `log`.
 fn serve(env: &BTreeMap<String, String>, port: u16, log: &Path) -> Child {
+    serve_with_private(env, port, calops::pg::free_port().unwrap(), log)
+}
+
+fn serve_with_private(
+    env: &BTreeMap<String, String>,
+    port: u16,
+    private_port: u16,
+    log: &Path,
+) -> Child {
     let out = std::fs::File::create(log).unwrap();
     Command::new(env!("CARGO_BIN_EXE_calops"))
         .env_clear()
         .envs(env)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--private-listen", &format!("127.0.0.1:{private_port}")])
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())
         .stderr(out)
@@ -500,12 +510,16 @@ fn serve(env: &BTreeMap<String, String>, port: u16, log: &Path) -> Child {
 }
 
 /// [`serve`] with `env` on a free port, once it answers its liveness path: the process, its
-/// base URL and its log file.
-async fn serve_live(w: &World, env: &BTreeMap<String, String>) -> (Child, String, PathBuf) {
-    let port = calops::pg::free_port().unwrap();
+/// base URL, its private listener's base URL (`/metrics`) and its log file.
+async fn serve_live(w: &World, env: &BTreeMap<String, String>) -> (Child, String, String, PathBuf) {
+    let (port, private_port) = (
+        calops::pg::free_port().unwrap(),
+        calops::pg::free_port().unwrap(),
+    );
     let log = w.dir.path().join("serve.log");
-    let mut child = serve(env, port, &log);
+    let mut child = serve_with_private(env, port, private_port, &log);
     let base = format!("http://127.0.0.1:{port}");
+    let private = format!("http://127.0.0.1:{private_port}");
     let http = reqwest::Client::new();
     eventually(90, "serve to answer its liveness path", || {
         let (http, url) = (http.clone(), format!("{base}{}", w.liveness_path));
@@ -518,7 +532,7 @@ async fn serve_live(w: &World, env: &BTreeMap<String, String>) -> (Child, String
         }
     })
     .await;
-    (child, base, log)
+    (child, base, private, log)
 }
 
 /// An organization (bootstrap token), a host with a schedule and an event type, and a booking;
@@ -613,7 +627,7 @@ async fn the_rendered_container_environment_runs_serve() {
 
     let mut env = w.env.clone();
     env.extend(w.platform.clone());
-    let (mut child, base, log) = serve_live(&w, &env).await;
+    let (mut child, base, _private, log) = serve_live(&w, &env).await;
     let c = Client::at(&base);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
@@ -677,10 +691,16 @@ async fn the_rendered_container_environment_runs_serve() {
 
     // Liveness does not depend on the database: with it gone, /health says 503 and /livez 200.
     w.pg.cluster.stop().unwrap();
-    let (status, down) = c
-        .call(reqwest::Method::GET, &w.readiness_path, None, None)
-        .await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{down}");
+    // (`/health` keeps its result for a second.)
+    let (c2, path) = (c.clone(), w.readiness_path.clone());
+    eventually(10, "/health to say 503 with the database gone", || {
+        let (c, path) = (c2.clone(), path.clone());
+        async move {
+            let (status, _) = c.call(reqwest::Method::GET, &path, None, None).await;
+            (status == StatusCode::SERVICE_UNAVAILABLE).then_some(())
+        }
+    })
+    .await;
     let (status, live) = c
         .call(reqwest::Method::GET, &w.liveness_path, None, None)
         .await;
@@ -897,7 +917,7 @@ async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings
     // A snapshot a second (a minute in production); no booking limit for the load.
     env.insert("CALOPS_METRICS_INTERVAL".into(), "1s".into());
     env.insert("CALOPS_RATE_LIMIT_BOOKINGS".into(), "off".into());
-    let (mut child, base, log) = serve_live(&w, &env).await;
+    let (mut child, base, private, log) = serve_live(&w, &env).await;
     let c = Client::at(&base);
     let http = reqwest::Client::new();
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
@@ -924,19 +944,19 @@ async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings
     // phases are dropped and counted.
     let mut phases = vec![(Fault::None, healthy)];
     for fault in [Fault::Fail, Fault::Hang] {
-        let failures = metric(&http, &base, "calops_metrics_export_failures_total").await;
+        let failures = metric(&http, &private, "calops_metrics_export_failures_total").await;
         w.oci.store.lock().unwrap().monitoring_fault = fault;
         phases.push((fault, book_for(&c, &key, et, &next, phase).await));
         eventually(15, "the exporter to count the failed post", || {
-            let (http, base) = (http.clone(), base.clone());
+            let (http, private) = (http.clone(), private.clone());
             async move {
-                (metric(&http, &base, "calops_metrics_export_failures_total").await > failures)
+                (metric(&http, &private, "calops_metrics_export_failures_total").await > failures)
                     .then_some(())
             }
         })
         .await;
     }
-    let dropped = metric(&http, &base, "calops_metrics_export_dropped_total").await;
+    let dropped = metric(&http, &private, "calops_metrics_export_dropped_total").await;
     assert!(dropped > 0.0, "nothing counted as dropped");
 
     // Back: posting resumes.
@@ -954,9 +974,9 @@ async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings
         15,
         "the posted count to match what Monitoring received",
         || {
-            let (http, base, oci) = (http.clone(), base.clone(), oci.clone());
+            let (http, private, oci) = (http.clone(), private.clone(), oci.clone());
             async move {
-                let posted = metric(&http, &base, "calops_metrics_export_posted_total").await;
+                let posted = metric(&http, &private, "calops_metrics_export_posted_total").await;
                 let received: usize = oci
                     .store
                     .lock()

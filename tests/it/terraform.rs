@@ -6,6 +6,8 @@ use calops::terraform::plan_json::Action;
 use calops::terraform::{apply_if_changed, run_plan, PlanOptions, TfError};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_calops");
@@ -531,11 +533,31 @@ fn sigint_during_apply_stops_cleanly_and_state_stays_readable() {
     assert_eq!(r.action, Action::Replace);
     assert!(r.reason.as_deref().unwrap().starts_with("tainted"), "{r:?}");
 
-    // Second scenario: two Ctrl-C kill Terraform and everything it started.
+    // Second scenario: a second Ctrl-C kills Terraform and everything it started. Terraform
+    // stops quickly after the first one, so here it saves its state to an HTTP backend that
+    // stops answering state writes: it hangs there until the second Ctrl-C.
+    let state = StateServer::start();
+    let http = tmp.path().join("http");
+    std::fs::create_dir_all(&http).unwrap();
+    let dir2 = fixture("slow", &http);
+    std::fs::write(
+        dir2.join("backend.tf"),
+        format!(
+            "terraform {{\n  backend \"http\" {{\n    address = \"http://127.0.0.1:{}/state\"\n  }}\n}}\n",
+            state.port
+        ),
+    )
+    .unwrap();
     let log2 = tmp.path().join("apply2.log");
     let mut child = calops(
         tmp.path(),
-        &["tf-apply", "--dir", d, "--log", log2.to_str().unwrap()],
+        &[
+            "tf-apply",
+            "--dir",
+            dir2.to_str().unwrap(),
+            "--log",
+            log2.to_str().unwrap(),
+        ],
     )
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -550,8 +572,21 @@ fn sigint_during_apply_stops_cleanly_and_state_stays_readable() {
         "second apply never reached the provisioner"
     );
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    state.hang.store(true, Ordering::SeqCst);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    while state.hung.load(Ordering::SeqCst) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(45),
+            "terraform never tried to save its state after the first Ctrl-C"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "calops exited before the second Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Terraform is stuck saving its state: the second Ctrl-C is what ends it.
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     let t = Instant::now();
     while child.try_wait().unwrap().is_none() {
@@ -561,12 +596,109 @@ fn sigint_during_apply_stops_cleanly_and_state_stays_readable() {
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("killed by a second Ctrl-C"), "{stderr}");
+    assert!(!stderr.contains("stopped cleanly"), "{stderr}");
     assert!(
-        stderr.contains("killed by a second Ctrl-C") || stderr.contains("stopped cleanly"),
-        "{stderr}"
+        std::fs::read_to_string(&log2)
+            .unwrap()
+            .contains("=== second Ctrl-C: killing terraform"),
+        "the log records the kill"
     );
     // Nothing Terraform started survives (the whole process group is killed).
     assert!(no_process_matching("sleep 97"), "provisioner left running");
+}
+
+/// A Terraform `http` state backend on 127.0.0.1 (GET and POST of one state document) that can
+/// be told to stop answering state writes: a write that arrives after `hang` is set is counted
+/// in `hung` and never answered.
+struct StateServer {
+    port: u16,
+    hang: Arc<AtomicBool>,
+    hung: Arc<AtomicUsize>,
+}
+
+impl StateServer {
+    fn start() -> StateServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hang = Arc::new(AtomicBool::new(false));
+        let hung = Arc::new(AtomicUsize::new(0));
+        let stored = Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
+        let (h, n) = (hang.clone(), hung.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (h, n, stored) = (h.clone(), n.clone(), stored.clone());
+                std::thread::spawn(move || serve_state(conn, &h, &n, &stored));
+            }
+        });
+        StateServer { port, hang, hung }
+    }
+}
+
+/// Answer HTTP/1.1 requests on one connection (keep-alive) until it closes.
+fn serve_state(
+    mut conn: std::net::TcpStream,
+    hang: &AtomicBool,
+    hung: &AtomicUsize,
+    stored: &std::sync::Mutex<Option<Vec<u8>>>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let method = request_line.split_whitespace().next().unwrap_or("");
+        let answer = match method {
+            "GET" => match stored.lock().unwrap().clone() {
+                Some(state) => {
+                    let mut a = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        state.len()
+                    )
+                    .into_bytes();
+                    a.extend(state);
+                    a
+                }
+                None => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            },
+            "POST" if hang.load(Ordering::SeqCst) => {
+                hung.fetch_add(1, Ordering::SeqCst);
+                // Never answer; wait for the client to go away.
+                let mut sink = [0u8; 1024];
+                while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
+                return;
+            }
+            "POST" => {
+                *stored.lock().unwrap() = Some(body);
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec()
+            }
+            _ => b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        };
+        if conn.write_all(&answer).is_err() {
+            return;
+        }
+    }
 }
 
 /// True when no process's command line contains `needle` (checked for up to a second).

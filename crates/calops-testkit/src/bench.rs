@@ -13,7 +13,12 @@ pub async fn post(
     token: &str,
     body: Value,
 ) -> anyhow::Result<Value> {
-    let r = c.post(url).bearer_auth(token).json(&body).send().await?;
+    let mut rq = c.post(&url).bearer_auth(token).json(&body);
+    // calops' own clients speak the newest Cal.com shapes of versioned routes.
+    if let Some(v) = crate::api_version("POST", &url) {
+        rq = rq.header("cal-api-version", v);
+    }
+    let r = rq.send().await?;
     let status = r.status();
     let v: Value = r.json().await?;
     anyhow::ensure!(status.is_success(), "{status}: {v}");

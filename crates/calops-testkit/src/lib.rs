@@ -22,6 +22,7 @@ pub mod service;
 
 pub use pg::{fresh_database, have_pg, postgres_available};
 pub use redis::TestRedis;
+pub use service::api_version;
 pub use service::{app_config, TestApp, BOOTSTRAP_TOKEN, PAGE_KEY};
 
 use std::path::PathBuf;

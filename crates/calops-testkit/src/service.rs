@@ -17,7 +17,11 @@ pub const PAGE_KEY: &str = "test-page-key-0123456789abcdef-0123456789";
 /// A running service on its own database.
 pub struct TestApp {
     pub running: Running,
+    /// The public listener (`http://127.0.0.1:PORT`).
     pub base: String,
+    /// The private listener, which serves `/metrics` and `/health`'s details (the public
+    /// listener when the config has none).
+    pub private_base: String,
     pub database_url: String,
 }
 
@@ -31,15 +35,25 @@ impl TestApp {
         let database_url = config.database.to_url();
         let running = server::start(&config).await?;
         let base = format!("http://{}", running.addr);
+        let private_base = running
+            .private_addr
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_else(|| base.clone());
         Ok(TestApp {
             running,
             base,
+            private_base,
             database_url,
         })
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// A URL on the private listener (`/metrics`).
+    pub fn private_url(&self, path: &str) -> String {
+        format!("{}{}", self.private_base, path)
     }
 }
 
@@ -53,16 +67,27 @@ pub fn app_config(database_url: &str, redis_url: Option<String>, limits: Limits)
         oci: None,
         admin_token: Some(BOOTSTRAP_TOKEN.into()),
         reuse_port: false,
-        private_listen: None,
+        private_listen: Some("127.0.0.1:0".parse().expect("an address")),
         db_pool_size: 16,
         shutdown_timeout: Duration::from_secs(5),
         rate_limits: limits,
         redis_timeout: calops::service::ratelimit::redis_conn::DEFAULT_TIMEOUT,
         slot_cache: true,
+        metrics_public: false,
         webhooks: Default::default(),
         telemetry: None,
         caldav: Default::default(),
         page_key: Some(PAGE_KEY.into()),
         mail: Default::default(),
     }
+}
+
+/// The `cal-api-version` calops' own clients send to `method url` (the newest shape of a
+/// versioned route; `None` for the others): a full URL or just its path.
+pub fn api_version(method: &str, url: &str) -> Option<&'static str> {
+    let path = match url.find("://") {
+        Some(i) => url[i + 3..].find('/').map_or("/", |j| &url[i + 3 + j..]),
+        None => url,
+    };
+    calops::service::api::versions::newest_for(method, path)
 }

@@ -8,15 +8,28 @@
 #   bucket only, and post metrics in the service's Monitoring namespace only;
 # - the service policy Object Storage needs to apply the bucket's lifecycle rules.
 #
+# With `members = "instances"` (the `oci-vm` target) the group is the compartment's compute
+# instances instead (instance principals, `instance.compartment.id`), which read the bucket and
+# manage its objects (releases, reports, backups) and pull no image.
+#
 # Each grant is one line of `local.grants`.
 
 locals {
   group = "dynamic-group id ${oci_identity_dynamic_group.containers.id}"
   where = "in compartment id ${var.compartment_id}"
 
+  matching_rule = {
+    containers = "ALL {resource.type = 'computecontainerinstance', resource.compartment.id = '${var.compartment_id}'}"
+    instances  = "ALL {instance.compartment.id = '${var.compartment_id}'}"
+  }
+  member_grants = {
+    containers = ["Allow ${local.group} to read repos ${local.where}"]
+    instances  = ["Allow ${local.group} to read buckets ${local.where} where target.bucket.name = '${var.bucket_name}'"]
+  }
+
   grants = concat(
+    local.member_grants[var.members],
     [
-      "Allow ${local.group} to read repos ${local.where}",
       "Allow ${local.group} to manage objects ${local.where} where target.bucket.name = '${var.bucket_name}'",
     ],
     [for id in sort(distinct(var.secret_ids)) : "Allow ${local.group} to read secret-bundles ${local.where} where target.secret.id = '${id}'"],
@@ -25,11 +38,12 @@ locals {
   )
 }
 
+# (Named `containers` since before `members`; the address stays so existing stacks keep it.)
 resource "oci_identity_dynamic_group" "containers" {
   compartment_id = var.tenancy_id
-  name           = "${var.name}-containers"
-  description    = "calops ${var.name}: the stack's container instances"
-  matching_rule  = "ALL {resource.type = 'computecontainerinstance', resource.compartment.id = '${var.compartment_id}'}"
+  name           = "${var.name}-${var.members}"
+  description    = "calops ${var.name}: the stack's ${var.members == "instances" ? "compute instances" : "container instances"}"
+  matching_rule  = local.matching_rule[var.members]
   freeform_tags  = var.freeform_tags
 }
 

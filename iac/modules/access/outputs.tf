@@ -1,5 +1,5 @@
 output "dynamic_group_id" {
-  description = "OCID of the dynamic group of the stack's container instances."
+  description = "OCID of the dynamic group of the stack's container instances (or compute instances, `members = \"instances\"`)."
   value       = oci_identity_dynamic_group.containers.id
 }
 

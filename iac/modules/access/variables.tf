@@ -23,6 +23,17 @@ variable "name" {
   type        = string
 }
 
+variable "members" {
+  description = "Who the dynamic group holds: `containers` (the compartment's container instances, resource principals) or `instances` (its compute instances, instance principals: the `oci-vm` target)."
+  type        = string
+  default     = "containers"
+
+  validation {
+    condition     = contains(["containers", "instances"], var.members)
+    error_message = "members must be containers or instances."
+  }
+}
+
 variable "secret_ids" {
   description = "OCI Vault secret OCIDs the container instances may read (database password, service secrets)."
   type        = list(string)

@@ -21,10 +21,10 @@ resource "oci_ons_subscription" "email" {
 locals {
   infrastructure_alarms = {
     container-cpu = {
-      namespace        = "oci_computecontainerinstance"
+      namespace        = var.cpu_metric_namespace
       query            = "CpuUtilization[5m].mean() > ${var.cpu_threshold_percent}"
       severity         = "WARNING"
-      summary          = "Container CPU above ${var.cpu_threshold_percent}% for 5 minutes"
+      summary          = "Service CPU above ${var.cpu_threshold_percent}% for 5 minutes"
       pending_duration = "PT5M"
     }
     lb-5xx = {

@@ -19,6 +19,17 @@ variable "load_balancer_id" {
   type        = string
 }
 
+variable "cpu_metric_namespace" {
+  description = "Metric namespace of the service's CPU: `oci_computecontainerinstance` (container instances) or `oci_computeagent` (a compute instance, via its Compute Instance Monitoring plugin)."
+  type        = string
+  default     = "oci_computecontainerinstance"
+
+  validation {
+    condition     = contains(["oci_computecontainerinstance", "oci_computeagent"], var.cpu_metric_namespace)
+    error_message = "cpu_metric_namespace must be oci_computecontainerinstance or oci_computeagent."
+  }
+}
+
 variable "cpu_threshold_percent" {
   description = "Alarm when container CPU stays above this percentage."
   type        = number

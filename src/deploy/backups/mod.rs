@@ -63,6 +63,7 @@ pub fn recovery_target(to: Option<&str>) -> anyhow::Result<RecoveryTarget> {
 pub async fn now(profile: Profile, label: &str, ui: &Ui) -> anyhow::Result<Report> {
     match profile.target {
         profile::Target::Local => local::now(profile, label, ui).await,
+        profile::Target::OciVm => Err(crate::deploy::vm::not_yet(&profile, "backup now")),
         profile::Target::Oci => managed::now(&profile, label).await,
     }
 }
@@ -71,6 +72,7 @@ pub async fn now(profile: Profile, label: &str, ui: &Ui) -> anyhow::Result<Repor
 pub async fn list(profile: Profile) -> anyhow::Result<Report> {
     match profile.target {
         profile::Target::Local => local::list(profile).await,
+        profile::Target::OciVm => Err(crate::deploy::vm::not_yet(&profile, "backup list")),
         profile::Target::Oci => managed::list(&profile).await,
     }
 }
@@ -80,6 +82,7 @@ pub async fn list(profile: Profile) -> anyhow::Result<Report> {
 pub async fn verify(profile: Profile, backup: Option<&str>, ui: &Ui) -> anyhow::Result<Report> {
     match profile.target {
         profile::Target::Local => local::verify(profile, backup, ui).await,
+        profile::Target::OciVm => Err(crate::deploy::vm::not_yet(&profile, "backup verify")),
         profile::Target::Oci => Err(actionable(
             format!("profile `{}` uses OCI's managed database, whose backups OCI stores and checks itself", profile.name),
             "drill a restore instead: `calops restore --profile ... ` creates a new DB system from a backup",
@@ -92,6 +95,7 @@ pub async fn verify(profile: Profile, backup: Option<&str>, ui: &Ui) -> anyhow::
 pub async fn restore(profile: Profile, req: &Restore, ui: &Ui) -> anyhow::Result<Report> {
     match profile.target {
         profile::Target::Local => local::restore(profile, req, ui).await,
+        profile::Target::OciVm => Err(crate::deploy::vm::not_yet(&profile, "restore")),
         profile::Target::Oci => managed::restore(&profile, req, ui).await,
     }
 }

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-#[derive(Debug, Clone, serde::Serialize)]
+/// `Debug` shows whether the demo key was created, never the key.
+#[derive(Clone, serde::Serialize)]
 pub struct Demo {
     pub organization_id: i64,
     pub event_type_id: i64,
@@ -24,6 +25,19 @@ pub struct Demo {
     pub booking_url: Option<String>,
 }
 
+impl std::fmt::Debug for Demo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Demo")
+            .field("organization_id", &self.organization_id)
+            .field("event_type_id", &self.event_type_id)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("api_key_file", &self.api_key_file)
+            .field("curl", &self.curl)
+            .field("booking_url", &self.booking_url)
+            .finish()
+    }
+}
+
 async fn post(
     c: &reqwest::Client,
     base: &str,
@@ -31,9 +45,12 @@ async fn post(
     token: &str,
     body: Value,
 ) -> Result<Value> {
-    let r = c
-        .post(format!("{base}{path}"))
-        .bearer_auth(token)
+    let mut rq = c.post(format!("{base}{path}")).bearer_auth(token);
+    // The shapes seeded below are the newest Cal.com version of each route.
+    if let Some(v) = crate::service::api::versions::newest_for("POST", path) {
+        rq = rq.header(crate::service::api::versions::HEADER, v);
+    }
+    let r = rq
         .json(&body)
         .send()
         .await
@@ -80,12 +97,12 @@ pub async fn ensure(
         base,
         &format!("/v2/organizations/{org_id}/users"),
         &key,
-        json!({"name": "Demo Host", "email": "host@demo.example.com", "timeZone": tz}),
+        json!({"name": "Demo Host", "email": "host@demo.example.com", "timeZone": tz, "username": "demo-host"}),
     )
     .await?;
     let user_id = user["id"].as_i64().context("no user id")?;
     let org_slug = org["slug"].as_str().context("no organization slug")?;
-    let user_slug = user["username"].as_str().context("no user name")?;
+    let user_slug = user["slug"].as_str().context("no user slug")?;
     post(&c, base, "/v2/schedules", &key, json!({
         "userId": user_id, "name": "Weekdays", "timeZone": tz,
         "availability": [{"days": ["Monday","Tuesday","Wednesday","Thursday","Friday"], "startTime": "09:00", "endTime": "17:00"}]
@@ -141,4 +158,26 @@ fn curl_line(public_url: &str, event_type_id: i64, key_file: &str) -> String {
     format!(
         "curl -s -H \"Authorization: Bearer $(cat {key_file})\" \"{public_url}/v2/slots?eventTypeId={event_type_id}&start={start}&end={end}&timeZone=Australia/Sydney\""
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let d = Demo {
+            organization_id: 1,
+            event_type_id: 2,
+            api_key: Some("cal_live_0123456789abcdef".into()),
+            api_key_file: "/x/demo-api-key".into(),
+            curl: curl_line("http://127.0.0.1:3000", 2, "/x/demo-api-key"),
+            booking_url: None,
+        };
+        let shown = format!("{d:?}");
+        assert!(
+            !shown.contains("cal_live_0123") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
 }

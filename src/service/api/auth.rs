@@ -25,6 +25,26 @@ impl Principal {
         }
     }
 
+    /// The user a call is about: `requested` when given (it must be the key's own user for a
+    /// user's key), else the key's user; `None` when neither says (an organization key
+    /// without a `userId`).
+    pub fn acting_user(&self, requested: Option<i64>) -> Result<Option<i64>, ApiError> {
+        match (self.user(), requested) {
+            (Some(own), Some(r)) if own != r => Err(ApiError::forbidden(
+                "other_user",
+                format!("this API key belongs to user {own}; it cannot act for user {r}"),
+            )),
+            (Some(own), _) => Ok(Some(own)),
+            (None, r) => Ok(r),
+        }
+    }
+
+    /// May this key see a resource of user `owner`? Organization keys see every user's; a
+    /// user's key only its own (others answer 404, as if absent).
+    pub fn sees_user(&self, owner: i64) -> bool {
+        self.user().is_none_or(|own| own == owner)
+    }
+
     /// The organization an org-scoped endpoint (/v2/schedules, ...) works in.
     pub fn org(&self) -> Result<i64, ApiError> {
         match self {
@@ -42,6 +62,27 @@ pub fn new_key() -> (String, [u8; 32]) {
     let key = format!("cal_live_{}", crate::pg::random_token(48));
     let h = hash_key(&key);
     (key, h)
+}
+
+/// The key in an `Authorization: Bearer <key>` header, if there is one.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let text = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    text.strip_prefix("Bearer ")
+        .or_else(|| text.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+/// Does the request carry the bootstrap admin token? (For answers that show more to the
+/// operator, such as `/health`'s dependency errors; never an error when it does not.)
+pub fn is_bootstrap(state: &AppState, headers: &axum::http::HeaderMap) -> bool {
+    match (&state.bootstrap_hash, bearer(headers)) {
+        (Some(boot), Some(key)) => constant_time_eq(boot, &hash_key(key)),
+        _ => false,
+    }
 }
 
 impl FromRequestParts<AppState> for Principal {
@@ -69,17 +110,21 @@ impl FromRequestParts<AppState> for Principal {
                 return Ok(Principal::Bootstrap);
             }
         }
-        if let Some(p) = state.keys.get(&h) {
+        if let Some(p) = state.keys.get(&h, jiff::Timestamp::now()) {
             return Ok(p);
         }
+        let ticket = state.keys.ticket();
         match state.store.find_api_key(&h).await? {
             Some(row) => {
                 let p = Principal::Key {
                     key_id: row.id,
                     org_id: row.org_id,
                     scopes: row.scopes,
+                    user_id: row.user_id,
                 };
-                state.keys.put(h, p.clone());
+                if let Some(t) = ticket {
+                    state.keys.put(t, h, p.clone(), row.expires_at);
+                }
                 Ok(p)
             }
             None => Err(ApiError::unauthorized("invalid or expired API key")),
@@ -116,17 +161,26 @@ mod tests {
             key_id: 1,
             org_id: 1,
             scopes: vec!["admin".into()],
+            user_id: None,
         };
         let reader = Principal::Key {
             key_id: 2,
             org_id: 1,
             scopes: vec!["read".into()],
+            user_id: Some(7),
         };
         assert!(admin.require("book").is_ok());
         assert!(reader.require("read").is_ok());
         let e = reader.require("admin").unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN);
         assert!(Principal::Bootstrap.org().is_err());
+        // A user's key acts for its user only; an organization key for whoever it names.
+        assert_eq!(reader.acting_user(None).unwrap(), Some(7));
+        assert_eq!(reader.acting_user(Some(7)).unwrap(), Some(7));
+        assert_eq!(reader.acting_user(Some(8)).unwrap_err().code, "other_user");
+        assert_eq!(admin.acting_user(None).unwrap(), None);
+        assert_eq!(admin.acting_user(Some(8)).unwrap(), Some(8));
+        assert!(reader.sees_user(7) && !reader.sees_user(8) && admin.sees_user(8));
     }
 
     #[test]

@@ -1,30 +1,33 @@
 //! `/v2/bookings` (create, read, list, cancel, reschedule) and `/v2/slots/reservations`
-//! (slot holds), in Cal.com API v2 shapes.
+//! (slot holds). The request and response shapes of each `cal-api-version` are
+//! `versions::bookings`'; these handlers get them as a [`BookingApi`].
 //!
 //! A start must be one of the event type's slots (422 otherwise). Whether the time is still
 //! free is decided by PostgreSQL's exclusion constraint at insert time (409
 //! `booking_conflict`); the slot check beforehand only answers early.
 
 use super::error::{success, ApiError, ApiResult, Path, Query};
+use super::input::{self, reply, JsonBody, Warning};
+use super::slots::{event_type_id, event_type_not_found};
+use super::versions::bookings::{BookingApi, BookingRequest, Bookings, Current};
+use super::versions::slots::{ReservationRequest, Slots, SlotsApi};
+use super::versions::Versioned;
 use crate::service::domain::booking::Booking;
-use crate::service::domain::hours::time_zone;
+use crate::service::domain::instant;
 use crate::service::domain::slots;
 use crate::service::domain::FieldError;
 use crate::service::principal::Principal;
 use crate::service::state::AppState;
 use crate::service::store::bookings::{
-    retry_transient, BookOutcome, BookingFilter, IdempotencyKey, NewBooking, Replay,
+    retry_transient, BookOutcome, IdempotencyKey, NewBooking, Replay, Reschedule,
 };
-use axum::body::Bytes;
+use crate::service::store::EventType;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
-use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use uuid::Uuid;
 
 /// How long a slot hold lasts unless the request asks otherwise (minutes).
@@ -32,168 +35,40 @@ pub const DEFAULT_RESERVATION_MINUTES: i64 = 5;
 /// The longest hold a request may ask for (minutes).
 pub const MAX_RESERVATION_MINUTES: i64 = 60;
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Attendee {
-    pub name: String,
-    pub email: String,
-    pub time_zone: String,
-    #[serde(default)]
-    pub language: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateBooking {
-    pub start: String,
-    pub event_type_id: i64,
-    pub attendee: Attendee,
-    #[serde(default)]
-    pub guests: Vec<String>,
-    #[serde(default)]
-    pub length_in_minutes: Option<i64>,
-    #[serde(default)]
-    pub metadata: Option<Value>,
-    #[serde(default)]
-    pub reservation_uid: Option<Uuid>,
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CancelBooking {
-    #[serde(default)]
-    pub cancellation_reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RescheduleBooking {
-    pub start: String,
-    #[serde(default)]
-    pub rescheduling_reason: Option<String>,
-    #[serde(default)]
-    pub reservation_uid: Option<Uuid>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct CreateReservation {
-    pub event_type_id: i64,
-    pub slot_start: String,
-    #[serde(default)]
-    pub slot_duration: Option<i64>,
-    #[serde(default)]
-    pub reservation_duration: Option<i64>,
-}
-
-/// A JSON body (empty counts as `{}`), with our error shape on failure.
-pub(super) fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        bytes
-    };
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    serde_json::from_value(v).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "validation_error",
-            format!("the body does not match the expected shape: {e}"),
-        )
-    })
-}
-
-/// An ISO 8601 instant with an offset or `Z`; a problem goes to `errors`.
-pub(super) fn any_instant(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
-    let t = s.trim().parse::<Timestamp>().ok();
-    if t.is_none() {
-        errors.push(FieldError::new(
-            field,
-            format!("{s:?} is not an ISO 8601 time with an offset, such as 2026-06-01T09:00:00Z"),
-        ));
-    }
-    t
-}
-
-/// [`any_instant`] on a whole minute (a slot start).
-pub(super) fn instant(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Timestamp> {
-    let t = any_instant(field, s, errors)?;
-    if t.as_second() % 60 == 0 && t.subsec_nanosecond() == 0 {
-        Some(t)
-    } else {
-        errors.push(FieldError::new(field, "must be on a whole minute"));
-        None
-    }
-}
-
-fn valid_email(s: &str) -> bool {
-    let s = s.trim();
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty() && domain.contains('.') && !s.contains(char::is_whitespace)
+/// The length of a booking of `et`: its own, or `requested` when that is one of its lengths
+/// (`lengthInMinutesOptions`). 400 otherwise.
+pub fn booking_length(et: &EventType, requested: Option<i64>) -> Result<i64, ApiError> {
+    let own = i64::from(et.length_minutes);
+    let options: Vec<i64> = et
+        .length_options
+        .iter()
+        .flatten()
+        .map(|&l| i64::from(l))
+        .collect();
+    match requested {
+        None => Ok(own),
+        Some(l) if l == own || options.contains(&l) => Ok(l),
+        Some(_) => {
+            let allowed = if options.is_empty() {
+                own.to_string()
+            } else {
+                options
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            Err(ApiError::validation(vec![FieldError::new(
+                "lengthInMinutes",
+                format!("this event type lasts {allowed} minutes; leave lengthInMinutes out or send one of them"),
+            )]))
         }
-        None => false,
-    }
-}
-
-/// Check a create request; every problem at once.
-pub fn validate_create(b: &CreateBooking) -> Result<Timestamp, ApiError> {
-    let mut errors = Vec::new();
-    let start = instant("start", &b.start, &mut errors);
-    if b.attendee.name.trim().is_empty() {
-        errors.push(FieldError::new("attendee.name", "required"));
-    }
-    if !valid_email(&b.attendee.email) {
-        errors.push(FieldError::new(
-            "attendee.email",
-            format!("{:?} is not an e-mail address", b.attendee.email),
-        ));
-    }
-    if time_zone(&b.attendee.time_zone).is_none() {
-        errors.push(FieldError::new(
-            "attendee.timeZone",
-            format!(
-                "unknown time zone {:?}: use an IANA name such as \"Europe/Berlin\"",
-                b.attendee.time_zone
-            ),
-        ));
-    }
-    for (i, g) in b.guests.iter().enumerate() {
-        if !valid_email(g) {
-            errors.push(FieldError::new(
-                format!("guests[{i}]"),
-                format!("{g:?} is not an e-mail address"),
-            ));
-        }
-    }
-    if b.guests.len() > 30 {
-        errors.push(FieldError::new("guests", "at most 30 guests"));
-    }
-    if let Some(m) = &b.metadata {
-        if !m.is_object() {
-            errors.push(FieldError::new("metadata", "must be an object"));
-        }
-    }
-    if let Some(n) = b.length_in_minutes {
-        if !(1..=1440).contains(&n) {
-            errors.push(FieldError::new("lengthInMinutes", "must be 1 to 1440"));
-        }
-    }
-    match (errors.is_empty(), start) {
-        (true, Some(s)) => Ok(s),
-        _ => Err(ApiError::validation(errors)),
     }
 }
 
 /// Is `start` one of the event type's slots? 422 when it never is (outside hours, not on the
 /// grid, too soon, outside the window); 409 when it is but a booking or hold has taken it.
-/// Returns the end and the event type's length in minutes.
+/// Returns the end and the booking's length in minutes.
 pub(super) async fn check_slot(
     state: &AppState,
     org: i64,
@@ -215,17 +90,21 @@ pub(super) async fn check_slot(
             format!("event type {event_type_id} not found"),
         )
     };
+    let (from, to) = match (instant::add(start, -before), instant::add(start, margin)) {
+        (Some(from), Some(to)) => (from, to),
+        _ => return Err(out_of_range("start")),
+    };
     let mut ctx = state
         .store
-        .fresh_slot_context(org, event_type_id, start - before, start + margin, mine)
+        .fresh_slot_context(org, event_type_id, from, to, mine)
         .await?
         .ok_or_else(not_found)?;
     let busy_from = Timestamp::now() - margin;
-    if super::slots::rolls(&ctx.event_type) && busy_from < start - before {
+    if super::slots::rolls(&ctx.event_type) && busy_from < from {
         // A rolling window counts bookable dates from today on.
         ctx = state
             .store
-            .fresh_slot_context(org, event_type_id, busy_from, start + margin, mine)
+            .fresh_slot_context(org, event_type_id, busy_from, to, mine)
             .await?
             .ok_or_else(not_found)?;
     }
@@ -235,6 +114,15 @@ pub(super) async fn check_slot(
 }
 
 /// 422: `start` is not one of the event type's slots.
+/// 400: the arithmetic on a start left the instants the service can represent (the range
+/// check where instants enter should make this unreachable).
+pub(super) fn out_of_range(field: &str) -> ApiError {
+    ApiError::validation(vec![FieldError::new(
+        field,
+        instant::out_of_range_message(),
+    )])
+}
+
 fn unavailable(start: Timestamp, event_type_id: i64) -> ApiError {
     ApiError::new(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -257,34 +145,26 @@ struct Prepared {
 }
 
 impl Prepared {
-    /// 422 when a `lengthInMinutes` differs from the event type's, or the host has no hours.
+    /// 400 when a `lengthInMinutes` is not one of the event type's; 422 when the host has no
+    /// hours.
     fn new(
         ctx: &crate::service::store::SlotContext,
         event_type_id: i64,
         start: Timestamp,
         length: Option<i64>,
     ) -> Result<Prepared, ApiError> {
-        let own = i64::from(ctx.event_type.length_minutes);
-        if let Some(l) = length {
-            if l != own {
-                return Err(ApiError::validation(vec![FieldError::new(
-                    "lengthInMinutes",
-                    format!(
-                    "this event type lasts {own} minutes; leave lengthInMinutes out or send {own}"
-                ),
-                )]));
-            }
-        }
+        let own = booking_length(&ctx.event_type, length)?;
         if ctx.schedule.is_none() {
             return Err(unavailable(start, event_type_id));
         }
         let (avail, rules, busy) = super::slots::prepare(ctx, own)?;
+        let end = instant::add_minutes(start, own).ok_or_else(|| out_of_range("start"))?;
         Ok(Prepared {
             avail,
             rules,
             busy,
             own,
-            end: start + jiff::SignedDuration::from_mins(own),
+            end,
             event_type_id,
         })
     }
@@ -317,38 +197,87 @@ impl Prepared {
     }
 }
 
-fn iso(t: Timestamp) -> String {
-    format!("{t:.3}")
+/// The attendee of a booking made on a booking page (`service::web`).
+#[derive(Debug, Clone)]
+pub struct Attendee {
+    pub name: String,
+    pub email: String,
+    pub time_zone: String,
+    pub language: Option<String>,
 }
 
-/// The Cal.com v2 booking object.
-pub fn booking_json(b: &Booking) -> Value {
-    let attendee = &b.attendee;
-    json!({
-        "id": b.id,
-        "uid": b.uid,
-        "title": b.title,
-        "status": b.status,
-        "start": iso(b.start),
-        "end": iso(b.end),
-        "duration": (b.end.as_second() - b.start.as_second()) / 60,
-        "eventTypeId": b.event_type_id,
-        "eventType": {"id": b.event_type_id, "slug": b.event_type_slug},
-        "hosts": [{"id": b.host_id, "name": b.host_name, "email": b.host_email, "timeZone": b.host_time_zone}],
-        "attendees": [attendee],
-        "guests": b.guests,
-        "metadata": b.metadata,
-        "rescheduledFromUid": b.rescheduled_from_uid,
-        "rescheduledToUid": b.rescheduled_to_uid,
-        "cancellationReason": b.cancellation_reason,
-        "createdAt": iso(b.created_at),
-        "updatedAt": iso(b.updated_at),
-    })
+/// A booking made on a booking page: read exactly as the newest API shape (2024-08-13) reads
+/// it, so that a page and an API client are held to the same rules.
+#[derive(Debug, Clone)]
+pub struct CreateBooking {
+    pub start: String,
+    pub event_type_id: i64,
+    pub attendee: Attendee,
+    pub guests: Vec<String>,
+    pub length_in_minutes: Option<i64>,
+    pub metadata: Option<Value>,
+    pub reservation_uid: Option<Uuid>,
 }
 
-pub fn idempotency_key(
+impl CreateBooking {
+    fn parsed(&self) -> Result<BookingRequest, ApiError> {
+        let mut attendee = json!({"name": self.attendee.name, "email": self.attendee.email,
+                                  "timeZone": self.attendee.time_zone});
+        if let Some(l) = &self.attendee.language {
+            attendee["language"] = json!(l);
+        }
+        let mut body = json!({"start": self.start, "eventTypeId": self.event_type_id,
+                              "attendee": attendee, "guests": self.guests});
+        for (k, v) in [
+            ("lengthInMinutes", self.length_in_minutes.map(|n| json!(n))),
+            ("metadata", self.metadata.clone()),
+            ("reservationUid", self.reservation_uid.map(|u| json!(u))),
+        ] {
+            if let Some(v) = v {
+                body[k] = v;
+            }
+        }
+        Current.create(body, &mut Vec::new())
+    }
+}
+
+/// A page's booking checked as the API checks it; its start.
+pub fn validate_create(req: &CreateBooking) -> Result<Timestamp, ApiError> {
+    Ok(req.parsed()?.start)
+}
+
+/// Book a page's request (see [`book_request`]); its replayed answer is in the newest shape.
+pub async fn book(
+    state: &AppState,
+    org: i64,
+    req: &CreateBooking,
+    _start: Timestamp,
+    idem: Option<IdempotencyKey>,
+) -> Result<Booked, ApiError> {
+    book_request(state, org, &Current, req.parsed()?, idem).await
+}
+
+/// A booking made now, or the first result of its idempotency key.
+pub enum Booked {
+    Created(Box<Booking>),
+    Replayed(Replay),
+}
+
+impl Booked {
+    fn respond(self, api: &dyn BookingApi, warnings: &[Warning]) -> Response {
+        match self {
+            Booked::Created(b) => reply(StatusCode::CREATED, api.booking(&b), warnings),
+            Booked::Replayed(r) => replayed(r),
+        }
+    }
+}
+
+/// An `Idempotency-Key` with a fingerprint of the request: its body and the shape it was
+/// read in (the same key with another `cal-api-version` is another request).
+pub(super) fn idempotency_key(
     headers: &HeaderMap,
     raw: &[u8],
+    shape: &str,
 ) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(v) = headers.get("idempotency-key") else {
         return Ok(None);
@@ -365,9 +294,13 @@ pub fn idempotency_key(
                 "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice)",
             )
         })?;
+    let mut h = Sha256::new();
+    h.update(shape.as_bytes());
+    h.update(b"\n");
+    h.update(raw);
     Ok(Some(IdempotencyKey {
         key: key.to_string(),
-        request_hash: Sha256::digest(raw).to_vec(),
+        request_hash: h.finalize().to_vec(),
     }))
 }
 
@@ -375,44 +308,47 @@ fn uid(s: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(s).map_err(|_| ApiError::not_found("booking"))
 }
 
+/// The location text of an event type's first location that has one (address, link, phone).
+fn default_location(et: &EventType) -> Option<String> {
+    et.locations.as_array()?.iter().find_map(|l| {
+        ["address", "link", "phone"]
+            .iter()
+            .find_map(|k| l.get(k).and_then(Value::as_str))
+            .map(str::to_string)
+    })
+}
+
 pub async fn create(
     State(state): State<AppState>,
     who: Principal,
+    Versioned(api): Versioned<Bookings>,
     headers: HeaderMap,
-    raw: Bytes,
+    body: JsonBody,
 ) -> ApiResult {
     let org = who.org()?;
     who.require("book")?;
-    let req: CreateBooking = body(&raw)?;
-    let start = validate_create(&req)?;
-    let idem = idempotency_key(&headers, &raw)?;
-    Ok(book(&state, org, &req, start, idem).await?.response())
-}
-
-/// What booking gave: a new booking, or the first answer to the same idempotency key.
-pub enum Booked {
-    Created(Box<Booking>),
-    Replayed(Replay),
-}
-
-impl Booked {
-    /// The API's answer: 201 with the booking, or the first answer replayed.
-    pub fn response(self) -> axum::response::Response {
-        match self {
-            Booked::Created(b) => success(StatusCode::CREATED, booking_json(&b)),
-            Booked::Replayed(r) => replayed(r),
-        }
+    let mut warnings = Vec::new();
+    let raw = body.raw;
+    let req = api.create(body.value, &mut warnings)?;
+    if let Some(old) = req.reschedule_of {
+        // Cal.com's older shapes reschedule through create.
+        who.require("reschedule")?;
+        return reschedule_by_create(&state, &who, api, old, req, &warnings).await;
     }
+    let idem = idempotency_key(&headers, &raw, api.family().names().as_str())?;
+    Ok(book_request(&state, org, api, req, idem)
+        .await?
+        .respond(api, &warnings))
 }
 
-/// Book a checked request ([`validate_create`] gave `start`) for the organization: the path
-/// `POST /v2/bookings` and the booking pages share. 409 `booking_conflict` when the slot was
-/// taken, 422 `slot_unavailable` when it is not a slot.
-pub async fn book(
+/// Book a parsed request for the organization (its answers stored in `api`'s shape for the
+/// idempotency key): what `POST /v2/bookings` and the booking pages share. 409
+/// `booking_conflict` when the slot was taken, 422 `slot_unavailable` when it is not a slot.
+pub async fn book_request(
     state: &AppState,
     org: i64,
-    req: &CreateBooking,
-    start: Timestamp,
+    api: &'static dyn BookingApi,
+    req: BookingRequest,
     idem: Option<IdempotencyKey>,
 ) -> Result<Booked, ApiError> {
     if let Some(k) = &idem {
@@ -420,18 +356,53 @@ pub async fn book(
             return Ok(Booked::Replayed(r));
         }
     }
-    if req.reservation_uid.is_none() {
-        if let Some(done) = book_directly(state, org, req, start, idem.as_ref()).await? {
+    let et_id = event_type_id(state, org, &req.event_type).await?;
+    let config = state
+        .store
+        .slot_config(org, et_id)
+        .await?
+        .ok_or_else(|| event_type_not_found(et_id))?;
+    let et = &config.event_type;
+    if et.disable_guests && !req.guests.is_empty() {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "guests",
+            "this event type takes no guests (disableGuests)",
+        )]));
+    }
+    booking_length(et, req.length)?;
+    let nb = NewBooking {
+        org_id: org,
+        event_type_id: et_id,
+        start: req.start,
+        end: req.start,
+        location: req.location.clone().or_else(|| default_location(et)),
+        attendee: req.attendee,
+        guests: json!(req.guests),
+        metadata: req.metadata,
+        reservation_uid: req.reservation_uid,
+        booking_fields_responses: req.booking_fields_responses,
+    };
+    if nb.reservation_uid.is_none() {
+        if let Some(done) = book_directly(
+            state,
+            api,
+            config.clone(),
+            nb.clone(),
+            req.length,
+            idem.as_ref(),
+        )
+        .await?
+        {
             return Ok(done);
         }
     }
     let checked = check_slot(
         state,
         org,
-        req.event_type_id,
-        start,
-        req.length_in_minutes,
-        req.reservation_uid,
+        et_id,
+        nb.start,
+        req.length,
+        nb.reservation_uid,
         true,
     )
     .await;
@@ -446,20 +417,16 @@ pub async fn book(
     };
     // The Redis lock only spares the database a crowd of conflicting inserts (waiters hold no
     // database connection while the first request books); the exclusion constraint decides.
-    let host = state
-        .store
-        .slot_config(org, req.event_type_id)
-        .await?
-        .map_or(0, |c| c.event_type.user_id);
     let lock = crate::service::ratelimit::lock::slot_key(
         org,
-        &format!("h{host}"),
-        start.as_second(),
+        &format!("h{}", et.user_id),
+        nb.start.as_second(),
         end.as_second(),
     );
     let lock = state.booking_locks.acquire(&lock).await.into_guard();
-    let nb = new_booking(org, req, start, end);
-    let outcome = retry_transient(|| state.store.create_booking(&nb, idem.as_ref(), booking_json));
+    let nb = NewBooking { end, ..nb };
+    let render = |b: &Booking| api.booking(b);
+    let outcome = retry_transient(|| state.store.create_booking(&nb, idem.as_ref(), render));
     let outcome = outcome.await;
     if let Some(g) = lock {
         g.release().await;
@@ -473,54 +440,31 @@ pub async fn book(
     }
 }
 
-/// The booking a create request asks for, once its slot is known.
-fn new_booking(org: i64, req: &CreateBooking, start: Timestamp, end: Timestamp) -> NewBooking {
-    let mut attendee = json!({
-        "name": req.attendee.name.trim(),
-        "email": req.attendee.email.trim(),
-        "timeZone": req.attendee.time_zone,
-    });
-    if let Some(l) = &req.attendee.language {
-        attendee["language"] = json!(l);
-    }
-    NewBooking {
-        org_id: org,
-        event_type_id: req.event_type_id,
-        start,
-        end,
-        attendee,
-        guests: json!(req.guests),
-        metadata: req.metadata.clone().unwrap_or_else(|| json!({})),
-        reservation_uid: req.reservation_uid,
-    }
-}
-
 /// Book in one database statement ([`crate::service::store::Store::book_directly`]) when busy
 /// time can only take the slot away by overlapping it (`slots::busy_only_overlaps`): then the
 /// slot is checked against the (cached) hours alone and the exclusion constraint decides the
 /// rest. `Ok(None)` when that does not apply; the caller takes the general path.
 async fn book_directly(
     state: &AppState,
-    org: i64,
-    req: &CreateBooking,
-    start: Timestamp,
+    api: &'static dyn BookingApi,
+    config: std::sync::Arc<crate::service::store::cache::Config>,
+    nb: NewBooking,
+    length: Option<i64>,
     idem: Option<&IdempotencyKey>,
 ) -> Result<Option<Booked>, ApiError> {
-    let Some(config) = state.store.slot_config(org, req.event_type_id).await? else {
-        return Ok(None);
-    };
     if config.host.has_calendars {
         // Busy time from connected calendars is not under the exclusion constraint: the
         // general path checks the slot against it.
         return Ok(None);
     }
+    let (org, start) = (nb.org_id, nb.start);
     let ctx = crate::service::store::SlotContext {
         event_type: config.event_type.clone(),
         schedule: config.schedule.clone(),
         busy: Vec::new(),
     };
     // A wrong length or a host without hours is refused on either path.
-    let p = Prepared::new(&ctx, req.event_type_id, start, req.length_in_minutes)?;
+    let p = Prepared::new(&ctx, nb.event_type_id, start, length)?;
     if !slots::busy_only_overlaps(&p.rules, &p.avail.tz, start.as_second()) {
         return Ok(None);
     }
@@ -535,9 +479,9 @@ async fn book_directly(
         end.as_second(),
     );
     let lock = state.booking_locks.acquire(&lock).await.into_guard();
-    let nb = new_booking(org, req, start, end);
-    let outcome =
-        retry_transient(|| state.store.book_directly(&config, &nb, idem, booking_json)).await;
+    let nb = NewBooking { end, ..nb };
+    let render = |b: &Booking| api.booking(b);
+    let outcome = retry_transient(|| state.store.book_directly(&config, &nb, idem, render)).await;
     if let Some(g) = lock {
         g.release().await;
     }
@@ -559,153 +503,110 @@ pub(super) fn replayed(r: Replay) -> axum::response::Response {
     res
 }
 
+/// A booking the key may see: of its organization, and of its user for a user's key (else
+/// 404, as if absent).
+async fn visible_booking(
+    state: &AppState,
+    who: &Principal,
+    uid: Uuid,
+) -> Result<Booking, ApiError> {
+    let org = who.org()?;
+    state
+        .store
+        .get_booking(org, uid)
+        .await?
+        .filter(|b| who.sees_user(b.host_id))
+        .ok_or_else(|| ApiError::not_found("booking"))
+}
+
 pub async fn get(
     State(state): State<AppState>,
     who: Principal,
+    Versioned(api): Versioned<Bookings>,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let org = who.org()?;
     who.require("read")?;
-    let b = state
-        .store
-        .get_booking(org, uid(&id)?)
-        .await?
-        .ok_or_else(|| ApiError::not_found("booking"))?;
-    Ok(success(StatusCode::OK, booking_json(&b)))
-}
-
-/// Check the list query; every problem at once.
-pub fn parse_list(q: &HashMap<String, String>) -> Result<BookingFilter, ApiError> {
-    let mut errors = Vec::new();
-    let get = |k: &str| q.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
-    let mut f = BookingFilter {
-        take: 100,
-        ..BookingFilter::default()
-    };
-    if let Some(s) = get("status") {
-        for part in s.split(',').map(str::trim) {
-            match part {
-                "accepted" => f.statuses.push(part.to_string()),
-                // As Cal.com: cancelled covers rejected too; unconfirmed is pending.
-                "cancelled" => f.statuses.extend(["cancelled".into(), "rejected".into()]),
-                "unconfirmed" => f.statuses.push("pending".into()),
-                "upcoming" => f.upcoming = true,
-                "past" => f.past = true,
-                other => errors.push(FieldError::new(
-                    "status",
-                    format!("{other:?}: use upcoming, past, cancelled, unconfirmed or accepted (comma-separated for several)"),
-                )),
-            }
-        }
-    }
-    f.after_start = get("afterStart").and_then(|v| instant("afterStart", v, &mut errors));
-    f.before_end = get("beforeEnd").and_then(|v| instant("beforeEnd", v, &mut errors));
-    let mut int = |k: &str, lo: i64, hi: i64| {
-        get(k).and_then(|v| match v.parse::<i64>() {
-            Ok(n) if (lo..=hi).contains(&n) => Some(n),
-            _ => {
-                errors.push(FieldError::new(
-                    k,
-                    format!("must be a number from {lo} to {hi}"),
-                ));
-                None
-            }
-        })
-    };
-    f.event_type_id = int("eventTypeId", 1, i64::MAX);
-    if let Some(t) = int("take", 1, 250) {
-        f.take = t;
-    }
-    if let Some(s) = int("skip", 0, i64::MAX / 2) {
-        f.skip = s;
-    }
-    if let (Some(a), Some(b)) = (f.after_start, f.before_end) {
-        if b <= a {
-            errors.push(FieldError::new("beforeEnd", "must be after afterStart"));
-        }
-    }
-    if errors.is_empty() {
-        Ok(f)
-    } else {
-        Err(ApiError::validation(errors))
-    }
+    let b = visible_booking(&state, &who, uid(&id)?).await?;
+    Ok(success(StatusCode::OK, api.booking(&b)))
 }
 
 pub async fn list(
     State(state): State<AppState>,
     who: Principal,
-    Query(params): Query<HashMap<String, String>>,
+    Versioned(api): Versioned<Bookings>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> ApiResult {
     let org = who.org()?;
     who.require("read")?;
-    let f = parse_list(&params)?;
-    let (rows, total) = state.store.list_bookings(org, &f).await?;
-    let returned = rows.len() as i64;
-    let data: Vec<Value> = rows.iter().map(booking_json).collect();
-    let body = json!({
-        "status": "success",
-        "data": data,
-        "pagination": {
-            "totalItems": total,
-            "returnedItems": returned,
-            "remainingItems": (total - f.skip - returned).max(0),
-            "itemsPerPage": f.take,
-            "skip": f.skip,
-            "hasNextPage": f.skip + returned < total,
-            "hasPreviousPage": f.skip > 0,
+    let mut f = api.filter(params)?;
+    // A user's key lists the bookings it hosts.
+    if let Some(own) = who.user() {
+        if f.host_ids.is_empty() || f.host_ids.contains(&own) {
+            f.host_ids = vec![own];
+        } else {
+            f.matches_nothing = true;
         }
-    });
-    Ok((StatusCode::OK, axum::Json(body)).into_response())
+    }
+    let (rows, total) = state.store.list_bookings(org, &f).await?;
+    Ok((StatusCode::OK, axum::Json(api.list(&rows, total, &f))).into_response())
 }
 
 pub async fn cancel(
     State(state): State<AppState>,
     who: Principal,
+    Versioned(api): Versioned<Bookings>,
     Path(id): Path<String>,
-    raw: Bytes,
+    body: JsonBody,
 ) -> ApiResult {
     let org = who.org()?;
     who.require("cancel")?;
     let uid = uid(&id)?;
-    let req: CancelBooking = body(&raw)?;
+    let mut warnings = Vec::new();
+    let req = api.cancel(body.value, &mut warnings)?;
+    let old = visible_booking(&state, &who, uid).await?;
+    // A body may repeat the booking (Cal.com's older cancel takes `uid` and `id`); it must
+    // be this one.
+    let mut errors = Vec::new();
+    if req
+        .uid
+        .as_deref()
+        .is_some_and(|u| u != id && Uuid::parse_str(u).ok() != Some(uid))
+    {
+        errors.push(FieldError::new(
+            "uid",
+            format!("must be the booking of the path, {uid}"),
+        ));
+    }
+    if req.id.is_some_and(|i| i != old.id) {
+        errors.push(FieldError::new(
+            "id",
+            format!("must be the booking of the path, {}", old.id),
+        ));
+    }
+    input::check(errors)?;
     let b = state
         .store
-        .cancel_booking(org, uid, req.cancellation_reason.as_deref())
+        .cancel_booking(org, uid, req.reason.as_deref())
         .await?
         .ok_or_else(|| ApiError::not_found("booking"))?;
-    Ok(success(StatusCode::OK, booking_json(&b)))
+    Ok(reply(StatusCode::OK, api.cancelled(&b), &warnings))
 }
 
-pub async fn reschedule(
-    State(state): State<AppState>,
-    who: Principal,
-    Path(id): Path<String>,
-    raw: Bytes,
-) -> ApiResult {
-    let org = who.org()?;
-    who.require("reschedule")?;
-    let uid = uid(&id)?;
-    let req: RescheduleBooking = body(&raw)?;
-    let mut errors = Vec::new();
-    let start = instant("start", &req.start, &mut errors);
-    let Some(start) = start.filter(|_| errors.is_empty()) else {
-        return Err(ApiError::validation(errors));
-    };
-    let b = move_booking(
-        &state,
-        org,
-        uid,
-        start,
-        req.rescheduling_reason.as_deref(),
-        req.reservation_uid,
-    )
-    .await?;
-    Ok(success(StatusCode::CREATED, booking_json(&b)))
+/// Move booking `uid` (visible to the key) to `start` (its length kept), with what `changes`
+/// replace.
+async fn move_visible(
+    state: &AppState,
+    who: &Principal,
+    uid: Uuid,
+    changes: Reschedule,
+) -> Result<Booking, ApiError> {
+    let old = visible_booking(state, who, uid).await?;
+    move_to(state, who.org()?, old, changes).await
 }
 
-/// Move a booking to a new start in one transaction (the old one is cancelled and linked to
-/// the new one; when the new time is taken nothing changes): the path
-/// `POST /v2/bookings/{uid}/reschedule` and the booking pages share.
+/// Move a booking of the organization to `start` in one transaction (the old one is cancelled
+/// and linked to the new one; when the new time is taken nothing changes): what the booking
+/// pages' reschedule uses.
 pub async fn move_booking(
     state: &AppState,
     org: i64,
@@ -719,53 +620,164 @@ pub async fn move_booking(
         .get_booking(org, uid)
         .await?
         .ok_or_else(|| ApiError::not_found("booking"))?;
+    let changes = Reschedule {
+        start,
+        end: start,
+        reason: reason.map(str::to_string),
+        reservation_uid,
+        ..Reschedule::default()
+    };
+    move_to(state, org, old, changes).await
+}
+
+async fn move_to(
+    state: &AppState,
+    org: i64,
+    old: Booking,
+    mut changes: Reschedule,
+) -> Result<Booking, ApiError> {
+    let uid = old.uid;
+    let length = (old.end.as_second() - old.start.as_second()) / 60;
+    let et = state
+        .store
+        .get_event_type(org, old.event_type_id)
+        .await?
+        .ok_or_else(|| event_type_not_found(old.event_type_id))?;
+    let length = booking_length(&et, Some(length)).ok();
     // The old booking still occupies its time here, so only "is this ever a slot" is checked;
     // whether the new time is free is the database's call inside the transaction.
     let (end, _) = check_slot(
         state,
         org,
         old.event_type_id,
-        start,
-        None,
-        reservation_uid,
+        changes.start,
+        length,
+        changes.reservation_uid,
         false,
     )
     .await?;
-    let b = retry_transient(|| {
-        state
-            .store
-            .reschedule_booking(org, uid, start, end, reason, reservation_uid)
-    })
-    .await?
-    .ok_or_else(|| ApiError::not_found("booking"))?;
-    Ok(b)
+    changes.end = end;
+    retry_transient(|| state.store.reschedule_booking(org, uid, &changes))
+        .await?
+        .ok_or_else(|| ApiError::not_found("booking"))
 }
 
-pub async fn reserve(State(state): State<AppState>, who: Principal, raw: Bytes) -> ApiResult {
+pub async fn reschedule(
+    State(state): State<AppState>,
+    who: Principal,
+    Versioned(api): Versioned<Bookings>,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> ApiResult {
+    who.org()?;
+    who.require("reschedule")?;
+    let uid = uid(&id)?;
+    let mut warnings = Vec::new();
+    let req = api.reschedule(body.value, &mut warnings)?;
+    let changes = Reschedule {
+        start: req.start,
+        end: req.start,
+        reason: req.reason,
+        reservation_uid: req.reservation_uid,
+        ..Reschedule::default()
+    };
+    let b = move_visible(&state, &who, uid, changes).await?;
+    Ok(reply(StatusCode::CREATED, api.booking(&b), &warnings))
+}
+
+/// `POST /v2/bookings` with `rescheduleUid` (Cal.com before 2024-08-13): the booking moves to
+/// the new start and takes the new request's attendee, guests, metadata and answers.
+async fn reschedule_by_create(
+    state: &AppState,
+    who: &Principal,
+    api: &'static dyn BookingApi,
+    old: Uuid,
+    req: BookingRequest,
+    warnings: &[Warning],
+) -> ApiResult {
+    let org = who.org()?;
+    let et_id = event_type_id(state, org, &req.event_type).await?;
+    let current = visible_booking(state, who, old).await?;
+    if current.event_type_id != et_id {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "eventTypeId",
+            format!(
+                "booking {old} is of event type {}; a reschedule keeps the event type",
+                current.event_type_id
+            ),
+        )]));
+    }
+    let changes = Reschedule {
+        start: req.start,
+        end: req.start,
+        reason: req.rescheduling_reason,
+        reservation_uid: req.reservation_uid,
+        attendee: Some(req.attendee),
+        guests: Some(json!(req.guests)),
+        metadata: Some(req.metadata),
+        location: req.location.map(Some),
+        booking_fields_responses: Some(req.booking_fields_responses),
+    };
+    let b = move_visible(state, who, old, changes).await?;
+    Ok(reply(StatusCode::CREATED, api.booking(&b), warnings))
+}
+
+/// Hold a slot: `POST /v2/slots/reservations` (2024-09-04) and `POST /v2/slots/reserve`
+/// (before it).
+pub async fn reserve(
+    State(state): State<AppState>,
+    who: Principal,
+    Versioned(api): Versioned<Slots>,
+    body: JsonBody,
+) -> ApiResult {
     let org = who.org()?;
     who.require("book")?;
-    let req: CreateReservation = body(&raw)?;
-    let mut errors = Vec::new();
-    let start = instant("slotStart", &req.slot_start, &mut errors);
-    let minutes = req
-        .reservation_duration
-        .unwrap_or(DEFAULT_RESERVATION_MINUTES);
+    let mut warnings = Vec::new();
+    let req = api.reservation(body.value, &mut warnings)?;
+    let r = hold(&state, org, &req, None).await?;
+    Ok(reply(StatusCode::CREATED, api.reserved(&r), &warnings))
+}
+
+/// `PATCH /v2/slots/reservations/{uid}`: the hold moves to the given slot (and duration),
+/// keeping its uid.
+pub async fn update_reservation(
+    State(state): State<AppState>,
+    who: Principal,
+    Versioned(api): Versioned<Slots>,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> ApiResult {
+    let org = who.org()?;
+    who.require("book")?;
+    let uid = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("reservation"))?;
+    let mut warnings = Vec::new();
+    let req = api.reservation(body.value, &mut warnings)?;
+    let r = hold(&state, org, &req, Some(uid)).await?;
+    Ok(reply(StatusCode::OK, api.reserved(&r), &warnings))
+}
+
+/// A hold of `req`'s slot (in place of the hold `replaces`); 422 when the slot is not
+/// available or held by another.
+async fn hold(
+    state: &AppState,
+    org: i64,
+    req: &ReservationRequest,
+    replaces: Option<Uuid>,
+) -> Result<crate::service::store::bookings::Reservation, ApiError> {
+    let minutes = req.minutes.unwrap_or(DEFAULT_RESERVATION_MINUTES);
     if !(1..=MAX_RESERVATION_MINUTES).contains(&minutes) {
-        errors.push(FieldError::new(
+        return Err(ApiError::validation(vec![FieldError::new(
             "reservationDuration",
             format!("must be 1 to {MAX_RESERVATION_MINUTES} minutes"),
-        ));
+        )]));
     }
-    let Some(start) = start.filter(|_| errors.is_empty()) else {
-        return Err(ApiError::validation(errors));
-    };
     let held = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "slot_unavailable", m);
-    let (end, length) = match check_slot(
-        &state,
+    let (end, _) = match check_slot(
+        state,
         org,
         req.event_type_id,
-        start,
-        req.slot_duration,
+        req.start,
+        req.length,
         None,
         true,
     )
@@ -774,126 +786,78 @@ pub async fn reserve(State(state): State<AppState>, who: Principal, raw: Bytes) 
         Err(e) if e.status == StatusCode::CONFLICT => return Err(held(e.message)),
         other => other?,
     };
-    let r = match retry_transient(|| {
-        state
-            .store
-            .create_reservation(org, req.event_type_id, start, end, minutes * 60)
+    match retry_transient(|| {
+        state.store.create_reservation(
+            org,
+            req.event_type_id,
+            req.start,
+            end,
+            minutes * 60,
+            replaces,
+        )
     })
     .await
     {
-        Err(crate::service::store::StoreError::BookingConflict(m)) => return Err(held(m)),
-        other => other?,
-    }
-    .ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "event_type_not_found",
-            format!("event type {} not found", req.event_type_id),
-        )
-    })?;
-    Ok(success(
-        StatusCode::CREATED,
-        json!({
-            "reservationUid": r.uid,
-            "eventTypeId": r.event_type_id,
-            "slotStart": iso(r.start),
-            "slotEnd": iso(r.end),
-            "slotDuration": length,
-            "reservationDuration": minutes,
-            "reservationUntil": iso(r.expires_at),
+        Err(crate::service::store::StoreError::BookingConflict(m)) => Err(held(m)),
+        other => other?.ok_or_else(|| match replaces {
+            Some(_) => ApiError::not_found("reservation"),
+            None => event_type_not_found(req.event_type_id),
         }),
-    ))
+    }
 }
 
-pub async fn release(
+/// `GET /v2/slots/reservations/{uid}`
+pub async fn get_reservation(
     State(state): State<AppState>,
     who: Principal,
+    Versioned(api): Versioned<Slots>,
     Path(id): Path<String>,
 ) -> ApiResult {
     let org = who.org()?;
+    who.require("read")?;
+    let uid = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("reservation"))?;
+    let r = state
+        .store
+        .get_reservation(org, uid)
+        .await?
+        .ok_or_else(|| ApiError::not_found("reservation"))?;
+    Ok(success(StatusCode::OK, api.reserved(&r)))
+}
+
+/// Release a hold early: `DELETE /v2/slots/reservations/{uid}` (2024-09-04).
+pub async fn release(
+    State(state): State<AppState>,
+    who: Principal,
+    Versioned(api): Versioned<Slots>,
+    Path(id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    release_hold(&state, &who, api, Some(id), params).await
+}
+
+/// `DELETE /v2/slots/selected-slot?uid=` (Cal.com before 2024-09-04).
+pub async fn release_selected(
+    State(state): State<AppState>,
+    who: Principal,
+    Versioned(api): Versioned<Slots>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    release_hold(&state, &who, api, None, params).await
+}
+
+async fn release_hold(
+    state: &AppState,
+    who: &Principal,
+    api: &'static dyn SlotsApi,
+    path: Option<String>,
+    params: Vec<(String, String)>,
+) -> ApiResult {
+    let org = who.org()?;
     who.require("book")?;
+    let id = api.released_uid(path, params)?;
     let uid = Uuid::parse_str(&id).map_err(|_| ApiError::not_found("reservation"))?;
     if !state.store.delete_reservation(org, uid).await? {
         return Err(ApiError::not_found("reservation"));
     }
-    Ok(success(StatusCode::OK, json!({"reservationUid": uid})))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(v: Value) -> CreateBooking {
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn create_requests_report_every_problem() {
-        let e = validate_create(&req(json!({
-            "start": "tomorrow", "eventTypeId": 1,
-            "attendee": {"name": " ", "email": "nope", "timeZone": "Mars/Olympus"},
-            "guests": ["a@b.example", "bad"], "metadata": [1], "lengthInMinutes": 0
-        })))
-        .unwrap_err();
-        assert_eq!(e.code, "validation_error");
-        let fields: Vec<&str> = e.details["fields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["field"].as_str().unwrap())
-            .collect();
-        assert_eq!(
-            fields,
-            [
-                "start",
-                "attendee.name",
-                "attendee.email",
-                "attendee.timeZone",
-                "guests[1]",
-                "metadata",
-                "lengthInMinutes"
-            ]
-        );
-        let ok = validate_create(&req(json!({
-            "start": "2031-03-03T09:00:00+01:00", "eventTypeId": 1,
-            "attendee": {"name": "Ann", "email": "ann@example.com", "timeZone": "Europe/Berlin"}
-        })))
-        .unwrap();
-        assert_eq!(ok.to_string(), "2031-03-03T08:00:00Z");
-        let e = validate_create(&req(json!({
-            "start": "2031-03-03T09:00:30Z", "eventTypeId": 1,
-            "attendee": {"name": "Ann", "email": "ann@example.com", "timeZone": "UTC"}
-        })))
-        .unwrap_err();
-        assert!(e.message.contains("whole minute"), "{}", e.message);
-    }
-
-    #[test]
-    fn list_queries_are_checked() {
-        let p = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        };
-        let f = parse_list(&p(&[
-            ("status", "accepted,cancelled"),
-            ("take", "10"),
-            ("skip", "20"),
-        ]))
-        .unwrap();
-        assert_eq!(f.statuses, ["accepted", "cancelled", "rejected"]);
-        assert!(!f.upcoming && !f.past);
-        assert_eq!((f.take, f.skip), (10, 20));
-        let f = parse_list(&p(&[("status", "upcoming, past")])).unwrap();
-        assert!(f.upcoming && f.past && f.statuses.is_empty());
-        let e = parse_list(&p(&[
-            ("status", "recurring"),
-            ("take", "1000"),
-            ("afterStart", "2031-01-02T00:00:00Z"),
-            ("beforeEnd", "2031-01-01T00:00:00Z"),
-        ]))
-        .unwrap_err();
-        assert_eq!(e.details["fields"].as_array().unwrap().len(), 3);
-    }
+    Ok((StatusCode::OK, axum::Json(api.released(uid))).into_response())
 }

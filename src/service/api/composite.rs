@@ -4,18 +4,18 @@
 //! by the same code (PostgreSQL's exclusion constraint decides: 409 `booking_conflict`). Every
 //! error names the segment: `segments[i]` in the message and `details.segment = i`.
 
-use super::bookings::{
-    body, booking_json, check_slot, idempotency_key, instant, replayed, validate_create, Attendee,
-    CreateBooking,
-};
+use super::bookings::{check_slot, idempotency_key, replayed};
 use super::error::{success, ApiError, ApiResult};
+use super::input::{self, instant, JsonBody};
+use super::versions::bookings::{
+    check_attendee, guests, metadata, AttendeeIn, BookingApi, Current,
+};
 use crate::service::domain::booking::Booking;
 use crate::service::domain::FieldError;
 use crate::service::principal::Principal;
 use crate::service::state::AppState;
 use crate::service::store::bookings::{CompositeOutcome, NewBooking, SegmentError};
 use crate::service::store::StoreError;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
@@ -37,11 +37,19 @@ pub struct Segment {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateComposite {
     pub segments: Vec<Segment>,
-    pub attendee: Attendee,
+    pub attendee: AttendeeIn,
     #[serde(default)]
     pub guests: Vec<String>,
     #[serde(default)]
     pub metadata: Option<Value>,
+}
+
+/// What every segment's booking shares: the attendee, guests and metadata as stored.
+#[derive(Debug)]
+pub struct Shared {
+    attendee: Value,
+    guests: Vec<String>,
+    metadata: Value,
 }
 
 /// Name segment `i` in an error: message prefix and `details.segment`.
@@ -68,7 +76,7 @@ fn at_segment(i: usize, mut e: ApiError) -> ApiError {
 /// Check the request (every problem at once); the starts of the segments.
 pub fn validate(
     req: CreateComposite,
-) -> Result<(Vec<jiff::Timestamp>, CreateBooking, Vec<Segment>), ApiError> {
+) -> Result<(Vec<jiff::Timestamp>, Shared, Vec<Segment>), ApiError> {
     let mut errors = Vec::new();
     if req.segments.is_empty() || req.segments.len() > MAX_SEGMENTS {
         errors.push(FieldError::new(
@@ -90,48 +98,38 @@ pub fn validate(
             }
         }
     }
-    // The shared fields are checked exactly as a single booking's; its start is the first
-    // segment's, whose problems are reported above.
-    let shared = CreateBooking {
-        start: "2000-01-01T00:00:00Z".into(),
-        event_type_id: req.segments.first().map(|s| s.event_type_id).unwrap_or(0),
-        attendee: req.attendee,
-        guests: req.guests,
-        length_in_minutes: None,
-        metadata: req.metadata,
-        reservation_uid: None,
+    // The shared fields are checked exactly as a single booking's (2024-08-13).
+    let shared = Shared {
+        attendee: check_attendee("attendee", &req.attendee, &mut errors),
+        guests: guests(&req.guests, &mut errors),
+        metadata: metadata("metadata", req.metadata, &mut errors),
     };
-    if let Err(e) = validate_create(&shared) {
-        for f in e.details["fields"].as_array().into_iter().flatten() {
-            errors.push(FieldError::new(
-                f["field"].as_str().unwrap_or_default().to_string(),
-                f["message"].as_str().unwrap_or_default().to_string(),
-            ));
-        }
-    }
-    if errors.is_empty() {
-        Ok((starts, shared, req.segments))
-    } else {
-        Err(ApiError::validation(errors))
-    }
+    input::check(errors)?;
+    Ok((starts, shared, req.segments))
 }
 
 /// The response data: one booking per segment, in request order.
 fn bookings_json(booked: &[Booking]) -> Value {
-    json!(booked.iter().map(booking_json).collect::<Vec<_>>())
+    json!(booked
+        .iter()
+        .map(|b| Current.booking(b))
+        .collect::<Vec<_>>())
 }
 
 pub async fn create(
     State(state): State<AppState>,
     who: Principal,
     headers: HeaderMap,
-    raw: Bytes,
+    body: JsonBody,
 ) -> ApiResult {
     let org = who.org()?;
     who.require("book")?;
-    let req: CreateComposite = body(&raw)?;
+    let req: CreateComposite = input::typed(
+        body.value,
+        "not a field of a composite booking (see GET /openapi.json)",
+    )?;
     let (starts, shared, segments) = validate(req)?;
-    let idem = idempotency_key(&headers, &raw)?;
+    let idem = idempotency_key(&headers, &body.raw, "composite")?;
     if let Some(k) = &idem {
         if let Some(r) = state.store.idempotent_replay(org, k).await? {
             return Ok(replayed(r));
@@ -154,18 +152,10 @@ async fn plan_and_book(
     state: &AppState,
     org: i64,
     starts: Vec<jiff::Timestamp>,
-    shared: CreateBooking,
+    shared: Shared,
     segments: Vec<Segment>,
     idem: Option<&crate::service::store::bookings::IdempotencyKey>,
 ) -> ApiResult {
-    let mut attendee = json!({
-        "name": shared.attendee.name.trim(),
-        "email": shared.attendee.email.trim(),
-        "timeZone": shared.attendee.time_zone,
-    });
-    if let Some(l) = &shared.attendee.language {
-        attendee["language"] = json!(l);
-    }
     let mut planned: Vec<NewBooking> = Vec::with_capacity(segments.len());
     for (i, (s, start)) in segments.iter().zip(starts).enumerate() {
         let (end, _) = check_slot(
@@ -199,10 +189,12 @@ async fn plan_and_book(
             event_type_id: s.event_type_id,
             start,
             end,
-            attendee: attendee.clone(),
+            attendee: shared.attendee.clone(),
             guests: json!(shared.guests),
-            metadata: shared.metadata.clone().unwrap_or_else(|| json!({})),
+            metadata: shared.metadata.clone(),
             reservation_uid: None,
+            location: None,
+            booking_fields_responses: json!({}),
         });
     }
     // A deadlock or serialization failure wrote nothing: try again (as single bookings do).

@@ -10,8 +10,8 @@
 //! write-only: given directly (`password`) or by reference (`passwordRef`: `env:NAME`, read
 //! from the service's environment), and sealed at rest like webhook secrets.
 
-use super::bookings::body;
 use super::error::{success, ApiError, ApiResult};
+use super::input;
 use crate::service::caldav::client::Error as DavError;
 use crate::service::domain::FieldError;
 use crate::service::principal::Principal;
@@ -36,6 +36,9 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/selected-calendars", post(select).delete(unselect))
         .route("/v2/destination-calendars", axum::routing::put(destination))
 }
+
+/// How an unknown body field is explained (the field policy of `api::input`).
+const BODY_CONTEXT: &str = "not a field of this endpoint (see GET /openapi.json)";
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -177,7 +180,7 @@ fn dav_error(e: DavError) -> ApiError {
 pub async fn connect(State(state): State<AppState>, who: Principal, raw: Bytes) -> ApiResult {
     let org = who.org()?;
     who.require("admin")?;
-    let req: Connect = body(&raw)?;
+    let req: Connect = input::body(&raw, BODY_CONTEXT)?;
     let mut errors = Vec::new();
     let url = server_url(&req.url, &mut errors);
     if req.username.trim().is_empty() || req.username.len() > 256 {
@@ -259,7 +262,7 @@ pub async fn list(
 pub async fn disconnect(State(state): State<AppState>, who: Principal, raw: Bytes) -> ApiResult {
     let org = who.org()?;
     who.require("admin")?;
-    let req: Disconnect = body(&raw)?;
+    let req: Disconnect = input::body(&raw, BODY_CONTEXT)?;
     if !state.store.delete_connection(org, req.id).await? {
         return Err(ApiError::not_found("calendar credential"));
     }
@@ -310,7 +313,7 @@ async fn set(
 pub async fn select(State(state): State<AppState>, who: Principal, raw: Bytes) -> ApiResult {
     let org = who.org()?;
     who.require("admin")?;
-    let r: CalendarRef = body(&raw)?;
+    let r: CalendarRef = input::body(&raw, BODY_CONTEXT)?;
     set(&state, org, &r, Some(true), None).await
 }
 
@@ -354,6 +357,6 @@ pub async fn unselect(
 pub async fn destination(State(state): State<AppState>, who: Principal, raw: Bytes) -> ApiResult {
     let org = who.org()?;
     who.require("admin")?;
-    let r: CalendarRef = body(&raw)?;
+    let r: CalendarRef = input::body(&raw, BODY_CONTEXT)?;
     set(&state, org, &r, None, Some(true)).await
 }

@@ -1,6 +1,7 @@
 //! GET /openapi.json: an OpenAPI 3.1 description of every endpoint, built from [`ENDPOINTS`],
 //! the same table the integration test walks to prove each documented operation is routed.
 
+use super::versions::{self, ApiVersion, Shape};
 use serde_json::{json, Map, Value};
 
 /// One documented operation.
@@ -16,6 +17,15 @@ pub struct Endpoint {
     pub ok: (u16, &'static str),
     /// Error statuses the endpoint can answer with.
     pub errors: &'static [u16],
+    /// The older shapes of a route Cal.com serves in two (`versions::ROUTES`): request body
+    /// and success schema of the legacy family. `body` and `ok` above are the current ones.
+    pub legacy: Option<Legacy>,
+}
+
+/// The legacy shapes of an endpoint.
+pub struct Legacy {
+    pub body: Option<&'static str>,
+    pub ok: &'static str,
 }
 
 const AUTH_ERR: &[u16] = &[400, 401, 403, 404];
@@ -24,11 +34,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "get",
         path: "/health",
-        summary: "Dependency status and latency; 503 when the database is down",
+        summary: "Dependency status; 503 when the database is down. Checked at most once a second; latencies and raw errors only for the bootstrap admin token and on the private listener",
         scope: None,
         body: None,
         ok: (200, "Health"),
         errors: &[503],
+        legacy: None,
     },
     Endpoint {
         method: "get",
@@ -38,15 +49,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "Live"),
         errors: &[],
+        legacy: None,
     },
     Endpoint {
         method: "get",
         path: "/metrics",
-        summary: "Prometheus metrics (text format)",
+        summary: "Prometheus metrics (text format). Served on the private listener; on the public one only with CALOPS_METRICS_PUBLIC=on (404 otherwise)",
         scope: None,
         body: None,
         ok: (200, "PrometheusText"),
-        errors: &[],
+        errors: &[404],
+        legacy: None,
     },
     Endpoint {
         method: "get",
@@ -56,6 +69,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "Object"),
         errors: &[],
+        legacy: None,
     },
     Endpoint {
         method: "post",
@@ -65,6 +79,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CreateOrganization"),
         ok: (201, "OrganizationWithKey"),
         errors: &[400, 401, 403, 409, 415],
+        legacy: None,
     },
     Endpoint {
         method: "get",
@@ -74,6 +89,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "Organization"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "patch",
@@ -83,6 +99,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("PatchOrganization"),
         ok: (200, "Organization"),
         errors: &[400, 401, 403, 404, 415],
+        legacy: None,
     },
     Endpoint {
         method: "post",
@@ -92,6 +109,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CreateOrganization"),
         ok: (201, "OrganizationWithKey"),
         errors: &[400, 401, 403, 404, 409, 415],
+        legacy: None,
     },
     Endpoint {
         method: "get",
@@ -101,6 +119,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "OrganizationList"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "post",
@@ -110,6 +129,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CreateApiKey"),
         ok: (201, "ApiKey"),
         errors: &[400, 401, 403, 404, 415],
+        legacy: None,
     },
     Endpoint {
         method: "post",
@@ -119,6 +139,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CreateUser"),
         ok: (201, "User"),
         errors: &[400, 401, 403, 404, 409, 415],
+        legacy: None,
     },
     Endpoint {
         method: "get",
@@ -128,6 +149,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "UserList"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "get",
@@ -137,6 +159,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "User"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "post",
@@ -146,6 +169,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CreateSchedule"),
         ok: (201, "Schedule"),
         errors: &[400, 401, 403, 415],
+        legacy: Some(Legacy {
+            body: Some("LegacyCreateSchedule"),
+            ok: "LegacySchedule",
+        }),
     },
     Endpoint {
         method: "get",
@@ -155,6 +182,23 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "ScheduleList"),
         errors: &[401, 403],
+        legacy: Some(Legacy {
+            body: None,
+            ok: "LegacyScheduleList",
+        }),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v2/schedules/default",
+        summary: "The default schedule of the API key's user (data null when it has none); 403 user_key_required for an organization's key",
+        scope: Some("read"),
+        body: None,
+        ok: (200, "DefaultSchedule"),
+        errors: &[400, 401, 403],
+        legacy: Some(Legacy {
+            body: None,
+            ok: "LegacyDefaultSchedule",
+        }),
     },
     Endpoint {
         method: "get",
@@ -164,6 +208,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "Schedule"),
         errors: AUTH_ERR,
+        legacy: Some(Legacy {
+            body: None,
+            ok: "LegacySchedule",
+        }),
     },
     Endpoint {
         method: "patch",
@@ -173,6 +221,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("PatchSchedule"),
         ok: (200, "Schedule"),
         errors: &[400, 401, 403, 404, 415],
+        legacy: Some(Legacy {
+            body: Some("LegacyPatchSchedule"),
+            ok: "LegacyScheduleUpdated",
+        }),
     },
     Endpoint {
         method: "delete",
@@ -182,6 +234,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "Deleted"),
         errors: AUTH_ERR,
+        legacy: Some(Legacy {
+            body: None,
+            ok: "Deleted",
+        }),
     },
     Endpoint {
         method: "post",
@@ -191,6 +247,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CreateEventType"),
         ok: (201, "EventType"),
         errors: &[400, 401, 403, 409, 415],
+        legacy: Some(Legacy {
+            body: Some("LegacyCreateEventType"),
+            ok: "LegacyEventType",
+        }),
     },
     Endpoint {
         method: "get",
@@ -200,6 +260,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "EventTypeList"),
         errors: &[401, 403],
+        legacy: Some(Legacy {
+            body: None,
+            ok: "LegacyEventTypeList",
+        }),
     },
     Endpoint {
         method: "get",
@@ -209,6 +273,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "EventType"),
         errors: AUTH_ERR,
+        legacy: Some(Legacy {
+            body: None,
+            ok: "LegacyEventTypeOne",
+        }),
     },
     Endpoint {
         method: "patch",
@@ -218,6 +286,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("PatchEventType"),
         ok: (200, "EventType"),
         errors: &[400, 401, 403, 404, 409, 415],
+        legacy: Some(Legacy {
+            body: Some("LegacyPatchEventType"),
+            ok: "LegacyEventType",
+        }),
     },
     Endpoint {
         method: "delete",
@@ -225,8 +297,12 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "Delete an event type without bookings (409 when it has some)",
         scope: Some("admin"),
         body: None,
-        ok: (200, "Deleted"),
+        ok: (200, "DeletedEventType"),
         errors: &[400, 401, 403, 404, 409],
+        legacy: Some(Legacy {
+            body: None,
+            ok: "LegacyDeletedEventType",
+        }),
     },
     Endpoint {
         method: "get",
@@ -237,6 +313,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "Slots"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "post",
@@ -246,6 +323,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CreateReservation"),
         ok: (201, "Reservation"),
         errors: &[400, 401, 403, 404, 422],
+        legacy: None,
     },
     Endpoint {
         method: "delete",
@@ -255,6 +333,57 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "ReservationReleased"),
         errors: AUTH_ERR,
+        legacy: None,
+    },
+    Endpoint {
+        method: "get",
+        path: "/v2/slots/reservations/{uid}",
+        summary: "A live slot hold",
+        scope: Some("read"),
+        body: None,
+        ok: (200, "Reservation"),
+        errors: AUTH_ERR,
+        legacy: None,
+    },
+    Endpoint {
+        method: "patch",
+        path: "/v2/slots/reservations/{uid}",
+        summary: "Move a live slot hold to another slot (or duration); it keeps its uid. 422 when the slot is not available",
+        scope: Some("book"),
+        body: Some("CreateReservation"),
+        ok: (200, "Reservation"),
+        errors: &[400, 401, 403, 404, 415, 422],
+        legacy: None,
+    },
+    Endpoint {
+        method: "get",
+        path: "/v2/slots/available",
+        summary: "Cal.com's slots before 2024-09-04: {slots: {date: [{time}]}} (slotFormat=range: {startTime, endTime}); startTime and endTime as ISO 8601 times or dates",
+        scope: Some("read"),
+        body: None,
+        ok: (200, "LegacySlots"),
+        errors: AUTH_ERR,
+        legacy: None,
+    },
+    Endpoint {
+        method: "post",
+        path: "/v2/slots/reserve",
+        summary: "Cal.com's slot hold before 2024-09-04: answers the hold's uid (data is the uid itself); 5 minutes",
+        scope: Some("book"),
+        body: Some("LegacyReserveSlot"),
+        ok: (201, "LegacyReserved"),
+        errors: &[400, 401, 403, 404, 415, 422],
+        legacy: None,
+    },
+    Endpoint {
+        method: "delete",
+        path: "/v2/slots/selected-slot",
+        summary: "Cal.com's hold release before 2024-09-04 (?uid=)",
+        scope: Some("book"),
+        body: None,
+        ok: (200, "StatusOnly"),
+        errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "post",
@@ -264,6 +393,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CreateBooking"),
         ok: (201, "Booking"),
         errors: &[400, 401, 403, 404, 409, 422],
+        legacy: Some(Legacy {
+            body: Some("LegacyCreateBooking"),
+            ok: "LegacyBooking",
+        }),
     },
     Endpoint {
         method: "get",
@@ -273,6 +406,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "BookingList"),
         errors: &[400, 401, 403],
+        legacy: Some(Legacy {
+            body: None,
+            ok: "LegacyBookingList",
+        }),
     },
     Endpoint {
         method: "get",
@@ -282,6 +419,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "Booking"),
         errors: AUTH_ERR,
+        legacy: Some(Legacy {
+            body: None,
+            ok: "LegacyBooking",
+        }),
     },
     Endpoint {
         method: "post",
@@ -291,6 +432,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CancelBooking"),
         ok: (200, "Booking"),
         errors: &[400, 401, 403, 404, 409],
+        legacy: Some(Legacy {
+            body: Some("LegacyCancelBooking"),
+            ok: "LegacyCancelled",
+        }),
     },
     Endpoint {
         method: "post",
@@ -300,6 +445,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("RescheduleBooking"),
         ok: (201, "Booking"),
         errors: &[400, 401, 403, 404, 409, 422],
+        legacy: None,
     },
     Endpoint {
         method: "get",
@@ -309,6 +455,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "Calendar"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "post",
@@ -318,6 +465,27 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CreateCompositeBooking"),
         ok: (201, "CompositeBooking"),
         errors: &[400, 401, 403, 404, 409, 422],
+        legacy: None,
+    },
+    Endpoint {
+        method: "get",
+        path: "/v2/me",
+        summary: "The user the API key belongs to (Cal.com's profile shape); 403 user_key_required for an organization's key",
+        scope: Some("read"),
+        body: None,
+        ok: (200, "Me"),
+        errors: &[400, 401, 403, 404],
+        legacy: None,
+    },
+    Endpoint {
+        method: "get",
+        path: "/v2/timezones",
+        summary: "Every time zone calops knows (its bundled tz database), as [{city, timezone}]",
+        scope: None,
+        body: None,
+        ok: (200, "Timezones"),
+        errors: &[400],
+        legacy: None,
     },
     Endpoint {
         method: "post",
@@ -327,6 +495,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CreateWebhook"),
         ok: (201, "Webhook"),
         errors: &[400, 401, 403],
+        legacy: None,
     },
     Endpoint {
         method: "get",
@@ -336,6 +505,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "WebhookList"),
         errors: &[400, 401, 403],
+        legacy: None,
     },
     Endpoint {
         method: "get",
@@ -345,6 +515,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "Webhook"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "patch",
@@ -354,6 +525,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("PatchWebhook"),
         ok: (200, "Webhook"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "delete",
@@ -363,6 +535,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "Webhook"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "get",
@@ -372,6 +545,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "WebhookDeliveryList"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "post",
@@ -381,15 +555,17 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (202, "WebhookDelivery"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "post",
         path: "/v2/webhooks/{webhookId}/replay",
-        summary: "Send again every original event of this webhook created in [from, to)",
+        summary: "Send again every original event of this webhook created in [from, to): at most 31 days and 1000 events (422 replay_too_large, nothing sent, when the range holds more)",
         scope: Some("admin"),
         body: Some("ReplayRange"),
         ok: (202, "WebhookReplay"),
-        errors: AUTH_ERR,
+        errors: &[400, 401, 403, 404, 422],
+        legacy: None,
     },
     Endpoint {
         method: "get",
@@ -399,6 +575,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "ConnectedCalendars"),
         errors: &[400, 401, 403],
+        legacy: None,
     },
     Endpoint {
         method: "post",
@@ -408,6 +585,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("ConnectCalDav"),
         ok: (201, "CalendarConnection"),
         errors: &[400, 401, 403, 404, 422, 502],
+        legacy: None,
     },
     Endpoint {
         method: "post",
@@ -417,6 +595,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("DisconnectCalendar"),
         ok: (200, "Object"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "post",
@@ -426,6 +605,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CalendarRef"),
         ok: (200, "ConnectedCalendar"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "delete",
@@ -435,6 +615,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: None,
         ok: (200, "ConnectedCalendar"),
         errors: AUTH_ERR,
+        legacy: None,
     },
     Endpoint {
         method: "put",
@@ -444,6 +625,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: Some("CalendarRef"),
         ok: (200, "ConnectedCalendar"),
         errors: AUTH_ERR,
+        legacy: None,
     },
 ];
 
@@ -461,48 +643,243 @@ fn path_params(path: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The query of `GET /v2/bookings`: 2024-08-13's names, then the older shape's (a name of
+/// the other shape is 400).
 fn booking_list_params() -> Vec<Value> {
     let p = |name: &str, schema: Value, description: &str| json!({"name": name, "in": "query", "required": false, "schema": schema, "description": description});
+    let time = || json!({"type": "string", "description": "Any ISO 8601 time (or a date)."});
+    let ids = || json!({"type": "string", "pattern": "^[0-9]+(,[0-9]+)*$"});
+    let order = || json!({"type": "string", "enum": ["asc", "desc"]});
+    vec![
+        p("status", json!({"type": "string"}), "2024-08-13: upcoming, recurring, past, cancelled, unconfirmed or accepted, comma-separated; default all. recurring selects none (calops has no recurring bookings)."),
+        p("attendeeEmail", json!({"type": "string"}), "2024-08-13: the attendee's or a guest's e-mail address (case-insensitively)."),
+        p("attendeeName", json!({"type": "string"}), "The attendee's name, exactly (both shapes)."),
+        p("bookingUid", json!({"type": "string"}), "2024-08-13: one booking."),
+        p("eventTypeIds", ids(), "2024-08-13: any of these event types."),
+        p("eventTypeId", json!({"type": "integer"}), "2024-08-13: this event type."),
+        p("teamsIds", ids(), "2024-08-13: bookings of these teams (calops has none: selects none)."),
+        p("teamId", json!({"type": "integer"}), "2024-08-13: bookings of this team (selects none)."),
+        p("afterStart", time(), "2024-08-13: starting at or after."),
+        p("beforeEnd", time(), "2024-08-13: ending at or before."),
+        p("afterCreatedAt", time(), "2024-08-13: created at or after."),
+        p("beforeCreatedAt", time(), "2024-08-13: created at or before."),
+        p("afterUpdatedAt", time(), "2024-08-13: updated at or after."),
+        p("beforeUpdatedAt", time(), "2024-08-13: updated at or before."),
+        p("sortStart", order(), "2024-08-13: by start time."),
+        p("sortEnd", order(), "2024-08-13: by end time."),
+        p("sortCreated", order(), "2024-08-13: by creation time."),
+        p("sortUpdatedAt", order(), "2024-08-13: by last change."),
+        p("take", json!({"type": "integer", "minimum": 1, "maximum": 250, "default": 100}), "2024-08-13: page size."),
+        p("skip", json!({"type": "integer", "minimum": 0, "maximum": MAX_SKIP, "default": 0}), "2024-08-13: bookings to skip."),
+        p("filters[status]", json!({"type": "string", "enum": ["upcoming", "recurring", "past", "cancelled", "unconfirmed"]}), "Older shape: one status, default upcoming."),
+        p("filters[eventTypeIds]", ids(), "Older shape: any of these event types."),
+        p("filters[userIds]", ids(), "Older shape: bookings of these hosts."),
+        p("filters[teamsIds]", ids(), "Older shape: bookings of these teams (selects none)."),
+        p("limit", json!({"type": "integer", "minimum": 1, "maximum": 100, "default": 10}), "Older shape: page size."),
+        p("cursor", json!({"type": "integer", "minimum": 0, "maximum": MAX_SKIP, "default": 0}), "Older shape: bookings to skip (nextCursor of the previous page)."),
+    ]
+}
+
+/// The `cal-api-version` header of an operation: the versions it serves and which shape
+/// each selects (`versions::ROUTES`); any known version (or none) for the others.
+fn version_param(e: &Endpoint) -> Value {
+    let all: Vec<&str> = ApiVersion::ALL.iter().map(|v| v.as_str()).collect();
+    match versions::route(e.method, e.path) {
+        None => json!({"name": versions::HEADER, "in": "header", "required": false,
+            "schema": {"type": "string", "enum": all},
+            "description": "Any Cal.com API version or none: this endpoint has one shape. An unknown value is 400 unsupported_api_version."}),
+        Some(r) => {
+            let served: Vec<&str> = r
+                .families
+                .iter()
+                .flat_map(|f| f.versions.iter().map(|v| v.as_str()))
+                .collect();
+            let text: Vec<String> = r
+                .families
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}: the {} shape",
+                        f.names(),
+                        match f.shape {
+                            Shape::Legacy => "older (before the newest version)",
+                            Shape::Current => "newest",
+                        }
+                    )
+                })
+                .collect();
+            json!({"name": versions::HEADER, "in": "header", "required": false,
+                "schema": {"type": "string", "enum": served},
+                "description": format!("{}. Without the header: the {}. Another version is 400 unsupported_api_version.",
+                    text.join("; "), match r.families[0].shape { Shape::Legacy => "older shape (as Cal.com)", Shape::Current => "newest shape (the only one)" })})
+        }
+    }
+}
+
+/// `x-cal-api-versions`: for a versioned operation, each shape's versions and whether a
+/// request without the header gets it.
+fn versions_extension(e: &Endpoint) -> Option<Value> {
+    let r = versions::route(e.method, e.path)?;
+    Some(Value::Array(
+        r.families
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let (body, ok) = match (f.shape, &e.legacy) {
+                    (Shape::Legacy, Some(l)) => (l.body, l.ok),
+                    _ => (e.body, e.ok.1),
+                };
+                json!({"versions": f.versions.iter().map(|v| v.as_str()).collect::<Vec<_>>(),
+                       "withoutHeader": i == 0, "requestBody": body, "response": ok})
+            })
+            .collect(),
+    ))
+}
+
+fn legacy_slot_params() -> Vec<Value> {
+    let p = |name: &str, required: bool, schema: Value, description: &str| json!({"name": name, "in": "query", "required": required, "schema": schema, "description": description});
     vec![
         p(
-            "status",
-            json!({"type": "string"}),
-            "accepted, cancelled, or both comma-separated; default all.",
-        ),
-        p(
-            "afterStart",
-            json!({"type": "string", "format": "date-time"}),
-            "Only bookings starting at or after this time.",
-        ),
-        p(
-            "beforeEnd",
-            json!({"type": "string", "format": "date-time"}),
-            "Only bookings ending at or before this time.",
-        ),
-        p(
             "eventTypeId",
+            false,
             json!({"type": "integer"}),
-            "Only bookings of this event type.",
+            "The event type (or eventTypeSlug with usernameList).",
         ),
         p(
-            "take",
-            json!({"type": "integer", "minimum": 1, "maximum": 250, "default": 100}),
-            "Page size.",
+            "eventTypeSlug",
+            false,
+            json!({"type": "string"}),
+            "With usernameList (one username) and orgSlug.",
         ),
         p(
-            "skip",
-            json!({"type": "integer", "minimum": 0, "default": 0}),
-            "Bookings to skip.",
+            "usernameList",
+            false,
+            json!({"type": "array", "items": {"type": "string"}}),
+            "One username (usernameList[] too); several (dynamic group events) are refused.",
         ),
+        p(
+            "orgSlug",
+            false,
+            json!({"type": "string"}),
+            "The key's organization.",
+        ),
+        p(
+            "startTime",
+            true,
+            day_or_time(),
+            "ISO 8601 time, or YYYY-MM-DD (start of that day in timeZone).",
+        ),
+        p(
+            "endTime",
+            true,
+            day_or_time(),
+            "ISO 8601 time, or YYYY-MM-DD (end of that day); at most 31 days after startTime.",
+        ),
+        p(
+            "timeZone",
+            false,
+            json!({"type": "string", "default": "UTC"}),
+            "IANA zone of the answer's dates and times.",
+        ),
+        p(
+            "duration",
+            false,
+            json!({"type": "integer", "minimum": 1, "maximum": 1440}),
+            "A length other than the event type's.",
+        ),
+        p(
+            "slotFormat",
+            false,
+            json!({"type": "string", "enum": ["time", "range"]}),
+            "\"range\" gives startTime and endTime.",
+        ),
+        p(
+            "rescheduleUid",
+            false,
+            json!({"type": "string"}),
+            "Accepted with a warning: the booking being moved still counts as busy.",
+        ),
+        p(
+            "debug",
+            false,
+            json!({"type": "boolean"}),
+            "Accepted with a warning.",
+        ),
+    ]
+}
+
+/// The largest `skip`/`cursor` the handlers take.
+const MAX_SKIP: i64 = i64::MAX / 2;
+
+/// A query time that may be a day (`YYYY-MM-DD`) or an instant.
+fn day_or_time() -> Value {
+    json!({"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]})
+}
+
+fn page_params() -> Vec<Value> {
+    vec![
+        json!({"name": "take", "in": "query", "required": false,
+               "schema": {"type": "integer", "minimum": 1, "maximum": 250}, "description": "Page size."}),
+        json!({"name": "skip", "in": "query", "required": false,
+               "schema": {"type": "integer", "minimum": 0, "maximum": MAX_SKIP}, "description": "Items to skip."}),
+    ]
+}
+
+/// The query parameters each operation takes, by method and path (path parameters as `{}`):
+/// what `api::query_policy` holds every request to.
+pub fn query_names() -> std::collections::HashMap<(String, String), Vec<String>> {
+    let mut out = std::collections::HashMap::new();
+    let doc = document();
+    for (path, ops) in doc["paths"].as_object().into_iter().flatten() {
+        for (method, op) in ops.as_object().into_iter().flatten() {
+            let names = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query")
+                .filter_map(|p| p["name"].as_str().map(str::to_string))
+                .collect();
+            out.insert((method.to_string(), template(path)), names);
+        }
+    }
+    out
+}
+
+/// A path with its parameters as `{}`, whatever their names.
+pub fn template(path: &str) -> String {
+    path.split('/')
+        .map(|p| if p.starts_with('{') { "{}" } else { p })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn event_type_list_params() -> Vec<Value> {
+    let p = |name: &str, description: &str| json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}, "description": description});
+    vec![
+        p("username", "Only this user's event types."),
+        p("eventSlug", "Only the event type with this slug."),
+        p("usernames", "Only these users' (comma-separated)."),
+        p(
+            "orgSlug",
+            "The key's organization (another one lists none).",
+        ),
+        p("orgId", "The key's organization (another one lists none)."),
     ]
 }
 
 fn slot_params() -> Vec<Value> {
     let p = |name: &str, required: bool, schema: Value, description: &str| json!({"name": name, "in": "query", "required": required, "schema": schema, "description": description});
     vec![
-        p("eventTypeId", true, json!({"type": "integer"}), "The event type."),
-        p("start", true, json!({"type": "string"}), "YYYY-MM-DD (start of that day in timeZone) or an ISO 8601 time."),
-        p("end", true, json!({"type": "string"}), "YYYY-MM-DD (end of that day in timeZone) or an ISO 8601 time; at most 31 days after start."),
+        p("eventTypeId", false, json!({"type": "integer"}), "The event type (or eventTypeSlug with username)."),
+        p("eventTypeSlug", false, json!({"type": "string"}), "With username (and organizationSlug)."),
+        p("username", false, json!({"type": "string"}), "The host whose event type eventTypeSlug is."),
+        p("organizationSlug", false, json!({"type": "string"}), "The key's organization."),
+        p("teamSlug", false, json!({"type": "string"}), "calops has no teams: 404."),
+        p("usernames", false, json!({"type": "string"}), "Dynamic group events: refused (calops has none)."),
+        p("bookingUidToReschedule", false, json!({"type": "string"}), "Accepted with a warning: the booking being moved still counts as busy."),
+        p("slotFormat", false, json!({"type": "string", "enum": ["time", "range"]}), "The earlier name of format."),
+        p("start", true, day_or_time(), "YYYY-MM-DD (start of that day in timeZone) or an ISO 8601 time."),
+        p("end", true, day_or_time(), "YYYY-MM-DD (end of that day in timeZone) or an ISO 8601 time; at most 31 days after start."),
         p("timeZone", false, json!({"type": "string", "default": "UTC"}), "IANA zone for the dates and times of the answer."),
         p("duration", false, json!({"type": "integer", "minimum": 1, "maximum": 1440}), "Length in minutes instead of the event type's."),
         p("format", false, json!({"type": "string", "enum": ["time", "range"], "default": "time"}), "\"range\" adds each slot's end."),
@@ -524,7 +901,7 @@ fn obj(required: &[&str], props: Value) -> Value {
 fn data(schema: Value) -> Value {
     obj(
         &["status", "data"],
-        json!({"status": {"const": "success"}, "data": schema}),
+        json!({"status": {"const": "success"}, "data": schema, "warnings": r("Warnings")}),
     )
 }
 
@@ -591,9 +968,6 @@ fn schemas() -> Value {
         "beforeEventBuffer": s("integer"), "afterEventBuffer": s("integer"), "bookingWindow": window,
         "bookingLimitsCount": {"type": ["object", "null"], "properties": {"day": s("integer")}},
         "ownerId": s("integer"), "scheduleId": nullable("integer"),
-        "sendEmails": {"type": "boolean", "description": "Whether bookings of this type send e-mail (confirmations, changes, cancellations, reminders). Default true."},
-        "emailRemindersMinutesBefore": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 43200}, "maxItems": 5,
-            "description": "Reminder e-mails, minutes before the start (e.g. [1440, 60]). None by default."},
     });
     let mut create_event_type_props = event_type_props.clone();
     create_event_type_props["userId"] = s("integer");
@@ -612,10 +986,10 @@ fn schemas() -> Value {
         "OrganizationList": data(json!({"type": "array", "items": r("OrganizationData")})),
         "OrganizationWithKey": data(json!({"allOf": [r("OrganizationData"), obj(&["apiKey"], json!({"apiKey": s("string"), "apiKeyScopes": {"type": "array", "items": s("string")}}))]})),
         "CreateOrganization": obj(&["name"], json!({"name": s("string"), "slug": s("string"), "metadata": s("object"),
-            "apiKeyScopes": {"type": "array", "items": {"enum": ["read","book","cancel","reschedule","admin"]}}, "apiKeyDaysValid": s("integer")})),
+            "apiKeyScopes": {"type": "array", "items": {"enum": ["read","book","cancel","reschedule","admin"]}}, "apiKeyDaysValid": {"type": "integer", "minimum": 1, "maximum": 36500, "description": "Days until the returned key expires (default: never)."}})),
         "PatchOrganization": obj(&[], json!({"name": s("string"), "brandColor": nullable("string"), "darkBrandColor": nullable("string"),
             "logoUrl": nullable("string"), "theme": {"enum": ["light", "dark", null]}, "hideBranding": s("boolean"), "metadata": s("object")})),
-        "CreateApiKey": obj(&["scopes"], json!({"scopes": {"type": "array", "items": {"enum": ["read","book","cancel","reschedule","admin"]}}, "name": s("string"), "daysValid": s("integer")})),
+        "CreateApiKey": obj(&["scopes"], json!({"scopes": {"type": "array", "items": {"enum": ["read","book","cancel","reschedule","admin"]}}, "name": s("string"), "daysValid": {"type": "integer", "minimum": 1, "maximum": 36500}})),
         "ApiKey": data(obj(&["id", "apiKey", "scopes"], json!({"id": s("integer"), "organizationId": s("integer"), "apiKey": s("string"),
             "scopes": {"type": "array", "items": s("string")}, "name": nullable("string"), "expiresAt": nullable("string")}))),
         "CreateUser": obj(&["name", "email"], json!({"name": s("string"), "email": s("string"), "timeZone": {"type": "string", "default": "UTC"}})),
@@ -655,7 +1029,311 @@ fn schemas() -> Value {
     if let (Some(all), Value::Object(more)) = (all.as_object_mut(), calendar_schemas()) {
         all.extend(more);
     }
+    // Last: the Cal.com shapes replace the simpler definitions above of the same names.
+    if let (Some(all), Value::Object(more)) = (all.as_object_mut(), compat_schemas()) {
+        all.extend(more);
+    }
     all
+}
+
+/// Schemas of Cal.com's request and response shapes, current and legacy
+/// (`api::versions`): what each version's parsers take and writers give.
+fn compat_schemas() -> Value {
+    let time = json!({"type": "string", "format": "date-time"});
+    let ntime = json!({"type": ["string", "null"], "format": "date-time"});
+    let any = json!({});
+    let object = s("object");
+    let location = json!({"description": "A string, or a location object: {type: address|attendeeAddress, address}, {type: link, link}, {type: phone|attendeePhone, phone}, {type: attendeeDefined, location}, {type: integration, integration} or {type: organizersDefaultApp} (no conference links: those two answer a warning).",
+        "anyOf": [s("string"), obj(&["type"], json!({"type": s("string")}))]});
+    let attendee_in = obj(
+        &["name", "timeZone"],
+        json!({
+        "name": s("string"), "email": {"type": "string", "description": "Required unless phoneNumber is given."},
+        "timeZone": s("string"), "phoneNumber": {"type": "string", "description": "International format, +14155550123."},
+        "language": {"type": "string", "description": "One of Cal.com's locales (en, de, es, fr, pt-BR, ...)."}}),
+    );
+    let host = obj(
+        &["id"],
+        json!({"id": s("integer"), "name": s("string"), "email": s("string"), "username": s("string"), "timeZone": s("string")}),
+    );
+    let booking = obj(
+        &[
+            "id",
+            "uid",
+            "status",
+            "start",
+            "end",
+            "eventTypeId",
+            "hosts",
+            "attendees",
+        ],
+        json!({
+        "id": s("integer"), "uid": {"type": "string", "format": "uuid"}, "title": s("string"), "description": s("string"),
+        "hosts": {"type": "array", "items": host},
+        "status": {"enum": ["accepted", "cancelled", "rejected", "pending"]},
+        "cancellationReason": nullable("string"), "reschedulingReason": nullable("string"),
+        "cancelledByEmail": {"type": "null", "description": "calops does not record who cancelled."},
+        "rescheduledByEmail": {"type": "null", "description": "calops does not record who rescheduled."},
+        "rating": {"type": "null", "description": "calops has no ratings."},
+        "icsUid": {"type": "string", "format": "uuid", "description": "The calendar UID: the first booking of the reschedule chain."},
+        "rescheduledFromUid": {"type": ["string", "null"], "format": "uuid"},
+        "rescheduledToUid": {"type": ["string", "null"], "format": "uuid"},
+        "start": time, "end": time, "duration": s("integer"), "eventTypeId": s("integer"),
+        "eventType": obj(&["id", "slug"], json!({"id": s("integer"), "slug": s("string")})),
+        "meetingUrl": nullable("string"), "location": nullable("string"), "absentHost": s("boolean"),
+        "createdAt": time, "updatedAt": time, "metadata": object,
+        "attendees": {"type": "array", "items": obj(&["name", "timeZone"], json!({"name": s("string"), "email": s("string"),
+            "timeZone": s("string"), "language": s("string"), "absent": s("boolean"), "phoneNumber": s("string")}))},
+        "guests": {"type": "array", "items": s("string")},
+        "bookingFieldsResponses": object}),
+    );
+    let legacy_booking = obj(
+        &["id", "uid", "startTime", "endTime", "status"],
+        json!({
+        "id": s("integer"), "uid": {"type": "string", "format": "uuid"}, "userId": s("integer"),
+        "userPrimaryEmail": s("string"), "eventTypeId": s("integer"),
+        "eventType": obj(&["id", "slug"], json!({"id": s("integer"), "slug": s("string")})),
+        "title": s("string"), "description": nullable("string"), "startTime": time, "endTime": time,
+        "status": {"enum": ["ACCEPTED", "CANCELLED", "REJECTED", "PENDING"]}, "location": nullable("string"),
+        "metadata": object, "responses": object,
+        "attendees": {"type": "array", "items": obj(&["name"], json!({"name": s("string"), "email": nullable("string"),
+            "timeZone": s("string"), "locale": s("string"), "phoneNumber": s("string")}))},
+        "user": host, "fromReschedule": {"type": ["string", "null"], "format": "uuid"}, "rescheduled": s("boolean"),
+        "cancellationReason": nullable("string"), "createdAt": time, "updatedAt": time}),
+    );
+    let window = json!({"type": ["object", "null"], "properties": {
+        "type": {"enum": ["calendarDays", "businessDays", "range"]}, "value": any.clone(),
+        "rolling": s("boolean"), "disabled": s("boolean")}});
+    let no_effect = |d: &str| json!({"description": format!("Accepted; has no effect in calops (answered with a warning): {d}.")});
+    let event_type_in = json!({
+        "userId": {"type": "integer", "description": "calops: the host. Required with an organization's key; a user's key defaults to (and may only name) its user."},
+        "lengthInMinutes": {"type": "integer", "minimum": 1, "maximum": 1440},
+        "lengthInMinutesOptions": {"type": ["array", "null"], "items": s("integer"), "description": "Lengths a booker may pick (lengthInMinutes of a booking, duration of /v2/slots); must include lengthInMinutes."},
+        "title": s("string"), "slug": s("string"), "description": nullable("string"),
+        "locations": {"type": "array", "items": obj(&["type"], json!({"type": s("string")})), "description": "The first address, link or phone is a booking's location when it names none."},
+        "disableGuests": {"type": "boolean", "description": "Bookings take no guests."},
+        "slotInterval": nullable("integer"), "minimumBookingNotice": s("integer"),
+        "beforeEventBuffer": s("integer"), "afterEventBuffer": s("integer"), "scheduleId": nullable("integer"),
+        "bookingWindow": window,
+        "bookingLimitsCount": {"type": ["object", "null"], "properties": {"day": s("integer"), "week": any.clone(), "month": any.clone(), "year": any.clone(), "disabled": s("boolean")},
+            "description": "day is enforced (under concurrency); week, month and year are accepted with a warning."},
+        "offsetStart": {"type": "integer", "minimum": 0, "maximum": 1440, "description": "Minutes every slot start moves later, as Cal.com's offsetStart."},
+        "sendEmails": {"type": "boolean", "description": "calops: whether bookings of this type send e-mail (confirmations, changes, cancellations, reminders). Default true."},
+        "emailRemindersMinutesBefore": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 43200}, "maxItems": 5,
+            "description": "calops: reminder e-mails, minutes before the start (e.g. [1440, 60]). None by default."},
+        "bookingFields": no_effect("no booking form is built or checked"), "bookerActiveBookingsLimit": no_effect("no per-booker limit"),
+        "onlyShowFirstAvailableSlot": no_effect("every slot is listed"), "bookingLimitsDuration": no_effect("only the per-day count limit"),
+        "bookerLayouts": no_effect("no booker layouts"), "confirmationPolicy": no_effect("bookings are accepted at once"),
+        "recurrence": no_effect("no recurring event types"), "requiresBookerEmailVerification": no_effect("no e-mail verification"),
+        "hideCalendarNotes": no_effect("calendars carry no notes"), "lockTimeZoneToggleOnBookingPage": no_effect("no booking page toggle"),
+        "color": no_effect("no colours"), "seats": no_effect("no seated event types"), "customName": no_effect("bookings are named after the event type"),
+        "destinationCalendar": no_effect("no external calendars"), "useDestinationCalendarEmail": no_effect("no external calendars"),
+        "hideCalendarEventDetails": no_effect("no external calendars"), "successRedirectUrl": no_effect("no redirect"),
+        "hideOrganizerEmail": no_effect("API clients see the host's address"), "calVideoSettings": no_effect("no video calls"),
+        "hidden": no_effect("no public listing"), "bookingRequiresAuthentication": no_effect("bookings always need a key"),
+        "disableCancelling": no_effect("the cancel scope decides"), "disableRescheduling": no_effect("the reschedule scope decides"),
+        "interfaceLanguage": no_effect("no booking interface"), "allowReschedulingPastBookings": no_effect("accepted bookings only"),
+        "allowReschedulingCancelledBookings": no_effect("accepted bookings only"), "showOptimizedSlots": no_effect("every slot is listed"),
+    });
+    let mut create_et = obj(&["lengthInMinutes", "title", "slug"], event_type_in.clone());
+    create_et["additionalProperties"] = json!(false);
+    let mut patch_et = obj(&[], event_type_in);
+    patch_et["additionalProperties"] = json!(false);
+    let user_min = obj(
+        &["id"],
+        json!({"id": s("integer"), "name": s("string"), "username": s("string"), "avatarUrl": nullable("string"),
+        "weekStart": s("string"), "brandColor": nullable("string"), "darkBrandColor": nullable("string"), "metadata": object}),
+    );
+    let event_type = obj(
+        &["id", "lengthInMinutes", "title", "slug", "ownerId"],
+        json!({
+        "id": s("integer"), "ownerId": s("integer"), "lengthInMinutes": s("integer"),
+        "lengthInMinutesOptions": {"type": ["array", "null"], "items": s("integer")},
+        "title": s("string"), "slug": s("string"), "description": s("string"), "locations": {"type": "array"},
+        "bookingFields": {"type": "array"}, "disableGuests": s("boolean"), "slotInterval": nullable("integer"),
+        "minimumBookingNotice": s("integer"), "beforeEventBuffer": s("integer"), "afterEventBuffer": s("integer"),
+        "scheduleId": nullable("integer"), "bookingWindow": window, "bookingLimitsCount": {"type": ["object", "null"]},
+        "offsetStart": s("integer"), "metadata": object, "price": s("number"), "currency": s("string"),
+        "sendEmails": s("boolean"), "emailRemindersMinutesBefore": {"type": "array", "items": s("integer")},
+        "hidden": s("boolean"), "users": {"type": "array", "items": user_min}}),
+    );
+    let legacy_et_in = json!({
+        "userId": {"type": "integer", "description": "calops: the host (see 2024-06-14)."},
+        "scheduleId": {"type": ["integer", "null"], "description": "calops: the host's schedule to use."},
+        "sendEmails": {"type": "boolean", "description": "calops: whether bookings of this type send e-mail (confirmations, changes, cancellations, reminders). Default true."},
+        "emailRemindersMinutesBefore": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 43200}, "maxItems": 5,
+            "description": "calops: reminder e-mails, minutes before the start (e.g. [1440, 60]). None by default."},
+        "length": {"type": "integer", "minimum": 1, "maximum": 1440}, "slug": s("string"), "title": s("string"),
+        "description": nullable("string"), "hidden": no_effect("no public listing"),
+        "locations": {"type": "array", "items": obj(&["type"], json!({"type": s("string")}))},
+        "disableGuests": s("boolean"), "slotInterval": s("integer"), "minimumBookingNotice": s("integer"),
+        "beforeEventBuffer": s("integer"), "afterEventBuffer": s("integer")});
+    let mut legacy_create_et = obj(&["length", "slug", "title"], legacy_et_in.clone());
+    legacy_create_et["additionalProperties"] = json!(false);
+    let mut legacy_patch_in = legacy_et_in;
+    legacy_patch_in["bookingFields"] = no_effect("no booking form");
+    legacy_patch_in["seatsPerTimeSlot"] = no_effect("no seated event types");
+    let mut legacy_patch_et = obj(&[], legacy_patch_in);
+    legacy_patch_et["additionalProperties"] = json!(false);
+    let legacy_et = obj(
+        &["id", "length", "slug", "title", "userId"],
+        json!({
+        "id": s("integer"), "length": s("integer"), "slug": s("string"), "title": s("string"),
+        "description": nullable("string"), "hidden": s("boolean"), "locations": {"type": ["array", "null"]},
+        "offsetStart": s("integer"), "userId": s("integer"), "periodType": {"enum": ["UNLIMITED", "ROLLING", "ROLLING_WINDOW", "RANGE"]},
+        "periodDays": nullable("integer"), "periodCountCalendarDays": nullable("boolean"),
+        "periodStartDate": nullable("string"), "periodEndDate": nullable("string"),
+        "disableGuests": s("boolean"), "minimumBookingNotice": s("integer"), "beforeEventBuffer": s("integer"),
+        "afterEventBuffer": s("integer"), "scheduleId": nullable("integer"), "slotInterval": nullable("integer"),
+        "bookingLimits": object, "price": s("number"), "currency": s("string"), "metadata": object,
+        "sendEmails": s("boolean"), "emailRemindersMinutesBefore": {"type": "array", "items": s("integer")}}),
+    );
+    let avail_in = obj(
+        &["days", "startTime", "endTime"],
+        json!({
+        "days": {"type": "array", "items": {"enum": ["Monday","Tuesday","Wednesday","Thursday","Friday","Saturday","Sunday"]}},
+        "startTime": {"type": "string", "pattern": "^\\d\\d:\\d\\d$"},
+        "endTime": {"type": "string", "pattern": "^\\d\\d:\\d\\d$", "description": "Up to 24:00; 23:59 means the end of the day (as Cal.com)."}}),
+    );
+    let schedule_in = json!({
+        "userId": {"type": "integer", "description": "calops: the host. Required with an organization's key; a user's key defaults to its user."},
+        "name": s("string"), "timeZone": s("string"), "isDefault": s("boolean"),
+        "availability": {"type": "array", "items": avail_in, "description": "Default Monday-Friday 09:00-17:00."},
+        "overrides": {"type": "array", "items": r("Override")}});
+    let mut create_schedule = obj(&["name", "timeZone"], schedule_in.clone());
+    create_schedule["additionalProperties"] = json!(false);
+    let mut patch_schedule = obj(&[], schedule_in);
+    patch_schedule["additionalProperties"] = json!(false);
+    let range = obj(
+        &["start", "end"],
+        json!({"start": time.clone(), "end": time.clone()}),
+    );
+    let legacy_schedule = obj(
+        &[
+            "id",
+            "name",
+            "workingHours",
+            "availability",
+            "timeZone",
+            "isDefault",
+        ],
+        json!({
+        "id": s("integer"), "name": s("string"), "isManaged": s("boolean"),
+        "workingHours": {"type": "array", "items": obj(&["days", "startTime", "endTime"], json!({
+            "days": {"type": "array", "items": s("integer")}, "startTime": s("integer"), "endTime": s("integer"), "userId": nullable("integer")}))},
+        "schedule": {"type": "array", "items": object.clone()},
+        "availability": {"type": "array", "items": {"type": "array", "items": range.clone()}, "description": "Seven arrays, Sunday first."},
+        "timeZone": s("string"), "dateOverrides": {"type": "array", "items": obj(&["ranges"], json!({"ranges": {"type": "array", "items": range.clone()}}))},
+        "isDefault": s("boolean"), "isLastSchedule": s("boolean"), "readOnly": s("boolean")}),
+    );
+    let legacy_time = json!({"type": "string", "description": "An ISO 8601 time whose UTC hours and minutes are the wall time: 1970-01-01T09:00:00.000Z."});
+    let legacy_create_schedule = json!({"type": "object", "additionalProperties": false, "required": ["name", "timeZone", "isDefault"], "properties": {
+        "userId": {"type": "integer", "description": "calops: the host (see 2024-06-11)."},
+        "name": s("string"), "timeZone": s("string"), "isDefault": s("boolean"),
+        "availabilities": {"type": "array", "items": obj(&["days", "startTime", "endTime"], json!({
+            "days": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 6}, "description": "0 is Sunday."},
+            "startTime": legacy_time.clone(), "endTime": legacy_time}))}}});
+    let legacy_patch_schedule = json!({"type": "object", "additionalProperties": false, "properties": {
+        "userId": s("integer"), "name": s("string"), "timeZone": s("string"), "isDefault": s("boolean"),
+        "schedule": {"type": "array", "items": {"type": "array", "items": range.clone()}, "description": "Seven arrays of ranges, Sunday first; an end at midnight of the next date is 24:00."},
+        "dateOverrides": {"type": "array", "items": range.clone()}}});
+    let slot_legacy = json!({"type": "object", "properties": {"time": time.clone(), "startTime": time.clone(), "endTime": time.clone()}});
+    json!({
+        "Warnings": {"type": "array", "description": "Documented request fields that have no effect in calops (or only in part).",
+            "items": obj(&["field", "message"], json!({"field": s("string"), "message": s("string")}))},
+        "CreateBooking": {"type": "object", "additionalProperties": false, "required": ["start", "attendee"], "properties": {
+            "start": {"type": "string", "format": "date-time", "description": "ISO 8601 with offset; must be an available slot."},
+            "eventTypeId": {"type": "integer", "description": "Or eventTypeSlug with username (and organizationSlug)."},
+            "eventTypeSlug": s("string"), "username": s("string"), "organizationSlug": s("string"),
+            "teamSlug": {"type": "string", "description": "calops has no teams: 404 team_not_found."},
+            "attendee": attendee_in.clone(),
+            "guests": {"type": "array", "items": s("string"), "maxItems": 30},
+            "lengthInMinutes": {"type": "integer", "description": "The event type's length or one of its lengthInMinutesOptions."},
+            "meetingUrl": {"type": "string", "deprecated": true, "description": "Kept as the location when none is given."},
+            "location": location,
+            "metadata": {"type": "object", "maxProperties": 50},
+            "bookingFieldsResponses": {"type": "object", "description": "Stored and shown back."},
+            "routing": no_effect("no routing forms"), "emailVerificationCode": no_effect("no e-mail verification"),
+            "recurrenceCount": no_effect("no recurring event types"),
+            "instant": {"type": "boolean", "description": "true is refused: instant meetings are for team event types."},
+            "reservationUid": {"type": "string", "format": "uuid", "description": "calops: a hold of this slot to use up."}}},
+        "CancelBooking": {"type": "object", "additionalProperties": false, "properties": {"cancellationReason": s("string"),
+            "cancelSubsequentBookings": no_effect("no recurring bookings"), "seatUid": {"type": "string", "description": "calops has no seats: 400."}}},
+        "RescheduleBooking": {"type": "object", "additionalProperties": false, "required": ["start"], "properties": {
+            "start": {"type": "string", "format": "date-time"}, "reschedulingReason": s("string"),
+            "rescheduledBy": no_effect("who rescheduled is not recorded"), "seatUid": {"type": "string", "description": "calops has no seats: 400."},
+            "reservationUid": {"type": "string", "format": "uuid", "description": "calops: a hold of the new slot."}}},
+        "BookingData": booking,
+        "LegacyCreateBooking": {"type": "object", "additionalProperties": false, "required": ["start", "eventTypeId", "timeZone", "language", "metadata", "responses"], "properties": {
+            "start": time.clone(), "end": {"type": "string", "format": "date-time", "description": "Sets the length (the event type's or one of its options)."},
+            "eventTypeId": s("integer"), "eventTypeSlug": no_effect("eventTypeId names the event type"),
+            "rescheduleUid": {"type": "string", "format": "uuid", "description": "Reschedule this booking instead (201 with the new booking)."},
+            "rescheduledBy": no_effect("who rescheduled is not recorded"), "timeZone": s("string"),
+            "user": no_effect("no dynamic group bookings"), "language": s("string"), "bookingUid": no_effect("calops makes the uid"),
+            "metadata": object.clone(), "hasHashedBookingLink": no_effect("no private links"), "hashedLink": no_effect("no private links"),
+            "seatReferenceUid": {"type": "string", "description": "calops has no seats: 400."},
+            "responses": obj(&["name", "email"], json!({"name": {"anyOf": [s("string"), obj(&["firstName"], json!({"firstName": s("string"), "lastName": s("string")}))]},
+                "email": s("string"), "guests": {"type": "array", "items": s("string")},
+                "location": obj(&["optionValue", "value"], json!({"optionValue": s("string"), "value": s("string")})), "notes": s("string")})),
+            "orgSlug": no_effect("eventTypeId names the event type"), "locationUrl": {"type": "string", "description": "The location when responses.location gives none."},
+            "teamMemberEmail": no_effect("no teams"), "crmAppSlug": no_effect("no CRM"), "crmOwnerRecordType": no_effect("no CRM")}},
+        "LegacyBookingData": legacy_booking,
+        "LegacyBooking": data(r("LegacyBookingData")),
+        "LegacyBookingList": data(obj(&["bookings", "nextCursor"], json!({"bookings": {"type": "array", "items": r("LegacyBookingData")},
+            "recurringInfo": {"type": "array"}, "totalCount": s("integer"), "nextCursor": nullable("integer")}))),
+        "LegacyCancelBooking": {"type": "object", "additionalProperties": false, "properties": {
+            "id": {"type": "integer", "description": "When given, the booking's id."}, "uid": {"type": "string", "description": "When given, the booking's uid (of the path)."},
+            "allRemainingBookings": no_effect("no recurring bookings"), "cancellationReason": s("string"),
+            "seatReferenceUid": {"type": "string", "description": "calops has no seats: 400."}}},
+        "LegacyCancelled": data(obj(&["bookingId", "bookingUid"], json!({"bookingId": s("integer"), "bookingUid": {"type": "string", "format": "uuid"}, "onlyRemovedAttendee": s("boolean")}))),
+        "CreateEventType": create_et,
+        "PatchEventType": patch_et,
+        "EventTypeData": event_type,
+        "DeletedEventType": data(obj(&["id"], json!({"id": s("integer"), "lengthInMinutes": s("integer"), "title": s("string"), "slug": s("string")}))),
+        "LegacyCreateEventType": legacy_create_et,
+        "LegacyPatchEventType": legacy_patch_et,
+        "LegacyEventTypeData": legacy_et,
+        "LegacyEventType": data(r("LegacyEventTypeData")),
+        "LegacyEventTypeOne": data(obj(&["eventType"], json!({"eventType": r("LegacyEventTypeData")}))),
+        "LegacyEventTypeList": data(obj(&["eventTypeGroups"], json!({"eventTypeGroups": {"type": "array", "items": obj(&["eventTypes"], json!({
+            "teamId": nullable("integer"), "profile": object.clone(), "eventTypes": {"type": "array", "items": r("LegacyEventTypeData")}}))},
+            "profiles": {"type": "array"}}))),
+        "LegacyDeletedEventType": data(obj(&["id"], json!({"id": s("integer"), "length": s("integer"), "slug": s("string"), "title": s("string")}))),
+        "CreateSchedule": create_schedule,
+        "PatchSchedule": patch_schedule,
+        "DefaultSchedule": data(json!({"anyOf": [r("ScheduleData"), {"type": "null"}]})),
+        "LegacyCreateSchedule": legacy_create_schedule,
+        "LegacyPatchSchedule": legacy_patch_schedule,
+        "LegacyScheduleData": legacy_schedule,
+        "LegacySchedule": data(r("LegacyScheduleData")),
+        "LegacyScheduleList": data(json!({"type": "array", "items": r("LegacyScheduleData")})),
+        "LegacyDefaultSchedule": data(json!({"anyOf": [r("LegacyScheduleData"), {"type": "null"}]})),
+        "LegacyScheduleUpdated": data(obj(&["schedule", "isDefault"], json!({"schedule": object.clone(), "isDefault": s("boolean"),
+            "timeZone": s("string"), "prevDefaultId": nullable("integer"), "currentDefaultId": nullable("integer")}))),
+        "LegacySlots": data(obj(&["slots"], json!({"slots": {"type": "object", "additionalProperties": {"type": "array", "items": slot_legacy}}}))),
+        "LegacyReserveSlot": {"type": "object", "additionalProperties": false, "required": ["eventTypeId", "slotUtcStartDate", "slotUtcEndDate"], "properties": {
+            "eventTypeId": s("integer"), "slotUtcStartDate": time.clone(), "slotUtcEndDate": time.clone(),
+            "bookingUid": no_effect("a hold is not tied to a booking")}},
+        "LegacyReserved": data(json!({"type": "string", "format": "uuid", "description": "The hold's uid."})),
+        "StatusOnly": obj(&["status"], json!({"status": {"const": "success"}})),
+        "Me": data(obj(&["id", "username", "email", "timeZone"], json!({"id": s("integer"), "username": s("string"), "email": s("string"),
+            "name": s("string"), "avatarUrl": nullable("string"), "bio": nullable("string"), "timeFormat": s("integer"),
+            "defaultScheduleId": nullable("integer"), "weekStart": s("string"), "timeZone": s("string"), "locale": s("string"),
+            "organizationId": s("integer"), "organization": obj(&["id"], json!({"id": s("integer"), "isPlatform": s("boolean")}))}))),
+        "Timezones": data(json!({"type": "array", "items": obj(&["city", "timezone"], json!({"city": s("string"), "timezone": s("string")}))})),
+        "CreateApiKey": {"type": "object", "additionalProperties": false, "required": ["scopes"], "properties": {
+            "scopes": {"type": "array", "items": {"enum": ["read","book","cancel","reschedule","admin"]}}, "name": s("string"), "daysValid": s("integer"),
+            "userId": {"type": "integer", "description": "A user's key (as Cal.com's): calls that take a userId default to this user, and lists show this user's resources; a user's key makes keys for its own user only."}}},
+        "ApiKey": data(obj(&["id", "apiKey", "scopes"], json!({"id": s("integer"), "organizationId": s("integer"), "apiKey": s("string"),
+            "scopes": {"type": "array", "items": s("string")}, "name": nullable("string"), "userId": nullable("integer"), "expiresAt": nullable("string")}))),
+        "CreateUser": {"type": "object", "additionalProperties": false, "required": ["name", "email"], "properties": {
+            "name": s("string"), "email": s("string"), "timeZone": {"type": "string", "default": "UTC"},
+            "username": {"type": "string", "description": "Unique in the organization (books with eventTypeSlug); from the e-mail address when absent."}}},
+        "UserData": obj(&["id", "name", "email", "timeZone", "username"], json!({"id": s("integer"), "organizationId": s("integer"),
+            "username": s("string"), "slug": {"type": "string", "description": "The booking pages' part of the URL, /{org}/{slug}."},
+            "name": s("string"), "email": s("string"), "timeZone": s("string"), "createdAt": ntime})),
+        "Attendee": attendee_in,
+    })
 }
 
 /// Schemas of the connected-calendar endpoints.
@@ -724,8 +1402,8 @@ fn booking_schemas() -> Value {
                 "itemsPerPage": s("integer"), "skip": s("integer"), "hasNextPage": s("boolean"), "hasPreviousPage": s("boolean")}))})),
         "CreateReservation": obj(&["eventTypeId", "slotStart"], json!({"eventTypeId": s("integer"),
             "slotStart": {"type": "string", "format": "date-time"},
-            "slotDuration": {"type": "integer", "description": "Must equal the event type's length when given."},
-            "reservationDuration": {"type": "integer", "minimum": 1, "maximum": 60, "default": 5, "description": "Minutes."}})),
+            "slotDuration": {"type": "integer", "minimum": 1, "maximum": 1440, "description": "Minutes: the event type's length or one of its lengthInMinutesOptions (digits in a string are read too, as Cal.com's page sends them)."},
+            "reservationDuration": {"type": "integer", "minimum": 1, "maximum": 60, "default": 5, "description": "Minutes (digits in a string are read too)."}})),
         "Reservation": data(obj(&["reservationUid", "eventTypeId", "slotStart", "slotEnd", "reservationUntil"], json!({
             "reservationUid": {"type": "string", "format": "uuid"}, "eventTypeId": s("integer"),
             "slotStart": {"type": "string", "format": "date-time"}, "slotEnd": {"type": "string", "format": "date-time"},
@@ -806,6 +1484,15 @@ fn webhook_schemas() -> Value {
     })
 }
 
+/// The document as `GET /openapi.json` serves it: built and serialized once per process
+/// (about 70 KB; building it per request held the endpoint to a small fraction of the
+/// service's request rate).
+pub fn document_bytes() -> bytes::Bytes {
+    static DOC: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| bytes::Bytes::from(document().to_string()))
+        .clone()
+}
+
 /// The whole document.
 pub fn document() -> Value {
     let mut paths = Map::new();
@@ -821,11 +1508,49 @@ pub fn document() -> Value {
             )),
         );
         let mut params = path_params(e.path);
-        if e.path == "/v2/slots" {
-            params.extend(slot_params());
+        match (e.method, e.path) {
+            ("get", "/v2/slots") => params.extend(slot_params()),
+            ("get", "/v2/slots/available") => params.extend(legacy_slot_params()),
+            ("get", "/v2/bookings") => params.extend(booking_list_params()),
+            ("get", "/v2/event-types") => params.extend(event_type_list_params()),
+            ("get", "/v2/webhooks") => params.extend(page_params()),
+            ("get", "/v2/webhooks/{webhookId}/deliveries") => {
+                params.extend(page_params());
+                params.push(json!({"name": "status", "in": "query", "required": false,
+                    "schema": {"type": "string", "enum": ["pending", "delivered", "dead"]}}));
+            }
+            // Connected calendars (`api::connected_calendars`).
+            ("get", "/v2/calendars") => params.push(json!({"name": "userId", "in": "query",
+                "required": false, "schema": {"type": "integer", "minimum": 1},
+                "description": "Only this host's connections."})),
+            ("delete", "/v2/selected-calendars") => {
+                for (name, required, schema) in [
+                    ("integration", true, json!({"const": "caldav"})),
+                    (
+                        "externalId",
+                        true,
+                        json!({"type": "string", "minLength": 1}),
+                    ),
+                    (
+                        "credentialId",
+                        false,
+                        json!({"type": "integer", "minimum": 1}),
+                    ),
+                ] {
+                    params.push(json!({"name": name, "in": "query", "required": required,
+                        "schema": schema}));
+                }
+            }
+            ("delete", "/v2/slots/selected-slot") => {
+                params.push(json!({"name": "uid", "in": "query",
+                "required": true, "schema": {"type": "string", "format": "uuid"},
+                "description": "The uid POST /v2/slots/reserve answered with."}))
+            }
+            _ => {}
         }
-        if e.path == "/v2/bookings" && e.method == "get" {
-            params.extend(booking_list_params());
+        params.push(version_param(e));
+        if let Some(versions) = versions_extension(e) {
+            op.insert("x-cal-api-versions".into(), versions);
         }
         if (e.path == "/v2/bookings" || e.path == "/v2/bookings/composite") && e.method == "post" {
             params.push(json!({"name": "Idempotency-Key", "in": "header", "required": false,
@@ -844,9 +1569,14 @@ pub fn document() -> Value {
             }
         }
         if let Some(body) = e.body {
+            let schema = match e.legacy.as_ref().and_then(|l| l.body) {
+                Some(old) => json!({"anyOf": [r(body), r(old)],
+                    "description": format!("{body} with the newest cal-api-version, {old} with the older ones or none (x-cal-api-versions)")}),
+                None => r(body),
+            };
             op.insert(
                 "requestBody".into(),
-                json!({"required": true, "content": {"application/json": {"schema": r(body)}}}),
+                json!({"required": true, "content": {"application/json": {"schema": schema}}}),
             );
         }
         let mut responses = Map::new();
@@ -854,6 +1584,8 @@ pub fn document() -> Value {
             json!({"text/plain; version=0.0.4": {"schema": r(e.ok.1)}})
         } else if e.ok.1 == "Calendar" {
             json!({"text/calendar": {"schema": r(e.ok.1)}})
+        } else if let Some(l) = &e.legacy {
+            json!({"application/json": {"schema": {"anyOf": [r(e.ok.1), r(l.ok)]}}})
         } else {
             json!({"application/json": {"schema": r(e.ok.1)}})
         };
@@ -863,7 +1595,7 @@ pub fn document() -> Value {
         );
         for code in e.errors {
             let description = match code {
-                400 => "Invalid input (details list each field)",
+                400 => "Invalid input: details.fields names each field (a field or query parameter no cal-api-version documents is one), or unsupported_api_version",
                 401 => "Missing or invalid API key",
                 403 => "The key lacks the required scope",
                 404 => "Not found, or not visible to this key",
@@ -880,6 +1612,10 @@ pub fn document() -> Value {
             };
             responses.insert(code.to_string(), json!({"description": description, "content": {"application/json": {"schema": schema}}}));
         }
+        // Every route checks cal-api-version and its query parameters first (`api::router`).
+        responses.entry("400").or_insert_with(|| json!({
+            "description": "An unknown cal-api-version, or one this endpoint is not served in (unsupported_api_version), or a query parameter it does not take (validation_error)",
+            "content": {"application/json": {"schema": r("Error")}}}));
         if crate::service::ratelimit::policy::classify(&e.method.to_uppercase(), e.path).is_some() {
             let int = json!({"schema": {"type": "integer"}});
             responses.insert("429".into(), json!({
@@ -898,16 +1634,45 @@ pub fn document() -> Value {
                  "description": "A Cal.com API v2 compatible subset. Authenticate with `Authorization: Bearer <API key>`."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas(),
+            "schemas": closed_bodies(schemas()),
         },
         "security": [{"bearer": []}],
         "paths": paths,
     })
 }
 
+/// Request bodies refuse fields they do not list (`api::input`: a field no version documents
+/// is a 400 naming it), and the document says so: every request body schema is closed.
+fn closed_bodies(mut schemas: Value) -> Value {
+    let bodies = ENDPOINTS
+        .iter()
+        .flat_map(|e| [e.body, e.legacy.as_ref().and_then(|l| l.body)])
+        .flatten();
+    for name in bodies {
+        if let Some(o) = schemas[name].as_object_mut() {
+            if o.contains_key("properties") {
+                o.entry("additionalProperties")
+                    .or_insert(Value::Bool(false));
+            }
+        }
+    }
+    schemas
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_served_document_is_built_once() {
+        let (a, b) = (document_bytes(), document_bytes());
+        assert!(
+            std::ptr::eq(a.as_ptr(), b.as_ptr()),
+            "each call must hand out the same serialized document, not build a new one"
+        );
+        let served: Value = serde_json::from_slice(&a).unwrap();
+        assert_eq!(served, document());
+    }
 
     #[test]
     fn every_reference_resolves() {
@@ -926,7 +1691,37 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .len(),
-            6
+            14
+        );
+        // Every operation says which cal-api-version it serves; versioned ones how each
+        // selects a shape.
+        let ops = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|p| p.as_object().unwrap().values());
+        for op in ops {
+            let header = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "cal-api-version")
+                .unwrap_or_else(|| panic!("no cal-api-version in {}", op["operationId"]));
+            assert!(!header["schema"]["enum"].as_array().unwrap().is_empty());
+        }
+        let create = &doc["paths"]["/v2/bookings"]["post"];
+        assert_eq!(
+            create["x-cal-api-versions"][0]["versions"],
+            json!(["2024-04-15", "2024-06-11", "2024-06-14"])
+        );
+        assert_eq!(create["x-cal-api-versions"][0]["withoutHeader"], true);
+        assert_eq!(
+            create["x-cal-api-versions"][1]["requestBody"],
+            "CreateBooking"
+        );
+        assert_eq!(
+            doc["paths"]["/v2/slots"]["get"]["parameters"][13]["schema"]["enum"],
+            json!(["2024-09-04"])
         );
         assert!(
             doc["paths"]["/v2/bookings"]["post"]["responses"]["429"]["headers"]["Retry-After"]

@@ -1,12 +1,14 @@
 //! Organizations (with child organizations, i.e. sub-accounts), their API keys and users.
 
 use super::auth::{self, check_org_access};
-use super::error::{success, ApiError, ApiResult, Json, Path};
+use super::error::{success, ApiError, ApiResult, Path};
+use super::input::{self, JsonBody};
 use crate::service::domain::hours::check_time_zone;
+use crate::service::domain::instant;
 use crate::service::domain::FieldError;
 use crate::service::principal::{Principal, SCOPES};
 use crate::service::state::AppState;
-use crate::service::store::{NewOrg, Org, OrgPatch, User};
+use crate::service::store::{NewApiKey, NewOrg, Org, OrgPatch, User};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -33,16 +35,22 @@ pub fn user_json(u: &User) -> Value {
     json!({
         "id": u.id,
         "organizationId": u.org_id,
+        "username": u.username,
         "name": u.name,
         "email": u.email,
         "timeZone": u.time_zone,
-        "username": u.slug,
+        // The booking pages' part of the URL (`/{org}/{slug}`): the username for users made
+        // since usernames exist.
+        "slug": u.slug,
         "createdAt": u.created_at.to_string(),
     })
 }
 
+/// How unknown-field errors of these endpoints end.
+const ORG_FIELDS: &str = "not a field of this endpoint (see GET /openapi.json)";
+
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateOrg {
     name: String,
     slug: Option<String>,
@@ -94,6 +102,24 @@ fn check_scopes(scopes: &[String], errors: &mut Vec<FieldError>, field: &str) {
     }
 }
 
+/// When a key valid for `days` (a request's `field`) expires; `None` for never. Days outside
+/// 1..=[`instant::MAX_KEY_DAYS`] go to `errors`.
+fn key_expiry(
+    field: &str,
+    days: Option<u32>,
+    errors: &mut Vec<FieldError>,
+) -> Option<jiff::Timestamp> {
+    let days = days?;
+    let expires = instant::key_expiry(jiff::Timestamp::now(), days);
+    if expires.is_none() {
+        errors.push(FieldError::new(
+            field,
+            format!("must be 1 to {} days", instant::MAX_KEY_DAYS),
+        ));
+    }
+    expires
+}
+
 async fn create_org_with_key(state: &AppState, parent: Option<i64>, body: CreateOrg) -> ApiResult {
     let mut errors = Vec::new();
     let name = body.name.trim().to_string();
@@ -121,25 +147,29 @@ async fn create_org_with_key(state: &AppState, parent: Option<i64>, body: Create
     if !metadata.is_object() {
         errors.push(FieldError::new("metadata", "must be an object"));
     }
+    let expires = key_expiry("apiKeyDaysValid", body.api_key_days_valid, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
+    let (key, hash) = auth::new_key();
     let org = state
         .store
-        .create_org(&NewOrg {
-            parent_id: parent,
-            name,
-            slug,
-            metadata,
-        })
-        .await?;
-    let (key, hash) = auth::new_key();
-    let expires = body
-        .api_key_days_valid
-        .map(|d| jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * i64::from(d)));
-    state
-        .store
-        .create_api_key(org.id, &hash, &key[..13], Some("initial"), &scopes, expires)
+        .create_org_with_key(
+            &NewOrg {
+                parent_id: parent,
+                name,
+                slug,
+                metadata,
+            },
+            &NewApiKey {
+                hash: &hash,
+                prefix: &key[..13],
+                name: Some("initial"),
+                scopes: &scopes,
+                expires_at: expires,
+                user_id: None,
+            },
+        )
         .await?;
     let mut data = org_json(&org);
     data["apiKey"] = json!(key);
@@ -151,8 +181,9 @@ async fn create_org_with_key(state: &AppState, parent: Option<i64>, body: Create
 pub async fn create_top(
     State(state): State<AppState>,
     who: Principal,
-    Json(body): Json<CreateOrg>,
+    body: JsonBody,
 ) -> ApiResult {
+    let body: CreateOrg = input::typed(body.value, ORG_FIELDS)?;
     if who != Principal::Bootstrap {
         return Err(ApiError::forbidden(
             "bootstrap_admin_required",
@@ -168,8 +199,9 @@ pub async fn create_child(
     State(state): State<AppState>,
     who: Principal,
     Path(org_id): Path<i64>,
-    Json(body): Json<CreateOrg>,
+    body: JsonBody,
 ) -> ApiResult {
+    let body: CreateOrg = input::typed(body.value, ORG_FIELDS)?;
     check_org_access(&state, &who, org_id).await?;
     who.require("admin")?;
     create_org_with_key(&state, Some(org_id), body).await
@@ -201,7 +233,7 @@ pub async fn get(
 
 /// Branding and name; `null` clears a branding field.
 #[derive(Debug, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchOrg {
     name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -279,8 +311,9 @@ pub async fn patch(
     State(state): State<AppState>,
     who: Principal,
     Path(org_id): Path<i64>,
-    Json(body): Json<PatchOrg>,
+    body: JsonBody,
 ) -> ApiResult {
+    let body: PatchOrg = input::typed(body.value, ORG_FIELDS)?;
     check_org_access(&state, &who, org_id).await?;
     who.require("admin")?;
     let mut errors = Vec::new();
@@ -346,11 +379,17 @@ pub async fn patch(
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateKey {
     scopes: Vec<String>,
+    #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
     days_valid: Option<u32>,
+    /// A user's key (as Cal.com's): calls that take a userId default to this user, and lists
+    /// show this user's resources only.
+    #[serde(default)]
+    user_id: Option<i64>,
 }
 
 /// POST /v2/organizations/{orgId}/api-keys: another key, returned once. A key can only grant
@@ -359,28 +398,40 @@ pub async fn create_key(
     State(state): State<AppState>,
     who: Principal,
     Path(org_id): Path<i64>,
-    Json(body): Json<CreateKey>,
+    body: JsonBody,
 ) -> ApiResult {
+    let body: CreateKey = input::typed(body.value, ORG_FIELDS)?;
     check_org_access(&state, &who, org_id).await?;
     who.require("admin")?;
     let mut errors = Vec::new();
     check_scopes(&body.scopes, &mut errors, "scopes");
+    let expires = key_expiry("daysValid", body.days_valid, &mut errors);
+    // A user's key makes keys for its own user only.
+    let user_id = who.acting_user(body.user_id)?;
+    if let Some(u) = user_id {
+        if state.store.get_user(org_id, u).await?.is_none() {
+            errors.push(FieldError::new(
+                "userId",
+                format!("no user {u} in organization {org_id}"),
+            ));
+        }
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
     let (key, hash) = auth::new_key();
-    let expires = body
-        .days_valid
-        .map(|d| jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * i64::from(d)));
     let id = state
         .store
         .create_api_key(
             org_id,
-            &hash,
-            &key[..13],
-            body.name.as_deref(),
-            &body.scopes,
-            expires,
+            &NewApiKey {
+                hash: &hash,
+                prefix: &key[..13],
+                name: body.name.as_deref(),
+                scopes: &body.scopes,
+                expires_at: expires,
+                user_id,
+            },
         )
         .await?;
     Ok(success(
@@ -391,17 +442,31 @@ pub async fn create_key(
             "apiKey": key,
             "scopes": body.scopes,
             "name": body.name,
+            "userId": user_id,
             "expiresAt": expires.map(|t| t.to_string()),
         }),
     ))
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUser {
     name: String,
     email: String,
+    #[serde(default)]
     time_zone: Option<String>,
+    /// Unique in the organization; from the e-mail address's local part when absent.
+    #[serde(default)]
+    username: Option<String>,
+}
+
+/// A username: 1 to 100 lowercase letters, digits, dashes, dots and underscores.
+fn valid_username(u: &str) -> bool {
+    !u.is_empty()
+        && u.len() <= 100
+        && u.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.' | b'_')
+        })
 }
 
 /// A plausible e-mail address: one `@`, a dot in the domain, no spaces.
@@ -422,8 +487,9 @@ pub async fn create_user(
     State(state): State<AppState>,
     who: Principal,
     Path(org_id): Path<i64>,
-    Json(body): Json<CreateUser>,
+    body: JsonBody,
 ) -> ApiResult {
+    let body: CreateUser = input::typed(body.value, ORG_FIELDS)?;
     check_org_access(&state, &who, org_id).await?;
     who.require("admin")?;
     let mut errors = Vec::new();
@@ -437,10 +503,21 @@ pub async fn create_user(
     }
     let tz = body.time_zone.unwrap_or_else(|| "UTC".into());
     check_time_zone("timeZone", &tz, &mut errors);
+    if let Some(u) = &body.username {
+        if !valid_username(u) {
+            errors.push(FieldError::new(
+                "username",
+                "use 1 to 100 lowercase letters, digits, dashes, dots and underscores",
+            ));
+        }
+    }
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let user = state.store.create_user(org_id, &name, &email, &tz).await?;
+    let user = state
+        .store
+        .create_user(org_id, &name, &email, &tz, body.username.as_deref())
+        .await?;
     Ok(success(StatusCode::CREATED, user_json(&user)))
 }
 

@@ -3,18 +3,18 @@
 //! the `admin` scope (subscriber URLs and delivery bodies carry booking data) and sees only
 //! the caller's organization: another organization's webhook is a 404.
 
-use super::bookings::body;
 use super::error::{success, ApiError, ApiResult, Path, Query};
+use super::input::{self, JsonBody};
 use crate::service::domain::webhooks::payload::Trigger;
 use crate::service::domain::webhooks::policy::{Breaker, BreakerState};
+use crate::service::domain::webhooks::reach::AllowList;
 use crate::service::domain::webhooks::secrets;
 use crate::service::domain::FieldError;
 use crate::service::principal::Principal;
 use crate::service::state::AppState;
 use crate::service::store::webhooks::{
-    Delivery, DeliveryFilter, NewWebhook, Webhook, WebhookPatch,
+    Delivery, DeliveryFilter, NewWebhook, Replayed, Webhook, WebhookPatch,
 };
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -41,7 +41,8 @@ pub fn routes() -> Router<AppState> {
         .route("/v2/webhooks/{webhook_id}/replay", post(replay_range))
 }
 
-#[derive(Debug, Deserialize)]
+/// `Debug` (by hand, below) never shows the secret.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateWebhook {
     pub subscriber_url: String,
@@ -54,7 +55,8 @@ pub struct CreateWebhook {
     pub payload_template: Option<Value>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// `Debug` (by hand, below) never shows the secret.
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchWebhook {
     #[serde(default)]
@@ -68,6 +70,35 @@ pub struct PatchWebhook {
     pub secret: Option<Option<String>>,
     #[serde(default)]
     pub payload_template: Option<Value>,
+}
+
+/// How a secret field shows in `Debug`: whether there is one, never what it is.
+fn shown(secret: &Option<String>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "<redacted>")
+}
+
+impl std::fmt::Debug for CreateWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateWebhook")
+            .field("subscriber_url", &self.subscriber_url)
+            .field("triggers", &self.triggers)
+            .field("active", &self.active)
+            .field("secret", &shown(&self.secret))
+            .field("payload_template", &self.payload_template)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PatchWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatchWebhook")
+            .field("subscriber_url", &self.subscriber_url)
+            .field("triggers", &self.triggers)
+            .field("active", &self.active)
+            .field("secret", &self.secret.as_ref().map(shown))
+            .field("payload_template", &self.payload_template)
+            .finish()
+    }
 }
 
 /// A string or null whose value never appears in an error message (serde's would quote it).
@@ -94,20 +125,15 @@ pub struct ReplayRange {
 
 /// The longest subscriber URL accepted.
 pub const MAX_URL_LEN: usize = 2048;
+/// The longest range one replay may cover.
+pub const MAX_REPLAY_DAYS: i64 = 31;
+/// The most events one range replay may send again.
+pub const MAX_REPLAY_ROWS: i64 = 1000;
 
-/// Addresses a subscriber URL may not name: link-local (the cloud instance metadata service
-/// lives at 169.254.169.254), unspecified and multicast. Names are not resolved here.
-pub fn forbidden_host(host: &url::Host<&str>) -> bool {
-    match host {
-        url::Host::Ipv4(a) => a.is_link_local() || a.is_unspecified() || a.is_multicast(),
-        url::Host::Ipv6(a) => {
-            (a.segments()[0] & 0xffc0) == 0xfe80 || a.is_unspecified() || a.is_multicast()
-        }
-        url::Host::Domain(_) => false,
-    }
-}
-
-fn check_url(u: &str, errors: &mut Vec<FieldError>) {
+/// A subscriber URL: http(s), with a host, not too long, and not an address literal that
+/// deliveries may not reach (`reach`: loopback, private, link-local, ... unless `allow`
+/// covers it). Names are checked where they resolve, at each delivery.
+fn check_url(u: &str, allow: &AllowList, errors: &mut Vec<FieldError>) {
     let parsed = url::Url::parse(u).ok().filter(|p| {
         u.len() <= MAX_URL_LEN && matches!(p.scheme(), "http" | "https") && p.host().is_some()
     });
@@ -116,11 +142,11 @@ fn check_url(u: &str, errors: &mut Vec<FieldError>) {
             "subscriberUrl",
             format!("must be an http(s) URL with a host, at most {MAX_URL_LEN} characters"),
         )),
-        Some(p) if p.host().is_some_and(|h| forbidden_host(&h)) => errors.push(FieldError::new(
-            "subscriberUrl",
-            "link-local, unspecified and multicast addresses are not allowed",
-        )),
-        Some(_) => {}
+        Some(_) => {
+            if let Err(refused) = crate::service::webhooks::guard::check_literal(u, allow) {
+                errors.push(FieldError::new("subscriberUrl", refused.0));
+            }
+        }
     }
 }
 
@@ -267,13 +293,16 @@ fn threshold(state: &AppState) -> u32 {
     state.webhooks.breaker_threshold
 }
 
-pub async fn create(State(state): State<AppState>, who: Principal, raw: Bytes) -> ApiResult {
+pub async fn create(State(state): State<AppState>, who: Principal, body: JsonBody) -> ApiResult {
     let org = who.org()?;
     who.require("admin")?;
-    let req: CreateWebhook = body(&raw)?;
+    let req: CreateWebhook = input::typed(
+        body.value,
+        "not a field of this endpoint (see GET /openapi.json)",
+    )?;
     let mut errors = Vec::new();
     let url = req.subscriber_url.trim().to_string();
-    check_url(&url, &mut errors);
+    check_url(&url, &state.webhooks.allow_private, &mut errors);
     let triggers = check_triggers(&req.triggers, &mut errors);
     if let Some(s) = &req.secret {
         check_secret(s, &mut errors);
@@ -336,16 +365,19 @@ pub async fn patch(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-    raw: Bytes,
+    body: JsonBody,
 ) -> ApiResult {
     let org = who.org()?;
     who.require("admin")?;
     let id = webhook_id(&id)?;
-    let req: PatchWebhook = body(&raw)?;
+    let req: PatchWebhook = input::typed(
+        body.value,
+        "not a field of this endpoint (see GET /openapi.json)",
+    )?;
     let mut errors = Vec::new();
     let url = req.subscriber_url.as_deref().map(|u| u.trim().to_string());
     if let Some(u) = &url {
-        check_url(u, &mut errors);
+        check_url(u, &state.webhooks.allow_private, &mut errors);
     }
     let triggers = req
         .triggers
@@ -457,17 +489,25 @@ pub async fn replay_range(
     State(state): State<AppState>,
     who: Principal,
     Path(id): Path<String>,
-    raw: Bytes,
+    body: JsonBody,
 ) -> ApiResult {
     let org = who.org()?;
     who.require("admin")?;
-    let req: ReplayRange = body(&raw)?;
+    let req: ReplayRange = input::typed(
+        body.value,
+        "not a field of this endpoint (see GET /openapi.json)",
+    )?;
     let mut errors = Vec::new();
-    let from = super::bookings::any_instant("from", &req.from, &mut errors);
-    let to = super::bookings::any_instant("to", &req.to, &mut errors);
+    let from = input::any_instant("from", &req.from, &mut errors);
+    let to = input::any_instant("to", &req.to, &mut errors);
     if let (Some(f), Some(t)) = (from, to) {
         if t <= f {
             errors.push(FieldError::new("to", "must be after from"));
+        } else if t.as_second() - f.as_second() > MAX_REPLAY_DAYS * 86_400 {
+            errors.push(FieldError::new(
+                "to",
+                format!("at most {MAX_REPLAY_DAYS} days after from; replay a longer time in several ranges"),
+            ));
         }
     }
     let (Some(from), Some(to)) = (from, to) else {
@@ -477,7 +517,22 @@ pub async fn replay_range(
         return Err(ApiError::validation(errors));
     }
     let w = owned(&state, org, &id).await?;
-    let rows = state.store.replay_range(org, w.id, from, to).await?;
+    let rows = match state
+        .store
+        .replay_range(org, w.id, from, to, MAX_REPLAY_ROWS)
+        .await?
+    {
+        Replayed::Sent(rows) => rows,
+        Replayed::TooMany => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "replay_too_large",
+                format!(
+                    "more than {MAX_REPLAY_ROWS} events were sent to this webhook in [from, to); replay a narrower range (nothing was sent)"
+                ),
+            ))
+        }
+    };
     Ok(success(
         StatusCode::ACCEPTED,
         json!({
@@ -495,19 +550,26 @@ mod tests {
     fn subscriber_urls_are_checked() {
         let errs = |u: &str| {
             let mut e = Vec::new();
-            check_url(u, &mut e);
+            check_url(u, &AllowList::default(), &mut e);
             e.len()
         };
         assert_eq!(errs("https://hooks.example.com/cal?token=x"), 0);
-        assert_eq!(errs("http://127.0.0.1:8080/hook"), 0);
+        assert_eq!(errs("http://127.0.0.1:8080/hook"), 1);
+        assert_eq!(errs("http://[::ffff:127.0.0.1]:8080/hook"), 1);
+        assert_eq!(errs("http://10.0.0.7/hook"), 1);
         assert_eq!(errs("http://169.254.169.254/opc/v2/instance/"), 1);
         assert_eq!(errs("http://[fe80::1]/"), 1);
         assert_eq!(errs("http://0.0.0.0/"), 1);
+        let mut e = Vec::new();
+        let loopback = AllowList::parse("127.0.0.0/8").unwrap();
+        check_url("http://127.0.0.1:8080/hook", &loopback, &mut e);
+        assert!(e.is_empty(), "an allowed range: {e:?}");
         assert_eq!(errs("ftp://example.com/"), 1);
         assert_eq!(errs("not a url"), 1);
         // A secret of the wrong type is refused without being quoted.
-        let e = body::<CreateWebhook>(
+        let e = input::body::<CreateWebhook>(
             br#"{"subscriberUrl":"http://a.example","triggers":[],"secret":987654321}"#,
+            "ctx",
         )
         .unwrap_err();
         assert!(
@@ -516,9 +578,22 @@ mod tests {
             e.message
         );
         assert!(!e.message.contains("987654321"), "{}", e.message);
-        let p = body::<PatchWebhook>(br#"{"secret":null}"#).unwrap();
+        let p = input::body::<PatchWebhook>(br#"{"secret":null}"#, "ctx").unwrap();
         assert_eq!(p.secret, Some(None));
-        let p = body::<PatchWebhook>(br#"{}"#).unwrap();
+        // Debug shows whether there is a secret, never the secret.
+        let c = input::body::<CreateWebhook>(
+            br#"{"subscriberUrl":"https://a.example","triggers":["BOOKING_CREATED"],"secret":"whsec_zebra"}"#,
+            "ctx",
+        )
+        .unwrap();
+        let p = input::body::<PatchWebhook>(br#"{"secret":"whsec_zebra"}"#, "ctx").unwrap();
+        for shown in [format!("{c:?}"), format!("{p:?}")] {
+            assert!(
+                !shown.contains("zebra") && shown.contains("<redacted>"),
+                "{shown}"
+            );
+        }
+        let p = input::body::<PatchWebhook>(br#"{}"#, "ctx").unwrap();
         assert_eq!(p.secret, None);
         assert_eq!(
             errs(&format!("https://example.com/{}", "a".repeat(MAX_URL_LEN))),

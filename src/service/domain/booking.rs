@@ -18,6 +18,7 @@ pub struct Booking {
     pub host_name: String,
     pub host_email: String,
     pub host_time_zone: String,
+    pub host_username: String,
     pub start: Timestamp,
     pub end: Timestamp,
     pub status: String,
@@ -27,6 +28,15 @@ pub struct Booking {
     pub rescheduled_from_uid: Option<Uuid>,
     pub rescheduled_to_uid: Option<Uuid>,
     pub cancellation_reason: Option<String>,
+    /// Where it takes place (an address, a link, a phone number), when known.
+    pub location: Option<String>,
+    /// The booker's answers to the event type's booking fields (Cal.com's
+    /// `bookingFieldsResponses`), by field slug.
+    pub booking_fields_responses: Value,
+    /// The reason given by the reschedule that made this booking.
+    pub rescheduling_reason: Option<String>,
+    /// The calendar UID (the first booking of its reschedule chain): Cal.com's `icsUid`.
+    pub ical_uid: Uuid,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }

@@ -63,7 +63,7 @@ pub fn weekly_rules(input: &[AvailabilityInput], errors: &mut Vec<FieldError>) -
             }
         }
         let start = wall(&at("startTime"), &a.start_time, false, errors);
-        let end = wall(&at("endTime"), &a.end_time, true, errors);
+        let end = wall(&at("endTime"), &a.end_time, true, errors).map(end_of_day);
         if let (Some(s), Some(e)) = (start, end) {
             if e <= s {
                 errors.push(FieldError::new(at("endTime"), "must be after startTime"));
@@ -85,7 +85,7 @@ pub fn date_overrides(input: &[OverrideInput], errors: &mut Vec<FieldError>) -> 
         let at = |f: &str| format!("overrides[{i}].{f}");
         let date = date(&at("date"), &o.date, errors);
         let start = wall(&at("startTime"), &o.start_time, false, errors);
-        let end = wall(&at("endTime"), &o.end_time, true, errors);
+        let end = wall(&at("endTime"), &o.end_time, true, errors).map(end_of_day);
         if let (Some(date), Some(s), Some(e)) = (date, start, end) {
             if e < s {
                 errors.push(FieldError::new(
@@ -102,6 +102,17 @@ pub fn date_overrides(input: &[OverrideInput], errors: &mut Vec<FieldError>) -> 
         }
     }
     out
+}
+
+/// An end at 23:59 means the end of the day: Cal.com adds the missing minute to working hours
+/// and date overrides that end then (`processWorkingHours`, `processDateItem` in Cal.com's
+/// `packages/lib/date-ranges.ts`), since its editors offer 23:59 as the last time.
+fn end_of_day(end: u16) -> u16 {
+    if end == 23 * 60 + 59 {
+        24 * 60
+    } else {
+        end
+    }
 }
 
 fn wall(field: &str, s: &str, is_end: bool, errors: &mut Vec<FieldError>) -> Option<u16> {
@@ -358,6 +369,69 @@ mod tests {
         );
         assert_eq!(e.len(), 4);
         assert_eq!(e[2].field, "bookingWindow.rolling");
+    }
+
+    #[test]
+    fn an_end_at_23_59_is_the_end_of_the_day() {
+        let mut errors = Vec::new();
+        let rules = weekly_rules(
+            &[AvailabilityInput {
+                days: vec!["Monday".into()],
+                start_time: "09:00".into(),
+                end_time: "23:59".into(),
+            }],
+            &mut errors,
+        );
+        assert_eq!((rules[0].start, rules[0].end), (540, 1440));
+        let o = date_overrides(
+            &[
+                OverrideInput {
+                    date: "2026-06-01".into(),
+                    start_time: "00:00".into(),
+                    end_time: "23:59".into(),
+                },
+                OverrideInput {
+                    date: "2026-06-02".into(),
+                    start_time: "10:00".into(),
+                    end_time: "23:58".into(),
+                },
+            ],
+            &mut errors,
+        );
+        assert_eq!((o[0].start, o[0].end), (0, 1440));
+        assert_eq!(o[1].end, 23 * 60 + 58, "only 23:59 gains the minute");
+        assert!(errors.is_empty(), "{errors:?}");
+        // So the last half hour of the day is a slot, as in Cal.com.
+        let avail = slots::Availability {
+            tz: TimeZone::get("Europe/Berlin").unwrap(),
+            rules,
+            overrides: Vec::new(),
+        };
+        let rules = slots::Rules {
+            length: 30,
+            slot_interval: None,
+            minimum_notice: 0,
+            before_buffer: 0,
+            after_buffer: 0,
+            window: None,
+            per_day_limit: None,
+            offset_start: 0,
+        };
+        let monday = "2026-06-01T00:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_second();
+        let q = slots::Query {
+            start: monday,
+            end: monday + 86_400,
+            now: 0,
+        };
+        let last = slots::compute(&avail, &rules, &[], &q).pop().unwrap();
+        assert_eq!(
+            jiff::Timestamp::from_second(last).unwrap().to_string(),
+            "2026-06-01T21:30:00Z",
+            "23:30 in Berlin"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the service (`tests/it/architecture.rs` checks that).
 //!
 //! - `booking`: the booking value handlers, payloads and calendars share
+//! - `instant`: the range of client-given instants and arithmetic on them that cannot panic
 //! - `hours`, `slots`: working hours and availability -> slots (with DST rules)
 //! - `icalendar`: calendar objects from CalDAV servers into busy time (recurrence, zones)
 //! - `webhooks`: webhook bodies, signatures, retry/breaker policy, sealed secrets
@@ -9,6 +10,7 @@
 pub mod booking;
 pub mod hours;
 pub mod icalendar;
+pub mod instant;
 pub mod slots;
 pub mod webhooks;
 

@@ -12,8 +12,9 @@
 //!    after-buffer plus this type's before-buffer.
 //! 3. In each free range the grid restarts: the first start is rounded up, in the host's local
 //!    minutes, to a multiple of the largest of 60, 30, 20, 15, 10, 5 that divides the step (the
-//!    slot interval, else the length); later starts follow every step; a slot is kept only if
-//!    it ends within the range.
+//!    slot interval, else the length), then moved later by the event type's start offset
+//!    (Cal.com's `offsetStart`); later starts follow every step; a slot is kept only if it
+//!    ends within the range.
 //! 4. Last, slots go that start before `now + minimum notice`, fall outside the booking window,
 //!    or fall on a local date whose per-day limit is already reached.
 //!
@@ -88,6 +89,8 @@ pub struct Rules {
     pub after_buffer: i64,
     pub window: Option<BookingWindow>,
     pub per_day_limit: Option<u32>,
+    /// Minutes every free range's first start moves later (Cal.com's `offsetStart`).
+    pub offset_start: i64,
 }
 
 impl Rules {
@@ -118,7 +121,7 @@ pub fn grid_minutes(step: i64) -> i64 {
 /// constraint checks, and a booking needs no busy time read first.
 ///
 /// True when the step is its own grid unit (every local multiple of the unit is on the grid, in
-/// whichever free range), the zone's offset is a whole number of units around `start` (so the
+/// whichever free range), there is no start offset, the zone's offset is a whole number of units around `start` (so the
 /// absolute lattice used for hours without a beginning is the local grid too), and neither a
 /// rolling window nor a per-day limit (both count bookings) applies.
 pub fn busy_only_overlaps(rules: &Rules, tz: &TimeZone, start: i64) -> bool {
@@ -130,6 +133,8 @@ pub fn busy_only_overlaps(rules: &Rules, tz: &TimeZone, start: i64) -> bool {
             .unwrap_or(false)
     };
     step == unit
+        // An offset moves each free range's first start off the unit lattice.
+        && rules.offset_start == 0
         && !matches!(rules.window, Some(BookingWindow::Rolling { .. }))
         && rules.per_day_limit.is_none()
         && aligned(start)
@@ -225,7 +230,7 @@ fn slots_within(
             fs + (step - fs.rem_euclid(step)) % step
         } else {
             round_up_local(fs, grid, &mut offsets)
-        };
+        } + rules.offset_start * 60;
         if t < lo {
             // Skip whole steps: the lattice stays where the free range put it.
             t += (lo - t + step - 1) / step * step;

@@ -116,11 +116,14 @@ pub fn parse_limit(text: &str) -> Result<Option<Limit>, String> {
 /// Which limit a request counts against, from its method and matched route.
 pub fn classify(method: &str, route: &str) -> Option<Class> {
     match (method, route) {
-        ("GET", "/v2/slots") => Some(Class::Availability),
+        // Cal.com's older shape of the same questions counts alike.
+        ("GET", "/v2/slots") | ("GET", "/v2/slots/available") => Some(Class::Availability),
         ("POST", "/v2/bookings")
         | ("POST", "/v2/bookings/{uid}/cancel")
         | ("POST", "/v2/bookings/{uid}/reschedule")
-        | ("POST", "/v2/slots/reservations") => Some(Class::Bookings),
+        | ("POST", "/v2/slots/reservations")
+        | ("PATCH", "/v2/slots/reservations/{uid}")
+        | ("POST", "/v2/slots/reserve") => Some(Class::Bookings),
         // Composite bookings (another part of the service) count as bookings too.
         ("POST", r) if r.starts_with("/v2/bookings/composite") => Some(Class::Bookings),
         _ => None,

@@ -269,9 +269,9 @@ async fn write(
 const INSERT: &str = "WITH r AS (
    SELECT * FROM unnest($1::int8[], $2::uuid[], $3::int8[], $4::int8[], $5::timestamptz[],
      $6::timestamptz[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::timestamptz[], $11::uuid[],
-     $12::text[], $14::text[], $15::bytea[], $16::jsonb[])
+     $12::text[], $14::text[], $15::bytea[], $16::jsonb[], $17::text[], $18::jsonb[])
      AS r(id, uid, org_id, et, start_at, end_at, attendee, guests, metadata, at, event_uid, body,
-          key, request_hash, response)),
+          key, request_hash, response, location, responses)),
  rows AS (
    SELECT r.*, e.user_id, e.before_event_buffer AS bb, e.after_event_buffer AS ab,
      calops_occupied(r.start_at, r.end_at, e.before_event_buffer, e.after_event_buffer) AS occ
@@ -292,9 +292,9 @@ const INSERT: &str = "WITH r AS (
  ins AS (
    INSERT INTO bookings (id, uid, org_id, event_type_id, host_user_id, start_at, end_at, status,
      before_buffer_minutes, after_buffer_minutes, attendee, guests, metadata, created_at,
-     updated_at)
+     updated_at, location, booking_fields_responses)
    SELECT id, uid, org_id, et, user_id, start_at, end_at, 'accepted', bb, ab, attendee, guests,
-     metadata, at, at
+     metadata, at, at, location, responses
    FROM rows CROSS JOIN locks
    WHERE (rows.key IS NULL
           OR EXISTS (SELECT 1 FROM idem WHERE idem.org_id = rows.org_id AND idem.key = rows.key))
@@ -325,6 +325,11 @@ async fn insert(
     let attendees = col(&|j| j.booking.attendee.clone());
     let guests = col(&|j| j.booking.guests.clone());
     let metadata = col(&|j| j.booking.metadata.clone());
+    let locations: Vec<Option<&str>> = batch
+        .iter()
+        .map(|j| j.booking.location.as_deref())
+        .collect();
+    let responses_given = col(&|j| j.booking.booking_fields_responses.clone());
     let ats: Vec<Timestamp> = batch.iter().map(|j| j.booking.created_at).collect();
     let events: Vec<Uuid> = batch.iter().map(|j| j.event_uid).collect();
     let bodies: Vec<&str> = batch.iter().map(|j| j.body.as_str()).collect();
@@ -345,8 +350,24 @@ async fn insert(
         .query(
             stmt,
             &[
-                &ids, &uids, &orgs, &types, &starts, &ends, &attendees, &guests, &metadata, &ats,
-                &events, &bodies, &trigger, &keys, &hashes, &responses,
+                &ids,
+                &uids,
+                &orgs,
+                &types,
+                &starts,
+                &ends,
+                &attendees,
+                &guests,
+                &metadata,
+                &ats,
+                &events,
+                &bodies,
+                &trigger,
+                &keys,
+                &hashes,
+                &responses,
+                &locations,
+                &responses_given,
             ],
         )
         .await?;

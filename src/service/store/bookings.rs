@@ -15,7 +15,8 @@ use uuid::Uuid;
 const BOOKING_SELECT: &str = "SELECT b.id, b.uid, b.org_id, b.event_type_id, e.slug,
   COALESCE(b.title, e.title), u.id, u.name, u.email, u.time_zone, b.start_at, b.end_at, b.status,
   b.attendee, b.guests, b.metadata, b.rescheduled_from_uid, b.rescheduled_to_uid,
-  b.cancellation_reason, b.created_at, b.updated_at
+  b.cancellation_reason, b.created_at, b.updated_at, u.username, b.location,
+  b.booking_fields_responses, b.rescheduling_reason, COALESCE(b.ical_uid, b.uid)
   FROM bookings b JOIN event_types e ON e.id = b.event_type_id JOIN users u ON u.id = b.host_user_id";
 
 /// The row mapping stays with the query that selects it.
@@ -43,6 +44,11 @@ impl Booking {
             cancellation_reason: r.get(18),
             created_at: r.get(19),
             updated_at: r.get(20),
+            host_username: r.get(21),
+            location: r.get(22),
+            booking_fields_responses: r.get(23),
+            rescheduling_reason: r.get(24),
+            ical_uid: r.get(25),
         }
     }
 }
@@ -58,6 +64,8 @@ pub struct NewBooking {
     pub metadata: Value,
     /// A hold of this very slot that the booking uses up.
     pub reservation_uid: Option<Uuid>,
+    pub location: Option<String>,
+    pub booking_fields_responses: Value,
 }
 
 /// An `Idempotency-Key` and a fingerprint of the request it came with.
@@ -89,9 +97,24 @@ pub struct Reservation {
     pub start: Timestamp,
     pub end: Timestamp,
     pub expires_at: Timestamp,
+    pub created_at: Timestamp,
 }
 
-/// Filters of `GET /v2/bookings`.
+/// A move of a booking to `[start, end)`; the fields given replace the old booking's.
+#[derive(Debug, Clone, Default)]
+pub struct Reschedule {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub reason: Option<String>,
+    pub reservation_uid: Option<Uuid>,
+    pub attendee: Option<Value>,
+    pub guests: Option<Value>,
+    pub metadata: Option<Value>,
+    pub location: Option<Option<String>>,
+    pub booking_fields_responses: Option<Value>,
+}
+
+/// Filters, order and page of `GET /v2/bookings`.
 #[derive(Debug, Clone, Default)]
 pub struct BookingFilter {
     /// Stored statuses (`accepted`, `cancelled`, ...).
@@ -100,11 +123,49 @@ pub struct BookingFilter {
     pub upcoming: bool,
     /// Cal.com's `past`: active bookings that ended.
     pub past: bool,
+    /// The attendee's or a guest's e-mail address (case-insensitively).
+    pub attendee_email: Option<String>,
+    /// The attendee's name, exactly.
+    pub attendee_name: Option<String>,
+    pub booking_uid: Option<Uuid>,
+    /// Any of these event types (none: all).
+    pub event_type_ids: Vec<i64>,
+    /// Bookings of any of these hosts (none: all).
+    pub host_ids: Vec<i64>,
+    /// Starting at or after.
     pub after_start: Option<Timestamp>,
+    /// Ending at or before.
     pub before_end: Option<Timestamp>,
-    pub event_type_id: Option<i64>,
+    pub after_created: Option<Timestamp>,
+    pub before_created: Option<Timestamp>,
+    pub after_updated: Option<Timestamp>,
+    pub before_updated: Option<Timestamp>,
+    /// Sort keys in order; by start time when empty. The booking id breaks ties.
+    pub sort: Vec<(SortKey, bool)>,
+    /// A filter no booking can match (bookings of teams, a uid calops never made).
+    pub matches_nothing: bool,
     pub take: i64,
     pub skip: i64,
+}
+
+/// What `GET /v2/bookings` can sort by (`bool` in [`BookingFilter::sort`]: descending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Start,
+    End,
+    Created,
+    Updated,
+}
+
+impl SortKey {
+    fn column(self) -> &'static str {
+        match self {
+            SortKey::Start => "b.start_at",
+            SortKey::End => "b.end_at",
+            SortKey::Created => "b.created_at",
+            SortKey::Updated => "b.updated_at",
+        }
+    }
 }
 
 /// Run `f` again (up to 8 times, with a short random pause) while it fails with a deadlock or
@@ -191,8 +252,10 @@ async fn insert_booking(
     tx: &deadpool_postgres::Transaction<'_>,
     b: &NewBooking,
     uid: Uuid,
-    rescheduled_from: Option<Uuid>,
+    rescheduled: Option<(Uuid, Option<&str>)>,
 ) -> Result<Booking> {
+    let (rescheduled_from, rescheduling_reason) = rescheduled.unzip();
+    let rescheduling_reason = rescheduling_reason.flatten();
     let read_sql = format!("{BOOKING_SELECT} WHERE b.uid = $1");
     let day_lock_sql = format!(
         "SELECT pg_advisory_xact_lock(
@@ -203,9 +266,9 @@ async fn insert_booking(
     let insert_sql = format!(
         "INSERT INTO bookings (uid, org_id, event_type_id, host_user_id, start_at, end_at,
            status, before_buffer_minutes, after_buffer_minutes, attendee, guests, metadata,
-           rescheduled_from_uid)
+           rescheduled_from_uid, location, booking_fields_responses, rescheduling_reason)
          SELECT $3, e.org_id, e.id, e.user_id, $4, $5, 'accepted', e.before_event_buffer,
-           e.after_event_buffer, $6, $7, $8, $9
+           e.after_event_buffer, $6, $7, $8, $9, $10, $11, $12
          FROM event_types e WHERE e.org_id = $1 AND e.id = $2
            AND (e.per_day_limit IS NULL OR (
              SELECT count(*) FROM bookings o
@@ -281,6 +344,9 @@ async fn insert_booking(
                     &b.guests,
                     &b.metadata,
                     &rescheduled_from,
+                    &b.location,
+                    &b.booking_fields_responses,
+                    &rescheduling_reason,
                 ],
             )
             .await
@@ -385,14 +451,19 @@ impl Store {
         let event_uid = Uuid::new_v4();
         // The response a key replays, made once for the batch and the lone statement alike.
         let response = idem.map(|_| render(&booking));
-        let minutes = |m: i32| jiff::SignedDuration::from_mins(i64::from(m));
+        use crate::service::domain::instant::add_minutes;
+        let occupied = add_minutes(b.start, -i64::from(et.before_event_buffer))
+            .zip(add_minutes(b.end, i64::from(et.after_event_buffer)))
+            .ok_or_else(|| {
+                StoreError::Invalid(
+                    "the booking's buffers reach past the instants the service can represent"
+                        .into(),
+                )
+            })?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job = super::batch::Job {
             booking: booking.clone(),
-            occupied: (
-                b.start - minutes(et.before_event_buffer),
-                b.end + minutes(et.after_event_buffer),
-            ),
+            occupied,
             event_uid,
             body: body.clone(),
             idem: idem
@@ -436,9 +507,11 @@ impl Store {
         let now = Timestamp::now();
         // Microseconds, as PostgreSQL keeps them: the response shows what is stored.
         let now = Timestamp::from_microsecond(now.as_microsecond()).unwrap_or(now);
+        let uid = Uuid::new_v4();
         Ok(Booking {
             id: self.next_booking_id().await?,
-            uid: Uuid::new_v4(),
+            uid,
+            ical_uid: uid,
             org_id: b.org_id,
             event_type_id: b.event_type_id,
             event_type_slug: et.slug.clone(),
@@ -447,6 +520,7 @@ impl Store {
             host_name: config.host.name.clone(),
             host_email: config.host.email.clone(),
             host_time_zone: config.host.time_zone.clone(),
+            host_username: config.host.username.clone(),
             start: b.start,
             end: b.end,
             status: "accepted".into(),
@@ -456,6 +530,9 @@ impl Store {
             rescheduled_from_uid: None,
             rescheduled_to_uid: None,
             cancellation_reason: None,
+            location: b.location.clone(),
+            booking_fields_responses: b.booking_fields_responses.clone(),
+            rescheduling_reason: None,
             created_at: now,
             updated_at: now,
         })
@@ -481,7 +558,7 @@ impl Store {
             Some(_) => (
                 "idem AS (
                    INSERT INTO idempotency_keys (org_id, key, request_hash, status, response)
-                   SELECT $1, $14, $15, 201, $16 FROM event_types e
+                   SELECT $1, $16, $17, 201, $18 FROM event_types e
                    WHERE e.org_id = $1 AND e.id = $2 AND e.per_day_limit IS NULL
                    ON CONFLICT DO NOTHING RETURNING 1),",
                 "CROSS JOIN idem",
@@ -493,9 +570,9 @@ impl Store {
              ins AS (
                INSERT INTO bookings (id, uid, org_id, event_type_id, host_user_id, start_at,
                  end_at, status, before_buffer_minutes, after_buffer_minutes, attendee,
-                 guests, metadata, created_at, updated_at)
+                 guests, metadata, created_at, updated_at, location, booking_fields_responses)
                SELECT $3, $4, e.org_id, e.id, e.user_id, $5, $6, 'accepted',
-                 e.before_event_buffer, e.after_event_buffer, $7, $8, $9, $10, $10
+                 e.before_event_buffer, e.after_event_buffer, $7, $8, $9, $10, $10, $14, $15
                FROM event_types e {idem_join}
                -- Queued for the time before the row exists: calops_lock_time's hour locks,
                -- written out (a PL/pgSQL call costs more than the booking's insert).
@@ -534,6 +611,8 @@ impl Store {
             &event_uid,
             &trigger,
             &body,
+            &b.location,
+            &b.booking_fields_responses,
         ];
         if let (Some(k), Some(r)) = (idem, &response) {
             params.extend([
@@ -654,12 +733,15 @@ impl Store {
         Ok(row.as_ref().map(Booking::from_row))
     }
 
-    /// One page of an organization's bookings (by start time) and the total count.
+    /// One page of an organization's bookings and the total count that match the filter.
     pub async fn list_bookings(
         &self,
         org_id: i64,
         f: &BookingFilter,
     ) -> Result<(Vec<Booking>, i64)> {
+        if f.matches_nothing {
+            return Ok((Vec::new(), 0));
+        }
         let c = self.conn().await?;
         // Cal.com's `upcoming` and `past` are active bookings (accepted or pending) that end
         // after, or by, now; several status filters together mean any of them.
@@ -670,37 +752,63 @@ impl Store {
                     OR ($8 AND b.status IN ('accepted', 'pending') AND b.end_at <= now()))
                AND ($3::timestamptz IS NULL OR b.start_at >= $3)
                AND ($4::timestamptz IS NULL OR b.end_at <= $4)
-               AND ($5::bigint IS NULL OR b.event_type_id = $5)";
+               AND (cardinality($5::int8[]) = 0 OR b.event_type_id = ANY($5))
+               AND ($9::text IS NULL OR lower(b.attendee->>'email') = lower($9)
+                    OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(b.guests) g
+                               WHERE lower(g) = lower($9)))
+               AND ($10::text IS NULL OR b.attendee->>'name' = $10)
+               AND ($11::uuid IS NULL OR b.uid = $11)
+               AND (cardinality($12::int8[]) = 0 OR b.host_user_id = ANY($12))
+               AND ($13::timestamptz IS NULL OR b.created_at >= $13)
+               AND ($14::timestamptz IS NULL OR b.created_at <= $14)
+               AND ($15::timestamptz IS NULL OR b.updated_at >= $15)
+               AND ($16::timestamptz IS NULL OR b.updated_at <= $16)";
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 16] = [
+            &org_id,
+            &f.statuses,
+            &f.after_start,
+            &f.before_end,
+            &f.event_type_ids,
+            &filtered,
+            &f.upcoming,
+            &f.past,
+            &f.attendee_email,
+            &f.attendee_name,
+            &f.booking_uid,
+            &f.host_ids,
+            &f.after_created,
+            &f.before_created,
+            &f.after_updated,
+            &f.before_updated,
+        ];
+        // Sort columns come from `SortKey`, never from input.
+        let mut order: Vec<String> = f
+            .sort
+            .iter()
+            .map(|(k, desc)| format!("{} {}", k.column(), if *desc { "DESC" } else { "ASC" }))
+            .collect();
+        if order.is_empty() {
+            order.push("b.start_at ASC".into());
+        }
+        order.push("b.id ASC".into());
+        let mut page = params.to_vec();
+        page.extend([
+            &f.take as &(dyn tokio_postgres::types::ToSql + Sync),
+            &f.skip,
+        ]);
         let rows = c
             .query(
-                &format!("{BOOKING_SELECT} {filter} ORDER BY b.start_at, b.id LIMIT $9 OFFSET $10"),
-                &[
-                    &org_id,
-                    &f.statuses,
-                    &f.after_start,
-                    &f.before_end,
-                    &f.event_type_id,
-                    &filtered,
-                    &f.upcoming,
-                    &f.past,
-                    &f.take,
-                    &f.skip,
-                ],
+                &format!(
+                    "{BOOKING_SELECT} {filter} ORDER BY {} LIMIT $17 OFFSET $18",
+                    order.join(", ")
+                ),
+                &page,
             )
             .await?;
         let total: i64 = c
             .query_one(
                 &format!("SELECT count(*) FROM bookings b {filter}"),
-                &[
-                    &org_id,
-                    &f.statuses,
-                    &f.after_start,
-                    &f.before_end,
-                    &f.event_type_id,
-                    &filtered,
-                    &f.upcoming,
-                    &f.past,
-                ],
+                &params,
             )
             .await?
             .get(0);
@@ -747,11 +855,9 @@ impl Store {
         &self,
         org_id: i64,
         uid: Uuid,
-        start: Timestamp,
-        end: Timestamp,
-        reason: Option<&str>,
-        reservation_uid: Option<Uuid>,
+        r: &Reschedule,
     ) -> Result<Option<Booking>> {
+        let (start, end, reason) = (r.start, r.end, r.reason.as_deref());
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
         // Queue for the old and the new time (and between) first, then lock the row.
@@ -772,7 +878,8 @@ impl Store {
         }
         let old = tx
             .query_one(
-                "SELECT event_type_id, attendee, guests, metadata FROM bookings WHERE uid = $1",
+                "SELECT event_type_id, attendee, guests, metadata, location, booking_fields_responses
+                 FROM bookings WHERE uid = $1",
                 &[&uid],
             )
             .await?;
@@ -784,17 +891,23 @@ impl Store {
             &[&uid, &new_uid, &reason],
         )
         .await?;
+        // What the request does not change carries over from the old booking.
         let nb = NewBooking {
             org_id,
             event_type_id: old.get(0),
             start,
             end,
-            attendee: old.get(1),
-            guests: old.get(2),
-            metadata: old.get(3),
-            reservation_uid,
+            attendee: r.attendee.clone().unwrap_or_else(|| old.get(1)),
+            guests: r.guests.clone().unwrap_or_else(|| old.get(2)),
+            metadata: r.metadata.clone().unwrap_or_else(|| old.get(3)),
+            reservation_uid: r.reservation_uid,
+            location: r.location.clone().unwrap_or_else(|| old.get(4)),
+            booking_fields_responses: r
+                .booking_fields_responses
+                .clone()
+                .unwrap_or_else(|| old.get(5)),
         };
-        let booking = insert_booking(&tx, &nb, new_uid, Some(uid)).await?;
+        let booking = insert_booking(&tx, &nb, new_uid, Some((uid, reason))).await?;
         super::webhooks::booking_event(&tx, Trigger::BookingRescheduled, &booking).await?;
         tx.commit().await?;
         // The old booking had the same host (a reschedule keeps the event type).
@@ -802,7 +915,9 @@ impl Store {
         Ok(Some(booking))
     }
 
-    /// Hold `[start, end)` of an event type's host until `expires_at`.
+    /// Hold `[start, end)` of an event type's host for `ttl_seconds`; with `replaces`, that
+    /// live hold of the organization gives way to this one (which keeps its uid), in one
+    /// transaction. `None` when the event type (or the hold to replace) is not there.
     pub async fn create_reservation(
         &self,
         org_id: i64,
@@ -810,9 +925,24 @@ impl Store {
         start: Timestamp,
         end: Timestamp,
         ttl_seconds: i64,
+        replaces: Option<Uuid>,
     ) -> Result<Option<Reservation>> {
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
+        let mut old_host = None;
+        if let Some(old) = replaces {
+            let Some(row) = tx
+                .query_opt(
+                    "DELETE FROM slot_reservations WHERE org_id = $1 AND uid = $2
+                       AND expires_at > now() RETURNING host_user_id",
+                    &[&org_id, &old],
+                )
+                .await?
+            else {
+                return Ok(None);
+            };
+            old_host = Some(row.get::<_, i64>(0));
+        }
         let Some(et) = tx
             .query_opt(
                 "SELECT user_id, before_event_buffer, after_event_buffer FROM event_types
@@ -826,14 +956,14 @@ impl Store {
         let (host, before, after): (i64, i32, i32) = (et.get(0), et.get(1), et.get(2));
         queue_for_time(&tx, host, start, end, before, after).await?;
         drop_expired_holds(&tx, host, start, end, before, after).await?;
-        let uid = Uuid::new_v4();
+        let uid = replaces.unwrap_or_else(Uuid::new_v4);
         let row = tx
             .query_one(
                 "INSERT INTO slot_reservations (uid, org_id, event_type_id, host_user_id, start_at,
                    end_at, before_buffer_minutes, after_buffer_minutes, occupied, expires_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, calops_occupied($5, $6, $7, $8),
                    now() + make_interval(secs => $9::bigint::double precision))
-                 RETURNING expires_at",
+                 RETURNING expires_at, created_at",
                 &[
                     &uid,
                     &org_id,
@@ -850,12 +980,36 @@ impl Store {
             .map_err(|e| conflict_or(e, "the reservation"))?;
         tx.commit().await?;
         self.cache.invalidate_host(host);
+        if let Some(h) = old_host.filter(|h| *h != host) {
+            self.cache.invalidate_host(h);
+        }
         Ok(Some(Reservation {
             uid,
             event_type_id,
             start,
             end,
             expires_at: row.get(0),
+            created_at: row.get(1),
+        }))
+    }
+
+    /// A live hold of the organization.
+    pub async fn get_reservation(&self, org_id: i64, uid: Uuid) -> Result<Option<Reservation>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                "SELECT uid, event_type_id, start_at, end_at, expires_at, created_at
+                 FROM slot_reservations WHERE org_id = $1 AND uid = $2 AND expires_at > now()",
+                &[&org_id, &uid],
+            )
+            .await?;
+        Ok(row.map(|r| Reservation {
+            uid: r.get(0),
+            event_type_id: r.get(1),
+            start: r.get(2),
+            end: r.get(3),
+            expires_at: r.get(4),
+            created_at: r.get(5),
         }))
     }
 

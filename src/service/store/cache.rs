@@ -4,7 +4,7 @@
 //!
 //! Freshness comes from PostgreSQL: triggers (migration 5) send `NOTIFY calops_cache` with
 //! `h<host id>` when a host's bookings or holds change and `c` when event types, schedules
-//! or users change; [`SlotCache::apply`] drops what a notification names, and every replica
+//! or users change (and `k` when API keys change, for the key cache: migration 7); [`SlotCache::apply`] drops what a notification names, and every replica
 //! listens. Writes through this process also drop what they changed before they answer, so
 //! a client reads its own writes at once; another replica's writes show up as soon as their
 //! notification arrives (the commit sends it).
@@ -25,6 +25,10 @@ use std::sync::{Arc, Mutex};
 
 /// The notification channel.
 pub const CHANNEL: &str = "calops_cache";
+/// The payload that says API keys changed (revoked, expired by hand, deleted; migration 7):
+/// not the slot cache's business, the key cache (`service::principal::KeyCache`) drops
+/// everything it holds.
+pub const KEYS: &str = "k";
 
 /// Entries kept before a map is emptied and refilled (a crude bound on memory).
 const MAX_ENTRIES: usize = 10_000;
@@ -46,6 +50,7 @@ pub struct Host {
     pub name: String,
     pub email: String,
     pub time_zone: String,
+    pub username: String,
     /// Whether busy time from connected calendars counts for this host (then a booking is
     /// checked against the database's busy time, not by the exclusion constraint alone).
     pub has_calendars: bool,
@@ -304,11 +309,13 @@ impl SlotCache {
         inner.host_at.clear();
     }
 
-    /// Act on a notification payload: `h<host id>` or `c`; anything else drops everything.
+    /// Act on a notification payload: `h<host id>` or `c`; [`KEYS`] is not about slots;
+    /// anything else drops everything.
     pub fn apply(&self, payload: &str) {
         match payload.strip_prefix('h').map(str::parse::<i64>) {
             Some(Ok(host)) => self.invalidate_host(host),
             _ if payload == "c" => self.invalidate_config(),
+            _ if payload == KEYS => {}
             _ => self.flush_all(),
         }
     }
@@ -361,6 +368,10 @@ mod tests {
                 booking_window: None,
                 per_day_limit: None,
                 created_at: ts("2030-01-01T00:00:00Z"),
+                offset_start: 0,
+                length_options: None,
+                locations: serde_json::json!([]),
+                disable_guests: false,
                 mail_enabled: true,
                 mail_reminders: Vec::new(),
             },
@@ -469,6 +480,11 @@ mod tests {
         c.apply("h12");
         assert!(c.busy(12).is_none());
         assert!(c.busy(9).is_some() && c.config(1, 6).is_some());
+        c.apply(KEYS);
+        assert!(
+            c.busy(9).is_some() && c.config(1, 6).is_some(),
+            "a key change leaves slots alone"
+        );
     }
 
     #[test]

@@ -5,10 +5,11 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tokio_postgres::Row;
 
-const EVENT_TYPE_COLS: &str = "id, org_id, user_id, schedule_id, title, slug, description, length_minutes, slot_interval, minimum_booking_notice, before_event_buffer, after_event_buffer, booking_window, per_day_limit, created_at, mail_enabled, mail_reminders";
-pub(super) const EVENT_TYPE_COLS_E: &str = "e.id, e.org_id, e.user_id, e.schedule_id, e.title, e.slug, e.description, e.length_minutes, e.slot_interval, e.minimum_booking_notice, e.before_event_buffer, e.after_event_buffer, e.booking_window, e.per_day_limit, e.created_at";
-/// Read by name by [`EventType::from_row`]; selects with more columns put these last.
-pub(super) const EVENT_TYPE_MAIL_COLS_E: &str = "e.mail_enabled, e.mail_reminders";
+const EVENT_TYPE_COLS: &str = "id, org_id, user_id, schedule_id, title, slug, description, length_minutes, slot_interval, minimum_booking_notice, before_event_buffer, after_event_buffer, booking_window, per_day_limit, created_at, offset_start, length_options, locations, disable_guests, mail_enabled, mail_reminders";
+pub(super) const EVENT_TYPE_COLS_E: &str = "e.id, e.org_id, e.user_id, e.schedule_id, e.title, e.slug, e.description, e.length_minutes, e.slot_interval, e.minimum_booking_notice, e.before_event_buffer, e.after_event_buffer, e.booking_window, e.per_day_limit, e.created_at, e.offset_start, e.length_options, e.locations, e.disable_guests, e.mail_enabled, e.mail_reminders";
+/// How many columns [`EVENT_TYPE_COLS_E`] selects (what a joined query reads after them
+/// starts at this index).
+pub(super) const EVENT_TYPE_NCOLS: usize = 21;
 
 impl Store {
     pub async fn create_event_type(&self, e: &NewEventType) -> Result<EventType> {
@@ -18,9 +19,10 @@ impl Store {
                 &format!(
                     "INSERT INTO event_types (org_id, user_id, schedule_id, title, slug, description,
                        length_minutes, slot_interval, minimum_booking_notice, before_event_buffer,
-                       after_event_buffer, booking_window, per_day_limit, mail_enabled,
-                       mail_reminders)
-                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) RETURNING {EVENT_TYPE_COLS}"
+                       after_event_buffer, booking_window, per_day_limit, offset_start,
+                       length_options, locations, disable_guests, mail_enabled, mail_reminders)
+                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
+                     RETURNING {EVENT_TYPE_COLS}"
                 ),
                 &[
                     &e.org_id,
@@ -36,6 +38,10 @@ impl Store {
                     &e.after_event_buffer,
                     &e.booking_window,
                     &e.per_day_limit,
+                    &e.offset_start,
+                    &e.length_options,
+                    &e.locations,
+                    &e.disable_guests,
                     &e.mail_enabled,
                     &e.mail_reminders,
                 ],
@@ -54,7 +60,9 @@ impl Store {
                     "UPDATE event_types SET schedule_id = $3, title = $4, slug = $5, description = $6,
                        length_minutes = $7, slot_interval = $8, minimum_booking_notice = $9,
                        before_event_buffer = $10, after_event_buffer = $11, booking_window = $12,
-                       per_day_limit = $13, mail_enabled = $14, mail_reminders = $15
+                       per_day_limit = $13, offset_start = $14, length_options = $15,
+                       locations = $16, disable_guests = $17, mail_enabled = $18,
+                       mail_reminders = $19
                      WHERE org_id = $1 AND id = $2 RETURNING {EVENT_TYPE_COLS}"
                 ),
                 &[
@@ -71,6 +79,10 @@ impl Store {
                     &e.after_event_buffer,
                     &e.booking_window,
                     &e.per_day_limit,
+                    &e.offset_start,
+                    &e.length_options,
+                    &e.locations,
+                    &e.disable_guests,
                     &e.mail_enabled,
                     &e.mail_reminders,
                 ],
@@ -84,6 +96,26 @@ impl Store {
     pub async fn list_event_types(&self, org_id: i64) -> Result<Vec<EventType>> {
         self.org_rows(EVENT_TYPE_COLS, "event_types", org_id, EventType::from_row)
             .await
+    }
+
+    /// The event type `slug` of user `user_id` in the organization.
+    pub async fn find_event_type_by_slug(
+        &self,
+        org_id: i64,
+        user_id: i64,
+        slug: &str,
+    ) -> Result<Option<EventType>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "SELECT {EVENT_TYPE_COLS} FROM event_types
+                     WHERE org_id = $1 AND user_id = $2 AND slug = $3"
+                ),
+                &[&org_id, &user_id, &slug],
+            )
+            .await?;
+        Ok(row.as_ref().map(EventType::from_row))
     }
 
     pub async fn get_event_type(&self, org_id: i64, id: i64) -> Result<Option<EventType>> {
@@ -162,6 +194,10 @@ pub struct NewEventType {
     pub after_event_buffer: i32,
     pub booking_window: Option<Value>,
     pub per_day_limit: Option<i32>,
+    pub offset_start: i32,
+    pub length_options: Option<Vec<i32>>,
+    pub locations: Value,
+    pub disable_guests: bool,
     /// Whether bookings of this type send e-mail.
     pub mail_enabled: bool,
     /// Reminder offsets, minutes before the start (none by default).
@@ -185,7 +221,19 @@ pub struct EventType {
     pub booking_window: Option<Value>,
     pub per_day_limit: Option<i32>,
     pub created_at: Timestamp,
+    /// Minutes every slot start moves later (Cal.com's `offsetStart`).
+    pub offset_start: i32,
+    /// Lengths a booker may pick instead of `length_minutes` (Cal.com's
+    /// `lengthInMinutesOptions`); `None` when only the one.
+    pub length_options: Option<Vec<i32>>,
+    /// Cal.com location objects (`{"type":"address","address":...}`, ...): the first is a
+    /// booking's location when the booking names none.
+    pub locations: Value,
+    /// Bookings of this type take no guests.
+    pub disable_guests: bool,
+    /// Whether bookings of this type send e-mail (Cal.com-style `sendEmails`).
     pub mail_enabled: bool,
+    /// Reminder offsets, minutes before the start (none by default).
     pub mail_reminders: Vec<i32>,
 }
 
@@ -207,8 +255,12 @@ impl EventType {
             booking_window: r.get(12),
             per_day_limit: r.get(13),
             created_at: r.get(14),
-            mail_enabled: r.get("mail_enabled"),
-            mail_reminders: r.get("mail_reminders"),
+            offset_start: r.get(15),
+            length_options: r.get(16),
+            locations: r.get(17),
+            disable_guests: r.get(18),
+            mail_enabled: r.get(19),
+            mail_reminders: r.get(20),
         }
     }
 }

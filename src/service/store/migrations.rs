@@ -18,6 +18,14 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (5, "slot cache: notify replicas of changes", V5),
     (6, "bookings: one exclusion constraint, lighter writes", V6),
+    (7, "api keys: notify replicas of revocations", V7),
+    // 12 and 13 are taken by work on other branches; versions need not be contiguous, and a
+    // database missing one below its highest (e.g. at 11 without 10) gets it on the next start.
+    (
+        8,
+        "Cal.com compatibility: usernames, user keys, booking and event type fields",
+        V8,
+    ),
     (
         9,
         "pages: user slugs, embed allow-lists per organization",
@@ -540,6 +548,58 @@ BEGIN
 END $f$;
 CREATE TRIGGER bookings_truncated AFTER TRUNCATE ON bookings
   FOR EACH STATEMENT EXECUTE FUNCTION bookings_truncated();
+"#;
+
+/// A changed or deleted API key (revoked, its expiry moved, its organization deleted) sends
+/// `NOTIFY calops_cache, 'k'` at commit: every replica drops its cache of verified keys, so
+/// the key stops working at once instead of when its cache entry ages out.
+const V7: &str = r#"
+CREATE FUNCTION calops_cache_keys() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  PERFORM pg_notify('calops_cache', 'k');
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER api_keys_changed AFTER UPDATE OR DELETE ON api_keys
+  FOR EACH STATEMENT EXECUTE FUNCTION calops_cache_keys();
+CREATE TRIGGER api_keys_truncated AFTER TRUNCATE ON api_keys
+  FOR EACH STATEMENT EXECUTE FUNCTION calops_cache_keys();
+"#;
+
+/// What Cal.com's API v2 shapes carry and calops keeps (see `api::versions`):
+/// - users get a `username` (unique per organization, case-insensitively), to book and list
+///   slots by `eventTypeSlug` + `username`; existing users get one from their e-mail address;
+/// - an API key may belong to a user (`user_id`): calls that take a `userId` default to it and
+///   lists show that user's resources only;
+/// - event types get `offset_start` (minutes every slot moves later, Cal.com's `offsetStart`),
+///   the lengths a booker may pick (`length_options`), their `locations` and `disable_guests`;
+/// - bookings keep their `location`, the booker's `booking_fields_responses` and the
+///   `rescheduling_reason` of the reschedule that made them.
+const V8: &str = r#"
+ALTER TABLE users ADD COLUMN username text;
+UPDATE users u SET username = v.name FROM (
+  SELECT id, CASE WHEN row_number() OVER (PARTITION BY org_id, base ORDER BY id) = 1 THEN base
+                  ELSE base || '-' || id END AS name
+  FROM (SELECT id, org_id,
+          COALESCE(NULLIF(trim(BOTH '-' FROM regexp_replace(lower(split_part(email, '@', 1)),
+                                                   '[^a-z0-9]+', '-', 'g')), ''), 'user') AS base
+        FROM users) b) v
+WHERE u.id = v.id;
+ALTER TABLE users ALTER COLUMN username SET NOT NULL;
+CREATE UNIQUE INDEX users_org_username ON users (org_id, lower(username));
+
+ALTER TABLE api_keys ADD COLUMN user_id bigint REFERENCES users(id) ON DELETE CASCADE;
+
+ALTER TABLE event_types
+  ADD COLUMN offset_start   integer NOT NULL DEFAULT 0 CHECK (offset_start BETWEEN 0 AND 1440),
+  ADD COLUMN length_options integer[],
+  ADD COLUMN locations      jsonb NOT NULL DEFAULT '[]',
+  ADD COLUMN disable_guests boolean NOT NULL DEFAULT false;
+
+ALTER TABLE bookings
+  ADD COLUMN location                 text,
+  ADD COLUMN booking_fields_responses jsonb NOT NULL DEFAULT '{}',
+  ADD COLUMN rescheduling_reason      text;
+CREATE INDEX bookings_org_created ON bookings (org_id, created_at);
 "#;
 
 /// Booking pages (`service::web`): every host gets a URL slug, unique in its organization

@@ -23,7 +23,7 @@ mod users;
 pub mod webhooks;
 
 pub use event_types::{EventType, NewEventType};
-pub use keys::KeyRow;
+pub use keys::{KeyRow, NewApiKey};
 pub use orgs::{NewOrg, Org, OrgPatch};
 pub use schedules::{NewSchedule, Schedule, SchedulePatch};
 pub use slot_context::{BusyRow, ScheduleHours, SlotContext};

@@ -1,5 +1,6 @@
 //! Organizations (and child organizations), by id and by ancestry.
 
+use super::keys::NewApiKey;
 use super::{classify, Result, Store};
 use jiff::Timestamp;
 use serde_json::Value;
@@ -8,9 +9,11 @@ use tokio_postgres::Row;
 const ORG_COLS: &str = "id, parent_id, name, slug, brand_color, dark_brand_color, logo_url, theme, hide_branding, metadata, created_at, embed_origins";
 
 impl Store {
-    pub async fn create_org(&self, o: &NewOrg) -> Result<Org> {
-        let c = self.conn().await?;
-        let row = c
+    /// An organization and its first API key, in one transaction: both or neither.
+    pub async fn create_org_with_key(&self, o: &NewOrg, key: &NewApiKey<'_>) -> Result<Org> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        let row = tx
             .query_one(
                 &format!(
                     "INSERT INTO organizations (parent_id, name, slug, metadata) VALUES ($1, $2, $3, $4)
@@ -20,7 +23,10 @@ impl Store {
             )
             .await
             .map_err(|e| classify(e, &format!("an organization with slug {:?}", o.slug)))?;
-        Ok(Org::from_row(&row))
+        let org = Org::from_row(&row);
+        key.insert(&tx, org.id).await?;
+        tx.commit().await?;
+        Ok(org)
     }
 
     pub async fn get_org(&self, id: i64) -> Result<Option<Org>> {

@@ -61,6 +61,21 @@ impl Store {
             .await
     }
 
+    /// The default schedule of user `user_id` in the organization, if it has one.
+    pub async fn default_schedule(&self, org_id: i64, user_id: i64) -> Result<Option<Schedule>> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(
+                &format!(
+                    "SELECT {SCHEDULE_COLS} FROM schedules
+                     WHERE org_id = $1 AND user_id = $2 AND is_default"
+                ),
+                &[&org_id, &user_id],
+            )
+            .await?;
+        Ok(row.as_ref().map(Schedule::from_row))
+    }
+
     pub async fn get_schedule(&self, org_id: i64, id: i64) -> Result<Option<Schedule>> {
         self.org_row(SCHEDULE_COLS, "schedules", org_id, id, Schedule::from_row)
             .await

@@ -2,7 +2,7 @@
 //! and the busy intervals of the host's connected calendars), from the slot cache when it has
 //! them (see [`super::cache`]), else in one round trip.
 
-use super::event_types::{EventType, EVENT_TYPE_COLS_E, EVENT_TYPE_MAIL_COLS_E};
+use super::event_types::{EventType, EVENT_TYPE_COLS_E, EVENT_TYPE_NCOLS};
 use super::{cache, notify, Result, Store};
 use jiff::Timestamp;
 use serde_json::Value;
@@ -127,10 +127,9 @@ impl Store {
             .prepare_cached(&format!(
                 "SELECT {EVENT_TYPE_COLS_E}, s.time_zone, s.availability, s.overrides,
                         busy.starts, busy.ends, busy.befores, busy.afters, busy.types,
-                        busy.holds, busy.expires, u.name, u.email, u.time_zone,
+                        busy.holds, busy.expires, u.name, u.email, u.time_zone, u.username,
                         EXISTS (SELECT 1 FROM connected_calendars k
-                                WHERE k.user_id = e.user_id AND k.selected),
-                        {EVENT_TYPE_MAIL_COLS_E}
+                                WHERE k.user_id = e.user_id AND k.selected)
                  FROM event_types e
                  JOIN users u ON u.id = e.user_id
                  LEFT JOIN schedules s ON s.id = COALESCE(e.schedule_id,
@@ -171,20 +170,22 @@ impl Store {
         let row = c
             .query_opt(&stmt, &[&org_id, &event_type_id, &from, &to])
             .await?;
+        // The columns after the event type's.
+        let at = |i: usize| EVENT_TYPE_NCOLS + i;
         Ok(row.map(|r| {
             let event_type = EventType::from_row(&r);
-            let schedule = r.get::<_, Option<String>>(15).map(|tz| ScheduleHours {
+            let schedule = r.get::<_, Option<String>>(at(0)).map(|tz| ScheduleHours {
                 time_zone: tz,
-                availability: r.get(16),
-                overrides: r.get(17),
+                availability: r.get(at(1)),
+                overrides: r.get(at(2)),
             });
-            let starts: Vec<Timestamp> = r.get::<_, Option<_>>(18).unwrap_or_default();
-            let ends: Vec<Timestamp> = r.get::<_, Option<_>>(19).unwrap_or_default();
-            let befores: Vec<i32> = r.get::<_, Option<_>>(20).unwrap_or_default();
-            let afters: Vec<i32> = r.get::<_, Option<_>>(21).unwrap_or_default();
-            let types: Vec<Option<i64>> = r.get::<_, Option<_>>(22).unwrap_or_default();
-            let holds: Vec<Option<uuid::Uuid>> = r.get::<_, Option<_>>(23).unwrap_or_default();
-            let expires: Vec<Option<Timestamp>> = r.get::<_, Option<_>>(24).unwrap_or_default();
+            let starts: Vec<Timestamp> = r.get::<_, Option<_>>(at(3)).unwrap_or_default();
+            let ends: Vec<Timestamp> = r.get::<_, Option<_>>(at(4)).unwrap_or_default();
+            let befores: Vec<i32> = r.get::<_, Option<_>>(at(5)).unwrap_or_default();
+            let afters: Vec<i32> = r.get::<_, Option<_>>(at(6)).unwrap_or_default();
+            let types: Vec<Option<i64>> = r.get::<_, Option<_>>(at(7)).unwrap_or_default();
+            let holds: Vec<Option<uuid::Uuid>> = r.get::<_, Option<_>>(at(8)).unwrap_or_default();
+            let expires: Vec<Option<Timestamp>> = r.get::<_, Option<_>>(at(9)).unwrap_or_default();
             let n = [
                 starts.len(),
                 ends.len(),
@@ -212,10 +213,11 @@ impl Store {
                     event_type,
                     schedule,
                     host: cache::Host {
-                        name: r.get(25),
-                        email: r.get(26),
-                        time_zone: r.get(27),
-                        has_calendars: r.get(28),
+                        name: r.get(at(10)),
+                        email: r.get(at(11)),
+                        time_zone: r.get(at(12)),
+                        username: r.get(at(13)),
+                        has_calendars: r.get(at(14)),
                     },
                 },
                 cache::HostBusy { from, to, rows },
@@ -228,18 +230,31 @@ impl Store {
         &self.cache
     }
 
-    /// Keep the cache fresh from the database's notifications (see [`cache`]) until `stopped`
-    /// turns true; the cache is in use only while this listens.
-    pub async fn keep_cache_fresh(&self, stopped: tokio::sync::watch::Receiver<bool>) {
+    /// Keep the caches fresh from the database's notifications (see [`cache`]) until `stopped`
+    /// turns true. The slot cache (when `slot_cache`) is in use only while this listens;
+    /// `others` sees every event as well (the API key cache acts on [`cache::KEYS`]).
+    pub async fn keep_cache_fresh(
+        &self,
+        stopped: tokio::sync::watch::Receiver<bool>,
+        slot_cache: bool,
+        mut others: impl FnMut(notify::Event<'_>) + Send,
+    ) {
         let cache = self.cache.clone();
         let connector = self.connector().clone();
-        notify::listen(connector, &[cache::CHANNEL], stopped, move |e| match e {
-            notify::Event::Listening => cache.set_active(true),
-            notify::Event::Notification { payload, .. } => cache.apply(payload),
-            notify::Event::Lost => cache.set_active(false),
+        let others_ref = &mut others;
+        notify::listen(connector, &[cache::CHANNEL], stopped, move |e| {
+            if slot_cache {
+                match e {
+                    notify::Event::Listening => cache.set_active(true),
+                    notify::Event::Notification { payload, .. } => cache.apply(payload),
+                    notify::Event::Lost => cache.set_active(false),
+                }
+            }
+            others_ref(e);
         })
         .await;
         self.cache.set_active(false);
+        others(notify::Event::Lost);
     }
 }
 

@@ -148,12 +148,23 @@ pub struct Claimed {
     pub secret: Option<Stored>,
 }
 
+/// What a range replay did.
+#[derive(Debug)]
+pub enum Replayed {
+    /// New deliveries, one per original event in the range.
+    Sent(Vec<Delivery>),
+    /// The range holds more original events than one replay may send; nothing was sent.
+    TooMany,
+}
+
 /// How an attempt ended, as the worker decided with [`crate::service::domain::webhooks::policy`].
 #[derive(Debug, Clone)]
 pub struct Finished {
     pub status_code: Option<i32>,
     pub error: Option<String>,
-    pub duration_ms: i32,
+    /// `None` when no HTTP answer came (how long a connection took to fail would tell a
+    /// closed port from a filtered one).
+    pub duration_ms: Option<i32>,
     /// `delivered`, `pending` (retry at `next_attempt_at`) or `dead`.
     pub status: &'static str,
     pub next_attempt_at: Option<Timestamp>,
@@ -382,25 +393,39 @@ impl Store {
     }
 
     /// Replay every original event delivered (or not) to a subscription with `created_at` in
-    /// `[from, to)`: one fresh delivery each. Returns the new deliveries.
+    /// `[from, to)`: one fresh delivery each, when there are at most `max_rows` (else
+    /// nothing is sent: [`Replayed::TooMany`]).
     pub async fn replay_range(
         &self,
         org_id: i64,
         webhook_id: i64,
         from: Timestamp,
         to: Timestamp,
-    ) -> Result<Vec<Delivery>> {
-        let c = self.conn().await?;
-        let rows = c
+        max_rows: i64,
+    ) -> Result<Replayed> {
+        let mut c = self.conn().await?;
+        let tx = c.transaction().await?;
+        let originals = "FROM webhook_deliveries
+                       WHERE org_id = $1 AND webhook_id = $2 AND replay_of IS NULL
+                         AND created_at >= $3 AND created_at < $4";
+        let found: i64 = tx
+            .query_one(
+                &format!("SELECT count(*) FROM (SELECT 1 {originals} LIMIT $5::bigint + 1) x"),
+                &[&org_id, &webhook_id, &from, &to, &max_rows],
+            )
+            .await?
+            .get(0);
+        if found > max_rows {
+            return Ok(Replayed::TooMany);
+        }
+        let rows = tx
             .query(
                 &format!(
                     "WITH ins AS (
                        INSERT INTO webhook_deliveries (webhook_id, org_id, event_uid,
                          trigger_event, booking_uid, body, replay_of)
                        SELECT webhook_id, org_id, event_uid, trigger_event, booking_uid, body, id
-                       FROM webhook_deliveries
-                       WHERE org_id = $1 AND webhook_id = $2 AND replay_of IS NULL
-                         AND created_at >= $3 AND created_at < $4
+                       {originals}
                        ORDER BY created_at, id
                        RETURNING *, pg_notify('{CHANNEL}', '')::text AS n)
                      SELECT {DELIVERY_COLS} FROM ins d ORDER BY d.id"
@@ -408,7 +433,10 @@ impl Store {
                 &[&org_id, &webhook_id, &from, &to],
             )
             .await?;
-        Ok(rows.iter().map(Delivery::from_row).collect())
+        tx.commit().await?;
+        Ok(Replayed::Sent(
+            rows.iter().map(Delivery::from_row).collect(),
+        ))
     }
 
     /// Claim the next due attempt, if any: the delivery's attempt count goes up, its due time

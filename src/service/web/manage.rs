@@ -36,6 +36,21 @@ struct Opened {
     token: String,
 }
 
+/// What every GET of a link starts with: the preferences from the query and headers, the
+/// client's availability rate limit, and [`open`].
+async fn open_get(
+    state: &AppState,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    ip: &ClientIp,
+    uid: &str,
+) -> Result<(Prefs, Opened), Response> {
+    let prefs = Prefs::new(pairs(query.unwrap_or("")), headers);
+    rate_limit(state, Class::Availability, ip, &prefs).await?;
+    let o = open(state, &prefs, uid).await?;
+    Ok((prefs, o))
+}
+
 /// Check the link token and read the booking in the token's organization. Every failure is
 /// the same "link is not valid" page.
 async fn open(state: &AppState, prefs: &Prefs, uid: &str) -> Result<Opened, Response> {
@@ -85,12 +100,8 @@ pub async fn view(
     headers: HeaderMap,
     ip: ClientIp,
 ) -> Response {
-    let prefs = Prefs::new(pairs(q.as_deref().unwrap_or("")), &headers);
-    if let Err(r) = rate_limit(&state, Class::Availability, &ip, &prefs).await {
-        return r;
-    }
-    let o = match open(&state, &prefs, &uid).await {
-        Ok(o) => o,
+    let (prefs, o) = match open_get(&state, q.as_deref(), &headers, &ip, &uid).await {
+        Ok(opened) => opened,
         Err(r) => return r,
     };
     let b = &o.booking;
@@ -143,12 +154,8 @@ pub async fn ics(
     headers: HeaderMap,
     ip: ClientIp,
 ) -> Response {
-    let prefs = Prefs::new(pairs(q.as_deref().unwrap_or("")), &headers);
-    if let Err(r) = rate_limit(&state, Class::Availability, &ip, &prefs).await {
-        return r;
-    }
-    let o = match open(&state, &prefs, &uid).await {
-        Ok(o) => o,
+    let (prefs, o) = match open_get(&state, q.as_deref(), &headers, &ip, &uid).await {
+        Ok(opened) => opened,
         Err(r) => return r,
     };
     let cal = match state
@@ -238,12 +245,8 @@ pub async fn cancel_form(
     headers: HeaderMap,
     ip: ClientIp,
 ) -> Response {
-    let prefs = Prefs::new(pairs(q.as_deref().unwrap_or("")), &headers);
-    if let Err(r) = rate_limit(&state, Class::Availability, &ip, &prefs).await {
-        return r;
-    }
-    let o = match open(&state, &prefs, &uid).await {
-        Ok(o) => o,
+    let (prefs, o) = match open_get(&state, q.as_deref(), &headers, &ip, &uid).await {
+        Ok(opened) => opened,
         Err(r) => return r,
     };
     if !active(&o.booking) {
@@ -387,12 +390,8 @@ pub async fn reschedule_page(
     headers: HeaderMap,
     ip: ClientIp,
 ) -> Response {
-    let mut prefs = Prefs::new(pairs(q.as_deref().unwrap_or("")), &headers);
-    if let Err(r) = rate_limit(&state, Class::Availability, &ip, &prefs).await {
-        return r;
-    }
-    let o = match open(&state, &prefs, &uid).await {
-        Ok(o) => o,
+    let (mut prefs, o) = match open_get(&state, q.as_deref(), &headers, &ip, &uid).await {
+        Ok(opened) => opened,
         Err(r) => return r,
     };
     if !active(&o.booking) {

@@ -49,13 +49,7 @@ pub fn spawn(store: Store, settings: Settings) -> Workers {
         wake.clone(),
         stopped.clone(),
     )));
-    let http = reqwest::Client::builder()
-        .timeout(settings.timeout)
-        .connect_timeout(settings.timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("calops-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default();
+    let http = super::guard::client(settings.timeout, &settings.allow_private);
     let settings = Arc::new(settings);
     tasks.push(tokio::spawn(purge(
         store.clone(),
@@ -163,12 +157,17 @@ async fn work(
     }
 }
 
-/// What one HTTP attempt gave: a status code, or why there was none.
+/// What one HTTP attempt gave: a status code, or the error to store and (for the log) its
+/// cause.
 async fn post(
     http: &reqwest::Client,
+    allow: &crate::service::domain::webhooks::reach::AllowList,
     c: &Claimed,
     secret: Option<&[u8]>,
-) -> (Option<u16>, Option<String>) {
+) -> (Option<u16>, Option<String>, Option<String>) {
+    if let Err(refused) = super::guard::check_literal(&c.subscriber_url, allow) {
+        return (None, Some(refused.0), None);
+    }
     let body = c.body.as_bytes();
     let mut rq = http
         .post(&c.subscriber_url)
@@ -191,19 +190,15 @@ async fn post(
             let code = res.status().as_u16();
             // The body is not needed; dropping the response closes or reuses the connection.
             let err = (!(200..300).contains(&code)).then(|| format!("HTTP {code}"));
-            (Some(code), err)
+            (Some(code), err, None)
         }
         Err(e) => {
             // Without the URL: it may carry a token in its query string.
             let e = e.without_url();
-            let why = if e.is_timeout() {
-                "timed out".to_string()
-            } else if e.is_connect() {
-                format!("connection failed: {e}")
-            } else {
-                e.to_string()
-            };
-            (None, Some(why))
+            // The operator's log gets the cause; the stored error does not say whether the
+            // port was closed, filtered or not speaking HTTP.
+            let cause = format!("{e:?}");
+            (None, Some(super::guard::stored_error(&e)), Some(cause))
         }
     }
 }
@@ -215,12 +210,12 @@ async fn attempt(store: &Store, http: &reqwest::Client, settings: &Settings, c: 
         None => Ok(None),
         Some(s) => secrets::open(settings.secret_key.as_ref(), c.org_id, s).map(Some),
     };
-    let (code, error) = match &secret {
-        Ok(s) => post(http, &c, s.as_deref()).await,
-        Err(e) => (None, Some(format!("cannot sign: {e}"))),
+    let (code, error, cause) = match &secret {
+        Ok(s) => post(http, &settings.allow_private, &c, s.as_deref()).await,
+        Err(e) => (None, Some(format!("cannot sign: {e}")), None),
     };
     let ok = error.is_none();
-    let duration_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+    let duration_ms = code.map(|_| started.elapsed().as_millis().min(i32::MAX as u128) as i32);
     let threshold = settings.breaker_threshold;
     let cooldown = settings.breaker_cooldown;
     let jitter: f64 = rand::random();
@@ -270,11 +265,12 @@ async fn attempt(store: &Store, http: &reqwest::Client, settings: &Settings, c: 
     match recorded {
         Ok(f) if f.status == "delivered" => tracing::info!(
             delivery = %c.uid, webhook_id = c.webhook_id, attempt = c.attempt,
-            status_code = ?code, duration_ms, "webhook delivered"
+            status_code = ?code, duration_ms = ?duration_ms, "webhook delivered"
         ),
         Ok(f) => tracing::warn!(
             delivery = %c.uid, webhook_id = c.webhook_id, attempt = c.attempt,
-            status_code = ?code, error = ?f.error, outcome = f.status, "webhook attempt failed"
+            status_code = ?code, error = ?f.error, cause = ?cause, outcome = f.status,
+            "webhook attempt failed"
         ),
         Err(e) => tracing::error!(
             delivery = %c.uid, error = %e,

@@ -6,12 +6,16 @@
 //!   sealed at rest (`secrets`)
 //! - this module: the delivery settings (`CALOPS_WEBHOOK_*`)
 //! - `delivery`: the background workers (claim with `FOR UPDATE SKIP LOCKED`, POST, record)
+//! - `guard`: their HTTP client, which connects only to permitted addresses, and the errors
+//!   an attempt stores
 //!
 //! Events are written by the booking's own transaction (`store::webhooks::enqueue`), so a
 //! committed booking always has its events, and a rolled-back one never does.
 
 pub mod delivery;
+pub mod guard;
 
+use crate::service::domain::webhooks::reach::AllowList;
 use crate::service::domain::webhooks::secrets::SecretKey;
 use crate::service::problem::Problem;
 use std::time::Duration;
@@ -38,6 +42,9 @@ pub struct Settings {
     /// Delivered and dead deliveries older than this are deleted (pending ones never are);
     /// replays reach back this far.
     pub retention: Duration,
+    /// Non-public ranges deliveries may reach anyway (`CALOPS_WEBHOOK_ALLOW_PRIVATE`; see
+    /// `domain::webhooks::reach`). Empty by default: public addresses only.
+    pub allow_private: AllowList,
 }
 
 impl Default for Settings {
@@ -53,6 +60,7 @@ impl Default for Settings {
             poll_interval: Duration::from_secs(5),
             secret_key: None,
             retention: Duration::from_secs(30 * 86_400),
+            allow_private: AllowList::default(),
         }
     }
 }
@@ -117,6 +125,15 @@ impl Settings {
             s.backoff_max = s.backoff_base;
         }
         let mut problems = Vec::new();
+        if let Some(v) = r.get("CALOPS_WEBHOOK_ALLOW_PRIVATE") {
+            match AllowList::parse(&v) {
+                Ok(a) => s.allow_private = a,
+                Err(message) => problems.push(Problem {
+                    setting: "CALOPS_WEBHOOK_ALLOW_PRIVATE",
+                    message,
+                }),
+            }
+        }
         if let Some(v) = secret_key {
             match SecretKey::parse(v) {
                 Ok(k) => s.secret_key = Some(k),
@@ -145,6 +162,7 @@ mod tests {
                 "CALOPS_WEBHOOK_BACKOFF" => Some("50ms"),
                 "CALOPS_WEBHOOK_MAX_ATTEMPTS" => Some("3"),
                 "CALOPS_WEBHOOK_RETENTION" => Some("7days"),
+                "CALOPS_WEBHOOK_ALLOW_PRIVATE" => Some("127.0.0.0/8, 10.1.0.0/16"),
                 _ => None,
             }
             .map(str::to_string)
@@ -155,17 +173,26 @@ mod tests {
         assert_eq!(s.max_attempts, 3);
         assert_eq!(s.retention, Duration::from_secs(7 * 86_400));
         assert!(s.secret_key.is_some());
+        assert_eq!(s.allow_private.to_string(), "127.0.0.0/8,10.1.0.0/16");
+        assert!(
+            Settings::from_env(&|_| None, None)
+                .unwrap()
+                .allow_private
+                .is_empty(),
+            "public addresses only by default"
+        );
         assert!(!format!("{s:?}").contains("0123456789abcdef0123"));
         let bad = |n: &str| {
             match n {
                 "CALOPS_WEBHOOK_WORKERS" => Some("many"),
                 "CALOPS_WEBHOOK_TIMEOUT" => Some("1h"),
+                "CALOPS_WEBHOOK_ALLOW_PRIVATE" => Some("internal"),
                 _ => None,
             }
             .map(str::to_string)
         };
         let p = Settings::from_env(&bad, Some("hunter2hunter2")).unwrap_err();
-        assert_eq!(p.len(), 3, "{p:?}");
+        assert_eq!(p.len(), 4, "{p:?}");
         assert!(!p.iter().any(|p| p.message.contains("hunter2")));
         let p = Settings::from_env(&|_| None, Some("abcd")).unwrap_err();
         assert!(p[0].message.contains("not 32"), "{p:?}");

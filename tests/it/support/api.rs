@@ -1,6 +1,9 @@
 //! The HTTP client the service's integration tests share: bearer auth, JSON in and out, and
 //! the response's status, body (JSON, or the text as a JSON string) and headers. It keeps
 //! every response body, so that a test can prove a secret never came back.
+//!
+//! It sends the newest `cal-api-version` each route serves (what calops' own clients do);
+//! [`Client::version`] sends one of the caller's choice instead, or none.
 
 use calops_testkit::TestApp;
 use reqwest::header::HeaderMap;
@@ -12,16 +15,24 @@ use std::sync::{Arc, Mutex};
 pub struct Client {
     pub http: reqwest::Client,
     pub base: String,
+    /// The service's private listener (`/metrics`).
+    pub private_base: String,
     /// Every response body so far (shared by clones).
     bodies: Arc<Mutex<String>>,
+    /// `None`: the newest version of each route; `Some(None)`: no header at all.
+    version: Option<Option<String>>,
 }
 
 impl Client {
     pub fn new(app: &TestApp) -> Client {
-        Client::at(&app.base)
+        Client {
+            private_base: app.private_base.clone(),
+            ..Client::at(&app.base)
+        }
     }
 
-    /// A client of the service at `base` (`http://127.0.0.1:PORT`).
+    /// A client of the service at `base` (`http://127.0.0.1:PORT`), whose private listener is
+    /// the same.
     pub fn at(base: &str) -> Client {
         Client {
             http: reqwest::Client::builder()
@@ -29,8 +40,34 @@ impl Client {
                 .build()
                 .unwrap(),
             base: base.to_string(),
+            private_base: base.to_string(),
             bodies: Arc::default(),
+            version: None,
         }
+    }
+
+    /// This client with `cal-api-version: v` on every request (no header for `None`).
+    pub fn version(&self, v: Option<&str>) -> Client {
+        Client {
+            version: Some(v.map(str::to_string)),
+            ..self.clone()
+        }
+    }
+
+    /// The Prometheus text from the private listener's `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let res = self
+            .http
+            .get(format!("{}/metrics", self.private_base))
+            .send()
+            .await
+            .expect("GET /metrics");
+        assert_eq!(
+            res.status(),
+            StatusCode::OK,
+            "GET /metrics on the private listener"
+        );
+        res.text().await.expect("the metrics text")
     }
 
     /// One request; no `Authorization` header when `token` is `None`.
@@ -42,7 +79,15 @@ impl Client {
         body: Option<Value>,
         idem: Option<&str>,
     ) -> (StatusCode, Value, HeaderMap) {
+        let version = match &self.version {
+            Some(v) => v.clone(),
+            None => calops::service::api::versions::newest_for(method.as_str(), path)
+                .map(str::to_string),
+        };
         let mut rq = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(v) = version {
+            rq = rq.header("cal-api-version", v);
+        }
         if let Some(t) = token {
             rq = rq.bearer_auth(t);
         }

@@ -60,6 +60,23 @@ pub fn python(test: &str, imports: &str) -> Option<std::path::PathBuf> {
     None
 }
 
+/// The webhook allow-list that lets deliveries reach receivers on 127.0.0.1 (tests set it
+/// explicitly: by default deliveries go to public addresses only).
+pub fn loopback_webhooks() -> calops::service::domain::webhooks::reach::AllowList {
+    calops::service::domain::webhooks::reach::AllowList::parse("127.0.0.0/8").unwrap()
+}
+
+/// A service whose webhook deliveries may reach 127.0.0.1.
+pub async fn app_with_loopback_webhooks() -> calops_testkit::TestApp {
+    let mut config = calops_testkit::app_config(
+        &calops_testkit::fresh_database().await.unwrap(),
+        None,
+        calops::service::ratelimit::policy::Limits::OFF,
+    );
+    config.webhooks.allow_private = loopback_webhooks();
+    calops_testkit::TestApp::spawn_with(config).await.unwrap()
+}
+
 /// Every day of the week, as schedules name them.
 pub const ALL_DAYS: [&str; 7] = [
     "Monday",

@@ -27,7 +27,13 @@ pub fn http(method: reqwest::Method, url: &str, key: &str, body: Option<&Value>)
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut r = reqwest::Client::new().request(method, url).bearer_auth(key);
+        let mut r = reqwest::Client::new()
+            .request(method.clone(), url)
+            .bearer_auth(key);
+        // calops' own clients speak the newest Cal.com shapes of versioned routes.
+        if let Some(v) = calops_testkit::api_version(method.as_str(), url) {
+            r = r.header("cal-api-version", v);
+        }
         if let Some(b) = body {
             r = r.json(b);
         }
@@ -163,6 +169,16 @@ impl Site {
     /// `http://127.0.0.1:PORT{path}` on the site's public port.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the running release's private listener (`/metrics`
+    /// and the operator's `/health`), as recorded in `run/current.json`.
+    pub fn private_url(&self, path: &str) -> String {
+        let current: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.root().join("run/current.json")).unwrap(),
+        )
+        .unwrap();
+        format!("http://127.0.0.1:{}{path}", current["private_port"])
     }
 
     /// The demo event type's slots over the next two weeks, in `zone`.

@@ -61,6 +61,7 @@ fn rules(length: i64) -> Rules {
         after_buffer: 0,
         window: None,
         per_day_limit: None,
+        offset_start: 0,
     }
 }
 
@@ -108,6 +109,57 @@ fn a_plain_day_gives_slots_every_length() {
             "2026-06-01 11:00 +0200"
         ]
     );
+}
+
+#[test]
+fn offset_start_moves_every_slot_later_as_cal_com_does() {
+    // Cal.com (`buildSlotsWithDateRanges`): the first start of each range, rounded to the
+    // grid, moves later by offsetStart; later starts follow every step; a slot must still
+    // end within the range.
+    let a = avail(
+        "Europe/Berlin",
+        vec![
+            rule(&[Weekday::Monday], "09:00", "12:00"),
+            rule(&[Weekday::Monday], "14:00", "15:00"),
+        ],
+    );
+    let mut r = rules(60);
+    r.offset_start = 10;
+    let day = q("2026-06-01T00:00:00Z", "2026-06-02T00:00:00Z");
+    let s = compute(&a, &r, &[], &day);
+    assert_eq!(
+        locals(&s, "Europe/Berlin"),
+        ["2026-06-01 09:10 +0200", "2026-06-01 10:10 +0200"],
+        "11:10 would end after 12:00 and 14:10 after 15:00"
+    );
+    // A booking at 09:10 is judged by the same rules: 09:00 is no slot any more.
+    let probe = |t: &str| Query {
+        start: ts(t),
+        end: ts(t) + 1,
+        now: day.now,
+    };
+    assert_eq!(
+        compute(&a, &r, &[], &probe("2026-06-01T07:10:00Z")).len(),
+        1
+    );
+    assert!(compute(&a, &r, &[], &probe("2026-06-01T07:00:00Z")).is_empty());
+    // Busy time restarts the grid after it, and the offset applies there too (every 30
+    // minutes now, so the grid unit is 30).
+    r.slot_interval = Some(30);
+    let busy = [Busy {
+        start: ts("2026-06-01T07:10:00Z"),
+        end: ts("2026-06-01T08:10:00Z"),
+        before_buffer: 0,
+        after_buffer: 0,
+        same_event_type: true,
+    }];
+    assert_eq!(
+        locals(&compute(&a, &r, &busy, &day), "Europe/Berlin"),
+        ["2026-06-01 10:40 +0200"],
+        "the free range from 10:10 rounds up to 10:30, then moves 10 minutes"
+    );
+    // The one-statement booking path must not assume the unit lattice.
+    assert!(!busy_only_overlaps(&r, &a.tz, ts("2026-06-01T07:10:00Z")));
 }
 
 #[test]
@@ -612,6 +664,7 @@ proptest! {
             after_buffer: after,
             window: None,
             per_day_limit: None,
+            offset_start: 0,
         };
         let query = Query {
             start: ts("2026-10-20T00:00:00Z") + start_off * 3600,
@@ -715,6 +768,7 @@ proptest! {
         notice in 0i64..3000,
         window in 0usize..4,
         limit in proptest::option::of(1u32..3),
+        offset in proptest::option::of(1i64..90),
         start_off in 0i64..(5 * 24),
         span_h in 1i64..(8 * 24),
     ) {
@@ -738,6 +792,7 @@ proptest! {
                 _ => Some(BookingWindow::Range { start: date(2026, 10, 22), end: date(2026, 10, 26) }),
             },
             per_day_limit: limit,
+            offset_start: offset.unwrap_or(0),
         };
         let query = Query {
             start: base + start_off * 3600,
@@ -855,6 +910,7 @@ fn busy_time_only_overlaps_when_the_step_is_its_own_unit_in_a_whole_offset() {
         after_buffer: 0,
         window: None,
         per_day_limit: None,
+        offset_start: 0,
     };
     let t = ts("2026-06-01T09:00:00Z");
     let ny = tz("America/New_York");
@@ -924,6 +980,7 @@ proptest! {
             after_buffer: after,
             window: None,
             per_day_limit: None,
+            offset_start: 0,
         };
         let start = ts("2026-10-20T00:00:00Z") + minute * 300;
         prop_assume!(busy_only_overlaps(&r, &a.tz, start));

@@ -133,6 +133,7 @@ mod tests {
             host_name: "Host".into(),
             host_email: "host@example.com".into(),
             host_time_zone: "UTC".into(),
+            host_username: "host".into(),
             start: "2031-03-03T09:00:00Z".parse().unwrap(),
             end: "2031-03-03T09:30:00Z".parse().unwrap(),
             status: "accepted".into(),
@@ -142,6 +143,10 @@ mod tests {
             rescheduled_from_uid: None,
             rescheduled_to_uid: None,
             cancellation_reason: Some("ill".into()),
+            location: None,
+            booking_fields_responses: json!({}),
+            rescheduling_reason: None,
+            ical_uid: uuid::Uuid::nil(),
             created_at: "2031-01-01T00:00:00Z".parse().unwrap(),
             updated_at: "2031-01-02T00:00:00Z".parse().unwrap(),
         }

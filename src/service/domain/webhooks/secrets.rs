@@ -42,10 +42,21 @@ impl SecretKey {
 }
 
 /// A secret as stored: its bytes and, when sealed, the id of the key that sealed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows neither the bytes (the plain secret when no key is configured) nor their
+/// length.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Stored {
     pub bytes: Vec<u8>,
     pub key_id: Option<String>,
+}
+
+impl std::fmt::Debug for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stored")
+            .field("bytes", &"<redacted>")
+            .field("key_id", &self.key_id)
+            .finish()
+    }
 }
 
 /// What a sealed secret is for: it opens only for the same purpose and organization.
@@ -169,5 +180,18 @@ mod tests {
             .contains("neither"));
         let shown = format!("{:?}", SecretKey([7u8; 32]));
         assert!(!shown.contains("0707"), "{shown}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let plain = seal(None, 7, "whsec_plain-text-secret");
+        let sealed = seal(Some(&SecretKey([9; 32])), 7, "whsec_plain-text-secret");
+        for s in [plain, sealed] {
+            let shown = format!("{s:?}");
+            assert!(
+                !shown.contains("whsec") && !shown.contains("119, 104"),
+                "{shown}"
+            );
+        }
     }
 }

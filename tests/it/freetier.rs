@@ -1,0 +1,507 @@
+//! The `oci-vm` target's shipped profile `free-au`, run through the real binary: `plan`
+//! estimates $0 with the Always Free allowance it assumes and the price table's date, `plan` and
+//! `doctor` warn when a size leaves the allowance, and the commands deploy by pull would serve
+//! (not implemented yet) refuse clearly and change nothing.
+
+use calops::terraform::cost::PriceTable;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn profiles() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles")
+}
+
+/// Run calops in an empty directory with `env` overrides: (exit code, stdout, stderr, dir).
+fn calops(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_calops"));
+    c.current_dir(dir.path())
+        .env("CALOPS_PROFILE_DIR", profiles())
+        .env("NO_COLOR", "1")
+        .args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        dir,
+    )
+}
+
+fn plan_json(env: &[(&str, &str)]) -> (Value, String) {
+    let (code, out, err, _d) = calops(&["plan", "--profile", "free-au", "--json"], env);
+    assert_eq!(code, 0, "{err}");
+    (
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}")),
+        err,
+    )
+}
+
+#[test]
+fn free_au_plans_to_zero_with_the_allowance_assumed_and_the_price_date() {
+    let table = PriceTable::bundled();
+    let (v, err) = plan_json(&[]);
+    assert_eq!(v["total"], 0.0, "{v:#}");
+    assert_eq!(v["prices_as_of"], table.as_of.as_str());
+    assert_eq!(v["allowance"]["a1_ocpus"], 2.0);
+    assert_eq!(v["allowance"]["a1_memory_gbs"], 12.0);
+    assert_eq!(v["outside_allowance"], serde_json::json!([]));
+    assert!(v["lines"][0]["basis"]
+        .as_str()
+        .unwrap()
+        .contains("VM.Standard.A1.Flex: 2 OCPU + 12 GB"));
+    assert!(!err.contains("above"), "no allowance warning: {err}");
+    // The human form names the allowance and the date.
+    let (code, out, _, _d) = calops(&["plan", "--profile", "free-au"], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("Always Free allowance assumed") && out.contains(&table.as_of),
+        "{out}"
+    );
+    assert!(out.contains("total") && out.contains("0.00 USD"), "{out}");
+}
+
+#[test]
+fn sizes_above_the_allowance_are_priced_and_warned_by_plan_and_doctor() {
+    let (v, err) = plan_json(&[("CALOPS_VM_OCPUS", "4"), ("CALOPS_VM_MEMORY_GBS", "24")]);
+    let t = PriceTable::bundled();
+    let rate = &t.compute["VM.Standard.A1.Flex"];
+    let want = ((t.hours_per_month * (2.0 * rate.ocpu_hour + 12.0 * rate.memory_gb_hour)) * 100.0)
+        .round()
+        / 100.0;
+    assert_eq!(v["total"].as_f64().unwrap(), want, "{v:#}");
+    let outside = v["outside_allowance"].to_string();
+    assert!(
+        outside.contains("ocpus = 4") && outside.contains("memory_gbs = 24"),
+        "{outside}"
+    );
+    assert!(err.contains("warning: [vm] ocpus = 4 is above"), "{err}");
+    let (v, _) = plan_json(&[
+        ("CALOPS_LOAD_BALANCER_MAX_BANDWIDTH_MBPS", "100"),
+        ("CALOPS_VM_BLOCK_VOLUME_GBS", "200"),
+    ]);
+    let outside = v["outside_allowance"].to_string();
+    assert!(outside.contains("max_bandwidth_mbps = 100"), "{outside}");
+    assert!(outside.contains("250 GB"), "{outside}");
+    assert!(v["total"].as_f64().unwrap() > 0.0);
+
+    let (_, out, err, _d) = calops(
+        &["doctor", "--profile", "free-au", "--json"],
+        &[("CALOPS_VM_OCPUS", "3")],
+    );
+    let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    let check = doc["report"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "always free")
+        .unwrap_or_else(|| panic!("{doc:#}"));
+    assert_eq!(check["status"], "warn", "{check:#}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("ocpus = 3"),
+        "{check:#}"
+    );
+}
+
+#[test]
+fn deploy_and_friends_refuse_the_vm_target_and_change_nothing() {
+    for args in [
+        &["deploy", "--profile", "free-au"][..],
+        &["rollback", "--profile", "free-au"],
+        &["status", "--profile", "free-au"],
+        &["releases", "--profile", "free-au"],
+        &["backup", "now", "--profile", "free-au"],
+    ] {
+        let (code, out, err, dir) = calops(args, &[]);
+        assert_ne!(code, 0, "{args:?}: {out}");
+        assert!(
+            err.contains("target = \"oci-vm\"")
+                && err.contains("not implemented yet")
+                && err.contains("nothing was changed"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("fix: "), "{args:?}: {err}");
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "{args:?} left files behind"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rendered `oci-vm` stack.
+
+use crate::render::{attr, findings, module_block, resources, terraform_fmt_check};
+use calops::render::cloudinit;
+use calops::render::vm::{render_vm, VmRenderInput, DATA_DEVICE};
+use calops::render::StateBackend;
+
+fn vm_input() -> VmRenderInput {
+    let p = calops::profile::load_with("free-au", &[profiles()], vec![])
+        .unwrap()
+        .profile;
+    let mut input = VmRenderInput::from_profile(&p, Some("1.11.4".into())).unwrap();
+    input.oci.tenancy_id = Some("ocid1.tenancy.oc1..aaaaaaaafreeautenancy".into());
+    input.oci.home_region = Some("ap-sydney-1".into());
+    input
+}
+
+fn written(input: &VmRenderInput) -> (calops::render::Rendered, tempfile::TempDir) {
+    let r = render_vm(input).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    calops::render::write::write_to(&r, dir.path()).unwrap();
+    (r, dir)
+}
+
+#[test]
+fn free_au_renders_terraform_valid_for_the_provider_and_fmt_clean() {
+    for backend in [StateBackend::Oci, StateBackend::Local] {
+        for tf in ["1.11.4", "1.12.1"] {
+            for block in [0, 100] {
+                let mut input = vm_input();
+                input.state.backend = backend;
+                input.terraform_version = Some(tf.into());
+                input.vm.block_volume_gbs = block;
+                let (_, dir) = written(&input);
+                let f = findings(dir.path());
+                assert!(f.is_empty(), "{backend:?} {tf} block {block}: {f:#?}");
+                if let Some((ok, out)) = terraform_fmt_check(
+                    "free_au_renders_terraform_valid_for_the_provider_and_fmt_clean",
+                    dir.path(),
+                ) {
+                    assert!(ok, "{backend:?} {tf}: terraform fmt -check failed:\n{out}");
+                }
+            }
+        }
+    }
+    // The root variables are exactly what terraform.tfvars.json sets, and every variable
+    // without a default is set.
+    let (r, dir) = written(&vm_input());
+    let vars = crate::support::schema_check::module_variables(dir.path());
+    let tfvars: Value = serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+    for k in tfvars.as_object().unwrap().keys() {
+        assert!(
+            vars.contains_key(k.as_str()),
+            "tfvars sets undeclared `{k}`"
+        );
+    }
+    for (k, has_default) in &vars {
+        if !*has_default {
+            assert!(
+                tfvars.get(k.as_str()).is_some(),
+                "required variable `{k}` not set"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_vm_stack_is_one_private_a1_instance_behind_a_10_mbps_https_load_balancer() {
+    let (r, dir) = written(&vm_input());
+    let res = resources(dir.path());
+    let types: std::collections::BTreeSet<&str> = res.iter().map(|r| r.1.as_str()).collect();
+    for managed in [
+        "oci_psql_db_system",
+        "oci_redis_redis_cluster",
+        "oci_container_instances_container_instance",
+        "oci_artifacts_container_repository",
+    ] {
+        assert!(!types.contains(managed), "{managed} in an oci-vm stack");
+    }
+    for needed in [
+        "oci_objectstorage_bucket",
+        "oci_load_balancer_load_balancer",
+        "oci_monitoring_alarm",
+        "oci_identity_dynamic_group",
+        "oci_identity_policy",
+    ] {
+        assert!(types.contains(needed), "no {needed}: {types:?}");
+    }
+    let instances: Vec<_> = res.iter().filter(|r| r.1 == "oci_core_instance").collect();
+    assert_eq!(instances.len(), 1);
+    let inst = &instances[0].3;
+    assert!(attr(inst, "count").is_none() && attr(inst, "for_each").is_none());
+    let vnic = inst
+        .blocks()
+        .find(|b| b.identifier() == "create_vnic_details")
+        .unwrap()
+        .body()
+        .clone();
+    assert_eq!(attr(&vnic, "assign_public_ip").as_deref(), Some("false"));
+    let main = hcl::parse(&r.files["main.tf"]).unwrap();
+    let vm = module_block(&main, "vm");
+    assert_eq!(
+        attr(&vm, "subnet_id").unwrap(),
+        "module.network.private_subnet_id"
+    );
+    assert!(attr(&vm, "user_data_base64")
+        .unwrap()
+        .contains("cloud-init.yaml"));
+    assert!(r.files.contains_key("cloud-init.yaml"));
+    let lb = module_block(&main, "loadbalancer");
+    assert!(attr(&lb, "backends")
+        .unwrap()
+        .contains("module.vm.private_ip"));
+    let access = module_block(&main, "access");
+    assert_eq!(attr(&access, "members").unwrap(), "\"instances\"");
+    assert_eq!(
+        attr(&module_block(&main, "monitoring"), "cpu_metric_namespace").unwrap(),
+        "\"oci_computeagent\""
+    );
+    // The dynamic group of instances and what it may do with the bucket.
+    let access_main = &r.files["modules/access/main.tf"];
+    assert!(access_main
+        .contains("instances  = \"ALL {instance.compartment.id = '${var.compartment_id}'}\""));
+    assert!(access_main.contains(
+        "to read buckets ${local.where} where target.bucket.name = '${var.bucket_name}'"
+    ));
+    assert!(access_main.contains(
+        "to manage objects ${local.where} where target.bucket.name = '${var.bucket_name}'"
+    ));
+    let tfvars: Value = serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+    assert_eq!(tfvars["vm_shape"], "VM.Standard.A1.Flex");
+    assert_eq!(
+        (tfvars["vm_ocpus"].clone(), tfvars["vm_memory_gbs"].clone()),
+        (2.into(), 12.into())
+    );
+    assert_eq!(tfvars["lb_min_bandwidth_mbps"], 10);
+    assert_eq!(tfvars["lb_max_bandwidth_mbps"], 10);
+    assert!(
+        tfvars["lb_certificate_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ocid1.certificate."),
+        "HTTPS listener"
+    );
+    assert_eq!(tfvars["vm_image_id"], Value::Null, "the image is looked up");
+    assert!(!r
+        .warnings
+        .iter()
+        .any(|w| w == calops::render::PLAIN_HTTP_WARNING));
+    // The image lookup: Oracle Linux 9 for the shape (aarch64 on A1), newest first.
+    let vm_main = &r.files["modules/vm/main.tf"];
+    let body = hcl::parse(vm_main).unwrap();
+    let images = body
+        .blocks()
+        .find(|b| b.identifier() == "data" && b.labels()[0].as_str() == "oci_core_images")
+        .unwrap()
+        .body()
+        .clone();
+    assert_eq!(
+        attr(&images, "operating_system").unwrap(),
+        "\"Oracle Linux\""
+    );
+    assert_eq!(attr(&images, "operating_system_version").unwrap(), "\"9\"");
+    assert_eq!(attr(&images, "shape").unwrap(), "var.shape");
+    assert_eq!(attr(&images, "sort_order").unwrap(), "\"DESC\"");
+    // The data volume's device is the one cloud-init waits for.
+    assert!(
+        r.files["modules/vm/variables.tf"].contains(&format!("default     = \"{DATA_DEVICE}\""))
+    );
+}
+
+/// The user data as cloud-init's own YAML library (PyYAML `safe_load`) reads it, when a Python
+/// with PyYAML is installed (scripts/setup's venv); `None` after saying why it is skipped.
+fn pyyaml(test: &str, text: &str) -> Option<Value> {
+    let py = ["/opt/calops-venv/bin/python3", "python3"]
+        .into_iter()
+        .find(|p| {
+            std::process::Command::new(p)
+                .args(["-c", "import yaml"])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        });
+    let Some(py) = py else {
+        calops_testkit::skip_or_fail(test, "no Python with PyYAML (run scripts/setup)");
+        return None;
+    };
+    use std::io::Write;
+    let mut child = std::process::Command::new(py)
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin.read())))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// `key=value` lines of one `[section]` of a systemd unit.
+fn unit_section(unit: &str, section: &str) -> Vec<(String, String)> {
+    let mut inside = false;
+    let mut out = Vec::new();
+    for line in unit.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == format!("[{section}]");
+        } else if inside && !line.is_empty() && !line.starts_with('#') {
+            let (k, v) = line
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not key=value: {line}"));
+            out.push((k.to_string(), v.to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn cloud_init_user_data_parses_as_yaml_and_installs_the_distro_packages_and_the_agent_unit() {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let mut input = vm_input();
+    input.vm.block_volume_gbs = 100;
+    let (r, _dir) = written(&input);
+    let text = &r.files["cloud-init.yaml"];
+    assert_eq!(text.lines().next(), Some("#cloud-config"));
+    let docs = YamlLoader::load_from_str(text).unwrap();
+    assert_eq!(docs.len(), 1);
+    let doc = &docs[0];
+    let strs = |y: &Yaml| -> Vec<String> {
+        y.as_vec()
+            .unwrap_or_else(|| panic!("not a list: {y:?}"))
+            .iter()
+            .map(|s| {
+                s.as_str()
+                    .unwrap_or_else(|| panic!("not a string: {s:?}"))
+                    .to_string()
+            })
+            .collect()
+    };
+    let runcmd: Vec<Vec<String>> = doc["runcmd"].as_vec().unwrap().iter().map(strs).collect();
+    assert_eq!(
+        runcmd[0],
+        [cloudinit::DATA_VOLUME_SCRIPT],
+        "the data volume first"
+    );
+    let pos = |argv: &[&str]| {
+        runcmd
+            .iter()
+            .position(|c| c.iter().map(String::as_str).collect::<Vec<_>>() == argv)
+            .unwrap_or_else(|| panic!("no {argv:?} in {runcmd:?}"))
+    };
+    let enable = pos(&["dnf", "-y", "module", "enable", "postgresql:16", "redis:7"]);
+    let install = pos(&[
+        "dnf",
+        "-y",
+        "install",
+        "postgresql-server",
+        "postgresql-contrib",
+        "redis",
+    ]);
+    let port = pos(&["firewall-offline-cmd", "--add-port=3000/tcp"]);
+    let start = pos(&["systemctl", "enable", "--now", "calops-agent.service"]);
+    assert!(
+        enable < install && install < start && port < start,
+        "{runcmd:?}"
+    );
+    let files = doc["write_files"].as_vec().unwrap();
+    let file = |path: &str| {
+        files
+            .iter()
+            .find(|f| f["path"].as_str() == Some(path))
+            .unwrap_or_else(|| panic!("no {path}"))
+    };
+    let unit = file(cloudinit::AGENT_UNIT)["content"].as_str().unwrap();
+    let service = unit_section(unit, "Service");
+    assert!(service.contains(&(
+        "ExecStart".into(),
+        format!("{} agent", cloudinit::AGENT_BINARY)
+    )));
+    assert!(service.contains(&("User".into(), "calops".into())));
+    assert!(service.contains(&("EnvironmentFile".into(), cloudinit::AGENT_ENV.into())));
+    assert!(unit_section(unit, "Unit")
+        .contains(&("ConditionPathExists".into(), cloudinit::AGENT_BINARY.into())));
+    assert_eq!(
+        unit_section(unit, "Install"),
+        [("WantedBy".to_string(), "multi-user.target".to_string())]
+    );
+    let env = file(cloudinit::AGENT_ENV)["content"].as_str().unwrap();
+    assert!(
+        env.contains("CALOPS_BUCKET=calops-free-au\n")
+            && env.contains("CALOPS_OCI_AUTH=instance_principal\n"),
+        "{env}"
+    );
+    let script = file(cloudinit::DATA_VOLUME_SCRIPT);
+    assert_eq!(script["permissions"].as_str(), Some("0755"));
+    assert!(script["content"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("dev={DATA_DEVICE}\n")));
+    let users = doc["users"].as_vec().unwrap();
+    assert_eq!(users[0].as_str(), Some("default"));
+    assert_eq!(users[1]["name"].as_str(), Some("calops"));
+    assert_eq!(users[1]["system"].as_bool(), Some(true));
+    // cloud-init's own parser reads the same document.
+    if let Some(v) = pyyaml(
+        "cloud_init_user_data_parses_as_yaml_and_installs_the_distro_packages_and_the_agent_unit",
+        text,
+    ) {
+        assert_eq!(v["runcmd"][0][0], cloudinit::DATA_VOLUME_SCRIPT);
+        assert_eq!(v["write_files"][1]["content"].as_str(), Some(unit));
+    }
+    // Without a block volume, no data volume script.
+    let (r, _d) = written(&vm_input());
+    assert!(!r.files["cloud-init.yaml"].contains(cloudinit::DATA_VOLUME_SCRIPT));
+}
+
+#[test]
+fn the_vm_root_module_carries_the_iac_modules_byte_for_byte() {
+    let (r, _d) = written(&vm_input());
+    let mut modules = std::collections::BTreeSet::new();
+    for (path, text) in &r.files {
+        if let Some(rest) = path.strip_prefix("modules/") {
+            let src = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("iac/modules")
+                    .join(rest),
+            )
+            .unwrap();
+            assert_eq!(&src, text, "{path}");
+            modules.insert(rest.split('/').next().unwrap().to_string());
+        }
+    }
+    let want = [
+        "access",
+        "loadbalancer",
+        "monitoring",
+        "network",
+        "storage",
+        "vm",
+    ];
+    assert_eq!(modules.into_iter().collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn render_refuses_what_the_vm_cannot_install() {
+    let mut input = vm_input();
+    input.vm.postgres_version = "14".into();
+    let e = render_vm(&input).unwrap_err().to_string();
+    assert!(e.contains("postgres_version") && e.contains("16"), "{e}");
+    // And `calops render --profile free-au` writes the stack (no slots to give it).
+    let (code, out, err, dir) = calops(&["render", "--profile", "free-au", "--json"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["files"].to_string().contains("cloud-init.yaml"));
+    assert!(dir
+        .path()
+        .join(".calops/free-au/terraform/modules/vm/main.tf")
+        .exists());
+    let (code, _, err, _d) = calops(
+        &["render", "--profile", "free-au", "--image", "x@sha256:00"],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("no deployment slots"), "{err}");
+}
