@@ -997,3 +997,59 @@ async fn the_maildir_transport_writes_each_message_as_a_file_in_new() {
     }
     let _ = t.org_id;
 }
+
+/// A database at main's migrations before e-mail (every version but 10, 11 included): the
+/// next start applies 10 though a higher version is recorded, and bookings then mail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_with_a_later_migration_but_not_mails_gets_it_on_the_next_start() {
+    const TEST: &str = "a_database_with_a_later_migration_but_not_mails_gets_it_on_the_next_start";
+    if !have_pg(TEST) {
+        return;
+    }
+    use calops::service::store::{migrations::MIGRATIONS, Store};
+    const MAIL: i32 = 10;
+    let url = fresh_database().await.unwrap();
+    {
+        let mut d = db(&url).await;
+        d.batch_execute(
+            "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+               applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .unwrap();
+        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 != MAIL) {
+            let tx = d.transaction().await.unwrap();
+            tx.batch_execute(sql).await.unwrap();
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+    assert!(
+        MIGRATIONS.iter().any(|m| m.0 > MAIL),
+        "the case needs a version above the mail migration"
+    );
+    let store = Store::new(&url, 2).unwrap();
+    assert_eq!(store.migrate().await.unwrap(), vec![MAIL]);
+    assert!(store.migrate().await.unwrap().is_empty(), "once only");
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("mail");
+    let app = app_on(url, mail_settings(Transport::Maildir(maildir.clone()))).await;
+    let c = Client::new(&app);
+    let t = tenant(&c, 1, None).await;
+    book(
+        &c,
+        &t,
+        booking(t.event_types[0], &slot(0), "ann@example.com", &[]),
+    )
+    .await;
+    let until = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(maildir.join("new")).map_or(0, |d| d.count()) < 2 {
+        assert!(Instant::now() < until, "no mail after the late migration");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
