@@ -1053,3 +1053,108 @@ async fn a_database_with_a_later_migration_but_not_mails_gets_it_on_the_next_sta
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// An attendee or guest address mail cannot be sent to (that a plausibility check, an `@`
+/// and a dot after it, would let through) is refused when the booking is made, in both
+/// booking shapes and in a composite booking: a validation error naming the request field
+/// and saying what to do; nothing is booked and nothing queued. (The booking page's form
+/// shows the field error: `pages::bad_input_gets_a_page_not_an_error`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_mail_cannot_reach_is_refused_at_booking_time_naming_the_field() {
+    const TEST: &str = "an_address_mail_cannot_reach_is_refused_at_booking_time_naming_the_field";
+    if !have_pg(TEST) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database().await.unwrap();
+    let app = app_on(
+        url.clone(),
+        mail_settings(Transport::Maildir(dir.path().join("mail"))),
+    )
+    .await;
+    let c = Client::new(&app);
+    let t = tenant(&c, 1, None).await;
+    let et = t.event_types[0];
+    let refused = |v: &Value| -> Vec<String> {
+        v["error"]["details"]["fields"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no field errors: {v}"))
+            .iter()
+            .map(|f| {
+                assert!(
+                    f["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("such as ann@example.com"),
+                    "{f}"
+                );
+                f["field"].as_str().unwrap().to_string()
+            })
+            .collect()
+    };
+    // 2024-08-13 (what calops' clients send): the attendee, and the second guest.
+    for (attendee, guests, field) in [
+        ("ann..lee@example.com", vec![], "attendee.email"),
+        ("<ann@example.com>", vec![], "attendee.email"),
+        (
+            "ann@example.com",
+            vec!["bob@example.com", "carl@-example.com"],
+            "guests[1]",
+        ),
+    ] {
+        let (s, v) = c
+            .post(
+                "/v2/bookings",
+                &t.key,
+                booking(et, &slot(0), attendee, &guests),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{attendee} {guests:?}: {v}");
+        assert_eq!(v["error"]["code"], "validation_error", "{v}");
+        assert_eq!(refused(&v), [field], "{v}");
+    }
+    // The older shape names its own fields.
+    let (s, v) = c
+        .version(None)
+        .post(
+            "/v2/bookings",
+            &t.key,
+            json!({"start": slot(0), "eventTypeId": et, "timeZone": "UTC", "language": "en",
+                   "metadata": {}, "responses": {"name": "Bo Chen", "email": "bo..chen@example.com",
+                   "guests": ["ok@example.com", ".dot@example.com"]}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(
+        refused(&v),
+        ["responses.email", "responses.guests[1]"],
+        "{v}"
+    );
+    // A composite booking checks its shared attendee the same way.
+    let (s, v) = c
+        .post(
+            "/v2/bookings/composite",
+            &t.key,
+            json!({"segments": [{"eventTypeId": et, "start": slot(0)}, {"eventTypeId": et, "start": slot(1)}],
+                   "attendee": {"name": "Ann", "email": "ann@example.com.", "timeZone": "UTC"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(refused(&v), ["attendee.email"], "{v}");
+    // Nothing was booked or queued; a good address books.
+    let d = db(&url).await;
+    for table in ["bookings", "mail_outbox"] {
+        let n: i64 = d
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0, "{table}");
+    }
+    book(
+        &c,
+        &t,
+        booking(et, &slot(0), "ann.lee@example.com", &["bob@example.com"]),
+    )
+    .await;
+}
