@@ -177,6 +177,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         config.mail.clone(),
         state.page_key.clone(),
         state.metrics.clone(),
+        config.oci.clone(),
     )
     .await
     .context("starting the mail workers")?;

@@ -1158,3 +1158,176 @@ async fn an_address_mail_cannot_reach_is_refused_at_booking_time_naming_the_fiel
     )
     .await;
 }
+
+// ---- OCI Email Delivery (SubmitRawEmail) ------------------------------------------------------
+
+/// A stand-in for Email Delivery's HTTPS submission endpoint on 127.0.0.1: it checks each
+/// request as OCI does (the signature over the body's sha256, length and type; the path; the
+/// `message/rfc822` type; the compartment and sender headers), answers the first `fail_first`
+/// with 500 and a request for `refuse` with 400, and stores what it accepts in a Maildir with
+/// the envelope as `X-RcptTo`/`X-MailFrom` headers (as `smtpd.py` does).
+#[derive(Clone)]
+struct EmailStand {
+    signatures: std::sync::Arc<crate::support::ocistand::Signatures>,
+    maildir: PathBuf,
+    compartment: String,
+    refuse: String,
+    fail_first: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    problems: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn email_stand(
+    axum::extract::State(s): axum::extract::State<EmailStand>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use crate::support::ocistand::{header, incoming, json_reply, oci_error};
+    let (method, path, pq, _, headers, body) = incoming(req).await;
+    let mut problems = Vec::new();
+    if let Err(e) = s.signatures.verify(&method, &pq, &headers, &body) {
+        problems.push(format!("signature: {e}"));
+    }
+    if (method.as_str(), path.as_str())
+        != (
+            "POST",
+            calops::service::mail::transport::SUBMIT_RAW_EMAIL_PATH,
+        )
+    {
+        problems.push(format!("{method} {path}"));
+    }
+    for (name, want) in [
+        ("content-type", "message/rfc822"),
+        ("compartment-id", s.compartment.as_str()),
+        ("sender", "bookings@acme.example"),
+    ] {
+        if header(&headers, name).as_deref() != Some(want) {
+            problems.push(format!("{name}: {:?}", header(&headers, name)));
+        }
+    }
+    if !problems.is_empty() {
+        s.problems.lock().unwrap().extend(problems.clone());
+        return oci_error(401, "NotAuthenticated", &problems.join("; "));
+    }
+    let rcpts = header(&headers, "recipients").unwrap_or_default();
+    if s.fail_first
+        .fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| n.checked_sub(1),
+        )
+        .is_ok()
+    {
+        return oci_error(500, "InternalServerError", "try again");
+    }
+    if rcpts == s.refuse {
+        return oci_error(400, "InvalidParameter", "recipient is suppressed");
+    }
+    let mut stored =
+        format!("X-RcptTo: {rcpts}\r\nX-MailFrom: bookings@acme.example\r\n").into_bytes();
+    stored.extend_from_slice(&body);
+    let name = uuid::Uuid::new_v4().to_string();
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir_all(s.maildir.join(sub)).unwrap();
+    }
+    calops::service::mail::transport::write_maildir(&s.maildir, &name, &stored).unwrap();
+    json_reply(
+        200,
+        json!({"messageId": name, "envelopeId": name, "suppressedRecipients": []}),
+    )
+}
+
+/// On OCI mail goes through Email Delivery's `SubmitRawEmail`, signed as the service (the
+/// resource principal in production; an API key here, checked the same way): the whole MIME
+/// message arrives, its invitation matching the booking's ICS; a 500 is tried again, a 400
+/// for a recipient is dead for that recipient only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_email_submits_the_whole_signed_message_and_retries_only_what_may_pass_later() {
+    const TEST: &str =
+        "oci_email_submits_the_whole_signed_message_and_retries_only_what_may_pass_later";
+    if !have_pg(TEST) {
+        return;
+    }
+    let Some(py) = python(TEST) else { return };
+    use crate::support::ocistand::{key, key_id, serve, Signatures};
+    use calops::oci::client::{OciClient, RetryPolicy, Service};
+    use calops::oci::signer::Signer;
+    const COMPARTMENT: &str = "ocid1.compartment.oc1..mail";
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Maildir");
+    let k = key();
+    let stand = EmailStand {
+        signatures: std::sync::Arc::new(Signatures {
+            public: k.to_public_key(),
+            key_ids: vec![key_id(&k)],
+            host: None,
+        }),
+        maildir: maildir.clone(),
+        compartment: COMPARTMENT.into(),
+        refuse: "nobody@refused.example".into(),
+        fail_first: std::sync::Arc::new(2.into()),
+        problems: Default::default(),
+    };
+    let base = serve(
+        axum::Router::new()
+            .fallback(email_stand)
+            .with_state(stand.clone()),
+    )
+    .await;
+    let client = OciClient::new(Signer::new(key_id(&k), k), "ap-sydney-1")
+        .unwrap()
+        .with_retry_policy(RetryPolicy::none())
+        .with_endpoint(Service::EmailSubmission, url::Url::parse(&base).unwrap());
+    let url = fresh_database().await.unwrap();
+    let mut config =
+        calops_testkit::app_config(&url, None, calops::service::ratelimit::policy::Limits::OFF);
+    config.mail = mail_settings(Transport::OciEmail {
+        compartment_id: COMPARTMENT.into(),
+    });
+    config.oci = Some(client);
+    let app = TestApp::spawn_with(config).await.unwrap();
+    let c = Client::new(&app);
+    let t = tenant(&c, 1, None).await;
+    let b = book(
+        &c,
+        &t,
+        booking(
+            t.event_types[0],
+            &slot(0),
+            "ann@example.com",
+            &["nobody@refused.example"],
+        ),
+    )
+    .await;
+    let all = wait_for_mail(&py, &maildir, 2, 30).await;
+    assert_eq!(stand.problems.lock().unwrap().as_slice(), [] as [String; 0]);
+    assert_eq!(
+        rcpts(&all.iter().collect::<Vec<_>>()),
+        ["ann@example.com", t.host_email.as_str()]
+    );
+    let (ical_uid, seq, _) = api_ics(&c, &t, b["uid"].as_str().unwrap()).await;
+    for m in &all {
+        assert_eq!(m["ics"]["uid"], ical_uid.as_str(), "{m}");
+        assert_eq!(m["ics"]["sequence"], seq);
+        assert_eq!(m["ics"]["method"], "REQUEST");
+    }
+    let d = db(&url).await;
+    let rows = d
+        .query(
+            "SELECT recipient, status, attempts, COALESCE(last_error, '') FROM mail_outbox ORDER BY recipient",
+            &[],
+        )
+        .await
+        .unwrap();
+    let dead: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| r.get::<_, String>(1) == "dead")
+        .map(|r| (r.get(0), r.get(3)))
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].0, "nobody@refused.example");
+    assert!(dead[0].1.contains("400"), "{}", dead[0].1);
+    let tried: i32 = rows.iter().map(|r| r.get::<_, i32>(2)).sum();
+    assert!(
+        tried >= 5,
+        "the two 500s were tried again ({tried} attempts)"
+    );
+}

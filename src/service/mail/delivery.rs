@@ -60,6 +60,7 @@ pub async fn spawn(
     settings: Settings,
     page_key: PageKey,
     metrics: Arc<Metrics>,
+    oci: Option<crate::oci::client::OciClient>,
 ) -> anyhow::Result<Workers> {
     let (stop, stopped) = watch::channel(false);
     let mut tasks = Vec::new();
@@ -67,7 +68,7 @@ pub async fn spawn(
     let Some(transport) = &settings.transport else {
         return Ok(Workers { stop, tasks });
     };
-    let sender = Sender::new(transport, settings.timeout)
+    let sender = Sender::new(transport, settings.timeout, oci.as_ref())
         .map_err(|e| anyhow::anyhow!("mail transport: {e}"))?;
     metrics
         .mail

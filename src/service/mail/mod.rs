@@ -42,6 +42,10 @@ pub enum Transport {
     },
     /// One file per message in `<dir>/new/` (written in `tmp/` first).
     Maildir(PathBuf),
+    /// OCI Email Delivery's HTTPS submission (`SubmitRawEmail`: the whole MIME message,
+    /// invitation included), signed as the container instance's resource principal; the
+    /// sender (`CALOPS_MAIL_FROM`) must be an approved sender in `compartment_id`.
+    OciEmail { compartment_id: String },
 }
 
 impl std::fmt::Debug for Transport {
@@ -64,6 +68,10 @@ impl std::fmt::Debug for Transport {
                 .field("ca", &ca_pem.is_some())
                 .finish(),
             Transport::Maildir(p) => f.debug_tuple("Maildir").field(p).finish(),
+            Transport::OciEmail { compartment_id } => f
+                .debug_struct("OciEmail")
+                .field("compartment_id", compartment_id)
+                .finish(),
         }
     }
 }
@@ -182,7 +190,8 @@ impl Settings {
     }
 }
 
-/// `smtp://host[:port][?tls=starttls|none]`, `smtps://host[:port]` or `maildir:PATH`.
+/// `smtp://host[:port][?tls=starttls|none]`, `smtps://host[:port]`, `oci-email:COMPARTMENT`
+/// or `maildir:PATH`.
 fn parse_transport(
     t: &str,
     env: &dyn Fn(&str) -> Option<String>,
@@ -202,9 +211,20 @@ fn parse_transport(
         }
         return Ok(Transport::Maildir(PathBuf::from(dir.trim())));
     }
+    if let Some(c) = t.strip_prefix("oci-email:") {
+        let c = c.trim();
+        if !c.starts_with("ocid1.compartment.") && !c.starts_with("ocid1.tenancy.") {
+            return Err(bad(format!(
+                "oci-email: needs the OCID of the approved sender's compartment, e.g. oci-email:ocid1.compartment.oc1..aaaa (got {c:?})"
+            )));
+        }
+        return Ok(Transport::OciEmail {
+            compartment_id: c.to_string(),
+        });
+    }
     let u = url::Url::parse(t).map_err(|_| {
         bad(format!(
-            "{t:?}: use smtp://HOST:587 (STARTTLS), smtps://HOST:465 (TLS), or maildir:DIRECTORY"
+            "{t:?}: use smtp://HOST:587 (STARTTLS), smtps://HOST:465 (TLS), oci-email:COMPARTMENT_OCID, or maildir:DIRECTORY"
         ))
     })?;
     if !u.username().is_empty() || u.password().is_some() {

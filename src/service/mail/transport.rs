@@ -1,8 +1,11 @@
 //! Sending one message: SMTP through lettre (rustls; STARTTLS required on `smtp://`, TLS from
-//! the first byte on `smtps://`), or a Maildir (`tmp/` then a rename into `new/`, so a reader
-//! never sees half a message).
+//! the first byte on `smtps://`), OCI Email Delivery's `SubmitRawEmail` (the same MIME bytes,
+//! signed as the resource principal), or a Maildir (`tmp/` then a rename into `new/`, so a
+//! reader never sees half a message).
 
 use super::{Security, Transport};
+use crate::oci::client::{OciClient, OciError, OciRequest, Service};
+use crate::oci::signer::BodyMode;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -22,12 +25,31 @@ pub enum SendError {
 pub enum Sender {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     Maildir(PathBuf),
+    OciEmail {
+        client: OciClient,
+        compartment_id: String,
+    },
 }
 
+/// `SubmitRawEmail` (Email Delivery submission API 20220926, oci-go-sdk `emaildataplane`).
+pub const SUBMIT_RAW_EMAIL_PATH: &str = "/20220926/actions/submitRawEmail";
+
 impl Sender {
-    /// Build the transport of `t`. `Err`: a problem with the settings (e.g. a bad certificate).
-    pub fn new(t: &Transport, timeout: Duration) -> Result<Sender, String> {
+    /// Build the transport of `t`; `oci` is the resource principal's client, which
+    /// `oci-email` needs. `Err`: a problem with the settings (e.g. a bad certificate).
+    pub fn new(
+        t: &Transport,
+        timeout: Duration,
+        oci: Option<&OciClient>,
+    ) -> Result<Sender, String> {
         match t {
+            Transport::OciEmail { compartment_id } => match oci {
+                Some(c) => Ok(Sender::OciEmail {
+                    client: c.clone(),
+                    compartment_id: compartment_id.clone(),
+                }),
+                None => Err("oci-email needs the container instance's resource principal (OCI_RESOURCE_PRINCIPAL_* variables), which this process does not have".into()),
+            },
             Transport::Maildir(dir) => {
                 for sub in ["tmp", "new", "cur"] {
                     std::fs::create_dir_all(dir.join(sub))
@@ -76,6 +98,10 @@ impl Sender {
                     SendError::Transient(e.to_string())
                 }
             }),
+            Sender::OciEmail {
+                client,
+                compartment_id,
+            } => submit_raw(client, compartment_id, &m).await,
             Sender::Maildir(dir) => {
                 let bytes = m.formatted();
                 let (dir, name) = (dir.clone(), file_name.to_string());
@@ -85,6 +111,42 @@ impl Sender {
                     .map_err(|e| SendError::Transient(e.to_string()))
             }
         }
+    }
+}
+
+/// `POST /actions/submitRawEmail`: the message as `message/rfc822`, the envelope in the
+/// `sender` and `recipients` headers. 2xx: accepted. A 400 (the service refuses this message
+/// or recipient) is permanent; anything else (429, 5xx, 401/403/404 while a policy or sender
+/// is being set up, the network) is tried again.
+async fn submit_raw(
+    client: &OciClient,
+    compartment_id: &str,
+    m: &Message,
+) -> Result<(), SendError> {
+    let env = m.envelope();
+    let from = env
+        .from()
+        .map(|a| a.to_string())
+        .ok_or_else(|| SendError::Permanent("the message has no sender".into()))?;
+    let to: Vec<String> = env.to().iter().map(|a| a.to_string()).collect();
+    let url = client
+        .url(Service::EmailSubmission, SUBMIT_RAW_EMAIL_PATH)
+        .map_err(|e| SendError::Transient(e.to_string()))?;
+    let req = OciRequest::new(reqwest::Method::POST, url)
+        .header("content-type", "message/rfc822")
+        .and_then(|r| r.header("compartment-id", compartment_id))
+        .and_then(|r| r.header("sender", &from))
+        .and_then(|r| r.header("recipients", &to.join(",")))
+        .map_err(|e| {
+            SendError::Permanent(format!("{e} (SubmitRawEmail takes ASCII addresses only)"))
+        })?
+        .body(m.formatted(), BodyMode::Standard);
+    match client.send(req).await {
+        Ok(_) => Ok(()),
+        Err(e @ OciError::Api(_)) if e.status() == Some(400) => {
+            Err(SendError::Permanent(format!("SubmitRawEmail: {e}")))
+        }
+        Err(e) => Err(SendError::Transient(format!("SubmitRawEmail: {e}"))),
     }
 }
 
@@ -110,6 +172,7 @@ mod tests {
         let s = Sender::new(
             &Transport::Maildir(d.path().to_path_buf()),
             Duration::from_secs(1),
+            None,
         )
         .unwrap();
         assert!(matches!(s, Sender::Maildir(_)));
