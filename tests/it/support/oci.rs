@@ -99,6 +99,9 @@ pub struct Store {
     pub metric_posts: Vec<Value>,
     /// Why PostMetricData bodies were refused (400).
     pub metric_rejections: Vec<String>,
+    /// Accepted SubmitRawEmail calls: their `compartment-id`, `sender`, `recipients` and
+    /// `content-type` headers (by name) and the raw message.
+    pub raw_emails: Vec<(BTreeMap<String, String>, Bytes)>,
 }
 
 /// What the platform does when a token is refused: put the renewed one where it is read.
@@ -268,6 +271,27 @@ pub async fn handle(
     }
     if (method.as_str(), path.as_str()) == ("POST", "/20180401/metrics") {
         return post_metric_data(&oci, &body).await;
+    }
+    if (method.as_str(), path.as_str())
+        == (
+            "POST",
+            calops::service::mail::transport::SUBMIT_RAW_EMAIL_PATH,
+        )
+    {
+        let hs = ["compartment-id", "sender", "recipients", "content-type"]
+            .into_iter()
+            .filter_map(|n| ocistand::header(&headers, n).map(|v| (n.to_string(), v)))
+            .collect();
+        oci.store
+            .lock()
+            .unwrap()
+            .raw_emails
+            .push((hs, body.clone()));
+        let id = uuid::Uuid::new_v4().to_string();
+        return json_reply(
+            200,
+            json!({"messageId": id, "envelopeId": id, "suppressedRecipients": []}),
+        );
     }
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let header = |n: &str| ocistand::header(&headers, n);
