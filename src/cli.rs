@@ -65,9 +65,10 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// List the releases of a profile.
     Releases,
-    /// Show the current release, its health and endpoints (local target: and its backups).
+    /// Show the current release, its health, endpoints and live figures (local target: from its
+    /// /metrics, and its backups; OCI: from OCI Monitoring, and the stack's firing alarms).
     #[command(
-        after_help = "Exit codes: 0 healthy, or nothing deployed yet; 1 not healthy, or (local target) backups are behind: WAL waiting more than 15 minutes, or no base backup for two days."
+        after_help = "Exit codes: 0 healthy, or nothing deployed yet; 1 not healthy or unreachable, (OCI) an alarm of the stack is firing, or (local target) backups are behind: WAL waiting more than 15 minutes, or no base backup for two days. Figures that cannot be read are a note, not a failure."
     )]
     Status,
     /// Stop everything a profile runs; keeps data unless --purge.

@@ -21,6 +21,7 @@ pub mod profile;
 pub mod render;
 pub mod runtime;
 pub mod service;
+pub mod status;
 pub mod terraform;
 pub mod ui;
 

@@ -136,6 +136,9 @@ pub fn status(g: &GlobalArgs, ui: &Ui) -> anyhow::Result<i32> {
     for w in &s.warnings {
         ui.warn(w);
     }
+    for n in &s.notes {
+        ui.note(n);
+    }
     ui.result(&s.doc, || s.text.clone());
     Ok(s.exit_code())
 }

@@ -1,12 +1,15 @@
-//! `status`: the current release of a profile and whether it answers healthy. Local: `/health`
-//! of the running release on its private port, and how its backups stand (the archive lag
-//! alarm fails the status); OCI: `/health` through the load balancer (or
-//! `CALOPS_HEALTH_URL`), which must come from the recorded image.
+//! `status`: the current release of a profile, whether it answers healthy, and its live figures
+//! ([`crate::status`]). Local: `/health` of the running release on its private port, its
+//! `/metrics` there, and how its backups stand (the archive lag alarm fails the status); OCI:
+//! `/health` through the load balancer (or `CALOPS_HEALTH_URL`), which must come from the
+//! recorded image, the figures from OCI Monitoring for the live slot and release, and the
+//! stack's firing alarms (any fails the status).
 
 use super::deployment::{open_local, open_state};
 use super::ledger::Release;
 use super::local::{seed, target::LocalTarget};
 use crate::profile::{self, Profile};
+use crate::status::{figures::StatusFigures, monitoring, scrape};
 use serde_json::json;
 
 /// What `calops status` reports: the JSON document, its human text, and the verdict.
@@ -17,13 +20,17 @@ pub struct Status {
     pub healthy: bool,
     /// True when a release has been recorded.
     pub deployed: bool,
-    /// Something to act on that the verdict counts (local: backups are behind).
+    /// Something to act on that the verdict counts (local: backups are behind; OCI: an alarm
+    /// is firing).
     pub warnings: Vec<String>,
+    /// Worth saying, not counted in the verdict (the figures could not be read).
+    pub notes: Vec<String>,
 }
 
 impl Status {
     /// 0 when nothing is deployed yet, or when the release is healthy and nothing needs
-    /// acting on; 1 otherwise.
+    /// acting on; 1 otherwise (not healthy or unreachable, backups behind, an alarm firing).
+    /// Figures that cannot be read are a note, not a failure: the health check decides.
     pub fn exit_code(&self) -> i32 {
         if !self.deployed || (self.healthy && self.warnings.is_empty()) {
             0
@@ -54,6 +61,90 @@ pub async fn of(profile: Profile) -> anyhow::Result<Status> {
     }
 }
 
+/// How long `status` waits for the figures (Monitoring, or the local `/metrics`) before it
+/// reports them unavailable.
+const OBSERVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The figures and firing alarms of the live release on OCI, or why they could not be read.
+struct Observed {
+    figures: Result<StatusFigures, String>,
+    alarms: Result<Vec<monitoring::Firing>, String>,
+}
+
+async fn observe_oci(profile: &Profile, release: &Release) -> Observed {
+    let fail = |e: String| Observed {
+        figures: Err(e.clone()),
+        alarms: Err(e),
+    };
+    let Some(oci) = profile.oci.as_ref() else {
+        return fail("the profile has no [oci] section".into());
+    };
+    let client = match super::oci::setup::client(profile) {
+        Ok(c) => c,
+        Err(e) => return fail(format!("{e:#}")),
+    };
+    let detail = |k: &str| release.details.get(k).and_then(|v| v.as_str());
+    let live = monitoring::Live {
+        slot: detail("slot").unwrap_or("none").to_string(),
+        release: crate::service::telemetry::release(detail("image")),
+    };
+    let compartment = oci.compartment_id.as_str();
+    let (figures, alarms) = tokio::join!(
+        monitoring::read(
+            &client,
+            compartment,
+            crate::runtime::telemetry::NAMESPACE,
+            &live
+        ),
+        monitoring::read_alarms(&client, compartment, &profile.network.vcn_name)
+    );
+    Observed {
+        figures: figures.map_err(|e| format!("{e:#}")),
+        alarms: alarms.map_err(|e| format!("{e:#}")),
+    }
+}
+
+fn alarms_text(alarms: &Result<Vec<monitoring::Firing>, String>) -> String {
+    match alarms {
+        Ok(a) if a.is_empty() => "alarms: none firing\n".into(),
+        Ok(a) => {
+            let mut out = String::from("alarms FIRING:\n");
+            for f in a {
+                out.push_str(&format!(
+                    "  {} ({}){}{}\n",
+                    f.name,
+                    f.severity,
+                    f.since
+                        .as_deref()
+                        .map(|s| format!(" since {s}"))
+                        .unwrap_or_default(),
+                    f.summary
+                        .as_deref()
+                        .map(|s| format!(": {s}"))
+                        .unwrap_or_default()
+                ));
+            }
+            out
+        }
+        Err(e) => format!("alarms: unknown ({e})\n"),
+    }
+}
+
+fn figures_text(figures: &Result<StatusFigures, String>) -> String {
+    match figures {
+        Ok(f) => f.table(),
+        Err(e) => format!("figures: unavailable ({e})\n"),
+    }
+}
+
+/// `figures` and its error as the JSON document has them (one is null).
+fn figures_json(figures: &Result<StatusFigures, String>) -> (serde_json::Value, serde_json::Value) {
+    match figures {
+        Ok(f) => (json!(f), json!(null)),
+        Err(e) => (json!(null), json!(e)),
+    }
+}
+
 async fn oci(profile: Profile) -> anyhow::Result<Status> {
     use super::oci::watch::{get_health, health_client};
     let release = open_state(&profile).await?.ledger().current().await?;
@@ -64,14 +155,36 @@ async fn oci(profile: Profile) -> anyhow::Result<Status> {
             .and_then(|u| u.as_str())
             .map(String::from)
     });
-    let answer = match &url {
-        Some(u) => Some(
-            get_health(&health_client(), u)
-                .await
-                .map_err(|e| format!("{e:#}")),
-        ),
-        None => None,
+    let health = async {
+        match &url {
+            Some(u) => Some(
+                get_health(&health_client(), u)
+                    .await
+                    .map_err(|e| format!("{e:#}")),
+            ),
+            None => None,
+        }
     };
+    let observe = async {
+        match &release {
+            Some(r) => Some(
+                tokio::time::timeout(OBSERVE_TIMEOUT, observe_oci(&profile, r))
+                    .await
+                    .unwrap_or_else(|_| {
+                        let e = format!(
+                            "OCI Monitoring did not answer within {} s",
+                            OBSERVE_TIMEOUT.as_secs()
+                        );
+                        Observed {
+                            figures: Err(e.clone()),
+                            alarms: Err(e),
+                        }
+                    }),
+            ),
+            None => None,
+        }
+    };
+    let (answer, observed) = tokio::join!(health, observe);
     let image = release
         .as_ref()
         .and_then(|r| r.details.get("image"))
@@ -88,10 +201,35 @@ async fn oci(profile: Profile) -> anyhow::Result<Status> {
         Some(Err(e)) => json!({"error": e}),
         None => json!(null),
     };
-    let text = match &release {
-        None => NOTHING_DEPLOYED.into(),
-        Some(r) => format!(
-            "{}slot: {}\nhealth: {}\nurl: {}\n",
+    let mut warnings = Vec::new();
+    let mut notes = Vec::new();
+    let (figures, figures_error, alarms, alarms_error) = match &observed {
+        None => (json!(null), json!(null), json!(null), json!(null)),
+        Some(o) => {
+            let (f, fe) = figures_json(&o.figures);
+            if let Err(e) = &o.figures {
+                notes.push(format!("figures unavailable: {e}"));
+            }
+            let (a, ae) = match &o.alarms {
+                Ok(a) => {
+                    warnings.extend(
+                        a.iter()
+                            .map(|f| format!("alarm firing: {} ({})", f.name, f.severity)),
+                    );
+                    (json!(a), json!(null))
+                }
+                Err(e) => {
+                    notes.push(format!("alarm status unavailable: {e}"));
+                    (json!(null), json!(e))
+                }
+            };
+            (f, fe, a, ae)
+        }
+    };
+    let text = match (&release, &observed) {
+        (None, _) | (_, None) => NOTHING_DEPLOYED.into(),
+        (Some(r), Some(o)) => format!(
+            "{}slot: {}\nhealth: {}\nurl: {}\n{}{}",
             deployed(r),
             r.details
                 .get("slot")
@@ -102,15 +240,20 @@ async fn oci(profile: Profile) -> anyhow::Result<Status> {
             } else {
                 format!("NOT HEALTHY ({health})")
             },
-            url.as_deref().unwrap_or("?")
+            url.as_deref().unwrap_or("?"),
+            figures_text(&o.figures),
+            alarms_text(&o.alarms)
         ),
     };
     Ok(Status {
-        doc: json!({"release": release, "healthy": healthy, "health": health, "url": url}),
+        doc: json!({"release": release, "healthy": healthy, "health": health, "url": url,
+            "figures": figures, "figures_error": figures_error,
+            "alarms_firing": alarms, "alarms_error": alarms_error}),
         text,
         healthy,
         deployed: release.is_some(),
-        warnings: Vec::new(),
+        warnings,
+        notes,
     })
 }
 
@@ -130,16 +273,40 @@ async fn local(profile: Profile) -> anyhow::Result<Status> {
     let url = target.public_url();
     let demo = seed::existing(&target.layout, &url);
     let backups = super::backups::local::status(&target.layout).await;
-    let doc = json!({"release": release, "running": target.current().is_some(), "healthy": healthy, "health": health, "url": url, "demo": demo, "backups": backups});
+    let observed = match target.current() {
+        Some(c) => Some(
+            scrape::read(
+                &reqwest::Client::builder()
+                    .timeout(OBSERVE_TIMEOUT / 2)
+                    .build()?,
+                &format!("http://127.0.0.1:{}", c.private_port),
+            )
+            .await
+            .map_err(|e| format!("{e:#}")),
+        ),
+        None => None,
+    };
+    let mut notes = Vec::new();
+    let (figures, figures_error) = match &observed {
+        Some(o) => {
+            if let Err(e) = o {
+                notes.push(format!("figures unavailable: {e}"));
+            }
+            figures_json(o)
+        }
+        None => (json!(null), json!(null)),
+    };
+    let doc = json!({"release": release, "running": target.current().is_some(), "healthy": healthy, "health": health, "url": url, "demo": demo, "backups": backups, "figures": figures, "figures_error": figures_error});
     let text = match &release {
         None => NOTHING_DEPLOYED.into(),
         Some(r) => format!(
-            "{}health: {}\nurl: {url}\n{}{}",
+            "{}health: {}\nurl: {url}\n{}{}{}",
             deployed(r),
             if healthy { "ok" } else { "NOT HEALTHY" },
             demo.map(|d| format!("try: {}\n", d.curl))
                 .unwrap_or_default(),
-            backups.line()
+            backups.line(),
+            observed.as_ref().map(figures_text).unwrap_or_default()
         ),
     };
     let warnings = match (&release, backups.archive_lag_alarm) {
@@ -152,6 +319,7 @@ async fn local(profile: Profile) -> anyhow::Result<Status> {
         healthy,
         deployed: release.is_some(),
         warnings,
+        notes,
     })
 }
 
@@ -166,14 +334,24 @@ mod tests {
             healthy,
             deployed,
             warnings: warnings.iter().map(|w| w.to_string()).collect(),
+            notes: vec!["figures unavailable: connection refused".into()],
         }
     }
 
     #[test]
-    fn a_healthy_release_with_backups_behind_fails_the_status() {
+    fn a_healthy_release_with_backups_behind_or_an_alarm_firing_fails_the_status() {
         assert_eq!(status(true, true, &[]).exit_code(), 0);
         assert_eq!(status(true, false, &[]).exit_code(), 1);
         assert_eq!(status(true, true, &["backups are behind"]).exit_code(), 1);
+        assert_eq!(
+            status(
+                true,
+                true,
+                &["alarm firing: calops-prod-au-service-5xx (CRITICAL)"]
+            )
+            .exit_code(),
+            1
+        );
         assert_eq!(
             status(false, false, &[]).exit_code(),
             0,

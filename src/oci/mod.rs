@@ -13,7 +13,8 @@
 //! - [`signer`]: the pure HTTP signature scheme.
 //! - [`client`]: [`client::OciClient`], endpoints, retries, errors.
 //! - typed calls: [`objectstorage`], [`registry`], [`loadbalancer`], [`containerinstances`],
-//!   [`workrequests`], [`identity`] (the tenancy's home region), [`vault`] (secret bundles).
+//!   [`workrequests`], [`identity`] (the tenancy's home region), [`vault`] (secret bundles),
+//!   [`monitoring`] (SummarizeMetricsData, ListAlarmsStatus).
 //! - [`tfprovider`]: how the OCI Terraform provider finds its credentials, and the environment
 //!   that makes it act as the same identity as calops.
 //!
@@ -35,6 +36,7 @@ pub mod identity;
 pub mod instance;
 pub mod keys;
 pub mod loadbalancer;
+pub mod monitoring;
 pub mod objectstorage;
 pub mod principal;
 pub mod psql;

@@ -177,6 +177,8 @@ pub struct MonitoringSection {
     pub webhook_latency_p95_seconds: f64,
     /// Items waiting in a queue (webhooks, calendar files).
     pub queue_depth: u32,
+    /// Seconds since a connected calendar's last good sync.
+    pub calendar_sync_age_seconds: u32,
 }
 
 impl MonitoringSection {
@@ -187,6 +189,7 @@ impl MonitoringSection {
             booking_failure_percent: self.booking_failure_percent,
             webhook_latency_p95_seconds: self.webhook_latency_p95_seconds,
             queue_depth: u64::from(self.queue_depth),
+            calendar_sync_age_seconds: u64::from(self.calendar_sync_age_seconds),
             ..Default::default()
         }
     }
@@ -785,6 +788,7 @@ fn read_monitoring(s: &Section<'_>) -> Option<MonitoringSection> {
     let booking = number_in(s, "booking_failure_percent", 0.0, 100.0, " percent");
     let webhook = number_in(s, "webhook_latency_p95_seconds", 0.0, 3600.0, " seconds");
     let queue = s.int_in("queue_depth", 1, 10_000_000, " items");
+    let calendar = s.int_in("calendar_sync_age_seconds", 60, 604_800, " seconds");
     s.finish_ref();
     Some(MonitoringSection {
         cpu_threshold_percent: cpu? as u32,
@@ -795,6 +799,7 @@ fn read_monitoring(s: &Section<'_>) -> Option<MonitoringSection> {
         booking_failure_percent: booking?,
         webhook_latency_p95_seconds: webhook?,
         queue_depth: queue? as u32,
+        calendar_sync_age_seconds: calendar? as u32,
     })
 }
 

@@ -465,10 +465,13 @@ impl RenderInput {
                 ));
             }
         }
-        if t.queue_depth == 0 || t.backup_archive_lag_seconds == 0 {
+        if t.queue_depth == 0
+            || t.backup_archive_lag_seconds == 0
+            || t.calendar_sync_age_seconds == 0
+        {
             return Err(err(
-                "[monitoring] queue_depth and the archive lag threshold must be at least 1",
-                "an alarm at 0 would fire all the time: use the defaults (1000 items, 900 s)",
+                "[monitoring] queue_depth, calendar_sync_age_seconds and the archive lag threshold must be at least 1",
+                "an alarm at 0 would fire all the time: use the defaults (1000 items, 1800 s, 900 s)",
             ));
         }
         let max = crate::profile::model::MAX_REPLICAS as u32;

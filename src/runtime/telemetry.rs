@@ -139,6 +139,8 @@ pub struct Thresholds {
     pub queue_depth: u64,
     /// WAL waiting longer than this to be archived (targets where calops runs PostgreSQL).
     pub backup_archive_lag_seconds: u64,
+    /// The least recently synced connected calendar's last good sync older than this.
+    pub calendar_sync_age_seconds: u64,
 }
 
 impl Default for Thresholds {
@@ -149,6 +151,7 @@ impl Default for Thresholds {
             webhook_latency_p95_seconds: 5.0,
             queue_depth: 1000,
             backup_archive_lag_seconds: 900,
+            calendar_sync_age_seconds: 1800,
         }
     }
 }
@@ -223,6 +226,19 @@ pub fn alarms(t: &Thresholds, backup_archive_alarm: bool) -> Vec<Alarm> {
             summary: format!("More than {} items waiting in a queue", t.queue_depth),
             pending_duration: "PT5M",
         },
+        Alarm {
+            key: "calendar-sync",
+            query: format!(
+                "{CALENDAR_SYNC_AGE}[1m].max() > {}",
+                t.calendar_sync_age_seconds
+            ),
+            severity: "WARNING",
+            summary: format!(
+                "A connected calendar has not synced for more than {} minutes: its busy times may be stale",
+                number(t.calendar_sync_age_seconds as f64 / 60.0)
+            ),
+            pending_duration: "PT5M",
+        },
     ];
     if backup_archive_alarm {
         a.push(Alarm {
@@ -282,5 +298,10 @@ mod tests {
             "the runbook's 1%"
         );
         assert_eq!(a[1].pending_duration, "PT15M");
+        let c = a.iter().find(|a| a.key == "calendar-sync").unwrap();
+        assert_eq!(
+            c.query, "calops_calendar_sync_age_seconds[1m].max() > 1800",
+            "30 minutes by default"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! point-in-time restore, through the real `calops` binary (PostgreSQL runs it as
 //! `archive_command` and `restore_command`) and the real local target.
 
-use crate::support::site::{stable_binary, Site};
+use crate::support::site::{self, stable_binary, Site};
 use calops::backup::config::BackupConfig;
 use calops::backup::pgconf::RecoveryTarget;
 use calops::backup::store::{AnyStore, FileStore};
@@ -597,4 +597,54 @@ fn book_archive_lose_the_cluster_and_restore_to_a_point_in_time() {
     assert_eq!(doc["backups"]["archive_lag_alarm"], false, "{doc}");
     assert_eq!(doc["backups"]["failed_count"], 0, "{doc}");
     assert!(doc["backups"]["last_base_backup"].is_string(), "{doc}");
+
+    // `status` shows the running service's figures, read from its /metrics: after one slot
+    // query, one booking and the same slot booked again, exactly those three more requests, one
+    // more booking created and one more conflict; the backup gauges and the backlog are there.
+    let f = &doc["figures"];
+    assert_eq!(f["source"], "metrics", "{doc}\n{stderr}");
+    let before = f["traffic"][0].clone();
+    assert_eq!(before["window"], "since start", "{f}");
+    assert_eq!(f["traffic"][1]["window"], "last 1s", "{f}");
+    assert!(
+        f["backups"]["calops_backup_last_base_backup_age_seconds"].is_number(),
+        "{f}"
+    );
+    assert!(f["queues"]["webhooks"]["depth"].is_u64(), "{f}");
+    assert!(f["db_pool_saturation_percent"].is_number(), "{f}");
+    let key = site.api_key();
+    let (_, slots) = site::http(reqwest::Method::GET, &site.slots_url("UTC"), &key, None);
+    let start = slots["data"]
+        .as_object()
+        .and_then(|days| days.values().next())
+        .and_then(|d| d[0]["start"].as_str())
+        .expect("a free slot")
+        .to_string();
+    let ids: serde_json::Value = serde_json::from_str(&site.secret("demo.json")).unwrap();
+    let body = serde_json::json!({"start": start, "eventTypeId": ids["event_type_id"],
+        "attendee": {"name": "Ida", "email": "ida@example.com", "timeZone": "UTC"}});
+    let url = site.url("/v2/bookings");
+    let (s1, v1) = site::http(reqwest::Method::POST, &url, &key, Some(&body));
+    let (s2, v2) = site::http(reqwest::Method::POST, &url, &key, Some(&body));
+    assert_eq!((s1, s2), (201, 409), "{v1}\n{v2}");
+    let (code, doc, stderr) = site.json(&["status"]);
+    assert_eq!(code, 0, "{doc}\n{stderr}");
+    let after = &doc["figures"]["traffic"][0];
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    assert_eq!(
+        n(&after["requests"]),
+        n(&before["requests"]) + 3,
+        "{before}\n{after}"
+    );
+    assert_eq!(
+        n(&after["bookings_created"]),
+        n(&before["bookings_created"]) + 1,
+        "{before}\n{after}"
+    );
+    assert_eq!(
+        n(&after["bookings_failed"]["conflict"]),
+        n(&before["bookings_failed"]["conflict"]) + 1,
+        "{before}\n{after}"
+    );
+    assert_eq!(after["errors_5xx"], before["errors_5xx"], "{after}");
 }

@@ -642,6 +642,7 @@ fn monitoring_thresholds_default_to_the_runbook_and_are_validated() {
         "\"booking_failure_percent\": 3",
         "\"webhook_latency_p95_seconds\": 5",
         "\"queue_depth\": 1000",
+        "\"calendar_sync_age_seconds\": 1800",
     ] {
         assert!(text.contains(want), "{want} in {text}");
     }
@@ -660,6 +661,11 @@ fn monitoring_thresholds_default_to_the_runbook_and_are_validated() {
             "queue_depth = 0",
             "monitoring.queue_depth: 0 is out of range",
             "allowed: 1 to 10000000 items",
+        ),
+        (
+            "calendar_sync_age_seconds = 10",
+            "monitoring.calendar_sync_age_seconds: 10 is out of range",
+            "allowed: 60 to 604800 seconds",
         ),
     ] {
         let text = prod_with(

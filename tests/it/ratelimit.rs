@@ -582,9 +582,13 @@ async fn with_redis_sixty_four_clients_race_for_one_slot_and_exactly_one_wins() 
     };
     let db = fresh_database().await.unwrap();
     // Limits off: this is about the lock; the rate limiter would refuse 64 clients of one key.
-    let app = TestApp::spawn_with(redis.app_config(&db, Limits::OFF))
-        .await
-        .unwrap();
+    let mut config = redis.app_config(&db, Limits::OFF);
+    // A Redis call slower than the timeout trips the breaker for a second, and releases in that
+    // second are skipped by design (the key then expires after LOCK_TTL). On a loaded machine
+    // 64 clients can stall a call past the 250 ms default, which would leave keys behind that
+    // say nothing about the lock; this test is about the lock, so Redis gets time to answer.
+    config.redis_timeout = Duration::from_secs(3);
+    let app = TestApp::spawn_with(config).await.unwrap();
     let c = Client::new(&app);
     let t = tenant(&c, "RedisRace").await;
     let rounds = race_rounds();

@@ -2213,6 +2213,7 @@ fn rendered_alarm_queries_name_only_metrics_the_service_posts() {
         keys,
         [
             "booking-failures",
+            "calendar-sync",
             "queue-depth",
             "service-5xx",
             "webhook-latency"
@@ -2252,9 +2253,12 @@ fn rendered_alarm_queries_name_only_metrics_the_service_posts() {
     assert_eq!(thresholds["booking-failures"], want(3.0, "PT15M"));
     assert_eq!(thresholds["webhook-latency"], want(5.0, "PT5M"));
     assert_eq!(thresholds["queue-depth"], want(1000.0, "PT5M"));
+    // A connected calendar not synced for 30 minutes.
+    assert_eq!(thresholds["calendar-sync"], want(1800.0, "PT5M"));
 
     // The profile's thresholds reach the queries.
     input.monitoring.thresholds.http_5xx_percent = 2.5;
+    input.monitoring.thresholds.calendar_sync_age_seconds = 600;
     let (tfvars, _) = service_alarms(&input);
     let q = mql::parse(
         tfvars["service_alarms"]["service-5xx"]["query"]
@@ -2263,6 +2267,13 @@ fn rendered_alarm_queries_name_only_metrics_the_service_posts() {
     )
     .unwrap();
     assert_eq!(q.threshold, 2.5);
+    let q = mql::parse(
+        tfvars["service_alarms"]["calendar-sync"]["query"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(q.threshold, 600.0);
 }
 
 /// The archive-lag alarm of the backups is rendered only when the target runs PostgreSQL

@@ -375,7 +375,13 @@ async fn world(test: &str) -> World {
     let redis = TestRedis::start_tls(test, &pki.cert_pem, &pki.key_pem).unwrap();
     let v = vectors();
     let key = crate::support::oci::shared_key(&v);
-    let (oci, server) = Oci::start(key.to_public_key(), vec![]).await;
+    // The operator's API key (`calops status` signs with it) is the same RSA key under a user's
+    // key id; the container signs with its resource principal's session token.
+    let (oci, server) = Oci::start(
+        key.to_public_key(),
+        vec![crate::support::ocistand::key_id(&key)],
+    )
+    .await;
 
     let rendered = render(dir.path());
     let eval = dir.path().join("evaluation");
@@ -645,7 +651,7 @@ async fn the_rendered_container_environment_runs_serve() {
 
     let mut env = w.env.clone();
     env.extend(w.platform.clone());
-    let (mut child, base, _private, log) = serve_live(&w, &env).await;
+    let (child, base, _private, log) = serve_live(&w, &env).await;
     let c = Client::at(&base);
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
 
@@ -757,13 +763,7 @@ async fn the_rendered_container_environment_runs_serve() {
         "{live}"
     );
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}\n{}", read_log());
+    stop(child, &log);
     assert_no_secret("the logs", &read_log(), &w.secrets);
     drop(w.redis);
 }
@@ -928,6 +928,35 @@ async fn book_for(
     a.into_iter().chain(b).collect()
 }
 
+/// The rendered environment with what OCI gives a container, the exporter posting to the
+/// stand-in a snapshot a second (a minute in production), and no booking limit for the load.
+fn exporting(w: &World) -> BTreeMap<String, String> {
+    let mut env = w.env.clone();
+    env.extend(w.platform.clone());
+    env.insert(
+        "CALOPS_ENDPOINT_TELEMETRYINGESTION".into(),
+        w.oci.base.to_string(),
+    );
+    env.insert("CALOPS_METRICS_INTERVAL".into(), "1s".into());
+    env.insert("CALOPS_RATE_LIMIT_BOOKINGS".into(), "off".into());
+    env
+}
+
+/// Stop `serve` with SIGTERM; it must exit cleanly (its log otherwise).
+fn stop(mut child: Child, log: &Path) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "{status:?}\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
 fn p95(mut d: Vec<Duration>) -> Duration {
     d.sort();
     d[(d.len() * 95).div_ceil(100).saturating_sub(1)]
@@ -955,16 +984,8 @@ async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings
         "{compartment}"
     );
 
-    let mut env = w.env.clone();
-    env.extend(w.platform.clone());
-    env.insert(
-        "CALOPS_ENDPOINT_TELEMETRYINGESTION".into(),
-        w.oci.base.to_string(),
-    );
-    // A snapshot a second (a minute in production); no booking limit for the load.
-    env.insert("CALOPS_METRICS_INTERVAL".into(), "1s".into());
-    env.insert("CALOPS_RATE_LIMIT_BOOKINGS".into(), "off".into());
-    let (mut child, base, private, log) = serve_live(&w, &env).await;
+    let env = exporting(&w);
+    let (child, base, private, log) = serve_live(&w, &env).await;
     let c = Client::at(&base);
     let http = reqwest::Client::new();
     let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
@@ -1092,12 +1113,261 @@ async fn the_service_posts_its_metrics_and_monitoring_faults_never_slow_bookings
         );
     }
 
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
+    stop(child, &log);
+    assert_no_secret("the logs", &read_log(), &w.secrets);
+}
+
+/// Rendered alarms of the stack (`service_alarms` of `terraform.tfvars.json`) as OCI Monitoring
+/// would hold them: display names `<name>-<key>`, as the monitoring module names them.
+fn rendered_alarms(rendered: &Path) -> (Vec<crate::support::monitoring::Alarm>, Value) {
+    let tfvars: Value = serde_json::from_str(
+        &std::fs::read_to_string(rendered.join("terraform.tfvars.json")).unwrap(),
     )
     .unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}\n{}", read_log());
-    assert_no_secret("the logs", &read_log(), &w.secrets);
+    let name = tfvars["name"].as_str().unwrap();
+    let alarms = tfvars["service_alarms"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(key, a)| crate::support::monitoring::Alarm {
+            display_name: format!("{name}-{key}"),
+            namespace: a["namespace"].as_str().unwrap().to_string(),
+            query: a["query"].as_str().unwrap().to_string(),
+            severity: a["severity"].as_str().unwrap().to_string(),
+            summary: a["summary"].as_str().unwrap().to_string(),
+        })
+        .collect();
+    (alarms, tfvars)
+}
+
+/// `calops status --json` on an OCI profile against the stand-in: the real service (the
+/// rendered environment) posts its metrics while it takes bookings, some of which fail (taken
+/// slots, bad input); `status` reads the figures back with SummarizeMetricsData, filtered on the
+/// live release's slot and release, and they count exactly what the service answered; of the
+/// rendered alarms, evaluated by the stand-in over the posted data, the booking-failures one
+/// (crossed) is listed as firing and the 5xx one (not crossed: no 5xx) is not; the exit code
+/// says an alarm fires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_on_oci_shows_the_posted_figures_and_the_firing_alarms() {
+    use calops::deploy::ledger::{Kind, Ledger, Outcome, Release};
+    use calops::oci::client::{OciClient, Service};
+    use calops::runtime::telemetry as t;
+    let test = "status_on_oci_shows_the_posted_figures_and_the_firing_alarms";
+    if !have_tools(test) {
+        return;
+    }
+    let w = world(test).await;
+    let env = exporting(&w);
+    let (child, base, _private, log) = serve_live(&w, &env).await;
+    let c = Client::at(&base);
+
+    // Load: bookings made, slots taken twice (409), bad input (400).
+    let (key, _, et) = host(&c, &w.admin_token).await;
+    let at = |n: i64| {
+        jiff::civil::date(2032, 1, 1)
+            .at(9, 0, 0, 0)
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .unwrap()
+            .checked_add(jiff::Span::new().minutes(n * 30))
+            .unwrap()
+            .timestamp()
+            .to_string()
+    };
+    let book = |start: String| {
+        let (c, key) = (c.clone(), key.clone());
+        async move {
+            c.post(
+                "/v2/bookings",
+                &key,
+                json!({"start": start, "eventTypeId": et,
+                       "attendee": {"name": "Load", "email": "load@example.com", "timeZone": "UTC"}}),
+            )
+            .await
+            .0
+        }
+    };
+    let (created, conflicts, invalid) = (6, 2, 1);
+    for n in 0..created {
+        assert_eq!(book(at(n)).await, StatusCode::CREATED, "booking #{n}");
+    }
+    for n in 0..conflicts {
+        assert_eq!(book(at(n)).await, StatusCode::CONFLICT, "taken slot #{n}");
+    }
+    for _ in 0..invalid {
+        assert_eq!(book("not a time".into()).await, StatusCode::BAD_REQUEST);
+    }
+
+    // Everything the service counted reached the stand-in.
+    let oci = w.oci.clone();
+    let posted = move |name: &'static str, reason: Option<&'static str>| {
+        oci.store
+            .lock()
+            .unwrap()
+            .metric_posts
+            .iter()
+            .flat_map(|p| p["metricData"].as_array().unwrap().clone())
+            .filter(|m| m["name"] == name && reason.is_none_or(|r| m["dimensions"]["reason"] == r))
+            .map(|m| m["datapoints"][0]["value"].as_f64().unwrap())
+            .sum::<f64>()
+    };
+    eventually(20, "the bookings' metrics to be posted", || {
+        let done = posted(t::BOOKINGS_CREATED, None) == created as f64
+            && posted(t::BOOKINGS_FAILED, Some("conflict")) == conflicts as f64
+            && posted(t::BOOKINGS_FAILED, Some("invalid")) == invalid as f64;
+        async move { done.then_some(()) }
+    })
+    .await;
+
+    // Monitoring has the rendered alarms, in the stack's compartment.
+    let rendered = w.dir.path().join("rendered");
+    let (alarms, tfvars) = rendered_alarms(&rendered);
+    let compartment = tfvars["compartment_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        compartment, w.env["CALOPS_METRICS_COMPARTMENT_ID"],
+        "the service posts where the alarms look"
+    );
+    let stack = tfvars["name"].as_str().unwrap().to_string();
+    assert!(alarms
+        .iter()
+        .any(|a| a.display_name == format!("{stack}-calendar-sync")));
+    {
+        let mut st = w.oci.store.lock().unwrap();
+        st.alarms = alarms;
+        st.alarms_compartment = compartment.clone();
+    }
+
+    // The operator's side: an OCI config with the API key, the state bucket with the live
+    // release (slot blue, the image the service runs), and the profile.
+    let dir = w.dir.path();
+    let key_pem = crate::support::oci::shared_key(&vectors());
+    let config = crate::support::ocistand::write_config(dir, &key_pem, "ap-sydney-1");
+    let mut client = OciClient::new(
+        calops::oci::signer::Signer::new(crate::support::ocistand::key_id(&key_pem), key_pem),
+        "ap-sydney-1",
+    )
+    .unwrap();
+    for svc in Service::ALL {
+        client = client.with_endpoint(svc, w.oci.base.clone());
+    }
+    let client = Arc::new(client);
+    calops::deploy::oci::bootstrap::ensure_state_bucket(
+        &client,
+        None,
+        "calops-state",
+        &compartment,
+    )
+    .await
+    .unwrap();
+    let ledger = Ledger::new(
+        calops::deploy::ocistore::OciStore::new(client, "testns", "calops-state"),
+        "status/",
+    );
+    let mut details = serde_json::Map::new();
+    details.insert("slot".into(), json!("blue"));
+    details.insert("image".into(), json!(IMAGE));
+    ledger
+        .begin(Release {
+            seq: 0,
+            id: "r1".into(),
+            kind: Kind::Deploy,
+            time: jiff::Timestamp::now(),
+            user: "ops".into(),
+            artifact_digest: IMAGE.split_once('@').unwrap().1.into(),
+            profile_hash: "p".into(),
+            inputs_hash: "i".into(),
+            outcome: Outcome::Succeeded,
+            restores: None,
+            failure: None,
+            steps: vec![],
+            details,
+        })
+        .await
+        .unwrap();
+    let profile = dir.join("status-profile.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            "{PINNED}config_file = \"{}\"\n\n[state]\nbucket = \"calops-state\"\nprefix = \"status\"\n",
+            config.display()
+        ),
+    )
+    .unwrap();
+
+    // The real `calops status`.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_calops"));
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("CALOPS_PROFILE_DIR", root().join("profiles"))
+        .env("CALOPS_HEALTH_URL", &base)
+        .args(["status", "--json", "--profile"])
+        .arg(&profile);
+    for svc in Service::ALL {
+        cmd.env(svc.env_var(), w.oci.base.as_str());
+    }
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    eprintln!("calops status took {took:?} (shared machine)");
+    assert_eq!(doc["healthy"], true, "{doc}\n{stderr}");
+    assert_eq!(doc["figures_error"], Value::Null, "{doc}");
+    let f = &doc["figures"];
+    assert_eq!(f["source"], "monitoring");
+    let tr = &f["traffic"][0];
+    assert_eq!(tr["window"], "last 5m");
+    assert_eq!(tr["bookings_created"], created, "{f}");
+    assert_eq!(
+        tr["bookings_failed"],
+        json!({"conflict": conflicts, "invalid": invalid}),
+        "{f}"
+    );
+    assert_eq!(tr["errors_5xx"], 0, "{f}");
+    assert!(
+        tr["requests"].as_u64().unwrap() >= (created + conflicts + invalid) as u64,
+        "{f}"
+    );
+    assert!(f["db_pool_saturation_percent"].is_number(), "{f}");
+    assert!(f["queues"]["webhooks"]["depth"].is_u64(), "{f}");
+    // Only the live release's streams were asked for.
+    for q in &w.oci.store.lock().unwrap().metric_queries {
+        assert!(
+            q.contains("slot = \"blue\"") && q.contains("release = \"abababababab\""),
+            "{q}"
+        );
+    }
+    let firing: Vec<&str> = doc["alarms_firing"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{doc}\n{stderr}"))
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        firing.contains(&format!("{stack}-booking-failures").as_str()),
+        "{firing:?}"
+    );
+    assert!(
+        !firing.contains(&format!("{stack}-service-5xx").as_str()),
+        "{firing:?}"
+    );
+    assert_eq!(out.status.code(), Some(1), "an alarm fires: {stderr}");
+    assert!(stderr.contains("alarm firing"), "{stderr}");
+    w.oci
+        .store
+        .lock()
+        .unwrap()
+        .failures
+        .retain(|f| f != EXPIRED_TOKEN);
+    assert!(
+        w.oci.store.lock().unwrap().failures.is_empty(),
+        "signatures refused: {:?}",
+        w.oci.store.lock().unwrap().failures
+    );
+
+    stop(child, &log);
 }

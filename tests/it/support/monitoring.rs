@@ -135,3 +135,224 @@ fn the_stand_in_refuses_what_monitoring_refuses() {
     old["datapoints"][0]["timestamp"] = "2020-01-01T00:00:00Z".into();
     assert!(check_post(&body(vec![old]), now).is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reading back: SummarizeMetricsData and ListAlarmsStatus over what PostMetricData accepted.
+
+/// The statistics the stand-in computes (Oracle's MQL reference defines them; `rate`,
+/// `percentile` and `absent` are outside what calops asks).
+fn statistic(name: &str, values: &[f64]) -> Result<f64, String> {
+    let n = values.len() as f64;
+    Ok(match name {
+        "sum" => values.iter().sum(),
+        "max" => values.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+        "min" => values.iter().cloned().fold(f64::INFINITY, f64::min),
+        "mean" => values.iter().sum::<f64>() / n,
+        "count" => n,
+        other => return Err(format!("the stand-in does not compute {other}()")),
+    })
+}
+
+/// SummarizeMetricsData over the accepted `posts` (PostMetricData bodies): the streams of
+/// `namespace` in `compartment` that `sel` names and filters, datapoints from `start` to `end`,
+/// put in the selection's intervals and aggregated per interval by its statistic, per
+/// `groupBy(...)` group (one group for `grouping()`, one per stream without either). Answers
+/// `MetricData` items (`aggregatedDatapoints` stamped with their interval's start).
+pub fn summarize(
+    posts: &[Value],
+    namespace: &str,
+    compartment: &str,
+    sel: &crate::support::mql::Selection,
+    start: SystemTime,
+    end: SystemTime,
+) -> Result<Vec<Value>, String> {
+    use std::collections::BTreeMap;
+    let (grouping, stat) = match sel.functions.as_slice() {
+        [(stat, _)] => (None, stat.as_str()),
+        [(g, args), (stat, _)] if g == "groupBy" => (Some(args.clone()), stat.as_str()),
+        [(g, _), (stat, _)] if g == "grouping" => (Some(vec![]), stat.as_str()),
+        other => return Err(format!("the stand-in does not evaluate {other:?}")),
+    };
+    let step = sel.interval_seconds();
+    type Key = BTreeMap<String, String>;
+    let mut groups: BTreeMap<Key, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
+    for item in posts
+        .iter()
+        .flat_map(|p| p["metricData"].as_array().unwrap())
+    {
+        if item["namespace"] != namespace
+            || item["compartmentId"] != compartment
+            || item["name"] != sel.metric.as_str()
+        {
+            continue;
+        }
+        let dims: Key = item["dimensions"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        if !sel.dimensions.iter().all(|(k, v)| dims.get(k) == Some(v)) {
+            continue;
+        }
+        let key: Key = match &grouping {
+            None => dims.clone(),
+            Some(by) => dims
+                .iter()
+                .filter(|(k, _)| by.contains(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        };
+        for p in item["datapoints"].as_array().unwrap() {
+            let at: jiff::Timestamp = p["timestamp"].as_str().unwrap().parse().unwrap();
+            let at = SystemTime::from(at);
+            if at < start || at >= end {
+                continue;
+            }
+            let secs = at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+            groups
+                .entry(key.clone())
+                .or_default()
+                .entry(secs - secs % step)
+                .or_default()
+                .push(p["value"].as_f64().unwrap());
+        }
+    }
+    let mut out = Vec::new();
+    for (dims, buckets) in groups {
+        let mut points = Vec::new();
+        for (at, values) in buckets {
+            let ts = jiff::Timestamp::from_second(at as i64).unwrap();
+            points.push(
+                serde_json::json!({"timestamp": ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                "value": statistic(stat, &values)?}),
+            );
+        }
+        out.push(
+            serde_json::json!({"namespace": namespace, "compartmentId": compartment,
+            "name": sel.metric, "dimensions": dims, "aggregatedDatapoints": points,
+            "resolution": sel.interval}),
+        );
+    }
+    Ok(out)
+}
+
+/// An alarm as the stack renders it (`oci_monitoring_alarm`): its display name, namespace,
+/// query, severity and summary.
+#[derive(Debug, Clone)]
+pub struct Alarm {
+    pub display_name: String,
+    pub namespace: String,
+    pub query: String,
+    pub severity: String,
+    pub summary: String,
+}
+
+/// Whether `alarm` fires on the accepted `posts` at `now`: its query evaluated over the last
+/// two hours (what PostMetricData accepts), firing when the newest interval of any stream
+/// meets the condition. The pending duration is not waited out (a test cannot wait 15
+/// minutes); Monitoring would also require the condition to hold that long.
+pub fn fires(
+    posts: &[Value],
+    compartment: &str,
+    alarm: &Alarm,
+    now: SystemTime,
+) -> Result<bool, String> {
+    let q = crate::support::mql::parse(&alarm.query)?;
+    let streams = summarize(
+        posts,
+        &alarm.namespace,
+        compartment,
+        &q.selection,
+        now - Duration::from_secs(7200),
+        now + Duration::from_secs(600),
+    )?;
+    Ok(streams.iter().any(|s| {
+        let newest = s["aggregatedDatapoints"]
+            .as_array()
+            .and_then(|p| p.last())
+            .and_then(|p| p["value"].as_f64());
+        newest.is_some_and(|v| match q.operator.as_str() {
+            ">" => v > q.threshold,
+            ">=" => v >= q.threshold,
+            "<" => v < q.threshold,
+            "<=" => v <= q.threshold,
+            "==" => v == q.threshold,
+            _ => v != q.threshold,
+        })
+    }))
+}
+
+#[test]
+fn the_stand_in_summarizes_and_evaluates_what_was_posted() {
+    use crate::support::mql;
+    let now = SystemTime::now();
+    let minute = |m: u64| {
+        let secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(secs - secs % 60 - 600 + m * 60);
+        jiff::Timestamp::try_from(t).unwrap().to_string()
+    };
+    let item = |name: &str, dims: Value, m: u64, v: f64| {
+        serde_json::json!({"namespace": "calops", "compartmentId": "ocid1.compartment.oc1..c",
+            "name": name, "dimensions": dims, "datapoints": [{"timestamp": minute(m), "value": v}]})
+    };
+    let posts = vec![serde_json::json!({"metricData": [
+        item("req", serde_json::json!({"slot": "blue", "class": "2xx"}), 1, 10.0),
+        item("req", serde_json::json!({"slot": "blue", "class": "2xx"}), 1, 5.0),
+        item("req", serde_json::json!({"slot": "blue", "class": "5xx"}), 2, 1.0),
+        item("req", serde_json::json!({"slot": "green", "class": "2xx"}), 2, 100.0),
+        item("pct", serde_json::json!({"slot": "blue"}), 1, 9.0),
+        item("pct", serde_json::json!({"slot": "blue"}), 2, 0.5),
+    ]})];
+    let sum = |q: &str| {
+        summarize(
+            &posts,
+            "calops",
+            "ocid1.compartment.oc1..c",
+            &mql::parse_metric(q).unwrap(),
+            now - Duration::from_secs(3600),
+            now,
+        )
+        .unwrap()
+    };
+    let by_class = sum("req[1m]{slot = \"blue\"}.groupBy(class).sum()");
+    assert_eq!(by_class.len(), 2);
+    assert_eq!(
+        by_class[0]["dimensions"],
+        serde_json::json!({"class": "2xx"})
+    );
+    assert_eq!(by_class[0]["aggregatedDatapoints"][0]["value"], 15.0);
+    assert_eq!(
+        sum("req[1m].grouping().sum()")[0]["aggregatedDatapoints"][1]["value"],
+        101.0
+    );
+    assert!(sum("req[1m]{slot = \"red\"}.sum()").is_empty());
+    let other = summarize(
+        &posts,
+        "calops",
+        "ocid1.compartment.oc1..other",
+        &mql::parse_metric("req[1m].sum()").unwrap(),
+        now - Duration::from_secs(3600),
+        now,
+    )
+    .unwrap();
+    assert!(
+        other.is_empty(),
+        "another compartment's metrics are not answered"
+    );
+    let alarm = |q: &str| Alarm {
+        display_name: "a".into(),
+        namespace: "calops".into(),
+        query: q.into(),
+        severity: "CRITICAL".into(),
+        summary: "s".into(),
+    };
+    let c = "ocid1.compartment.oc1..c";
+    // The newest minute decides: 9 then 0.5.
+    assert!(!fires(&posts, c, &alarm("pct[1m].max() > 1"), now).unwrap());
+    assert!(fires(&posts, c, &alarm("pct[1m].max() > 0.25"), now).unwrap());
+    assert!(fires(&posts, c, &alarm("req[1m].groupBy(slot).sum() > 50"), now).unwrap());
+}

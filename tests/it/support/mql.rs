@@ -1,19 +1,48 @@
 //! A parser for the subset of OCI's Monitoring Query Language the rendered alarms use
 //! (Oracle's "MQL Reference": `metric[interval]{dimension="value", ...}.grouping.statistic
-//! operator value`), so a test can read each rendered query back and check what it names.
-//! Anything outside the subset is an error, never a guess.
+//! operator value`), so a test can read each rendered query back and check what it names, and
+//! the stand-in Monitoring can answer the metric queries of `calops status` (the same without
+//! the condition, [`parse_metric`]) and evaluate alarms. Anything outside the subset is an
+//! error, never a guess.
 
-/// One parsed alarm query.
+/// What a query selects and how it aggregates: a metric query, or an alarm's without its
+/// condition.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Query {
+pub struct Selection {
     pub metric: String,
     /// `1m`..`60m`, `1h`..`24h`, `1d`.
     pub interval: String,
     pub dimensions: Vec<(String, String)>,
     /// Grouping functions and the statistic, in order (the statistic last).
     pub functions: Vec<(String, Vec<String>)>,
+}
+
+/// One parsed alarm query: a selection and its condition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub selection: Selection,
     pub operator: String,
     pub threshold: f64,
+}
+
+impl std::ops::Deref for Query {
+    type Target = Selection;
+    fn deref(&self) -> &Selection {
+        &self.selection
+    }
+}
+
+impl Selection {
+    /// The interval's length in seconds.
+    pub fn interval_seconds(&self) -> u64 {
+        let (n, unit) = self.interval.split_at(self.interval.len() - 1);
+        let n: u64 = n.parse().unwrap_or(1);
+        n * match unit {
+            "m" => 60,
+            "h" => 3600,
+            _ => 86_400,
+        }
+    }
 }
 
 const STATISTICS: &[&str] = &[
@@ -75,7 +104,42 @@ impl<'a> P<'a> {
     }
 }
 
+/// An alarm query (a selection and a condition).
 pub fn parse(text: &str) -> Result<Query, String> {
+    let (selection, mut p) = selection(text)?;
+    p.ws();
+    let operator = OPERATORS
+        .iter()
+        .find(|o| p.rest().starts_with(**o))
+        .ok_or_else(|| format!("an alarm query needs a comparison: {text:?}"))?
+        .to_string();
+    p.eat(&operator)?;
+    p.ws();
+    let threshold: f64 = p
+        .rest()
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad threshold {:?} in {text:?}", p.rest()))?;
+    Ok(Query {
+        selection,
+        operator,
+        threshold,
+    })
+}
+
+/// A metric query (SummarizeMetricsData's): a selection and nothing after it.
+pub fn parse_metric(text: &str) -> Result<Selection, String> {
+    let (selection, p) = selection(text)?;
+    if !p.rest().trim().is_empty() {
+        return Err(format!(
+            "unexpected {:?} after the statistic in {text:?}",
+            p.rest()
+        ));
+    }
+    Ok(selection)
+}
+
+fn selection(text: &str) -> Result<(Selection, P<'_>), String> {
     let mut p = P { s: text, i: 0 };
     let metric = p.ident()?.to_string();
     p.eat("[")?;
@@ -136,27 +200,15 @@ pub fn parse(text: &str) -> Result<Query, String> {
         Some((f, _)) if STATISTICS.contains(&f.as_str()) => {}
         _ => return Err(format!("no statistic at the end of {text:?}")),
     }
-    p.ws();
-    let operator = OPERATORS
-        .iter()
-        .find(|o| p.rest().starts_with(**o))
-        .ok_or_else(|| format!("an alarm query needs a comparison: {text:?}"))?
-        .to_string();
-    p.eat(&operator)?;
-    p.ws();
-    let threshold: f64 = p
-        .rest()
-        .trim()
-        .parse()
-        .map_err(|_| format!("bad threshold {:?} in {text:?}", p.rest()))?;
-    Ok(Query {
-        metric,
-        interval,
-        dimensions,
-        functions,
-        operator,
-        threshold,
-    })
+    Ok((
+        Selection {
+            metric,
+            interval,
+            dimensions,
+            functions,
+        },
+        p,
+    ))
 }
 
 #[test]
@@ -179,4 +231,8 @@ fn the_parser_reads_oracle_examples_and_refuses_the_rest() {
     ] {
         assert!(parse(bad).is_err(), "{bad}");
     }
+    let m = parse_metric("calops_queue_depth[1m]{slot = \"blue\"}.groupBy(queue).max()").unwrap();
+    assert_eq!(m.functions[0], ("groupBy".into(), vec!["queue".into()]));
+    assert_eq!(m.interval_seconds(), 60);
+    assert!(parse_metric("calops_queue_depth[1m].max() > 3").is_err());
 }

@@ -2,7 +2,8 @@
 //! signature as OCI does (its own implementation of the scheme, not calops') and serves
 //! OCI-shaped JSON for the calls calops makes: Object Storage, the registry token, load
 //! balancer health, container instances, work requests, Vault's GetSecretBundle, and
-//! Monitoring's PostMetricData (`support::monitoring`). It also
+//! Monitoring's PostMetricData, and SummarizeMetricsData and ListAlarmsStatus answered from
+//! what was posted (`support::monitoring`). It also
 //! takes resource principal session tokens (`ST$<token>` keyIds) it knows, and refuses ones it
 //! treats as expired (see [`Tokens`]).
 //!
@@ -102,6 +103,11 @@ pub struct Store {
     /// Accepted SubmitRawEmail calls: their `compartment-id`, `sender`, `recipients` and
     /// `content-type` headers (by name) and the raw message.
     pub raw_emails: Vec<(BTreeMap<String, String>, Bytes)>,
+    /// The alarms Monitoring has (a test puts the rendered ones here), and their compartment.
+    pub alarms: Vec<crate::support::monitoring::Alarm>,
+    pub alarms_compartment: String,
+    /// The queries SummarizeMetricsData answered.
+    pub metric_queries: Vec<String>,
 }
 
 /// What the platform does when a token is refused: put the renewed one where it is read.
@@ -231,6 +237,91 @@ async fn post_metric_data(oci: &Oci, body: &[u8]) -> axum::response::Response {
     }
 }
 
+/// SummarizeMetricsData (`SummarizeMetricsDataDetails`: namespace and query required, start
+/// and end times RFC 3339, the query within the MQL subset) over the accepted posts.
+fn summarize_metrics_data(
+    oci: &Oci,
+    q: &HashMap<String, String>,
+    body: &[u8],
+) -> axum::response::Response {
+    use crate::support::monitoring::summarize;
+    let Some(compartment) = q.get("compartmentId") else {
+        return oci_error(400, "MissingParameter", "compartmentId is required");
+    };
+    let Ok(d) = serde_json::from_slice::<Value>(body) else {
+        return oci_error(400, "InvalidParameter", "the body is not JSON");
+    };
+    let (Some(ns), Some(query)) = (d["namespace"].as_str(), d["query"].as_str()) else {
+        return oci_error(400, "InvalidParameter", "namespace and query are required");
+    };
+    let time = |k: &str, default: SystemTime| match d.get(k).and_then(Value::as_str) {
+        None => Ok(default),
+        Some(t) => t
+            .parse::<jiff::Timestamp>()
+            .map(SystemTime::from)
+            .map_err(|_| format!("{k} {t:?} is not RFC 3339")),
+    };
+    let now = SystemTime::now();
+    let (start, end) = match (
+        time("startTime", now - Duration::from_secs(3 * 3600)),
+        time("endTime", now),
+    ) {
+        (Ok(s), Ok(e)) if s < e => (s, e),
+        (Err(e), _) | (_, Err(e)) => return oci_error(400, "InvalidParameter", &e),
+        _ => return oci_error(400, "InvalidParameter", "startTime must be before endTime"),
+    };
+    let sel = match crate::support::mql::parse_metric(query) {
+        Ok(s) => s,
+        Err(e) => return oci_error(400, "InvalidParameter", &format!("query: {e}")),
+    };
+    let mut st = oci.store.lock().unwrap();
+    st.metric_queries.push(query.to_string());
+    match summarize(&st.metric_posts, ns, compartment, &sel, start, end) {
+        Ok(items) => json_reply(200, Value::Array(items)),
+        Err(e) => oci_error(400, "InvalidParameter", &e),
+    }
+}
+
+/// ListAlarmsStatus: the alarms of the compartment, each FIRING or OK by its query over the
+/// accepted posts (`support::monitoring::fires`), two a page (`opc-next-page`).
+fn list_alarms_status(oci: &Oci, q: &HashMap<String, String>) -> axum::response::Response {
+    let Some(compartment) = q.get("compartmentId") else {
+        return oci_error(400, "MissingParameter", "compartmentId is required");
+    };
+    let st = oci.store.lock().unwrap();
+    let mut items = Vec::new();
+    if *compartment == st.alarms_compartment {
+        for (i, a) in st.alarms.iter().enumerate() {
+            let firing = match crate::support::monitoring::fires(
+                &st.metric_posts,
+                compartment,
+                a,
+                SystemTime::now(),
+            ) {
+                Ok(f) => f,
+                Err(e) => return oci_error(500, "InternalServerError", &e),
+            };
+            items.push(
+                json!({"id": format!("ocid1.alarm.oc1..a{i}"), "displayName": a.display_name,
+                "severity": a.severity, "ruleName": "BASE", "alarmSummary": a.summary,
+                "timestampTriggered": "2026-01-01T00:00:00.000Z",
+                "status": if firing { "FIRING" } else { "OK" }}),
+            );
+        }
+    }
+    let page: usize = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let rest: Vec<Value> = items.into_iter().skip(page * 2).collect();
+    let mut headers = vec![];
+    if rest.len() > 2 {
+        headers.push(("opc-next-page", (page + 1).to_string()));
+    }
+    ocistand::json_reply_with(
+        200,
+        Value::Array(rest.into_iter().take(2).collect()),
+        &headers,
+    )
+}
+
 pub async fn handle(
     axum::extract::State(oci): axum::extract::State<Arc<Oci>>,
     req: axum::extract::Request,
@@ -269,8 +360,13 @@ pub async fn handle(
         let hs: Vec<(&str, String)> = hs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
         return reply(status, &hs, text);
     }
-    if (method.as_str(), path.as_str()) == ("POST", "/20180401/metrics") {
-        return post_metric_data(&oci, &body).await;
+    match (method.as_str(), path.as_str()) {
+        ("POST", "/20180401/metrics") => return post_metric_data(&oci, &body).await,
+        ("POST", "/20180401/metrics/actions/summarizeMetricsData") => {
+            return summarize_metrics_data(&oci, &q, &body)
+        }
+        ("GET", "/20180401/alarms/status") => return list_alarms_status(&oci, &q),
+        _ => {}
     }
     if (method.as_str(), path.as_str())
         == (
