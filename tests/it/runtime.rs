@@ -75,14 +75,15 @@ const IMAGE: &str =
 /// prod-au with its lookups pinned (what `[oci]` pins are for: no API call at render).
 const PINNED: &str = r#"extends = "prod-au"
 
+[service]
+mail_sender = "bookings@example.com"
+
+# Last: tests append [oci] keys.
 [oci]
 home_region = "ap-sydney-1"
 availability_domains = ["Uocm:AP-SYDNEY-1-AD-1"]
 object_storage_namespace = "testns"
 services_gateway_service_id = "ocid1.service.oc1.ap-sydney-1.aaaaaaaatestservicegateway"
-
-[service]
-mail_sender = "bookings@example.com"
 "#;
 
 /// `calops render` of prod-au (pinned) into `dir/rendered`.
