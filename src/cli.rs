@@ -59,9 +59,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Render the profile's Terraform and plan it: summary, destroy guard, cost estimate.
     Plan(PlanArgs),
-    /// Build, provision, start, verify and switch to a new release (local target).
+    /// Build, provision, start, verify and switch to a new release (any target).
     Deploy(DeployArgs),
-    /// Go back to an earlier release, verified like a deploy (local target).
+    /// Go back to an earlier release, verified like a deploy (any target).
     Rollback(RollbackArgs),
     /// List the releases of a profile.
     Releases,
@@ -75,6 +75,13 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Inspect or release the deploy lock.
     Lock(LockArgs),
+    /// On the VM of an `oci-vm` profile: take the desired release from the bucket, switch to
+    /// it with the local target's verified switch, and write a report (deploy by pull). Signs as
+    /// the instance principal.
+    #[command(
+        after_help = "Exit codes: 0 stopped (SIGTERM), or with --once the release switched or nothing to do; 1 the bucket or the instance principal failed, or with --once the release was refused, rolled back or failed (the report says why)."
+    )]
+    Agent(AgentArgs),
     /// Plan an already-rendered Terraform directory: summary, destroy guard, cost estimate.
     #[command(hide = true)]
     TfPlan(TfPlanArgs),
@@ -411,6 +418,30 @@ pub struct DeployArgs {
     /// OCI profiles: deploy this pushed image (REPOSITORY@sha256:...) instead of building one.
     #[arg(long, value_name = "REPO@DIGEST")]
     pub image: Option<String>,
+    /// oci-vm profiles: deploy this calops binary (linux/arm64) instead of cross-building one.
+    #[arg(long, value_name = "PATH", conflicts_with = "image")]
+    pub binary: Option<PathBuf>,
+}
+
+/// `calops agent`: deploy by pull, on the VM of an `oci-vm` profile (`--profile` names it).
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The stack's bucket, where releases and reports are.
+    #[arg(long, env = "CALOPS_BUCKET", value_name = "NAME")]
+    pub bucket: String,
+    /// The Object Storage namespace [default: asked from the API].
+    #[arg(long, env = "CALOPS_AGENT_NAMESPACE", value_name = "NS")]
+    pub namespace: Option<String>,
+    /// How long to wait between polls of the bucket.
+    #[arg(long, env = "CALOPS_AGENT_INTERVAL", value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Handle the desired release once (print its report), then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// The agent's own binary: after a switch, replaced by the release that runs, and the
+    /// agent exits for systemd to start it (cloud-init sets /opt/calops/bin/calops).
+    #[arg(long, env = "CALOPS_AGENT_BINARY", value_name = "PATH")]
+    pub self_update: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ pub mod net;
 pub mod oci;
 pub mod pg;
 pub mod profile;
+pub mod pull;
 pub mod render;
 pub mod runtime;
 pub mod service;

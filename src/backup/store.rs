@@ -376,10 +376,32 @@ impl BackupStore for AnyStore {
     }
 }
 
-/// Open a store from its URL: `file:///absolute/dir`, or
+/// A client signing as this compute instance's instance principal (the `oci-vm` target's
+/// archiver: `archive_command` and the service's nightly base backup run on the VM, where there is
+/// no API key). The first token is fetched on a thread of its own, so this works inside and
+/// outside a runtime; `OCI_METADATA_BASE_URL`, `OCI_SDK_AUTH_CLIENT_REGION_URL` and
+/// `CALOPS_ENDPOINT_*` apply.
+fn instance_principal_client() -> anyhow::Result<OciClient> {
+    let principal = std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(crate::oci::instance::InstancePrincipal::from_env())
+                .map_err(anyhow::Error::new)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the instance principal's sign-in panicked"))?
+    })?;
+    Ok(OciClient::with_instance_principal(Arc::new(principal))?
+        .with_endpoint_overrides(|k| std::env::var(k).ok())?)
+}
+
+/// Open a store from its URL: `file:///absolute/dir`,
 /// `oci://NAMESPACE/BUCKET/PREFIX?config=PATH&profile=NAME[&endpoint=URL]` (the API key of an
 /// OCI config file; `endpoint` overrides the Object Storage endpoint, as
-/// `CALOPS_ENDPOINT_OBJECTSTORAGE` does).
+/// `CALOPS_ENDPOINT_OBJECTSTORAGE` does), or `oci://NAMESPACE/BUCKET/PREFIX?auth=instance_principal`
+/// (on an OCI compute instance: see [`instance_principal_client`]).
 pub fn open(url: &str) -> anyhow::Result<AnyStore> {
     use anyhow::Context;
     let u = url::Url::parse(url).with_context(|| format!("backup store `{url}` is not a URL"))?;
@@ -400,11 +422,19 @@ pub fn open(url: &str) -> anyhow::Result<AnyStore> {
             }
             let q: std::collections::HashMap<String, String> =
                 u.query_pairs().into_owned().collect();
-            let cfg = crate::oci::config::OciConfig::load(
-                q.get("config").map(Path::new),
-                q.get("profile").map(String::as_str),
-            )?;
-            let mut client = OciClient::from_profile(&cfg)?;
+            let mut client = match q.get("auth").map(String::as_str) {
+                Some("instance_principal") => instance_principal_client()?,
+                Some(other) => anyhow::bail!(
+                    "backup store `{url}`: auth={other} is not known; use auth=instance_principal, or config=PATH&profile=NAME for an API key"
+                ),
+                None => {
+                    let cfg = crate::oci::config::OciConfig::load(
+                        q.get("config").map(Path::new),
+                        q.get("profile").map(String::as_str),
+                    )?;
+                    OciClient::from_profile(&cfg)?
+                }
+            };
             if let Some(e) = q.get("endpoint") {
                 let base = url::Url::parse(e)
                     .with_context(|| format!("endpoint `{e}` in `{url}` is not a URL"))?;

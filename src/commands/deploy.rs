@@ -62,6 +62,7 @@ pub fn deploy(g: &GlobalArgs, args: &DeployArgs, ui: &Ui) -> anyhow::Result<i32>
     let opts = options(&profile, args.no_auto_rollback, args.message.clone());
     let source = Source::Current {
         image: args.image.as_deref(),
+        binary: args.binary.as_deref(),
     };
     runtime()?.block_on(async {
         let mut d = deployment::open(profile, source, ui).await?;
@@ -245,11 +246,7 @@ fn lock_with<S: ObjectStore>(
                 );
                 return Ok(0);
             };
-            let same_host =
-                info.owner.split('@').nth(1) == crate::deploy::lock::whoami().split('@').nth(1);
-            let dead = same_host
-                && nix::sys::signal::kill(nix::unistd::Pid::from_raw(info.pid as i32), None)
-                    .is_err();
+            let dead = info.holder_dead_here();
             if !(force || info.expired(now) || dead) {
                 return Err(actionable(
                     format!(

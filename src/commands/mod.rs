@@ -3,6 +3,7 @@
 use crate::cli::{Cli, Command};
 use crate::ui::Ui;
 
+pub mod agent;
 pub mod backup;
 pub mod completions;
 pub mod deploy;
@@ -32,6 +33,7 @@ pub fn run(cli: Cli, ui: &Ui) -> anyhow::Result<i32> {
         Command::Status => deploy::status(g, ui),
         Command::Destroy(args) => deploy::destroy(g, &args, ui),
         Command::Lock(args) => deploy::lock(g, &args, ui),
+        Command::Agent(args) => agent::run(g, &args, ui),
         Command::TfPlan(args) => tf::plan(&args, ui),
         Command::TfApply(args) => tf::apply(&args, ui),
         Command::Image(cmd) => image::run(cmd, ui),

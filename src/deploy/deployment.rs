@@ -11,6 +11,7 @@ use super::ocistore::OciStore;
 use super::pipeline::{self, Options, RunResult};
 use super::steps::Interrupt;
 use super::store::{Etag, FsStore, ObjectStore, StoreError};
+use super::vm::target::{BinarySource, VmTarget};
 use crate::error::actionable;
 use crate::profile::{self, Profile};
 use crate::ui::Ui;
@@ -98,8 +99,8 @@ impl State {
     }
 }
 
-/// The local target's state store.
-fn local_state(target: &LocalTarget) -> State {
+/// The local target's state store (also the VM agent's, on the VM).
+pub fn local_state(target: &LocalTarget) -> State {
     State {
         store: StateStore::Local(FsStore::new(target.layout.state())),
         lock_key: LOCAL_LOCK_KEY.into(),
@@ -125,7 +126,7 @@ pub fn open_local(profile: Profile) -> anyhow::Result<(LocalTarget, State)> {
 /// `lock`, `status`). For OCI, this finds (or creates) the state bucket.
 pub async fn open_state(profile: &Profile) -> anyhow::Result<State> {
     match profile.target {
-        profile::Target::Oci => {
+        profile::Target::Oci | profile::Target::OciVm => {
             let s = oci_setup::state_store(profile).await?;
             Ok(State {
                 store: StateStore::Oci(s.store),
@@ -134,16 +135,18 @@ pub async fn open_state(profile: &Profile) -> anyhow::Result<State> {
             })
         }
         profile::Target::Local => Ok(open_local(profile.clone())?.1),
-        profile::Target::OciVm => Err(super::vm::not_yet(profile, "releases/lock/status")),
     }
 }
 
 /// What a deploy puts in place.
 #[derive(Debug, Clone, Copy)]
 pub enum Source<'a> {
-    /// This source (local: this calops binary; OCI: built and pushed), or the pinned `image`
-    /// (OCI only).
-    Current { image: Option<&'a str> },
+    /// This source (local: this calops binary; OCI: built and pushed; VM: cross-built for
+    /// arm64), or the pinned `image` (OCI only), or the `binary` file (VM only).
+    Current {
+        image: Option<&'a str>,
+        binary: Option<&'a std::path::Path>,
+    },
     /// An earlier release (chosen with [`State::rollback_choice`]).
     Rollback,
 }
@@ -152,6 +155,7 @@ pub enum Source<'a> {
 pub enum Target {
     Local(Box<LocalTarget>),
     Oci(Box<OciTarget>),
+    Vm(Box<VmTarget>),
 }
 
 /// A profile's target and its state store, ready for the pipeline.
@@ -165,18 +169,23 @@ pub struct Deployment {
 /// the backend settings rendered and the target built (see [`oci_setup::prepare`]).
 pub async fn open(profile: Profile, source: Source<'_>, ui: &Ui) -> anyhow::Result<Deployment> {
     if profile.target == profile::Target::OciVm {
-        let command = match source {
-            Source::Current { .. } => "deploy",
-            Source::Rollback => "rollback",
-        };
-        return Err(super::vm::not_yet(&profile, command));
+        return open_vm(profile, source, ui).await;
+    }
+    if let Source::Current {
+        binary: Some(_), ..
+    } = source
+    {
+        return Err(actionable(
+            "--binary applies to oci-vm profiles (deploy by pull)",
+            "drop --binary: the local target deploys this calops binary, OCI profiles an image",
+        ));
     }
     if profile.target == profile::Target::Oci {
         let workdir = std::path::PathBuf::from(".calops")
             .join(&profile.name)
             .join("terraform");
         let (image, rollback) = match source {
-            Source::Current { image } => (image, false),
+            Source::Current { image, .. } => (image, false),
             Source::Rollback => (None, true),
         };
         let p = oci_setup::prepare(&profile, image, rollback, workdir, ui).await?;
@@ -189,7 +198,7 @@ pub async fn open(profile: Profile, source: Source<'_>, ui: &Ui) -> anyhow::Resu
             },
         });
     }
-    if let Source::Current { image } = source {
+    if let Source::Current { image, .. } = source {
         if image.is_some() {
             return Err(actionable(
                 "--image applies to OCI profiles; the local target deploys this calops binary",
@@ -202,6 +211,45 @@ pub async fn open(profile: Profile, source: Source<'_>, ui: &Ui) -> anyhow::Resu
     Ok(Deployment {
         target: Target::Local(Box::new(target)),
         state,
+    })
+}
+
+/// The `oci-vm` deployment: the state bucket's lock and ledger (as for OCI), and the release
+/// put in the stack's bucket for the agent on the VM.
+async fn open_vm(profile: Profile, source: Source<'_>, ui: &Ui) -> anyhow::Result<Deployment> {
+    let binary = match source {
+        Source::Current { image: Some(_), .. } => return Err(actionable(
+            "--image applies to `oci` profiles; an oci-vm profile deploys the calops binary itself",
+            "drop --image; pass --binary PATH (a linux/arm64 calops) or let calops cross-build it",
+        )),
+        Source::Current { binary, .. } => binary,
+        Source::Rollback => None,
+    };
+    let bin = match binary {
+        Some(p) => BinarySource::File(p.to_path_buf()),
+        None => BinarySource::Build(std::env::current_dir()?),
+    };
+    let s = oci_setup::state_store(&profile).await?;
+    if s.location.created {
+        ui.note(format!(
+            "created the private, versioned state bucket `{}` in namespace {}",
+            s.location.bucket, s.location.namespace
+        ));
+    }
+    let target = VmTarget::new(
+        profile,
+        s.client.clone(),
+        s.location.namespace.clone(),
+        bin,
+        ui.clone(),
+    )?;
+    Ok(Deployment {
+        target: Target::Vm(Box::new(target)),
+        state: State {
+            store: StateStore::Oci(s.store),
+            lock_key: s.lock_key,
+            ledger_prefix: s.ledger_prefix,
+        },
     })
 }
 
@@ -248,6 +296,9 @@ impl Deployment {
             Target::Oci(t) => {
                 run_on(t.as_mut(), &self.state, opts, rollback_to, ui, interrupt).await
             }
+            Target::Vm(t) => {
+                run_on(t.as_mut(), &self.state, opts, rollback_to, ui, interrupt).await
+            }
         }
     }
 
@@ -255,6 +306,7 @@ impl Deployment {
     pub fn url(&self, r: &RunResult) -> String {
         match &self.target {
             Target::Local(t) => t.public_url(),
+            Target::Vm(t) => t.health_url().to_string(),
             Target::Oci(_) => r
                 .release
                 .as_ref()

@@ -25,6 +25,13 @@ impl LockInfo {
     pub fn expired(&self, now: Timestamp) -> bool {
         now >= self.lease_expires_at
     }
+
+    /// True when the holder ran on this host and its process is gone (killed, crashed).
+    pub fn holder_dead_here(&self) -> bool {
+        let same_host = self.owner.split('@').nth(1) == whoami().split('@').nth(1);
+        same_host
+            && nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), None).is_err()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -57,7 +57,7 @@ pub async fn of(profile: Profile) -> anyhow::Result<Status> {
     match profile.target {
         profile::Target::Oci => oci(profile).await,
         profile::Target::Local => local(profile).await,
-        profile::Target::OciVm => Err(super::vm::not_yet(&profile, "status")),
+        profile::Target::OciVm => vm(profile).await,
     }
 }
 
@@ -254,6 +254,72 @@ async fn oci(profile: Profile) -> anyhow::Result<Status> {
         deployed: release.is_some(),
         warnings,
         notes,
+    })
+}
+
+/// `oci-vm`: the ledger's current release, the desired release and the agent's report on it,
+/// and `/health` through the load balancer (or `CALOPS_HEALTH_URL`).
+async fn vm(profile: Profile) -> anyhow::Result<Status> {
+    use super::oci::watch::{get_health, health_client};
+    use super::store::ObjectStore;
+    use super::vm::objects::{self, Desired, Report, ReportOutcome};
+    let s = super::oci::setup::state_store(&profile).await?;
+    let release = super::ledger::Ledger::new(s.store.clone(), s.ledger_prefix.clone())
+        .current()
+        .await?;
+    let bucket = super::ocistore::OciStore::new(
+        s.client.clone(),
+        &s.location.namespace,
+        &profile.storage.bucket_name,
+    );
+    let read = |b: Option<(Vec<u8>, super::store::Etag)>| b.map(|(b, _)| b);
+    let desired: Option<Desired> =
+        read(bucket.get(objects::DESIRED).await?).and_then(|b| serde_json::from_slice(&b).ok());
+    let report: Option<Report> = match &desired {
+        Some(d) => read(bucket.get(&objects::report_key(&d.id)).await?)
+            .and_then(|b| serde_json::from_slice(&b).ok()),
+        None => None,
+    };
+    let url = super::vm::target::health_url(&profile)?;
+    let answer = get_health(&health_client(), &url)
+        .await
+        .map_err(|e| format!("{e:#}"));
+    let switched = match (&release, &report) {
+        (Some(r), Some(rep)) => {
+            rep.outcome == ReportOutcome::Switched
+                && rep.serving.as_deref() == Some(r.artifact_digest.as_str())
+        }
+        _ => false,
+    };
+    let healthy = switched && matches!(&answer, Ok(a) if (200..300).contains(&a.status));
+    let health = match &answer {
+        Ok(a) => json!({"status": a.status, "version": a.version}),
+        Err(e) => json!({"error": e}),
+    };
+    let agent = match (&desired, &report) {
+        (None, _) => "no desired release in the bucket".to_string(),
+        (Some(d), None) => format!("release #{} desired; no report from the agent yet", d.seq),
+        (Some(_), Some(r)) => format!("desired {}", r.summary()),
+    };
+    let text = match &release {
+        None => NOTHING_DEPLOYED.into(),
+        Some(r) => format!(
+            "{}agent: {agent}\nhealth: {}\nurl: {url}\n",
+            deployed(r),
+            if healthy {
+                "ok".to_string()
+            } else {
+                format!("NOT HEALTHY ({health})")
+            }
+        ),
+    };
+    Ok(Status {
+        doc: json!({"release": release, "desired": desired, "report": report, "healthy": healthy, "health": health, "url": url}),
+        text,
+        healthy,
+        deployed: release.is_some(),
+        warnings: Vec::new(),
+        notes: Vec::new(),
     })
 }
 

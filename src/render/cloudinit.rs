@@ -12,8 +12,11 @@
 //! What it does at first boot, in order: (with a block volume) wait for it at its consistent
 //! device path, make an XFS file system if it has none and mount it at [`DATA_DIR`]; enable the
 //! module streams and install PostgreSQL and Redis; make the `calops` system user's directories;
-//! open the service port in firewalld; install and enable the agent's systemd unit, which
-//! starts once the binary is at [`AGENT_BINARY`] (deploy by pull puts it there).
+//! open the service port in firewalld; install the OCI CLI (Oracle Linux's developer repository)
+//! for the bootstrap; install and enable the agent's systemd unit, which starts once the binary
+//! is at [`AGENT_BINARY`], and the bootstrap unit, which puts it there: it waits for the first
+//! desired release in the bucket, downloads its binary with the instance principal, checks its
+//! sha256 and starts the agent (once; the agent updates itself after each switch).
 
 use serde::Serialize;
 
@@ -25,6 +28,8 @@ pub const AGENT_BINARY: &str = "/opt/calops/bin/calops";
 pub const AGENT_ENV: &str = "/etc/calops/agent.env";
 pub const AGENT_UNIT: &str = "/etc/systemd/system/calops-agent.service";
 pub const DATA_VOLUME_SCRIPT: &str = "/usr/local/sbin/calops-data-volume";
+pub const BOOTSTRAP_SCRIPT: &str = "/usr/local/sbin/calops-agent-bootstrap";
+pub const BOOTSTRAP_UNIT: &str = "/etc/systemd/system/calops-agent-bootstrap.service";
 pub const USER: &str = "calops";
 
 /// The inputs of the user data.
@@ -114,11 +119,61 @@ WantedBy=multi-user.target
     )
 }
 
-/// The agent's environment: names only what is not secret (it signs as the instance principal).
+/// The agent's environment: names only what is not secret (it signs as the instance principal,
+/// and finds its region with the metadata service). The profile comes with each release; the
+/// VM sets only where the service listens (`CALOPS_LOCAL_*`, the one section the agent takes
+/// from its environment): on every address, on the load balancer's backend port.
 pub fn agent_env(init: &VmInit) -> String {
     format!(
-        "CALOPS_PROFILE={}\nCALOPS_OCI_REGION={}\nCALOPS_BUCKET={}\nCALOPS_SERVICE_PORT={}\nCALOPS_OCI_AUTH=instance_principal\n",
-        init.profile, init.region, init.bucket, init.port
+        "CALOPS_PROFILE={}\nCALOPS_BUCKET={}\nCALOPS_LOCAL_BIND=0.0.0.0\nCALOPS_LOCAL_PORT={}\nCALOPS_AGENT_BINARY={AGENT_BINARY}\n",
+        init.profile, init.bucket, init.port
+    )
+}
+
+/// Put the agent in place once: the binary of the desired release, checked against its digest.
+/// Run by [`bootstrap_unit`] as root until it succeeds (the bucket has no release before the
+/// first `calops deploy`).
+pub fn bootstrap_script() -> String {
+    format!(
+        r#"#!/bin/sh
+# Made by calops: installs the agent (the calops binary of the desired release) once.
+set -eu
+. {AGENT_ENV}
+export OCI_CLI_AUTH=instance_principal
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+oci os object get --bucket-name "$CALOPS_BUCKET" --name {desired} --file "$tmp/desired.json"
+digest=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["digest"])' "$tmp/desired.json")
+hex=${{digest#sha256:}}
+oci os object get --bucket-name "$CALOPS_BUCKET" --name "{prefix}releases/$hex/calops" --file "$tmp/calops"
+echo "$hex  $tmp/calops" | sha256sum -c -
+install -o {USER} -g {USER} -m 0755 "$tmp/calops" {AGENT_BINARY}.new
+mv {AGENT_BINARY}.new {AGENT_BINARY}
+systemctl start calops-agent.service
+"#,
+        desired = crate::pull::DESIRED,
+        prefix = crate::pull::PREFIX,
+    )
+}
+
+/// The bootstrap's unit: retried every 30 s until the agent's binary is there.
+pub fn bootstrap_unit() -> String {
+    format!(
+        "[Unit]
+Description=calops agent bootstrap: the first release's binary from the bucket
+Wants=network-online.target
+After=network-online.target
+ConditionPathExists=!{AGENT_BINARY}
+
+[Service]
+Type=oneshot
+ExecStart={BOOTSTRAP_SCRIPT}
+Restart=on-failure
+RestartSec=30
+
+[Install]
+WantedBy=multi-user.target
+"
     )
 }
 
@@ -160,6 +215,18 @@ pub fn cloud_config(init: &VmInit) -> CloudConfig {
             content: agent_unit(),
         },
     ];
+    write_files.push(WriteFile {
+        path: BOOTSTRAP_SCRIPT.into(),
+        permissions: "0755".into(),
+        owner: "root:root".into(),
+        content: bootstrap_script(),
+    });
+    write_files.push(WriteFile {
+        path: BOOTSTRAP_UNIT.into(),
+        permissions: "0644".into(),
+        owner: "root:root".into(),
+        content: bootstrap_unit(),
+    });
     let mut runcmd = Vec::new();
     if let Some(device) = &init.data_device {
         write_files.push(WriteFile {
@@ -200,8 +267,16 @@ pub fn cloud_config(init: &VmInit) -> CloudConfig {
             &format!("--add-port={}/tcp", init.port),
         ]),
         argv(&["systemctl", "reload-or-restart", "firewalld"]),
+        argv(&["dnf", "-y", "install", "oraclelinux-developer-release-el9"]),
+        argv(&["dnf", "-y", "install", "python39-oci-cli"]),
         argv(&["systemctl", "daemon-reload"]),
         argv(&["systemctl", "enable", "--now", "calops-agent.service"]),
+        argv(&[
+            "systemctl",
+            "enable",
+            "--now",
+            "calops-agent-bootstrap.service",
+        ]),
     ]);
     CloudConfig {
         users: vec![

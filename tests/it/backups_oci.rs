@@ -237,14 +237,7 @@ impl World {
             .env("CALOPS_ENDPOINT_POSTGRESQL", &self.base)
             .output()
             .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?}: not JSON ({e}): {}\n{stderr}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-        (out.status.code().unwrap_or(-1), doc, stderr)
+        crate::support::json_output(args, &out)
     }
 }
 

@@ -63,7 +63,7 @@ pub async fn status(layout: &Layout) -> Backups {
 /// lock (waiting for a backup the service's schedule is taking).
 pub async fn now(profile: Profile, label: &str, ui: &Ui) -> anyhow::Result<Report> {
     let (target, _) = deployment::open_local(profile)?;
-    let cfg = archiving::config(&target.profile, &target.layout);
+    let cfg = archiving::config(&target.profile, &target.layout, None);
     let mut cluster = cluster(&target.layout)?.ok_or_else(|| {
         actionable(
             "nothing is deployed, so there is nothing to back up",
@@ -114,7 +114,6 @@ pub async fn now(profile: Profile, label: &str, ui: &Ui) -> anyhow::Result<Repor
 pub async fn list(profile: Profile) -> anyhow::Result<Report> {
     let (target, _) = deployment::open_local(profile)?;
     let st = archiving::store(&target.layout);
-    let inv = inventory::load(&st).await?;
     let archiver = match cluster(&target.layout)? {
         Some(mut c) => match connect(&mut c, "postgres").await {
             Ok(s) => status::archiver(&s).await.ok(),
@@ -122,6 +121,15 @@ pub async fn list(profile: Profile) -> anyhow::Result<Report> {
         },
         None => None,
     };
+    list_store(&st, archiver).await
+}
+
+/// The `backup list` report of the objects in `st` (and the archiver's state, when known).
+pub async fn list_store(
+    st: &crate::backup::store::AnyStore,
+    archiver: Option<crate::backup::status::Archiver>,
+) -> anyhow::Result<Report> {
+    let inv = inventory::load(st).await?;
     let segments: Vec<_> = inv
         .wal
         .iter()
@@ -188,11 +196,19 @@ pub async fn list(profile: Profile) -> anyhow::Result<Report> {
 /// `restore --latest` uses) would read; a problem fails with every object named.
 pub async fn verify(profile: Profile, name: Option<&str>, ui: &Ui) -> anyhow::Result<Report> {
     let (target, _) = deployment::open_local(profile)?;
-    let st = archiving::store(&target.layout);
-    let inv = inventory::load(&st).await?;
+    verify_store(&archiving::store(&target.layout), name, ui).await
+}
+
+/// `backup verify` of the objects in `st`.
+pub async fn verify_store(
+    st: &crate::backup::store::AnyStore,
+    name: Option<&str>,
+    ui: &Ui,
+) -> anyhow::Result<Report> {
+    let inv = inventory::load(st).await?;
     let b = brestore::choose(&inv, RecoveryTarget::Latest, name)?.clone();
     let pb = ui.bytes_bar(b.stored_bytes(), format!("verifying {}", b.name));
-    let v = inventory::verify(&st, &inv, &b, &pb).await?;
+    let v = inventory::verify(st, &inv, &b, &pb).await?;
     pb.finish_and_clear();
     if !v.problems.is_empty() {
         let list: Vec<String> = v
@@ -250,7 +266,7 @@ pub async fn restore(profile: Profile, req: &Restore, ui: &Ui) -> anyhow::Result
         backup: req.backup.clone(),
         into: into.clone(),
         calops: std::env::current_exe()?,
-        config: archiving::config(&target.profile, &layout),
+        config: archiving::config(&target.profile, &layout, None),
         // The restored cluster keeps the live one's password, so the service's URL stays valid.
         password: std::fs::read_to_string(live.join("superuser.password"))
             .ok()
@@ -317,7 +333,7 @@ async fn make_live(
         let mut c = Cluster::init_or_open(&target.layout.pg(), pg::Options::default())?;
         archiving::configure(
             &c,
-            &archiving::config(&target.profile, &target.layout),
+            &archiving::config(&target.profile, &target.layout, None),
             &target.layout,
             &std::env::current_exe()?,
         )?;

@@ -1,11 +1,13 @@
 //! `backup now|list|verify` and `restore` on a profile, whatever its target: the local
 //! target's own archive ([`local`]: continuous WAL archiving into `.calops/<profile>/objects`,
 //! base backups, point-in-time restore into a new cluster), or OCI's managed database
-//! ([`managed`]: its own backups, restored into a new DB system). The commands print the
+//! ([`managed`]: its own backups, restored into a new DB system), or the VM's archive in its
+//! bucket ([`vm`]: `list` and `verify` from here). The commands print the
 //! [`Report`] these return and branch on nothing.
 
 pub mod local;
 pub mod managed;
+pub mod vm;
 
 use crate::backup::pgconf::RecoveryTarget;
 use crate::error::actionable;
@@ -72,7 +74,7 @@ pub async fn now(profile: Profile, label: &str, ui: &Ui) -> anyhow::Result<Repor
 pub async fn list(profile: Profile) -> anyhow::Result<Report> {
     match profile.target {
         profile::Target::Local => local::list(profile).await,
-        profile::Target::OciVm => Err(crate::deploy::vm::not_yet(&profile, "backup list")),
+        profile::Target::OciVm => vm::list(profile).await,
         profile::Target::Oci => managed::list(&profile).await,
     }
 }
@@ -82,7 +84,7 @@ pub async fn list(profile: Profile) -> anyhow::Result<Report> {
 pub async fn verify(profile: Profile, backup: Option<&str>, ui: &Ui) -> anyhow::Result<Report> {
     match profile.target {
         profile::Target::Local => local::verify(profile, backup, ui).await,
-        profile::Target::OciVm => Err(crate::deploy::vm::not_yet(&profile, "backup verify")),
+        profile::Target::OciVm => vm::verify(profile, backup, ui).await,
         profile::Target::Oci => Err(actionable(
             format!("profile `{}` uses OCI's managed database, whose backups OCI stores and checks itself", profile.name),
             "drill a restore instead: `calops restore --profile ... ` creates a new DB system from a backup",

@@ -24,11 +24,15 @@ pub fn store(layout: &Layout) -> AnyStore {
     AnyStore::File(FileStore::new(store_root(layout)))
 }
 
-/// The backup configuration a profile gives its local cluster.
-pub fn config(profile: &Profile, layout: &Layout) -> BackupConfig {
-    let url = url::Url::from_file_path(store_root(layout))
-        .map(|u| u.to_string())
-        .unwrap_or_else(|_| format!("file://{}", store_root(layout).display()));
+/// The backup configuration a profile gives its local cluster: objects under the layout, or in
+/// `store` (a [`crate::backup::store::open`] URL: the VM's bucket).
+pub fn config(profile: &Profile, layout: &Layout, store: Option<&str>) -> BackupConfig {
+    let url = match store {
+        Some(s) => s.to_string(),
+        None => url::Url::from_file_path(store_root(layout))
+            .map(|u| u.to_string())
+            .unwrap_or_else(|_| format!("file://{}", store_root(layout).display())),
+    };
     BackupConfig {
         version: VERSION,
         profile: profile.name.clone(),

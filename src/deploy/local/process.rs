@@ -132,6 +132,26 @@ pub fn log_tail(path: &Path, max_lines: usize) -> String {
     lines[lines.len().saturating_sub(max_lines)..].join("\n")
 }
 
+/// The processes whose working directory is `dir` and whose first argument is `arg` (from
+/// `/proc`): also those whose starter was killed before it wrote their pidfile.
+pub fn find_by_cwd_and_arg(dir: &Path, arg: &str) -> Vec<i32> {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return Vec::new();
+    };
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cwd = std::fs::read_link(e.path().join("cwd")).ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let first = cmdline.split(|b| *b == 0).nth(1)?;
+            (cwd == dir && first == arg.as_bytes()).then_some(pid)
+        })
+        .collect()
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; fine for local use).
 pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -141,6 +161,20 @@ pub fn free_port() -> Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_are_found_by_working_directory_and_argument() {
+        let d = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30").current_dir(d.path());
+        let m = spawn_detached(cmd, &d.path().join("p.pid"), &d.path().join("p.log")).unwrap();
+        assert_eq!(find_by_cwd_and_arg(d.path(), "30"), vec![m.pid]);
+        assert!(find_by_cwd_and_arg(d.path(), "serve").is_empty());
+        let other = tempfile::tempdir().unwrap();
+        assert!(find_by_cwd_and_arg(other.path(), "30").is_empty());
+        m.stop(Duration::from_secs(5));
+        assert!(find_by_cwd_and_arg(d.path(), "30").is_empty());
+    }
 
     #[test]
     fn spawn_signal_and_tail() {

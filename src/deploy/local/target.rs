@@ -48,6 +48,9 @@ pub struct LocalTarget {
     redis_url: Option<String>,
     /// The cluster's backup configuration (set by provision).
     backup_config: Option<PathBuf>,
+    /// Where the cluster archives (a backup store URL); `None`: files under the layout. The VM's
+    /// agent sets its bucket.
+    pub backup_store: Option<String>,
 }
 
 use crate::fsutil::file_digest;
@@ -95,6 +98,7 @@ impl LocalTarget {
             database_url: None,
             redis_url: None,
             backup_config: None,
+            backup_store: None,
         })
     }
 
@@ -197,9 +201,21 @@ impl LocalTarget {
     }
 
     /// Stop serve processes of this target that are neither current nor `keep` (e.g. a failed
-    /// release left running for inspection), so the reuseport group holds at most two.
+    /// release left running for inspection, or a candidate whose deploy was killed, even before
+    /// it wrote the pidfile), so the reuseport group holds at most two.
     fn stop_strays(&self, keep: Option<i32>) {
         let current = self.current().map(|c| c.pid);
+        // Serve processes run in the layout's root: those without a pidfile are found there.
+        for pid in process::find_by_cwd_and_arg(&self.layout.root, "serve") {
+            if Some(pid) != current && Some(pid) != keep {
+                let m = process::Managed {
+                    pid,
+                    pidfile: self.layout.run().join(format!("stray-{pid}.pid")),
+                    log: PathBuf::from("/dev/null"),
+                };
+                m.stop(Duration::from_secs(10));
+            }
+        }
         let Ok(rd) = std::fs::read_dir(self.layout.run()) else {
             return;
         };
@@ -371,7 +387,8 @@ impl Target for LocalTarget {
     async fn provision(&mut self, steps: &mut Steps<'_>) -> Result<bool> {
         let layout = self.layout.clone();
         let want_redis = self.profile.local.redis;
-        let backup_cfg = super::archiving::config(&self.profile, &self.layout);
+        let backup_cfg =
+            super::archiving::config(&self.profile, &self.layout, self.backup_store.as_deref());
         let source_binary = self.source_binary.clone();
         let (db, redis_url, backup_config, changed) = steps
             .run(

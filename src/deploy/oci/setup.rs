@@ -10,7 +10,7 @@ use crate::error::actionable;
 use crate::image::pipeline::{Builder, ImageBuildOptions};
 use crate::image::platform::Platform;
 use crate::oci::client::OciClient;
-use crate::profile::{Profile, Target};
+use crate::profile::Profile;
 use crate::terraform::PlanOptions;
 use crate::ui::Ui;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ pub fn keys(prefix: &str, profile: &str) -> (String, String) {
 }
 
 fn oci_section(profile: &Profile) -> anyhow::Result<&crate::profile::model::OciSection> {
-    if profile.target != Target::Oci {
+    if !profile.target.on_oci() {
         return Err(actionable(
             format!("profile `{}` is not an OCI profile", profile.name),
             "use `calops deploy --profile local` for the local target",

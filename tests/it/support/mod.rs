@@ -3,6 +3,7 @@
 //!
 //! - `api`: the HTTP client of the service tests
 //! - `env`: the environment variables tests hand to calops by name, set before `main`
+//! - `imds`: the instance metadata service and the auth service an instance principal uses
 //! - `monitoring`: OCI Monitoring in the stand-in OCI (PostMetricData checked, faults)
 //! - `mql`: a parser for the Monitoring Query Language the rendered alarms use
 //! - `oci`: the stand-in OCI (signature-checking server) and the OCI signing vectors
@@ -12,12 +13,36 @@
 
 pub mod api;
 pub mod env;
+pub mod imds;
 pub mod monitoring;
 pub mod mql;
 pub mod oci;
 pub mod ocistand;
 pub mod schema_check;
 pub mod site;
+
+/// A `--json` command's output: (exit code, its one JSON document, stderr); a stdout that is
+/// not one JSON document fails the test, naming `args`.
+pub fn json_output(args: &[&str], out: &std::process::Output) -> (i32, serde_json::Value, String) {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: stdout is not one JSON document ({e}): {}\nstderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code().unwrap_or(-1), doc, stderr)
+}
+
+/// The outcomes of `calops releases --json`'s releases, oldest first.
+pub fn release_outcomes(doc: &serde_json::Value) -> Vec<String> {
+    doc["releases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no releases in {doc}"))
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
 
 /// A connection to the test database at `url` (its driver runs on the current runtime).
 pub async fn db(url: &str) -> tokio_postgres::Client {

@@ -92,6 +92,9 @@ pub struct Store {
     /// Store the next PUT, then answer 503 as if the answer had been lost.
     pub lose_next_put_answer: bool,
     pub failures: Vec<String>,
+    /// Objects of a bucket that was never created are refused as OCI does (404
+    /// BucketNotFound) instead of kept.
+    pub strict_buckets: bool,
     /// Vault secrets by OCID: what GetSecretBundle returns.
     pub secrets: BTreeMap<String, String>,
     /// What Monitoring's PostMetricData does (accept, fail, hang).
@@ -122,6 +125,9 @@ pub struct Tokens {
     /// first (the platform writing the renewed token where the container reads it).
     pub expired: BTreeSet<String>,
     pub on_expired: Option<Renew>,
+    /// Instance principal tokens (from `support::imds`): accepted when signed with the session
+    /// key each was issued for.
+    pub session_keys: HashMap<String, RsaPublicKey>,
 }
 
 /// Why [`verify`] refused an expired session token.
@@ -195,12 +201,15 @@ pub fn verify(
     let tokens = |key_id: &str| {
         let tokens = oci.tokens.lock().unwrap();
         match key_id.strip_prefix("ST$") {
-            Some(t) if tokens.valid.contains(t) => Ok(()),
+            Some(t) if tokens.valid.contains(t) => Ok(None),
             Some(t) if tokens.expired.contains(t) => {
                 if let Some(renew) = &tokens.on_expired {
                     renew(t);
                 }
                 Err(EXPIRED_TOKEN.to_string())
+            }
+            Some(t) if tokens.session_keys.contains_key(t) => {
+                Ok(Some(tokens.session_keys[t].clone()))
             }
             _ => Err(format!("unknown keyId {key_id}")),
         }
@@ -439,6 +448,15 @@ pub async fn handle(
                 doc["nextStartWith"] = json!(next);
             }
             json_reply(200, doc)
+        }
+        (_, ["n", "testns", "b", bucket, "o", ..])
+            if st.strict_buckets && !st.buckets.contains_key(&decode(bucket)) =>
+        {
+            oci_error(
+                404,
+                "BucketNotFound",
+                "Either the bucket does not exist or you are not authorized to access it",
+            )
         }
         (m, ["n", "testns", "b", bucket, "o", name]) => {
             let key = (decode(bucket), decode(name));

@@ -46,14 +46,16 @@ impl Signatures {
     }
 
     /// [`Signatures::verify`], where a key id outside `key_ids` is decided by `accept` (a
-    /// stand-in's session tokens: valid, or refused as expired); its error is the refusal.
+    /// stand-in's session tokens: valid, or refused as expired); its error is the refusal, and
+    /// a key it returns (an instance principal's session key) checks the signature instead of
+    /// `public`.
     pub fn verify_with(
         &self,
         method: &str,
         path_and_query: &str,
         headers: &axum::http::HeaderMap,
         body: &[u8],
-        accept: &dyn Fn(&str) -> Result<(), String>,
+        accept: &dyn Fn(&str) -> Result<Option<RsaPublicKey>, String>,
     ) -> Result<(), String> {
         let auth = headers
             .get("authorization")
@@ -65,9 +67,12 @@ impl Signatures {
             return Err(format!("bad algorithm/version in {auth}"));
         }
         let key_id = param(auth, "keyId").ok_or("no keyId")?;
-        if !self.key_ids.contains(&key_id) {
-            accept(&key_id)?;
-        }
+        let session_key = if self.key_ids.contains(&key_id) {
+            None
+        } else {
+            accept(&key_id)?
+        };
+        let public = session_key.as_ref().unwrap_or(&self.public);
         let names: Vec<String> = param(auth, "headers")
             .ok_or("no headers")?
             .split(' ')
@@ -109,7 +114,7 @@ impl Signatures {
         let sig = base64::engine::general_purpose::STANDARD
             .decode(param(auth, "signature").ok_or("no signature")?)
             .map_err(|e| e.to_string())?;
-        self.public
+        public
             .verify(
                 Pkcs1v15Sign::new::<Sha256>(),
                 &Sha256::digest(lines.join("\n").as_bytes()),

@@ -47,6 +47,19 @@ pub fn http(method: reqwest::Method, url: &str, key: &str, body: Option<&Value>)
     })
 }
 
+/// True when the PostgreSQL server binaries a local target runs are installed; otherwise the
+/// test is skipped locally (with the reason printed) or fails under CI.
+pub fn have_postgres_server(test: &str) -> bool {
+    if calops::doctor::tools::postgres_bin_dir().is_some() {
+        return true;
+    }
+    calops_testkit::skip_or_fail(
+        test,
+        "PostgreSQL server binaries are not installed (run scripts/setup)",
+    );
+    false
+}
+
 pub struct Site {
     pub dir: tempfile::TempDir,
     pub port: u16,
@@ -57,11 +70,7 @@ pub struct Site {
 impl Site {
     /// A new site, or `None` (skipped locally, failed under CI) without PostgreSQL.
     pub fn new(test: &str) -> Option<Site> {
-        if calops::doctor::tools::postgres_bin_dir().is_none() {
-            calops_testkit::skip_or_fail(
-                test,
-                "PostgreSQL server binaries are not installed (run scripts/setup)",
-            );
+        if !have_postgres_server(test) {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
@@ -127,15 +136,7 @@ impl Site {
     pub fn json(&self, args: &[&str]) -> (i32, Value, String) {
         let mut a = args.to_vec();
         a.push("--json");
-        let out = self.run(&a);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{args:?}: stdout is not one JSON document ({e}): {}\nstderr: {stderr}",
-                String::from_utf8_lossy(&out.stdout)
-            )
-        });
-        (out.status.code().unwrap_or(-1), doc, stderr)
+        crate::support::json_output(args, &self.run(&a))
     }
 
     /// `.calops/local`: the deployment's state.

@@ -1,0 +1,380 @@
+//! `calops agent`: runs on the VM, signs as the instance principal, and makes the VM run the
+//! desired release of the stack's bucket ([`super::objects`]).
+//!
+//! Each poll: read `desired.json`; if its id already has a report, nothing to do. Otherwise
+//! download the binary by digest and check its sha256 (a mismatch is refused and reported,
+//! nothing is switched), write the profile files it names, and run the local target's release
+//! pipeline with that binary: the same verified zero-downtime switch, the same automatic
+//! rollback on a failed check, under the local lock, recorded in the local ledger. Then write
+//! the report.
+//!
+//! Restarted after a kill (even mid-switch) it converges: the report is written last, so the
+//! same desired id is taken again; the local pipeline stops a half-started candidate before it
+//! starts a new one (never two releases beside the current one on the port) and finds a
+//! release that already serves unchanged. A local lock left by a killed agent on this host is
+//! released first.
+
+use super::objects::{self, Desired, Report, ReportOutcome};
+use crate::deploy::deployment::{local_state, LOCK_LEASE};
+use crate::deploy::local::target::LocalTarget;
+use crate::deploy::ocistore::OciStore;
+use crate::deploy::pipeline::{self, Options};
+use crate::deploy::steps::Interrupt;
+use crate::deploy::store::ObjectStore;
+use crate::error::{actionable, ExitWithDoc};
+use crate::oci::client::OciClient;
+use crate::oci::instance::InstancePrincipal;
+use crate::ui::Ui;
+use anyhow::{Context, Result};
+use jiff::Timestamp;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the agent needs to know (from flags, or the environment cloud-init writes).
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The calops profile's name (the local layout's directory, the profile file's name).
+    pub profile: String,
+    /// The stack's bucket.
+    pub bucket: String,
+    /// The Object Storage namespace; `None`: asked from the API.
+    pub namespace: Option<String>,
+    /// How long to wait between polls.
+    pub interval: Duration,
+    /// Handle the desired release once, then exit.
+    pub once: bool,
+    /// Where the local layout lives (`.calops/<profile>/` under it).
+    pub workdir: PathBuf,
+    /// The agent's own binary: replaced by each release it switches to (then the agent exits
+    /// for systemd to start the new one). `None`: never replaced.
+    pub self_update: Option<PathBuf>,
+}
+
+/// Replace the agent's binary `agent` with `release` when their contents differ; true when it
+/// was replaced (atomically: a reader sees the old file or the new).
+pub fn update_agent_binary(release: &Path, agent: &Path) -> Result<bool> {
+    let new = crate::fsutil::file_digest(release)?;
+    if crate::fsutil::file_digest(agent).ok().as_deref() == Some(new.as_str()) {
+        return Ok(false);
+    }
+    let tmp = agent.with_extension("new");
+    std::fs::copy(release, &tmp)
+        .with_context(|| format!("copying {} to {}", release.display(), tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::rename(&tmp, agent).with_context(|| format!("replacing {}", agent.display()))?;
+    Ok(true)
+}
+
+/// The agent's connection to the bucket.
+pub struct Agent {
+    pub config: AgentConfig,
+    store: OciStore,
+    namespace: String,
+}
+
+/// Where the VM's cluster archives: the stack's bucket, under `backups/`, signed as the
+/// instance principal (by `archive_command` and the service's nightly base backup).
+pub fn backup_store_url(namespace: &str, bucket: &str) -> String {
+    format!("oci://{namespace}/{bucket}/{BACKUP_PREFIX}?auth=instance_principal")
+}
+
+/// The prefix of the VM's backups in the stack's bucket.
+pub const BACKUP_PREFIX: &str = "backups";
+
+impl Agent {
+    /// Sign in as the instance principal (endpoints from `OCI_METADATA_BASE_URL`,
+    /// `OCI_SDK_AUTH_CLIENT_REGION_URL`, `CALOPS_ENDPOINT_OBJECTSTORAGE` when set) and check
+    /// that the bucket is there.
+    pub async fn connect(config: AgentConfig) -> Result<Agent> {
+        let principal = InstancePrincipal::from_env()
+            .await
+            .context("signing in as the instance principal")?;
+        let client = OciClient::with_instance_principal(Arc::new(principal))?
+            .with_endpoint_overrides(|k| std::env::var(k).ok())?;
+        let os = client.object_storage();
+        let namespace = match &config.namespace {
+            Some(n) => n.clone(),
+            None => os
+                .namespace()
+                .await
+                .context("asking Object Storage for the namespace")?,
+        };
+        match os.get_bucket(&namespace, &config.bucket).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return Err(actionable(
+                    format!(
+                        "the bucket `{}` does not exist in namespace {namespace} (or this instance may not read it)",
+                        config.bucket
+                    ),
+                    "check CALOPS_BUCKET in /etc/calops/agent.env against the stack's [storage] bucket_name, and that the stack was applied (its policy lets the compartment's instances read that bucket)",
+                ))
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("reading the bucket `{}`", config.bucket)))
+            }
+        }
+        let store = OciStore::new(Arc::new(client), namespace.clone(), config.bucket.clone());
+        Ok(Agent {
+            config,
+            store,
+            namespace,
+        })
+    }
+
+    /// Poll until stopped (SIGTERM/SIGINT), or once with `--once`. A failed poll is reported
+    /// and retried at the next interval; with `--once` it is the error.
+    pub async fn run(&self, ui: &Ui) -> Result<Option<Report>> {
+        let interrupt = Interrupt::default();
+        interrupt.install();
+        loop {
+            match self.poll(ui, interrupt.clone()).await {
+                Ok(r) if self.config.once => return Ok(r),
+                Err(e) if self.config.once => return Err(e),
+                Ok(Some(r)) => ui.note(format!("calops agent: desired {}: {}", r.id, r.summary())),
+                Ok(None) => {}
+                Err(e) => ui.warn(format!("calops agent: {e:#}")),
+            }
+            if self.updated_itself(ui) {
+                return Ok(None);
+            }
+            if interrupt.raised() {
+                return Ok(None);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.interval) => {}
+                _ = interrupt.wait() => return Ok(None),
+            }
+        }
+    }
+
+    /// One poll: the report written, or `None` when there was nothing to do.
+    pub async fn poll(&self, ui: &Ui, interrupt: Interrupt) -> Result<Option<Report>> {
+        let Some((body, _)) = self.store.get(objects::DESIRED).await? else {
+            return Ok(None);
+        };
+        let desired: Desired = serde_json::from_slice(&body).map_err(|e| {
+            actionable(
+                format!(
+                    "{} is not a desired release document: {e}",
+                    objects::DESIRED
+                ),
+                "deploy again with `calops deploy` (it rewrites the document)",
+            )
+        })?;
+        let report_key = objects::report_key(&desired.id);
+        if self.store.get(&report_key).await?.is_some() {
+            return Ok(None);
+        }
+        let received_at = Timestamp::now();
+        let (outcome, reason, serving) = self.take(&desired, ui, interrupt).await;
+        let report = Report {
+            id: desired.id.clone(),
+            seq: desired.seq,
+            digest: desired.digest.clone(),
+            outcome,
+            reason,
+            received_at,
+            finished_at: Timestamp::now(),
+            agent: crate::deploy::lock::whoami(),
+            serving,
+        };
+        self.store
+            .put(&report_key, &serde_json::to_vec_pretty(&report)?)
+            .await
+            .with_context(|| format!("writing the report {report_key}"))?;
+        Ok(Some(report))
+    }
+
+    /// After a switch: put the release that runs now in place of the agent's binary. True when
+    /// it changed (the caller exits; systemd starts the new agent).
+    fn updated_itself(&self, ui: &Ui) -> bool {
+        let (Some(agent), Some(digest)) = (&self.config.self_update, self.serving()) else {
+            return false;
+        };
+        let release = self
+            .local_root()
+            .join("releases")
+            .join(digest.trim_start_matches("sha256:"))
+            .join("calops");
+        match update_agent_binary(&release, agent) {
+            Ok(true) => {
+                ui.note(format!(
+                    "calops agent: {} is now release {digest}; exiting so that systemd starts it",
+                    agent.display()
+                ));
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                ui.warn(format!("calops agent: could not update itself: {e:#}"));
+                false
+            }
+        }
+    }
+
+    fn local_root(&self) -> PathBuf {
+        self.config
+            .workdir
+            .join(".calops")
+            .join(&self.config.profile)
+    }
+
+    /// What runs now on this VM (the local target's record), for reports.
+    fn serving(&self) -> Option<String> {
+        let path = self.local_root().join("run").join("current.json");
+        let text = std::fs::read_to_string(path).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        v["digest"].as_str().map(String::from)
+    }
+
+    /// Check, download and switch to `desired`: the outcome, why, and what serves after.
+    async fn take(
+        &self,
+        desired: &Desired,
+        ui: &Ui,
+        interrupt: Interrupt,
+    ) -> (ReportOutcome, Option<String>, Option<String>) {
+        let refused = |why: String| (ReportOutcome::Refused, Some(why), self.serving());
+        let problems = desired.problems();
+        if !problems.is_empty() {
+            return refused(format!(
+                "{} is unusable: {}",
+                objects::DESIRED,
+                problems.join("; ")
+            ));
+        }
+        if desired.profile != self.config.profile {
+            return refused(format!(
+                "desired.json is for profile `{}`, this agent runs `{}`",
+                desired.profile, self.config.profile
+            ));
+        }
+        let key = objects::release_key(&desired.digest);
+        let bytes = match self.store.get(&key).await {
+            Ok(Some((b, _))) => b,
+            Ok(None) => return refused(format!("the binary {key} is not in the bucket")),
+            Err(e) => {
+                return (
+                    ReportOutcome::Failed,
+                    Some(format!("downloading {key}: {e}")),
+                    self.serving(),
+                )
+            }
+        };
+        if let Err(why) = desired.check_binary(&bytes) {
+            return refused(why);
+        }
+        match self.switch(desired, &bytes, ui, interrupt).await {
+            Ok(()) => (ReportOutcome::Switched, None, self.serving()),
+            Err(e) => {
+                let (outcome, reason) = match e.downcast_ref::<ExitWithDoc>() {
+                    Some(d) if d.doc["result"] == "rolled_back" => {
+                        (ReportOutcome::RolledBack, d.message.clone())
+                    }
+                    Some(d) => (ReportOutcome::Failed, d.message.clone()),
+                    None => (ReportOutcome::Failed, format!("{e:#}")),
+                };
+                // Nothing serving before means nothing to roll back to.
+                let serving = self.serving();
+                let outcome = if outcome == ReportOutcome::RolledBack && serving.is_none() {
+                    ReportOutcome::Failed
+                } else {
+                    outcome
+                };
+                (outcome, Some(reason), serving)
+            }
+        }
+    }
+
+    /// The local target's release pipeline with the downloaded binary.
+    async fn switch(
+        &self,
+        desired: &Desired,
+        bytes: &[u8],
+        ui: &Ui,
+        interrupt: Interrupt,
+    ) -> Result<()> {
+        let agent_dir = self.local_root().join("agent");
+        let binary = agent_dir
+            .join("incoming")
+            .join(desired.digest.trim_start_matches("sha256:"));
+        crate::fsutil::write_atomic(&binary, bytes)?;
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))?;
+        let profile_dir = agent_dir.join("profile");
+        let _ = std::fs::remove_dir_all(&profile_dir);
+        for f in &desired.profile_files {
+            crate::fsutil::write_atomic(&profile_dir.join(&f.name), f.text.as_bytes())?;
+        }
+        // The VM's own settings: where the service listens ([local]); nothing else of the
+        // operator's profile is overridden here.
+        let local_only = crate::profile::env_overrides(std::env::vars())
+            .into_iter()
+            .filter(|o| o.section.as_deref() == Some("local"))
+            .collect();
+        let profile = crate::profile::load_with(&desired.profile, &[profile_dir], local_only)
+            .map_err(|e| anyhow::anyhow!("the desired release's profile: {e}"))?
+            .profile;
+        let mut target = LocalTarget::new(profile, &self.config.workdir)?;
+        target.source_binary = binary.clone();
+        target.backup_store = Some(backup_store_url(&self.namespace, &self.config.bucket));
+        let state = local_state(&target);
+        // A lock left by an agent killed on this host: its holder is gone.
+        let lock = state.lock();
+        if let Ok(Some(info)) = lock.status().await {
+            if info.holder_dead_here() {
+                ui.warn(format!(
+                    "releasing the local deploy lock of pid {} (gone)",
+                    info.pid
+                ));
+                lock.force_release().await?;
+            }
+        }
+        let opts = Options {
+            auto_rollback: true,
+            message: format!(
+                "calops agent: desired {} (release #{})",
+                desired.id, desired.seq
+            ),
+            lock_lease: LOCK_LEASE,
+            profile_hash: target.profile.hash(),
+        };
+        let r = pipeline::run(
+            &mut target,
+            state.store.clone(),
+            &state.lock_key,
+            &state.ledger_prefix,
+            &opts,
+            None,
+            ui,
+            interrupt,
+        )
+        .await;
+        let _ = std::fs::remove_file(&binary);
+        r.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_agent_binary_is_replaced_only_by_a_different_release() {
+        let d = tempfile::tempdir().unwrap();
+        let (agent, release) = (d.path().join("calops"), d.path().join("release"));
+        std::fs::write(&agent, b"agent one").unwrap();
+        std::fs::write(&release, b"agent one").unwrap();
+        assert!(!update_agent_binary(&release, &agent).unwrap());
+        std::fs::write(&release, b"agent two").unwrap();
+        assert!(update_agent_binary(&release, &agent).unwrap());
+        assert_eq!(std::fs::read(&agent).unwrap(), b"agent two");
+        let mode = std::fs::metadata(&agent).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+        assert!(!d.path().join("calops.new").exists());
+        assert!(!update_agent_binary(&release, &agent).unwrap());
+    }
+}

@@ -1,0 +1,731 @@
+//! Deploy by pull end to end, with real processes: `calops deploy` (API key) and `calops agent`
+//! (instance principal: the stand-in metadata and auth services of `support::imds`) against
+//! the signature-checking OCI stand-in on 127.0.0.1; the agent runs the local target's release
+//! pipeline (a private PostgreSQL cluster, `calops serve` releases on a shared port) in a
+//! directory of its own, as on the VM. Releases are small scripts that exec the calops under
+//! test (distinct digests, the same service), and one whose `serve` exits (it fails its checks).
+
+use crate::support::imds;
+use crate::support::oci::Oci;
+use crate::support::ocistand;
+use crate::support::site::{have_postgres_server, stable_binary};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BUCKET: &str = "calops-vmtest";
+const PROFILE: &str = "vmtest";
+
+struct Vm {
+    /// The operator's directory: profiles, OCI config and key, releases.
+    ops: tempfile::TempDir,
+    /// The VM's directory (the agent's working directory).
+    vm: tempfile::TempDir,
+    oci: Arc<Oci>,
+    _server: tokio::task::JoinHandle<()>,
+    imds: Arc<Mutex<imds::State>>,
+    endpoints: calops::oci::instance::Endpoints,
+    port: u16,
+    calops: PathBuf,
+    agent: Option<tokio::process::Child>,
+}
+
+impl Vm {
+    /// The stand-ins, the stack's bucket, the operator's profile; `None` (skipped locally,
+    /// failed under CI) without PostgreSQL.
+    async fn new(test: &str) -> Option<Vm> {
+        if !have_postgres_server(test) {
+            return None;
+        }
+        let key = ocistand::key();
+        let (oci, server) = Oci::start(key.to_public_key(), vec![ocistand::key_id(&key)]).await;
+        {
+            let mut st = oci.store.lock().unwrap();
+            st.strict_buckets = true;
+            st.buckets.insert(
+                BUCKET.into(),
+                json!({"name": BUCKET, "namespace": "testns", "compartmentId": "ocid1.compartment.oc1..c",
+                    "etag": "b1", "publicAccessType": "NoPublicAccess", "storageTier": "Standard",
+                    "versioning": "Enabled", "timeCreated": "2025-03-04T05:06:07.000Z"}),
+            );
+        }
+        let imds_state = Arc::new(Mutex::new(imds::State {
+            lifetime: 3600,
+            ..Default::default()
+        }));
+        let o = oci.clone();
+        let issued: imds::Issued = Arc::new(move |token, _exp, key| {
+            o.tokens
+                .lock()
+                .unwrap()
+                .session_keys
+                .insert(token.to_string(), key);
+        });
+        let endpoints = imds::serve(&imds::instance_pki(), imds_state.clone(), Some(issued)).await;
+        let ops = tempfile::tempdir().unwrap();
+        let vm = tempfile::tempdir().unwrap();
+        let profiles = ops.path().join("profiles");
+        std::fs::create_dir(&profiles).unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles");
+        for p in ["base", "free-au"] {
+            std::fs::copy(
+                shipped.join(format!("{p}.toml")),
+                profiles.join(format!("{p}.toml")),
+            )
+            .unwrap();
+        }
+        let config = ocistand::write_config(ops.path(), &key, "ap-sydney-1");
+        std::fs::write(
+            profiles.join(format!("{PROFILE}.toml")),
+            format!(
+                "extends = \"free-au\"\n\n[oci]\nconfig_file = \"{}\"\nobject_storage_namespace = \"testns\"\n\n[storage]\nbucket_name = \"{BUCKET}\"\n\n[deploy]\nhealth_timeout_seconds = 120\n\n[database]\narchive_timeout_seconds = 5\n\n[service.environment]\nCALOPS_RATE_LIMIT_AVAILABILITY = \"off\"\n",
+                config.display()
+            ),
+        )
+        .unwrap();
+        let calops = stable_binary(ops.path());
+        Some(Vm {
+            ops,
+            vm,
+            oci,
+            _server: server,
+            imds: imds_state,
+            endpoints,
+            port: calops::deploy::local::process::free_port().unwrap(),
+            calops,
+            agent: None,
+        })
+    }
+
+    /// A release: a script that execs the calops under test (`broken`: its `serve` exits).
+    fn release(&self, name: &str, broken: bool) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.ops.path().join(format!("release-{name}"));
+        let fail = if broken {
+            "if [ \"$1\" = serve ]; then echo \"release {name}: this release fails its checks\" >&2; exit 3; fi\n"
+        } else {
+            ""
+        };
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\n# release {name}\n{}exec {} \"$@\"\n",
+                fail.replace("{name}", name),
+                self.calops.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+
+    fn digest(path: &Path) -> String {
+        calops::fsutil::file_digest(path).unwrap()
+    }
+
+    fn clean(cmd: &mut tokio::process::Command) {
+        for (k, _) in std::env::vars() {
+            if k.starts_with("CALOPS_") || k.starts_with("OCI_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("NO_COLOR", "1");
+    }
+
+    /// `calops ARGS --profile vmtest --json` as the operator.
+    fn ops_cmd(&self, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(&self.calops);
+        Self::clean(&mut c);
+        c.current_dir(self.ops.path())
+            .args(args)
+            .args(["--profile", PROFILE, "--json", "--no-progress"])
+            .env("CALOPS_ENDPOINT_OBJECTSTORAGE", self.oci.base.as_str())
+            .env(
+                "CALOPS_HEALTH_URL",
+                format!("http://127.0.0.1:{}", self.port),
+            )
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// [`Vm::ops_cmd`] run: (exit code, document, stderr).
+    async fn ops(&self, args: &[&str]) -> (i32, Value, String) {
+        crate::support::json_output(args, &self.ops_cmd(args).output().await.unwrap())
+    }
+
+    /// `calops agent` as on the VM (its environment as cloud-init writes it, the endpoints of
+    /// the stand-ins), with `args`.
+    fn agent_cmd(&self, bucket: &str, args: &[&str]) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new(&self.calops);
+        Self::clean(&mut c);
+        c.current_dir(self.vm.path())
+            .arg("agent")
+            .args(args)
+            .env("CALOPS_PROFILE", PROFILE)
+            .env("CALOPS_BUCKET", bucket)
+            .env("CALOPS_LOCAL_BIND", "127.0.0.1")
+            .env("CALOPS_LOCAL_PORT", self.port.to_string())
+            .env("CALOPS_AGENT_INTERVAL", "200ms")
+            .env("OCI_METADATA_BASE_URL", self.endpoints.metadata.as_str())
+            .env(
+                "OCI_SDK_AUTH_CLIENT_REGION_URL",
+                self.endpoints.auth.as_ref().unwrap().as_str(),
+            )
+            .env("CALOPS_ENDPOINT_OBJECTSTORAGE", self.oci.base.as_str());
+        c
+    }
+
+    /// Start the agent in the background (its output in the VM directory's `agent.log`).
+    fn start_agent(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.vm.path().join("agent.log"))
+            .unwrap();
+        let mut c = self.agent_cmd(BUCKET, &["--no-progress"]);
+        c.stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true);
+        self.agent = Some(c.spawn().unwrap());
+    }
+
+    fn agent_log(&self) -> String {
+        std::fs::read_to_string(self.vm.path().join("agent.log")).unwrap_or_default()
+    }
+
+    fn object(&self, key: &str) -> Option<Vec<u8>> {
+        self.oci
+            .store
+            .lock()
+            .unwrap()
+            .objects
+            .get(&(BUCKET.to_string(), key.to_string()))
+            .map(|(b, _, _)| b.to_vec())
+    }
+
+    fn json_object(&self, key: &str) -> Option<Value> {
+        self.object(key)
+            .map(|b| serde_json::from_slice(&b).unwrap())
+    }
+
+    fn desired(&self) -> Value {
+        self.json_object("calops-deploy/desired.json")
+            .expect("desired.json")
+    }
+
+    fn report(&self, id: &str) -> Value {
+        self.json_object(&format!("calops-deploy/reports/{id}.json"))
+            .unwrap_or_else(|| panic!("no report on {id}\n{}", self.agent_log()))
+    }
+
+    fn root(&self) -> PathBuf {
+        self.vm.path().join(".calops").join(PROFILE)
+    }
+
+    /// The digest the VM's local target serves now.
+    fn serving(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.root().join("run/current.json")).ok()?;
+        let v: Value = serde_json::from_str(&text).ok()?;
+        v["digest"].as_str().map(String::from)
+    }
+
+    /// `calops serve` processes of the VM's local target (each a release on the port).
+    fn serve_processes(&self) -> usize {
+        let root = std::fs::canonicalize(self.root()).unwrap_or(self.root());
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+            .filter(|e| std::fs::read_link(e.path().join("cwd")).ok().as_deref() == Some(&root))
+            .filter(|e| {
+                std::fs::read(e.path().join("cmdline"))
+                    .map(|c| c.split(|b| *b == 0).nth(1) == Some(b"serve"))
+                    .unwrap_or(false)
+            })
+            .count()
+    }
+
+    async fn health(&self) -> u16 {
+        match reqwest::get(format!("http://127.0.0.1:{}/health", self.port)).await {
+            Ok(r) => r.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Some(a) = &mut self.agent {
+            let _ = a.start_kill();
+        }
+        // Stop what the agent started (service, PostgreSQL, Redis): the same layout as a local
+        // profile of the same name.
+        let profiles = self.vm.path().join("profiles");
+        let _ = std::fs::create_dir_all(&profiles);
+        let _ = std::fs::copy(
+            self.ops.path().join("profiles/base.toml"),
+            profiles.join("base.toml"),
+        );
+        let _ = std::fs::write(
+            profiles.join(format!("{PROFILE}.toml")),
+            "extends = \"base\"\ntarget = \"local\"\n",
+        );
+        let _ = std::process::Command::new(&self.calops)
+            .current_dir(self.vm.path())
+            .args(["destroy", "--yes", "--profile", PROFILE, "--no-progress"])
+            .output();
+    }
+}
+
+/// Clients requesting `/openapi.json` and `/livez` until stopped, over kept-alive connections
+/// and without retries: a request counts as failed unless it got 200 and its whole body.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    errors: Arc<Mutex<Vec<String>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(port: u16, clients: usize) -> Load {
+        use http_body_util::BodyExt;
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicUsize::new(0));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let http: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .retry_canceled_requests(false)
+                .build_http();
+        let tasks = (0..clients)
+            .map(|i| {
+                let (stop, ok, errors, http) =
+                    (stop.clone(), ok.clone(), errors.clone(), http.clone());
+                let path = if i % 2 == 0 {
+                    "/openapi.json"
+                } else {
+                    "/livez"
+                };
+                let url: hyper::Uri = format!("http://127.0.0.1:{port}{path}").parse().unwrap();
+                tokio::spawn(async move {
+                    while !stop.load(Ordering::SeqCst) {
+                        let r = tokio::time::timeout(Duration::from_secs(10), async {
+                            let res = http.get(url.clone()).await.map_err(|e| format!("{e:?}"))?;
+                            let status = res.status().as_u16();
+                            res.into_body()
+                                .collect()
+                                .await
+                                .map_err(|e| format!("body: {e:?}"))?;
+                            if status == 200 {
+                                Ok(())
+                            } else {
+                                Err(format!("status {status}"))
+                            }
+                        })
+                        .await
+                        .unwrap_or_else(|_| Err("no answer in 10 s".into()));
+                        match r {
+                            Ok(()) => {
+                                ok.fetch_add(1, Ordering::SeqCst);
+                            }
+                            Err(e) => errors.lock().unwrap().push(format!("{path}: {e}")),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            ok,
+            errors,
+            tasks,
+        }
+    }
+
+    async fn wait_for_more(&self, n: usize) {
+        let target = self.ok.load(Ordering::SeqCst) + n;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.ok.load(Ordering::SeqCst) < target {
+            assert!(Instant::now() < deadline, "the load made no progress");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn finish(self) -> (usize, Vec<String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        (
+            self.ok.load(Ordering::SeqCst),
+            self.errors.lock().unwrap().clone(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_agent_takes_releases_switches_under_load_rolls_back_and_reports() {
+    let Some(mut vm) =
+        Vm::new("the_agent_takes_releases_switches_under_load_rolls_back_and_reports").await
+    else {
+        return;
+    };
+    vm.start_agent();
+    let (one, two, bad) = (
+        vm.release("one", false),
+        vm.release("two", false),
+        vm.release("bad", true),
+    );
+    let (d1, d2, dbad) = (Vm::digest(&one), Vm::digest(&two), Vm::digest(&bad));
+
+    // The first release: uploaded by digest, desired, taken, reported, healthy.
+    let (code, doc, err) = vm.ops(&["deploy", "--binary", one.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    assert_eq!(doc["result"], "deployed");
+    assert_eq!(doc["release"]["artifact_digest"], d1.as_str());
+    let key1 = format!(
+        "calops-deploy/releases/{}/calops",
+        d1.trim_start_matches("sha256:")
+    );
+    assert_eq!(vm.object(&key1).unwrap(), std::fs::read(&one).unwrap());
+    let desired = vm.desired();
+    assert_eq!(desired["digest"], d1.as_str());
+    let report = vm.report(desired["id"].as_str().unwrap());
+    assert_eq!(report["outcome"], "switched", "{report}");
+    assert_eq!(report["serving"], d1.as_str());
+    assert_eq!(vm.serving().as_deref(), Some(d1.as_str()));
+    assert_eq!(vm.health().await, 200);
+
+    // A new release under load: not one failed request, one service on the port after.
+    let load = Load::start(vm.port, 4);
+    load.wait_for_more(20).await;
+    let (code, doc, err) = vm.ops(&["deploy", "--binary", two.to_str().unwrap()]).await;
+    load.wait_for_more(20).await;
+    let (ok, errors) = load.finish().await;
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    assert_eq!(doc["release"]["seq"], 2);
+    assert!(ok > 40, "the load ran ({ok} requests)");
+    assert!(
+        errors.is_empty(),
+        "failed requests during the switch: {errors:?}"
+    );
+    assert_eq!(vm.serving().as_deref(), Some(d2.as_str()));
+    assert_eq!(vm.serve_processes(), 1, "the old release exited");
+
+    // A release that fails its checks: the agent keeps release two serving and says why; the
+    // deploy reports the rollback and writes release two back as the desired one.
+    let (code, doc, err) = vm.ops(&["deploy", "--binary", bad.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{doc}\n{err}");
+    assert_eq!(doc["result"], "rolled_back", "{doc}");
+    let failed_id = doc["release"]["id"].as_str().unwrap().to_string();
+    let report = vm.report(&failed_id);
+    assert_eq!(report["outcome"], "rolled_back", "{report}");
+    assert_eq!(report["digest"], dbad.as_str());
+    assert_eq!(report["serving"], d2.as_str());
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("exited during start") && reason.contains("fails its checks"),
+        "{reason}"
+    );
+    assert!(
+        doc["release"]["failure"]
+            .as_str()
+            .unwrap()
+            .contains("rolled_back"),
+        "{doc}"
+    );
+    let desired = vm.desired();
+    assert_eq!(
+        desired["digest"],
+        d2.as_str(),
+        "the previous release is desired again"
+    );
+    assert_eq!(
+        vm.report(desired["id"].as_str().unwrap())["outcome"],
+        "switched"
+    );
+    assert_eq!(vm.serving().as_deref(), Some(d2.as_str()));
+    assert_eq!(vm.health().await, 200);
+    assert_eq!(vm.serve_processes(), 1);
+
+    // `rollback`: to release one, through the agent.
+    let (code, doc, err) = vm.ops(&["rollback"]).await;
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    assert_eq!(doc["release"]["restores"], 1, "{doc}");
+    assert_eq!(vm.desired()["digest"], d1.as_str());
+    assert_eq!(vm.serving().as_deref(), Some(d1.as_str()));
+
+    // The token the agent holds expires: it gets a new one and goes on.
+    let federations = vm.imds.lock().unwrap().federations;
+    {
+        let mut t = vm.oci.tokens.lock().unwrap();
+        let held: Vec<String> = t.session_keys.keys().cloned().collect();
+        t.expired.extend(held);
+    }
+    let (code, doc, err) = vm.ops(&["deploy", "--binary", two.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    assert_eq!(vm.serving().as_deref(), Some(d2.as_str()));
+    assert!(
+        vm.imds.lock().unwrap().federations > federations,
+        "the agent federated again"
+    );
+    assert!(
+        vm.oci
+            .store
+            .lock()
+            .unwrap()
+            .failures
+            .iter()
+            .any(|f| f.contains("expired")),
+        "the stand-in refused the expired token"
+    );
+
+    // The VM's cluster archives its WAL into the bucket, signed as the instance principal, and
+    // the operator lists it from there with the API key.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let wal = |vm: &Vm| {
+        vm.oci
+            .store
+            .lock()
+            .unwrap()
+            .objects
+            .keys()
+            .filter(|(b, k)| b == BUCKET && k.starts_with("backups/wal/"))
+            .count()
+    };
+    while wal(&vm) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no WAL archived into the bucket\n{}",
+            vm.agent_log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, doc, err) = vm.ops(&["backup", "list"]).await;
+    assert_eq!(code, 0, "{doc}\n{err}");
+    assert!(doc["wal"]["objects"].as_u64().unwrap() >= 1, "{doc}");
+    assert_eq!(doc["store"], format!("oci://testns/{BUCKET}/backups/"));
+
+    // The same ledger and lock as OCI: releases, status, lock.
+    let (code, doc, _) = vm.ops(&["releases"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        crate::support::release_outcomes(&doc),
+        [
+            "succeeded",
+            "succeeded",
+            "rolled_back",
+            "succeeded",
+            "succeeded"
+        ]
+    );
+    let (code, doc, err) = vm.ops(&["status"]).await;
+    assert_eq!(code, 0, "{doc}\n{err}");
+    assert_eq!(doc["healthy"], true, "{doc}");
+    assert_eq!(doc["report"]["serving"], d2.as_str());
+    let (code, doc, _) = vm.ops(&["lock", "status"]).await;
+    assert_eq!(code, 0);
+    assert!(doc["lock"].is_null(), "{doc}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_deploys_have_one_winner_and_a_killed_agent_converges_when_restarted() {
+    let Some(mut vm) =
+        Vm::new("racing_deploys_have_one_winner_and_a_killed_agent_converges_when_restarted").await
+    else {
+        return;
+    };
+    vm.start_agent();
+    let (one, two) = (vm.release("one", false), vm.release("two", false));
+    let (d1, d2) = (Vm::digest(&one), Vm::digest(&two));
+
+    // Two deploys at once: exactly one takes the lock and deploys; the other is told who holds it.
+    let (args_a, args_b) = (
+        ["deploy", "--binary", one.to_str().unwrap()],
+        ["deploy", "--binary", two.to_str().unwrap()],
+    );
+    let (a, b) = tokio::join!(vm.ops(&args_a), vm.ops(&args_b));
+    let codes = [a.0, b.0];
+    assert_eq!(
+        codes.iter().filter(|c| **c == 0).count(),
+        1,
+        "{a:?}\n{b:?}\n{}",
+        vm.agent_log()
+    );
+    let (winner, loser) = if a.0 == 0 { (&a, &b) } else { (&b, &a) };
+    assert!(loser.2.contains("deploy lock is held by"), "{}", loser.2);
+    let won = winner.1["release"]["artifact_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(vm.serving().as_deref(), Some(won.as_str()));
+    let next = if won == d1 { two.clone() } else { one.clone() };
+    let dnext = if won == d1 { d2.clone() } else { d1.clone() };
+
+    // The agent is killed while it switches to the next release: once restarted it takes the
+    // same desired release again and finishes; never more than two releases on the port, and
+    // exactly one after.
+    let deploy = vm
+        .ops_cmd(&["deploy", "--binary", next.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while vm.serve_processes() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no candidate started\n{}",
+            vm.agent_log()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut agent = vm.agent.take().unwrap();
+    let pid = agent.id().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = agent.wait().await;
+    let desired = vm.desired();
+    assert_eq!(desired["digest"], dnext.as_str());
+    let id = desired["id"].as_str().unwrap().to_string();
+    assert!(
+        vm.object(&format!("calops-deploy/reports/{id}.json"))
+            .is_none(),
+        "killed before it reported"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(vm.serve_processes() <= 2);
+    vm.start_agent();
+    let out = deploy.wait_with_output().await.unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{doc}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        vm.agent_log()
+    );
+    assert_eq!(vm.report(&id)["outcome"], "switched");
+    assert_eq!(vm.serving().as_deref(), Some(dnext.as_str()));
+    assert_eq!(vm.serve_processes(), 1, "one release on the port");
+    assert_eq!(vm.health().await, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binary_that_does_not_match_its_digest_is_refused_and_reported() {
+    let Some(vm) = Vm::new("a_binary_that_does_not_match_its_digest_is_refused_and_reported").await
+    else {
+        return;
+    };
+    let one = vm.release("one", false);
+    let digest = Vm::digest(&one);
+    let text = std::fs::read_to_string(ops_profile(&vm)).unwrap();
+    let desired = json!({
+        "id": "tampered-1", "seq": 1, "digest": digest, "size": 10, "profile": PROFILE,
+        "profile_files": [{"name": format!("{PROFILE}.toml"), "text": text}],
+        "written_at": "2026-01-01T00:00:00Z", "written_by": "test@here", "reason": "deploy",
+    });
+    {
+        let mut st = vm.oci.store.lock().unwrap();
+        let put = |st: &mut crate::support::oci::Store, key: &str, body: Vec<u8>| {
+            st.objects.insert(
+                (BUCKET.to_string(), key.to_string()),
+                (
+                    body.into(),
+                    format!("e-{key}"),
+                    "application/octet-stream".into(),
+                ),
+            );
+        };
+        put(
+            &mut st,
+            "calops-deploy/desired.json",
+            desired.to_string().into_bytes(),
+        );
+        // What is stored under the digest is not what the digest names.
+        let mut bytes = std::fs::read(&one).unwrap();
+        bytes.extend_from_slice(b"# tampered\n");
+        put(
+            &mut st,
+            &format!(
+                "calops-deploy/releases/{}/calops",
+                digest.trim_start_matches("sha256:")
+            ),
+            bytes,
+        );
+    }
+    let out = vm
+        .agent_cmd(BUCKET, &["--once", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{doc}");
+    assert_eq!(doc["report"]["outcome"], "refused");
+    let reason = doc["report"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&digest) && reason.contains("nothing was switched"),
+        "{reason}"
+    );
+    assert_eq!(
+        vm.report("tampered-1")["outcome"],
+        "refused",
+        "reported in the bucket"
+    );
+    assert!(!vm.root().join("run").exists(), "nothing was started");
+    assert_eq!(vm.serve_processes(), 0);
+    // Reported once: the next poll has nothing to do.
+    let out = vm
+        .agent_cmd(BUCKET, &["--once", "--json"])
+        .output()
+        .await
+        .unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((out.status.code(), &doc["report"]), (Some(0), &Value::Null));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_is_a_clear_error_for_the_agent_and_the_deploy() {
+    let Some(vm) = Vm::new("a_missing_bucket_is_a_clear_error_for_the_agent_and_the_deploy").await
+    else {
+        return;
+    };
+    let out = vm
+        .agent_cmd("no-such-bucket", &["--once"])
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`no-such-bucket` does not exist") && err.contains("CALOPS_BUCKET"),
+        "{err}"
+    );
+    vm.oci.store.lock().unwrap().buckets.remove(BUCKET);
+    let one = vm.release("one", false);
+    let (code, doc, err) = vm.ops(&["deploy", "--binary", one.to_str().unwrap()]).await;
+    assert_eq!(code, 1, "{doc}");
+    assert!(
+        err.contains(&format!("`{BUCKET}` does not exist")) && err.contains("apply the stack"),
+        "{err}"
+    );
+    assert!(vm
+        .oci
+        .store
+        .lock()
+        .unwrap()
+        .objects
+        .keys()
+        .all(|(b, _)| b != BUCKET));
+}
+
+fn ops_profile(vm: &Vm) -> PathBuf {
+    vm.ops
+        .path()
+        .join("profiles")
+        .join(format!("{PROFILE}.toml"))
+}
