@@ -68,6 +68,10 @@ pub mod var {
     /// ([`crate::runtime::telemetry::var`]).
     pub const METRICS_NAMESPACE: &str = crate::runtime::telemetry::var::NAMESPACE;
     pub const METRICS_COMPARTMENT_ID: &str = crate::runtime::telemetry::var::COMPARTMENT_ID;
+    /// Where the service's e-mail goes (`oci-email:<compartment OCID>` on OCI).
+    pub const MAIL_TRANSPORT: &str = "CALOPS_MAIL_TRANSPORT";
+    /// The sender address of the service's e-mail (the approved sender).
+    pub const MAIL_FROM: &str = "CALOPS_MAIL_FROM";
 }
 
 /// The secrets `serve` reads (each as `<NAME>_REF`). A profile secret outside this list would
@@ -190,6 +194,10 @@ pub struct OciParams<'a> {
     pub environment: &'a BTreeMap<String, String>,
     /// `[service.secrets]`: NAME -> OCI Vault secret OCID (NAME one of [`SECRETS`]).
     pub secrets: &'a BTreeMap<String, String>,
+    /// `[service] mail_sender`: the approved sender (in the stack's compartment) the service
+    /// sends its e-mail from, through Email Delivery's `SubmitRawEmail` as its resource
+    /// principal; `None`: no e-mail.
+    pub mail_sender: Option<&'a str>,
 }
 
 /// [`ContainerEnv`] as the Terraform slot record carries it.
@@ -276,6 +284,14 @@ impl ContainerEnv {
             lit(crate::runtime::telemetry::NAMESPACE.into()),
         );
         e.set(var::METRICS_COMPARTMENT_ID, lit(p.compartment_id.into()));
+        // E-mail through OCI Email Delivery, signed as the resource principal: no password.
+        if let Some(sender) = p.mail_sender {
+            e.set(
+                var::MAIL_TRANSPORT,
+                lit(format!("oci-email:{}", p.compartment_id)),
+            );
+            e.set(var::MAIL_FROM, lit(sender.into()));
+        }
         for (k, v) in p.environment {
             e.set(k, lit(v.clone()));
         }
@@ -639,6 +655,7 @@ mod tests {
             database_password_secret: "ocid1.vaultsecret.oc1..db",
             environment: env,
             secrets,
+            mail_sender: None,
         }
     }
 

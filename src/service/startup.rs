@@ -32,7 +32,9 @@ pub async fn configure(
     let exporter = crate::service::telemetry::Settings::from_env(env)
         .map(|s| s.is_some())
         .unwrap_or(false);
-    let oci = if (Secrets::needs_vault(&given) || native_storage || exporter)
+    // Mail through OCI Email Delivery's HTTPS submission signs as the resource principal too.
+    let oci_mail = env("CALOPS_MAIL_TRANSPORT").is_some_and(|t| t.trim().starts_with("oci-email:"));
+    let oci = if (Secrets::needs_vault(&given) || native_storage || exporter || oci_mail)
         && PrincipalConfig::present(env)
     {
         let principal = ResourcePrincipal::from_env(env).map_err(|e| {

@@ -14,6 +14,7 @@ pub mod calendars;
 mod event_types;
 pub mod ics;
 mod keys;
+pub mod mail;
 pub mod migrations;
 pub mod notify;
 mod orgs;
