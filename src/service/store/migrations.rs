@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "connected calendars: CalDAV busy time and write-back",
         V11,
     ),
+    (
+        14,
+        "slot cache: notify replicas of organization changes",
+        V14,
+    ),
 ];
 
 const V1: &str = r#"
@@ -632,6 +637,14 @@ END $f$;
 CREATE TRIGGER users_slug BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION users_set_slug();
 
 ALTER TABLE organizations ADD COLUMN embed_origins text[];
+"#;
+
+/// The slot cache also keeps what booking pages' paths name (`store::cache::Booker`): the
+/// organization chain with its slugs and branding. Changes to organizations send `c`, like
+/// event types, schedules and users.
+const V14: &str = r#"
+CREATE TRIGGER organizations_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON organizations
+  FOR EACH STATEMENT EXECUTE FUNCTION calops_cache_config();
 "#;
 
 /// E-mail (`service::mail`): an outbox row per message and recipient, written by triggers in
