@@ -780,7 +780,7 @@ async fn pages_are_rate_limited_per_client_ip() {
 /// the next page load, whoever wrote it. A slot booked through the page is gone when the page
 /// is loaded again; an event type renamed through the API shows at once; an organization
 /// renamed by another writer (here SQL, as another replica would) shows as soon as its
-/// notification arrives (migration 14's trigger).
+/// notification arrives (migration 12's trigger).
 #[tokio::test]
 async fn the_booker_shows_a_booking_and_renames_on_the_next_load() {
     if !have_pg("the_booker_shows_a_booking_and_renames_on_the_next_load") {

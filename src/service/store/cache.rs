@@ -8,7 +8,7 @@
 //!
 //! Freshness comes from PostgreSQL: triggers (migration 5) send `NOTIFY calops_cache` with
 //! `h<host id>` when a host's bookings or holds change and `c` when event types, schedules
-//! or users change, or organizations (migration 14) (and `k` when API keys change, for the
+//! or users change, or organizations (migration 12) (and `k` when API keys change, for the
 //! key cache: migration 7); [`SlotCache::apply`] drops what a notification names, and every
 //! replica listens. Writes through this process also drop what they changed before they answer, so
 //! a client reads its own writes at once; another replica's writes show up as soon as their
