@@ -22,6 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 32;
+/// General-path bookings a day: 45-minute meetings 90 minutes apart within 00:00-23:00.
+const GENERAL_PER_DAY: usize = 15;
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
@@ -372,16 +374,33 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
 
     // Days after those booked so far: the general path's, then the raw inserts into bookings.
     let general_day = ((2 * total + 47 * 4) / 47 + 2) as i64;
-    let schema_day = general_day as usize + total / 16 + 2;
+    let schema_day = general_day as usize + total / GENERAL_PER_DAY + 2;
 
     // The general path: a 45-minute type, whose grid busy time can move, so each booking reads
-    // the host's busy time, then books in a transaction. Starts 90 minutes apart from `general_day`
-    // on stay on its grid whatever else is booked.
+    // the host's busy time, then books in a transaction. It has a host of its own, free
+    // 00:00-23:00 every day: with the first host's all-day hours (23:59 is the end of the day)
+    // its free time runs on across midnight, so a 45-minute grid is anchored at the end of the
+    // last booking before, days back, and starts on the hour are not slots. Here every day's
+    // grid starts at 00:00, and starts 90 minutes apart stay on it whatever else is booked.
+    let host2 = post(
+        &http,
+        app.url(&format!("/v2/organizations/{org_id}/users")),
+        &key,
+        json!({"name": "Host Two", "email": "host2@example.com", "timeZone": "UTC"}),
+    )
+    .await?["id"]
+        .as_i64()
+        .unwrap_or_default();
+    post(&http, app.url("/v2/schedules"), &key, json!({
+        "userId": host2, "name": "Days", "timeZone": "UTC",
+        "availability": [{"days": ["Monday","Tuesday","Wednesday","Thursday","Friday","Saturday","Sunday"],
+                          "startTime": "00:00", "endTime": "23:00"}]
+    })).await?;
     let long = post(
         &http,
         app.url("/v2/event-types"),
         &key,
-        json!({"userId": user_id, "title": "Long", "slug": "long", "lengthInMinutes": 45}),
+        json!({"userId": host2, "title": "Long", "slug": "long", "lengthInMinutes": 45}),
     )
     .await?["id"]
         .as_i64()
@@ -393,8 +412,8 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
         async move {
             let t0: jiff::Timestamp = "2031-03-03T00:00:00Z".parse()?;
             let start = t0
-                + jiff::SignedDuration::from_hours(24 * (general_day + (i / 16) as i64))
-                + jiff::SignedDuration::from_mins(90 * (i % 16) as i64);
+                + jiff::SignedDuration::from_hours(24 * (general_day + (i / GENERAL_PER_DAY) as i64))
+                + jiff::SignedDuration::from_mins(90 * (i % GENERAL_PER_DAY) as i64);
             book(
                 &h,
                 url,
