@@ -10,7 +10,7 @@
 //!   the cache URL, the Object Storage URL) or per instance (the slot name, the image);
 //! - a secret, given as a reference, never as a value: secret `NAME` is the variable
 //!   `NAME_REF=vault:<secret OCID>` ([`reference_variable`]), which `serve` resolves at start
-//!   with the container instance's resource principal (OCI Vault `GetSecretBundle`).
+//!   as the principal [`var::OCI_PRINCIPAL`] names (OCI Vault `GetSecretBundle`).
 //!
 //! [`ContainerEnv::rendered`] turns it into [`RenderedEnv`], the three maps the Terraform slot
 //! record carries (`iac/modules/slots` merges them per instance). A slot freezes its
@@ -20,6 +20,10 @@
 //! Besides this environment, a container instance gets the resource principal variables
 //! (`OCI_RESOURCE_PRINCIPAL_VERSION=2.2`, `..._RPST`, `..._PRIVATE_PEM`, `..._REGION`) from OCI
 //! itself; `crate::oci::principal` reads them.
+//!
+//! On the `oci-vm` target the local target starts `serve`, and the agent adds
+//! [`vm_service_env`]: `CALOPS_OCI_PRINCIPAL=instance_principal`, the metrics variables and the
+//! `vault:` references, so the same `serve` signs as the VM's instance principal.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -68,6 +72,106 @@ pub mod var {
     /// ([`crate::runtime::telemetry::var`]).
     pub const METRICS_NAMESPACE: &str = crate::runtime::telemetry::var::NAMESPACE;
     pub const METRICS_COMPARTMENT_ID: &str = crate::runtime::telemetry::var::COMPARTMENT_ID;
+    /// Who `serve` signs its OCI calls as (Vault, Monitoring, Object Storage):
+    /// `resource_principal` (a container instance; the default when unset) or
+    /// `instance_principal` (the `oci-vm` target's VM) ([`super::OciPrincipal`]).
+    pub const OCI_PRINCIPAL: &str = "CALOPS_OCI_PRINCIPAL";
+}
+
+/// Who `serve` signs its OCI calls as, by the runtime contract ([`var::OCI_PRINCIPAL`]): the
+/// environment each target gives the service says it, nothing is guessed at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OciPrincipal {
+    /// The container instance's resource principal (the `OCI_RESOURCE_PRINCIPAL_*` variables
+    /// OCI gives the container): the `oci` target. The default, so slots staged before this
+    /// variable existed keep working.
+    Resource,
+    /// The compute instance's instance principal (metadata service certificates exchanged for
+    /// a session token): the `oci-vm` target, set by the agent that starts the service.
+    Instance,
+}
+
+impl OciPrincipal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OciPrincipal::Resource => "resource_principal",
+            OciPrincipal::Instance => "instance_principal",
+        }
+    }
+
+    /// [`var::OCI_PRINCIPAL`] from `env`; unset or empty is [`OciPrincipal::Resource`].
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<OciPrincipal, String> {
+        match env(var::OCI_PRINCIPAL).as_deref().map(str::trim) {
+            None | Some("") | Some("resource_principal") => Ok(OciPrincipal::Resource),
+            Some("instance_principal") => Ok(OciPrincipal::Instance),
+            Some(other) => Err(format!(
+                "{other:?} is not a principal: use resource_principal (container instances) or instance_principal (the oci-vm target's VM)"
+            )),
+        }
+    }
+}
+
+/// The variables of the agent's own environment that `serve` on the VM gets as they are: the
+/// SDKs' metadata and auth service overrides, and `CALOPS_ENDPOINT_<SERVICE>` (private
+/// endpoints, tests), so that the service reaches OCI exactly as the agent does.
+pub fn vm_inherited(name: &str) -> bool {
+    name == crate::oci::instance::METADATA_BASE_URL_VAR
+        || name == crate::oci::instance::AUTH_URL_VAR
+        || name.starts_with("CALOPS_ENDPOINT_")
+}
+
+/// The slot name the service on the VM reports and posts its metrics under.
+pub const VM_SLOT: &str = "vm";
+
+/// The slot and image variables of the release with artifact `digest` (`sha256:<hex>`) on the
+/// VM: its metrics' `slot` and `release` dimensions (the digest's first 12 hex digits, as on
+/// the container target), and what `/health` reports.
+pub fn vm_release_env(digest: &str) -> [(String, String); 2] {
+    let hex = digest.trim_start_matches("sha256:");
+    [
+        (var::SLOT.to_string(), VM_SLOT.to_string()),
+        (var::IMAGE.to_string(), format!("calops@sha256:{hex}")),
+    ]
+}
+
+/// What the `oci-vm` target adds to the local target's `serve` environment (pure): sign as the
+/// instance principal, post metrics to Monitoring in `compartment_id`, each `vault:` secret as
+/// its `<NAME>_REF`, and the agent's endpoint variables ([`vm_inherited`]) from `inherited`.
+/// A `vault:` secret `serve` does not read ([`SECRETS`]) is an error naming it.
+pub fn vm_service_env(
+    compartment_id: &str,
+    vault_secrets: &BTreeMap<String, String>,
+    inherited: impl IntoIterator<Item = (String, String)>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut env = BTreeMap::new();
+    env.insert(
+        var::OCI_PRINCIPAL.to_string(),
+        OciPrincipal::Instance.as_str().to_string(),
+    );
+    env.insert(
+        var::METRICS_NAMESPACE.to_string(),
+        crate::runtime::telemetry::NAMESPACE.to_string(),
+    );
+    env.insert(
+        var::METRICS_COMPARTMENT_ID.to_string(),
+        compartment_id.to_string(),
+    );
+    for (name, ocid) in vault_secrets {
+        if !SECRETS.contains(&name.as_str()) {
+            return Err(format!(
+                "[service.secrets] {name} is a vault: reference, but calops serve resolves Vault references only for {} (as <NAME>_REF)",
+                SECRETS.join(", ")
+            ));
+        }
+        let (k, v) = ContainerEnv::secret_variable(name, ocid);
+        env.insert(k, v);
+    }
+    for (k, v) in inherited {
+        if vm_inherited(&k) {
+            env.insert(k, v);
+        }
+    }
+    Ok(env)
 }
 
 /// The secrets `serve` reads (each as `<NAME>_REF`). A profile secret outside this list would
@@ -276,6 +380,10 @@ impl ContainerEnv {
             lit(crate::runtime::telemetry::NAMESPACE.into()),
         );
         e.set(var::METRICS_COMPARTMENT_ID, lit(p.compartment_id.into()));
+        e.set(
+            var::OCI_PRINCIPAL,
+            lit(OciPrincipal::Resource.as_str().into()),
+        );
         for (k, v) in p.environment {
             e.set(k, lit(v.clone()));
         }

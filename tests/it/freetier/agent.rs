@@ -36,6 +36,12 @@ impl Vm {
     /// The stand-ins, the stack's bucket, the operator's profile; `None` (skipped locally,
     /// failed under CI) without PostgreSQL.
     async fn new(test: &str) -> Option<Vm> {
+        Self::with_profile(test, "").await
+    }
+
+    /// [`Vm::new`] with `extra` appended to the operator's profile (its last section is
+    /// `[service.environment]`).
+    async fn with_profile(test: &str, extra: &str) -> Option<Vm> {
         if !have_postgres_server(test) {
             return None;
         }
@@ -80,7 +86,7 @@ impl Vm {
         std::fs::write(
             profiles.join(format!("{PROFILE}.toml")),
             format!(
-                "extends = \"free-au\"\n\n[oci]\nconfig_file = \"{}\"\nobject_storage_namespace = \"testns\"\n\n[storage]\nbucket_name = \"{BUCKET}\"\n\n[deploy]\nhealth_timeout_seconds = 120\n\n[database]\narchive_timeout_seconds = 5\n\n[service.environment]\nCALOPS_RATE_LIMIT_AVAILABILITY = \"off\"\n",
+                "extends = \"free-au\"\n\n[oci]\nconfig_file = \"{}\"\nobject_storage_namespace = \"testns\"\n\n[storage]\nbucket_name = \"{BUCKET}\"\n\n[deploy]\nhealth_timeout_seconds = 120\n\n[database]\narchive_timeout_seconds = 5\n\n[service.environment]\nCALOPS_RATE_LIMIT_AVAILABILITY = \"off\"\n{extra}",
                 config.display()
             ),
         )
@@ -721,6 +727,135 @@ async fn a_missing_bucket_is_a_clear_error_for_the_agent_and_the_deploy() {
         .objects
         .keys()
         .all(|(b, _)| b != BUCKET));
+}
+
+/// Put `binary` in the bucket under its digest and a desired release `id` naming it (what
+/// `calops deploy` writes), for an agent run with `--once`.
+fn put_desired(vm: &Vm, id: &str, binary: &Path) -> String {
+    let digest = Vm::digest(binary);
+    let files: Vec<Value> = [PROFILE, "free-au", "base"]
+        .iter()
+        .map(|p| {
+            let name = format!("{p}.toml");
+            let text = std::fs::read_to_string(vm.ops.path().join("profiles").join(&name));
+            json!({"name": name, "text": text.unwrap()})
+        })
+        .collect();
+    let bytes = std::fs::read(binary).unwrap();
+    let desired = json!({
+        "id": id, "seq": 1, "digest": digest, "size": bytes.len(), "profile": PROFILE,
+        "profile_files": files,
+        "written_at": "2026-01-01T00:00:00Z", "written_by": "test@here", "reason": "deploy",
+    });
+    let mut st = vm.oci.store.lock().unwrap();
+    for (key, body) in [
+        (
+            "calops-deploy/desired.json".to_string(),
+            desired.to_string().into_bytes(),
+        ),
+        (
+            format!(
+                "calops-deploy/releases/{}/calops",
+                digest.trim_start_matches("sha256:")
+            ),
+            bytes,
+        ),
+    ] {
+        st.objects.insert(
+            (BUCKET.to_string(), key.clone()),
+            (
+                body.into(),
+                format!("e-{key}"),
+                "application/octet-stream".into(),
+            ),
+        );
+    }
+    digest
+}
+
+const PAGE_KEY_SECRET: &str = "ocid1.vaultsecret.oc1.ap-sydney-1.amaaaaaapagekeysecretexample000000000000000000000000000";
+
+/// The service the agent starts on the VM signs its OCI calls as the VM's instance principal
+/// (the runtime contract the agent gives it): it resolves a `vault:` secret with GetSecretBundle
+/// and posts its metrics with PostMetricData, both to the signature-checking stand-in, which
+/// knows no resource principal token (one would be refused) and records who signed each call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_principal() {
+    let test = "the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_principal";
+    let extra = format!(
+        "CALOPS_METRICS_INTERVAL = \"1s\"\n\n[service.secrets]\nCALOPS_PAGE_KEY = \"vault:{PAGE_KEY_SECRET}\"\n"
+    );
+    let Some(vm) = Vm::with_profile(test, &extra).await else {
+        return;
+    };
+    vm.oci
+        .store
+        .lock()
+        .unwrap()
+        .secrets
+        .insert(PAGE_KEY_SECRET.into(), "k".repeat(64));
+    let one = vm.release("one", false);
+    let digest = put_desired(&vm, "vmobs-1", &one);
+    let mut agent = vm.agent_cmd(BUCKET, &["--once", "--json", "--no-progress"]);
+    // The service reaches Vault and Monitoring where the agent reaches Object Storage.
+    agent
+        .env("CALOPS_ENDPOINT_SECRETS", vm.oci.base.as_str())
+        .env("CALOPS_ENDPOINT_TELEMETRYINGESTION", vm.oci.base.as_str());
+    let out = agent.output().await.unwrap();
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let log = |vm: &Vm| {
+        std::fs::read_dir(vm.root().join("logs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        doc["report"]["outcome"],
+        "switched",
+        "{doc}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        log(&vm)
+    );
+    assert_eq!(vm.serving().as_deref(), Some(digest.as_str()));
+    let bundle = format!("/20190301/secretbundles/{PAGE_KEY_SECRET}");
+    // The metrics of the first interval arrive within a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while vm.oci.store.lock().unwrap().metric_posts.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no PostMetricData within 20 s: {:?}\n{}",
+            vm.oci.store.lock().unwrap().failures,
+            log(&vm)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let st = vm.oci.store.lock().unwrap();
+    use crate::support::oci::Signer;
+    let vault = st.signers(&bundle);
+    assert!(!vault.is_empty(), "the vault: secret was not read");
+    assert!(
+        vault.iter().all(|s| *s == Signer::InstancePrincipal),
+        "GetSecretBundle signed as {vault:?}"
+    );
+    let posts = st.signers("/20180401/metrics");
+    assert!(
+        !posts.is_empty() && posts.iter().all(|s| *s == Signer::InstancePrincipal),
+        "PostMetricData signed as {posts:?}"
+    );
+    assert!(st.metric_rejections.is_empty(), "{:?}", st.metric_rejections);
+    // In the VM's compartment, namespace and dimensions (slot `vm`, the release's digest).
+    let post = &st.metric_posts[0];
+    let item = &post["metricData"][0];
+    assert_eq!(item["namespace"], calops::runtime::telemetry::NAMESPACE);
+    assert_eq!(item["compartmentId"], "ocid1.compartment.oc1..aaaaaaaafreeaucompartmentexample000000000000000000000000");
+    assert_eq!(item["dimensions"]["slot"], "vm");
+    assert_eq!(
+        item["dimensions"]["release"],
+        &digest.trim_start_matches("sha256:")[..12]
+    );
 }
 
 fn ops_profile(vm: &Vm) -> PathBuf {
