@@ -959,4 +959,77 @@ mod tests {
             assert!(!e.contains("hunter2"), "{e}");
         }
     }
+
+    #[test]
+    fn the_principal_is_the_contracts_and_the_vm_signs_as_its_instance() {
+        let none = |_: &str| None;
+        assert_eq!(OciPrincipal::from_env(&none), Ok(OciPrincipal::Resource));
+        let given =
+            |v: &'static str| move |n: &str| (n == var::OCI_PRINCIPAL).then(|| v.to_string());
+        assert_eq!(
+            OciPrincipal::from_env(&given("instance_principal")),
+            Ok(OciPrincipal::Instance)
+        );
+        assert_eq!(
+            OciPrincipal::from_env(&given("resource_principal")),
+            Ok(OciPrincipal::Resource)
+        );
+        assert!(OciPrincipal::from_env(&given("api_key"))
+            .unwrap_err()
+            .contains("instance_principal"));
+        // The container target says so explicitly.
+        let env = ContainerEnv::for_oci(&params(&BTreeMap::new(), &BTreeMap::new()));
+        assert_eq!(
+            env.vars[var::OCI_PRINCIPAL],
+            EnvValue::Literal("resource_principal".into())
+        );
+        // The VM: instance principal, metrics on, secrets by reference, the agent's endpoints.
+        let secrets = BTreeMap::from([(
+            var::PAGE_KEY.to_string(),
+            "ocid1.vaultsecret.oc1..p".to_string(),
+        )]);
+        let inherited = [
+            ("OCI_METADATA_BASE_URL", "http://127.0.0.1:1/opc/v2"),
+            ("OCI_SDK_AUTH_CLIENT_REGION_URL", "http://127.0.0.1:2"),
+            ("CALOPS_ENDPOINT_SECRETS", "http://127.0.0.1:3"),
+            ("CALOPS_BUCKET", "not passed on"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let vm = vm_service_env("ocid1.compartment.oc1..c", &secrets, inherited).unwrap();
+        let keys: Vec<&str> = vm.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "CALOPS_ENDPOINT_SECRETS",
+                "CALOPS_METRICS_COMPARTMENT_ID",
+                "CALOPS_METRICS_NAMESPACE",
+                "CALOPS_OCI_PRINCIPAL",
+                "CALOPS_PAGE_KEY_REF",
+                "OCI_METADATA_BASE_URL",
+                "OCI_SDK_AUTH_CLIENT_REGION_URL",
+            ]
+        );
+        assert_eq!(vm["CALOPS_OCI_PRINCIPAL"], "instance_principal");
+        assert_eq!(vm["CALOPS_PAGE_KEY_REF"], "vault:ocid1.vaultsecret.oc1..p");
+        let env = |n: &str| vm.get(n).cloned();
+        assert_eq!(OciPrincipal::from_env(&env), Ok(OciPrincipal::Instance));
+        let exporter = crate::service::telemetry::Settings::from_env(&env).unwrap();
+        assert_eq!(exporter.unwrap().compartment_id, "ocid1.compartment.oc1..c");
+        let odd = BTreeMap::from([(
+            "MY_TOKEN".to_string(),
+            "ocid1.vaultsecret.oc1..x".to_string(),
+        )]);
+        let e = vm_service_env("ocid1.compartment.oc1..c", &odd, []).unwrap_err();
+        assert!(
+            e.contains("MY_TOKEN") && e.contains("CALOPS_PAGE_KEY"),
+            "{e}"
+        );
+        let [slot, image] = vm_release_env("sha256:0123456789abcdef00");
+        assert_eq!(slot.1, VM_SLOT);
+        assert_eq!(
+            crate::service::telemetry::release(Some(&image.1)),
+            "0123456789ab"
+        );
+    }
 }

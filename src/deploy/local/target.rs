@@ -199,14 +199,13 @@ impl LocalTarget {
                 .as_ref()
                 .map(|o| o.compartment_id.as_str().to_string())
                 .context("an oci-vm profile has [oci] compartment_id")?;
-            let extra =
-                crate::runtime::env::vm_service_env(&compartment, &vault, std::env::vars())
-                    .map_err(|m| {
-                        crate::error::actionable(
-                            m,
-                            "refer to that secret with env:NAME, or use one of those names",
-                        )
-                    })?;
+            let extra = crate::runtime::env::vm_service_env(&compartment, &vault, std::env::vars())
+                .map_err(|m| {
+                    crate::error::actionable(
+                        m,
+                        "refer to that secret with env:NAME, or use one of those names",
+                    )
+                })?;
             env.extend(extra);
         }
         Ok(env)

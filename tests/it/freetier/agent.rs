@@ -773,7 +773,8 @@ fn put_desired(vm: &Vm, id: &str, binary: &Path) -> String {
     digest
 }
 
-const PAGE_KEY_SECRET: &str = "ocid1.vaultsecret.oc1.ap-sydney-1.amaaaaaapagekeysecretexample000000000000000000000000000";
+const PAGE_KEY_SECRET: &str =
+    "ocid1.vaultsecret.oc1.ap-sydney-1.amaaaaaapagekeysecretexample000000000000000000000000000";
 
 /// The service the agent starts on the VM signs its OCI calls as the VM's instance principal
 /// (the runtime contract the agent gives it): it resolves a `vault:` secret with GetSecretBundle
@@ -845,12 +846,19 @@ async fn the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_pri
         !posts.is_empty() && posts.iter().all(|s| *s == Signer::InstancePrincipal),
         "PostMetricData signed as {posts:?}"
     );
-    assert!(st.metric_rejections.is_empty(), "{:?}", st.metric_rejections);
+    assert!(
+        st.metric_rejections.is_empty(),
+        "{:?}",
+        st.metric_rejections
+    );
     // In the VM's compartment, namespace and dimensions (slot `vm`, the release's digest).
     let post = &st.metric_posts[0];
     let item = &post["metricData"][0];
     assert_eq!(item["namespace"], calops::runtime::telemetry::NAMESPACE);
-    assert_eq!(item["compartmentId"], "ocid1.compartment.oc1..aaaaaaaafreeaucompartmentexample000000000000000000000000");
+    assert_eq!(
+        item["compartmentId"],
+        "ocid1.compartment.oc1..aaaaaaaafreeaucompartmentexample000000000000000000000000"
+    );
     assert_eq!(item["dimensions"]["slot"], "vm");
     assert_eq!(
         item["dimensions"]["release"],
