@@ -181,7 +181,10 @@ impl Vm {
                 "OCI_SDK_AUTH_CLIENT_REGION_URL",
                 self.endpoints.auth.as_ref().unwrap().as_str(),
             )
-            .env("CALOPS_ENDPOINT_OBJECTSTORAGE", self.oci.base.as_str());
+            .env("CALOPS_ENDPOINT_OBJECTSTORAGE", self.oci.base.as_str())
+            // The service it starts reaches Vault and Monitoring there too.
+            .env("CALOPS_ENDPOINT_SECRETS", self.oci.base.as_str())
+            .env("CALOPS_ENDPOINT_TELEMETRYINGESTION", self.oci.base.as_str());
         c
     }
 
@@ -729,50 +732,6 @@ async fn a_missing_bucket_is_a_clear_error_for_the_agent_and_the_deploy() {
         .all(|(b, _)| b != BUCKET));
 }
 
-/// Put `binary` in the bucket under its digest and a desired release `id` naming it (what
-/// `calops deploy` writes), for an agent run with `--once`.
-fn put_desired(vm: &Vm, id: &str, binary: &Path) -> String {
-    let digest = Vm::digest(binary);
-    let files: Vec<Value> = [PROFILE, "free-au", "base"]
-        .iter()
-        .map(|p| {
-            let name = format!("{p}.toml");
-            let text = std::fs::read_to_string(vm.ops.path().join("profiles").join(&name));
-            json!({"name": name, "text": text.unwrap()})
-        })
-        .collect();
-    let bytes = std::fs::read(binary).unwrap();
-    let desired = json!({
-        "id": id, "seq": 1, "digest": digest, "size": bytes.len(), "profile": PROFILE,
-        "profile_files": files,
-        "written_at": "2026-01-01T00:00:00Z", "written_by": "test@here", "reason": "deploy",
-    });
-    let mut st = vm.oci.store.lock().unwrap();
-    for (key, body) in [
-        (
-            "calops-deploy/desired.json".to_string(),
-            desired.to_string().into_bytes(),
-        ),
-        (
-            format!(
-                "calops-deploy/releases/{}/calops",
-                digest.trim_start_matches("sha256:")
-            ),
-            bytes,
-        ),
-    ] {
-        st.objects.insert(
-            (BUCKET.to_string(), key.clone()),
-            (
-                body.into(),
-                format!("e-{key}"),
-                "application/octet-stream".into(),
-            ),
-        );
-    }
-    digest
-}
-
 const PAGE_KEY_SECRET: &str =
     "ocid1.vaultsecret.oc1.ap-sydney-1.amaaaaaapagekeysecretexample000000000000000000000000000";
 
@@ -795,31 +754,22 @@ async fn the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_pri
         .unwrap()
         .secrets
         .insert(PAGE_KEY_SECRET.into(), "k".repeat(64));
+    let mut vm = vm;
+    vm.start_agent();
     let one = vm.release("one", false);
-    let digest = put_desired(&vm, "vmobs-1", &one);
-    let mut agent = vm.agent_cmd(BUCKET, &["--once", "--json", "--no-progress"]);
-    // The service reaches Vault and Monitoring where the agent reaches Object Storage.
-    agent
-        .env("CALOPS_ENDPOINT_SECRETS", vm.oci.base.as_str())
-        .env("CALOPS_ENDPOINT_TELEMETRYINGESTION", vm.oci.base.as_str());
-    let out = agent.output().await.unwrap();
-    let doc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let digest = Vm::digest(&one);
+    let (code, doc, err) = vm.ops(&["deploy", "--binary", one.to_str().unwrap()]).await;
     let log = |vm: &Vm| {
-        std::fs::read_dir(vm.root().join("logs"))
+        let serve = std::fs::read_dir(vm.root().join("logs"))
             .into_iter()
             .flatten()
             .flatten()
             .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
             .collect::<Vec<_>>()
-            .join("\n")
+            .join("\n");
+        format!("{}\n{serve}", vm.agent_log())
     };
-    assert_eq!(
-        doc["report"]["outcome"],
-        "switched",
-        "{doc}\n{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        log(&vm)
-    );
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", log(&vm));
     assert_eq!(vm.serving().as_deref(), Some(digest.as_str()));
     let bundle = format!("/20190301/secretbundles/{PAGE_KEY_SECRET}");
     // The metrics of the first interval arrive within a few seconds.
@@ -860,9 +810,31 @@ async fn the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_pri
         "ocid1.compartment.oc1..aaaaaaaafreeaucompartmentexample000000000000000000000000"
     );
     assert_eq!(item["dimensions"]["slot"], "vm");
-    assert_eq!(
-        item["dimensions"]["release"],
-        &digest.trim_start_matches("sha256:")[..12]
+    let release = &digest.trim_start_matches("sha256:")[..12];
+    assert_eq!(item["dimensions"]["release"], release);
+    drop(st);
+    // `calops status` reads the live figures from Monitoring with the operator's key, for the
+    // VM's dimensions, like the container target's.
+    let mut status = vm.ops_cmd(&["status"]);
+    status.env("CALOPS_ENDPOINT_TELEMETRY", vm.oci.base.as_str());
+    let out = status.output().await.unwrap();
+    let (code, doc, err) = crate::support::json_output(&["status"], &out);
+    assert_eq!(code, 0, "{doc}\n{err}");
+    assert_eq!(doc["figures_error"], Value::Null, "{doc}");
+    assert!(doc["figures"].is_object(), "{doc}");
+    assert_eq!(doc["alarms_error"], Value::Null, "{doc}");
+    let st = vm.oci.store.lock().unwrap();
+    assert!(!st.metric_queries.is_empty());
+    let want = format!("{{slot = \"vm\", release = \"{release}\"");
+    assert!(
+        st.metric_queries.iter().all(|q| q.contains(&want)),
+        "{:?}",
+        st.metric_queries
+    );
+    let summarize = st.signers("/20180401/metrics/actions/summarizeMetricsData");
+    assert!(
+        summarize.iter().all(|s| *s == Signer::ApiKey),
+        "{summarize:?}"
     );
 }
 
