@@ -1,5 +1,6 @@
 //! The OCI Monitoring exporter: on OCI the service posts its key figures every minute
-//! (PostMetricData, signed as the container instance's resource principal), in the namespace
+//! (PostMetricData, signed as the principal the runtime contract names: the container
+//! instance's resource principal, or the `oci-vm` target's instance principal), in the namespace
 //! and compartment the runtime contract gives ([`crate::runtime::telemetry::var`]). Locally it
 //! is off and `/metrics` is all there is.
 //!

@@ -739,13 +739,14 @@ const PAGE_KEY_SECRET: &str =
 /// (the runtime contract the agent gives it): it resolves a `vault:` secret with GetSecretBundle
 /// and posts its metrics with PostMetricData, both to the signature-checking stand-in, which
 /// knows no resource principal token (one would be refused) and records who signed each call.
+/// `calops status` then reads the live figures for the VM's dimensions from Monitoring.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_principal() {
     let test = "the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_principal";
     let extra = format!(
         "CALOPS_METRICS_INTERVAL = \"1s\"\n\n[service.secrets]\nCALOPS_PAGE_KEY = \"vault:{PAGE_KEY_SECRET}\"\n"
     );
-    let Some(vm) = Vm::with_profile(test, &extra).await else {
+    let Some(mut vm) = Vm::with_profile(test, &extra).await else {
         return;
     };
     vm.oci
@@ -754,7 +755,6 @@ async fn the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_pri
         .unwrap()
         .secrets
         .insert(PAGE_KEY_SECRET.into(), "k".repeat(64));
-    let mut vm = vm;
     vm.start_agent();
     let one = vm.release("one", false);
     let digest = Vm::digest(&one);
