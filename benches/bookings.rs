@@ -174,6 +174,110 @@ async fn durable_app() -> anyhow::Result<(TestApp, calops::pg::Cluster)> {
     Ok((TestApp::spawn_with(config).await?, cluster))
 }
 
+/// An organization with one host free all day and a 30-minute event type: (API key,
+/// organization id, host id, event type id).
+async fn tenant(http: &reqwest::Client, app: &TestApp) -> anyhow::Result<(String, i64, i64, i64)> {
+    let org = post(
+        http,
+        app.url("/v2/organizations"),
+        BOOTSTRAP_TOKEN,
+        json!({"name": "Bench Org"}),
+    )
+    .await?;
+    let key = org["apiKey"].as_str().unwrap_or_default().to_string();
+    let org_id = org["id"].as_i64().unwrap_or_default();
+    let user = post(
+        http,
+        app.url(&format!("/v2/organizations/{org_id}/users")),
+        &key,
+        json!({"name": "Host", "email": "host@example.com", "timeZone": "UTC"}),
+    )
+    .await?;
+    let user_id = user["id"].as_i64().unwrap_or_default();
+    post(http, app.url("/v2/schedules"), &key, json!({
+        "userId": user_id, "name": "Always", "timeZone": "UTC",
+        "availability": [{"days": ["Monday","Tuesday","Wednesday","Thursday","Friday","Saturday","Sunday"],
+                          "startTime": "00:00", "endTime": "23:59"}]
+    })).await?;
+    let et = post(
+        http,
+        app.url("/v2/event-types"),
+        &key,
+        json!({
+            "userId": user_id, "title": "Call", "slug": "call", "lengthInMinutes": 30
+        }),
+    )
+    .await?;
+    let et_id = et["id"].as_i64().unwrap_or_default();
+    Ok((key, org_id, user_id, et_id))
+}
+
+/// Bookings per second with mail off and with mail on (Maildir transport, its workers sending
+/// while the clients book), each on a fresh database of the same cluster, in alternating
+/// rounds so drift of a busy machine hits both sides alike: (off, on).
+async fn mail_on_off(http: &reqwest::Client, total: usize) -> anyhow::Result<(Stats, Stats)> {
+    let maildir = tempfile::tempdir()?;
+    let mut sides = Vec::new();
+    for on in [false, true] {
+        let mut config = calops_testkit::app_config(
+            &calops_testkit::fresh_database().await?,
+            None,
+            calops::service::ratelimit::policy::Limits::OFF,
+        );
+        if on {
+            config.mail = calops::service::mail::Settings {
+                transport: Some(calops::service::mail::Transport::Maildir(
+                    maildir.path().to_path_buf(),
+                )),
+                from: "bookings@example.com".into(),
+                public_url: Some("https://book.example.com".into()),
+                ..Default::default()
+            };
+        }
+        let app = TestApp::spawn_with(config).await?;
+        let (key, _, _, et_id) = tenant(http, &app).await?;
+        sides.push((app, Arc::new(key), et_id, Vec::new()));
+    }
+    let rounds = 4;
+    for round in 0..rounds {
+        for (app, key, et_id, stats) in sides.iter_mut() {
+            let (h, k, url, et_id) = (http.clone(), key.clone(), app.url("/v2/bookings"), *et_id);
+            let per = total / rounds;
+            stats.push(
+                drive(per, move |_, i| {
+                    let (h, k, url) = (h.clone(), k.clone(), url.clone());
+                    async move {
+                        book(
+                            &h,
+                            url,
+                            &k,
+                            json!({"start": slot(round * per + i), "eventTypeId": et_id,
+                                   "attendee": {"name": "Client", "email": "client@example.com",
+                                                "timeZone": "UTC"},
+                                   "guests": ["guest@example.com"]}),
+                            None,
+                        )
+                        .await
+                    }
+                })
+                .await?,
+            );
+        }
+    }
+    let mut out = sides.into_iter().map(|(_, _, _, stats)| {
+        let mut lat_ms: Vec<f64> = stats.iter().flat_map(|s| s.lat_ms.clone()).collect();
+        lat_ms.sort_by(f64::total_cmp);
+        Stats {
+            n: stats.iter().map(|s| s.n).sum(),
+            secs: stats.iter().map(|s| s.secs).sum(),
+            lat_ms,
+        }
+    });
+    let off = out.next().expect("two sides");
+    let on = out.next().expect("two sides");
+    Ok((off, on))
+}
+
 async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
     let (app, _cluster) = if durable {
         let (app, cluster) = durable_app().await?;
@@ -195,38 +299,7 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
         .pool_max_idle_per_host(64)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let org = post(
-        &http,
-        app.url("/v2/organizations"),
-        BOOTSTRAP_TOKEN,
-        json!({"name": "Bench Org"}),
-    )
-    .await?;
-    let key = org["apiKey"].as_str().unwrap_or_default().to_string();
-    let org_id = org["id"].as_i64().unwrap_or_default();
-    let user = post(
-        &http,
-        app.url(&format!("/v2/organizations/{org_id}/users")),
-        &key,
-        json!({"name": "Host", "email": "host@example.com", "timeZone": "UTC"}),
-    )
-    .await?;
-    let user_id = user["id"].as_i64().unwrap_or_default();
-    post(&http, app.url("/v2/schedules"), &key, json!({
-        "userId": user_id, "name": "Always", "timeZone": "UTC",
-        "availability": [{"days": ["Monday","Tuesday","Wednesday","Thursday","Friday","Saturday","Sunday"],
-                          "startTime": "00:00", "endTime": "23:59"}]
-    })).await?;
-    let et = post(
-        &http,
-        app.url("/v2/event-types"),
-        &key,
-        json!({
-            "userId": user_id, "title": "Call", "slug": "call", "lengthInMinutes": 30
-        }),
-    )
-    .await?;
-    let et_id = et["id"].as_i64().unwrap_or_default();
+    let (key, org_id, user_id, et_id) = tenant(&http, &app).await?;
 
     // Warm up connections and caches on slots far from the measured ones.
     for i in 0..CLIENTS {
@@ -354,7 +427,6 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
     // foreign keys), one row per statement, on free slots from `schema_day` on. No HTTP, no checks, no webhook events.
     let schema = {
         let conns = conns.clone();
-        let user_id = user_id;
         drive(total, move |worker, i| {
             let c = conns[worker].clone();
             async move {
@@ -431,6 +503,10 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
         schema.line("  the same into bookings (schema ceiling)")
     );
     let rate = |s: &Stats| s.n as f64 / s.secs;
+    let (off, on) = mail_on_off(&http, total).await?;
+    println!("{}", off.line("mail off (1 guest; fresh database)"));
+    println!("{}", on.line("mail on (Maildir, 3 messages a booking)"));
+    println!("mail on / mail off = {:.2}", rate(&on) / rate(&off));
     println!(
         "service / raw = {:.2}   (schema ceiling / raw = {:.2}; service / schema ceiling = {:.2})",
         rate(&service) / rate(&raw),

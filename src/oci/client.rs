@@ -56,10 +56,12 @@ pub enum Service {
     TelemetryIngestion,
     /// Monitoring (`telemetry`): alarms, SummarizeMetricsData.
     Telemetry,
+    /// Email Delivery's HTTPS submission API (`SubmitRawEmail`).
+    EmailSubmission,
 }
 
 impl Service {
-    pub const ALL: [Service; 11] = [
+    pub const ALL: [Service; 12] = [
         Service::ObjectStorage,
         Service::LoadBalancer,
         Service::ContainerInstances,
@@ -71,6 +73,7 @@ impl Service {
         Service::Secrets,
         Service::TelemetryIngestion,
         Service::Telemetry,
+        Service::EmailSubmission,
     ];
 
     /// Short name, as used in `--endpoint`-style overrides and messages.
@@ -87,6 +90,7 @@ impl Service {
             Service::Secrets => "secrets",
             Service::TelemetryIngestion => "telemetryingestion",
             Service::Telemetry => "telemetry",
+            Service::EmailSubmission => "emailsubmission",
         }
     }
 
@@ -110,6 +114,8 @@ impl Service {
             Service::Secrets => format!("secrets.vaults.{region}.oci.oraclecloud.com"),
             Service::TelemetryIngestion => format!("telemetry-ingestion.{region}.oraclecloud.com"),
             Service::Telemetry => format!("telemetry.{region}.oraclecloud.com"),
+            // oci-go-sdk emaildataplane: `https://cell0.submit.email.{region}.oci.{secondLevelDomain}`.
+            Service::EmailSubmission => format!("cell0.submit.email.{region}.oci.oraclecloud.com"),
             Service::Registry => {
                 let key = region_key(region).ok_or_else(|| OciError::Endpoint {
                     service: self.name(),

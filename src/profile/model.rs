@@ -145,6 +145,10 @@ pub struct ServiceSection {
     /// Environment variables whose values are secrets, by reference.
     pub secrets: BTreeMap<String, SecretRef>,
     pub graceful_shutdown_seconds: u32,
+    /// The approved sender of the service's e-mail on OCI (`mail_sender`): the stack renders
+    /// an Email Delivery domain and approved sender for it, and the containers send through
+    /// `SubmitRawEmail`. `None`: no e-mail.
+    pub mail_sender: Option<EmailAddress>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -719,6 +723,15 @@ fn read_service(s: &Section<'_>) -> Option<ServiceSection> {
         }
     }
     let graceful = s.int_in("graceful_shutdown_seconds", 0, 300, " seconds");
+    let mail_sender = s.parsed("mail_sender", false, |v| {
+        EmailAddress::parse(v).and_then(|e| {
+            if crate::service::domain::address::is_mailbox(v) {
+                Ok(e)
+            } else {
+                Err(format!("`{v}` is not an address mail can be sent from"))
+            }
+        })
+    });
     let replicas = if s.has("replicas") {
         s.int_in("replicas", 1, MAX_REPLICAS, " container instances per slot")
     } else {
@@ -735,6 +748,7 @@ fn read_service(s: &Section<'_>) -> Option<ServiceSection> {
         environment,
         secrets,
         graceful_shutdown_seconds: graceful? as u32,
+        mail_sender,
     })
 }
 

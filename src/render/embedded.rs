@@ -60,6 +60,7 @@ pub const MODULE_FILES: &[(&str, &str)] = module_files!(
     "loadbalancer",
     "monitoring",
     "access",
+    "email",
     "slots",
 );
 

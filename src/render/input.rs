@@ -132,6 +132,9 @@ pub struct ServiceInput {
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
     pub graceful_shutdown_seconds: u32,
+    /// The approved sender of the service's e-mail (Email Delivery); none: no e-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_sender: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -354,6 +357,11 @@ impl RenderInput {
                     .map(|(k, v)| (k.clone(), secret(v)))
                     .collect(),
                 graceful_shutdown_seconds: p.service.graceful_shutdown_seconds,
+                mail_sender: p
+                    .service
+                    .mail_sender
+                    .as_ref()
+                    .map(|e| e.as_str().to_string()),
             },
             load_balancer: load_balancer_input(p),
             monitoring: monitoring_input(p),
@@ -382,6 +390,7 @@ impl RenderInput {
             database_password_secret: &db_secret,
             environment: &svc.environment,
             secrets: &secrets,
+            mail_sender: svc.mail_sender.as_deref(),
         })
         .rendered()
         .map_err(|e| err(e, "rename the variable in [service.environment]"))?;

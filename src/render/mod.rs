@@ -388,6 +388,8 @@ fn tfvars(input: &RenderInput) -> Result<String, RenderError> {
         json!(crate::runtime::telemetry::NAMESPACE),
     );
     v.insert("service_alarms", service_alarms(&input.monitoring));
+    // null: no e-mail (no Email Delivery resources, no grant, no mail variables).
+    v.insert("mail_sender", json!(svc.mail_sender));
     // serde_json may preserve insertion order (feature unification); the BTreeMap above and
     // the BTreeMaps inside are already sorted, so the output is stable either way.
     let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();

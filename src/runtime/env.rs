@@ -76,6 +76,10 @@ pub mod var {
     /// `resource_principal` (a container instance; the default when unset) or
     /// `instance_principal` (the `oci-vm` target's VM) ([`super::OciPrincipal`]).
     pub const OCI_PRINCIPAL: &str = "CALOPS_OCI_PRINCIPAL";
+    /// Where the service's e-mail goes (`oci-email:<compartment OCID>` on OCI).
+    pub const MAIL_TRANSPORT: &str = "CALOPS_MAIL_TRANSPORT";
+    /// The sender address of the service's e-mail (the approved sender).
+    pub const MAIL_FROM: &str = "CALOPS_MAIL_FROM";
 }
 
 /// Who `serve` signs its OCI calls as, by the runtime contract ([`var::OCI_PRINCIPAL`]): the
@@ -294,6 +298,10 @@ pub struct OciParams<'a> {
     pub environment: &'a BTreeMap<String, String>,
     /// `[service.secrets]`: NAME -> OCI Vault secret OCID (NAME one of [`SECRETS`]).
     pub secrets: &'a BTreeMap<String, String>,
+    /// `[service] mail_sender`: the approved sender (in the stack's compartment) the service
+    /// sends its e-mail from, through Email Delivery's `SubmitRawEmail` as its resource
+    /// principal; `None`: no e-mail.
+    pub mail_sender: Option<&'a str>,
 }
 
 /// [`ContainerEnv`] as the Terraform slot record carries it.
@@ -384,6 +392,14 @@ impl ContainerEnv {
             var::OCI_PRINCIPAL,
             lit(OciPrincipal::Resource.as_str().into()),
         );
+        // E-mail through OCI Email Delivery, signed as the resource principal: no password.
+        if let Some(sender) = p.mail_sender {
+            e.set(
+                var::MAIL_TRANSPORT,
+                lit(format!("oci-email:{}", p.compartment_id)),
+            );
+            e.set(var::MAIL_FROM, lit(sender.into()));
+        }
         for (k, v) in p.environment {
             e.set(k, lit(v.clone()));
         }
@@ -747,6 +763,7 @@ mod tests {
             database_password_secret: "ocid1.vaultsecret.oc1..db",
             environment: env,
             secrets,
+            mail_sender: None,
         }
     }
 

@@ -32,7 +32,8 @@ pub fn backoff(attempts: i32) -> f64 {
     (0.5 * f64::from(1u32 << exp)).min(60.0)
 }
 
-fn text(v: &Value, k: &str) -> Option<String> {
+/// A JSON object's string field `k`, trimmed; `None` when absent or blank.
+pub fn text(v: &Value, k: &str) -> Option<String> {
     v.get(k)
         .and_then(Value::as_str)
         .map(str::trim)

@@ -87,6 +87,8 @@ pub struct Config {
     /// The booking pages' signing key, resolved from `CALOPS_PAGE_KEY_REF` (never logged);
     /// without one the service makes a random key at start.
     pub page_key: Option<String>,
+    /// E-mail (`CALOPS_MAIL_*`, `CALOPS_SMTP_*`, `CALOPS_PUBLIC_URL`); off without a transport.
+    pub mail: crate::service::mail::Settings,
 }
 
 impl std::fmt::Debug for Config {
@@ -113,6 +115,7 @@ impl std::fmt::Debug for Config {
             .field("telemetry", &self.telemetry)
             .field("metrics_public", &self.metrics_public)
             .field("page_key", &self.page_key.as_ref().map(|_| "***"))
+            .field("mail", &self.mail)
             .finish()
     }
 }
@@ -378,6 +381,10 @@ impl RawConfig {
             problems.extend(p);
             Default::default()
         });
+        let mail = crate::service::mail::Settings::from_env(env).unwrap_or_else(|p| {
+            problems.extend(p);
+            Default::default()
+        });
         match (listen, database) {
             (Some(listen), Some(database)) if problems.is_empty() => Ok(Config {
                 listen,
@@ -398,6 +405,7 @@ impl RawConfig {
                 telemetry,
                 metrics_public,
                 page_key,
+                mail,
             }),
             _ => Err(problems),
         }

@@ -14,6 +14,7 @@
 //! errors (host names, addresses, driver messages) are shown only to trusted callers (the
 //! private listener, or the bootstrap admin token); anyone else sees statuses.
 
+use crate::service::metrics::MailStatus;
 use crate::service::objstore::ObjectStore;
 use crate::service::store::Store;
 use serde_json::{json, Value};
@@ -97,13 +98,18 @@ pub struct Snapshot {
     pub database: Check,
     pub redis: Check,
     pub object_storage: Check,
+    /// Mail delivery: down (the service degraded, not down) while the latest send failed.
+    pub mail: Check,
     /// Connected calendars' sync and write-back (see `calendars_json`).
     pub calendars: Value,
 }
 
 impl Snapshot {
     pub fn status(&self) -> &'static str {
-        match overall(&self.database, &[&self.redis, &self.object_storage]) {
+        match overall(
+            &self.database,
+            &[&self.redis, &self.object_storage, &self.mail],
+        ) {
             "ok" if self.calendars["status"] == "warn" => "degraded",
             s => s,
         }
@@ -115,6 +121,7 @@ impl Snapshot {
             "database": self.database.json(true, detailed),
             "redis": self.redis.json(false, detailed),
             "objectStorage": self.object_storage.json(false, detailed),
+            "mail": self.mail.json(false, detailed),
             "calendars": self.calendars,
         })
     }
@@ -156,6 +163,7 @@ impl Probe {
         &self,
         store: &Store,
         objects: &Objects,
+        mail: &MailStatus,
         calendars_stale_after: Duration,
     ) -> Snapshot {
         let mut last = self.last.lock().await;
@@ -176,6 +184,7 @@ impl Probe {
             database,
             redis,
             object_storage,
+            mail: check_mail(mail),
             calendars,
         };
         *last = Some((Instant::now(), s.clone()));
@@ -214,6 +223,20 @@ async fn check_object_storage(objects: &Objects) -> Check {
             error: format!("unusable configuration: {e}"),
         },
         Some(Ok(o)) => timed(o.check()).await,
+    }
+}
+
+/// Mail: down (the service degraded, not down) while the latest send attempt failed.
+fn check_mail(m: &MailStatus) -> Check {
+    if !m.configured.load(std::sync::atomic::Ordering::Relaxed) {
+        return Check::NotConfigured;
+    }
+    match m.failing() {
+        None => Check::Up { latency_ms: 0.0 },
+        Some(error) => Check::Down {
+            latency_ms: 0.0,
+            error,
+        },
     }
 }
 
@@ -318,6 +341,7 @@ mod tests {
                 error: "Connection refused (os error 111) at 10.0.3.7:6379".into(),
             },
             object_storage: Check::NotConfigured,
+            mail: Check::NotConfigured,
             calendars: json!({"status": "not_configured", "required": false}),
         };
         let quiet = body(&s, false, 3.0);

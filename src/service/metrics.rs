@@ -26,8 +26,73 @@ pub struct Metrics {
     /// Bookings made by `POST /v2/bookings`: in one statement, and in a transaction.
     booked_direct: std::sync::atomic::AtomicU64,
     booked_general: std::sync::atomic::AtomicU64,
+    /// What this process's mail workers saw (`service::mail::delivery`).
+    pub mail: MailStatus,
     /// What the OCI Monitoring exporter did (all zero when it is off).
     pub export: ExportCounters,
+}
+
+/// Mail sending in this process: counters for /metrics and the last transport error for
+/// /health (degraded while the latest attempt failed).
+#[derive(Debug, Default)]
+pub struct MailStatus {
+    /// Whether this process has a mail transport.
+    pub configured: std::sync::atomic::AtomicBool,
+    pub sent: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+    /// The error of the latest attempt, `None` after a success.
+    pub last_error: Mutex<Option<String>>,
+}
+
+impl MailStatus {
+    /// Record one attempt: `Ok` sent, `Err` why not.
+    pub fn record(&self, outcome: Result<(), &str>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
+        match outcome {
+            Ok(()) => {
+                self.sent.fetch_add(1, Relaxed);
+                *last = None;
+            }
+            Err(e) => {
+                self.failed.fetch_add(1, Relaxed);
+                *last = Some(e.to_string());
+            }
+        }
+    }
+
+    /// Count a message the server refused for good (or that could not be written): that
+    /// recipient's problem, not the transport's, so health is not affected.
+    pub fn refused(&self) {
+        self.failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The latest attempt's error, if it failed.
+    pub fn failing(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The mail exposition text: this process's counters and the outbox across replicas.
+    pub fn render(&self, b: Option<crate::service::store::mail::MailBacklog>) -> String {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut out = format!(
+            "# HELP calops_mail_sent_total Messages this process handed to the mail transport.\n# TYPE calops_mail_sent_total counter\ncalops_mail_sent_total {}\n# HELP calops_mail_failures_total Send attempts of this process that failed.\n# TYPE calops_mail_failures_total counter\ncalops_mail_failures_total {}\n",
+            self.sent.load(Relaxed),
+            self.failed.load(Relaxed)
+        );
+        if let Some(b) = b {
+            let _ = write!(
+                out,
+                "# HELP calops_mail_pending Messages due and not yet sent (all replicas).\n# TYPE calops_mail_pending gauge\ncalops_mail_pending {}\n# HELP calops_mail_oldest_pending_seconds How long the oldest due message has waited.\n# TYPE calops_mail_oldest_pending_seconds gauge\ncalops_mail_oldest_pending_seconds {:.3}\n# HELP calops_mail_dead Messages given up on: refused by the server or out of attempts.\n# TYPE calops_mail_dead gauge\ncalops_mail_dead {}\n# HELP calops_mail_reminders_scheduled Reminders waiting for their time.\n# TYPE calops_mail_reminders_scheduled gauge\ncalops_mail_reminders_scheduled {}\n",
+                b.pending, b.oldest_pending_seconds, b.dead, b.scheduled
+            );
+        }
+        out
+    }
 }
 
 /// The exporter's counters (`service::telemetry`), in `/metrics` as

@@ -8,6 +8,8 @@
 //! - `api/`: HTTP handlers per resource, auth, rate-limit middleware, errors, OpenAPI document
 //! - `ratelimit/`, `webhooks/`, `calendar`, `objstore/`, `ics`: limits, the webhook outbox
 //!   workers, calendar files and the object stores they are written to
+//! - `mail/`: e-mail to attendees, guests and hosts (outbox workers, messages with iTIP
+//!   invitations, SMTP or Maildir transport)
 //! - `telemetry/`: the OCI Monitoring exporter (on OCI only: the runtime contract enables it)
 //! - `caldav/`: connected calendars (CalDAV client, busy-time sync, booking write-back)
 //! - `web/`: the booking pages (server-rendered HTML for invitees: book, view, cancel,
@@ -27,6 +29,7 @@ pub mod domain;
 pub mod health;
 pub mod ics;
 pub mod logging;
+pub mod mail;
 pub mod metrics;
 pub mod objstore;
 pub mod principal;

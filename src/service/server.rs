@@ -63,6 +63,7 @@ pub struct Running {
     pub state: AppState,
     /// Webhook delivery workers (stopped after the listener).
     webhooks: crate::service::webhooks::delivery::Workers,
+    mail: crate::service::mail::delivery::Workers,
     /// Calendar sync and write-back (stopped after the listener).
     caldav: crate::service::caldav::Workers,
     stop: watch::Sender<bool>,
@@ -101,6 +102,7 @@ impl Running {
             }
         };
         self.webhooks.shutdown(self.grace).await;
+        self.mail.shutdown(self.grace).await;
         self.caldav.shutdown(self.grace).await;
         Ok(served?)
     }
@@ -170,6 +172,15 @@ pub async fn start(config: &Config) -> Result<Running> {
     };
     let webhooks =
         crate::service::webhooks::delivery::spawn(state.store.clone(), config.webhooks.clone());
+    let mail = crate::service::mail::delivery::spawn(
+        state.store.clone(),
+        config.mail.clone(),
+        state.page_key.clone(),
+        state.metrics.clone(),
+        config.oci.clone(),
+    )
+    .await
+    .context("starting the mail workers")?;
     // Calendar passwords are sealed with the same key as webhook secrets.
     state.caldav = crate::service::caldav::Runtime::new(
         config.caldav.clone(),
@@ -253,6 +264,7 @@ pub async fn start(config: &Config) -> Result<Running> {
         draining,
         state,
         webhooks,
+        mail,
         caldav,
         stop,
         task,

@@ -36,7 +36,9 @@ pub async fn configure(
     let exporter = crate::service::telemetry::Settings::from_env(env)
         .map(|s| s.is_some())
         .unwrap_or(false);
-    let needed = Secrets::needs_vault(&given) || native_storage || exporter;
+    // Mail through OCI Email Delivery's HTTPS submission signs as the same principal.
+    let oci_mail = env("CALOPS_MAIL_TRANSPORT").is_some_and(|t| t.trim().starts_with("oci-email:"));
+    let needed = Secrets::needs_vault(&given) || native_storage || exporter || oci_mail;
     let principal = OciPrincipal::from_env(env).map_err(|m| {
         vec![Problem {
             setting: var::OCI_PRINCIPAL,

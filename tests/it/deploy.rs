@@ -282,6 +282,22 @@ fn local_release_lifecycle() {
     assert!(home.contains(&format!("href=\"{demo_host}\"")), "{home}");
     let booking = site.book("ada");
     assert_eq!(site.booking_status(&booking), "accepted");
+    // Its e-mail (attendee and host) lands in the target's Maildir, which the deploy names.
+    let new = site.root().join("mail/new");
+    assert_eq!(
+        doc["release"]["details"]["mail"].as_str(),
+        Some(new.to_str().unwrap()),
+        "{doc}"
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&new).map(|d| d.count()).unwrap_or(0) < 2 {
+        assert!(
+            std::time::Instant::now() < until,
+            "no mail in {}",
+            new.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // The same deploy again does nothing and records nothing.
     let (code, doc, _) = site.json(&["deploy"]);

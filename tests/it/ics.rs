@@ -14,39 +14,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A Python with `icalendar` (and `moto` when `moto` is true): $CALOPS_PYTHON, the venv that
-/// scripts/setup makes (/opt/calops-venv), or python3 on PATH.
+/// A Python with `icalendar` (and `moto` when `moto` is true).
 fn python(test: &str, moto: bool) -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Ok(p) = std::env::var("CALOPS_PYTHON") {
-        candidates.push(p.into());
-    }
-    candidates.push("/opt/calops-venv/bin/python3".into());
-    if let Ok(p) = which::which("python3") {
-        candidates.push(p);
-    }
     let imports = if moto {
         "import icalendar, moto, flask"
     } else {
         "import icalendar"
     };
-    for p in candidates {
-        let ok = Command::new(&p)
-            .args(["-c", imports])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            return Some(p);
-        }
-    }
-    calops_testkit::skip_or_fail(
-        test,
-        &format!("no Python with `{imports}` (run scripts/setup, which makes /opt/calops-venv)"),
-    );
-    None
+    crate::support::python(test, imports)
 }
 
 /// Parse a calendar with Python's icalendar; one JSON object per file.

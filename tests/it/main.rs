@@ -23,6 +23,7 @@ mod fuzz;
 mod ics;
 mod image;
 mod instance_principal;
+mod mail;
 mod oci;
 mod ocitarget;
 mod pages;

@@ -348,6 +348,7 @@ impl Profile {
             database_password_secret: "ocid1.vaultsecret.oc1..db",
             environment: &self.environment,
             secrets: &secrets,
+            mail_sender: None,
         })
         .rendered()
         .unwrap();

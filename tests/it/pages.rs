@@ -485,6 +485,23 @@ async fn bad_input_gets_a_page_not_an_error() {
     assert!(p.html.contains("At most 200 characters."));
     assert!(p.html.contains("Enter an e-mail address"));
     assert!(p.html.contains("aria-invalid=\"true\""));
+    // Addresses mail cannot be sent to, though they have an @ and a dot after it: the form
+    // again, each field marked (the API refuses them the same way).
+    let mut unmailable = f.clone();
+    unmailable.insert("email".into(), "ann..lee@example.com".into());
+    unmailable.insert("guests".into(), "bob@example.com, carl@-example.com".into());
+    let p = w.post(&action, &unmailable).await;
+    assert_eq!(p.status, 422, "{}", p.html);
+    for field in ["email", "guests"] {
+        assert!(
+            p.html.contains(&format!(
+                "aria-invalid=\"true\" aria-describedby=\"{field}-err\""
+            )),
+            "{field}: {}",
+            p.html
+        );
+    }
+    assert!(p.html.contains("Enter an e-mail address such as"));
     let mut huge = f.clone();
     huge.insert("notes".into(), "n".repeat(40_000));
     assert_eq!(w.post(&action, &huge).await.status, 413);

@@ -682,3 +682,40 @@ fn monitoring_thresholds_default_to_the_runbook_and_are_validated() {
         );
     }
 }
+
+/// `[service] mail_sender`: an address mail can be sent from, shown by `profile show`; one
+/// that is not is an error naming the key, the file and the line.
+#[test]
+fn mail_sender_is_an_address_mail_can_be_sent_from() {
+    let ok = prod_with(
+        "[service]\n",
+        "[service]\nmail_sender = \"bookings@example.com\"\n",
+    );
+    let d = workspace(&[("p", &ok)]);
+    let out = calops(d.path())
+        .args(["profile", "show", "--profile", "p", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"mail_sender\": \"bookings@example.com\""),
+        "{text}"
+    );
+    for bad in ["bookings..x@example.com", "bookings", "bookings@localhost"] {
+        let line = format!("mail_sender = \"{bad}\"");
+        let text = prod_with("[service]\n", &format!("[service]\n{line}\n"));
+        let d = workspace(&[("p", &text)]);
+        let e = show_fails(d.path(), "p");
+        assert!(e.contains("service.mail_sender"), "{bad}: {e}");
+        assert!(e.contains(bad), "{bad}: {e}");
+        assert!(
+            e.contains(&format!("p.toml:{}", line_of(&text, &line))),
+            "{bad}: {e}"
+        );
+    }
+}

@@ -191,6 +191,7 @@ const MODULES: &[&str] = &[
     "loadbalancer",
     "monitoring",
     "access",
+    "email",
     "slots",
     "vm",
 ];
@@ -1728,7 +1729,9 @@ mod iam {
 
     #[test]
     fn the_stack_iam_is_least_privilege_in_the_home_region() {
-        let input = input_for("prod-au", showcase_slots());
+        let mut input = input_for("prod-au", showcase_slots());
+        // With e-mail through Email Delivery: one more grant, for that sender only.
+        input.service.mail_sender = Some("bookings@example.com".into());
         let r = render::render(&input).unwrap();
         let dir = write_rendered(&r);
         let tfvars: serde_json::Value =
@@ -1929,6 +1932,14 @@ mod iam {
                 "target.metrics.namespace = '{}'",
                 calops::runtime::telemetry::NAMESPACE
             )),
+        });
+        // Send e-mail (SubmitRawEmail) as the one approved sender.
+        want.push(Statement {
+            subject: subject.clone(),
+            verb: "use".into(),
+            resource: "approved-senders".into(),
+            location: location.clone(),
+            condition: Some("target.approved-sender.emailaddress = 'bookings@example.com'".into()),
         });
         for id in &secrets {
             want.push(Statement {

@@ -75,6 +75,10 @@ const IMAGE: &str =
 /// prod-au with its lookups pinned (what `[oci]` pins are for: no API call at render).
 const PINNED: &str = r#"extends = "prod-au"
 
+[service]
+mail_sender = "bookings@example.com"
+
+# Last: tests append [oci] keys.
 [oci]
 home_region = "ap-sydney-1"
 availability_domains = ["Uocm:AP-SYDNEY-1-AD-1"]
@@ -465,6 +469,10 @@ async fn world(test: &str) -> World {
         ("OCI_RESOURCE_PRINCIPAL_REGION".into(), "ap-sydney-1".into()),
         ("CALOPS_ENDPOINT_SECRETS".into(), oci.base.to_string()),
         ("CALOPS_ENDPOINT_OBJECTSTORAGE".into(), oci.base.to_string()),
+        (
+            "CALOPS_ENDPOINT_EMAILSUBMISSION".into(),
+            oci.base.to_string(),
+        ),
         // The image's trust store, with the CA of the test Redis (OCI Cache's is the system's).
         ("SSL_CERT_FILE".into(), ca_file.display().to_string()),
     ]);
@@ -625,6 +633,17 @@ async fn the_rendered_container_environment_runs_serve() {
     );
     assert_eq!(w.env["CALOPS_SLOT"], "blue");
     assert_eq!(w.env["CALOPS_IMAGE"], IMAGE);
+    // E-mail through Email Delivery as the resource principal: no SMTP password anywhere.
+    assert_eq!(
+        w.env["CALOPS_MAIL_TRANSPORT"],
+        "oci-email:ocid1.compartment.oc1..aaaaaaaaprodaucompartmentexample000000000000000000000000000"
+    );
+    assert_eq!(w.env["CALOPS_MAIL_FROM"], "bookings@example.com");
+    assert!(
+        !w.env.keys().any(|k| k.starts_with("CALOPS_SMTP")),
+        "{:?}",
+        w.env.keys()
+    );
     assert_eq!(w.liveness_path, calops::runtime::LIVENESS_PATH);
     assert_eq!(w.readiness_path, calops::runtime::READINESS_PATH);
     for (k, v) in &w.env {
@@ -670,6 +689,35 @@ async fn the_rendered_container_environment_runs_serve() {
     .await;
     assert!(ics.0.starts_with("BEGIN:VCALENDAR"), "{}", ics.0);
     assert_eq!(ics.1, "text/calendar; charset=utf-8");
+
+    // Its confirmations went to Email Delivery's SubmitRawEmail, signed as the resource
+    // principal (the stand-in refuses anything else): one whole MIME message per recipient,
+    // from the approved sender, with the invitation.
+    let mails = eventually(30, "the booking's e-mail submitted", || {
+        let mails = w.oci.store.lock().unwrap().raw_emails.clone();
+        async move { (mails.len() >= 2).then_some(mails) }
+    })
+    .await;
+    let mut to: Vec<&str> = mails
+        .iter()
+        .map(|(h, _)| h["recipients"].as_str())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["host@example.com", "zoe@example.com"]);
+    for (h, body) in &mails {
+        assert_eq!(h["sender"], "bookings@example.com");
+        assert_eq!(h["content-type"], "message/rfc822");
+        assert!(
+            h["compartment-id"].starts_with("ocid1.compartment."),
+            "{h:?}"
+        );
+        let text = String::from_utf8_lossy(body);
+        assert!(
+            text.contains("text/calendar; charset=utf-8; method=REQUEST"),
+            "{text}"
+        );
+        assert!(text.contains("BEGIN:VCALENDAR"), "{text}");
+    }
 
     // The stale token was refused, read again from its file, and every call since signed with
     // the renewed one; nothing else was refused.

@@ -78,6 +78,7 @@ pub fn app_config(database_url: &str, redis_url: Option<String>, limits: Limits)
         telemetry: None,
         caldav: Default::default(),
         page_key: Some(PAGE_KEY.into()),
+        mail: Default::default(),
     }
 }
 

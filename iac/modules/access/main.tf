@@ -5,7 +5,8 @@
 #   `computecontainerinstance` in the compartment);
 # - what that group may do, and nothing more: pull images from the compartment's repositories,
 #   read the bundles of exactly the listed Vault secrets, manage objects in the stack's
-#   bucket only, and post metrics in the service's Monitoring namespace only;
+#   bucket only, post metrics in the service's Monitoring namespace only, and send e-mail
+#   as the one approved sender (Email Delivery's SubmitRawEmail);
 # - the service policy Object Storage needs to apply the bucket's lifecycle rules.
 #
 # With `members = "instances"` (the `oci-vm` target) the group is the compartment's compute
@@ -34,6 +35,7 @@ locals {
     ],
     [for id in sort(distinct(var.secret_ids)) : "Allow ${local.group} to read secret-bundles ${local.where} where target.secret.id = '${id}'"],
     var.metrics_namespace == null ? [] : ["Allow ${local.group} to use metrics ${local.where} where target.metrics.namespace = '${var.metrics_namespace}'"],
+    var.mail_sender == null ? [] : ["Allow ${local.group} to use approved-senders ${local.where} where target.approved-sender.emailaddress = '${var.mail_sender}'"],
     var.extra_grants,
   )
 }

@@ -61,6 +61,12 @@ variable "metrics_namespace" {
   }
 }
 
+variable "mail_sender" {
+  description = "The approved sender the container instances send e-mail as (`use approved-senders` limited to it); null grants nothing."
+  type        = string
+  default     = null
+}
+
 variable "extra_grants" {
   description = "More statements for the dynamic group, written in full (e.g. `Allow dynamic-group id ... to use metrics in compartment id ... where target.metrics.namespace = 'calops'`)."
   type        = list(string)

@@ -26,6 +26,10 @@ impl Layout {
     pub fn redis(&self) -> PathBuf {
         self.root.join("redis")
     }
+    /// The Maildir the service writes its e-mail into (`new/` holds one file per message).
+    pub fn mail(&self) -> PathBuf {
+        self.root.join("mail")
+    }
     pub fn objects(&self) -> PathBuf {
         self.root.join("objects")
     }

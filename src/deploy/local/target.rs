@@ -181,6 +181,18 @@ impl LocalTarget {
                 self.profile.local.port.get()
             ),
         );
+        // E-mail goes to a Maildir under the target's directory (no mail server needed),
+        // unless the profile's [service.env] names a transport of its own.
+        if !env.contains_key("CALOPS_MAIL_TRANSPORT") {
+            env.insert(
+                "CALOPS_MAIL_TRANSPORT".into(),
+                format!("maildir:{}", absolute(&self.layout.mail()).display()),
+            );
+            env.entry("CALOPS_MAIL_FROM".into())
+                .or_insert_with(|| "bookings@localhost".into());
+        }
+        env.entry("CALOPS_PUBLIC_URL".into())
+            .or_insert_with(|| self.public_url());
         env.insert("CALOPS_REUSE_PORT".into(), "true".into());
         env.insert(
             "CALOPS_PRIVATE_LISTEN".into(),
@@ -580,6 +592,14 @@ impl Target for LocalTarget {
     fn details(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
         m.insert("url".into(), self.public_url().into());
+        m.insert(
+            "mail".into(),
+            absolute(&self.layout.mail())
+                .join("new")
+                .display()
+                .to_string()
+                .into(),
+        );
         if let Some(c) = self.current() {
             m.insert("pid".into(), c.pid.into());
             m.insert(

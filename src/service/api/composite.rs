@@ -101,7 +101,7 @@ pub fn validate(
     // The shared fields are checked exactly as a single booking's (2024-08-13).
     let shared = Shared {
         attendee: check_attendee("attendee", &req.attendee, &mut errors),
-        guests: guests(&req.guests, &mut errors),
+        guests: guests("guests", &req.guests, &mut errors),
         metadata: metadata("metadata", req.metadata, &mut errors),
     };
     input::check(errors)?;

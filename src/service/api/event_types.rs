@@ -130,6 +130,14 @@ async fn check(
     let schedule_id = f
         .schedule_id
         .unwrap_or_else(|| cur.and_then(|c| c.schedule_id));
+    let mail_enabled = f
+        .send_emails
+        .or_else(|| cur.map(|c| c.mail_enabled))
+        .unwrap_or(true);
+    let mail_reminders = match f.email_reminders {
+        Some(given) => reminders(&given, &mut errors),
+        None => cur.map(|c| c.mail_reminders.clone()).unwrap_or_default(),
+    };
     input::check(std::mem::take(&mut errors))?;
     if state.store.get_user(org, user_id).await?.is_none() {
         errors.push(FieldError::new(
@@ -177,7 +185,32 @@ async fn check(
             .disable_guests
             .or_else(|| cur.map(|c| c.disable_guests))
             .unwrap_or(false),
+        mail_enabled,
+        mail_reminders,
     })
+}
+
+/// `emailRemindersMinutesBefore`: each 1 to 43200 minutes (30 days), at most 5, duplicates
+/// dropped.
+fn reminders(given: &[i64], errors: &mut Vec<FieldError>) -> Vec<i32> {
+    let mut out: Vec<i32> = Vec::new();
+    for (i, m) in given.iter().enumerate() {
+        if !(1..=43_200).contains(m) {
+            errors.push(FieldError::new(
+                format!("emailRemindersMinutesBefore[{i}]"),
+                "must be 1 to 43200 minutes (30 days) before the start",
+            ));
+        } else if !out.contains(&(*m as i32)) {
+            out.push(*m as i32);
+        }
+    }
+    if out.len() > 5 {
+        errors.push(FieldError::new(
+            "emailRemindersMinutesBefore",
+            "at most 5 reminders",
+        ));
+    }
+    out
 }
 
 /// An event type the key may see (of its organization; of its user for a user's key).

@@ -283,18 +283,9 @@ pub fn instant(field: &str, s: &str, errors: &mut Vec<FieldError>) -> Option<Tim
     }
 }
 
-/// A plausible e-mail address: one `@`, a dot in the domain, no spaces.
+/// An e-mail address mail can be sent to (`domain::address`): attendees, guests, hosts.
 pub fn valid_email(e: &str) -> bool {
-    let Some((local, domain)) = e.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !e.contains(char::is_whitespace)
-        && !domain.contains('@')
-        && e.len() <= 254
+    crate::service::domain::address::is_mailbox(e)
 }
 
 /// The time as Cal.com writes it: `2026-06-01T09:00:00.000Z`.

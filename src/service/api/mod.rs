@@ -271,6 +271,7 @@ async fn health(
         .snapshot(
             &state.store,
             &state.objects,
+            &state.metrics.mail,
             state.caldav.settings.stale_after,
         )
         .await;
@@ -315,6 +316,19 @@ async fn metrics(
     match state.store.backlog().await {
         Ok(b) => text.push_str(&crate::service::metrics::Metrics::render_backlog(b)),
         Err(e) => tracing::debug!(error = %e, "metrics: cannot read the outbox backlogs"),
+    }
+    // The mail outbox only where this process sends mail.
+    if state
+        .metrics
+        .mail
+        .configured
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        let b = state.store.mail_backlog().await;
+        if let Err(e) = &b {
+            tracing::debug!(error = %e, "metrics: cannot read the mail outbox");
+        }
+        text.push_str(&state.metrics.mail.render(b.ok()));
     }
     text.push_str(&state.metrics.render_export());
     let calendars = state.store.calendar_health().await.ok();

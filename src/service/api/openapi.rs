@@ -1118,6 +1118,9 @@ fn compat_schemas() -> Value {
         "bookingLimitsCount": {"type": ["object", "null"], "properties": {"day": s("integer"), "week": any.clone(), "month": any.clone(), "year": any.clone(), "disabled": s("boolean")},
             "description": "day is enforced (under concurrency); week, month and year are accepted with a warning."},
         "offsetStart": {"type": "integer", "minimum": 0, "maximum": 1440, "description": "Minutes every slot start moves later, as Cal.com's offsetStart."},
+        "sendEmails": {"type": "boolean", "description": "calops: whether bookings of this type send e-mail (confirmations, changes, cancellations, reminders). Default true."},
+        "emailRemindersMinutesBefore": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 43200}, "maxItems": 5,
+            "description": "calops: reminder e-mails, minutes before the start (e.g. [1440, 60]). None by default."},
         "bookingFields": no_effect("no booking form is built or checked"), "bookerActiveBookingsLimit": no_effect("no per-booker limit"),
         "onlyShowFirstAvailableSlot": no_effect("every slot is listed"), "bookingLimitsDuration": no_effect("only the per-day count limit"),
         "bookerLayouts": no_effect("no booker layouts"), "confirmationPolicy": no_effect("bookings are accepted at once"),
@@ -1151,11 +1154,15 @@ fn compat_schemas() -> Value {
         "minimumBookingNotice": s("integer"), "beforeEventBuffer": s("integer"), "afterEventBuffer": s("integer"),
         "scheduleId": nullable("integer"), "bookingWindow": window, "bookingLimitsCount": {"type": ["object", "null"]},
         "offsetStart": s("integer"), "metadata": object, "price": s("number"), "currency": s("string"),
+        "sendEmails": s("boolean"), "emailRemindersMinutesBefore": {"type": "array", "items": s("integer")},
         "hidden": s("boolean"), "users": {"type": "array", "items": user_min}}),
     );
     let legacy_et_in = json!({
         "userId": {"type": "integer", "description": "calops: the host (see 2024-06-14)."},
         "scheduleId": {"type": ["integer", "null"], "description": "calops: the host's schedule to use."},
+        "sendEmails": {"type": "boolean", "description": "calops: whether bookings of this type send e-mail (confirmations, changes, cancellations, reminders). Default true."},
+        "emailRemindersMinutesBefore": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 43200}, "maxItems": 5,
+            "description": "calops: reminder e-mails, minutes before the start (e.g. [1440, 60]). None by default."},
         "length": {"type": "integer", "minimum": 1, "maximum": 1440}, "slug": s("string"), "title": s("string"),
         "description": nullable("string"), "hidden": no_effect("no public listing"),
         "locations": {"type": "array", "items": obj(&["type"], json!({"type": s("string")}))},
@@ -1178,7 +1185,8 @@ fn compat_schemas() -> Value {
         "periodStartDate": nullable("string"), "periodEndDate": nullable("string"),
         "disableGuests": s("boolean"), "minimumBookingNotice": s("integer"), "beforeEventBuffer": s("integer"),
         "afterEventBuffer": s("integer"), "scheduleId": nullable("integer"), "slotInterval": nullable("integer"),
-        "bookingLimits": object, "price": s("number"), "currency": s("string"), "metadata": object}),
+        "bookingLimits": object, "price": s("number"), "currency": s("string"), "metadata": object,
+        "sendEmails": s("boolean"), "emailRemindersMinutesBefore": {"type": "array", "items": s("integer")}}),
     );
     let avail_in = obj(
         &["days", "startTime", "endTime"],

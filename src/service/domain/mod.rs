@@ -1,12 +1,14 @@
 //! Pure logic of the scheduling service: no I/O, no clock, and no imports from the rest of
 //! the service (`tests/it/architecture.rs` checks that).
 //!
+//! - `address`: e-mail addresses mail can be sent to
 //! - `booking`: the booking value handlers, payloads and calendars share
 //! - `instant`: the range of client-given instants and arithmetic on them that cannot panic
 //! - `hours`, `slots`: working hours and availability -> slots (with DST rules)
 //! - `icalendar`: calendar objects from CalDAV servers into busy time (recurrence, zones)
 //! - `webhooks`: webhook bodies, signatures, retry/breaker policy, sealed secrets
 
+pub mod address;
 pub mod booking;
 pub mod hours;
 pub mod icalendar;

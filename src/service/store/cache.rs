@@ -372,6 +372,8 @@ mod tests {
                 length_options: None,
                 locations: serde_json::json!([]),
                 disable_guests: false,
+                mail_enabled: true,
+                mail_reminders: Vec::new(),
             },
             schedule: None,
             host: Host::default(),

@@ -5,11 +5,11 @@ use jiff::Timestamp;
 use serde_json::Value;
 use tokio_postgres::Row;
 
-const EVENT_TYPE_COLS: &str = "id, org_id, user_id, schedule_id, title, slug, description, length_minutes, slot_interval, minimum_booking_notice, before_event_buffer, after_event_buffer, booking_window, per_day_limit, created_at, offset_start, length_options, locations, disable_guests";
-pub(super) const EVENT_TYPE_COLS_E: &str = "e.id, e.org_id, e.user_id, e.schedule_id, e.title, e.slug, e.description, e.length_minutes, e.slot_interval, e.minimum_booking_notice, e.before_event_buffer, e.after_event_buffer, e.booking_window, e.per_day_limit, e.created_at, e.offset_start, e.length_options, e.locations, e.disable_guests";
+const EVENT_TYPE_COLS: &str = "id, org_id, user_id, schedule_id, title, slug, description, length_minutes, slot_interval, minimum_booking_notice, before_event_buffer, after_event_buffer, booking_window, per_day_limit, created_at, offset_start, length_options, locations, disable_guests, mail_enabled, mail_reminders";
+pub(super) const EVENT_TYPE_COLS_E: &str = "e.id, e.org_id, e.user_id, e.schedule_id, e.title, e.slug, e.description, e.length_minutes, e.slot_interval, e.minimum_booking_notice, e.before_event_buffer, e.after_event_buffer, e.booking_window, e.per_day_limit, e.created_at, e.offset_start, e.length_options, e.locations, e.disable_guests, e.mail_enabled, e.mail_reminders";
 /// How many columns [`EVENT_TYPE_COLS_E`] selects (what a joined query reads after them
 /// starts at this index).
-pub(super) const EVENT_TYPE_NCOLS: usize = 19;
+pub(super) const EVENT_TYPE_NCOLS: usize = 21;
 
 impl Store {
     pub async fn create_event_type(&self, e: &NewEventType) -> Result<EventType> {
@@ -20,8 +20,8 @@ impl Store {
                     "INSERT INTO event_types (org_id, user_id, schedule_id, title, slug, description,
                        length_minutes, slot_interval, minimum_booking_notice, before_event_buffer,
                        after_event_buffer, booking_window, per_day_limit, offset_start,
-                       length_options, locations, disable_guests)
-                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)
+                       length_options, locations, disable_guests, mail_enabled, mail_reminders)
+                     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
                      RETURNING {EVENT_TYPE_COLS}"
                 ),
                 &[
@@ -42,6 +42,8 @@ impl Store {
                     &e.length_options,
                     &e.locations,
                     &e.disable_guests,
+                    &e.mail_enabled,
+                    &e.mail_reminders,
                 ],
             )
             .await
@@ -59,7 +61,8 @@ impl Store {
                        length_minutes = $7, slot_interval = $8, minimum_booking_notice = $9,
                        before_event_buffer = $10, after_event_buffer = $11, booking_window = $12,
                        per_day_limit = $13, offset_start = $14, length_options = $15,
-                       locations = $16, disable_guests = $17
+                       locations = $16, disable_guests = $17, mail_enabled = $18,
+                       mail_reminders = $19
                      WHERE org_id = $1 AND id = $2 RETURNING {EVENT_TYPE_COLS}"
                 ),
                 &[
@@ -80,6 +83,8 @@ impl Store {
                     &e.length_options,
                     &e.locations,
                     &e.disable_guests,
+                    &e.mail_enabled,
+                    &e.mail_reminders,
                 ],
             )
             .await
@@ -193,6 +198,10 @@ pub struct NewEventType {
     pub length_options: Option<Vec<i32>>,
     pub locations: Value,
     pub disable_guests: bool,
+    /// Whether bookings of this type send e-mail.
+    pub mail_enabled: bool,
+    /// Reminder offsets, minutes before the start (none by default).
+    pub mail_reminders: Vec<i32>,
 }
 
 #[derive(Debug, Clone)]
@@ -222,6 +231,10 @@ pub struct EventType {
     pub locations: Value,
     /// Bookings of this type take no guests.
     pub disable_guests: bool,
+    /// Whether bookings of this type send e-mail (Cal.com-style `sendEmails`).
+    pub mail_enabled: bool,
+    /// Reminder offsets, minutes before the start (none by default).
+    pub mail_reminders: Vec<i32>,
 }
 
 impl EventType {
@@ -246,6 +259,8 @@ impl EventType {
             length_options: r.get(16),
             locations: r.get(17),
             disable_guests: r.get(18),
+            mail_enabled: r.get(19),
+            mail_reminders: r.get(20),
         }
     }
 }

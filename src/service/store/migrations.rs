@@ -19,7 +19,8 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "slot cache: notify replicas of changes", V5),
     (6, "bookings: one exclusion constraint, lighter writes", V6),
     (7, "api keys: notify replicas of revocations", V7),
-    // 7, 10, 12 and 13 are taken by work on other branches; versions need not be contiguous.
+    // 12 and 13 are taken by work on other branches; versions need not be contiguous, and a
+    // database missing one below its highest (e.g. at 11 without 10) gets it on the next start.
     (
         8,
         "Cal.com compatibility: usernames, user keys, booking and event type fields",
@@ -30,6 +31,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "pages: user slugs, embed allow-lists per organization",
         V9,
     ),
+    (10, "mail: outbox, reminders, per event type switch", V10),
     (
         11,
         "connected calendars: CalDAV busy time and write-back",
@@ -630,6 +632,120 @@ END $f$;
 CREATE TRIGGER users_slug BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION users_set_slug();
 
 ALTER TABLE organizations ADD COLUMN embed_origins text[];
+"#;
+
+/// E-mail (`service::mail`): an outbox row per message and recipient, written by triggers in
+/// the transaction that writes the booking (every path that books, reschedules or cancels
+/// goes through `INSERT INTO bookings` or the status update, so none can forget it), and only
+/// while the service has a mail transport (`mail_settings.enabled`, set at start).
+/// - a booking inserted (created, or the new booking of a reschedule): one `created` or
+///   `rescheduled` message to the attendee, each guest and the host, plus one `reminder` row
+///   per recipient and offset of the event type that is still in the future;
+/// - a booking cancelled: its pending reminders are skipped (also when it was cancelled by a
+///   reschedule: the new booking has its own, at its new time), and unless it was a
+///   reschedule, one `cancelled` message per recipient.
+///
+/// The unique key (booking, kind, offset, recipient) makes each message exist once.
+const V10: &str = r#"
+ALTER TABLE event_types ADD COLUMN mail_enabled boolean NOT NULL DEFAULT true,
+  ADD COLUMN mail_reminders integer[] NOT NULL DEFAULT '{}';
+ALTER TABLE organizations ADD COLUMN mail_sender_name text, ADD COLUMN mail_reply_to text;
+
+CREATE TABLE mail_settings (
+  only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+  enabled  boolean NOT NULL DEFAULT false
+);
+INSERT INTO mail_settings (enabled) VALUES (false);
+
+CREATE TABLE mail_outbox (
+  id               bigserial PRIMARY KEY,
+  uid              uuid NOT NULL UNIQUE DEFAULT gen_random_uuid(), -- the Message-ID's left part
+  org_id           bigint NOT NULL,
+  booking_id       bigint NOT NULL,
+  booking_uid      uuid NOT NULL,
+  kind             text NOT NULL CHECK (kind IN ('created', 'rescheduled', 'cancelled', 'reminder')),
+  reminder_minutes integer NOT NULL DEFAULT 0,
+  recipient        text NOT NULL,
+  role             text NOT NULL CHECK (role IN ('attendee', 'guest', 'host')),
+  lang             text,
+  ical_sequence    integer NOT NULL,
+  -- pending: due at next_attempt_at (while an attempt is in flight, the end of its lease);
+  -- sent; dead (refused, or out of attempts); skipped (a reminder of a cancelled booking).
+  status           text NOT NULL DEFAULT 'pending'
+                   CHECK (status IN ('pending', 'sent', 'dead', 'skipped')),
+  attempts         integer NOT NULL DEFAULT 0,
+  next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+  due_at           timestamptz NOT NULL DEFAULT now(),  -- when it was first due (for its age)
+  last_error       text,
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  sent_at          timestamptz,
+  UNIQUE (booking_uid, kind, reminder_minutes, recipient)
+);
+CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX mail_outbox_booking ON mail_outbox (booking_id) WHERE status = 'pending';
+
+-- The recipients of a booking: attendee, guests (lowercased, once each), host.
+CREATE FUNCTION calops_mail_recipients(attendee jsonb, guests jsonb, host text)
+RETURNS TABLE (recipient text, role text) LANGUAGE sql IMMUTABLE AS $f$
+  SELECT DISTINCT ON (lower(x.r)) lower(x.r), x.role FROM (
+    SELECT trim(attendee->>'email') AS r, 'attendee' AS role, 0 AS o
+    UNION ALL
+    SELECT trim(g), 'guest', 1 FROM jsonb_array_elements_text(
+      CASE WHEN jsonb_typeof(guests) = 'array' THEN guests ELSE '[]'::jsonb END) g
+    UNION ALL
+    SELECT trim(host), 'host', 2) x
+  WHERE COALESCE(x.r, '') <> ''
+  ORDER BY lower(x.r), x.o
+$f$;
+
+CREATE FUNCTION bookings_mail_inserted() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  IF NOT (SELECT enabled FROM mail_settings) THEN
+    RETURN NULL;
+  END IF;
+  INSERT INTO mail_outbox (org_id, booking_id, booking_uid, kind, reminder_minutes, recipient,
+    role, lang, ical_sequence, next_attempt_at, due_at)
+  SELECT n.org_id, n.id, n.uid, k.kind, k.minutes, r.recipient, r.role,
+    n.attendee->>'language', n.ical_sequence, k.due, k.due
+  FROM new_rows n
+  JOIN event_types e ON e.id = n.event_type_id AND e.mail_enabled
+  JOIN users u ON u.id = n.host_user_id
+  CROSS JOIN LATERAL calops_mail_recipients(n.attendee, n.guests, u.email) r
+  CROSS JOIN LATERAL (
+    SELECT CASE WHEN n.rescheduled_from_uid IS NULL THEN 'created' ELSE 'rescheduled' END AS kind,
+           0 AS minutes, now() AS due
+    UNION ALL
+    SELECT 'reminder', m, n.start_at - make_interval(mins => m)
+    FROM unnest(e.mail_reminders) m
+    WHERE n.start_at - make_interval(mins => m) > now()) k
+  WHERE n.status = 'accepted'
+  ON CONFLICT DO NOTHING;
+  PERFORM pg_notify('calops_mail', '');
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER bookings_mail_inserted AFTER INSERT ON bookings REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION bookings_mail_inserted();
+
+CREATE FUNCTION bookings_mail_cancelled() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  UPDATE mail_outbox SET status = 'skipped', last_error = 'the booking was cancelled'
+    WHERE booking_id = NEW.id AND kind = 'reminder' AND status = 'pending';
+  IF NEW.rescheduled_to_uid IS NULL AND (SELECT enabled FROM mail_settings) THEN
+    INSERT INTO mail_outbox (org_id, booking_id, booking_uid, kind, recipient, role, lang,
+      ical_sequence)
+    SELECT NEW.org_id, NEW.id, NEW.uid, 'cancelled', r.recipient, r.role,
+      NEW.attendee->>'language', NEW.ical_sequence
+    FROM event_types e JOIN users u ON u.id = NEW.host_user_id
+    CROSS JOIN LATERAL calops_mail_recipients(NEW.attendee, NEW.guests, u.email) r
+    WHERE e.id = NEW.event_type_id AND e.mail_enabled
+    ON CONFLICT DO NOTHING;
+    PERFORM pg_notify('calops_mail', '');
+  END IF;
+  RETURN NULL;
+END $f$;
+CREATE TRIGGER bookings_mail_cancelled AFTER UPDATE OF status ON bookings
+  FOR EACH ROW WHEN (OLD.status = 'accepted' AND NEW.status = 'cancelled')
+  EXECUTE FUNCTION bookings_mail_cancelled();
 "#;
 
 /// Connected (CalDAV) calendars. A connection is one account of one host (its password sealed

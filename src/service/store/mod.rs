@@ -13,6 +13,7 @@ pub mod calendars;
 mod event_types;
 pub mod ics;
 mod keys;
+pub mod mail;
 pub mod migrations;
 pub mod notify;
 mod orgs;

@@ -636,7 +636,7 @@ pub async fn booker(
 }
 
 fn valid_email(s: &str) -> bool {
-    s.len() <= MAX_EMAIL && crate::service::api::orgs::valid_email(s)
+    s.len() <= MAX_EMAIL && crate::service::api::input::valid_email(s)
 }
 
 /// Check the booking form; the values as typed and a message per field in trouble.

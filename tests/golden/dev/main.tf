@@ -159,7 +159,22 @@ module "access" {
   secret_ids     = distinct(concat(module.slots.secret_ids, var.service_secret_ids))
   # The service posts its own metrics, in this namespace only.
   metrics_namespace = var.metrics_namespace
-  freeform_tags     = local.tags
+  # And sends e-mail as this approved sender only.
+  mail_sender   = var.mail_sender
+  freeform_tags = local.tags
+}
+
+# E-mail through Email Delivery (`[service] mail_sender`): the domain, its DKIM key, the
+# approved sender.
+module "email" {
+  source = "./modules/email"
+  count  = var.mail_sender == null ? 0 : 1
+
+  compartment_id = var.compartment_id
+  name           = var.name
+  region         = var.region
+  sender         = var.mail_sender
+  freeform_tags  = local.tags
 }
 
 module "monitoring" {

@@ -70,3 +70,8 @@ output "alarm_topic_id" {
   description = "Notification topic the alarms publish to."
   value       = module.monitoring.topic_id
 }
+
+output "mail_dkim_cname" {
+  description = "The DKIM CNAME record the mail sender's domain must publish (null without [service] mail_sender)."
+  value       = var.mail_sender == null ? null : module.email[0].dkim_cname
+}

@@ -197,6 +197,11 @@ variable "metrics_namespace" {
   type = string
 }
 
+variable "mail_sender" {
+  type    = string
+  default = null
+}
+
 variable "service_alarms" {
   type = map(object({
     namespace        = string

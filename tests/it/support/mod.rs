@@ -53,6 +53,38 @@ pub async fn db(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// A Python that can `imports` (e.g. `"import icalendar"`): $CALOPS_PYTHON, the venv that
+/// scripts/setup makes (/opt/calops-venv), or python3 on PATH. `None` (after the missing-tool
+/// rule: a failure under CI, a printed skip locally) when there is none.
+pub fn python(test: &str, imports: &str) -> Option<std::path::PathBuf> {
+    use std::process::{Command, Stdio};
+    let mut candidates: Vec<std::path::PathBuf> = Vec::new();
+    if let Ok(p) = std::env::var("CALOPS_PYTHON") {
+        candidates.push(p.into());
+    }
+    candidates.push("/opt/calops-venv/bin/python3".into());
+    if let Ok(p) = which::which("python3") {
+        candidates.push(p);
+    }
+    for p in candidates {
+        let ok = Command::new(&p)
+            .args(["-c", imports])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            return Some(p);
+        }
+    }
+    calops_testkit::skip_or_fail(
+        test,
+        &format!("no Python with `{imports}` (run scripts/setup, which makes /opt/calops-venv)"),
+    );
+    None
+}
+
 /// The webhook allow-list that lets deliveries reach receivers on 127.0.0.1 (tests set it
 /// explicitly: by default deliveries go to public addresses only).
 pub fn loopback_webhooks() -> calops::service::domain::webhooks::reach::AllowList {

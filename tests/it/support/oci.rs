@@ -103,6 +103,9 @@ pub struct Store {
     pub metric_posts: Vec<Value>,
     /// Why PostMetricData bodies were refused (400).
     pub metric_rejections: Vec<String>,
+    /// Accepted SubmitRawEmail calls: their `compartment-id`, `sender`, `recipients` and
+    /// `content-type` headers (by name) and the raw message.
+    pub raw_emails: Vec<(BTreeMap<String, String>, Bytes)>,
     /// The alarms Monitoring has (a test puts the rendered ones here), and their compartment.
     pub alarms: Vec<crate::support::monitoring::Alarm>,
     pub alarms_compartment: String,
@@ -418,6 +421,27 @@ pub async fn handle(
         }
         ("GET", "/20180401/alarms/status") => return list_alarms_status(&oci, &q),
         _ => {}
+    }
+    if (method.as_str(), path.as_str())
+        == (
+            "POST",
+            calops::service::mail::transport::SUBMIT_RAW_EMAIL_PATH,
+        )
+    {
+        let hs = ["compartment-id", "sender", "recipients", "content-type"]
+            .into_iter()
+            .filter_map(|n| ocistand::header(&headers, n).map(|v| (n.to_string(), v)))
+            .collect();
+        oci.store
+            .lock()
+            .unwrap()
+            .raw_emails
+            .push((hs, body.clone()));
+        let id = uuid::Uuid::new_v4().to_string();
+        return json_reply(
+            200,
+            json!({"messageId": id, "envelopeId": id, "suppressedRecipients": []}),
+        );
     }
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let header = |n: &str| ocistand::header(&headers, n);

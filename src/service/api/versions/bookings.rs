@@ -153,7 +153,7 @@ fn attendee(
     match email {
         Some(e) if !input::valid_email(e) => errors.push(FieldError::new(
             at("email"),
-            format!("{e:?} is not an e-mail address"),
+            format!("{e:?} is not an e-mail address mail can be sent to: {NOT_AN_ADDRESS}"),
         )),
         None if phone.is_none() => errors.push(FieldError::new(
             at("email"),
@@ -201,18 +201,23 @@ fn attendee(
     a
 }
 
-/// Guests' e-mail addresses, trimmed (at most 30).
-pub fn guests(list: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
+/// What to do about an address mail cannot be sent to.
+const NOT_AN_ADDRESS: &str =
+    "give one address such as ann@example.com (no spaces, no two dots in a row, a domain with a dot)";
+
+/// Guests' e-mail addresses, trimmed (at most 30); `field` names the list in errors
+/// (`guests`, `responses.guests`).
+pub fn guests(field: &str, list: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
     for (i, g) in list.iter().enumerate() {
         if !input::valid_email(g.trim()) {
             errors.push(FieldError::new(
-                format!("guests[{i}]"),
-                format!("{g:?} is not an e-mail address"),
+                format!("{field}[{i}]"),
+                format!("{g:?} is not an e-mail address mail can be sent to: {NOT_AN_ADDRESS}"),
             ));
         }
     }
     if list.len() > 30 {
-        errors.push(FieldError::new("guests", "at most 30 guests"));
+        errors.push(FieldError::new(field, "at most 30 guests"));
     }
     list.iter().map(|g| g.trim().to_string()).collect()
 }
@@ -493,7 +498,7 @@ impl BookingApi for Current {
             ));
         }
         let attendee = check_attendee("attendee", &b.attendee, &mut errors);
-        let guests = guests(&b.guests, &mut errors);
+        let guests = guests("guests", &b.guests, &mut errors);
         let metadata = metadata("metadata", b.metadata, &mut errors);
         let responses = object(
             "bookingFieldsResponses",
@@ -916,7 +921,7 @@ impl BookingApi for Legacy {
         let mut attendee = attendee;
         // Legacy bookings take any language text (`IsString`).
         attendee["language"] = json!(b.language);
-        let guests = guests(&r.guests, &mut errors);
+        let guests = guests("responses.guests", &r.guests, &mut errors);
         if !b.metadata.is_object() {
             errors.push(FieldError::new("metadata", "must be an object"));
         }

@@ -9,7 +9,8 @@
 //!   `{eventTypeGroups: [{profile, eventTypes}]}`, one as `{eventType}`.
 //!
 //! calops adds `userId` (the host, for an organization's key; a user's key defaults to its
-//! user) and `scheduleId` to both. Sources: Cal.com's
+//! user), `scheduleId`, and its e-mail settings `sendEmails` (default true) and
+//! `emailRemindersMinutesBefore` (none by default) to both, in requests and responses. Sources: Cal.com's
 //! `packages/platform/types/event-types/event-types_2024_06_14/inputs/create-event-type.input.ts`,
 //! `apps/api/v2/src/ee/event-types/event-types_2024_04_15/` and
 //! <https://cal.com/docs/api-reference/v2/event-types>.
@@ -44,6 +45,10 @@ pub struct EventTypeFields {
     pub offset_start: Option<i64>,
     pub locations: Option<Value>,
     pub disable_guests: Option<bool>,
+    /// calops: whether bookings of this type send e-mail.
+    pub send_emails: Option<bool>,
+    /// calops: reminder offsets, minutes before the start (checked by the handler).
+    pub email_reminders: Option<Vec<i64>>,
 }
 
 /// Parsers and writers of one shape of `/v2/event-types`.
@@ -110,6 +115,10 @@ struct CurrentIn {
     // calops
     #[serde(default)]
     user_id: Option<i64>,
+    #[serde(default)]
+    send_emails: Option<bool>,
+    #[serde(default)]
+    email_reminders_minutes_before: Option<Vec<i64>>,
     // Cal.com 2024-06-14
     #[serde(default)]
     length_in_minutes: Option<i64>,
@@ -386,6 +395,8 @@ impl EventTypeApi for Current {
             offset_start: b.offset_start,
             locations,
             disable_guests: b.disable_guests,
+            send_emails: b.send_emails,
+            email_reminders: b.email_reminders_minutes_before,
         })
     }
 
@@ -409,6 +420,8 @@ impl EventTypeApi for Current {
             "bookingWindow": e.booking_window,
             "bookingLimitsCount": e.per_day_limit.map(|d| json!({ "day": d })),
             "offsetStart": e.offset_start,
+            "sendEmails": e.mail_enabled,
+            "emailRemindersMinutesBefore": e.mail_reminders,
         });
         // The settings calops does not have, as Cal.com shows them switched off.
         let off = json!({
@@ -468,6 +481,10 @@ struct LegacyIn {
     // calops
     #[serde(default)]
     user_id: Option<i64>,
+    #[serde(default)]
+    send_emails: Option<bool>,
+    #[serde(default)]
+    email_reminders_minutes_before: Option<Vec<i64>>,
     #[serde(default, deserialize_with = "nullable")]
     schedule_id: Option<Option<i64>>,
     // Cal.com 2024-04-15 (create and update)
@@ -569,6 +586,8 @@ impl EventTypeApi for Legacy {
             schedule_id: b.schedule_id,
             locations,
             disable_guests: b.disable_guests,
+            send_emails: b.send_emails,
+            email_reminders: b.email_reminders_minutes_before,
             ..EventTypeFields::default()
         })
     }
@@ -615,6 +634,8 @@ impl EventTypeApi for Legacy {
             "slotInterval": e.slot_interval,
             "bookingLimits": e.per_day_limit.map_or(json!({}), |d| json!({"PER_DAY": d})),
             "createdAt": iso(e.created_at),
+            "sendEmails": e.mail_enabled,
+            "emailRemindersMinutesBefore": e.mail_reminders,
         });
         // What calops does not have, as Cal.com's rows show it unset.
         let off = json!({

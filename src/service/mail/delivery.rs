@@ -1,0 +1,235 @@
+//! Background mail workers.
+//!
+//! Each worker claims one due message at a time (`Store::claim_mail`, `FOR UPDATE SKIP
+//! LOCKED`, so replicas never take the same attempt; the claim is a lease), writes and sends
+//! it, and records the outcome: `sent`; `pending` again after a backoff (connection refused,
+//! timeout, 4xx), `dead` after the last attempt or at once when the server refuses that
+//! recipient for good (5xx); a reminder whose booking is no longer accepted is `skipped`.
+//! Reminders are rows due at their time: the same claim picks them up, no cron job needed.
+//!
+//! Exactly once per (event, recipient): the outbox has one row per pair (unique key) and only
+//! the holder of a row's latest attempt may record it. What no database can make atomic is the
+//! SMTP hand-over and the mark that follows: a process killed between the server's `250` and
+//! the `UPDATE` sends that message again once the lease ends. The window is one message per
+//! worker in flight at the kill, and the second copy has the same `Message-ID`
+//! (`<row uid@domain>`), so mail clients and servers that dedupe by it show it once.
+
+use super::compose::{self, Sender as From};
+use super::transport::{SendError, Sender};
+use super::Settings;
+use crate::service::domain::webhooks::policy::{after_attempt, Next};
+use crate::service::metrics::Metrics;
+use crate::service::state::PageKey;
+use crate::service::store::mail::{ClaimedMail, CHANNEL};
+use crate::service::store::Store;
+use jiff::Timestamp;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+/// The running workers of one process.
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Stop taking new messages; wait (up to `grace`) for sends in flight to be recorded.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let all = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!("mail still being sent at shutdown; it will be retried");
+        }
+    }
+}
+
+struct Ctx {
+    store: Store,
+    settings: Settings,
+    sender: Sender,
+    page_key: PageKey,
+    metrics: Arc<Metrics>,
+}
+
+/// Tell the database whether to queue mail (a transport is configured), then start
+/// `settings.workers` workers and a LISTEN connection to the store's database.
+pub async fn spawn(
+    store: Store,
+    settings: Settings,
+    page_key: PageKey,
+    metrics: Arc<Metrics>,
+    oci: Option<crate::oci::client::OciClient>,
+) -> anyhow::Result<Workers> {
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = Vec::new();
+    store.set_mail_enabled(settings.transport.is_some()).await?;
+    let Some(transport) = &settings.transport else {
+        return Ok(Workers { stop, tasks });
+    };
+    let sender = Sender::new(transport, settings.timeout, oci.as_ref())
+        .map_err(|e| anyhow::anyhow!("mail transport: {e}"))?;
+    metrics
+        .mail
+        .configured
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    if settings.workers == 0 {
+        return Ok(Workers { stop, tasks });
+    }
+    let wake = Arc::new(Notify::new());
+    {
+        let (connector, wake, stopped) = (store.connector().clone(), wake.clone(), stopped.clone());
+        tasks.push(tokio::spawn(async move {
+            use crate::service::store::notify::{self, Event};
+            notify::listen(connector, &[CHANNEL], stopped, move |e| match e {
+                Event::Listening | Event::Notification { .. } => wake.notify_waiters(),
+                Event::Lost => {}
+            })
+            .await
+        }));
+    }
+    let ctx = Arc::new(Ctx {
+        store,
+        settings,
+        sender,
+        page_key,
+        metrics,
+    });
+    tasks.push(tokio::spawn(purge(ctx.clone(), stopped.clone())));
+    for _ in 0..ctx.settings.workers {
+        tasks.push(tokio::spawn(work(
+            ctx.clone(),
+            wake.clone(),
+            stopped.clone(),
+        )));
+    }
+    Ok(Workers { stop, tasks })
+}
+
+async fn purge(ctx: Arc<Ctx>, mut stopped: watch::Receiver<bool>) {
+    let every = ctx.settings.poll_interval * 12;
+    loop {
+        match ctx
+            .store
+            .purge_mail(ctx.settings.retention.as_secs_f64(), 1000)
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(deleted = n, "purged old mail outbox rows"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging old mail outbox rows failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+    let lease = ctx.settings.lease().as_secs_f64();
+    loop {
+        if *stopped.borrow() {
+            return;
+        }
+        let notified = wake.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        let pause = match ctx.store.claim_mail(lease).await {
+            Ok(Some(m)) => {
+                attempt(&ctx, m).await;
+                continue;
+            }
+            Ok(None) => match ctx.store.next_mail_due().await {
+                Ok(Some(due)) => {
+                    let ms = due.as_millisecond() - Timestamp::now().as_millisecond();
+                    Duration::from_millis(ms.clamp(10, i64::MAX) as u64)
+                        .min(ctx.settings.poll_interval)
+                }
+                _ => ctx.settings.poll_interval,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "claiming mail failed; retrying");
+                ctx.settings.poll_interval
+            }
+        };
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(pause) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
+/// Make one claimed attempt and record it.
+async fn attempt(ctx: &Ctx, m: ClaimedMail) {
+    if m.kind == "reminder" && m.booking_status != "accepted" {
+        let _ = ctx
+            .store
+            .finish_mail(
+                m.id,
+                m.attempt,
+                "skipped",
+                None,
+                Some("the booking is no longer accepted"),
+            )
+            .await;
+        return;
+    }
+    let from = From {
+        from: &ctx.settings.from,
+        public_url: ctx.settings.public_url.as_deref(),
+        page_key: ctx.page_key.bytes(),
+    };
+    let outcome = match compose::message(&m, &from) {
+        Err(e) => Err(SendError::Permanent(e)),
+        Ok(msg) => ctx.sender.send(msg, &m.uid.to_string()).await,
+    };
+    let (status, retry_at, error) = match &outcome {
+        Ok(()) => ("sent", None, None),
+        Err(SendError::Permanent(e)) => ("dead", None, Some(e.clone())),
+        Err(SendError::Transient(e)) => {
+            let s = &ctx.settings;
+            match after_attempt(
+                false,
+                m.attempt.max(1) as u32,
+                s.max_attempts,
+                s.backoff_base,
+                s.backoff_max,
+                rand::random(),
+            ) {
+                Next::Retry(d) => (
+                    "pending",
+                    Timestamp::now()
+                        .checked_add(jiff::SignedDuration::try_from(d).unwrap_or_default())
+                        .ok(),
+                    Some(e.clone()),
+                ),
+                _ => ("dead", None, Some(e.clone())),
+            }
+        }
+    };
+    // A refused recipient is that recipient's problem, not the transport's.
+    match &outcome {
+        Ok(()) => ctx.metrics.mail.record(Ok(())),
+        Err(SendError::Transient(e)) => ctx.metrics.mail.record(Err(e)),
+        Err(SendError::Permanent(_)) => ctx.metrics.mail.refused(),
+    }
+    let recorded = ctx
+        .store
+        .finish_mail(m.id, m.attempt, status, retry_at, error.as_deref())
+        .await;
+    match (&recorded, status) {
+        (Ok(_), "sent") => tracing::info!(
+            message = %m.uid, kind = %m.kind, role = %m.role, attempt = m.attempt, "mail sent"
+        ),
+        (Ok(_), _) => tracing::warn!(
+            message = %m.uid, kind = %m.kind, role = %m.role, attempt = m.attempt,
+            error = ?error, outcome = status, "mail attempt failed"
+        ),
+        (Err(e), _) => tracing::error!(
+            message = %m.uid, error = %e,
+            "could not record a mail attempt; it will be retried when its lease ends"
+        ),
+    }
+}
