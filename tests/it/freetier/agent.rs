@@ -783,36 +783,37 @@ async fn the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_pri
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let st = vm.oci.store.lock().unwrap();
     use crate::support::oci::Signer;
-    let vault = st.signers(&bundle);
-    assert!(!vault.is_empty(), "the vault: secret was not read");
-    assert!(
-        vault.iter().all(|s| *s == Signer::InstancePrincipal),
-        "GetSecretBundle signed as {vault:?}"
-    );
-    let posts = st.signers("/20180401/metrics");
-    assert!(
-        !posts.is_empty() && posts.iter().all(|s| *s == Signer::InstancePrincipal),
-        "PostMetricData signed as {posts:?}"
-    );
-    assert!(
-        st.metric_rejections.is_empty(),
-        "{:?}",
-        st.metric_rejections
-    );
-    // In the VM's compartment, namespace and dimensions (slot `vm`, the release's digest).
-    let post = &st.metric_posts[0];
-    let item = &post["metricData"][0];
-    assert_eq!(item["namespace"], calops::runtime::telemetry::NAMESPACE);
-    assert_eq!(
-        item["compartmentId"],
-        "ocid1.compartment.oc1..aaaaaaaafreeaucompartmentexample000000000000000000000000"
-    );
-    assert_eq!(item["dimensions"]["slot"], "vm");
     let release = &digest.trim_start_matches("sha256:")[..12];
-    assert_eq!(item["dimensions"]["release"], release);
-    drop(st);
+    {
+        let st = vm.oci.store.lock().unwrap();
+        let vault = st.signers(&bundle);
+        assert!(!vault.is_empty(), "the vault: secret was not read");
+        assert!(
+            vault.iter().all(|s| *s == Signer::InstancePrincipal),
+            "GetSecretBundle signed as {vault:?}"
+        );
+        let posts = st.signers("/20180401/metrics");
+        assert!(
+            !posts.is_empty() && posts.iter().all(|s| *s == Signer::InstancePrincipal),
+            "PostMetricData signed as {posts:?}"
+        );
+        assert!(
+            st.metric_rejections.is_empty(),
+            "{:?}",
+            st.metric_rejections
+        );
+        // In the VM's compartment, namespace and dimensions (slot `vm`, the release's digest).
+        let post = &st.metric_posts[0];
+        let item = &post["metricData"][0];
+        assert_eq!(item["namespace"], calops::runtime::telemetry::NAMESPACE);
+        assert_eq!(
+            item["compartmentId"],
+            "ocid1.compartment.oc1..aaaaaaaafreeaucompartmentexample000000000000000000000000"
+        );
+        assert_eq!(item["dimensions"]["slot"], "vm");
+        assert_eq!(item["dimensions"]["release"], release);
+    }
     // `calops status` reads the live figures from Monitoring with the operator's key, for the
     // VM's dimensions, like the container target's.
     let mut status = vm.ops_cmd(&["status"]);
