@@ -76,6 +76,11 @@ pub mod var {
     /// `resource_principal` (a container instance; the default when unset) or
     /// `instance_principal` (the `oci-vm` target's VM) ([`super::OciPrincipal`]).
     pub const OCI_PRINCIPAL: &str = "CALOPS_OCI_PRINCIPAL";
+    /// The SDKs' override of the instance metadata service's base URL (read by
+    /// `crate::oci::instance`; the agent passes it on to `serve` on the VM).
+    pub const OCI_METADATA_BASE_URL: &str = "OCI_METADATA_BASE_URL";
+    /// The SDKs' override of the auth service's base URL (likewise).
+    pub const OCI_AUTH_URL: &str = "OCI_SDK_AUTH_CLIENT_REGION_URL";
     /// Where the service's e-mail goes (`oci-email:<compartment OCID>` on OCI).
     pub const MAIL_TRANSPORT: &str = "CALOPS_MAIL_TRANSPORT";
     /// The sender address of the service's e-mail (the approved sender).
@@ -119,8 +124,8 @@ impl OciPrincipal {
 /// SDKs' metadata and auth service overrides, and `CALOPS_ENDPOINT_<SERVICE>` (private
 /// endpoints, tests), so that the service reaches OCI exactly as the agent does.
 pub fn vm_inherited(name: &str) -> bool {
-    name == crate::oci::instance::METADATA_BASE_URL_VAR
-        || name == crate::oci::instance::AUTH_URL_VAR
+    name == var::OCI_METADATA_BASE_URL
+        || name == var::OCI_AUTH_URL
         || name.starts_with("CALOPS_ENDPOINT_")
 }
 
@@ -1031,8 +1036,6 @@ mod tests {
         assert_eq!(vm["CALOPS_PAGE_KEY_REF"], "vault:ocid1.vaultsecret.oc1..p");
         let env = |n: &str| vm.get(n).cloned();
         assert_eq!(OciPrincipal::from_env(&env), Ok(OciPrincipal::Instance));
-        let exporter = crate::service::telemetry::Settings::from_env(&env).unwrap();
-        assert_eq!(exporter.unwrap().compartment_id, "ocid1.compartment.oc1..c");
         let odd = BTreeMap::from([(
             "MY_TOKEN".to_string(),
             "ocid1.vaultsecret.oc1..x".to_string(),
@@ -1043,10 +1046,7 @@ mod tests {
             "{e}"
         );
         let [slot, image] = vm_release_env("sha256:0123456789abcdef00");
-        assert_eq!(slot.1, VM_SLOT);
-        assert_eq!(
-            crate::service::telemetry::release(Some(&image.1)),
-            "0123456789ab"
-        );
+        assert_eq!(slot, (var::SLOT.to_string(), VM_SLOT.to_string()));
+        assert_eq!(image.1, "calops@sha256:0123456789abcdef00");
     }
 }

@@ -172,4 +172,18 @@ mod tests {
         assert_eq!(release(Some("localhost:5000/calops")), "untagged");
         assert_eq!(release(None), "local");
     }
+
+    #[test]
+    fn on_the_vm_the_exporter_is_on_with_the_vms_compartment_and_dimensions() {
+        use crate::runtime::env::{vm_release_env, vm_service_env};
+        let mut vm = vm_service_env("ocid1.compartment.oc1..vm", &Default::default(), []).unwrap();
+        vm.extend(vm_release_env("sha256:0123456789abcdef00"));
+        let s = Settings::from_env(&|n: &str| vm.get(n).cloned())
+            .unwrap()
+            .expect("the exporter is on");
+        assert_eq!(s.namespace, "calops");
+        assert_eq!(s.compartment_id, "ocid1.compartment.oc1..vm");
+        assert_eq!(s.dimensions["slot"], "vm");
+        assert_eq!(s.dimensions["release"], "0123456789ab");
+    }
 }
