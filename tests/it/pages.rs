@@ -775,3 +775,96 @@ async fn pages_are_rate_limited_per_client_ip() {
         "another client is not limited"
     );
 }
+
+/// The booker reads its host and event type through the slot cache: what changes shows on
+/// the next page load, whoever wrote it. A slot booked through the page is gone when the page
+/// is loaded again; an event type renamed through the API shows at once; an organization
+/// renamed by another writer (here SQL, as another replica would) shows as soon as its
+/// notification arrives (migration 12's trigger).
+#[tokio::test]
+async fn the_booker_shows_a_booking_and_renames_on_the_next_load() {
+    if !have_pg("the_booker_shows_a_booking_and_renames_on_the_next_load") {
+        return;
+    }
+    let app = TestApp::spawn().await.unwrap();
+    let c = Client::new(&app);
+    let t = tenant(&c, "Fresh Org", "UTC").await;
+    let w = Web::new(&app);
+    let (form_page, slot) = choose_slot(&w, &t.booker(), "&tz=UTC").await;
+    let booked = param(&slot, "slot").unwrap();
+    let day = format!(
+        "{}?month={}&date={}&tz=UTC",
+        t.booker(),
+        param(&slot, "month").unwrap_or_else(|| booked[..7].to_string()),
+        param(&slot, "date").unwrap()
+    );
+    let slots_of = |p: &Page| -> Vec<String> {
+        p.html
+            .split("href=\"")
+            .skip(1)
+            .map(|s| unescape(s.split('"').next().unwrap_or("")))
+            .filter_map(|h| param(&h, "slot"))
+            .collect()
+    };
+    let before = w.get(&day).await;
+    assert_eq!(before.status, 200, "{}", before.html);
+    assert!(slots_of(&before).contains(&booked), "{}", before.html);
+
+    let (action, mut fields) = form_page.form();
+    fields.insert("name".into(), "Ann Lee".into());
+    fields.insert("email".into(), "ann@example.com".into());
+    let r = w.post(&action, &fields).await;
+    assert_eq!(r.status, 303, "{}", r.html);
+    let after = w.get(&day).await;
+    assert_eq!(after.status, 200, "{}", after.html);
+    let left = slots_of(&after);
+    assert!(
+        !left.is_empty(),
+        "other slots of the day stay: {}",
+        after.html
+    );
+    assert!(!left.contains(&booked), "the booked slot is gone: {left:?}");
+
+    // Renamed through the API: the next load shows it.
+    let d = db(&app.database_url).await;
+    let et_id: i64 = d
+        .query_one(
+            "SELECT id FROM event_types WHERE org_id = $1 AND slug = 'call'",
+            &[&t.org_id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let (s, v) = c
+        .call(
+            Method::PATCH,
+            &format!("/v2/event-types/{et_id}"),
+            Some(&t.key),
+            Some(json!({"title": "Renamed Call"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let p = w.get(&day).await;
+    assert!(p.html.contains("<h1>Renamed Call</h1>"), "{}", p.html);
+
+    // Renamed by another writer: shown once the notification arrives (well under 10 s).
+    d.execute(
+        "UPDATE organizations SET name = 'Renamed Org' WHERE id = $1",
+        &[&t.org_id],
+    )
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let p = w.get(&day).await;
+        if p.html.contains("Renamed Org") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the organization's new name never showed: {}",
+            p.html
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -2,10 +2,15 @@
 //! host's busy time (accepted bookings, slot holds, and busy intervals of connected calendars)
 //! over the range loaded last.
 //!
+//! It also keeps what a booking page's path names (see [`Booker`]): the organization chain,
+//! the host and the event type, so that the booker reads nothing from the database when the
+//! slot data is cached too.
+//!
 //! Freshness comes from PostgreSQL: triggers (migration 5) send `NOTIFY calops_cache` with
 //! `h<host id>` when a host's bookings or holds change and `c` when event types, schedules
-//! or users change (and `k` when API keys change, for the key cache: migration 7); [`SlotCache::apply`] drops what a notification names, and every replica
-//! listens. Writes through this process also drop what they changed before they answer, so
+//! or users change, or organizations (migration 12) (and `k` when API keys change, for the
+//! key cache: migration 7); [`SlotCache::apply`] drops what a notification names, and every
+//! replica listens. Writes through this process also drop what they changed before they answer, so
 //! a client reads its own writes at once; another replica's writes show up as soon as their
 //! notification arrives (the commit sends it).
 //!
@@ -17,7 +22,7 @@
 //! The cache only saves reads: bookings are still decided by the database's exclusion
 //! constraints.
 
-use super::{EventType, ScheduleHours};
+use super::{EventType, Org, ScheduleHours, User};
 use jiff::Timestamp;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,6 +60,19 @@ pub struct Host {
     /// checked against the database's busy time, not by the exclusion constraint alone).
     pub has_calendars: bool,
 }
+
+/// What a booking page's path (`/{org path}/{host}/{event type}`) names: the organization
+/// chain (nearest first), the host and the event type. Dropped with the configs (`c`).
+#[derive(Debug, Clone)]
+pub struct Booker {
+    pub chain: Vec<Org>,
+    pub user: User,
+    pub event_type: EventType,
+}
+
+/// A booker path: the organization's slug path (`top.child`), the host's and the event
+/// type's slugs.
+pub type BookerPath = (String, String, String);
 
 /// One accepted booking or slot hold of a host, as loaded.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -142,6 +160,7 @@ struct Inner {
     host_at: HashMap<i64, u64>,
     configs: HashMap<(i64, i64), Arc<Config>>,
     busy: HashMap<i64, Arc<HostBusy>>,
+    bookers: HashMap<BookerPath, Arc<Booker>>,
     /// One load at a time per event type: after an invalidation the first query reloads
     /// and the ones that arrive meanwhile wait for it instead of all reading the database.
     flights: HashMap<(i64, i64), Arc<tokio::sync::Mutex<()>>>,
@@ -276,6 +295,28 @@ impl SlotCache {
         }
     }
 
+    /// What the booker path names, when it is cached.
+    pub fn booker(&self, path: &BookerPath) -> Option<Arc<Booker>> {
+        if !self.is_active() {
+            return None;
+        }
+        self.lock().bookers.get(path).cloned()
+    }
+
+    /// Keep what a load with `ticket` found at a booker path, unless configs (or everything)
+    /// were invalidated since.
+    pub fn put_booker(&self, ticket: Ticket, path: BookerPath, booker: Arc<Booker>) {
+        let mut inner = self.lock();
+        let t = ticket.0;
+        if inner.all_at > t || inner.config_at > t {
+            return;
+        }
+        if inner.bookers.len() >= MAX_ENTRIES {
+            inner.bookers.clear();
+        }
+        inner.bookers.insert(path, booker);
+    }
+
     /// Drop the host's busy time.
     pub fn invalidate_host(&self, host: i64) {
         let mut inner = self.lock();
@@ -291,12 +332,14 @@ impl SlotCache {
         inner.host_at.insert(host, seq);
     }
 
-    /// Drop every event type and its hours.
+    /// Drop every event type and its hours, and every booker path (organizations, hosts and
+    /// event types).
     pub fn invalidate_config(&self) {
         let mut inner = self.lock();
         inner.seq += 1;
         inner.config_at = inner.seq;
         inner.configs.clear();
+        inner.bookers.clear();
     }
 
     /// Drop everything.
@@ -306,6 +349,7 @@ impl SlotCache {
         inner.all_at = inner.seq;
         inner.configs.clear();
         inner.busy.clear();
+        inner.bookers.clear();
         inner.host_at.clear();
     }
 
@@ -459,6 +503,78 @@ mod tests {
         );
         assert!(c.config(1, 7).is_none() && c.busy(11).is_none());
         assert!(c.busy(9).is_none(), "an unknown payload drops everything");
+    }
+
+    fn booker() -> Arc<Booker> {
+        let org = Org {
+            id: 1,
+            parent_id: None,
+            name: "Acme".into(),
+            slug: "acme".into(),
+            brand_color: None,
+            dark_brand_color: None,
+            logo_url: None,
+            theme: None,
+            hide_branding: false,
+            metadata: serde_json::json!({}),
+            created_at: ts("2030-01-01T00:00:00Z"),
+            embed_origins: None,
+        };
+        let user = User {
+            id: 9,
+            org_id: 1,
+            name: "Ada".into(),
+            email: "ada@example.com".into(),
+            time_zone: "UTC".into(),
+            created_at: ts("2030-01-01T00:00:00Z"),
+            username: "ada".into(),
+            slug: "ada".into(),
+        };
+        Arc::new(Booker {
+            chain: vec![org],
+            user,
+            event_type: config(5, 9).event_type.clone(),
+        })
+    }
+
+    #[test]
+    fn booker_paths_are_dropped_with_the_configs_and_never_kept_from_a_raced_load() {
+        let path: BookerPath = ("acme".into(), "ada".into(), "call".into());
+        let c = SlotCache::new();
+        let t = c.ticket();
+        assert!(t.is_none(), "nothing is kept while inactive");
+        c.set_active(true);
+        let t = c.ticket().unwrap();
+        c.put_booker(t, path.clone(), booker());
+        assert_eq!(c.booker(&path).unwrap().user.slug, "ada");
+        c.apply("h9");
+        c.apply(KEYS);
+        assert!(
+            c.booker(&path).is_some(),
+            "bookings and keys leave it alone"
+        );
+        c.apply("c");
+        assert!(
+            c.booker(&path).is_none(),
+            "organizations, hosts, event types"
+        );
+
+        let t = c.ticket().unwrap();
+        c.apply("c");
+        c.put_booker(t, path.clone(), booker());
+        assert!(
+            c.booker(&path).is_none(),
+            "loaded before the change, not kept"
+        );
+        let t = c.ticket().unwrap();
+        c.apply("*");
+        c.put_booker(t, path.clone(), booker());
+        assert!(c.booker(&path).is_none());
+
+        let t = c.ticket().unwrap();
+        c.put_booker(t, path.clone(), booker());
+        c.set_active(false);
+        assert!(c.booker(&path).is_none(), "not served while not listening");
     }
 
     #[test]

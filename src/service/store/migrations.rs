@@ -19,8 +19,8 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "slot cache: notify replicas of changes", V5),
     (6, "bookings: one exclusion constraint, lighter writes", V6),
     (7, "api keys: notify replicas of revocations", V7),
-    // 12 and 13 are taken by work on other branches; versions need not be contiguous, and a
-    // database missing one below its highest (e.g. at 11 without 10) gets it on the next start.
+    // A database missing a version below its highest (e.g. one at 11 without 10, which were
+    // written on parallel branches) gets it on the next start.
     (
         8,
         "Cal.com compatibility: usernames, user keys, booking and event type fields",
@@ -36,6 +36,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         11,
         "connected calendars: CalDAV busy time and write-back",
         V11,
+    ),
+    (
+        12,
+        "slot cache: notify replicas of organization changes",
+        V12,
     ),
 ];
 
@@ -632,6 +637,14 @@ END $f$;
 CREATE TRIGGER users_slug BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION users_set_slug();
 
 ALTER TABLE organizations ADD COLUMN embed_origins text[];
+"#;
+
+/// The slot cache also keeps what booking pages' paths name (`store::cache::Booker`): the
+/// organization chain with its slugs and branding. Changes to organizations send `c`, like
+/// event types, schedules and users.
+const V12: &str = r#"
+CREATE TRIGGER organizations_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON organizations
+  FOR EACH STATEMENT EXECUTE FUNCTION calops_cache_config();
 "#;
 
 /// E-mail (`service::mail`): an outbox row per message and recipient, written by triggers in

@@ -7,6 +7,7 @@
 //! adding its queries to [`Store`].
 
 pub mod batch;
+mod booker;
 pub mod bookings;
 pub mod cache;
 pub mod calendars;

@@ -86,6 +86,8 @@ impl Store {
                 ],
             )
             .await?;
+        // This replica's booker paths show the change at once (others on the notification).
+        self.cache.invalidate_config();
         Ok(row.as_ref().map(Org::from_row))
     }
 

@@ -478,11 +478,10 @@ pub async fn render_booker(state: &AppState, b: Booker<'_>) -> Response {
         }
     });
     // The zone select: the zones of the time-zone database, and the current one if missing.
-    let zones = zone_names();
-    let mut zone_list: Vec<&str> = zones.iter().map(String::as_str).collect();
-    if !zone_list.contains(&tz_name.as_str()) {
-        zone_list.insert(0, &tz_name);
-    }
+    let zone_options = match view::zone_options(&tz_name) {
+        Ok(z) => z,
+        Err(e) => return internal(prefs, "rendering the zone select", e),
+    };
     let mut keep_fields: Vec<Field> = prefs.hidden();
     for (k, v) in keep.iter().chain(
         [
@@ -502,33 +501,33 @@ pub async fn render_booker(state: &AppState, b: Booker<'_>) -> Response {
         Some(_) => prefs.t_with("reschedule-title", &[("title", b.event_type.title.clone())]),
         None => b.event_type.title.clone(),
     };
-    let ctx = json!({
-        "heading": heading,
-        "host": b.host_name,
-        "length": b.event_type.length_minutes,
-        "description": b.event_type.description,
-        "reschedule": b.rescheduling.is_some(),
-        "current": b.rescheduling.map(|t| view::long_moment(prefs.lang, t, &tz, prefs.hour12)),
-        "taken": taken.is_some(),
-        "nearest": nearest,
-        "self_path": b.self_path,
-        "keep": keep_fields,
-        "tz": tz_name,
-        "zones": zone_list,
-        "hour12": prefs.hour12,
-        "h12_href": with(&[("h", "12".into()), ("month", month_param.clone())]),
-        "h24_href": with(&[("h", "24".into()), ("month", month_param.clone())]),
-        "prev_href": with(&[("month", format!("{py:04}-{pm:02}"))]),
-        "next_href": with(&[("month", format!("{ny:04}-{nm:02}"))]),
-        "month_title": i18n::month_title(prefs.lang, year, mon),
-        "weekdays": weekdays,
-        "weeks": weeks,
-        "any_free": !free.is_empty(),
-        "day_label": selected.map(|d| i18n::long_date(prefs.lang, d)),
-        "slots": day_slots,
-        "chosen": chosen_view,
-        "form": form,
-    });
+    let ctx = minijinja::context! {
+        heading => heading,
+        host => b.host_name,
+        length => b.event_type.length_minutes,
+        description => b.event_type.description,
+        reschedule => b.rescheduling.is_some(),
+        current => b.rescheduling.map(|t| view::long_moment(prefs.lang, t, &tz, prefs.hour12)),
+        taken => taken.is_some(),
+        nearest => nearest,
+        self_path => b.self_path,
+        keep => keep_fields,
+        tz => tz_name,
+        zone_options => minijinja::Value::from_safe_string(zone_options),
+        hour12 => prefs.hour12,
+        h12_href => with(&[("h", "12".into()), ("month", month_param.clone())]),
+        h24_href => with(&[("h", "24".into()), ("month", month_param.clone())]),
+        prev_href => with(&[("month", format!("{py:04}-{pm:02}"))]),
+        next_href => with(&[("month", format!("{ny:04}-{nm:02}"))]),
+        month_title => i18n::month_title(prefs.lang, year, mon),
+        weekdays => weekdays,
+        weeks => weeks,
+        any_free => !free.is_empty(),
+        day_label => selected.map(|d| i18n::long_date(prefs.lang, d)),
+        slots => day_slots,
+        chosen => chosen_view,
+        form => form,
+    };
     let mut lang_keep = b.keep.clone();
     lang_keep.push(("month", month_param));
     if let Some(d) = selected {
@@ -543,27 +542,9 @@ pub async fn render_booker(state: &AppState, b: Booker<'_>) -> Response {
     page(status, "booker.html", &frame, ctx)
 }
 
-/// The zones of the select: canonical IANA names (no legacy aliases), sorted.
-fn zone_names() -> &'static [String] {
-    static ZONES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
-        const LEGACY: &[&str] = &[
-            "US/", "Canada/", "Brazil/", "Chile/", "Mexico/", "Etc/", "SystemV/", "posix/",
-            "right/",
-        ];
-        let mut v: Vec<String> = jiff::tz::db()
-            .available()
-            .map(|n| n.as_str().to_string())
-            .filter(|n| n.contains('/') && !LEGACY.iter().any(|p| n.starts_with(p)))
-            .collect();
-        v.push("UTC".into());
-        v.sort();
-        v.dedup();
-        v
-    });
-    &ZONES
-}
-
-/// The host and event type of a booker path; a response when there is none.
+/// The host and event type of a booker path; a response when there is none. Read through
+/// the slot cache (`Store::booker`), so a booker whose slots are cached reads nothing from
+/// the database.
 async fn event_type_of(
     state: &AppState,
     prefs: &Prefs,
@@ -571,20 +552,23 @@ async fn event_type_of(
     user: &str,
     et: &str,
 ) -> Result<(Host, EventType), Response> {
-    let Some(h) = host(state, org, user).await? else {
-        return Err(not_found(prefs));
-    };
-    if !slug_ok(et) {
+    if let Some(r) = api_path(org).await {
+        return Err(r);
+    }
+    let path: Vec<String> = org.split('.').map(str::to_string).collect();
+    if !path.iter().all(|s| slug_ok(s)) || !slug_ok(user) || !slug_ok(et) {
         return Err(not_found(prefs));
     }
-    match state
-        .store
-        .event_type_by_slug(h.org_id(), h.user.id, et)
-        .await
-    {
-        Ok(Some(e)) => Ok((h, e)),
+    match state.store.booker(&path, user, et).await {
+        Ok(Some(b)) => Ok((
+            Host {
+                chain: b.chain.clone(),
+                user: b.user.clone(),
+            },
+            b.event_type.clone(),
+        )),
         Ok(None) => Err(not_found(prefs)),
-        Err(e) => Err(internal(prefs, "reading an event type", e)),
+        Err(e) => Err(internal(prefs, "reading a booking page's host", e)),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Rendering (pure): the embedded templates (minijinja, every value escaped for HTML unless
-//! a template marks it safe, which only the CSS and script constants are), the stylesheet and
+//! a template marks it safe, which only the CSS and script constants are, and the time-zone
+//! select's options, which `zones.html` escaped when they were rendered), the stylesheet and
 //! the script, the Content-Security-Policy that allows exactly those two, and the slot lists
 //! of the booker in the invitee's time zone.
 
@@ -24,6 +25,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("booking.html", include_str!("templates/booking.html")),
     ("cancel.html", include_str!("templates/cancel.html")),
     ("home.html", include_str!("templates/home.html")),
+    ("zones.html", include_str!("templates/zones.html")),
 ];
 
 pub const CSS: &str = include_str!("static/pages.css");
@@ -111,18 +113,20 @@ pub fn csp(css: &str, embed_origins: Option<&[String]>) -> String {
     )
 }
 
-/// Render `template` with the frame and the page's own values (`page`, flattened in).
+/// Render `template` with the frame and the page's own values (`page`, flattened in; the
+/// frame's values win over the page's of the same name).
 pub fn render(template: &str, frame: &Frame, page: impl Serialize) -> Result<Rendered, String> {
     let css = stylesheet(&frame.brand);
-    let mut ctx = serde_json::to_value(&page).map_err(|e| e.to_string())?;
-    let frame_v = serde_json::to_value(frame).map_err(|e| e.to_string())?;
-    let (Some(map), serde_json::Value::Object(f)) = (ctx.as_object_mut(), frame_v) else {
-        return Err(format!("{template}: the page's values are not an object"));
-    };
-    map.extend(f);
-    map.insert("css".into(), css.clone().into());
-    map.insert("js".into(), JS.into());
-    let ctx = Value::from_serialize(&ctx);
+    // Straight into minijinja's values (no JSON in between): the context is most of what a
+    // page costs besides the template itself.
+    let ctx = minijinja::value::merge_maps([
+        minijinja::context! {
+            css => Value::from_safe_string(css.clone()),
+            js => Value::from_safe_string(JS.to_string()),
+        },
+        Value::from_serialize(frame),
+        Value::from_serialize(&page),
+    ]);
     let html = ENV
         .get_template(template)
         .and_then(|t| t.render(ctx))
@@ -132,6 +136,67 @@ pub fn render(template: &str, frame: &Frame, page: impl Serialize) -> Result<Ren
         csp: csp(&css, embed),
         html,
     })
+}
+
+/// The zones of the booker's select: canonical IANA names (no legacy aliases), sorted.
+pub fn zone_names() -> &'static [String] {
+    static ZONES: LazyLock<Vec<String>> = LazyLock::new(|| {
+        const LEGACY: &[&str] = &[
+            "US/", "Canada/", "Brazil/", "Chile/", "Mexico/", "Etc/", "SystemV/", "posix/",
+            "right/",
+        ];
+        let mut v: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|n| n.as_str().to_string())
+            .filter(|n| n.contains('/') && !LEGACY.iter().any(|p| n.starts_with(p)))
+            .collect();
+        v.push("UTC".into());
+        v.sort();
+        v.dedup();
+        v
+    });
+    &ZONES
+}
+
+/// The `<option>`s of `zones` with `tz` selected, by the `zones.html` template (escaped).
+fn zone_options_by_template(zones: &[&str], tz: &str) -> Result<String, String> {
+    ENV.get_template("zones.html")
+        .and_then(|t| t.render(minijinja::context! { zones => zones, tz => tz }))
+        .map_err(|e| format!("rendering zones.html: {e:#}"))
+}
+
+/// Every zone's `<option>`, none selected, rendered once, and where each one starts.
+static ZONE_OPTIONS: LazyLock<(String, Vec<usize>)> = LazyLock::new(|| {
+    let mut html = String::new();
+    let mut starts = Vec::new();
+    for z in zone_names() {
+        starts.push(html.len());
+        html.push_str(&zone_options_by_template(&[z.as_str()], "").unwrap_or_default());
+    }
+    (html, starts)
+});
+
+/// The time-zone select's options (HTML, escaped) with `tz` selected; a zone that is not in
+/// [`zone_names`] (an alias such as `US/Eastern`) comes first. The same as rendering
+/// `zones.html` with the whole list, without walking 400-odd zones through the template on
+/// every page.
+pub fn zone_options(tz: &str) -> Result<String, String> {
+    let (html, starts) = &*ZONE_OPTIONS;
+    let zones = zone_names();
+    let mut out = String::with_capacity(html.len() + 64);
+    match zones.binary_search_by(|z| z.as_str().cmp(tz)) {
+        Ok(i) => {
+            let at = starts[i] + "<option".len();
+            out.push_str(&html[..at]);
+            out.push_str(" selected");
+            out.push_str(&html[at..]);
+        }
+        Err(_) => {
+            out.push_str(&zone_options_by_template(&[tz], tz)?);
+            out.push_str(html);
+        }
+    }
+    Ok(out)
 }
 
 /// A time in the invitee's zone: its local date and its label on the chosen clock.
@@ -260,5 +325,26 @@ mod tests {
         assert_eq!(local(fifth[1], &syd, false).1, "02:30");
         assert_eq!(local(slots[0], &syd, true).1, "11:30 PM");
         assert_eq!(nearest(&[10, 20, 30, 40, 50], 30, 3), [10, 20, 40]);
+    }
+
+    #[test]
+    fn the_zone_options_are_those_the_template_renders_for_every_zone() {
+        let all: Vec<&str> = zone_names().iter().map(String::as_str).collect();
+        assert!(all.len() > 300 && all.contains(&"Europe/Berlin") && all.contains(&"UTC"));
+        for tz in ["Europe/Berlin", "Africa/Abidjan", "UTC", all[all.len() - 1]] {
+            let fast = zone_options(tz).unwrap();
+            assert_eq!(fast, zone_options_by_template(&all, tz).unwrap(), "{tz}");
+            assert_eq!(fast.matches(" selected").count(), 1, "{tz}");
+        }
+        // A zone not in the list (an alias, or anything else) comes first, escaped.
+        for tz in ["US/Eastern", "<b>\"x\"</b>"] {
+            let mut with: Vec<&str> = vec![tz];
+            with.extend(&all);
+            let fast = zone_options(tz).unwrap();
+            assert_eq!(fast, zone_options_by_template(&with, tz).unwrap(), "{tz}");
+        }
+        assert!(zone_options("<b>")
+            .unwrap()
+            .starts_with("<option selected>&lt;b&gt;</option>"));
     }
 }
