@@ -72,36 +72,87 @@ struct Observed {
 }
 
 async fn observe_oci(profile: &Profile, release: &Release) -> Observed {
-    let fail = |e: String| Observed {
-        figures: Err(e.clone()),
-        alarms: Err(e),
-    };
-    let Some(oci) = profile.oci.as_ref() else {
-        return fail("the profile has no [oci] section".into());
-    };
     let client = match super::oci::setup::client(profile) {
         Ok(c) => c,
-        Err(e) => return fail(format!("{e:#}")),
+        Err(e) => return Observed::failed(format!("{e:#}")),
     };
     let detail = |k: &str| release.details.get(k).and_then(|v| v.as_str());
     let live = monitoring::Live {
         slot: detail("slot").unwrap_or("none").to_string(),
         release: crate::service::telemetry::release(detail("image")),
     };
-    let compartment = oci.compartment_id.as_str();
-    let (figures, alarms) = tokio::join!(
-        monitoring::read(
-            &client,
-            compartment,
-            crate::runtime::telemetry::NAMESPACE,
-            &live
-        ),
-        monitoring::read_alarms(&client, compartment, &profile.network.vcn_name)
-    );
-    Observed {
-        figures: figures.map_err(|e| format!("{e:#}")),
-        alarms: alarms.map_err(|e| format!("{e:#}")),
+    observe(&client, profile, &live).await
+}
+
+impl Observed {
+    fn failed(e: String) -> Observed {
+        Observed {
+            figures: Err(e.clone()),
+            alarms: Err(e),
+        }
     }
+}
+
+/// The figures of `live` from OCI Monitoring and the stack's firing alarms (both targets on
+/// OCI: the exporter posts the same metrics, only the dimensions differ), within
+/// [`OBSERVE_TIMEOUT`].
+async fn observe(
+    client: &crate::oci::client::OciClient,
+    profile: &Profile,
+    live: &monitoring::Live,
+) -> Observed {
+    let Some(oci) = profile.oci.as_ref() else {
+        return Observed::failed("the profile has no [oci] section".into());
+    };
+    let compartment = oci.compartment_id.as_str();
+    let both = async {
+        tokio::join!(
+            monitoring::read(
+                client,
+                compartment,
+                crate::runtime::telemetry::NAMESPACE,
+                live
+            ),
+            monitoring::read_alarms(client, compartment, &profile.network.vcn_name)
+        )
+    };
+    match tokio::time::timeout(OBSERVE_TIMEOUT, both).await {
+        Ok((figures, alarms)) => Observed {
+            figures: figures.map_err(|e| format!("{e:#}")),
+            alarms: alarms.map_err(|e| format!("{e:#}")),
+        },
+        Err(_) => Observed::failed(format!(
+            "OCI Monitoring did not answer within {} s",
+            OBSERVE_TIMEOUT.as_secs()
+        )),
+    }
+}
+
+/// What the figures and alarms add to the document and the verdict: (figures, figures_error,
+/// alarms_firing, alarms_error); a firing alarm is a warning, what could not be read a note.
+fn observed_json(
+    o: &Observed,
+    warnings: &mut Vec<String>,
+    notes: &mut Vec<String>,
+) -> [serde_json::Value; 4] {
+    let (f, fe) = figures_json(&o.figures);
+    if let Err(e) = &o.figures {
+        notes.push(format!("figures unavailable: {e}"));
+    }
+    let (a, ae) = match &o.alarms {
+        Ok(a) => {
+            warnings.extend(
+                a.iter()
+                    .map(|f| format!("alarm firing: {} ({})", f.name, f.severity)),
+            );
+            (json!(a), json!(null))
+        }
+        Err(e) => {
+            notes.push(format!("alarm status unavailable: {e}"));
+            (json!(null), json!(e))
+        }
+    };
+    [f, fe, a, ae]
 }
 
 fn alarms_text(alarms: &Result<Vec<monitoring::Firing>, String>) -> String {
@@ -167,20 +218,7 @@ async fn oci(profile: Profile) -> anyhow::Result<Status> {
     };
     let observe = async {
         match &release {
-            Some(r) => Some(
-                tokio::time::timeout(OBSERVE_TIMEOUT, observe_oci(&profile, r))
-                    .await
-                    .unwrap_or_else(|_| {
-                        let e = format!(
-                            "OCI Monitoring did not answer within {} s",
-                            OBSERVE_TIMEOUT.as_secs()
-                        );
-                        Observed {
-                            figures: Err(e.clone()),
-                            alarms: Err(e),
-                        }
-                    }),
-            ),
+            Some(r) => Some(observe_oci(&profile, r).await),
             None => None,
         }
     };
@@ -203,28 +241,9 @@ async fn oci(profile: Profile) -> anyhow::Result<Status> {
     };
     let mut warnings = Vec::new();
     let mut notes = Vec::new();
-    let (figures, figures_error, alarms, alarms_error) = match &observed {
-        None => (json!(null), json!(null), json!(null), json!(null)),
-        Some(o) => {
-            let (f, fe) = figures_json(&o.figures);
-            if let Err(e) = &o.figures {
-                notes.push(format!("figures unavailable: {e}"));
-            }
-            let (a, ae) = match &o.alarms {
-                Ok(a) => {
-                    warnings.extend(
-                        a.iter()
-                            .map(|f| format!("alarm firing: {} ({})", f.name, f.severity)),
-                    );
-                    (json!(a), json!(null))
-                }
-                Err(e) => {
-                    notes.push(format!("alarm status unavailable: {e}"));
-                    (json!(null), json!(e))
-                }
-            };
-            (f, fe, a, ae)
-        }
+    let [figures, figures_error, alarms, alarms_error] = match &observed {
+        None => [json!(null), json!(null), json!(null), json!(null)],
+        Some(o) => observed_json(o, &mut warnings, &mut notes),
     };
     let text = match (&release, &observed) {
         (None, _) | (_, None) => NOTHING_DEPLOYED.into(),
@@ -292,6 +311,17 @@ async fn vm(profile: Profile) -> anyhow::Result<Status> {
         _ => false,
     };
     let healthy = switched && matches!(&answer, Ok(a) if (200..300).contains(&a.status));
+    // The live figures, as the exporter on the VM posts them (slot `vm`, the release's digest),
+    // read with the operator's key like the container target's.
+    let observed = match &release {
+        Some(r) => Some(observe(&s.client, &profile, &vm_live(&r.artifact_digest)).await),
+        None => None,
+    };
+    let (mut warnings, mut notes) = (Vec::new(), Vec::new());
+    let [figures, figures_error, alarms, alarms_error] = match &observed {
+        None => [json!(null), json!(null), json!(null), json!(null)],
+        Some(o) => observed_json(o, &mut warnings, &mut notes),
+    };
     let health = match &answer {
         Ok(a) => json!({"status": a.status, "version": a.version}),
         Err(e) => json!({"error": e}),
@@ -304,23 +334,43 @@ async fn vm(profile: Profile) -> anyhow::Result<Status> {
     let text = match &release {
         None => NOTHING_DEPLOYED.into(),
         Some(r) => format!(
-            "{}agent: {agent}\nhealth: {}\nurl: {url}\n",
+            "{}agent: {agent}\nhealth: {}\nurl: {url}\n{}{}",
             deployed(r),
             if healthy {
                 "ok".to_string()
             } else {
                 format!("NOT HEALTHY ({health})")
-            }
+            },
+            observed
+                .as_ref()
+                .map(|o| figures_text(&o.figures))
+                .unwrap_or_default(),
+            observed
+                .as_ref()
+                .map(|o| alarms_text(&o.alarms))
+                .unwrap_or_default(),
         ),
     };
     Ok(Status {
-        doc: json!({"release": release, "desired": desired, "report": report, "healthy": healthy, "health": health, "url": url}),
+        doc: json!({"release": release, "desired": desired, "report": report, "healthy": healthy, "health": health, "url": url,
+            "figures": figures, "figures_error": figures_error,
+            "alarms_firing": alarms, "alarms_error": alarms_error}),
         text,
         healthy,
         deployed: release.is_some(),
-        warnings: Vec::new(),
-        notes: Vec::new(),
+        warnings,
+        notes,
     })
+}
+
+/// The dimensions the service on the VM posts its metrics under for release `digest`
+/// ([`crate::runtime::env::vm_release_env`]).
+fn vm_live(digest: &str) -> monitoring::Live {
+    let [(_, slot), (_, image)] = crate::runtime::env::vm_release_env(digest);
+    monitoring::Live {
+        slot,
+        release: crate::service::telemetry::release(Some(&image)),
+    }
 }
 
 async fn local(profile: Profile) -> anyhow::Result<Status> {

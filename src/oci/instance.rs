@@ -40,10 +40,10 @@ use url::Url;
 /// The SDKs' default metadata base URL.
 pub const METADATA_BASE_URL: &str = "http://169.254.169.254/opc/v2";
 /// Overrides [`METADATA_BASE_URL`] (the SDKs' variable).
-pub const METADATA_BASE_URL_VAR: &str = "OCI_METADATA_BASE_URL";
+pub const METADATA_BASE_URL_VAR: &str = crate::runtime::env::var::OCI_METADATA_BASE_URL;
 /// Overrides the auth service's base URL (the SDKs' variable): the federation call goes to
 /// `<this>/v1/x509`.
-pub const AUTH_URL_VAR: &str = "OCI_SDK_AUTH_CLIENT_REGION_URL";
+pub const AUTH_URL_VAR: &str = crate::runtime::env::var::OCI_AUTH_URL;
 /// The headers the federation request signs, in order (the SDKs' `genericHeaders` and
 /// `bodyHeaders`).
 pub const FEDERATION_SIGNED_HEADERS: [&str; 5] = [

@@ -45,6 +45,10 @@ pub struct VmRenderInput {
     pub vm: VmInput,
     pub load_balancer: LoadBalancerInput,
     pub monitoring: MonitoringInput,
+    /// The OCI Vault secret OCIDs of `[service.secrets]` (sorted, no duplicates): the service
+    /// on the VM reads them as the instance principal, which the policy lets read exactly these.
+    #[serde(default)]
+    pub secret_ids: Vec<String>,
 }
 
 impl VmRenderInput {
@@ -86,7 +90,13 @@ impl VmRenderInput {
                 postgres_version: p.database.postgres_version.clone(),
             },
             load_balancer: input::load_balancer_input(p),
-            monitoring: input::monitoring_input(p),
+            // calops runs PostgreSQL on the VM and archives its WAL: the service posts the
+            // archive lag, and its alarm is rendered with the runbook's.
+            monitoring: MonitoringInput {
+                backup_archive_alarm: true,
+                ..input::monitoring_input(p)
+            },
+            secret_ids: vm_secret_ids(p),
         })
     }
 
@@ -101,6 +111,20 @@ impl VmRenderInput {
             data_device: (self.vm.block_volume_gbs > 0).then(|| DATA_DEVICE.to_string()),
         }
     }
+}
+
+/// The Vault secrets of `[service.secrets]`, sorted, without duplicates.
+fn vm_secret_ids(p: &Profile) -> Vec<String> {
+    let ids: std::collections::BTreeSet<String> = p
+        .service
+        .secrets
+        .values()
+        .filter_map(|r| match r {
+            crate::profile::types::SecretRef::Vault(o) => Some(o.as_str().to_string()),
+            crate::profile::types::SecretRef::Env(_) => None,
+        })
+        .collect();
+    ids.into_iter().collect()
 }
 
 /// Render the `oci-vm` root module.
@@ -171,6 +195,12 @@ fn tfvars(input: &VmRenderInput) -> String {
     v.insert("vm_boot_volume_gbs", json!(vm.boot_volume_gbs));
     v.insert("vm_block_volume_gbs", json!(vm.block_volume_gbs));
     v.insert("vm_image_id", json!(vm.image_id));
+    v.insert("service_secret_ids", json!(input.secret_ids));
+    v.insert(
+        "metrics_namespace",
+        json!(crate::runtime::telemetry::NAMESPACE),
+    );
+    v.insert("service_alarms", super::service_alarms(&input.monitoring));
     let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
     text.push('\n');
     text

@@ -10,7 +10,7 @@
 //!   the cache URL, the Object Storage URL) or per instance (the slot name, the image);
 //! - a secret, given as a reference, never as a value: secret `NAME` is the variable
 //!   `NAME_REF=vault:<secret OCID>` ([`reference_variable`]), which `serve` resolves at start
-//!   with the container instance's resource principal (OCI Vault `GetSecretBundle`).
+//!   as the principal [`var::OCI_PRINCIPAL`] names (OCI Vault `GetSecretBundle`).
 //!
 //! [`ContainerEnv::rendered`] turns it into [`RenderedEnv`], the three maps the Terraform slot
 //! record carries (`iac/modules/slots` merges them per instance). A slot freezes its
@@ -20,6 +20,10 @@
 //! Besides this environment, a container instance gets the resource principal variables
 //! (`OCI_RESOURCE_PRINCIPAL_VERSION=2.2`, `..._RPST`, `..._PRIVATE_PEM`, `..._REGION`) from OCI
 //! itself; `crate::oci::principal` reads them.
+//!
+//! On the `oci-vm` target the local target starts `serve`, and the agent adds
+//! [`vm_service_env`]: `CALOPS_OCI_PRINCIPAL=instance_principal`, the metrics variables and the
+//! `vault:` references, so the same `serve` signs as the VM's instance principal.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -68,10 +72,115 @@ pub mod var {
     /// ([`crate::runtime::telemetry::var`]).
     pub const METRICS_NAMESPACE: &str = crate::runtime::telemetry::var::NAMESPACE;
     pub const METRICS_COMPARTMENT_ID: &str = crate::runtime::telemetry::var::COMPARTMENT_ID;
+    /// Who `serve` signs its OCI calls as (Vault, Monitoring, Object Storage):
+    /// `resource_principal` (a container instance; the default when unset) or
+    /// `instance_principal` (the `oci-vm` target's VM) ([`super::OciPrincipal`]).
+    pub const OCI_PRINCIPAL: &str = "CALOPS_OCI_PRINCIPAL";
+    /// The SDKs' override of the instance metadata service's base URL (read by
+    /// `crate::oci::instance`; the agent passes it on to `serve` on the VM).
+    pub const OCI_METADATA_BASE_URL: &str = "OCI_METADATA_BASE_URL";
+    /// The SDKs' override of the auth service's base URL (likewise).
+    pub const OCI_AUTH_URL: &str = "OCI_SDK_AUTH_CLIENT_REGION_URL";
     /// Where the service's e-mail goes (`oci-email:<compartment OCID>` on OCI).
     pub const MAIL_TRANSPORT: &str = "CALOPS_MAIL_TRANSPORT";
     /// The sender address of the service's e-mail (the approved sender).
     pub const MAIL_FROM: &str = "CALOPS_MAIL_FROM";
+}
+
+/// Who `serve` signs its OCI calls as, by the runtime contract ([`var::OCI_PRINCIPAL`]): the
+/// environment each target gives the service says it, nothing is guessed at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OciPrincipal {
+    /// The container instance's resource principal (the `OCI_RESOURCE_PRINCIPAL_*` variables
+    /// OCI gives the container): the `oci` target. The default, so slots staged before this
+    /// variable existed keep working.
+    Resource,
+    /// The compute instance's instance principal (metadata service certificates exchanged for
+    /// a session token): the `oci-vm` target, set by the agent that starts the service.
+    Instance,
+}
+
+impl OciPrincipal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OciPrincipal::Resource => "resource_principal",
+            OciPrincipal::Instance => "instance_principal",
+        }
+    }
+
+    /// [`var::OCI_PRINCIPAL`] from `env`; unset or empty is [`OciPrincipal::Resource`].
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<OciPrincipal, String> {
+        match env(var::OCI_PRINCIPAL).as_deref().map(str::trim) {
+            None | Some("") | Some("resource_principal") => Ok(OciPrincipal::Resource),
+            Some("instance_principal") => Ok(OciPrincipal::Instance),
+            Some(other) => Err(format!(
+                "{other:?} is not a principal: use resource_principal (container instances) or instance_principal (the oci-vm target's VM)"
+            )),
+        }
+    }
+}
+
+/// The variables of the agent's own environment that `serve` on the VM gets as they are: the
+/// SDKs' metadata and auth service overrides, and `CALOPS_ENDPOINT_<SERVICE>` (private
+/// endpoints, tests), so that the service reaches OCI exactly as the agent does.
+pub fn vm_inherited(name: &str) -> bool {
+    name == var::OCI_METADATA_BASE_URL
+        || name == var::OCI_AUTH_URL
+        || name.starts_with("CALOPS_ENDPOINT_")
+}
+
+/// The slot name the service on the VM reports and posts its metrics under.
+pub const VM_SLOT: &str = "vm";
+
+/// The slot and image variables of the release with artifact `digest` (`sha256:<hex>`) on the
+/// VM: its metrics' `slot` and `release` dimensions (the digest's first 12 hex digits, as on
+/// the container target), and what `/health` reports.
+pub fn vm_release_env(digest: &str) -> [(String, String); 2] {
+    let hex = digest.trim_start_matches("sha256:");
+    [
+        (var::SLOT.to_string(), VM_SLOT.to_string()),
+        (var::IMAGE.to_string(), format!("calops@sha256:{hex}")),
+    ]
+}
+
+/// What the `oci-vm` target adds to the local target's `serve` environment (pure): sign as the
+/// instance principal, post metrics to Monitoring in `compartment_id`, each `vault:` secret as
+/// its `<NAME>_REF`, and the agent's endpoint variables ([`vm_inherited`]) from `inherited`.
+/// A `vault:` secret `serve` does not read ([`SECRETS`]) is an error naming it.
+pub fn vm_service_env(
+    compartment_id: &str,
+    vault_secrets: &BTreeMap<String, String>,
+    inherited: impl IntoIterator<Item = (String, String)>,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut env = BTreeMap::new();
+    env.insert(
+        var::OCI_PRINCIPAL.to_string(),
+        OciPrincipal::Instance.as_str().to_string(),
+    );
+    env.insert(
+        var::METRICS_NAMESPACE.to_string(),
+        crate::runtime::telemetry::NAMESPACE.to_string(),
+    );
+    env.insert(
+        var::METRICS_COMPARTMENT_ID.to_string(),
+        compartment_id.to_string(),
+    );
+    for (name, ocid) in vault_secrets {
+        if !SECRETS.contains(&name.as_str()) {
+            return Err(format!(
+                "[service.secrets] {name} is a vault: reference, but calops serve resolves Vault references only for {} (as <NAME>_REF)",
+                SECRETS.join(", ")
+            ));
+        }
+        let (k, v) = ContainerEnv::secret_variable(name, ocid);
+        env.insert(k, v);
+    }
+    for (k, v) in inherited {
+        if vm_inherited(&k) {
+            env.insert(k, v);
+        }
+    }
+    Ok(env)
 }
 
 /// The secrets `serve` reads (each as `<NAME>_REF`). A profile secret outside this list would
@@ -284,6 +393,10 @@ impl ContainerEnv {
             lit(crate::runtime::telemetry::NAMESPACE.into()),
         );
         e.set(var::METRICS_COMPARTMENT_ID, lit(p.compartment_id.into()));
+        e.set(
+            var::OCI_PRINCIPAL,
+            lit(OciPrincipal::Resource.as_str().into()),
+        );
         // E-mail through OCI Email Delivery, signed as the resource principal: no password.
         if let Some(sender) = p.mail_sender {
             e.set(
@@ -867,5 +980,73 @@ mod tests {
             let e = Reference::parse(bad).unwrap_err();
             assert!(!e.contains("hunter2"), "{e}");
         }
+    }
+
+    #[test]
+    fn the_principal_is_the_contracts_and_the_vm_signs_as_its_instance() {
+        let none = |_: &str| None;
+        assert_eq!(OciPrincipal::from_env(&none), Ok(OciPrincipal::Resource));
+        let given =
+            |v: &'static str| move |n: &str| (n == var::OCI_PRINCIPAL).then(|| v.to_string());
+        assert_eq!(
+            OciPrincipal::from_env(&given("instance_principal")),
+            Ok(OciPrincipal::Instance)
+        );
+        assert_eq!(
+            OciPrincipal::from_env(&given("resource_principal")),
+            Ok(OciPrincipal::Resource)
+        );
+        assert!(OciPrincipal::from_env(&given("api_key"))
+            .unwrap_err()
+            .contains("instance_principal"));
+        // The container target says so explicitly.
+        let env = ContainerEnv::for_oci(&params(&BTreeMap::new(), &BTreeMap::new()));
+        assert_eq!(
+            env.vars[var::OCI_PRINCIPAL],
+            EnvValue::Literal("resource_principal".into())
+        );
+        // The VM: instance principal, metrics on, secrets by reference, the agent's endpoints.
+        let secrets = BTreeMap::from([(
+            var::PAGE_KEY.to_string(),
+            "ocid1.vaultsecret.oc1..p".to_string(),
+        )]);
+        let inherited = [
+            ("OCI_METADATA_BASE_URL", "http://127.0.0.1:1/opc/v2"),
+            ("OCI_SDK_AUTH_CLIENT_REGION_URL", "http://127.0.0.1:2"),
+            ("CALOPS_ENDPOINT_SECRETS", "http://127.0.0.1:3"),
+            ("CALOPS_BUCKET", "not passed on"),
+            ("HOME", "/root"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let vm = vm_service_env("ocid1.compartment.oc1..c", &secrets, inherited).unwrap();
+        let keys: Vec<&str> = vm.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "CALOPS_ENDPOINT_SECRETS",
+                "CALOPS_METRICS_COMPARTMENT_ID",
+                "CALOPS_METRICS_NAMESPACE",
+                "CALOPS_OCI_PRINCIPAL",
+                "CALOPS_PAGE_KEY_REF",
+                "OCI_METADATA_BASE_URL",
+                "OCI_SDK_AUTH_CLIENT_REGION_URL",
+            ]
+        );
+        assert_eq!(vm["CALOPS_OCI_PRINCIPAL"], "instance_principal");
+        assert_eq!(vm["CALOPS_PAGE_KEY_REF"], "vault:ocid1.vaultsecret.oc1..p");
+        let env = |n: &str| vm.get(n).cloned();
+        assert_eq!(OciPrincipal::from_env(&env), Ok(OciPrincipal::Instance));
+        let odd = BTreeMap::from([(
+            "MY_TOKEN".to_string(),
+            "ocid1.vaultsecret.oc1..x".to_string(),
+        )]);
+        let e = vm_service_env("ocid1.compartment.oc1..c", &odd, []).unwrap_err();
+        assert!(
+            e.contains("MY_TOKEN") && e.contains("CALOPS_PAGE_KEY"),
+            "{e}"
+        );
+        let [slot, image] = vm_release_env("sha256:0123456789abcdef00");
+        assert_eq!(slot, (var::SLOT.to_string(), VM_SLOT.to_string()));
+        assert_eq!(image.1, "calops@sha256:0123456789abcdef00");
     }
 }

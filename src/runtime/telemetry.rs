@@ -4,8 +4,8 @@
 //! (`tests/it/render.rs` parses every rendered query and checks each name against this list).
 //!
 //! The container learns where to post from the contract's variables ([`var`]): the namespace
-//! and the compartment, set by [`crate::runtime::env::ContainerEnv::for_oci`]. The region is the
-//! resource principal's; the dimensions are the slot and the release (the image digest), both
+//! and the compartment, set by [`crate::runtime::env::ContainerEnv::for_oci`] (and, on the VM,
+//! [`crate::runtime::env::vm_service_env`]). The region is the principal's; the dimensions are the slot and the release (the image digest), both
 //! already in the container's environment. Locally none of these is set and nothing is posted.
 
 use std::fmt::Write as _;

@@ -1,18 +1,17 @@
 //! The service's secrets, resolved once at start from their references: each secret setting
 //! (`CALOPS_DATABASE_PASSWORD_REF`, `CALOPS_ADMIN_TOKEN_REF`, `CALOPS_WEBHOOK_SECRET_KEY_REF`,
 //! `CALOPS_PAGE_KEY_REF`) holds `env:NAME` (an environment variable of this process) or `vault:<secret OCID>` (an OCI
-//! Vault secret, read with GetSecretBundle as the container instance's resource principal).
+//! Vault secret, read with GetSecretBundle as the principal the runtime contract names:
+//! the container instance's resource principal, or the `oci-vm` target's instance principal).
 //!
 //! A value never reaches a log line, a message, `/health` or a child process (the service
 //! starts none); every problem names the setting and says what to do.
 
 use crate::oci::client::{OciClient, OciError};
-use crate::oci::principal::ResourcePrincipal;
 use crate::oci::vault::SecretValue;
 use crate::runtime::env::{var, Reference};
 use crate::service::problem::Problem;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// The secret settings `serve` reads, by variable.
 pub const SETTINGS: [&str; 4] = [
@@ -131,11 +130,11 @@ impl Secrets {
 fn vault_problem(ocid: &str, e: &OciError) -> String {
     match (e.status(), e.code()) {
         (Some(404), code) => format!(
-            "OCI Vault has no secret {ocid} that this container instance may read (404 {}); fix: check the OCID, and that the stack's policy lets the container instances' dynamic group `read secret-bundles` on it (calops writes that grant for every secret of the profile when the stack is applied)",
+            "OCI Vault has no secret {ocid} that this service may read (404 {}); fix: check the OCID, and that the stack's policy lets its dynamic group (the container instances, or the oci-vm target's VM) `read secret-bundles` on it (calops writes that grant for every secret of the profile when the stack is applied)",
             code.unwrap_or("NotAuthorizedOrNotFound")
         ),
         (Some(401), _) => format!(
-            "OCI Vault refused the resource principal's signature reading {ocid} (401, also after reading the token again); fix: check the container instance's clock and that it runs with its resource principal enabled"
+            "OCI Vault refused the service's signature reading {ocid} (401, also after renewing the token); fix: check the clock, and that the container instance runs with its resource principal enabled (on the oci-vm target: that the VM is in the stack's dynamic group)"
         ),
         (Some(status), code) => format!(
             "OCI Vault answered {status} {} reading {ocid}; fix: try again, or check the secret in the console",
@@ -148,13 +147,14 @@ fn vault_problem(ocid: &str, e: &OciError) -> String {
     }
 }
 
-/// The client the service calls OCI with: signed as `principal`, with any
-/// `CALOPS_ENDPOINT_<SERVICE>` override from `env` (private endpoints, tests).
+/// The client the service calls OCI with: `client` (signed as the runtime contract's
+/// principal), with any `CALOPS_ENDPOINT_<SERVICE>` override from `env` (private endpoints,
+/// tests) and the service's retry policy.
 pub fn oci_client(
-    principal: Arc<ResourcePrincipal>,
+    client: Result<OciClient, OciError>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<OciClient, String> {
-    OciClient::with_resource_principal(principal)
+    client
         .and_then(|c| c.with_endpoint_overrides(env))
         .map(|c| {
             c.with_retry_policy(crate::oci::client::RetryPolicy {

@@ -1,11 +1,14 @@
 //! What `serve` does before it listens, on OCI or anywhere: read the configuration with its
-//! secrets resolved (Vault through the container instance's resource principal), then check
+//! secrets resolved (Vault through the principal the runtime contract names: the container
+//! instance's resource principal, or the VM's instance principal), then check
 //! that the database and Redis can be used as configured. Every failure is one problem naming
 //! the variable to change and the fix; no secret is in any of them.
 
+use crate::oci::client::OciClient;
+use crate::oci::instance::{Endpoints, InstancePrincipal, InstancePrincipalError};
 use crate::oci::principal::{PrincipalConfig, ResourcePrincipal};
 use crate::pg::connect::{diagnose, Diagnosis};
-use crate::runtime::env::var;
+use crate::runtime::env::{var, OciPrincipal};
 use crate::service::config::{Config, RawConfig};
 use crate::service::problem::Problem;
 use crate::service::ratelimit::redis_conn::{self, ProbeError};
@@ -28,32 +31,61 @@ pub async fn configure(
             Ok(crate::service::objstore::Spec::Oci(_))
         )
     });
-    // The resource principal is read only when something needs it, and then must be whole.
+    // The principal is read only when something needs it, and then must be whole. Which one
+    // is the runtime contract's (CALOPS_OCI_PRINCIPAL), never guessed.
     let exporter = crate::service::telemetry::Settings::from_env(env)
         .map(|s| s.is_some())
         .unwrap_or(false);
-    // Mail through OCI Email Delivery's HTTPS submission signs as the resource principal too.
+    // Mail through OCI Email Delivery's HTTPS submission signs as the same principal.
     let oci_mail = env("CALOPS_MAIL_TRANSPORT").is_some_and(|t| t.trim().starts_with("oci-email:"));
-    let oci = if (Secrets::needs_vault(&given) || native_storage || exporter || oci_mail)
-        && PrincipalConfig::present(env)
-    {
-        let principal = ResourcePrincipal::from_env(env).map_err(|e| {
-            vec![Problem {
-                setting: e.variable,
-                message: format!("{}; fix: the container instance gives these variables itself (resource principal version 2.2): do not set them in the container's environment", e.message),
-            }]
-        })?;
-        Some(secrets::oci_client(Arc::new(principal), env).map_err(|m| {
+    let needed = Secrets::needs_vault(&given) || native_storage || exporter || oci_mail;
+    let principal = OciPrincipal::from_env(env).map_err(|m| {
+        vec![Problem {
+            setting: var::OCI_PRINCIPAL,
+            message: m,
+        }]
+    })?;
+    let client = match principal {
+        _ if !needed => None,
+        OciPrincipal::Resource if PrincipalConfig::present(env) => {
+            let principal = ResourcePrincipal::from_env(env).map_err(|e| {
+                vec![Problem {
+                    setting: e.variable,
+                    message: format!("{}; fix: the container instance gives these variables itself (resource principal version 2.2): do not set them in the container's environment", e.message),
+                }]
+            })?;
+            Some(OciClient::with_resource_principal(Arc::new(principal)))
+        }
+        OciPrincipal::Resource => None,
+        OciPrincipal::Instance => {
+            let principal = instance_principal(env).await.map_err(|e| {
+                vec![Problem {
+                    setting: var::OCI_PRINCIPAL,
+                    message: format!("instance_principal: {e}"),
+                }]
+            })?;
+            Some(OciClient::with_instance_principal(Arc::new(principal)))
+        }
+    };
+    let oci = match client {
+        Some(c) => Some(secrets::oci_client(c, env).map_err(|m| {
             vec![Problem {
                 setting: "CALOPS_ENDPOINT_*",
                 message: m,
             }]
-        })?)
-    } else {
-        None
+        })?),
+        None => None,
     };
     let resolved = Secrets::resolve(&given, env, oci.as_ref()).await;
     raw.validate_with(env, &resolved, oci)
+}
+
+/// The VM's instance principal: the metadata and auth services of `env` (the SDKs' overrides,
+/// which the agent passes on), a first session token now.
+async fn instance_principal(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<InstancePrincipal, InstancePrincipalError> {
+    InstancePrincipal::new(Endpoints::from_env(env)?).await
 }
 
 /// A failed start-up check: the variable and what to do, on one line.

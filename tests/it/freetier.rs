@@ -302,6 +302,83 @@ fn the_vm_stack_is_one_private_a1_instance_behind_a_10_mbps_https_load_balancer(
     );
 }
 
+/// The VM posts the service's metrics as its instance principal, so its stack renders the
+/// runbook's alarms and the backups' archive-lag alarm (calops archives the VM's WAL itself),
+/// each query naming a metric the exporter posts; and its dynamic group may post metrics in the
+/// service's namespace only and read exactly the profile's Vault secrets.
+#[test]
+fn the_vm_stack_alarms_on_the_services_metrics_and_grants_what_serve_calls() {
+    use calops::runtime::telemetry as t;
+    let test = "the_vm_stack_alarms_on_the_services_metrics_and_grants_what_serve_calls";
+    let mut input = vm_input();
+    let secret = "ocid1.vaultsecret.oc1.ap-sydney-1.amaaaaaapagekey";
+    input.secret_ids = vec![secret.to_string()];
+    let (r, dir) = written(&input);
+    let tfvars: Value = serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+    assert_eq!(tfvars["metrics_namespace"], t::NAMESPACE);
+    assert_eq!(tfvars["service_secret_ids"], serde_json::json!([secret]));
+    let alarms = tfvars["service_alarms"].as_object().unwrap();
+    let keys: Vec<&str> = alarms.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "backup-archive-lag",
+            "booking-failures",
+            "calendar-sync",
+            "queue-depth",
+            "service-5xx",
+            "webhook-latency"
+        ]
+    );
+    let posted = crate::render::posted_metric_names();
+    for (key, a) in alarms {
+        assert_eq!(a["namespace"], t::NAMESPACE, "{key}");
+        let q = crate::support::mql::parse(a["query"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert!(
+            posted.contains(&q.metric),
+            "{key}: {} is not posted",
+            q.metric
+        );
+    }
+    let lag = crate::support::mql::parse(alarms["backup-archive-lag"]["query"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        (lag.metric.as_str(), lag.threshold),
+        (t::BACKUP_PENDING_AGE, 900.0)
+    );
+    // The root module hands them to the modules that render the alarms and the grants.
+    let main = hcl::parse(&r.files["main.tf"]).unwrap();
+    let access = module_block(&main, "access");
+    assert_eq!(
+        attr(&access, "secret_ids").unwrap(),
+        "var.service_secret_ids"
+    );
+    assert_eq!(
+        attr(&access, "metrics_namespace").unwrap(),
+        "var.metrics_namespace"
+    );
+    assert_eq!(
+        attr(&module_block(&main, "monitoring"), "service_alarms").unwrap(),
+        "var.service_alarms"
+    );
+    let access_main = &r.files["modules/access/main.tf"];
+    assert!(access_main.contains(
+        "to use metrics ${local.where} where target.metrics.namespace = '${var.metrics_namespace}'"
+    ));
+    assert!(access_main
+        .contains("to read secret-bundles ${local.where} where target.secret.id = '${id}'"));
+    let f = findings(dir.path());
+    assert!(f.is_empty(), "{f:#?}");
+    if let Some((ok, out)) = terraform_fmt_check(test, dir.path()) {
+        assert!(ok, "{out}");
+    }
+    // The shipped profile has no Vault secret: the VM may read none.
+    let (r, _) = written(&vm_input());
+    let tfvars: Value = serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+    assert_eq!(tfvars["service_secret_ids"], serde_json::json!([]));
+}
+
 /// The user data as cloud-init's own YAML library (PyYAML `safe_load`) reads it, when a Python
 /// with PyYAML is installed (scripts/setup's venv); `None` after saying why it is skipped.
 fn pyyaml(test: &str, text: &str) -> Option<Value> {

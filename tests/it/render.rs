@@ -2144,7 +2144,7 @@ fn plan_refuses_local_profiles_and_explains_a_missing_namespace() {
 
 /// Every metric name the exporter posts for a busy interval: its body function fed a snapshot
 /// in which everything happened, with the backup gauges as the backup schedule writes them.
-fn posted_metric_names() -> std::collections::BTreeSet<String> {
+pub(crate) fn posted_metric_names() -> std::collections::BTreeSet<String> {
     use calops::service::telemetry::{body, snapshot};
     let backup = snapshot::backup_gauges(&calops::backup::schedule::render(
         Some(12.0),

@@ -120,6 +120,8 @@ impl LocalTarget {
     /// to the child process only, never written to disk or printed.
     fn serve_env(&self, private_port: u16) -> Result<BTreeMap<String, String>> {
         let mut env = BTreeMap::new();
+        let vm = self.profile.target == crate::profile::Target::OciVm;
+        let mut vault = BTreeMap::new();
         for (k, v) in &self.profile.service.environment {
             env.insert(k.clone(), v.clone());
         }
@@ -128,6 +130,9 @@ impl LocalTarget {
                 SecretRef::Env(name) => {
                     let v = std::env::var(name).map_err(|_| crate::error::actionable(format!("[service.secrets] {k} refers to env:{name}, which is not set"), format!("export {name}=... before deploying")))?;
                     env.insert(k.clone(), v);
+                }
+                SecretRef::Vault(ocid) if vm => {
+                    vault.insert(k.clone(), ocid.as_str().to_string());
                 }
                 SecretRef::Vault(_) => {
                     return Err(crate::error::actionable(
@@ -197,6 +202,24 @@ impl LocalTarget {
             "CALOPS_SHUTDOWN_TIMEOUT".into(),
             format!("{}s", self.profile.service.graceful_shutdown_seconds.max(1)),
         );
+        if vm {
+            // The oci-vm target's runtime contract: serve signs as the VM's instance principal
+            // (Vault, Monitoring), with the agent's endpoints.
+            let compartment = self
+                .profile
+                .oci
+                .as_ref()
+                .map(|o| o.compartment_id.as_str().to_string())
+                .context("an oci-vm profile has [oci] compartment_id")?;
+            let extra = crate::runtime::env::vm_service_env(&compartment, &vault, std::env::vars())
+                .map_err(|m| {
+                    crate::error::actionable(
+                        m,
+                        "refer to that secret with env:NAME, or use one of those names",
+                    )
+                })?;
+            env.extend(extra);
+        }
         Ok(env)
     }
 
@@ -465,7 +488,10 @@ impl Target for LocalTarget {
     async fn start(&mut self, artifact: &Artifact, release: &Release) -> Result<Candidate> {
         self.stop_strays(None);
         let private_port = process::free_port()?;
-        let env = self.serve_env(private_port)?;
+        let mut env = self.serve_env(private_port)?;
+        if self.profile.target == crate::profile::Target::OciVm {
+            env.extend(crate::runtime::env::vm_release_env(&artifact.digest));
+        }
         let bin = self.layout.artifact(&artifact.digest);
         let mut cmd = Command::new(&bin);
         cmd.arg("serve").env_clear();

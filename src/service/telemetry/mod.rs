@@ -1,5 +1,6 @@
 //! The OCI Monitoring exporter: on OCI the service posts its key figures every minute
-//! (PostMetricData, signed as the container instance's resource principal), in the namespace
+//! (PostMetricData, signed as the principal the runtime contract names: the container
+//! instance's resource principal, or the `oci-vm` target's instance principal), in the namespace
 //! and compartment the runtime contract gives ([`crate::runtime::telemetry::var`]). Locally it
 //! is off and `/metrics` is all there is.
 //!
@@ -170,5 +171,19 @@ mod tests {
         assert_eq!(release(Some("calops:1.4.0")), "1.4.0");
         assert_eq!(release(Some("localhost:5000/calops")), "untagged");
         assert_eq!(release(None), "local");
+    }
+
+    #[test]
+    fn on_the_vm_the_exporter_is_on_with_the_vms_compartment_and_dimensions() {
+        use crate::runtime::env::{vm_release_env, vm_service_env};
+        let mut vm = vm_service_env("ocid1.compartment.oc1..vm", &Default::default(), []).unwrap();
+        vm.extend(vm_release_env("sha256:0123456789abcdef00"));
+        let s = Settings::from_env(&|n: &str| vm.get(n).cloned())
+            .unwrap()
+            .expect("the exporter is on");
+        assert_eq!(s.namespace, "calops");
+        assert_eq!(s.compartment_id, "ocid1.compartment.oc1..vm");
+        assert_eq!(s.dimensions["slot"], "vm");
+        assert_eq!(s.dimensions["release"], "0123456789ab");
     }
 }

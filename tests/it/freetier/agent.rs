@@ -36,6 +36,12 @@ impl Vm {
     /// The stand-ins, the stack's bucket, the operator's profile; `None` (skipped locally,
     /// failed under CI) without PostgreSQL.
     async fn new(test: &str) -> Option<Vm> {
+        Self::with_profile(test, "").await
+    }
+
+    /// [`Vm::new`] with `extra` appended to the operator's profile (its last section is
+    /// `[service.environment]`).
+    async fn with_profile(test: &str, extra: &str) -> Option<Vm> {
         if !have_postgres_server(test) {
             return None;
         }
@@ -80,7 +86,7 @@ impl Vm {
         std::fs::write(
             profiles.join(format!("{PROFILE}.toml")),
             format!(
-                "extends = \"free-au\"\n\n[oci]\nconfig_file = \"{}\"\nobject_storage_namespace = \"testns\"\n\n[storage]\nbucket_name = \"{BUCKET}\"\n\n[deploy]\nhealth_timeout_seconds = 120\n\n[database]\narchive_timeout_seconds = 5\n\n[service.environment]\nCALOPS_RATE_LIMIT_AVAILABILITY = \"off\"\n",
+                "extends = \"free-au\"\n\n[oci]\nconfig_file = \"{}\"\nobject_storage_namespace = \"testns\"\n\n[storage]\nbucket_name = \"{BUCKET}\"\n\n[deploy]\nhealth_timeout_seconds = 120\n\n[database]\narchive_timeout_seconds = 5\n\n[service.environment]\nCALOPS_RATE_LIMIT_AVAILABILITY = \"off\"\n{extra}",
                 config.display()
             ),
         )
@@ -175,7 +181,10 @@ impl Vm {
                 "OCI_SDK_AUTH_CLIENT_REGION_URL",
                 self.endpoints.auth.as_ref().unwrap().as_str(),
             )
-            .env("CALOPS_ENDPOINT_OBJECTSTORAGE", self.oci.base.as_str());
+            .env("CALOPS_ENDPOINT_OBJECTSTORAGE", self.oci.base.as_str())
+            // The service it starts reaches Vault and Monitoring there too.
+            .env("CALOPS_ENDPOINT_SECRETS", self.oci.base.as_str())
+            .env("CALOPS_ENDPOINT_TELEMETRYINGESTION", self.oci.base.as_str());
         c
     }
 
@@ -721,6 +730,113 @@ async fn a_missing_bucket_is_a_clear_error_for_the_agent_and_the_deploy() {
         .objects
         .keys()
         .all(|(b, _)| b != BUCKET));
+}
+
+const PAGE_KEY_SECRET: &str =
+    "ocid1.vaultsecret.oc1.ap-sydney-1.amaaaaaapagekeysecretexample000000000000000000000000000";
+
+/// The service the agent starts on the VM signs its OCI calls as the VM's instance principal
+/// (the runtime contract the agent gives it): it resolves a `vault:` secret with GetSecretBundle
+/// and posts its metrics with PostMetricData, both to the signature-checking stand-in, which
+/// knows no resource principal token (one would be refused) and records who signed each call.
+/// `calops status` then reads the live figures for the VM's dimensions from Monitoring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_principal() {
+    let test = "the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_principal";
+    let extra = format!(
+        "CALOPS_METRICS_INTERVAL = \"1s\"\n\n[service.secrets]\nCALOPS_PAGE_KEY = \"vault:{PAGE_KEY_SECRET}\"\n"
+    );
+    let Some(mut vm) = Vm::with_profile(test, &extra).await else {
+        return;
+    };
+    vm.oci
+        .store
+        .lock()
+        .unwrap()
+        .secrets
+        .insert(PAGE_KEY_SECRET.into(), "k".repeat(64));
+    vm.start_agent();
+    let one = vm.release("one", false);
+    let digest = Vm::digest(&one);
+    let (code, doc, err) = vm.ops(&["deploy", "--binary", one.to_str().unwrap()]).await;
+    let log = |vm: &Vm| {
+        let serve = std::fs::read_dir(vm.root().join("logs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        format!("{}\n{serve}", vm.agent_log())
+    };
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", log(&vm));
+    assert_eq!(vm.serving().as_deref(), Some(digest.as_str()));
+    let bundle = format!("/20190301/secretbundles/{PAGE_KEY_SECRET}");
+    // The metrics of the first interval arrive within a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while vm.oci.store.lock().unwrap().metric_posts.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no PostMetricData within 20 s: {:?}\n{}",
+            vm.oci.store.lock().unwrap().failures,
+            log(&vm)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    use crate::support::oci::Signer;
+    let release = &digest.trim_start_matches("sha256:")[..12];
+    {
+        let st = vm.oci.store.lock().unwrap();
+        let vault = st.signers(&bundle);
+        assert!(!vault.is_empty(), "the vault: secret was not read");
+        assert!(
+            vault.iter().all(|s| *s == Signer::InstancePrincipal),
+            "GetSecretBundle signed as {vault:?}"
+        );
+        let posts = st.signers("/20180401/metrics");
+        assert!(
+            !posts.is_empty() && posts.iter().all(|s| *s == Signer::InstancePrincipal),
+            "PostMetricData signed as {posts:?}"
+        );
+        assert!(
+            st.metric_rejections.is_empty(),
+            "{:?}",
+            st.metric_rejections
+        );
+        // In the VM's compartment, namespace and dimensions (slot `vm`, the release's digest).
+        let post = &st.metric_posts[0];
+        let item = &post["metricData"][0];
+        assert_eq!(item["namespace"], calops::runtime::telemetry::NAMESPACE);
+        assert_eq!(
+            item["compartmentId"],
+            "ocid1.compartment.oc1..aaaaaaaafreeaucompartmentexample000000000000000000000000"
+        );
+        assert_eq!(item["dimensions"]["slot"], "vm");
+        assert_eq!(item["dimensions"]["release"], release);
+    }
+    // `calops status` reads the live figures from Monitoring with the operator's key, for the
+    // VM's dimensions, like the container target's.
+    let mut status = vm.ops_cmd(&["status"]);
+    status.env("CALOPS_ENDPOINT_TELEMETRY", vm.oci.base.as_str());
+    let out = status.output().await.unwrap();
+    let (code, doc, err) = crate::support::json_output(&["status"], &out);
+    assert_eq!(code, 0, "{doc}\n{err}");
+    assert_eq!(doc["figures_error"], Value::Null, "{doc}");
+    assert!(doc["figures"].is_object(), "{doc}");
+    assert_eq!(doc["alarms_error"], Value::Null, "{doc}");
+    let st = vm.oci.store.lock().unwrap();
+    assert!(!st.metric_queries.is_empty());
+    let want = format!("{{slot = \"vm\", release = \"{release}\"");
+    assert!(
+        st.metric_queries.iter().all(|q| q.contains(&want)),
+        "{:?}",
+        st.metric_queries
+    );
+    let summarize = st.signers("/20180401/metrics/actions/summarizeMetricsData");
+    assert!(
+        summarize.iter().all(|s| *s == Signer::ApiKey),
+        "{summarize:?}"
+    );
 }
 
 fn ops_profile(vm: &Vm) -> PathBuf {

@@ -111,6 +111,45 @@ pub struct Store {
     pub alarms_compartment: String,
     /// The queries SummarizeMetricsData answered.
     pub metric_queries: Vec<String>,
+    /// Who signed each accepted request, by path ([`Signer`]).
+    pub signed_by: Vec<(String, Signer)>,
+}
+
+/// Who signed an accepted request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signer {
+    /// A fixed key id (an API key).
+    ApiKey,
+    /// `ST$<token>` of a resource principal ([`Tokens::valid`]).
+    ResourcePrincipal,
+    /// `ST$<token>` an instance principal got from the auth stand-in, signed with its session
+    /// key ([`Tokens::session_keys`]).
+    InstancePrincipal,
+}
+
+impl Store {
+    /// Who signed the accepted requests to `path`.
+    pub fn signers(&self, path: &str) -> Vec<Signer> {
+        self.signed_by
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, s)| *s)
+            .collect()
+    }
+}
+
+/// Who signed a request that [`verify`] accepted, from its keyId.
+fn signer_of(oci: &Oci, headers: &axum::http::HeaderMap) -> Signer {
+    let key_id = ocistand::header(headers, "authorization")
+        .and_then(|a| ocistand::param(&a, "keyId"))
+        .unwrap_or_default();
+    match key_id.strip_prefix("ST$") {
+        Some(t) if oci.tokens.lock().unwrap().session_keys.contains_key(t) => {
+            Signer::InstancePrincipal
+        }
+        Some(_) => Signer::ResourcePrincipal,
+        None => Signer::ApiKey,
+    }
 }
 
 /// What the platform does when a token is refused: put the renewed one where it is read.
@@ -358,6 +397,12 @@ pub async fn handle(
             json!({"code": "NotAuthenticated", "message": "The required information to complete authentication was not provided or was incorrect."}).to_string(),
         );
     }
+    let signer = signer_of(&oci, &headers);
+    oci.store
+        .lock()
+        .unwrap()
+        .signed_by
+        .push((path.clone(), signer));
     let scripted = oci
         .store
         .lock()
