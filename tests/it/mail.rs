@@ -661,7 +661,31 @@ async fn smtp_down_then_up_delivers_every_message_once_across_two_replicas() {
 
 // ---- durability: kill -9 the real binary -----------------------------------------------------
 
-fn serve(database_url: &str, port: u16, smtp_port: u16, log: &Path) -> Child {
+/// A `calops serve` child that is killed when dropped, so a failing test leaves no service
+/// running behind it.
+struct Serve(Child);
+
+impl std::ops::Deref for Serve {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Serve {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(database_url: &str, port: u16, smtp_port: u16, log: &Path) -> Serve {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -691,6 +715,7 @@ fn serve(database_url: &str, port: u16, smtp_port: u16, log: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(Serve)
         .expect("starting calops serve")
 }
 
