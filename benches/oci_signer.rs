@@ -33,7 +33,7 @@ fn main() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/oci/signing-vectors.json"
     );
-    let Ok(text) = std::fs::read_to_string(&path) else {
+    let Ok(text) = std::fs::read_to_string(path) else {
         eprintln!(
             "oci_signer bench needs the signing vectors at {path} (tests/fixtures/oci/README.md)"
         );
