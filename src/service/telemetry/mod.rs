@@ -14,6 +14,7 @@
 
 pub mod body;
 pub mod exporter;
+pub mod exposition;
 pub mod queue;
 pub mod snapshot;
 

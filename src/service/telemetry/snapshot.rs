@@ -159,15 +159,14 @@ pub fn quantile(q: f64, buckets: &[u64; BUCKETS.len()], count: u64) -> f64 {
 /// The backup schedule's gauges in exposition text (unlabelled samples of the names the
 /// exporter posts).
 pub fn backup_gauges(text: &str) -> Vec<(String, f64)> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (name, value) = l.split_once(' ')?;
-            crate::runtime::telemetry::BACKUP_GAUGES
-                .contains(&name)
-                .then(|| Some((name.to_string(), value.trim().parse::<f64>().ok()?)))?
+    super::exposition::parse(text)
+        .into_iter()
+        .filter(|s| {
+            s.labels.is_empty()
+                && s.value.is_finite()
+                && crate::runtime::telemetry::BACKUP_GAUGES.contains(&s.name.as_str())
         })
-        .filter(|(_, v)| v.is_finite())
+        .map(|s| (s.name, s.value))
         .collect()
 }
 
