@@ -124,8 +124,12 @@ pub struct Request {
 impl Request {
     /// Read request `id` from its document: the request, or why the agent cannot run it.
     pub fn parse(id: &str, body: &[u8]) -> Result<Request, String> {
-        let r: Request = serde_json::from_slice(body)
-            .map_err(|e| format!("{} is not a request calops understands: {e}", request_key(id)))?;
+        let r: Request = serde_json::from_slice(body).map_err(|e| {
+            format!(
+                "{} is not a request calops understands: {e}",
+                request_key(id)
+            )
+        })?;
         if r.id != id {
             return Err(format!(
                 "{} names id `{}`, not `{id}`",

@@ -49,7 +49,10 @@ pub fn run(g: &GlobalArgs, cmd: BackupCommand, ui: &Ui) -> anyhow::Result<i32> {
         }
         BackupCommand::Wait(a) => {
             let p = super::load_profile(g, ui)?;
-            print(ui, runtime()?.block_on(backups::wait(p, &a.id, a.wait, ui))?)
+            print(
+                ui,
+                runtime()?.block_on(backups::wait(p, &a.id, a.wait, ui))?,
+            )
         }
         BackupCommand::List => {
             let p = super::load_profile(g, ui)?;

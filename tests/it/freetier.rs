@@ -123,13 +123,22 @@ fn vm_backup_requests_refuse_bad_input_and_change_nothing() {
             "not a request id",
         ),
         (
-            &["backup", "wait", "20261206T100102345Z-1a2b3c4d", "--profile", "local"],
+            &[
+                "backup",
+                "wait",
+                "20261206T100102345Z-1a2b3c4d",
+                "--profile",
+                "local",
+            ],
             "not an oci-vm profile",
         ),
     ] {
         let (code, out, err, dir) = calops(args, &[]);
         assert_eq!(code, 1, "{args:?}: {out}");
-        assert!(err.contains(want) && err.contains("fix: "), "{args:?}: {err}");
+        assert!(
+            err.contains(want) && err.contains("fix: "),
+            "{args:?}: {err}"
+        );
         assert!(
             std::fs::read_dir(dir.path()).unwrap().next().is_none(),
             "{args:?} left files behind"

@@ -420,7 +420,10 @@ async fn make_live(
         )));
     }
     let opts = Options {
-        message: format!("calops restore: release #{} back on the old data", current.seq),
+        message: format!(
+            "calops restore: release #{} back on the old data",
+            current.seq
+        ),
         ..opts
     };
     let again = d.run(&opts, Some(&current), ui).await;

@@ -64,12 +64,7 @@ pub fn recovery_target(to: Option<&str>) -> anyhow::Result<RecoveryTarget> {
 }
 
 /// `backup now`: a base backup (local), or a manual backup of the managed database (OCI).
-pub async fn now(
-    profile: Profile,
-    label: &str,
-    wait: Duration,
-    ui: &Ui,
-) -> anyhow::Result<Report> {
+pub async fn now(profile: Profile, label: &str, wait: Duration, ui: &Ui) -> anyhow::Result<Report> {
     match profile.target {
         profile::Target::Local => local::now(profile, label, ui).await,
         profile::Target::OciVm => vm::now(profile, label, wait, ui).await,

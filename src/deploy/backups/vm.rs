@@ -87,5 +87,8 @@ pub async fn restore(profile: Profile, req: &Restore, ui: &Ui) -> anyhow::Result
 /// `backup wait ID`: the result of an earlier request, waiting up to `wait` for it.
 pub async fn wait(profile: Profile, id: &str, wait: Duration, ui: &Ui) -> anyhow::Result<Report> {
     requests::check_id(id)?;
-    Requests::open(&profile).await?.wait(id, "request", wait, ui).await
+    Requests::open(&profile)
+        .await?
+        .wait(id, "request", wait, ui)
+        .await
 }

@@ -14,7 +14,9 @@
 //! release that already serves unchanged. A local lock left by a killed agent on this host is
 //! released first.
 
-use super::objects::{self, Desired, Job, Report, ReportOutcome, Request, RequestOutcome, RequestResult, Started};
+use super::objects::{
+    self, Desired, Job, Report, ReportOutcome, Request, RequestOutcome, RequestResult, Started,
+};
 use crate::backup::store::{AnyStore, OciBackupStore};
 use crate::deploy::backups;
 use crate::deploy::deployment::{local_state, LOCK_LEASE};
@@ -322,8 +324,8 @@ impl Agent {
             return Ok(false);
         };
         let same_host = old.agent.split('@').nth(1) == marker.agent.split('@').nth(1);
-        let gone = nix::sys::signal::kill(nix::unistd::Pid::from_raw(old.pid as i32), None)
-            .is_err();
+        let gone =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(old.pid as i32), None).is_err();
         if !(same_host && gone) {
             return Ok(false);
         }

@@ -78,10 +78,7 @@ impl Requests {
         let deadline = Instant::now() + limit;
         let mut started: Option<Started> = None;
         let result = loop {
-            if let Some(r) = self
-                .read::<RequestResult>(&objects::result_key(id))
-                .await?
-            {
+            if let Some(r) = self.read::<RequestResult>(&objects::result_key(id)).await? {
                 break Some(r);
             }
             if started.is_none() {
@@ -96,8 +93,11 @@ impl Requests {
             if Instant::now() >= deadline {
                 break None;
             }
-            tokio::time::sleep(self.poll.min(deadline.saturating_duration_since(Instant::now())))
-                .await;
+            tokio::time::sleep(
+                self.poll
+                    .min(deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
         };
         pb.finish_and_clear();
         match result {
