@@ -4,6 +4,7 @@
 //! input before they write anything. Deploy by pull and the VM's backups end to end: `agent`.
 
 mod agent;
+mod tokencache;
 
 use calops::terraform::cost::PriceTable;
 use serde_json::Value;
