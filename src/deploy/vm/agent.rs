@@ -336,52 +336,57 @@ impl Agent {
         }
     }
 
-    /// Run every pending request, one at a time; the results written.
+    /// Run every pending request, one at a time (never two jobs on the cluster at once); the
+    /// results written.
     pub async fn serve_requests(&self, ui: &Ui) -> Result<Vec<RequestResult>> {
         let mut done = Vec::new();
         for id in self.pending_requests().await? {
-            let started_at = Timestamp::now();
-            if !self.claim(&id, started_at).await? {
-                continue;
-            }
-            let body = self.store.get(&objects::request_key(&id)).await?;
-            let parsed = match body {
-                Some((b, _)) => Request::parse(&id, &b),
-                None => Err(format!("{} disappeared", objects::request_key(&id))),
-            };
-            let kind = parsed.as_ref().ok().map(|r| r.job.kind().to_string());
-            let outcome = match parsed {
-                Ok(r) => self.run_job(&r.job, ui).await.map_err(|e| format!("{e:#}")),
-                Err(why) => Err(why),
-            };
-            let (outcome, error, text, detail) = match outcome {
-                Ok(r) => (RequestOutcome::Ok, None, r.text, r.doc),
-                Err(e) => (
-                    RequestOutcome::Failed,
-                    Some(e.clone()),
-                    format!("{e}\n"),
-                    serde_json::Value::Null,
-                ),
-            };
-            let result = RequestResult {
-                id: id.clone(),
-                kind,
-                outcome,
-                error,
-                text,
-                detail,
-                started_at,
-                finished_at: Timestamp::now(),
-                agent: crate::deploy::lock::whoami(),
-            };
-            let key = objects::result_key(&id);
-            self.store
-                .put(&key, &serde_json::to_vec_pretty(&result)?)
-                .await
-                .with_context(|| format!("writing the result {key}"))?;
-            done.push(result);
+            done.extend(self.serve_request(&id, ui).await?);
         }
         Ok(done)
+    }
+
+    /// Claim, run and answer request `id`; `None` when another agent has it.
+    async fn serve_request(&self, id: &str, ui: &Ui) -> Result<Option<RequestResult>> {
+        let started_at = Timestamp::now();
+        if !self.claim(id, started_at).await? {
+            return Ok(None);
+        }
+        let parsed = match self.store.get(&objects::request_key(id)).await? {
+            Some((b, _)) => Request::parse(id, &b),
+            None => Err(format!("{} disappeared", objects::request_key(id))),
+        };
+        let kind = parsed.as_ref().ok().map(|r| r.job.kind().to_string());
+        let outcome = match parsed {
+            Ok(r) => self.run_job(&r.job, ui).await.map_err(|e| format!("{e:#}")),
+            Err(why) => Err(why),
+        };
+        let (outcome, error, text, detail) = match outcome {
+            Ok(r) => (RequestOutcome::Ok, None, r.text, r.doc),
+            Err(e) => (
+                RequestOutcome::Failed,
+                Some(e.clone()),
+                format!("{e}\n"),
+                serde_json::Value::Null,
+            ),
+        };
+        let result = RequestResult {
+            id: id.to_string(),
+            kind,
+            outcome,
+            error,
+            text,
+            detail,
+            started_at,
+            finished_at: Timestamp::now(),
+            agent: crate::deploy::lock::whoami(),
+        };
+        let key = objects::result_key(id);
+        self.store
+            .put(&key, &serde_json::to_vec_pretty(&result)?)
+            .await
+            .with_context(|| format!("writing the result {key}"))?;
+        Ok(Some(result))
     }
 
     /// One job on the VM's cluster, with the local target's code and the bucket's archive.
