@@ -1224,3 +1224,73 @@ async fn backup_now_and_restore_run_on_the_vm_through_the_agent() {
     assert_eq!(code, 0);
     assert_eq!(doc["backups"].as_array().unwrap().len(), 3, "{doc}");
 }
+
+/// `restore --yes` on the VM when the service does not pass its checks on the restored
+/// database: the old data goes back (the restored data kept beside it) and the release serves
+/// on it again; the command fails saying so. The release here refuses to serve when a marker
+/// file is in the data directory, and the marker is only in the base backup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restore_the_service_fails_on_is_switched_back_to_the_old_data() {
+    let Some(mut vm) =
+        Vm::new("a_restore_the_service_fails_on_is_switched_back_to_the_old_data").await
+    else {
+        return;
+    };
+    vm.start_agent();
+    let marker = vm.root().join("pg/data/calops-test-refuse-to-serve");
+    let picky = vm.ops.path().join("release-picky");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(
+            &picky,
+            format!(
+                "#!/bin/sh\nif [ \"$1\" = serve ] && [ -e {} ]; then echo 'release picky: refusing this database' >&2; exit 3; fi\nexec {} \"$@\"\n",
+                marker.display(),
+                vm.calops.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&picky, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (code, doc, err) = vm
+        .ops(&["deploy", "--binary", picky.to_str().unwrap()])
+        .await;
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    let demo = vm.seed().await;
+    let ada = vm.book(&demo, "ada").await;
+    // The marker goes into the base backup only.
+    std::fs::write(&marker, "").unwrap();
+    let (code, doc, err) = vm.ops(&["backup", "now"]).await;
+    std::fs::remove_file(&marker).unwrap();
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    let grace = vm.book(&demo, "grace").await;
+    vm.wait_archived().await;
+
+    let (code, doc, err) = vm.ops(&["restore", "--latest", "--yes"]).await;
+    assert_eq!(code, 1, "{doc}\n{err}\n{}", vm.agent_log());
+    let why = doc["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("the old data is live again and serving")
+            && why.contains("data.failed-restore-"),
+        "{doc}\n{err}"
+    );
+    // The old data serves again: both bookings; the restored data is kept, not deleted.
+    assert_eq!(vm.health().await, 200);
+    assert_eq!(vm.booking_status(&demo, &ada).await, "accepted");
+    assert_eq!(vm.booking_status(&demo, &grace).await, "accepted");
+    assert!(!marker.exists());
+    let kept: Vec<String> = std::fs::read_dir(vm.root().join("pg"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("data.failed-restore-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(vm
+        .root()
+        .join("pg")
+        .join(&kept[0])
+        .join("calops-test-refuse-to-serve")
+        .exists());
+    assert_eq!(vm.serve_processes(), 1);
+}
