@@ -12,8 +12,7 @@
 
 use crate::oci::instance::{CachedToken, Endpoints, InstancePrincipal};
 use anyhow::{Context, Result};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -53,22 +52,9 @@ pub fn save(path: &Path, token: &CachedToken) -> Result<()> {
             .create(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
     }
-    let tmp = dir.join(format!(".{FILE}.{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(&serde_json::to_vec(token)?)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.with_context(|| format!("writing {}", path.display()))
+    // A temporary file of mode 0600 (tempfile's), renamed into place.
+    crate::fsutil::write_atomic(path, &serde_json::to_vec(token)?)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The principal for one command: the cached token while it is fresh, else a new sign-in

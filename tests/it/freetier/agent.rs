@@ -58,19 +58,7 @@ impl Vm {
                     "versioning": "Enabled", "timeCreated": "2025-03-04T05:06:07.000Z"}),
             );
         }
-        let imds_state = Arc::new(Mutex::new(imds::State {
-            lifetime: 3600,
-            ..Default::default()
-        }));
-        let o = oci.clone();
-        let issued: imds::Issued = Arc::new(move |token, _exp, key| {
-            o.tokens
-                .lock()
-                .unwrap()
-                .session_keys
-                .insert(token.to_string(), key);
-        });
-        let endpoints = imds::serve(&imds::instance_pki(), imds_state.clone(), Some(issued)).await;
+        let (imds_state, endpoints) = imds::serve_for(&oci).await;
         let ops = tempfile::tempdir().unwrap();
         let vm = tempfile::tempdir().unwrap();
         let profiles = ops.path().join("profiles");
@@ -863,24 +851,7 @@ impl Vm {
     }
 
     async fn sql(&self, q: &str) -> Vec<String> {
-        let (c, conn) = tokio_postgres::connect(&self.db_url("calops"), tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let t = tokio::spawn(conn);
-        let rows = c
-            .simple_query(q)
-            .await
-            .unwrap_or_else(|e| panic!("{q}: {e}"));
-        drop(c);
-        let _ = t.await;
-        rows.into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => {
-                    Some(r.get(0).unwrap_or("").to_string())
-                }
-                _ => None,
-            })
-            .collect()
+        crate::support::sql(&self.db_url("calops"), q).await
     }
 
     /// Wait until the segment holding the VM cluster's current WAL position is archived.
@@ -940,22 +911,7 @@ impl Vm {
         body: Option<&Value>,
     ) -> (u16, Value) {
         let url = format!("http://127.0.0.1:{}{path}", self.port);
-        let mut r = reqwest::Client::new()
-            .request(method.clone(), &url)
-            .bearer_auth(key);
-        if let Some(v) = calops_testkit::api_version(method.as_str(), &url) {
-            r = r.header("cal-api-version", v);
-        }
-        if let Some(b) = body {
-            r = r.json(b);
-        }
-        match r.send().await {
-            Ok(resp) => (
-                resp.status().as_u16(),
-                resp.json().await.unwrap_or(Value::Null),
-            ),
-            Err(_) => (0, Value::Null),
-        }
+        crate::support::site::http_async(method, &url, key, body).await
     }
 
     /// Book the first free demo slot for `who` on the VM's service; the booking's uid.

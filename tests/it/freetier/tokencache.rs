@@ -33,19 +33,7 @@ impl Rig {
                 json!({"name": BUCKET, "namespace": "testns"}),
             );
         }
-        let state = Arc::new(Mutex::new(imds::State {
-            lifetime: 3600,
-            ..Default::default()
-        }));
-        let o = oci.clone();
-        let issued: imds::Issued = Arc::new(move |token, _exp, key| {
-            o.tokens
-                .lock()
-                .unwrap()
-                .session_keys
-                .insert(token.to_string(), key);
-        });
-        let endpoints = imds::serve(&imds::instance_pki(), state.clone(), Some(issued)).await;
+        let (state, endpoints) = imds::serve_for(&oci).await;
         let dir = tempfile::tempdir().unwrap();
         let cfg = calops::backup::config::BackupConfig {
             version: calops::backup::config::VERSION,
