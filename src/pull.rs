@@ -43,6 +43,9 @@ pub fn report_key(id: &str) -> String {
     format!("{PREFIX}reports/{id}.json")
 }
 
+/// The prefix of the VM's archive (WAL and base backups) in the stack's bucket.
+pub const BACKUP_PREFIX: &str = "backups";
+
 /// Where requests, their start markers and their results live.
 pub const REQUESTS: &str = "calops-deploy/requests/";
 

@@ -126,6 +126,12 @@ mod tests {
             .flatten()
             .map(|e| e.file_name())
             .collect();
-        assert_eq!(names.len(), 2, "no temporary links left: {names:?}");
+        assert_eq!(names.len(), 3, "no temporary links left: {names:?}");
+        // The instance principal's token cache: the server's OS user's only.
+        let token = dir(&home).join(crate::backup::tokencache::DIR);
+        assert_eq!(
+            std::fs::metadata(&token).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 }

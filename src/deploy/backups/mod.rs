@@ -7,6 +7,7 @@
 
 pub mod local;
 pub mod managed;
+pub mod requests;
 pub mod vm;
 
 use crate::backup::pgconf::RecoveryTarget;

@@ -4,16 +4,16 @@
 //! operator's machine, `backup list` and `backup verify` read that bucket directly with the
 //! profile's API key (the same objects, the same checks as the local target's); `backup now`
 //! and `restore` are requests the agent runs on the VM with the local target's own code
-//! ([`crate::deploy::vm::requests`]).
+//! ([`requests`]; [`run_job`] is what the agent runs for one).
 
+use super::requests::{self, Requests};
 use super::{local, Report, Restore};
 use crate::backup::pgconf::RecoveryTarget;
 use crate::backup::store::{AnyStore, OciBackupStore};
-use crate::deploy::vm::agent::BACKUP_PREFIX;
-use crate::deploy::vm::objects::Job;
-use crate::deploy::vm::requests::{self, Requests};
+use crate::deploy::local::target::LocalTarget;
 use crate::error::actionable;
 use crate::profile::Profile;
+use crate::pull::{Job, BACKUP_PREFIX};
 use crate::ui::Ui;
 use std::time::Duration;
 
@@ -91,4 +91,46 @@ pub async fn wait(profile: Profile, id: &str, wait: Duration, ui: &Ui) -> anyhow
         .await?
         .wait(id, "request", wait, ui)
         .await
+}
+
+/// On the VM (the agent): run `job` on `target`'s cluster with the local target's own code, on
+/// the archive `st` (the bucket); the command's JSON document and text.
+pub fn run_job<'a>(
+    job: &'a Job,
+    target: LocalTarget,
+    st: AnyStore,
+    ui: &'a Ui,
+) -> futures::future::BoxFuture<'a, anyhow::Result<(serde_json::Value, String)>> {
+    Box::pin(async move {
+        let r = match job {
+            Job::Backup { label } => local::now_on(&target, &st, label, ui).await?,
+            Job::Restore {
+                to,
+                backup,
+                yes,
+                timeout_seconds,
+            } => {
+                let state = crate::deploy::deployment::local_state(&target);
+                crate::deploy::deployment::release_dead_lock(&state, ui).await?;
+                let req = Restore {
+                    target: match to {
+                        Some(t) => RecoveryTarget::Time(*t),
+                        None => RecoveryTarget::Latest,
+                    },
+                    backup: backup.clone(),
+                    into: None,
+                    start: *yes,
+                    yes: *yes,
+                    timeout: Duration::from_secs(*timeout_seconds),
+                    wait: Duration::ZERO,
+                    name: None,
+                    no_wait: false,
+                    db_system: None,
+                    subnet_id: None,
+                };
+                local::restore_on(target, state, &st, &req, ui).await?
+            }
+        };
+        Ok((r.doc, r.text))
+    })
 }

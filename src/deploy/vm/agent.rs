@@ -18,8 +18,7 @@ use super::objects::{
     self, Desired, Job, Report, ReportOutcome, Request, RequestOutcome, RequestResult, Started,
 };
 use crate::backup::store::{AnyStore, OciBackupStore};
-use crate::deploy::backups;
-use crate::deploy::deployment::{local_state, LOCK_LEASE};
+use crate::deploy::deployment::{local_state, release_dead_lock, LOCK_LEASE};
 use crate::deploy::local::target::LocalTarget;
 use crate::deploy::ocistore::OciStore;
 use crate::deploy::pipeline::{self, Options};
@@ -54,7 +53,20 @@ pub struct AgentConfig {
     /// The agent's own binary: replaced by each release it switches to (then the agent exits
     /// for systemd to start the new one). `None`: never replaced.
     pub self_update: Option<PathBuf>,
+    /// What runs a request's job (`deploy::backups::vm::run_job`: the local target's backup and
+    /// restore code, which itself deploys through the pipeline, so it is handed in here).
+    pub run_job: RunJob,
 }
+
+/// Runs one job on the VM's cluster (its local target) with the archive: the command's JSON
+/// document and text.
+pub type RunJob = for<'a> fn(
+    &'a Job,
+    LocalTarget,
+    AnyStore,
+    &'a Ui,
+)
+    -> futures::future::BoxFuture<'a, Result<(serde_json::Value, String)>>;
 
 /// Replace the agent's binary `agent` with `release` when their contents differ; true when it
 /// was replaced (atomically: a reader sees the old file or the new).
@@ -85,8 +97,7 @@ pub fn backup_store_url(namespace: &str, bucket: &str) -> String {
     format!("oci://{namespace}/{bucket}/{BACKUP_PREFIX}?auth=instance_principal")
 }
 
-/// The prefix of the VM's backups in the stack's bucket.
-pub const BACKUP_PREFIX: &str = "backups";
+pub use crate::pull::BACKUP_PREFIX;
 
 impl Agent {
     /// Sign in as the instance principal (endpoints from `OCI_METADATA_BASE_URL`,
@@ -362,7 +373,7 @@ impl Agent {
             Err(why) => Err(why),
         };
         let (outcome, error, text, detail) = match outcome {
-            Ok(r) => (RequestOutcome::Ok, None, r.text, r.doc),
+            Ok((doc, text)) => (RequestOutcome::Ok, None, text, doc),
             Err(e) => (
                 RequestOutcome::Failed,
                 Some(e.clone()),
@@ -390,38 +401,9 @@ impl Agent {
     }
 
     /// One job on the VM's cluster, with the local target's code and the bucket's archive.
-    async fn run_job(&self, job: &Job, ui: &Ui) -> Result<backups::Report> {
+    async fn run_job(&self, job: &Job, ui: &Ui) -> Result<(serde_json::Value, String)> {
         let target = self.local_target()?;
-        let st = self.backup_store();
-        match job {
-            Job::Backup { label } => backups::local::now_on(&target, &st, label, ui).await,
-            Job::Restore {
-                to,
-                backup,
-                yes,
-                timeout_seconds,
-            } => {
-                let state = local_state(&target);
-                release_dead_lock(&state, ui).await?;
-                let req = backups::Restore {
-                    target: match to {
-                        Some(t) => crate::backup::pgconf::RecoveryTarget::Time(*t),
-                        None => crate::backup::pgconf::RecoveryTarget::Latest,
-                    },
-                    backup: backup.clone(),
-                    into: None,
-                    start: *yes,
-                    yes: *yes,
-                    timeout: Duration::from_secs(*timeout_seconds),
-                    wait: Duration::ZERO,
-                    name: None,
-                    no_wait: false,
-                    db_system: None,
-                    subnet_id: None,
-                };
-                backups::local::restore_on(target, state, &st, &req, ui).await
-            }
-        }
+        (self.config.run_job)(job, target, self.backup_store(), ui).await
     }
 
     fn local_root(&self) -> PathBuf {
@@ -546,21 +528,6 @@ impl Agent {
         let _ = std::fs::remove_file(&binary);
         r.map(|_| ())
     }
-}
-
-/// Release the local deploy lock when its holder was an agent killed on this host.
-async fn release_dead_lock(state: &crate::deploy::deployment::State, ui: &Ui) -> Result<()> {
-    let lock = state.lock();
-    if let Ok(Some(info)) = lock.status().await {
-        if info.holder_dead_here() {
-            ui.warn(format!(
-                "releasing the local deploy lock of pid {} (gone)",
-                info.pid
-            ));
-            lock.force_release().await?;
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,16 +1,16 @@
 //! The operator's side of the VM's database jobs: `calops backup now` and `calops restore` on an
-//! `oci-vm` profile write a request into the stack's bucket ([`super::objects::Request`],
+//! `oci-vm` profile write a request into the stack's bucket ([`crate::pull::Request`],
 //! create-only), and wait for the agent's result with a progress line. A result that does not
 //! come within the wait is not a failure of the job: the request stays queued (or running) on
 //! the VM, the command exits [`EXIT_PENDING`] saying so, and `calops backup wait ID` picks the
 //! wait up again.
 
-use super::objects::{self, Job, Request, RequestOutcome, RequestResult, Started};
-use crate::deploy::backups::Report;
+use super::Report;
 use crate::deploy::ocistore::OciStore;
 use crate::deploy::store::ObjectStore;
 use crate::error::{actionable, ExitWithDoc, EXIT_ERROR};
 use crate::profile::Profile;
+use crate::pull::{self as objects, Job, Request, RequestOutcome, RequestResult, Started};
 use crate::ui::Ui;
 use anyhow::{Context, Result};
 use jiff::Timestamp;
