@@ -59,6 +59,11 @@ impl Requests {
         Ok(r)
     }
 
+    /// True when request `id` is in the bucket.
+    pub async fn exists(&self, id: &str) -> Result<bool> {
+        Ok(self.store.get(&objects::request_key(id)).await?.is_some())
+    }
+
     async fn read<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.store.get(key).await? {
             None => Ok(None),

@@ -87,10 +87,17 @@ pub async fn restore(profile: Profile, req: &Restore, ui: &Ui) -> anyhow::Result
 /// `backup wait ID`: the result of an earlier request, waiting up to `wait` for it.
 pub async fn wait(profile: Profile, id: &str, wait: Duration, ui: &Ui) -> anyhow::Result<Report> {
     requests::check_id(id)?;
-    Requests::open(&profile)
-        .await?
-        .wait(id, "request", wait, ui)
-        .await
+    let r = Requests::open(&profile).await?;
+    if !r.exists(id).await? {
+        return Err(actionable(
+            format!(
+                "there is no request {id} in bucket {}",
+                profile.storage.bucket_name
+            ),
+            "use the id `calops backup now` or `calops restore` printed, with the same profile",
+        ));
+    }
+    r.wait(id, "request", wait, ui).await
 }
 
 /// On the VM (the agent): run `job` on `target`'s cluster with the local target's own code, on

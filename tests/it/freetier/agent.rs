@@ -1161,6 +1161,11 @@ async fn backup_now_and_restore_run_on_the_vm_through_the_agent() {
         err.contains("still queued") && err.contains(&format!("calops backup wait {id}")),
         "{err}"
     );
+    let (code, _, err) = vm
+        .ops(&["backup", "wait", "20200101T000000000Z-00000000"])
+        .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("there is no request"), "{err}");
     vm.start_agent();
     let (code, doc, err) = vm.ops(&["backup", "wait", &id]).await;
     assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
