@@ -351,9 +351,11 @@ async fn run_on<T: pipeline::Target>(
 ) -> anyhow::Result<RunResult> {
     pipeline::run(
         target,
-        state.store.clone(),
-        &state.lock_key,
-        &state.ledger_prefix,
+        pipeline::Records {
+            store: state.store.clone(),
+            lock_key: &state.lock_key,
+            ledger_prefix: &state.ledger_prefix,
+        },
         opts,
         rollback_to,
         ui,

@@ -516,9 +516,11 @@ impl Agent {
         };
         let r = pipeline::run(
             &mut target,
-            state.store.clone(),
-            &state.lock_key,
-            &state.ledger_prefix,
+            pipeline::Records {
+                store: state.store.clone(),
+                lock_key: &state.lock_key,
+                ledger_prefix: &state.ledger_prefix,
+            },
             &opts,
             None,
             ui,
