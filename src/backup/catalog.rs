@@ -12,6 +12,22 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub const BASE_PREFIX: &str = "base/";
 pub const MANIFEST: &str = "backup.json";
+/// Timelines no restore may follow: a restored cluster that was made live, failed the
+/// release's checks, and was switched back from archived its new timeline meanwhile.
+pub const ABANDONED_PREFIX: &str = "timelines/abandoned/";
+
+/// The marker that timeline `tli` is abandoned.
+pub fn abandoned_key(tli: u32) -> String {
+    format!("{ABANDONED_PREFIX}{tli:08X}")
+}
+
+/// The timeline an abandoned-timeline marker names.
+pub fn abandoned_from_key(key: &str) -> Option<u32> {
+    let hex = key.strip_prefix(ABANDONED_PREFIX)?;
+    (hex.len() == 8)
+        .then(|| u32::from_str_radix(hex, 16).ok())
+        .flatten()
+}
 
 /// The directory name of a base backup: its start timeline and LSN, sortable.
 pub fn backup_name(tli: u32, start: Lsn) -> String {
@@ -99,7 +115,7 @@ pub enum ChainError {
 /// The WAL a restore from one base backup replays, to the end of the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chain {
-    /// The timeline a recovery with `recovery_target_timeline = latest` ends on.
+    /// The timeline the recovery follows (see [`latest_timeline`]).
     pub latest_tli: u32,
     /// Segment objects from the backup's start to the end of the archive, in order.
     pub segments: Vec<WalObject>,
@@ -113,14 +129,23 @@ impl Chain {
     }
 }
 
-/// The newest timeline as PostgreSQL finds it: from `start`, the next one while its history
-/// file exists.
-pub fn latest_timeline(start: u32, histories: &BTreeMap<u32, Vec<HistoryEntry>>) -> u32 {
-    let mut t = start;
-    while histories.contains_key(&(t + 1)) {
-        t += 1;
-    }
-    t
+/// The timeline a restore from a backup on timeline `start` follows, and so the one it names in
+/// `recovery_target_timeline`: the newest timeline that has a history file, is not abandoned and
+/// does not descend from an abandoned one (its history lists every ancestor); `start` when there
+/// is none. Without abandoned timelines this is the timeline PostgreSQL's `latest` finds.
+pub fn latest_timeline(
+    start: u32,
+    histories: &BTreeMap<u32, Vec<HistoryEntry>>,
+    abandoned: &BTreeSet<u32>,
+) -> u32 {
+    histories
+        .iter()
+        .filter(|(t, h)| {
+            **t > start && !abandoned.contains(t) && !h.iter().any(|e| abandoned.contains(&e.tli))
+        })
+        .map(|(t, _)| *t)
+        .max()
+        .unwrap_or(start)
 }
 
 /// Plan the WAL for `backup`: `wal` is every archived object, `histories` the parsed history
@@ -129,9 +154,10 @@ pub fn chain(
     backup: &BaseBackup,
     wal: &[WalObject],
     histories: &BTreeMap<u32, Vec<HistoryEntry>>,
+    abandoned: &BTreeSet<u32>,
 ) -> Result<Chain, ChainError> {
     let seg_size = backup.segment_size;
-    let latest = latest_timeline(backup.timeline, histories);
+    let latest = latest_timeline(backup.timeline, histories, abandoned);
     // Timelines on the path to `latest`, each with the LSN where it begins.
     let mut path: Vec<(u32, Lsn)> = Vec::new();
     let mut begin = Lsn(0);
@@ -349,7 +375,7 @@ mod tests {
     fn a_chain_runs_from_the_backup_to_the_end_of_the_archive() {
         let b = backup("b", 1, 2, 3, 0);
         let wal: Vec<_> = (1..=6).map(|n| seg(1, n)).collect();
-        let c = chain(&b, &wal, &BTreeMap::new()).unwrap();
+        let c = chain(&b, &wal, &BTreeMap::new(), &BTreeSet::new()).unwrap();
         assert_eq!(c.latest_tli, 1);
         assert_eq!(names(&c).first().unwrap(), &segment_name(1, 2, SEG));
         assert_eq!(names(&c).last().unwrap(), &segment_name(1, 6, SEG));
@@ -360,7 +386,7 @@ mod tests {
     fn a_gap_is_named_and_a_missing_end_is_incomplete() {
         let b = backup("b", 1, 2, 3, 0);
         let wal: Vec<_> = [2, 3, 5, 6].iter().map(|n| seg(1, *n)).collect();
-        match chain(&b, &wal, &BTreeMap::new()) {
+        match chain(&b, &wal, &BTreeMap::new(), &BTreeSet::new()) {
             Err(ChainError::Gap {
                 segment,
                 prefix,
@@ -375,15 +401,65 @@ mod tests {
         }
         let wal = vec![seg(1, 2)];
         assert!(matches!(
-            chain(&b, &wal, &BTreeMap::new()),
+            chain(&b, &wal, &BTreeMap::new(), &BTreeSet::new()),
             Err(ChainError::Incomplete { .. })
         ));
         // The first segment itself missing, with later ones present, is a gap too.
         let wal: Vec<_> = [3, 4].iter().map(|n| seg(1, *n)).collect();
         assert!(matches!(
-            chain(&b, &wal, &BTreeMap::new()),
+            chain(&b, &wal, &BTreeMap::new(), &BTreeSet::new()),
             Err(ChainError::Gap { .. })
         ));
+    }
+
+    #[test]
+    fn an_abandoned_timeline_is_not_followed() {
+        // A restore made timeline 2 (branched off 1 in segment 5) live, failed its checks and
+        // was switched back: timeline 1 went on to segment 9 and is what a restore must follow.
+        let b = backup("b", 1, 2, 2, 0);
+        let mut wal: Vec<_> = (2..=9).map(|n| seg(1, n)).collect();
+        wal.extend((5..=6).map(|n| seg(2, n)));
+        wal.push(hist(2));
+        let mut h = BTreeMap::new();
+        let off_1 = |segno: u64| {
+            vec![HistoryEntry {
+                tli: 1,
+                switch: Lsn(segno * SEG + 0x500),
+            }]
+        };
+        h.insert(2, off_1(5));
+        let abandoned = BTreeSet::from([2]);
+        let c = chain(&b, &wal, &h, &abandoned).unwrap();
+        assert_eq!(c.latest_tli, 1);
+        assert_eq!(c.segments.len(), 8);
+        assert!(c
+            .segments
+            .iter()
+            .all(|w| matches!(w.file, WalFile::Segment { tli: 1, .. })));
+        assert_eq!(c.history, None);
+        // Unmarked, timeline 2 is followed (what PostgreSQL's `latest` would do).
+        assert_eq!(chain(&b, &wal, &h, &BTreeSet::new()).unwrap().latest_tli, 2);
+        // A later restore made live from timeline 1 (timeline 3) is followed; one that
+        // descends from the abandoned timeline (4) is not.
+        h.insert(3, off_1(8));
+        assert_eq!(latest_timeline(1, &h, &abandoned), 3);
+        h.insert(
+            4,
+            vec![
+                HistoryEntry {
+                    tli: 1,
+                    switch: Lsn(5 * SEG + 0x500),
+                },
+                HistoryEntry {
+                    tli: 2,
+                    switch: Lsn(6 * SEG),
+                },
+            ],
+        );
+        assert_eq!(latest_timeline(1, &h, &abandoned), 3);
+        assert_eq!(latest_timeline(1, &h, &BTreeSet::new()), 4);
+        assert_eq!(abandoned_from_key(&abandoned_key(0x1A)), Some(0x1A));
+        assert_eq!(abandoned_from_key("timelines/abandoned/xyz"), None);
     }
 
     #[test]
@@ -401,7 +477,7 @@ mod tests {
                 switch: Lsn(5 * SEG + 0x500),
             }],
         );
-        let c = chain(&b, &wal, &h).unwrap();
+        let c = chain(&b, &wal, &h, &BTreeSet::new()).unwrap();
         assert_eq!(c.latest_tli, 2);
         assert_eq!(
             names(&c),
@@ -424,7 +500,7 @@ mod tests {
         );
         let b2 = backup("b2", 2, 6, 6, 1);
         assert!(matches!(
-            chain(&b2, &wal, &h3),
+            chain(&b2, &wal, &h3, &BTreeSet::new()),
             Err(ChainError::OffPath { latest: 3, .. })
         ));
     }

@@ -23,6 +23,8 @@ pub struct Inventory {
     pub base_objects: Vec<ObjectInfo>,
     /// Objects under `wal/` whose names calops does not recognise.
     pub unknown: Vec<String>,
+    /// Timelines marked abandoned ([`catalog::ABANDONED_PREFIX`]).
+    pub abandoned: std::collections::BTreeSet<u32>,
 }
 
 impl Inventory {
@@ -71,11 +73,19 @@ pub async fn load<S: BackupStore>(store: &S) -> Result<Inventory> {
             None => unknown.push(o.key),
         }
     }
+    let abandoned = store
+        .list(catalog::ABANDONED_PREFIX)
+        .await
+        .map_err(|e| anyhow!("listing abandoned timelines in {}: {e}", store.describe()))?
+        .iter()
+        .filter_map(|o| catalog::abandoned_from_key(&o.key))
+        .collect();
     Ok(Inventory {
         backups,
         wal,
         base_objects,
         unknown,
+        abandoned,
     })
 }
 
@@ -89,6 +99,18 @@ async fn fetch_checked<S: BackupStore>(store: &S, w: &WalObject) -> Result<(Vec<
     let raw = codec::decompress_checked(&body, &w.sha256)
         .map_err(|e| anyhow!("{} is damaged: {e}", w.key))?;
     Ok((raw, body.len() as u64))
+}
+
+/// Mark timeline `tli` abandoned: no restore follows it (or a timeline descending from it)
+/// again. Idempotent.
+pub async fn abandon<S: BackupStore>(store: &S, tli: u32) -> Result<()> {
+    let key = catalog::abandoned_key(tli);
+    let body = format!("timeline {tli} was made live by a restore and abandoned by switching back to the data it replaced\n");
+    match store.put_new(&key, Bytes::from(body)).await {
+        Ok(()) => Ok(()),
+        Err(_) if store.get(&key).await.ok().flatten().is_some() => Ok(()),
+        Err(e) => Err(anyhow!("writing {key} into {}: {e}", store.describe())),
+    }
 }
 
 /// The parsed history file of every timeline that has one.
@@ -115,7 +137,7 @@ pub async fn chain_for<S: BackupStore>(
     backup: &BaseBackup,
 ) -> Result<Chain> {
     let h = histories(store, inv).await?;
-    Ok(catalog::chain(backup, &inv.wal, &h)?)
+    Ok(catalog::chain(backup, &inv.wal, &h, &inv.abandoned)?)
 }
 
 /// A reader over parts handed in through a channel (the async side downloads them).

@@ -78,9 +78,13 @@ pub fn pg_timestamp(t: jiff::Timestamp) -> String {
 /// `archive_timeout` (a cluster that will become the live one) it archives from the promotion
 /// on: the new timeline's history file and first segment must reach the archive, or a later
 /// restore would not find the new timeline. Without (a drill's copy), it archives nothing.
+///
+/// It follows `timeline` (named, not `latest`: the newest archived timeline may be an abandoned
+/// one, see [`super::catalog::latest_timeline`]).
 pub fn recovery(
     cmds: &Commands,
     target: RecoveryTarget,
+    timeline: u32,
     archive_timeout: Option<u32>,
 ) -> Vec<(String, String)> {
     let mut s = match archive_timeout {
@@ -92,7 +96,7 @@ pub fn recovery(
             "restore_command".into(),
             conf_quote(&cmds.restore_command()),
         ),
-        ("recovery_target_timeline".into(), "'latest'".into()),
+        ("recovery_target_timeline".into(), format!("'{timeline}'")),
         ("recovery_target_action".into(), "'promote'".into()),
     ]);
     if let RecoveryTarget::Time(t) = target {
@@ -177,14 +181,15 @@ mod tests {
             config: "/b/backup.json".into(),
         };
         let t: jiff::Timestamp = "2025-03-01T02:03:04.5Z".parse().unwrap();
-        let text = render(&recovery(&c, RecoveryTarget::Time(t), None));
+        let text = render(&recovery(&c, RecoveryTarget::Time(t), 3, None));
+        assert!(text.contains("recovery_target_timeline = '3'"), "{text}");
         assert!(
             text.contains("recovery_target_time = '2025-03-01 02:03:04.500000+00'"),
             "{text}"
         );
         assert!(text.contains("restore_command = '''/b/calops'' backup restore-wal --config ''/b/backup.json'' %f %p'"), "{text}");
         assert!(text.contains("archive_mode = off"));
-        let live = render(&recovery(&c, RecoveryTarget::Latest, Some(60)));
+        let live = render(&recovery(&c, RecoveryTarget::Latest, 1, Some(60)));
         assert!(!live.contains("recovery_target_time ="));
         assert!(
             live.contains("archive_mode = on") && live.contains("archive-wal"),

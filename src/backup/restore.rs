@@ -131,7 +131,7 @@ pub async fn restore<S: BackupStore>(
             "restore into a new directory (--into DIR)",
         ));
     }
-    let result = run(store, req, &backup, chain.segments.len(), pb).await;
+    let result = run(store, req, &backup, &chain, pb).await;
     if result.is_err() {
         if let Err(e) = pg::discard(&req.into) {
             tracing::warn!(
@@ -147,9 +147,10 @@ async fn run<S: BackupStore>(
     store: &S,
     req: &Request,
     backup: &BaseBackup,
-    segments: usize,
+    chain: &super::catalog::Chain,
     pb: &ProgressBar,
 ) -> Result<Restored> {
+    let segments = chain.segments.len();
     let (data, home) = pg::prepare_data_dir(&req.into)?;
     pb.set_length(backup.stored_bytes());
     pb.set_message(format!("fetching base backup {}", backup.name));
@@ -171,7 +172,10 @@ async fn run<S: BackupStore>(
     }
     let cmds = super::install::install(&home, &req.config, &req.calops)?;
     let archive = req.archive.then_some(req.config.archive_timeout_seconds);
-    pgconf::write(&data, &pgconf::recovery(&cmds, req.target, archive))?;
+    pgconf::write(
+        &data,
+        &pgconf::recovery(&cmds, req.target, chain.latest_tli, archive),
+    )?;
     for f in ["recovery.signal", "standby.signal"] {
         let _ = std::fs::remove_file(data.join(f));
     }

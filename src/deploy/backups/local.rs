@@ -21,7 +21,7 @@ use crate::profile::Profile;
 use crate::ui::Ui;
 use indicatif::HumanBytes;
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The database the local target's service uses (created by its first deploy). The base
 /// backup lock is taken in it: advisory locks are per database, and the service's schedule
@@ -318,7 +318,7 @@ pub async fn restore_on(
     );
     let mut doc = json!({"restored": restored, "started": false});
     if req.start {
-        let aside = make_live(target, state, &into, &stamp, ui).await?;
+        let aside = make_live(target, state, st, &restored, &stamp, ui).await?;
         doc["started"] = json!(true);
         doc["replaced_data_kept_in"] = json!(aside);
         text.push_str("it is now the live database, and the service runs on it\n");
@@ -349,10 +349,13 @@ pub async fn restore_on(
 async fn make_live(
     mut target: LocalTarget,
     state: State,
-    restored: &Path,
+    st: &AnyStore,
+    restored: &brestore::Restored,
     stamp: &str,
     ui: &Ui,
 ) -> anyhow::Result<Option<PathBuf>> {
+    let timeline = restored.timeline;
+    let restored = restored.dir.as_path();
     let lock = state.lock();
     let held = lock
         .acquire("calops restore --start", jiff::Timestamp::now())
@@ -418,6 +421,14 @@ async fn make_live(
             "and switching back to the old data ({}) failed: {e:#}",
             old.display()
         )));
+    }
+    // The restored cluster archived its new timeline while it was checked: no later restore
+    // may follow it, or `restore --latest` would bring back this failed restore's data instead
+    // of what the old data goes on to record.
+    if let Err(e) = inventory::abandon(st, timeline).await {
+        ui.warn(format!(
+            "could not mark timeline {timeline} abandoned in the archive ({e:#}): a later restore would follow it; pass --backup and --to"
+        ));
     }
     let opts = Options {
         message: format!(

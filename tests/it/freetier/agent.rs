@@ -1262,4 +1262,22 @@ async fn a_restore_the_service_fails_on_is_switched_back_to_the_old_data() {
         .join("calops-test-refuse-to-serve")
         .exists());
     assert_eq!(vm.serve_processes(), 1);
+
+    // The failed restore archived its own timeline while it was checked. A later restore must
+    // follow the old data's timeline, which recorded what came after: a booking made now is in
+    // a `restore --latest` from a backup taken after the switch back. (Following the abandoned
+    // timeline, recovery fails or misses the booking.)
+    let hopper = vm.book(&demo, "hopper").await;
+    let (code, doc, err) = vm.ops(&["backup", "now"]).await;
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    let (code, doc, err) = vm.ops(&["backup", "list"]).await;
+    assert_eq!(code, 0, "{doc}\n{err}");
+    let lovelace = vm.book(&demo, "lovelace").await;
+    vm.wait_archived().await;
+    let (code, doc, err) = vm.ops(&["restore", "--latest", "--yes"]).await;
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    assert_eq!(vm.health().await, 200);
+    for uid in [&ada, &grace, &hopper, &lovelace] {
+        assert_eq!(vm.booking_status(&demo, uid).await, "accepted", "{doc}");
+    }
 }
