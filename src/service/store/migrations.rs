@@ -42,7 +42,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "slot cache: notify replicas of organization changes",
         V12,
     ),
-    (13, "mail: claims read the due index in order, fewer outbox indexes", V13),
+    (
+        13,
+        "mail: claims read the due index in order, fewer outbox indexes",
+        V13,
+    ),
 ];
 
 const V1: &str = r#"
