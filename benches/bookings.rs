@@ -476,10 +476,8 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
 
     // The general path: a 45-minute type, whose grid busy time can move, so each booking reads
     // the host's busy time, then books in a transaction. It has a host of its own, free
-    // 00:00-23:00 every day: with the first host's all-day hours (23:59 is the end of the day)
-    // its free time runs on across midnight, so a 45-minute grid is anchored at the end of the
-    // last booking before, days back, and starts on the hour are not slots. Here every day's
-    // grid starts at 00:00, and starts 90 minutes apart stay on it whatever else is booked.
+    // 00:00-23:00 every day: each day's grid starts at 00:00 and starts 90 minutes apart stay
+    // on it whatever else is booked (a booking moves the grid only for the rest of its day).
     let host2 = post(
         &http,
         app.url(&format!("/v2/organizations/{org_id}/users")),

@@ -99,7 +99,7 @@ pub enum Command {
     /// Restore the database from its backups, to a point in time, into a new cluster (local
     /// target) or a new DB system (OCI); the live database is never touched unless asked.
     #[command(
-        after_help = "Exit codes: 0 restored; 1 failed (no half-restored cluster is left running); 130 interrupted."
+        after_help = "Exit codes: 0 restored; 1 failed (no half-restored cluster is left running); 3 (oci-vm) no result from the agent within --wait: the request is still queued or running; 130 interrupted."
     )]
     Restore(RestoreArgs),
 }
@@ -107,10 +107,19 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
     /// Take a base backup now (local target: pg_basebackup into the archive, then retention;
-    /// OCI: ask the managed database for a manual backup).
+    /// oci-vm: the same, run on the VM by its agent; OCI: ask the managed database for a
+    /// manual backup).
+    #[command(
+        after_help = "Exit codes: 0 the base backup is stored; 1 it failed (oci-vm: the agent's reason is printed); 3 (oci-vm) no result from the agent within --wait: the request is still queued or running."
+    )]
     Now(BackupNowArgs),
     /// List base backups and the archived WAL after them (OCI: the managed database's backups).
     List,
+    /// oci-vm: wait for (or show) the agent's result on an earlier `backup now` or `restore`.
+    #[command(
+        after_help = "Exit codes: 0 the request succeeded; 1 it failed (the agent's reason is printed); 3 no result yet (still queued or running on the VM)."
+    )]
+    Wait(BackupWaitArgs),
     /// Download and check every object a restore would need (local target).
     #[command(
         after_help = "Exit codes: 0 every object checked out; 1 an object is missing or damaged (named in the message), or the store could not be read."
@@ -130,6 +139,18 @@ pub struct BackupNowArgs {
     /// A label stored with the backup.
     #[arg(long, default_value = "calops backup now")]
     pub label: String,
+    /// oci-vm: how long to wait for the agent's result (the request stays queued after).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub wait: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupWaitArgs {
+    /// The request's id (printed by `backup now` or `restore` when they stopped waiting).
+    pub id: String,
+    /// How long to wait for the agent's result.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub wait: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -179,12 +200,16 @@ pub struct RestoreArgs {
     /// Local target: make the restored cluster the live one and start the service on it.
     #[arg(long)]
     pub start: bool,
-    /// With --start: replace the live database (it is moved aside, not deleted).
+    /// With --start: replace the live database (it is moved aside, not deleted). oci-vm: make
+    /// the restored cluster the VM's live database (no --start needed).
     #[arg(long)]
     pub yes: bool,
-    /// Local target: how long WAL replay may take.
+    /// Local target and oci-vm: how long WAL replay may take.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
+    /// oci-vm: how long to wait for the agent's result (the request stays queued after).
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = humantime::parse_duration)]
+    pub wait: std::time::Duration,
     /// OCI: the display name of the new DB system [default: <current name>-restored-<time>].
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,

@@ -7,11 +7,19 @@
 //! calops-deploy/releases/<sha256 hex>/calops   the arm64 binary, named by its digest
 //! calops-deploy/desired.json                   the release the VM should run (Desired)
 //! calops-deploy/reports/<desired id>.json      what the agent did with it (Report)
+//! calops-deploy/requests/<id>.json             a database job for the agent (Request)
+//! calops-deploy/requests/<id>.started.json     the agent took it (Started)
+//! calops-deploy/requests/<id>.result.json      how it ended (RequestResult)
 //! ```
 //!
 //! `desired.json` is written only with a precondition (`If-None-Match: *` the first time,
 //! `If-Match: <etag>` after), so two writers never silently overwrite each other; every write
 //! carries a new `id`, and the agent answers each id exactly once with a report.
+//!
+//! Requests (`backup now`, `restore` of the VM's cluster) are written create-only
+//! (`If-None-Match: *`) under a new id that starts with the time, so the agent takes them in
+//! the order they were made, one at a time, and answers each exactly once with a result; one it
+//! cannot read is answered with a failed result naming the problem.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -33,6 +41,144 @@ pub fn release_key(digest: &str) -> String {
 /// The key of the report on desired release `id`.
 pub fn report_key(id: &str) -> String {
     format!("{PREFIX}reports/{id}.json")
+}
+
+/// The prefix of the VM's archive (WAL and base backups) in the stack's bucket.
+pub const BACKUP_PREFIX: &str = "backups";
+
+/// Where requests, their start markers and their results live.
+pub const REQUESTS: &str = "calops-deploy/requests/";
+
+/// The key of request `id`.
+pub fn request_key(id: &str) -> String {
+    format!("{REQUESTS}{id}.json")
+}
+
+/// The key of the agent's start marker on request `id`.
+pub fn started_key(id: &str) -> String {
+    format!("{REQUESTS}{id}.started.json")
+}
+
+/// The key of the agent's result on request `id`.
+pub fn result_key(id: &str) -> String {
+    format!("{REQUESTS}{id}.result.json")
+}
+
+/// The request id a key under [`REQUESTS`] names, when it is a request (not a start marker or
+/// a result).
+pub fn request_id(key: &str) -> Option<&str> {
+    let name = key.strip_prefix(REQUESTS)?.strip_suffix(".json")?;
+    (!name.is_empty() && !name.contains('/') && !name.contains('.')).then_some(name)
+}
+
+/// A new request id: the UTC time (so ids sort in the order they were made) and 8 random hex
+/// digits.
+pub fn new_request_id(now: Timestamp) -> String {
+    format!(
+        "{}{:03}Z-{}",
+        now.strftime("%Y%m%dT%H%M%S"),
+        now.subsec_millisecond(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// What the operator asks the agent to do with the VM's cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Job {
+    /// A base backup now (then retention), as `calops backup now` takes on the local target.
+    Backup { label: String },
+    /// A point-in-time restore into a new directory on the VM; with `yes`, made the live
+    /// database (the old data kept aside) with the current release started on it.
+    Restore {
+        /// `None`: everything archived.
+        #[serde(default)]
+        to: Option<Timestamp>,
+        /// A base backup's name instead of the newest that fits.
+        #[serde(default)]
+        backup: Option<String>,
+        #[serde(default)]
+        yes: bool,
+        /// How long WAL replay may take.
+        timeout_seconds: u64,
+    },
+}
+
+impl Job {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Job::Backup { .. } => "backup",
+            Job::Restore { .. } => "restore",
+        }
+    }
+}
+
+/// `calops-deploy/requests/<id>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: String,
+    pub requested_at: Timestamp,
+    /// `user@host` of the operator.
+    pub by: String,
+    #[serde(flatten)]
+    pub job: Job,
+}
+
+impl Request {
+    /// Read request `id` from its document: the request, or why the agent cannot run it.
+    pub fn parse(id: &str, body: &[u8]) -> Result<Request, String> {
+        let r: Request = serde_json::from_slice(body).map_err(|e| {
+            format!(
+                "{} is not a request calops understands: {e}",
+                request_key(id)
+            )
+        })?;
+        if r.id != id {
+            return Err(format!(
+                "{} names id `{}`, not `{id}`",
+                request_key(id),
+                r.id
+            ));
+        }
+        Ok(r)
+    }
+}
+
+/// `calops-deploy/requests/<id>.started.json`: the agent took the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    pub id: String,
+    pub started_at: Timestamp,
+    /// `user@host` of the agent, and its process.
+    pub agent: String,
+    pub pid: u32,
+}
+
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestOutcome {
+    Ok,
+    Failed,
+}
+
+/// `calops-deploy/requests/<id>.result.json`: the agent's answer, once per request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestResult {
+    pub id: String,
+    /// `backup` or `restore`; `None` when the request could not be read.
+    pub kind: Option<String>,
+    pub outcome: RequestOutcome,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What the command prints on the local target.
+    pub text: String,
+    /// Its `--json` document (the base backup, the restore).
+    pub detail: serde_json::Value,
+    pub started_at: Timestamp,
+    pub finished_at: Timestamp,
+    pub agent: String,
 }
 
 /// `sha256:<hex>` of `bytes`.
@@ -199,6 +345,44 @@ mod tests {
         assert!(is_digest(&d));
         assert!(!is_digest("sha256:AB"));
         assert!(!is_digest(&"ab".repeat(32)));
+    }
+
+    #[test]
+    fn request_keys_ids_and_documents() {
+        let id = new_request_id("2026-12-06T10:01:02.345Z".parse().unwrap());
+        assert!(id.starts_with("20261206T100102345Z-"), "{id}");
+        assert_eq!(id.len(), "20261206T100102345Z-".len() + 8);
+        assert_eq!(request_id(&request_key(&id)), Some(id.as_str()));
+        assert_eq!(request_id(&started_key(&id)), None);
+        assert_eq!(request_id(&result_key(&id)), None);
+        assert_eq!(request_id("calops-deploy/reports/x.json"), None);
+        // Later ids sort after earlier ones.
+        let later = new_request_id("2026-12-06T10:01:02.346Z".parse().unwrap());
+        assert!(later > id);
+        let r = Request {
+            id: id.clone(),
+            requested_at: Timestamp::UNIX_EPOCH,
+            by: "a@b".into(),
+            job: Job::Backup {
+                label: "now".into(),
+            },
+        };
+        let text = serde_json::to_vec(&r).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(v["kind"], "backup");
+        assert_eq!(Request::parse(&id, &text).unwrap(), r);
+        // Another id's document, garbage, an unknown kind: each refused with the key named.
+        let e = Request::parse("other", &text).unwrap_err();
+        assert!(e.contains("requests/other.json") && e.contains(&id), "{e}");
+        let e = Request::parse(&id, b"{not json").unwrap_err();
+        assert!(e.contains(&request_key(&id)), "{e}");
+        let e = Request::parse(
+            &id,
+            format!(r#"{{"id":"{id}","requested_at":"2026-01-01T00:00:00Z","by":"x","kind":"drop_tables"}}"#)
+                .as_bytes(),
+        )
+        .unwrap_err();
+        assert!(e.contains("drop_tables"), "{e}");
     }
 
     #[test]

@@ -148,10 +148,16 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// `archive_command`: push `path` (PostgreSQL's `%p`) named `file_name` (`%f`) to the store
 /// that the backup configuration `config` names. `Ok` only once it is durably stored.
+/// An instance principal's token is kept between runs ([`super::tokencache`]).
 pub fn archive_command(config: &Path, path: &Path, file_name: &str) -> Result<Pushed> {
     let cfg = super::config::BackupConfig::load(config)?;
-    let store = super::store::open(&cfg.store)?;
-    runtime()?.block_on(push(&store, path, file_name, cfg.compression_level))
+    let cache = super::tokencache::path_for(config);
+    let (store, principal) = super::store::open_cached(&cfg.store, Some(&cache))?;
+    let r = runtime()?.block_on(push(&store, path, file_name, cfg.compression_level));
+    if let Some(p) = principal {
+        super::tokencache::remember(&cache, &p);
+    }
+    r
 }
 
 /// `restore_command`: fetch `file_name` (`%f`) into `dest` (`%p`) from the store that
@@ -159,8 +165,13 @@ pub fn archive_command(config: &Path, path: &Path, file_name: &str) -> Result<Pu
 pub fn restore_command(config: &Path, file_name: &str, dest: &Path) -> Result<String, FetchError> {
     let fatal = |e: anyhow::Error| FetchError::Fatal(format!("{e:#}"));
     let cfg = super::config::BackupConfig::load(config).map_err(fatal)?;
-    let store = super::store::open(&cfg.store).map_err(fatal)?;
-    runtime()
+    let cache = super::tokencache::path_for(config);
+    let (store, principal) = super::store::open_cached(&cfg.store, Some(&cache)).map_err(fatal)?;
+    let r = runtime()
         .map_err(fatal)?
-        .block_on(fetch(&store, file_name, dest))
+        .block_on(fetch(&store, file_name, dest));
+    if let Some(p) = principal {
+        super::tokencache::remember(&cache, &p);
+    }
+    r
 }

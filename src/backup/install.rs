@@ -53,6 +53,11 @@ pub fn install(server_home: &Path, cfg: &BackupConfig, calops: &Path) -> Result<
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
     let config = d.join(CONFIG);
     cfg.write(&config)?;
+    // Where archive_command keeps the instance principal's token: the server's OS user's only.
+    let token = d.join(super::tokencache::DIR);
+    std::fs::create_dir_all(&token).with_context(|| format!("creating {}", token.display()))?;
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o700))?;
+    crate::pg::hand_to_server(&token)?;
     let calops = std::path::absolute(calops).unwrap_or_else(|_| calops.to_path_buf());
     let running_as_root = nix::unistd::Uid::effective().is_root();
     let target = if !running_as_root || reachable(&calops) {
@@ -121,6 +126,12 @@ mod tests {
             .flatten()
             .map(|e| e.file_name())
             .collect();
-        assert_eq!(names.len(), 2, "no temporary links left: {names:?}");
+        assert_eq!(names.len(), 3, "no temporary links left: {names:?}");
+        // The instance principal's token cache: the server's OS user's only.
+        let token = dir(&home).join(crate::backup::tokencache::DIR);
+        assert_eq!(
+            std::fs::metadata(&token).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
     }
 }

@@ -17,6 +17,7 @@
 //! - [`restore`]: point-in-time restore into a new cluster
 //! - [`schedule`]: the nightly base backup `calops serve` runs, and its gauges
 //! - [`status`]: the archiver and the newest base backup, with the alarm
+//! - [`tokencache`]: the instance principal's token kept between archive commands
 
 pub mod archive;
 pub mod basebackup;
@@ -31,4 +32,5 @@ pub mod schedule;
 pub mod status;
 pub mod store;
 pub mod tarscan;
+pub mod tokencache;
 pub mod wal;

@@ -381,20 +381,31 @@ impl BackupStore for AnyStore {
 /// no API key). The first token is fetched on a thread of its own, so this works inside and
 /// outside a runtime; `OCI_METADATA_BASE_URL`, `OCI_SDK_AUTH_CLIENT_REGION_URL` and
 /// `CALOPS_ENDPOINT_*` apply.
-fn instance_principal_client() -> anyhow::Result<OciClient> {
+/// With `cache`, the token is taken from and kept in that file ([`super::tokencache`]).
+fn instance_principal_client(
+    cache: Option<&Path>,
+) -> anyhow::Result<(OciClient, Arc<crate::oci::instance::InstancePrincipal>)> {
+    use crate::oci::instance::{Endpoints, InstancePrincipal};
     let principal = std::thread::scope(|s| {
         s.spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
+            let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .build()?
-                .block_on(crate::oci::instance::InstancePrincipal::from_env())
-                .map_err(anyhow::Error::new)
+                .build()?;
+            let endpoints = Endpoints::from_env(&|k| std::env::var(k).ok())?;
+            match cache {
+                Some(c) => rt.block_on(super::tokencache::principal(c, endpoints)),
+                None => rt
+                    .block_on(InstancePrincipal::new(endpoints))
+                    .map_err(anyhow::Error::new),
+            }
         })
         .join()
         .map_err(|_| anyhow::anyhow!("the instance principal's sign-in panicked"))?
     })?;
-    Ok(OciClient::with_instance_principal(Arc::new(principal))?
-        .with_endpoint_overrides(|k| std::env::var(k).ok())?)
+    let principal = Arc::new(principal);
+    let client = OciClient::with_instance_principal(principal.clone())?
+        .with_endpoint_overrides(|k| std::env::var(k).ok())?;
+    Ok((client, principal))
 }
 
 /// Open a store from its URL: `file:///absolute/dir`,
@@ -403,14 +414,28 @@ fn instance_principal_client() -> anyhow::Result<OciClient> {
 /// `CALOPS_ENDPOINT_OBJECTSTORAGE` does), or `oci://NAMESPACE/BUCKET/PREFIX?auth=instance_principal`
 /// (on an OCI compute instance: see [`instance_principal_client`]).
 pub fn open(url: &str) -> anyhow::Result<AnyStore> {
+    Ok(open_cached(url, None)?.0)
+}
+
+/// [`open`], with the instance principal's token taken from and kept in `cache` (see
+/// [`super::tokencache`]); also returns the principal, for
+/// [`super::tokencache::remember`] after the work.
+pub fn open_cached(
+    url: &str,
+    cache: Option<&Path>,
+) -> anyhow::Result<(
+    AnyStore,
+    Option<Arc<crate::oci::instance::InstancePrincipal>>,
+)> {
     use anyhow::Context;
+    let mut principal = None;
     let u = url::Url::parse(url).with_context(|| format!("backup store `{url}` is not a URL"))?;
     match u.scheme() {
         "file" => {
             let path = u
                 .to_file_path()
                 .map_err(|_| anyhow::anyhow!("backup store `{url}` is not an absolute file path"))?;
-            Ok(AnyStore::File(FileStore::new(path)))
+            Ok((AnyStore::File(FileStore::new(path)), None))
         }
         "oci" => {
             let namespace = u.host_str().unwrap_or_default().to_string();
@@ -423,7 +448,11 @@ pub fn open(url: &str) -> anyhow::Result<AnyStore> {
             let q: std::collections::HashMap<String, String> =
                 u.query_pairs().into_owned().collect();
             let mut client = match q.get("auth").map(String::as_str) {
-                Some("instance_principal") => instance_principal_client()?,
+                Some("instance_principal") => {
+                    let (client, p) = instance_principal_client(cache)?;
+                    principal = Some(p);
+                    client
+                }
                 Some(other) => anyhow::bail!(
                     "backup store `{url}`: auth={other} is not known; use auth=instance_principal, or config=PATH&profile=NAME for an API key"
                 ),
@@ -440,12 +469,15 @@ pub fn open(url: &str) -> anyhow::Result<AnyStore> {
                     .with_context(|| format!("endpoint `{e}` in `{url}` is not a URL"))?;
                 client = client.with_endpoint(crate::oci::client::Service::ObjectStorage, base);
             }
-            Ok(AnyStore::Oci(OciBackupStore::new(
-                Arc::new(client),
-                &namespace,
-                &bucket,
-                &prefix,
-            )))
+            Ok((
+                AnyStore::Oci(OciBackupStore::new(
+                    Arc::new(client),
+                    &namespace,
+                    &bucket,
+                    &prefix,
+                )),
+                principal,
+            ))
         }
         other => anyhow::bail!(
             "backup store `{url}` has scheme `{other}`; use file:///DIR or oci://NAMESPACE/BUCKET/PREFIX"

@@ -23,6 +23,7 @@ pub fn run(g: &GlobalArgs, args: &AgentArgs, ui: &Ui) -> anyhow::Result<i32> {
         once: args.once,
         workdir: std::env::current_dir()?,
         self_update: args.self_update.clone(),
+        run_job: crate::deploy::backups::vm::run_job,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -42,7 +42,17 @@ pub fn run(g: &GlobalArgs, cmd: BackupCommand, ui: &Ui) -> anyhow::Result<i32> {
         },
         BackupCommand::Now(a) => {
             let p = super::load_profile(g, ui)?;
-            print(ui, runtime()?.block_on(backups::now(p, &a.label, ui))?)
+            print(
+                ui,
+                runtime()?.block_on(backups::now(p, &a.label, a.wait, ui))?,
+            )
+        }
+        BackupCommand::Wait(a) => {
+            let p = super::load_profile(g, ui)?;
+            print(
+                ui,
+                runtime()?.block_on(backups::wait(p, &a.id, a.wait, ui))?,
+            )
         }
         BackupCommand::List => {
             let p = super::load_profile(g, ui)?;
@@ -67,6 +77,7 @@ pub fn restore(g: &GlobalArgs, args: &RestoreArgs, ui: &Ui) -> anyhow::Result<i3
         start: args.start,
         yes: args.yes,
         timeout: args.timeout,
+        wait: args.wait,
         name: args.name.clone(),
         no_wait: args.no_wait,
         db_system: args.db_system.clone(),

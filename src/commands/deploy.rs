@@ -53,8 +53,27 @@ fn print_result(ui: &Ui, r: &RunResult, demo: Option<&seed::Demo>, url: &str) {
             }
             out.push_str(&format!("try: {}\n", d.curl));
         }
+        out.push_str(&dns_to_publish(r));
         out
     });
+}
+
+/// The DNS records the release's stack asks the operator to publish (today: the mail
+/// sender's DKIM key, without which Email Delivery sends unsigned mail), one line each.
+fn dns_to_publish(r: &RunResult) -> String {
+    let Some(rec) = r
+        .release
+        .as_ref()
+        .and_then(|rel| rel.details.get("mail_dkim_cname"))
+    else {
+        return String::new();
+    };
+    match (rec["name"].as_str(), rec["value"].as_str()) {
+        (Some(name), Some(value)) => format!(
+            "e-mail: publish this DNS record so mail is DKIM-signed (until then it is sent unsigned):\n  {name} CNAME {value}\n"
+        ),
+        _ => String::new(),
+    }
 }
 
 pub fn deploy(g: &GlobalArgs, args: &DeployArgs, ui: &Ui) -> anyhow::Result<i32> {
@@ -271,5 +290,37 @@ fn lock_with<S: ObjectStore>(
             });
             Ok(0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(details: serde_json::Value) -> RunResult {
+        let release = serde_json::from_value(json!({
+            "seq": 3, "id": "r3", "kind": "deploy", "time": "2026-12-06T10:00:00Z",
+            "user": "ops", "artifact_digest": "sha256:1", "profile_hash": "p",
+            "inputs_hash": "i", "outcome": "succeeded", "details": details
+        }))
+        .unwrap();
+        RunResult {
+            result: "deployed".into(),
+            release: Some(release),
+            message: "release #3 is live".into(),
+            took_over_lock_from: None,
+        }
+    }
+
+    #[test]
+    fn the_dkim_record_to_publish_is_printed_when_the_stack_sends_mail() {
+        let r = result(json!({"url": "https://lb", "mail_dkim_cname": {
+            "name": "calops-ap-sydney-1._domainkey.example.com",
+            "value": "calops-ap-sydney-1.example.com.dkim.syd1.oracleemaildelivery.com"}}));
+        assert_eq!(
+            dns_to_publish(&r),
+            "e-mail: publish this DNS record so mail is DKIM-signed (until then it is sent unsigned):\n  calops-ap-sydney-1._domainkey.example.com CNAME calops-ap-sydney-1.example.com.dkim.syd1.oracleemaildelivery.com\n"
+        );
+        assert_eq!(dns_to_publish(&result(json!({"url": "https://lb"}))), "");
     }
 }

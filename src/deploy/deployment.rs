@@ -351,13 +351,30 @@ async fn run_on<T: pipeline::Target>(
 ) -> anyhow::Result<RunResult> {
     pipeline::run(
         target,
-        state.store.clone(),
-        &state.lock_key,
-        &state.ledger_prefix,
+        pipeline::Records {
+            store: state.store.clone(),
+            lock_key: &state.lock_key,
+            ledger_prefix: &state.ledger_prefix,
+        },
         opts,
         rollback_to,
         ui,
         interrupt,
     )
     .await
+}
+
+/// Release the local deploy lock when its holder was an agent killed on this host.
+pub async fn release_dead_lock(state: &State, ui: &crate::ui::Ui) -> anyhow::Result<()> {
+    let lock = state.lock();
+    if let Ok(Some(info)) = lock.status().await {
+        if info.holder_dead_here() {
+            ui.warn(format!(
+                "releasing the local deploy lock of pid {} (gone)",
+                info.pid
+            ));
+            lock.force_release().await?;
+        }
+    }
+    Ok(())
 }

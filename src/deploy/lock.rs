@@ -37,9 +37,9 @@ impl LockInfo {
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("the deploy lock is held by {} (pid {}) since {}: \"{}\"; its lease runs until {}. Wait for it to finish, or if that deploy is dead run `calops lock release --force`", .0.owner, .0.pid, .0.started_at, .0.message, .0.lease_expires_at)]
-    Held(LockInfo),
+    Held(Box<LockInfo>),
     #[error("the deploy lock was taken over by {} while this deploy held it; stopping", .0.owner)]
-    Lost(LockInfo),
+    Lost(Box<LockInfo>),
     #[error("deploy lock store: {0}")]
     Store(#[from] StoreError),
     #[error("deploy lock is corrupt ({0}); remove it with `calops lock release --force`")]
@@ -156,7 +156,7 @@ impl<S: ObjectStore> DeployLock<S> {
             Err(_) => return Err(LockError::Corrupt("unreadable lock object".into())),
         };
         if !holder.expired(now) {
-            return Err(LockError::Held(holder));
+            return Err(LockError::Held(Box::new(holder)));
         }
         match self.store.replace(&self.key, &body, &etag).await {
             Ok(etag) => Ok(Held {
@@ -166,7 +166,7 @@ impl<S: ObjectStore> DeployLock<S> {
             }),
             // Someone else took it over first.
             Err(StoreError::Conflict(_)) => match self.store.get(&self.key).await? {
-                Some((b, _)) => Err(LockError::Held(Self::parse(&b)?)),
+                Some((b, _)) => Err(LockError::Held(Box::new(Self::parse(&b)?))),
                 None => Err(LockError::Corrupt("lock vanished during takeover".into())),
             },
             Err(e) => Err(e.into()),
@@ -187,8 +187,8 @@ impl<S: ObjectStore> DeployLock<S> {
                 Ok(())
             }
             Err(StoreError::Conflict(_)) => match self.store.get(&self.key).await? {
-                Some((b, _)) => Err(LockError::Lost(Self::parse(&b)?)),
-                None => Err(LockError::Lost(held.info.clone())),
+                Some((b, _)) => Err(LockError::Lost(Box::new(Self::parse(&b)?))),
+                None => Err(LockError::Lost(Box::new(held.info.clone()))),
             },
             Err(e) => Err(e.into()),
         }

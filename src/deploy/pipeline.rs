@@ -154,17 +154,29 @@ impl<S: ObjectStore + 'static> LockGuard<S> {
     }
 }
 
+/// Where a profile's deploy lock and release ledger live.
+pub struct Records<'a, S> {
+    pub store: S,
+    /// The lock's object key.
+    pub lock_key: &'a str,
+    /// The ledger's key prefix.
+    pub ledger_prefix: &'a str,
+}
+
 /// Deploy the current source (`rollback_to: None`) or an earlier release (`Some`).
 pub async fn run<T: Target, S: ObjectStore + Clone + 'static>(
     target: &mut T,
-    store: S,
-    lock_key: &str,
-    ledger_prefix: &str,
+    records: Records<'_, S>,
     opts: &Options,
     rollback_to: Option<&Release>,
     ui: &Ui,
     interrupt: Interrupt,
 ) -> Result<RunResult> {
+    let Records {
+        store,
+        lock_key,
+        ledger_prefix,
+    } = records;
     let (guard, took_over) = LockGuard::take(
         DeployLock::new(store.clone(), lock_key, opts.lock_lease),
         &opts.message,

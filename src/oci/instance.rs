@@ -303,6 +303,43 @@ pub fn session_key_pair() -> Result<(rsa::RsaPrivateKey, String), InstancePrinci
 struct Current {
     token: SessionToken,
     signer: Signer,
+    /// The token as issued, and its session key (for [`InstancePrincipal::cached`]).
+    raw: String,
+    key: rsa::RsaPrivateKey,
+}
+
+/// A token and its session key, with what [`InstancePrincipal::from_cached`] needs to sign with
+/// them without asking the metadata or auth service (what a short-lived process such as
+/// `archive_command` keeps between runs). `Debug` shows neither the token nor the key.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CachedToken {
+    pub region: String,
+    pub tenancy_id: String,
+    pub token: String,
+    /// PKCS#8 PEM.
+    pub session_key_pem: String,
+}
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("region", &self.region)
+            .field("tenancy_id", &self.tenancy_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CachedToken {
+    /// When the token expires (unix seconds), or why it is not a token.
+    pub fn expires_at(&self) -> Result<u64, String> {
+        SessionToken::parse(&self.token).map(|t| t.expires_at)
+    }
+
+    /// True when it can be used now without renewing first (it expires after
+    /// [`REFRESH_WINDOW`] from `now`).
+    pub fn fresh(&self, now: SystemTime) -> bool {
+        SessionToken::parse(&self.token).is_ok_and(|t| !t.expires_within(now, REFRESH_WINDOW))
+    }
 }
 
 /// The instance principal: signs as `ST$<token>` with a session key, renewing both when the
@@ -338,12 +375,7 @@ impl InstancePrincipal {
     /// Ask the metadata service for the region and the certificate (the tenancy), then get a
     /// first token.
     pub async fn new(endpoints: Endpoints) -> Result<InstancePrincipal, InstancePrincipalError> {
-        let http = reqwest::Client::builder()
-            .user_agent(crate::oci::client::USER_AGENT)
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| InstancePrincipalError::Other(e.to_string()))?;
+        let http = http_client()?;
         let region_url = endpoints.metadata_url("/instance/region");
         let region = region_from_metadata(&metadata_get(&http, &region_url).await?);
         if region.is_empty() {
@@ -370,6 +402,50 @@ impl InstancePrincipal {
         let first = p.federate(identity).await?;
         *p.lock() = Some(first);
         Ok(p)
+    }
+
+    /// The principal from a cached token, without asking the metadata or the auth service;
+    /// it renews like any other (within [`REFRESH_WINDOW`] of expiry, after a 401).
+    pub fn from_cached(
+        endpoints: Endpoints,
+        cached: &CachedToken,
+    ) -> Result<InstancePrincipal, InstancePrincipalError> {
+        use rsa::pkcs8::DecodePrivateKey;
+        let bad = |what: &str| {
+            InstancePrincipalError::Other(format!("the cached token is not usable: {what}"))
+        };
+        let token = SessionToken::parse(&cached.token).map_err(|_| bad("not a token"))?;
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(&cached.session_key_pem)
+            .map_err(|_| bad("its session key is not a PKCS#8 RSA key"))?;
+        let http = http_client()?;
+        let current = Current {
+            signer: Signer::with_security_token(&cached.token, key.clone()),
+            token,
+            raw: cached.token.trim().to_string(),
+            key,
+        };
+        Ok(InstancePrincipal {
+            http,
+            endpoints,
+            region: cached.region.clone(),
+            tenancy_id: cached.tenancy_id.clone(),
+            current: Mutex::new(Some(current)),
+            renewing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The token in hand and its session key, to keep for a later process.
+    pub fn cached(&self) -> Option<CachedToken> {
+        use rsa::pkcs8::EncodePrivateKey;
+        let cur = self.lock();
+        let c = cur.as_ref()?;
+        let pem = c.key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).ok()?;
+        Some(CachedToken {
+            region: self.region.clone(),
+            tenancy_id: self.tenancy_id.clone(),
+            token: c.raw.clone(),
+            session_key_pem: pem.to_string(),
+        })
     }
 
     /// [`Endpoints::from_env`] with the process environment, then [`Self::new`].
@@ -509,10 +585,21 @@ impl InstancePrincipal {
             ));
         }
         Ok(Current {
-            signer: Signer::with_security_token(raw, session_key),
+            signer: Signer::with_security_token(raw, session_key.clone()),
             token,
+            raw: raw.trim().to_string(),
+            key: session_key,
         })
     }
+}
+
+fn http_client() -> Result<reqwest::Client, InstancePrincipalError> {
+    reqwest::Client::builder()
+        .user_agent(crate::oci::client::USER_AGENT)
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| InstancePrincipalError::Other(e.to_string()))
 }
 
 async fn metadata_get(http: &reqwest::Client, url: &Url) -> Result<String, InstancePrincipalError> {

@@ -885,8 +885,7 @@ fn read_local(s: &Section<'_>) -> Option<LocalSection> {
     });
     let port = s
         .int_in("port", 1, 65535, "")
-        .map(|p| Port::parse(p).ok())
-        .flatten();
+        .and_then(|p| Port::parse(p).ok());
     let redis = s.bool("redis");
     s.finish_ref();
     Some(LocalSection {

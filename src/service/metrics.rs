@@ -333,37 +333,6 @@ pub fn extra() -> String {
     EXTRA.get().map(|f| f()).unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn histograms_are_cumulative_and_labelled() {
-        let m = Metrics::default();
-        m.observe("/v2/slots", "GET", 200, 0.003);
-        m.observe("/v2/slots", "GET", 200, 0.02);
-        m.observe("/v2/slots", "GET", 400, 0.0001);
-        let pool = PoolStatus {
-            max_size: 16,
-            size: 3,
-            available: 2,
-            waiting: 0,
-        };
-        let text = m.render(pool, 1.5);
-        assert!(text.contains(
-            "calops_http_request_duration_seconds_bucket{route=\"/v2/slots\",method=\"GET\",status=\"200\",le=\"0.005\"} 1"
-        ));
-        assert!(text.contains(
-            "calops_http_request_duration_seconds_bucket{route=\"/v2/slots\",method=\"GET\",status=\"200\",le=\"0.025\"} 2"
-        ));
-        assert!(text.contains(
-            "calops_http_request_duration_seconds_count{route=\"/v2/slots\",method=\"GET\",status=\"400\"} 1"
-        ));
-        assert!(text.contains("calops_db_pool_connections 3"));
-        assert!(text.contains("calops_db_pool_max_connections 16"));
-    }
-}
-
 impl Metrics {
     /// Connected calendars: this process's sync and write-back counters, and (when the database
     /// answers) the selected calendars, failing ones, the oldest sync's age and the write-back
@@ -437,5 +406,36 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_labelled() {
+        let m = Metrics::default();
+        m.observe("/v2/slots", "GET", 200, 0.003);
+        m.observe("/v2/slots", "GET", 200, 0.02);
+        m.observe("/v2/slots", "GET", 400, 0.0001);
+        let pool = PoolStatus {
+            max_size: 16,
+            size: 3,
+            available: 2,
+            waiting: 0,
+        };
+        let text = m.render(pool, 1.5);
+        assert!(text.contains(
+            "calops_http_request_duration_seconds_bucket{route=\"/v2/slots\",method=\"GET\",status=\"200\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "calops_http_request_duration_seconds_bucket{route=\"/v2/slots\",method=\"GET\",status=\"200\",le=\"0.025\"} 2"
+        ));
+        assert!(text.contains(
+            "calops_http_request_duration_seconds_count{route=\"/v2/slots\",method=\"GET\",status=\"400\"} 1"
+        ));
+        assert!(text.contains("calops_db_pool_connections 3"));
+        assert!(text.contains("calops_db_pool_max_connections 16"));
     }
 }

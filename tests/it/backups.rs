@@ -43,26 +43,7 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// Run SQL on a cluster; every row's first column as text.
 fn sql(url: &str, q: &str) -> Vec<String> {
-    rt().block_on(async {
-        let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        let t = tokio::spawn(conn);
-        let rows = c
-            .simple_query(q)
-            .await
-            .unwrap_or_else(|e| panic!("{q}: {e}"));
-        drop(c);
-        let _ = t.await;
-        rows.into_iter()
-            .filter_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => {
-                    Some(r.get(0).unwrap_or("").to_string())
-                }
-                _ => None,
-            })
-            .collect()
-    })
+    rt().block_on(crate::support::sql(url, q))
 }
 
 /// Wait until PostgreSQL reports the segment holding the current WAL position as archived;

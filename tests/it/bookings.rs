@@ -793,7 +793,8 @@ async fn reservations_hold_slots_in_the_database() {
     assert_eq!(overlapping_pairs(&db).await, 0);
 }
 
-/// `count` half-hour starts from `first` on, 47 a day (hours 00:00-23:59 hold 47 slots).
+/// `count` half-hour starts from `first` on, 47 a day (hours 00:00-23:59 end at midnight and hold
+/// 48; the last half hour of each day is left unused).
 fn starts(first: &str, count: usize) -> Vec<String> {
     let t0: jiff::Timestamp = first.parse().unwrap();
     (0..count as i64)

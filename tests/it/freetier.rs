@@ -1,9 +1,10 @@
 //! The `oci-vm` target's shipped profile `free-au`, run through the real binary: `plan`
 //! estimates $0 with the Always Free allowance it assumes and the price table's date, `plan` and
-//! `doctor` warn when a size leaves the allowance, and the backup commands of the VM (not wired
-//! yet) refuse clearly and change nothing. Deploy by pull end to end: `agent`.
+//! `doctor` warn when a size leaves the allowance, and the backup requests of the VM refuse bad
+//! input before they write anything. Deploy by pull and the VM's backups end to end: `agent`.
 
 mod agent;
+mod tokencache;
 
 use calops::terraform::cost::PriceTable;
 use serde_json::Value;
@@ -108,21 +109,37 @@ fn sizes_above_the_allowance_are_priced_and_warned_by_plan_and_doctor() {
     );
 }
 
+/// `backup now` and `restore` of an `oci-vm` profile are requests to its agent (`agent`); what
+/// cannot become a request is refused before anything is written or asked of OCI.
 #[test]
-fn backups_refuse_the_vm_target_and_change_nothing() {
-    for args in [
-        &["backup", "now", "--profile", "free-au"][..],
-        &["restore", "--profile", "free-au"],
+fn vm_backup_requests_refuse_bad_input_and_change_nothing() {
+    for (args, want) in [
+        (
+            &["restore", "--profile", "free-au", "--into", "/tmp/x"][..],
+            "--into /tmp/x",
+        ),
+        (&["restore", "--profile", "free-au", "--start"], "--yes"),
+        (
+            &["backup", "wait", "../desired", "--profile", "free-au"],
+            "not a request id",
+        ),
+        (
+            &[
+                "backup",
+                "wait",
+                "20261206T100102345Z-1a2b3c4d",
+                "--profile",
+                "local",
+            ],
+            "not an oci-vm profile",
+        ),
     ] {
         let (code, out, err, dir) = calops(args, &[]);
-        assert_ne!(code, 0, "{args:?}: {out}");
+        assert_eq!(code, 1, "{args:?}: {out}");
         assert!(
-            err.contains("target = \"oci-vm\"")
-                && err.contains("not implemented yet")
-                && err.contains("nothing was changed"),
+            err.contains(want) && err.contains("fix: "),
             "{args:?}: {err}"
         );
-        assert!(err.contains("fix: "), "{args:?}: {err}");
         assert!(
             std::fs::read_dir(dir.path()).unwrap().next().is_none(),
             "{args:?} left files behind"

@@ -564,9 +564,11 @@ impl World {
         };
         pipeline::run(
             t,
-            self.store(),
-            LOCK,
-            "dev/",
+            pipeline::Records {
+                store: self.store(),
+                lock_key: LOCK,
+                ledger_prefix: "dev/",
+            },
             &opts,
             rollback_to,
             &Ui::silent(),

@@ -771,6 +771,9 @@ fn backend_of(r: &Rendered) -> (String, hcl::Body) {
     (be.labels()[0].as_str().to_string(), be.body().clone())
 }
 
+/// A data source's type and how pinning its value changes the input.
+type Pin = (&'static str, fn(&mut RenderInput));
+
 #[test]
 fn lookups_use_data_sources_unless_pinned() {
     let r = render::render(&input_for("prod-au", showcase_slots())).unwrap();
@@ -788,7 +791,7 @@ fn lookups_use_data_sources_unless_pinned() {
         assert!(d.iter().any(|x| x.ends_with(ty)), "{ty} missing: {d:#?}");
     }
     // Pin one at a time: exactly that data source disappears.
-    let pins: [(&str, fn(&mut RenderInput)); 3] = [
+    let pins: [Pin; 3] = [
         ("oci_identity_availability_domains", |i| {
             i.oci.availability_domains = vec!["Uocm:AP-SYDNEY-1-AD-1".into()]
         }),
@@ -1016,9 +1019,12 @@ fn frozen_slots_ignore_profile_changes() {
 // ---------------------------------------------------------------------------------------------
 // Bad input is refused with a specific message and a fix.
 
+/// A bad input's name and how it changes a good input.
+type BadInput = (&'static str, Box<dyn Fn(&mut RenderInput)>);
+
 #[test]
 fn bad_inputs_are_refused_with_a_fix() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut RenderInput)>)> = vec![
+    let cases: Vec<BadInput> = vec![
         (
             "not pinned by digest",
             Box::new(|i| {

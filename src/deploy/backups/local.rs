@@ -7,7 +7,7 @@
 use super::{Report, Restore};
 use crate::backup::pgconf::RecoveryTarget;
 use crate::backup::status::Backups;
-use crate::backup::store::BackupStore;
+use crate::backup::store::{AnyStore, BackupStore};
 use crate::backup::wal::WalFile;
 use crate::backup::{basebackup, inventory, restore as brestore, status};
 use crate::deploy::deployment::{self, Deployment, State, LOCK_LEASE};
@@ -63,14 +63,28 @@ pub async fn status(layout: &Layout) -> Backups {
 /// lock (waiting for a backup the service's schedule is taking).
 pub async fn now(profile: Profile, label: &str, ui: &Ui) -> anyhow::Result<Report> {
     let (target, _) = deployment::open_local(profile)?;
-    let cfg = archiving::config(&target.profile, &target.layout, None);
+    now_on(&target, &archiving::store(&target.layout), label, ui).await
+}
+
+/// [`now`] on `target`'s cluster, into `st` (where it archives: the layout's files, or on the
+/// VM the stack's bucket, for the agent).
+pub async fn now_on(
+    target: &LocalTarget,
+    st: &AnyStore,
+    label: &str,
+    ui: &Ui,
+) -> anyhow::Result<Report> {
+    let cfg = archiving::config(
+        &target.profile,
+        &target.layout,
+        target.backup_store.as_deref(),
+    );
     let mut cluster = cluster(&target.layout)?.ok_or_else(|| {
         actionable(
             "nothing is deployed, so there is nothing to back up",
             "deploy first with `calops deploy --profile ...`",
         )
     })?;
-    let st = archiving::store(&target.layout);
     let client = connect(&mut cluster, SERVICE_DATABASE).await?;
     let pb = ui.spinner("waiting for the base backup lock");
     if !basebackup::lock(&client, false).await? {
@@ -84,8 +98,8 @@ pub async fn now(profile: Profile, label: &str, ui: &Ui) -> anyhow::Result<Repor
     )?;
     // Retention under the lock too.
     let taken = async {
-        let b = basebackup::take(&st, &cfg, &src, &client, label, &pb).await?;
-        anyhow::Ok((b, inventory::retain(&st, &cfg).await?))
+        let b = basebackup::take(st, &cfg, &src, &client, label, &pb).await?;
+        anyhow::Ok((b, inventory::retain(st, &cfg).await?))
     }
     .await;
     let _ = basebackup::unlock(&client).await;
@@ -246,6 +260,18 @@ pub async fn verify_store(
 /// `restore`: into a new cluster directory; with `start`, made the live one.
 pub async fn restore(profile: Profile, req: &Restore, ui: &Ui) -> anyhow::Result<Report> {
     let (target, state) = deployment::open_local(profile)?;
+    let st = archiving::store(&target.layout);
+    restore_on(target, state, &st, req, ui).await
+}
+
+/// [`restore`] of `target`'s cluster from `st` (on the VM: the agent, from the bucket).
+pub async fn restore_on(
+    target: LocalTarget,
+    state: State,
+    st: &AnyStore,
+    req: &Restore,
+    ui: &Ui,
+) -> anyhow::Result<Report> {
     let layout = target.layout.clone();
     let live = layout.pg();
     if req.start && std::fs::symlink_metadata(live.join("data")).is_ok() && !req.yes {
@@ -266,7 +292,7 @@ pub async fn restore(profile: Profile, req: &Restore, ui: &Ui) -> anyhow::Result
         backup: req.backup.clone(),
         into: into.clone(),
         calops: std::env::current_exe()?,
-        config: archiving::config(&target.profile, &layout, None),
+        config: archiving::config(&target.profile, &layout, target.backup_store.as_deref()),
         // The restored cluster keeps the live one's password, so the service's URL stays valid.
         password: std::fs::read_to_string(live.join("superuser.password"))
             .ok()
@@ -275,7 +301,7 @@ pub async fn restore(profile: Profile, req: &Restore, ui: &Ui) -> anyhow::Result
         archive: req.start,
     };
     let pb = ui.bytes_bar(0, "restoring");
-    let restored = brestore::restore(&archiving::store(&layout), &request, &pb).await;
+    let restored = brestore::restore(st, &request, &pb).await;
     pb.finish_and_clear();
     let restored = restored?;
     let name = target.profile.name.clone();
@@ -300,8 +326,18 @@ pub async fn restore(profile: Profile, req: &Restore, ui: &Ui) -> anyhow::Result
             text.push_str(&format!("the replaced data is kept in {}\n", a.display()));
         }
     } else {
+        let again = match req.target {
+            RecoveryTarget::Latest => "--latest".to_string(),
+            RecoveryTarget::Time(t) => format!("--to {t}"),
+        };
+        let flags = if target.profile.target == crate::profile::Target::OciVm {
+            "--yes"
+        } else {
+            "--start --yes"
+        };
         text.push_str(&format!(
-            "nothing live was touched. To make a restore live: calops restore --profile {name} --start --yes\n"
+            "nothing live was touched. To make this restore live: calops restore --profile {name} {again} --backup {} {flags}\n",
+            doc["restored"]["backup"].as_str().unwrap_or_default()
         ));
     }
     Ok(Report { doc, text })
@@ -333,7 +369,11 @@ async fn make_live(
         let mut c = Cluster::init_or_open(&target.layout.pg(), pg::Options::default())?;
         archiving::configure(
             &c,
-            &archiving::config(&target.profile, &target.layout, None),
+            &archiving::config(
+                &target.profile,
+                &target.layout,
+                target.backup_store.as_deref(),
+            ),
             &target.layout,
             &std::env::current_exe()?,
         )?;
@@ -353,6 +393,44 @@ async fn make_live(
         target: deployment::Target::Local(Box::new(target)),
         state,
     };
-    d.run(&opts, Some(&current), ui).await?;
-    Ok(aside)
+    let failed = match d.run(&opts, Some(&current), ui).await {
+        Ok(_) => return Ok(aside),
+        Err(e) => e,
+    };
+    // The release did not pass its checks on the restored database: the old data goes back
+    // (the restored data is kept beside it), and the release starts again on it.
+    let (deployment::Target::Local(target), Some(old)) = (&mut d.target, aside) else {
+        return Err(failed);
+    };
+    let live = target.layout.pg();
+    let kept = live.join(format!("data.failed-restore-{stamp}"));
+    let held = lock
+        .acquire("calops restore: switching back", jiff::Timestamp::now())
+        .await?;
+    let back = target.stop_all().and_then(|()| {
+        std::fs::rename(live.join("data"), &kept)?;
+        std::fs::rename(&old, live.join("data"))?;
+        Ok(())
+    });
+    lock.release(&held).await?;
+    if let Err(e) = back {
+        return Err(failed.context(format!(
+            "and switching back to the old data ({}) failed: {e:#}",
+            old.display()
+        )));
+    }
+    let opts = Options {
+        message: format!(
+            "calops restore: release #{} back on the old data",
+            current.seq
+        ),
+        ..opts
+    };
+    let again = d.run(&opts, Some(&current), ui).await;
+    let msg = format!(
+        "the service did not pass its checks on the restored database, so the old data is live again{}; the restored data is kept in {}",
+        if again.is_ok() { " and serving" } else { " (but the release did not start on it either: run `calops rollback`)" },
+        kept.display()
+    );
+    Err(failed.context(msg))
 }

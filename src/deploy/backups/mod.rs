@@ -2,11 +2,12 @@
 //! target's own archive ([`local`]: continuous WAL archiving into `.calops/<profile>/objects`,
 //! base backups, point-in-time restore into a new cluster), or OCI's managed database
 //! ([`managed`]: its own backups, restored into a new DB system), or the VM's archive in its
-//! bucket ([`vm`]: `list` and `verify` from here). The commands print the
+//! bucket ([`vm`]: `list` and `verify` from here, `now` and `restore` run by the VM's agent). The commands print the
 //! [`Report`] these return and branch on nothing.
 
 pub mod local;
 pub mod managed;
+pub mod requests;
 pub mod vm;
 
 use crate::backup::pgconf::RecoveryTarget;
@@ -35,8 +36,10 @@ pub struct Restore {
     pub start: bool,
     /// Local, with `start`: replace the live database (it is moved aside, not deleted).
     pub yes: bool,
-    /// Local: how long WAL replay may take.
+    /// Local and VM: how long WAL replay may take.
     pub timeout: Duration,
+    /// VM: how long to wait for the agent's result.
+    pub wait: Duration,
     /// OCI: the new DB system's display name.
     pub name: Option<String>,
     /// OCI: return once OCI accepted the request.
@@ -62,11 +65,22 @@ pub fn recovery_target(to: Option<&str>) -> anyhow::Result<RecoveryTarget> {
 }
 
 /// `backup now`: a base backup (local), or a manual backup of the managed database (OCI).
-pub async fn now(profile: Profile, label: &str, ui: &Ui) -> anyhow::Result<Report> {
+pub async fn now(profile: Profile, label: &str, wait: Duration, ui: &Ui) -> anyhow::Result<Report> {
     match profile.target {
         profile::Target::Local => local::now(profile, label, ui).await,
-        profile::Target::OciVm => Err(crate::deploy::vm::not_yet(&profile, "backup now")),
+        profile::Target::OciVm => vm::now(profile, label, wait, ui).await,
         profile::Target::Oci => managed::now(&profile, label).await,
+    }
+}
+
+/// `backup wait ID`: the agent's result on an earlier request (`oci-vm` profiles only).
+pub async fn wait(profile: Profile, id: &str, wait: Duration, ui: &Ui) -> anyhow::Result<Report> {
+    match profile.target {
+        profile::Target::OciVm => vm::wait(profile, id, wait, ui).await,
+        _ => Err(actionable(
+            format!("profile `{}` is not an oci-vm profile: its backup commands run here and finish before they return", profile.name),
+            "`calops backup wait` follows requests to the agent of an oci-vm profile",
+        )),
     }
 }
 
@@ -97,7 +111,7 @@ pub async fn verify(profile: Profile, backup: Option<&str>, ui: &Ui) -> anyhow::
 pub async fn restore(profile: Profile, req: &Restore, ui: &Ui) -> anyhow::Result<Report> {
     match profile.target {
         profile::Target::Local => local::restore(profile, req, ui).await,
-        profile::Target::OciVm => Err(crate::deploy::vm::not_yet(&profile, "restore")),
+        profile::Target::OciVm => vm::restore(profile, req, ui).await,
         profile::Target::Oci => managed::restore(&profile, req, ui).await,
     }
 }

@@ -154,6 +154,16 @@ pub struct StackOutputs {
     pub backend_set_name: Option<String>,
     /// Live slots (absent ones are not listed).
     pub slots: BTreeMap<String, LiveSlot>,
+    /// The DNS record the mail sender's domain must publish for DKIM (`mail_dkim_cname`; none
+    /// without `[service] mail_sender`).
+    pub mail_dkim_cname: Option<DnsRecord>,
+}
+
+/// A DNS record to publish: `name` CNAME `value`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DnsRecord {
+    pub name: String,
+    pub value: String,
 }
 
 impl StackOutputs {
@@ -172,11 +182,19 @@ impl StackOutputs {
                 slots.insert(name.clone(), live);
             }
         }
+        let mail_dkim_cname = outputs.get("mail_dkim_cname").and_then(|v| {
+            let field = |k: &str| v.value().get(k)?.as_str().filter(|s| !s.is_empty());
+            Some(DnsRecord {
+                name: field("name")?.to_string(),
+                value: field("value")?.to_string(),
+            })
+        });
         Ok(StackOutputs {
             lb_url: text("lb_url"),
             load_balancer_id: text("load_balancer_id"),
             backend_set_name: text("backend_set_name"),
             slots,
+            mail_dkim_cname,
         })
     }
 
@@ -263,9 +281,14 @@ mod tests {
             "backend_set_name",
             "instances",
             "backend",
+            // Read by `StackOutputs::parse`: the email module's `{name, value}` record.
+            "output \"mail_dkim_cname\"",
         ] {
             assert!(outputs.contains(o), "{o}");
         }
+        let email = std::fs::read_to_string(dir.path().join("modules/email/outputs.tf")).unwrap();
+        assert!(email.contains("name  = oci_email_dkim.this.dns_subdomain_name"));
+        assert!(email.contains("value = oci_email_dkim.this.cname_record_value"));
         // An unpinned image is refused before anything is written.
         slots.0.insert("green".into(), Slot::active("r:latest"));
         assert!(stack
@@ -302,6 +325,7 @@ mod tests {
         );
         let so = StackOutputs::parse(&o).unwrap();
         assert_eq!(so.lb_url.as_deref(), Some("https://lb.example.com"));
+        assert_eq!(so.mail_dkim_cname, None);
         let s = so.slots();
         assert_eq!(s.get("blue").state, SlotState::Absent);
         let green = s.get("green");
@@ -331,6 +355,27 @@ mod tests {
             StackOutputs::parse(&Outputs::new()).unwrap().slots(),
             Slots::default()
         );
+        // The DKIM record to publish, when the stack sends mail (null without a sender).
+        o.insert(
+            "mail_dkim_cname".into(),
+            OutputValue::new(
+                false,
+                json!({"name": "calops-ap-sydney-1._domainkey.example.com",
+                       "value": "calops-ap-sydney-1.example.com.dkim.syd1.oracleemaildelivery.com"}),
+            ),
+        );
+        assert_eq!(
+            StackOutputs::parse(&o).unwrap().mail_dkim_cname,
+            Some(DnsRecord {
+                name: "calops-ap-sydney-1._domainkey.example.com".into(),
+                value: "calops-ap-sydney-1.example.com.dkim.syd1.oracleemaildelivery.com".into(),
+            })
+        );
+        o.insert(
+            "mail_dkim_cname".into(),
+            OutputValue::new(false, json!(null)),
+        );
+        assert_eq!(StackOutputs::parse(&o).unwrap().mail_dkim_cname, None);
         // A malformed output is an error naming it.
         o.insert("slots".into(), OutputValue::new(false, json!({"blue": 1})));
         assert!(format!("{:#}", StackOutputs::parse(&o).unwrap_err()).contains("`slots` output"));

@@ -718,6 +718,12 @@ impl Target for OciTarget {
             if let Some(u) = &o.lb_url {
                 m.insert("url".into(), u.clone().into());
             }
+            if let Some(r) = &o.mail_dkim_cname {
+                m.insert(
+                    "mail_dkim_cname".into(),
+                    serde_json::to_value(r).unwrap_or_default(),
+                );
+            }
         }
         if let Some(i) = &self.image {
             m.insert("image".into(), i.clone().into());

@@ -14,13 +14,16 @@
 //! release that already serves unchanged. A local lock left by a killed agent on this host is
 //! released first.
 
-use super::objects::{self, Desired, Report, ReportOutcome};
-use crate::deploy::deployment::{local_state, LOCK_LEASE};
+use super::objects::{
+    self, Desired, Job, Report, ReportOutcome, Request, RequestOutcome, RequestResult, Started,
+};
+use crate::backup::store::{AnyStore, OciBackupStore};
+use crate::deploy::deployment::{local_state, release_dead_lock, LOCK_LEASE};
 use crate::deploy::local::target::LocalTarget;
 use crate::deploy::ocistore::OciStore;
 use crate::deploy::pipeline::{self, Options};
 use crate::deploy::steps::Interrupt;
-use crate::deploy::store::ObjectStore;
+use crate::deploy::store::{ObjectStore, StoreError};
 use crate::error::{actionable, ExitWithDoc};
 use crate::oci::client::OciClient;
 use crate::oci::instance::InstancePrincipal;
@@ -50,7 +53,20 @@ pub struct AgentConfig {
     /// The agent's own binary: replaced by each release it switches to (then the agent exits
     /// for systemd to start the new one). `None`: never replaced.
     pub self_update: Option<PathBuf>,
+    /// What runs a request's job (`deploy::backups::vm::run_job`: the local target's backup and
+    /// restore code, which itself deploys through the pipeline, so it is handed in here).
+    pub run_job: RunJob,
 }
+
+/// Runs one job on the VM's cluster (its local target) with the archive: the command's JSON
+/// document and text.
+pub type RunJob = for<'a> fn(
+    &'a Job,
+    LocalTarget,
+    AnyStore,
+    &'a Ui,
+)
+    -> futures::future::BoxFuture<'a, Result<(serde_json::Value, String)>>;
 
 /// Replace the agent's binary `agent` with `release` when their contents differ; true when it
 /// was replaced (atomically: a reader sees the old file or the new).
@@ -70,6 +86,7 @@ pub fn update_agent_binary(release: &Path, agent: &Path) -> Result<bool> {
 /// The agent's connection to the bucket.
 pub struct Agent {
     pub config: AgentConfig,
+    client: Arc<OciClient>,
     store: OciStore,
     namespace: String,
 }
@@ -80,8 +97,7 @@ pub fn backup_store_url(namespace: &str, bucket: &str) -> String {
     format!("oci://{namespace}/{bucket}/{BACKUP_PREFIX}?auth=instance_principal")
 }
 
-/// The prefix of the VM's backups in the stack's bucket.
-pub const BACKUP_PREFIX: &str = "backups";
+pub use crate::pull::BACKUP_PREFIX;
 
 impl Agent {
     /// Sign in as the instance principal (endpoints from `OCI_METADATA_BASE_URL`,
@@ -117,9 +133,11 @@ impl Agent {
                     .context(format!("reading the bucket `{}`", config.bucket)))
             }
         }
-        let store = OciStore::new(Arc::new(client), namespace.clone(), config.bucket.clone());
+        let client = Arc::new(client);
+        let store = OciStore::new(client.clone(), namespace.clone(), config.bucket.clone());
         Ok(Agent {
             config,
+            client,
             store,
             namespace,
         })
@@ -131,7 +149,23 @@ impl Agent {
         let interrupt = Interrupt::default();
         interrupt.install();
         loop {
-            match self.poll(ui, interrupt.clone()).await {
+            let polled = self.poll(ui, interrupt.clone()).await;
+            // Requests wait for the desired release (never a backup beside a switch).
+            match self.serve_requests(ui).await {
+                Ok(done) => {
+                    for r in done {
+                        ui.note(format!(
+                            "calops agent: request {} ({}): {:?}{}",
+                            r.id,
+                            r.kind.as_deref().unwrap_or("unreadable"),
+                            r.outcome,
+                            r.error.map(|e| format!(": {e}")).unwrap_or_default()
+                        ));
+                    }
+                }
+                Err(e) => ui.warn(format!("calops agent: requests: {e:#}")),
+            }
+            match polled {
                 Ok(r) if self.config.once => return Ok(r),
                 Err(e) if self.config.once => return Err(e),
                 Ok(Some(r)) => ui.note(format!("calops agent: desired {}: {}", r.id, r.summary())),
@@ -214,6 +248,162 @@ impl Agent {
                 false
             }
         }
+    }
+
+    /// Where the profile files of the release taken last are.
+    fn profile_dir(&self) -> PathBuf {
+        self.local_root().join("agent").join("profile")
+    }
+
+    /// The VM's local target, with the profile of the release taken last and the bucket as its
+    /// archive.
+    fn local_target(&self) -> Result<LocalTarget> {
+        let dir = self.profile_dir();
+        if !dir.is_dir() {
+            return Err(actionable(
+                "no release was ever taken on this VM, so there is no database to work on",
+                format!(
+                    "deploy first: `calops deploy --profile {}`",
+                    self.config.profile
+                ),
+            ));
+        }
+        // The VM's own settings: where the service listens ([local]); nothing else of the
+        // operator's profile is overridden here.
+        let local_only = crate::profile::env_overrides(std::env::vars())
+            .into_iter()
+            .filter(|o| o.section.as_deref() == Some("local"))
+            .collect();
+        let profile = crate::profile::load_with(&self.config.profile, &[dir], local_only)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .profile;
+        let mut target = LocalTarget::new(profile, &self.config.workdir)?;
+        target.backup_store = Some(backup_store_url(&self.namespace, &self.config.bucket));
+        Ok(target)
+    }
+
+    /// The cluster's archive in the bucket, with the agent's own client (its token).
+    fn backup_store(&self) -> AnyStore {
+        AnyStore::Oci(OciBackupStore::new(
+            self.client.clone(),
+            &self.namespace,
+            &self.config.bucket,
+            BACKUP_PREFIX,
+        ))
+    }
+
+    /// Requests without a result, oldest first.
+    async fn pending_requests(&self) -> Result<Vec<String>> {
+        let keys = self.store.list(objects::REQUESTS).await?;
+        let answered: std::collections::BTreeSet<&str> = keys
+            .iter()
+            .filter_map(|k| {
+                k.strip_prefix(objects::REQUESTS)?
+                    .strip_suffix(".result.json")
+            })
+            .collect();
+        let mut ids: Vec<String> = keys
+            .iter()
+            .filter_map(|k| objects::request_id(k))
+            .filter(|id| !answered.contains(id))
+            .map(String::from)
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Claim request `id` with its start marker: false when another live agent has it.
+    async fn claim(&self, id: &str, started_at: Timestamp) -> Result<bool> {
+        let marker = Started {
+            id: id.to_string(),
+            started_at,
+            agent: crate::deploy::lock::whoami(),
+            pid: std::process::id(),
+        };
+        let body = serde_json::to_vec_pretty(&marker)?;
+        let key = objects::started_key(id);
+        match self.store.create(&key, &body).await {
+            Ok(_) => return Ok(true),
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // Taken before: by an agent of this host that is gone (killed mid-job), take it over.
+        let Some((old, etag)) = self.store.get(&key).await? else {
+            return Ok(false);
+        };
+        let Ok(old) = serde_json::from_slice::<Started>(&old) else {
+            return Ok(false);
+        };
+        let same_host = old.agent.split('@').nth(1) == marker.agent.split('@').nth(1);
+        let gone =
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(old.pid as i32), None).is_err();
+        if !(same_host && gone) {
+            return Ok(false);
+        }
+        match self.store.replace(&key, &body, &etag).await {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Run every pending request, one at a time (never two jobs on the cluster at once); the
+    /// results written.
+    pub async fn serve_requests(&self, ui: &Ui) -> Result<Vec<RequestResult>> {
+        let mut done = Vec::new();
+        for id in self.pending_requests().await? {
+            done.extend(self.serve_request(&id, ui).await?);
+        }
+        Ok(done)
+    }
+
+    /// Claim, run and answer request `id`; `None` when another agent has it.
+    async fn serve_request(&self, id: &str, ui: &Ui) -> Result<Option<RequestResult>> {
+        let started_at = Timestamp::now();
+        if !self.claim(id, started_at).await? {
+            return Ok(None);
+        }
+        let parsed = match self.store.get(&objects::request_key(id)).await? {
+            Some((b, _)) => Request::parse(id, &b),
+            None => Err(format!("{} disappeared", objects::request_key(id))),
+        };
+        let kind = parsed.as_ref().ok().map(|r| r.job.kind().to_string());
+        let outcome = match parsed {
+            Ok(r) => self.run_job(&r.job, ui).await.map_err(|e| format!("{e:#}")),
+            Err(why) => Err(why),
+        };
+        let (outcome, error, text, detail) = match outcome {
+            Ok((doc, text)) => (RequestOutcome::Ok, None, text, doc),
+            Err(e) => (
+                RequestOutcome::Failed,
+                Some(e.clone()),
+                format!("{e}\n"),
+                serde_json::Value::Null,
+            ),
+        };
+        let result = RequestResult {
+            id: id.to_string(),
+            kind,
+            outcome,
+            error,
+            text,
+            detail,
+            started_at,
+            finished_at: Timestamp::now(),
+            agent: crate::deploy::lock::whoami(),
+        };
+        let key = objects::result_key(id);
+        self.store
+            .put(&key, &serde_json::to_vec_pretty(&result)?)
+            .await
+            .with_context(|| format!("writing the result {key}"))?;
+        Ok(Some(result))
+    }
+
+    /// One job on the VM's cluster, with the local target's code and the bucket's archive.
+    async fn run_job(&self, job: &Job, ui: &Ui) -> Result<(serde_json::Value, String)> {
+        let target = self.local_target()?;
+        (self.config.run_job)(job, target, self.backup_store(), ui).await
     }
 
     fn local_root(&self) -> PathBuf {
@@ -304,35 +494,17 @@ impl Agent {
             .join(desired.digest.trim_start_matches("sha256:"));
         crate::fsutil::write_atomic(&binary, bytes)?;
         std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))?;
-        let profile_dir = agent_dir.join("profile");
+        let profile_dir = self.profile_dir();
         let _ = std::fs::remove_dir_all(&profile_dir);
         for f in &desired.profile_files {
             crate::fsutil::write_atomic(&profile_dir.join(&f.name), f.text.as_bytes())?;
         }
-        // The VM's own settings: where the service listens ([local]); nothing else of the
-        // operator's profile is overridden here.
-        let local_only = crate::profile::env_overrides(std::env::vars())
-            .into_iter()
-            .filter(|o| o.section.as_deref() == Some("local"))
-            .collect();
-        let profile = crate::profile::load_with(&desired.profile, &[profile_dir], local_only)
-            .map_err(|e| anyhow::anyhow!("the desired release's profile: {e}"))?
-            .profile;
-        let mut target = LocalTarget::new(profile, &self.config.workdir)?;
+        let mut target = self
+            .local_target()
+            .map_err(|e| anyhow::anyhow!("the desired release's profile: {e:#}"))?;
         target.source_binary = binary.clone();
-        target.backup_store = Some(backup_store_url(&self.namespace, &self.config.bucket));
         let state = local_state(&target);
-        // A lock left by an agent killed on this host: its holder is gone.
-        let lock = state.lock();
-        if let Ok(Some(info)) = lock.status().await {
-            if info.holder_dead_here() {
-                ui.warn(format!(
-                    "releasing the local deploy lock of pid {} (gone)",
-                    info.pid
-                ));
-                lock.force_release().await?;
-            }
-        }
+        release_dead_lock(&state, ui).await?;
         let opts = Options {
             auto_rollback: true,
             message: format!(
@@ -344,9 +516,11 @@ impl Agent {
         };
         let r = pipeline::run(
             &mut target,
-            state.store.clone(),
-            &state.lock_key,
-            &state.ledger_prefix,
+            pipeline::Records {
+                store: state.store.clone(),
+                lock_key: &state.lock_key,
+                ledger_prefix: &state.ledger_prefix,
+            },
             &opts,
             None,
             ui,

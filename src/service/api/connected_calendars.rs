@@ -16,7 +16,7 @@ use crate::service::caldav::client::Error as DavError;
 use crate::service::domain::FieldError;
 use crate::service::principal::Principal;
 use crate::service::state::AppState;
-use crate::service::store::calendars::{ConnectedCalendar, Connection, NewCalendar};
+use crate::service::store::calendars::{ConnectedCalendar, Connection, NewCalendar, NewConnection};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -217,10 +217,12 @@ pub async fn connect(State(state): State<AppState>, who: Principal, raw: Bytes) 
         .create_connection(
             org,
             req.user_id,
-            &url,
-            &home,
-            &acct.username,
-            &sealed,
+            NewConnection {
+                server_url: &url,
+                home_url: &home,
+                username: &acct.username,
+                password: &sealed,
+            },
             &cals,
         )
         .await?;

@@ -10,11 +10,14 @@
 //! 2. Busy time is subtracted: each accepted booking of the host, widened before by the booked
 //!    type's before-buffer plus this type's after-buffer, and after by the booked type's
 //!    after-buffer plus this type's before-buffer.
-//! 3. In each free range the grid restarts: the first start is rounded up, in the host's local
-//!    minutes, to a multiple of the largest of 60, 30, 20, 15, 10, 5 that divides the step (the
-//!    slot interval, else the length), then moved later by the event type's start offset
-//!    (Cal.com's `offsetStart`); later starts follow every step; a slot is kept only if it
-//!    ends within the range.
+//! 3. The grid restarts at the start of each free range and at each local midnight inside one,
+//!    so each date's slots begin at that date's first free time, as Cal.com's do (hours that
+//!    run on across midnight, such as round-the-clock hours, do not carry one date's grid into
+//!    the next): the first start is rounded up, in the host's local minutes, to a multiple of
+//!    the largest of 60, 30, 20, 15, 10, 5 that divides the step (the slot interval, else the
+//!    length), then moved later by the event type's start offset (Cal.com's `offsetStart`);
+//!    later starts of that date follow every step; a slot is kept only if it ends within the
+//!    free range (a slot may run on past midnight when the hours do).
 //! 4. Last, slots go that start before `now + minimum notice`, fall outside the booking window,
 //!    or fall on a local date whose per-day limit is already reached.
 //!
@@ -121,9 +124,9 @@ pub fn grid_minutes(step: i64) -> i64 {
 /// constraint checks, and a booking needs no busy time read first.
 ///
 /// True when the step is its own grid unit (every local multiple of the unit is on the grid, in
-/// whichever free range), there is no start offset, the zone's offset is a whole number of units around `start` (so the
-/// absolute lattice used for hours without a beginning is the local grid too), and neither a
-/// rolling window nor a per-day limit (both count bookings) applies.
+/// whichever free range), there is no start offset, the zone's offset is a whole number of
+/// units around `start` (so a change of offset inside a date keeps its steps on the local
+/// lattice), and neither a rolling window nor a per-day limit (both count bookings) applies.
 pub fn busy_only_overlaps(rules: &Rules, tz: &TimeZone, start: i64) -> bool {
     let step = rules.step();
     let unit = grid_minutes(step);
@@ -193,7 +196,7 @@ fn slots_within(
                 .unwrap_or(i64::MAX),
         ),
     };
-    let (working, cut) = working(hours, q.start, q.end);
+    let working = working(hours, q.start, q.end);
     let mut blocked: Vec<(i64, i64)> = busy
         .iter()
         .map(|b| {
@@ -218,6 +221,7 @@ fn slots_within(
 
     let mut out = Vec::with_capacity(free.len() * 8);
     let mut offsets = Offsets::new(tz);
+    let offset = rules.offset_start * 60;
     for (fs, fe) in free {
         if fe <= lo {
             continue;
@@ -225,24 +229,40 @@ fn slots_within(
         if fs >= hi {
             break;
         }
-        let mut t = if Some(fs) == cut {
-            // Hours without a beginning: one absolute lattice of steps, whatever the query.
-            fs + (step - fs.rem_euclid(step)) % step
-        } else {
-            round_up_local(fs, grid, &mut offsets)
-        } + rules.offset_start * 60;
-        if t < lo {
-            // Skip whole steps: the lattice stays where the free range put it.
-            t += (lo - t + step - 1) / step * step;
-        }
-        while t + len <= fe && t < hi {
-            if !full_days.iter().any(|&(s, e)| t >= s && t < e) {
-                out.push(t);
+        // One pass per local date the free range touches: the date's grid starts at its first
+        // free time (the range's start, or the date's midnight when the range began earlier).
+        let mut from = fs;
+        while from < fe && from < hi {
+            let midnight = next_midnight(from, tz);
+            let mut base = round_up_local(from, grid, &mut offsets);
+            if base + offset < lo {
+                // Skip whole steps: the lattice stays where the date's first free time put it.
+                base += (lo - base - offset + step - 1) / step * step;
             }
-            t += step;
+            while base < midnight {
+                let t = base + offset;
+                if t + len > fe || t >= hi {
+                    break;
+                }
+                if !full_days.iter().any(|&(s, e)| t >= s && t < e) {
+                    out.push(t);
+                }
+                base += step;
+            }
+            from = midnight;
         }
     }
     out
+}
+
+/// The first instant of the local date after `t`'s.
+fn next_midnight(t: i64, tz: &TimeZone) -> i64 {
+    local_date(t, tz)
+        .tomorrow()
+        .ok()
+        .and_then(|d| day_start(d, tz))
+        .filter(|m| *m > t)
+        .unwrap_or(i64::MAX)
 }
 
 /// The dates a rolling window allows: from today up to the `days`-th date (counted from
@@ -344,50 +364,18 @@ impl<'a> Hours<'a> {
             Err(_) => &self.weekly[d.weekday().to_monday_zero_offset() as usize],
         }
     }
-
-    /// Do the date's hours start at midnight and run on from the day before's?
-    fn continues_from_yesterday(&self, d: Date) -> bool {
-        if !self.of(d).iter().any(|&(s, e)| s == 0 && e > 0) {
-            return false;
-        }
-        let Ok(prev) = d.yesterday() else {
-            return false;
-        };
-        let Some(midnight) = day_start(d, self.tz) else {
-            return false;
-        };
-        self.of(prev).iter().any(|&(s, e)| {
-            e > s
-                && wall_to_instant(prev, e, self.tz, Disambiguation::Later)
-                    .is_some_and(|end| end >= midnight)
-        })
-    }
 }
 
 /// Working intervals (merged, ascending) of the local dates that can hold slots starting in
 /// `[start, end)`: one date of margin on each side covers any zone offset and overnight hours.
+/// Each date's grid starts at its own first free time, so no earlier date matters.
 pub fn working_intervals(avail: &Availability, start: i64, end: i64) -> Vec<(i64, i64)> {
-    working(&Hours::new(avail), start, end).0
+    working(&Hours::new(avail), start, end)
 }
 
-/// Days of hours that run on without a break are followed back at most this far.
-const MAX_RUN_BACK_DAYS: u32 = 400;
-
-/// Working intervals, and the start instant when a run of round-the-clock hours was cut at
-/// [`MAX_RUN_BACK_DAYS`] (such a range has no natural start to anchor a grid on).
-fn working(hours: &Hours, start: i64, end: i64) -> (Vec<(i64, i64)>, Option<i64>) {
+fn working(hours: &Hours, start: i64, end: i64) -> Vec<(i64, i64)> {
     let tz = hours.tz;
-    let mut first = local_date(start, tz).yesterday().unwrap_or(Date::MIN);
-    // A free range that runs on from earlier days (hours up to 24:00 followed by hours from
-    // 00:00) anchors its grid where it really starts, whatever the query's start.
-    let mut back = 0;
-    while back < MAX_RUN_BACK_DAYS && hours.continues_from_yesterday(first) {
-        match first.yesterday() {
-            Ok(p) => first = p,
-            Err(_) => break,
-        }
-        back += 1;
-    }
+    let first = local_date(start, tz).yesterday().unwrap_or(Date::MIN);
     let last = local_date(end, tz).tomorrow().unwrap_or(Date::MAX);
     let mut out = Vec::with_capacity(64);
     let mut d = first;
@@ -401,10 +389,7 @@ fn working(hours: &Hours, start: i64, end: i64) -> (Vec<(i64, i64)>, Option<i64>
         }
     }
     out.sort_unstable();
-    let cut = (back == MAX_RUN_BACK_DAYS)
-        .then(|| wall_to_instant(first, 0, tz, Disambiguation::Compatible))
-        .flatten();
-    (merge(out), cut)
+    merge(out)
 }
 
 fn push_wall_interval(out: &mut Vec<(i64, i64)>, d: Date, start: u16, end: u16, tz: &TimeZone) {

@@ -45,6 +45,15 @@ pub struct NewCalendar {
     pub name: String,
 }
 
+/// Where a new connection's server is and how it signs in.
+#[derive(Debug, Clone, Copy)]
+pub struct NewConnection<'a> {
+    pub server_url: &'a str,
+    pub home_url: &'a str,
+    pub username: &'a str,
+    pub password: &'a Stored,
+}
+
 /// What a connection needs to reach its server.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -140,12 +149,15 @@ impl Store {
         &self,
         org_id: i64,
         user_id: i64,
-        server_url: &str,
-        home_url: &str,
-        username: &str,
-        password: &Stored,
+        new: NewConnection<'_>,
         calendars: &[NewCalendar],
     ) -> Result<Connection> {
+        let NewConnection {
+            server_url,
+            home_url,
+            username,
+            password,
+        } = new;
         let mut c = self.conn().await?;
         let tx = c.transaction().await?;
         let host = tx

@@ -24,27 +24,7 @@ impl Store {
                      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)
                      RETURNING {EVENT_TYPE_COLS}"
                 ),
-                &[
-                    &e.org_id,
-                    &e.user_id,
-                    &e.schedule_id,
-                    &e.title,
-                    &e.slug,
-                    &e.description,
-                    &e.length_minutes,
-                    &e.slot_interval,
-                    &e.minimum_booking_notice,
-                    &e.before_event_buffer,
-                    &e.after_event_buffer,
-                    &e.booking_window,
-                    &e.per_day_limit,
-                    &e.offset_start,
-                    &e.length_options,
-                    &e.locations,
-                    &e.disable_guests,
-                    &e.mail_enabled,
-                    &e.mail_reminders,
-                ],
+                &e.params([&e.org_id, &e.user_id]),
             )
             .await
             .map_err(|err| classify(err, &format!("an event type with slug {:?} for this host", e.slug)))?;
@@ -65,27 +45,7 @@ impl Store {
                        mail_reminders = $19
                      WHERE org_id = $1 AND id = $2 RETURNING {EVENT_TYPE_COLS}"
                 ),
-                &[
-                    &e.org_id,
-                    &id,
-                    &e.schedule_id,
-                    &e.title,
-                    &e.slug,
-                    &e.description,
-                    &e.length_minutes,
-                    &e.slot_interval,
-                    &e.minimum_booking_notice,
-                    &e.before_event_buffer,
-                    &e.after_event_buffer,
-                    &e.booking_window,
-                    &e.per_day_limit,
-                    &e.offset_start,
-                    &e.length_options,
-                    &e.locations,
-                    &e.disable_guests,
-                    &e.mail_enabled,
-                    &e.mail_reminders,
-                ],
+                &e.params([&e.org_id, &id]),
             )
             .await
             .map_err(|err| classify(err, &format!("an event type with slug {:?} for this host", e.slug)))?;
@@ -202,6 +162,37 @@ pub struct NewEventType {
     pub mail_enabled: bool,
     /// Reminder offsets, minutes before the start (none by default).
     pub mail_reminders: Vec<i32>,
+}
+
+/// A query parameter.
+type Param<'a> = &'a (dyn tokio_postgres::types::ToSql + Sync);
+
+impl NewEventType {
+    /// `first` ($1, $2), then every field from `schedule_id` to `mail_reminders` ($3 to $19),
+    /// in the column order both the insert and the update use.
+    fn params<'a>(&'a self, first: [Param<'a>; 2]) -> [Param<'a>; 19] {
+        [
+            first[0],
+            first[1],
+            &self.schedule_id,
+            &self.title,
+            &self.slug,
+            &self.description,
+            &self.length_minutes,
+            &self.slot_interval,
+            &self.minimum_booking_notice,
+            &self.before_event_buffer,
+            &self.after_event_buffer,
+            &self.booking_window,
+            &self.per_day_limit,
+            &self.offset_start,
+            &self.length_options,
+            &self.locations,
+            &self.disable_guests,
+            &self.mail_enabled,
+            &self.mail_reminders,
+        ]
+    }
 }
 
 #[derive(Debug, Clone)]

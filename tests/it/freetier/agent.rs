@@ -7,6 +7,7 @@
 
 use crate::support::imds;
 use crate::support::oci::Oci;
+use crate::support::oci::Signer;
 use crate::support::ocistand;
 use crate::support::site::{have_postgres_server, stable_binary};
 use serde_json::{json, Value};
@@ -57,19 +58,7 @@ impl Vm {
                     "versioning": "Enabled", "timeCreated": "2025-03-04T05:06:07.000Z"}),
             );
         }
-        let imds_state = Arc::new(Mutex::new(imds::State {
-            lifetime: 3600,
-            ..Default::default()
-        }));
-        let o = oci.clone();
-        let issued: imds::Issued = Arc::new(move |token, _exp, key| {
-            o.tokens
-                .lock()
-                .unwrap()
-                .session_keys
-                .insert(token.to_string(), key);
-        });
-        let endpoints = imds::serve(&imds::instance_pki(), imds_state.clone(), Some(issued)).await;
+        let (imds_state, endpoints) = imds::serve_for(&oci).await;
         let ops = tempfile::tempdir().unwrap();
         let vm = tempfile::tempdir().unwrap();
         let profiles = ops.path().join("profiles");
@@ -783,7 +772,6 @@ async fn the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_pri
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    use crate::support::oci::Signer;
     let release = &digest.trim_start_matches("sha256:")[..12];
     {
         let st = vm.oci.store.lock().unwrap();
@@ -844,4 +832,434 @@ fn ops_profile(vm: &Vm) -> PathBuf {
         .path()
         .join("profiles")
         .join(format!("{PROFILE}.toml"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The VM's backups through the agent: `backup now` and `restore` are requests in the bucket.
+
+impl Vm {
+    /// The VM's cluster, as its superuser, on database `db`.
+    fn db_url(&self, db: &str) -> String {
+        let pg = self.root().join("pg");
+        let pw = std::fs::read_to_string(pg.join("superuser.password")).unwrap();
+        let port = std::fs::read_to_string(pg.join("port")).unwrap();
+        format!(
+            "postgres://calops:{}@127.0.0.1:{}/{db}",
+            pw.trim(),
+            port.trim()
+        )
+    }
+
+    async fn sql(&self, q: &str) -> Vec<String> {
+        crate::support::sql(&self.db_url("calops"), q).await
+    }
+
+    /// Wait until the segment holding the VM cluster's current WAL position is archived.
+    async fn wait_archived(&self) {
+        let wanted = self
+            .sql("SELECT pg_walfile_name(pg_current_wal_lsn())")
+            .await
+            .remove(0);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let last = self
+                .sql("SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver")
+                .await
+                .remove(0);
+            if last.len() >= 24 && last[..24] >= wanted[..] {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{wanted} not archived (last {last})\n{}",
+                self.agent_log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The demo organization on the VM's service (as a local deploy seeds it): its API key and
+    /// event type.
+    async fn seed(&self) -> (String, i64) {
+        let layout = calops::deploy::local::layout::Layout::new(self.vm.path(), PROFILE);
+        let current: Value =
+            serde_json::from_str(&std::fs::read_to_string(layout.current()).unwrap()).unwrap();
+        let admin = std::fs::read_to_string(layout.secret("admin-token")).unwrap();
+        calops::deploy::local::seed::ensure(
+            &layout,
+            &format!("http://127.0.0.1:{}", current["private_port"]),
+            &format!("http://127.0.0.1:{}", self.port),
+            admin.trim(),
+        )
+        .await
+        .unwrap();
+        let key = std::fs::read_to_string(layout.secret("demo-api-key")).unwrap();
+        let ids: Value =
+            serde_json::from_str(&std::fs::read_to_string(layout.secret("demo.json")).unwrap())
+                .unwrap();
+        (
+            key.trim().to_string(),
+            ids["event_type_id"].as_i64().unwrap(),
+        )
+    }
+
+    async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        crate::support::site::http_async(method, &url, key, body).await
+    }
+
+    /// Book the first free demo slot for `who` on the VM's service; the booking's uid.
+    async fn book(&self, (key, event_type): &(String, i64), who: &str) -> String {
+        let start = jiff::Zoned::now().date();
+        let end = start.checked_add(jiff::Span::new().days(14)).unwrap();
+        let (_, slots) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/v2/slots?eventTypeId={event_type}&start={start}&end={end}&timeZone=UTC"),
+                key,
+                None,
+            )
+            .await;
+        let first = slots["data"]
+            .as_object()
+            .and_then(|days| days.values().next())
+            .and_then(|d| d[0]["start"].as_str())
+            .unwrap_or_else(|| panic!("no free slot: {slots}"))
+            .to_string();
+        let body = json!({
+            "start": first, "eventTypeId": event_type,
+            "attendee": {"name": who, "email": format!("{who}@example.com"), "timeZone": "UTC"},
+        });
+        let (status, v) = self
+            .api(reqwest::Method::POST, "/v2/bookings", key, Some(&body))
+            .await;
+        assert_eq!(status, 201, "{v}");
+        v["data"]["uid"].as_str().unwrap().to_string()
+    }
+
+    async fn booking_status(&self, key: &(String, i64), uid: &str) -> String {
+        let (_, v) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/v2/bookings/{uid}"),
+                &key.0,
+                None,
+            )
+            .await;
+        v["data"]["status"]
+            .as_str()
+            .unwrap_or("missing")
+            .to_string()
+    }
+}
+
+/// The whole story of the brief through the real agent and the stand-ins: book, `backup now`
+/// (twice at once: taken one after the other), `backup list` shows them and `backup verify`
+/// passes from the operator's machine, book again, `restore --to` a time between the bookings
+/// without `--yes` (nothing live touched) and with it (the service then has exactly the first
+/// booking, the old data kept aside). An unreadable request gets a failed result; a request
+/// made while no agent runs waits queued (exit 3) and is answered once one runs; a base backup
+/// the bucket refuses fails with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backup_now_and_restore_run_on_the_vm_through_the_agent() {
+    let Some(mut vm) = Vm::new("backup_now_and_restore_run_on_the_vm_through_the_agent").await
+    else {
+        return;
+    };
+    vm.start_agent();
+    let one = vm.release("one", false);
+    let (code, doc, err) = vm.ops(&["deploy", "--binary", one.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    let demo = vm.seed().await;
+    let ada = vm.book(&demo, "ada").await;
+
+    // Garbage where a request should be: answered with a failed result, not ignored.
+    let garbage = "20200101T000000000Z-deadbeef";
+    vm.oci.store.lock().unwrap().objects.insert(
+        (
+            BUCKET.to_string(),
+            format!("calops-deploy/requests/{garbage}.json"),
+        ),
+        (
+            b"{not a request".to_vec().into(),
+            "e-garbage".into(),
+            "application/json".into(),
+        ),
+    );
+
+    // Two base backups asked at once: both taken, one after the other.
+    let (a, b) = tokio::join!(
+        vm.ops(&["backup", "now", "--label", "first"]),
+        vm.ops(&["backup", "now", "--label", "second"])
+    );
+    for (code, doc, err) in [&a, &b] {
+        assert_eq!(*code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+        assert_eq!(doc["request"]["kind"], "backup", "{doc}");
+        assert!(
+            doc["backup"]["parts"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty()),
+            "{doc}"
+        );
+    }
+    let span = |d: &Value| {
+        (
+            d["request"]["started_at"]
+                .as_str()
+                .unwrap()
+                .parse::<jiff::Timestamp>()
+                .unwrap(),
+            d["request"]["finished_at"]
+                .as_str()
+                .unwrap()
+                .parse::<jiff::Timestamp>()
+                .unwrap(),
+        )
+    };
+    let ((s1, f1), (s2, f2)) = (span(&a.1), span(&b.1));
+    assert!(
+        f1 <= s2 || f2 <= s1,
+        "the two backups overlapped: {s1}..{f1} and {s2}..{f2}"
+    );
+    let names: Vec<String> = [&a.1, &b.1]
+        .iter()
+        .map(|d| d["backup"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_ne!(names[0], names[1]);
+    // Stored in the bucket, signed as the instance principal.
+    {
+        let st = vm.oci.store.lock().unwrap();
+        let manifests: Vec<&String> = st
+            .objects
+            .keys()
+            .filter(|(bk, k)| {
+                bk == BUCKET && k.starts_with("backups/base/") && k.ends_with("/backup.json")
+            })
+            .map(|(_, k)| k)
+            .collect();
+        // (The service's own first base backup, shortly after the first deploy, may be there too.)
+        for n in &names {
+            assert!(
+                manifests.contains(&&format!("backups/base/{n}/backup.json")),
+                "{n}: {manifests:?}"
+            );
+        }
+        let puts: Vec<Signer> = st
+            .signed_by
+            .iter()
+            .filter(|(p, _)| p.contains("/o/backups%2Fbase") || p.contains("/o/backups/base"))
+            .map(|(_, s)| *s)
+            .collect();
+        assert!(
+            !puts.is_empty() && puts.iter().all(|s| *s == Signer::InstancePrincipal),
+            "{puts:?}"
+        );
+    }
+    let failed = vm
+        .json_object(&format!("calops-deploy/requests/{garbage}.result.json"))
+        .unwrap_or_else(|| {
+            panic!(
+                "the unreadable request was not answered\n{}",
+                vm.agent_log()
+            )
+        });
+    assert_eq!(failed["outcome"], "failed", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("requests/{garbage}.json is not a request")),
+        "{failed}"
+    );
+
+    // The operator sees them in the bucket, and everything a restore needs checks out.
+    let (code, doc, err) = vm.ops(&["backup", "list"]).await;
+    assert_eq!(code, 0, "{doc}\n{err}");
+    let listed: Vec<&str> = doc["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
+    for n in &names {
+        assert!(listed.contains(&n.as_str()), "{n} not in {listed:?}");
+    }
+    let (code, doc, err) = vm.ops(&["backup", "verify"]).await;
+    assert_eq!(code, 0, "{doc}\n{err}");
+    assert_eq!(doc["verified"], true, "{doc}");
+
+    // Book again, after a moment that lies between the two bookings.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let between = jiff::Timestamp::now();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let grace = vm.book(&demo, "grace").await;
+    vm.wait_archived().await;
+
+    // Without --yes: restored into a new directory on the VM, nothing live touched.
+    let (code, doc, err) = vm.ops(&["restore", "--to", &between.to_string()]).await;
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    assert_eq!(doc["started"], false, "{doc}");
+    let dir = PathBuf::from(doc["restored"]["dir"].as_str().unwrap());
+    assert!(
+        dir.starts_with(vm.root().join("restores")) && dir.join("data").is_dir(),
+        "{doc}"
+    );
+    let result = vm
+        .json_object(&format!(
+            "calops-deploy/requests/{}.result.json",
+            doc["request"]["id"].as_str().unwrap()
+        ))
+        .unwrap();
+    let text = result["text"].as_str().unwrap();
+    assert!(
+        text.contains(dir.to_str().unwrap())
+            && text.contains("--yes")
+            && text.contains("nothing live was touched"),
+        "{text}"
+    );
+    assert_eq!(
+        vm.booking_status(&demo, &grace).await,
+        "accepted",
+        "live data untouched"
+    );
+
+    // With --yes: the service runs on the restored cluster, which has exactly the first booking.
+    use std::os::unix::fs::MetadataExt;
+    let live_ino = || std::fs::metadata(vm.root().join("pg/data")).unwrap().ino();
+    let live_before = live_ino();
+    let (code, doc, err) = vm
+        .ops(&["restore", "--to", &between.to_string(), "--yes"])
+        .await;
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    assert_eq!(doc["started"], true, "{doc}");
+    let kept = PathBuf::from(doc["replaced_data_kept_in"].as_str().unwrap());
+    assert!(
+        kept.join("PG_VERSION").is_file(),
+        "the old data is kept: {doc}"
+    );
+    assert_ne!(live_ino(), live_before, "another data directory is live");
+    assert_eq!(vm.health().await, 200);
+    assert_eq!(vm.booking_status(&demo, &ada).await, "accepted");
+    assert_eq!(vm.booking_status(&demo, &grace).await, "missing");
+    assert_eq!(vm.sql("SELECT count(*) FROM bookings").await, ["1"]);
+    assert_eq!(vm.serve_processes(), 1);
+
+    // No agent running: the request waits queued, the command says so and how to follow it.
+    let mut agent = vm.agent.take().unwrap();
+    agent.kill().await.unwrap();
+    let (code, doc, err) = vm.ops(&["backup", "now", "--wait", "2s"]).await;
+    assert_eq!(code, 3, "{doc}\n{err}");
+    assert_eq!(doc["state"], "queued", "{doc}");
+    let id = doc["request"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("still queued") && err.contains(&format!("calops backup wait {id}")),
+        "{err}"
+    );
+    let (code, _, err) = vm
+        .ops(&["backup", "wait", "20200101T000000000Z-00000000"])
+        .await;
+    assert_eq!(code, 1);
+    assert!(err.contains("there is no request"), "{err}");
+    vm.start_agent();
+    let (code, doc, err) = vm.ops(&["backup", "wait", &id]).await;
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    assert_eq!(doc["request"]["id"], id.as_str());
+    assert!(doc["backup"]["name"].is_string(), "{doc}");
+
+    // The bucket refuses the base backup's objects: a failed result that says why.
+    let (_, doc, _) = vm.ops(&["backup", "list"]).await;
+    let before = doc["backups"].as_array().unwrap().len();
+    vm.oci.store.lock().unwrap().refuse_puts_under = Some("backups/base/".into());
+    let (code, doc, err) = vm.ops(&["backup", "now"]).await;
+    vm.oci.store.lock().unwrap().refuse_puts_under = None;
+    assert_eq!(code, 1, "{doc}\n{err}");
+    let why = doc["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("storing base/") && why.contains("NotAuthorizedOrNotFound"),
+        "{doc}\n{err}"
+    );
+    assert!(
+        err.contains("answered request") && err.contains(why),
+        "{err}"
+    );
+    // Nothing half-stored: the parts of the failed backup are not left as a backup.
+    let (code, doc, _) = vm.ops(&["backup", "list"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(doc["backups"].as_array().unwrap().len(), before, "{doc}");
+}
+
+/// `restore --yes` on the VM when the service does not pass its checks on the restored
+/// database: the old data goes back (the restored data kept beside it) and the release serves
+/// on it again; the command fails saying so. The release here refuses to serve when a marker
+/// file is in the data directory, and the marker is only in the base backup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restore_the_service_fails_on_is_switched_back_to_the_old_data() {
+    let Some(mut vm) =
+        Vm::new("a_restore_the_service_fails_on_is_switched_back_to_the_old_data").await
+    else {
+        return;
+    };
+    vm.start_agent();
+    let marker = vm.root().join("pg/data/calops-test-refuse-to-serve");
+    let picky = vm.ops.path().join("release-picky");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(
+            &picky,
+            format!(
+                "#!/bin/sh\nif [ \"$1\" = serve ] && [ -e {} ]; then echo 'release picky: refusing this database' >&2; exit 3; fi\nexec {} \"$@\"\n",
+                marker.display(),
+                vm.calops.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&picky, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (code, doc, err) = vm
+        .ops(&["deploy", "--binary", picky.to_str().unwrap()])
+        .await;
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    let demo = vm.seed().await;
+    let ada = vm.book(&demo, "ada").await;
+    // The marker goes into the base backup only.
+    std::fs::write(&marker, "").unwrap();
+    let (code, doc, err) = vm.ops(&["backup", "now"]).await;
+    std::fs::remove_file(&marker).unwrap();
+    assert_eq!(code, 0, "{doc}\n{err}\n{}", vm.agent_log());
+    let grace = vm.book(&demo, "grace").await;
+    vm.wait_archived().await;
+
+    let (code, doc, err) = vm.ops(&["restore", "--latest", "--yes"]).await;
+    assert_eq!(code, 1, "{doc}\n{err}\n{}", vm.agent_log());
+    let why = doc["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("the old data is live again and serving")
+            && why.contains("data.failed-restore-"),
+        "{doc}\n{err}"
+    );
+    // The old data serves again: both bookings; the restored data is kept, not deleted.
+    assert_eq!(vm.health().await, 200);
+    assert_eq!(vm.booking_status(&demo, &ada).await, "accepted");
+    assert_eq!(vm.booking_status(&demo, &grace).await, "accepted");
+    assert!(!marker.exists());
+    let kept: Vec<String> = std::fs::read_dir(vm.root().join("pg"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("data.failed-restore-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(vm
+        .root()
+        .join("pg")
+        .join(&kept[0])
+        .join("calops-test-refuse-to-serve")
+        .exists());
+    assert_eq!(vm.serve_processes(), 1);
 }

@@ -297,3 +297,22 @@ pub async fn serve(pki: &Pki, state: Arc<Mutex<State>>, issued: Option<Issued>) 
         auth: Some(Url::parse(&au).unwrap()),
     }
 }
+
+/// [`serve`] for an instance whose tokens (an hour long) the stand-in OCI `oci` accepts, each
+/// signed with the session key it was issued for.
+pub async fn serve_for(oci: &Arc<crate::support::oci::Oci>) -> (Arc<Mutex<State>>, Endpoints) {
+    let state = Arc::new(Mutex::new(State {
+        lifetime: 3600,
+        ..Default::default()
+    }));
+    let o = oci.clone();
+    let issued: Issued = Arc::new(move |token, _exp, key| {
+        o.tokens
+            .lock()
+            .unwrap()
+            .session_keys
+            .insert(token.to_string(), key);
+    });
+    let endpoints = serve(&instance_pki(), state.clone(), Some(issued)).await;
+    (state, endpoints)
+}

@@ -21,6 +21,26 @@ pub mod ocistand;
 pub mod schema_check;
 pub mod site;
 
+/// Run `q` (simple query protocol) on the PostgreSQL at `url`; every row's first column as text.
+pub async fn sql(url: &str, q: &str) -> Vec<String> {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let t = tokio::spawn(conn);
+    let rows = c
+        .simple_query(q)
+        .await
+        .unwrap_or_else(|e| panic!("{q}: {e}"));
+    drop(c);
+    let _ = t.await;
+    rows.into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("").to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A `--json` command's output: (exit code, its one JSON document, stderr); a stdout that is
 /// not one JSON document fails the test, naming `args`.
 pub fn json_output(args: &[&str], out: &std::process::Output) -> (i32, serde_json::Value, String) {

@@ -91,6 +91,9 @@ pub struct Store {
     pub skew_401: i64,
     /// Store the next PUT, then answer 503 as if the answer had been lost.
     pub lose_next_put_answer: bool,
+    /// PUTs of object names starting with this are refused as OCI refuses a principal its
+    /// policy does not cover (404 NotAuthorizedOrNotFound, not retried).
+    pub refuse_puts_under: Option<String>,
     pub failures: Vec<String>,
     /// Objects of a bucket that was never created are refused as OCI does (404
     /// BucketNotFound) instead of kept.
@@ -508,6 +511,17 @@ pub async fn handle(
             let existing = st.objects.get(&key).cloned();
             match m {
                 "PUT" => {
+                    if st
+                        .refuse_puts_under
+                        .as_deref()
+                        .is_some_and(|p| key.1.starts_with(p))
+                    {
+                        return oci_error(
+                            404,
+                            "NotAuthorizedOrNotFound",
+                            "Authorization failed or requested resource not found.",
+                        );
+                    }
                     if header("if-none-match").as_deref() == Some("*") && existing.is_some() {
                         return oci_error(
                             409,

@@ -26,25 +26,33 @@ pub fn http(method: reqwest::Method, url: &str, key: &str, body: Option<&Value>)
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        let mut r = reqwest::Client::new()
-            .request(method.clone(), url)
-            .bearer_auth(key);
-        // calops' own clients speak the newest Cal.com shapes of versioned routes.
-        if let Some(v) = calops_testkit::api_version(method.as_str(), url) {
-            r = r.header("cal-api-version", v);
-        }
-        if let Some(b) = body {
-            r = r.json(b);
-        }
-        match r.send().await {
-            Ok(resp) => (
-                resp.status().as_u16(),
-                resp.json().await.unwrap_or(Value::Null),
-            ),
-            Err(_) => (0, Value::Null),
-        }
-    })
+    rt.block_on(http_async(method, url, key, body))
+}
+
+/// [`http`] on the caller's runtime.
+pub async fn http_async(
+    method: reqwest::Method,
+    url: &str,
+    key: &str,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut r = reqwest::Client::new()
+        .request(method.clone(), url)
+        .bearer_auth(key);
+    // calops' own clients speak the newest Cal.com shapes of versioned routes.
+    if let Some(v) = calops_testkit::api_version(method.as_str(), url) {
+        r = r.header("cal-api-version", v);
+    }
+    if let Some(b) = body {
+        r = r.json(b);
+    }
+    match r.send().await {
+        Ok(resp) => (
+            resp.status().as_u16(),
+            resp.json().await.unwrap_or(Value::Null),
+        ),
+        Err(_) => (0, Value::Null),
+    }
 }
 
 /// True when the PostgreSQL server binaries a local target runs are installed; otherwise the

@@ -586,6 +586,71 @@ fn round_the_clock_hours_anchor_the_grid_independently_of_the_query() {
 }
 
 #[test]
+fn each_date_starts_its_grid_at_its_first_free_time_when_hours_run_on_across_midnight() {
+    // Round-the-clock hours in New York, a 45-minute type, one booking on Monday that ends at
+    // 10:10: Monday's later slots follow 10:15, but Tuesday's start at Tuesday's midnight (as
+    // Cal.com's do), not on Monday's lattice carried across midnight.
+    let a = avail(
+        "America/New_York",
+        vec![rule(&every_day(), "00:00", "24:00")],
+    );
+    let booking = Busy {
+        start: ts("2026-06-01T14:00:00Z"), // Monday 10:00 local
+        end: ts("2026-06-01T14:10:00Z"),   // 10:10 local
+        before_buffer: 0,
+        after_buffer: 0,
+        same_event_type: false,
+    };
+    let r = rules(45);
+    let day = |d: &str, busy: &[Busy]| {
+        let s = compute(
+            &a,
+            &r,
+            busy,
+            &q(&format!("{d}T04:00:00Z"), &format!("{d}T16:00:00Z")),
+        );
+        locals(&s, "America/New_York")
+    };
+    let monday = day("2026-06-01", &[booking]);
+    assert_eq!(monday[0], "2026-06-01 00:00 -0400");
+    assert!(monday.contains(&"2026-06-01 09:00 -0400".to_string()));
+    assert!(monday.contains(&"2026-06-01 10:15 -0400".to_string()));
+    assert!(monday.contains(&"2026-06-01 11:00 -0400".to_string()));
+    assert!(!monday.contains(&"2026-06-01 09:45 -0400".to_string()));
+    let tuesday = day("2026-06-02", &[booking]);
+    assert_eq!(tuesday, day("2026-06-02", &[]));
+    assert_eq!(tuesday[0], "2026-06-02 00:00 -0400");
+    assert!(tuesday.contains(&"2026-06-02 09:00 -0400".to_string()));
+    assert_eq!(tuesday.len(), 16); // 00:00 .. 11:15, every 45 minutes
+
+    // An overnight shift (22:00-24:00 then 00:00-02:00): the late slot may run past midnight,
+    // and the new date's grid starts at its midnight.
+    let a = avail(
+        "UTC",
+        vec![
+            rule(&[Weekday::Monday], "22:00", "24:00"),
+            rule(&[Weekday::Tuesday], "00:00", "02:00"),
+        ],
+    );
+    let s = compute(
+        &a,
+        &r,
+        &[],
+        &q("2026-06-01T00:00:00Z", "2026-06-03T00:00:00Z"),
+    );
+    assert_eq!(
+        locals(&s, "UTC"),
+        [
+            "2026-06-01 22:00 +0000",
+            "2026-06-01 22:45 +0000",
+            "2026-06-01 23:30 +0000",
+            "2026-06-02 00:00 +0000",
+            "2026-06-02 00:45 +0000"
+        ]
+    );
+}
+
+#[test]
 fn walls_parse_strictly() {
     assert_eq!(parse_wall("09:30", false), Some(570));
     assert_eq!(parse_wall("24:00", true), Some(1440));

@@ -1,17 +1,16 @@
 //! The slot engine as it was before the allocation-free rewrite, kept as a reference (changed
-//! since only by the start offset, added to both): the property test
+//! since only by the start offset and the grid's restart at each local date, made in both):
+//! the property test
 //! `rewrite_matches_the_reference` checks that both give the same slots.
 
 use super::super::*;
-
-const MAX_RUN_BACK_DAYS: u32 = 400;
 
 pub fn compute(avail: &Availability, rules: &Rules, busy: &[Busy], q: &Query) -> Vec<i64> {
     if q.end <= q.start || rules.length <= 0 {
         return Vec::new();
     }
     let tz = &avail.tz;
-    let (working, cut) = working(avail, q.start, q.end);
+    let working = working(avail, q.start, q.end);
     let mut blocked: Vec<(i64, i64)> = busy
         .iter()
         .map(|b| {
@@ -36,42 +35,40 @@ pub fn compute(avail: &Availability, rules: &Rules, busy: &[Busy], q: &Query) ->
     let mut out = Vec::new();
     let mut offsets = Offsets::new(tz);
     for (fs, fe) in free {
-        let mut t = if Some(fs) == cut {
-            // Hours without a beginning: one absolute lattice of steps, whatever the query.
-            fs + (step - fs.rem_euclid(step)) % step
-        } else {
-            round_up_local(fs, grid, &mut offsets)
-        } + rules.offset_start * 60;
-        while t + len <= fe {
-            if t >= q.start && t < q.end && t >= earliest {
-                let date = offsets.datetime(t).date();
-                let in_window = window.is_none_or(|(lo, hi)| date >= lo && date <= hi);
-                if in_window && !full_days.contains(&date) {
-                    out.push(t);
+        // Each local date in the range starts its own grid at its first free time.
+        let mut day_from = fs;
+        while day_from < fe {
+            let next_day = wall_to_instant(
+                local_date(day_from, tz).tomorrow().unwrap(),
+                0,
+                tz,
+                Disambiguation::Compatible,
+            )
+            .unwrap();
+            let mut base = round_up_local(day_from, grid, &mut offsets);
+            while base < next_day {
+                let t = base + rules.offset_start * 60;
+                if t + len > fe {
+                    break;
                 }
+                if t >= q.start && t < q.end && t >= earliest {
+                    let date = offsets.datetime(t).date();
+                    let in_window = window.is_none_or(|(lo, hi)| date >= lo && date <= hi);
+                    if in_window && !full_days.contains(&date) {
+                        out.push(t);
+                    }
+                }
+                base += step;
             }
-            if t >= q.end {
-                break;
-            }
-            t += step;
+            day_from = next_day;
         }
     }
     out
 }
 
-fn working(avail: &Availability, start: i64, end: i64) -> (Vec<(i64, i64)>, Option<i64>) {
+fn working(avail: &Availability, start: i64, end: i64) -> Vec<(i64, i64)> {
     let tz = &avail.tz;
-    let mut first = local_date(start, tz).yesterday().unwrap_or(Date::MIN);
-    // A free range that runs on from earlier days (hours up to 24:00 followed by hours from
-    // 00:00) anchors its grid where it really starts, whatever the query's start.
-    let mut back = 0;
-    while back < MAX_RUN_BACK_DAYS && starts_at_midnight(avail, first) {
-        match first.yesterday() {
-            Ok(p) => first = p,
-            Err(_) => break,
-        }
-        back += 1;
-    }
+    let first = local_date(start, tz).yesterday().unwrap_or(Date::MIN);
     let last = local_date(end, tz).tomorrow().unwrap_or(Date::MAX);
     let mut out = Vec::new();
     let mut d = first;
@@ -85,10 +82,7 @@ fn working(avail: &Availability, start: i64, end: i64) -> (Vec<(i64, i64)>, Opti
         }
     }
     out.sort_unstable();
-    let cut = (back == MAX_RUN_BACK_DAYS)
-        .then(|| wall_to_instant(first, 0, tz, Disambiguation::Compatible))
-        .flatten();
-    (merge(out), cut)
+    merge(out)
 }
 
 fn hours_of(avail: &Availability, d: Date) -> Vec<(u16, u16)> {
@@ -108,10 +102,6 @@ fn hours_of(avail: &Availability, d: Date) -> Vec<(u16, u16)> {
         .filter(|r| r.days.contains(&wd))
         .map(|r| (r.start, r.end))
         .collect()
-}
-
-fn starts_at_midnight(avail: &Availability, d: Date) -> bool {
-    hours_of(avail, d).iter().any(|&(s, e)| s == 0 && e > 0)
 }
 
 fn push_wall_interval(out: &mut Vec<(i64, i64)>, d: Date, start: u16, end: u16, tz: &TimeZone) {
