@@ -13,6 +13,11 @@
 //! full_page_writes=on: every commit waits for its WAL flush, as in production).
 //! `-- --without-calendar-triggers` drops the connected-calendar write-back triggers (migration
 //! 11) first: run it and the plain bench back to back to see what they cost the booking path.
+//! The mail comparison waits, untimed, after each mail-on round until its outbox has drained, so
+//! that the mail-off rounds do not pay for the other side's mail (`-- --no-drain`: do not wait).
+//! `-- --mail-only` runs only the mail on / mail off comparison; `-- --mail-workers=N` gives the
+//! mail-on side N workers instead of the default (0: the outbox rows are written by the booking
+//! statements but nothing is sent, which separates the cost of queueing from that of sending).
 
 use calops_testkit::bench::post;
 use calops_testkit::{TestApp, BOOTSTRAP_TOKEN};
@@ -214,10 +219,25 @@ async fn tenant(http: &reqwest::Client, app: &TestApp) -> anyhow::Result<(String
     Ok((key, org_id, user_id, et_id))
 }
 
+/// (pending, all) messages of an outbox.
+async fn pending(c: &tokio_postgres::Client) -> anyhow::Result<(i64, i64)> {
+    let r = c
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FROM mail_outbox",
+            &[],
+        )
+        .await?;
+    Ok((r.get(0), r.get(1)))
+}
+
 /// Bookings per second with mail off and with mail on (Maildir transport, its workers sending
 /// while the clients book), each on a fresh database of the same cluster, in alternating
 /// rounds so drift of a busy machine hits both sides alike: (off, on).
-async fn mail_on_off(http: &reqwest::Client, total: usize) -> anyhow::Result<(Stats, Stats)> {
+async fn mail_on_off(
+    http: &reqwest::Client,
+    total: usize,
+    workers: Option<usize>,
+) -> anyhow::Result<(Stats, Stats)> {
     let maildir = tempfile::tempdir()?;
     let mut sides = Vec::new();
     for on in [false, true] {
@@ -235,16 +255,29 @@ async fn mail_on_off(http: &reqwest::Client, total: usize) -> anyhow::Result<(St
                 public_url: Some("https://book.example.com".into()),
                 ..Default::default()
             };
+            if let Some(n) = workers {
+                config.mail.workers = n;
+            }
         }
         let app = TestApp::spawn_with(config).await?;
         let (key, _, _, et_id) = tenant(http, &app).await?;
         sides.push((app, Arc::new(key), et_id, Vec::new()));
     }
+    // The mail-on side's database, to see how far its workers got.
+    let outbox = {
+        let (c, conn) =
+            tokio_postgres::connect(&sides[1].0.database_url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        c
+    };
+    let drain = !std::env::args().any(|a| a == "--no-drain");
+    let (mut sent_in_rounds, mut drained) = (0i64, Duration::ZERO);
     let rounds = 4;
     for round in 0..rounds {
-        for (app, key, et_id, stats) in sides.iter_mut() {
+        for (side, (app, key, et_id, stats)) in sides.iter_mut().enumerate() {
             let (h, k, url, et_id) = (http.clone(), key.clone(), app.url("/v2/bookings"), *et_id);
             let per = total / rounds;
+            let before = pending(&outbox).await?;
             stats.push(
                 drive(per, move |_, i| {
                     let (h, k, url) = (h.clone(), k.clone(), url.clone());
@@ -264,8 +297,38 @@ async fn mail_on_off(http: &reqwest::Client, total: usize) -> anyhow::Result<(St
                 })
                 .await?,
             );
+            if side == 1 {
+                // Messages sent while this round's clients booked (also those queued before).
+                let after = pending(&outbox).await?;
+                sent_in_rounds += (before.0 + after.1 - before.1) - after.0;
+                // The on side's mail is sent before the next round of either side starts, so
+                // the mail-off side's rounds do not pay for it (not timed for either side).
+                if drain {
+                    let t = Instant::now();
+                    while pending(&outbox).await?.0 > 0 {
+                        anyhow::ensure!(
+                            t.elapsed() < Duration::from_secs(300),
+                            "the mail backlog did not drain in 300 s"
+                        );
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    drained += t.elapsed();
+                }
+            }
         }
     }
+    let (left, all) = pending(&outbox).await?;
+    println!(
+        "  (mail on: {sent_in_rounds} of {all} messages sent during the timed rounds; {}",
+        if drain {
+            format!(
+                "the rest drained in {:.2} s, untimed, after the rounds)",
+                drained.as_secs_f64()
+            )
+        } else {
+            format!("{left} still pending at the end; `--no-drain`: sent during later rounds of both sides)")
+        }
+    );
     let mut out = sides.into_iter().map(|(_, _, _, stats)| {
         let mut lat_ms: Vec<f64> = stats.iter().flat_map(|s| s.lat_ms.clone()).collect();
         lat_ms.sort_by(f64::total_cmp);
@@ -280,7 +343,42 @@ async fn mail_on_off(http: &reqwest::Client, total: usize) -> anyhow::Result<(St
     Ok((off, on))
 }
 
+/// `--mail-workers=N`, if given.
+fn mail_workers() -> anyhow::Result<Option<usize>> {
+    std::env::args()
+        .find_map(|a| a.strip_prefix("--mail-workers=").map(str::to_string))
+        .map(|n| {
+            n.parse()
+                .map_err(|e| anyhow::anyhow!("--mail-workers={n}: {e}"))
+        })
+        .transpose()
+}
+
+/// The mail on / mail off comparison, printed.
+async fn mail_comparison(http: &reqwest::Client, total: usize) -> anyhow::Result<()> {
+    let workers = mail_workers()?;
+    let (off, on) = mail_on_off(http, total, workers).await?;
+    let rate = |s: &Stats| s.n as f64 / s.secs;
+    println!("{}", off.line("mail off (1 guest; fresh database)"));
+    let what = match workers {
+        Some(0) => "mail on (Maildir, 3 queued a booking, 0 workers)".to_string(),
+        Some(n) => format!("mail on (Maildir, 3 messages a booking, {n} workers)"),
+        None => "mail on (Maildir, 3 messages a booking)".to_string(),
+    };
+    println!("{}", on.line(&what));
+    println!("mail on / mail off = {:.2}", rate(&on) / rate(&off));
+    Ok(())
+}
+
 async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
+    if std::env::args().any(|a| a == "--mail-only") {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        println!("bookings bench, mail on / off only ({CLIENTS} concurrent clients)");
+        return mail_comparison(&http, total).await;
+    }
     let (app, _cluster) = if durable {
         let (app, cluster) = durable_app().await?;
         (app, Some(cluster))
@@ -520,10 +618,7 @@ async fn run(total: usize, full: bool, durable: bool) -> anyhow::Result<()> {
         schema.line("  the same into bookings (schema ceiling)")
     );
     let rate = |s: &Stats| s.n as f64 / s.secs;
-    let (off, on) = mail_on_off(&http, total).await?;
-    println!("{}", off.line("mail off (1 guest; fresh database)"));
-    println!("{}", on.line("mail on (Maildir, 3 messages a booking)"));
-    println!("mail on / mail off = {:.2}", rate(&on) / rate(&off));
+    mail_comparison(&http, total).await?;
     println!(
         "service / raw = {:.2}   (schema ceiling / raw = {:.2}; service / schema ceiling = {:.2})",
         rate(&service) / rate(&raw),

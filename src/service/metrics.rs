@@ -129,6 +129,12 @@ impl Metrics {
         c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Bookings made by `POST /v2/bookings` so far, both paths (mail pacing watches it move).
+    pub fn bookings_made(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.booked_direct.load(Relaxed) + self.booked_general.load(Relaxed)
+    }
+
     /// Every request series' cumulative counts, for the exporter's deltas.
     pub fn totals(&self) -> Vec<Series> {
         let map = self.requests.lock().map(|m| m.clone()).unwrap_or_default();

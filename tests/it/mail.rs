@@ -136,6 +136,8 @@ fn mail_settings(transport: Transport) -> Settings {
         timeout: Duration::from_secs(5),
         poll_interval: Duration::from_millis(200),
         retention: Duration::from_secs(86_400),
+        // The default pacing: held back while bookings are being made, as in production.
+        ..Settings::default()
     }
 }
 
@@ -661,6 +663,29 @@ async fn smtp_down_then_up_delivers_every_message_once_across_two_replicas() {
 
 // ---- durability: kill -9 the real binary -----------------------------------------------------
 
+/// Wait (at most `secs`) until no outbox row matches `condition`.
+async fn outbox_settles(d: &tokio_postgres::Client, condition: &str, secs: u64) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let n: i64 = d
+            .query_one(
+                &format!("SELECT count(*) FROM mail_outbox WHERE {condition}"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "{n} messages still {condition} after {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A `calops serve` child that is killed when dropped, so a failing test leaves no service
 /// running behind it.
 struct Serve(Child);
@@ -793,25 +818,7 @@ async fn kill_9_while_sending_loses_nothing_and_repeats_at_most_the_messages_in_
     let mut server = serve(&database_url, port, smtp_port, &log);
     healthy(&base).await;
     let d = db(&database_url).await;
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let unsent: i64 = d
-            .query_one(
-                "SELECT count(*) FROM mail_outbox WHERE status <> 'sent'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if unsent == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "{unsent} messages still unsent after the restart"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    outbox_settles(&d, "status <> 'sent'", 60).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let all = read(&py, &maildir);
     let mut per: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -1023,8 +1030,69 @@ async fn the_maildir_transport_writes_each_message_as_a_file_in_new() {
     let _ = t.org_id;
 }
 
-/// A database at main's migrations before e-mail (every version but 10, 11 included): the
-/// next start applies 10 though a higher version is recorded, and bookings then mail.
+/// A message whose booking is gone (deleted while the message waited, as an organization's
+/// deletion does) is marked skipped by its claim: not sent, and not left pending for ever,
+/// while the other booking's messages are sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_booking_is_gone_is_skipped_not_left_pending() {
+    const TEST: &str = "a_message_whose_booking_is_gone_is_skipped_not_left_pending";
+    if !have_pg(TEST) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("mail");
+    let url = fresh_database().await.unwrap();
+    // Queued, not sent: a service without workers.
+    let queued = app_on(
+        url.clone(),
+        Settings {
+            workers: 0,
+            ..mail_settings(Transport::Maildir(maildir.clone()))
+        },
+    )
+    .await;
+    let c = Client::new(&queued);
+    let t = tenant(&c, 1, None).await;
+    let et = t.event_types[0];
+    let gone = book(&c, &t, booking(et, &slot(0), "ann@example.com", &[])).await;
+    let kept = book(&c, &t, booking(et, &slot(1), "bob@example.com", &[])).await;
+    let (gone, kept) = (gone["uid"].as_str().unwrap(), kept["uid"].as_str().unwrap());
+    let d = db(&url).await;
+    let deleted = d
+        .execute("DELETE FROM bookings WHERE uid::text = $1", &[&gone])
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let _workers = app_on(url, mail_settings(Transport::Maildir(maildir.clone()))).await;
+    outbox_settles(&d, "status = 'pending'", 30).await;
+    let rows: Vec<(String, String, String)> = d
+        .query(
+            "SELECT booking_uid::text, status, COALESCE(last_error, '') FROM mail_outbox
+             ORDER BY booking_uid::text = $1, recipient",
+            &[&kept],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let gone_row = |status: &str, error: &str| (gone.to_string(), status.into(), error.into());
+    let kept_row = |status: &str| (kept.to_string(), status.into(), String::new());
+    assert_eq!(
+        rows,
+        vec![
+            gone_row("skipped", "the booking no longer exists"),
+            gone_row("skipped", "the booking no longer exists"),
+            kept_row("sent"),
+            kept_row("sent"),
+        ]
+    );
+    assert_eq!(std::fs::read_dir(maildir.join("new")).unwrap().count(), 2);
+}
+
+/// A database at main's migrations before e-mail (every version but 10, 11 and 12 included):
+/// the next start applies 10 though a higher version is recorded, then what builds on it (13),
+/// and bookings then mail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_with_a_later_migration_but_not_mails_gets_it_on_the_next_start() {
     const TEST: &str = "a_database_with_a_later_migration_but_not_mails_gets_it_on_the_next_start";
@@ -1033,6 +1101,8 @@ async fn a_database_with_a_later_migration_but_not_mails_gets_it_on_the_next_sta
     }
     use calops::service::store::{migrations::MIGRATIONS, Store};
     const MAIL: i32 = 10;
+    /// Later migrations that change mail's tables: not there before mail was.
+    const ON_MAIL: i32 = 13;
     let url = fresh_database().await.unwrap();
     {
         let mut d = db(&url).await;
@@ -1042,7 +1112,7 @@ async fn a_database_with_a_later_migration_but_not_mails_gets_it_on_the_next_sta
         )
         .await
         .unwrap();
-        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 != MAIL) {
+        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 != MAIL && m.0 != ON_MAIL) {
             let tx = d.transaction().await.unwrap();
             tx.batch_execute(sql).await.unwrap();
             tx.execute(
@@ -1059,7 +1129,7 @@ async fn a_database_with_a_later_migration_but_not_mails_gets_it_on_the_next_sta
         "the case needs a version above the mail migration"
     );
     let store = Store::new(&url, 2).unwrap();
-    assert_eq!(store.migrate().await.unwrap(), vec![MAIL]);
+    assert_eq!(store.migrate().await.unwrap(), vec![MAIL, ON_MAIL]);
     assert!(store.migrate().await.unwrap().is_empty(), "once only");
     let dir = tempfile::tempdir().unwrap();
     let maildir = dir.path().join("mail");

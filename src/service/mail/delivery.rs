@@ -6,6 +6,8 @@
 //! timeout, 4xx), `dead` after the last attempt or at once when the server refuses that
 //! recipient for good (5xx); a reminder whose booking is no longer accepted is `skipped`.
 //! Reminders are rows due at their time: the same claim picks them up, no cron job needed.
+//! While this process is making bookings, the workers hold back (`pace`): up to
+//! `yield_max`, so a burst of bookings is not slowed by its own mail.
 //!
 //! Exactly once per (event, recipient): the outbox has one row per pair (unique key) and only
 //! the holder of a row's latest attempt may record it. What no database can make atomic is the
@@ -48,6 +50,7 @@ impl Workers {
 struct Ctx {
     store: Store,
     settings: Settings,
+    pace: super::pace::Pace,
     sender: Sender,
     page_key: PageKey,
     metrics: Arc<Metrics>,
@@ -91,6 +94,7 @@ pub async fn spawn(
     }
     let ctx = Arc::new(Ctx {
         store,
+        pace: super::pace::Pace::new(settings.yield_max),
         settings,
         sender,
         page_key,
@@ -131,6 +135,15 @@ async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, mut stopped: watch::Receiver<boo
     loop {
         if *stopped.borrow() {
             return;
+        }
+        if let Some(hold) = ctx
+            .pace
+            .wait(ctx.metrics.bookings_made(), std::time::Instant::now())
+        {
+            tokio::select! {
+                _ = tokio::time::sleep(hold) => continue,
+                _ = stopped.changed() => return,
+            }
         }
         let notified = wake.notified();
         let mut notified = std::pin::pin!(notified);

@@ -6,10 +6,12 @@
 //! - `compose`: the message of one outbox row (plain text, HTML, `text/calendar`), localized
 //! - `transport`: SMTP (lettre, rustls; STARTTLS or TLS; credentials by reference) or a Maildir
 //! - `delivery`: the background workers (claim with `FOR UPDATE SKIP LOCKED`, send, record)
+//! - `pace`: the workers yield to bookings while this process is making them
 //! - this module: the settings (`CALOPS_MAIL_*`, `CALOPS_SMTP_*`)
 
 pub mod compose;
 pub mod delivery;
+pub mod pace;
 pub mod transport;
 
 use crate::service::problem::Problem;
@@ -95,6 +97,9 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Sent, dead and skipped messages older than this are deleted.
     pub retention: Duration,
+    /// How long the workers may hold mail back while this process keeps making bookings
+    /// (`pace`); zero: never.
+    pub yield_max: Duration,
 }
 
 impl Default for Settings {
@@ -110,6 +115,7 @@ impl Default for Settings {
             timeout: Duration::from_secs(30),
             poll_interval: Duration::from_secs(5),
             retention: Duration::from_secs(30 * 86_400),
+            yield_max: Duration::from_secs(10),
         }
     }
 }
@@ -145,6 +151,12 @@ impl Settings {
             ms(1000),
             day * 3650,
             &mut s.retention,
+        );
+        r.duration(
+            "CALOPS_MAIL_YIELD_MAX",
+            ms(0),
+            ms(600_000),
+            &mut s.yield_max,
         );
         if s.backoff_max < s.backoff_base {
             s.backoff_max = s.backoff_base;

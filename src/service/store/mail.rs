@@ -55,19 +55,25 @@ pub struct MailBacklog {
     pub scheduled: i64,
 }
 
+/// The earliest due message, in the order of the `mail_outbox_next` index (migration 13), so
+/// the claim reads the first unlocked entry and stops whatever the backlog. A message whose
+/// booking no longer exists (its organization was deleted) is marked `skipped` by its claim and
+/// not returned.
 const CLAIM: &str = "WITH due AS (
-    SELECT id FROM mail_outbox m
+    SELECT id, booking_id FROM mail_outbox
     WHERE status = 'pending' AND next_attempt_at <= now()
-      AND EXISTS (SELECT 1 FROM bookings b WHERE b.id = m.booking_id)
     ORDER BY next_attempt_at, id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
   ), claimed AS (
     UPDATE mail_outbox m SET attempts = m.attempts + 1,
-      next_attempt_at = now() + make_interval(secs => $1)
-    FROM due WHERE m.id = due.id
+      next_attempt_at = now() + make_interval(secs => $1),
+      status = CASE WHEN b.id IS NULL THEN 'skipped' ELSE 'pending' END,
+      last_error = CASE WHEN b.id IS NULL THEN 'the booking no longer exists' ELSE m.last_error END
+    FROM due LEFT JOIN bookings b ON b.id = due.booking_id
+    WHERE m.id = due.id
     RETURNING m.id, m.uid, m.kind, m.reminder_minutes, m.recipient, m.role, m.lang,
-      m.ical_sequence, m.attempts, m.booking_id
+      m.ical_sequence, m.attempts, m.booking_id, m.status
   )
   SELECT c.id, c.uid, c.kind, c.reminder_minutes, c.recipient, c.role, c.lang, c.ical_sequence,
     c.attempts, b.uid, b.ical_uid, b.status, b.start_at, b.end_at, b.updated_at,
@@ -76,7 +82,8 @@ const CLAIM: &str = "WITH due AS (
   FROM claimed c JOIN bookings b ON b.id = c.booking_id
   JOIN event_types e ON e.id = b.event_type_id
   JOIN users u ON u.id = b.host_user_id
-  JOIN organizations o ON o.id = b.org_id";
+  JOIN organizations o ON o.id = b.org_id
+  WHERE c.status = 'pending'";
 
 impl Store {
     /// Whether the booking triggers queue messages (the service has a transport).

@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "slot cache: notify replicas of organization changes",
         V12,
     ),
+    (
+        13,
+        "mail: claims read the due index in order, fewer outbox indexes",
+        V13,
+    ),
 ];
 
 const V1: &str = r#"
@@ -645,6 +650,42 @@ ALTER TABLE organizations ADD COLUMN embed_origins text[];
 const V12: &str = r#"
 CREATE TRIGGER organizations_cache AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON organizations
   FOR EACH STATEMENT EXECUTE FUNCTION calops_cache_config();
+"#;
+
+/// The mail workers claim the earliest due message (`store::mail::CLAIM`): an index in exactly
+/// that order (`next_attempt_at, id`) among pending rows lets the claim read its first entries and
+/// stop. With the old index on `next_attempt_at` alone, and the claim's check that the booking
+/// still exists, the planner could sort (and join) the whole due backlog on every claim, which
+/// grew with the backlog: 41 ms and 27,000 buffers a claim with 10,000 messages waiting.
+///
+/// Each booking writes three outbox rows in its own transaction, so every index of the outbox
+/// is paid three times per booking: two go. The cancel trigger finds a booking's pending
+/// reminders by the first column of the unique key (`booking_uid`) instead of an index of its
+/// own, and the row `uid` (random, the Message-ID's left part, never looked up) needs no unique
+/// index. Together about 30 µs of database CPU a booking (of 90 µs the rows cost).
+const V13: &str = r#"
+CREATE INDEX mail_outbox_next ON mail_outbox (next_attempt_at, id) WHERE status = 'pending';
+DROP INDEX mail_outbox_due;
+DROP INDEX mail_outbox_booking;
+ALTER TABLE mail_outbox DROP CONSTRAINT mail_outbox_uid_key;
+
+CREATE OR REPLACE FUNCTION bookings_mail_cancelled() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  UPDATE mail_outbox SET status = 'skipped', last_error = 'the booking was cancelled'
+    WHERE booking_uid = NEW.uid AND kind = 'reminder' AND status = 'pending';
+  IF NEW.rescheduled_to_uid IS NULL AND (SELECT enabled FROM mail_settings) THEN
+    INSERT INTO mail_outbox (org_id, booking_id, booking_uid, kind, recipient, role, lang,
+      ical_sequence)
+    SELECT NEW.org_id, NEW.id, NEW.uid, 'cancelled', r.recipient, r.role,
+      NEW.attendee->>'language', NEW.ical_sequence
+    FROM event_types e JOIN users u ON u.id = NEW.host_user_id
+    CROSS JOIN LATERAL calops_mail_recipients(NEW.attendee, NEW.guests, u.email) r
+    WHERE e.id = NEW.event_type_id AND e.mail_enabled
+    ON CONFLICT DO NOTHING;
+    PERFORM pg_notify('calops_mail', '');
+  END IF;
+  RETURN NULL;
+END $f$;
 "#;
 
 /// E-mail (`service::mail`): an outbox row per message and recipient, written by triggers in
