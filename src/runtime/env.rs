@@ -64,6 +64,9 @@ pub mod var {
     /// A secret: the key that signs the booking pages' links, as [`PAGE_KEY_REF`].
     pub const PAGE_KEY: &str = "CALOPS_PAGE_KEY";
     pub const PAGE_KEY_REF: &str = "CALOPS_PAGE_KEY_REF";
+    /// A secret: the SMTP password (with `CALOPS_SMTP_USERNAME`), as [`SMTP_PASSWORD_REF`].
+    pub const SMTP_PASSWORD: &str = "CALOPS_SMTP_PASSWORD";
+    pub const SMTP_PASSWORD_REF: &str = "CALOPS_SMTP_PASSWORD_REF";
     /// Reported by `/health`, so a deploy can tell which slot answers.
     pub const SLOT: &str = "CALOPS_SLOT";
     /// Reported by `/health`, so a deploy can tell which release answers.
@@ -185,11 +188,12 @@ pub fn vm_service_env(
 
 /// The secrets `serve` reads (each as `<NAME>_REF`). A profile secret outside this list would
 /// reach the container without anything reading it, so the renderer refuses it.
-pub const SECRETS: [&str; 4] = [
+pub const SECRETS: [&str; 5] = [
     var::DATABASE_PASSWORD,
     var::ADMIN_TOKEN,
     var::WEBHOOK_SECRET_KEY,
     var::PAGE_KEY,
+    var::SMTP_PASSWORD,
 ];
 
 /// The variable that carries secret `name` as a reference: `<name>_REF`.
@@ -857,6 +861,8 @@ mod tests {
             (var::DATABASE_PASSWORD, var::DATABASE_PASSWORD_REF),
             (var::ADMIN_TOKEN, var::ADMIN_TOKEN_REF),
             (var::WEBHOOK_SECRET_KEY, var::WEBHOOK_SECRET_KEY_REF),
+            (var::PAGE_KEY, var::PAGE_KEY_REF),
+            (var::SMTP_PASSWORD, var::SMTP_PASSWORD_REF),
         ] {
             assert!(SECRETS.contains(&secret));
             assert_eq!(reference_variable(secret), reference);

@@ -381,7 +381,7 @@ impl RawConfig {
             problems.extend(p);
             Default::default()
         });
-        let mail = crate::service::mail::Settings::from_env(env).unwrap_or_else(|p| {
+        let mail = crate::service::mail::Settings::from_env(env, secrets).unwrap_or_else(|p| {
             problems.extend(p);
             Default::default()
         });

@@ -1,6 +1,6 @@
 //! The service's secrets, resolved once at start from their references: each secret setting
 //! (`CALOPS_DATABASE_PASSWORD_REF`, `CALOPS_ADMIN_TOKEN_REF`, `CALOPS_WEBHOOK_SECRET_KEY_REF`,
-//! `CALOPS_PAGE_KEY_REF`) holds `env:NAME` (an environment variable of this process) or `vault:<secret OCID>` (an OCI
+//! `CALOPS_PAGE_KEY_REF`, `CALOPS_SMTP_PASSWORD_REF`) holds `env:NAME` (an environment variable of this process) or `vault:<secret OCID>` (an OCI
 //! Vault secret, read with GetSecretBundle as the principal the runtime contract names:
 //! the container instance's resource principal, or the `oci-vm` target's instance principal).
 //!
@@ -14,11 +14,12 @@ use crate::service::problem::Problem;
 use std::collections::BTreeMap;
 
 /// The secret settings `serve` reads, by variable.
-pub const SETTINGS: [&str; 4] = [
+pub const SETTINGS: [&str; 5] = [
     var::DATABASE_PASSWORD_REF,
     var::ADMIN_TOKEN_REF,
     var::WEBHOOK_SECRET_KEY_REF,
     var::PAGE_KEY_REF,
+    var::SMTP_PASSWORD_REF,
 ];
 
 /// The references given, by setting. `admin_token_ref` is the flag's value (or its variable's).

@@ -711,6 +711,17 @@ impl Drop for Serve {
 }
 
 fn serve(database_url: &str, port: u16, smtp_port: u16, log: &Path) -> Serve {
+    serve_with(database_url, port, smtp_port, log, &[])
+}
+
+/// [`serve`] with `extra` variables set (after the defaults, so they win).
+fn serve_with(
+    database_url: &str,
+    port: u16,
+    smtp_port: u16,
+    log: &Path,
+    extra: &[(&str, String)],
+) -> Serve {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -737,6 +748,7 @@ fn serve(database_url: &str, port: u16, smtp_port: u16, log: &Path) -> Serve {
         .env("CALOPS_RATE_LIMIT_BOOKINGS", "off")
         .env_remove("REDIS_URL")
         .env_remove("CALOPS_OBJECT_STORAGE_URL")
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -1425,4 +1437,104 @@ async fn oci_email_submits_the_whole_signed_message_and_retries_only_what_may_pa
         tried >= 5,
         "the two 500s were tried again ({tried} attempts)"
     );
+}
+
+/// The SMTP password behind a `vault:` reference: the real `serve`, signing as a container's
+/// resource principal, reads it from the signature-checking Vault stand-in at start, like its
+/// other secrets, and signs in to aiosmtpd with it (AUTH after STARTTLS). The password is in
+/// neither the environment nor the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_smtp_password_can_be_a_vault_secret() {
+    const TEST: &str = "the_smtp_password_can_be_a_vault_secret";
+    if !have_pg(TEST) {
+        return;
+    }
+    let Some(py) = python(TEST) else { return };
+    use crate::support::oci::{session_token, shared_key, unix_in, vectors, Oci};
+    const SECRET: &str = "ocid1.vaultsecret.oc1.ap-sydney-1.smtppassword";
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Maildir");
+    let (cert, key) = certificate(dir.path());
+    let smtp_port = free_port();
+    let password = calops::pg::random_token(24);
+    let _smtpd = Smtpd::start(
+        &py,
+        smtp_port,
+        &maildir,
+        &[
+            "--tls",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            "--auth",
+            SMTP_USER,
+            &password,
+        ],
+    );
+    let v = vectors();
+    let k = shared_key(&v);
+    let (oci, _server) = Oci::start(
+        k.to_public_key(),
+        vec![crate::support::ocistand::key_id(&k)],
+    )
+    .await;
+    oci.store
+        .lock()
+        .unwrap()
+        .secrets
+        .insert(SECRET.into(), password.clone());
+    let token = session_token(unix_in(3600), "mail");
+    oci.tokens.lock().unwrap().valid.insert(token.clone());
+    let rpst = dir.path().join("rpst");
+    let rp_key = dir.path().join("rp.pem");
+    std::fs::write(&rpst, &token).unwrap();
+    std::fs::write(
+        &rp_key,
+        crate::support::oci::s(&v["credentials"], "private_key_pkcs8_pem"),
+    )
+    .unwrap();
+    let database_url = fresh_database().await.unwrap();
+    let port = free_port();
+    let log = dir.path().join("serve.log");
+    let extra = [
+        (
+            "CALOPS_MAIL_TRANSPORT",
+            format!("smtp://127.0.0.1:{smtp_port}"),
+        ),
+        ("CALOPS_SMTP_CA_FILE", cert.display().to_string()),
+        ("CALOPS_SMTP_USERNAME", SMTP_USER.to_string()),
+        ("CALOPS_SMTP_PASSWORD_REF", format!("vault:{SECRET}")),
+        ("OCI_RESOURCE_PRINCIPAL_VERSION", "2.2".to_string()),
+        ("OCI_RESOURCE_PRINCIPAL_RPST", rpst.display().to_string()),
+        (
+            "OCI_RESOURCE_PRINCIPAL_PRIVATE_PEM",
+            rp_key.display().to_string(),
+        ),
+        ("OCI_RESOURCE_PRINCIPAL_REGION", "ap-sydney-1".to_string()),
+        ("CALOPS_ENDPOINT_SECRETS", oci.base.to_string()),
+    ];
+    let server = serve_with(&database_url, port, smtp_port, &log, &extra);
+    let base = format!("http://127.0.0.1:{port}");
+    healthy(&base).await;
+    assert_eq!(
+        oci.hits(&format!("/20190301/secretbundles/{SECRET}")),
+        1,
+        "serve read the SMTP password from Vault once, at start"
+    );
+    let c = Client::at(&base);
+    let t = tenant(&c, 1, None).await;
+    book(
+        &c,
+        &t,
+        booking(t.event_types[0], &slot(0), "ann@example.com", &[]),
+    )
+    .await;
+    let all = wait_for_mail(&py, &maildir, 2, 30).await;
+    assert_eq!(
+        rcpts(&all.iter().collect::<Vec<_>>()),
+        ["ann@example.com", t.host_email.as_str()]
+    );
+    let environ = std::fs::read(format!("/proc/{}/environ", server.0.id())).unwrap();
+    drop(server);
+    assert!(!String::from_utf8_lossy(&environ).contains(&password));
+    assert!(!std::fs::read_to_string(&log).unwrap().contains(&password));
 }

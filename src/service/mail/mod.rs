@@ -78,6 +78,9 @@ impl std::fmt::Debug for Transport {
     }
 }
 
+/// The setting that refers to the SMTP password (`env:NAME` or `vault:<secret OCID>`).
+pub const SMTP_PASSWORD_REF: &str = crate::runtime::env::var::SMTP_PASSWORD_REF;
+
 /// Mail settings (environment variables `CALOPS_MAIL_*`, `CALOPS_SMTP_*`).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -128,7 +131,12 @@ impl Settings {
     }
 
     /// Read the settings through `env`; every problem at once.
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, Vec<Problem>> {
+    /// The SMTP password is `secrets`' [`SMTP_PASSWORD_REF`] (resolved with the service's other
+    /// secrets, `env:` or `vault:`; a reference that does not resolve is reported there).
+    pub fn from_env(
+        env: &dyn Fn(&str) -> Option<String>,
+        secrets: &crate::service::secrets::Secrets,
+    ) -> Result<Settings, Vec<Problem>> {
         let mut s = Settings::default();
         let mut r = crate::service::problem::EnvReader::new(env);
         let (mut workers, mut attempts) = (s.workers as u64, s.max_attempts as u64);
@@ -179,7 +187,7 @@ impl Settings {
         let transport = get("CALOPS_MAIL_TRANSPORT");
         match transport.as_deref() {
             None | Some("off") => {}
-            Some(t) => match parse_transport(t, env) {
+            Some(t) => match parse_transport(t, env, secrets) {
                 Ok(t) => s.transport = Some(t),
                 Err(p) => problems.extend(p),
             },
@@ -207,6 +215,7 @@ impl Settings {
 fn parse_transport(
     t: &str,
     env: &dyn Fn(&str) -> Option<String>,
+    secrets: &crate::service::secrets::Secrets,
 ) -> Result<Transport, Vec<Problem>> {
     const SETTING: &str = "CALOPS_MAIL_TRANSPORT";
     let bad = |message: String| {
@@ -241,7 +250,7 @@ fn parse_transport(
     })?;
     if !u.username().is_empty() || u.password().is_some() {
         return Err(bad(
-            "has credentials in it: put the user in CALOPS_SMTP_USERNAME and the password behind CALOPS_SMTP_PASSWORD_REF (env:NAME)".into(),
+            "has credentials in it: put the user in CALOPS_SMTP_USERNAME and the password behind CALOPS_SMTP_PASSWORD_REF (env:NAME or vault:<secret OCID>)".into(),
         ));
     }
     let (security, default_port) = match u.scheme() {
@@ -272,32 +281,9 @@ fn parse_transport(
     let username = env("CALOPS_SMTP_USERNAME")
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty());
-    let password = match env("CALOPS_SMTP_PASSWORD_REF")
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-    {
-        None => None,
-        Some(r) => match r.strip_prefix("env:").filter(|n| !n.is_empty()) {
-            None => {
-                problems.push(Problem {
-                    setting: "CALOPS_SMTP_PASSWORD_REF",
-                    message: "is not a reference: use env:NAME, naming the environment variable that holds the SMTP password".into(),
-                });
-                None
-            }
-            Some(name) => match env(name) {
-                Some(v) if !v.is_empty() => Some(v),
-                _ => {
-                    problems.push(Problem {
-                        setting: "CALOPS_SMTP_PASSWORD_REF",
-                        message: format!("refers to environment variable {name}, which is not set"),
-                    });
-                    None
-                }
-            },
-        },
-    };
-    if password.is_some() != username.is_some() && problems.is_empty() {
+    let password_given = env(SMTP_PASSWORD_REF).is_some_and(|v| !v.trim().is_empty());
+    let password = secrets.get(SMTP_PASSWORD_REF).map(str::to_string);
+    if password_given != username.is_some() {
         problems.push(Problem {
             setting: "CALOPS_SMTP_USERNAME",
             message: "and CALOPS_SMTP_PASSWORD_REF go together: set both or neither".into(),
@@ -339,6 +325,7 @@ fn parse_transport(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::secrets::Secrets;
 
     fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
         move |n| {
@@ -349,17 +336,29 @@ mod tests {
         }
     }
 
+    /// The settings from `pairs` as `serve` reads them: the secrets resolved first (`env:` only
+    /// here), their problems reported before the mail settings'.
+    fn read(pairs: &[(&str, &str)]) -> Result<Settings, Vec<Problem>> {
+        let env = env(pairs);
+        let secrets = Secrets::resolve_env(&crate::service::secrets::given(None, &env), &env);
+        match Settings::from_env(&env, &secrets) {
+            Ok(s) if secrets.problems.is_empty() => Ok(s),
+            Ok(_) => Err(secrets.problems.clone()),
+            Err(p) => Err(secrets.problems.iter().cloned().chain(p).collect()),
+        }
+    }
+
     #[test]
     fn mail_is_off_by_default_and_transports_parse() {
-        let s = Settings::from_env(&|_| None).unwrap();
+        let s = read(&[]).unwrap();
         assert!(s.transport.is_none());
-        let s = Settings::from_env(&env(&[
+        let s = read(&[
             ("CALOPS_MAIL_TRANSPORT", "smtp://mail.example.com"),
             ("CALOPS_MAIL_FROM", "bookings@example.com"),
             ("CALOPS_SMTP_USERNAME", "ocid1.user..x"),
             ("CALOPS_SMTP_PASSWORD_REF", "env:SMTP_PW"),
             ("SMTP_PW", "hunter2-secret"),
-        ]))
+        ])
         .unwrap();
         match s.transport.as_ref().unwrap() {
             Transport::Smtp {
@@ -376,10 +375,10 @@ mod tests {
             t => panic!("{t:?}"),
         }
         assert!(!format!("{s:?}").contains("hunter2"));
-        let s = Settings::from_env(&env(&[
+        let s = read(&[
             ("CALOPS_MAIL_TRANSPORT", "smtps://mail.example.com"),
             ("CALOPS_MAIL_FROM", "b@example.com"),
-        ]))
+        ])
         .unwrap();
         assert!(matches!(
             s.transport,
@@ -389,10 +388,10 @@ mod tests {
                 ..
             })
         ));
-        let s = Settings::from_env(&env(&[
+        let s = read(&[
             ("CALOPS_MAIL_TRANSPORT", "maildir:.calops/local/mail"),
             ("CALOPS_MAIL_FROM", "b@example.com"),
-        ]))
+        ])
         .unwrap();
         assert_eq!(
             s.transport,
@@ -402,14 +401,14 @@ mod tests {
 
     #[test]
     fn bad_mail_settings_are_all_reported_without_secrets() {
-        let p = Settings::from_env(&env(&[
+        let p = read(&[
             (
                 "CALOPS_MAIL_TRANSPORT",
                 "smtp://user:hunter2@mail.example.com",
             ),
             ("CALOPS_MAIL_WORKERS", "lots"),
             ("CALOPS_PUBLIC_URL", "book.example.com"),
-        ]))
+        ])
         .unwrap_err();
         let settings: Vec<&str> = p.iter().map(|p| p.setting).collect();
         assert_eq!(
@@ -422,20 +421,49 @@ mod tests {
             "{p:?}"
         );
         assert!(!format!("{p:?}").contains("hunter2"));
-        let p = Settings::from_env(&env(&[
+        let p = read(&[
             ("CALOPS_MAIL_TRANSPORT", "smtp://mail.example.com"),
             ("CALOPS_MAIL_FROM", "not an address"),
             ("CALOPS_SMTP_USERNAME", "u"),
             ("CALOPS_SMTP_PASSWORD_REF", "hunter2"),
-        ]))
+        ])
         .unwrap_err();
-        assert_eq!(p.len(), 1, "{p:?}");
-        assert_eq!(p[0].setting, "CALOPS_SMTP_PASSWORD_REF");
-        assert!(!p[0].message.contains("hunter2"));
-        let p = Settings::from_env(&env(&[
+        // Both problems at once: the reference (resolved with the other secrets) and the sender.
+        let settings: Vec<&str> = p.iter().map(|p| p.setting).collect();
+        assert_eq!(
+            settings,
+            ["CALOPS_SMTP_PASSWORD_REF", "CALOPS_MAIL_FROM"],
+            "{p:?}"
+        );
+        assert!(!format!("{p:?}").contains("hunter2"));
+        // A user without a password reference, and the other way round.
+        for pairs in [
+            &[("CALOPS_SMTP_USERNAME", "u")][..],
+            &[
+                ("CALOPS_SMTP_PASSWORD_REF", "env:SMTP_PW"),
+                ("SMTP_PW", "pw"),
+            ][..],
+        ] {
+            let mut all = vec![
+                ("CALOPS_MAIL_TRANSPORT", "smtp://mail.example.com"),
+                ("CALOPS_MAIL_FROM", "b@example.com"),
+            ];
+            all.extend_from_slice(pairs);
+            let p = read(&all).unwrap_err();
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert_eq!(p[0].setting, "CALOPS_SMTP_USERNAME");
+        }
+        // A `vault:` reference is taken (resolved through Vault at start, like the others).
+        let env = env(&[(
+            "CALOPS_SMTP_PASSWORD_REF",
+            "vault:ocid1.vaultsecret.oc1..smtp",
+        )]);
+        let given = crate::service::secrets::given(None, &env);
+        assert!(Secrets::needs_vault(&given), "{given:?}");
+        let p = read(&[
             ("CALOPS_MAIL_TRANSPORT", "smtp://mail.example.com"),
             ("CALOPS_MAIL_FROM", "not an address"),
-        ]))
+        ])
         .unwrap_err();
         assert_eq!(p[0].setting, "CALOPS_MAIL_FROM");
     }
