@@ -62,6 +62,23 @@ impl Smtpd {
         assert_eq!(line.trim(), "ready", "aiosmtpd did not start");
         Smtpd { child }
     }
+
+    /// STARTTLS with `cert`/`key`, then AUTH as [`SMTP_USER`] with `password`, before MAIL.
+    fn start_tls_auth(
+        python: &Path,
+        port: u16,
+        maildir: &Path,
+        (cert, key): (&Path, &Path),
+        password: &str,
+    ) -> Smtpd {
+        let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        Smtpd::start(
+            python,
+            port,
+            maildir,
+            &["--tls", cert, key, "--auth", SMTP_USER, password],
+        )
+    }
 }
 
 impl Drop for Smtpd {
@@ -324,19 +341,7 @@ async fn each_change_mails_everyone_an_invitation_matching_the_bookings_ics() {
     let maildir = dir.path().join("Maildir");
     let (cert, key) = certificate(dir.path());
     let port = free_port();
-    let _smtpd = Smtpd::start(
-        &py,
-        port,
-        &maildir,
-        &[
-            "--tls",
-            cert.to_str().unwrap(),
-            key.to_str().unwrap(),
-            "--auth",
-            SMTP_USER,
-            SMTP_PASSWORD,
-        ],
-    );
+    let _smtpd = Smtpd::start_tls_auth(&py, port, &maildir, (&cert, &key), SMTP_PASSWORD);
     let transport = Transport::Smtp {
         host: "127.0.0.1".into(),
         port,
@@ -1457,19 +1462,7 @@ async fn the_smtp_password_can_be_a_vault_secret() {
     let (cert, key) = certificate(dir.path());
     let smtp_port = free_port();
     let password = calops::pg::random_token(24);
-    let _smtpd = Smtpd::start(
-        &py,
-        smtp_port,
-        &maildir,
-        &[
-            "--tls",
-            cert.to_str().unwrap(),
-            key.to_str().unwrap(),
-            "--auth",
-            SMTP_USER,
-            &password,
-        ],
-    );
+    let _smtpd = Smtpd::start_tls_auth(&py, smtp_port, &maildir, (&cert, &key), &password);
     let v = vectors();
     let k = shared_key(&v);
     let (oci, _server) = Oci::start(
