@@ -420,7 +420,10 @@ impl ContainerEnv {
         );
         // E-mail through OCI Email Delivery, signed as the resource principal: no password.
         if let Some(sender) = p.mail_sender {
-            e.set(var::MAIL_TRANSPORT, lit(oci_email_transport(p.compartment_id)));
+            e.set(
+                var::MAIL_TRANSPORT,
+                lit(oci_email_transport(p.compartment_id)),
+            );
             e.set(var::MAIL_FROM, lit(sender.into()));
         }
         for (k, v) in p.environment {
@@ -1076,7 +1079,10 @@ mod tests {
             [],
         )
         .unwrap();
-        assert_eq!(mail[var::MAIL_TRANSPORT], "oci-email:ocid1.compartment.oc1..c");
+        assert_eq!(
+            mail[var::MAIL_TRANSPORT],
+            "oci-email:ocid1.compartment.oc1..c"
+        );
         assert_eq!(mail[var::MAIL_FROM], "bookings@example.com");
         assert_eq!(mail[var::OCI_PRINCIPAL], "instance_principal");
         let [slot, image] = vm_release_env("sha256:0123456789abcdef00");

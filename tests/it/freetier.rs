@@ -189,7 +189,11 @@ fn free_au_renders_terraform_valid_for_the_provider_and_fmt_clean() {
                 // by var.mail_sender).
                 let types: std::collections::BTreeSet<String> =
                     resources(dir.path()).into_iter().map(|r| r.1).collect();
-                for t in ["oci_email_email_domain", "oci_email_dkim", "oci_email_sender"] {
+                for t in [
+                    "oci_email_email_domain",
+                    "oci_email_dkim",
+                    "oci_email_sender",
+                ] {
                     assert!(types.contains(t), "{t}: {types:?}");
                 }
                 if let Some((ok, out)) = terraform_fmt_check(

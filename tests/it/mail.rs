@@ -89,7 +89,7 @@ impl Drop for Smtpd {
 }
 
 /// Every message in `maildir`, parsed by `read.py`.
-fn read(python: &Path, maildir: &Path) -> Vec<Value> {
+pub(crate) fn read(python: &Path, maildir: &Path) -> Vec<Value> {
     if !maildir.join("new").exists() {
         return Vec::new();
     }
@@ -320,7 +320,7 @@ fn rcpts(ms: &[&Value]) -> Vec<String> {
     v
 }
 
-fn python(test: &str) -> Option<PathBuf> {
+pub(crate) fn python(test: &str) -> Option<PathBuf> {
     crate::support::python(test, "import icalendar, aiosmtpd")
 }
 

@@ -227,12 +227,12 @@ impl LocalTarget {
                 &vault,
                 std::env::vars(),
             )
-                .map_err(|m| {
-                    crate::error::actionable(
-                        m,
-                        "refer to that secret with env:NAME, or use one of those names",
-                    )
-                })?;
+            .map_err(|m| {
+                crate::error::actionable(
+                    m,
+                    "refer to that secret with env:NAME, or use one of those names",
+                )
+            })?;
             env.extend(extra);
         }
         Ok(env)
