@@ -1048,8 +1048,8 @@ async fn the_maildir_transport_writes_each_message_as_a_file_in_new() {
 }
 
 /// A recipient with an internationalized domain gets the mail: it leaves with the domain's
-/// IDNA A-labels, in the envelope (aiosmtpd speaks no SMTPUTF8, so a raw `ü` in RCPT TO would
-/// be refused) and in the `To` header, as Python's email package reads it.
+/// IDNA A-labels, in the envelope (RCPT TO, as aiosmtpd records it) and in the `To` header, as
+/// Python's email package reads it; the booking keeps the address as given.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recipient_with_an_internationalized_domain_gets_mail_at_its_punycode_form() {
     const TEST: &str =
