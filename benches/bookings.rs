@@ -17,7 +17,10 @@
 //! that the mail-off rounds do not pay for the other side's mail (`-- --no-drain`: do not wait).
 //! `-- --mail-only` runs only the mail on / mail off comparison; `-- --mail-workers=N` gives the
 //! mail-on side N workers instead of the default (0: the outbox rows are written by the booking
-//! statements but nothing is sent, which separates the cost of queueing from that of sending).
+//! statements but nothing is sent, which separates the cost of queueing from that of sending);
+//! `-- --yield-max=S` holds the mail back for bookings for at most S seconds instead of the
+//! service's default 10 (0: never; the timed rounds last a few seconds, so the default keeps
+//! nearly all sending out of them, and 0 measures sending while booking).
 
 use calops_testkit::bench::post;
 use calops_testkit::{TestApp, BOOTSTRAP_TOKEN};
@@ -219,15 +222,19 @@ async fn tenant(http: &reqwest::Client, app: &TestApp) -> anyhow::Result<(String
     Ok((key, org_id, user_id, et_id))
 }
 
-/// (pending, all) messages of an outbox.
+/// (pending, all) messages of an outbox; a booking change not yet made into its messages counts
+/// as three pending messages (what each booking of the bench queues).
 async fn pending(c: &tokio_postgres::Client) -> anyhow::Result<(i64, i64)> {
     let r = c
         .query_one(
-            "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FROM mail_outbox",
+            "SELECT count(*) FILTER (WHERE status = 'pending'), count(*),
+               (SELECT 3 * count(*) FROM mail_events)
+             FROM mail_outbox",
             &[],
         )
         .await?;
-    Ok((r.get(0), r.get(1)))
+    let events: i64 = r.get(2);
+    Ok((r.get::<_, i64>(0) + events, r.get::<_, i64>(1) + events))
 }
 
 /// Bookings per second with mail off and with mail on (Maildir transport, its workers sending
@@ -257,6 +264,9 @@ async fn mail_on_off(
             };
             if let Some(n) = workers {
                 config.mail.workers = n;
+            }
+            if let Some(d) = yield_max()? {
+                config.mail.yield_max = d;
             }
         }
         let app = TestApp::spawn_with(config).await?;
@@ -343,6 +353,20 @@ async fn mail_on_off(
     Ok((off, on))
 }
 
+/// `--yield-max=S` (seconds), if given: how long the mail workers hold back for bookings at
+/// most (`CALOPS_MAIL_YIELD_MAX`; 0: never), to measure sending under a steady stream.
+fn yield_max() -> anyhow::Result<Option<Duration>> {
+    std::env::args()
+        .find_map(|a| a.strip_prefix("--yield-max=").map(str::to_string))
+        .map(|s| {
+            s.parse::<f64>()
+                .ok()
+                .and_then(|v| Duration::try_from_secs_f64(v).ok())
+                .ok_or_else(|| anyhow::anyhow!("--yield-max={s}: give seconds, e.g. 0 or 2.5"))
+        })
+        .transpose()
+}
+
 /// `--mail-workers=N`, if given.
 fn mail_workers() -> anyhow::Result<Option<usize>> {
     std::env::args()
@@ -360,10 +384,12 @@ async fn mail_comparison(http: &reqwest::Client, total: usize) -> anyhow::Result
     let (off, on) = mail_on_off(http, total, workers).await?;
     let rate = |s: &Stats| s.n as f64 / s.secs;
     println!("{}", off.line("mail off (1 guest; fresh database)"));
+    let held = yield_max()?.unwrap_or(calops::service::mail::Settings::default().yield_max);
+    let pacing = format!("held back for bookings at most {:.1} s", held.as_secs_f64());
     let what = match workers {
-        Some(0) => "mail on (Maildir, 3 queued a booking, 0 workers)".to_string(),
-        Some(n) => format!("mail on (Maildir, 3 messages a booking, {n} workers)"),
-        None => "mail on (Maildir, 3 messages a booking)".to_string(),
+        Some(0) => "mail on (Maildir, 1 booking event queued a booking, 0 workers)".to_string(),
+        Some(n) => format!("mail on (Maildir, 3 messages a booking, {n} workers, {pacing})"),
+        None => format!("mail on (Maildir, 3 messages a booking, {pacing})"),
     };
     println!("{}", on.line(&what));
     println!("mail on / mail off = {:.2}", rate(&on) / rate(&off));

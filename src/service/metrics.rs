@@ -87,7 +87,7 @@ impl MailStatus {
         if let Some(b) = b {
             let _ = write!(
                 out,
-                "# HELP calops_mail_pending Messages due and not yet sent (all replicas).\n# TYPE calops_mail_pending gauge\ncalops_mail_pending {}\n# HELP calops_mail_oldest_pending_seconds How long the oldest due message has waited.\n# TYPE calops_mail_oldest_pending_seconds gauge\ncalops_mail_oldest_pending_seconds {:.3}\n# HELP calops_mail_dead Messages given up on: refused by the server or out of attempts.\n# TYPE calops_mail_dead gauge\ncalops_mail_dead {}\n# HELP calops_mail_reminders_scheduled Reminders waiting for their time.\n# TYPE calops_mail_reminders_scheduled gauge\ncalops_mail_reminders_scheduled {}\n",
+                "# HELP calops_mail_pending Messages due and not yet sent, and booking changes not yet made into messages (all replicas).\n# TYPE calops_mail_pending gauge\ncalops_mail_pending {}\n# HELP calops_mail_oldest_pending_seconds How long the oldest due message has waited.\n# TYPE calops_mail_oldest_pending_seconds gauge\ncalops_mail_oldest_pending_seconds {:.3}\n# HELP calops_mail_dead Messages given up on: refused by the server or out of attempts.\n# TYPE calops_mail_dead gauge\ncalops_mail_dead {}\n# HELP calops_mail_reminders_scheduled Reminders waiting for their time.\n# TYPE calops_mail_reminders_scheduled gauge\ncalops_mail_reminders_scheduled {}\n",
                 b.pending, b.oldest_pending_seconds, b.dead, b.scheduled
             );
         }

@@ -985,19 +985,22 @@ async fn reminders_fire_once_at_their_time_skip_cancelled_and_move_with_a_resche
         assert!(r["ics"].is_null(), "a reminder carries no invitation");
     }
     let d = db(&database_url).await;
-    let skipped: i64 = d
+    let claimable: i64 = d
         .query_one(
-            "SELECT count(*) FROM mail_outbox WHERE kind = 'reminder' AND status = 'skipped'",
+            "SELECT count(*) FROM mail_outbox o JOIN bookings b ON b.id = o.booking_id
+             WHERE o.kind = 'reminder' AND b.status <> 'accepted' AND o.status <> 'skipped'",
             &[],
         )
         .await
         .unwrap()
         .get(0);
-    // The cancelled booking's and the old time's reminders can never be claimed (only
-    // pending rows are): the moved booking's reminder will not also come at its old time.
+    // The cancelled booking's and the old time's reminders were either never queued (the
+    // booking was cancelled before its creation was made into messages) or skipped: none can be
+    // claimed (only pending rows are), so the moved booking's reminder will not also come at its
+    // old time.
     assert_eq!(
-        skipped, 4,
-        "the cancelled booking's and the old time's reminders"
+        claimable, 0,
+        "a reminder of the cancelled booking or of the old time can still be sent"
     );
     let pending: i64 = d
         .query_one(
@@ -1097,7 +1100,8 @@ async fn a_recipient_with_an_internationalized_domain_gets_mail_at_its_punycode_
 
 /// A message whose booking is gone (deleted while the message waited, as an organization's
 /// deletion does) is marked skipped by its claim: not sent, and not left pending for ever,
-/// while the other booking's messages are sent.
+/// while the other booking's messages are sent. A booking change not yet made into messages
+/// when its booking went makes none, and is not left queued either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_whose_booking_is_gone_is_skipped_not_left_pending() {
     const TEST: &str = "a_message_whose_booking_is_gone_is_skipped_not_left_pending";
@@ -1122,12 +1126,19 @@ async fn a_message_whose_booking_is_gone_is_skipped_not_left_pending() {
     let gone = book(&c, &t, booking(et, &slot(0), "ann@example.com", &[])).await;
     let kept = book(&c, &t, booking(et, &slot(1), "bob@example.com", &[])).await;
     let (gone, kept) = (gone["uid"].as_str().unwrap(), kept["uid"].as_str().unwrap());
+    // Those two are made into messages (as a worker's first step would), the third is not.
+    let store = calops::service::store::Store::new(&url, 1).unwrap();
+    assert_eq!(store.expand_mail_events(10).await.unwrap(), (2, 4));
+    let unexpanded = book(&c, &t, booking(et, &slot(2), "cy@example.com", &[])).await;
     let d = db(&url).await;
     let deleted = d
-        .execute("DELETE FROM bookings WHERE uid::text = $1", &[&gone])
+        .execute(
+            "DELETE FROM bookings WHERE uid::text = ANY($1)",
+            &[&vec![gone, unexpanded["uid"].as_str().unwrap()]],
+        )
         .await
         .unwrap();
-    assert_eq!(deleted, 1);
+    assert_eq!(deleted, 2);
     let _workers = app_on(url, mail_settings(Transport::Maildir(maildir.clone()))).await;
     outbox_settles(&d, "status = 'pending'", 30).await;
     let rows: Vec<(String, String, String)> = d
@@ -1153,10 +1164,91 @@ async fn a_message_whose_booking_is_gone_is_skipped_not_left_pending() {
         ]
     );
     assert_eq!(std::fs::read_dir(maildir.join("new")).unwrap().count(), 2);
+    let queued: i64 = d
+        .query_one("SELECT count(*) FROM mail_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(queued, 0, "the gone booking's change is still queued");
+}
+
+/// A booking cancelled while its creation is being made into messages gets no reminder that
+/// could be sent: the expansion waits for the cancellation in flight (it reads the booking
+/// `FOR SHARE`) and then sees it cancelled, so it queues the confirmation but no reminders. A
+/// booking whose creation was expanded before it was cancelled has its reminders skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancellation_while_its_booking_is_made_into_messages_leaves_no_reminder_to_send() {
+    const TEST: &str =
+        "a_cancellation_while_its_booking_is_made_into_messages_leaves_no_reminder_to_send";
+    if !have_pg(TEST) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_database().await.unwrap();
+    // Queued, not sent: a service without workers; this test expands by hand.
+    let app = app_on(
+        url.clone(),
+        Settings {
+            workers: 0,
+            ..mail_settings(Transport::Maildir(dir.path().join("mail")))
+        },
+    )
+    .await;
+    let c = Client::new(&app);
+    let t = tenant(&c, 1, Some(&[60, 1440])).await;
+    let et = t.event_types[0];
+    let racing = book(&c, &t, booking(et, &slot(0), "ann@example.com", &[])).await;
+    let racing = racing["uid"].as_str().unwrap().to_string();
+    let store = calops::service::store::Store::new(&url, 1).unwrap();
+    let mut d = db(&url).await;
+    let tx = d.transaction().await.unwrap();
+    let n = tx
+        .execute(
+            "UPDATE bookings SET status = 'cancelled' WHERE uid::text = $1",
+            &[&racing],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    let expanding = tokio::spawn({
+        let store = store.clone();
+        async move { store.expand_mail_events(10).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !expanding.is_finished(),
+        "the expansion did not wait for the cancellation in flight"
+    );
+    tx.commit().await.unwrap();
+    // The creation: a confirmation to the attendee and the host, no reminders.
+    assert_eq!(expanding.await.unwrap(), (1, 2));
+    // The cancellation's own event: two cancellation messages.
+    assert_eq!(store.expand_mail_events(10).await.unwrap(), (1, 2));
+    // Expanded first, cancelled after: its four reminders are skipped.
+    let early = book(&c, &t, booking(et, &slot(1), "bob@example.com", &[])).await;
+    let early = early["uid"].as_str().unwrap();
+    assert_eq!(store.expand_mail_events(10).await.unwrap(), (1, 6));
+    let (s, v) = c
+        .post(&format!("/v2/bookings/{early}/cancel"), &t.key, json!({}))
+        .await;
+    assert!(s.is_success(), "{v}");
+    let rows: Vec<(String, String, i64)> = d
+        .query(
+            "SELECT b.uid::text, o.status, count(*) FROM mail_outbox o
+             JOIN bookings b ON b.id = o.booking_id WHERE o.kind = 'reminder'
+             GROUP BY 1, 2 ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(rows, vec![(early.to_string(), "skipped".to_string(), 4)]);
 }
 
 /// A database at main's migrations before e-mail (every version but 10, 11 and 12 included):
-/// the next start applies 10 though a higher version is recorded, then what builds on it (13),
+/// the next start applies 10 though a higher version is recorded, then what builds on it (13, 14),
 /// and bookings then mail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_with_a_later_migration_but_not_mails_gets_it_on_the_next_start() {
@@ -1167,7 +1259,7 @@ async fn a_database_with_a_later_migration_but_not_mails_gets_it_on_the_next_sta
     use calops::service::store::{migrations::MIGRATIONS, Store};
     const MAIL: i32 = 10;
     /// Later migrations that change mail's tables: not there before mail was.
-    const ON_MAIL: i32 = 13;
+    const ON_MAIL: [i32; 2] = [13, 14];
     let url = fresh_database().await.unwrap();
     {
         let mut d = db(&url).await;
@@ -1177,7 +1269,10 @@ async fn a_database_with_a_later_migration_but_not_mails_gets_it_on_the_next_sta
         )
         .await
         .unwrap();
-        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 != MAIL && m.0 != ON_MAIL) {
+        for (version, name, sql) in MIGRATIONS
+            .iter()
+            .filter(|m| m.0 != MAIL && !ON_MAIL.contains(&m.0))
+        {
             let tx = d.transaction().await.unwrap();
             tx.batch_execute(sql).await.unwrap();
             tx.execute(
@@ -1194,7 +1289,10 @@ async fn a_database_with_a_later_migration_but_not_mails_gets_it_on_the_next_sta
         "the case needs a version above the mail migration"
     );
     let store = Store::new(&url, 2).unwrap();
-    assert_eq!(store.migrate().await.unwrap(), vec![MAIL, ON_MAIL]);
+    assert_eq!(
+        store.migrate().await.unwrap(),
+        [&[MAIL][..], &ON_MAIL[..]].concat()
+    );
     assert!(store.migrate().await.unwrap().is_empty(), "once only");
     let dir = tempfile::tempdir().unwrap();
     let maildir = dir.path().join("mail");
@@ -1327,7 +1425,7 @@ async fn an_address_mail_cannot_reach_is_refused_at_booking_time_naming_the_fiel
     assert_eq!(refused(&v), ["attendee.email"], "{v}");
     // Nothing was booked or queued; a good address books.
     let d = db(&url).await;
-    for table in ["bookings", "mail_outbox"] {
+    for table in ["bookings", "mail_events", "mail_outbox"] {
         let n: i64 = d
             .query_one(&format!("SELECT count(*) FROM {table}"), &[])
             .await

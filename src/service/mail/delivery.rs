@@ -1,6 +1,9 @@
 //! Background mail workers.
 //!
-//! Each worker claims one due message at a time (`Store::claim_mail`, `FOR UPDATE SKIP
+//! A booking's transaction queues one event per change (`mail_events`); one task per process
+//! expands events into their messages, one outbox row per message and recipient
+//! (`Store::expand_mail_events`, one transaction each: an event is expanded once, even across a
+//! kill -9). Each worker claims one due message at a time (`Store::claim_mail`, `FOR UPDATE SKIP
 //! LOCKED`, so replicas never take the same attempt; the claim is a lease), writes and sends
 //! it, and records the outcome: `sent`; `pending` again after a backoff (connection refused,
 //! timeout, 4xx), `dead` after the last attempt or at once when the server refuses that
@@ -26,7 +29,7 @@ use crate::service::store::mail::{ClaimedMail, CHANNEL};
 use crate::service::store::Store;
 use jiff::Timestamp;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
@@ -80,13 +83,18 @@ pub async fn spawn(
     if settings.workers == 0 {
         return Ok(Workers { stop, tasks });
     }
-    let wake = Arc::new(Notify::new());
+    // `events`: a booking changed (the triggers notify); `wake`: messages were queued.
+    let (events, wake) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     {
-        let (connector, wake, stopped) = (store.connector().clone(), wake.clone(), stopped.clone());
+        let (connector, stopped) = (store.connector().clone(), stopped.clone());
+        let (events, wake) = (events.clone(), wake.clone());
         tasks.push(tokio::spawn(async move {
             use crate::service::store::notify::{self, Event};
             notify::listen(connector, &[CHANNEL], stopped, move |e| match e {
-                Event::Listening | Event::Notification { .. } => wake.notify_waiters(),
+                Event::Listening | Event::Notification { .. } => {
+                    events.notify_waiters();
+                    wake.notify_waiters();
+                }
                 Event::Lost => {}
             })
             .await
@@ -101,6 +109,12 @@ pub async fn spawn(
         metrics,
     });
     tasks.push(tokio::spawn(purge(ctx.clone(), stopped.clone())));
+    tasks.push(tokio::spawn(expand(
+        ctx.clone(),
+        events,
+        wake.clone(),
+        stopped.clone(),
+    )));
     for _ in 0..ctx.settings.workers {
         tasks.push(tokio::spawn(work(
             ctx.clone(),
@@ -130,16 +144,58 @@ async fn purge(ctx: Arc<Ctx>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
+/// How many booking events one expansion takes.
+const EXPAND_BATCH: i64 = 100;
+
+/// Expand booking events into messages (`Store::expand_mail_events`) as they come, and wake the
+/// workers when there are new messages. One per process; replicas take different events.
+async fn expand(
+    ctx: Arc<Ctx>,
+    events: Arc<Notify>,
+    wake: Arc<Notify>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    loop {
+        if *stopped.borrow() {
+            return;
+        }
+        if let Some(hold) = ctx.pace.wait(ctx.metrics.bookings_made(), Instant::now()) {
+            tokio::select! {
+                _ = tokio::time::sleep(hold) => continue,
+                _ = stopped.changed() => return,
+            }
+        }
+        let notified = events.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        match ctx.store.expand_mail_events(EXPAND_BATCH).await {
+            Ok((n, messages)) => {
+                if messages > 0 {
+                    wake.notify_waiters();
+                }
+                if n == EXPAND_BATCH {
+                    continue;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "queueing the messages of booking changes failed; retrying")
+            }
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(ctx.settings.poll_interval) => {}
+            _ = stopped.changed() => return,
+        }
+    }
+}
+
 async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
     let lease = ctx.settings.lease().as_secs_f64();
     loop {
         if *stopped.borrow() {
             return;
         }
-        if let Some(hold) = ctx
-            .pace
-            .wait(ctx.metrics.bookings_made(), std::time::Instant::now())
-        {
+        if let Some(hold) = ctx.pace.wait(ctx.metrics.bookings_made(), Instant::now()) {
             tokio::select! {
                 _ = tokio::time::sleep(hold) => continue,
                 _ = stopped.changed() => return,

@@ -1,6 +1,7 @@
-//! The mail outbox (migration 10): rows are written by triggers in the booking's own
-//! transaction; this module claims them for the workers (`FOR UPDATE SKIP LOCKED` with a
-//! lease, as webhook deliveries), records how each attempt ended, and reports the backlog.
+//! The mail outbox (migrations 10, 13, 14): the booking's own transaction writes one
+//! `mail_events` row per change; this module expands events into one outbox row per message and
+//! recipient, claims those for the workers (`FOR UPDATE SKIP LOCKED` with a lease, as webhook
+//! deliveries), records how each attempt ended, and reports the backlog.
 
 use super::{Result, Store};
 use jiff::Timestamp;
@@ -46,7 +47,8 @@ pub struct ClaimedMail {
 /// What the mail workers still have to do, across replicas (for /metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct MailBacklog {
-    /// Messages due (or in flight) and not yet sent.
+    /// Messages due (or in flight) and not yet sent, and booking events not yet expanded into
+    /// their messages (each one or more messages).
     pub pending: i64,
     pub oldest_pending_seconds: f64,
     /// Messages given up on (refused, or out of attempts).
@@ -85,7 +87,52 @@ const CLAIM: &str = "WITH due AS (
   JOIN organizations o ON o.id = b.org_id
   WHERE c.status = 'pending'";
 
+/// Expand up to `$1` of the oldest booking events into their messages, in one statement (so one
+/// transaction): the events are deleted as they are read (`SKIP LOCKED`: replicas take
+/// different ones), and each becomes one message to the attendee, each guest and the host, plus,
+/// for a booking that is still accepted, one reminder per recipient and offset of its event type
+/// whose time is after the event. The bookings are read `FOR SHARE`, so a cancellation in flight
+/// is waited for (and then seen), and one that comes later waits for these rows and skips the
+/// reminders among them. Nothing for an event type with mail off, or a booking that is gone.
+/// The unique key makes a message that exists already (an event queued twice) a no-op.
+const EXPAND: &str = "WITH ev AS (
+    DELETE FROM mail_events WHERE id IN (
+      SELECT id FROM mail_events ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+    RETURNING booking_id, kind, ical_sequence, at
+  ), b AS (
+    SELECT id, uid, org_id, status, start_at, attendee, guests, event_type_id, host_user_id
+    FROM bookings WHERE id IN (SELECT booking_id FROM ev)
+    FOR SHARE
+  ), queued AS (
+    INSERT INTO mail_outbox (org_id, booking_id, booking_uid, kind, reminder_minutes, recipient,
+      role, lang, ical_sequence, next_attempt_at, due_at)
+    SELECT b.org_id, b.id, b.uid, k.kind, k.minutes, r.recipient, r.role,
+      b.attendee->>'language', ev.ical_sequence, k.due, k.due
+    FROM ev JOIN b ON b.id = ev.booking_id
+    JOIN event_types e ON e.id = b.event_type_id AND e.mail_enabled
+    JOIN users u ON u.id = b.host_user_id
+    CROSS JOIN LATERAL calops_mail_recipients(b.attendee, b.guests, u.email) r
+    CROSS JOIN LATERAL (
+      SELECT ev.kind, 0 AS minutes, ev.at AS due
+      UNION ALL
+      SELECT 'reminder', m, b.start_at - make_interval(mins => m)
+      FROM unnest(e.mail_reminders) m
+      WHERE ev.kind <> 'cancelled' AND b.status = 'accepted'
+        AND b.start_at - make_interval(mins => m) > ev.at) k
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+  )
+  SELECT (SELECT count(*) FROM ev), (SELECT count(*) FROM queued)";
+
 impl Store {
+    /// Expand up to `limit` booking events into messages (see [`EXPAND`]): (events, messages).
+    pub async fn expand_mail_events(&self, limit: i64) -> Result<(i64, i64)> {
+        let c = self.conn().await?;
+        let stmt = c.prepare_cached(EXPAND).await?;
+        let r = c.query_one(&stmt, &[&limit]).await?;
+        Ok((r.get(0), r.get(1)))
+    }
+
     /// Whether the booking triggers queue messages (the service has a transport).
     pub async fn set_mail_enabled(&self, on: bool) -> Result<()> {
         let c = self.conn().await?;
@@ -193,9 +240,17 @@ impl Store {
             )
             .await?
             .get(0);
+        // Booking events not yet expanded into their messages.
+        let events = c
+            .query_one(
+                "SELECT count(*),
+                   COALESCE(extract(epoch FROM now() - min(at)), 0)::float8 FROM mail_events",
+                &[],
+            )
+            .await?;
         Ok(MailBacklog {
-            pending: r.get(0),
-            oldest_pending_seconds: r.get(1),
+            pending: r.get::<_, i64>(0) + events.get::<_, i64>(0),
+            oldest_pending_seconds: r.get::<_, f64>(1).max(events.get(1)),
             scheduled: r.get(2),
             dead,
         })
