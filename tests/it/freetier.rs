@@ -535,6 +535,66 @@ fn the_vm_stack_renders_email_delivery_and_lets_the_vm_send_as_its_sender_only()
     );
 }
 
+/// A Terraform state written by the real `terraform apply`, whose `mail_dkim_cname` output is
+/// the record `name` CNAME `value` in the shape the stacks' `outputs.tf` give it (the email
+/// module's `dkim_cname` object); `None` after saying why when terraform is missing (a failure
+/// under CI).
+pub(crate) fn state_with_dkim_output(test: &str, name: &str, value: &str) -> Option<Vec<u8>> {
+    let tf = calops_testkit::require_tool(test, "terraform")?;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.tf"),
+        format!("output \"mail_dkim_cname\" {{\n  value = {{ name = \"{name}\", value = \"{value}\" }}\n}}\n"),
+    )
+    .unwrap();
+    for args in [
+        &["init", "-input=false", "-no-color"][..],
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
+    ] {
+        let out = std::process::Command::new(&tf)
+            .args(args)
+            .current_dir(dir.path())
+            .env("TF_IN_AUTOMATION", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "terraform {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Some(std::fs::read(dir.path().join("terraform.tfstate")).unwrap())
+}
+
+/// `calops deploy` on an `oci-vm` profile does not apply the stack (the operator does, with the
+/// rendered files), so it reads the DKIM record to print from the stack's Terraform state: a
+/// state the real terraform wrote gives the record; a state without the output, none.
+#[test]
+fn the_dkim_record_is_read_from_the_stacks_terraform_state() {
+    use calops::deploy::oci::stack::{DnsRecord, StackOutputs};
+    let test = "the_dkim_record_is_read_from_the_stacks_terraform_state";
+    let Some(state) = state_with_dkim_output(
+        test,
+        "calops-ap-sydney-1._domainkey.example.com.au",
+        "calops-ap-sydney-1.example.com.au.dkim.syd1.oracleemaildelivery.com",
+    ) else {
+        return;
+    };
+    assert_eq!(
+        StackOutputs::from_state(&state).unwrap().mail_dkim_cname,
+        Some(DnsRecord {
+            name: "calops-ap-sydney-1._domainkey.example.com.au".into(),
+            value: "calops-ap-sydney-1.example.com.au.dkim.syd1.oracleemaildelivery.com".into(),
+        })
+    );
+    let empty = br#"{"version": 4, "serial": 1, "outputs": {}, "resources": []}"#;
+    assert_eq!(
+        StackOutputs::from_state(empty).unwrap().mail_dkim_cname,
+        None
+    );
+    assert!(StackOutputs::from_state(b"not json").is_err());
+}
+
 /// The user data as cloud-init's own YAML library (PyYAML `safe_load`) reads it, when a Python
 /// with PyYAML is installed (scripts/setup's venv); `None` after saying why it is skipped.
 fn pyyaml(test: &str, text: &str) -> Option<Value> {

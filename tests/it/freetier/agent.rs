@@ -752,6 +752,28 @@ async fn the_service_on_the_vm_reads_vault_posts_metrics_and_sends_mail_as_the_i
         .unwrap()
         .secrets
         .insert(PAGE_KEY_SECRET.into(), "k".repeat(64));
+    // The stack the operator applied: its Terraform state (written by the real terraform) in
+    // the state bucket, with the DKIM record the sender's domain must publish.
+    let Some(state) = crate::freetier::state_with_dkim_output(test, DKIM.0, DKIM.1) else {
+        return;
+    };
+    {
+        let mut st = vm.oci.store.lock().unwrap();
+        let mut bucket = st.buckets[BUCKET].clone();
+        bucket["name"] = "calops-tfstate".into();
+        st.buckets.insert("calops-tfstate".into(), bucket);
+        st.objects.insert(
+            (
+                "calops-tfstate".into(),
+                format!("{PROFILE}/terraform.tfstate"),
+            ),
+            (
+                state.into(),
+                "\"tfstate-1\"".into(),
+                "application/json".into(),
+            ),
+        );
+    }
     vm.start_agent();
     let one = vm.release("one", false);
     let digest = Vm::digest(&one);
@@ -768,6 +790,12 @@ async fn the_service_on_the_vm_reads_vault_posts_metrics_and_sends_mail_as_the_i
     };
     assert_eq!(code, 0, "{doc}\n{err}\n{}", log(&vm));
     assert_eq!(vm.serving().as_deref(), Some(digest.as_str()));
+    // The deploy names the DNS record to publish (`--json`: under the release's details).
+    assert_eq!(
+        doc["release"]["details"]["mail_dkim_cname"],
+        json!({"name": DKIM.0, "value": DKIM.1}),
+        "{doc}"
+    );
     let bundle = format!("/20190301/secretbundles/{PAGE_KEY_SECRET}");
     // The metrics of the first interval arrive within a few seconds.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -907,6 +935,10 @@ async fn the_service_on_the_vm_reads_vault_posts_metrics_and_sends_mail_as_the_i
 }
 
 const MAIL_SENDER: &str = "bookings@example.com.au";
+const DKIM: (&str, &str) = (
+    "calops-ap-sydney-1._domainkey.example.com.au",
+    "calops-ap-sydney-1.example.com.au.dkim.syd1.oracleemaildelivery.com",
+);
 
 fn ops_profile(vm: &Vm) -> PathBuf {
     vm.ops
