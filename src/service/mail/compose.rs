@@ -204,7 +204,7 @@ pub fn message(m: &ClaimedMail, s: &Sender<'_>) -> Result<Message, String> {
         .filter(|_| m.role != "host")
         .map(|base| self_service_urls(base, s.page_key, m.booking_uid, m.org_id, m.end));
     let t = texts(m, links.as_ref());
-    let from_addr = mail_address(&s.from).map_err(|e| format!("sender {:?}: {e}", s.from))?;
+    let from_addr = mail_address(s.from).map_err(|e| format!("sender {:?}: {e}", s.from))?;
     let to_addr =
         mail_address(&m.recipient).map_err(|e| format!("recipient is not an address: {e}"))?;
     let sender_name = m

@@ -848,20 +848,21 @@ async fn the_service_on_the_vm_reads_vault_posts_metrics_and_sends_mail_as_the_i
     assert_eq!(doc["figures_error"], Value::Null, "{doc}");
     assert!(doc["figures"].is_object(), "{doc}");
     assert_eq!(doc["alarms_error"], Value::Null, "{doc}");
-    let st = vm.oci.store.lock().unwrap();
-    assert!(!st.metric_queries.is_empty());
-    let want = format!("{{slot = \"vm\", release = \"{release}\"");
-    assert!(
-        st.metric_queries.iter().all(|q| q.contains(&want)),
-        "{:?}",
-        st.metric_queries
-    );
-    let summarize = st.signers("/20180401/metrics/actions/summarizeMetricsData");
-    assert!(
-        summarize.iter().all(|s| *s == Signer::ApiKey),
-        "{summarize:?}"
-    );
-    drop(st);
+    {
+        let st = vm.oci.store.lock().unwrap();
+        assert!(!st.metric_queries.is_empty());
+        let want = format!("{{slot = \"vm\", release = \"{release}\"");
+        assert!(
+            st.metric_queries.iter().all(|q| q.contains(&want)),
+            "{:?}",
+            st.metric_queries
+        );
+        let summarize = st.signers("/20180401/metrics/actions/summarizeMetricsData");
+        assert!(
+            summarize.iter().all(|s| *s == Signer::ApiKey),
+            "{summarize:?}"
+        );
+    }
 
     // A booking on the VM: its confirmations are submitted to Email Delivery in the stack's
     // compartment, from the approved sender, signed as the instance principal.
@@ -903,14 +904,7 @@ async fn the_service_on_the_vm_reads_vault_posts_metrics_and_sends_mail_as_the_i
     }
     // The whole MIME message each: to its recipient, from the sender, the confirmation with
     // the booking's invitation.
-    let (_, booking) = vm
-        .api(
-            reqwest::Method::GET,
-            &format!("/v2/bookings/{uid}"),
-            &key.0,
-            None,
-        )
-        .await;
+    let booking = vm.booking(&key, &uid).await;
     let title = booking["data"]["title"].as_str().unwrap_or_default();
     let parsed = crate::mail::read(&py, maildir.path());
     assert_eq!(parsed.len(), mails.len());
@@ -1056,7 +1050,8 @@ impl Vm {
         v["data"]["uid"].as_str().unwrap().to_string()
     }
 
-    async fn booking_status(&self, key: &(String, i64), uid: &str) -> String {
+    /// `GET /v2/bookings/{uid}` on the VM's service.
+    async fn booking(&self, key: &(String, i64), uid: &str) -> Value {
         let (_, v) = self
             .api(
                 reqwest::Method::GET,
@@ -1065,6 +1060,11 @@ impl Vm {
                 None,
             )
             .await;
+        v
+    }
+
+    async fn booking_status(&self, key: &(String, i64), uid: &str) -> String {
+        let v = self.booking(key, uid).await;
         v["data"]["status"]
             .as_str()
             .unwrap_or("missing")
