@@ -197,6 +197,14 @@ pub fn vm_service_env(
     Ok(env)
 }
 
+/// The public address of the service on the VM (the booking pages' links in its mail): the
+/// load balancer's `[load_balancer] hostname`, over HTTPS when it has a certificate; `None`
+/// without a hostname (the VM's own address reaches no one, so no links).
+pub fn vm_public_url(hostname: Option<&str>, https: bool) -> Option<String> {
+    let scheme = if https { "https" } else { "http" };
+    hostname.map(|h| format!("{scheme}://{h}"))
+}
+
 /// [`var::MAIL_TRANSPORT`] for OCI Email Delivery's `SubmitRawEmail` in `compartment_id` (the
 /// approved sender's), signed as the principal [`var::OCI_PRINCIPAL`] names.
 pub fn oci_email_transport(compartment_id: &str) -> String {
@@ -1085,6 +1093,15 @@ mod tests {
         );
         assert_eq!(mail[var::MAIL_FROM], "bookings@example.com");
         assert_eq!(mail[var::OCI_PRINCIPAL], "instance_principal");
+        assert_eq!(
+            vm_public_url(Some("book.example.com.au"), true).as_deref(),
+            Some("https://book.example.com.au")
+        );
+        assert_eq!(
+            vm_public_url(Some("book.example.com.au"), false).as_deref(),
+            Some("http://book.example.com.au")
+        );
+        assert_eq!(vm_public_url(None, true), None);
         let [slot, image] = vm_release_env("sha256:0123456789abcdef00");
         assert_eq!(slot, (var::SLOT.to_string(), VM_SLOT.to_string()));
         assert_eq!(image.1, "calops@sha256:0123456789abcdef00");

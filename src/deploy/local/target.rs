@@ -192,8 +192,23 @@ impl LocalTarget {
             env.entry("CALOPS_MAIL_FROM".into())
                 .or_insert_with(|| "bookings@localhost".into());
         }
-        env.entry("CALOPS_PUBLIC_URL".into())
-            .or_insert_with(|| self.public_url());
+        // The address the mail's links point at: this machine's, or on the VM the load
+        // balancer's (its bind address, 0.0.0.0, reaches no one; no hostname: no links).
+        let public_url = if vm {
+            crate::runtime::env::vm_public_url(
+                self.profile
+                    .load_balancer
+                    .hostname
+                    .as_ref()
+                    .map(|h| h.as_str()),
+                self.profile.load_balancer.certificate_id.is_some(),
+            )
+        } else {
+            Some(self.public_url())
+        };
+        if let Some(u) = public_url {
+            env.entry("CALOPS_PUBLIC_URL".into()).or_insert(u);
+        }
         env.insert("CALOPS_REUSE_PORT".into(), "true".into());
         env.insert(
             "CALOPS_PRIVATE_LISTEN".into(),

@@ -919,7 +919,25 @@ async fn the_service_on_the_vm_reads_vault_posts_metrics_and_sends_mail_as_the_i
             "{subject} / {booking}"
         );
         assert_eq!(m["ics"]["method"], "REQUEST", "{m}");
+        // Links, where there are any, go through the load balancer, never the VM's address.
+        let text = m.to_string();
+        assert!(
+            !text.contains("0.0.0.0") && !text.contains("127.0.0.1"),
+            "{m}"
+        );
     }
+    // The attendee's message has the booking pages' links, on the load balancer's hostname.
+    let zoe = parsed
+        .iter()
+        .find(|m| m["to"].as_str().unwrap().ends_with("<zoe@example.com>"))
+        .unwrap();
+    assert!(
+        zoe["plain"]
+            .as_str()
+            .unwrap()
+            .contains("https://book.example.com.au/"),
+        "{zoe}"
+    );
     let st = vm.oci.store.lock().unwrap();
     let submits = st.signers(calops::service::mail::transport::SUBMIT_RAW_EMAIL_PATH);
     assert!(
