@@ -146,6 +146,8 @@ async fn purge(ctx: Arc<Ctx>, mut stopped: watch::Receiver<bool>) {
 
 /// How many booking events one expansion takes.
 const EXPAND_BATCH: i64 = 100;
+/// How long the expansion waits after a change is notified, for more to come.
+const EXPAND_GATHER: Duration = Duration::from_millis(50);
 
 /// Expand booking events into messages (`Store::expand_mail_events`) as they come, and wake the
 /// workers when there are new messages. One per process; replicas take different events.
@@ -184,6 +186,12 @@ async fn expand(
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep(ctx.settings.poll_interval) => {}
+            _ = stopped.changed() => return,
+        }
+        // Let a burst's changes gather, so that one expansion takes many (each booking's commit
+        // notifies; expanding them one by one would cost a statement each).
+        tokio::select! {
+            _ = tokio::time::sleep(EXPAND_GATHER) => {}
             _ = stopped.changed() => return,
         }
     }
