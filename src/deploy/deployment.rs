@@ -236,13 +236,15 @@ async fn open_vm(profile: Profile, source: Source<'_>, ui: &Ui) -> anyhow::Resul
             s.location.bucket, s.location.namespace
         ));
     }
-    let target = VmTarget::new(
+    let dkim = crate::deploy::vm::target::mail_dkim_cname(&profile, &s.store, ui).await;
+    let mut target = VmTarget::new(
         profile,
         s.client.clone(),
         s.location.namespace.clone(),
         bin,
         ui.clone(),
     )?;
+    target.mail_dkim_cname = dkim;
     Ok(Deployment {
         target: Target::Vm(Box::new(target)),
         state: State {

@@ -72,4 +72,5 @@ pub const VM_MODULE_FILES: &[(&str, &str)] = module_files!(
     "loadbalancer",
     "monitoring",
     "access",
+    "email",
 );

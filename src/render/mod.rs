@@ -127,6 +127,12 @@ pub(crate) struct Backend {
     pub warnings: Vec<String>,
 }
 
+/// The object of the Terraform state under `[state] prefix` in the state bucket (both OCI
+/// backends).
+pub fn state_key(prefix: &str) -> String {
+    format!("{}/terraform.tfstate", prefix.trim_matches('/'))
+}
+
 pub(crate) fn backend(
     state: &input::StateInput,
     oci: &input::OciInput,
@@ -134,7 +140,7 @@ pub(crate) fn backend(
 ) -> Backend {
     let mut warnings = Vec::new();
     let mut init_config = Vec::new();
-    let state_key = format!("{}/terraform.tfstate", state.prefix.trim_matches('/'));
+    let state_key = state_key(&state.prefix);
     let native = terraform_version
         .and_then(parse_terraform_version)
         .is_some_and(|v| v >= (1, 12));

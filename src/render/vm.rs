@@ -1,6 +1,6 @@
 //! The root module of an `oci-vm` profile: network, bucket, ONE compute instance with its
 //! cloud-init user data ([`super::cloudinit`]), the load balancer, IAM for instance principals,
-//! alarms. Pure and deterministic like [`super::render`], whose backend, lookups and modules it
+//! alarms, and Email Delivery when the profile sends mail. Pure and deterministic like [`super::render`], whose backend, lookups and modules it
 //! shares.
 
 use super::cloudinit::{self, VmInit};
@@ -49,6 +49,10 @@ pub struct VmRenderInput {
     /// on the VM reads them as the instance principal, which the policy lets read exactly these.
     #[serde(default)]
     pub secret_ids: Vec<String>,
+    /// `[service] mail_sender`: the approved sender (Email Delivery) the service on the VM
+    /// sends from as the instance principal; none: no e-mail resources, no grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail_sender: Option<String>,
 }
 
 impl VmRenderInput {
@@ -97,6 +101,11 @@ impl VmRenderInput {
                 ..input::monitoring_input(p)
             },
             secret_ids: vm_secret_ids(p),
+            mail_sender: p
+                .service
+                .mail_sender
+                .as_ref()
+                .map(|e| e.as_str().to_string()),
         })
     }
 
@@ -201,6 +210,8 @@ fn tfvars(input: &VmRenderInput) -> String {
         json!(crate::runtime::telemetry::NAMESPACE),
     );
     v.insert("service_alarms", super::service_alarms(&input.monitoring));
+    // null: no e-mail (no Email Delivery resources, no grant).
+    v.insert("mail_sender", json!(input.mail_sender));
     let mut text = serde_json::to_string_pretty(&v).unwrap_or_default();
     text.push('\n');
     text

@@ -147,11 +147,14 @@ pub fn vm_release_env(digest: &str) -> [(String, String); 2] {
 }
 
 /// What the `oci-vm` target adds to the local target's `serve` environment (pure): sign as the
-/// instance principal, post metrics to Monitoring in `compartment_id`, each `vault:` secret as
-/// its `<NAME>_REF`, and the agent's endpoint variables ([`vm_inherited`]) from `inherited`.
-/// A `vault:` secret `serve` does not read ([`SECRETS`]) is an error naming it.
+/// instance principal, post metrics to Monitoring in `compartment_id`, send e-mail through
+/// Email Delivery (`SubmitRawEmail` in `compartment_id`) from `mail_sender` when there is one,
+/// each `vault:` secret as its `<NAME>_REF`, and the agent's endpoint variables
+/// ([`vm_inherited`]) from `inherited`. A `vault:` secret `serve` does not read ([`SECRETS`])
+/// is an error naming it.
 pub fn vm_service_env(
     compartment_id: &str,
+    mail_sender: Option<&str>,
     vault_secrets: &BTreeMap<String, String>,
     inherited: impl IntoIterator<Item = (String, String)>,
 ) -> Result<BTreeMap<String, String>, String> {
@@ -168,6 +171,14 @@ pub fn vm_service_env(
         var::METRICS_COMPARTMENT_ID.to_string(),
         compartment_id.to_string(),
     );
+    // E-mail through OCI Email Delivery, signed as the instance principal: no password.
+    if let Some(sender) = mail_sender {
+        env.insert(
+            var::MAIL_TRANSPORT.to_string(),
+            oci_email_transport(compartment_id),
+        );
+        env.insert(var::MAIL_FROM.to_string(), sender.to_string());
+    }
     for (name, ocid) in vault_secrets {
         if !SECRETS.contains(&name.as_str()) {
             return Err(format!(
@@ -184,6 +195,20 @@ pub fn vm_service_env(
         }
     }
     Ok(env)
+}
+
+/// The public address of the service on the VM (the booking pages' links in its mail): the
+/// load balancer's `[load_balancer] hostname`, over HTTPS when it has a certificate; `None`
+/// without a hostname (the VM's own address reaches no one, so no links).
+pub fn vm_public_url(hostname: Option<&str>, https: bool) -> Option<String> {
+    let scheme = if https { "https" } else { "http" };
+    hostname.map(|h| format!("{scheme}://{h}"))
+}
+
+/// [`var::MAIL_TRANSPORT`] for OCI Email Delivery's `SubmitRawEmail` in `compartment_id` (the
+/// approved sender's), signed as the principal [`var::OCI_PRINCIPAL`] names.
+pub fn oci_email_transport(compartment_id: &str) -> String {
+    format!("oci-email:{compartment_id}")
 }
 
 /// The secrets `serve` reads (each as `<NAME>_REF`). A profile secret outside this list would
@@ -405,7 +430,7 @@ impl ContainerEnv {
         if let Some(sender) = p.mail_sender {
             e.set(
                 var::MAIL_TRANSPORT,
-                lit(format!("oci-email:{}", p.compartment_id)),
+                lit(oci_email_transport(p.compartment_id)),
             );
             e.set(var::MAIL_FROM, lit(sender.into()));
         }
@@ -1024,7 +1049,7 @@ mod tests {
             ("HOME", "/root"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()));
-        let vm = vm_service_env("ocid1.compartment.oc1..c", &secrets, inherited).unwrap();
+        let vm = vm_service_env("ocid1.compartment.oc1..c", None, &secrets, inherited).unwrap();
         let keys: Vec<&str> = vm.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
@@ -1046,11 +1071,37 @@ mod tests {
             "MY_TOKEN".to_string(),
             "ocid1.vaultsecret.oc1..x".to_string(),
         )]);
-        let e = vm_service_env("ocid1.compartment.oc1..c", &odd, []).unwrap_err();
+        let e = vm_service_env("ocid1.compartment.oc1..c", None, &odd, []).unwrap_err();
         assert!(
             e.contains("MY_TOKEN") && e.contains("CALOPS_PAGE_KEY"),
             "{e}"
         );
+        // Without [service] mail_sender the VM's env names no transport (the local target's
+        // Maildir default stays); with it, Email Delivery in the stack's compartment as the
+        // container target has it, signed as the instance principal.
+        assert!(!vm.contains_key(var::MAIL_TRANSPORT) && !vm.contains_key(var::MAIL_FROM));
+        let mail = vm_service_env(
+            "ocid1.compartment.oc1..c",
+            Some("bookings@example.com"),
+            &BTreeMap::new(),
+            [],
+        )
+        .unwrap();
+        assert_eq!(
+            mail[var::MAIL_TRANSPORT],
+            "oci-email:ocid1.compartment.oc1..c"
+        );
+        assert_eq!(mail[var::MAIL_FROM], "bookings@example.com");
+        assert_eq!(mail[var::OCI_PRINCIPAL], "instance_principal");
+        assert_eq!(
+            vm_public_url(Some("book.example.com.au"), true).as_deref(),
+            Some("https://book.example.com.au")
+        );
+        assert_eq!(
+            vm_public_url(Some("book.example.com.au"), false).as_deref(),
+            Some("http://book.example.com.au")
+        );
+        assert_eq!(vm_public_url(None, true), None);
         let [slot, image] = vm_release_env("sha256:0123456789abcdef00");
         assert_eq!(slot, (var::SLOT.to_string(), VM_SLOT.to_string()));
         assert_eq!(image.1, "calops@sha256:0123456789abcdef00");

@@ -176,14 +176,26 @@ fn written(input: &VmRenderInput) -> (calops::render::Rendered, tempfile::TempDi
 fn free_au_renders_terraform_valid_for_the_provider_and_fmt_clean() {
     for backend in [StateBackend::Oci, StateBackend::Local] {
         for tf in ["1.11.4", "1.12.1"] {
-            for block in [0, 100] {
+            for (block, mail) in [(0, None), (100, None), (0, Some(SENDER))] {
                 let mut input = vm_input();
                 input.state.backend = backend;
                 input.terraform_version = Some(tf.into());
                 input.vm.block_volume_gbs = block;
+                input.mail_sender = mail.map(str::to_string);
                 let (_, dir) = written(&input);
                 let f = findings(dir.path());
                 assert!(f.is_empty(), "{backend:?} {tf} block {block}: {f:#?}");
+                // The checked files hold Email Delivery's resources (module `email`, counted
+                // by var.mail_sender).
+                let types: std::collections::BTreeSet<String> =
+                    resources(dir.path()).into_iter().map(|r| r.1).collect();
+                for t in [
+                    "oci_email_email_domain",
+                    "oci_email_dkim",
+                    "oci_email_sender",
+                ] {
+                    assert!(types.contains(t), "{t}: {types:?}");
+                }
                 if let Some((ok, out)) = terraform_fmt_check(
                     "free_au_renders_terraform_valid_for_the_provider_and_fmt_clean",
                     dir.path(),
@@ -195,9 +207,12 @@ fn free_au_renders_terraform_valid_for_the_provider_and_fmt_clean() {
     }
     // The root variables are exactly what terraform.tfvars.json sets, and every variable
     // without a default is set.
-    let (r, dir) = written(&vm_input());
+    let mut input = vm_input();
+    input.mail_sender = Some(SENDER.into());
+    let (r, dir) = written(&input);
     let vars = crate::support::schema_check::module_variables(dir.path());
     let tfvars: Value = serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+    assert_eq!(tfvars["mail_sender"], SENDER);
     for k in tfvars.as_object().unwrap().keys() {
         assert!(
             vars.contains_key(k.as_str()),
@@ -394,6 +409,190 @@ fn the_vm_stack_alarms_on_the_services_metrics_and_grants_what_serve_calls() {
     let (r, _) = written(&vm_input());
     let tfvars: Value = serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
     assert_eq!(tfvars["service_secret_ids"], serde_json::json!([]));
+}
+
+const SENDER: &str = "bookings@example.com.au";
+
+/// `[service] mail_sender` on the VM: Email Delivery's domain, DKIM key and approved sender
+/// are rendered (module `email`, only then), the stack outputs the DKIM record `calops deploy`
+/// prints, and the VM's dynamic group (the compartment's instances) may `use approved-senders`
+/// for that sender only, beside its other grants: the access module evaluated with the
+/// rendered values.
+#[test]
+fn the_vm_stack_renders_email_delivery_and_lets_the_vm_send_as_its_sender_only() {
+    use crate::render::iam::{AccessModule, Statement};
+    let from_profile = |extra: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::copy(profiles().join("base.toml"), dir.path().join("base.toml")).unwrap();
+        std::fs::copy(
+            profiles().join("free-au.toml"),
+            dir.path().join("free-au.toml"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("mailvm.toml"),
+            format!("extends = \"free-au\"\n{extra}"),
+        )
+        .unwrap();
+        let p = calops::profile::load_with("mailvm", &[dir.path().to_path_buf()], vec![])
+            .unwrap()
+            .profile;
+        VmRenderInput::from_profile(&p, Some("1.11.4".into()))
+            .unwrap()
+            .mail_sender
+    };
+    // From the profile to the render input.
+    assert_eq!(
+        from_profile(&format!("\n[service]\nmail_sender = \"{SENDER}\"\n")).as_deref(),
+        Some(SENDER)
+    );
+    assert_eq!(from_profile(""), None);
+
+    let mut input = vm_input();
+    input.mail_sender = Some(SENDER.into());
+    let (r, dir) = written(&input);
+    let tfvars: Value = serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+    let main = hcl::parse(&r.files["main.tf"]).unwrap();
+    let email = module_block(&main, "email");
+    assert_eq!(attr(&email, "source").unwrap(), "\"./modules/email\"");
+    assert_eq!(
+        attr(&email, "count").unwrap(),
+        "var.mail_sender == null ? 0 : 1"
+    );
+    assert_eq!(attr(&email, "sender").unwrap(), "var.mail_sender");
+    assert_eq!(
+        attr(&email, "compartment_id").unwrap(),
+        "var.compartment_id"
+    );
+    let outputs = hcl::parse(&r.files["outputs.tf"]).unwrap();
+    let dkim = outputs
+        .blocks()
+        .find(|b| b.identifier() == "output" && b.labels()[0].as_str() == "mail_dkim_cname")
+        .expect("output mail_dkim_cname")
+        .body()
+        .clone();
+    assert_eq!(
+        attr(&dkim, "value").unwrap(),
+        "var.mail_sender == null ? null : module.email[0].dkim_cname"
+    );
+    assert!(r.files["modules/email/outputs.tf"]
+        .contains("name  = oci_email_dkim.this.dns_subdomain_name"));
+
+    // The grants, evaluated: the VM's instances, and one more line for the sender.
+    let compartment = input.oci.compartment_id.clone();
+    let dg = "ocid1.dynamicgroup.oc1..vminstances";
+    let m = AccessModule::evaluate(dir.path(), &tfvars, serde_json::json!({}), dg);
+    let group = m.main.blocks().find(|b| {
+        b.identifier() == "resource" && b.labels()[0].as_str() == "oci_identity_dynamic_group"
+    });
+    assert_eq!(
+        m.eval_str(group.unwrap().body(), "matching_rule"),
+        format!("ALL {{instance.compartment.id = '{compartment}'}}")
+    );
+    let subject = format!("dynamic-group id {dg}");
+    let location = format!("compartment id {compartment}");
+    let grant = |verb: &str, resource: &str, condition: String| Statement {
+        subject: subject.clone(),
+        verb: verb.into(),
+        resource: resource.into(),
+        location: location.clone(),
+        condition: Some(condition),
+    };
+    let bucket = format!("target.bucket.name = '{}'", input.storage.bucket_name);
+    let mut want = vec![
+        grant("read", "buckets", bucket.clone()),
+        grant("manage", "objects", bucket),
+        grant(
+            "use",
+            "metrics",
+            format!(
+                "target.metrics.namespace = '{}'",
+                calops::runtime::telemetry::NAMESPACE
+            ),
+        ),
+        grant(
+            "use",
+            "approved-senders",
+            format!("target.approved-sender.emailaddress = '{SENDER}'"),
+        ),
+    ];
+    let mut got = m.statements("service");
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+
+    // Without a sender: no e-mail resources, no grant, a null output.
+    let (r, dir) = written(&vm_input());
+    let tfvars: Value = serde_json::from_str(&r.files["terraform.tfvars.json"]).unwrap();
+    assert_eq!(tfvars["mail_sender"], Value::Null);
+    let m = AccessModule::evaluate(dir.path(), &tfvars, serde_json::json!({}), dg);
+    assert!(
+        !m.statements("service")
+            .iter()
+            .any(|s| s.resource == "approved-senders"),
+        "{:?}",
+        m.statements("service")
+    );
+}
+
+/// A Terraform state written by the real `terraform apply`, whose `mail_dkim_cname` output is
+/// the record `name` CNAME `value` in the shape the stacks' `outputs.tf` give it (the email
+/// module's `dkim_cname` object); `None` after saying why when terraform is missing (a failure
+/// under CI).
+pub(crate) fn state_with_dkim_output(test: &str, name: &str, value: &str) -> Option<Vec<u8>> {
+    let tf = calops_testkit::require_tool(test, "terraform")?;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("main.tf"),
+        format!("output \"mail_dkim_cname\" {{\n  value = {{ name = \"{name}\", value = \"{value}\" }}\n}}\n"),
+    )
+    .unwrap();
+    for args in [
+        &["init", "-input=false", "-no-color"][..],
+        &["apply", "-auto-approve", "-input=false", "-no-color"],
+    ] {
+        let out = std::process::Command::new(&tf)
+            .args(args)
+            .current_dir(dir.path())
+            .env("TF_IN_AUTOMATION", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "terraform {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Some(std::fs::read(dir.path().join("terraform.tfstate")).unwrap())
+}
+
+/// `calops deploy` on an `oci-vm` profile does not apply the stack (the operator does, with the
+/// rendered files), so it reads the DKIM record to print from the stack's Terraform state: a
+/// state the real terraform wrote gives the record; a state without the output, none.
+#[test]
+fn the_dkim_record_is_read_from_the_stacks_terraform_state() {
+    use calops::deploy::oci::stack::{DnsRecord, StackOutputs};
+    let test = "the_dkim_record_is_read_from_the_stacks_terraform_state";
+    let Some(state) = state_with_dkim_output(
+        test,
+        "calops-ap-sydney-1._domainkey.example.com.au",
+        "calops-ap-sydney-1.example.com.au.dkim.syd1.oracleemaildelivery.com",
+    ) else {
+        return;
+    };
+    assert_eq!(
+        StackOutputs::from_state(&state).unwrap().mail_dkim_cname,
+        Some(DnsRecord {
+            name: "calops-ap-sydney-1._domainkey.example.com.au".into(),
+            value: "calops-ap-sydney-1.example.com.au.dkim.syd1.oracleemaildelivery.com".into(),
+        })
+    );
+    let empty = br#"{"version": 4, "serial": 1, "outputs": {}, "resources": []}"#;
+    assert_eq!(
+        StackOutputs::from_state(empty).unwrap().mail_dkim_cname,
+        None
+    );
+    assert!(StackOutputs::from_state(b"not json").is_err());
 }
 
 /// The user data as cloud-init's own YAML library (PyYAML `safe_load`) reads it, when a Python
@@ -608,6 +807,7 @@ fn the_vm_root_module_carries_the_iac_modules_byte_for_byte() {
     }
     let want = [
         "access",
+        "email",
         "loadbalancer",
         "monitoring",
         "network",

@@ -89,7 +89,7 @@ impl Drop for Smtpd {
 }
 
 /// Every message in `maildir`, parsed by `read.py`.
-fn read(python: &Path, maildir: &Path) -> Vec<Value> {
+pub(crate) fn read(python: &Path, maildir: &Path) -> Vec<Value> {
     if !maildir.join("new").exists() {
         return Vec::new();
     }
@@ -320,7 +320,7 @@ fn rcpts(ms: &[&Value]) -> Vec<String> {
     v
 }
 
-fn python(test: &str) -> Option<PathBuf> {
+pub(crate) fn python(test: &str) -> Option<PathBuf> {
     crate::support::python(test, "import icalendar, aiosmtpd")
 }
 
@@ -1059,6 +1059,54 @@ async fn the_maildir_transport_writes_each_message_as_a_file_in_new() {
     let _ = t.org_id;
 }
 
+/// A recipient with an internationalized domain gets the mail: it leaves with the domain's
+/// IDNA A-labels, in the envelope (RCPT TO, as aiosmtpd records it) and in the `To` header, as
+/// Python's email package reads it; the booking keeps the address as given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_with_an_internationalized_domain_gets_mail_at_its_punycode_form() {
+    const TEST: &str =
+        "a_recipient_with_an_internationalized_domain_gets_mail_at_its_punycode_form";
+    if !have_pg(TEST) {
+        return;
+    }
+    let Some(py) = python(TEST) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let maildir = dir.path().join("Maildir");
+    let port = free_port();
+    let _smtpd = Smtpd::start(&py, port, &maildir, &[]);
+    let app = app_on(
+        fresh_database().await.unwrap(),
+        mail_settings(plain_smtp(port)),
+    )
+    .await;
+    let c = Client::new(&app);
+    let t = tenant(&c, 1, None).await;
+    let b = book(
+        &c,
+        &t,
+        booking(t.event_types[0], &slot(0), "someone@bücher.example", &[]),
+    )
+    .await;
+    // The booking keeps the address as given.
+    assert_eq!(b["attendees"][0]["email"], "someone@bücher.example", "{b}");
+    let all = wait_for_mail(&py, &maildir, 2, 30).await;
+    assert_eq!(
+        rcpts(&all.iter().collect::<Vec<_>>()),
+        [t.host_email.as_str(), "someone@xn--bcher-kva.example"]
+    );
+    let attendee = all
+        .iter()
+        .find(|m| m["rcpt_to"] == "someone@xn--bcher-kva.example")
+        .unwrap();
+    assert!(
+        attendee["to"]
+            .as_str()
+            .unwrap()
+            .ends_with("<someone@xn--bcher-kva.example>"),
+        "{attendee}"
+    );
+}
+
 /// A message whose booking is gone (deleted while the message waited, as an organization's
 /// deletion does) is marked skipped by its claim: not sent, and not left pending for ever,
 /// while the other booking's messages are sent. A booking change not yet made into messages
@@ -1331,6 +1379,30 @@ async fn an_address_mail_cannot_reach_is_refused_at_booking_time_naming_the_fiel
         assert_eq!(s, StatusCode::BAD_REQUEST, "{attendee} {guests:?}: {v}");
         assert_eq!(v["error"]["code"], "validation_error", "{v}");
         assert_eq!(refused(&v), [field], "{v}");
+    }
+    // An address whose part before the @ is not ASCII cannot be carried (no SMTPUTF8): refused
+    // naming the field, saying what to do; its domain may have any letters.
+    for (attendee, guests, field) in [
+        ("jürgen@bücher.example", vec![], "attendee.email"),
+        ("ann@bücher.example", vec!["zoë@example.com"], "guests[0]"),
+    ] {
+        let (s, v) = c
+            .post(
+                "/v2/bookings",
+                &t.key,
+                booking(et, &slot(0), attendee, &guests),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{attendee} {guests:?}: {v}");
+        assert_eq!(v["error"]["code"], "validation_error", "{v}");
+        assert_eq!(refused(&v), [field], "{v}");
+        let message = v["error"]["details"]["fields"][0]["message"]
+            .as_str()
+            .unwrap();
+        assert!(
+            message.contains("outside ASCII before the @") && message.contains("plain ASCII"),
+            "{message}"
+        );
     }
     // The older shape names its own fields.
     let (s, v) = c

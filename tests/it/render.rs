@@ -1612,7 +1612,7 @@ fn a_profile_without_a_certificate_says_it_serves_plain_http() {
     assert!(!prod.warnings.iter().any(|w| w.contains("PLAIN HTTP")));
 }
 
-mod iam {
+pub(crate) mod iam {
     //! The rendered IAM, evaluated (HCL expressions computed with the rendered inputs) and
     //! parsed statement by statement.
     use super::*;
@@ -1686,6 +1686,99 @@ mod iam {
 
     fn parse_file(dir: &Path, file: &str) -> hcl::Body {
         hcl::parse(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap()
+    }
+
+    /// The `access` module of the rendered root module in `dir`, evaluated: its call in
+    /// `main.tf` with `tfvars` (and `modules`, the other modules' outputs the call reads) over
+    /// the module's defaults, then its locals, with `dg_ocid` as the dynamic group's id.
+    pub(crate) struct AccessModule {
+        /// The module's input variables.
+        pub vars: serde_json::Map<String, serde_json::Value>,
+        /// `modules/access/main.tf`.
+        pub main: hcl::Body,
+        ctx: Context<'static>,
+    }
+
+    impl AccessModule {
+        pub(crate) fn evaluate(
+            dir: &Path,
+            tfvars: &serde_json::Value,
+            modules: serde_json::Value,
+            dg_ocid: &str,
+        ) -> AccessModule {
+            let root = parse_file(dir, "main.tf");
+            let access = block(&root, "module", &["access"]);
+            let mut ctx = context();
+            ctx.declare_var("var", json_to_hcl(tfvars));
+            ctx.declare_var("module", json_to_hcl(&modules));
+            ctx.declare_var("local", json_to_hcl(&serde_json::json!({"tags": {}})));
+            let mut vars = serde_json::Map::new();
+            // The module's defaults, then what the call gives.
+            let access_vars = parse_file(dir, "modules/access/variables.tf");
+            for v in access_vars
+                .blocks()
+                .filter(|b| b.identifier() == "variable")
+            {
+                if let Some(d) = v.body().attributes().find(|a| a.key() == "default") {
+                    let value = d.expr().evaluate(&ctx).unwrap();
+                    vars.insert(
+                        v.labels()[0].as_str().to_string(),
+                        serde_json::to_value(value).unwrap(),
+                    );
+                }
+            }
+            for a in access.attributes() {
+                if ["source", "providers"].contains(&a.key()) {
+                    continue;
+                }
+                let v = a.expr().evaluate(&ctx).unwrap();
+                vars.insert(a.key().to_string(), serde_json::to_value(v).unwrap());
+            }
+            let main = parse_file(dir, "modules/access/main.tf");
+            let mut mctx = context();
+            mctx.declare_var("var", json_to_hcl(&serde_json::Value::Object(vars.clone())));
+            mctx.declare_var(
+                "oci_identity_dynamic_group",
+                json_to_hcl(&serde_json::json!({"containers": {"id": dg_ocid}})),
+            );
+            let mut local = serde_json::Map::new();
+            for a in block(&main, "locals", &[]).attributes() {
+                let mut lctx = mctx.clone();
+                lctx.declare_var(
+                    "local",
+                    json_to_hcl(&serde_json::Value::Object(local.clone())),
+                );
+                let v = a.expr().evaluate(&lctx).unwrap();
+                local.insert(a.key().to_string(), serde_json::to_value(v).unwrap());
+            }
+            mctx.declare_var("local", json_to_hcl(&serde_json::Value::Object(local)));
+            AccessModule {
+                vars,
+                main,
+                ctx: mctx,
+            }
+        }
+
+        /// `key` of `body` (in the module), evaluated to a string.
+        pub(crate) fn eval_str(&self, body: &hcl::Body, key: &str) -> String {
+            expr(body, key)
+                .evaluate(&self.ctx)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+
+        /// The statements of `oci_identity_policy.<policy>`, parsed.
+        pub(crate) fn statements(&self, policy: &str) -> Vec<Statement> {
+            let body = block(&self.main, "resource", &["oci_identity_policy", policy]);
+            let v = expr(body, "statements").evaluate(&self.ctx).unwrap();
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|s| parse_statement(s.as_str().unwrap()))
+                .collect()
+        }
     }
 
     /// One policy statement: `Allow <subject> to <verb> <resource> in <location> [where <cond>]`.
@@ -1793,11 +1886,8 @@ mod iam {
             );
         }
 
-        // 2. The module's inputs, evaluated with the rendered values.
-        let mut ctx = context();
-        let var: serde_json::Map<String, serde_json::Value> = tfvars.as_object().unwrap().clone();
-        ctx.declare_var("var", json_to_hcl(&serde_json::Value::Object(var)));
-        // What modules/slots reports: the secrets every live slot's record reads.
+        // 2. The module's inputs, evaluated with the rendered values (modules/slots reports
+        //    the secrets every live slot's record reads), and 3. the module's own expressions.
         let mut slot_secrets: Vec<String> = tfvars["slots"]
             .as_object()
             .unwrap()
@@ -1807,33 +1897,13 @@ mod iam {
             .collect();
         slot_secrets.sort();
         slot_secrets.dedup();
-        ctx.declare_var(
-            "module",
-            json_to_hcl(&serde_json::json!({"slots": {"secret_ids": slot_secrets}})),
+        let dg_ocid = "ocid1.dynamicgroup.oc1..stackcontainers";
+        let m = AccessModule::evaluate(
+            dir.path(),
+            &tfvars,
+            serde_json::json!({"slots": {"secret_ids": slot_secrets}}),
+            dg_ocid,
         );
-        ctx.declare_var("local", json_to_hcl(&serde_json::json!({"tags": {}})));
-        let mut module_vars = serde_json::Map::new();
-        // The module's defaults, then what the call gives.
-        let access_vars = parse_file(dir.path(), "modules/access/variables.tf");
-        for v in access_vars
-            .blocks()
-            .filter(|b| b.identifier() == "variable")
-        {
-            if let Some(d) = v.body().attributes().find(|a| a.key() == "default") {
-                let value = d.expr().evaluate(&ctx).unwrap();
-                module_vars.insert(
-                    v.labels()[0].as_str().to_string(),
-                    serde_json::to_value(value).unwrap(),
-                );
-            }
-        }
-        for a in access.attributes() {
-            if ["source", "providers"].contains(&a.key()) {
-                continue;
-            }
-            let v = a.expr().evaluate(&ctx).unwrap();
-            module_vars.insert(a.key().to_string(), serde_json::to_value(v).unwrap());
-        }
         let cid = input.oci.compartment_id.clone();
         let secrets: Vec<String> = [
             input.database.admin_password.clone(),
@@ -1842,54 +1912,15 @@ mod iam {
         .iter()
         .map(|r| r.strip_prefix("vault:").unwrap().to_string())
         .collect();
-        assert_eq!(module_vars["tenancy_id"], TENANCY);
-        assert_eq!(module_vars["compartment_id"], cid.as_str());
-
-        // 3. The module's own expressions, with those inputs.
-        let access_main = parse_file(dir.path(), "modules/access/main.tf");
-        let mut mctx = context();
-        mctx.declare_var(
-            "var",
-            json_to_hcl(&serde_json::Value::Object(module_vars.clone())),
-        );
-        let dg_ocid = "ocid1.dynamicgroup.oc1..stackcontainers";
-        mctx.declare_var(
-            "oci_identity_dynamic_group",
-            json_to_hcl(&serde_json::json!({"containers": {"id": dg_ocid}})),
-        );
-        let locals = block(&access_main, "locals", &[]);
-        let mut local = serde_json::Map::new();
-        for a in locals.attributes() {
-            let mut lctx = mctx.clone();
-            lctx.declare_var(
-                "local",
-                json_to_hcl(&serde_json::Value::Object(local.clone())),
-            );
-            let v = a.expr().evaluate(&lctx).unwrap();
-            local.insert(a.key().to_string(), serde_json::to_value(v).unwrap());
-        }
-        mctx.declare_var("local", json_to_hcl(&serde_json::Value::Object(local)));
-        let eval_str = |body: &hcl::Body, key: &str| -> String {
-            expr(body, key)
-                .evaluate(&mctx)
-                .unwrap()
-                .as_str()
-                .unwrap()
-                .to_string()
-        };
-        let statements = |policy: &str| -> Vec<Statement> {
-            let body = block(&access_main, "resource", &["oci_identity_policy", policy]);
-            let v = expr(body, "statements").evaluate(&mctx).unwrap();
-            v.as_array()
-                .unwrap()
-                .iter()
-                .map(|s| parse_statement(s.as_str().unwrap()))
-                .collect()
-        };
+        assert_eq!(m.vars["tenancy_id"], TENANCY);
+        assert_eq!(m.vars["compartment_id"], cid.as_str());
+        let access_main = &m.main;
+        let eval_str = |body: &hcl::Body, key: &str| m.eval_str(body, key);
+        let statements = |policy: &str| m.statements(policy);
 
         // The dynamic group: in the tenancy, matching exactly this compartment's instances.
         let dg = block(
-            &access_main,
+            access_main,
             "resource",
             &["oci_identity_dynamic_group", "containers"],
         );

@@ -62,7 +62,7 @@ variable "metrics_namespace" {
 }
 
 variable "mail_sender" {
-  description = "The approved sender the container instances send e-mail as (`use approved-senders` limited to it); null grants nothing."
+  description = "The approved sender the group's members (container instances, or the VM) send e-mail as (`use approved-senders` limited to it); null grants nothing."
   type        = string
   default     = null
 }

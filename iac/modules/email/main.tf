@@ -1,9 +1,9 @@
 # E-mail through OCI Email Delivery: the sender's email domain (with a DKIM key, whose CNAME
 # record the domain's DNS must publish before mail is signed), and the approved sender the
-# service's containers submit as. The containers send with `SubmitRawEmail` (the whole MIME
-# message, its calendar invitation included) signed as their resource principal, so no SMTP
-# credential (and no password in any state) exists; the access module grants them `use
-# approved-senders` for this address only.
+# service's containers (or the `oci-vm` target's VM) submit as. They send with `SubmitRawEmail`
+# (the whole MIME message, its calendar invitation included) signed as their resource principal
+# (the VM: its instance principal), so no SMTP credential (and no password in any state) exists;
+# the access module grants them `use approved-senders` for this address only.
 
 locals {
   domain = lower(split("@", var.sender)[1])

@@ -183,7 +183,8 @@ impl LocalTarget {
         );
         // E-mail goes to a Maildir under the target's directory (no mail server needed),
         // unless the profile's [service.env] names a transport of its own.
-        if !env.contains_key("CALOPS_MAIL_TRANSPORT") {
+        let own_transport = env.contains_key("CALOPS_MAIL_TRANSPORT");
+        if !own_transport {
             env.insert(
                 "CALOPS_MAIL_TRANSPORT".into(),
                 format!("maildir:{}", absolute(&self.layout.mail()).display()),
@@ -191,8 +192,23 @@ impl LocalTarget {
             env.entry("CALOPS_MAIL_FROM".into())
                 .or_insert_with(|| "bookings@localhost".into());
         }
-        env.entry("CALOPS_PUBLIC_URL".into())
-            .or_insert_with(|| self.public_url());
+        // The address the mail's links point at: this machine's, or on the VM the load
+        // balancer's (its bind address, 0.0.0.0, reaches no one; no hostname: no links).
+        let public_url = if vm {
+            crate::runtime::env::vm_public_url(
+                self.profile
+                    .load_balancer
+                    .hostname
+                    .as_ref()
+                    .map(|h| h.as_str()),
+                self.profile.load_balancer.certificate_id.is_some(),
+            )
+        } else {
+            Some(self.public_url())
+        };
+        if let Some(u) = public_url {
+            env.entry("CALOPS_PUBLIC_URL".into()).or_insert(u);
+        }
         env.insert("CALOPS_REUSE_PORT".into(), "true".into());
         env.insert(
             "CALOPS_PRIVATE_LISTEN".into(),
@@ -204,20 +220,34 @@ impl LocalTarget {
         );
         if vm {
             // The oci-vm target's runtime contract: serve signs as the VM's instance principal
-            // (Vault, Monitoring), with the agent's endpoints.
+            // (Vault, Monitoring, Email Delivery), with the agent's endpoints.
             let compartment = self
                 .profile
                 .oci
                 .as_ref()
                 .map(|o| o.compartment_id.as_str().to_string())
                 .context("an oci-vm profile has [oci] compartment_id")?;
-            let extra = crate::runtime::env::vm_service_env(&compartment, &vault, std::env::vars())
-                .map_err(|m| {
-                    crate::error::actionable(
-                        m,
-                        "refer to that secret with env:NAME, or use one of those names",
-                    )
-                })?;
+            // [service] mail_sender sends through Email Delivery, unless [service.environment]
+            // names a transport of its own (which wins, as on the container target).
+            let mail_sender = self
+                .profile
+                .service
+                .mail_sender
+                .as_ref()
+                .map(|a| a.as_str())
+                .filter(|_| !own_transport);
+            let extra = crate::runtime::env::vm_service_env(
+                &compartment,
+                mail_sender,
+                &vault,
+                std::env::vars(),
+            )
+            .map_err(|m| {
+                crate::error::actionable(
+                    m,
+                    "refer to that secret with env:NAME, or use one of those names",
+                )
+            })?;
             env.extend(extra);
         }
         Ok(env)

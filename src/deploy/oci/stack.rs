@@ -167,6 +167,21 @@ pub struct DnsRecord {
 }
 
 impl StackOutputs {
+    /// The outputs of a Terraform state file (format 4: `outputs` of `{value, type}`, as
+    /// `terraform output -json` prints them without `sensitive`), e.g. the `oci-vm` stack's,
+    /// which the operator applies and calops only reads.
+    pub fn from_state(state: &[u8]) -> anyhow::Result<StackOutputs> {
+        let v: serde_json::Value =
+            serde_json::from_slice(state).context("the Terraform state is not JSON")?;
+        let outputs = v
+            .get("outputs")
+            .cloned()
+            .unwrap_or_else(|| serde_json::json!({}));
+        StackOutputs::parse(&crate::terraform::driver::parse_outputs(
+            &outputs.to_string(),
+        )?)
+    }
+
     /// Parse the outputs; an empty state (nothing applied yet) gives empty outputs.
     pub fn parse(outputs: &Outputs) -> anyhow::Result<StackOutputs> {
         let text = |k: &str| outputs.get(k).and_then(|v| v.as_str()).map(String::from);

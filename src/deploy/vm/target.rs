@@ -14,6 +14,7 @@
 
 use super::objects::{self, Desired, ProfileFile, Report, ReportOutcome};
 use crate::deploy::ledger::Release;
+use crate::deploy::oci::stack::{DnsRecord, StackOutputs};
 use crate::deploy::ocistore::OciStore;
 use crate::deploy::pipeline::{Artifact, Target, VerifyFailure};
 use crate::deploy::steps::Steps;
@@ -57,6 +58,9 @@ pub struct VmTarget {
     /// How often the agent's report is looked for.
     pub poll: Duration,
     last_report: Option<Report>,
+    /// The DKIM record the mail sender's domain must publish (the stack's `mail_dkim_cname`
+    /// output, from its Terraform state), printed with the release.
+    pub mail_dkim_cname: Option<DnsRecord>,
     ui: Ui,
 }
 
@@ -76,6 +80,32 @@ pub fn profile_files(profile: &Profile) -> Result<Vec<ProfileFile>> {
             Ok(ProfileFile { name, text })
         })
         .collect()
+}
+
+/// The DKIM record of the `oci-vm` stack that sends mail (`[service] mail_sender`): its
+/// `mail_dkim_cname` output, read from the Terraform state in the state bucket (`[state]
+/// backend = "oci"`; the operator applies this stack, calops reads it). `None` without a
+/// sender, with a local state, or before the stack is applied; a state that cannot be read is
+/// a warning, never a failed deploy.
+pub async fn mail_dkim_cname(profile: &Profile, state: &OciStore, ui: &Ui) -> Option<DnsRecord> {
+    if profile.service.mail_sender.is_none() || profile.state.backend != "oci" {
+        return None;
+    }
+    let key = crate::render::state_key(&profile.state.prefix);
+    let read = match state.get(&key).await {
+        Ok(Some((body, _))) => StackOutputs::from_state(&body),
+        Ok(None) => return None,
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    };
+    match read {
+        Ok(o) => o.mail_dkim_cname,
+        Err(e) => {
+            ui.warn(format!(
+                "could not read the stack's mail_dkim_cname output from the Terraform state ({key}): {e:#}; `terraform output mail_dkim_cname` in the rendered directory shows it"
+            ));
+            None
+        }
+    }
 }
 
 /// `CALOPS_HEALTH_URL`, else the load balancer's `https://<hostname>`.
@@ -121,6 +151,7 @@ impl VmTarget {
             profile_files,
             poll: Duration::from_millis(500),
             last_report: None,
+            mail_dkim_cname: None,
             ui,
         })
     }
@@ -465,6 +496,12 @@ impl Target for VmTarget {
         if let Some(r) = &self.last_report {
             m.insert(
                 "agent_report".into(),
+                serde_json::to_value(r).unwrap_or_default(),
+            );
+        }
+        if let Some(r) = &self.mail_dkim_cname {
+            m.insert(
+                "mail_dkim_cname".into(),
                 serde_json::to_value(r).unwrap_or_default(),
             );
         }

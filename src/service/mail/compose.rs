@@ -187,6 +187,15 @@ pub fn texts(m: &ClaimedMail, links: Option<&SelfServiceUrls>) -> Texts {
     }
 }
 
+/// `a` as it goes out (envelope and headers): an internationalized domain as its IDNA
+/// A-labels (`domain::address::outgoing`), since neither SMTP without SMTPUTF8 nor OCI's
+/// `SubmitRawEmail` carries other letters.
+fn mail_address(a: &str) -> Result<lettre::Address, String> {
+    crate::service::domain::address::outgoing(a)?
+        .parse()
+        .map_err(|e: lettre::address::AddressError| e.to_string())
+}
+
 /// The whole message of outbox row `m`; `Err` (with the reason, for the dead letter) when an
 /// address cannot be used.
 pub fn message(m: &ClaimedMail, s: &Sender<'_>) -> Result<Message, String> {
@@ -195,14 +204,9 @@ pub fn message(m: &ClaimedMail, s: &Sender<'_>) -> Result<Message, String> {
         .filter(|_| m.role != "host")
         .map(|base| self_service_urls(base, s.page_key, m.booking_uid, m.org_id, m.end));
     let t = texts(m, links.as_ref());
-    let from_addr: lettre::Address = s
-        .from
-        .parse()
-        .map_err(|e| format!("sender {:?}: {e}", s.from))?;
-    let to_addr: lettre::Address = m
-        .recipient
-        .parse()
-        .map_err(|e| format!("recipient is not an address: {e}"))?;
+    let from_addr = mail_address(s.from).map_err(|e| format!("sender {:?}: {e}", s.from))?;
+    let to_addr =
+        mail_address(&m.recipient).map_err(|e| format!("recipient is not an address: {e}"))?;
     let sender_name = m
         .sender_name
         .clone()
@@ -224,7 +228,7 @@ pub fn message(m: &ClaimedMail, s: &Sender<'_>) -> Result<Message, String> {
         .subject(t.subject)
         .message_id(Some(format!("<{}@{}>", m.uid, from_addr.domain())));
     if m.role != "host" {
-        if let Ok(r) = reply_to.parse::<lettre::Address>() {
+        if let Ok(r) = mail_address(&reply_to) {
             b = b.reply_to(Mailbox::new(Some(m.host_name.clone()), r));
         }
     }
@@ -352,5 +356,38 @@ mod tests {
             page_key: b"k",
         };
         assert!(message(&bad, &s).unwrap_err().contains("recipient"));
+    }
+
+    #[test]
+    fn internationalized_domains_leave_as_a_labels_in_the_envelope_and_headers() {
+        let m = ClaimedMail {
+            recipient: "someone@bücher.example".into(),
+            host_email: "hal@hôte.example".into(),
+            ..sample("created", "attendee", None)
+        };
+        let s = Sender {
+            from: "bookings@bücher.example",
+            public_url: None,
+            page_key: b"k",
+        };
+        let msg = message(&m, &s).unwrap();
+        let env = msg.envelope();
+        let to: Vec<String> = env.to().iter().map(|a| a.to_string()).collect();
+        assert_eq!(to, ["someone@xn--bcher-kva.example"]);
+        assert_eq!(
+            env.from().map(|a| a.to_string()).as_deref(),
+            Some("bookings@xn--bcher-kva.example")
+        );
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        let headers = &raw[..raw.find("\r\n\r\n").unwrap()];
+        assert!(headers.is_ascii(), "{headers}");
+        for h in [
+            "<someone@xn--bcher-kva.example>",
+            "From: Acme <bookings@xn--bcher-kva.example>",
+            "Reply-To: \"Hal Host\" <hal@xn--hte-kna.example>",
+            "@xn--bcher-kva.example>",
+        ] {
+            assert!(headers.contains(h), "{h} not in {headers}");
+        }
     }
 }

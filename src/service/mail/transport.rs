@@ -1,7 +1,7 @@
 //! Sending one message: SMTP through lettre (rustls; STARTTLS required on `smtp://`, TLS from
 //! the first byte on `smtps://`), OCI Email Delivery's `SubmitRawEmail` (the same MIME bytes,
-//! signed as the resource principal), or a Maildir (`tmp/` then a rename into `new/`, so a
-//! reader never sees half a message).
+//! signed as the resource principal, or the `oci-vm` target's instance principal), or a Maildir
+//! (`tmp/` then a rename into `new/`, so a reader never sees half a message).
 
 use super::{Security, Transport};
 use crate::oci::client::{OciClient, OciError, OciRequest, Service};
@@ -48,7 +48,7 @@ impl Sender {
                     client: c.clone(),
                     compartment_id: compartment_id.clone(),
                 }),
-                None => Err("oci-email needs the container instance's resource principal (OCI_RESOURCE_PRINCIPAL_* variables), which this process does not have".into()),
+                None => Err("oci-email needs an OCI principal (the container instance's resource principal, OCI_RESOURCE_PRINCIPAL_* variables; or on the oci-vm target CALOPS_OCI_PRINCIPAL=instance_principal), which this process does not have".into()),
             },
             Transport::Maildir(dir) => {
                 for sub in ["tmp", "new", "cur"] {

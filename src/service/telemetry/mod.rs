@@ -177,7 +177,8 @@ mod tests {
     #[test]
     fn on_the_vm_the_exporter_is_on_with_the_vms_compartment_and_dimensions() {
         use crate::runtime::env::{vm_release_env, vm_service_env};
-        let mut vm = vm_service_env("ocid1.compartment.oc1..vm", &Default::default(), []).unwrap();
+        let mut vm =
+            vm_service_env("ocid1.compartment.oc1..vm", None, &Default::default(), []).unwrap();
         vm.extend(vm_release_env("sha256:0123456789abcdef00"));
         let s = Settings::from_env(&|n: &str| vm.get(n).cloned())
             .unwrap()

@@ -623,6 +623,13 @@ fn valid_email(s: &str) -> bool {
     s.len() <= MAX_EMAIL && crate::service::api::input::valid_email(s)
 }
 
+/// An address whose only fault is a local part with letters outside ASCII (`domain::address`).
+fn non_ascii_local_part(s: &str) -> bool {
+    s.len() <= MAX_EMAIL
+        && crate::service::domain::address::check(s)
+            == Err(crate::service::domain::address::Refusal::NonAsciiLocalPart)
+}
+
 /// Check the booking form; the values as typed and a message per field in trouble.
 pub fn check_form(f: &HashMap<String, String>, lang: Lang) -> (FormState, Vec<String>) {
     let get = |k: &str| f.get(k).map(|s| s.trim().to_string()).unwrap_or_default();
@@ -643,6 +650,8 @@ pub fn check_form(f: &HashMap<String, String>, lang: Lang) -> (FormState, Vec<St
     }
     if st.email.is_empty() {
         st.errors.insert("email", t("err-required", &[]));
+    } else if non_ascii_local_part(&st.email) {
+        st.errors.insert("email", t("err-email-ascii", &[]));
     } else if !valid_email(&st.email) {
         st.errors.insert("email", t("err-email", &[]));
     }
@@ -656,7 +665,10 @@ pub fn check_form(f: &HashMap<String, String>, lang: Lang) -> (FormState, Vec<St
         .filter(|g| !g.is_empty())
         .map(str::to_string)
         .collect();
-    if guests.len() > MAX_GUESTS || !guests.iter().all(|g| valid_email(g)) {
+    if let Some(g) = guests.iter().find(|g| non_ascii_local_part(g)) {
+        st.errors
+            .insert("guests", t("err-guests-ascii", &[("address", g.clone())]));
+    } else if guests.len() > MAX_GUESTS || !guests.iter().all(|g| valid_email(g)) {
         st.errors
             .insert("guests", t("err-guests", &[("n", MAX_GUESTS.to_string())]));
     }

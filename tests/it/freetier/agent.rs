@@ -173,7 +173,8 @@ impl Vm {
             .env("CALOPS_ENDPOINT_OBJECTSTORAGE", self.oci.base.as_str())
             // The service it starts reaches Vault and Monitoring there too.
             .env("CALOPS_ENDPOINT_SECRETS", self.oci.base.as_str())
-            .env("CALOPS_ENDPOINT_TELEMETRYINGESTION", self.oci.base.as_str());
+            .env("CALOPS_ENDPOINT_TELEMETRYINGESTION", self.oci.base.as_str())
+            .env("CALOPS_ENDPOINT_EMAILSUBMISSION", self.oci.base.as_str());
         c
     }
 
@@ -725,16 +726,23 @@ const PAGE_KEY_SECRET: &str =
     "ocid1.vaultsecret.oc1.ap-sydney-1.amaaaaaapagekeysecretexample000000000000000000000000000";
 
 /// The service the agent starts on the VM signs its OCI calls as the VM's instance principal
-/// (the runtime contract the agent gives it): it resolves a `vault:` secret with GetSecretBundle
-/// and posts its metrics with PostMetricData, both to the signature-checking stand-in, which
+/// (the runtime contract the agent gives it): it resolves a `vault:` secret with GetSecretBundle,
+/// posts its metrics with PostMetricData, and submits a booking's mail with Email Delivery's
+/// SubmitRawEmail (`[service] mail_sender`), all to the signature-checking stand-in, which
 /// knows no resource principal token (one would be refused) and records who signed each call.
 /// `calops status` then reads the live figures for the VM's dimensions from Monitoring.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_principal() {
-    let test = "the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_principal";
+async fn the_service_on_the_vm_reads_vault_posts_metrics_and_sends_mail_as_the_instance_principal()
+{
+    let test =
+        "the_service_on_the_vm_reads_vault_posts_metrics_and_sends_mail_as_the_instance_principal";
     let extra = format!(
-        "CALOPS_METRICS_INTERVAL = \"1s\"\n\n[service.secrets]\nCALOPS_PAGE_KEY = \"vault:{PAGE_KEY_SECRET}\"\n"
+        "CALOPS_METRICS_INTERVAL = \"1s\"\nCALOPS_MAIL_POLL = \"200ms\"\n\n[service.secrets]\nCALOPS_PAGE_KEY = \"vault:{PAGE_KEY_SECRET}\"\n\n[service]\nmail_sender = \"{MAIL_SENDER}\"\n"
     );
+    // The submitted messages are read with Python's email and icalendar packages.
+    let Some(py) = crate::mail::python(test) else {
+        return;
+    };
     let Some(mut vm) = Vm::with_profile(test, &extra).await else {
         return;
     };
@@ -744,6 +752,28 @@ async fn the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_pri
         .unwrap()
         .secrets
         .insert(PAGE_KEY_SECRET.into(), "k".repeat(64));
+    // The stack the operator applied: its Terraform state (written by the real terraform) in
+    // the state bucket, with the DKIM record the sender's domain must publish.
+    let Some(state) = crate::freetier::state_with_dkim_output(test, DKIM.0, DKIM.1) else {
+        return;
+    };
+    {
+        let mut st = vm.oci.store.lock().unwrap();
+        let mut bucket = st.buckets[BUCKET].clone();
+        bucket["name"] = "calops-tfstate".into();
+        st.buckets.insert("calops-tfstate".into(), bucket);
+        st.objects.insert(
+            (
+                "calops-tfstate".into(),
+                format!("{PROFILE}/terraform.tfstate"),
+            ),
+            (
+                state.into(),
+                "\"tfstate-1\"".into(),
+                "application/json".into(),
+            ),
+        );
+    }
     vm.start_agent();
     let one = vm.release("one", false);
     let digest = Vm::digest(&one);
@@ -760,6 +790,12 @@ async fn the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_pri
     };
     assert_eq!(code, 0, "{doc}\n{err}\n{}", log(&vm));
     assert_eq!(vm.serving().as_deref(), Some(digest.as_str()));
+    // The deploy names the DNS record to publish (`--json`: under the release's details).
+    assert_eq!(
+        doc["release"]["details"]["mail_dkim_cname"],
+        json!({"name": DKIM.0, "value": DKIM.1}),
+        "{doc}"
+    );
     let bundle = format!("/20190301/secretbundles/{PAGE_KEY_SECRET}");
     // The metrics of the first interval arrive within a few seconds.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -812,20 +848,109 @@ async fn the_service_on_the_vm_reads_vault_and_posts_metrics_as_the_instance_pri
     assert_eq!(doc["figures_error"], Value::Null, "{doc}");
     assert!(doc["figures"].is_object(), "{doc}");
     assert_eq!(doc["alarms_error"], Value::Null, "{doc}");
-    let st = vm.oci.store.lock().unwrap();
-    assert!(!st.metric_queries.is_empty());
-    let want = format!("{{slot = \"vm\", release = \"{release}\"");
+    {
+        let st = vm.oci.store.lock().unwrap();
+        assert!(!st.metric_queries.is_empty());
+        let want = format!("{{slot = \"vm\", release = \"{release}\"");
+        assert!(
+            st.metric_queries.iter().all(|q| q.contains(&want)),
+            "{:?}",
+            st.metric_queries
+        );
+        let summarize = st.signers("/20180401/metrics/actions/summarizeMetricsData");
+        assert!(
+            summarize.iter().all(|s| *s == Signer::ApiKey),
+            "{summarize:?}"
+        );
+    }
+
+    // A booking on the VM: its confirmations are submitted to Email Delivery in the stack's
+    // compartment, from the approved sender, signed as the instance principal.
+    let key = vm.seed().await;
+    let uid = vm.book(&key, "zoe").await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mails = loop {
+        let mails = vm.oci.store.lock().unwrap().raw_emails.clone();
+        if mails.len() >= 2 {
+            break mails;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the booking's mail was not submitted within 40 s ({} so far): {:?}\n{}",
+            mails.len(),
+            vm.oci.store.lock().unwrap().failures,
+            log(&vm)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut to: Vec<&str> = mails
+        .iter()
+        .map(|(h, _)| h["recipients"].as_str())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["host@demo.example.com", "zoe@example.com"]);
+    let maildir = tempfile::tempdir().unwrap();
+    for sub in ["tmp", "new", "cur"] {
+        std::fs::create_dir(maildir.path().join(sub)).unwrap();
+    }
+    for (i, (h, body)) in mails.iter().enumerate() {
+        assert_eq!(h["sender"], MAIL_SENDER);
+        assert_eq!(h["content-type"], "message/rfc822");
+        assert_eq!(
+            h["compartment-id"],
+            "ocid1.compartment.oc1..aaaaaaaafreeaucompartmentexample000000000000000000000000"
+        );
+        std::fs::write(maildir.path().join(format!("new/{i}.eml")), body).unwrap();
+    }
+    // The whole MIME message each: to its recipient, from the sender, the confirmation with
+    // the booking's invitation.
+    let booking = vm.booking(&key, &uid).await;
+    let title = booking["data"]["title"].as_str().unwrap_or_default();
+    let parsed = crate::mail::read(&py, maildir.path());
+    assert_eq!(parsed.len(), mails.len());
+    for (m, (h, _)) in parsed.iter().zip(&mails) {
+        let to = m["to"].as_str().unwrap();
+        assert!(to.ends_with(&format!("<{}>", h["recipients"])), "{m}");
+        assert!(m["from"].as_str().unwrap().contains(MAIL_SENDER), "{m}");
+        let subject = m["subject"].as_str().unwrap();
+        assert!(subject.starts_with("Confirmed: "), "{subject}");
+        assert!(
+            !title.is_empty() && subject.contains(title),
+            "{subject} / {booking}"
+        );
+        assert_eq!(m["ics"]["method"], "REQUEST", "{m}");
+        // Links, where there are any, go through the load balancer, never the VM's address.
+        let text = m.to_string();
+        assert!(
+            !text.contains("0.0.0.0") && !text.contains("127.0.0.1"),
+            "{m}"
+        );
+    }
+    // The attendee's message has the booking pages' links, on the load balancer's hostname.
+    let zoe = parsed
+        .iter()
+        .find(|m| m["to"].as_str().unwrap().ends_with("<zoe@example.com>"))
+        .unwrap();
     assert!(
-        st.metric_queries.iter().all(|q| q.contains(&want)),
-        "{:?}",
-        st.metric_queries
+        zoe["plain"]
+            .as_str()
+            .unwrap()
+            .contains("https://book.example.com.au/"),
+        "{zoe}"
     );
-    let summarize = st.signers("/20180401/metrics/actions/summarizeMetricsData");
+    let st = vm.oci.store.lock().unwrap();
+    let submits = st.signers(calops::service::mail::transport::SUBMIT_RAW_EMAIL_PATH);
     assert!(
-        summarize.iter().all(|s| *s == Signer::ApiKey),
-        "{summarize:?}"
+        submits.len() >= 2 && submits.iter().all(|s| *s == Signer::InstancePrincipal),
+        "SubmitRawEmail signed as {submits:?}"
     );
 }
+
+const MAIL_SENDER: &str = "bookings@example.com.au";
+const DKIM: (&str, &str) = (
+    "calops-ap-sydney-1._domainkey.example.com.au",
+    "calops-ap-sydney-1.example.com.au.dkim.syd1.oracleemaildelivery.com",
+);
 
 fn ops_profile(vm: &Vm) -> PathBuf {
     vm.ops
@@ -943,7 +1068,8 @@ impl Vm {
         v["data"]["uid"].as_str().unwrap().to_string()
     }
 
-    async fn booking_status(&self, key: &(String, i64), uid: &str) -> String {
+    /// `GET /v2/bookings/{uid}` on the VM's service.
+    async fn booking(&self, key: &(String, i64), uid: &str) -> Value {
         let (_, v) = self
             .api(
                 reqwest::Method::GET,
@@ -952,6 +1078,11 @@ impl Vm {
                 None,
             )
             .await;
+        v
+    }
+
+    async fn booking_status(&self, key: &(String, i64), uid: &str) -> String {
+        let v = self.booking(key, uid).await;
         v["data"]["status"]
             .as_str()
             .unwrap_or("missing")

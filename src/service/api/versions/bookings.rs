@@ -151,10 +151,9 @@ fn attendee(
     let email = email.map(str::trim).filter(|e| !e.is_empty());
     let phone = phone.map(str::trim).filter(|p| !p.is_empty());
     match email {
-        Some(e) if !input::valid_email(e) => errors.push(FieldError::new(
-            at("email"),
-            format!("{e:?} is not an e-mail address mail can be sent to: {NOT_AN_ADDRESS}"),
-        )),
+        Some(e) if !input::valid_email(e) => {
+            errors.push(FieldError::new(at("email"), refused_address(e)))
+        }
         None if phone.is_none() => errors.push(FieldError::new(
             at("email"),
             "required (or a phoneNumber): at least one way to reach the attendee",
@@ -205,6 +204,17 @@ fn attendee(
 const NOT_AN_ADDRESS: &str =
     "give one address such as ann@example.com (no spaces, no two dots in a row, a domain with a dot)";
 
+/// Why address `e` is refused, and what to do.
+fn refused_address(e: &str) -> String {
+    use crate::service::domain::address::{check, Refusal};
+    match check(e) {
+        Err(Refusal::NonAsciiLocalPart) => format!(
+            "{e:?} has letters outside ASCII before the @, which calops' mail cannot carry (no SMTPUTF8): give an address whose part before the @ is plain ASCII, such as ann@example.com (the domain may have other letters, e.g. ann@bücher.example)"
+        ),
+        _ => format!("{e:?} is not an e-mail address mail can be sent to: {NOT_AN_ADDRESS}"),
+    }
+}
+
 /// Guests' e-mail addresses, trimmed (at most 30); `field` names the list in errors
 /// (`guests`, `responses.guests`).
 pub fn guests(field: &str, list: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
@@ -212,7 +222,7 @@ pub fn guests(field: &str, list: &[String], errors: &mut Vec<FieldError>) -> Vec
         if !input::valid_email(g.trim()) {
             errors.push(FieldError::new(
                 format!("{field}[{i}]"),
-                format!("{g:?} is not an e-mail address mail can be sent to: {NOT_AN_ADDRESS}"),
+                refused_address(g.trim()),
             ));
         }
     }
