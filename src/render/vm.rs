@@ -1,7 +1,7 @@
 //! The root module of an `oci-vm` profile: network, bucket, ONE compute instance with its
 //! cloud-init user data ([`super::cloudinit`]), the load balancer, IAM for instance principals,
-//! alarms, and Email Delivery when the profile sends mail. Pure and deterministic like [`super::render`], whose backend, lookups and modules it
-//! shares.
+//! alarms, and Email Delivery when the profile sends mail. Pure and deterministic like
+//! [`super::render`], whose backend, lookups and modules it shares.
 
 use super::cloudinit::{self, VmInit};
 use super::input::{
