@@ -144,6 +144,29 @@ async fn purge(ctx: Arc<Ctx>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
+/// What a background loop does next.
+enum Turn {
+    Go,
+    /// Held back for bookings: look again.
+    Wait,
+    Stop,
+}
+
+/// The top of each round of the expansion and the workers: stop when told to; hold back while
+/// this process is making bookings (`pace`).
+async fn turn(ctx: &Ctx, stopped: &mut watch::Receiver<bool>) -> Turn {
+    if *stopped.borrow() {
+        return Turn::Stop;
+    }
+    if let Some(hold) = ctx.pace.wait(ctx.metrics.bookings_made(), Instant::now()) {
+        tokio::select! {
+            _ = tokio::time::sleep(hold) => return Turn::Wait,
+            _ = stopped.changed() => return Turn::Stop,
+        }
+    }
+    Turn::Go
+}
+
 /// How many booking events one expansion takes.
 const EXPAND_BATCH: i64 = 100;
 /// How long the expansion waits after a change is notified, for more to come.
@@ -158,14 +181,10 @@ async fn expand(
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
-        if *stopped.borrow() {
-            return;
-        }
-        if let Some(hold) = ctx.pace.wait(ctx.metrics.bookings_made(), Instant::now()) {
-            tokio::select! {
-                _ = tokio::time::sleep(hold) => continue,
-                _ = stopped.changed() => return,
-            }
+        match turn(&ctx, &mut stopped).await {
+            Turn::Stop => return,
+            Turn::Wait => continue,
+            Turn::Go => {}
         }
         let notified = events.notified();
         let mut notified = std::pin::pin!(notified);
@@ -200,14 +219,10 @@ async fn expand(
 async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
     let lease = ctx.settings.lease().as_secs_f64();
     loop {
-        if *stopped.borrow() {
-            return;
-        }
-        if let Some(hold) = ctx.pace.wait(ctx.metrics.bookings_made(), Instant::now()) {
-            tokio::select! {
-                _ = tokio::time::sleep(hold) => continue,
-                _ = stopped.changed() => return,
-            }
+        match turn(&ctx, &mut stopped).await {
+            Turn::Stop => return,
+            Turn::Wait => continue,
+            Turn::Go => {}
         }
         let notified = wake.notified();
         let mut notified = std::pin::pin!(notified);
