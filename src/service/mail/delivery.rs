@@ -10,7 +10,8 @@
 //! recipient for good (5xx); a reminder whose booking is no longer accepted is `skipped`.
 //! Reminders are rows due at their time: the same claim picks them up, no cron job needed.
 //! While this process is making bookings, the workers hold back (`pace`): up to
-//! `yield_max`, so a burst of bookings is not slowed by its own mail.
+//! `yield_max`, so a burst of bookings is not slowed by its own mail; past that, one worker
+//! sends until the spell ends.
 //!
 //! Exactly once per (event, recipient): the outbox has one row per pair (unique key) and only
 //! the holder of a row's latest attempt may record it. What no database can make atomic is the
@@ -25,7 +26,7 @@ use super::Settings;
 use crate::service::domain::webhooks::policy::{after_attempt, Next};
 use crate::service::metrics::Metrics;
 use crate::service::state::PageKey;
-use crate::service::store::mail::{ClaimedMail, CHANNEL};
+use crate::service::store::mail::{ClaimedMail, CHANNEL, QUEUED_CHANNEL};
 use crate::service::store::Store;
 use jiff::Timestamp;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ struct Ctx {
     store: Store,
     settings: Settings,
     pace: super::pace::Pace,
+    /// The lead worker found nothing to send (for the expansion, while bookings go on).
+    starved: Notify,
     sender: Sender,
     page_key: PageKey,
     metrics: Arc<Metrics>,
@@ -90,19 +93,32 @@ pub async fn spawn(
         let (events, wake) = (events.clone(), wake.clone());
         tasks.push(tokio::spawn(async move {
             use crate::service::store::notify::{self, Event};
-            notify::listen(connector, &[CHANNEL], stopped, move |e| match e {
-                Event::Listening | Event::Notification { .. } => {
-                    events.notify_waiters();
-                    wake.notify_waiters();
-                }
-                Event::Lost => {}
-            })
+            // Booking changes wake the expansion only: a worker woken by each booking would
+            // find nothing to claim until the changes are expanded (and cost two statements a
+            // booking for it); an expansion (this replica's or another's) wakes the workers.
+            notify::listen(
+                connector,
+                &[CHANNEL, QUEUED_CHANNEL],
+                stopped,
+                move |e| match e {
+                    Event::Listening => {
+                        events.notify_waiters();
+                        wake.notify_waiters();
+                    }
+                    Event::Notification { channel, .. } if channel == QUEUED_CHANNEL => {
+                        wake.notify_waiters()
+                    }
+                    Event::Notification { .. } => events.notify_waiters(),
+                    Event::Lost => {}
+                },
+            )
             .await
         }));
     }
     let ctx = Arc::new(Ctx {
         store,
         pace: super::pace::Pace::new(settings.yield_max),
+        starved: Notify::new(),
         settings,
         sender,
         page_key,
@@ -115,11 +131,12 @@ pub async fn spawn(
         wake.clone(),
         stopped.clone(),
     )));
-    for _ in 0..ctx.settings.workers {
+    for i in 0..ctx.settings.workers {
         tasks.push(tokio::spawn(work(
             ctx.clone(),
             wake.clone(),
             stopped.clone(),
+            i == 0,
         )));
     }
     Ok(Workers { stop, tasks })
@@ -153,14 +170,31 @@ enum Turn {
 }
 
 /// The top of each round of the expansion and the workers: stop when told to; hold back while
-/// this process is making bookings (`pace`).
-async fn turn(ctx: &Ctx, stopped: &mut watch::Receiver<bool>) -> Turn {
+/// this process is making bookings (`pace`; past its `yield_max` only the `lead` goes on).
+/// `asked`: a hold that ends early when this is notified (the expansion, when the lead worker
+/// has nothing left to send).
+async fn turn(
+    ctx: &Ctx,
+    stopped: &mut watch::Receiver<bool>,
+    lead: bool,
+    asked: Option<&Notify>,
+) -> Turn {
     if *stopped.borrow() {
         return Turn::Stop;
     }
-    if let Some(hold) = ctx.pace.wait(ctx.metrics.bookings_made(), Instant::now()) {
+    if let Some(hold) = ctx
+        .pace
+        .wait(ctx.metrics.bookings_made(), Instant::now(), lead)
+    {
+        let asked = async {
+            match asked {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(hold) => return Turn::Wait,
+            _ = asked => return Turn::Go,
             _ = stopped.changed() => return Turn::Stop,
         }
     }
@@ -174,6 +208,9 @@ const EXPAND_GATHER: Duration = Duration::from_millis(50);
 
 /// Expand booking events into messages (`Store::expand_mail_events`) as they come, and wake the
 /// workers when there are new messages. One per process; replicas take different events.
+/// Through a long spell of bookings (past `yield_max`), it expands one batch whenever the lead
+/// worker has sent everything (`Ctx::starved`), so that the changes are made into messages as
+/// fast as that one worker sends them, not as fast as they come.
 async fn expand(
     ctx: Arc<Ctx>,
     events: Arc<Notify>,
@@ -181,7 +218,7 @@ async fn expand(
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
-        match turn(&ctx, &mut stopped).await {
+        match turn(&ctx, &mut stopped, false, Some(&ctx.starved)).await {
             Turn::Stop => return,
             Turn::Wait => continue,
             Turn::Go => {}
@@ -216,10 +253,11 @@ async fn expand(
     }
 }
 
-async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+/// One worker; the `lead` goes on sending through a long spell of bookings (`pace`).
+async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>, lead: bool) {
     let lease = ctx.settings.lease().as_secs_f64();
     loop {
-        match turn(&ctx, &mut stopped).await {
+        match turn(&ctx, &mut stopped, lead, None).await {
             Turn::Stop => return,
             Turn::Wait => continue,
             Turn::Go => {}
@@ -232,14 +270,19 @@ async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, mut stopped: watch::Receiver<boo
                 attempt(&ctx, m).await;
                 continue;
             }
-            Ok(None) => match ctx.store.next_mail_due().await {
-                Ok(Some(due)) => {
-                    let ms = due.as_millisecond() - Timestamp::now().as_millisecond();
-                    Duration::from_millis(ms.clamp(10, i64::MAX) as u64)
-                        .min(ctx.settings.poll_interval)
+            Ok(None) => {
+                if lead {
+                    ctx.starved.notify_one();
                 }
-                _ => ctx.settings.poll_interval,
-            },
+                match ctx.store.next_mail_due().await {
+                    Ok(Some(due)) => {
+                        let ms = due.as_millisecond() - Timestamp::now().as_millisecond();
+                        Duration::from_millis(ms.clamp(10, i64::MAX) as u64)
+                            .min(ctx.settings.poll_interval)
+                    }
+                    _ => ctx.settings.poll_interval,
+                }
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "claiming mail failed; retrying");
                 ctx.settings.poll_interval

@@ -101,7 +101,7 @@ pub struct Settings {
     /// Sent, dead and skipped messages older than this are deleted.
     pub retention: Duration,
     /// How long the workers may hold mail back while this process keeps making bookings
-    /// (`pace`); zero: never.
+    /// (`pace`; past it one worker sends until the bookings stop); zero: never.
     pub yield_max: Duration,
 }
 

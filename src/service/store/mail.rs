@@ -8,8 +8,10 @@ use jiff::Timestamp;
 use serde_json::Value;
 use uuid::Uuid;
 
-/// The LISTEN/NOTIFY channel the triggers notify when they queue messages.
+/// The LISTEN/NOTIFY channel the triggers notify when they queue a booking change.
 pub const CHANNEL: &str = "calops_mail";
+/// The channel an expansion notifies when it has queued messages.
+pub const QUEUED_CHANNEL: &str = "calops_mail_queued";
 
 /// One message to one recipient, claimed by one worker, with what it needs to be written.
 #[derive(Debug, Clone)]
@@ -126,11 +128,16 @@ const EXPAND: &str = "WITH ev AS (
 
 impl Store {
     /// Expand up to `limit` booking events into messages (see [`EXPAND`]): (events, messages).
+    /// New messages are notified on [`QUEUED_CHANNEL`], for the workers of every replica.
     pub async fn expand_mail_events(&self, limit: i64) -> Result<(i64, i64)> {
         let c = self.conn().await?;
         let stmt = c.prepare_cached(EXPAND).await?;
         let r = c.query_one(&stmt, &[&limit]).await?;
-        Ok((r.get(0), r.get(1)))
+        let (events, messages): (i64, i64) = (r.get(0), r.get(1));
+        if messages > 0 {
+            c.execute(&format!("NOTIFY {QUEUED_CHANNEL}"), &[]).await?;
+        }
+        Ok((events, messages))
     }
 
     /// Whether the booking triggers queue messages (the service has a transport).
