@@ -231,35 +231,27 @@ impl Store {
     /// See [`MailBacklog`].
     pub async fn mail_backlog(&self) -> Result<MailBacklog> {
         let c = self.conn().await?;
+        // One statement: the pending messages, the dead ones, and the booking changes not yet
+        // expanded into their messages (counted as pending, aged from the change).
         let r = c
             .query_one(
-                "SELECT count(*) FILTER (WHERE due_at <= now()),
-                   COALESCE(extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now())), 0)::float8,
-                   count(*) FILTER (WHERE due_at > now())
-                 FROM mail_outbox WHERE status = 'pending'",
-                &[],
-            )
-            .await?;
-        let dead: i64 = c
-            .query_one(
-                "SELECT count(*) FROM mail_outbox WHERE status = 'dead'",
-                &[],
-            )
-            .await?
-            .get(0);
-        // Booking events not yet expanded into their messages.
-        let events = c
-            .query_one(
-                "SELECT count(*),
-                   COALESCE(extract(epoch FROM now() - min(at)), 0)::float8 FROM mail_events",
+                "SELECT o.due + e.n, GREATEST(o.age, e.age), o.scheduled, d.dead FROM
+                   (SELECT count(*) FILTER (WHERE due_at <= now()) AS due,
+                      COALESCE(extract(epoch FROM now() - min(due_at) FILTER (WHERE due_at <= now())), 0)::float8 AS age,
+                      count(*) FILTER (WHERE due_at > now()) AS scheduled
+                    FROM mail_outbox WHERE status = 'pending') o,
+                   (SELECT count(*) AS dead FROM mail_outbox WHERE status = 'dead') d,
+                   (SELECT count(*) AS n,
+                      COALESCE(extract(epoch FROM now() - min(at)), 0)::float8 AS age
+                    FROM mail_events) e",
                 &[],
             )
             .await?;
         Ok(MailBacklog {
-            pending: r.get::<_, i64>(0) + events.get::<_, i64>(0),
-            oldest_pending_seconds: r.get::<_, f64>(1).max(events.get(1)),
+            pending: r.get(0),
+            oldest_pending_seconds: r.get(1),
             scheduled: r.get(2),
-            dead,
+            dead: r.get(3),
         })
     }
 
